@@ -1,0 +1,63 @@
+"""The Article record every other part of the package works on, and the report of skipped input."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Article:
+    """One article after ingest: clean plain text, a stable id, and where it came from.
+
+    kind is one of ``news`` (front matter news item), ``blog`` (Markdown post), ``text`` (plain text),
+    ``jsonl`` (a line of a JSONL feed) or ``related`` (an item known only from a curated ``related:`` list).
+    ``curated`` holds the ids of the hand-curated related links, in their order.
+    """
+
+    id: str
+    title: str
+    excerpt: str = ""
+    body: str = ""
+    url: str | None = None
+    published: str | None = None
+    source: str | None = None
+    topics: list[str] = field(default_factory=list)
+    kind: str = "text"
+    path: str = ""
+    curated: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Article":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input that was skipped (or partly used), with the file (and line) and the reason."""
+
+    path: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Corpus:
+    """The result of reading a corpus: articles in a deterministic order, curated links, skipped input."""
+
+    articles: list[Article]
+    problems: list[Problem] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Article]:
+        return {a.id: a for a in self.articles}
+
+    def curated_pairs(self) -> list[tuple[str, str]]:
+        """(article id, related id) for every hand-curated link, in list order."""
+        return [(a.id, rid) for a in self.articles for rid in a.curated]

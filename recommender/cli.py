@@ -1,0 +1,169 @@
+"""The `recommender` command line: a thin layer over the library. Results go to stdout, logs and progress
+to stderr. Exit codes: 0 success, 1 a user error (one line on stderr), 2 bad usage."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .index import INDEX_ENV, DEFAULT_INDEX_DIR, Index, UnknownArticle, build_index
+from .progress import configure_logging
+from .render import render_info, render_related
+
+log = logging.getLogger("recommender")
+
+
+def user_errors(func):
+    """Turn library errors into one-line `click.ClickException`s (exit code 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .embedder import ModelError
+        from .lock import LockedError
+        from .manifest import IndexProblem
+
+        try:
+            return func(*args, **kwargs)
+        except (UnknownArticle, IndexProblem, ModelError, LockedError, FileNotFoundError, ValueError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            raise click.ClickException(str(message)) from None
+
+    return wrapper
+
+
+def index_option(func):
+    return click.option(
+        "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), envvar=INDEX_ENV,
+        default=DEFAULT_INDEX_DIR, show_default=True, show_envvar=True, help="Index folder.",
+    )(func)
+
+
+def quiet_option(func):
+    def callback(ctx, param, value):
+        if value:
+            configure_logging(quiet=True)
+            ctx.meta["quiet"] = True
+        return value
+
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=callback, is_eager=True,
+                        help="No progress bars or log lines, only results and errors.")(func)
+
+
+def is_quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.meta.get("quiet"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recommender")
+@quiet_option
+@click.option("-v", "--verbose", is_flag=True, help="Debug log lines on stderr.")
+def cli(verbose: bool) -> None:
+    """Related-articles links for a news or blog site: ingest, embed, index, query, evaluate."""
+    if not is_quiet():
+        configure_logging(verbose=verbose)
+
+
+@cli.command("index")
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--model", default=None, help="Local sentence-transformers folder, or 'hashing' (tests). "
+              "Default: the packaged all-MiniLM-L6-v2.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="Embedding arithmetic; bf16 is faster on CPUs with AVX-512 BF16/AMX.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@quiet_option
+@user_errors
+def index_cmd(corpus: Path, index_dir: Path, model: str | None, precision: str, batch_size: int) -> None:
+    """Build (or rebuild) the index from CORPUS: a folder, an article file, or a JSONL file.
+
+    Vectors of unchanged articles are reused from the index's cache, so a rebuild only embeds what changed.
+    """
+    report = build_index(corpus, index_dir, model=model, precision=precision, batch_size=batch_size,
+                         progress=not is_quiet())
+    for problem in report.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    click.echo(json.dumps({
+        "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
+        "reused": report.vectors.reused, "skipped": len(report.problems),
+        "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
+    }))
+
+
+@cli.command()
+@click.argument("query")
+@index_option
+@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many links.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@quiet_option
+@user_errors
+def related(query: str, index_dir: Path, k: int, as_json: bool) -> None:
+    """The K articles most related to QUERY: an article id, a URL, or an article file.
+
+    By id or URL the stored vectors answer and no model is loaded; a file not in the index is embedded.
+    """
+    with Index.open(index_dir) as index:
+        source, results = related_for(index, query, k)
+    click.echo(render_related(source, results, as_json))
+
+
+def related_for(index: Index, query: str, k: int):
+    """(the query article's description, results) for an id, URL or file."""
+    try:
+        info = index.get(query)
+        return {"id": info.id, "title": info.title, "url": info.url}, index.related(info.id, k)
+    except UnknownArticle as unknown:
+        path = Path(query)
+        if "://" in query or not path.is_file():
+            raise unknown
+    from .ingest import read_corpus
+
+    corpus = read_corpus(path)
+    for problem in corpus.problems:
+        log.warning("skipped %s", problem)
+    main = [a for a in corpus.articles if a.kind != "related"]
+    if not main:
+        raise ValueError(f"{path}: no usable article in the file")
+    article = main[0]
+    return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(article, k)
+
+
+@cli.command()
+@click.argument("text")
+@index_option
+@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many results.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@quiet_option
+@user_errors
+def search(text: str, index_dir: Path, k: int, as_json: bool) -> None:
+    """Articles closest in meaning to free TEXT (loads the model)."""
+    with Index.open(index_dir) as index:
+        results = index.search(text, k)
+    click.echo(render_related({"text": text}, results, as_json))
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@user_errors
+def info(index_dir: Path, as_json: bool) -> None:
+    """What the index holds: count, model, dimension, when it was built, size on disk."""
+    with Index.open(index_dir) as index:
+        click.echo(render_info(index.info(), as_json))
+
+
+def main() -> None:
+    cli(prog_name="recommender")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

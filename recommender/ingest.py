@@ -1,0 +1,429 @@
+"""Read articles from a directory, a file or a JSONL feed. The only module that reads corpus files.
+
+Formats (see ``../shared/seeds`` and ``demo/``):
+
+* Markdown (or .txt) with YAML front matter, news-item shape: title, excerpt, publishedDateTime, webUrl/originalUrl,
+  provider, topics, ``related:`` (hand-curated links, each becoming an article of its own) and an encrypted
+  ``secured:`` body that is ignored.
+* Blog posts: front matter (slug, title, description, tags) and a Markdown body; markup, HTML comments and
+  ``<head>`` blocks are stripped, a ``<link rel="canonical">`` in the body gives the URL.
+* Plain text: the first line is the title when it looks like one, else a title is taken from the first sentence.
+* JSONL: one ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?}`` object a line.
+
+Bad input never aborts a read: each file (or JSONL line) that cannot be used becomes a `Problem` and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import yaml
+
+from .article import Article, Corpus, Problem
+from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, shorten, url_to_id
+
+TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+MAX_FILE_BYTES = 50 * 1024 * 1024
+EXCERPT_CHARS = 300
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
+_CANONICAL_LINK = re.compile(r"<link\b[^>]*\brel=[\"']canonical[\"'][^>]*>", re.I)
+_HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
+_FIRST_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.M)
+URL_KEYS = ("webUrl", "url", "canonical_url", "canonicalUrl", "canonical", "permalink", "originalUrl", "link")
+DATE_KEYS = ("publishedDateTime", "published", "date", "pubDate", "datePublished", "created")
+
+
+class IngestError(ValueError):
+    """A file (or line) that cannot be turned into an article; the message says why."""
+
+
+# --- public API -------------------------------------------------------------------------------------
+
+
+def read_corpus(path: str | os.PathLike) -> Corpus:
+    """Read a directory (recursively), one article file, or a JSONL file into a deduplicated `Corpus`."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or directory")
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    if root.is_dir():
+        files = list(iter_corpus_files(root))
+        base = root
+    else:
+        files = [root]
+        base = root.parent
+    for file in files:
+        found, file_problems = read_file(file, base)
+        articles.extend(found)
+        problems.extend(file_problems)
+    merged, merge_problems = merge_articles(articles)
+    return Corpus(merged, problems + merge_problems)
+
+
+def iter_corpus_files(root: Path) -> Iterator[Path]:
+    """Article files under root in a stable order; hidden entries and README files are not articles."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.lower().startswith("readme"):
+                continue
+            suffix = Path(name).suffix.lower()
+            if suffix in TEXT_SUFFIXES or suffix in JSONL_SUFFIXES:
+                yield Path(dirpath) / name
+
+
+def read_file(path: Path, base: Path) -> tuple[list[Article], list[Problem]]:
+    """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
+    rel = _relative(path, base)
+    try:
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            return _read_jsonl(path, rel)
+        text = read_text(path)
+        return parse_document(text, rel)
+    except IngestError as exc:
+        return [], [Problem(rel, str(exc))]
+    except OSError as exc:
+        return [], [Problem(rel, f"cannot read: {exc.strerror or exc}")]
+
+
+def read_text(path: Path) -> str:
+    """File contents as text; raise IngestError for empty, binary, oversized or non-UTF-8 files."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError("empty file")
+    if b"\x00" in data[:8192]:
+        raise IngestError("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        raise IngestError(f"not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start})") from None
+
+
+def parse_document(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
+    """One Markdown/text document: front matter article (plus its related items) or plain text."""
+    meta, body = split_front_matter(text, rel)
+    if meta is None:
+        return [parse_plain_text(body, rel)], []
+    return parse_front_matter_article(meta, body, rel)
+
+
+# --- front matter ---------------------------------------------------------------------------------
+
+
+def split_front_matter(text: str, rel: str = "") -> tuple[dict | None, str]:
+    """(metadata, body). No front matter gives (None, text); broken YAML raises IngestError."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return None, text
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise IngestError(f"front matter is not valid YAML{where}: {problem}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise IngestError("front matter is not a mapping of keys to values")
+    return meta, text[match.end():]
+
+
+def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[list[Article], list[Problem]]:
+    """A news item or blog post; the curated ``related:`` items become articles of their own."""
+    problems: list[Problem] = []
+    url = _first_url(meta) or _canonical_link(raw_body)
+    body = clean_body(raw_body)
+    title = clean_field(meta.get("title")) or _heading_title(raw_body) or first_sentence(body)
+    excerpt = clean_field(meta.get("excerpt") or meta.get("description") or meta.get("summary"))
+    if not excerpt and body:
+        excerpt = shorten(body.split("\n\n", 1)[0], EXCERPT_CHARS)
+    if not title and not body and not excerpt:
+        raise IngestError("no title, excerpt or body text")
+    slug = meta.get("slug")
+    article_id = url_to_id(url) if url else (str(slug).strip("/") if slug else _path_id(rel))
+    is_news = str(meta.get("category", "")).lower() == "news" or "related" in meta or "secured" in meta
+    article = Article(
+        id=article_id,
+        title=title,
+        excerpt=excerpt,
+        body=body,
+        url=canonical_url(url) if url else None,
+        published=_date(meta),
+        source=_provider(meta),
+        topics=[clean_field(t) for t in _as_list(meta.get("topics") or meta.get("tags")) if clean_field(t)],
+        kind="news" if is_news else "blog",
+        path=rel,
+    )
+    related = meta.get("related") or []
+    if not isinstance(related, list):
+        problems.append(Problem(rel, "`related:` is not a list; curated links ignored"))
+        related = []
+    stubs: list[Article] = []
+    for position, item in enumerate(related, start=1):
+        try:
+            stub = _related_item(item, rel)
+        except IngestError as exc:
+            problems.append(Problem(rel, f"related item {position}: {exc}; item skipped"))
+            continue
+        if stub.id == article.id:
+            continue
+        stubs.append(stub)
+        if stub.id not in article.curated:
+            article.curated.append(stub.id)
+    return [article, *stubs], problems
+
+
+def _related_item(item: object, rel: str) -> Article:
+    if not isinstance(item, dict):
+        raise IngestError("not a mapping")
+    url = _first_url(item)
+    if not url:
+        raise IngestError("no usable webUrl")
+    title = clean_field(item.get("title"))
+    excerpt = clean_field(item.get("excerpt") or item.get("description"))
+    if not title and not excerpt:
+        raise IngestError("no title or excerpt")
+    return Article(
+        id=url_to_id(url),
+        title=title or first_sentence(excerpt),
+        excerpt=excerpt,
+        url=canonical_url(url),
+        published=_date(item),
+        source=_provider(item),
+        kind="related",
+        path=rel,
+    )
+
+
+# --- plain text -----------------------------------------------------------------------------------
+
+
+def parse_plain_text(text: str, rel: str) -> Article:
+    """Plain text: a short first line without final punctuation is the title; else the first sentence is."""
+    text = fix_text(text)
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines:
+        raise IngestError("empty file")
+    first, rest = lines[0], "\n".join(lines[1:]).strip()
+    if rest and looks_like_title(first):
+        title, body = clean_field(first.lstrip("#").strip()), clean_body(rest)
+    else:
+        body = clean_body("\n".join(lines))
+        title = first_sentence(body, max_chars=90)
+    if not body and not title:
+        raise IngestError("no text")
+    excerpt = shorten(body.split("\n\n", 1)[0].split("\n", 1)[0], EXCERPT_CHARS)
+    return Article(id=_path_id(rel), title=title, excerpt=excerpt, body=body, kind="text", path=rel)
+
+
+def looks_like_title(line: str) -> bool:
+    """A title line: short, few words, and not a sentence that ends in a full stop or colon."""
+    words = line.split()
+    return 0 < len(words) <= 16 and len(line) <= 120 and not line.rstrip().endswith((".", ",", ";", ":"))
+
+
+# --- JSONL ----------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path, rel: str) -> tuple[list[Article], list[Problem]]:
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    text = read_text(path)
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            articles.append(parse_jsonl_record(line, rel))
+        except IngestError as exc:
+            problems.append(Problem(rel, str(exc), line=lineno))
+    if not articles and not problems:
+        problems.append(Problem(rel, "no articles in JSONL file"))
+    return articles, problems
+
+
+def parse_jsonl_record(line: str, rel: str) -> Article:
+    """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(record, dict):
+        raise IngestError("line is not a JSON object")
+    url = record.get("url") if isinstance(record.get("url"), str) else None
+    raw_id = record.get("id")
+    if raw_id is None or str(raw_id).strip() == "":
+        if not url or not canonical_url(url):
+            raise IngestError("no id and no url")
+        raw_id = url_to_id(url)
+    body = clean_body(str(record.get("text") or record.get("body") or ""))
+    title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
+    excerpt = clean_field(record.get("excerpt") or record.get("description"))
+    if not excerpt and body:
+        excerpt = shorten(body.split("\n\n", 1)[0], EXCERPT_CHARS)
+    if not title and not body:
+        raise IngestError(f"article {raw_id!r} has no title and no text")
+    related = [str(r) for r in _as_list(record.get("related")) if str(r).strip()]
+    return Article(
+        id=str(raw_id).strip(),
+        title=title,
+        excerpt=excerpt,
+        body=body,
+        url=canonical_url(url),
+        published=_normalise_date(record.get("published") or record.get("date")),
+        source=clean_field(record.get("source")) or None,
+        topics=[clean_field(t) for t in _as_list(record.get("topics")) if clean_field(t)],
+        kind="jsonl",
+        path=rel,
+        curated=related,
+    )
+
+
+# --- merging --------------------------------------------------------------------------------------
+
+
+def merge_articles(articles: Iterable[Article]) -> tuple[list[Article], list[Problem]]:
+    """Deduplicate by id and by canonical URL.
+
+    A full article beats a stub known only from a ``related:`` list; two stubs of one URL merge (the longer
+    excerpt wins); two full articles with one id or one canonical URL keep the first and report the second.
+    Curated links are re-pointed to the surviving id.
+    """
+    kept: dict[str, Article] = {}
+    by_url: dict[str, str] = {}
+    problems: list[Problem] = []
+    stubs: list[Article] = []
+    for art in articles:
+        if art.kind == "related":
+            stubs.append(art)
+            continue
+        other = kept.get(art.id) or (kept.get(by_url[art.url]) if art.url in by_url else None)
+        if other is not None:
+            what = "id" if other.id == art.id else "canonical URL"
+            problems.append(Problem(art.path, f"duplicate {what} {art.id!r} (first seen in {other.path}); skipped"))
+            continue
+        kept[art.id] = art
+        if art.url:
+            by_url[art.url] = art.id
+    alias: dict[str, str] = {}
+    for stub in stubs:
+        target = kept.get(stub.id) or (kept.get(by_url[stub.url]) if stub.url in by_url else None)
+        if target is not None:
+            alias[stub.id] = target.id
+            continue
+        kept[stub.id] = stub
+        if stub.url:
+            by_url[stub.url] = stub.id
+    # Curated links may also name a JSONL id directly, or a URL of an article whose id is not URL-based.
+    for art in kept.values():
+        if art.curated:
+            resolved: list[str] = []
+            for rid in art.curated:
+                rid = alias.get(rid, rid)
+                canon = canonical_url(rid) if "://" in rid else None
+                if canon and canon in by_url:
+                    rid = by_url[canon]
+                if rid != art.id and rid not in resolved:
+                    resolved.append(rid)
+            art.curated = resolved
+    # Stubs are kept for their first-seen position; a stub with a longer excerpt from another list wins.
+    for stub in stubs:
+        current = kept.get(stub.id)
+        if current is not None and current.kind == "related" and len(stub.excerpt) > len(current.excerpt):
+            current.excerpt = stub.excerpt
+    return list(kept.values()), problems
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _path_id(rel: str) -> str:
+    stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+    return stem
+
+
+def _first_url(meta: dict) -> str | None:
+    for key in URL_KEYS:
+        value = meta.get(key)
+        if isinstance(value, str) and canonical_url(value):
+            return value.strip()
+    return None
+
+
+def _canonical_link(raw_body: str) -> str | None:
+    for tag in _CANONICAL_LINK.findall(raw_body[:20000]):
+        href = _HREF.search(tag)
+        if href and canonical_url(href.group(1)):
+            return href.group(1)
+    return None
+
+
+def _heading_title(raw_body: str) -> str:
+    match = _FIRST_HEADING.search(raw_body)
+    return clean_field(match.group(1)) if match else ""
+
+
+def _provider(meta: dict) -> str | None:
+    provider = meta.get("provider") or meta.get("source") or meta.get("publisher")
+    if isinstance(provider, dict):
+        provider = provider.get("name") or provider.get("domain")
+    if isinstance(provider, list) and provider:
+        provider = provider[0]
+    if provider is None and meta.get("authors"):
+        authors = _as_list(meta.get("authors"))
+        provider = ", ".join(str(a) for a in authors) if authors else None
+    return clean_field(provider) or None
+
+
+def _date(meta: dict) -> str | None:
+    for key in DATE_KEYS:
+        if meta.get(key):
+            return _normalise_date(meta[key])
+    return None
+
+
+def _normalise_date(value: object) -> str | None:
+    """ISO 8601 in UTC (``2023-03-19T11:52:00Z``) where the value is a date; None otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed.isoformat(timespec="seconds") + "Z"
+
+
+def _as_list(value: object) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]

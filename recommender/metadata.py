@@ -1,0 +1,126 @@
+"""Article metadata and the row <-> id map of an index, in SQLite.
+
+Rows of the vector index are the `row` column here. The file is written once per index version and opened
+read-only (immutable) by queries, so its checksum in the manifest stays valid.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .article import Article
+
+SCHEMA = """
+CREATE TABLE articles (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    url TEXT,
+    published TEXT,
+    source TEXT,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX articles_url ON articles(url);
+CREATE TABLE curated (
+    article_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    related_id TEXT NOT NULL,
+    PRIMARY KEY (article_id, position)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    """What a query result shows about an article."""
+
+    row: int
+    id: str
+    title: str
+    excerpt: str
+    url: str | None
+    published: str | None
+    source: str | None
+    kind: str
+    path: str
+    hash: str
+
+
+_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash"
+
+
+def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str]) -> None:
+    """Write a fresh metadata database (the caller makes it atomic by writing to a temporary path)."""
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA)
+        db.executemany(
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
+                 json.dumps(a.topics, ensure_ascii=False), h)
+                for row, (a, h) in enumerate(zip(articles, hashes))
+            ],
+        )
+        db.executemany(
+            "INSERT INTO curated VALUES (?,?,?)",
+            [(a.id, pos, rid) for a in articles for pos, rid in enumerate(a.curated)],
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+class MetadataStore:
+    """Read-only access to an index's metadata database."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+
+    def by_id(self, article_id: str) -> ArticleInfo | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE id = ?", [article_id]).fetchone()
+        return ArticleInfo(*row) if row else None
+
+    def by_url(self, url: str) -> ArticleInfo | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE url = ? ORDER BY row LIMIT 1", [url]).fetchone()
+        return ArticleInfo(*row) if row else None
+
+    def by_rows(self, rows: Sequence[int]) -> dict[int, ArticleInfo]:
+        wanted = [int(r) for r in rows if r >= 0]
+        found: dict[int, ArticleInfo] = {}
+        for start in range(0, len(wanted), 500):
+            block = wanted[start:start + 500]
+            marks = ",".join("?" * len(block))
+            for row in self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE row IN ({marks})", block):
+                found[row[0]] = ArticleInfo(*row)
+        return found
+
+    def all(self) -> list[ArticleInfo]:
+        return [ArticleInfo(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row")]
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
+
+    def curated(self) -> dict[str, list[str]]:
+        """Hand-curated related lists kept by ingest: article id -> related ids, in order."""
+        out: dict[str, list[str]] = {}
+        for article_id, related_id in self.db.execute(
+            "SELECT article_id, related_id FROM curated ORDER BY article_id, position"
+        ):
+            out.setdefault(article_id, []).append(related_id)
+        return out

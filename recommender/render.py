@@ -1,0 +1,48 @@
+"""Text renderings of results for the terminal: plain aligned tables and JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Sequence
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str], widths: Sequence[int] | None = None) -> str:
+    """A plain aligned text table; `widths` caps columns (0 = no cap)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    caps = list(widths) if widths else [0] * len(headers)
+    cells = [[_cut(c, caps[i]) if caps[i] else c for i, c in enumerate(row)] for row in cells]
+    sizes = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(sizes[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * s for s in sizes))
+    return "\n".join(lines)
+
+
+def render_related(query: dict, results: Sequence, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"query": query, "related": [r.to_dict() for r in results]}, ensure_ascii=False)
+    term = shutil.get_terminal_size((140, 20)).columns
+    title_width = max(30, min(70, term - 75))
+    head = query.get("title") or query.get("text") or ""
+    label = f"{query.get('id')}: {head}" if query.get("id") else head
+    rows = [
+        (rank, f"{r.score:.3f}", r.title, r.source or "", (r.published or "")[:10], r.url or r.id)
+        for rank, r in enumerate(results, start=1)
+    ]
+    body = table(rows, ["#", "score", "title", "source", "date", "url or id"], [0, 0, title_width, 18, 0, 60])
+    return f"related to {_cut(label, 120)}\n{body}" if results else f"related to {_cut(label, 120)}\n(no results)"
+
+
+def render_info(info: dict, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(info, ensure_ascii=False)
+    shown = dict(info)
+    for key in ("size_bytes", "cache_bytes"):
+        shown[key] = f"{info[key] / 1e6:.1f} MB"
+    width = max(len(k) for k in shown)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in shown.items())
