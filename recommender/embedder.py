@@ -55,7 +55,7 @@ def packaged_model_path() -> Path:
 def get_embedder(model: str | None = None, *, precision: str = "fp32") -> "Embedder":
     """The embedder for a model spec: None or the default name, ``hashing[:DIM]``, or a local model folder."""
     if model and model.startswith(HASHING_PREFIX):
-        dim = int(model.split(":", 1)[1]) if ":" in model else 64
+        dim = int(model.split(":", 1)[1]) if ":" in model else 256
         return HashingEmbedder(dimension=dim)
     if not model or model == DEFAULT_MODEL:
         return SentenceTransformerEmbedder(packaged_model_path(), name=DEFAULT_MODEL, precision=precision)
@@ -116,7 +116,10 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
             try:
+                import transformers
                 from sentence_transformers import SentenceTransformer
+
+                transformers.logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise
 
                 self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear message
@@ -150,7 +153,7 @@ class HashingEmbedder:
     Texts that share words get similar vectors, which is enough to test indexing logic without a real model.
     """
 
-    def __init__(self, dimension: int = 64):
+    def __init__(self, dimension: int = 256):
         self.name = f"{HASHING_PREFIX}:{dimension}"
         self._dimension = dimension
 
@@ -165,7 +168,7 @@ class HashingEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            words = [w.lower() for w in _TOKEN.findall(text)]
+            words = [w.lower() for w in _TOKEN.findall(text) if len(w) > 3]  # crude stop-word filter
             for token in words + [a + " " + b for a, b in zip(words, words[1:])]:
                 h = zlib.crc32(token.encode())
                 out[row, h % self._dimension] += 1.0 if (h >> 16) & 1 else -1.0

@@ -149,7 +149,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
     title = clean_field(meta.get("title")) or _heading_title(raw_body) or first_sentence(body)
     excerpt = clean_field(meta.get("excerpt") or meta.get("description") or meta.get("summary"))
     if not excerpt and body:
-        excerpt = shorten(body.split("\n\n", 1)[0], EXCERPT_CHARS)
+        excerpt = lead_paragraph(body)
     if not title and not body and not excerpt:
         raise IngestError("no title, excerpt or body text")
     slug = meta.get("slug")
@@ -227,8 +227,19 @@ def parse_plain_text(text: str, rel: str) -> Article:
         title = first_sentence(body, max_chars=90)
     if not body and not title:
         raise IngestError("no text")
-    excerpt = shorten(body.split("\n\n", 1)[0].split("\n", 1)[0], EXCERPT_CHARS)
+    excerpt = lead_paragraph(body)
     return Article(id=_path_id(rel), title=title, excerpt=excerpt, body=body, kind="text", path=rel)
+
+
+def lead_paragraph(body: str, max_chars: int = EXCERPT_CHARS) -> str:
+    """The first real paragraph of a body (headings and short label lines skipped), as one line."""
+    for paragraph in body.split("\n\n"):
+        lines = paragraph.split("\n")
+        while lines and len(lines[0].split()) < 8 and not lines[0].rstrip().endswith((".", "!", "?")):
+            lines.pop(0)
+        if lines:
+            return shorten(" ".join(lines), max_chars)
+    return shorten(body, max_chars)
 
 
 def looks_like_title(line: str) -> bool:
@@ -274,7 +285,7 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
     title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
     excerpt = clean_field(record.get("excerpt") or record.get("description"))
     if not excerpt and body:
-        excerpt = shorten(body.split("\n\n", 1)[0], EXCERPT_CHARS)
+        excerpt = lead_paragraph(body)
     if not title and not body:
         raise IngestError(f"article {raw_id!r} has no title and no text")
     related = [str(r) for r in _as_list(record.get("related")) if str(r).strip()]

@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEMO = ROOT / "demo"
+
+# Tests never reach a model hub, whatever the machine has configured.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture
+def corpus_dir() -> Path:
+    return FIXTURES / "corpus"
+
+
+@pytest.fixture
+def bad_dir() -> Path:
+    return FIXTURES / "bad"
+
+
+@pytest.fixture(scope="session")
+def hashing_index(tmp_path_factory):
+    """An index of the fixture corpus built with the fast hashing embedder (no torch)."""
+    from recommender import build_index
+
+    folder = tmp_path_factory.mktemp("hash-index")
+    build_index(FIXTURES / "corpus", folder, model="hashing", progress=False)
+    return folder

@@ -1,0 +1,162 @@
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from recommender import Index, IndexProblem, UnknownArticle, build_index, read_corpus
+from recommender.ann import FlatIndex
+from recommender.embedder import HashingEmbedder
+from recommender.manifest import MANIFEST_NAME
+from recommender.prepare import Preparation
+from recommender.topk import topk_bruteforce
+
+
+def test_faiss_flat_matches_numpy_bruteforce():
+    rng = np.random.default_rng(7)
+    corpus = rng.normal(size=(500, 32)).astype(np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    queries = corpus[:40]
+    index = FlatIndex.build(corpus)
+    scores, rows = index.search(queries, 10)
+    ref_scores, ref_rows = topk_bruteforce(queries, corpus, 10)
+    assert np.array_equal(rows, ref_rows)
+    assert np.allclose(scores, ref_scores, atol=1e-5)
+
+
+def test_bruteforce_excludes_self_and_breaks_ties_by_row():
+    corpus = np.array([[1, 0], [1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    scores, rows = topk_bruteforce(corpus[:1], corpus, 3, exclude=np.array([0]))
+    assert rows.tolist() == [[1, 3, 2]]
+    assert scores[0, :2].tolist() == [1.0, 1.0]
+
+
+def test_related_never_returns_the_article_itself(hashing_index):
+    with Index.open(hashing_index) as index:
+        for info in index.store.all():
+            hits = index.related(info.id, k=50)
+            assert info.id not in [h.id for h in hits]
+            assert len(hits) == len(index) - 1
+            assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
+
+
+def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corpus_dir):
+    corpus = read_corpus(corpus_dir)
+    with Index.open(hashing_index) as index:
+        vectors = index.vectors.vectors()
+        ids = index.store.ids()
+        assert ids == [a.id for a in corpus.articles]
+        row = ids.index("text/marathon")
+        scores, rows = topk_bruteforce(vectors[row:row + 1], vectors, 5, exclude=np.array([row]))
+        hits = index.related("text/marathon", k=5)
+        assert [h.id for h in hits] == [ids[r] for r in rows[0]]
+        assert np.allclose([h.score for h in hits], scores[0], atol=1e-5)
+
+
+def test_lookup_by_url_variant_and_unknown_id_suggestions(hashing_index):
+    with Index.open(hashing_index) as index:
+        by_url = index.get("http://www.energy-desk.example.com/2024/05/02/grid-batteries-desert-town/?utm_source=a")
+        assert by_url.id == "energy-desk.example.com/2024/05/02/grid-batteries-desert-town"
+        with pytest.raises(UnknownArticle) as err:
+            index.get("text/maraton")
+        assert "text/marathon" in err.value.suggestions
+        assert "closest ids: text/marathon" in str(err.value)
+
+
+def test_curated_lists_are_stored(hashing_index):
+    with Index.open(hashing_index) as index:
+        curated = index.store.curated()
+        assert curated["energy-desk.example.com/2024/06/11/wind-record-engineers"] == [
+            "blue-sea-power.example.net/records/offshore-week",
+            "energy-desk.example.com/2024/05/02/grid-batteries-desert-town",
+        ]
+
+
+def test_search_and_unindexed_article_use_the_index_model(hashing_index):
+    from recommender.article import Article
+
+    with Index.open(hashing_index) as index:
+        hits = index.search("rover crater delta microbial life", k=3)
+        assert hits[0].id == "feed/rover-landing"
+        new = Article(id="new", title="Astronauts dock at the station", body="The crew opened the hatch in orbit.")
+        assert index.related_to_article(new, k=1)[0].id == "feed/orbit-station"
+
+
+@pytest.fixture
+def index_copy(hashing_index, tmp_path):
+    folder = tmp_path / "idx"
+    shutil.copytree(hashing_index, folder)
+    return folder
+
+
+def test_corrupted_vectors_file_is_refused(index_copy):
+    manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
+    path = index_copy / manifest["files"]["vectors"]["name"]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexProblem, match="does not match its checksum"):
+        Index.open(index_copy)
+
+
+def test_missing_file_and_broken_manifest_are_refused(index_copy, tmp_path):
+    manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
+    (index_copy / manifest["files"]["metadata"]["name"]).unlink()
+    with pytest.raises(IndexProblem, match="metadata file is missing"):
+        Index.open(index_copy)
+    (index_copy / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(IndexProblem, match="manifest is corrupted"):
+        Index.open(index_copy)
+    with pytest.raises(IndexProblem, match="no index here"):
+        Index.open(tmp_path / "nowhere")
+
+
+def test_other_preparation_is_refused(hashing_index):
+    with pytest.raises(IndexProblem, match="text preparation"):
+        Index.open(hashing_index, preparation=Preparation(head_weight=0.2))
+
+
+def test_other_model_is_refused(hashing_index):
+    with Index.open(hashing_index) as index:
+        with pytest.raises(IndexProblem, match="built with model hashing:256"):
+            index.embedder("hashing:32")
+
+
+def test_rebuild_reuses_cached_vectors_and_replaces_files_atomically(index_copy, corpus_dir):
+    before = {p.name for p in index_copy.iterdir()}
+    report = build_index(corpus_dir, index_copy, model="hashing", progress=False)
+    assert report.vectors.embedded == 0 and report.vectors.reused == report.count
+    after = {p.name for p in index_copy.iterdir()}
+    data_files = {n for n in after if n.startswith(("vectors-", "articles-"))}
+    assert len(data_files) == 2 and not data_files & before  # new version, old files removed
+    with Index.open(index_copy) as index:
+        assert len(index) == report.count
+
+
+def test_changed_article_is_re_embedded(tmp_path, corpus_dir):
+    shutil.copytree(corpus_dir, tmp_path / "c")
+    build_index(tmp_path / "c", tmp_path / "idx", model="hashing", progress=False)
+    (tmp_path / "c" / "text" / "marathon.txt").write_text("Training for a first marathon\nRun slowly and often.\n")
+    report = build_index(tmp_path / "c", tmp_path / "idx", model="hashing", progress=False)
+    assert report.vectors.embedded == 1
+
+
+def test_metadata_is_opened_read_only(hashing_index):
+    with Index.open(hashing_index) as index:
+        with pytest.raises(sqlite3.OperationalError):
+            index.store.db.execute("DELETE FROM articles")
+
+
+def test_build_with_no_usable_articles_fails(tmp_path, bad_dir):
+    with pytest.raises(ValueError, match="no usable articles"):
+        build_index(bad_dir, tmp_path / "idx", embedder=HashingEmbedder(), progress=False)
+
+
+def test_import_loads_neither_torch_nor_faiss():
+    import subprocess
+    import sys
+
+    code = "import sys, recommender, recommender.cli; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
