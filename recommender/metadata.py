@@ -26,7 +26,8 @@ CREATE TABLE articles (
     kind TEXT NOT NULL,
     path TEXT NOT NULL,
     topics TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL
 );
 CREATE INDEX articles_url ON articles(url);
 CREATE TABLE curated (
@@ -63,10 +64,10 @@ def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str
     try:
         db.executescript(SCHEMA)
         db.executemany(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
-                 json.dumps(a.topics, ensure_ascii=False), h)
+                 json.dumps(a.topics, ensure_ascii=False), h, a.body)
                 for row, (a, h) in enumerate(zip(articles, hashes))
             ],
         )
@@ -115,6 +116,10 @@ class MetadataStore:
 
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
+
+    def texts(self) -> list[tuple[str, str, str]]:
+        """(title, excerpt, body) of every article in row order: what lexical rankers and explanations read."""
+        return [tuple(r) for r in self.db.execute("SELECT title, excerpt, body FROM articles ORDER BY row")]
 
     def curated(self) -> dict[str, list[str]]:
         """Hand-curated related lists kept by ingest: article id -> related ids, in order."""
