@@ -161,6 +161,73 @@ def info(index_dir: Path, as_json: bool) -> None:
         click.echo(render_info(index.info(), as_json))
 
 
+@cli.command()
+@index_option
+@click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="gold.jsonl ({\"id\", \"related\": [ids]} a line). Default: the curated related: lists in the index.")
+@click.option("-k", "ks", multiple=True, type=click.IntRange(1, 1000), default=(1, 5, 10, 20), show_default=True,
+              help="Cut-offs for recall/precision/hit (repeat the option).")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["tfidf", "bm25", "random"]),
+              default=("tfidf", "bm25", "random"), show_default=True, help="Baselines run on the same queries.")
+@click.option("--sample", type=click.IntRange(1), default=None, help="Evaluate a random subset of N queries.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and the random baseline.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per system, a line each.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write report.md, a recall@k plot and per-query files into this folder.")
+@quiet_option
+@user_errors
+def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], baselines: tuple[str, ...],
+             sample: int | None, seed: int, as_json: bool, report_dir: Path | None) -> None:
+    """Recall@k, precision@k, hit@k, MRR, MAP, nDCG@10 and coverage against hand-curated gold, beside
+    lexical and random baselines computed on the same queries."""
+    from .evaluate import evaluate_index
+    from .gold import load_gold_jsonl
+    from .report import evaluation_json, evaluation_table, write_report
+
+    gold = load_gold_jsonl(gold_path) if gold_path else None
+    with Index.open(index_dir) as index:
+        evaluation = evaluate_index(index, gold, gold_source=gold_path.name if gold_path else "curated related: lists",
+                                    baselines=baselines, ks=tuple(sorted(set(ks))), sample=sample, seed=seed,
+                                    progress=not is_quiet())
+        if report_dir:
+            titles = {info.id: info.title for info in index.store.all()}
+            path = write_report(evaluation, report_dir, titles)
+            log.info("report written to %s", path)
+    if as_json:
+        for record in evaluation_json(evaluation):
+            click.echo(json.dumps(record))
+    else:
+        click.echo(evaluation_table(evaluation))
+
+
+@cli.command()
+@index_option
+@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="A curated link counts as agreed when the system ranks it in its top k.")
+@click.option("--suggestions", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="How many of the system's uncurated suggestions to show per article.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown report here instead of stdout.")
+@quiet_option
+@user_errors
+def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> None:
+    """Editors' check of the curated related: lists: agreed links, links ranked low, and suggestions missing."""
+    from .atomic import atomic_write_text
+    from .check import check_markdown, editors_check
+
+    with Index.open(index_dir) as index:
+        items = editors_check(index, k=k, suggestions=suggestions, progress=not is_quiet())
+        titles = {info.id: info.title for info in index.store.all()}
+    if not items:
+        raise click.ClickException(f"{index_dir}: no article in the index has a curated related: list")
+    text = check_markdown(items, titles, k)
+    if out_path:
+        atomic_write_text(out_path, text)
+        log.info("editors' check of %d articles written to %s", len(items), out_path)
+    else:
+        click.echo(text)
+
+
 def main() -> None:
     cli(prog_name="recommender")
 

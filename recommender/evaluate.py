@@ -1,0 +1,237 @@
+"""Evaluate related-article rankings against hand-curated gold, with baselines computed in the same run.
+
+For every query article with gold, each system scores the whole corpus (the query itself excluded) and the rank
+of every gold item in that full ranking is found, ties broken by the lower row first (deterministic). All
+metrics follow from those ranks, so MRR and MAP are exact over the full ranking, not cut at a depth:
+
+* recall@k = gold items in the top k / gold items; precision@k = gold items in the top k / k; hit@k = any in top k
+* MRR = 1 / rank of the first gold item; MAP = mean over gold items (in rank order i = 1..G) of i / rank_i
+* nDCG@10: binary gain, log2 discount, ideal DCG over min(G, 10) items
+* coverage@10: distinct articles that appear in any query's top 10 (count, and share of the corpus)
+
+`recommender.metrics` holds list-based versions of the same metrics; the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+KS = (1, 5, 10, 20)
+CURVE_DEPTH = 50
+TOP_KEPT = 20
+BLOCK = 256
+
+
+class Scorer(Protocol):
+    name: str
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x corpus size) similarity of each query row to every article."""
+        ...
+
+
+class DenseScorer:
+    """Cosine similarity of stored unit vectors (what the FAISS flat index computes)."""
+
+    def __init__(self, vectors: np.ndarray, name: str = "system"):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.name = name
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.vectors[rows] @ self.vectors.T
+
+
+class RandomScorer:
+    """Uniform random scores, reproducible for a seed: the floor any system must clear."""
+
+    def __init__(self, size: int, seed: int = 0, name: str = "random"):
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.name = name
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.rng.random((len(rows), self.size), dtype=np.float32)
+
+
+@dataclass
+class QueryOutcome:
+    query: str
+    gold_ranks: dict[str, int]  # gold id -> 1-based rank in the full ranking
+    top: list[tuple[str, float]]  # the best TOP_KEPT suggestions with scores
+
+
+@dataclass
+class SystemResult:
+    system: str
+    overall: dict[str, float]
+    per_query: list[QueryOutcome]
+    recall_curve: list[float]  # mean recall@k for k = 1..CURVE_DEPTH
+    seconds: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    systems: list[SystemResult]
+    queries: int
+    corpus_size: int
+    gold_source: str
+    dropped_links: int = 0
+    sample: int | None = None
+    seed: int | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def system(self, name: str) -> SystemResult:
+        return next(s for s in self.systems if s.system == name)
+
+
+def metrics_from_ranks(ranks: Sequence[int], ks: Sequence[int] = KS) -> dict[str, float]:
+    """All per-query metrics from the 1-based full-ranking ranks of a query's gold items."""
+    if not len(ranks):
+        raise ValueError("a query needs at least one gold item")
+    ordered = sorted(int(r) for r in ranks)
+    total = len(ordered)
+    out: dict[str, float] = {}
+    for k in ks:
+        found = sum(1 for r in ordered if r <= k)
+        out[f"recall@{k}"] = found / total
+        out[f"precision@{k}"] = found / k
+        out[f"hit@{k}"] = 1.0 if found else 0.0
+    out["mrr"] = 1.0 / ordered[0]
+    out["map"] = sum((i + 1) / r for i, r in enumerate(ordered)) / total
+    dcg = sum(1.0 / math.log2(r + 1) for r in ordered if r <= 10)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(total, 10)))
+    out["ndcg@10"] = dcg / ideal
+    return out
+
+
+def gold_ranks(scores: np.ndarray, gold_rows: Sequence[int]) -> list[int]:
+    """Ranks of gold rows in one score vector: 1 + higher scores + equal scores on lower rows."""
+    ranks = []
+    positions = np.arange(scores.shape[0])
+    for g in gold_rows:
+        s = scores[g]
+        ranks.append(int(1 + np.count_nonzero(scores > s) + np.count_nonzero((scores == s) & (positions < g))))
+    return ranks
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the n best scores, best first, ties by lower row (self must already be -inf)."""
+    n = min(n, scores.shape[0])
+    part = np.argpartition(-scores, n - 1)[:n]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def rank_system(scorer: Scorer, queries: Sequence[int], gold: dict[int, list[int]], ids: Sequence[str],
+                ks: Sequence[int] = KS, progress: bool = False) -> SystemResult:
+    """Score every query against the whole corpus and collect ranks, top suggestions and metrics."""
+    start = time.perf_counter()
+    outcomes: list[QueryOutcome] = []
+    per_metric: dict[str, list[float]] = {}
+    curve = np.zeros(CURVE_DEPTH)
+    in_top10: set[int] = set()
+    with progress_bar(len(queries), desc=f"evaluating {scorer.name}", unit="query", enabled=progress) as bar:
+        for start_row in range(0, len(queries), BLOCK):
+            block = np.asarray(queries[start_row:start_row + BLOCK])
+            scores = scorer.scores(block)
+            scores = np.asarray(scores.todense() if hasattr(scores, "todense") else scores, dtype=np.float64)
+            for i, q in enumerate(block):
+                row_scores = scores[i]
+                row_scores[q] = -np.inf
+                ranks = gold_ranks(row_scores, gold[int(q)])
+                top = top_rows(row_scores, TOP_KEPT)
+                in_top10.update(int(r) for r in top[:10])
+                for key, value in metrics_from_ranks(ranks, ks).items():
+                    per_metric.setdefault(key, []).append(value)
+                for r in ranks:
+                    if r <= CURVE_DEPTH:
+                        curve[r - 1:] += 1.0 / len(ranks)
+                outcomes.append(QueryOutcome(
+                    query=ids[int(q)],
+                    gold_ranks={ids[g]: r for g, r in zip(gold[int(q)], ranks)},
+                    top=[(ids[int(r)], float(row_scores[r])) for r in top],
+                ))
+            bar.update(len(block))
+    overall = {key: float(np.mean(values)) for key, values in per_metric.items()}
+    overall["queries"] = len(queries)
+    overall["coverage@10"] = len(in_top10)
+    overall["coverage@10_share"] = len(in_top10) / max(1, len(ids))
+    return SystemResult(
+        system=scorer.name, overall=overall, per_query=outcomes,
+        recall_curve=(curve / max(1, len(queries))).tolist(), seconds=time.perf_counter() - start,
+    )
+
+
+def select_queries(gold: dict[str, list[str]], sample: int | None, seed: int) -> list[str]:
+    """Query ids in a stable order; a reproducible random subset when sample is given."""
+    queries = sorted(gold)
+    if sample is not None and sample < len(queries):
+        queries = sorted(random.Random(seed).sample(queries, sample))
+    return queries
+
+
+# --- the whole run ----------------------------------------------------------------------------------
+
+
+def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]]):
+    """A TF-IDF or BM25 baseline fitted on (title, excerpt, body) rows, named after its kind."""
+    from .lexical import BM25Ranker, TfidfRanker, lexical_document
+
+    documents = [lexical_document(title, body or excerpt) for title, excerpt, body in texts]
+    ranker = TfidfRanker(documents) if kind == "tfidf" else BM25Ranker(documents)
+    ranker.name = kind
+    return ranker
+
+
+def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_source: str = "curated",
+                   baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
+                   sample: int | None = None, seed: int = 0, progress: bool = False) -> Evaluation:
+    """Evaluate the index's rankings (and baselines, on the same queries) against gold.
+
+    gold defaults to the curated `related:` lists stored with the index. Gold links to articles not in the
+    index are dropped (and counted); queries left without gold are skipped.
+    """
+    start = time.perf_counter()
+    ids = index.store.ids()
+    row_of = {i: r for r, i in enumerate(ids)}
+    raw = gold if gold is not None else index.store.curated()
+    kept: dict[str, list[str]] = {}
+    dropped = 0
+    for query, related in raw.items():
+        if query not in row_of:
+            dropped += len(related)
+            continue
+        present = [r for r in dict.fromkeys(related) if r in row_of and r != query]
+        dropped += len(related) - len(present)
+        if present:
+            kept[query] = present
+    if not kept:
+        raise ValueError(f"no query with gold links inside the index ({gold_source})")
+    queries = select_queries(kept, sample, seed)
+    query_rows = [row_of[q] for q in queries]
+    gold_rows = {row_of[q]: [row_of[r] for r in kept[q]] for q in queries}
+    scorers: list = [DenseScorer(index.vectors.vectors(), name="system")]
+    texts = index.store.texts() if any(b in ("tfidf", "bm25") for b in baselines) else []
+    for name in baselines:
+        if name in ("tfidf", "bm25"):
+            log.info("fitting the %s baseline on %d articles", name, len(ids))
+            scorers.append(lexical_scorer(name, texts))
+        elif name == "random":
+            scorers.append(RandomScorer(len(ids), seed=seed))
+        else:
+            raise ValueError(f"unknown baseline {name!r} (tfidf, bm25, random)")
+    results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
+    return Evaluation(systems=results, queries=len(queries), corpus_size=len(ids), gold_source=gold_source,
+                      dropped_links=dropped, sample=sample, seed=seed if sample else None,
+                      seconds=time.perf_counter() - start)

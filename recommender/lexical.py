@@ -1,0 +1,132 @@
+"""Lexical rankers over a list of documents: the TF-IDF and BM25 baselines (and the lexical half of hybrids).
+
+The TF-IDF configuration is the one `../shared/corpora/README.md` used for its published baselines, so our
+figures can be compared with those: sublinear TF, English stop words, min_df=2, max_df=0.5, tokens of word
+characters and inner hyphens, over ``title + " \\n" + text[:20000]``, cosine similarity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+TOKEN_PATTERN = r"(?u)\b\w[\w-]*\w\b|\b\w\b"
+TEXT_LIMIT = 20000
+
+
+def lexical_document(title: str, text: str) -> str:
+    """The string a lexical ranker indexes for one article."""
+    return (title or "") + " \n" + (text or "")[:TEXT_LIMIT]
+
+
+class TfidfRanker:
+    """Sublinear TF-IDF with l2-normalised rows; the score of two documents is their cosine."""
+
+    name = "tfidf"
+
+    def __init__(self, documents: list[str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        min_df = 2 if len(documents) > 2 else 1
+        max_df = 0.5 if len(documents) > 2 else 1.0
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_df=max_df,
+                                          token_pattern=TOKEN_PATTERN, dtype=np.float32)
+        try:
+            self.matrix = self.vectorizer.fit_transform(documents).tocsr()
+        except ValueError:  # a tiny corpus whose words all fall outside min_df/max_df
+            self.vectorizer.set_params(min_df=1, max_df=1.0)
+            self.matrix = self.vectorizer.fit_transform(documents).tocsr()
+        self._transposed = self.matrix.T.tocsc()
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n_docs) cosine scores."""
+        return (self.matrix[np.asarray(rows)] @ self._transposed).toarray()
+
+    def scores_for_text(self, text: str) -> np.ndarray:
+        return (self.vectorizer.transform([text]) @ self._transposed).toarray()[0]
+
+    def top_k(self, rows: np.ndarray, k: int, exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        return _top_k(self, rows, k, exclude_self)
+
+
+class BM25Ranker:
+    """Okapi BM25 (k1=1.5, b=0.75) with the same tokens; a document's query is its own distinct terms."""
+
+    name = "bm25"
+
+    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, dtype=np.float32)
+        counts = self.vectorizer.fit_transform(documents).tocsr().astype(np.float32)
+        n_docs = counts.shape[0]
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        avg = lengths.mean() if n_docs else 1.0
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        self.idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        tf = counts.copy()
+        norm = k1 * (1 - b + b * lengths / max(avg, 1e-9))
+        row_of_entry = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
+        tf.data = tf.data * (k1 + 1) / (tf.data + norm[row_of_entry])
+        self.weights = tf.multiply(self.idf).tocsr()  # doc x term BM25 weights
+        self._transposed = self.weights.T.tocsc()
+        binary = counts.copy()
+        binary.data[:] = 1.0
+        self.presence = binary.tocsr()
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return (self.presence[np.asarray(rows)] @ self._transposed).toarray()
+
+    def scores_for_text(self, text: str) -> np.ndarray:
+        query = self.vectorizer.transform([text])
+        query.data[:] = 1.0
+        return (query.astype(np.float32) @ self._transposed).toarray()[0]
+
+    def top_k(self, rows: np.ndarray, k: int, exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        return _top_k(self, rows, k, exclude_self)
+
+
+class RandomRanker:
+    """Uniform random scores, reproducible for a seed."""
+
+    name = "random"
+
+    def __init__(self, n_docs: int, seed: int = 0):
+        self.n_docs = n_docs
+        self.rng = np.random.default_rng(seed)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.rng.random((len(rows), self.n_docs), dtype=np.float32)
+
+    def top_k(self, rows: np.ndarray, k: int, exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        return _top_k(self, rows, k, exclude_self)
+
+
+def _top_k(ranker, rows: np.ndarray, k: int, exclude_self: bool, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Best k (indices, scores) per query row, computed in blocks; ties by lower index; self excluded."""
+    rows = np.asarray(rows)
+    out_idx, out_scores = [], []
+    for start in range(0, len(rows), block):
+        part = rows[start:start + block]
+        scores = ranker.scores(part).astype(np.float64)
+        if exclude_self:
+            scores[np.arange(len(part)), part] = -np.inf
+        n = min(k, scores.shape[1] - (1 if exclude_self else 0))
+        order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :n]
+        out_idx.append(order)
+        out_scores.append(np.take_along_axis(scores, order, axis=1))
+    return np.vstack(out_idx), np.vstack(out_scores)
+
+
+def shared_terms(ranker: TfidfRanker, row_a: int, row_b: int, n: int = 5) -> list[str]:
+    """The n terms with the largest weight product that two documents share."""
+    a, b = ranker.matrix[row_a], ranker.matrix[row_b]
+    product = a.multiply(b).tocoo()
+    if product.nnz == 0:
+        return []
+    best = np.argsort(-product.data)[:n]
+    vocab = ranker.vectorizer.get_feature_names_out()
+    return [str(vocab[product.col[i]]) for i in best]
+
+
+__all__ = ["TfidfRanker", "BM25Ranker", "RandomRanker", "lexical_document", "shared_terms", "sparse"]
