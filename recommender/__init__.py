@@ -12,7 +12,8 @@ Importing the package loads no model and imports neither torch nor FAISS.
 """
 
 from .article import Article, Corpus, Problem
-from .index import BuildReport, Index, Related, UnknownArticle, build_index
+from .build import BuildReport, build_index
+from .index import Index, Related, UnknownArticle
 from .ingest import read_corpus
 from .manifest import IndexProblem
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from .index import INDEX_ENV, DEFAULT_INDEX_DIR, Index, UnknownArticle, build_index
+from .build import build_index
+from .index import INDEX_ENV, DEFAULT_INDEX_DIR, Index, UnknownArticle
 from .progress import configure_logging
 from .render import render_info, render_related
 
@@ -94,7 +95,7 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, precision: str, 
         click.echo(f"skipped: {problem}", err=True)
     click.echo(json.dumps({
         "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
-        "reused": report.vectors.reused, "skipped": len(report.problems),
+        "reused": report.vectors.reused, **report.changes.to_dict(), "skipped": len(report.problems),
         "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
     }))
 

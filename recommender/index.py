@@ -14,26 +14,19 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import secrets
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .ann import FlatIndex, VectorIndex, load_index
-from .article import Article, Corpus, Problem
-from .atomic import atomic_path
-from .embedder import DEFAULT_MODEL, Embedder, get_embedder
-from .lock import exclusive_lock
-from .manifest import IndexProblem, Manifest, file_entry, read_manifest, verify_files, write_manifest
-from .metadata import ArticleInfo, MetadataStore, write_metadata
+from .ann import VectorIndex, load_index
+from .article import Article
+from .embedder import Embedder, get_embedder
+from .manifest import IndexProblem, Manifest, read_manifest, verify_files
+from .metadata import ArticleInfo, MetadataStore
 from .prepare import Preparation, combine, prepare
 from .topk import drop_rows
-from .vector_cache import VectorCache
-from .vectorize import VectorizeStats, vectorize
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +63,6 @@ class Related:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class BuildReport:
-    count: int
-    problems: list[Problem] = field(default_factory=list)
-    vectors: VectorizeStats = field(default_factory=VectorizeStats)
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Index:
@@ -237,82 +222,3 @@ def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:
             f"{embedder.name} ({embedder.fingerprint}); use the same model or rebuild the index"
         )
 
-
-# --- building -------------------------------------------------------------------------------------
-
-
-def build_index(
-    source: str | Path | Corpus,
-    folder: str | Path | None = None,
-    *,
-    model: str | None = None,
-    precision: str = "fp32",
-    embedder: Embedder | None = None,
-    preparation: Preparation = Preparation(),
-    batch_size: int = 32,
-    progress: bool = True,
-) -> BuildReport:
-    """Read a corpus, embed it (reusing cached vectors), and write a new index version atomically."""
-    from .ingest import read_corpus
-
-    folder = Path(folder) if folder is not None else default_index_dir()
-    timer = time.perf_counter()
-    corpus = source if isinstance(source, Corpus) else read_corpus(source)
-    for problem in corpus.problems:
-        log.warning("skipped %s", problem)
-    if not corpus.articles:
-        raise ValueError(f"{source}: no usable articles found")
-    seconds = {"read": time.perf_counter() - timer}
-    embedder = embedder or get_embedder(model, precision=precision)
-    with exclusive_lock(folder):
-        with VectorCache(folder / CACHE_FILE) as cache:
-            timer = time.perf_counter()
-            vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
-                                               batch_size=batch_size, progress=progress)
-            seconds["embed"] = time.perf_counter() - timer
-        timer = time.perf_counter()
-        write_index(folder, corpus.articles, vectors, hashes, embedder, preparation,
-                    model_spec=model, precision=precision, stats={"problems": len(corpus.problems)})
-        seconds["index"] = time.perf_counter() - timer
-    log.info("indexed %d articles in %s (%d embedded, %d reused)", len(corpus.articles), folder,
-             stats.embedded, stats.reused)
-    return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, seconds=seconds)
-
-
-def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
-                embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
-                precision: str = "fp32", stats: dict | None = None) -> Manifest:
-    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
-    folder.mkdir(parents=True, exist_ok=True)
-    token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-    ann = FlatIndex.build(vectors)
-    with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
-        ann.save(tmp)
-    with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
-        tmp.unlink()
-        write_metadata(tmp, articles, hashes)
-    manifest = Manifest(
-        model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
-               "fingerprint": embedder.fingerprint, "precision": precision},
-        preparation=preparation.to_dict(),
-        count=len(articles),
-        dimension=int(vectors.shape[1]),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        backend=ann.backend,
-        files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
-               "metadata": file_entry(folder / f"articles-{token}.sqlite")},
-        stats=stats or {},
-    )
-    write_manifest(folder, manifest)
-    remove_stale_files(folder, manifest)
-    return manifest
-
-
-def remove_stale_files(folder: Path, manifest: Manifest) -> None:
-    """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
-    live = {entry.name for entry in manifest.files.values()}
-    for path in list(folder.glob("vectors-*.faiss")) + list(folder.glob("articles-*.sqlite")) + list(
-        folder.glob(".*.tmp")
-    ):
-        if path.name not in live:
-            path.unlink(missing_ok=True)

@@ -117,6 +117,10 @@ class MetadataStore:
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
 
+    def hashes(self) -> list[tuple[str, str]]:
+        """(id, content hash) of every article in row order: what an incremental rebuild compares against."""
+        return [tuple(r) for r in self.db.execute("SELECT id, hash FROM articles ORDER BY row")]
+
     def texts(self) -> list[tuple[str, str, str]]:
         """(title, excerpt, body) of every article in row order: what lexical rankers and explanations read."""
         return [tuple(r) for r in self.db.execute("SELECT title, excerpt, body FROM articles ORDER BY row")]

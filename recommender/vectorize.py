@@ -73,7 +73,10 @@ def vectorize(
             stats.embedded += len(rows)
             stats.texts += len(texts)
             bar.update(len(todo[start:start + round_size]))
-    dim = embedder.dimension
+    known = next(iter(fresh.values()), None)
+    if known is None:
+        known = next(iter(cached.values()), None)
+    dim = known.shape[0] if known is not None else embedder.dimension  # no model load when all is cached
     matrix = np.zeros((len(articles), dim), dtype=np.float32)
     for row, h in enumerate(hashes):
         matrix[row] = cached[h] if h in cached else fresh[h]

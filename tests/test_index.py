@@ -123,10 +123,23 @@ def test_other_model_is_refused(hashing_index):
             index.embedder("hashing:32")
 
 
-def test_rebuild_reuses_cached_vectors_and_replaces_files_atomically(index_copy, corpus_dir):
-    before = {p.name for p in index_copy.iterdir()}
+def test_unchanged_rebuild_keeps_the_index_as_it_is(index_copy, corpus_dir):
+    before = {p.name: p.stat().st_mtime_ns for p in index_copy.iterdir()}
     report = build_index(corpus_dir, index_copy, model="hashing", progress=False)
     assert report.vectors.embedded == 0 and report.vectors.reused == report.count
+    assert not report.rewritten
+    assert report.changes.to_dict() == {"added": 0, "changed": 0, "unchanged": report.count, "removed": 0}
+    assert {p.name: p.stat().st_mtime_ns for p in index_copy.iterdir() if p.name not in (".lock", "cache")} == {
+        n: t for n, t in before.items() if n not in (".lock", "cache")}
+
+
+def test_rebuild_reuses_cached_vectors_and_replaces_files_atomically(index_copy, corpus_dir, tmp_path):
+    shutil.copytree(corpus_dir, tmp_path / "c")
+    (tmp_path / "c" / "text" / "extra.txt").write_text("Allotment notes\n\nBroad beans went in early this year.\n")
+    before = {p.name for p in index_copy.iterdir()}
+    report = build_index(tmp_path / "c", index_copy, model="hashing", progress=False)
+    assert report.vectors.embedded == 1 and report.vectors.reused == report.count - 1
+    assert report.changes.added == 1 and report.rewritten
     after = {p.name for p in index_copy.iterdir()}
     data_files = {n for n in after if n.startswith(("vectors-", "articles-"))}
     assert len(data_files) == 2 and not data_files & before  # new version, old files removed
@@ -138,8 +151,10 @@ def test_changed_article_is_re_embedded(tmp_path, corpus_dir):
     shutil.copytree(corpus_dir, tmp_path / "c")
     build_index(tmp_path / "c", tmp_path / "idx", model="hashing", progress=False)
     (tmp_path / "c" / "text" / "marathon.txt").write_text("Training for a first marathon\nRun slowly and often.\n")
+    (tmp_path / "c" / "blog" / "sourdough.md").unlink()
     report = build_index(tmp_path / "c", tmp_path / "idx", model="hashing", progress=False)
     assert report.vectors.embedded == 1
+    assert report.changes.changed == 1 and report.changes.removed >= 1
 
 
 def test_metadata_is_opened_read_only(hashing_index):

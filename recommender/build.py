@@ -1,0 +1,208 @@
+"""Building an index: read a corpus, embed only what changed, write a new index version atomically.
+
+Every article's prepared text has a content hash (kept in the index metadata and as the key of the vector
+cache), so a rebuild embeds only new or changed articles, and a model or preparation change re-embeds all.
+Data files get fresh versioned names and the manifest that names them is written last (the commit): a build
+killed at any point leaves the previous index readable, and the vectors embedded so far stay in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .ann import FlatIndex
+from .article import Article, Corpus, Problem
+from .atomic import atomic_path
+from .embedder import DEFAULT_MODEL, Embedder, get_embedder
+from .index import CACHE_FILE, default_index_dir
+from .lock import exclusive_lock
+from .manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
+from .metadata import MetadataStore, write_metadata
+from .prepare import Preparation
+from .vector_cache import VectorCache
+from .vectorize import VectorizeStats, vectorize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Changes:
+    """How the corpus differs from the index it replaces (by article id and content hash)."""
+
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "changed": self.changed, "unchanged": self.unchanged, "removed": self.removed}
+
+
+@dataclass
+class BuildReport:
+    count: int
+    problems: list[Problem] = field(default_factory=list)
+    vectors: VectorizeStats = field(default_factory=VectorizeStats)
+    changes: Changes = field(default_factory=Changes)
+    rewritten: bool = True  # False when nothing changed and the existing index was kept as it is
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_index(
+    source: str | Path | Corpus,
+    folder: str | Path | None = None,
+    *,
+    model: str | None = None,
+    precision: str = "fp32",
+    embedder: Embedder | None = None,
+    preparation: Preparation = Preparation(),
+    batch_size: int = 32,
+    progress: bool = True,
+) -> BuildReport:
+    """Read a corpus, embed it (reusing cached vectors), and write a new index version atomically.
+
+    Holds the index folder's lock; a second build or batch on the same folder is refused meanwhile."""
+    from .ingest import read_corpus
+
+    folder = Path(folder) if folder is not None else default_index_dir()
+    timer = time.perf_counter()
+    corpus = source if isinstance(source, Corpus) else read_corpus(source)
+    for problem in corpus.problems:
+        log.warning("skipped %s", problem)
+    if not corpus.articles:
+        raise ValueError(f"{source}: no usable articles found")
+    read_seconds = time.perf_counter() - timer
+    with exclusive_lock(folder):
+        report = update_index(folder, corpus, embedder or get_embedder(model, precision=precision),
+                              preparation=preparation, model_spec=model, precision=precision,
+                              batch_size=batch_size, progress=progress)
+    report.seconds = {"read": read_seconds, **report.seconds}
+    return report
+
+
+def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
+                 model_spec: str | None = None, precision: str = "fp32", batch_size: int = 32,
+                 progress: bool = True) -> BuildReport:
+    """The build itself; the caller holds the folder's lock."""
+    seconds: dict[str, float] = {}
+    with VectorCache(folder / CACHE_FILE) as cache:
+        timer = time.perf_counter()
+        vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
+                                           batch_size=batch_size, progress=progress)
+        seconds["embed"] = time.perf_counter() - timer
+    timer = time.perf_counter()
+    previous = previous_state(folder, embedder, preparation)
+    changes = compare(previous, corpus.articles, hashes)
+    digest = corpus_digest(corpus.articles, hashes)
+    rewritten = previous is None or recorded_digest(folder) != digest
+    if rewritten:
+        write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
+                    precision=precision, stats={"problems": len(corpus.problems), "corpus_digest": digest})
+    seconds["index"] = time.perf_counter() - timer
+    log.info("%s %d articles in %s (%d embedded, %d reused; %s)", "indexed" if rewritten else "kept",
+             len(corpus.articles), folder, stats.embedded, stats.reused,
+             ", ".join(f"{k} {v}" for k, v in changes.to_dict().items()))
+    return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, changes=changes,
+                       rewritten=rewritten, seconds=seconds)
+
+
+def previous_state(folder: Path, embedder: Embedder, preparation: Preparation) -> list[tuple[str, str]] | None:
+    """(id, content hash) of the current index in row order, or None if there is no usable index made with
+    the same model and preparation (then everything counts as new)."""
+    try:
+        manifest = read_manifest(folder)
+    except IndexProblem:
+        return None
+    if (manifest.model.get("fingerprint") != embedder.fingerprint
+            or manifest.preparation.get("key") != preparation.key):
+        return None
+    entry = manifest.files.get("metadata")
+    if entry is None or not (folder / entry.name).exists():
+        return None
+    try:
+        store = MetadataStore(folder / entry.name)
+        try:
+            return store.hashes()
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - a damaged old index is simply replaced
+        log.warning("%s: previous index unreadable (%s); rebuilding it", folder, exc)
+        return None
+
+
+def corpus_digest(articles: Sequence[Article], hashes: Sequence[str]) -> str:
+    """sha256 over every article's fields and content hash, in order: equal digests mean an identical index."""
+    digest = hashlib.sha256()
+    for article, content in zip(articles, hashes):
+        digest.update(json.dumps([article.to_dict(), content], sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def recorded_digest(folder: Path) -> str | None:
+    try:
+        return read_manifest(folder).stats.get("corpus_digest")
+    except IndexProblem:
+        return None
+
+
+def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article], hashes: Sequence[str]) -> Changes:
+    old = dict(previous or [])
+    changes = Changes()
+    for article, digest in zip(articles, hashes):
+        if article.id not in old:
+            changes.added += 1
+        elif old[article.id] != digest:
+            changes.changed += 1
+        else:
+            changes.unchanged += 1
+    changes.removed = len(set(old) - {a.id for a in articles})
+    return changes
+
+
+def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
+                embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
+                precision: str = "fp32", stats: dict | None = None) -> Manifest:
+    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    ann = FlatIndex.build(vectors)
+    with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
+        ann.save(tmp)
+    with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
+        tmp.unlink()
+        write_metadata(tmp, articles, hashes)
+    manifest = Manifest(
+        model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
+               "fingerprint": embedder.fingerprint, "precision": precision},
+        preparation=preparation.to_dict(),
+        count=len(articles),
+        dimension=int(vectors.shape[1]),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        backend=ann.backend,
+        files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
+               "metadata": file_entry(folder / f"articles-{token}.sqlite")},
+        stats=stats or {},
+    )
+    write_manifest(folder, manifest)
+    remove_stale_files(folder, manifest)
+    return manifest
+
+
+def remove_stale_files(folder: Path, manifest: Manifest) -> None:
+    """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
+    live = {entry.name for entry in manifest.files.values()}
+    for path in list(folder.glob("vectors-*.faiss")) + list(folder.glob("articles-*.sqlite")) + list(
+        folder.glob(".*.tmp")
+    ):
+        if path.name not in live:
+            path.unlink(missing_ok=True)
