@@ -24,13 +24,14 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from .batch import BatchError
         from .embedder import ModelError
         from .lock import LockedError
         from .manifest import IndexProblem
 
         try:
             return func(*args, **kwargs)
-        except (UnknownArticle, IndexProblem, ModelError, LockedError, FileNotFoundError, ValueError) as exc:
+        except (UnknownArticle, IndexProblem, ModelError, LockedError, BatchError, FileNotFoundError, ValueError) as exc:
             message = exc.args[0] if exc.args else str(exc)
             raise click.ClickException(str(message)) from None
 
@@ -91,8 +92,6 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, precision: str, 
     """
     report = build_index(corpus, index_dir, model=model, precision=precision, batch_size=batch_size,
                          progress=not is_quiet())
-    for problem in report.problems:
-        click.echo(f"skipped: {problem}", err=True)
     click.echo(json.dumps({
         "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
         "reused": report.vectors.reused, **report.changes.to_dict(), "skipped": len(report.problems),
@@ -227,6 +226,42 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
         log.info("editors' check of %d articles written to %s", len(items), out_path)
     else:
         click.echo(text)
+
+
+@cli.command()
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for related.jsonl, related.json (a Hugo/Jekyll data file) and related.sqlite.")
+@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Links per article.")
+@click.option("--min-score", type=click.FloatRange(-1, 1), default=None,
+              help="Fewer links rather than weak ones: drop links scoring below this cosine.")
+@click.option("--exclude-same-source", is_flag=True, help="Never link two articles of the same source.")
+@click.option("--direction", type=click.Choice(["any", "older", "newer"]), default="any", show_default=True,
+              help="Link only to older (or newer) articles than the one linked from.")
+@click.option("--max-age-days", type=click.FloatRange(0, min_open=True), default=None,
+              help="Never link to an article published more than this many days ago.")
+@click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Also evaluate against this gold.jsonl (default: the corpus's curated related: lists).")
+@click.option("--model", default=None, help="As for `index`.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@quiet_option
+@user_errors
+def batch(corpus: Path, index_dir: Path, out_dir: Path, k: int, min_score: float | None, exclude_same_source: bool,
+          direction: str, max_age_days: float | None, gold_path: Path | None, model: str | None, precision: str,
+          as_json: bool) -> None:
+    """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
+    related links of every article, and write them atomically into --out. Safe to rerun and to kill."""
+    from .allpairs import LinkRules
+    from .batch import run_batch
+    from .render import render_run
+
+    rules = LinkRules(k=k, min_score=min_score, exclude_same_source=exclude_same_source, direction=direction,
+                      max_age_days=max_age_days)
+    record = run_batch(corpus, index_dir, out_dir, rules, model=model, precision=precision, gold_path=gold_path,
+                       progress=not is_quiet())
+    click.echo(json.dumps(record) if as_json else render_run(record))
 
 
 def main() -> None:

@@ -46,3 +46,25 @@ def render_info(info: dict, as_json: bool) -> str:
         shown[key] = f"{info[key] / 1e6:.1f} MB"
     width = max(len(k) for k in shown)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in shown.items())
+
+
+def render_run(record: dict) -> str:
+    """A batch run record as a short human summary."""
+    seconds = record.get("seconds", {})
+    lines = [
+        f"batch {record.get('status')}: {record.get('articles', 0)} articles, {record.get('links', 0)} links "
+        f"written to {record.get('out')}",
+        "articles: " + ", ".join(f"{key} {record.get(key, 0)}" for key in
+                                 ("added", "changed", "unchanged", "removed", "skipped")),
+        f"embedded {record.get('embedded', 0)}, reused {record.get('reused', 0)} from cache; index "
+        + ("rewritten" if record.get("index_rewritten") else "unchanged, kept"),
+        "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
+    ]
+    evaluation = record.get("evaluation")
+    if evaluation:
+        lines.append(f"against {evaluation['gold']} ({evaluation['queries']} queries):")
+        for system in ("system", "tfidf"):
+            if system in evaluation:
+                figures = evaluation[system]
+                lines.append(f"  {system:7} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    return "\n".join(lines)

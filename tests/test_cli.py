@@ -30,7 +30,7 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["articles"] == 11 and summary["embedded"] == 11 and summary["skipped"] == 2
-    assert "skipped: feed.jsonl:4: invalid JSON" in result.stderr
+    assert "skipped feed.jsonl:4: invalid JSON" in result.stderr
     result = invoke(runner, "related", "text/marathon", "--index", idx, "-k", "3", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)

@@ -1,0 +1,145 @@
+"""The nightly batch: update the index incrementally, compute every article's related links, write them where a
+site reads them, and keep a record of the run.
+
+    from recommender.batch import run_batch
+    from recommender.allpairs import LinkRules
+    record = run_batch("content/", "recommender-index", "site/data", LinkRules(k=5, min_score=0.3))
+
+Safe to rerun: unchanged articles are not embedded again and an unchanged index is not rewritten. Safe to kill:
+embeddings are committed to the cache in rounds, the index is committed by its manifest, and the outputs are
+renamed into place only when complete, so a killed run leaves the previous outputs intact and the next run
+picks up the embeddings already done. A second run on the same index or output folder is refused (lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .allpairs import ArticleFacts, LinkRules, all_pairs_topk
+from .embedder import Embedder, get_embedder
+from .index import Index
+from .lock import exclusive_lock
+from .outputs import append_run, links_from_rows, write_outputs
+from .prepare import Preparation
+
+log = logging.getLogger(__name__)
+
+MAX_REASONS = 100
+
+
+class BatchError(RuntimeError):
+    """A batch run that failed; the message says why. The previous outputs are untouched."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_batch(
+    corpus: str | Path,
+    index_dir: str | Path,
+    out_dir: str | Path,
+    rules: LinkRules = LinkRules(),
+    *,
+    model: str | None = None,
+    precision: str = "fp32",
+    embedder: Embedder | None = None,
+    preparation: Preparation = Preparation(),
+    gold_path: str | Path | None = None,
+    as_of: datetime | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
+    """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError."""
+    index_dir, out_dir = Path(index_dir), Path(out_dir)
+    record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
+                    "out": str(out_dir), "rules": rules.to_dict(), "seconds": {}}
+    try:
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
+            if out_dir.resolve() != index_dir.resolve():
+                locks.enter_context(exclusive_lock(out_dir, what="batch"))
+            _run(Path(corpus), index_dir, out_dir, rules, record, model=model, precision=precision,
+                 embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
+                 batch_size=batch_size, progress=progress)
+    except Exception as exc:
+        from .lock import LockedError
+
+        record.update(status="failed", ended=utc_now(), error=f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, LockedError):  # a refused run touches nothing, not even the run log
+            with contextlib.suppress(Exception):
+                append_run(out_dir, record)
+        message = exc.args[0] if isinstance(exc, (LockedError, ValueError)) and exc.args else record["error"]
+        raise BatchError(str(message)) from exc
+    return record
+
+
+def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record: dict, *, model, precision,
+         embedder, preparation, gold_path, as_of, batch_size, progress) -> None:
+    from .build import update_index
+    from .ingest import read_corpus
+
+    seconds = record["seconds"]
+    timer = time.perf_counter()
+    articles = read_corpus(corpus)
+    for problem in articles.problems:
+        log.warning("skipped %s", problem)
+    seconds["read"] = time.perf_counter() - timer
+    record["skipped"] = len(articles.problems)
+    record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
+    if not articles.articles:
+        raise ValueError(f"{corpus}: no usable articles found")
+
+    embedder = embedder or get_embedder(model, precision=precision)
+    built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
+                         precision=precision, batch_size=batch_size, progress=progress)
+    seconds.update(built.seconds)
+    record.update(built.changes.to_dict())
+    record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
+                  index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint)
+
+    with Index.open(index_dir, preparation=preparation) as index:
+        timer = time.perf_counter()
+        infos = index.store.all()
+        facts = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
+        scores, rows = all_pairs_topk(index.vectors, index.vectors.vectors(), rules, facts, as_of=as_of,
+                                      progress=progress)
+        seconds["related"] = time.perf_counter() - timer
+        items = links_from_rows(scores, rows, infos)
+        record["links"] = int((rows >= 0).sum())
+        record["articles_without_links"] = int((rows[:, 0] < 0).sum()) if len(rows) else 0
+
+        timer = time.perf_counter()
+        record["evaluation"] = evaluate_curated(index, gold_path)
+        seconds["evaluate"] = time.perf_counter() - timer
+
+    timer = time.perf_counter()
+    record.update(status="ok", ended=utc_now())
+    seconds["write"] = 0.0  # filled in below; the stored record cannot time its own write
+    write_outputs(out_dir, items, record)
+    seconds["write"] = time.perf_counter() - timer
+    for name, value in seconds.items():
+        seconds[name] = round(value, 3)
+
+
+def evaluate_curated(index: Index, gold_path: str | Path | None) -> dict | None:
+    """The system's and TF-IDF's figures against the curated lists in the corpus (or a gold file), if any."""
+    from .evaluate import evaluate_index
+    from .gold import load_gold_jsonl
+
+    gold = load_gold_jsonl(gold_path) if gold_path else index.store.curated()
+    if not gold:
+        return None
+    try:
+        evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
+                                    baselines=("tfidf",))
+    except ValueError as exc:  # curated links that all point outside the corpus
+        log.warning("evaluation skipped: %s", exc)
+        return None
+    keys = ("recall@10", "precision@10", "mrr", "map", "ndcg@10")
+    return {"queries": evaluation.queries, "gold": evaluation.gold_source,
+            **{s.system: {k: round(s.overall[k], 4) for k in keys if k in s.overall} for s in evaluation.systems}}

@@ -1,0 +1,176 @@
+"""The nightly batch's outputs, in the forms a site reads, each replaced atomically:
+
+* ``related.jsonl``: one article a line, ``{"id", "title", "url", "published", "source", "related": [{"id",
+  "score", "title", "url", "published", "source"}, ...]}``;
+* ``related.json``: ``{id: [related ids]}``, readable as is by a static-site generator (a Hugo ``data/`` file,
+  a Jekyll ``_data`` file);
+* ``related.sqlite``: tables ``articles``, ``related`` (article_id, rank, related_id, score) and ``runs`` (one
+  record per batch run, the history carried over from the previous file).
+
+All three are written to temporary files first and renamed over the old ones only when all are complete, so
+a reader sees yesterday's complete files or today's, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .atomic import atomic_path
+
+JSONL = "related.jsonl"
+JSON_MAP = "related.json"
+SQLITE = "related.sqlite"
+
+SCHEMA = """
+CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, source TEXT);
+CREATE TABLE related (
+    article_id TEXT NOT NULL, rank INTEGER NOT NULL, related_id TEXT NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY (article_id, rank)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, ended TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, model TEXT, articles INTEGER, record TEXT NOT NULL
+);
+"""
+
+RUNS_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):]
+
+
+@dataclass(frozen=True)
+class Link:
+    id: str
+    score: float
+    title: str
+    url: str | None
+    published: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class ArticleLinks:
+    id: str
+    title: str
+    url: str | None
+    published: str | None
+    source: str | None
+    related: tuple[Link, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "title": self.title, "url": self.url, "published": self.published,
+            "source": self.source,
+            "related": [{"id": l.id, "score": round(l.score, 6), "title": l.title, "url": l.url,
+                         "published": l.published, "source": l.source} for l in self.related],
+        }
+
+
+def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict) -> None:
+    """Write the three outputs (and append the run record to the SQLite one), all or nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(folder)
+    with contextlib.ExitStack() as stack:
+        jsonl = stack.enter_context(atomic_path(folder / JSONL))
+        with open(jsonl, "w", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+        json_map = stack.enter_context(atomic_path(folder / JSON_MAP))
+        json_map.write_text(json.dumps({i.id: [l.id for l in i.related] for i in items}, ensure_ascii=False,
+                                       indent=1) + "\n", encoding="utf-8")
+        db_path = stack.enter_context(atomic_path(folder / SQLITE))
+        db_path.unlink()
+        _write_sqlite(db_path, items, previous=folder / SQLITE, run_record=run_record)
+        # leaving the stack renames the three files over the old ones, one after another, only now
+        # that all three are complete
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Temporary files of a run that was killed while writing (the caller holds the folder's lock)."""
+    for name in (JSONL, JSON_MAP, SQLITE):
+        for path in folder.glob(f".{name}.*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run_record: dict) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA)
+        db.executemany("INSERT INTO articles VALUES (?,?,?,?,?)",
+                       [(i.id, i.title, i.url, i.published, i.source) for i in items])
+        db.executemany("INSERT INTO related VALUES (?,?,?,?)",
+                       [(i.id, rank, l.id, float(l.score)) for i in items for rank, l in enumerate(i.related, 1)])
+        if previous.exists():
+            with contextlib.suppress(sqlite3.DatabaseError):
+                db.execute("ATTACH DATABASE ? AS old", [str(previous)])
+                db.execute("INSERT INTO runs SELECT * FROM old.runs")
+                db.commit()
+                db.execute("DETACH DATABASE old")
+        _insert_run(db, run_record)
+        db.commit()
+    finally:
+        db.close()
+
+
+def append_run(folder: Path, run_record: dict) -> bool:
+    """Record a run (a failed one) in the existing SQLite output, in one transaction; False if there is none."""
+    path = folder / SQLITE
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        db.executescript(RUNS_SCHEMA)
+        _insert_run(db, run_record)
+        db.commit()
+    return True
+
+
+def _insert_run(db: sqlite3.Connection, record: dict) -> None:
+    db.execute(
+        "INSERT INTO runs (started, ended, status, error, model, articles, record) VALUES (?,?,?,?,?,?,?)",
+        [record.get("started"), record.get("ended"), record.get("status"), record.get("error"),
+         record.get("model"), record.get("articles"), json.dumps(record, ensure_ascii=False, sort_keys=True)],
+    )
+
+
+def read_runs(folder: Path) -> list[dict]:
+    """Every run record in the SQLite output, oldest first."""
+    path = folder / SQLITE
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return [json.loads(r[0]) for r in db.execute("SELECT record FROM runs ORDER BY id")]
+
+
+def read_jsonl(folder: Path) -> Iterator[dict]:
+    with open(folder / JSONL, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def read_sqlite_links(folder: Path) -> dict[str, list[tuple[str, float]]]:
+    with contextlib.closing(sqlite3.connect(f"file:{folder / SQLITE}?mode=ro", uri=True)) as db:
+        out: dict[str, list[tuple[str, float]]] = {a: [] for (a,) in db.execute("SELECT id FROM articles")}
+        for article_id, related_id, score in db.execute(
+            "SELECT article_id, related_id, score FROM related ORDER BY article_id, rank"
+        ):
+            out[article_id].append((related_id, score))
+        return out
+
+
+def links_from_rows(scores, rows, infos) -> list[ArticleLinks]:
+    """Turn the all-pairs arrays into records; `infos` are the index's ArticleInfo in row order."""
+    items = []
+    for row, info in enumerate(infos):
+        links = tuple(
+            Link(id=infos[r].id, score=float(s), title=infos[r].title, url=infos[r].url,
+                 published=infos[r].published, source=infos[r].source)
+            for s, r in zip(scores[row], rows[row])
+            if r >= 0 and not math.isnan(s)
+        )
+        items.append(ArticleLinks(id=info.id, title=info.title, url=info.url, published=info.published,
+                                  source=info.source, related=links))
+    return items
