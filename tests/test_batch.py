@@ -199,3 +199,20 @@ def test_kill_9_leaves_previous_outputs_and_next_run_recovers(tmp_path, where):
     assert len(list(read_jsonl(out))) == 700
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert not [p.name for p in (tmp_path / "idx").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("script", ["nightly.cron", "recommender-batch.service"])
+def test_shipped_schedules_run_a_valid_batch_command(tmp_path, corpus_dir, script):
+    from pathlib import Path
+    import shlex
+
+    text = (Path(__file__).parent.parent / "scripts" / script).read_text()
+    line = next(l for l in text.splitlines() if "recommender batch" in l and not l.startswith("#"))
+    args = shlex.split(line.split("bin/recommender", 1)[1].split(">>")[0])
+    assert args[0] == "batch"
+    swap = {"content/": str(corpus_dir), "/srv/site/recommender-index": str(tmp_path / "idx"),
+            "/srv/site/data/related": str(tmp_path / "out")}
+    args = [swap.get(a, a) for a in args] + ["--model", "hashing"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "related.json").exists()

@@ -1,0 +1,76 @@
+"""Nightly-batch timings on a real corpus: a first full run, a rerun with nothing changed, and a run after
+changing 1% of the articles, each under `/usr/bin/time -v`, with ratios to the first run of the same session.
+
+    python scripts/bench_batch.py ../shared/corpora/mdn/articles.jsonl --work /tmp/bench-batch
+
+The work folder is wiped first, so the first run embeds everything (no cached vectors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def timed(command: list[str], log: Path) -> dict:
+    """Run a command under /usr/bin/time -v; return wall seconds and peak RSS (MB), the run record."""
+    proc = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    log.write_text(proc.stderr)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({proc.returncode}); see {log}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", proc.stderr).group(1)
+    parts = [float(p) for p in wall.split(":")]
+    seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return {"wall": seconds, "wall_text": wall, "rss_mb": rss / 1024, "record": json.loads(proc.stdout)}
+
+
+def changed_copy(source: Path, target: Path, share: float, seed: int = 0) -> int:
+    lines = source.read_text(encoding="utf-8").splitlines()
+    picks = set(random.Random(seed).sample(range(len(lines)), max(1, round(len(lines) * share))))
+    out = []
+    for i, line in enumerate(lines):
+        if i in picks:
+            record = json.loads(line)
+            record["text"] = record.get("text", "") + "\n\nUpdated: this page was revised with a new example."
+            line = json.dumps(record, ensure_ascii=False)
+        out.append(line)
+    target.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return len(picks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path, help="a JSONL corpus")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-batch"))
+    parser.add_argument("--share", type=float, default=0.01, help="share of articles changed for the third run")
+    parser.add_argument("extra", nargs="*", help="extra options for `recommender batch` (after --)")
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    changed = args.work / "changed.jsonl"
+    n_changed = changed_copy(args.corpus, changed, args.share)
+    base = ["recommender", "batch", "--index", str(args.work / "index"), "--out", str(args.work / "out"),
+            "--json", "-q", *args.extra]
+    runs = [
+        ("first full run", timed(base[:2] + [str(args.corpus)] + base[2:], args.work / "first.time")),
+        ("nothing changed", timed(base[:2] + [str(args.corpus)] + base[2:], args.work / "same.time")),
+        (f"{n_changed} changed ({args.share:.0%})", timed(base[:2] + [str(changed)] + base[2:],
+                                                          args.work / "changed.time")),
+    ]
+    first = runs[0][1]["wall"]
+    print(f"{'run':24} {'wall':>10} {'ratio':>7} {'peak MB':>8} {'embedded':>9}  phases (s)")
+    for name, r in runs:
+        rec = r["record"]
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in rec["seconds"].items())
+        print(f"{name:24} {r['wall_text']:>10} {r['wall'] / first:7.3f} {r['rss_mb']:8.0f} {rec['embedded']:9d}  {phases}")
+
+
+if __name__ == "__main__":
+    main()
