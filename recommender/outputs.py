@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .atomic import atomic_path
+from .index import Related
 
 JSONL = "related.jsonl"
 JSON_MAP = "related.json"
@@ -43,23 +44,13 @@ RUNS_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):]
 
 
 @dataclass(frozen=True)
-class Link:
-    id: str
-    score: float
-    title: str
-    url: str | None
-    published: str | None
-    source: str | None
-
-
-@dataclass(frozen=True)
 class ArticleLinks:
     id: str
     title: str
     url: str | None
     published: str | None
     source: str | None
-    related: tuple[Link, ...]
+    related: tuple[Related, ...]
 
     def to_dict(self) -> dict:
         return {
@@ -166,8 +157,8 @@ def links_from_rows(scores, rows, infos) -> list[ArticleLinks]:
     items = []
     for row, info in enumerate(infos):
         links = tuple(
-            Link(id=infos[r].id, score=float(s), title=infos[r].title, url=infos[r].url,
-                 published=infos[r].published, source=infos[r].source)
+            Related(id=infos[r].id, score=float(s), title=infos[r].title, url=infos[r].url,
+                    published=infos[r].published, source=infos[r].source, kind=infos[r].kind)
             for s, r in zip(scores[row], rows[row])
             if r >= 0 and not math.isnan(s)
         )
