@@ -23,7 +23,7 @@ from .allpairs import ArticleFacts, LinkRules, all_pairs_topk
 from .embedder import Embedder, get_embedder
 from .index import Index
 from .lock import exclusive_lock
-from .outputs import append_run, links_from_rows, write_outputs
+from .outputs import append_run, links_from_rows, update_last_run, write_outputs
 from .prepare import Preparation
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,12 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
 
     timer = time.perf_counter()
     record.update(status="ok", ended=utc_now())
-    seconds["write"] = 0.0  # filled in below; the stored record cannot time its own write
     write_outputs(out_dir, items, record)
     seconds["write"] = time.perf_counter() - timer
     for name, value in seconds.items():
         seconds[name] = round(value, 3)
+    record["ended"] = utc_now()
+    update_last_run(out_dir, record)  # the stored record gets the write time and the true end
 
 
 def evaluate_curated(index: Index, gold_path: str | Path | None) -> dict | None:

@@ -107,6 +107,14 @@ def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run
         db.close()
 
 
+def update_last_run(folder: Path, run_record: dict) -> None:
+    """Replace the newest run record (written with the outputs) by its final form, in one transaction."""
+    with contextlib.closing(sqlite3.connect(folder / SQLITE, timeout=30)) as db:
+        db.execute("UPDATE runs SET ended = ?, record = ? WHERE id = (SELECT MAX(id) FROM runs)",
+                   [run_record.get("ended"), json.dumps(run_record, ensure_ascii=False, sort_keys=True)])
+        db.commit()
+
+
 def append_run(folder: Path, run_record: dict) -> bool:
     """Record a run (a failed one) in the existing SQLite output, in one transaction; False if there is none."""
     path = folder / SQLITE

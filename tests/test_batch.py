@@ -113,7 +113,8 @@ def test_run_records_accumulate_and_failures_are_recorded(tmp_path):
     runs = read_runs(tmp_path / "out")
     assert [r["status"] for r in runs] == ["ok", "ok", "failed"]
     assert runs[0]["added"] == 12 and runs[1]["unchanged"] == 12
-    assert set(runs[0]["seconds"]) >= {"read", "embed", "index", "related", "write"}
+    assert set(runs[0]["seconds"]) >= {"read", "embed", "index", "related", "evaluate", "write"}
+    assert runs[0]["seconds"]["write"] > 0 and runs[0]["ended"] >= runs[0]["started"]
     assert "no usable articles" in runs[2]["error"]
     assert len(list(read_jsonl(tmp_path / "out"))) == 12  # the failed run left the outputs alone
 
