@@ -11,14 +11,20 @@ The library API (the CLI is a thin layer over it):
 Importing the package loads no model and imports neither torch nor FAISS.
 """
 
-from .article import Article, Corpus, Problem
-from .build import BuildReport, build_index
-from .index import Index, Related, UnknownArticle
-from .ingest import read_corpus
-from .manifest import IndexProblem
+from importlib import import_module
 
-__all__ = [
-    "Article", "Corpus", "Problem", "Index", "Related", "UnknownArticle", "BuildReport", "build_index",
-    "read_corpus", "IndexProblem",
-]
+_EXPORTS = {
+    "Article": "article", "Corpus": "article", "Problem": "article",
+    "BuildReport": "build", "build_index": "build",
+    "Index": "index", "Related": "index", "UnknownArticle": "index",
+    "read_corpus": "ingest", "IndexProblem": "manifest",
+}
+__all__ = list(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Import on first use, so that `recommender related ID` loads only what a lookup needs."""
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'recommender' has no attribute {name!r}")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from .build import build_index
 from .index import INDEX_ENV, DEFAULT_INDEX_DIR, Index, UnknownArticle
 from .progress import configure_logging
 from .render import render_info, render_related
@@ -90,6 +89,8 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, precision: str, 
 
     Vectors of unchanged articles are reused from the index's cache, so a rebuild only embeds what changed.
     """
+    from .build import build_index
+
     report = build_index(corpus, index_dir, model=model, precision=precision, batch_size=batch_size,
                          progress=not is_quiet())
     click.echo(json.dumps({
@@ -154,10 +155,11 @@ def search(text: str, index_dir: Path, k: int, as_json: bool) -> None:
 @cli.command()
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.option("--verify", is_flag=True, help="Re-hash every index file against its sha256 in the manifest.")
 @user_errors
-def info(index_dir: Path, as_json: bool) -> None:
+def info(index_dir: Path, as_json: bool, verify: bool) -> None:
     """What the index holds: count, model, dimension, when it was built, size on disk."""
-    with Index.open(index_dir) as index:
+    with Index.open(index_dir, verify="full" if verify else True) as index:
         click.echo(render_info(index.info(), as_json))
 
 

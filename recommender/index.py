@@ -79,12 +79,15 @@ class Index:
 
     @classmethod
     def open(cls, folder: str | Path | None = None, *, preparation: Preparation | None = None,
-             verify: bool = True) -> "Index":
-        """Open an index; refuse it if files are missing or corrupted, or if its text preparation differs."""
+             verify: bool | str = True) -> "Index":
+        """Open an index; refuse it if files are missing or corrupted, or if its text preparation differs.
+
+        verify: True checks every file's size and modification time against the manifest and re-hashes any
+        that changed; "full" re-hashes every file (sha256); False checks nothing."""
         folder = Path(folder) if folder is not None else default_index_dir()
         manifest = read_manifest(folder)
         if verify:
-            verify_files(folder, manifest)
+            verify_files(folder, manifest, full=verify == "full")
         expected = (preparation or Preparation()).key
         recorded = manifest.preparation.get("key")
         if recorded != expected:
@@ -123,10 +126,10 @@ class Index:
 
     def get(self, ref: str) -> ArticleInfo:
         """The article for an id or a URL (any variant that canonicalises to a stored URL)."""
-        from .text import canonical_url, url_to_id
-
         info = self.store.by_id(ref)
         if info is None and "://" in ref:
+            from .text import canonical_url, url_to_id
+
             canon = canonical_url(ref)
             if canon:
                 info = self.store.by_url(canon) or self.store.by_id(url_to_id(canon))

@@ -27,6 +27,7 @@ class FileEntry:
     name: str
     sha256: str
     bytes: int
+    mtime_ns: int | None = None  # when the checksum was taken; an unchanged stat skips re-hashing on open
 
 
 @dataclass
@@ -63,7 +64,8 @@ class Manifest:
 
 
 def file_entry(path: Path) -> FileEntry:
-    return FileEntry(name=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
+    stat = path.stat()
+    return FileEntry(name=path.name, sha256=sha256_file(path), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -79,11 +81,20 @@ def read_manifest(folder: Path) -> Manifest:
     return Manifest.from_json(path.read_text(encoding="utf-8"), str(path))
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Raise IndexProblem unless every file the manifest names exists with its recorded size and checksum."""
+def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
+    """Raise IndexProblem unless every file the manifest names exists with its recorded size and checksum.
+
+    A file whose size and modification time are still those recorded when its checksum was taken is trusted
+    without re-hashing (a query then costs no full read of the index); any change of either, and `full=True`,
+    re-hash it. Data files are never modified in place (new versions get new names), so a changed stat means
+    damage or tampering."""
     for role, entry in manifest.files.items():
         path = folder / entry.name
         if not path.exists():
             raise IndexProblem(f"{path}: {role} file is missing; the index is incomplete, rebuild it")
-        if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+        stat = path.stat()
+        if not full and entry.mtime_ns is not None and (stat.st_size, stat.st_mtime_ns) == (entry.bytes,
+                                                                                          entry.mtime_ns):
+            continue
+        if stat.st_size != entry.bytes or sha256_file(path) != entry.sha256:
             raise IndexProblem(f"{path}: {role} file does not match its checksum (corrupted or changed); rebuild")

@@ -9,7 +9,6 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import ftfy
 
 # Query parameters that only track a visit and never change which page is served.
 TRACKING_PARAMS = frozenset(
@@ -40,6 +39,8 @@ def fix_text(text: str) -> str:
     """Repair mojibake (UTF-8 read as cp1252 or Mac Roman), normalise to NFC, keep curly quotes."""
     if not text:
         return ""
+    import ftfy  # imported on first use: URL lookups at query time do not need it
+
     fixed = ftfy.fix_text(text, uncurl_quotes=False, fix_line_breaks=True)
     fixed = _MAC_ROMAN_EMOJI.sub(_undo_mac_roman, fixed)
     return unicodedata.normalize("NFC", fixed)

@@ -100,6 +100,21 @@ def test_corrupted_vectors_file_is_refused(index_copy):
         Index.open(index_copy)
 
 
+def test_same_size_damage_with_restored_mtime_needs_full_verification(index_copy):
+    import os
+
+    manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
+    path = index_copy / manifest["files"]["vectors"]["name"]
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # damage that hides from the stat check
+    Index.open(index_copy).close()  # the quick check trusts an unchanged stat
+    with pytest.raises(IndexProblem, match="does not match its checksum"):
+        Index.open(index_copy, verify="full")
+
+
 def test_missing_file_and_broken_manifest_are_refused(index_copy, tmp_path):
     manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
     (index_copy / manifest["files"]["metadata"]["name"]).unlink()
