@@ -46,7 +46,7 @@ def run_batch(
     rules: LinkRules = LinkRules(),
     *,
     model: str | None = None,
-    precision: str = "fp32",
+    backend: str = "auto",
     embedder: Embedder | None = None,
     preparation: Preparation = Preparation(),
     gold_path: str | Path | None = None,
@@ -63,7 +63,7 @@ def run_batch(
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
             if out_dir.resolve() != index_dir.resolve():
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
-            _run(Path(corpus), index_dir, out_dir, rules, record, model=model, precision=precision,
+            _run(Path(corpus), index_dir, out_dir, rules, record, model=model, backend=backend,
                  embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
                  batch_size=batch_size, progress=progress)
     except Exception as exc:
@@ -78,7 +78,7 @@ def run_batch(
     return record
 
 
-def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record: dict, *, model, precision,
+def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress) -> None:
     from .build import update_index
     from .ingest import read_corpus
@@ -94,13 +94,14 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
     if not articles.articles:
         raise ValueError(f"{corpus}: no usable articles found")
 
-    embedder = embedder or get_embedder(model, precision=precision)
+    embedder = embedder or get_embedder(model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
-                         precision=precision, batch_size=batch_size, progress=progress)
+                         batch_size=batch_size, progress=progress)
     seconds.update(built.seconds)
     record.update(built.changes.to_dict())
     record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
-                  index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint)
+                  index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint,
+                  backend=getattr(embedder, "backend", "unknown"))
 
     with Index.open(index_dir, preparation=preparation) as index:
         timer = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ann import FlatIndex
+from .ann import build_for_size
 from .article import Article, Corpus, Problem
 from .atomic import atomic_path
 from .embedder import DEFAULT_MODEL, Embedder, get_embedder
@@ -63,7 +63,7 @@ def build_index(
     folder: str | Path | None = None,
     *,
     model: str | None = None,
-    precision: str = "fp32",
+    backend: str = "auto",
     embedder: Embedder | None = None,
     preparation: Preparation = Preparation(),
     batch_size: int = 32,
@@ -83,15 +83,15 @@ def build_index(
         raise ValueError(f"{source}: no usable articles found")
     read_seconds = time.perf_counter() - timer
     with exclusive_lock(folder):
-        report = update_index(folder, corpus, embedder or get_embedder(model, precision=precision),
-                              preparation=preparation, model_spec=model, precision=precision,
+        report = update_index(folder, corpus, embedder or get_embedder(model, backend=backend),
+                              preparation=preparation, model_spec=model,
                               batch_size=batch_size, progress=progress)
     report.seconds = {"read": read_seconds, **report.seconds}
     return report
 
 
 def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
-                 model_spec: str | None = None, precision: str = "fp32", batch_size: int = 32,
+                 model_spec: str | None = None, batch_size: int = 32,
                  progress: bool = True) -> BuildReport:
     """The build itself; the caller holds the folder's lock."""
     seconds: dict[str, float] = {}
@@ -107,7 +107,7 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     rewritten = previous is None or recorded_digest(folder) != digest
     if rewritten:
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
-                    precision=precision, stats={"problems": len(corpus.problems), "corpus_digest": digest})
+                    stats={"problems": len(corpus.problems), "corpus_digest": digest})
     seconds["index"] = time.perf_counter() - timer
     log.info("%s %d articles in %s (%d embedded, %d reused; %s)", "indexed" if rewritten else "kept",
              len(corpus.articles), folder, stats.embedded, stats.reused,
@@ -171,11 +171,11 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
-                precision: str = "fp32", stats: dict | None = None) -> Manifest:
+                stats: dict | None = None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-    ann = FlatIndex.build(vectors)
+    ann = build_for_size(vectors)
     with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
         ann.save(tmp)
     with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
@@ -183,7 +183,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         write_metadata(tmp, articles, hashes)
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
-               "fingerprint": embedder.fingerprint, "precision": precision},
+               "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown")},
         preparation=preparation.to_dict(),
         count=len(articles),
         dimension=int(vectors.shape[1]),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from .embedder import BACKENDS
 from .index import INDEX_ENV, DEFAULT_INDEX_DIR, Index, UnknownArticle
 from .progress import configure_logging
 from .render import render_info, render_related
@@ -79,19 +80,20 @@ def cli(verbose: bool) -> None:
 @index_option
 @click.option("--model", default=None, help="Local sentence-transformers folder, or 'hashing' (tests). "
               "Default: the packaged all-MiniLM-L6-v2.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="Embedding arithmetic; bf16 is faster on CPUs with AVX-512 BF16/AMX.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Embedding backend; auto picks the fastest this machine supports (OpenVINO, then PyTorch bf16 "
+                   "where the CPU has bf16, then PyTorch fp32).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
 @quiet_option
 @user_errors
-def index_cmd(corpus: Path, index_dir: Path, model: str | None, precision: str, batch_size: int) -> None:
+def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, batch_size: int) -> None:
     """Build (or rebuild) the index from CORPUS: a folder, an article file, or a JSONL file.
 
     Vectors of unchanged articles are reused from the index's cache, so a rebuild only embeds what changed.
     """
     from .build import build_index
 
-    report = build_index(corpus, index_dir, model=model, precision=precision, batch_size=batch_size,
+    report = build_index(corpus, index_dir, model=model, backend=backend, batch_size=batch_size,
                          progress=not is_quiet())
     click.echo(json.dumps({
         "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
@@ -246,12 +248,12 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
 @click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Also evaluate against this gold.jsonl (default: the corpus's curated related: lists).")
 @click.option("--model", default=None, help="As for `index`.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="As for `index`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @quiet_option
 @user_errors
 def batch(corpus: Path, index_dir: Path, out_dir: Path, k: int, min_score: float | None, exclude_same_source: bool,
-          direction: str, max_age_days: float | None, gold_path: Path | None, model: str | None, precision: str,
+          direction: str, max_age_days: float | None, gold_path: Path | None, model: str | None, backend: str,
           as_json: bool) -> None:
     """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
     related links of every article, and write them atomically into --out. Safe to rerun and to kill."""
@@ -261,7 +263,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, k: int, min_score: float
 
     rules = LinkRules(k=k, min_score=min_score, exclude_same_source=exclude_same_source, direction=direction,
                       max_age_days=max_age_days)
-    record = run_batch(corpus, index_dir, out_dir, rules, model=model, precision=precision, gold_path=gold_path,
+    record = run_batch(corpus, index_dir, out_dir, rules, model=model, backend=backend, gold_path=gold_path,
                        progress=not is_quiet())
     click.echo(json.dumps(record) if as_json else render_run(record))
 

@@ -8,6 +8,7 @@ sentence-transformers is imported, and models are loaded by path.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import zlib
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HASHING_PREFIX = "hashing"
@@ -52,20 +55,56 @@ def packaged_model_path() -> Path:
     return path
 
 
-def get_embedder(model: str | None = None, *, precision: str = "fp32") -> "Embedder":
-    """The embedder for a model spec: None or the default name, ``hashing[:DIM]``, or a local model folder."""
+BACKENDS = ("auto", "openvino", "torch-bf16", "torch-fp32")
+
+
+def get_embedder(model: str | None = None, *, backend: str = "auto") -> "Embedder":
+    """The embedder for a model spec (None or the default name, ``hashing[:DIM]``, or a local model folder) on
+    a backend: ``openvino``, ``torch-bf16`` (PyTorch with bf16 autocast), ``torch-fp32`` (the
+    sentence-transformers default), or ``auto`` (the fastest one this machine supports; see `resolve_backend`).
+    A backend the machine cannot run falls back to the next one with a log line; the index records which ran."""
     if model and model.startswith(HASHING_PREFIX):
         dim = int(model.split(":", 1)[1]) if ":" in model else 256
         return HashingEmbedder(dimension=dim)
     if not model or model == DEFAULT_MODEL:
-        return SentenceTransformerEmbedder(packaged_model_path(), name=DEFAULT_MODEL, precision=precision)
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        raise ModelError(
-            f"model {model!r}: not a local folder (models are never downloaded; give a sentence-transformers "
-            f"folder, {DEFAULT_MODEL!r}, or 'hashing')"
-        )
-    return SentenceTransformerEmbedder(path, name=path.name, precision=precision)
+        path, name = packaged_model_path(), DEFAULT_MODEL
+    else:
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            raise ModelError(
+                f"model {model!r}: not a local folder (models are never downloaded; give a sentence-transformers "
+                f"folder, {DEFAULT_MODEL!r}, or 'hashing')"
+            )
+        name = path.name
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
+    if backend in ("auto", "openvino"):
+        try:
+            from .openvino_embedder import OpenVINOEmbedder
+
+            return OpenVINOEmbedder(path, _weights_fingerprint(path), name=name)
+        except Exception as exc:  # noqa: BLE001 - missing package, unsupported model: fall back, say so
+            log.warning("OpenVINO backend unavailable (%s); using PyTorch", exc)
+    if backend in ("auto", "openvino", "torch-bf16"):
+        if cpu_has_bf16():
+            return SentenceTransformerEmbedder(path, name=name, precision="bf16")
+        if backend == "torch-bf16":
+            log.warning("this CPU has no bf16 instructions; using PyTorch fp32")
+    return SentenceTransformerEmbedder(path, name=name, precision="fp32")
+
+
+def backend_from_manifest(model: dict) -> str:
+    """The backend an index was built with (indexes before backends existed recorded a precision)."""
+    return model.get("backend") or f"torch-{model.get('precision', 'fp32')}"
+
+
+def cpu_has_bf16() -> bool:
+    """AVX-512 BF16 or AMX-BF16 in /proc/cpuinfo: where bf16 arithmetic is native and pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _weights_fingerprint(path: Path) -> str:
@@ -98,6 +137,10 @@ class SentenceTransformerEmbedder:
         if self._fingerprint is None:
             self._fingerprint = f"{_weights_fingerprint(self.path)}-{self.precision}"
         return self._fingerprint
+
+    @property
+    def backend(self) -> str:
+        return f"torch-{self.precision}"
 
     @property
     def dimension(self) -> int:
@@ -156,6 +199,8 @@ class HashingEmbedder:
     def __init__(self, dimension: int = 256):
         self.name = f"{HASHING_PREFIX}:{dimension}"
         self._dimension = dimension
+
+    backend = "numpy"
 
     @property
     def fingerprint(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .ann import VectorIndex, load_index
 from .article import Article
-from .embedder import Embedder, get_embedder
+from .embedder import Embedder, backend_from_manifest, get_embedder
 from .manifest import IndexProblem, Manifest, read_manifest, verify_files
 from .metadata import ArticleInfo, MetadataStore
 from .prepare import Preparation, combine, prepare
@@ -193,8 +193,7 @@ class Index:
         """The model that made this index's vectors, loaded on first use; a different model is refused."""
         if self._embedder is None:
             spec = model if model is not None else self.manifest.model.get("spec")
-            precision = self.manifest.model.get("precision", "fp32")
-            embedder = get_embedder(spec, precision=precision)
+            embedder = get_embedder(spec, backend=backend_from_manifest(self.manifest.model))
             check_model(self.manifest, embedder, self.folder)
             self._embedder = embedder
         return self._embedder
@@ -209,7 +208,8 @@ class Index:
             "model": self.manifest.model.get("name"),
             "model_fingerprint": self.manifest.model.get("fingerprint"),
             "dimension": self.manifest.dimension,
-            "backend": self.manifest.backend,
+            "embedding_backend": backend_from_manifest(self.manifest.model),
+            "index_backend": self.manifest.backend,
             "preparation": self.manifest.preparation.get("key"),
             "built_at": self.manifest.built_at,
             "size_bytes": size,

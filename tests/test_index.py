@@ -190,3 +190,35 @@ def test_import_loads_neither_torch_nor_faiss():
     code = "import sys, recommender, recommender.cli; print('torch' in sys.modules, 'faiss' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def clustered(n, dim=32, centres=40, seed=3):
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(size=(centres, dim))
+    points = centre[rng.integers(0, centres, n)] + 0.4 * rng.normal(size=(n, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivf_index_is_close_to_exact_and_round_trips(tmp_path):
+    from recommender.ann import IVFIndex, load_index
+
+    vectors = clustered(4000)
+    ivf = IVFIndex.build(vectors)
+    assert ivf.index.nlist == min(4000 // 39, int(4 * np.sqrt(4000))) and ivf.nprobe >= 16
+    _, approx = ivf.search(vectors[:200], 10)
+    _, exact = topk_bruteforce(vectors[:200], vectors, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
+    assert np.allclose(ivf.vector(7), vectors[7], atol=0.02)  # 8-bit codes decode close to the original
+    ivf.save(tmp_path / "v.faiss")
+    again = load_index("faiss-ivf-sq8", tmp_path / "v.faiss")
+    assert again.count == 4000 and again.nprobe == ivf.nprobe
+    assert np.array_equal(again.search(vectors[:5], 3)[1], ivf.search(vectors[:5], 3)[1])
+
+
+def test_index_kind_follows_corpus_size():
+    from recommender.ann import build_for_size
+
+    vectors = clustered(600)
+    assert build_for_size(vectors, flat_max=1000).backend == "faiss-flat-ip"
+    assert build_for_size(vectors, flat_max=500).backend == "faiss-ivf-sq8"
