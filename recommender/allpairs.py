@@ -120,20 +120,37 @@ def first_allowed(mask: np.ndarray, scores: np.ndarray, rows: np.ndarray, k: int
     return picked_scores, picked_rows
 
 
+def rescore(vectors: np.ndarray, query_rows: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner products of each query with its candidates, candidates re-sorted best first."""
+    safe = np.where(rows >= 0, rows, 0)
+    scores = np.einsum("qd,qcd->qc", vectors[query_rows], vectors[safe], optimize=True)
+    scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
+
 def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: ArticleFacts | None = None, *,
-                   as_of: datetime | None = None, block: int = 2048,
+                   as_of: datetime | None = None, block: int = 2048, exact_rescore: bool | None = None,
                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each n x k: every article's related rows, best first, self never included.
 
     `index` is anything with `search(queries, depth) -> (scores, rows)` and `count`; `vectors` are the
-    stored vectors in row order. Missing links (rules, tiny corpus) are -1 rows with NaN scores.
+    article vectors in row order. Missing links (rules, tiny corpus) are -1 rows with NaN scores.
+
+    With an approximate index (one whose `approximate` is true) the search fetches 3k candidates and re-scores
+    them exactly against `vectors` (pass the full-precision vectors): quantisation then no longer decides the
+    order of near-ties, only which candidates are fetched.
     """
+    if exact_rescore is None:
+        exact_rescore = bool(getattr(index, "approximate", False))
     n = len(vectors)
     k = rules.k
     as_of_day = (as_of or datetime.now(timezone.utc)).timestamp() / 86400.0
     out_scores = np.full((n, k), np.nan, dtype=np.float32)
     out_rows = np.full((n, k), -1, dtype=np.int64)
     first_depth = min(n, k + 1 if not rules.filters else 4 * k + 16)
+    if exact_rescore:
+        first_depth = min(n, max(first_depth, 3 * k + 1))
     with progress_bar(total=n, desc="related lists", unit="article", enabled=progress) as bar:
         for start in range(0, n, block):
             query_rows = np.arange(start, min(n, start + block))
@@ -141,6 +158,8 @@ def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: ArticleF
             depth = first_depth
             while len(pending):
                 scores, rows = index.search(vectors[pending], depth)
+                if exact_rescore:
+                    scores, rows = rescore(vectors, pending, rows)
                 mask = allowed(rules, facts, pending, rows, scores, as_of_day)
                 picked_scores, picked_rows = first_allowed(mask, scores, rows, k)
                 out_scores[pending], out_rows[pending] = picked_scores, picked_rows

@@ -107,8 +107,10 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
         timer = time.perf_counter()
         infos = index.store.all()
         facts = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
-        scores, rows = all_pairs_topk(index.vectors, index.vectors.vectors(), rules, facts, as_of=as_of,
-                                      progress=progress)
+        # the full-precision vectors just read from the cache, not the index's (possibly quantised) copy
+        matrix = built.matrix if built.matrix is not None and len(built.matrix) == len(infos) else \
+            index.vectors.vectors()
+        scores, rows = all_pairs_topk(index.vectors, matrix, rules, facts, as_of=as_of, progress=progress)
         seconds["related"] = time.perf_counter() - timer
         items = links_from_rows(scores, rows, infos)
         record["links"] = int((rows >= 0).sum())

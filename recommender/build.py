@@ -55,6 +55,7 @@ class BuildReport:
     vectors: VectorizeStats = field(default_factory=VectorizeStats)
     changes: Changes = field(default_factory=Changes)
     rewritten: bool = True  # False when nothing changed and the existing index was kept as it is
+    matrix: np.ndarray | None = field(default=None, repr=False)  # the full-precision vectors, in row order
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -113,7 +114,7 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
              len(corpus.articles), folder, stats.embedded, stats.reused,
              ", ".join(f"{k} {v}" for k, v in changes.to_dict().items()))
     return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, changes=changes,
-                       rewritten=rewritten, seconds=seconds)
+                       rewritten=rewritten, seconds=seconds, matrix=vectors)
 
 
 def previous_state(folder: Path, embedder: Embedder, preparation: Preparation) -> list[tuple[str, str]] | None:

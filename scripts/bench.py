@@ -108,7 +108,7 @@ def exact_topk(vectors: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def bench_scaling(real: np.ndarray, sizes: list[int], flat_max: int, sample: int, target: float = 0.98) -> None:
-    from recommender.allpairs import LinkRules, all_pairs_topk
+    from recommender.allpairs import LinkRules, all_pairs_topk, rescore
     from recommender.ann import FlatIndex, IVFIndex
 
     print(f"\n## scaling: all-pairs top-10 on vectors sampled around {len(real)} real embeddings")
@@ -131,7 +131,8 @@ def bench_scaling(real: np.ndarray, sizes: list[int], flat_max: int, sample: int
                 sweep, best = [], (0.0, 8)
                 for nprobe in (8, 16, 32, 64):
                     index.index.nprobe = nprobe
-                    _, found = index.search(vectors[rows], 11)
+                    _, found = index.search(vectors[rows], 31)  # as all_pairs_topk does: 3k, re-scored
+                    _, found = rescore(vectors, rows, found)
                     found = [[r for r in line if r != q][:10] for q, line in zip(rows, found)]
                     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
                     sweep.append(f"{nprobe}:{recall:.4f}")
