@@ -27,29 +27,14 @@ class VectorIndex(Protocol):
     def save(self, path: Path) -> None: ...
 
 
-class FlatIndex:
-    """Exact search over unit vectors with FAISS IndexFlatIP."""
+class FaissIndex:
+    """What every FAISS-backed index shares: counts, search with k clamped to the corpus, reconstruction, save."""
 
-    backend = "faiss-flat-ip"
+    backend = ""
     approximate = False
 
     def __init__(self, index):
         self.index = index
-
-    @classmethod
-    def build(cls, vectors: np.ndarray) -> "FlatIndex":
-        import faiss
-
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return cls(index)
-
-    @classmethod
-    def load(cls, path: Path) -> "FlatIndex":
-        import faiss
-
-        return cls(faiss.read_index(str(path)))
 
     @property
     def count(self) -> int:
@@ -77,7 +62,29 @@ class FlatIndex:
         faiss.write_index(self.index, str(path))
 
 
-class IVFIndex:
+class FlatIndex(FaissIndex):
+    """Exact search over unit vectors with FAISS IndexFlatIP."""
+
+    backend = "faiss-flat-ip"
+    approximate = False
+
+    @classmethod
+    def build(cls, vectors: np.ndarray) -> "FlatIndex":
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        return cls(index)
+
+    @classmethod
+    def load(cls, path: Path) -> "FlatIndex":
+        import faiss
+
+        return cls(faiss.read_index(str(path)))
+
+
+class IVFIndex(FaissIndex):
     """Approximate search for large corpora: FAISS IVF with an 8-bit scalar quantiser (inner product).
 
     4 * sqrt(n) inverted lists, trained on a sample of at most 64 vectors per list; a query visits `nprobe` lists.
@@ -87,9 +94,6 @@ class IVFIndex:
 
     backend = "faiss-ivf-sq8"
     approximate = True
-
-    def __init__(self, index):
-        self.index = index
 
     @classmethod
     def build(cls, vectors: np.ndarray, nprobe: int | None = None, seed: int = 1234) -> "IVFIndex":
@@ -119,31 +123,8 @@ class IVFIndex:
         return cls(index)
 
     @property
-    def count(self) -> int:
-        return int(self.index.ntotal)
-
-    @property
-    def dimension(self) -> int:
-        return int(self.index.d)
-
-    @property
     def nprobe(self) -> int:
         return int(self.index.nprobe)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        return self.index.search(queries, max(1, min(k, self.count)))
-
-    def vector(self, row: int) -> np.ndarray:
-        return self.index.reconstruct(int(row))
-
-    def vectors(self) -> np.ndarray:
-        return self.index.reconstruct_n(0, self.count)
-
-    def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self.index, str(path))
 
 
 def default_nprobe(nlist: int) -> int:
