@@ -173,6 +173,8 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
               help="Cut-offs for recall/precision/hit (repeat the option).")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["tfidf", "bm25", "random"]),
               default=("tfidf", "bm25", "random"), show_default=True, help="Baselines run on the same queries.")
+@click.option("--hybrid", "hybrid", multiple=True, type=click.FloatRange(0, 1),
+              help="Also evaluate a z-score fusion W*TF-IDF + (1-W)*system (repeat for several W).")
 @click.option("--sample", type=click.IntRange(1), default=None, help="Evaluate a random subset of N queries.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and the random baseline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per system, a line each.")
@@ -181,7 +183,8 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
 @quiet_option
 @user_errors
 def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], baselines: tuple[str, ...],
-             sample: int | None, seed: int, as_json: bool, report_dir: Path | None) -> None:
+             hybrid: tuple[float, ...], sample: int | None, seed: int, as_json: bool,
+             report_dir: Path | None) -> None:
     """Recall@k, precision@k, hit@k, MRR, MAP, nDCG@10 and coverage against hand-curated gold, beside
     lexical and random baselines computed on the same queries."""
     from .evaluate import evaluate_index
@@ -192,7 +195,7 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
     with Index.open(index_dir) as index:
         evaluation = evaluate_index(index, gold, gold_source=gold_path.name if gold_path else "curated related: lists",
                                     baselines=baselines, ks=tuple(sorted(set(ks))), sample=sample, seed=seed,
-                                    progress=not is_quiet())
+                                    hybrid=hybrid, progress=not is_quiet())
         if report_dir:
             titles = {info.id: info.title for info in index.store.all()}
             path = write_report(evaluation, report_dir, titles)

@@ -196,7 +196,8 @@ def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]]):
 
 def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_source: str = "curated",
                    baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
-                   sample: int | None = None, seed: int = 0, progress: bool = False) -> Evaluation:
+                   sample: int | None = None, seed: int = 0, hybrid: Sequence[float] = (),
+                   progress: bool = False) -> Evaluation:
     """Evaluate the index's rankings (and baselines, on the same queries) against gold.
 
     gold defaults to the curated `related:` lists stored with the index. Gold links to articles not in the
@@ -231,6 +232,14 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
             scorers.append(RandomScorer(len(ids), seed=seed))
         else:
             raise ValueError(f"unknown baseline {name!r} (tfidf, bm25, random)")
+    if hybrid:
+        from .fusion import FusionScorer
+
+        lexical = next((s for s in scorers if getattr(s, "name", "") == "tfidf"), None)
+        if lexical is None:
+            texts = texts or index.store.texts()
+            lexical = lexical_scorer("tfidf", texts)
+        scorers += [FusionScorer(scorers[0], lexical, w) for w in hybrid]
     results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
     return Evaluation(systems=results, queries=len(queries), corpus_size=len(ids), gold_source=gold_source,
                       dropped_links=dropped, sample=sample, seed=seed if sample else None,

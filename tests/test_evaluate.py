@@ -140,3 +140,41 @@ def test_cli_check_markdown(hashing_index):
     assert text.startswith("# Editors' check")
     assert "2 articles have curated lists" in text
     assert "agreed (rank" in text or "ranked low (rank" in text
+
+
+def test_fusion_weights_reduce_to_each_ranker_and_zscores_are_standard():
+    from recommender.fusion import FusionScorer, zscores
+
+    class Fixed:
+        def __init__(self, matrix, name):
+            self.matrix, self.name = np.asarray(matrix, dtype=np.float32), name
+
+        def scores(self, rows):
+            return self.matrix[rows]
+
+    dense = Fixed([[1.0, 0.2, 0.9, 0.1], [0.3, 1.0, 0.2, 0.8]], "system")
+    lexical = Fixed([[1.0, 5.0, 0.0, 2.0], [7.0, 1.0, 3.0, 0.0]], "tfidf")
+    rows = np.array([0, 1])
+    z = zscores(dense.scores(rows))
+    np.testing.assert_allclose(z.mean(axis=1), 0, atol=1e-6)
+    np.testing.assert_allclose(z.std(axis=1), 1, atol=1e-5)
+    assert np.array_equal(np.argsort(FusionScorer(dense, lexical, 0.0).scores(rows)), np.argsort(dense.scores(rows)))
+    assert np.array_equal(np.argsort(FusionScorer(dense, lexical, 1.0).scores(rows)), np.argsort(lexical.scores(rows)))
+    mixed = FusionScorer(dense, lexical, 0.5)
+    assert mixed.name == "hybrid-tfidf-0.5"
+    np.testing.assert_allclose(mixed.scores(rows), 0.5 * zscores(lexical.scores(rows)) + 0.5 * z, atol=1e-6)
+    assert np.allclose(zscores(np.ones((1, 4))), 0)
+    with pytest.raises(ValueError):
+        FusionScorer(dense, lexical, 1.5)
+
+
+def test_cli_evaluate_hybrid_system(hashing_index):
+    from click.testing import CliRunner
+
+    from recommender.cli import cli
+
+    result = CliRunner().invoke(cli, ["evaluate", "--index", str(hashing_index), "--json", "-q", "--baseline",
+                                      "random", "--hybrid", "0.5"])
+    assert result.exit_code == 0, result.output
+    systems = [json.loads(line)["system"] for line in result.stdout.splitlines()]
+    assert systems == ["system", "random", "hybrid-tfidf-0.5"]
