@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from .allpairs import ArticleFacts, LinkRules, all_pairs_topk
+from .build import read_logged, require_articles, update_index, utc_now
 from .embedder import Embedder, get_embedder
 from .index import Index
 from .lock import exclusive_lock
@@ -33,10 +34,6 @@ MAX_REASONS = 100
 
 class BatchError(RuntimeError):
     """A batch run that failed; the message says why. The previous outputs are untouched."""
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def run_batch(
@@ -80,19 +77,13 @@ def run_batch(
 
 def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress) -> None:
-    from .build import update_index
-    from .ingest import read_corpus
-
     seconds = record["seconds"]
     timer = time.perf_counter()
-    articles = read_corpus(corpus)
-    for problem in articles.problems:
-        log.warning("skipped %s", problem)
+    articles = read_logged(corpus)
     seconds["read"] = time.perf_counter() - timer
     record["skipped"] = len(articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
-    if not articles.articles:
-        raise ValueError(f"{corpus}: no usable articles found")
+    require_articles(articles, corpus)
 
     embedder = embedder or get_embedder(model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
@@ -107,10 +98,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
         timer = time.perf_counter()
         infos = index.store.all()
         facts = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
-        # the full-precision vectors just read from the cache, not the index's (possibly quantised) copy
-        matrix = built.matrix if built.matrix is not None and len(built.matrix) == len(infos) else \
-            index.vectors.vectors()
-        scores, rows = all_pairs_topk(index.vectors, matrix, rules, facts, as_of=as_of, progress=progress)
+        # the full-precision vectors of the build (row order = index order), not the index's quantised copy
+        scores, rows = all_pairs_topk(index.vectors, built.matrix, rules, facts, as_of=as_of, progress=progress)
         seconds["related"] = time.perf_counter() - timer
         items = links_from_rows(scores, rows, infos)
         record["links"] = int((rows >= 0).sum())

@@ -59,6 +59,27 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def utc_now() -> str:
+    """The current UTC time as an ISO string with seconds and a Z (manifests and run records)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def read_logged(source: str | Path) -> Corpus:
+    """Read a corpus and log every skipped input (file, line, reason)."""
+    from .ingest import read_corpus
+
+    corpus = read_corpus(source)
+    for problem in corpus.problems:
+        log.warning("skipped %s", problem)
+    return corpus
+
+
+def require_articles(corpus: Corpus, source: object) -> Corpus:
+    if not corpus.articles:
+        raise ValueError(f"{source}: no usable articles found")
+    return corpus
+
+
 def build_index(
     source: str | Path | Corpus,
     folder: str | Path | None = None,
@@ -73,15 +94,9 @@ def build_index(
     """Read a corpus, embed it (reusing cached vectors), and write a new index version atomically.
 
     Holds the index folder's lock; a second build or batch on the same folder is refused meanwhile."""
-    from .ingest import read_corpus
-
     folder = Path(folder) if folder is not None else default_index_dir()
     timer = time.perf_counter()
-    corpus = source if isinstance(source, Corpus) else read_corpus(source)
-    for problem in corpus.problems:
-        log.warning("skipped %s", problem)
-    if not corpus.articles:
-        raise ValueError(f"{source}: no usable articles found")
+    corpus = require_articles(source if isinstance(source, Corpus) else read_logged(source), source)
     read_seconds = time.perf_counter() - timer
     with exclusive_lock(folder):
         report = update_index(folder, corpus, embedder or get_embedder(model, backend=backend),
@@ -102,10 +117,11 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
                                            batch_size=batch_size, progress=progress)
         seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
-    previous = previous_state(folder, embedder, preparation)
+    manifest = current_manifest(folder)
+    previous = previous_state(folder, manifest, embedder, preparation)
     changes = compare(previous, corpus.articles, hashes)
     digest = corpus_digest(corpus.articles, hashes)
-    rewritten = previous is None or recorded_digest(folder) != digest
+    rewritten = previous is None or manifest.stats.get("corpus_digest") != digest
     if rewritten:
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest})
@@ -117,12 +133,19 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
                        rewritten=rewritten, seconds=seconds, matrix=vectors)
 
 
-def previous_state(folder: Path, embedder: Embedder, preparation: Preparation) -> list[tuple[str, str]] | None:
+def current_manifest(folder: Path) -> Manifest | None:
+    """The manifest of the index being replaced, or None if there is none (or it is unreadable)."""
+    try:
+        return read_manifest(folder)
+    except IndexProblem:
+        return None
+
+
+def previous_state(folder: Path, manifest: Manifest | None, embedder: Embedder,
+                   preparation: Preparation) -> list[tuple[str, str]] | None:
     """(id, content hash) of the current index in row order, or None if there is no usable index made with
     the same model and preparation (then everything counts as new)."""
-    try:
-        manifest = read_manifest(folder)
-    except IndexProblem:
+    if manifest is None:
         return None
     if (manifest.model.get("fingerprint") != embedder.fingerprint
             or manifest.preparation.get("key") != preparation.key):
@@ -147,13 +170,6 @@ def corpus_digest(articles: Sequence[Article], hashes: Sequence[str]) -> str:
     for article, content in zip(articles, hashes):
         digest.update(json.dumps([article.to_dict(), content], sort_keys=True, ensure_ascii=False).encode())
     return digest.hexdigest()
-
-
-def recorded_digest(folder: Path) -> str | None:
-    try:
-        return read_manifest(folder).stats.get("corpus_digest")
-    except IndexProblem:
-        return None
 
 
 def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article], hashes: Sequence[str]) -> Changes:
@@ -188,7 +204,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         preparation=preparation.to_dict(),
         count=len(articles),
         dimension=int(vectors.shape[1]),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        built_at=utc_now(),
         backend=ann.backend,
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
                "metadata": file_entry(folder / f"articles-{token}.sqlite")},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .evaluate import DenseScorer, rank_system
+from .evaluate import DenseScorer, gold_in_index, rank_system
 
 
 @dataclass
@@ -27,8 +27,7 @@ def editors_check(index, k: int = 10, suggestions: int = 5, progress: bool = Fal
     """Compare the index's rankings with its curated `related:` lists (the articles that have them)."""
     ids = index.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
-    curated = {a: [r for r in rel if r in row_of and r != a] for a, rel in index.store.curated().items()}
-    curated = {a: rel for a, rel in curated.items() if rel and a in row_of}
+    curated, _ = gold_in_index(index.store.curated(), row_of)
     if not curated:
         return []
     queries = sorted(row_of[a] for a in curated)

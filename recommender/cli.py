@@ -45,6 +45,15 @@ def index_option(func):
     )(func)
 
 
+def model_options(func):
+    """--model and --backend, shared by the commands that embed a corpus."""
+    func = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                        help="Embedding backend; auto picks the fastest this machine supports (OpenVINO, then "
+                             "PyTorch bf16 where the CPU has bf16, then PyTorch fp32).")(func)
+    return click.option("--model", default=None, help="Local sentence-transformers folder, or 'hashing' (tests). "
+                        "Default: the packaged all-MiniLM-L6-v2.")(func)
+
+
 def quiet_option(func):
     def callback(ctx, param, value):
         if value:
@@ -78,11 +87,7 @@ def cli(verbose: bool) -> None:
 @cli.command("index")
 @click.argument("corpus", type=click.Path(exists=True, path_type=Path))
 @index_option
-@click.option("--model", default=None, help="Local sentence-transformers folder, or 'hashing' (tests). "
-              "Default: the packaged all-MiniLM-L6-v2.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="Embedding backend; auto picks the fastest this machine supports (OpenVINO, then PyTorch bf16 "
-                   "where the CPU has bf16, then PyTorch fp32).")
+@model_options
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
 @quiet_option
 @user_errors
@@ -250,8 +255,7 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
               help="Never link to an article published more than this many days ago.")
 @click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Also evaluate against this gold.jsonl (default: the corpus's curated related: lists).")
-@click.option("--model", default=None, help="As for `index`.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="As for `index`.")
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @quiet_option
 @user_errors

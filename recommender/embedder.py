@@ -61,7 +61,7 @@ BACKENDS = ("auto", "openvino", "torch-bf16", "torch-fp32")
 def get_embedder(model: str | None = None, *, backend: str = "auto") -> "Embedder":
     """The embedder for a model spec (None or the default name, ``hashing[:DIM]``, or a local model folder) on
     a backend: ``openvino``, ``torch-bf16`` (PyTorch with bf16 autocast), ``torch-fp32`` (the
-    sentence-transformers default), or ``auto`` (the fastest one this machine supports; see `resolve_backend`).
+    sentence-transformers default), or ``auto`` (the first of these three that this machine runs).
     A backend the machine cannot run falls back to the next one with a log line; the index records which ran."""
     if model and model.startswith(HASHING_PREFIX):
         dim = int(model.split(":", 1)[1]) if ":" in model else 256

@@ -194,6 +194,22 @@ def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]]):
     return ranker
 
 
+def gold_in_index(raw: dict[str, list[str]], row_of: dict[str, int]) -> tuple[dict[str, list[str]], int]:
+    """The gold restricted to the index: queries and links it holds, self-links and repeats dropped, queries
+    left without links removed; and how many links were dropped."""
+    kept: dict[str, list[str]] = {}
+    dropped = 0
+    for query, related in raw.items():
+        if query not in row_of:
+            dropped += len(related)
+            continue
+        present = [r for r in dict.fromkeys(related) if r in row_of and r != query]
+        dropped += len(related) - len(present)
+        if present:
+            kept[query] = present
+    return kept, dropped
+
+
 def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_source: str = "curated",
                    baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
                    sample: int | None = None, seed: int = 0, hybrid: Sequence[float] = (),
@@ -206,17 +222,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     start = time.perf_counter()
     ids = index.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
-    raw = gold if gold is not None else index.store.curated()
-    kept: dict[str, list[str]] = {}
-    dropped = 0
-    for query, related in raw.items():
-        if query not in row_of:
-            dropped += len(related)
-            continue
-        present = [r for r in dict.fromkeys(related) if r in row_of and r != query]
-        dropped += len(related) - len(present)
-        if present:
-            kept[query] = present
+    kept, dropped = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
     if not kept:
         raise ValueError(f"no query with gold links inside the index ({gold_source})")
     queries = select_queries(kept, sample, seed)

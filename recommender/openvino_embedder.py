@@ -61,7 +61,8 @@ def check_supported(path: Path) -> int:
     return int(config.get("max_seq_length", 256))
 
 
-def cpu_has_bf16() -> bool:
+def openvino_runs_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin will infer in bf16 on this machine (its own capability report)."""
     import openvino as ov
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -77,7 +78,7 @@ class OpenVINOEmbedder:
         self.name = name or self.path.name
         self.max_tokens = check_supported(self.path)
         self.weights_fingerprint = weights_fingerprint
-        self.precision = "bf16" if cpu_has_bf16() else "fp32"
+        self.precision = "bf16" if openvino_runs_bf16() else "fp32"
         self._compiled = None
         self._tokenizer = None
         self._dimension: int | None = None
