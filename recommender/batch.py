@@ -2,8 +2,8 @@
 site reads them, and keep a record of the run.
 
     from recommender.batch import run_batch
-    from recommender.allpairs import LinkRules
-    record = run_batch("content/", "recommender-index", "site/data", LinkRules(k=5, min_score=0.3))
+    from recommender.policy import load_policy
+    record = run_batch("content/", "recommender-index", "site/data", load_policy("recommender.toml"))
 
 Safe to rerun: unchanged articles are not embedded again and an unchanged index is not rewritten. Safe to kill:
 embeddings are committed to the cache in rounds, the index is committed by its manifest, and the outputs are
@@ -19,13 +19,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .allpairs import ArticleFacts, LinkRules, all_pairs_topk
 from .build import read_logged, require_articles, update_index, utc_now
 from .embedder import Embedder, get_embedder
 from .index import Index
 from .lock import exclusive_lock
-from .outputs import append_run, links_from_rows, update_last_run, write_outputs
+from .outputs import append_run, update_last_run, write_outputs
+from .policy import Policy
 from .prepare import Preparation
+from .relatedlists import LinkJob, all_links, items_from_links
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def run_batch(
     corpus: str | Path,
     index_dir: str | Path,
     out_dir: str | Path,
-    rules: LinkRules = LinkRules(),
+    policy: Policy = Policy(),
     *,
     model: str | None = None,
     backend: str = "auto",
@@ -54,13 +55,14 @@ def run_batch(
     """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError."""
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
-                    "out": str(out_dir), "rules": rules.to_dict(), "seconds": {}}
+                    "out": str(out_dir), "policy": policy.to_dict(), "policy_source": policy.source,
+                    "seconds": {}}
     try:
         with contextlib.ExitStack() as locks:
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
             if out_dir.resolve() != index_dir.resolve():
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
-            _run(Path(corpus), index_dir, out_dir, rules, record, model=model, backend=backend,
+            _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
                  embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
                  batch_size=batch_size, progress=progress)
     except Exception as exc:
@@ -75,7 +77,7 @@ def run_batch(
     return record
 
 
-def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record: dict, *, model, backend,
+def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
@@ -97,16 +99,20 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
     with Index.open(index_dir, preparation=preparation) as index:
         timer = time.perf_counter()
         infos = index.store.all()
-        facts = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
+        overrides = index.overrides()
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
-        scores, rows = all_pairs_topk(index.vectors, built.matrix, rules, facts, as_of=as_of, progress=progress)
+        job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
+                      overrides=overrides, as_of=as_of)
+        links = all_links(job, progress=progress)
         seconds["related"] = time.perf_counter() - timer
-        items = links_from_rows(scores, rows, infos)
-        record["links"] = int((rows >= 0).sum())
-        record["articles_without_links"] = int((rows[:, 0] < 0).sum()) if len(rows) else 0
+        items = items_from_links(links, infos)
+        record["links"] = sum(len(chosen) for chosen in links)
+        record["pinned_links"] = sum(link.pinned for chosen in links for link in chosen)
+        record["articles_without_links"] = sum(1 for chosen in links if not chosen)
+        record["overrides"] = len(overrides.items)
 
         timer = time.perf_counter()
-        record["evaluation"] = evaluate_curated(index, gold_path)
+        record["evaluation"] = evaluate_curated(index, gold_path, policy)
         seconds["evaluate"] = time.perf_counter() - timer
 
     timer = time.perf_counter()
@@ -119,8 +125,9 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, rules: LinkRules, record:
     update_last_run(out_dir, record)  # the stored record gets the write time and the true end
 
 
-def evaluate_curated(index: Index, gold_path: str | Path | None) -> dict | None:
-    """The system's and TF-IDF's figures against the curated lists in the corpus (or a gold file), if any."""
+def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:
+    """The system's (with and without overrides) and TF-IDF's figures against the curated lists in the corpus
+    (or a gold file), if any."""
     from .evaluate import evaluate_index
     from .gold import load_gold_jsonl
 
@@ -129,7 +136,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None) -> dict | None:
         return None
     try:
         evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
-                                    baselines=("tfidf",))
+                                    baselines=("tfidf",), policy=policy, dense=False)
     except ValueError as exc:  # curated links that all point outside the corpus
         log.warning("evaluation skipped: %s", exc)
         return None

@@ -25,6 +25,7 @@ from .article import Article, Corpus, Problem
 from .atomic import atomic_path
 from .embedder import DEFAULT_MODEL, Embedder, get_embedder
 from .index import CACHE_FILE, default_index_dir
+from .lexindex import LexicalIndex
 from .lock import exclusive_lock
 from .manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
 from .metadata import MetadataStore, write_metadata
@@ -121,7 +122,8 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     previous = previous_state(folder, manifest, embedder, preparation)
     changes = compare(previous, corpus.articles, hashes)
     digest = corpus_digest(corpus.articles, hashes)
-    rewritten = previous is None or manifest.stats.get("corpus_digest") != digest
+    rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
+                 or "lexical" not in manifest.files)  # an index from before the hybrid ranking
     if rewritten:
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest})
@@ -198,6 +200,12 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
         tmp.unlink()
         write_metadata(tmp, articles, hashes)
+    timer = time.perf_counter()
+    lexical = LexicalIndex.build([a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles])
+    with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:
+        lexical.save(matrices, lexicon)
+    log.info("lexical index: %d terms, %d mentions (%.1f s)", len(lexical.vocabulary), lexical.mentions.nnz,
+             time.perf_counter() - timer)
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
                "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown")},
@@ -207,7 +215,9 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         built_at=utc_now(),
         backend=ann.backend,
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
-               "metadata": file_entry(folder / f"articles-{token}.sqlite")},
+               "metadata": file_entry(folder / f"articles-{token}.sqlite"),
+               "lexical": file_entry(folder / f"lexical-{token}.npz"),
+               "lexicon": file_entry(folder / f"lexicon-{token}.json")},
         stats=stats or {},
     )
     write_manifest(folder, manifest)
@@ -218,8 +228,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
 def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
-    for path in list(folder.glob("vectors-*.faiss")) + list(folder.glob("articles-*.sqlite")) + list(
-        folder.glob(".*.tmp")
-    ):
+    patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", ".*.tmp")
+    for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

@@ -28,10 +28,12 @@ def user_errors(func):
         from .embedder import ModelError
         from .lock import LockedError
         from .manifest import IndexProblem
+        from .policy import PolicyError
 
         try:
             return func(*args, **kwargs)
-        except (UnknownArticle, IndexProblem, ModelError, LockedError, BatchError, FileNotFoundError, ValueError) as exc:
+        except (UnknownArticle, IndexProblem, ModelError, LockedError, BatchError, PolicyError, FileNotFoundError,
+                ValueError) as exc:
             message = exc.args[0] if exc.args else str(exc)
             raise click.ClickException(str(message)) from None
 
@@ -52,6 +54,19 @@ def model_options(func):
                              "PyTorch bf16 where the CPU has bf16, then PyTorch fp32).")(func)
     return click.option("--model", default=None, help="Local sentence-transformers folder, or 'hashing' (tests). "
                         "Default: the packaged all-MiniLM-L6-v2.")(func)
+
+
+def policy_option(func):
+    return click.option(
+        "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Link policy TOML (weights, k, minimum score, rules). Default: ./recommender.toml if present.",
+    )(func)
+
+
+def load_policy_for(path: Path | None):
+    from .policy import load_policy
+
+    return load_policy(path)
 
 
 def quiet_option(func):
@@ -110,25 +125,35 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
 @cli.command()
 @click.argument("query")
 @index_option
-@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many links.")
+@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many links (default: the policy's k).")
+@policy_option
+@click.option("--explain", is_flag=True, help="Why each link: score parts, shared terms, best passage "
+              "(loads the model for the passages).")
+@click.option("--no-overrides", is_flag=True, help="Ignore the editors' pins and blocks.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @quiet_option
 @user_errors
-def related(query: str, index_dir: Path, k: int, as_json: bool) -> None:
-    """The K articles most related to QUERY: an article id, a URL, or an article file.
+def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None, explain: bool, no_overrides: bool,
+            as_json: bool) -> None:
+    """The articles most related to QUERY: an article id, a URL, or an article file.
 
-    By id or URL the stored vectors answer and no model is loaded; a file not in the index is embedded.
+    Ranked by the hybrid score (embedding, TF-IDF, mentions) under the link policy and the editors' overrides.
+    By id or URL the stored index answers and no model is loaded; a file not in the index is embedded.
     """
+    policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
-        source, results = related_for(index, query, k)
+        source, results = related_for(index, query, k, policy=policy, explain=explain,
+                                      overrides=not no_overrides)
     click.echo(render_related(source, results, as_json))
 
 
-def related_for(index: Index, query: str, k: int):
+def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,
+                overrides: bool = True):
     """(the query article's description, results) for an id, URL or file."""
     try:
         info = index.get(query)
-        return {"id": info.id, "title": info.title, "url": info.url}, index.related(info.id, k)
+        return {"id": info.id, "title": info.title, "url": info.url}, index.related(
+            info.id, k, policy=policy, explain=explain, overrides=overrides)
     except UnknownArticle as unknown:
         path = Path(query)
         if "://" in query or not path.is_file():
@@ -142,20 +167,23 @@ def related_for(index: Index, query: str, k: int):
     if not main:
         raise ValueError(f"{path}: no usable article in the file")
     article = main[0]
-    return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(article, k)
+    return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(
+        article, k, policy=policy, explain=explain)
 
 
 @cli.command()
 @click.argument("text")
 @index_option
-@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many results.")
+@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many results (default: the policy's k).")
+@policy_option
+@click.option("--explain", is_flag=True, help="Why each result: score parts, shared terms, best passage.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @quiet_option
 @user_errors
-def search(text: str, index_dir: Path, k: int, as_json: bool) -> None:
-    """Articles closest in meaning to free TEXT (loads the model)."""
+def search(text: str, index_dir: Path, k: int | None, policy_path: Path | None, explain: bool, as_json: bool) -> None:
+    """Articles closest to free TEXT, by meaning and words (loads the model)."""
     with Index.open(index_dir) as index:
-        results = index.search(text, k)
+        results = index.search(text, k, policy=load_policy_for(policy_path), explain=explain)
     click.echo(render_related({"text": text}, results, as_json))
 
 
@@ -180,6 +208,7 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
               default=("tfidf", "bm25", "random"), show_default=True, help="Baselines run on the same queries.")
 @click.option("--hybrid", "hybrid", multiple=True, type=click.FloatRange(0, 1),
               help="Also evaluate a z-score fusion W*TF-IDF + (1-W)*system (repeat for several W).")
+@policy_option
 @click.option("--sample", type=click.IntRange(1), default=None, help="Evaluate a random subset of N queries.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and the random baseline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per system, a line each.")
@@ -188,10 +217,13 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
 @quiet_option
 @user_errors
 def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], baselines: tuple[str, ...],
-             hybrid: tuple[float, ...], sample: int | None, seed: int, as_json: bool,
+             hybrid: tuple[float, ...], policy_path: Path | None, sample: int | None, seed: int, as_json: bool,
              report_dir: Path | None) -> None:
     """Recall@k, precision@k, hit@k, MRR, MAP, nDCG@10 and coverage against hand-curated gold, beside
-    lexical and random baselines computed on the same queries."""
+    lexical and random baselines computed on the same queries.
+
+    Systems: `system` (the final ranking under the policy), `system+overrides` (with the editors' pins and
+    blocks, when there are any), `dense` (the embedding alone), then the baselines."""
     from .evaluate import evaluate_index
     from .gold import load_gold_jsonl
     from .report import evaluation_json, evaluation_table, write_report
@@ -200,7 +232,7 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
     with Index.open(index_dir) as index:
         evaluation = evaluate_index(index, gold, gold_source=gold_path.name if gold_path else "curated related: lists",
                                     baselines=baselines, ks=tuple(sorted(set(ks))), sample=sample, seed=seed,
-                                    hybrid=hybrid, progress=not is_quiet())
+                                    hybrid=hybrid, policy=load_policy_for(policy_path), progress=not is_quiet())
         if report_dir:
             titles = {info.id: info.title for info in index.store.all()}
             path = write_report(evaluation, report_dir, titles)
@@ -245,34 +277,99 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
 @index_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for related.jsonl, related.json (a Hugo/Jekyll data file) and related.sqlite.")
-@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Links per article.")
-@click.option("--min-score", type=click.FloatRange(-1, 1), default=None,
-              help="Fewer links rather than weak ones: drop links scoring below this cosine.")
-@click.option("--exclude-same-source", is_flag=True, help="Never link two articles of the same source.")
-@click.option("--direction", type=click.Choice(["any", "older", "newer"]), default="any", show_default=True,
-              help="Link only to older (or newer) articles than the one linked from.")
+@policy_option
+@click.option("-k", type=click.IntRange(1, 1000), default=None, help="Links per article (overrides the policy).")
+@click.option("--min-score", type=float, default=None,
+              help="Fewer links rather than weak ones: drop links scoring below this (overrides the policy).")
+@click.option("--exclude-same-source", is_flag=True, default=None,
+              help="Never link two articles of the same source (overrides the policy).")
+@click.option("--direction", type=click.Choice(["any", "older", "newer"]), default=None,
+              help="Link only to older (or newer) articles than the one linked from (overrides the policy).")
 @click.option("--max-age-days", type=click.FloatRange(0, min_open=True), default=None,
-              help="Never link to an article published more than this many days ago.")
+              help="Never link to an article published more than this many days ago (overrides the policy).")
 @click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Also evaluate against this gold.jsonl (default: the corpus's curated related: lists).")
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @quiet_option
 @user_errors
-def batch(corpus: Path, index_dir: Path, out_dir: Path, k: int, min_score: float | None, exclude_same_source: bool,
-          direction: str, max_age_days: float | None, gold_path: Path | None, model: str | None, backend: str,
+def batch(corpus: Path, index_dir: Path, out_dir: Path, policy_path: Path | None, k: int | None,
+          min_score: float | None, exclude_same_source: bool | None, direction: str | None,
+          max_age_days: float | None, gold_path: Path | None, model: str | None, backend: str,
           as_json: bool) -> None:
     """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
-    related links of every article, and write them atomically into --out. Safe to rerun and to kill."""
-    from .allpairs import LinkRules
+    related links of every article under the policy and the editors' overrides, and write them atomically
+    into --out. Safe to rerun and to kill."""
     from .batch import run_batch
     from .render import render_run
 
-    rules = LinkRules(k=k, min_score=min_score, exclude_same_source=exclude_same_source, direction=direction,
-                      max_age_days=max_age_days)
-    record = run_batch(corpus, index_dir, out_dir, rules, model=model, backend=backend, gold_path=gold_path,
+    policy = load_policy_for(policy_path).with_links(
+        k=k, min_score=min_score, direction=direction, max_age_days=max_age_days,
+        same_source="exclude" if exclude_same_source else None)
+    record = run_batch(corpus, index_dir, out_dir, policy, model=model, backend=backend, gold_path=gold_path,
                        progress=not is_quiet())
     click.echo(json.dumps(record) if as_json else render_run(record))
+
+
+@cli.command()
+@policy_option
+def policy(policy_path: Path | None) -> None:
+    """Print the effective link policy as TOML (the file given, or ./recommender.toml, or the defaults)."""
+    from .policy import PolicyError, policy_to_toml
+
+    try:
+        loaded = load_policy_for(policy_path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"# {loaded.source}\n" + policy_to_toml(loaded))
+
+
+def override_command(action: str, summary: str):
+    @click.argument("article")
+    @click.argument("target")
+    @index_option
+    @click.option("--note", default=None, help="Why (kept with the override).")
+    @user_errors
+    def command(article: str, target: str, index_dir: Path, note: str | None) -> None:
+        from .overrides import EVERY, Overrides
+
+        with Index.open(index_dir) as index:
+            article_id = article if article == EVERY else index.get(article).id
+            target_id = index.get(target).id
+        with Overrides.open(index_dir) as store:
+            if action == "unpin":
+                if not store.unpin(article_id, target_id):
+                    raise click.ClickException(f"no pin or block of {target_id} on {article_id}")
+                click.echo(json.dumps({"removed": {"article": article_id, "target": target_id}}))
+            else:
+                item = getattr(store, action)(article_id, target_id, note)
+                click.echo(json.dumps(item.to_dict()))
+
+    command.__doc__ = summary
+    return command
+
+
+cli.command("pin")(override_command(
+    "pin", "Pin TARGET as a link of ARTICLE (ARTICLE '*' for every article): pinned links come first, in the "
+           "order pinned, in `related` and in the batch."))
+cli.command("block")(override_command(
+    "block", "Block TARGET from the links of ARTICLE (ARTICLE '*' for every article): it never appears."))
+cli.command("unpin")(override_command("unpin", "Remove a pin or a block of TARGET on ARTICLE."))
+
+
+@cli.command("overrides")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+@user_errors
+def overrides_cmd(index_dir: Path, as_json: bool) -> None:
+    """List the editors' pins and blocks stored with the index."""
+    from .overrides import Overrides
+
+    with Overrides.open(index_dir) as store:
+        items = store.all()
+    for item in items:
+        click.echo(json.dumps(item.to_dict()) if as_json else
+                   f"{item.action:5}  {item.article}  ->  {item.target}" + (f"  ({item.note})" if item.note else ""))
 
 
 def main() -> None:

@@ -52,6 +52,31 @@ class DenseScorer:
         return self.vectors[rows] @ self.vectors.T
 
 
+class PolicyScorer:
+    """The final system: hybrid candidates ordered by the link policy (rules, duplicates, diversity, and the
+    editorial overrides if given), exactly as `related` and the batch order them; articles that are not
+    candidates rank below every candidate."""
+
+    def __init__(self, index, policy, overrides=None, name: str = "system"):
+        self.index = index
+        self.policy = policy
+        self.overrides = overrides
+        self.name = name
+        self.size = len(index)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        from .linking import order_candidates
+
+        ranker = self.index.ranker(self.policy)
+        facts = self.index.facts()
+        out = np.full((len(rows), self.size), -np.inf, dtype=np.float64)
+        for i, cand in enumerate(ranker.score_rows(np.asarray(rows))):
+            ordered = order_candidates(cand, facts, ranker.vectors, self.policy, self.overrides)
+            positions = np.array([link.row for link in ordered], dtype=np.int64)
+            out[i, positions] = len(positions) - np.arange(len(positions))  # rank order as a score
+        return out
+
+
 class RandomScorer:
     """Uniform random scores, reproducible for a seed: the floor any system must clear."""
 
@@ -213,12 +238,18 @@ def gold_in_index(raw: dict[str, list[str]], row_of: dict[str, int]) -> tuple[di
 def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_source: str = "curated",
                    baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
                    sample: int | None = None, seed: int = 0, hybrid: Sequence[float] = (),
+                   policy=None, dense: bool = True, overrides: bool = True,
                    progress: bool = False) -> Evaluation:
     """Evaluate the index's rankings (and baselines, on the same queries) against gold.
 
     gold defaults to the curated `related:` lists stored with the index. Gold links to articles not in the
-    index are dropped (and counted); queries left without gold are skipped.
+    index are dropped (and counted); queries left without gold are skipped. Systems: "system" (the final
+    ranking under the policy), "system+overrides" (the same with the editors' pins and blocks, when there are
+    any), "dense" (the embedding alone), then the baselines and any fixed-weight hybrids.
     """
+    from .policy import Policy
+
+    policy = policy or Policy()
     start = time.perf_counter()
     ids = index.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
@@ -228,7 +259,12 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     queries = select_queries(kept, sample, seed)
     query_rows = [row_of[q] for q in queries]
     gold_rows = {row_of[q]: [row_of[r] for r in kept[q]] for q in queries}
-    scorers: list = [DenseScorer(index.vectors.vectors(), name="system")]
+    scorers: list = [PolicyScorer(index, policy)]
+    edits = index.overrides() if overrides else None
+    if edits:
+        scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
+    if dense:
+        scorers.append(DenseScorer(index.vectors.vectors(), name="dense"))
     texts = index.store.texts() if any(b in ("tfidf", "bm25") for b in baselines) else []
     for name in baselines:
         if name in ("tfidf", "bm25"):
@@ -245,7 +281,8 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         if lexical is None:
             texts = texts or index.store.texts()
             lexical = lexical_scorer("tfidf", texts)
-        scorers += [FusionScorer(scorers[0], lexical, w) for w in hybrid]
+        dense_scorer = DenseScorer(index.vectors.vectors(), name="dense")
+        scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
     results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
     return Evaluation(systems=results, queries=len(queries), corpus_size=len(ids), gold_source=gold_source,
                       dropped_links=dropped, sample=sample, seed=seed if sample else None,

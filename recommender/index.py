@@ -25,6 +25,7 @@ from .article import Article
 from .embedder import Embedder, backend_from_manifest, get_embedder
 from .manifest import IndexProblem, Manifest, read_manifest, verify_files
 from .metadata import ArticleInfo, MetadataStore
+from .policy import Policy
 from .prepare import Preparation, combine, prepare
 from .topk import drop_rows
 
@@ -60,9 +61,16 @@ class Related:
     published: str | None
     source: str | None
     kind: str
+    pinned: bool = False
+    parts: dict | None = None  # per part: raw value and z-score (hybrid ranking)
+    explanation: dict | None = None  # with explain=True: shared terms and best-matching passage
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("parts", "explanation"):
+            if data[key] is None:
+                data.pop(key)
+        return data
 
 
 class Index:
@@ -74,6 +82,9 @@ class Index:
         self.vectors = vectors
         self.store = store
         self._embedder: Embedder | None = None
+        self._lexical = None
+        self._facts = None
+        self._rankers: dict = {}
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -152,36 +163,122 @@ class Index:
 
     # --- queries ------------------------------------------------------------------------------------
 
-    def related(self, ref: str, k: int = 10) -> list[Related]:
-        """The k articles most related to a stored article (by id or URL), never the article itself."""
+    def related(self, ref: str, k: int | None = None, *, policy: Policy | None = None, overrides: bool = True,
+                explain: bool = False) -> list[Related]:
+        """The articles most related to a stored article (by id or URL), under the link policy (hybrid score,
+        rules, duplicates, diversity) and the editorial overrides; never the article itself."""
         info = self.get(ref)
-        return self.nearest(self.vectors.vector(info.row), k, exclude_rows={info.row})
+        policy = self._policy(policy, k)
+        cand = self.ranker(policy).score_rows(np.array([info.row]))[0]
+        return self._links(cand, policy, overrides, explain)
 
-    def related_to_article(self, article: Article, k: int = 10) -> list[Related]:
+    def related_to_article(self, article: Article, k: int | None = None, *, policy: Policy | None = None,
+                           explain: bool = False) -> list[Related]:
         """Related articles for an article that may not be in the index (embedded with the index's model)."""
         if self.has(article.id):
-            return self.related(article.id, k)
+            return self.related(article.id, k, policy=policy, explain=explain)
         prepared = prepare(article, self.preparation)
         vectors = self.embedder().encode(prepared.texts)
-        return self.nearest(combine(vectors[0], vectors[1:], self.preparation), k)
+        vector = combine(vectors[0], vectors[1:], self.preparation)
+        from .lexical import lexical_document
 
-    def search(self, text: str, k: int = 10) -> list[Related]:
-        """Articles closest in meaning to a free-text query."""
+        return self._text_links(vector, lexical_document(article.title, article.body or article.excerpt),
+                                self._policy(policy, k), explain)
+
+    def search(self, text: str, k: int | None = None, *, policy: Policy | None = None,
+               explain: bool = False) -> list[Related]:
+        """Articles closest to a free-text query (embedding and words, under the policy's weights)."""
         if not text.strip():
             raise ValueError("empty search text")
-        return self.nearest(self.embedder().encode([text])[0], k)
+        return self._text_links(self.embedder().encode([text])[0], text, self._policy(policy, k), explain)
 
     def nearest(self, vector: np.ndarray, k: int, exclude_rows: set[int] | None = None) -> list[Related]:
+        """The k nearest stored vectors by cosine alone (no lexical part, no policy)."""
         excluded = exclude_rows or set()
         scores, rows = self.vectors.search(vector[None, :], k + len(excluded))
         hits = drop_rows(scores[0], rows[0], excluded, k)
-        infos = self.store.by_rows([row for row, _ in hits])
-        return [
-            Related(id=i.id, score=round(score, 6), title=i.title, url=i.url, published=i.published,
-                    source=i.source, kind=i.kind)
-            for row, score in hits
-            for i in [infos[row]]
-        ]
+        return self._related_items([(row, score, False, None) for row, score in hits])
+
+    # --- hybrid ranking -----------------------------------------------------------------------------
+
+    @property
+    def lexical(self):
+        """The stored lexical index (TF-IDF and mentions), or None for an index built before it existed."""
+        if self._lexical is None and "lexical" in self.manifest.files:
+            from .lexindex import LexicalIndex
+
+            try:
+                self._lexical = LexicalIndex.load(self.folder / self.manifest.files["lexical"].name,
+                                                  self.folder / self.manifest.files["lexicon"].name)
+            except (OSError, ValueError, KeyError) as exc:
+                raise IndexProblem(f"{self.folder}: cannot read the lexical index ({exc}); rebuild it") from None
+        return self._lexical
+
+    def facts(self):
+        if self._facts is None:
+            from .linking import Facts
+
+            self._facts = Facts.from_infos(self.store.all(), self.store.topics())
+        return self._facts
+
+    def ranker(self, policy: Policy | None = None):
+        """The hybrid ranker for a policy's weights (built once per weights)."""
+        from .ranking import HybridRanker
+
+        ranking = (policy or Policy()).ranking
+        if ranking not in self._rankers:
+            if self.lexical is None:
+                log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
+                            self.folder)
+            ann = self.vectors if getattr(self.vectors, "approximate", False) else None
+            self._rankers[ranking] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann)
+        return self._rankers[ranking]
+
+    def overrides(self):
+        from .overrides import load_overrides
+
+        return load_overrides(self.folder)
+
+    def _policy(self, policy: Policy | None, k: int | None) -> Policy:
+        policy = policy or Policy()
+        return policy.with_links(k=k) if k is not None else policy
+
+    def _links(self, cand, policy: Policy, overrides: bool, explain: bool, query_vector=None,
+               query_text: str | None = None) -> list[Related]:
+        from .linking import choose_links, order_candidates
+
+        ranker = self.ranker(policy)
+        ordered = order_candidates(cand, self.facts(), ranker.vectors, policy,
+                                   self.overrides() if overrides else None, query_vector=query_vector)
+        chosen = choose_links(ordered, policy)
+        position = {int(r): i for i, r in enumerate(cand.rows)}
+        items = []
+        for link in chosen:
+            i = position.get(link.row)
+            parts = None if i is None else {name: {"value": round(float(cand.raw[name][i]), 4),
+                                                   "z": round(float(cand.z[name][i]), 3),
+                                                   "weight": ranker.weights[name]} for name in cand.raw}
+            items.append((link.row, link.score, link.pinned, parts))
+        related = self._related_items(items)
+        if explain:
+            from .explain import explain_links
+
+            explain_links(self, cand.query, related, query_vector=query_vector, query_text=query_text)
+        return related
+
+    def _text_links(self, vector: np.ndarray, text: str, policy: Policy, explain: bool) -> list[Related]:
+        cand = self.ranker(policy).score_text(vector, text)
+        return self._links(cand, policy, False, explain, query_vector=vector, query_text=text)
+
+    def _related_items(self, items) -> list[Related]:
+        infos = self.store.by_rows([row for row, *_ in items])
+        out = []
+        for row, score, pinned, parts in items:
+            i = infos[row]
+            out.append(Related(id=i.id, score=None if score != score else round(float(score), 6), title=i.title,
+                               url=i.url, published=i.published, source=i.source, kind=i.kind, pinned=pinned,
+                               parts=parts))
+        return out
 
     # --- model --------------------------------------------------------------------------------------
 
@@ -214,6 +311,9 @@ class Index:
             "built_at": self.manifest.built_at,
             "size_bytes": size,
             "cache_bytes": cache.stat().st_size if cache.exists() else 0,
+            "lexical_terms": len(self.lexical.vocabulary) if self.lexical is not None else None,
+            "mentions": int(self.lexical.mentions.nnz) if self.lexical is not None else None,
+            "overrides": len(self.overrides().items),
         }
 
 

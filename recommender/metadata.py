@@ -114,12 +114,20 @@ class MetadataStore:
     def all(self) -> list[ArticleInfo]:
         return [ArticleInfo(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row")]
 
+    def topics(self) -> list[list[str]]:
+        """Each article's topics (tags, categories) in row order."""
+        return [json.loads(r[0] or "[]") for r in self.db.execute("SELECT topics FROM articles ORDER BY row")]
+
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
 
     def hashes(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article in row order: what an incremental rebuild compares against."""
         return [tuple(r) for r in self.db.execute("SELECT id, hash FROM articles ORDER BY row")]
+
+    def body(self, row: int) -> str:
+        found = self.db.execute("SELECT body FROM articles WHERE row = ?", [int(row)]).fetchone()
+        return found[0] if found else ""
 
     def texts(self) -> list[tuple[str, str, str]]:
         """(title, excerpt, body) of every article in row order: what lexical rankers and explanations read."""

@@ -31,7 +31,9 @@ SQLITE = "related.sqlite"
 SCHEMA = """
 CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, source TEXT);
 CREATE TABLE related (
-    article_id TEXT NOT NULL, rank INTEGER NOT NULL, related_id TEXT NOT NULL, score REAL NOT NULL,
+    article_id TEXT NOT NULL, rank INTEGER NOT NULL, related_id TEXT NOT NULL,
+    score REAL,                            -- NULL for a pinned link the ranking did not find
+    pinned INTEGER NOT NULL DEFAULT 0,     -- 1: an editor pinned it (see `recommender pin`)
     PRIMARY KEY (article_id, rank)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -56,8 +58,9 @@ class ArticleLinks:
         return {
             "id": self.id, "title": self.title, "url": self.url, "published": self.published,
             "source": self.source,
-            "related": [{"id": l.id, "score": round(l.score, 6), "title": l.title, "url": l.url,
-                         "published": l.published, "source": l.source} for l in self.related],
+            "related": [{"id": l.id, "score": None if l.score is None else round(l.score, 6), "title": l.title,
+                         "url": l.url, "published": l.published, "source": l.source,
+                         **({"pinned": True} if l.pinned else {})} for l in self.related],
         }
 
 
@@ -93,8 +96,9 @@ def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run
         db.executescript(SCHEMA)
         db.executemany("INSERT INTO articles VALUES (?,?,?,?,?)",
                        [(i.id, i.title, i.url, i.published, i.source) for i in items])
-        db.executemany("INSERT INTO related VALUES (?,?,?,?)",
-                       [(i.id, rank, l.id, float(l.score)) for i in items for rank, l in enumerate(i.related, 1)])
+        db.executemany("INSERT INTO related VALUES (?,?,?,?,?)",
+                       [(i.id, rank, l.id, l.score, int(l.pinned)) for i in items
+                        for rank, l in enumerate(i.related, 1)])
         if previous.exists():
             with contextlib.suppress(sqlite3.DatabaseError):
                 db.execute("ATTACH DATABASE ? AS old", [str(previous)])

@@ -31,11 +31,35 @@ def render_related(query: dict, results: Sequence, as_json: bool) -> str:
     head = query.get("title") or query.get("text") or ""
     label = f"{query.get('id')}: {head}" if query.get("id") else head
     rows = [
-        (rank, f"{r.score:.3f}", r.title, r.source or "", (r.published or "")[:10], r.url or r.id)
+        (rank, "pinned" if r.pinned and r.score is None else f"{r.score:.3f}" + ("*" if r.pinned else ""),
+         r.title, r.source or "", (r.published or "")[:10], r.url or r.id)
         for rank, r in enumerate(results, start=1)
     ]
     body = table(rows, ["#", "score", "title", "source", "date", "url or id"], [0, 0, title_width, 18, 0, 60])
+    if any(r.pinned for r in results):
+        body += "\n* pinned by an editor"
+    explained = [render_explanation(rank, r) for rank, r in enumerate(results, start=1) if r.explanation or r.parts]
+    if explained and any(r.explanation for r in results):
+        body += "\n\nwhy:\n" + "\n".join(explained)
     return f"related to {_cut(label, 120)}\n{body}" if results else f"related to {_cut(label, 120)}\n(no results)"
+
+
+def render_explanation(rank: int, r) -> str:
+    """One link's explanation: score parts (raw value, z-score, weight), shared terms, mentions, passage."""
+    lines = [f"{rank}. {_cut(r.title, 90)}"]
+    if r.parts:
+        lines.append("   score = " + " + ".join(
+            f"{p['weight']:g} x {name} z {p['z']:.2f} (value {p['value']:.3f})" for name, p in r.parts.items()))
+    e = r.explanation or {}
+    if e.get("pinned"):
+        lines.append("   " + e["pinned"])
+    if e.get("shared_terms"):
+        lines.append("   shared terms: " + ", ".join(e["shared_terms"]))
+    if e.get("mentions"):
+        lines.append("   " + "; ".join(e["mentions"]))
+    if e.get("passage"):
+        lines.append(f"   best passage ({e['passage_score']:.3f}): {_cut(e['passage'], 200)}")
+    return "\n".join(lines)
 
 
 def render_info(info: dict, as_json: bool) -> str:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from recommender import Index
-from recommender.allpairs import LinkRules
+from recommender.policy import Policy
 from recommender.batch import BatchError, run_batch
 from recommender.cli import cli
 from recommender.lock import exclusive_lock
@@ -42,7 +42,7 @@ def synthetic_feed(path, count, start=0, changed=()):
 
 def batch(corpus, tmp_path, **kwargs):
     kwargs.setdefault("model", "hashing")
-    return run_batch(corpus, tmp_path / "idx", tmp_path / "out", kwargs.pop("rules", LinkRules(k=5)),
+    return run_batch(corpus, tmp_path / "idx", tmp_path / "out", kwargs.pop("policy", Policy().with_links(k=5)),
                      progress=False, **kwargs)
 
 
@@ -71,7 +71,8 @@ def test_incremental_add_change_delete_and_model_change(tmp_path, corpus_dir):
 
 def test_outputs_parse_and_agree(tmp_path):
     feed = synthetic_feed(tmp_path / "feed.jsonl", 40)
-    batch(feed, tmp_path, rules=LinkRules(k=4))
+    # the synthetic stories of one topic share all their words: near-duplicates, so collapse is switched off
+    batch(feed, tmp_path, policy=Policy().with_links(k=4).with_section("duplicates", threshold=1.0))
     out = tmp_path / "out"
     lines = list(read_jsonl(out))
     as_map = json.loads((out / "related.json").read_text())
@@ -90,8 +91,9 @@ def test_outputs_parse_and_agree(tmp_path):
 
 def test_options_reach_the_outputs(tmp_path):
     feed = synthetic_feed(tmp_path / "feed.jsonl", 40)
-    rules = LinkRules(k=5, exclude_same_source=True, direction="older", min_score=0.2)
-    batch(feed, tmp_path, rules=rules)
+    policy = Policy().with_links(k=5, same_source="exclude", direction="older", min_score=0.2).with_section(
+        "duplicates", threshold=1.0)
+    batch(feed, tmp_path, policy=policy)
     records = {r["id"]: r for r in read_jsonl(tmp_path / "out")}
     for record in records.values():
         for link in record["related"]:
@@ -147,7 +149,7 @@ def test_batch_cli_summary_and_json(tmp_path, corpus_dir):
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from recommender.batch import run_batch
-    from recommender.allpairs import LinkRules
+    from recommender.policy import Policy
     import recommender.build, recommender.embedder, recommender.outputs
 
     corpus, idx, out, where = sys.argv[1:5]
@@ -168,7 +170,7 @@ CHILD = textwrap.dedent("""
         recommender.build.write_manifest = die
     elif where == "writing":  # outputs being written: killed before the renames
         recommender.outputs._write_sqlite = die
-    run_batch(corpus, idx, out, LinkRules(k=5), model="hashing", progress=False)
+    run_batch(corpus, idx, out, Policy().with_links(k=5), model="hashing", progress=False)
 """)
 
 

@@ -36,7 +36,9 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
     data = json.loads(result.stdout)
     assert data["query"]["id"] == "text/marathon"
     assert len(data["related"]) == 3
-    assert set(data["related"][0]) == {"id", "score", "title", "url", "published", "source", "kind"}
+    assert set(data["related"][0]) == {"id", "score", "title", "url", "published", "source", "kind", "pinned",
+                                       "parts"}
+    assert set(data["related"][0]["parts"]) == {"dense", "lexical", "mention"}
 
 
 def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):

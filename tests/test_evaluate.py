@@ -106,7 +106,7 @@ def test_select_queries_sample_is_reproducible():
 def test_evaluate_index_on_curated_lists(hashing_index):
     with Index.open(hashing_index) as index:
         ev = evaluate_index(index, baselines=("tfidf", "bm25", "random"))
-    assert [s.system for s in ev.systems] == ["system", "tfidf", "bm25", "random"]
+    assert [s.system for s in ev.systems] == ["system", "dense", "tfidf", "bm25", "random"]
     assert ev.queries == 2  # the two news items with curated lists
     for s in ev.systems:
         assert 0.0 <= s.overall["recall@10"] <= 1.0 and s.overall["queries"] == 2
@@ -122,7 +122,7 @@ def test_cli_evaluate_json_report_and_gold_file(hashing_index, tmp_path):
                                  "--report", str(tmp_path / "rep"), "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["system"] for r in records] == ["system", "tfidf", "bm25", "random"]
+    assert [r["system"] for r in records] == ["system", "dense", "tfidf", "bm25", "random"]
     assert all({"recall@10", "mrr", "map", "ndcg@10", "coverage@10"} <= set(r) for r in records)
     assert (tmp_path / "rep" / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "rep" / "report.md").read_text()
@@ -177,4 +177,4 @@ def test_cli_evaluate_hybrid_system(hashing_index):
                                       "random", "--hybrid", "0.5"])
     assert result.exit_code == 0, result.output
     systems = [json.loads(line)["system"] for line in result.stdout.splitlines()]
-    assert systems == ["system", "random", "hybrid-tfidf-0.5"]
+    assert systems == ["system", "dense", "random", "hybrid-tfidf-0.5"]

@@ -9,6 +9,7 @@ from recommender import Index, IndexProblem, UnknownArticle, build_index, read_c
 from recommender.ann import FlatIndex
 from recommender.embedder import HashingEmbedder
 from recommender.manifest import MANIFEST_NAME
+from recommender.policy import Duplicates, Policy, Ranking
 from recommender.prepare import Preparation
 from recommender.topk import topk_bruteforce
 
@@ -49,9 +50,12 @@ def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corp
         assert ids == [a.id for a in corpus.articles]
         row = ids.index("text/marathon")
         scores, rows = topk_bruteforce(vectors[row:row + 1], vectors, 5, exclude=np.array([row]))
-        hits = index.related("text/marathon", k=5)
+        dense_only = Policy(ranking=Ranking(dense=1, lexical=0, mention=0), duplicates=Duplicates(threshold=1.0))
+        hits = index.related("text/marathon", k=5, policy=dense_only)
         assert [h.id for h in hits] == [ids[r] for r in rows[0]]
-        assert np.allclose([h.score for h in hits], scores[0], atol=1e-5)
+        assert np.allclose([h.parts["dense"]["value"] for h in hits], scores[0], atol=1e-4)
+        nearest = index.nearest(vectors[row], 5, exclude_rows={row})
+        assert np.allclose([h.score for h in nearest], scores[0], atol=1e-5)
 
 
 def test_lookup_by_url_variant_and_unknown_id_suggestions(hashing_index):

@@ -70,7 +70,7 @@ def test_evaluate_demo_through_the_cli(demo_index, tmp_path):
                                       str(tmp_path / "report"), "-q"])
     assert result.exit_code == 0, result.output
     systems = {r["system"]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert set(systems) == {"system", "tfidf", "bm25", "random"}
+    assert set(systems) == {"system", "dense", "tfidf", "bm25", "random"}
     assert systems["system"]["queries"] == 11
     # the curated lists stay inside topics: the model finds most of them, far above chance
     assert systems["system"]["recall@10"] > 0.7 > systems["random"]["recall@10"] + 0.2

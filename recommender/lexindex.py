@@ -1,0 +1,200 @@
+"""The lexical half of the hybrid ranking, persisted beside the vector index (no pickle anywhere):
+
+* a TF-IDF matrix (the published configuration of `lexical.py`), its vocabulary and IDF weights, so that a
+  query by id reads stored rows and a query by text is transformed exactly as the corpus was;
+* a mention matrix: M[a, b] > 0 when article a's text names article b (b's title, the part of the title
+  before a " — " separator, or the last segment of b's id), weighted by how rare that name is (IDF).
+  Editors link to the pages of the things a text names; this is that signal.
+
+Both are rebuilt with the index whenever the corpus changes (seconds, against minutes of embedding); the
+files are versioned and named in the manifest like the vectors, so they are checksummed and swapped atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+
+from .lexical import TOKEN_PATTERN, lexical_document
+
+WORD = re.compile(r"\w+")
+MAX_NAME_WORDS = 4
+MIN_NAME_CHARS = 3
+TITLE_SEPARATORS = (" — ", " – ", " | ")
+MENTION_TEXT_LIMIT = 20000
+SUBLINEAR = True
+
+
+def _tfidf_vectorizer(**params):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(sublinear_tf=SUBLINEAR, stop_words="english", token_pattern=TOKEN_PATTERN,
+                           dtype=np.float32, **params)
+
+
+def article_names(article_id: str, title: str) -> set[str]:
+    """The names by which other texts refer to an article, as lowercase word sequences of 1-4 words."""
+    title = (title or "").strip().lower()
+    names = {title}
+    for sep in TITLE_SEPARATORS:
+        if sep in title:
+            names.add(title.split(sep)[0])
+    names.add(article_id.rstrip("/").rsplit("/", 1)[-1].replace("_", " ").replace("-", " ").lower())
+    out = set()
+    for name in names:
+        words = WORD.findall(name)
+        joined = " ".join(words)
+        if 1 <= len(words) <= MAX_NAME_WORDS and len(joined) >= MIN_NAME_CHARS and not joined.isdigit():
+            out.add(joined)
+    return out
+
+
+def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
+    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded."""
+    owners: dict[str, list[int]] = {}
+    for row, (article_id, title) in enumerate(zip(ids, titles)):
+        for name in article_names(article_id, title):
+            owners.setdefault(name, []).append(row)
+    found: list[set[str]] = []
+    df: dict[str, int] = {}
+    for text in texts:
+        words = WORD.findall(text[:MENTION_TEXT_LIMIT].lower())
+        seen = set()
+        for n in range(1, MAX_NAME_WORDS + 1):
+            for i in range(len(words) - n + 1):
+                gram = " ".join(words[i:i + n])
+                if gram in owners:
+                    seen.add(gram)
+        for gram in seen:
+            df[gram] = df.get(gram, 0) + 1
+        found.append(seen)
+    n_docs = max(1, len(texts))
+    rows, cols, data = [], [], []
+    for a, names in enumerate(found):
+        for name in names:
+            weight = math.log(n_docs / df[name])
+            for b in owners[name]:
+                if b != a and weight > 0:
+                    rows.append(a)
+                    cols.append(b)
+                    data.append(weight)
+    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(ids), len(ids)))
+    return matrix.tocsr()  # duplicates (two names of b in a) are summed
+
+
+class LexicalIndex:
+    """TF-IDF rows and mentions of every article in index row order."""
+
+    def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
+                 mentions: sparse.csr_matrix):
+        self.tfidf = tfidf.tocsr().astype(np.float32)
+        self.vocabulary = vocabulary
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.mentions = mentions.tocsr().astype(np.float32)
+        self._tfidf_t = None
+        self._mentions_t = None
+        self._vectorizer = None
+
+    @property
+    def count(self) -> int:
+        return self.tfidf.shape[0]
+
+    @classmethod
+    def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> "LexicalIndex":
+        """From (title, excerpt, body) rows in index order."""
+        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+        few = len(documents) <= 2
+        vectorizer = _tfidf_vectorizer(min_df=1 if few else 2, max_df=1.0 if few else 0.5)
+        try:
+            matrix = vectorizer.fit_transform(documents)
+        except ValueError:  # a tiny corpus whose words all fall outside min_df/max_df
+            vectorizer = _tfidf_vectorizer()
+            try:
+                matrix = vectorizer.fit_transform(documents)
+            except ValueError:  # no words at all
+                return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
+                           sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
+        vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
+        mentions = mention_matrix(ids, [r[0] for r in rows], documents)
+        return cls(matrix, vocabulary, vectorizer.idf_, mentions)
+
+    # --- storage ----------------------------------------------------------------------------------------
+
+    def save(self, matrices: Path, lexicon: Path) -> None:
+        """Two files: the sparse matrices as plain arrays (.npz, no objects) and the vocabulary (.json)."""
+        with open(matrices, "wb") as handle:
+            np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
+                     idf=self.idf)
+        lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
+                                       "token_pattern": TOKEN_PATTERN}), encoding="utf-8")
+
+    @classmethod
+    def load(cls, matrices: Path, lexicon: Path) -> "LexicalIndex":
+        with np.load(matrices, allow_pickle=False) as data:
+            tfidf = _csr_from(data, "tfidf")
+            mentions = _csr_from(data, "mentions")
+            idf = data["idf"]
+        vocabulary = json.loads(lexicon.read_text(encoding="utf-8"))["vocabulary"]
+        if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
+            raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
+        return cls(tfidf, vocabulary, idf, mentions)
+
+    # --- scores -----------------------------------------------------------------------------------------
+
+    def tfidf_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) TF-IDF cosines of stored articles to every article."""
+        if self._tfidf_t is None:
+            self._tfidf_t = self.tfidf.T.tocsc()
+        return (self.tfidf[np.asarray(rows)] @ self._tfidf_t).toarray()
+
+    def mention_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) mention weights in both directions (a names b, or b names a)."""
+        if self._mentions_t is None:
+            self._mentions_t = self.mentions.T.tocsr()
+        rows = np.asarray(rows)
+        return (self.mentions[rows] + self._mentions_t[rows]).toarray()
+
+    def transform(self, document: str) -> sparse.csr_matrix:
+        """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""
+        if self._vectorizer is None:
+            from sklearn.feature_extraction.text import CountVectorizer
+
+            self._vectorizer = CountVectorizer(vocabulary=self.vocabulary, stop_words="english",
+                                               token_pattern=TOKEN_PATTERN, dtype=np.float32)
+        if not self.vocabulary:
+            return sparse.csr_matrix((1, 0), dtype=np.float32)
+        counts = self._vectorizer.transform([document]).astype(np.float32)
+        if SUBLINEAR:
+            counts.data = 1.0 + np.log(counts.data)
+        row = counts.multiply(self.idf).tocsr()
+        norm = math.sqrt(float(row.multiply(row).sum()))
+        return (row / norm if norm > 0 else row).tocsr()
+
+    def tfidf_for_text(self, document: str) -> np.ndarray:
+        if self._tfidf_t is None:
+            self._tfidf_t = self.tfidf.T.tocsc()
+        return (self.transform(document) @ self._tfidf_t).toarray()[0]
+
+    def shared_terms(self, row_a: int | sparse.csr_matrix, row_b: int, n: int = 6) -> list[str]:
+        """The terms two articles share, heaviest first (a may be a transformed text row)."""
+        a = self.tfidf[row_a] if isinstance(row_a, (int, np.integer)) else row_a
+        product = a.multiply(self.tfidf[row_b]).tocoo()
+        best = np.argsort(-product.data)[:n]
+        return [self.vocabulary[product.col[i]] for i in best]
+
+
+def _csr_arrays(prefix: str, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_data": matrix.data, f"{prefix}_indices": matrix.indices, f"{prefix}_indptr": matrix.indptr,
+            f"{prefix}_shape": np.array(matrix.shape, dtype=np.int64)}
+
+
+def _csr_from(data, prefix: str) -> sparse.csr_matrix:
+    shape = tuple(int(x) for x in data[f"{prefix}_shape"])
+    return sparse.csr_matrix((data[f"{prefix}_data"], data[f"{prefix}_indices"], data[f"{prefix}_indptr"]),
+                             shape=shape)

@@ -1,0 +1,167 @@
+"""From scored candidates to the links a site shows, under the policy: filters (source, topic, date direction,
+age), adjustments (same-topic bonus, recency half-life), near-duplicate collapse, optional MMR diversity,
+editorial overrides (pins first, blocks never), then the minimum score and k.
+
+`order_candidates` gives the whole ordered list (what evaluation ranks); `choose_links` cuts it to the links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+
+import numpy as np
+
+from .allpairs import day_number
+from .overrides import OverrideSet
+from .policy import Policy
+from .ranking import Candidates
+
+DIVERSITY_POOL = 50  # MMR and duplicate collapse look at this many of the best candidates (at least 3k)
+
+
+@dataclass
+class Facts:
+    """What the rules need to know of every article, in row order."""
+
+    ids: list[str]
+    sources: np.ndarray  # int code, -1 unknown
+    days: np.ndarray  # publication day number, NaN unknown
+    topics: list[frozenset[str]]
+    row_of: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
+        codes: dict[str, int] = {}
+        sources = np.array([codes.setdefault(i.source.lower(), len(codes)) if i.source else -1 for i in infos],
+                           dtype=np.int64)
+        days = np.array([day_number(i.published) for i in infos], dtype=np.float64)
+        topics = [frozenset(t.lower() for t in ts) for ts in (topics or [[] for _ in infos])]
+        ids = [i.id for i in infos]
+        return cls(ids=ids, sources=sources, days=days, topics=topics, row_of={x: r for r, x in enumerate(ids)})
+
+
+@dataclass
+class Link:
+    row: int
+    score: float  # NaN for a pinned link the ranking did not find
+    pinned: bool = False
+
+
+def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy: Policy,
+                     overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
+                     query_vector: np.ndarray | None = None) -> list[Link]:
+    """Every allowed candidate in final order: pins, then the ranked rest."""
+    links = policy.links
+    q = cand.query
+    rows, score = cand.rows, cand.score.astype(np.float64).copy()
+    keep = np.ones(len(rows), dtype=bool)
+    query_id = facts.ids[q] if q >= 0 else None
+    blocked = overrides.blocked(query_id) if overrides and query_id else (overrides.blocked("") if overrides else set())
+    if blocked:
+        keep &= np.array([facts.ids[r] not in blocked for r in rows], dtype=bool)
+    if q >= 0:
+        if links.same_source == "exclude" and facts.sources[q] >= 0:
+            keep &= facts.sources[rows] != facts.sources[q]
+        mine = facts.days[q]
+        with np.errstate(invalid="ignore"):
+            if links.direction == "older":
+                keep &= ~(facts.days[rows] > mine)
+            elif links.direction == "newer":
+                keep &= ~(facts.days[rows] < mine)
+        if links.same_topic != "allow" and facts.topics[q]:
+            shared = np.array([bool(facts.topics[q] & facts.topics[r]) for r in rows], dtype=bool)
+            if links.same_topic == "only":
+                keep &= shared
+            elif links.same_topic == "exclude":
+                keep &= ~shared
+            else:
+                score += links.topic_bonus * shared
+        half_life = policy.recency.half_life_days
+        if half_life > 0 and not np.isnan(mine):
+            gap = np.abs(facts.days[rows] - mine)
+            decay = np.where(np.isnan(gap), 1.0, 0.5 ** (np.nan_to_num(gap) / half_life))
+            score = np.where(score > 0, score * decay, score)
+    if links.max_age_days is not None:
+        today = (as_of or datetime.now(timezone.utc)).timestamp() / 86400.0
+        with np.errstate(invalid="ignore"):
+            keep &= ~(today - facts.days[rows] > links.max_age_days)
+    rows, score = rows[keep], score[keep]
+    order = np.lexsort((rows, -score))
+    rows, score = rows[order], score[order]
+    pool = max(DIVERSITY_POOL, 3 * links.k)
+    head_rows, head_score = collapse_duplicates(rows[:pool], score[:pool], vectors, facts, policy.duplicates.threshold,
+                                                query_vector if query_vector is not None else
+                                                (vectors[q] if q >= 0 else None))
+    if policy.diversity.mmr_lambda < 1.0:
+        head_rows, head_score = mmr(head_rows, head_score, vectors, policy.diversity.mmr_lambda)
+    ranked = [Link(int(r), float(s)) for r, s in zip(head_rows, head_score)]
+    ranked += [Link(int(r), float(s)) for r, s in zip(rows[pool:], score[pool:])]
+    pins = overrides.pinned(query_id) if overrides and query_id else []
+    if not pins:
+        return ranked
+    found = {link.row: link.score for link in ranked}
+    pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q]
+    pinned_rows = list(dict.fromkeys(pinned_rows))
+    head = [Link(r, found.get(r, float("nan")), pinned=True) for r in pinned_rows]
+    return head + [link for link in ranked if link.row not in set(pinned_rows)]
+
+
+def choose_links(ordered: list[Link], policy: Policy) -> list[Link]:
+    """The links to show: pins always, then ranked links above the minimum score, k in all."""
+    minimum = policy.links.min_score
+    chosen = [link for link in ordered if link.pinned or minimum is None or link.score >= minimum]
+    return chosen[:policy.links.k]
+
+
+def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, facts: Facts, threshold: float,
+                        query_vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Keep one copy of each group of near-duplicates (cosine >= threshold), in the group's best position.
+
+    The copy kept is the earliest published (the original of a syndicated story), else the best ranked.
+    Copies of the query article itself are dropped."""
+    if threshold >= 1.0 or len(rows) == 0:
+        return rows, score
+    vecs = vectors[rows]
+    sims = vecs @ vecs.T
+    of_query = vecs @ query_vector if query_vector is not None else np.zeros(len(rows))
+    kept: list[int] = []  # positions into rows, one per slot
+    slot_scores: list[float] = []
+    members: list[list[int]] = []
+    for i in range(len(rows)):
+        if of_query[i] >= threshold:
+            continue
+        dup = next((j for j, group in enumerate(members) if (sims[i, group] >= threshold).any()), None)
+        if dup is None:
+            kept.append(i)
+            slot_scores.append(score[i])
+            members.append([i])
+        else:
+            members[dup].append(i)
+            if facts.days[rows[i]] < facts.days[rows[kept[dup]]]:  # an earlier copy: the original takes the slot
+                kept[dup] = i
+    return rows[np.array(kept, dtype=np.int64)], np.array(slot_scores, dtype=score.dtype)
+
+
+def mmr(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal marginal relevance: repeatedly take the candidate maximising
+    lam * relevance - (1 - lam) * (its highest cosine to those already taken), relevance scaled to [0, 1]."""
+    if len(rows) < 3:
+        return rows, score
+    low, high = score.min(), score.max()
+    relevance = (score - low) / (high - low) if high > low else np.ones_like(score)
+    vecs = vectors[rows]
+    sims = vecs @ vecs.T
+    taken = [0]
+    closest = sims[0].copy()
+    left = np.ones(len(rows), dtype=bool)
+    left[0] = False
+    while left.any():
+        value = np.where(left, lam * relevance - (1 - lam) * closest, -np.inf)
+        best = int(np.argmax(value))
+        taken.append(best)
+        left[best] = False
+        closest = np.maximum(closest, sims[best])
+    order = np.array(taken)
+    return rows[order], score[order]

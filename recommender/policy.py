@@ -1,0 +1,197 @@
+"""The link policy: one declarative TOML file that `recommender related`, `evaluate` and the nightly batch all
+read, so the links a site shows and the links that are measured come from the same settings.
+
+    [ranking]                # how candidates are scored (weights of per-query z-scores; chosen by `evaluate`)
+    dense = 0.5              # the embedding model's cosine
+    lexical = 0.4            # TF-IDF cosine
+    mention = 0.1            # one article names the other (its title or slug appears in the text)
+    candidates = 200         # candidates per query from each of the dense and lexical indexes
+
+    [links]                  # which candidates may become links
+    k = 10
+    min_score = 1.5          # fewer links rather than weak ones (final score, see `related --explain`)
+    direction = "any"        # "older": only links to articles published no later; "newer": no earlier
+    max_age_days = 365       # no links to articles older than this (relative to today); omit for none
+    same_source = "allow"    # "allow" | "exclude"
+    same_topic = "allow"     # "allow" | "prefer" (a bonus) | "only" | "exclude"
+    topic_bonus = 0.5
+
+    [recency]
+    half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
+
+    [duplicates]
+    threshold = 0.92         # near-duplicates (syndicated copies) collapse to one canonical copy; 1 = off
+
+    [diversity]
+    mmr_lambda = 1.0         # 1 = off (pure relevance); 0.7 trades some relevance for variety
+
+Every key is optional; `recommender policy` prints the effective policy.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+DIRECTIONS = ("any", "older", "newer")
+SAME_SOURCE = ("allow", "exclude")
+SAME_TOPIC = ("allow", "prefer", "only", "exclude")
+POLICY_FILE = "recommender.toml"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be read or holds a wrong value; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    dense: float = 0.5
+    lexical: float = 0.4
+    mention: float = 0.1
+    candidates: int = 200
+
+    def weights(self) -> dict[str, float]:
+        return {"dense": self.dense, "lexical": self.lexical, "mention": self.mention}
+
+
+@dataclass(frozen=True)
+class Links:
+    k: int = 10
+    min_score: float | None = None
+    direction: str = "any"
+    max_age_days: float | None = None
+    same_source: str = "allow"
+    same_topic: str = "allow"
+    topic_bonus: float = 0.5
+
+
+@dataclass(frozen=True)
+class Recency:
+    half_life_days: float = 0.0
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    threshold: float = 0.92
+
+
+@dataclass(frozen=True)
+class Diversity:
+    mmr_lambda: float = 1.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    ranking: Ranking = field(default_factory=Ranking)
+    links: Links = field(default_factory=Links)
+    recency: Recency = field(default_factory=Recency)
+    duplicates: Duplicates = field(default_factory=Duplicates)
+    diversity: Diversity = field(default_factory=Diversity)
+    source: str = "built-in defaults"
+
+    def __post_init__(self):
+        check(self)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+    def with_links(self, **changes) -> "Policy":
+        """A copy with some [links] settings replaced (command-line options override the file)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, links=replace(self.links, **changes)) if changes else self
+
+    def with_ranking(self, **changes) -> "Policy":
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, ranking=replace(self.ranking, **changes)) if changes else self
+
+    def with_section(self, name: str, **changes) -> "Policy":
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **{name: replace(getattr(self, name), **changes)}) if changes else self
+
+
+SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
+            "diversity": Diversity}
+
+
+def check(policy: Policy) -> None:
+    where = policy.source
+    r, links = policy.ranking, policy.links
+    for name, value in r.weights().items():
+        if value < 0:
+            raise PolicyError(f"{where}: [ranking] {name} must not be negative")
+    if sum(r.weights().values()) <= 0:
+        raise PolicyError(f"{where}: [ranking] needs at least one positive weight")
+    if r.candidates < 1:
+        raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
+    if links.k < 1:
+        raise PolicyError(f"{where}: [links] k must be at least 1")
+    for key, value, allowed in (("direction", links.direction, DIRECTIONS),
+                                ("same_source", links.same_source, SAME_SOURCE),
+                                ("same_topic", links.same_topic, SAME_TOPIC)):
+        if value not in allowed:
+            raise PolicyError(f"{where}: [links] {key} must be one of {', '.join(allowed)}, not {value!r}")
+    if policy.recency.half_life_days < 0:
+        raise PolicyError(f"{where}: [recency] half_life_days must not be negative")
+    if not 0 < policy.duplicates.threshold <= 1:
+        raise PolicyError(f"{where}: [duplicates] threshold must be in (0, 1]")
+    if not 0 <= policy.diversity.mmr_lambda <= 1:
+        raise PolicyError(f"{where}: [diversity] mmr_lambda must be between 0 and 1")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in a TOML file; None reads ./recommender.toml if there is one, else the defaults."""
+    if path is None:
+        if not Path(POLICY_FILE).exists():
+            return Policy()
+        path = POLICY_FILE
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: policy file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    return policy_from_dict(data, str(path))
+
+
+def policy_from_dict(data: dict, source: str = "policy") -> Policy:
+    parts = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise PolicyError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise PolicyError(f"{source}: [{name}] must be a table")
+        cls = SECTIONS[name]
+        known = {f.name: f for f in fields(cls)}
+        for key, item in value.items():
+            if key not in known:
+                raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                raise PolicyError(f"{source}: [{name}] {key} has an unusable value {item!r}")
+            default = getattr(cls(), key)
+            if isinstance(default, str) != isinstance(item, str):
+                raise PolicyError(f"{source}: [{name}] {key} must be {'text' if isinstance(default, str) else 'a number'}")
+        try:
+            parts[name] = cls(**value)
+        except TypeError as exc:
+            raise PolicyError(f"{source}: [{name}] {exc}") from None
+    return Policy(**parts, source=source)
+
+
+def policy_to_toml(policy: Policy) -> str:
+    """The policy as TOML text (what `recommender policy` prints); unset optional keys are comments."""
+    lines = []
+    for name, section in policy.to_dict().items():
+        lines.append(f"[{name}]")
+        for key, value in section.items():
+            if value is None:
+                lines.append(f"# {key} =")
+            elif isinstance(value, str):
+                lines.append(f'{key} = "{value}"')
+            else:
+                lines.append(f"{key} = {value!r}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Every article's related links at once (the batch's main step), under the link policy and the overrides.
+
+The work is cut into blocks of query rows; `link_block(job, start, stop)` computes one block from a `LinkJob`
+(plain arrays and settings, nothing open), so an engine can run blocks anywhere and in any order and the
+result is the same. The local engine runs them in a loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from .lexindex import LexicalIndex
+from .linking import Facts, Link, choose_links, order_candidates
+from .outputs import ArticleLinks
+from .overrides import OverrideSet
+from .policy import Policy
+from .progress import progress_bar
+from .index import Related
+
+BLOCK = 256
+
+
+@dataclass
+class LinkJob:
+    vectors: np.ndarray  # full-precision article vectors, row order
+    lexical: LexicalIndex | None
+    policy: Policy
+    facts: Facts
+    overrides: OverrideSet = field(default_factory=OverrideSet)
+    as_of: datetime | None = None
+    _ranker: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.vectors)
+
+    def ranker(self):
+        if self._ranker is None:
+            from .ranking import HybridRanker
+
+            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking)
+        return self._ranker
+
+
+def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
+    """The chosen links of rows start..stop-1."""
+    ranker = job.ranker()
+    out = []
+    for cand in ranker.score_rows(np.arange(start, stop)):
+        ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of)
+        out.append(choose_links(ordered, job.policy))
+    return out
+
+
+def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False) -> list[list[Link]]:
+    """Links of every article, in row order (the local engine: blocks in a loop)."""
+    links: list[list[Link]] = []
+    with progress_bar(total=job.count, desc="related lists", unit="article", enabled=progress) as bar:
+        for start in range(0, job.count, block):
+            stop = min(job.count, start + block)
+            links.extend(link_block(job, start, stop))
+            bar.update(stop - start)
+    return links
+
+
+def items_from_links(links: list[list[Link]], infos) -> list[ArticleLinks]:
+    """Output records; `infos` are the index's ArticleInfo in row order."""
+    items = []
+    for info, chosen in zip(infos, links):
+        related = tuple(
+            Related(id=infos[link.row].id, score=None if math.isnan(link.score) else round(link.score, 6),
+                    title=infos[link.row].title, url=infos[link.row].url, published=infos[link.row].published,
+                    source=infos[link.row].source, kind=infos[link.row].kind, pinned=link.pinned)
+            for link in chosen
+        )
+        items.append(ArticleLinks(id=info.id, title=info.title, url=info.url, published=info.published,
+                                  source=info.source, related=related))
+    return items
