@@ -209,6 +209,8 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
 @click.option("--hybrid", "hybrid", multiple=True, type=click.FloatRange(0, 1),
               help="Also evaluate a z-score fusion W*TF-IDF + (1-W)*system (repeat for several W).")
 @policy_option
+@click.option("--one-vector", is_flag=True, help="Also evaluate the naive design: one vector per article from "
+              "title + text cut at the model's input limit (embeds the corpus again; loads the model).")
 @click.option("--sample", type=click.IntRange(1), default=None, help="Evaluate a random subset of N queries.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and the random baseline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per system, a line each.")
@@ -217,7 +219,7 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
 @quiet_option
 @user_errors
 def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], baselines: tuple[str, ...],
-             hybrid: tuple[float, ...], policy_path: Path | None, sample: int | None, seed: int, as_json: bool,
+             hybrid: tuple[float, ...], policy_path: Path | None, one_vector: bool, sample: int | None, seed: int, as_json: bool,
              report_dir: Path | None) -> None:
     """Recall@k, precision@k, hit@k, MRR, MAP, nDCG@10 and coverage against hand-curated gold, beside
     lexical and random baselines computed on the same queries.
@@ -232,7 +234,8 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
     with Index.open(index_dir) as index:
         evaluation = evaluate_index(index, gold, gold_source=gold_path.name if gold_path else "curated related: lists",
                                     baselines=baselines, ks=tuple(sorted(set(ks))), sample=sample, seed=seed,
-                                    hybrid=hybrid, policy=load_policy_for(policy_path), progress=not is_quiet())
+                                    hybrid=hybrid, policy=load_policy_for(policy_path), one_vector=one_vector,
+                                    progress=not is_quiet())
         if report_dir:
             titles = {info.id: info.title for info in index.store.all()}
             path = write_report(evaluation, report_dir, titles)

@@ -219,6 +219,15 @@ def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]]):
     return ranker
 
 
+def one_vector_scorer(index, progress: bool = False) -> DenseScorer:
+    """The naive design as a baseline: one vector per article from title + text, cut by the model at its
+    input limit (256 word pieces for all-MiniLM-L6-v2), with the index's model. Embeds the whole corpus."""
+    texts = [f"{title}\n{body or excerpt}".strip() for title, excerpt, body in index.store.texts()]
+    log.info("embedding %d articles as one vector each (the one-vector baseline)", len(texts))
+    vectors = index.embedder().encode(texts, batch_size=32, progress=progress)
+    return DenseScorer(vectors, name="one-vector")
+
+
 def gold_in_index(raw: dict[str, list[str]], row_of: dict[str, int]) -> tuple[dict[str, list[str]], int]:
     """The gold restricted to the index: queries and links it holds, self-links and repeats dropped, queries
     left without links removed; and how many links were dropped."""
@@ -238,7 +247,7 @@ def gold_in_index(raw: dict[str, list[str]], row_of: dict[str, int]) -> tuple[di
 def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_source: str = "curated",
                    baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
                    sample: int | None = None, seed: int = 0, hybrid: Sequence[float] = (),
-                   policy=None, dense: bool = True, overrides: bool = True,
+                   policy=None, dense: bool = True, overrides: bool = True, one_vector: bool = False,
                    progress: bool = False) -> Evaluation:
     """Evaluate the index's rankings (and baselines, on the same queries) against gold.
 
@@ -265,6 +274,8 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
     if dense:
         scorers.append(DenseScorer(index.vectors.vectors(), name="dense"))
+    if one_vector:
+        scorers.append(one_vector_scorer(index, progress))
     texts = index.store.texts() if any(b in ("tfidf", "bm25") for b in baselines) else []
     for name in baselines:
         if name in ("tfidf", "bm25"):

@@ -20,7 +20,7 @@ read, so the links a site shows and the links that are measured come from the sa
     half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
 
     [duplicates]
-    threshold = 0.92         # near-duplicates (syndicated copies) collapse to one canonical copy; 1 = off
+    threshold = 0.98         # near-duplicates (syndicated copies) collapse to one canonical copy; 1 = off
 
     [diversity]
     mmr_lambda = 1.0         # 1 = off (pure relevance); 0.7 trades some relevance for variety
@@ -74,7 +74,7 @@ class Recency:
 
 @dataclass(frozen=True)
 class Duplicates:
-    threshold: float = 0.92
+    threshold: float = 0.98
 
 
 @dataclass(frozen=True)
