@@ -34,7 +34,7 @@ def test_news_item_is_head_only():
 
 def test_hash_changes_with_text_and_settings():
     art = Article(id="a", title="T", body="some body words")
-    p1, p2 = Preparation(), Preparation(head_weight=0.3)
+    p1, p2 = Preparation(), Preparation(head_weight=0.5)
     h = prepare(art, p1).content_hash(p1)
     assert h == prepare(Article(id="other-id", title="T", body="some body words"), p1).content_hash(p1)
     assert h != prepare(art, p2).content_hash(p2)
