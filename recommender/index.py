@@ -249,7 +249,8 @@ class Index:
 
         ranker = self.ranker(policy)
         ordered = order_candidates(cand, self.facts(), ranker.vectors, policy,
-                                   self.overrides() if overrides else None, query_vector=query_vector)
+                                   self.overrides() if overrides else None, query_vector=query_vector,
+                                   limit=policy.links.k)
         chosen = choose_links(ordered, policy)
         position = {int(r): i for i, r in enumerate(cand.rows)}
         items = []

@@ -51,8 +51,9 @@ class Link:
 
 def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy: Policy,
                      overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
-                     query_vector: np.ndarray | None = None) -> list[Link]:
-    """Every allowed candidate in final order: pins, then the ranked rest."""
+                     query_vector: np.ndarray | None = None, limit: int | None = None) -> list[Link]:
+    """Every allowed candidate in final order: pins, then the ranked rest (only the first `limit` ranked ones
+    when given: all the links step needs)."""
     links = policy.links
     q = cand.query
     rows, score = cand.rows, cand.score.astype(np.float64).copy()
@@ -97,7 +98,10 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     if policy.diversity.mmr_lambda < 1.0:
         head_rows, head_score = mmr(head_rows, head_score, vectors, policy.diversity.mmr_lambda)
     ranked = [Link(int(r), float(s)) for r, s in zip(head_rows, head_score)]
-    ranked += [Link(int(r), float(s)) for r, s in zip(rows[pool:], score[pool:])]
+    tail = len(rows) if limit is None else max(pool, limit)
+    ranked += [Link(int(r), float(s)) for r, s in zip(rows[pool:tail], score[pool:tail])]
+    if limit is not None:
+        ranked = ranked[:limit]
     pins = overrides.pinned(query_id) if overrides and query_id else []
     if not pins:
         return ranked
@@ -126,6 +130,8 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
     vecs = vectors[rows]
     sims = vecs @ vecs.T
     of_query = vecs @ query_vector if query_vector is not None else np.zeros(len(rows))
+    if not (np.triu(sims, 1) >= threshold).any() and not (of_query >= threshold).any():
+        return rows, score  # the common case: no copies at all
     kept: list[int] = []  # positions into rows, one per slot
     slot_scores: list[float] = []
     members: list[list[int]] = []

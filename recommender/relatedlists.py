@@ -51,7 +51,8 @@ def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
     ranker = job.ranker()
     out = []
     for cand in ranker.score_rows(np.arange(start, stop)):
-        ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of)
+        ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
+                                   limit=job.policy.links.k)
         out.append(choose_links(ordered, job.policy))
     return out
 
