@@ -107,14 +107,14 @@ def build_index(
 
 
 def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
-                 model_spec: str | None = None, batch_size: int = 32,
+                 model_spec: str | None = None, batch_size: int = 32, round_size: int = 256,
                  progress: bool = True) -> BuildReport:
     """The build itself; the caller holds the folder's lock."""
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
         vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
-                                           batch_size=batch_size, progress=progress)
+                                           batch_size=batch_size, round_size=round_size, progress=progress)
         seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
     manifest = current_manifest(folder)
