@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import socket
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -102,17 +103,12 @@ class RayEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         items = [{"i": i, "text": t} for i, t in enumerate(texts)]
         dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / TEXTS_PER_BATCH))
-        dataset = dataset.map_batches(
-            EmbedActor,
-            fn_constructor_kwargs=dict(model=self.model, backend=self.backend_choice, fingerprint=self.fingerprint,
-                                       batch_size=batch_size, threads=self.cpus_per_actor,
-                                       fault=os.environ.get(FAULT_ENV)),
-            batch_size=TEXTS_PER_BATCH,
-            concurrency=(1, self.actors),
-            num_cpus=self.cpus_per_actor,
-            max_restarts=MAX_RETRIES,
-            max_task_retries=MAX_RETRIES,
-        )
+        with warnings.catch_warnings():
+            # Ray 2.60 takes max_restarts / max_task_retries only as `**ray_remote_args`, which it calls deprecated
+            # (removal in 2.64); its own default would be unbounded retries, which let a batch that always kills
+            # its worker hang the nightly run. The extra's upper bound keeps this working.
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+            dataset = self._pipeline(dataset, batch_size)
         rows, parts = [], []
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             rows.append(batch["i"])
@@ -125,6 +121,19 @@ class RayEmbedder:
         out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
         out[rows_all] = np.concatenate(parts)
         return out
+
+    def _pipeline(self, dataset, batch_size: int):
+        return dataset.map_batches(
+            EmbedActor,
+            fn_constructor_kwargs=dict(model=self.model, backend=self.backend_choice, fingerprint=self.fingerprint,
+                                       batch_size=batch_size, threads=self.cpus_per_actor,
+                                       fault=os.environ.get(FAULT_ENV)),
+            batch_size=TEXTS_PER_BATCH,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.actors),
+            num_cpus=self.cpus_per_actor,
+            max_restarts=MAX_RETRIES,
+            max_task_retries=MAX_RETRIES,
+        )
 
 
 # The all-pairs job of the current run, deserialised once per worker process (not once per block).
@@ -160,6 +169,7 @@ class RayEngine:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the batch's own bar counts articles
         context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-round "execution finished" lines are noise
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.cpus_per_actor = max(1, min(cpus, cpus_per_actor or int(os.environ.get(CPUS_PER_ACTOR_ENV, "1"))))
         self.actors = max(1, cpus // self.cpus_per_actor)
