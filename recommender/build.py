@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ann import build_for_size
+from .ann import build_for_size, measure_recall
 from .article import Article, Corpus, Problem
 from .atomic import atomic_path
 from .embedder import DEFAULT_MODEL, Embedder, get_embedder
@@ -193,6 +193,12 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
+    stats = dict(stats or {})
+    if getattr(ann, "approximate", False):  # how much the approximate index loses against exact search
+        timer = time.perf_counter()
+        stats.update(measure_recall(ann, vectors), ann_recall_seconds=round(time.perf_counter() - timer, 1))
+        log.info("approximate index %s: recall@10 %.4f (%.4f re-scored) on %d queries", ann.backend,
+                 stats["ann_recall@10"], stats["ann_recall@10_rescored"], stats["ann_recall_queries"])
     with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
         ann.save(tmp)
     with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
@@ -208,7 +214,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         backend=ann.backend,
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
                "metadata": file_entry(folder / f"articles-{token}.sqlite")},
-        stats=stats or {},
+        stats=stats,
     )
     write_manifest(folder, manifest)
     remove_stale_files(folder, manifest)

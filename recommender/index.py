@@ -214,6 +214,7 @@ class Index:
             "built_at": self.manifest.built_at,
             "size_bytes": size,
             "cache_bytes": cache.stat().st_size if cache.exists() else 0,
+            **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
 
 
