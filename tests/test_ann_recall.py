@@ -3,12 +3,10 @@
 import json
 
 import numpy as np
-from click.testing import CliRunner
 
 import recommender.build
-from recommender import build_index
+from recommender import Index, build_index
 from recommender.ann import FlatIndex, IVFIndex, build_for_size, measure_recall
-from recommender.cli import cli
 from recommender.manifest import read_manifest
 
 
@@ -44,8 +42,8 @@ def test_build_records_recall_of_an_ivf_index(tmp_path, monkeypatch):
     assert manifest.backend == "faiss-ivf-sq8"
     assert manifest.stats["ann_recall_queries"] == 600
     assert 0.0 < manifest.stats["ann_recall@10"] <= manifest.stats["ann_recall@10_rescored"] <= 1.0
-    shown = json.loads(CliRunner().invoke(cli, ["info", "--index", str(tmp_path / "idx"), "--json"]).output)
-    assert shown["ann_recall@10"] == manifest.stats["ann_recall@10"]
+    with Index.open(tmp_path / "idx") as index:  # what `recommender info` prints
+        assert index.info()["ann_recall@10"] == manifest.stats["ann_recall@10"]
 
 
 def test_exact_index_records_no_recall(tmp_path, corpus_dir):
