@@ -61,10 +61,12 @@ def run_batch(
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
                     "out": str(out_dir), "rules": rules.to_dict(), "engine": engine, "seconds": {}}
+    timer = time.perf_counter()
     try:
         runner = get_engine(engine, address=ray_address)
     except EngineError as exc:  # nothing started, nothing touched
         raise BatchError(str(exc)) from exc
+    record["seconds"]["engine"] = time.perf_counter() - timer  # starting or joining Ray; ~0 for local
     try:
         with contextlib.ExitStack() as locks:
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
