@@ -129,9 +129,47 @@ def rescore(vectors: np.ndarray, query_rows: np.ndarray, rows: np.ndarray) -> tu
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
+@dataclass
+class PairsJob:
+    """Everything one block of query rows needs (the `shared` of `related_block`); engines ship it to workers."""
+
+    index: object  # anything with search(queries, depth) -> (scores, rows)
+    vectors: np.ndarray
+    rules: LinkRules
+    facts: ArticleFacts | None
+    as_of_day: float
+    first_depth: int
+    exact_rescore: bool
+
+
+def related_block(job: PairsJob, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of query rows start..stop-1, each (stop - start) x k: the unit of work of every engine."""
+    n, k, rules = len(job.vectors), job.rules.k, job.rules
+    query_rows = np.arange(start, stop)
+    out_scores = np.full((len(query_rows), k), np.nan, dtype=np.float32)
+    out_rows = np.full((len(query_rows), k), -1, dtype=np.int64)
+    pending = query_rows
+    depth = job.first_depth
+    while len(pending):
+        scores, rows = job.index.search(job.vectors[pending], depth)
+        if job.exact_rescore:
+            scores, rows = rescore(job.vectors, pending, rows)
+        mask = allowed(rules, job.facts, pending, rows, scores, job.as_of_day)
+        picked_scores, picked_rows = first_allowed(mask, scores, rows, k)
+        out_scores[pending - start], out_rows[pending - start] = picked_scores, picked_rows
+        short = (picked_rows < 0).any(axis=1)
+        if rules.min_score is not None:  # candidates below the minimum end the search for a row
+            short &= scores[:, -1] >= rules.min_score
+        if depth >= n or not short.any():
+            break
+        pending = pending[short]
+        depth = min(n, depth * 4)
+    return out_scores, out_rows
+
+
 def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: ArticleFacts | None = None, *,
                    as_of: datetime | None = None, block: int = 2048, exact_rescore: bool | None = None,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   progress: bool = False, engine=None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each n x k: every article's related rows, best first, self never included.
 
     `index` is anything with `search(queries, depth) -> (scores, rows)` and `count`; `vectors` are the
@@ -140,35 +178,25 @@ def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: ArticleF
     With an approximate index (one whose `approximate` is true) the search fetches 3k candidates and re-scores
     them exactly against `vectors` (pass the full-precision vectors): quantisation then no longer decides the
     order of near-ties, only which candidates are fetched.
+
+    The blocks of query rows are run by `engine` (recommender.engines; default: the local engine, one after
+    the other in this process); every engine gives the same result.
     """
+    from .engines import LocalEngine
+
     if exact_rescore is None:
         exact_rescore = bool(getattr(index, "approximate", False))
     n = len(vectors)
     k = rules.k
-    as_of_day = (as_of or datetime.now(timezone.utc)).timestamp() / 86400.0
-    out_scores = np.full((n, k), np.nan, dtype=np.float32)
-    out_rows = np.full((n, k), -1, dtype=np.int64)
     first_depth = min(n, k + 1 if not rules.filters else 4 * k + 16)
     if exact_rescore:
         first_depth = min(n, max(first_depth, 3 * k + 1))
+    job = PairsJob(index=index, vectors=vectors, rules=rules, facts=facts,
+                   as_of_day=(as_of or datetime.now(timezone.utc)).timestamp() / 86400.0,
+                   first_depth=first_depth, exact_rescore=exact_rescore)
+    engine = engine or LocalEngine()
     with progress_bar(total=n, desc="related lists", unit="article", enabled=progress) as bar:
-        for start in range(0, n, block):
-            query_rows = np.arange(start, min(n, start + block))
-            pending = query_rows
-            depth = first_depth
-            while len(pending):
-                scores, rows = index.search(vectors[pending], depth)
-                if exact_rescore:
-                    scores, rows = rescore(vectors, pending, rows)
-                mask = allowed(rules, facts, pending, rows, scores, as_of_day)
-                picked_scores, picked_rows = first_allowed(mask, scores, rows, k)
-                out_scores[pending], out_rows[pending] = picked_scores, picked_rows
-                short = (picked_rows < 0).any(axis=1)
-                if rules.min_score is not None:  # candidates below the minimum end the search for a row
-                    short &= scores[:, -1] >= rules.min_score
-                if depth >= n or not short.any():
-                    break
-                pending = pending[short]
-                depth = min(n, depth * 4)
-            bar.update(len(query_rows))
-    return out_scores, out_rows
+        parts = engine.map_blocks(related_block, job, n, block, progress=bar.update)
+    if not parts:
+        return np.full((0, k), np.nan, dtype=np.float32), np.full((0, k), -1, dtype=np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .build import read_logged, require_articles, update_index, utc_now
 from .embedder import Embedder, get_embedder
+from .engines import Engine, EngineError, get_engine
 from .index import Index
 from .lock import exclusive_lock
 from .outputs import append_run, update_last_run, write_outputs
@@ -51,12 +52,23 @@ def run_batch(
     as_of: datetime | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
-    """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError."""
+    """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError.
+
+    engine: "local" (this process) or "ray" (embedding and all-pairs on the Ray cluster at `ray_address`, or on
+    a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way."""
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
                     "out": str(out_dir), "policy": policy.to_dict(), "policy_source": policy.source,
-                    "seconds": {}}
+                    "engine": engine, "seconds": {}}
+    timer = time.perf_counter()
+    try:
+        runner = get_engine(engine, address=ray_address)
+    except EngineError as exc:  # nothing started, nothing touched
+        raise BatchError(str(exc)) from exc
+    record["seconds"]["engine"] = time.perf_counter() - timer  # starting or joining Ray; ~0 for local
     try:
         with contextlib.ExitStack() as locks:
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
@@ -64,7 +76,7 @@ def run_batch(
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
             _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
                  embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
-                 batch_size=batch_size, progress=progress)
+                 batch_size=batch_size, progress=progress, engine=runner)
     except Exception as exc:
         from .lock import LockedError
 
@@ -74,11 +86,14 @@ def run_batch(
                 append_run(out_dir, record)
         message = exc.args[0] if isinstance(exc, (LockedError, ValueError)) and exc.args else record["error"]
         raise BatchError(str(message)) from exc
+    finally:
+        runner.close()
     return record
 
 
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
-         embedder, preparation, gold_path, as_of, batch_size, progress) -> None:
+         embedder, preparation, gold_path, as_of, batch_size, progress,
+         engine: Engine) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
     articles = read_logged(corpus)
@@ -87,9 +102,9 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
     require_articles(articles, corpus)
 
-    embedder = embedder or get_embedder(model, backend=backend)
+    embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
-                         batch_size=batch_size, progress=progress)
+                         batch_size=batch_size, round_size=engine.round_size(), progress=progress)
     seconds.update(built.seconds)
     record.update(built.changes.to_dict())
     record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
@@ -103,7 +118,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=overrides, as_of=as_of)
-        links = all_links(job, progress=progress)
+        links = all_links(job, progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
         items = items_from_links(links, infos)
         record["links"] = sum(len(chosen) for chosen in links)

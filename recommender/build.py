@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ann import build_for_size
+from .ann import build_for_size, measure_recall
 from .article import Article, Corpus, Problem
 from .atomic import atomic_path
 from .embedder import DEFAULT_MODEL, Embedder, get_embedder
@@ -108,14 +108,14 @@ def build_index(
 
 
 def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
-                 model_spec: str | None = None, batch_size: int = 32,
+                 model_spec: str | None = None, batch_size: int = 32, round_size: int = 256,
                  progress: bool = True) -> BuildReport:
     """The build itself; the caller holds the folder's lock."""
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
         vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
-                                           batch_size=batch_size, progress=progress)
+                                           batch_size=batch_size, round_size=round_size, progress=progress)
         seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
     manifest = current_manifest(folder)
@@ -195,6 +195,12 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
+    stats = dict(stats or {})
+    if getattr(ann, "approximate", False):  # how much the approximate index loses against exact search
+        timer = time.perf_counter()
+        stats.update(measure_recall(ann, vectors), ann_recall_seconds=round(time.perf_counter() - timer, 1))
+        log.info("approximate index %s: recall@10 %.4f (%.4f re-scored) on %d queries", ann.backend,
+                 stats["ann_recall@10"], stats["ann_recall@10_rescored"], stats["ann_recall_queries"])
     with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
         ann.save(tmp)
     with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
@@ -218,7 +224,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                "metadata": file_entry(folder / f"articles-{token}.sqlite"),
                "lexical": file_entry(folder / f"lexical-{token}.npz"),
                "lexicon": file_entry(folder / f"lexicon-{token}.json")},
-        stats=stats or {},
+        stats=stats,
     )
     write_manifest(folder, manifest)
     remove_stale_files(folder, manifest)

@@ -293,13 +293,17 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
 @click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Also evaluate against this gold.jsonl (default: the corpus's curated related: lists).")
 @model_options
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where embedding and all-pairs run: this process, or Ray (needs the ray extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join with --engine ray ('auto', or host:port); default: a local Ray instance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @quiet_option
 @user_errors
 def batch(corpus: Path, index_dir: Path, out_dir: Path, policy_path: Path | None, k: int | None,
           min_score: float | None, exclude_same_source: bool | None, direction: str | None,
           max_age_days: float | None, gold_path: Path | None, model: str | None, backend: str,
-          as_json: bool) -> None:
+          engine: str, ray_address: str | None, as_json: bool) -> None:
     """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
     related links of every article under the policy and the editors' overrides, and write them atomically
     into --out. Safe to rerun and to kill."""
@@ -310,7 +314,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, policy_path: Path | None
         k=k, min_score=min_score, direction=direction, max_age_days=max_age_days,
         same_source="exclude" if exclude_same_source else None)
     record = run_batch(corpus, index_dir, out_dir, policy, model=model, backend=backend, gold_path=gold_path,
-                       progress=not is_quiet())
+                       progress=not is_quiet(), engine=engine, ray_address=ray_address)
     click.echo(json.dumps(record) if as_json else render_run(record))
 
 

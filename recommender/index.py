@@ -315,6 +315,7 @@ class Index:
             "lexical_terms": len(self.lexical.vocabulary) if self.lexical is not None else None,
             "mentions": int(self.lexical.mentions.nnz) if self.lexical is not None else None,
             "overrides": len(self.overrides().items),
+            **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
 
 

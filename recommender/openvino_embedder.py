@@ -25,6 +25,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MODELS_ENV = "RECOMMENDER_MODELS"
+THREADS_ENV = "RECOMMENDER_OPENVINO_THREADS"  # inference threads (default: all cores); set by the Ray engine
 EXPORT_VERSION = 1
 
 
@@ -110,7 +111,10 @@ class OpenVINOEmbedder:
             xml = ensure_export(self.path, self.export_dir, self.weights_fingerprint)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             core = ov.Core()
-            self._compiled = core.compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+            config = {"PERFORMANCE_HINT": "THROUGHPUT"}
+            if os.environ.get(THREADS_ENV):
+                config["INFERENCE_NUM_THREADS"] = int(os.environ[THREADS_ENV])
+            self._compiled = core.compile_model(str(xml), "CPU", config)
             self._in_flight = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         return self._compiled
 

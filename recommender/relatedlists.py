@@ -2,7 +2,7 @@
 
 The work is cut into blocks of query rows; `link_block(job, start, stop)` computes one block from a `LinkJob`
 (plain arrays and settings, nothing open), so an engine can run blocks anywhere and in any order and the
-result is the same. The local engine runs them in a loop.
+result is the same: the local engine runs them in a loop, the Ray engine as Ray tasks.
 """
 
 from __future__ import annotations
@@ -57,15 +57,15 @@ def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
     return out
 
 
-def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False) -> list[list[Link]]:
-    """Links of every article, in row order (the local engine: blocks in a loop)."""
-    links: list[list[Link]] = []
+def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
+    """Links of every article, in row order. The blocks run on `engine` (recommender.engines; default the local
+    engine, one after the other in this process); every engine gives the same result."""
+    from .engines import LocalEngine
+
+    engine = engine or LocalEngine()
     with progress_bar(total=job.count, desc="related lists", unit="article", enabled=progress) as bar:
-        for start in range(0, job.count, block):
-            stop = min(job.count, start + block)
-            links.extend(link_block(job, start, stop))
-            bar.update(stop - start)
-    return links
+        parts = engine.map_blocks(link_block, job, job.count, block, progress=bar.update)
+    return [links for part in parts for links in part]
 
 
 def items_from_links(links: list[list[Link]], infos) -> list[ArticleLinks]:
