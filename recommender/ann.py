@@ -61,6 +61,20 @@ class FaissIndex:
 
         faiss.write_index(self.index, str(path))
 
+    # In-memory transport (Ray ships the index to its workers, deepcopy copies it): FAISS's own serialisation,
+    # a uint8 array, never written to disk by this path.
+    def __getstate__(self) -> dict:
+        import faiss
+
+        return {"faiss": faiss.serialize_index(self.index)}
+
+    def __setstate__(self, state: dict) -> None:
+        import faiss
+
+        self.index = faiss.deserialize_index(state["faiss"])
+        if self.approximate:
+            self.index.make_direct_map()
+
 
 class FlatIndex(FaissIndex):
     """Exact search over unit vectors with FAISS IndexFlatIP."""

@@ -116,8 +116,10 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         infos = index.store.all()
         overrides = index.overrides()
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
+        # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
+        ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=overrides, as_of=as_of)
+                      overrides=overrides, as_of=as_of, ann=ann)
         links = all_links(job, progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
         items = items_from_links(links, infos)

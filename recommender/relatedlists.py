@@ -32,6 +32,7 @@ class LinkJob:
     facts: Facts
     overrides: OverrideSet = field(default_factory=OverrideSet)
     as_of: datetime | None = None
+    ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -42,7 +43,7 @@ class LinkJob:
         if self._ranker is None:
             from .ranking import HybridRanker
 
-            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking)
+            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann)
         return self._ranker
 
 

@@ -154,3 +154,27 @@ def test_rules_overrides_and_min_score(lexical):
     assert [(link.row, link.pinned) for link in chosen] == [(4, True)]  # pinned survives min_score; rest too weak
     free = Policy().with_links(k=5).with_section("duplicates", threshold=1.0)
     assert 0 not in [link.row for link in order_candidates(cand, facts, vectors, free, edits)]
+
+
+def test_links_from_an_approximate_index_match_exact_links():
+    import copy
+
+    from recommender.ann import IVFIndex
+    from recommender.relatedlists import LinkJob, all_links
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(20, 32))
+    vectors = unit(centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32)))
+    ivf = IVFIndex.build(vectors)
+    shipped = copy.deepcopy(ivf)  # how an engine ships it: FAISS's own serialisation
+    assert shipped.approximate and shipped.count == 3000 and shipped.nprobe == ivf.nprobe
+    np.testing.assert_array_equal(shipped.search(vectors[:5], 10)[1], ivf.search(vectors[:5], 10)[1])
+    facts = Facts.from_infos([Info(f"a{i}") for i in range(3000)])
+    policy = Policy(ranking=Ranking(dense=1, lexical=0, mention=0, candidates=30)).with_links(k=10)
+    exact = all_links(LinkJob(vectors=vectors, lexical=None, policy=policy, facts=facts))
+    approx = all_links(LinkJob(vectors=vectors, lexical=None, policy=policy, facts=facts, ann=shipped))
+    found = np.mean([len({l.row for l in a} & {l.row for l in e}) / 10 for a, e in zip(approx, exact)])
+    assert found > 0.95
+    # the scores of links both found are the exact ones (re-scored on the full vectors)
+    same = [(a, e) for a, e in zip(approx, exact) if [l.row for l in a] == [l.row for l in e]]
+    assert same and all(np.allclose([l.score for l in a], [l.score for l in e], atol=1e-4) for a, e in same)
