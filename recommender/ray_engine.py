@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 # Test hook: a file path. The first Ray worker (embedding actor or all-pairs task) that manages to delete the
 # file exits on the spot, as a killed worker would; the run must still complete with every article once.
 FAULT_ENV = "RECOMMENDER_RAY_FAULT"
-# CPUs (and inference threads) per embedding actor: 1 makes one actor per core of the cluster.
+# CPUs (and inference threads) per embedding actor. Default: the CPUs of the smallest node, i.e. one actor per
+# node using all its cores. Measured here (3,000 MDN texts, 2 cores): one 2-thread actor 23.5 s, two 1-thread
+# actors 40.9-43.7 s, the local engine 20.1-20.5 s.
 CPUS_PER_ACTOR_ENV = "RECOMMENDER_RAY_CPUS_PER_ACTOR"
 
 TEXTS_PER_BATCH = 256  # texts per Ray Data batch handed to an actor
@@ -154,6 +156,13 @@ def _run_block(fn: Callable, box: list, start: int, stop: int, fault: str | None
     return fn(_shared(box), start, stop)
 
 
+def smallest_node_cpus() -> int:
+    """CPUs of the smallest alive node of the cluster (1 if Ray does not say)."""
+    counts = [int(node.get("Resources", {}).get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    counts = [c for c in counts if c > 0]
+    return min(counts) if counts else 1
+
+
 class RayEngine:
     """Runs on the Ray cluster at `address` ("auto", "ray://host:10001", ...), or on a local Ray instance of
     `num_cpus` CPUs when no address is given. A Ray already initialised in this process is used as it is."""
@@ -171,7 +180,8 @@ class RayEngine:
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-round "execution finished" lines are noise
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.cpus_per_actor = max(1, min(cpus, cpus_per_actor or int(os.environ.get(CPUS_PER_ACTOR_ENV, "1"))))
+        wanted = cpus_per_actor or int(os.environ.get(CPUS_PER_ACTOR_ENV, "0")) or smallest_node_cpus()
+        self.cpus_per_actor = max(1, min(cpus, wanted))
         self.actors = max(1, cpus // self.cpus_per_actor)
         log.info("Ray engine: %d CPUs, up to %d embedding actors of %d CPU(s)", cpus, self.actors,
                  self.cpus_per_actor)
