@@ -1,4 +1,6 @@
-"""Top-k related articles for every article at once, under a site's link rules.
+"""Embedding-only top-k neighbours of every article at once, under simple link rules: the FAISS all-pairs step
+that `scripts/bench.py` measures at scale (the batch's related links come from `relatedlists`, which adds the
+hybrid ranking and the policy on top of the same kind of candidates).
 
 The search is batched (blocks of query rows against the vector index, never one query at a time). Rules are
 applied to each block's candidates with array operations; a row that the rules leave short of k links is

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,18 +161,3 @@ def read_sqlite_links(folder: Path) -> dict[str, list[tuple[str, float]]]:
         ):
             out[article_id].append((related_id, score))
         return out
-
-
-def links_from_rows(scores, rows, infos) -> list[ArticleLinks]:
-    """Turn the all-pairs arrays into records; `infos` are the index's ArticleInfo in row order."""
-    items = []
-    for row, info in enumerate(infos):
-        links = tuple(
-            Related(id=infos[r].id, score=float(s), title=infos[r].title, url=infos[r].url,
-                    published=infos[r].published, source=infos[r].source, kind=infos[r].kind)
-            for s, r in zip(scores[row], rows[row])
-            if r >= 0 and not math.isnan(s)
-        )
-        items.append(ArticleLinks(id=info.id, title=info.title, url=info.url, published=info.published,
-                                  source=info.source, related=links))
-    return items

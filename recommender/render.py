@@ -82,6 +82,8 @@ def render_run(record: dict) -> str:
                                  ("added", "changed", "unchanged", "removed", "skipped")),
         f"embedded {record.get('embedded', 0)}, reused {record.get('reused', 0)} from cache; index "
         + ("rewritten" if record.get("index_rewritten") else "unchanged, kept"),
+        *(["related links: nothing that decides them changed since the last run; outputs kept as they are"]
+          if record.get("outputs_reused") else []),
         "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
     ]
     evaluation = record.get("evaluation")

@@ -219,3 +219,26 @@ def test_shipped_schedules_run_a_valid_batch_command(tmp_path, corpus_dir, scrip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "related.json").exists()
+
+
+def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
+    feed = synthetic_feed(tmp_path / "feed.jsonl", 30)
+    first = batch(feed, tmp_path)
+    assert not first.get("outputs_reused")
+    jsonl = tmp_path / "out" / "related.jsonl"
+    stamp = jsonl.stat().st_mtime_ns
+    again = batch(feed, tmp_path)
+    assert again["outputs_reused"] and again["links"] == first["links"] and jsonl.stat().st_mtime_ns == stamp
+    assert [r["status"] for r in read_runs(tmp_path / "out")] == ["ok", "ok"]
+    # a different policy, a pin, or a changed article: the links are computed again
+    other = batch(feed, tmp_path, policy=Policy().with_links(k=3))
+    assert not other.get("outputs_reused") and other["links"] == 30 * 3
+    from recommender.overrides import Overrides
+
+    with Overrides.open(tmp_path / "idx") as store:
+        store.pin("feed/0", "feed/7")
+    pinned = batch(feed, tmp_path, policy=Policy().with_links(k=3))
+    assert not pinned.get("outputs_reused") and pinned["pinned_links"] == 1
+    (tmp_path / "out" / "related.json").unlink()  # a damaged output folder is rewritten, not trusted
+    repaired = batch(feed, tmp_path, policy=Policy().with_links(k=3))
+    assert not repaired.get("outputs_reused") and (tmp_path / "out" / "related.json").exists()
