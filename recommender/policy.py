@@ -175,6 +175,10 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
             default = getattr(cls(), key)
             if isinstance(default, str) != isinstance(item, str):
                 raise PolicyError(f"{source}: [{name}] {key} must be {'text' if isinstance(default, str) else 'a number'}")
+            if isinstance(default, int) and not isinstance(default, bool) and not float(item).is_integer():
+                raise PolicyError(f"{source}: [{name}] {key} must be a whole number")
+            if isinstance(default, int) and isinstance(item, float):
+                value[key] = int(item)
         try:
             parts[name] = cls(**value)
         except TypeError as exc:

@@ -108,7 +108,8 @@ def test_policy_file_and_errors(tmp_path):
                           ("[ranking]\nbogus = 1\n", "unknown key"),
                           ("[weights]\n", "unknown section"),
                           ("[links\n", "not valid TOML"),
-                          ('[links]\nk = "ten"\n', "must be a number")):
+                          ('[links]\nk = "ten"\n', "must be a number"),
+                          ("[links]\nk = 2.5\n", "whole number")):
         path.write_text(text)
         with pytest.raises(PolicyError, match=message) as info:
             load_policy(path)
