@@ -272,8 +272,9 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     edits = index.overrides() if overrides else None
     if edits:
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
+    dense_scorer = DenseScorer(index.vectors.vectors(), name="dense") if dense or hybrid else None
     if dense:
-        scorers.append(DenseScorer(index.vectors.vectors(), name="dense"))
+        scorers.append(dense_scorer)
     if one_vector:
         scorers.append(one_vector_scorer(index, progress))
     texts = index.store.texts() if any(b in ("tfidf", "bm25") for b in baselines) else []
@@ -292,7 +293,6 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         if lexical is None:
             texts = texts or index.store.texts()
             lexical = lexical_scorer("tfidf", texts)
-        dense_scorer = DenseScorer(index.vectors.vectors(), name="dense")
         scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
     results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
     return Evaluation(systems=results, queries=len(queries), corpus_size=len(ids), gold_source=gold_source,

@@ -19,23 +19,29 @@ def lexical_document(title: str, text: str) -> str:
     return (title or "") + " \n" + (text or "")[:TEXT_LIMIT]
 
 
+def fit_tfidf(documents: list[str]):
+    """(fitted TfidfVectorizer, csr matrix) in the published configuration; a tiny corpus whose words all fall
+    outside min_df/max_df is fitted without those bounds. ValueError if the documents have no words at all."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    min_df = 2 if len(documents) > 2 else 1
+    max_df = 0.5 if len(documents) > 2 else 1.0
+    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_df=max_df,
+                                 token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    try:
+        return vectorizer, vectorizer.fit_transform(documents).tocsr()
+    except ValueError:
+        vectorizer.set_params(min_df=1, max_df=1.0)
+        return vectorizer, vectorizer.fit_transform(documents).tocsr()
+
+
 class TfidfRanker:
     """Sublinear TF-IDF with l2-normalised rows; the score of two documents is their cosine."""
 
     name = "tfidf"
 
     def __init__(self, documents: list[str]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        min_df = 2 if len(documents) > 2 else 1
-        max_df = 0.5 if len(documents) > 2 else 1.0
-        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_df=max_df,
-                                          token_pattern=TOKEN_PATTERN, dtype=np.float32)
-        try:
-            self.matrix = self.vectorizer.fit_transform(documents).tocsr()
-        except ValueError:  # a tiny corpus whose words all fall outside min_df/max_df
-            self.vectorizer.set_params(min_df=1, max_df=1.0)
-            self.matrix = self.vectorizer.fit_transform(documents).tocsr()
+        self.vectorizer, self.matrix = fit_tfidf(documents)
         self._transposed = self.matrix.T.tocsc()
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
@@ -118,15 +124,4 @@ def _top_k(ranker, rows: np.ndarray, k: int, exclude_self: bool, block: int = 51
     return np.vstack(out_idx), np.vstack(out_scores)
 
 
-def shared_terms(ranker: TfidfRanker, row_a: int, row_b: int, n: int = 5) -> list[str]:
-    """The n terms with the largest weight product that two documents share."""
-    a, b = ranker.matrix[row_a], ranker.matrix[row_b]
-    product = a.multiply(b).tocoo()
-    if product.nnz == 0:
-        return []
-    best = np.argsort(-product.data)[:n]
-    vocab = ranker.vectorizer.get_feature_names_out()
-    return [str(vocab[product.col[i]]) for i in best]
-
-
-__all__ = ["TfidfRanker", "BM25Ranker", "RandomRanker", "lexical_document", "shared_terms", "sparse"]
+__all__ = ["TfidfRanker", "BM25Ranker", "RandomRanker", "fit_tfidf", "lexical_document", "sparse"]

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from .lexical import TOKEN_PATTERN, lexical_document
+from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4
@@ -29,13 +29,6 @@ MIN_NAME_CHARS = 3
 TITLE_SEPARATORS = (" — ", " – ", " | ")
 MENTION_TEXT_LIMIT = 20000
 SUBLINEAR = True
-
-
-def _tfidf_vectorizer(**params):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(sublinear_tf=SUBLINEAR, stop_words="english", token_pattern=TOKEN_PATTERN,
-                           dtype=np.float32, **params)
 
 
 def article_names(article_id: str, title: str) -> set[str]:
@@ -109,17 +102,11 @@ class LexicalIndex:
     def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> "LexicalIndex":
         """From (title, excerpt, body) rows in index order."""
         documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
-        few = len(documents) <= 2
-        vectorizer = _tfidf_vectorizer(min_df=1 if few else 2, max_df=1.0 if few else 0.5)
         try:
-            matrix = vectorizer.fit_transform(documents)
-        except ValueError:  # a tiny corpus whose words all fall outside min_df/max_df
-            vectorizer = _tfidf_vectorizer()
-            try:
-                matrix = vectorizer.fit_transform(documents)
-            except ValueError:  # no words at all
-                return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
-                           sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
+            vectorizer, matrix = fit_tfidf(documents)
+        except ValueError:  # no words at all
+            return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
+                       sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
         mentions = mention_matrix(ids, [r[0] for r in rows], documents)
         return cls(matrix, vocabulary, vectorizer.idf_, mentions)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .allpairs import day_number
+from .allpairs import ArticleFacts
 from .overrides import OverrideSet
 from .policy import Policy
 from .ranking import Candidates
@@ -33,13 +33,10 @@ class Facts:
 
     @classmethod
     def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
-        codes: dict[str, int] = {}
-        sources = np.array([codes.setdefault(i.source.lower(), len(codes)) if i.source else -1 for i in infos],
-                           dtype=np.int64)
-        days = np.array([day_number(i.published) for i in infos], dtype=np.float64)
+        basic = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
         topics = [frozenset(t.lower() for t in ts) for ts in (topics or [[] for _ in infos])]
         ids = [i.id for i in infos]
-        return cls(ids=ids, sources=sources, days=days, topics=topics, row_of={x: r for r, x in enumerate(ids)})
+        return cls(ids=ids, sources=basic.sources, days=basic.days, topics=topics, row_of={x: r for r, x in enumerate(ids)})
 
 
 @dataclass

@@ -99,18 +99,14 @@ class Policy:
         data.pop("source")
         return data
 
-    def with_links(self, **changes) -> "Policy":
-        """A copy with some [links] settings replaced (command-line options override the file)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        return replace(self, links=replace(self.links, **changes)) if changes else self
-
-    def with_ranking(self, **changes) -> "Policy":
-        changes = {k: v for k, v in changes.items() if v is not None}
-        return replace(self, ranking=replace(self.ranking, **changes)) if changes else self
-
     def with_section(self, name: str, **changes) -> "Policy":
+        """A copy with some settings of one section replaced; None values are ignored (an option not given)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(self, **{name: replace(getattr(self, name), **changes)}) if changes else self
+
+    def with_links(self, **changes) -> "Policy":
+        """A copy with some [links] settings replaced (command-line options override the file)."""
+        return self.with_section("links", **changes)
 
 
 SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
