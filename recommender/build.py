@@ -212,6 +212,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         lexical.save(matrices, lexicon)
     log.info("lexical index: %d terms, %d mentions (%.1f s)", len(lexical.vocabulary), lexical.mentions.nnz,
              time.perf_counter() - timer)
+    stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
                "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown")},

@@ -77,6 +77,19 @@ class PolicyScorer:
         return out
 
 
+class StoredTfidfScorer:
+    """The TF-IDF baseline read from the index's lexical index (fitted by `lexical.fit_tfidf`, the same
+    configuration and documents as `lexical_scorer("tfidf", ...)`), so evaluation does not fit it again."""
+
+    name = "tfidf"
+
+    def __init__(self, lexical):
+        self.lexical = lexical
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.lexical.tfidf_rows(rows)
+
+
 class RandomScorer:
     """Uniform random scores, reproducible for a seed: the floor any system must clear."""
 
@@ -277,9 +290,11 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         scorers.append(dense_scorer)
     if one_vector:
         scorers.append(one_vector_scorer(index, progress))
-    texts = index.store.texts() if any(b in ("tfidf", "bm25") for b in baselines) else []
+    texts = index.store.texts() if "bm25" in baselines or ("tfidf" in baselines and index.lexical is None) else []
     for name in baselines:
-        if name in ("tfidf", "bm25"):
+        if name == "tfidf" and index.lexical is not None and index.lexical.count == len(ids):
+            scorers.append(StoredTfidfScorer(index.lexical))  # the same fit, stored with the index
+        elif name in ("tfidf", "bm25"):
             log.info("fitting the %s baseline on %d articles", name, len(ids))
             scorers.append(lexical_scorer(name, texts))
         elif name == "random":

@@ -312,8 +312,8 @@ class Index:
             "built_at": self.manifest.built_at,
             "size_bytes": size,
             "cache_bytes": cache.stat().st_size if cache.exists() else 0,
-            "lexical_terms": len(self.lexical.vocabulary) if self.lexical is not None else None,
-            "mentions": int(self.lexical.mentions.nnz) if self.lexical is not None else None,
+            "lexical_terms": self.manifest.stats.get("lexical_terms"),  # recorded at build: info reads no matrix
+            "mentions": self.manifest.stats.get("mentions"),
             "overrides": len(self.overrides().items),
             **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
