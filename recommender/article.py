@@ -21,7 +21,9 @@ class Article:
     url: str | None = None
     published: str | None = None
     source: str | None = None
-    topics: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)  # tags, topics, categories and keywords, as the site gave them
+    authors: list[str] = field(default_factory=list)
+    page_type: str | None = None  # a site's own page kind (MDN's page-type), where it has one
     kind: str = "text"
     path: str = ""
     curated: list[str] = field(default_factory=list)

@@ -62,6 +62,9 @@ class Related:
     source: str | None
     kind: str
     pinned: bool = False
+    topics: list[str] | None = None
+    authors: list[str] | None = None
+    page_type: str | None = None
     parts: dict | None = None  # per part: raw value and z-score (hybrid ranking)
     explanation: dict | None = None  # with explain=True: shared terms and best-matching passage
 
@@ -278,6 +281,7 @@ class Index:
             i = infos[row]
             out.append(Related(id=i.id, score=None if score != score else round(float(score), 6), title=i.title,
                                url=i.url, published=i.published, source=i.source, kind=i.kind, pinned=pinned,
+                               topics=list(i.topics), authors=list(i.authors), page_type=i.page_type,
                                parts=parts))
         return out
 
@@ -315,6 +319,7 @@ class Index:
             "lexical_terms": self.manifest.stats.get("lexical_terms"),  # recorded at build: info reads no matrix
             "mentions": self.manifest.stats.get("mentions"),
             "overrides": len(self.overrides().items),
+            "articles_with": self.store.field_counts(),
             **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
 

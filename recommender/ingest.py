@@ -164,7 +164,9 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         url=canonical_url(url) if url else None,
         published=_date(meta),
         source=_provider(meta),
-        topics=[clean_field(t) for t in _as_list(meta.get("topics") or meta.get("tags")) if clean_field(t)],
+        topics=tag_list(meta),
+        authors=author_list(meta) or ([provider] if is_news and (provider := _provider(meta)) else []),
+        page_type=clean_field(meta.get("page_type") or meta.get("page-type") or meta.get("type")) or None,
         kind="news" if is_news else "blog",
         path=rel,
     )
@@ -204,6 +206,7 @@ def _related_item(item: object, rel: str) -> Article:
         url=canonical_url(url),
         published=_date(item),
         source=_provider(item),
+        authors=author_list(item) or [p for p in [_provider(item)] if p],
         kind="related",
         path=rel,
     )
@@ -298,7 +301,9 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
         url=canonical_url(url),
         published=_normalise_date(record.get("published") or record.get("date")),
         source=clean_field(record.get("source")) or None,
-        topics=[clean_field(t) for t in _as_list(record.get("topics")) if clean_field(t)],
+        topics=tag_list(record),
+        authors=author_list(record),
+        page_type=clean_field(record.get("page_type") or record.get("page-type") or record.get("type")) or None,
         kind="jsonl",
         path=rel,
         curated=related,
@@ -347,10 +352,40 @@ def _provider(meta: dict) -> str | None:
         provider = provider.get("name") or provider.get("domain")
     if isinstance(provider, list) and provider:
         provider = provider[0]
-    if provider is None and meta.get("authors"):
-        authors = _as_list(meta.get("authors"))
-        provider = ", ".join(str(a) for a in authors) if authors else None
     return clean_field(provider) or None
+
+
+TAG_KEYS = ("tags", "topics", "categories", "keywords")
+AUTHOR_KEYS = ("authors", "author")
+
+
+def tag_list(meta: dict) -> list[str]:
+    """Tags, topics, categories and keywords together, in order, without repeats (a comma-separated string is
+    split; a category "news" that only marks the item kind is kept like any other)."""
+    found: dict[str, str] = {}
+    for key in TAG_KEYS:
+        for value in _as_list(meta.get(key)):
+            parts = value.split(",") if isinstance(value, str) else [value]
+            for part in parts:
+                name = clean_field(part.get("name") if isinstance(part, dict) else part)
+                if name and name.lower() not in found:
+                    found[name.lower()] = name
+    return list(found.values())
+
+
+def author_list(meta: dict) -> list[str]:
+    """Authors from `authors` or `author`: names, mappings with a name, or a comma/" and "-separated string."""
+    found: dict[str, str] = {}
+    for key in AUTHOR_KEYS:
+        for value in _as_list(meta.get(key)):
+            if isinstance(value, dict):
+                value = value.get("name") or value.get("title") or value.get("id")
+            parts = re.split(r",|\band\b", value) if isinstance(value, str) else [value]
+            for part in parts:
+                name = clean_field(part)
+                if name and name.lower() not in found:
+                    found[name.lower()] = name
+    return list(found.values())
 
 
 def _date(meta: dict) -> str | None:

@@ -27,7 +27,9 @@ CREATE TABLE articles (
     path TEXT NOT NULL,
     topics TEXT NOT NULL,
     hash TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    authors TEXT NOT NULL DEFAULT '[]',
+    page_type TEXT
 );
 CREATE INDEX articles_url ON articles(url);
 CREATE TABLE curated (
@@ -53,9 +55,18 @@ class ArticleInfo:
     kind: str
     path: str
     hash: str
+    topics: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    page_type: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence) -> "ArticleInfo":
+        *plain, topics, authors, page_type = row
+        return cls(*plain, tuple(json.loads(topics or "[]")), tuple(json.loads(authors or "[]")), page_type)
 
 
-_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash"
+_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash, topics, authors, page_type"
+_OLD_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash, topics, '[]', NULL"
 
 
 def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str]) -> None:
@@ -64,10 +75,11 @@ def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str
     try:
         db.executescript(SCHEMA)
         db.executemany(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
-                 json.dumps(a.topics, ensure_ascii=False), h, a.body)
+                 json.dumps(a.topics, ensure_ascii=False), h, a.body, json.dumps(a.authors, ensure_ascii=False),
+                 a.page_type)
                 for row, (a, h) in enumerate(zip(articles, hashes))
             ],
         )
@@ -86,6 +98,8 @@ class MetadataStore:
     def __init__(self, path: Path):
         self.path = path
         self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        names = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
+        self.columns = _COLUMNS if "authors" in names else _OLD_COLUMNS  # an index built before authors were kept
 
     def close(self) -> None:
         self.db.close()
@@ -94,12 +108,12 @@ class MetadataStore:
         return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
 
     def by_id(self, article_id: str) -> ArticleInfo | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE id = ?", [article_id]).fetchone()
-        return ArticleInfo(*row) if row else None
+        row = self.db.execute(f"SELECT {self.columns} FROM articles WHERE id = ?", [article_id]).fetchone()
+        return ArticleInfo.from_row(row) if row else None
 
     def by_url(self, url: str) -> ArticleInfo | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE url = ? ORDER BY row LIMIT 1", [url]).fetchone()
-        return ArticleInfo(*row) if row else None
+        row = self.db.execute(f"SELECT {self.columns} FROM articles WHERE url = ? ORDER BY row LIMIT 1", [url]).fetchone()
+        return ArticleInfo.from_row(row) if row else None
 
     def by_rows(self, rows: Sequence[int]) -> dict[int, ArticleInfo]:
         wanted = [int(r) for r in rows if r >= 0]
@@ -107,16 +121,24 @@ class MetadataStore:
         for start in range(0, len(wanted), 500):
             block = wanted[start:start + 500]
             marks = ",".join("?" * len(block))
-            for row in self.db.execute(f"SELECT {_COLUMNS} FROM articles WHERE row IN ({marks})", block):
-                found[row[0]] = ArticleInfo(*row)
+            for row in self.db.execute(f"SELECT {self.columns} FROM articles WHERE row IN ({marks})", block):
+                found[row[0]] = ArticleInfo.from_row(row)
         return found
 
     def all(self) -> list[ArticleInfo]:
-        return [ArticleInfo(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row")]
+        return [ArticleInfo.from_row(r) for r in self.db.execute(f"SELECT {self.columns} FROM articles ORDER BY row")]
 
     def topics(self) -> list[list[str]]:
         """Each article's topics (tags, categories) in row order."""
         return [json.loads(r[0] or "[]") for r in self.db.execute("SELECT topics FROM articles ORDER BY row")]
+
+    def field_counts(self) -> dict[str, int]:
+        """How many articles have each optional field (what `info` shows)."""
+        counts = {"url": 0, "published": 0, "source": 0, "topics": 0, "authors": 0, "page_type": 0}
+        for info in self.all():
+            for name in counts:
+                counts[name] += bool(getattr(info, name))
+        return counts
 
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]

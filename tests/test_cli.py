@@ -37,7 +37,7 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
     assert data["query"]["id"] == "text/marathon"
     assert len(data["related"]) == 3
     assert set(data["related"][0]) == {"id", "score", "title", "url", "published", "source", "kind", "pinned",
-                                       "parts"}
+                                       "topics", "authors", "page_type", "parts"}
     assert set(data["related"][0]["parts"]) == {"dense", "lexical", "mention"}
 
 

@@ -154,3 +154,35 @@ def test_missing_corpus_path():
 ])
 def test_looks_like_title(line, expected):
     assert looks_like_title(line) is expected
+
+
+def test_tags_authors_and_page_type_are_kept_from_front_matter_and_jsonl(tmp_path):
+    from recommender import read_corpus
+
+    (tmp_path / "post.md").write_text(
+        "---\ntitle: Caching at the edge\nslug: caching-edge\ntags: [CDN, caching]\ncategories: Performance\n"
+        "keywords: \"latency, cdn\"\nauthor: Ana Ruiz and Bo Li\n---\nA post about caches at the edge of the network.\n",
+        encoding="utf-8")
+    (tmp_path / "feed.jsonl").write_text(json.dumps({
+        "id": "a1", "title": "Fetch", "text": "The fetch API.", "topics": ["web"], "tags": "http, web",
+        "authors": [{"name": "Cy"}, "Di"], "page_type": "web-api-interface"}) + "\n", encoding="utf-8")
+    arts = read_corpus(tmp_path).by_id()
+    post, item = arts["caching-edge"], arts["a1"]
+    assert post.topics == ["CDN", "caching", "Performance", "latency"]
+    assert post.authors == ["Ana Ruiz", "Bo Li"]
+    assert post.source is None  # the author is not the source
+    assert item.topics == ["http", "web"] and item.authors == ["Cy", "Di"] and item.page_type == "web-api-interface"
+
+
+def test_metadata_store_round_trips_tags_and_authors(tmp_path):
+    from recommender.article import Article
+    from recommender.metadata import MetadataStore, write_metadata
+
+    path = tmp_path / "meta.sqlite"
+    write_metadata(path, [Article(id="x", title="X", topics=["a"], authors=["Ann"], page_type="guide"),
+                          Article(id="y", title="Y")], ["h1", "h2"])
+    store = MetadataStore(path)
+    x = store.by_id("x")
+    assert x.topics == ("a",) and x.authors == ("Ann",) and x.page_type == "guide"
+    assert store.field_counts()["authors"] == 1 and store.field_counts()["page_type"] == 1
+    store.close()
