@@ -364,6 +364,20 @@ cli.command("block")(override_command(
 cli.command("unpin")(override_command("unpin", "Remove a pin or a block of TARGET on ARTICLE."))
 
 
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--editor", is_flag=True, help="Serve the editors' page at / (pin, reorder, block links).")
+@click.option("--token", default=None, help="Token editors' writes need (default: $RECOMMENDER_TOKEN; none: read-only).")
+@user_errors
+def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None) -> None:
+    """HTTP JSON API over the index (/related, /search, /info, /health); follows new index versions."""
+    from .serve import serve as run
+
+    run(index_dir, host=host, port=port, editor=editor, token=token)
+
+
 @cli.command("overrides")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
