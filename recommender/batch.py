@@ -32,6 +32,7 @@ from .relatedlists import LinkJob, all_links, items_from_links
 log = logging.getLogger(__name__)
 
 MAX_REASONS = 100
+PREPARED_CACHE = Path("cache") / "prepared.sqlite"  # raw input hash -> prepared articles (see prepared_cache)
 
 
 class BatchError(RuntimeError):
@@ -96,7 +97,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
          engine: Engine) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
-    articles = read_logged(corpus)
+    articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
     seconds["read"] = time.perf_counter() - timer
     record["skipped"] = len(articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]

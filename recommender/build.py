@@ -65,11 +65,19 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def read_logged(source: str | Path) -> Corpus:
-    """Read a corpus and log every skipped input (file, line, reason)."""
+def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Corpus:
+    """Read a corpus and log every skipped input (file, line, reason). With cache_path, raw input prepared at
+    the last read is taken from that prepared-article cache (recommender.prepared_cache) instead of cleaned."""
     from .ingest import read_corpus
 
-    corpus = read_corpus(source)
+    if cache_path is None:
+        corpus = read_corpus(source)
+    else:
+        from .prepared_cache import PreparedCache
+
+        with PreparedCache(cache_path) as cache:
+            corpus = read_corpus(source, cache=cache)
+            log.info("prepared articles: %d inputs reused, %d cleaned", cache.hits, cache.misses)
     for problem in corpus.problems:
         log.warning("skipped %s", problem)
     return corpus
