@@ -114,6 +114,9 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
 
     with Index.open(index_dir, preparation=preparation) as index:
         overrides = index.overrides()
+        stats = index.manifest.stats
+        record["lexical_update"] = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
+        record["lexical_drift"] = stats.get("lexical_base")  # articles changed since the last fit, of count
         record["links_key"] = links_key(index, policy, overrides, as_of, gold_path)
         previous = last_ok_run(out_dir)
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
