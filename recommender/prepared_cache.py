@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 from .article import Article
+from .vector_cache import connect, select_in
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS prepared (
@@ -53,11 +53,7 @@ class PreparedCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db = connect(self.path, SCHEMA)
         self.hits = 0
         self.misses = 0
         self._pending: dict[str, str] = {}
@@ -67,11 +63,8 @@ class PreparedCache:
         wanted = list(dict.fromkeys(keys))
         self._seen.update(wanted)
         found: dict[str, list[Article]] = {}
-        for start in range(0, len(wanted), 500):
-            block = wanted[start:start + 500]
-            marks = ",".join("?" * len(block))
-            for key, blob in self.db.execute(f"SELECT key, articles FROM prepared WHERE key IN ({marks})", block):
-                found[key] = [Article.from_dict(d) for d in json.loads(blob)]
+        for key, blob in select_in(self.db, "SELECT key, articles FROM prepared WHERE key IN ({marks})", wanted):
+            found[key] = [Article.from_dict(d) for d in json.loads(blob)]
         self.hits += len(found)
         self.misses += len(wanted) - len(found)
         return found
