@@ -57,6 +57,7 @@ class BuildReport:
     changes: Changes = field(default_factory=Changes)
     rewritten: bool = True  # False when nothing changed and the existing index was kept as it is
     matrix: np.ndarray | None = field(default=None, repr=False)  # the full-precision vectors, in row order
+    hashes: list[str] = field(default_factory=list, repr=False)  # each article's content hash, in row order
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -141,7 +142,7 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
              len(corpus.articles), folder, stats.embedded, stats.reused,
              ", ".join(f"{k} {v}" for k, v in changes.to_dict().items()))
     return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, changes=changes,
-                       rewritten=rewritten, seconds=seconds, matrix=vectors)
+                       rewritten=rewritten, seconds=seconds, matrix=vectors, hashes=list(hashes))
 
 
 LEXICAL_DRIFT = 0.10  # refit the TF-IDF (new vocabulary and IDF) once this share of the corpus changed since
@@ -165,7 +166,7 @@ def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple
     except Exception as exc:  # noqa: BLE001 - an unreadable old lexical index is simply fitted again
         log.warning("%s: previous lexical index unreadable (%s); fitting it again", folder, exc)
         return None
-    if old.doc_hashes is None or not old.vocabulary or old.count != len(previous):
+    if old.doc_hashes is None or old.name_weights is None or not old.vocabulary or old.count != len(previous):
         return None
     return old, [article_id for article_id, _ in previous], base
 

@@ -6,7 +6,9 @@
   before a " — " separator, or the last segment of b's id), weighted by how rare that name is (IDF).
   Editors link to the pages of the things a text names; this is that signal.
 
-Both are rebuilt with the index whenever the corpus changes (seconds, against minutes of embedding); the
+Both are made again with the index whenever the corpus changes: a full fit, or (recommender.build,
+LEXICAL_DRIFT) an update that keeps the vocabulary, the IDF and the names' mention weights of the last fit and
+transforms only new and changed rows (mentions are found again in full, with the frozen weights). The
 files are versioned and named in the manifest like the vectors, so they are checksummed and swapped atomically.
 """
 
@@ -48,8 +50,10 @@ def article_names(article_id: str, title: str) -> set[str]:
     return out
 
 
-def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
-    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded."""
+def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
+                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
+    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
     owners: dict[str, list[int]] = {}
     for row, (article_id, title) in enumerate(zip(ids, titles)):
         for name in article_names(article_id, title):
@@ -68,17 +72,19 @@ def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[st
             df[gram] = df.get(gram, 0) + 1
         found.append(seen)
     n_docs = max(1, len(texts))
+    frozen = frozen or {}
+    weights = {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
     rows, cols, data = [], [], []
     for a, names in enumerate(found):
         for name in names:
-            weight = math.log(n_docs / df[name])
+            weight = weights[name]
             for b in owners[name]:
                 if b != a and weight > 0:
                     rows.append(a)
                     cols.append(b)
                     data.append(weight)
     matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(ids), len(ids)))
-    return matrix.tocsr()  # duplicates (two names of b in a) are summed
+    return matrix.tocsr(), {**frozen, **weights}  # duplicates (two names of b in a) are summed
 
 
 def document_hashes(documents: Sequence[str]) -> np.ndarray:
@@ -95,12 +101,14 @@ class LexicalIndex:
     """TF-IDF rows and mentions of every article in index row order."""
 
     def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
-                 mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None):
+                 mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
+                 name_weights: dict[str, float] | None = None):
         self.tfidf = tfidf.tocsr().astype(np.float32)
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
         self.mentions = mentions.tocsr().astype(np.float32)
         self.doc_hashes = doc_hashes
+        self.name_weights = name_weights  # mention weight of each name, frozen with the IDF
         self._tfidf_t = None
         self._mentions_t = None
         self._vectorizer = None
@@ -119,8 +127,8 @@ class LexicalIndex:
             return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
                        sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
-        mentions = mention_matrix(ids, [r[0] for r in rows], documents)
-        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents))
+        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents)
+        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names)
 
     def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
                 rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
@@ -145,8 +153,8 @@ class LexicalIndex:
         stacked = sparse.vstack(parts).tocsr()
         order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
         tfidf = stacked[order]
-        mentions = mention_matrix(ids, [r[0] for r in rows], documents)
-        return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes), len(fresh)
+        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents, self.name_weights)
+        return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names), len(fresh)
 
     # --- storage ----------------------------------------------------------------------------------------
 
@@ -157,7 +165,8 @@ class LexicalIndex:
             np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
                      idf=self.idf, **extra)
         lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
-                                       "token_pattern": TOKEN_PATTERN}), encoding="utf-8")
+                                       "token_pattern": TOKEN_PATTERN, "name_weights": self.name_weights}),
+                           encoding="utf-8")
 
     @classmethod
     def load(cls, matrices: Path, lexicon: Path) -> "LexicalIndex":
@@ -166,10 +175,11 @@ class LexicalIndex:
             mentions = _csr_from(data, "mentions")
             idf = data["idf"]
             doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
-        vocabulary = json.loads(lexicon.read_text(encoding="utf-8"))["vocabulary"]
+        words = json.loads(lexicon.read_text(encoding="utf-8"))
+        vocabulary = words["vocabulary"]
         if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
             raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
-        return cls(tfidf, vocabulary, idf, mentions, doc_hashes)
+        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"))
 
     # --- scores -----------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from recommender import build_index
 from recommender.build import LEXICAL_DRIFT
-from recommender.lexindex import LexicalIndex
+from recommender.lexindex import LexicalIndex, mention_matrix
 from recommender.manifest import read_manifest
 
 WORDS = ("python asyncio event loop coroutine task future socket stream queue lock thread pool process "
@@ -39,8 +39,11 @@ def test_frozen_update_keeps_rows_and_transforms_like_the_fit():
         assert (new.tfidf[r] != old.tfidf[ids.index(article_id)]).nnz == 0  # copied as is
     expected = old.transform_many(["A new page about asyncio \nevent loop coroutine task"])
     assert abs(new.tfidf[29] - expected).max() < 1e-7
-    full = LexicalIndex.build(new_ids, new_rows)  # the mention matrix is recomputed in full either way
-    assert (new.mentions != full.mentions).nnz == 0
+    # mentions are found again in full, weighted with the names' frozen weights (new names get theirs now)
+    expected_mentions, names = mention_matrix(new_ids, [r[0] for r in new_rows],
+                                              [r[0] + " \n" + r[2] for r in new_rows], old.name_weights)
+    assert (new.mentions != expected_mentions).nnz == 0 and new.name_weights == names
+    assert all(names[name] == weight for name, weight in old.name_weights.items() if name in names)
 
 
 def _write(path, records):
