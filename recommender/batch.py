@@ -23,6 +23,7 @@ from .build import read_logged, require_articles, update_index, utc_now
 from .embedder import Embedder, get_embedder
 from .engines import Engine, EngineError, get_engine
 from .index import Index
+from .atomic import atomic_path
 from .lock import exclusive_lock
 from .outputs import append_run, update_last_run, write_outputs
 from .policy import Policy
@@ -32,6 +33,7 @@ from .relatedlists import LinkJob, all_links, items_from_links
 log = logging.getLogger(__name__)
 
 MAX_REASONS = 100
+PREPARED_CACHE = Path("cache") / "prepared.sqlite"  # raw input hash -> prepared articles (see prepared_cache)
 
 
 class BatchError(RuntimeError):
@@ -96,7 +98,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
          engine: Engine) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
-    articles = read_logged(corpus)
+    articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
     seconds["read"] = time.perf_counter() - timer
     record["skipped"] = len(articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
@@ -113,6 +115,9 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
 
     with Index.open(index_dir, preparation=preparation) as index:
         overrides = index.overrides()
+        stats = index.manifest.stats
+        record["lexical_update"] = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
+        record["lexical_drift"] = stats.get("lexical_base")  # articles changed since the last fit, of count
         record["links_key"] = links_key(index, policy, overrides, as_of, gold_path)
         previous = last_ok_run(out_dir)
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
@@ -133,7 +138,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=overrides, as_of=as_of, ann=ann)
-        links = all_links(job, progress=progress, engine=engine)
+        links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
+                              progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
         items = items_from_links(links, infos)
         record["links"] = sum(len(chosen) for chosen in links)
@@ -153,6 +159,35 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         seconds[name] = round(value, 3)
     record["ended"] = utc_now()
     update_last_run(out_dir, record)  # the stored record gets the write time and the true end
+
+
+def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: dict, *, as_of,
+                  progress: bool, engine: Engine) -> list:
+    """Every article's links: with the local engine only the lists a change can reach are ranked again
+    (recommender.incremental; the state is kept in the output folder); with another engine all of them."""
+    from . import incremental
+
+    if engine.name != "local":
+        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count}}
+        (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
+        return all_links(job, progress=progress, engine=engine)
+    policy = job.policy
+    day = None
+    if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
+        day = (as_of or datetime.now(timezone.utc)).date().isoformat()
+    key = incremental.settings_key(policy, index.manifest.model.get("fingerprint"), job.lexical, day)
+    ids = [a.id for a in articles]
+    signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
+    overrides = [o.to_dict() for o in job.overrides.items]
+    links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
+                                                    overrides, progress=progress)
+    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons}
+    log.info("related lists (%s): %d of %d ranked again", plan.kind, record["lists"]["recomputed"], len(ids))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
+        incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen, links=links,
+                               overrides=overrides, k=policy.links.k)
+    return links
 
 
 def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,

@@ -57,6 +57,7 @@ class BuildReport:
     changes: Changes = field(default_factory=Changes)
     rewritten: bool = True  # False when nothing changed and the existing index was kept as it is
     matrix: np.ndarray | None = field(default=None, repr=False)  # the full-precision vectors, in row order
+    hashes: list[str] = field(default_factory=list, repr=False)  # each article's content hash, in row order
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,11 +66,19 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def read_logged(source: str | Path) -> Corpus:
-    """Read a corpus and log every skipped input (file, line, reason)."""
+def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Corpus:
+    """Read a corpus and log every skipped input (file, line, reason). With cache_path, raw input prepared at
+    the last read is taken from that prepared-article cache (recommender.prepared_cache) instead of cleaned."""
     from .ingest import read_corpus
 
-    corpus = read_corpus(source)
+    if cache_path is None:
+        corpus = read_corpus(source)
+    else:
+        from .prepared_cache import PreparedCache
+
+        with PreparedCache(cache_path) as cache:
+            corpus = read_corpus(source, cache=cache)
+            log.info("prepared articles: %d inputs reused, %d cleaned", cache.hits, cache.misses)
     for problem in corpus.problems:
         log.warning("skipped %s", problem)
     return corpus
@@ -125,14 +134,41 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
                  or "lexical" not in manifest.files)  # an index from before the hybrid ranking
     if rewritten:
+        frozen = frozen_lexical(folder, manifest, previous, changes)
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
-                    stats={"problems": len(corpus.problems), "corpus_digest": digest})
+                    stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen)
     seconds["index"] = time.perf_counter() - timer
     log.info("%s %d articles in %s (%d embedded, %d reused; %s)", "indexed" if rewritten else "kept",
              len(corpus.articles), folder, stats.embedded, stats.reused,
              ", ".join(f"{k} {v}" for k, v in changes.to_dict().items()))
     return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, changes=changes,
-                       rewritten=rewritten, seconds=seconds, matrix=vectors)
+                       rewritten=rewritten, seconds=seconds, matrix=vectors, hashes=list(hashes))
+
+
+LEXICAL_DRIFT = 0.10  # refit the TF-IDF (new vocabulary and IDF) once this share of the corpus changed since
+
+
+def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple[str, str]] | None,
+                   changes: Changes) -> tuple[LexicalIndex, list[str], dict] | None:
+    """(previous lexical index, its ids, drift record) when the lexical index can be updated with its IDF
+    frozen: a usable previous index, and added + changed + removed articles since its last full fit not above
+    LEXICAL_DRIFT of the corpus it was fitted on. None means a full fit."""
+    if manifest is None or previous is None or "lexical" not in manifest.files or "lexicon" not in manifest.files:
+        return None
+    base = dict(manifest.stats.get("lexical_base") or {"count": manifest.count, "churn": 0})
+    base["churn"] = int(base["churn"]) + changes.added + changes.changed + changes.removed
+    if base["churn"] > LEXICAL_DRIFT * max(1, int(base["count"])):
+        log.info("lexical index: %d of %d articles changed since its last fit: fitting it again",
+                 base["churn"], base["count"])
+        return None
+    try:
+        old = LexicalIndex.load(folder / manifest.files["lexical"].name, folder / manifest.files["lexicon"].name)
+    except Exception as exc:  # noqa: BLE001 - an unreadable old lexical index is simply fitted again
+        log.warning("%s: previous lexical index unreadable (%s); fitting it again", folder, exc)
+        return None
+    if old.doc_hashes is None or old.name_weights is None or not old.vocabulary or old.count != len(previous):
+        return None
+    return old, [article_id for article_id, _ in previous], base
 
 
 def current_manifest(folder: Path) -> Manifest | None:
@@ -190,7 +226,8 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
-                stats: dict | None = None) -> Manifest:
+                stats: dict | None = None,
+                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
@@ -207,11 +244,19 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         tmp.unlink()
         write_metadata(tmp, articles, hashes)
     timer = time.perf_counter()
-    lexical = LexicalIndex.build([a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles])
+    ids, rows = [a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles]
+    if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
+        old, old_ids, base = frozen_lexical
+        lexical, transformed = old.updated(old_ids, ids, rows)
+        stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
+    else:
+        lexical = LexicalIndex.build(ids, rows)
+        stats.update(lexical_update="full", lexical_transformed=len(ids),
+                     lexical_base={"count": len(ids), "churn": 0})
     with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:
         lexical.save(matrices, lexicon)
-    log.info("lexical index: %d terms, %d mentions (%.1f s)", len(lexical.vocabulary), lexical.mentions.nnz,
-             time.perf_counter() - timer)
+    log.info("lexical index (%s): %d terms, %d mentions (%.1f s)", stats["lexical_update"],
+             len(lexical.vocabulary), lexical.mentions.nnz, time.perf_counter() - timer)
     stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,

@@ -48,8 +48,11 @@ class IngestError(ValueError):
 # --- public API -------------------------------------------------------------------------------------
 
 
-def read_corpus(path: str | os.PathLike) -> Corpus:
-    """Read a directory (recursively), one article file, or a JSONL file into a deduplicated `Corpus`."""
+def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
+    """Read a directory (recursively), one article file, or a JSONL file into a deduplicated `Corpus`.
+
+    cache: an optional `recommender.prepared_cache.PreparedCache`; input whose raw bytes were prepared at the
+    last read is taken from it instead of being cleaned again (the result is the same)."""
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or directory")
@@ -62,9 +65,11 @@ def read_corpus(path: str | os.PathLike) -> Corpus:
         files = [root]
         base = root.parent
     for file in files:
-        found, file_problems = read_file(file, base)
+        found, file_problems = read_file(file, base, cache)
         articles.extend(found)
         problems.extend(file_problems)
+    if cache is not None:
+        cache.commit()
     merged, merge_problems = merge_articles(articles)
     return Corpus(merged, problems + merge_problems)
 
@@ -81,14 +86,25 @@ def iter_corpus_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def read_file(path: Path, base: Path) -> tuple[list[Article], list[Problem]]:
+def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
     """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
     rel = _relative(path, base)
     try:
         if path.suffix.lower() in JSONL_SUFFIXES:
-            return _read_jsonl(path, rel)
+            return _read_jsonl(path, rel, cache)
         text = read_text(path)
-        return parse_document(text, rel)
+        if cache is None:
+            return parse_document(text, rel)
+        from .prepared_cache import raw_key
+
+        key = raw_key(rel, text)
+        hit = cache.get_many([key])
+        if key in hit:
+            return hit[key], []
+        found, problems = parse_document(text, rel)
+        if not problems:  # input with problems is parsed again each time, so its messages stay exact
+            cache.put(key, found)
+        return found, problems
     except IngestError as exc:
         return [], [Problem(rel, str(exc))]
     except OSError as exc:
@@ -255,15 +271,27 @@ def looks_like_title(line: str) -> bool:
 # --- JSONL ----------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path, rel: str) -> tuple[list[Article], list[Problem]]:
+def _read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
     articles: list[Article] = []
     problems: list[Problem] = []
     text = read_text(path)
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    keys: list[str] = []
+    hits: dict = {}
+    if cache is not None:
+        from .prepared_cache import raw_key
+
+        keys = [raw_key(rel, line) for _, line in lines]
+        hits = cache.get_many(keys)
+    for i, (lineno, line) in enumerate(lines):
+        if keys and keys[i] in hits:
+            articles.extend(hits[keys[i]])
             continue
         try:
-            articles.append(parse_jsonl_record(line, rel))
+            article = parse_jsonl_record(line, rel)
+            articles.append(article)
+            if keys:
+                cache.put(keys[i], [article])
         except IngestError as exc:
             problems.append(Problem(rel, str(exc), line=lineno))
     if not articles and not problems:

@@ -6,7 +6,9 @@
   before a " — " separator, or the last segment of b's id), weighted by how rare that name is (IDF).
   Editors link to the pages of the things a text names; this is that signal.
 
-Both are rebuilt with the index whenever the corpus changes (seconds, against minutes of embedding); the
+Both are made again with the index whenever the corpus changes: a full fit, or (recommender.build,
+LEXICAL_DRIFT) an update that keeps the vocabulary, the IDF and the names' mention weights of the last fit and
+transforms only new and changed rows (mentions are found again in full, with the frozen weights). The
 files are versioned and named in the manifest like the vectors, so they are checksummed and swapped atomically.
 """
 
@@ -48,8 +50,10 @@ def article_names(article_id: str, title: str) -> set[str]:
     return out
 
 
-def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
-    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded."""
+def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
+                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
+    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
     owners: dict[str, list[int]] = {}
     for row, (article_id, title) in enumerate(zip(ids, titles)):
         for name in article_names(article_id, title):
@@ -68,28 +72,43 @@ def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[st
             df[gram] = df.get(gram, 0) + 1
         found.append(seen)
     n_docs = max(1, len(texts))
+    frozen = frozen or {}
+    weights = {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
     rows, cols, data = [], [], []
     for a, names in enumerate(found):
         for name in names:
-            weight = math.log(n_docs / df[name])
+            weight = weights[name]
             for b in owners[name]:
                 if b != a and weight > 0:
                     rows.append(a)
                     cols.append(b)
                     data.append(weight)
     matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(ids), len(ids)))
-    return matrix.tocsr()  # duplicates (two names of b in a) are summed
+    return matrix.tocsr(), {**frozen, **weights}  # duplicates (two names of b in a) are summed
+
+
+def document_hashes(documents: Sequence[str]) -> np.ndarray:
+    """n x 20 bytes (sha1 of each lexical document): which rows an incremental update may keep."""
+    import hashlib
+
+    out = np.zeros((len(documents), 20), dtype=np.uint8)
+    for i, doc in enumerate(documents):
+        out[i] = np.frombuffer(hashlib.sha1(doc.encode("utf-8", "surrogatepass")).digest(), dtype=np.uint8)
+    return out
 
 
 class LexicalIndex:
     """TF-IDF rows and mentions of every article in index row order."""
 
     def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
-                 mentions: sparse.csr_matrix):
+                 mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
+                 name_weights: dict[str, float] | None = None):
         self.tfidf = tfidf.tocsr().astype(np.float32)
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
         self.mentions = mentions.tocsr().astype(np.float32)
+        self.doc_hashes = doc_hashes
+        self.name_weights = name_weights  # mention weight of each name, frozen with the IDF
         self._tfidf_t = None
         self._mentions_t = None
         self._vectorizer = None
@@ -108,18 +127,46 @@ class LexicalIndex:
             return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
                        sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
-        mentions = mention_matrix(ids, [r[0] for r in rows], documents)
-        return cls(matrix, vocabulary, vectorizer.idf_, mentions)
+        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents)
+        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names)
+
+    def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
+                rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
+        """A new index for the corpus `ids`/`rows` with this index's vocabulary and IDF frozen (no refit):
+        rows whose document is unchanged are copied, new and changed documents are transformed with the frozen
+        weights, and the mention matrix is recomputed. Returns (index, rows transformed). Words that are not in
+        the frozen vocabulary count for nothing until the next full build."""
+        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+        hashes = document_hashes(documents)
+        old_row = {article_id: r for r, article_id in enumerate(previous_ids)}
+        keep_src, keep_dst, fresh = [], [], []
+        for r, article_id in enumerate(ids):
+            p = old_row.get(article_id)
+            if p is not None and self.doc_hashes is not None and np.array_equal(self.doc_hashes[p], hashes[r]):
+                keep_src.append(p)
+                keep_dst.append(r)
+            else:
+                fresh.append(r)
+        parts = [self.tfidf[np.array(keep_src, dtype=np.int64)]]
+        if fresh:
+            parts.append(self.transform_many([documents[r] for r in fresh]))
+        stacked = sparse.vstack(parts).tocsr()
+        order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
+        tfidf = stacked[order]
+        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents, self.name_weights)
+        return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names), len(fresh)
 
     # --- storage ----------------------------------------------------------------------------------------
 
     def save(self, matrices: Path, lexicon: Path) -> None:
         """Two files: the sparse matrices as plain arrays (.npz, no objects) and the vocabulary (.json)."""
         with open(matrices, "wb") as handle:
+            extra = {"doc_hashes": self.doc_hashes} if self.doc_hashes is not None else {}
             np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
-                     idf=self.idf)
+                     idf=self.idf, **extra)
         lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
-                                       "token_pattern": TOKEN_PATTERN}), encoding="utf-8")
+                                       "token_pattern": TOKEN_PATTERN, "name_weights": self.name_weights}),
+                           encoding="utf-8")
 
     @classmethod
     def load(cls, matrices: Path, lexicon: Path) -> "LexicalIndex":
@@ -127,10 +174,12 @@ class LexicalIndex:
             tfidf = _csr_from(data, "tfidf")
             mentions = _csr_from(data, "mentions")
             idf = data["idf"]
-        vocabulary = json.loads(lexicon.read_text(encoding="utf-8"))["vocabulary"]
+            doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
+        words = json.loads(lexicon.read_text(encoding="utf-8"))
+        vocabulary = words["vocabulary"]
         if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
             raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
-        return cls(tfidf, vocabulary, idf, mentions)
+        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"))
 
     # --- scores -----------------------------------------------------------------------------------------
 
@@ -149,19 +198,24 @@ class LexicalIndex:
 
     def transform(self, document: str) -> sparse.csr_matrix:
         """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""
+        return self.transform_many([document])
+
+    def transform_many(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        """Texts as l2-normalised TF-IDF rows with this index's vocabulary and IDF."""
         if self._vectorizer is None:
             from sklearn.feature_extraction.text import CountVectorizer
 
             self._vectorizer = CountVectorizer(vocabulary=self.vocabulary, stop_words="english",
                                                token_pattern=TOKEN_PATTERN, dtype=np.float32)
         if not self.vocabulary:
-            return sparse.csr_matrix((1, 0), dtype=np.float32)
-        counts = self._vectorizer.transform([document]).astype(np.float32)
+            return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
+        counts = self._vectorizer.transform(list(documents)).astype(np.float32)
         if SUBLINEAR:
             counts.data = 1.0 + np.log(counts.data)
-        row = counts.multiply(self.idf).tocsr()
-        norm = math.sqrt(float(row.multiply(row).sum()))
-        return (row / norm if norm > 0 else row).tocsr()
+        rows = counts.multiply(self.idf).tocsr().astype(np.float32)
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64)).ravel()
+        scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
+        return sparse.diags(scale.astype(np.float32)).dot(rows).tocsr().astype(np.float32)
 
     def tfidf_for_text(self, document: str) -> np.ndarray:
         if self._tfidf_t is None:

@@ -60,7 +60,7 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None):
+                 ann=None, frozen=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
@@ -73,6 +73,9 @@ class HybridRanker:
         self.mean_vector = self.vectors.mean(axis=0) if self.n else np.zeros(self.vectors.shape[1], np.float32)
         gram = (self.vectors.T.astype(np.float64) @ self.vectors.astype(np.float64)) / max(1, self.n)
         self.second_moment = gram.astype(np.float32)
+        self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.incremental)
+        if frozen is not None:
+            self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
 
     # --- dense part ------------------------------------------------------------------------------------
 
@@ -126,8 +129,12 @@ class HybridRanker:
             lex_mean, lex_std = row_stats(lexical)
             lex_depth = min(self.n, depth)
             lex_cands = np.argpartition(-lexical, lex_depth - 1, axis=1)[:, :lex_depth]
+            if self.frozen is not None:
+                lex_mean, lex_std = self.frozen.row_stats("lexical", query_rows, lex_mean, lex_std)
         if mention is not None:
             men_mean, men_std = row_stats(mention)
+            if self.frozen is not None:
+                men_mean, men_std = self.frozen.row_stats("mention", query_rows, men_mean, men_std)
         results = []
         for i, q in enumerate(query_rows):
             pool = [dense_cands[i]]
@@ -145,6 +152,10 @@ class HybridRanker:
             if mention is not None:
                 raw["mention"] = mention[i, cand]
                 z["mention"] = zscore(raw["mention"], men_mean[i], men_std[i])
+            if self.frozen is not None:  # the weakest member of each candidate pool, and the closest article
+                self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
+                                        lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None
+                                        else None, closest=float(raw["dense"].max()) if len(cand) else -1.0)
             total = sum(self.weights[name] * z[name] for name in z)
             norm = sum(self.weights[name] for name in z)
             score = (total / norm).astype(np.float32)

@@ -33,6 +33,7 @@ class LinkJob:
     overrides: OverrideSet = field(default_factory=OverrideSet)
     as_of: datetime | None = None
     ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
+    frozen: object = None  # corpus statistics of the last full rebuild (recommender.incremental); None = fresh
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -43,15 +44,21 @@ class LinkJob:
         if self._ranker is None:
             from .ranking import HybridRanker
 
-            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann)
+            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
+                                        frozen=self.frozen)
         return self._ranker
 
 
 def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
     """The chosen links of rows start..stop-1."""
+    return link_rows(job, np.arange(start, stop))
+
+
+def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
+    """The chosen links of the given rows, in their order."""
     ranker = job.ranker()
     out = []
-    for cand in ranker.score_rows(np.arange(start, stop)):
+    for cand in ranker.score_rows(rows):
         ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
                                    limit=job.policy.links.k)
         out.append(choose_links(ordered, job.policy))

@@ -24,30 +24,38 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """A cache database (WAL, safe to kill), its folder and schema created if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db
+
+
+def select_in(db: sqlite3.Connection, query: str, keys: list[str], params: tuple = ()) -> Iterable[tuple]:
+    """Rows of `query` (which ends in `IN ({marks})`) for keys in blocks of 500 (SQLite's variable limit)."""
+    for start in range(0, len(keys), 500):
+        block = keys[start:start + 500]
+        yield from db.execute(query.format(marks=",".join("?" * len(block))), [*params, *block])
+
+
 class VectorCache:
     """``(model fingerprint, content hash) -> float32 vector`` in one SQLite file (WAL, safe to kill)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db = connect(self.path, SCHEMA)
 
     def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(wanted), 500):
-            block = wanted[start:start + 500]
-            marks = ",".join("?" * len(block))
-            rows = self.db.execute(
-                f"SELECT hash, dim, vector FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *block]
-            )
-            for h, dim, blob in rows:
-                vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape == (dim,):
-                    found[h] = vec
+        query = "SELECT hash, dim, vector FROM vectors WHERE model = ? AND hash IN ({marks})"
+        for h, dim, blob in select_in(self.db, query, wanted, (model,)):
+            vec = np.frombuffer(blob, dtype=np.float32)
+            if vec.shape == (dim,):
+                found[h] = vec
         return found
 
     def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
