@@ -276,6 +276,48 @@ def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> N
 
 
 @cli.command()
+@index_option
+@click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="gold.jsonl to learn from. Default: the curated related: lists in the index.")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
+@policy_option
+@click.option("--dry-run", is_flag=True, help="Measure and print, but do not store the model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@quiet_option
+@user_errors
+def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy_path: Path | None, dry_run: bool,
+          as_json: bool) -> None:
+    """Learn a ranking from the curated related lists (logistic regression over the pair signals), report it
+    under k-fold cross-validation over queries, and store it with the index."""
+    from .gold import load_gold_jsonl as load_gold
+    from .learned import save_model, train as train_model
+
+    policy = load_policy_for(policy_path)
+    with Index.open(index_dir) as index:
+        gold = load_gold(gold_path) if gold_path else None
+        model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet())
+        if not dry_run:
+            save_model(index.folder, model)
+    report.pop("fold_of", None)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"learned from {model.trained_on} curated lists ({report['pairs']} candidate pairs), "
+               f"{report['seconds']['total']:.1f} s")
+    click.echo("weights (per standard deviation of each signal):")
+    for name, weight in sorted(report["weights"].items(), key=lambda kv: -abs(kv[1])):
+        click.echo(f"  {name:<16} {weight:+.3f}")
+    click.echo(f"{folds}-fold cross-validation over queries (seed {seed}), {report['learned']['queries']} queries:")
+    for name in ("learned", "default", "tfidf"):
+        if name in report:
+            click.echo(f"  {name:<8} recall@10 {report[name]['recall@10']:.3f}  mrr {report[name]['mrr']:.3f}")
+    state = "stored; used by related, search, the batch and evaluate" if model.beats_default() else \
+        "stored, but not used by default (it did not beat the default ranking; [ranking] learned = \"on\" forces it)"
+    click.echo("model " + ("not stored (--dry-run)" if dry_run else state))
+
+
+@cli.command()
 @click.argument("corpus", type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -135,6 +135,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
+    if getattr(job, "learned", None) is not None:  # the reach bounds hold for the fixed-weight score only
+        return full_plan(n, "learned ranking"), Frozen.fresh(job.vectors, ids)
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}
     prev = np.array([old_row.get(x, -1) for x in ids], dtype=np.int64)

@@ -224,18 +224,50 @@ class Index:
             self._facts = Facts.from_infos(self.store.all(), self.store.topics())
         return self._facts
 
-    def ranker(self, policy: Policy | None = None):
-        """The hybrid ranker for a policy's weights (built once per weights)."""
+    def site_facts(self):
+        """Per-article facts the learned ranking's signals read (tags, authors, dates, paths, page types)."""
+        if getattr(self, "_site_facts", None) is None:
+            from .signals import SiteFacts
+
+            self._site_facts = SiteFacts.from_infos(self.store.all())
+        return self._site_facts
+
+    def learned_model(self, policy: Policy | None = None):
+        """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
+        default ranking under cross-validation."""
+        mode = (policy or Policy()).ranking.learned
+        if mode == "off":
+            return None
+        from .learned import load_model
+
+        model = load_model(self.folder)
+        if model is None or (mode == "auto" and not model.beats_default()):
+            return None
+        return model
+
+    def ranker(self, policy: Policy | None = None, learned: bool = True):
+        """The hybrid ranker for a policy's weights (built once per weights), re-scored by the learned ranking
+        when the policy uses it (learned=False: the default ranking, what training starts from)."""
         from .ranking import HybridRanker
 
         ranking = (policy or Policy()).ranking
-        if ranking not in self._rankers:
+        model = self.learned_model(policy) if learned else None
+        key = (ranking, model is not None)
+        if key not in self._rankers:
             if self.lexical is None:
                 log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
                             self.folder)
             ann = self.vectors if getattr(self.vectors, "approximate", False) else None
-            self._rankers[ranking] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann)
-        return self._rankers[ranking]
+            rescorer = None
+            if model is not None:
+                from functools import partial
+
+                from .learned import rescore
+
+                rescorer = partial(rescore, facts=self.site_facts(), model=model)
+            self._rankers[key] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann,
+                                              rescorer=rescorer)
+        return self._rankers[key]
 
     def overrides(self):
         from .overrides import load_overrides
@@ -256,12 +288,19 @@ class Index:
                                    limit=policy.links.k)
         chosen = choose_links(ordered, policy)
         position = {int(r): i for i, r in enumerate(cand.rows)}
+        model = self.learned_model(policy)
         items = []
         for link in chosen:
             i = position.get(link.row)
             parts = None if i is None else {name: {"value": round(float(cand.raw[name][i]), 4),
                                                    "z": round(float(cand.z[name][i]), 3),
                                                    "weight": ranker.weights[name]} for name in cand.raw}
+            if parts is not None and model is not None:  # each signal's part of the learned score
+                from .signals import pair_signals
+
+                x = pair_signals(cand.query, cand.rows[i:i + 1], {k: v[i:i + 1] for k, v in cand.z.items()},
+                                 self.site_facts())[0]
+                parts["learned"] = model.contributions(x)
             items.append((link.row, link.score, link.pinned, parts))
         related = self._related_items(items)
         if explain:

@@ -6,6 +6,8 @@ read, so the links a site shows and the links that are measured come from the sa
     lexical = 0.2            # TF-IDF cosine
     mention = 0.1            # one article names the other (its title or slug appears in the text)
     candidates = 200         # candidates per query from each of the dense and lexical indexes
+    learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
+                             # the default under cross-validation), "on", "off"
 
     [links]                  # which candidates may become links
     k = 10
@@ -36,6 +38,7 @@ from pathlib import Path
 
 DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
+LEARNED = ("auto", "on", "off")
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
 POLICY_FILE = "recommender.toml"
 
@@ -51,6 +54,7 @@ class Ranking:
     lexical: float = 0.2
     mention: float = 0.1
     candidates: int = 200
+    learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
 
     def weights(self) -> dict[str, float]:
         return {"dense": self.dense, "lexical": self.lexical, "mention": self.mention}
@@ -121,6 +125,8 @@ def check(policy: Policy) -> None:
             raise PolicyError(f"{where}: [ranking] {name} must not be negative")
     if sum(r.weights().values()) <= 0:
         raise PolicyError(f"{where}: [ranking] needs at least one positive weight")
+    if r.learned not in LEARNED:
+        raise PolicyError(f"{where}: [ranking] learned must be one of {', '.join(LEARNED)}, not {r.learned!r}")
     if r.candidates < 1:
         raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
     if links.k < 1:

@@ -60,7 +60,7 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None):
+                 ann=None, frozen=None, rescorer=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
@@ -73,6 +73,7 @@ class HybridRanker:
         self.mean_vector = self.vectors.mean(axis=0) if self.n else np.zeros(self.vectors.shape[1], np.float32)
         gram = (self.vectors.T.astype(np.float64) @ self.vectors.astype(np.float64)) / max(1, self.n)
         self.second_moment = gram.astype(np.float32)
+        self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.learned)
         self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.incremental)
         if frozen is not None:
             self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
@@ -160,5 +161,6 @@ class HybridRanker:
             norm = sum(self.weights[name] for name in z)
             score = (total / norm).astype(np.float32)
             order = np.lexsort((cand, -score))
-            results.append(Candidates(int(q), cand, score, raw, z).take(order))
+            result = Candidates(int(q), cand, score, raw, z).take(order)
+            results.append(self.rescorer(result) if self.rescorer is not None else result)
         return results

@@ -34,6 +34,8 @@ class LinkJob:
     as_of: datetime | None = None
     ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
     frozen: object = None  # corpus statistics of the last full rebuild (recommender.incremental); None = fresh
+    learned: object = None  # the learned ranking (recommender.learned.LearnedModel) in use; None = the default
+    site_facts: object = None  # recommender.signals.SiteFacts, with learned
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -44,8 +46,15 @@ class LinkJob:
         if self._ranker is None:
             from .ranking import HybridRanker
 
+            rescorer = None
+            if self.learned is not None:
+                from functools import partial
+
+                from .learned import rescore
+
+                rescorer = partial(rescore, facts=self.site_facts, model=self.learned)
             self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
-                                        frozen=self.frozen)
+                                        frozen=self.frozen, rescorer=rescorer)
         return self._ranker
 
 

@@ -48,8 +48,12 @@ def render_explanation(rank: int, r) -> str:
     """One link's explanation: score parts (raw value, z-score, weight), shared terms, mentions, passage."""
     lines = [f"{rank}. {_cut(r.title, 90)}"]
     if r.parts:
-        lines.append("   score = " + " + ".join(
-            f"{p['weight']:g} x {name} z {p['z']:.2f} (value {p['value']:.3f})" for name, p in r.parts.items()))
+        parts = {k: v for k, v in r.parts.items() if k != "learned"}
+        lines.append(("   default score = " if "learned" in r.parts else "   score = ") + " + ".join(
+            f"{p['weight']:g} x {name} z {p['z']:.2f} (value {p['value']:.3f})" for name, p in parts.items()))
+        if "learned" in r.parts:
+            shown = [(k, v) for k, v in r.parts["learned"].items() if abs(v) >= 0.005]
+            lines.append("   learned score parts: " + ", ".join(f"{k} {v:+.2f}" for k, v in shown))
     e = r.explanation or {}
     if e.get("pinned"):
         lines.append("   " + e["pinned"])

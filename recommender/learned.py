@@ -1,0 +1,213 @@
+"""A ranking learned from a site's own curated related lists: logistic regression (scikit-learn) over the pair
+signals of `signals.py`, fitted on the hybrid ranker's candidates with the curated links as positives.
+
+Stored beside the index as plain JSON (`learned-ranker.json`: signal names, standardisation, coefficients, the
+cross-validated figures, and a sha256 of its own content); never pickle. The file is also named and checksummed
+in the manifest, so a changed file is refused on open.
+
+    model, report = train(index, folds=5, seed=0)   # cross-validated report + a model fitted on every list
+    save_model(index.folder, model)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_text
+from .manifest import IndexProblem
+from .signals import SIGNALS, SiteFacts, pair_signals
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "learned-ranker.json"
+FORMAT = 1
+MIN_LISTS = 20  # fewer curated lists than this: keep the default ranking
+
+
+@dataclass
+class LearnedModel:
+    signals: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    trained_on: int = 0  # curated lists
+    cv: dict = field(default_factory=dict)  # cross-validated figures (learned vs default), see train()
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)
+        return Z @ np.asarray(self.coef, np.float32) + np.float32(self.intercept)
+
+    def contributions(self, x: np.ndarray) -> dict[str, float]:
+        """Each signal's part of one pair's score (standardised value times weight)."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return {name: round(float(v * w), 4) for name, v, w in zip(self.signals, z, self.coef)}
+
+    def beats_default(self) -> bool:
+        return bool(self.cv) and self.cv.get("learned", {}).get("recall@10", 0) > self.cv.get("default", {}).get(
+            "recall@10", 0)
+
+
+def rescore(cand, facts: SiteFacts, model: LearnedModel):
+    """The candidates re-scored by the learned model, best first (ties by lower row)."""
+    X = pair_signals(cand.query, cand.rows, cand.z, facts)
+    cand.score = model.score(X).astype(np.float32)
+    return cand.take(np.lexsort((cand.rows, -cand.score)))
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def collect(index, ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool = False):
+    """Signal rows, labels and query numbers for every curated query's candidates."""
+    from .progress import progress_bar
+
+    Xs, ys, qs, missing = [], [], [], {}
+    queries = sorted(gold)
+    with progress_bar(len(queries), desc="signals", unit="query", enabled=progress) as bar:
+        for start in range(0, len(queries), 256):
+            block = np.array(queries[start:start + 256])
+            for cand in ranker.score_rows(block):
+                wanted = set(gold[cand.query])
+                Xs.append(pair_signals(cand.query, cand.rows, cand.z, facts))
+                ys.append(np.isin(cand.rows, list(wanted)))
+                qs.append(np.full(len(cand.rows), cand.query))
+                missing[cand.query] = (cand.rows, cand.score)
+            bar.update(len(block))
+    return np.vstack(Xs), np.concatenate(ys), np.concatenate(qs), missing
+
+
+def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> LearnedModel:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    clf = LogisticRegression(C=C, max_iter=300, class_weight="balanced")
+    clf.fit((X - mean) / scale, y)
+    return LearnedModel(signals=list(SIGNALS), mean=mean.tolist(), scale=scale.tolist(), coef=clf.coef_[0].tolist(),
+                        intercept=float(clf.intercept_[0]))
+
+
+def ranks_in(rows: np.ndarray, score: np.ndarray, gold: list[int]) -> list[float]:
+    """1-based ranks of the gold rows in the ordered candidates; inf for gold outside the candidates."""
+    order = rows[np.lexsort((rows, -score))]
+    where = {int(r): i + 1 for i, r in enumerate(order)}
+    return [float(where.get(g, np.inf)) for g in gold]
+
+
+def summarise(ranks: dict[int, list[float]], gold: dict[int, list[int]]) -> dict[str, float]:
+    recall = np.mean([sum(r <= 10 for r in ranks[q]) / len(gold[q]) for q in ranks])
+    mrr = np.mean([1.0 / min(ranks[q]) for q in ranks])
+    return {"recall@10": round(float(recall), 4), "mrr": round(float(mrr), 4), "queries": len(ranks)}
+
+
+def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0) -> dict:
+    """k-fold over queries: each query is ranked by a model fitted without its own curated list."""
+    queries = np.array(sorted(gold))
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(rng.permutation(queries).tolist(), np.arange(len(queries)) % folds))
+    row_fold = np.array([fold_of[int(q)] for q in qs])
+    learned: dict[int, list[float]] = {}
+    for f in range(folds):
+        train_mask = row_fold != f
+        model = fit(X[train_mask], y[train_mask])
+        test_rows = np.flatnonzero(~train_mask)
+        scores = model.score(X[test_rows])
+        for q in np.unique(qs[test_rows]):
+            sel = qs[test_rows] == q
+            rows, _ = default_scores[int(q)]
+            learned[int(q)] = ranks_in(rows, scores[sel], gold[int(q)])
+    default = {q: ranks_in(rows, score, gold[q]) for q, (rows, score) in default_scores.items()}
+    return {"folds": folds, "seed": seed, "learned": summarise(learned, gold), "default": summarise(default, gold),
+            "fold_of": {int(k): int(v) for k, v in fold_of.items()}}
+
+
+def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
+    """The TF-IDF baseline on the same queries, ranking the whole corpus (from the stored lexical index)."""
+    from .evaluate import gold_ranks
+
+    queries = sorted(gold)
+    ranks: dict[int, list[float]] = {}
+    for start in range(0, len(queries), 256):
+        block = np.array(queries[start:start + 256])
+        scores = np.asarray(lexical.tfidf_rows(block), dtype=np.float64)
+        for i, q in enumerate(block):
+            scores[i, q] = -np.inf
+            ranks[int(q)] = [float(r) for r in gold_ranks(scores[i], gold[int(q)])]
+    return summarise(ranks, gold)
+
+
+def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, list[str]] | None = None,
+          progress: bool = False) -> tuple[LearnedModel, dict]:
+    """Cross-validate, then fit on every curated list (the index's, or `gold`). Raises ValueError when there are
+    too few lists."""
+    from .evaluate import gold_in_index
+
+    timer = time.perf_counter()
+    ids = index.store.ids()
+    row_of = {i: r for r, i in enumerate(ids)}
+    kept, _ = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
+    if len(kept) < MIN_LISTS:
+        raise ValueError(f"{index.folder}: {len(kept)} curated lists in the index, at least {MIN_LISTS} are needed "
+                         "to learn a ranking; the default ranking stays")
+    gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
+    ranker = index.ranker(policy, learned=False)
+    facts = index.site_facts()
+    X, y, qs, default_scores = collect(index, ranker, facts, gold, progress)
+    collected = time.perf_counter() - timer
+    report = cross_validate(X, y, qs, default_scores, gold, folds, seed)
+    if index.lexical is not None and index.lexical.count == len(ids):
+        report["tfidf"] = tfidf_baseline(index.lexical, gold)
+    model = fit(X, y)
+    model.trained_on = len(gold)
+    model.cv = {k: v for k, v in report.items() if k != "fold_of"}
+    report["weights"] = dict(zip(model.signals, [round(c, 4) for c in model.coef]))
+    report["seconds"] = {"signals": round(collected, 1), "total": round(time.perf_counter() - timer, 1)}
+    report["pairs"] = int(len(y))
+    return model, report
+
+
+# --- storage --------------------------------------------------------------------------------------------
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def save_model(folder: Path, model: LearnedModel) -> Path:
+    """Write the model (temp + rename), then name and checksum it in the manifest."""
+    from .manifest import file_entry, read_manifest, write_manifest
+
+    data = asdict(model)
+    path = Path(folder) / MODEL_FILE
+    atomic_write_text(path, json.dumps({"format": FORMAT, "model": data, "sha256": _digest(data)}, indent=2) + "\n")
+    manifest = read_manifest(Path(folder))
+    manifest.files["learned_ranker"] = file_entry(path)
+    write_manifest(Path(folder), manifest)
+    return path
+
+
+def load_model(folder: Path) -> LearnedModel | None:
+    """The stored model, None when there is none; a changed or malformed file is refused (IndexProblem)."""
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = doc["model"]
+        if doc.get("format") != FORMAT or doc.get("sha256") != _digest(data):
+            raise ValueError("checksum or format does not match")
+        model = LearnedModel(**data)
+        if model.signals != list(SIGNALS) or not (len(model.coef) == len(model.mean) == len(model.scale) == len(SIGNALS)):
+            raise ValueError("made for other signals")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexProblem(f"{path}: learned ranking refused ({exc}); run `recommender train` again") from None
+    return model
