@@ -49,50 +49,62 @@ def path_segments(url: str | None, article_id: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+MAX_DEPTH = 8  # URL-path levels compared
+
+
+def _binary_matrix(sets: Sequence[frozenset[str]]):
+    """Rows of term sets as a sparse 0/1 matrix, and the vocabulary."""
+    from scipy.sparse import csr_matrix
+
+    vocab: dict[str, int] = {}
+    indptr, indices = [0], []
+    for terms in sets:
+        indices.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.float32)
+    return csr_matrix((data, indices, indptr), shape=(len(sets), max(1, len(vocab)))), vocab
+
+
 @dataclass
 class SiteFacts:
-    """Per-row facts the signals read, in row order (built once per index, from the metadata store)."""
+    """Per-row facts the signals read, in row order (built once per index, from the metadata store): sparse
+    0/1 matrices of title words, tags and authors, tag IDF, day numbers, source and page-type codes, and the
+    hashes of each URL-path prefix."""
 
-    titles: list[frozenset[str]]
-    tags: list[frozenset[str]]
-    tag_idf: dict[str, float]
-    authors: list[frozenset[str]]
+    titles: object  # csr (n x title words)
+    title_len: np.ndarray
+    tags: object  # csr (n x tags)
+    tag_idf: np.ndarray
+    authors: object  # csr (n x authors)
     days: np.ndarray
     sources: np.ndarray
-    paths: list[tuple[str, ...]]
+    path_prefix: np.ndarray  # (n x MAX_DEPTH) hash of the first i+1 segments; a unique negative value past the end
+    path_len: np.ndarray
     page_types: np.ndarray  # int code, -1 none
 
     @classmethod
     def from_infos(cls, infos: Sequence) -> "SiteFacts":
         n = len(infos)
-        tags = [frozenset(t.lower() for t in getattr(i, "topics", ()) or ()) for i in infos]
-        df: dict[str, int] = {}
-        for ts in tags:
-            for t in ts:
-                df[t] = df.get(t, 0) + 1
+        titles, _ = _binary_matrix([title_words(i.title) for i in infos])
+        tags, _ = _binary_matrix([frozenset(t.lower() for t in getattr(i, "topics", ()) or ()) for i in infos])
+        df = np.asarray(tags.sum(axis=0)).ravel()
+        authors, _ = _binary_matrix([frozenset(a.lower() for a in getattr(i, "authors", ()) or ())
+                                     for i in infos])
         basic = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
         codes: dict[str, int] = {}
         page_types = np.array([codes.setdefault(i.page_type, len(codes)) if getattr(i, "page_type", None) else -1
                                for i in infos], dtype=np.int64)
-        return cls(
-            titles=[title_words(i.title) for i in infos],
-            tags=tags,
-            tag_idf={t: math.log(n / c) for t, c in df.items()},
-            authors=[frozenset(a.lower() for a in getattr(i, "authors", ()) or ()) for i in infos],
-            days=basic.days,
-            sources=basic.sources,
-            paths=[path_segments(i.url, i.id) for i in infos],
-            page_types=page_types,
-        )
-
-
-def _shared_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+        prefix = -(np.arange(n, dtype=np.int64)[:, None] + 1) * np.ones((1, MAX_DEPTH), dtype=np.int64)
+        lengths = np.zeros(n, dtype=np.int64)
+        for row, i in enumerate(infos):
+            parts = path_segments(i.url, i.id)
+            lengths[row] = len(parts)
+            for level in range(min(len(parts), MAX_DEPTH)):
+                prefix[row, level] = hash(parts[:level + 1]) & 0x7FFFFFFFFFFFFFFF
+        return cls(titles=titles, title_len=np.asarray(titles.sum(axis=1)).ravel(), tags=tags,
+                   tag_idf=np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32),
+                   authors=authors, days=basic.days, sources=basic.sources, path_prefix=prefix,
+                   path_len=lengths, page_types=page_types)
 
 
 def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: SiteFacts) -> np.ndarray:
@@ -104,23 +116,22 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: 
             out[:, col] = z[name]
     if query < 0 or not len(rows):
         return out
-    qt, qtags, qauth, qpath = facts.titles[query], facts.tags[query], facts.authors[query], facts.paths[query]
-    for i, r in enumerate(rows):
-        r = int(r)
-        ct = facts.titles[r]
-        if qt and ct:
-            out[i, 3] = len(qt & ct) / len(qt | ct)
-        if qtags:
-            shared = qtags & facts.tags[r]
-            if shared:
-                out[i, 4] = sum(facts.tag_idf.get(t, 0.0) for t in shared)
-        if qauth and qauth & facts.authors[r]:
-            out[i, 5] = 1.0
-        cpath = facts.paths[r]
-        if qpath and cpath:
-            common = _shared_prefix(qpath, cpath)
-            out[i, 10] = common / max(len(qpath), len(cpath))
-            out[i, 11] = float(common == min(len(qpath), len(cpath)) and abs(len(qpath) - len(cpath)) == 1)
+    rows = np.asarray(rows, dtype=np.int64)
+    if facts.title_len[query]:
+        shared = np.asarray((facts.titles[rows] @ facts.titles[query].T).todense()).ravel()
+        union = facts.title_len[rows] + facts.title_len[query] - shared
+        out[:, 3] = np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+    if facts.tags[query].nnz:
+        weighted = facts.tags[query].multiply(facts.tag_idf[None, :])
+        out[:, 4] = np.asarray((facts.tags[rows] @ weighted.T).todense()).ravel()
+    if facts.authors[query].nnz:
+        out[:, 5] = np.asarray((facts.authors[rows] @ facts.authors[query].T).todense()).ravel() > 0
+    qlen, clen = facts.path_len[query], facts.path_len[rows]
+    if qlen:
+        common = np.cumprod(facts.path_prefix[rows] == facts.path_prefix[query], axis=1).sum(axis=1)
+        longest = np.maximum(np.maximum(clen, qlen), 1)
+        out[:, 10] = np.where(clen > 0, common / longest, 0.0)
+        out[:, 11] = (clen > 0) & (common == np.minimum(clen, qlen)) & (np.abs(clen - qlen) == 1)
     qday = facts.days[query]
     cdays = facts.days[rows]
     known = ~np.isnan(cdays) & (not math.isnan(qday))
