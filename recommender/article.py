@@ -18,15 +18,23 @@ class Article:
     title: str
     excerpt: str = ""
     body: str = ""
-    url: str | None = None
+    url: str | None = None  # the URL the article gave, byte for byte (what outputs carry); ids use its canonical form
     published: str | None = None
     source: str | None = None
     topics: list[str] = field(default_factory=list)  # tags, topics, categories and keywords, as the site gave them
     authors: list[str] = field(default_factory=list)
     page_type: str | None = None  # a site's own page kind (MDN's page-type), where it has one
+    draft: bool = False  # front matter `published: false` or `draft: true`: never linked to by default
     kind: str = "text"
     path: str = ""
     curated: list[str] = field(default_factory=list)
+
+    @property
+    def canonical(self) -> str | None:
+        """The canonical form of url (ids and deduplication compare these), or None."""
+        from .text import canonical_url
+
+        return canonical_url(self.url)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -56,11 +56,14 @@ def run_batch(
     progress: bool = True,
     engine: str = "local",
     ray_address: str | None = None,
+    allow_shrink: bool = False,
 ) -> dict:
     """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError.
 
     engine: "local" (this process) or "ray" (embedding and all-pairs on the Ray cluster at `ray_address`, or on
-    a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way."""
+    a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way.
+    allow_shrink: remove more than the policy's `[batch] max_shrink` share of the index (refused otherwise: a
+    half-mounted content folder must not blank a site's links)."""
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
                     "out": str(out_dir), "policy": policy.to_dict(), "policy_source": policy.source,
@@ -78,7 +81,7 @@ def run_batch(
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
             _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
                  embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
-                 batch_size=batch_size, progress=progress, engine=runner)
+                 batch_size=batch_size, progress=progress, engine=runner, allow_shrink=allow_shrink)
     except Exception as exc:
         from .lock import LockedError
 
@@ -95,7 +98,7 @@ def run_batch(
 
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress,
-         engine: Engine) -> None:
+         engine: Engine, allow_shrink: bool = False) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
     articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
@@ -103,6 +106,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     record["skipped"] = len(articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
     require_articles(articles, corpus)
+    if not allow_shrink:
+        refuse_shrink(index_dir, articles.articles, policy.batch.max_shrink, corpus)
 
     embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
@@ -122,7 +127,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         previous = last_ok_run(out_dir)
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
             # nothing that decides a link changed since the last good run: its outputs stand as they are
-            for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation"):
+            for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "drafts_held_back"):
                 record[key] = previous.get(key)
             record["outputs_reused"] = True
             record.update(status="ok", ended=utc_now())
@@ -141,6 +146,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
                       site_facts=index.site_facts() if learned is not None else None)
         record["ranking"] = "learned" if learned is not None else "default"
+        record["drafts_held_back"] = job.facts.held_back(policy)
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
                               progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
@@ -191,6 +197,32 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
         incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen, links=links,
                                overrides=overrides, k=policy.links.k)
     return links
+
+
+def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> None:
+    """Raise BatchError when the corpus lacks more than max_share of the articles the index holds: a content
+    folder that is half mounted or half copied would otherwise remove them, and blank their links."""
+    from .manifest import read_manifest
+    from .metadata import MetadataStore
+
+    try:
+        entry = read_manifest(index_dir).files["metadata"]
+        store = MetadataStore(index_dir / entry.name)
+        try:
+            previous = store.ids()
+        finally:
+            store.close()
+    except Exception:  # noqa: BLE001 - no usable index yet: nothing to lose
+        return
+    if not previous:
+        return
+    present = {a.id for a in articles}
+    removed = sum(1 for article_id in previous if article_id not in present)
+    if removed > max_share * len(previous):
+        raise BatchError(
+            f"{corpus}: this run would remove {removed} of the {len(previous)} indexed articles "
+            f"({removed / len(previous):.0%}, more than [batch] max_shrink = {max_share:.0%}); the previous "
+            f"index and outputs are kept. Is the content folder complete? --allow-shrink removes them on purpose")
 
 
 def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,

@@ -339,13 +339,15 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy
               help="Where embedding and all-pairs run: this process, or Ray (needs the ray extra).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join with --engine ray ('auto', or host:port); default: a local Ray instance.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Remove more than the policy's [batch] max_shrink share of the index (refused otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @quiet_option
 @user_errors
 def batch(corpus: Path, index_dir: Path, out_dir: Path, policy_path: Path | None, k: int | None,
           min_score: float | None, exclude_same_source: bool | None, direction: str | None,
           max_age_days: float | None, gold_path: Path | None, model: str | None, backend: str,
-          engine: str, ray_address: str | None, as_json: bool) -> None:
+          engine: str, ray_address: str | None, allow_shrink: bool, as_json: bool) -> None:
     """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
     related links of every article under the policy and the editors' overrides, and write them atomically
     into --out. Safe to rerun and to kill."""
@@ -356,7 +358,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, policy_path: Path | None
         k=k, min_score=min_score, direction=direction, max_age_days=max_age_days,
         same_source="exclude" if exclude_same_source else None)
     record = run_batch(corpus, index_dir, out_dir, policy, model=model, backend=backend, gold_path=gold_path,
-                       progress=not is_quiet(), engine=engine, ray_address=ray_address)
+                       progress=not is_quiet(), engine=engine, ray_address=ray_address, allow_shrink=allow_shrink)
     click.echo(json.dumps(record) if as_json else render_run(record))
 
 

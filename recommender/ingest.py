@@ -10,6 +10,10 @@ Formats (see ``../shared/seeds`` and ``demo/``):
 * Plain text: the first line is the title when it looks like one, else a title is taken from the first sentence.
 * JSONL: one ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?}`` object a line.
 
+An article's ``url`` is the URL it gave, byte for byte (outputs carry it); its id and deduplication use the
+canonical form. Items marked ``published: false`` or ``draft: true`` are kept with ``draft=True``: they get
+links of their own but are never linked to unless the policy says so.
+
 Bad input never aborts a read: each file (or JSONL line) that cannot be used becomes a `Problem` and is skipped.
 """
 
@@ -18,13 +22,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import yaml
 
 from .article import Article, Corpus, Problem
+from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
 from .merge import merge_articles
 from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, shorten, url_to_id
 
@@ -37,8 +41,6 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?",
 _CANONICAL_LINK = re.compile(r"<link\b[^>]*\brel=[\"']canonical[\"'][^>]*>", re.I)
 _HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
 _FIRST_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.M)
-URL_KEYS = ("webUrl", "url", "canonical_url", "canonicalUrl", "canonical", "permalink", "originalUrl", "link")
-DATE_KEYS = ("publishedDateTime", "published", "date", "pubDate", "datePublished", "created")
 
 
 class IngestError(ValueError):
@@ -161,7 +163,6 @@ def split_front_matter(text: str, rel: str = "") -> tuple[dict | None, str]:
 def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[list[Article], list[Problem]]:
     """A news item or blog post; the curated ``related:`` items become articles of their own."""
     problems: list[Problem] = []
-    url = _first_url(meta) or _canonical_link(raw_body)
     body = clean_body(raw_body)
     title = clean_field(meta.get("title")) or _heading_title(raw_body) or first_sentence(body)
     excerpt = clean_field(meta.get("excerpt") or meta.get("description") or meta.get("summary"))
@@ -169,20 +170,26 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         excerpt = lead_paragraph(body)
     if not title and not body and not excerpt:
         raise IngestError("no title, excerpt or body text")
-    slug = meta.get("slug")
-    article_id = url_to_id(url) if url else (str(slug).strip("/") if slug else _path_id(rel))
+    # The id: the article's own URL where it gives one, else its slug, else its path. A <link rel="canonical">
+    # in a post's body may point to a general page (seed 002 points to microsoft.com/.../our-approach): it is
+    # only the URL to show when the article gives no other, never the id.
+    slug = str(meta.get("slug") or "").strip().strip("/")
+    given = id_url(meta)
+    article_id = url_to_id(given) if given else (slug or _path_id(rel))
     is_news = str(meta.get("category", "")).lower() == "news" or "related" in meta or "secured" in meta
+    source = provider(meta)
     article = Article(
         id=article_id,
         title=title,
         excerpt=excerpt,
         body=body,
-        url=canonical_url(url) if url else None,
-        published=_date(meta),
-        source=_provider(meta),
+        url=own_url(meta) or _canonical_link(raw_body),
+        published=published_date(meta),
+        source=source,
         topics=tag_list(meta),
-        authors=author_list(meta) or ([provider] if is_news and (provider := _provider(meta)) else []),
-        page_type=clean_field(meta.get("page_type") or meta.get("page-type") or meta.get("type")) or None,
+        authors=author_list(meta) or ([source] if is_news and source else []),
+        page_type=page_type(meta),
+        draft=is_draft(meta),
         kind="news" if is_news else "blog",
         path=rel,
     )
@@ -208,7 +215,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
 def _related_item(item: object, rel: str) -> Article:
     if not isinstance(item, dict):
         raise IngestError("not a mapping")
-    url = _first_url(item)
+    url = id_url(item)
     if not url:
         raise IngestError("no usable webUrl")
     title = clean_field(item.get("title"))
@@ -219,10 +226,11 @@ def _related_item(item: object, rel: str) -> Article:
         id=url_to_id(url),
         title=title or first_sentence(excerpt),
         excerpt=excerpt,
-        url=canonical_url(url),
-        published=_date(item),
-        source=_provider(item),
-        authors=author_list(item) or [p for p in [_provider(item)] if p],
+        url=own_url(item),
+        published=published_date(item),
+        source=provider(item),
+        authors=author_list(item) or [p for p in [provider(item)] if p],
+        draft=is_draft(item),
         kind="related",
         path=rel,
     )
@@ -307,12 +315,12 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
         raise IngestError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
         raise IngestError("line is not a JSON object")
-    url = record.get("url") if isinstance(record.get("url"), str) else None
+    url = own_url(record)
     raw_id = record.get("id")
     if raw_id is None or str(raw_id).strip() == "":
         if not url or not canonical_url(url):
             raise IngestError("no id and no url")
-        raw_id = url_to_id(url)
+        raw_id = url_to_id(id_url(record) or url)
     body = clean_body(str(record.get("text") or record.get("body") or ""))
     title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
     excerpt = clean_field(record.get("excerpt") or record.get("description"))
@@ -320,18 +328,19 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
         excerpt = lead_paragraph(body)
     if not title and not body:
         raise IngestError(f"article {raw_id!r} has no title and no text")
-    related = [str(r) for r in _as_list(record.get("related")) if str(r).strip()]
+    related = [str(r) for r in as_list(record.get("related")) if str(r).strip()]
     return Article(
         id=str(raw_id).strip(),
         title=title,
         excerpt=excerpt,
         body=body,
-        url=canonical_url(url),
-        published=_normalise_date(record.get("published") or record.get("date")),
+        url=url,
+        published=published_date(record),
         source=clean_field(record.get("source")) or None,
         topics=tag_list(record),
         authors=author_list(record),
-        page_type=clean_field(record.get("page_type") or record.get("page-type") or record.get("type")) or None,
+        page_type=page_type(record),
+        draft=is_draft(record),
         kind="jsonl",
         path=rel,
         curated=related,
@@ -353,97 +362,14 @@ def _path_id(rel: str) -> str:
     return stem
 
 
-def _first_url(meta: dict) -> str | None:
-    for key in URL_KEYS:
-        value = meta.get(key)
-        if isinstance(value, str) and canonical_url(value):
-            return value.strip()
-    return None
-
-
 def _canonical_link(raw_body: str) -> str | None:
     for tag in _CANONICAL_LINK.findall(raw_body[:20000]):
         href = _HREF.search(tag)
         if href and canonical_url(href.group(1)):
-            return href.group(1)
+            return href.group(1).strip()
     return None
 
 
 def _heading_title(raw_body: str) -> str:
     match = _FIRST_HEADING.search(raw_body)
     return clean_field(match.group(1)) if match else ""
-
-
-def _provider(meta: dict) -> str | None:
-    provider = meta.get("provider") or meta.get("source") or meta.get("publisher")
-    if isinstance(provider, dict):
-        provider = provider.get("name") or provider.get("domain")
-    if isinstance(provider, list) and provider:
-        provider = provider[0]
-    return clean_field(provider) or None
-
-
-TAG_KEYS = ("tags", "topics", "categories", "keywords")
-AUTHOR_KEYS = ("authors", "author")
-
-
-def tag_list(meta: dict) -> list[str]:
-    """Tags, topics, categories and keywords together, in order, without repeats (a comma-separated string is
-    split; a category "news" that only marks the item kind is kept like any other)."""
-    found: dict[str, str] = {}
-    for key in TAG_KEYS:
-        for value in _as_list(meta.get(key)):
-            parts = value.split(",") if isinstance(value, str) else [value]
-            for part in parts:
-                name = clean_field(part.get("name") if isinstance(part, dict) else part)
-                if name and name.lower() not in found:
-                    found[name.lower()] = name
-    return list(found.values())
-
-
-def author_list(meta: dict) -> list[str]:
-    """Authors from `authors` or `author`: names, mappings with a name, or a comma/" and "-separated string."""
-    found: dict[str, str] = {}
-    for key in AUTHOR_KEYS:
-        for value in _as_list(meta.get(key)):
-            if isinstance(value, dict):
-                value = value.get("name") or value.get("title") or value.get("id")
-            parts = re.split(r",|\band\b", value) if isinstance(value, str) else [value]
-            for part in parts:
-                name = clean_field(part)
-                if name and name.lower() not in found:
-                    found[name.lower()] = name
-    return list(found.values())
-
-
-def _date(meta: dict) -> str | None:
-    for key in DATE_KEYS:
-        if meta.get(key):
-            return _normalise_date(meta[key])
-    return None
-
-
-def _normalise_date(value: object) -> str | None:
-    """ISO 8601 in UTC (``2023-03-19T11:52:00Z``) where the value is a date; None otherwise."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed.isoformat(timespec="seconds") + "Z"
-
-
-def _as_list(value: object) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]

@@ -7,16 +7,26 @@ characters and inner hyphens, over ``title + " \\n" + text[:20000]``, cosine sim
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy import sparse
 
 TOKEN_PATTERN = r"(?u)\b\w[\w-]*\w\b|\b\w\b"
 TEXT_LIMIT = 20000
+_POSSESSIVE = re.compile(r"(?<=\w)['’ʼ‘`]s\b")
+_INNER_APOSTROPHE = re.compile(r"(?<=\w)['’ʼ‘`](?=\w)")
+
+
+def normalise_apostrophes(text: str) -> str:
+    """Words with apostrophes stay whole words: a possessive loses its 's ("Python’s" -> "Python"), a
+    contraction closes up ("don’t" -> "dont"), so no `s`, `t`, `ve` or `ll` tokens are made, curly or straight."""
+    return _INNER_APOSTROPHE.sub("", _POSSESSIVE.sub("", text))
 
 
 def lexical_document(title: str, text: str) -> str:
     """The string a lexical ranker indexes for one article."""
-    return (title or "") + " \n" + (text or "")[:TEXT_LIMIT]
+    return normalise_apostrophes((title or "") + " \n" + (text or "")[:TEXT_LIMIT])
 
 
 def fit_tfidf(documents: list[str]):

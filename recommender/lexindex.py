@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document
+from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, normalise_apostrophes
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4
@@ -209,7 +209,7 @@ class LexicalIndex:
                                                token_pattern=TOKEN_PATTERN, dtype=np.float32)
         if not self.vocabulary:
             return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-        counts = self._vectorizer.transform(list(documents)).astype(np.float32)
+        counts = self._vectorizer.transform([normalise_apostrophes(d) for d in documents]).astype(np.float32)
         if SUBLINEAR:
             counts.data = 1.0 + np.log(counts.data)
         rows = counts.multiply(self.idf).tocsr().astype(np.float32)

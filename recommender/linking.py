@@ -30,13 +30,20 @@ class Facts:
     days: np.ndarray  # publication day number, NaN unknown
     topics: list[frozenset[str]]
     row_of: dict[str, int] = field(default_factory=dict)
+    drafts: np.ndarray | None = None  # bool: unpublished articles, never linked to unless the policy says so
 
     @classmethod
     def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
         basic = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
         topics = [frozenset(t.lower() for t in ts) for ts in (topics or [[] for _ in infos])]
         ids = [i.id for i in infos]
-        return cls(ids=ids, sources=basic.sources, days=basic.days, topics=topics, row_of={x: r for r, x in enumerate(ids)})
+        drafts = np.array([bool(getattr(i, "draft", False)) for i in infos], dtype=bool)
+        return cls(ids=ids, sources=basic.sources, days=basic.days, topics=topics,
+                   row_of={x: r for r, x in enumerate(ids)}, drafts=drafts if drafts.any() else None)
+
+    def held_back(self, policy: Policy) -> int:
+        """How many articles the policy keeps out of every list because they are unpublished drafts."""
+        return 0 if self.drafts is None or policy.links.include_drafts else int(self.drafts.sum())
 
 
 @dataclass
@@ -59,6 +66,9 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     blocked = overrides.blocked(query_id) if overrides and query_id else (overrides.blocked("") if overrides else set())
     if blocked:
         keep &= np.array([facts.ids[r] not in blocked for r in rows], dtype=bool)
+    hidden = facts.drafts if facts.drafts is not None and not links.include_drafts else None
+    if hidden is not None:
+        keep &= ~hidden[rows]
     if q >= 0:
         if links.same_source == "exclude" and facts.sources[q] >= 0:
             keep &= facts.sources[rows] != facts.sources[q]
@@ -103,7 +113,8 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     if not pins:
         return ranked
     found = {link.row: link.score for link in ranked}
-    pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q]
+    pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q
+                   and (hidden is None or not hidden[facts.row_of[p]])]
     pinned_rows = list(dict.fromkeys(pinned_rows))
     head = [Link(r, found.get(r, float("nan")), pinned=True) for r in pinned_rows]
     return head + [link for link in ranked if link.row not in set(pinned_rows)]

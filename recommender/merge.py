@@ -24,23 +24,25 @@ def merge_articles(articles: Iterable[Article]) -> tuple[list[Article], list[Pro
         if art.kind == "related":
             stubs.append(art)
             continue
-        other = kept.get(art.id) or (kept.get(by_url[art.url]) if art.url in by_url else None)
+        canon = art.canonical
+        other = kept.get(art.id) or (kept.get(by_url[canon]) if canon in by_url else None)
         if other is not None:
             what = "id" if other.id == art.id else "canonical URL"
             problems.append(Problem(art.path, f"duplicate {what} {art.id!r} (first seen in {other.path}); skipped"))
             continue
         kept[art.id] = art
-        if art.url:
-            by_url[art.url] = art.id
+        if canon:
+            by_url[canon] = art.id
     alias: dict[str, str] = {}
     for stub in stubs:
-        target = kept.get(stub.id) or (kept.get(by_url[stub.url]) if stub.url in by_url else None)
+        canon = stub.canonical
+        target = kept.get(stub.id) or (kept.get(by_url[canon]) if canon in by_url else None)
         if target is not None:
             alias[stub.id] = target.id
             continue
         kept[stub.id] = stub
-        if stub.url:
-            by_url[stub.url] = stub.id
+        if canon:
+            by_url[canon] = stub.id
     # Curated links may also name a JSONL id directly, or a URL of an article whose id is not URL-based.
     for art in kept.values():
         if art.curated:

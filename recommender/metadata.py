@@ -29,9 +29,11 @@ CREATE TABLE articles (
     hash TEXT NOT NULL,
     body TEXT NOT NULL,
     authors TEXT NOT NULL DEFAULT '[]',
-    page_type TEXT
+    page_type TEXT,
+    canonical_url TEXT,
+    draft INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX articles_url ON articles(url);
+CREATE INDEX articles_url ON articles(canonical_url);
 CREATE TABLE curated (
     article_id TEXT NOT NULL,
     position INTEGER NOT NULL,
@@ -58,15 +60,19 @@ class ArticleInfo:
     topics: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     page_type: str | None = None
+    draft: bool = False  # unpublished: never linked to unless the policy includes drafts
 
     @classmethod
     def from_row(cls, row: Sequence) -> "ArticleInfo":
-        *plain, topics, authors, page_type = row
-        return cls(*plain, tuple(json.loads(topics or "[]")), tuple(json.loads(authors or "[]")), page_type)
+        *plain, topics, authors, page_type, draft = row
+        return cls(*plain, tuple(json.loads(topics or "[]")), tuple(json.loads(authors or "[]")), page_type,
+                   bool(draft))
 
 
-_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash, topics, authors, page_type"
-_OLD_COLUMNS = "row, id, title, excerpt, url, published, source, kind, path, hash, topics, '[]', NULL"
+# What a query reads, and what it reads instead from an index built before a column existed.
+_COLUMNS = {"row": None, "id": None, "title": None, "excerpt": None, "url": None, "published": None,
+            "source": None, "kind": None, "path": None, "hash": None, "topics": None, "authors": "'[]'",
+            "page_type": "NULL", "draft": "0"}
 
 
 def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str]) -> None:
@@ -75,11 +81,11 @@ def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str
     try:
         db.executescript(SCHEMA)
         db.executemany(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
                  json.dumps(a.topics, ensure_ascii=False), h, a.body, json.dumps(a.authors, ensure_ascii=False),
-                 a.page_type)
+                 a.page_type, a.canonical, int(a.draft))
                 for row, (a, h) in enumerate(zip(articles, hashes))
             ],
         )
@@ -99,7 +105,10 @@ class MetadataStore:
         self.path = path
         self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         names = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
-        self.columns = _COLUMNS if "authors" in names else _OLD_COLUMNS  # an index built before authors were kept
+        self.columns = ", ".join(name if name in names or default is None else default
+                                 for name, default in _COLUMNS.items())
+        # an index built before canonical URLs were stored kept the canonical form in `url`
+        self.url_column = "canonical_url" if "canonical_url" in names else "url"
 
     def close(self) -> None:
         self.db.close()
@@ -112,7 +121,9 @@ class MetadataStore:
         return ArticleInfo.from_row(row) if row else None
 
     def by_url(self, url: str) -> ArticleInfo | None:
-        row = self.db.execute(f"SELECT {self.columns} FROM articles WHERE url = ? ORDER BY row LIMIT 1", [url]).fetchone()
+        """The article whose canonical URL is url (give it canonicalised)."""
+        row = self.db.execute(f"SELECT {self.columns} FROM articles WHERE {self.url_column} = ? ORDER BY row LIMIT 1",
+                              [url]).fetchone()
         return ArticleInfo.from_row(row) if row else None
 
     def by_rows(self, rows: Sequence[int]) -> dict[int, ArticleInfo]:
@@ -134,7 +145,7 @@ class MetadataStore:
 
     def field_counts(self) -> dict[str, int]:
         """How many articles have each optional field (what `info` shows)."""
-        counts = {"url": 0, "published": 0, "source": 0, "topics": 0, "authors": 0, "page_type": 0}
+        counts = {"url": 0, "published": 0, "source": 0, "topics": 0, "authors": 0, "page_type": 0, "draft": 0}
         for info in self.all():
             for name in counts:
                 counts[name] += bool(getattr(info, name))

@@ -17,6 +17,7 @@ read, so the links a site shows and the links that are measured come from the sa
     same_source = "allow"    # "allow" | "exclude"
     same_topic = "allow"     # "allow" | "prefer" (a bonus) | "only" | "exclude"
     topic_bonus = 0.5
+    include_drafts = false   # items marked `published: false` or `draft: true` are never linked to
 
     [recency]
     half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
@@ -26,6 +27,9 @@ read, so the links a site shows and the links that are measured come from the sa
 
     [diversity]
     mmr_lambda = 1.0         # 1 = off (pure relevance); 0.7 trades some relevance for variety
+
+    [batch]
+    max_shrink = 0.2         # refuse a run that would remove more than this share of the index
 
 Every key is optional; `recommender policy` prints the effective policy.
 """
@@ -70,6 +74,7 @@ class Links:
     same_source: str = "allow"
     same_topic: str = "allow"
     topic_bonus: float = 0.5
+    include_drafts: bool = False  # link to items marked `published: false` / `draft: true` too
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,18 @@ class Diversity:
 
 
 @dataclass(frozen=True)
+class Batch:
+    max_shrink: float = 0.2  # refuse a run that would remove more than this share of the index (--allow-shrink)
+
+
+@dataclass(frozen=True)
 class Policy:
     ranking: Ranking = field(default_factory=Ranking)
     links: Links = field(default_factory=Links)
     recency: Recency = field(default_factory=Recency)
     duplicates: Duplicates = field(default_factory=Duplicates)
     diversity: Diversity = field(default_factory=Diversity)
+    batch: Batch = field(default_factory=Batch)
     source: str = "built-in defaults"
 
     def __post_init__(self):
@@ -115,7 +126,7 @@ class Policy:
 
 
 SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
-            "diversity": Diversity}
+            "diversity": Diversity, "batch": Batch}
 
 
 def check(policy: Policy) -> None:
@@ -143,6 +154,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [duplicates] threshold must be in (0, 1]")
     if not 0 <= policy.diversity.mmr_lambda <= 1:
         raise PolicyError(f"{where}: [diversity] mmr_lambda must be between 0 and 1")
+    if not 0 <= policy.batch.max_shrink <= 1:
+        raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -173,9 +186,13 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
         for key, item in value.items():
             if key not in known:
                 raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
+            default = getattr(cls(), key)
+            if isinstance(default, bool):
+                if not isinstance(item, bool):
+                    raise PolicyError(f"{source}: [{name}] {key} must be true or false")
+                continue
             if isinstance(item, bool) or not isinstance(item, (int, float, str)):
                 raise PolicyError(f"{source}: [{name}] {key} has an unusable value {item!r}")
-            default = getattr(cls(), key)
             if isinstance(default, str) != isinstance(item, str):
                 raise PolicyError(f"{source}: [{name}] {key} must be {'text' if isinstance(default, str) else 'a number'}")
             if isinstance(default, int) and not isinstance(default, bool) and not float(item).is_integer():
@@ -199,6 +216,8 @@ def policy_to_toml(policy: Policy) -> str:
                 lines.append(f"# {key} =")
             elif isinstance(value, str):
                 lines.append(f'{key} = "{value}"')
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {str(value).lower()}")
             else:
                 lines.append(f"{key} = {value!r}")
         lines.append("")

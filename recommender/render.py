@@ -88,6 +88,8 @@ def render_run(record: dict) -> str:
         + ("rewritten" if record.get("index_rewritten") else "unchanged, kept"),
         *(["related links: nothing that decides them changed since the last run; outputs kept as they are"]
           if record.get("outputs_reused") else []),
+        *([f"unpublished drafts held back from every list: {record['drafts_held_back']}"]
+          if record.get("drafts_held_back") else []),
         "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
     ]
     evaluation = record.get("evaluation")

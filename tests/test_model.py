@@ -48,7 +48,7 @@ def test_ai_ethics_ranks_ai_ethics_above_sport(demo_index):
 def test_search_by_free_text_uses_the_real_model(demo_index):
     with Index.open(demo_index) as index:
         hits = index.search("how do I grow a starter for baking bread", k=3)
-        assert hits[0].id == "crumb-and-crust.example.net/recipes/rye-sourdough-starter"
+        assert hits[0].id == "rye-sourdough-starter"
         vectors = index.vectors.vectors()
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
         assert vectors.shape == (42, 384)
