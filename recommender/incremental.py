@@ -10,8 +10,8 @@ a pair depends only on the two articles, and a list changes only if:
 * R2 a changed or removed article is in its stored list (its score or its presence changes);
 * R3 a new or changed article's score in it (an upper bound: before filters and adjustments, plus the topic
   bonus) reaches the list's threshold (its last ranked score when full, else the minimum score);
-* R4 near-duplicates are involved (the article or one of its links has a copy at the collapse threshold; a
-  copy decides which one holds a slot), and anything changed;
+* R4 near-duplicates are involved (the article or one of its links has a copy at the collapse threshold, or
+  shares its title with another article; a copy decides which one holds a slot), and anything changed;
 * R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
   by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
 
@@ -260,6 +260,10 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         known = frozen.bounds["closest"].copy()
         known[rest] = closest
         copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
+        codes = getattr(job.facts, "title_codes", None)
+        if codes is not None and len(codes) == len(prev):  # a title shared with another article may be a copy
+            counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
+            copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
         renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
         renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
         members = renumber[stored[rest]]

@@ -7,6 +7,7 @@ editorial overrides (pins first, blocks never), then the minimum score and k.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
@@ -19,6 +20,7 @@ from .policy import Policy
 from .ranking import Candidates
 
 DIVERSITY_POOL = 50  # MMR and duplicate collapse look at this many of the best candidates (at least 3k)
+TITLE_COPY_COSINE = 0.8  # two items with one title (3+ words) and text this close are copies of one story
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Facts:
     topics: list[frozenset[str]]
     row_of: dict[str, int] = field(default_factory=dict)
     drafts: np.ndarray | None = None  # bool: unpublished articles, never linked to unless the policy says so
+    title_codes: np.ndarray | None = None  # int: one code per distinct title of 3+ words, -1 for the others
 
     @classmethod
     def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
@@ -39,7 +42,8 @@ class Facts:
         ids = [i.id for i in infos]
         drafts = np.array([bool(getattr(i, "draft", False)) for i in infos], dtype=bool)
         return cls(ids=ids, sources=basic.sources, days=basic.days, topics=topics,
-                   row_of={x: r for r, x in enumerate(ids)}, drafts=drafts if drafts.any() else None)
+                   row_of={x: r for r, x in enumerate(ids)}, drafts=drafts if drafts.any() else None,
+                   title_codes=title_codes([getattr(i, "title", "") for i in infos]))
 
     def held_back(self, policy: Policy) -> int:
         """How many articles the policy keeps out of every list because they are unpublished drafts."""
@@ -101,7 +105,7 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     pool = max(DIVERSITY_POOL, 3 * links.k)
     head_rows, head_score = collapse_duplicates(rows[:pool], score[:pool], vectors, facts, policy.duplicates.threshold,
                                                 query_vector if query_vector is not None else
-                                                (vectors[q] if q >= 0 else None))
+                                                (vectors[q] if q >= 0 else None), q)
     if policy.diversity.mmr_lambda < 1.0:
         head_rows, head_score = mmr(head_rows, head_score, vectors, policy.diversity.mmr_lambda)
     ranked = [Link(int(r), float(s)) for r, s in zip(head_rows, head_score)]
@@ -120,6 +124,18 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     return head + [link for link in ranked if link.row not in set(pinned_rows)]
 
 
+def title_codes(titles: Sequence[str]) -> np.ndarray:
+    """Equal codes for equal titles (case, punctuation and spacing aside) of at least three words; -1 for
+    shorter titles ("Introduction", "Syntax"), which say nothing about being one story."""
+    codes: dict[str, int] = {}
+    out = np.full(len(titles), -1, dtype=np.int64)
+    for row, title in enumerate(titles):
+        words = re.findall(r"\w+", (title or "").lower())
+        if len(words) >= 3:
+            out[row] = codes.setdefault(" ".join(words), len(codes))
+    return out
+
+
 def choose_links(ordered: list[Link], policy: Policy) -> list[Link]:
     """The links to show: pins always, then ranked links above the minimum score, k in all."""
     minimum = policy.links.min_score
@@ -128,8 +144,10 @@ def choose_links(ordered: list[Link], policy: Policy) -> list[Link]:
 
 
 def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, facts: Facts, threshold: float,
-                        query_vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Keep one copy of each group of near-duplicates (cosine >= threshold), in the group's best position.
+                        query_vector: np.ndarray | None, query_row: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Keep one copy of each group of copies, in the group's best position. Copies: near-duplicate vectors
+    (cosine >= threshold), or one title of 3+ words with text about the same (cosine >= TITLE_COPY_COSINE):
+    syndicated copies of one story often carry different excerpts, so their vectors alone differ.
 
     The copy kept is the earliest published (the original of a syndicated story), else the best ranked.
     Copies of the query article itself are dropped."""
@@ -138,6 +156,13 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
     vecs = vectors[rows]
     sims = vecs @ vecs.T
     of_query = vecs @ query_vector if query_vector is not None else np.zeros(len(rows))
+    codes = facts.title_codes[rows] if facts.title_codes is not None else np.full(len(rows), -1)
+    same_title = (codes[:, None] == codes[None, :]) & (codes[:, None] >= 0)
+    sims = np.where(same_title & (sims >= min(threshold, TITLE_COPY_COSINE)), np.maximum(sims, threshold), sims)
+    query_code = facts.title_codes[query_row] if facts.title_codes is not None and query_row >= 0 else -1
+    if query_code >= 0:
+        of_query = np.where((codes == query_code) & (of_query >= min(threshold, TITLE_COPY_COSINE)),
+                            np.maximum(of_query, threshold), of_query)
     if not (np.triu(sims, 1) >= threshold).any() and not (of_query >= threshold).any():
         return rows, score  # the common case: no copies at all
     kept: list[int] = []  # positions into rows, one per slot

@@ -4,12 +4,15 @@ blog ids from the post's own slug, and words with apostrophes kept whole."""
 import json
 import textwrap
 
+import numpy as np
 import pytest
+from types import SimpleNamespace
 from click.testing import CliRunner
 
 from recommender import Index, build_index, read_corpus
 from recommender.batch import BatchError, run_batch
 from recommender.cli import cli
+from recommender.linking import Facts, collapse_duplicates, title_codes
 from recommender.lexical import lexical_document, normalise_apostrophes
 from recommender.outputs import read_jsonl, read_runs
 from recommender.overrides import Overrides
@@ -182,3 +185,32 @@ def test_shared_terms_hold_no_apostrophe_fragments(tmp_path):
         vocabulary = set(index.lexical.vocabulary)
         assert not vocabulary & {"s", "ve", "t", "ll", "don"}
         assert {"weve", "youll", "dont"} <= vocabulary
+
+
+def _unit(*parts):
+    v = np.array(parts, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_syndicated_copies_with_one_title_collapse_to_the_original():
+    titles = ["Microsoft fleshes out Power Apps", "Microsoft fleshes out Power Apps",
+              "Microsoft fleshes out Power Apps", "Power Apps pricing explained", "Syntax", "Syntax",
+              "Microsoft fleshes out Power Apps"]
+    vectors = np.stack([_unit(1, 0.6, 0, 0), _unit(1, 0.2, 0, 0),  # one story, two excerpts: cosine ~0.9
+                        _unit(0, 0, 1, 0),  # same title, different text: not a copy
+                        _unit(1, 0.2, 0.3, 0),  # close text, different title: not a copy
+                        _unit(0, 1, 0, 0.2), _unit(0, 1, 0.5, 0),  # short titles never make copies by title
+                        _unit(1, 0.4, 0, 0.5)])  # the query: its own title, text close to rows 0 and 1
+    infos = [SimpleNamespace(id=f"a{i}", source=None, published=f"2024-01-0{i + 1}", title=t, draft=False)
+             for i, t in enumerate(titles)]
+    facts = Facts.from_infos(infos)
+    sims = vectors @ vectors.T
+    assert sims[0, 1] < 0.98 and sims[6, 0] < 0.98 and sims[6, 1] < 0.98  # vectors alone would not collapse them
+    assert sims[1, 3] > 0.8 and sims[4, 5] > 0.8 and sims[6, 3] > 0.8
+    rows = np.array([1, 0, 2, 3, 4, 5])
+    score = np.linspace(6, 1, 6)
+    kept, _ = collapse_duplicates(rows, score, vectors, facts, 0.98, vectors[6], query_row=6)
+    assert list(kept) == [2, 3, 4, 5]  # rows 0 and 1 are copies of the query itself
+    kept, kept_score = collapse_duplicates(rows, score, vectors, facts, 0.98, None)
+    assert list(kept) == [0, 2, 3, 4, 5] and kept_score[0] == 6  # the earlier copy takes the better slot
+    assert list(title_codes(["A b c", "a, B  c!", "Syntax", "x y"])) == [0, 0, -1, -1]
