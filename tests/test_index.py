@@ -9,7 +9,7 @@ from recommender import Index, IndexProblem, UnknownArticle, build_index, read_c
 from recommender.ann import FlatIndex
 from recommender.embedder import HashingEmbedder
 from recommender.manifest import MANIFEST_NAME
-from recommender.policy import Duplicates, Policy, Ranking
+from recommender.policy import Duplicates, Links, Policy, Ranking
 from recommender.prepare import Preparation
 from recommender.topk import topk_bruteforce
 
@@ -33,10 +33,13 @@ def test_bruteforce_excludes_self_and_breaks_ties_by_row():
     assert scores[0, :2].tolist() == [1.0, 1.0]
 
 
+EVERY_CANDIDATE = Policy(links=Links(min_score=None))  # no minimum score: whole rankings
+
+
 def test_related_never_returns_the_article_itself(hashing_index):
     with Index.open(hashing_index) as index:
         for info in index.store.all():
-            hits = index.related(info.id, k=50)
+            hits = index.related(info.id, k=50, policy=EVERY_CANDIDATE)
             assert info.id not in [h.id for h in hits]
             assert len(hits) == len(index) - 1
             assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
@@ -50,7 +53,8 @@ def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corp
         assert ids == [a.id for a in corpus.articles]
         row = ids.index("text/marathon")
         scores, rows = topk_bruteforce(vectors[row:row + 1], vectors, 5, exclude=np.array([row]))
-        dense_only = Policy(ranking=Ranking(dense=1, lexical=0, mention=0), duplicates=Duplicates(threshold=1.0))
+        dense_only = Policy(ranking=Ranking(dense=1, lexical=0, mention=0), duplicates=Duplicates(threshold=1.0),
+                            links=Links(min_score=None))
         hits = index.related("text/marathon", k=5, policy=dense_only)
         assert [h.id for h in hits] == [ids[r] for r in rows[0]]
         assert np.allclose([h.parts["dense"]["value"] for h in hits], scores[0], atol=1e-4)
