@@ -213,12 +213,16 @@ def test_shipped_schedules_run_a_valid_batch_command(tmp_path, corpus_dir, scrip
     line = next(l for l in text.splitlines() if "recommender batch" in l and not l.startswith("#"))
     args = shlex.split(line.split("bin/recommender", 1)[1].split(">>")[0])
     assert args[0] == "batch"
-    swap = {"content/": str(corpus_dir), "/srv/site/recommender-index": str(tmp_path / "idx"),
-            "/srv/site/data/related": str(tmp_path / "out")}
-    args = [swap.get(a, a) for a in args] + ["--model", "hashing"]
+    # the minimum score is the policy's: a value from another score scale (cosines) would filter nothing
+    assert "--min-score" not in args
+    site = tmp_path / "site"
+    args = [str(site / a[len("/srv/site/"):]) if a.startswith("/srv/site/") else a for a in args]
+    args = [str(corpus_dir) if a == "content/" else a for a in args] + ["--model", "hashing"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / "related.json").exists()
+    assert (site / "recommender-out" / "related.json").exists() and (site / "data" / "related.json").exists()
+    # Hugo reads every file in data/ and stops the build on a format it does not know (SQLite, JSONL, npz)
+    assert sorted(p.name for p in (site / "data").iterdir()) == ["related.json"]
 
 
 def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
