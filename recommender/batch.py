@@ -3,7 +3,8 @@ site reads them, and keep a record of the run.
 
     from recommender.batch import run_batch
     from recommender.policy import load_policy
-    record = run_batch("content/", "recommender-index", "site/data", load_policy("recommender.toml"))
+    record = run_batch("content/", "recommender-index", "recommender-out", "recommender.toml",
+                       site_data="site/data/related.json")
 
 Safe to rerun: unchanged articles are not embedded again and an unchanged index is not rewritten. Safe to kill:
 embeddings are committed to the cache in rounds, the index is committed by its manifest, and the outputs are
@@ -25,8 +26,8 @@ from .engines import Engine, EngineError, get_engine
 from .index import Index
 from .atomic import atomic_path
 from .lock import exclusive_lock
-from .outputs import append_run, update_last_run, write_outputs
-from .policy import Policy
+from .outputs import append_run, copy_site_data, update_last_run, write_outputs
+from .policy import Policy, PolicyError
 from .prepare import Preparation
 from .relatedlists import LinkJob, all_links, items_from_links
 
@@ -44,8 +45,10 @@ def run_batch(
     corpus: str | Path,
     index_dir: str | Path,
     out_dir: str | Path,
-    policy: Policy = Policy(),
+    policy: Policy | str | Path | None = Policy(),
     *,
+    links: dict | None = None,
+    site_data: str | Path | None = None,
     model: str | None = None,
     backend: str = "auto",
     embedder: Embedder | None = None,
@@ -60,14 +63,26 @@ def run_batch(
 ) -> dict:
     """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError.
 
+    policy: a Policy, or a policy file to read (None: ./recommender.toml or the defaults); `links` replaces
+    some of its [links] settings (command-line options). A policy that cannot be read or holds a wrong value
+    fails the run like any other failure: recorded in the run log, outputs untouched.
+    site_data: also write the links keyed by URL path (outputs.BY_PATH) to this file, e.g. a Hugo `data/`
+    or Jekyll `_data/` file; the output folder itself holds files a site generator cannot read.
     engine: "local" (this process) or "ray" (embedding and all-pairs on the Ray cluster at `ray_address`, or on
     a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way.
     allow_shrink: remove more than the policy's `[batch] max_shrink` share of the index (refused otherwise: a
     half-mounted content folder must not blank a site's links)."""
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
-                    "out": str(out_dir), "policy": policy.to_dict(), "policy_source": policy.source,
-                    "engine": engine, "seconds": {}}
+                    "out": str(out_dir), "engine": engine, "seconds": {}}
+    if site_data is not None:
+        site_data = Path(site_data)
+        record["site_data"] = str(site_data)
+    try:
+        policy = resolve_policy(policy, links)
+    except PolicyError as exc:  # nothing started; recorded like any failed run
+        fail(record, exc, out_dir)
+    record.update(policy=policy.to_dict(), policy_source=policy.source)
     timer = time.perf_counter()
     try:
         runner = get_engine(engine, address=ray_address)
@@ -81,24 +96,48 @@ def run_batch(
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
             _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
                  embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
-                 batch_size=batch_size, progress=progress, engine=runner, allow_shrink=allow_shrink)
+                 batch_size=batch_size, progress=progress, engine=runner, site_data=site_data,
+                 allow_shrink=allow_shrink)
     except Exception as exc:
-        from .lock import LockedError
-
-        record.update(status="failed", ended=utc_now(), error=f"{type(exc).__name__}: {exc}")
-        if not isinstance(exc, LockedError):  # a refused run touches nothing, not even the run log
-            with contextlib.suppress(Exception):
-                append_run(out_dir, record)
-        message = exc.args[0] if isinstance(exc, (LockedError, ValueError)) and exc.args else record["error"]
-        raise BatchError(str(message)) from exc
+        fail(record, exc, out_dir)
     finally:
         runner.close()
     return record
 
 
+def resolve_policy(policy: Policy | str | Path | None, links: dict | None = None) -> Policy:
+    """The run's policy: a Policy as given, or read from a file (None: ./recommender.toml or the defaults), with
+    some [links] settings replaced. Raises PolicyError naming the file and the key."""
+    from .policy import load_policy
+
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    return policy.with_links(**(links or {}))
+
+
+def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
+    """Record a failed run in the run log (unless another run holds the lock) and raise BatchError. The record
+    keeps the message the user sees; only an unexpected error (a bug) keeps its exception class name."""
+    from .embedder import ModelError
+    from .lock import LockedError
+    from .manifest import IndexProblem
+
+    if isinstance(exc, (LockedError, ValueError, IndexProblem, ModelError, BatchError)) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, OSError):  # its args start with the errno; str() gives "[Errno 13] ...: 'path'"
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    record.update(status="failed", ended=utc_now(), error=message)
+    if not isinstance(exc, LockedError):  # a refused run touches nothing, not even the run log
+        with contextlib.suppress(Exception):
+            append_run(out_dir, record)
+    raise BatchError(message) from exc
+
+
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress,
-         engine: Engine, allow_shrink: bool = False) -> None:
+         engine: Engine, site_data: Path | None = None, allow_shrink: bool = False) -> None:
     seconds = record["seconds"]
     timer = time.perf_counter()
     articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
@@ -127,9 +166,12 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         previous = last_ok_run(out_dir)
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
             # nothing that decides a link changed since the last good run: its outputs stand as they are
-            for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "drafts_held_back"):
+            for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "by_path",
+                        "drafts_held_back"):
                 record[key] = previous.get(key)
             record["outputs_reused"] = True
+            if site_data is not None:
+                copy_site_data(out_dir, site_data)
             record.update(status="ok", ended=utc_now())
             for name, value in seconds.items():
                 seconds[name] = round(value, 3)
@@ -162,7 +204,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
 
     timer = time.perf_counter()
     record.update(status="ok", ended=utc_now())
-    write_outputs(out_dir, items, record)
+    write_outputs(out_dir, items, record, site_data=site_data)
     seconds["write"] = time.perf_counter() - timer
     for name, value in seconds.items():
         seconds[name] = round(value, 3)
@@ -260,9 +302,9 @@ def last_ok_run(out_dir: Path) -> dict | None:
 
 
 def outputs_exist(out_dir: Path) -> bool:
-    from .outputs import JSON_MAP, JSONL, SQLITE
+    from .outputs import BY_PATH, JSON_MAP, JSONL, SQLITE
 
-    return all((out_dir / name).exists() for name in (JSONL, JSON_MAP, SQLITE))
+    return all((out_dir / name).exists() for name in (JSONL, JSON_MAP, BY_PATH, SQLITE))
 
 
 def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:

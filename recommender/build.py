@@ -138,8 +138,10 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen)
     seconds["index"] = time.perf_counter() - timer
-    log.info("%s %d articles in %s (%d embedded, %d reused; %s)", "indexed" if rewritten else "kept",
-             len(corpus.articles), folder, stats.embedded, stats.reused,
+    from .render import plural
+
+    log.info("%s %s in %s (%d embedded, %d reused; %s)", "indexed" if rewritten else "kept",
+             plural(len(corpus.articles), "article"), folder, stats.embedded, stats.reused,
              ", ".join(f"{k} {v}" for k, v in changes.to_dict().items()))
     return BuildReport(count=len(corpus.articles), problems=corpus.problems, vectors=stats, changes=changes,
                        rewritten=rewritten, seconds=seconds, matrix=vectors, hashes=list(hashes))

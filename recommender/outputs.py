@@ -2,12 +2,16 @@
 
 * ``related.jsonl``: one article a line, ``{"id", "title", "url", "published", "source", "related": [{"id",
   "score", "title", "url", "published", "source"}, ...]}``;
-* ``related.json``: ``{id: [related ids]}``, readable as is by a static-site generator (a Hugo ``data/`` file,
-  a Jekyll ``_data`` file);
+* ``related.json``: ``{id: [related ids]}``;
+* ``related_by_path.json``: ``{"/url/path/": [{"title", "url", "path", "id", "published", "score"}, ...]}``,
+  keyed by the path of each article's URL (``/ID/`` for an article without one, Hugo's default permalink of
+  ``content/ID.md``), which a Hugo or Jekyll template reads as is: see docs/site-integration.md. The batch's
+  ``site_data`` copies it into the site (a Hugo ``data/`` or Jekyll ``_data/`` file), since the output folder
+  also holds files (SQLite, JSONL) that Hugo refuses to find in ``data/``;
 * ``related.sqlite``: tables ``articles``, ``related`` (article_id, rank, related_id, score) and ``runs`` (one
   record per batch run, the history carried over from the previous file).
 
-All three are written to temporary files first and renamed over the old ones only when all are complete, so
+All four are written to temporary files first and renamed over the old ones only when all are complete, so
 a reader sees yesterday's complete files or today's, never a half-written one.
 """
 
@@ -15,17 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
+from urllib.parse import urlsplit
 
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_write_bytes
 from .index import Related
 
 JSONL = "related.jsonl"
 JSON_MAP = "related.json"
+BY_PATH = "related_by_path.json"
 SQLITE = "related.sqlite"
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, source TEXT);
@@ -63,11 +72,49 @@ class ArticleLinks:
         }
 
 
-def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict) -> None:
-    """Write the three outputs (and append the run record to the SQLite one), all or nothing."""
+def url_path(url: str | None, article_id: str) -> str:
+    """The key of an article in the by-path form: its URL's path, or /ID/ when it has no URL."""
+    if not url:
+        return f"/{article_id.strip('/')}/"
+    return urlsplit(url).path or "/"
+
+
+def by_path(items: Sequence[ArticleLinks]) -> tuple[dict, dict]:
+    """The links keyed by URL path (what a site template looks up with the page's own path), and counts: keys,
+    keys made from ids (no URL), and articles left out because an earlier article has the same path."""
+    paths = {i.id: url_path(i.url, i.id) for i in items}
+    for item in items:
+        for link in item.related:
+            paths.setdefault(link.id, url_path(link.url, link.id))
+    out: dict[str, list[dict]] = {}
+    shared = 0
+    for item in items:
+        key = paths[item.id]
+        if key in out:
+            shared += 1
+            continue
+        out[key] = [{"title": l.title, "url": l.url, "path": paths[l.id], "id": l.id, "published": l.published,
+                     "score": None if l.score is None else round(l.score, 6),
+                     **({"pinned": True} if l.pinned else {})} for l in item.related]
+    return out, {"keys": len(out), "from_ids": sum(1 for i in items if not i.url), "shared_paths": shared}
+
+
+def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict,
+                  site_data: Path | None = None) -> None:
+    """Write the four outputs (and append the run record to the SQLite one), all or nothing; with site_data,
+    also the by-path form there, renamed into place with the others."""
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)
+    keyed, counts = by_path(items)
+    run_record["by_path"] = counts
+    if counts["shared_paths"]:
+        log.warning("%d of the articles share their URL path with an earlier article: left out of %s",
+                    counts["shared_paths"], BY_PATH)
+    text = json.dumps(keyed, ensure_ascii=False, indent=1) + "\n"
     with contextlib.ExitStack() as stack:
+        if site_data is not None:
+            stack.enter_context(atomic_path(site_data)).write_text(text, encoding="utf-8")
+        stack.enter_context(atomic_path(folder / BY_PATH)).write_text(text, encoding="utf-8")
         jsonl = stack.enter_context(atomic_path(folder / JSONL))
         with open(jsonl, "w", encoding="utf-8") as fh:
             for item in items:
@@ -78,15 +125,22 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict)
         db_path = stack.enter_context(atomic_path(folder / SQLITE))
         db_path.unlink()
         _write_sqlite(db_path, items, previous=folder / SQLITE, run_record=run_record)
-        # leaving the stack renames the three files over the old ones, one after another, only now
-        # that all three are complete
+        # leaving the stack renames the files over the old ones, one after another, only now that all are
+        # complete
 
 
 def remove_leftovers(folder: Path) -> None:
     """Temporary files of a run that was killed while writing (the caller holds the folder's lock)."""
-    for name in (JSONL, JSON_MAP, SQLITE):
+    for name in (JSONL, JSON_MAP, BY_PATH, SQLITE):
         for path in folder.glob(f".{name}.*.tmp"):
             path.unlink(missing_ok=True)
+
+
+def copy_site_data(folder: Path, site_data: Path) -> None:
+    """Put the by-path form of the last outputs into the site's data file, unless it is already there."""
+    data = (folder / BY_PATH).read_bytes()
+    if not site_data.exists() or site_data.read_bytes() != data:
+        atomic_write_bytes(site_data, data)
 
 
 def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run_record: dict) -> None:

@@ -37,6 +37,7 @@ Every key is optional; `recommender policy` prints the effective policy.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
 POLICY_FILE = "recommender.toml"
+MAX_K = 1000  # the most links per article, as `-k` on the command line
 
 
 class PolicyError(ValueError):
@@ -146,6 +148,17 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
     if links.k < 1:
         raise PolicyError(f"{where}: [links] k must be at least 1")
+    if links.k > MAX_K:
+        raise PolicyError(f"{where}: [links] k must be at most {MAX_K}, not {links.k}")
+    if links.min_score is not None and links.min_score < 0:
+        raise PolicyError(f"{where}: [links] min_score must be at least 0 on the score scale (z-scores over the "
+                          f"candidates, 0 = the average candidate, the default; see `related --explain`), not "
+                          f"{links.min_score:g}")
+    if links.max_age_days is not None and links.max_age_days <= 0:
+        raise PolicyError(f"{where}: [links] max_age_days must be more than 0 (leave it out for no age limit), "
+                          f"not {links.max_age_days:g}")
+    if links.topic_bonus < 0:
+        raise PolicyError(f"{where}: [links] topic_bonus must not be negative")
     for key, value, allowed in (("direction", links.direction, DIRECTIONS),
                                 ("same_source", links.same_source, SAME_SOURCE),
                                 ("same_topic", links.same_topic, SAME_TOPIC)):
@@ -196,6 +209,8 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
                 continue
             if isinstance(item, bool) or not isinstance(item, (int, float, str)):
                 raise PolicyError(f"{source}: [{name}] {key} has an unusable value {item!r}")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise PolicyError(f"{source}: [{name}] {key} must be a finite number, not {item!r}")
             if isinstance(default, str) != isinstance(item, str):
                 raise PolicyError(f"{source}: [{name}] {key} must be {'text' if isinstance(default, str) else 'a number'}")
             if isinstance(default, int) and not isinstance(default, bool) and not float(item).is_integer():

@@ -1,4 +1,7 @@
-"""Text renderings of results for the terminal: plain aligned tables and JSON."""
+"""Text renderings of results for the terminal: plain aligned tables and JSON.
+
+Tables cut long cells to fit a terminal; `wide=True` (the CLI's `--wide`, and any output that is not a
+terminal: a pipe or a file) keeps every cell whole."""
 
 from __future__ import annotations
 
@@ -12,10 +15,16 @@ def _cut(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
-def table(rows: Sequence[Sequence[object]], headers: Sequence[str], widths: Sequence[int] | None = None) -> str:
-    """A plain aligned text table; `widths` caps columns (0 = no cap)."""
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 article', '2 articles', '0 articles' (`many` for an irregular plural: plural(n, 'query', 'queries'))."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str], widths: Sequence[int] | None = None,
+          wide: bool = False) -> str:
+    """A plain aligned text table; `widths` caps columns (0 = no cap), unless `wide`."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    caps = list(widths) if widths else [0] * len(headers)
+    caps = list(widths) if widths and not wide else [0] * len(headers)
     cells = [[_cut(c, caps[i]) if caps[i] else c for i, c in enumerate(row)] for row in cells]
     sizes = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(sizes[i]) for i, c in enumerate(row)).rstrip() for row in cells]
@@ -23,7 +32,7 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str], widths: Sequ
     return "\n".join(lines)
 
 
-def render_related(query: dict, results: Sequence, as_json: bool) -> str:
+def render_related(query: dict, results: Sequence, as_json: bool, wide: bool = False) -> str:
     if as_json:
         return json.dumps({"query": query, "related": [r.to_dict() for r in results]}, ensure_ascii=False)
     term = shutil.get_terminal_size((140, 20)).columns
@@ -35,13 +44,14 @@ def render_related(query: dict, results: Sequence, as_json: bool) -> str:
          r.title, r.source or "", (r.published or "")[:10], r.url or r.id)
         for rank, r in enumerate(results, start=1)
     ]
-    body = table(rows, ["#", "score", "title", "source", "date", "url or id"], [0, 0, title_width, 18, 0, 60])
+    body = table(rows, ["#", "score", "title", "source", "date", "url or id"], [0, 0, title_width, 18, 0, 60], wide)
     if any(r.pinned for r in results):
         body += "\n* pinned by an editor"
     explained = [render_explanation(rank, r) for rank, r in enumerate(results, start=1) if r.explanation or r.parts]
     if explained and any(r.explanation for r in results):
         body += "\n\nwhy:\n" + "\n".join(explained)
-    return f"related to {_cut(label, 120)}\n{body}" if results else f"related to {_cut(label, 120)}\n(no results)"
+    label = label if wide else _cut(label, 120)
+    return f"related to {label}\n{body}" if results else f"related to {label}\n(no results)"
 
 
 def render_explanation(rank: int, r) -> str:
@@ -67,21 +77,38 @@ def render_explanation(rank: int, r) -> str:
 
 
 def render_info(info: dict, as_json: bool) -> str:
+    """The index's facts; `info["verified"]` (after `info --verify`) says which check passed."""
     if as_json:
         return json.dumps(info, ensure_ascii=False)
     shown = dict(info)
     for key in ("size_bytes", "cache_bytes"):
         shown[key] = f"{info[key] / 1e6:.1f} MB"
+    verified = shown.pop("verified", None)
     width = max(len(k) for k in shown)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in shown.items())
+    lines = [f"{k.ljust(width)}  {v}" for k, v in shown.items()]
+    if verified:
+        lines.append(f"verify: passed, {plural(verified['files'], 'file')} ({verified['bytes'] / 1e6:.1f} MB) "
+                     "match their sha256 in the manifest")
+    return "\n".join(lines)
+
+
+def render_articles(articles: Sequence, as_json: bool, wide: bool = False) -> str:
+    """`recommender list`: the indexed articles (ArticleInfo) as a table, or JSON lines."""
+    if as_json:
+        return "\n".join(json.dumps({"id": a.id, "title": a.title, "url": a.url, "published": a.published,
+                                     "source": a.source, "kind": a.kind}, ensure_ascii=False) for a in articles)
+    if not articles:
+        return "(no articles)"
+    rows = [(a.id, a.title, (a.published or "")[:10], a.url or "") for a in articles]
+    return table(rows, ["id", "title", "date", "url"], [50, 60, 0, 70], wide)
 
 
 def render_run(record: dict) -> str:
     """A batch run record as a short human summary."""
     seconds = record.get("seconds", {})
     lines = [
-        f"batch {record.get('status')}: {record.get('articles', 0)} articles, {record.get('links', 0)} links "
-        f"written to {record.get('out')}",
+        f"batch {record.get('status')}: {plural(record.get('articles', 0), 'article')}, "
+        f"{plural(record.get('links', 0), 'link')} written to {record.get('out')}",
         "articles: " + ", ".join(f"{key} {record.get(key, 0)}" for key in
                                  ("added", "changed", "unchanged", "removed", "skipped")),
         f"embedded {record.get('embedded', 0)}, reused {record.get('reused', 0)} from cache; index "
@@ -90,11 +117,13 @@ def render_run(record: dict) -> str:
           if record.get("outputs_reused") else []),
         *([f"unpublished drafts held back from every list: {record['drafts_held_back']}"]
           if record.get("drafts_held_back") else []),
+        *([f"site data: {record['site_data']} ({plural((record.get('by_path') or {}).get('keys', 0), 'page')} "
+           "keyed by URL path)"] if record.get("site_data") else []),
         "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
     ]
     evaluation = record.get("evaluation")
     if evaluation:
-        lines.append(f"against {evaluation['gold']} ({evaluation['queries']} queries):")
+        lines.append(f"against {evaluation['gold']} ({plural(evaluation['queries'], 'query', 'queries')}):")
         for system in ("system", "tfidf"):
             if system in evaluation:
                 figures = evaluation[system]

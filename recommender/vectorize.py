@@ -53,7 +53,9 @@ def vectorize(
     todo = list(dict.fromkeys(todo))
     fresh: dict[str, np.ndarray] = {}
     if todo:
-        log.info("embedding %d articles (%d reused from cache)", len(todo), stats.reused)
+        from .render import plural
+
+        log.info("embedding %s (%d reused from cache)", plural(len(todo), "article"), stats.reused)
     with progress_bar(total=len(todo), desc="embedding", unit="article", enabled=progress) as bar:
         for start in range(0, len(todo), round_size):
             rows = [i for i in todo[start:start + round_size] if hashes[i] not in fresh]

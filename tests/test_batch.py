@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from recommender import Index
-from recommender.policy import Policy
+from recommender.policy import Links, Policy
 from recommender.batch import BatchError, run_batch
 from recommender.cli import cli
 from recommender.lock import exclusive_lock
@@ -213,12 +213,16 @@ def test_shipped_schedules_run_a_valid_batch_command(tmp_path, corpus_dir, scrip
     line = next(l for l in text.splitlines() if "recommender batch" in l and not l.startswith("#"))
     args = shlex.split(line.split("bin/recommender", 1)[1].split(">>")[0])
     assert args[0] == "batch"
-    swap = {"content/": str(corpus_dir), "/srv/site/recommender-index": str(tmp_path / "idx"),
-            "/srv/site/data/related": str(tmp_path / "out")}
-    args = [swap.get(a, a) for a in args] + ["--model", "hashing"]
+    # the minimum score is the policy's: a value from another score scale (cosines) would filter nothing
+    assert "--min-score" not in args
+    site = tmp_path / "site"
+    args = [str(site / a[len("/srv/site/"):]) if a.startswith("/srv/site/") else a for a in args]
+    args = [str(corpus_dir) if a == "content/" else a for a in args] + ["--model", "hashing"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / "related.json").exists()
+    assert (site / "recommender-out" / "related.json").exists() and (site / "data" / "related.json").exists()
+    # Hugo reads every file in data/ and stops the build on a format it does not know (SQLite, JSONL, npz)
+    assert sorted(p.name for p in (site / "data").iterdir()) == ["related.json"]
 
 
 def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
@@ -231,14 +235,14 @@ def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
     assert again["outputs_reused"] and again["links"] == first["links"] and jsonl.stat().st_mtime_ns == stamp
     assert [r["status"] for r in read_runs(tmp_path / "out")] == ["ok", "ok"]
     # a different policy, a pin, or a changed article: the links are computed again
-    other = batch(feed, tmp_path, policy=Policy().with_links(k=3, min_score=-100.0))
+    other = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
     assert not other.get("outputs_reused") and other["links"] == 30 * 3
     from recommender.overrides import Overrides
 
     with Overrides.open(tmp_path / "idx") as store:
         store.pin("feed/0", "feed/7")
-    pinned = batch(feed, tmp_path, policy=Policy().with_links(k=3, min_score=-100.0))
+    pinned = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
     assert not pinned.get("outputs_reused") and pinned["pinned_links"] == 1
     (tmp_path / "out" / "related.json").unlink()  # a damaged output folder is rewritten, not trusted
-    repaired = batch(feed, tmp_path, policy=Policy().with_links(k=3, min_score=-100.0))
+    repaired = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
     assert not repaired.get("outputs_reused") and (tmp_path / "out" / "related.json").exists()

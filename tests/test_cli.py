@@ -43,12 +43,12 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
 
 def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):
     monkeypatch.setenv("RECOMMENDER_INDEX", str(hashing_index))
-    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "2")
+    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "1")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "related to feed/rover-landing: Rover lands near an ancient river delta"
     assert lines[1].split() == ["#", "score", "title", "source", "date", "url", "or", "id"]
-    assert len(lines) == 5
+    assert len(lines) == 4
 
 
 def test_related_for_a_file_not_in_the_index(runner, hashing_index, tmp_path):

@@ -75,5 +75,5 @@ def test_pin_and_block_in_the_browser_persist_and_reach_the_cli(server):
         assert page.locator(f"#blocked li[data-id='{first}']").count() == 1
         assert "(pinned)" in page.locator(f"#links tr[data-id='{second}']").inner_text()
         browser.close()
-    listed = CliRunner().invoke(cli, ["overrides", "--index", str(folder)]).output.splitlines()
+    listed = CliRunner().invoke(cli, ["overrides", "--index", str(folder)]).stdout.splitlines()
     assert listed == [f"block  feed/rover-landing  ->  {first}", f"pin    feed/rover-landing  ->  {second}"]

@@ -85,11 +85,11 @@ def test_writes_need_the_token_and_reach_the_cli_store(client, index_copy):
     pin = {"action": "pin", "article": a, "target": b}
     assert client.post("/overrides", json=pin).status_code == 401
     assert client.post("/overrides", json=pin, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert CliRunner().invoke(cli, ["overrides", "--index", str(index_copy)]).output == ""
+    assert CliRunner().invoke(cli, ["overrides", "--index", str(index_copy)]).stdout == ""
     auth = {"Authorization": "Bearer secret"}
     assert client.post("/overrides", json=pin, headers=auth).status_code == 200
     assert client.post("/overrides", json={"action": "block", "article": a, "target": c}, headers=auth).status_code == 200
-    listed = CliRunner().invoke(cli, ["overrides", "--index", str(index_copy)]).output.splitlines()
+    listed = CliRunner().invoke(cli, ["overrides", "--index", str(index_copy)]).stdout.splitlines()
     assert listed == [f"block  {a}  ->  {c}", f"pin    {a}  ->  {b}"]
     related = client.get(f"/related/{a}").json()["related"]
     assert related[0]["id"] == b and related[0]["pinned"]
