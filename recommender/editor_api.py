@@ -7,7 +7,8 @@ from starlette.requests import Request
 
 from .check import editors_check
 from .index import UnknownArticle
-from .overrides import EVERY, Overrides
+from .overrides import EVERY, FILE as OVERRIDES_FILE, Overrides
+from .policy import Policy
 from .serve import ApiError, Served, check_token, json_body, parse_k
 
 ACTIONS = ("pin", "block", "unpin", "order")
@@ -28,21 +29,32 @@ async def articles(request: Request, served: Served) -> dict:
 
 
 async def check(request: Request, served: Served) -> dict:
-    """The editors' check (curated links the system ranks low, suggestions missing from curated lists)."""
-    k = parse_k(request.query_params.get("k")) or 10
-    key = f"{served.version}:{k}"
-    if key not in _checks:
-        _checks.clear()
-        _checks[key] = editors_check(served.index, k=k)
-    items = _checks[key]
+    """The editors' check (curated links the system ranks low or does not show, suggestions missing from curated
+    lists), ranked as /related ranks (the same function as `recommender check`, the served policy, the overrides
+    as they are now). ?id= checks one article; the whole check is kept per version and state of the overrides."""
+    k = parse_k(request.query_params.get("k"))
     only = request.query_params.get("id")
     if only:
-        items = [item for item in items if item.id == only]
-    return {"version": served.version, "k": k, "items": [
+        items = editors_check(served.index, k=k, ids=[resolve(served, only, "id")])
+    else:
+        key = f"{served.version}:{k}:{overrides_state(served)}"
+        if key not in _checks:
+            _checks.clear()
+            _checks[key] = editors_check(served.index, k=k)
+        items = _checks[key]
+    return {"version": served.version, "k": items[0].k if items else k or Policy().links.k, "items": [
         {"id": item.id, "title": item.title, "agreement": round(item.agreement, 3),
-         "agreed": [{"id": i, "rank": r} for i, r in item.agreed],
-         "low": [{"id": i, "rank": r} for i, r in item.low],
-         "missing": [{"id": i, "score": round(float(s), 4)} for i, s in item.missing]} for item in items]}
+         "agreed": [e.to_dict() for e in item.agreed], "low": [e.to_dict() for e in item.low],
+         "missing": [e.to_dict() for e in item.missing]} for item in items]}
+
+
+def overrides_state(served: Served) -> tuple:
+    """Changes whenever the overrides store is written (by this page or by the CLI)."""
+    try:
+        st = (served.index.folder / OVERRIDES_FILE).stat()
+    except FileNotFoundError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 async def list_overrides(request: Request, served: Served) -> dict:

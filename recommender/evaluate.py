@@ -6,8 +6,10 @@ metrics follow from those ranks, so MRR and MAP are exact over the full ranking,
 
 * recall@k = gold items in the top k / gold items; precision@k = gold items in the top k / k; hit@k = any in top k
 * MRR = 1 / rank of the first gold item; MAP = mean over gold items (in rank order i = 1..G) of i / rank_i
-* nDCG@10: binary gain, log2 discount, ideal DCG over min(G, 10) items
-* coverage@10: distinct articles that appear in any query's top 10 (count, and share of the corpus)
+* nDCG@k: binary gain, log2 discount, ideal DCG over min(G, k) items
+* coverage@k: distinct articles that appear in any query's top k (count, and share of the corpus)
+
+The metrics at k are computed for each k asked (`ks`, default 1, 5, 10, 20).
 
 `recommender.metrics` holds list-based versions of the same metrics; the tests check the two agree.
 """
@@ -40,6 +42,9 @@ class Scorer(Protocol):
         """Dense (len(rows) x corpus size) similarity of each query row to every article."""
         ...
 
+    # optional: ranked(rows) -> (order, shown): an order matrix to rank by and the scores to show for it (NaN
+    # where there is none), for a system whose order is not its scores' order (PolicyScorer)
+
 
 class DenseScorer:
     """Cosine similarity of stored unit vectors (what the FAISS flat index computes)."""
@@ -65,6 +70,11 @@ class PolicyScorer:
         self.size = len(index)
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.ranked(rows)[0]
+
+    def ranked(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rank order as a score (the first link highest, -inf for what is not a candidate), and each
+        link's own score on `related`'s scale (NaN for non-candidates and pins the ranking did not reach)."""
         from .linking import order_candidates
 
         # the default ranking: a learned model was fitted on these very curated lists, so scoring the queries
@@ -72,11 +82,13 @@ class PolicyScorer:
         ranker = self.index.ranker(self.policy, learned=False)
         facts = self.index.facts()
         out = np.full((len(rows), self.size), -np.inf, dtype=np.float64)
+        shown = np.full((len(rows), self.size), np.nan, dtype=np.float64)
         for i, cand in enumerate(ranker.score_rows(np.asarray(rows))):
             ordered = order_candidates(cand, facts, ranker.vectors, self.policy, self.overrides)
             positions = np.array([link.row for link in ordered], dtype=np.int64)
             out[i, positions] = len(positions) - np.arange(len(positions))  # rank order as a score
-        return out
+            shown[i, positions] = [link.score for link in ordered]
+        return out, shown
 
 
 class StoredTfidfScorer:
@@ -108,7 +120,7 @@ class RandomScorer:
 class QueryOutcome:
     query: str
     gold_ranks: dict[str, int]  # gold id -> 1-based rank in the full ranking
-    top: list[tuple[str, float]]  # the best TOP_KEPT suggestions with scores
+    top: list[tuple[str, float | None]]  # the best TOP_KEPT suggestions with their scores (None: a pin unscored)
 
 
 @dataclass
@@ -131,6 +143,7 @@ class Evaluation:
     seed: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    ks: tuple[int, ...] = KS  # the k the metrics at k were computed for
 
     def system(self, name: str) -> SystemResult:
         return next(s for s in self.systems if s.system == name)
@@ -150,9 +163,10 @@ def metrics_from_ranks(ranks: Sequence[int], ks: Sequence[int] = KS) -> dict[str
         out[f"hit@{k}"] = 1.0 if found else 0.0
     out["mrr"] = 1.0 / ordered[0]
     out["map"] = sum((i + 1) / r for i, r in enumerate(ordered)) / total
-    dcg = sum(1.0 / math.log2(r + 1) for r in ordered if r <= 10)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(total, 10)))
-    out["ndcg@10"] = dcg / ideal
+    for k in ks:
+        dcg = sum(1.0 / math.log2(r + 1) for r in ordered if r <= k)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(total, k)))
+        out[f"ndcg@{k}"] = dcg / ideal
     return out
 
 
@@ -180,18 +194,21 @@ def rank_system(scorer: Scorer, queries: Sequence[int], gold: dict[int, list[int
     outcomes: list[QueryOutcome] = []
     per_metric: dict[str, list[float]] = {}
     curve = np.zeros(CURVE_DEPTH)
-    in_top10: set[int] = set()
+    covered: dict[int, set[int]] = {k: set() for k in ks}
+    depth = max([TOP_KEPT, *ks])
     with progress_bar(len(queries), desc=f"evaluating {scorer.name}", unit="query", enabled=progress) as bar:
         for start_row in range(0, len(queries), BLOCK):
             block = np.asarray(queries[start_row:start_row + BLOCK])
-            scores = scorer.scores(block)
+            scores, shown = scorer.ranked(block) if hasattr(scorer, "ranked") else (scorer.scores(block), None)
             scores = np.asarray(scores.todense() if hasattr(scores, "todense") else scores, dtype=np.float64)
             for i, q in enumerate(block):
                 row_scores = scores[i]
                 row_scores[q] = -np.inf
                 ranks = gold_ranks(row_scores, gold[int(q)])
-                top = top_rows(row_scores, TOP_KEPT)
-                in_top10.update(int(r) for r in top[:10])
+                top = [int(r) for r in top_rows(row_scores, depth) if np.isfinite(row_scores[r])]  # never itself
+                for k in ks:
+                    covered[k].update(top[:k])
+                shown_scores = row_scores if shown is None else shown[i]
                 for key, value in metrics_from_ranks(ranks, ks).items():
                     per_metric.setdefault(key, []).append(value)
                 for r in ranks:
@@ -200,13 +217,15 @@ def rank_system(scorer: Scorer, queries: Sequence[int], gold: dict[int, list[int
                 outcomes.append(QueryOutcome(
                     query=ids[int(q)],
                     gold_ranks={ids[g]: r for g, r in zip(gold[int(q)], ranks)},
-                    top=[(ids[int(r)], float(row_scores[r])) for r in top],
+                    top=[(ids[r], None if np.isnan(shown_scores[r]) else float(shown_scores[r]))
+                         for r in top[:TOP_KEPT]],
                 ))
             bar.update(len(block))
     overall = {key: float(np.mean(values)) for key, values in per_metric.items()}
     overall["queries"] = len(queries)
-    overall["coverage@10"] = len(in_top10)
-    overall["coverage@10_share"] = len(in_top10) / max(1, len(ids))
+    for k in ks:
+        overall[f"coverage@{k}"] = len(covered[k])
+        overall[f"coverage@{k}_share"] = len(covered[k]) / max(1, len(ids))
     return SystemResult(
         system=scorer.name, overall=overall, per_query=outcomes,
         recall_curve=(curve / max(1, len(queries))).tolist(), seconds=time.perf_counter() - start,
@@ -324,4 +343,4 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         notes.append(f"only {len(queries)} queries: these figures are not reliable")
     return Evaluation(systems=results, queries=len(queries), corpus_size=len(ids), gold_source=gold_source,
                       dropped_links=dropped, sample=sample, seed=seed if sample else None,
-                      seconds=time.perf_counter() - start, notes=notes)
+                      seconds=time.perf_counter() - start, notes=notes, ks=tuple(ks))

@@ -278,15 +278,20 @@ class Index:
         policy = policy or Policy()
         return policy.with_links(k=k) if k is not None else policy
 
-    def _links(self, cand, policy: Policy, overrides: bool, explain: bool, query_vector=None,
-               query_text: str | None = None) -> list[Related]:
+    def link_list(self, cand, policy: Policy, overrides=None, *, query_vector=None, every: bool = False) -> list:
+        """The links `related` shows for one query's candidates (linking.Link, in order: pins, then ranked links
+        above the minimum score) under the policy and an OverrideSet: the policy's k of them, or with every=True
+        all of them, so that the first k of that list are exactly the k links shown (the editors' check)."""
         from .linking import choose_links, order_candidates
 
+        ordered = order_candidates(cand, self.facts(), self.ranker(policy).vectors, policy, overrides,
+                                   query_vector=query_vector, limit=None if every else policy.links.k)
+        return choose_links(ordered, policy.with_links(k=max(1, len(ordered))) if every else policy)
+
+    def _links(self, cand, policy: Policy, overrides: bool, explain: bool, query_vector=None,
+               query_text: str | None = None) -> list[Related]:
         ranker = self.ranker(policy)
-        ordered = order_candidates(cand, self.facts(), ranker.vectors, policy,
-                                   self.overrides() if overrides else None, query_vector=query_vector,
-                                   limit=policy.links.k)
-        chosen = choose_links(ordered, policy)
+        chosen = self.link_list(cand, policy, self.overrides() if overrides else None, query_vector=query_vector)
         position = {int(r): i for i, r in enumerate(cand.rows)}
         model = self.learned_model(policy)
         items = []

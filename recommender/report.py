@@ -1,4 +1,9 @@
-"""Evaluation output: the stdout table, JSON, and a report folder (Markdown, recall@k plot, per-query files)."""
+"""Evaluation output: the stdout table, JSON, and a report folder (Markdown, recall@k plot, per-query files).
+
+The columns follow the k the evaluation was run for (`evaluate -k`): the table and report.md show recall at every
+k asked, then precision, hit, nDCG and coverage at the main k (10 when asked, else the largest asked), MRR and
+MAP; the JSON holds every metric at every k asked.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,39 @@ from .atomic import atomic_path, atomic_write_text
 from .evaluate import CURVE_DEPTH, Evaluation
 from .render import table
 
-TABLE_KEYS = ("recall@1", "recall@5", "recall@10", "recall@20", "precision@10", "hit@10", "mrr", "map", "ndcg@10",
-              "coverage@10")
+
+
+def main_k(evaluation: Evaluation) -> int:
+    """The k the single-k columns and the per-query files use: 10 when it was asked, else the largest asked."""
+    return 10 if 10 in evaluation.ks else max(evaluation.ks)
+
+
+def table_keys(evaluation: Evaluation) -> list[str]:
+    k = main_k(evaluation)
+    return ([f"recall@{x}" for x in sorted(evaluation.ks)]
+            + [f"precision@{k}", f"hit@{k}", "mrr", "map", f"ndcg@{k}", f"coverage@{k}"])
 
 
 def evaluation_json(evaluation: Evaluation) -> list[dict]:
-    """One object per system with every overall metric, plus run facts."""
+    """One object per system with every overall metric, plus run facts and notes (e.g. too few queries)."""
     return [
         {"system": s.system, **{k: round(v, 6) if isinstance(v, float) else v for k, v in s.overall.items()},
-         "seconds": round(s.seconds, 2), "gold": evaluation.gold_source, "corpus_size": evaluation.corpus_size}
+         "seconds": round(s.seconds, 2), "gold": evaluation.gold_source, "corpus_size": evaluation.corpus_size,
+         "notes": list(evaluation.notes)}
         for s in evaluation.systems
     ]
 
 
 def evaluation_table(evaluation: Evaluation) -> str:
+    keys = table_keys(evaluation)
     rows = []
     for s in evaluation.systems:
-        rows.append([s.system] + [_fmt(s.overall.get(k)) for k in TABLE_KEYS] + [f"{s.seconds:.1f}"])
+        rows.append([s.system] + [_fmt(s.overall.get(k)) for k in keys] + [f"{s.seconds:.1f}"])
     head = (f"{evaluation.queries} queries with gold ({evaluation.gold_source}), corpus of {evaluation.corpus_size}"
             + (f", sample of {evaluation.sample} (seed {evaluation.seed})" if evaluation.sample else "")
             + f", {evaluation.seconds:.1f} s")
     notes = "".join(f"\nnote: {n}" for n in evaluation.notes)
-    return head + "\n" + table(rows, ["system", *TABLE_KEYS, "seconds"]) + notes
+    return head + "\n" + table(rows, ["system", *keys, "seconds"]) + notes
 
 
 def _fmt(value) -> str:
@@ -57,7 +73,9 @@ def write_report(evaluation: Evaluation, folder: str | Path, titles: dict[str, s
               "## Overall", "", _markdown_table(evaluation), ""]
     if plot:
         lines += ["## Recall@k", "", f"![recall@k curves]({plot.name})", ""]
-    lines += ["## Files", "", "- `per_query.jsonl`: for each query, each system's gold ranks and top suggestions",
+    k = main_k(evaluation)
+    lines += ["## Files", "", f"- `per_query.jsonl`: for each query, each system's gold ranks and top {k} "
+              "suggestions not in the gold (with their scores)",
               f"- `per_query.md`: the same for `{main.system}`, readable", ""]
     atomic_write_text(folder / "report.md", "\n".join(lines))
     with atomic_path(folder / "per_query.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh:
@@ -68,22 +86,23 @@ def write_report(evaluation: Evaluation, folder: str | Path, titles: dict[str, s
                 o = outcomes[outcome.query]
                 record["systems"][name] = {
                     "gold_ranks": o.gold_ranks,
-                    "top_not_in_gold": [[i, round(s, 4)] for i, s in o.top[:10] if i not in o.gold_ranks],
+                    "top_not_in_gold": [[i, None if s is None else round(s, 4)] for i, s in o.top[:k]
+                                        if i not in o.gold_ranks],
                 }
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    atomic_write_text(folder / "per_query.md", _per_query_markdown(main, titles))
+    atomic_write_text(folder / "per_query.md", _per_query_markdown(main, titles, k))
     return folder / "report.md"
 
 
 def _markdown_table(evaluation: Evaluation) -> str:
-    keys = ("recall@10", "mrr", "map", "ndcg@10", "precision@10", "hit@10", "coverage@10")
+    keys = table_keys(evaluation)
     out = ["| system | " + " | ".join(keys) + " | seconds |", "|---" * (len(keys) + 2) + "|"]
     for s in evaluation.systems:
         out.append(f"| {s.system} | " + " | ".join(_fmt(s.overall.get(k)) for k in keys) + f" | {s.seconds:.1f} |")
     return "\n".join(out)
 
 
-def _per_query_markdown(result, titles: dict[str, str]) -> str:
+def _per_query_markdown(result, titles: dict[str, str], k: int = 10) -> str:
     def name(i: str) -> str:
         return f"{titles.get(i, i)} (`{i}`)" if titles.get(i) and titles.get(i) != i else f"`{i}`"
 
@@ -92,11 +111,12 @@ def _per_query_markdown(result, titles: dict[str, str]) -> str:
         lines.append(f"## {name(o.query)}")
         lines.append("")
         for gold_id, rank in sorted(o.gold_ranks.items(), key=lambda kv: kv[1]):
-            mark = "found" if rank <= 10 else "missed"
+            mark = "found" if rank <= k else "missed"
             lines.append(f"- gold, rank {rank} ({mark}): {name(gold_id)}")
-        extra = [(i, s) for i, s in o.top[:10] if i not in o.gold_ranks]
+        extra = [(i, s) for i, s in o.top[:k] if i not in o.gold_ranks]
         if extra:
-            lines.append("- top suggestions not in the gold: " + "; ".join(f"{name(i)} {s:.3f}" for i, s in extra[:5]))
+            lines.append(f"- top {k} suggestions not in the gold (score): " + "; ".join(
+                f"{name(i)} {'pinned' if s is None else format(s, '.3f')}" for i, s in extra[:5]))
         lines.append("")
     return "\n".join(lines)
 
@@ -111,8 +131,9 @@ def _plot_curves(evaluation: Evaluation, path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ks = list(range(1, CURVE_DEPTH + 1))
+    k = main_k(evaluation)
     for s in evaluation.systems:
-        ax.plot(ks, s.recall_curve, label=f"{s.system} (R@10 {s.overall.get('recall@10', 0):.3f})")
+        ax.plot(ks, s.recall_curve, label=f"{s.system} (R@{k} {s.overall.get(f'recall@{k}', 0):.3f})")
     ax.set_xlabel("k")
     ax.set_ylabel("recall@k")
     ax.set_title(f"Recall@k, {evaluation.queries} queries ({evaluation.gold_source})")

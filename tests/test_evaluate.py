@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from recommender.policy import Links, Policy
 from recommender import Index
 from recommender.cli import cli
 from recommender.evaluate import (
@@ -140,6 +141,68 @@ def test_cli_check_markdown(hashing_index):
     assert text.startswith("# Editors' check")
     assert "2 articles have curated lists" in text
     assert "agreed (rank" in text or "ranked low (rank" in text
+
+
+def test_per_query_files_show_the_links_scores_not_rank_numbers(hashing_index, tmp_path):
+    from recommender.report import write_report
+
+    with Index.open(hashing_index) as index:
+        evaluation = evaluate_index(index, baselines=())
+        write_report(evaluation, tmp_path, {})
+        expected = {}
+        for outcome in evaluation.system("system").per_query:
+            gold = set(outcome.gold_ranks)
+            # evaluation ranks whole lists (no minimum score): the same as `related` with no minimum
+            everything = Policy(links=Links(min_score=None))
+            shown = [r for r in index.related(outcome.query, 10, policy=everything) if r.id not in gold]
+            assert shown
+            expected[outcome.query] = [(r.id, r.score) for r in shown]
+    text = (tmp_path / "per_query.md").read_text()
+    for links in expected.values():
+        for i, score in links[:5]:
+            assert f"`{i}` {score:.3f}" in text  # the score `related` prints, not a position (e.g. 199.000)
+    for line in (tmp_path / "per_query.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        top = record["systems"]["system"]["top_not_in_gold"]
+        assert [i for i, _ in top] == [i for i, _ in expected[record["query"]]]
+        assert [s for _, s in top] == pytest.approx([s for _, s in expected[record["query"]]], abs=1e-4)
+
+
+def test_evaluate_columns_follow_the_k_asked(hashing_index, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["evaluate", "--index", str(hashing_index), "-k", "10", "--report",
+                                 str(tmp_path / "rep"), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if line.startswith("system"))
+    assert header.split() == ["system", "recall@10", "precision@10", "hit@10", "mrr", "map", "ndcg@10",
+                              "coverage@10", "seconds"]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "| system | recall@10 | precision@10 | hit@10 | mrr | map | ndcg@10 | coverage@10 | seconds |" in report
+    assert "recall@1 " not in report and "recall@20" not in report
+
+    result = runner.invoke(cli, ["evaluate", "--index", str(hashing_index), "-k", "5", "--json", "-q"],
+                           catch_exceptions=False)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    at_k = {key for key in records[0] if "@" in key}
+    assert at_k == {"recall@5", "precision@5", "hit@5", "ndcg@5", "coverage@5", "coverage@5_share"}
+    assert {"mrr", "map"} <= set(records[0])
+
+    result = runner.invoke(cli, ["evaluate", "--index", str(hashing_index), "-k", "3", "-k", "5", "-q"],
+                           catch_exceptions=False)
+    header = next(line for line in result.stdout.splitlines() if line.startswith("system"))
+    assert header.split()[1:4] == ["recall@3", "recall@5", "precision@5"] and "ndcg@5" in header
+    assert "@10" not in header
+
+
+def test_fewer_than_20_queries_are_called_unreliable_in_every_output(hashing_index, tmp_path):
+    runner = CliRunner()
+    note = "only 2 queries: these figures are not reliable"
+    result = runner.invoke(cli, ["evaluate", "--index", str(hashing_index), "--report", str(tmp_path / "rep"),
+                                 "-q"], catch_exceptions=False)
+    assert f"note: {note}" in result.stdout
+    assert f"- note: {note}" in (tmp_path / "rep" / "report.md").read_text()
+    result = runner.invoke(cli, ["evaluate", "--index", str(hashing_index), "--json", "-q"], catch_exceptions=False)
+    assert all(note in json.loads(line)["notes"] for line in result.stdout.splitlines())
 
 
 def test_fusion_weights_reduce_to_each_ranker_and_zscores_are_standard():

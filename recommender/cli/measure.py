@@ -65,21 +65,23 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
 
 
 @click.command()
-@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="A curated link counts as agreed when the system ranks it in its top k.")
+@click.option("-k", type=click.IntRange(1, 1000), default=None,
+              help="A curated link counts as agreed when the system ranks it in its top k (default: the policy's k).")
 @click.option("--suggestions", type=click.IntRange(0, 100), default=5, show_default=True,
               help="How many of the system's uncurated suggestions to show per article.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the Markdown report here instead of stdout.")
+@policy_option
 @common_options()
 @user_errors
-def check(index_dir: Path, k: int, suggestions: int, out_path: Path | None) -> None:
+def check(index_dir: Path, k: int | None, suggestions: int, out_path: Path | None, policy_path: Path | None) -> None:
     """Editors' check of the curated related: lists: agreed links, links ranked low, and suggestions missing."""
     from ..atomic import atomic_write_text
     from ..check import check_markdown, editors_check
 
     with Index.open(index_dir) as index:
-        items = editors_check(index, k=k, suggestions=suggestions, progress=not is_quiet())
+        items = editors_check(index, k=k, suggestions=suggestions, policy=load_policy_for(policy_path),
+                              progress=not is_quiet())
         titles = {info.id: info.title for info in index.store.all()}
     if not items:
         raise click.ClickException(f"{index_dir}: no article in the index has a curated related: list")
