@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -34,14 +35,12 @@ class UnsupportedModel(RuntimeError):
 
 
 def models_root() -> Path:
-    """Where converted models are cached: $RECOMMENDER_MODELS, else the project's `models/` folder in a source
-    checkout, else ~/.cache/recommender/models."""
+    """Where converted models are cached: $RECOMMENDER_MODELS, else the user's cache folder
+    ($XDG_CACHE_HOME/recommender/models, ~/.cache/recommender/models by default), never the checkout."""
     if os.environ.get(MODELS_ENV):
         return Path(os.environ[MODELS_ENV]).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "models"
-    if (checkout / "README.md").exists():
-        return checkout
-    return Path.home() / ".cache" / "recommender" / "models"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "recommender" / "models"
 
 
 def check_supported(path: Path) -> int:
@@ -173,15 +172,26 @@ def ensure_export(source: Path, folder: Path, weights_fingerprint: str) -> Path:
                 return xml
         except ValueError:
             pass
-    log.info("converting %s to OpenVINO in %s (once)", folder.parent.name, folder)
+    log.info("converting the model to OpenVINO once, about 90 MB in %s (set $%s to keep it elsewhere)",
+             folder, MODELS_ENV)
     import torch
+    import transformers
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
-    model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
-    example = dict(tokenizer(["an example sentence"], return_tensors="pt"))
-    with torch.inference_mode():
-        converted = ov.convert_model(model, example_input=example)
+    with warnings.catch_warnings():  # tracer and deprecation warnings of the conversion say nothing to a user
+        warnings.simplefilter("ignore")
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+            model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+            example = dict(tokenizer(["an example sentence"], return_tensors="pt"))
+            with torch.inference_mode():
+                converted = ov.convert_model(model, example_input=example)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+            transformers.logging.enable_progress_bar()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".openvino-", dir=folder.parent))
     try:

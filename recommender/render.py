@@ -127,5 +127,7 @@ def render_run(record: dict) -> str:
         for system in ("system", "tfidf"):
             if system in evaluation:
                 figures = evaluation[system]
-                lines.append(f"  {system:7} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+                order = ("recall@10", "precision@10", "mrr", "map", "ndcg@10")  # as printed when computed
+                keys = sorted(figures, key=lambda k: (order.index(k) if k in order else len(order), k))
+                lines.append(f"  {system:7} " + "  ".join(f"{k} {figures[k]:.3f}" for k in keys))
     return "\n".join(lines)
