@@ -18,8 +18,8 @@ An example in README.md is a region between marker comments:
 * Python regions: a ```python fence, run as written (`python FILE` in the same folder), followed by a ```text
   fence of what it printed. A Python example that fails, or any output with a traceback, stops the script.
 
-Before the examples run, the model is loaded once (output not shown), so a first OpenVINO conversion on this
-machine does not appear in the README.
+The converted model is cached in the temporary folder (RECOMMENDER_MODELS), so the first command converts it
+as on a fresh machine, and its log line shows the default place, ~/.cache/recommender/models.
 
     python scripts/readme_examples.py            # rewrite README.md with the current output
     python scripts/readme_examples.py --check    # exit 1, with a diff, if README.md is not current
@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SHOWN_PORT = "8000"
+SHOWN_MODELS = "~/.cache/recommender/models"  # where converted models go by default
 COMMAND_TIMEOUT = 900
 TERMINAL_SIZE = (50, 100)  # rows, columns
 
@@ -96,7 +97,7 @@ def commands_of(fence_text: str) -> list[str]:
     return commands
 
 
-def clean_output(raw: bytes, folder: Path, port: int) -> str:
+def clean_output(raw: bytes, folder: Path, port: int, models: Path | None = None) -> str:
     """Terminal-like text: progress-bar redraws (\\r) reduced to their last state, no colour codes."""
     text = ANSI.sub("", raw.decode("utf-8", errors="replace"))
     lines = []
@@ -106,6 +107,8 @@ def clean_output(raw: bytes, folder: Path, port: int) -> str:
     while lines and not lines[-1]:
         lines.pop()
     out = "\n".join(lines)
+    if models is not None:
+        out = out.replace(str(models), SHOWN_MODELS)
     out = out.replace(str(folder), ".").replace(f":{port}", f":{SHOWN_PORT}")
     return out + "\n" if out else ""
 
@@ -157,6 +160,7 @@ class Workspace:
 
     def __post_init__(self):
         self.folder = self.base / "work"
+        self.models = self.base / "models"  # empty: the first example converts the model, as on a new machine
         self.folder.mkdir()
         shutil.copytree(self.root / "demo", self.folder / "demo")
         bin_dir = self.base / "bin"  # `recommender` is this checkout's, run by this Python
@@ -169,25 +173,17 @@ class Workspace:
             PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             PYTHONPATH=os.pathsep.join(p for p in (str(self.root), os.environ.get("PYTHONPATH")) if p),
             RECOMMENDER_INDEX="demo-index", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-            LC_ALL="C.UTF-8", TZ="UTC", TERM="dumb",
+            LC_ALL="C.UTF-8", TZ="UTC", TERM="dumb", RECOMMENDER_MODELS=str(self.models),
         )
         self.env.pop("RECOMMENDER_TOKEN", None)
         self.env.pop("COLUMNS", None)
-
-    def warm_up(self) -> None:
-        """Load the model once, so a first conversion to OpenVINO is not part of any shown output."""
-        code = "from recommender.embedder import get_embedder; get_embedder().encode(['warm-up'])"
-        done = subprocess.run([sys.executable, "-c", code], cwd=self.folder, env=self.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT)
-        if done.returncode:
-            raise SystemExit("loading the model failed:\n" + done.stdout.decode(errors="replace"))
 
     def shell(self, command: str) -> str:
         run = re.sub(rf"(:|--port ){SHOWN_PORT}\b", rf"\g<1>{self.port}", command)
         if run.rstrip().endswith("&"):
             return self._background(run.rstrip()[:-1])
         self.rc, raw = run_on_terminal(["bash", "-c", f"(exit {self.rc}); {run}"], self.folder, self.env)
-        out = clean_output(raw, self.folder, self.port)
+        out = clean_output(raw, self.folder, self.port, self.models)
         if "Traceback (most recent call last)" in out:
             raise SystemExit(f"`{command}` crashed:\n{out}")
         return out
@@ -212,7 +208,7 @@ class Workspace:
         script.write_text(code)
         done = subprocess.run([sys.executable, str(script)], cwd=self.folder, env=self.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT)
-        out = clean_output(done.stdout, self.folder, self.port)
+        out = clean_output(done.stdout, self.folder, self.port, self.models)
         if done.returncode or "Traceback (most recent call last)" in out:
             raise SystemExit(f"the Python example failed (exit {done.returncode}):\n{out}")
         self.overrides_after_python.append(self._overrides())
@@ -321,8 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="Do not write; exit 1 if README.md is not current.")
     parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (its path is printed).")
-    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
-                        help="Do not load the model first (for READMEs whose examples do not embed).")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -331,8 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     say = (lambda name: None) if args.quiet else (lambda name: print(f"running example: {name}", file=sys.stderr))
     try:
-        if args.warm_up:
-            workspace.warm_up()
         fresh = regenerate(current, workspace, say)
     finally:
         workspace.close(keep=args.keep)

@@ -35,7 +35,6 @@ def fresh():
     """Every example run once, in order, in one temporary copy of demo/ (the demo index is built once here)."""
     workspace = examples.Workspace()
     try:
-        workspace.warm_up()
         yield examples.regenerate(README.read_text(encoding="utf-8"), workspace), workspace
     finally:
         workspace.close()
@@ -94,10 +93,10 @@ def test_script_rewrites_a_stale_readme_and_check_fails_until_then(tmp_path, cap
                       "[batch]\nmax_shrink = 0.5\n```\n<!-- /example -->\n\n<!-- example: rc -->\n```text\n"
                       "$ recommender related nothing-here -q\n$ echo $?\n```\n<!-- /example -->\n")
     stale = readme.read_text()
-    assert examples.main(["--check", "--readme", str(readme), "--no-warm-up", "-q"]) == 1
+    assert examples.main(["--check", "--readme", str(readme), "-q"]) == 1
     assert readme.read_text() == stale and "max_shrink = 0.2" in capsys.readouterr().out
-    assert examples.main(["--readme", str(readme), "--no-warm-up", "-q"]) == 0
+    assert examples.main(["--readme", str(readme), "-q"]) == 0
     written = readme.read_text()
     assert "[batch]\nmax_shrink = 0.2\n```" in written
     assert "$ recommender related nothing-here -q\nError: " in written and "$ echo $?\n1\n```" in written
-    assert examples.main(["--check", "--readme", str(readme), "--no-warm-up", "-q"]) == 0
+    assert examples.main(["--check", "--readme", str(readme), "-q"]) == 0
