@@ -64,6 +64,7 @@ class Corpus:
 
     articles: list[Article]
     problems: list[Problem] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files not read: README files and other extensions
 
     def by_id(self) -> dict[str, Article]:
         return {a.id: a for a in self.articles}

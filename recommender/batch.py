@@ -144,6 +144,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     seconds["read"] = time.perf_counter() - timer
     record["skipped"] = len(articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
+    record["ignored"] = len(articles.ignored)
     require_articles(articles, corpus)
     if not allow_shrink:
         refuse_shrink(index_dir, articles.articles, policy.batch.max_shrink, corpus)

@@ -59,6 +59,7 @@ class BuildReport:
     matrix: np.ndarray | None = field(default=None, repr=False)  # the full-precision vectors, in row order
     hashes: list[str] = field(default_factory=list, repr=False)  # each article's content hash, in row order
     seconds: dict[str, float] = field(default_factory=dict)
+    ignored: int = 0  # files in the corpus folder that are not read as articles
 
 
 def utc_now() -> str:
@@ -81,6 +82,13 @@ def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Cor
             log.info("prepared articles: %d inputs reused, %d cleaned", cache.hits, cache.misses)
     for problem in corpus.problems:
         log.warning("skipped %s", problem)
+    if corpus.ignored:
+        from .ingest import JSONL_SUFFIXES, TEXT_SUFFIXES
+        from .render import plural
+
+        shown = ", ".join(corpus.ignored[:3]) + (", ..." if len(corpus.ignored) > 3 else "")
+        log.info("ignored %s (README files and extensions other than %s are not read): %s",
+                 plural(len(corpus.ignored), "file"), " ".join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES)), shown)
     return corpus
 
 
@@ -113,6 +121,7 @@ def build_index(
                               preparation=preparation, model_spec=model,
                               batch_size=batch_size, progress=progress)
     report.seconds = {"read": read_seconds, **report.seconds}
+    report.ignored = len(corpus.ignored)
     return report
 
 

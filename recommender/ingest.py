@@ -60,8 +60,9 @@ def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
         raise FileNotFoundError(f"{root}: no such file or directory")
     articles: list[Article] = []
     problems: list[Problem] = []
+    ignored: list[str] = []
     if root.is_dir():
-        files = list(iter_corpus_files(root))
+        files = list(iter_corpus_files(root, ignored))
         base = root
     else:
         files = [root]
@@ -73,19 +74,22 @@ def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
     if cache is not None:
         cache.commit()
     merged, merge_problems = merge_articles(articles)
-    return Corpus(merged, problems + merge_problems)
+    return Corpus(merged, problems + merge_problems, ignored)
 
 
-def iter_corpus_files(root: Path) -> Iterator[Path]:
-    """Article files under root in a stable order; hidden entries and README files are not articles."""
+def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[Path]:
+    """Article files under root in a stable order; hidden entries and README files are not articles.
+    ignored: a list that receives the relative paths of the other (not hidden) files, which are not read."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         for name in sorted(filenames):
-            if name.startswith(".") or name.lower().startswith("readme"):
+            if name.startswith("."):
                 continue
             suffix = Path(name).suffix.lower()
-            if suffix in TEXT_SUFFIXES or suffix in JSONL_SUFFIXES:
+            if (suffix in TEXT_SUFFIXES or suffix in JSONL_SUFFIXES) and not name.lower().startswith("readme"):
                 yield Path(dirpath) / name
+            elif ignored is not None:
+                ignored.append(_relative(Path(dirpath) / name, root))
 
 
 def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:

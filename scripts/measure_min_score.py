@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recommender import Index  # noqa: E402
-from recommender.policy import Policy  # noqa: E402
+from recommender.policy import Links, Policy  # noqa: E402
 
 THRESHOLDS = (None, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="queries sampled (seed 0); 0 = all")
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
-    policy = Policy().with_links(k=args.k)
+    policy = Policy(links=Links(k=args.k, min_score=None))  # no minimum: each threshold is applied below
     with Index.open(args.index) as index:
         gold = {q: [g for g in rel if index.has(g)] for q, rel in read_gold(args.gold, index).items()
                 if index.has(q)}

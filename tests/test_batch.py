@@ -16,6 +16,7 @@ from recommender.batch import BatchError, run_batch
 from recommender.cli import cli
 from recommender.lock import exclusive_lock
 from recommender.outputs import read_jsonl, read_runs, read_sqlite_links
+from recommender.render import render_run
 
 TOPICS = {
     "space": "rocket orbit launch satellite astronaut moon telescope mission crater lander",
@@ -52,8 +53,11 @@ def test_incremental_add_change_delete_and_model_change(tmp_path, corpus_dir):
     first = batch(corpus, tmp_path)
     assert first["status"] == "ok" and first["added"] == first["articles"] == first["embedded"] == 11
     assert first["skipped"] == 2 and any("feed.jsonl:4" in r for r in first["skipped_reasons"])
+    assert first["ignored"] == 0
+    (corpus / "cover.png").write_bytes(b"\x89PNG")  # not an article: counted, not read
 
     again = batch(corpus, tmp_path)
+    assert again["ignored"] == 1 and "skipped 2, ignored 1" in render_run(again)
     assert (again["added"], again["changed"], again["removed"], again["embedded"]) == (0, 0, 0, 0)
     assert again["unchanged"] == 11 and not again["index_rewritten"]
 

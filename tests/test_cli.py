@@ -31,6 +31,7 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["articles"] == 11 and summary["embedded"] == 11 and summary["skipped"] == 2
     assert "skipped feed.jsonl:4: invalid JSON" in result.stderr
+    assert summary["ignored"] == 0
     result = invoke(runner, "related", "text/marathon", "--index", idx, "-k", "3", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
@@ -39,6 +40,18 @@ def test_index_then_related_json(runner, corpus_dir, tmp_path):
     assert set(data["related"][0]) == {"id", "score", "title", "url", "published", "source", "kind", "pinned",
                                        "topics", "authors", "page_type", "parts"}
     assert set(data["related"][0]["parts"]) == {"dense", "lexical", "mention"}
+
+
+def test_index_counts_and_names_ignored_files(runner, corpus_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(corpus_dir, tmp_path / "c")
+    (tmp_path / "c" / "notes.pdf").write_bytes(b"%PDF-1.4")
+    result = invoke(runner, "index", tmp_path / "c", "--index", tmp_path / "idx", "--model", "hashing")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ignored"] == 1
+    assert "ignored 1 file (README files and extensions other than .jsonl .markdown .md .mdx .ndjson .text .txt " \
+           "are not read): notes.pdf" in result.stderr
 
 
 def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):

@@ -137,6 +137,20 @@ def test_readme_and_hidden_files_are_not_articles(tmp_path):
     assert [a.id for a in read_corpus(tmp_path).articles] == ["real"]
 
 
+def test_files_not_read_are_counted_as_ignored(tmp_path):
+    (tmp_path / "README.md").write_text("# About this corpus\n\nNot an article.")
+    (tmp_path / ".hidden.txt").write_text("Hidden\nnot an article")
+    (tmp_path / "real.txt").write_text("Real title\nA real article body sentence.")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "page.html").write_text("<p>Not read</p>")
+    (tmp_path / "sub" / "photo.JPG").write_bytes(b"\xff\xd8")
+    (tmp_path / "sub" / "post.MD").write_text("Upper-case suffix\nIs read as Markdown.")
+    corpus = read_corpus(tmp_path)
+    assert sorted(a.id for a in corpus.articles) == ["real", "sub/post"]
+    assert corpus.ignored == ["README.md", "sub/page.html", "sub/photo.JPG"]  # hidden files are not counted
+    assert read_corpus(tmp_path / "real.txt").ignored == []
+
+
 def test_jsonl_record_without_id_uses_url():
     art = parse_jsonl_record('{"title": "T", "text": "body", "url": "https://www.ex.com/a/"}', "f.jsonl")
     assert art.id == "ex.com/a"

@@ -29,6 +29,7 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
     click.echo(json.dumps({
         "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
         "reused": report.vectors.reused, **report.changes.to_dict(), "skipped": len(report.problems),
+        "ignored": report.ignored,
         "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
     }))
 
