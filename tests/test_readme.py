@@ -82,7 +82,8 @@ def test_check_ignores_timings_and_dates_but_not_results():
              '{"created": "2027-01-05T08:00:00Z", "seconds": {"read": 0.08}}\n'
              'system  recall@10  seconds\n------  ---------  -------\nsystem  0.902      11.5\n')
     assert examples.differences(shown, rerun) == []
-    for changed in (rerun.replace("0.902", "0.871"), rerun.replace("300 terms", "301 terms"),
+    assert examples.differences(shown, rerun.replace("0.902", "0.905")) == []  # another CPU's last digits
+    for changed in (rerun.replace("0.902", "0.871"), rerun.replace("system  0.902", "dense   0.902"), rerun.replace("300 terms", "301 terms"),
                     rerun.replace("42/42", "41/41")):
         assert examples.differences(shown, changed)
 
