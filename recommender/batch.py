@@ -144,6 +144,10 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
                               progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
+        from .storedlists import keep_lists  # what a query by id then reads (recommender.storedlists)
+
+        record["stored_lists"] = keep_lists(index, policy, overrides, links,
+                                            fresh=record["lists"]["fresh_statistics"])
         items = items_from_links(links, infos)
         record["links"] = sum(len(chosen) for chosen in links)
         record["pinned_links"] = sum(link.pinned for chosen in links for link in chosen)
@@ -171,7 +175,8 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     from . import incremental
 
     if engine.name != "local":
-        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count}}
+        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
+                           "fresh_statistics": True}
         (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
         return all_links(job, progress=progress, engine=engine)
     policy = job.policy
@@ -184,7 +189,8 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     overrides = [o.to_dict() for o in job.overrides.items]
     links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
                                                     overrides, progress=progress)
-    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons}
+    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons,
+                       "fresh_statistics": plan.kind == "full" and frozen.from_scratch}
     log.info("related lists (%s): %d of %d ranked again", plan.kind, record["lists"]["recomputed"], len(ids))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:

@@ -139,21 +139,23 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
 
     Ranked by the hybrid score (embedding, TF-IDF, mentions) under the link policy and the editors' overrides.
     By id or URL the stored index answers and no model is loaded; a file not in the index is embedded.
+    When nothing that decides the list changed since the last batch, its stored list answers (--json says
+    "answered_by": "stored-list" or "computed"; a stored answer has no per-signal "parts").
     """
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
-        source, results = related_for(index, query, k, policy=policy, explain=explain,
-                                      overrides=not no_overrides)
-    click.echo(render_related(source, results, as_json))
+        source, results, answered_by = related_for(index, query, k, policy=policy, explain=explain,
+                                                   overrides=not no_overrides)
+    click.echo(render_related(source, results, as_json, answered_by))
 
 
 def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,
                 overrides: bool = True):
-    """(the query article's description, results) for an id, URL or file."""
+    """(the query article's description, results, which path answered) for an id, URL or file."""
     try:
         info = index.get(query)
-        return {"id": info.id, "title": info.title, "url": info.url}, index.related(
-            info.id, k, policy=policy, explain=explain, overrides=overrides)
+        return ({"id": info.id, "title": info.title, "url": info.url}, *index.related_answer(
+            info.id, k, policy=policy, explain=explain, overrides=overrides))
     except UnknownArticle as unknown:
         path = Path(query)
         if "://" in query or not path.is_file():
@@ -168,7 +170,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
         raise ValueError(f"{path}: no usable article in the file")
     article = main[0]
     return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(
-        article, k, policy=policy, explain=explain)
+        article, k, policy=policy, explain=explain), "computed"
 
 
 @cli.command()

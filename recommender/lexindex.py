@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy import sparse
 
-from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document
+from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, sparse  # SciPy imported on first use
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4
