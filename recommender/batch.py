@@ -19,16 +19,21 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .build import read_logged, require_articles, update_index, utc_now
+from typing import TYPE_CHECKING
+
 from .embedder import Embedder, get_embedder
-from .engines import Engine, EngineError, get_engine
 from .index import Index
 from .atomic import atomic_path
 from .lock import exclusive_lock
-from .outputs import append_run, update_last_run, write_outputs
 from .policy import Policy
 from .prepare import Preparation
-from .relatedlists import LinkJob, all_links, items_from_links
+
+if TYPE_CHECKING:
+    from .engines import Engine
+    from .relatedlists import LinkJob
+
+# The build, engines, outputs and all-lists code are imported where a run needs them: the CLI imports this module
+# for BatchError on every command, and a query by id should not pay for them.
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,10 @@ def run_batch(
 
     engine: "local" (this process) or "ray" (embedding and all-pairs on the Ray cluster at `ray_address`, or on
     a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way."""
+    from .build import utc_now
+    from .engines import EngineError, get_engine
+    from .outputs import append_run
+
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
                     "out": str(out_dir), "policy": policy.to_dict(), "policy_source": policy.source,
@@ -96,6 +105,10 @@ def run_batch(
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress,
          engine: Engine) -> None:
+    from .build import read_logged, require_articles, update_index, utc_now
+    from .outputs import append_run, update_last_run, write_outputs
+    from .relatedlists import LinkJob, items_from_links
+
     seconds = record["seconds"]
     timer = time.perf_counter()
     articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
@@ -173,6 +186,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     """Every article's links: with the local engine only the lists a change can reach are ranked again
     (recommender.incremental; the state is kept in the output folder); with another engine all of them."""
     from . import incremental
+    from .relatedlists import all_links
 
     if engine.name != "local":
         record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},

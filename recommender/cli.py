@@ -130,11 +130,12 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
 @click.option("--explain", is_flag=True, help="Why each link: score parts, shared terms, best passage "
               "(loads the model for the passages).")
 @click.option("--no-overrides", is_flag=True, help="Ignore the editors' pins and blocks.")
+@click.option("--compute", is_flag=True, help="Compute the list even when the last batch's stored list stands.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @quiet_option
 @user_errors
 def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None, explain: bool, no_overrides: bool,
-            as_json: bool) -> None:
+            compute: bool, as_json: bool) -> None:
     """The articles most related to QUERY: an article id, a URL, or an article file.
 
     Ranked by the hybrid score (embedding, TF-IDF, mentions) under the link policy and the editors' overrides.
@@ -145,17 +146,17 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
         source, results, answered_by = related_for(index, query, k, policy=policy, explain=explain,
-                                                   overrides=not no_overrides)
+                                                   overrides=not no_overrides, stored=not compute)
     click.echo(render_related(source, results, as_json, answered_by))
 
 
 def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,
-                overrides: bool = True):
+                overrides: bool = True, stored: bool = True):
     """(the query article's description, results, which path answered) for an id, URL or file."""
     try:
         info = index.get(query)
         return ({"id": info.id, "title": info.title, "url": info.url}, *index.related_answer(
-            info.id, k, policy=policy, explain=explain, overrides=overrides))
+            info.id, k, policy=policy, explain=explain, overrides=overrides, stored=stored))
     except UnknownArticle as unknown:
         path = Path(query)
         if "://" in query or not path.is_file():

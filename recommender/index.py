@@ -181,15 +181,14 @@ class Index:
     def related(self, ref: str, k: int | None = None, *, policy: Policy | None = None, overrides: bool = True,
                 explain: bool = False) -> list[Related]:
         """The articles most related to a stored article (by id or URL), under the link policy (hybrid score,
-        rules, duplicates, diversity) and the editorial overrides; never the article itself."""
-        return self.related_answer(ref, k, policy=policy, overrides=overrides, explain=explain)[0]
+        rules, duplicates, diversity) and the editorial overrides; never the article itself. Always computed,
+        with each link's score `parts` (related_answer may read the last batch's stored list instead)."""
+        return self.related_answer(ref, k, policy=policy, overrides=overrides, explain=explain, stored=False)[0]
 
-    def related_answer(self, ref: str, k: int | None = None, *, policy: Policy | None = None,
-                       overrides: bool = True, explain: bool = False,
-                       stored: bool = True) -> tuple[list[Related], str]:
-        """(related, which path answered): "stored-list" when the last batch's list for this article stands
-        (recommender.storedlists: nothing that decides it changed since; equal to what would be computed, but
-        without the per-signal `parts`), else "computed"."""
+    def related_answer(self, ref: str, k: int | None = None, *, policy: Policy | None = None, overrides: bool = True,
+                       explain: bool = False, stored: bool = True) -> tuple[list[Related], str]:
+        """(related, "stored-list" or "computed"): the last batch's list when it stands (recommender.storedlists;
+        the same links and scores, without `parts`), else computed."""
         info = self.get(ref)
         policy = self._policy(policy, k)
         if stored and not explain:

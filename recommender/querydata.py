@@ -142,7 +142,7 @@ class QueryData:
             return None
         from .linking import Facts
 
-        ids = Lazy(store.ids)
+        ids = RowIds(store)
         return Facts(ids=ids, sources=self.array("facts_sources"), days=self.array("facts_days"),
                      topics=Lazy(lambda: [frozenset(t.lower() for t in ts) for ts in store.topics()]),
                      row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict))
@@ -243,6 +243,25 @@ class Lazy:
 
     def __reduce__(self):
         return (self._kind, (self._get(),))
+
+
+class RowIds(Lazy):
+    """Article ids by row: one row is looked up alone (a query needs its own id, and a few more for blocks);
+    iterating reads them all."""
+
+    def __init__(self, store):
+        super().__init__(store.ids)
+        self._store, self._one = store, {}
+
+    def __getitem__(self, row):
+        if self._value is not None or not isinstance(row, (int, np.integer)) or row < 0:
+            return self._get()[row]
+        if row not in self._one:
+            found = self._store.db.execute("SELECT id FROM articles WHERE row = ?", [int(row)]).fetchone()
+            if found is None:
+                raise IndexError(row)
+            self._one[row] = found[0]
+        return self._one[row]
 
 
 def rebuild_hint(folder: Path) -> None:
