@@ -157,11 +157,9 @@ class QueryData:
             if self.has(name):
                 values[f.name] = self.array(name)
             elif self.has(name + ".indptr"):
-                from scipy.sparse import csr_matrix
-
                 shape = tuple(int(x) for x in self.array(name + ".shape"))
-                values[f.name] = csr_matrix((self.array(name + ".data"), self.array(name + ".indices"),
-                                             self.array(name + ".indptr")), shape=shape)
+                values[f.name] = MappedCSR(self.array(name + ".data"), self.array(name + ".indices"),
+                                           self.array(name + ".indptr"), shape)
             else:
                 return None
         return SiteFacts(**values)
@@ -216,6 +214,93 @@ class MappedLexical:
             start, stop = int(indptr[row]), int(indptr[row + 1])
             out[i, np.asarray(indices[start:stop], dtype=np.int64)] = data[start:stop]
         return out
+
+
+class MappedCSR:
+    """The few SciPy CSR operations the pair signals use (rows, one row's transpose, their product, multiply by a
+    row of weights, nnz), in NumPy over mapped arrays, with SciPy's numbers: float32 products added one by one in
+    stored order, as its sparse product adds them. Anything else is handed to a SciPy matrix made on the spot."""
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, tuple(shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1] - self.indptr[0])
+
+    @property
+    def T(self):
+        return _OneRowT(self) if self.shape[0] == 1 else self._scipy().T
+
+    def _scipy(self):
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((np.asarray(self.data), np.asarray(self.indices), np.asarray(self.indptr)),
+                          shape=self.shape)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("data", "indices", "indptr", "shape"):
+            raise AttributeError(name)
+        return getattr(self._scipy(), name)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            key = np.array([key])
+        if not (isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu"):
+            return self._scipy()[key]
+        rows = np.where(key < 0, key + self.shape[0], key).astype(np.int64)
+        begins = np.asarray(self.indptr[rows], dtype=np.int64)
+        lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - begins
+        indptr = np.concatenate(([0], np.cumsum(lengths)))
+        at = np.repeat(begins - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return MappedCSR(np.asarray(self.data[at]), np.asarray(self.indices[at]), indptr,
+                         (len(rows), self.shape[1]))
+
+    def multiply(self, other):
+        if self.shape[0] == 1 and isinstance(other, np.ndarray) and other.shape == (1, self.shape[1]):
+            return MappedCSR(np.asarray(self.data) * other[0, self.indices], self.indices, self.indptr, self.shape)
+        return self._scipy().multiply(other)
+
+    def __matmul__(self, other):
+        if isinstance(other, _OneRowT) and other.row.shape[1] == self.shape[1]:
+            weights = np.zeros(self.shape[1], dtype=np.result_type(self.data, other.row.data))
+            weights[other.row.indices] = other.row.data
+            out = np.zeros(self.shape[0], dtype=weights.dtype)
+            owner = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+            present = np.zeros(self.shape[1], dtype=bool)
+            present[other.row.indices] = True
+            mine = present[self.indices]  # SciPy adds only the terms the row has
+            np.add.at(out, owner[mine], (self.data * weights[self.indices])[mine])
+            return _Dense(out[:, None])
+        other = other.csr() if isinstance(other, _OneRowT) else other
+        return self._scipy() @ (other._scipy() if isinstance(other, MappedCSR) else other)
+
+
+class _OneRowT:
+    """A one-row MappedCSR, transposed (a column) for a product."""
+
+    def __init__(self, row: MappedCSR):
+        self.row = row
+
+    def csr(self):
+        return self.row._scipy().T
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "row":
+            raise AttributeError(name)
+        return getattr(self.csr(), name)
+
+
+class _Dense:
+    """A product's result, read as SciPy's is (`.todense()`, `.toarray()`)."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def todense(self) -> np.ndarray:
+        return self.values
+
+    toarray = todense
 
 
 class Lazy:

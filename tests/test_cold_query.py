@@ -175,6 +175,36 @@ def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
     assert record["ranking"] == "learned" and record["stored_lists"] == "stored"
     for article_id, (stored, path, computed) in answers(tmp_path / "idx", policy=on).items():
         assert path == "stored-list" and stored == computed, article_id
+    # computed with the learned ranking in a fresh process: its signals read the mapped facts, still no SciPy
+    (tmp_path / "idx" / "recommender.toml").write_text('[ranking]\nlearned = "on"\n')  # read from the cwd
+    (tmp_path / "idx" / HEADER).unlink()
+    printed, modules = related_in_a_fresh_process(tmp_path / "idx", "feed/9")
+    assert printed["answered_by"] == "computed" and modules == []
+    assert "learned" in printed["related"][0]["parts"]
+    assert [r["id"] for r in printed["related"]] == [r.id for r in found_learned(tmp_path / "idx", on, "feed/9")]
+
+
+def found_learned(folder, policy, article_id):
+    with Index.open(folder) as index:
+        return index.related(article_id, policy=policy)
+
+
+def test_mapped_signal_facts_give_the_same_signals(tmp_path):
+    from recommender.querydata import MappedCSR
+    from recommender.signals import SiteFacts, pair_signals
+
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 48)
+    batch(corpus, tmp_path)
+    rng = np.random.default_rng(0)
+    with Index.open(tmp_path / "idx") as index:
+        mapped = index.query_data.site_facts()
+        assert isinstance(mapped.tags, MappedCSR)
+        built = SiteFacts.from_infos(index.store.all())
+        for query in range(48):
+            rows = rng.choice(48, 20, replace=False)
+            z = {"dense": rng.standard_normal(20).astype(np.float32)}
+            assert np.array_equal(pair_signals(query, rows, z, mapped), pair_signals(query, rows, z, built))
+        assert mapped.tags[np.array([3, 1])].toarray().tolist() == built.tags[np.array([3, 1])].toarray().tolist()
 
 
 def test_mapped_lexical_scores_are_the_sparse_products_numbers(tmp_path):
