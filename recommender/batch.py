@@ -18,7 +18,6 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .embedder import Embedder, get_embedder

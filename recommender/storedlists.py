@@ -10,9 +10,9 @@ whose statistics are frozen from an earlier version) over an exact vector index.
     stored-lists.json        the commit: that file's name, size and sha256, and the key of what decided the lists
 
 The key is a digest of the index version (the sha256 of every file the manifest names, the learned ranking's
-included), the policy, the overrides and this code's version. A query answers from a stored list only when its
-own key is the same, so a changed index, policy or override falls back to computing; so does a policy whose
-links depend on the clock (`max_age_days`). A stored answer carries no per-signal `parts`.
+included), the policy, the overrides and this package's source code. A query answers from a stored list only
+when its own key is the same, so a changed index, policy, override or code falls back to computing; so does a
+policy whose links depend on the clock (`max_age_days`). A stored answer carries no per-signal `parts`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,17 @@ FORMAT = 1
 RECORD = np.dtype([("row", "<i4"), ("score", "<f8"), ("pinned", "?")])
 
 
+def code_digest() -> str:
+    """sha256 of this package's source files: code that ranks differently makes the stored lists stale."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def answer_key(manifest, policy, overrides) -> str:
     """A digest of everything a related list depends on, but the clock."""
-    from . import __version__
-
-    blob = json.dumps({"format": FORMAT, "code": __version__, "count": manifest.count,
+    blob = json.dumps({"format": FORMAT, "code": code_digest(), "count": manifest.count,
                        "files": {role: entry.sha256 for role, entry in manifest.files.items()},
                        "policy": policy.to_dict(), "overrides": sorted(json.dumps(o.to_dict(), sort_keys=True)
                                                                        for o in overrides.items)},

@@ -11,8 +11,9 @@ Variants, each run as `python -m recommender.cli related ID --index INDEX --json
 The runs are interleaved (baseline, computed, stored, baseline, ...) so that load on the machine hits each
 variant alike; one warm-up run of each is not counted (it also writes the .pyc files an installed package has:
 PYTHONDONTWRITEBYTECODE is unset for the children). Wall time is measured around each process; peak memory is
-that process's own ru_maxrss (os.wait4). Printed: median and min wall, median and max peak RSS, ratios to the
-baseline. The index is only read.
+that process's own ru_maxrss (os.wait4), and its CPU time (user + system, less disturbed than wall time when
+other work shares the cores). Printed: median and min wall, median CPU, median and max peak RSS, ratios to the
+baseline, and the load average. The index is only read.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINE_REV = "9a4ade7"  # the last commit before the precomputed query data and stored lists
 
 
-def run_once(code_root: Path, index: Path, article_id: str, extra: list[str]) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS in MB, the JSON printed) of one fresh `related` process."""
+def run_once(code_root: Path, index: Path, article_id: str, extra: list[str]) -> tuple[float, float, float, dict]:
+    """(wall seconds, CPU seconds, peak RSS in MB, the JSON printed) of one fresh `related` process."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(code_root)
     command = [sys.executable, "-m", "recommender.cli", "related", article_id, "--index", str(index), "--json",
@@ -48,7 +49,7 @@ def run_once(code_root: Path, index: Path, article_id: str, extra: list[str]) ->
     process.stderr.close()
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{err.decode(errors='replace')}")
-    return wall, usage.ru_maxrss / 1024, json.loads(out)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, json.loads(out)
 
 
 def baseline_worktree(rev: str, where: Path) -> Path:
@@ -76,14 +77,14 @@ def main() -> None:
         base = baseline_worktree(args.baseline_rev, Path(tmp) / "baseline")
         try:
             variants = {"baseline": (base, []), "computed": (ROOT, ["--compute"]), "stored": (ROOT, [])}
-            figures: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+            figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
             answered: dict[str, set] = {name: set() for name in variants}
             answers: dict[str, list] = {}
             for round_no in range(args.runs + 1):
                 for name, (code, extra) in variants.items():
-                    wall, rss, printed = run_once(code, args.index, article_id, extra)
+                    wall, cpu, rss, printed = run_once(code, args.index, article_id, extra)
                     if round_no:  # round 0 warms up
-                        figures[name].append((wall, rss))
+                        figures[name].append((wall, cpu, rss))
                     answered[name].add(printed.get("answered_by", "computed (baseline code)"))
                     answers[name] = [(r["id"], r["score"]) for r in printed["related"]]
         finally:
@@ -91,15 +92,16 @@ def main() -> None:
 
     print(f"recommender related {article_id} --index {args.index}: {args.runs} fresh processes per variant "
           f"(median of runs), baseline = revision {args.baseline_rev}")
-    base_wall = statistics.median(w for w, _ in figures["baseline"])
-    base_rss = statistics.median(r for _, r in figures["baseline"])
-    print(f"{'variant':<10} {'wall median':>11} {'wall min':>9} {'RSS median':>11} {'RSS max':>8} "
-          f"{'wall ratio':>10} {'RSS ratio':>9}  answered by")
+    base_wall, base_cpu, base_rss = (statistics.median(run[i] for run in figures["baseline"]) for i in range(3))
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'variant':<10} {'wall median':>11} {'wall min':>9} {'CPU median':>10} {'RSS median':>11} "
+          f"{'RSS max':>8} {'wall ratio':>10} {'CPU ratio':>9} {'RSS ratio':>9}  answered by")
     for name, runs in figures.items():
-        walls, rsses = [w for w, _ in runs], [r for _, r in runs]
-        print(f"{name:<10} {statistics.median(walls):>10.3f}s {min(walls):>8.3f}s {statistics.median(rsses):>9.1f}MB "
-              f"{max(rsses):>6.1f}MB {statistics.median(walls) / base_wall:>10.2f} "
-              f"{statistics.median(rsses) / base_rss:>9.2f}  {', '.join(sorted(answered[name]))}")
+        walls, cpus, rsses = ([run[i] for run in runs] for i in range(3))
+        print(f"{name:<10} {statistics.median(walls):>10.3f}s {min(walls):>8.3f}s {statistics.median(cpus):>9.3f}s "
+              f"{statistics.median(rsses):>9.1f}MB {max(rsses):>6.1f}MB {statistics.median(walls) / base_wall:>10.2f} "
+              f"{statistics.median(cpus) / base_cpu:>9.2f} {statistics.median(rsses) / base_rss:>9.2f}  "
+              f"{', '.join(sorted(answered[name]))}")
     ids = {name: [i for i, _ in a] for name, a in answers.items()}
     gap = max((abs(s - t) for a in answers.values() for (_, s), (_, t) in zip(a, answers["baseline"])
                if s is not None and t is not None), default=0.0)

@@ -129,6 +129,15 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
         assert index.related_answer("feed/3", overrides=False)[1] == "computed"
         aged = policy_from_dict({"links": {"max_age_days": 100000}})
         assert index.related_answer("feed/3", policy=aged)[1] == "computed"
+        from recommender import storedlists
+
+        digest = storedlists.code_digest
+        try:  # other ranking code (an upgrade) would compute other lists
+            storedlists.code_digest = lambda: "another version"
+            assert index.related_answer("feed/3")[1] == "computed"
+        finally:
+            storedlists.code_digest = digest
+        assert index.related_answer("feed/3")[1] == "stored-list"
 
     # a new index version (one article changed): the stored lists no longer stand
     synthetic_feed(corpus, 60, changed={7})
