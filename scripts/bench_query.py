@@ -7,6 +7,7 @@ Variants, each run as `python -m recommender.cli related ID --index INDEX --json
   baseline   the baseline revision's code (everything rebuilt in the query process)
   computed   this code, `--compute` (the list computed from the memory-mapped precomputed arrays)
   stored     this code as a user runs it (the last batch's stored list, when one stands; else computed)
+  floor      `python -c "import json, numpy, click"`: what any process of the CLI pays before it starts work
 
 The runs are interleaved (baseline, computed, stored, baseline, ...) so that load on the machine hits each
 variant alike; one warm-up run of each is not counted (it also writes the .pyc files an installed package has:
@@ -32,12 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINE_REV = "9a4ade7"  # the last commit before the precomputed query data and stored lists
 
 
+FLOOR = "import json, numpy, click; print(json.dumps({'related': []}))"  # the interpreter, NumPy and click alone
+
+
 def run_once(code_root: Path, index: Path, article_id: str, extra: list[str]) -> tuple[float, float, float, dict]:
-    """(wall seconds, CPU seconds, peak RSS in MB, the JSON printed) of one fresh `related` process."""
+    """(wall seconds, CPU seconds, peak RSS in MB, the JSON printed) of one fresh `related` process (extra
+    ["floor"]: a process that only imports what any run of the CLI imports, for scale)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(code_root)
     command = [sys.executable, "-m", "recommender.cli", "related", article_id, "--index", str(index), "--json",
-               "-q", *extra]
+               "-q", *extra] if extra != ["floor"] else [sys.executable, "-c", FLOOR]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(code_root))
     out = process.stdout.read()  # small outputs: read to the end, then reap the child ourselves for its rusage
@@ -76,7 +81,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         base = baseline_worktree(args.baseline_rev, Path(tmp) / "baseline")
         try:
-            variants = {"baseline": (base, []), "computed": (ROOT, ["--compute"]), "stored": (ROOT, [])}
+            variants = {"baseline": (base, []), "computed": (ROOT, ["--compute"]), "stored": (ROOT, []),
+                        "floor": (ROOT, ["floor"])}
             figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
             answered: dict[str, set] = {name: set() for name in variants}
             answers: dict[str, list] = {}
@@ -85,8 +91,10 @@ def main() -> None:
                     wall, cpu, rss, printed = run_once(code, args.index, article_id, extra)
                     if round_no:  # round 0 warms up
                         figures[name].append((wall, cpu, rss))
-                    answered[name].add(printed.get("answered_by", "computed (baseline code)"))
-                    answers[name] = [(r["id"], r["score"]) for r in printed["related"]]
+                    answered[name].add(printed.get("answered_by", "computed (baseline code)"
+                                                   if name == "baseline" else "python + numpy + click only"))
+                    if name != "floor":
+                        answers[name] = [(r["id"], r["score"]) for r in printed["related"]]
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
 
