@@ -19,17 +19,21 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .build import read_logged, require_articles, update_index, utc_now
 from .embedder import Embedder, get_embedder
-from .engines import Engine, EngineError, get_engine
 from .index import Index
 from .atomic import atomic_path
 from .lock import exclusive_lock
-from .outputs import append_run, copy_site_data, update_last_run, write_outputs
 from .policy import Policy, PolicyError
 from .prepare import Preparation
-from .relatedlists import LinkJob, all_links, items_from_links
+
+if TYPE_CHECKING:
+    from .engines import Engine
+    from .relatedlists import LinkJob
+
+# The build, engines, outputs and all-lists code are imported where a run needs them: the CLI imports this module
+# for BatchError on every command, and a query by id should not pay for them.
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,9 @@ def run_batch(
     a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way.
     allow_shrink: remove more than the policy's `[batch] max_shrink` share of the index (refused otherwise: a
     half-mounted content folder must not blank a site's links)."""
+    from .build import utc_now
+    from .engines import EngineError, get_engine
+
     index_dir, out_dir = Path(index_dir), Path(out_dir)
     record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
                     "out": str(out_dir), "engine": engine, "seconds": {}}
@@ -118,7 +125,9 @@ def resolve_policy(policy: Policy | str | Path | None, links: dict | None = None
 def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
     """Record a failed run in the run log (unless another run holds the lock) and raise BatchError. The record
     keeps the message the user sees; only an unexpected error (a bug) keeps its exception class name."""
+    from .build import utc_now
     from .embedder import ModelError
+    from .outputs import append_run
     from .lock import LockedError
     from .manifest import IndexProblem
 
@@ -138,6 +147,10 @@ def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress,
          engine: Engine, site_data: Path | None = None, allow_shrink: bool = False) -> None:
+    from .build import read_logged, require_articles, update_index, utc_now
+    from .outputs import append_run, copy_site_data, update_last_run, write_outputs
+    from .relatedlists import LinkJob, items_from_links
+
     seconds = record["seconds"]
     timer = time.perf_counter()
     articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
@@ -193,6 +206,10 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
                               progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
+        from .storedlists import keep_lists  # what a query by id then reads (recommender.storedlists)
+
+        record["stored_lists"] = keep_lists(index, policy, overrides, links,
+                                            fresh=record["lists"]["fresh_statistics"])
         items = items_from_links(links, infos)
         record["links"] = sum(len(chosen) for chosen in links)
         record["pinned_links"] = sum(link.pinned for chosen in links for link in chosen)
@@ -218,9 +235,11 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     """Every article's links: with the local engine only the lists a change can reach are ranked again
     (recommender.incremental; the state is kept in the output folder); with another engine all of them."""
     from . import incremental
+    from .relatedlists import all_links
 
     if engine.name != "local":
-        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count}}
+        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
+                           "fresh_statistics": True}
         (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
         return all_links(job, progress=progress, engine=engine)
     policy = job.policy
@@ -233,7 +252,8 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     overrides = [o.to_dict() for o in job.overrides.items]
     links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
                                                     overrides, progress=progress)
-    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons}
+    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons,
+                       "fresh_statistics": plan.kind == "full" and frozen.from_scratch}
     log.info("related lists (%s): %d of %d ranked again", plan.kind, record["lists"]["recomputed"], len(ids))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:

@@ -141,7 +141,8 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     changes = compare(previous, corpus.articles, hashes)
     digest = corpus_digest(corpus.articles, hashes)
     rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
-                 or "lexical" not in manifest.files)  # an index from before the hybrid ranking
+                 or "lexical" not in manifest.files  # an index from before the hybrid ranking
+                 or "query:dense_mean" not in manifest.files)  # or before the precomputed query data
     if rewritten:
         frozen = frozen_lexical(folder, manifest, previous, changes)
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
@@ -269,6 +270,11 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     log.info("lexical index (%s): %d terms, %d mentions (%.1f s)", stats["lexical_update"],
              len(lexical.vocabulary), lexical.mentions.nnz, time.perf_counter() - timer)
     stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
+    timer = time.perf_counter()
+    from .querydata import write_query_data  # what a query by id maps instead of rebuilding
+
+    query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
+    stats["query_data_seconds"] = round(time.perf_counter() - timer, 2)
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
                "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown")},
@@ -280,7 +286,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
                "metadata": file_entry(folder / f"articles-{token}.sqlite"),
                "lexical": file_entry(folder / f"lexical-{token}.npz"),
-               "lexicon": file_entry(folder / f"lexicon-{token}.json")},
+               "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files},
         stats=stats,
     )
     write_manifest(folder, manifest)
@@ -291,7 +297,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
 def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
-    patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", ".*.tmp")
+    patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy", ".*.tmp")
     for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ class Frozen:
     ids: list[str]  # current row order
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # "lexical"/"mention" -> n x 2 (mean, std); NaN new
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # "dense"/"lexical"/"closest" -> n
+    from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
 
     @classmethod
     def fresh(cls, vectors: np.ndarray, ids: list[str]) -> "Frozen":
@@ -52,7 +53,7 @@ class Frozen:
         n = max(1, len(vectors))
         return cls(vectors.mean(axis=0).astype(np.float32), ((v64.T @ v64) / n).astype(np.float32), ids,
                    {p: np.full((len(ids), 2), np.nan) for p in ("lexical", "mention")},
-                   {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
+                   {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")}, from_scratch=True)
 
     def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
         table = self.stats[part]

@@ -27,6 +27,7 @@ from .manifest import IndexProblem, Manifest, read_manifest, verify_files
 from .metadata import ArticleInfo, MetadataStore
 from .policy import Policy
 from .prepare import Preparation, combine, prepare
+from .querydata import QueryData
 from .topk import drop_rows
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,13 @@ class Index:
     def __init__(self, folder: Path, manifest: Manifest, vectors: VectorIndex, store: MetadataStore):
         self.folder = folder
         self.manifest = manifest
-        self.vectors = vectors
+        self._vectors = vectors  # None: the FAISS index is read on first use (a query by id may never need it)
         self.store = store
         self._embedder: Embedder | None = None
         self._lexical = None
         self._facts = None
         self._rankers: dict = {}
+        self.query_data = QueryData(folder, manifest)  # arrays precomputed at build (recommender.querydata)
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -109,20 +111,30 @@ class Index:
                 f"{folder}: built with text preparation {recorded}, this version uses {expected}; "
                 "rebuild it with `recommender index`"
             )
+        mapped = QueryData(folder, manifest).vector_shape()  # then FAISS is read only when a query needs it
         try:
-            vectors = load_index(manifest.backend, folder / manifest.files["vectors"].name)
             store = MetadataStore(folder / manifest.files["metadata"].name)
             count = store.count()
+            vectors = None if mapped else load_index(manifest.backend, folder / manifest.files["vectors"].name)
+            shape = mapped or (vectors.count, vectors.dimension)
         except (KeyError, RuntimeError, ValueError, OSError) as exc:
             raise IndexProblem(f"{folder}: cannot read the index ({exc}); rebuild it") from None
         except Exception as exc:  # sqlite3.DatabaseError and FAISS errors
             raise IndexProblem(f"{folder}: cannot read the index ({exc}); rebuild it") from None
-        if not (vectors.count == count == manifest.count) or vectors.dimension != manifest.dimension:
-            raise IndexProblem(
-                f"{folder}: index holds {vectors.count} vectors of dimension {vectors.dimension} and {count} "
-                f"articles, manifest says {manifest.count} x {manifest.dimension}; rebuild it"
-            )
+        check_vectors(folder, manifest, shape, count)
         return cls(folder, manifest, vectors, store)
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index (read on first use when the index has mapped vectors)."""
+        if self._vectors is None:
+            try:
+                vectors = load_index(self.manifest.backend, self.folder / self.manifest.files["vectors"].name)
+            except Exception as exc:  # noqa: BLE001 - FAISS errors
+                raise IndexProblem(f"{self.folder}: cannot read the vector index ({exc}); rebuild it") from None
+            check_vectors(self.folder, self.manifest, (vectors.count, vectors.dimension), self.manifest.count)
+            self._vectors = vectors
+        return self._vectors
 
     def close(self) -> None:
         self.store.close()
@@ -169,11 +181,24 @@ class Index:
     def related(self, ref: str, k: int | None = None, *, policy: Policy | None = None, overrides: bool = True,
                 explain: bool = False) -> list[Related]:
         """The articles most related to a stored article (by id or URL), under the link policy (hybrid score,
-        rules, duplicates, diversity) and the editorial overrides; never the article itself."""
+        rules, duplicates, diversity) and the editorial overrides; never the article itself. Always computed,
+        with each link's score `parts` (related_answer may read the last batch's stored list instead)."""
+        return self.related_answer(ref, k, policy=policy, overrides=overrides, explain=explain, stored=False)[0]
+
+    def related_answer(self, ref: str, k: int | None = None, *, policy: Policy | None = None, overrides: bool = True,
+                       explain: bool = False, stored: bool = True) -> tuple[list[Related], str]:
+        """(related, "stored-list" or "computed"): the last batch's list when it stands (recommender.storedlists;
+        the same links and scores, without `parts`), else computed."""
         info = self.get(ref)
         policy = self._policy(policy, k)
+        if stored and not explain:
+            from .storedlists import stored_links
+
+            items = stored_links(self, info.row, policy, overrides)
+            if items is not None:
+                return self._related_items(items), "stored-list"
         cand = self.ranker(policy).score_rows(np.array([info.row]))[0]
-        return self._links(cand, policy, overrides, explain)
+        return self._links(cand, policy, overrides, explain), "computed"
 
     def related_to_article(self, article: Article, k: int | None = None, *, policy: Policy | None = None,
                            explain: bool = False) -> list[Related]:
@@ -221,7 +246,7 @@ class Index:
         if self._facts is None:
             from .linking import Facts
 
-            self._facts = Facts.from_infos(self.store.all(), self.store.topics())
+            self._facts = self.query_data.facts(self.store) or Facts.from_infos(self.store.all(), self.store.topics())
         return self._facts
 
     def site_facts(self):
@@ -229,7 +254,7 @@ class Index:
         if getattr(self, "_site_facts", None) is None:
             from .signals import SiteFacts
 
-            self._site_facts = SiteFacts.from_infos(self.store.all())
+            self._site_facts = self.query_data.site_facts() or SiteFacts.from_infos(self.store.all())
         return self._site_facts
 
     def learned_model(self, policy: Policy | None = None):
@@ -248,16 +273,13 @@ class Index:
     def ranker(self, policy: Policy | None = None, learned: bool = True):
         """The hybrid ranker for a policy's weights (built once per weights), re-scored by the learned ranking
         when the policy uses it (learned=False: the default ranking, what training starts from)."""
-        from .ranking import HybridRanker
-
         ranking = (policy or Policy()).ranking
         model = self.learned_model(policy) if learned else None
         key = (ranking, model is not None)
         if key not in self._rankers:
-            if self.lexical is None:
+            if "lexical" not in self.manifest.files:
                 log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
                             self.folder)
-            ann = self.vectors if getattr(self.vectors, "approximate", False) else None
             rescorer = None
             if model is not None:
                 from functools import partial
@@ -265,8 +287,7 @@ class Index:
                 from .learned import rescore
 
                 rescorer = partial(rescore, facts=self.site_facts(), model=model)
-            self._rankers[key] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann,
-                                              rescorer=rescorer)
+            self._rankers[key] = self.query_data.ranker(self, ranking, rescorer)
         return self._rankers[key]
 
     def overrides(self):
@@ -366,6 +387,12 @@ class Index:
             "articles_with": self.store.field_counts(),
             **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
+
+
+def check_vectors(folder: Path, manifest: Manifest, shape: tuple, count: int) -> None:
+    if not (shape[0] == count == manifest.count) or shape[1] != manifest.dimension:
+        raise IndexProblem(f"{folder}: index holds {shape[0]} vectors of dimension {shape[1]} and {count} "
+                           f"articles, manifest says {manifest.count} x {manifest.dimension}; rebuild it")
 
 
 def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:

@@ -7,11 +7,24 @@ characters and inner hyphens, over ``title + " \\n" + text[:20000]``, cosine sim
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
-from scipy import sparse
 
+
+class _Deferred:
+    """A module imported on first attribute use: importing this module (the batch, the build, the CLI's error
+    handling all do) costs no SciPy import; a query by id never needs it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+sparse = _Deferred("scipy.sparse")
 TOKEN_PATTERN = r"(?u)\b\w[\w-]*\w\b|\b\w\b"
 TEXT_LIMIT = 20000
 _POSSESSIVE = re.compile(r"(?<=\w)['’ʼ‘`]s\b")

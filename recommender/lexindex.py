@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy import sparse
 
-from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, normalise_apostrophes
+from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, normalise_apostrophes, sparse  # SciPy on first use
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4

@@ -17,8 +17,6 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import utc_now
-
 FILE = "overrides.sqlite"
 EVERY = "*"
 
@@ -118,6 +116,8 @@ class Overrides:
         return OverrideSet(self.all())
 
     def _set(self, article: str, target: str, action: str, note: str | None) -> Override:
+        from .build import utc_now  # here, not at the top: a query reading overrides needs no build code
+
         if article == target:
             raise ValueError(f"an article cannot be linked to itself ({article})")
         with self.conn:

@@ -18,11 +18,14 @@ Everything else ranks below them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .lexindex import LexicalIndex
 from .policy import Ranking
+
+if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
+    from .lexindex import LexicalIndex
 
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
 PARTS = ("dense", "lexical", "mention")
@@ -52,6 +55,20 @@ def row_stats(dense_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dense_rows.mean(axis=1, keepdims=True), dense_rows.std(axis=1, keepdims=True)
 
 
+def dense_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding's corpus mean vector and second moment VᵀV/n (float32), what the dense z-score needs."""
+    n = len(vectors)
+    mean = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32)
+    gram = (vectors.T.astype(np.float64) @ vectors.astype(np.float64)) / max(1, n)
+    return mean, gram.astype(np.float32)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of a 1-d integer array, without the numpy.ma import that np.unique costs a fresh process."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
 def block_size(n: int, wanted: int = 256) -> int:
     return max(1, min(wanted, MAX_BLOCK_CELLS // max(1, n)))
 
@@ -60,7 +77,7 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None, rescorer=None):
+                 ann=None, frozen=None, rescorer=None, moments=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
@@ -70,9 +87,8 @@ class HybridRanker:
         if lexical is None:
             weights = {"dense": 1.0, "lexical": 0.0, "mention": 0.0}
         self.weights = weights
-        self.mean_vector = self.vectors.mean(axis=0) if self.n else np.zeros(self.vectors.shape[1], np.float32)
-        gram = (self.vectors.T.astype(np.float64) @ self.vectors.astype(np.float64)) / max(1, self.n)
-        self.second_moment = gram.astype(np.float32)
+        # moments: (mean, second moment) precomputed at build (recommender.querydata), else computed here
+        self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
         self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.learned)
         self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.incremental)
         if frozen is not None:
@@ -81,8 +97,10 @@ class HybridRanker:
     # --- dense part ------------------------------------------------------------------------------------
 
     def dense_stats(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = queries @ self.mean_vector
-        second = np.einsum("qd,qd->q", queries @ self.second_moment, queries)
+        # einsum's own loops, not BLAS: each query's figures are the same numbers whether it is scored alone (a
+        # query) or in a block (the batch), so a stored list equals what a query computes
+        mean = np.einsum("qd,d->q", queries, self.mean_vector)
+        second = np.einsum("qd,de,qe->q", queries, self.second_moment, queries)
         std = np.sqrt(np.maximum(second - mean ** 2, 0.0))
         return mean[:, None], std[:, None]
 
@@ -143,7 +161,7 @@ class HybridRanker:
                 pool.append(lex_cands[i])
             if mention is not None:
                 pool.append(np.flatnonzero(mention[i]))
-            cand = np.unique(np.concatenate(pool))
+            cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}
             z = {"dense": zscore(raw["dense"], dense_mean[i], dense_std[i])}

@@ -32,9 +32,12 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str], widths: Sequ
     return "\n".join(lines)
 
 
-def render_related(query: dict, results: Sequence, as_json: bool, wide: bool = False) -> str:
+def render_related(query: dict, results: Sequence, as_json: bool, wide: bool = False,
+                   answered_by: str | None = None) -> str:
+    """answered_by (JSON only): which path answered, "stored-list" or "computed" (see Index.related_answer)."""
     if as_json:
-        return json.dumps({"query": query, "related": [r.to_dict() for r in results]}, ensure_ascii=False)
+        extra = {"answered_by": answered_by} if answered_by else {}
+        return json.dumps({"query": query, **extra, "related": [r.to_dict() for r in results]}, ensure_ascii=False)
     term = shutil.get_terminal_size((140, 20)).columns
     title_width = max(30, min(70, term - 75))
     head = query.get("title") or query.get("text") or ""

@@ -24,22 +24,25 @@ PATH_PREFIXES = ("/", "./", "../", "~")
 @click.option("--explain", is_flag=True, help="Why each link: score parts, shared terms, best passage "
               "(loads the model for the passages).")
 @click.option("--no-overrides", is_flag=True, help="Ignore the editors' pins and blocks.")
+@click.option("--compute", is_flag=True, help="Compute the list even when the last batch's stored list stands.")
 @json_option()
 @wide_option
 @common_options()
 @user_errors
 def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None, explain: bool, no_overrides: bool,
-            as_json: bool, wide: bool) -> None:
+            compute: bool, as_json: bool, wide: bool) -> None:
     """The articles most related to QUERY: an article id, a URL, or an article file.
 
     Ranked by the hybrid score (embedding, TF-IDF, mentions) under the link policy and the editors' overrides.
     By id or URL the stored index answers and no model is loaded; a file not in the index is embedded.
+    When nothing that decides the list changed since the last batch, its stored list answers (--json says
+    "answered_by": "stored-list" or "computed"; a stored answer has no per-signal "parts").
     """
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
-        source, results = related_for(index, query, k, policy=policy, explain=explain,
-                                      overrides=not no_overrides)
-    click.echo(render_related(source, results, as_json, wide_output(wide)))
+        source, results, answered_by = related_for(index, query, k, policy=policy, explain=explain,
+                                                   overrides=not no_overrides, stored=not compute)
+    click.echo(render_related(source, results, as_json, wide_output(wide), answered_by))
 
 
 def looks_like_a_file(query: str) -> bool:
@@ -50,12 +53,12 @@ def looks_like_a_file(query: str) -> bool:
 
 
 def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,
-                overrides: bool = True):
-    """(the query article's description, results) for an id, URL or file."""
+                overrides: bool = True, stored: bool = True):
+    """(the query article's description, results, which path answered) for an id, URL or file."""
     try:
         info = index.get(query)
-        return {"id": info.id, "title": info.title, "url": info.url}, index.related(
-            info.id, k, policy=policy, explain=explain, overrides=overrides)
+        return ({"id": info.id, "title": info.title, "url": info.url}, *index.related_answer(
+            info.id, k, policy=policy, explain=explain, overrides=overrides, stored=stored))
     except UnknownArticle as unknown:
         path = Path(query).expanduser()
         if "://" in query:
@@ -75,7 +78,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
         raise ValueError(f"{path}: no usable article in the file")
     article = main[0]
     return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(
-        article, k, policy=policy, explain=explain)
+        article, k, policy=policy, explain=explain), "computed"
 
 
 @click.command()
