@@ -244,7 +244,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
         return None
     try:
         evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
-                                    baselines=("tfidf",), policy=policy, dense=False)
+                                    baselines=("tfidf",), policy=policy, dense=False, learned=False)
     except ValueError as exc:  # curated links that all point outside the corpus
         log.warning("evaluation skipped: %s", exc)
         return None

@@ -109,11 +109,16 @@ def summarise(ranks: dict[int, list[float]], gold: dict[int, list[int]]) -> dict
     return {"recall@10": round(float(recall), 4), "mrr": round(float(mrr), 4), "queries": len(ranks)}
 
 
+def assign_folds(queries, folds: int, seed: int) -> dict[int, int]:
+    """Query -> fold: a seeded permutation of the sorted queries, dealt round-robin into `folds` folds."""
+    queries = np.array(sorted(queries))
+    rng = np.random.default_rng(seed)
+    return dict(zip(rng.permutation(queries).tolist(), (np.arange(len(queries)) % folds).tolist()))
+
+
 def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0) -> dict:
     """k-fold over queries: each query is ranked by a model fitted without its own curated list."""
-    queries = np.array(sorted(gold))
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(rng.permutation(queries).tolist(), np.arange(len(queries)) % folds))
+    fold_of = assign_folds(gold, folds, seed)
     row_fold = np.array([fold_of[int(q)] for q in qs])
     learned: dict[int, list[float]] = {}
     for f in range(folds):
@@ -128,6 +133,36 @@ def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0
     default = {q: ranks_in(rows, score, gold[q]) for q, (rows, score) in default_scores.items()}
     return {"folds": folds, "seed": seed, "learned": summarise(learned, gold), "default": summarise(default, gold),
             "fold_of": {int(k): int(v) for k, v in fold_of.items()}}
+
+
+def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
+                               progress: bool = False) -> tuple[dict, dict[int, int]]:
+    """Each query's candidates (the default ranker's) re-scored by a model fitted on the other folds' curated
+    lists only, best first; and the fold of each query. What `evaluate` ranks as the learned system."""
+    from .progress import progress_bar
+
+    if len(gold) < max(MIN_LISTS, folds):
+        raise ValueError(f"{len(gold)} curated lists, at least {max(MIN_LISTS, folds)} are needed to learn a ranking")
+    ranker = index.ranker(policy, learned=False)
+    facts = index.site_facts()
+    cands, signals = {}, {}
+    queries = sorted(gold)
+    with progress_bar(len(queries), desc="signals", unit="query", enabled=progress) as bar:
+        for start in range(0, len(queries), 256):
+            for cand in ranker.score_rows(np.array(queries[start:start + 256])):
+                cands[cand.query] = cand
+                signals[cand.query] = pair_signals(cand.query, cand.rows, cand.z, facts)
+            bar.update(min(256, len(queries) - start))
+    fold_of = assign_folds(queries, folds, seed)
+    for f in range(folds):
+        train_q = [q for q in queries if fold_of[q] != f]
+        model = fit(np.vstack([signals[q] for q in train_q]),
+                    np.concatenate([np.isin(cands[q].rows, gold[q]) for q in train_q]))
+        for q in (q for q in queries if fold_of[q] == f):
+            cand = cands[q]
+            cand.score = model.score(signals[q]).astype(np.float32)
+            cands[q] = cand.take(np.lexsort((cand.rows, -cand.score)))
+    return cands, fold_of
 
 
 def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:

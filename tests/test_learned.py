@@ -153,3 +153,86 @@ def test_train_on_an_index_stores_a_model_that_related_uses(hashing_index, tmp_p
         assert hits and "learned" in hits[0].parts
         assert all("learned" not in h.parts for h in index.related(ids[0], k=3, policy=Policy(
             ranking=policy_from_dict({"ranking": {"learned": "off"}}).ranking)))
+
+
+class Memoriser:
+    """A 'model' that scores 1 for the signal rows it was fitted on and 0 otherwise: if a query were ranked by a
+    model fitted on its own list, its candidates' rows would be among the fitted ones."""
+
+    def __init__(self, X):
+        self.X = X
+        self.seen = {row.tobytes() for row in X}
+        self.hits = 0
+
+    def score(self, X):
+        hit = np.array([row.tobytes() in self.seen for row in X])
+        self.hits += int(hit.sum())
+        return hit.astype(np.float32)
+
+
+def neighbour_gold(ids):
+    return {ids[i]: [ids[(i + 1) % len(ids)]] for i in range(len(ids))}
+
+
+def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index, monkeypatch):
+    from recommender import Index
+    from recommender.evaluate import evaluate_index
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    fitted = []
+
+    def memorising_fit(X, y, C=1.0):
+        fitted.append(Memoriser(X))
+        return fitted[-1]
+
+    monkeypatch.setattr(learned, "fit", memorising_fit)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+        ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3)
+    assert [s.system for s in ev.systems] == ["system", "learned (3-fold CV)"]
+    cv = ev.system("learned (3-fold CV)")
+    assert len(cv.per_query) == len(ids) and len(fitted) == 3
+    assert sum(m.hits for m in fitted) == 0  # no query's candidates were among its model's training rows
+    assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
+
+
+def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_skipped(hashing_index, monkeypatch):
+    from recommender import Index
+    from recommender.evaluate import evaluate_index
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+        # the gold is the other article under the same site or folder (4 pairs): URL-path proximity decides it,
+        # which the models learn from the other folds; the default ranking ranks it first for none
+        gold = {i: [j for j in ids if j != i and j.split("/")[0] == i.split("/")[0]] for i in ids}
+        gold = {q: related for q, related in gold.items() if related}
+        ev = evaluate_index(index, gold, baselines=(), dense=False, folds=3)
+        system, cv = ev.system("system"), ev.system("learned (3-fold CV)")
+        assert ev.queries == 8 and system.overall["recall@1"] == 0.0
+        assert cv.overall["recall@1"] >= 0.5 and cv.overall["mrr"] > system.overall["mrr"] + 0.3
+        skipped = evaluate_index(index, gold, baselines=(), dense=False, learned=False)
+        assert [s.system for s in skipped.systems] == ["system"]
+        few = evaluate_index(index, dict(list(gold.items())[:2]), baselines=(), dense=False)
+        assert [s.system for s in few.systems] == ["system"]
+        assert any("learned ranking not evaluated: 2 queries" in n for n in few.notes)
+
+
+def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from recommender import Index
+    from recommender.cli import cli
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"id": q, "related": r}) + "\n" for q, r in neighbour_gold(ids).items()))
+    args = ["evaluate", "--index", str(hashing_index), "--gold", str(gold), "--json", "-q", "--baseline", "tfidf"]
+    with_cv = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert with_cv.exit_code == 0, with_cv.output
+    assert [json.loads(l)["system"] for l in with_cv.stdout.splitlines()] == [
+        "system", "learned (5-fold CV)", "dense", "tfidf"]
+    without = CliRunner().invoke(cli, args + ["--no-learned"], catch_exceptions=False)
+    assert [json.loads(l)["system"] for l in without.stdout.splitlines()] == ["system", "dense", "tfidf"]
