@@ -113,6 +113,12 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                   index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint,
                   backend=getattr(embedder, "backend", "unknown"))
 
+    timer = time.perf_counter()
+    from .learned import train_if_due
+
+    record["training"] = train_if_due(index_dir, policy, progress=progress)
+    seconds["train"] = time.perf_counter() - timer
+
     with Index.open(index_dir, preparation=preparation) as index:
         overrides = index.overrides()
         stats = index.manifest.stats
@@ -178,7 +184,10 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    key = incremental.settings_key(policy, index.manifest.model.get("fingerprint"), job.lexical, day)
+    # the learned model's checksum too: lists ranked by a model are not a base for the default ranking's updates
+    learned = index.manifest.files.get("learned_ranker") if job.learned is not None else None
+    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), learned and learned.sha256],
+                                   job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
     overrides = [o.to_dict() for o in job.overrides.items]

@@ -40,6 +40,7 @@ class LearnedModel:
     intercept: float
     trained_on: int = 0  # curated lists
     cv: dict = field(default_factory=dict)  # cross-validated figures (learned vs default), see train()
+    curated: str = ""  # sha256 of the curated lists it was fitted on (the batch trains again when they change)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)
@@ -203,11 +204,56 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
         report["tfidf"] = tfidf_baseline(index.lexical, gold)
     model = fit(X, y)
     model.trained_on = len(gold)
+    model.curated = curated_digest(kept)
     model.cv = {k: v for k, v in report.items() if k != "fold_of"}
     report["weights"] = dict(zip(model.signals, [round(c, 4) for c in model.coef]))
     report["seconds"] = {"signals": round(collected, 1), "total": round(time.perf_counter() - timer, 1)}
     report["pairs"] = int(len(y))
     return model, report
+
+
+def curated_digest(lists: dict[str, list[str]]) -> str:
+    """A digest of curated lists (query id -> related ids, in order)."""
+    return hashlib.sha256(json.dumps(sorted(lists.items())).encode()).hexdigest()
+
+
+def train_if_due(folder: Path, policy, progress: bool = False) -> dict:
+    """The batch's training step: fit and store a model (as `recommender train` does) when the policy uses the
+    learned ranking, the index holds at least `[ranking] train_min_lists` curated lists, and no model is stored
+    or the curated lists changed since it was fitted. Returns what happened, for the run record."""
+    from .evaluate import gold_in_index
+    from .index import Index
+
+    if policy.ranking.learned == "off":
+        return {"trained": False, "reason": "[ranking] learned = off"}
+    timer = time.perf_counter()
+    with Index.open(folder) as index:
+        ids = index.store.ids()
+        kept, _ = gold_in_index(index.store.curated(), {i: r for r, i in enumerate(ids)})
+        out: dict = {"trained": False, "lists": len(kept)}
+        if len(kept) < policy.ranking.train_min_lists:
+            out["reason"] = f"{len(kept)} curated lists, [ranking] train_min_lists is {policy.ranking.train_min_lists}"
+            return out
+        try:
+            stored = load_model(index.folder)
+        except IndexProblem as exc:
+            log.warning("%s; training again", exc)
+            stored, out["reason"] = None, "stored model refused"
+        if stored is not None and stored.curated == curated_digest(kept):
+            out.update(reason="curated lists unchanged since the last training", cv=stored.cv)
+            return out
+        out.setdefault("reason", "no model stored" if stored is None else "curated lists changed")
+        try:
+            model, report = train(index, policy, progress=progress)
+        except ValueError as exc:
+            out["reason"] = str(exc)
+            return out
+    save_model(folder, model)
+    out.update(trained=True, used=model.beats_default() or policy.ranking.learned == "on", cv=model.cv,
+               seconds=round(time.perf_counter() - timer, 1))
+    log.info("learned ranking trained on %d curated lists (%s): recall@10 %.3f under cross-validation, default %.3f",
+             len(kept), out["reason"], model.cv["learned"]["recall@10"], model.cv["default"]["recall@10"])
+    return out
 
 
 # --- storage --------------------------------------------------------------------------------------------
