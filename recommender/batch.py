@@ -145,7 +145,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         learned = index.learned_model(policy)
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
-                      site_facts=index.site_facts() if learned is not None else None)
+                      site_facts=index.site_facts() if learned is not None or index.tag_pool() else None)
         record["ranking"] = "learned" if learned is not None else "default"
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
                               progress=progress, engine=engine)

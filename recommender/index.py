@@ -232,6 +232,16 @@ class Index:
             self._site_facts = SiteFacts.from_infos(self.store.all())
         return self._site_facts
 
+    def tag_pool(self):
+        """The shared-tag candidate pool (signals.tag_pool) when any article has tags, else None."""
+        if not any(self.facts().topics):
+            return None
+        from functools import partial
+
+        from .signals import tag_pool
+
+        return partial(tag_pool, self.site_facts())
+
     def learned_model(self, policy: Policy | None = None):
         """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
         default ranking under cross-validation."""
@@ -266,7 +276,7 @@ class Index:
 
                 rescorer = partial(rescore, facts=self.site_facts(), model=model)
             self._rankers[key] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann,
-                                              rescorer=rescorer)
+                                              rescorer=rescorer, tag_pool=self.tag_pool())
         return self._rankers[key]
 
     def overrides(self):

@@ -144,3 +144,23 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: 
     qpt = facts.page_types[query]
     out[:, 12] = (facts.page_types[rows] == qpt) & (qpt >= 0)
     return out
+
+
+def tag_pool(facts: SiteFacts, rows: np.ndarray, depth: int) -> list[np.ndarray]:
+    """The shared-tag candidate pool of each query row: up to `depth` articles sharing a rare tag with it (one
+    held by at most `depth` articles), the most IDF-weighted shared tags first (ties by lower row); the query
+    itself is left in (the ranker drops it)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    df = np.bincount(facts.tags.indices, minlength=facts.tags.shape[1])
+    rare = np.flatnonzero((df > 0) & (df <= depth))
+    if not len(rare):
+        return [np.zeros(0, dtype=np.int64) for _ in rows]
+    tags = facts.tags[:, rare]
+    shared = (tags[rows].multiply(facts.tag_idf[rare][None, :]) @ tags.T).tocsr()
+    out = []
+    for i in range(len(rows)):
+        start, stop = shared.indptr[i], shared.indptr[i + 1]
+        cols, weight = shared.indices[start:stop], shared.data[start:stop]
+        order = np.lexsort((cols, -weight))[:depth + 1]  # one more: the query shares its own tags
+        out.append(cols[order].astype(np.int64))
+    return out

@@ -98,3 +98,21 @@ def test_a_model_made_for_other_signals_is_trained_again(tmp_path):
     assert again["status"] == "ok"
     assert again["training"]["trained"] and again["training"]["reason"] == "stored model refused"
     assert len(load_model(folder).coef) == len(doc["model"]["coef"]) + 1
+
+
+def test_shared_tag_pool_brings_in_candidates_the_text_pools_miss(tmp_path):
+    from recommender.build import build_index
+
+    feed = tagged_feed(tmp_path / "feed.jsonl")
+    build_index(feed, tmp_path / "idx", model="hashing", progress=False)
+    p = policy(candidates=2)  # dense and TF-IDF pools of 3: the stories of a topic cannot be told apart
+    with Index.open(tmp_path / "idx") as index:
+        ranker = index.ranker(p, learned=False)
+        assert ranker.tag_pool is not None
+        with_tags = ranker.score_rows(range(48))
+        ranker.tag_pool = None
+        without = ranker.score_rows(range(48))
+    partner = [f"s/{i ^ 1}" for i in range(48)]
+    rows = {f"s/{i}": i for i in range(48)}  # the JSONL order is the row order
+    assert all(rows[partner[c.query]] in c.rows for c in with_tags)
+    assert sum(rows[partner[c.query]] in c.rows for c in without) < 24

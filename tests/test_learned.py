@@ -65,6 +65,16 @@ def test_new_text_has_only_score_signals_and_paths_drop_index_pages():
     assert path_segments(None, "Web/API/index.html") == ("web", "api")
 
 
+def test_tag_pool_takes_articles_sharing_rare_tags_most_weighted_first():
+    from recommender.signals import tag_pool
+
+    facts = facts_of_four()  # pets in 3 articles, animals in 2, money in 1
+    # depth 2: only tags held by at most 2 articles count (animals, money); b has neither
+    assert [p.tolist() for p in tag_pool(facts, np.array([0, 1, 2]), 2)] == [[0, 3], [], [2]]
+    # depth 3: pets counts too; a and d share log(4/3) + log 2, a and b only log(4/3)
+    assert tag_pool(facts, np.array([0]), 3)[0].tolist() == [0, 3, 1]
+
+
 def synthetic(n_queries=60, per_query=30, seed=1):
     """Candidate rows where only same_author decides the gold; the other signals are noise."""
     rng = np.random.default_rng(seed)
