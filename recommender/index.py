@@ -242,6 +242,14 @@ class Index:
 
         return partial(tag_pool, self.site_facts())
 
+    def graph_facts(self, model):
+        """The link-graph facts a learned model's signals read (recommender.graph_signals), built once."""
+        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] is not model:
+            from .learned import graph_facts
+
+            self._graph_facts = (model, graph_facts(self.vectors.vectors(), self.lexical, model, self.store.ids()))
+        return self._graph_facts[1]
+
     def learned_model(self, policy: Policy | None = None):
         """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
         default ranking under cross-validation."""
@@ -274,7 +282,7 @@ class Index:
 
                 from .learned import rescore
 
-                rescorer = partial(rescore, facts=self.site_facts(), model=model)
+                rescorer = partial(rescore, facts=self.site_facts(), model=model, graph=self.graph_facts(model))
             self._rankers[key] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann,
                                               rescorer=rescorer, tag_pool=self.tag_pool())
         return self._rankers[key]
@@ -299,6 +307,7 @@ class Index:
         chosen = choose_links(ordered, policy)
         position = {int(r): i for i, r in enumerate(cand.rows)}
         model = self.learned_model(policy)
+        signals = None
         items = []
         for link in chosen:
             i = position.get(link.row)
@@ -306,11 +315,11 @@ class Index:
                                                    "z": round(float(cand.z[name][i]), 3),
                                                    "weight": ranker.weights[name]} for name in cand.raw}
             if parts is not None and model is not None:  # each signal's part of the learned score
-                from .signals import pair_signals
+                if signals is None:
+                    from .learned import signal_matrix
 
-                x = pair_signals(cand.query, cand.rows[i:i + 1], {k: v[i:i + 1] for k, v in cand.z.items()},
-                                 self.site_facts())[0]
-                parts["learned"] = model.contributions(x)
+                    signals = signal_matrix(cand, self.site_facts(), self.graph_facts(model))
+                parts["learned"] = model.contributions(signals[i])
             items.append((link.row, link.score, link.pinned, parts))
         related = self._related_items(items)
         if explain:

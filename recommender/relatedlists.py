@@ -36,6 +36,7 @@ class LinkJob:
     frozen: object = None  # corpus statistics of the last full rebuild (recommender.incremental); None = fresh
     learned: object = None  # the learned ranking (recommender.learned.LearnedModel) in use; None = the default
     site_facts: object = None  # recommender.signals.SiteFacts, with learned or tags (the shared-tag pool)
+    graph: object = None  # recommender.graph_signals.GraphFacts, with learned
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -52,7 +53,7 @@ class LinkJob:
 
                 from .learned import rescore
 
-                rescorer = partial(rescore, facts=self.site_facts, model=self.learned)
+                rescorer = partial(rescore, facts=self.site_facts, model=self.learned, graph=self.graph)
             tags = None
             if self.site_facts is not None and self.site_facts.tags.nnz:
                 from functools import partial

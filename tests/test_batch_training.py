@@ -47,8 +47,8 @@ def test_batch_trains_when_due_and_again_when_the_curated_lists_change(tmp_path)
     with Index.open(tmp_path / "idx") as index:
         assert "learned_ranker" in index.manifest.files
     model = load_model(tmp_path / "idx")
-    weights = dict(zip(model.signals, model.coef))
-    assert weights["tag_overlap"] == max(weights.values())
+    top = sorted(model.signals, key=dict(zip(model.signals, model.coef)).get)[-3:]
+    assert {"tag_overlap", "curated_back"} <= set(top)  # the partners share a series tag and link to each other
     assert "learned ranking trained (no model stored)" in render_run(first)
     with open(tmp_path / "out" / "related.jsonl") as fh:  # the links follow the learned ranking
         links = {r["id"]: [x["id"] for x in r["related"]] for r in map(json.loads, fh)}

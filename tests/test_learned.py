@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender import learned
-from recommender.learned import LearnedModel, cross_validate, fit, load_model, save_model
+from recommender.learned import ALL_SIGNALS, LearnedModel, cross_validate, fit, load_model, save_model
 from recommender.manifest import IndexProblem, Manifest, write_manifest
 from recommender.signals import SIGNALS, SiteFacts, pair_signals, path_segments
 
@@ -78,9 +78,9 @@ def test_tag_pool_takes_articles_sharing_rare_tags_most_weighted_first():
 def synthetic(n_queries=60, per_query=30, seed=1):
     """Candidate rows where only same_author decides the gold; the other signals are noise."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_queries * per_query, len(SIGNALS))).astype(np.float32)
+    X = rng.normal(size=(n_queries * per_query, len(ALL_SIGNALS))).astype(np.float32)
     author = rng.random(len(X)) < 0.1
-    X[:, SIGNALS.index("same_author")] = author
+    X[:, ALL_SIGNALS.index("same_author")] = author
     qs = np.repeat(np.arange(n_queries), per_query)
     y = author.copy()
     return X, y, qs
@@ -95,12 +95,12 @@ def test_training_learns_a_large_weight_for_the_signal_that_decides():
 
 def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypatch):
     X, y, qs = synthetic(n_queries=25)
-    X[:, SIGNALS.index("candidate_older")] = qs  # the query number rides along in a column
+    X[:, ALL_SIGNALS.index("candidate_older")] = qs  # the query number rides along in a column
     seen = []
     real_fit = learned.fit
 
     def spying_fit(Xf, yf, C=1.0):
-        seen.append(set(np.unique(Xf[:, SIGNALS.index("candidate_older")]).astype(int)))
+        seen.append(set(np.unique(Xf[:, ALL_SIGNALS.index("candidate_older")]).astype(int)))
         return real_fit(Xf, yf, C)
 
     monkeypatch.setattr(learned, "fit", spying_fit)
@@ -122,8 +122,8 @@ def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypa
 
 def test_stored_model_round_trips_as_json_and_a_tampered_file_is_refused(tmp_path):
     write_manifest(tmp_path, Manifest(model={}, preparation={}, count=0, dimension=3, built_at="now"))
-    model = LearnedModel(signals=list(SIGNALS), mean=[0.0] * len(SIGNALS), scale=[1.0] * len(SIGNALS),
-                         coef=[0.5] * len(SIGNALS), intercept=-1.0, trained_on=7,
+    model = LearnedModel(signals=list(ALL_SIGNALS), mean=[0.0] * len(ALL_SIGNALS), scale=[1.0] * len(ALL_SIGNALS),
+                         coef=[0.5] * len(ALL_SIGNALS), intercept=-1.0, trained_on=7,
                          cv={"learned": {"recall@10": 0.6}, "default": {"recall@10": 0.5}})
     path = save_model(tmp_path, model)
     doc = json.loads(path.read_text())  # plain JSON, no pickle
