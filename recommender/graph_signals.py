@@ -34,10 +34,42 @@ GRAPH_SIGNALS = ("names_out", "names_in", "named_by", "dense_rz", "curated_in", 
 NEIGHBOURS = 20  # strongest candidates whose curated lists vote
 
 
+def _row_values(matrix: sparse.csr_matrix, row: int, cols: np.ndarray) -> np.ndarray:
+    """matrix[row, cols] as a dense vector, read straight from the CSR arrays (indices sorted)."""
+    start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+    found = matrix.indices[start:stop]
+    if not len(found):
+        return np.zeros(len(cols), dtype=np.float32)
+    at = np.minimum(np.searchsorted(found, cols), len(found) - 1)
+    return np.where(found[at] == cols, matrix.data[start:stop][at], 0.0).astype(np.float32)
+
+
+def _votes(matrix: sparse.csr_matrix, voters: np.ndarray, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """sum over voters v of weights[v] * matrix[v, cols], from the CSR arrays."""
+    starts, stops = matrix.indptr[voters], matrix.indptr[voters + 1]
+    lengths = stops - starts
+    if not lengths.sum():
+        return np.zeros(len(cols), dtype=np.float32)
+    picked = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
+    targets = matrix.indices[picked]
+    values = matrix.data[picked] * np.repeat(weights, lengths)
+    order = np.argsort(targets, kind="stable")
+    targets, values = targets[order], values[order]
+    unique, first = np.unique(targets, return_index=True)
+    sums = np.add.reduceat(values, first)
+    at = np.minimum(np.searchsorted(unique, cols), len(unique) - 1)
+    return np.where(unique[at] == cols, sums[at], 0.0).astype(np.float32)
+
+
 def _lists_matrix(lists: dict[int, list[int]], n: int) -> sparse.csr_matrix:
     rows = [q for q, related in lists.items() for _ in related]
     cols = [r for related in lists.values() for r in related]
     return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+
+
+def _sorted(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    matrix.sort_indices()
+    return matrix
 
 
 @dataclass
@@ -58,17 +90,20 @@ class GraphFacts:
     dense_stats: np.ndarray  # n x 2 (mean, std) of each article's cosines with the corpus; NaN until needed
 
     @classmethod
-    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]]) -> "GraphFacts":
+    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "GraphFacts":
+        """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(vectors)
-        v64 = vectors.astype(np.float64)
+        if moments is None:
+            v64 = vectors.astype(np.float64)
+            moments = (vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32),
+                       ((v64.T @ v64) / max(1, n)).astype(np.float32))
         if lexical is not None and lexical.count == n:
-            mentions = lexical.mentions.tocsr().astype(np.float32)
+            mentions = _sorted(lexical.mentions.tocsr().astype(np.float32))
         else:
             mentions = sparse.csr_matrix((n, n), dtype=np.float32)
-        facts = cls(vectors=vectors, mean_vector=vectors.mean(axis=0) if n else np.zeros(vectors.shape[1]),
-                    second_moment=((v64.T @ v64) / max(1, n)).astype(np.float32), mentions=mentions,
-                    mentions_t=mentions.T.tocsr(), named_by=np.log1p(np.diff(mentions.tocsc().indptr)).astype(
+        facts = cls(vectors=vectors, mean_vector=moments[0], second_moment=moments[1], mentions=mentions,
+                    mentions_t=_sorted(mentions.T.tocsr()), named_by=np.log1p(np.bincount(mentions.indices, minlength=n)).astype(
                         np.float32), lists=None, lists_t=None, in_links=None, co=None,
                     dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
         return facts.with_lists(lists)
@@ -84,11 +119,15 @@ class GraphFacts:
         co = (members.T @ members).tocsr()
         co = (co - sparse.diags(co.diagonal())).tocsr()
         co.eliminate_zeros()
-        return replace(self, lists=links, lists_t=links.T.tocsr(), co=co,
+        for matrix in (links, co):
+            matrix.sort_indices()
+        return replace(self, lists=links, lists_t=_sorted(links.T.tocsr()), co=co,
                        in_links=np.asarray(links.sum(axis=0), dtype=np.float32).ravel())
 
     def _dense_stats(self, rows: np.ndarray) -> np.ndarray:
         missing = rows[np.isnan(self.dense_stats[rows, 0])]
+        if len(missing) > len(self.vectors) // 4:  # most rows wanted (a small corpus): all of them at once
+            missing = np.flatnonzero(np.isnan(self.dense_stats[:, 0]))
         if len(missing):
             v = self.vectors[missing]
             mean = v @ self.mean_vector
@@ -108,16 +147,15 @@ class GraphFacts:
         out[:, 3] = (cosine - stats[:, 0]) / np.where(stats[:, 1] > 1e-12, stats[:, 1], 1.0)
         if query < 0:
             return out
-        out[:, 0] = self.mentions[query].toarray().ravel()[rows]
-        out[:, 1] = self.mentions_t[query].toarray().ravel()[rows]
+        out[:, 0] = _row_values(self.mentions, query, rows)
+        out[:, 1] = _row_values(self.mentions_t, query, rows)
         out[:, 2] = self.named_by[rows]
-        own = self.lists[query].toarray().ravel()[rows]
+        own = _row_values(self.lists, query, rows)
         out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
-        out[:, 5] = self.lists_t[query].toarray().ravel()[rows]
-        out[:, 6] = np.maximum(self.co[query].toarray().ravel()[rows] - own, 0)
+        out[:, 5] = _row_values(self.lists_t, query, rows)
+        out[:, 6] = np.maximum(_row_values(self.co, query, rows) - own, 0)
         parts = [z[p] for p in ("dense", "lexical") if p in z]
         strength = np.maximum(np.mean(parts, axis=0), 0.0) if parts else np.zeros(len(rows))
         top = np.argsort(-strength, kind="stable")[:NEIGHBOURS]
-        votes = sparse.csr_matrix(strength[top][None, :].astype(np.float32)) @ self.lists[rows[top]]
-        out[:, 7] = votes.toarray().ravel()[rows]
+        out[:, 7] = _votes(self.lists, rows[top], strength[top].astype(np.float32), rows)
         return out

@@ -242,12 +242,14 @@ class Index:
 
         return partial(tag_pool, self.site_facts())
 
-    def graph_facts(self, model):
+    def graph_facts(self, model, ranker=None):
         """The link-graph facts a learned model's signals read (recommender.graph_signals), built once."""
-        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] is not model:
+        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != model.curated:
             from .learned import graph_facts
 
-            self._graph_facts = (model, graph_facts(self.vectors.vectors(), self.lexical, model, self.store.ids()))
+            moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else None
+            self._graph_facts = (model.curated, graph_facts(self.vectors.vectors(), self.lexical, model,
+                                                            self.store.ids(), moments))
         return self._graph_facts[1]
 
     def learned_model(self, policy: Policy | None = None):
@@ -276,15 +278,15 @@ class Index:
                 log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
                             self.folder)
             ann = self.vectors if getattr(self.vectors, "approximate", False) else None
-            rescorer = None
+            ranker = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann, tag_pool=self.tag_pool())
             if model is not None:
                 from functools import partial
 
                 from .learned import rescore
 
-                rescorer = partial(rescore, facts=self.site_facts(), model=model, graph=self.graph_facts(model))
-            self._rankers[key] = HybridRanker(self.vectors.vectors(), self.lexical, ranking, ann=ann,
-                                              rescorer=rescorer, tag_pool=self.tag_pool())
+                ranker.rescorer = partial(rescore, facts=self.site_facts(), model=model,
+                                          graph=self.graph_facts(model, ranker))
+            self._rankers[key] = ranker
         return self._rankers[key]
 
     def overrides(self):
