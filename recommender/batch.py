@@ -171,6 +171,12 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                   index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint,
                   backend=getattr(embedder, "backend", "unknown"))
 
+    timer = time.perf_counter()
+    from .learned import train_if_due
+
+    record["training"] = train_if_due(index_dir, policy, progress=progress)
+    seconds["train"] = time.perf_counter() - timer
+
     with Index.open(index_dir, preparation=preparation) as index:
         overrides = index.overrides()
         stats = index.manifest.stats
@@ -198,9 +204,12 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         learned = index.learned_model(policy)
+        from .learned import graph_facts
+
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
-                      site_facts=index.site_facts() if learned is not None else None)
+                      site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
+                      graph=graph_facts(built.matrix, index.lexical, learned, index.store.ids()) if learned else None)
         record["ranking"] = "learned" if learned is not None else "default"
         record["drafts_held_back"] = job.facts.held_back(policy)
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
@@ -246,7 +255,10 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    key = incremental.settings_key(policy, index.manifest.model.get("fingerprint"), job.lexical, day)
+    # the learned model's checksum too: lists ranked by a model are not a base for the default ranking's updates
+    learned = index.manifest.files.get("learned_ranker") if job.learned is not None else None
+    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), learned and learned.sha256],
+                                   job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
     overrides = [o.to_dict() for o in job.overrides.items]
@@ -339,7 +351,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
         return None
     try:
         evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
-                                    baselines=("tfidf",), policy=policy, dense=False)
+                                    baselines=("tfidf",), policy=policy, dense=False, learned=False)
     except ValueError as exc:  # curated links that all point outside the corpus
         log.warning("evaluation skipped: %s", exc)
         return None

@@ -69,6 +69,11 @@ class PolicyScorer:
         self.name = name
         self.size = len(index)
 
+    def candidates(self, rows: np.ndarray) -> list:
+        # the default ranking: a learned model was fitted on these very curated lists, so scoring the queries
+        # with it here would let it see its own answers; see CrossValidatedScorer
+        return self.index.ranker(self.policy, learned=False).score_rows(np.asarray(rows))
+
     def scores(self, rows: np.ndarray) -> np.ndarray:
         return self.ranked(rows)[0]
 
@@ -77,18 +82,32 @@ class PolicyScorer:
         link's own score on `related`'s scale (NaN for non-candidates and pins the ranking did not reach)."""
         from .linking import order_candidates
 
-        # the default ranking: a learned model was fitted on these very curated lists, so scoring the queries
-        # with it here would let it see its own answers; its figures come from cross-validation at training
-        ranker = self.index.ranker(self.policy, learned=False)
+        vectors = self.index.ranker(self.policy, learned=False).vectors
         facts = self.index.facts()
         out = np.full((len(rows), self.size), -np.inf, dtype=np.float64)
         shown = np.full((len(rows), self.size), np.nan, dtype=np.float64)
-        for i, cand in enumerate(ranker.score_rows(np.asarray(rows))):
-            ordered = order_candidates(cand, facts, ranker.vectors, self.policy, self.overrides)
+        for i, cand in enumerate(self.candidates(rows)):
+            ordered = order_candidates(cand, facts, vectors, self.policy, self.overrides)
             positions = np.array([link.row for link in ordered], dtype=np.int64)
             out[i, positions] = len(positions) - np.arange(len(positions))  # rank order as a score
             shown[i, positions] = [link.score for link in ordered]
         return out, shown
+
+
+class CrossValidatedScorer(PolicyScorer):
+    """The learned ranking under k-fold cross-validation over the evaluated queries: each query's candidates are
+    re-scored by a model fitted on the other folds' gold lists only (`learned.cross_validated_candidates`), then
+    ordered by the link policy like `system`."""
+
+    def __init__(self, index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
+                 progress: bool = False):
+        from .learned import cross_validated_candidates
+
+        super().__init__(index, policy, name=f"learned ({folds}-fold CV)")
+        self.cands, self.fold_of = cross_validated_candidates(index, policy, gold, folds, seed, progress)
+
+    def candidates(self, rows: np.ndarray) -> list:
+        return [self.cands[int(r)] for r in rows]
 
 
 class StoredTfidfScorer:
@@ -282,13 +301,15 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
                    baselines: Sequence[str] = ("tfidf", "random"), ks: Sequence[int] = KS,
                    sample: int | None = None, seed: int = 0, hybrid: Sequence[float] = (),
                    policy=None, dense: bool = True, overrides: bool = True, one_vector: bool = False,
-                   progress: bool = False) -> Evaluation:
+                   learned: bool = True, folds: int = 5, progress: bool = False) -> Evaluation:
     """Evaluate the index's rankings (and baselines, on the same queries) against gold.
 
     gold defaults to the curated `related:` lists stored with the index. Gold links to articles not in the
     index are dropped (and counted); queries left without gold are skipped. Systems: "system" (the final
     ranking under the policy), "system+overrides" (the same with the editors' pins and blocks, when there are
-    any), "dense" (the embedding alone), then the baselines and any fixed-weight hybrids.
+    any), "learned (k-fold CV)" (the learned ranking under cross-validation over the queries, seeded by `seed`;
+    unless learned=False or there are too few queries), "dense" (the embedding alone), then the baselines and any
+    fixed-weight hybrids.
     """
     from .policy import Policy
 
@@ -306,6 +327,15 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     edits = index.overrides() if overrides else None
     if edits:
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
+    notes = []
+    if learned:
+        from .learned import MIN_LISTS
+
+        if len(queries) >= max(MIN_LISTS, folds):
+            scorers.append(CrossValidatedScorer(index, policy, gold_rows, folds, seed, progress))
+        else:
+            notes.append(f"learned ranking not evaluated: {len(queries)} queries, cross-validation needs at least "
+                         f"{max(MIN_LISTS, folds)}")
     dense_scorer = DenseScorer(index.vectors.vectors(), name="dense") if dense or hybrid else None
     if dense:
         scorers.append(dense_scorer)
@@ -331,7 +361,6 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
             lexical = lexical_scorer("tfidf", texts)
         scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
     results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
-    notes = []
     model = index.learned_model(policy)
     if model is not None:
         cv = model.cv

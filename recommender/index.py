@@ -257,6 +257,26 @@ class Index:
             self._site_facts = self.query_data.site_facts() or SiteFacts.from_infos(self.store.all())
         return self._site_facts
 
+    def tag_pool(self):
+        """The shared-tag candidate pool (signals.tag_pool) when any article has tags, else None."""
+        if not any(self.facts().topics):
+            return None
+        from functools import partial
+
+        from .signals import tag_pool
+
+        return partial(tag_pool, self.site_facts())
+
+    def graph_facts(self, model, ranker=None):
+        """The link-graph facts a learned model's signals read (recommender.graph_signals), built once."""
+        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != model.curated:
+            from .learned import graph_facts
+
+            moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else None
+            self._graph_facts = (model.curated, graph_facts(self.vectors.vectors(), self.lexical, model,
+                                                            self.store.ids(), moments))
+        return self._graph_facts[1]
+
     def learned_model(self, policy: Policy | None = None):
         """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
         default ranking under cross-validation."""
@@ -280,14 +300,15 @@ class Index:
             if "lexical" not in self.manifest.files:
                 log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
                             self.folder)
-            rescorer = None
+            ranker = self.query_data.ranker(self, ranking, tag_pool=self.tag_pool())
             if model is not None:
                 from functools import partial
 
                 from .learned import rescore
 
-                rescorer = partial(rescore, facts=self.site_facts(), model=model)
-            self._rankers[key] = self.query_data.ranker(self, ranking, rescorer)
+                ranker.rescorer = partial(rescore, facts=self.site_facts(), model=model,
+                                          graph=self.graph_facts(model, ranker))
+            self._rankers[key] = ranker
         return self._rankers[key]
 
     def overrides(self):
@@ -315,6 +336,7 @@ class Index:
         chosen = self.link_list(cand, policy, self.overrides() if overrides else None, query_vector=query_vector)
         position = {int(r): i for i, r in enumerate(cand.rows)}
         model = self.learned_model(policy)
+        signals = None
         items = []
         for link in chosen:
             i = position.get(link.row)
@@ -322,11 +344,11 @@ class Index:
                                                    "z": round(float(cand.z[name][i]), 3),
                                                    "weight": ranker.weights[name]} for name in cand.raw}
             if parts is not None and model is not None:  # each signal's part of the learned score
-                from .signals import pair_signals
+                if signals is None:
+                    from .learned import signal_matrix
 
-                x = pair_signals(cand.query, cand.rows[i:i + 1], {k: v[i:i + 1] for k, v in cand.z.items()},
-                                 self.site_facts())[0]
-                parts["learned"] = model.contributions(x)
+                    signals = signal_matrix(cand, self.site_facts(), self.graph_facts(model))
+                parts["learned"] = model.contributions(signals[i])
             items.append((link.row, link.score, link.pinned, parts))
         related = self._related_items(items)
         if explain:

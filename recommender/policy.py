@@ -8,6 +8,7 @@ read, so the links a site shows and the links that are measured come from the sa
     candidates = 200         # candidates per query from each of the dense and lexical indexes
     learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
                              # the default under cross-validation), "on", "off"
+    train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
 
     [links]                  # which candidates may become links
     k = 10
@@ -63,6 +64,7 @@ class Ranking:
     mention: float = 0.15
     candidates: int = 200
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
+    train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
 
     def weights(self) -> dict[str, float]:
         return {"dense": self.dense, "lexical": self.lexical, "mention": self.mention}
@@ -146,6 +148,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [ranking] learned must be one of {', '.join(LEARNED)}, not {r.learned!r}")
     if r.candidates < 1:
         raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
+    if r.train_min_lists < 1:
+        raise PolicyError(f"{where}: [ranking] train_min_lists must be at least 1")
     if links.k < 1:
         raise PolicyError(f"{where}: [links] k must be at least 1")
     if links.k > MAX_K:

@@ -118,7 +118,7 @@ class QueryData:
             return None
         return np.asarray(self.array("dense_mean")), np.asarray(self.array("dense_second"))
 
-    def ranker(self, index, ranking, rescorer=None):
+    def ranker(self, index, ranking, rescorer=None, tag_pool=None):
         """The hybrid ranker of `index` (recommender.index.Index) over these arrays where they exist."""
         from .ann import BACKENDS
         from .ranking import HybridRanker
@@ -130,7 +130,8 @@ class QueryData:
         if "lexical" in index.manifest.files:
             lexical = self.lexical(lambda: index.lexical) or index.lexical
         matrix = self.array("vectors") if self.has("vectors") else index.vectors.vectors()
-        return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments())
+        return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments(),
+                            tag_pool=tag_pool)
 
     def lexical(self, full):
         """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""

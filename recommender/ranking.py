@@ -7,8 +7,8 @@ whole corpus densely: for the embedding, mean = q·μ and E[s²] = qᵀ(VᵀV/n)
 sparse products computed in full anyway (they also supply the lexical candidates).
 
 Candidates per query: the `candidates` best by dense cosine (from the vector index, or exact by matrix product
-when no index is given), the `candidates` best by TF-IDF, and every article the query names or is named by.
-Everything else ranks below them.
+when no index is given), the `candidates` best by TF-IDF, every article the query names or is named by, and (for a
+site with tags) the `candidates` sharing the rarest tags with it. Everything else ranks below them.
 
     ranker = HybridRanker(vectors, lexical, Ranking(dense=0.5, lexical=0.4, mention=0.1))
     for cand in ranker.score_rows(np.array([0, 1])):
@@ -77,7 +77,7 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None, rescorer=None, moments=None):
+                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
@@ -90,6 +90,7 @@ class HybridRanker:
         # moments: (mean, second moment) precomputed at build (recommender.querydata), else computed here
         self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
         self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.learned)
+        self.tag_pool = tag_pool  # optional: (query rows, depth) -> rows sharing a rare tag (signals.tag_pool)
         self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.incremental)
         if frozen is not None:
             self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
@@ -154,9 +155,12 @@ class HybridRanker:
             men_mean, men_std = row_stats(mention)
             if self.frozen is not None:
                 men_mean, men_std = self.frozen.row_stats("mention", query_rows, men_mean, men_std)
+        tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         results = []
         for i, q in enumerate(query_rows):
             pool = [dense_cands[i]]
+            if tagged is not None:
+                pool.append(tagged[i])
             if lexical is not None:
                 pool.append(lex_cands[i])
             if mention is not None:

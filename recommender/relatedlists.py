@@ -35,7 +35,8 @@ class LinkJob:
     ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
     frozen: object = None  # corpus statistics of the last full rebuild (recommender.incremental); None = fresh
     learned: object = None  # the learned ranking (recommender.learned.LearnedModel) in use; None = the default
-    site_facts: object = None  # recommender.signals.SiteFacts, with learned
+    site_facts: object = None  # recommender.signals.SiteFacts, with learned or tags (the shared-tag pool)
+    graph: object = None  # recommender.graph_signals.GraphFacts, with learned
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -52,9 +53,16 @@ class LinkJob:
 
                 from .learned import rescore
 
-                rescorer = partial(rescore, facts=self.site_facts, model=self.learned)
+                rescorer = partial(rescore, facts=self.site_facts, model=self.learned, graph=self.graph)
+            tags = None
+            if self.site_facts is not None and self.site_facts.tags.nnz:
+                from functools import partial
+
+                from .signals import tag_pool
+
+                tags = partial(tag_pool, self.site_facts)
             self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
-                                        frozen=self.frozen, rescorer=rescorer)
+                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags)
         return self._ranker
 
 

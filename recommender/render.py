@@ -124,6 +124,14 @@ def render_run(record: dict) -> str:
            "keyed by URL path)"] if record.get("site_data") else []),
         "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
     ]
+    training = record.get("training") or {}
+    if training.get("trained"):
+        cv = training["cv"]
+        lines.append(f"learned ranking trained ({training['reason']}): {cv['folds']}-fold cross-validated recall@10 "
+                     f"{cv['learned']['recall@10']:.3f} against the default's {cv['default']['recall@10']:.3f}; "
+                     + ("in use" if training.get("used") else "not used"))
+    elif training.get("reason"):
+        lines.append(f"learned ranking not trained: {training['reason']}")
     evaluation = record.get("evaluation")
     if evaluation:
         lines.append(f"against {evaluation['gold']} ({plural(evaluation['queries'], 'query', 'queries')}):")

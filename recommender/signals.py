@@ -144,3 +144,41 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: 
     qpt = facts.page_types[query]
     out[:, 12] = (facts.page_types[rows] == qpt) & (qpt >= 0)
     return out
+
+
+def tag_pool(facts: SiteFacts, rows: np.ndarray, depth: int) -> list[np.ndarray]:
+    """The shared-tag candidate pool of each query row: up to `depth` articles sharing a rare tag with it (one
+    held by at most `depth` articles), the most IDF-weighted shared tags first (ties by lower row); the query
+    itself is left in (the ranker drops it). NumPy only, on the CSR arrays (SciPy's or the memory-mapped ones a
+    query by id reads), so the batch and a cold query compute the same numbers the same way."""
+    rows = np.asarray(rows, dtype=np.int64)
+    tags = facts.tags
+    data, indices, indptr = np.asarray(tags.data), np.asarray(tags.indices), np.asarray(tags.indptr)
+    n_tags = tags.shape[1]
+    df = np.bincount(indices, minlength=n_tags)
+    rare = (df > 0) & (df <= depth)
+    if not rare.any():
+        return [np.zeros(0, dtype=np.int64) for _ in rows]
+    owner = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")  # postings: the articles of each tag, in row order
+    starts = np.concatenate([[0], np.cumsum(df)])
+    idf = np.asarray(facts.tag_idf, dtype=np.float64)
+    out = []
+    for r in rows:
+        weights: dict[int, float] = {}
+        for j in range(indptr[r], indptr[r + 1]):
+            t = int(indices[j])
+            if not rare[t]:
+                continue
+            entries = order[starts[t]:starts[t + 1]]
+            w = idf[t] * float(data[j]) * data[entries].astype(np.float64)
+            for c, v in zip(owner[entries].tolist(), w.tolist()):
+                weights[c] = weights.get(c, 0.0) + v
+        if not weights:
+            out.append(np.zeros(0, dtype=np.int64))
+            continue
+        cols = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+        weight = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+        keep = np.lexsort((cols, -weight))[:depth + 1]  # one more: the query shares its own tags
+        out.append(cols[keep])
+    return out

@@ -17,7 +17,7 @@ from recommender.learned import LearnedModel, save_model
 from recommender.overrides import Overrides
 from recommender.policy import Policy, policy_from_dict
 from recommender.serve import create_app
-from recommender.signals import SIGNALS
+from recommender.learned import ALL_SIGNALS
 
 from conftest import DEMO
 
@@ -134,8 +134,8 @@ def test_check_follows_the_policy_minimum_score_and_k(demo_index):
 
 def test_check_uses_the_learned_ranking_related_uses(demo_copy):
     rng = np.random.default_rng(7)
-    model = LearnedModel(signals=list(SIGNALS), mean=[0.0] * len(SIGNALS), scale=[1.0] * len(SIGNALS),
-                         coef=rng.normal(size=len(SIGNALS)).tolist(), intercept=0.0, trained_on=11)
+    model = LearnedModel(signals=list(ALL_SIGNALS), mean=[0.0] * len(ALL_SIGNALS), scale=[1.0] * len(ALL_SIGNALS),
+                         coef=rng.normal(size=len(ALL_SIGNALS)).tolist(), intercept=0.0, trained_on=11)
     save_model(demo_copy, model)
     learned_on = policy_from_dict({"ranking": {"learned": "on"}}, "test policy")
     with Index.open(demo_copy) as index:

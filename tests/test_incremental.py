@@ -58,7 +58,8 @@ def _full_with_frozen(index_dir, out, policy):
                                                              "mention": state["mention"].copy()},
                         {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
         job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen)
+                      overrides=index.overrides(), frozen=frozen,
+                      site_facts=index.site_facts() if index.tag_pool() else None)
         links = link_rows(job, np.arange(len(ids)))
         return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
                          for link in chosen] for i, chosen in enumerate(links)}
@@ -83,12 +84,15 @@ def _variant(record, rng, extra):
 SMALL_POOLS = replace(Policy(), ranking=replace(Policy().ranking, candidates=12))
 
 
-@pytest.mark.parametrize("policy", [Policy().with_links(k=5, min_score=0.5),
-                                    SMALL_POOLS.with_links(k=5, min_score=None),
-                                    SMALL_POOLS.with_links(k=6, min_score=0.3)])
-def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy):
+@pytest.mark.parametrize("policy,tagged", [(Policy().with_links(k=5, min_score=0.5), False),
+                                           (SMALL_POOLS.with_links(k=5, min_score=None), False),
+                                           (SMALL_POOLS.with_links(k=6, min_score=0.3), False),
+                                           (SMALL_POOLS.with_links(k=5, direction="older"), True)])
+def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
     records = _records(160)
+    for i, record in enumerate(records if tagged else ()):  # the shared-tag pool joins the candidates
+        record.update(tags=[f"tag-{i % 17}", f"tag-{i % 5}"], published=f"2024-01-{1 + i % 28:02d}")
     _write(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first["lists"]["kind"] == "full"

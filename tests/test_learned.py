@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender import learned
-from recommender.learned import LearnedModel, cross_validate, fit, load_model, save_model
+from recommender.learned import ALL_SIGNALS, LearnedModel, cross_validate, fit, load_model, save_model
 from recommender.manifest import IndexProblem, Manifest, write_manifest
 from recommender.signals import SIGNALS, SiteFacts, pair_signals, path_segments
 
@@ -65,12 +65,22 @@ def test_new_text_has_only_score_signals_and_paths_drop_index_pages():
     assert path_segments(None, "Web/API/index.html") == ("web", "api")
 
 
+def test_tag_pool_takes_articles_sharing_rare_tags_most_weighted_first():
+    from recommender.signals import tag_pool
+
+    facts = facts_of_four()  # pets in 3 articles, animals in 2, money in 1
+    # depth 2: only tags held by at most 2 articles count (animals, money); b has neither
+    assert [p.tolist() for p in tag_pool(facts, np.array([0, 1, 2]), 2)] == [[0, 3], [], [2]]
+    # depth 3: pets counts too; a and d share log(4/3) + log 2, a and b only log(4/3)
+    assert tag_pool(facts, np.array([0]), 3)[0].tolist() == [0, 3, 1]
+
+
 def synthetic(n_queries=60, per_query=30, seed=1):
     """Candidate rows where only same_author decides the gold; the other signals are noise."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_queries * per_query, len(SIGNALS))).astype(np.float32)
+    X = rng.normal(size=(n_queries * per_query, len(ALL_SIGNALS))).astype(np.float32)
     author = rng.random(len(X)) < 0.1
-    X[:, SIGNALS.index("same_author")] = author
+    X[:, ALL_SIGNALS.index("same_author")] = author
     qs = np.repeat(np.arange(n_queries), per_query)
     y = author.copy()
     return X, y, qs
@@ -85,12 +95,12 @@ def test_training_learns_a_large_weight_for_the_signal_that_decides():
 
 def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypatch):
     X, y, qs = synthetic(n_queries=25)
-    X[:, SIGNALS.index("candidate_older")] = qs  # the query number rides along in a column
+    X[:, ALL_SIGNALS.index("candidate_older")] = qs  # the query number rides along in a column
     seen = []
     real_fit = learned.fit
 
     def spying_fit(Xf, yf, C=1.0):
-        seen.append(set(np.unique(Xf[:, SIGNALS.index("candidate_older")]).astype(int)))
+        seen.append(set(np.unique(Xf[:, ALL_SIGNALS.index("candidate_older")]).astype(int)))
         return real_fit(Xf, yf, C)
 
     monkeypatch.setattr(learned, "fit", spying_fit)
@@ -112,8 +122,8 @@ def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypa
 
 def test_stored_model_round_trips_as_json_and_a_tampered_file_is_refused(tmp_path):
     write_manifest(tmp_path, Manifest(model={}, preparation={}, count=0, dimension=3, built_at="now"))
-    model = LearnedModel(signals=list(SIGNALS), mean=[0.0] * len(SIGNALS), scale=[1.0] * len(SIGNALS),
-                         coef=[0.5] * len(SIGNALS), intercept=-1.0, trained_on=7,
+    model = LearnedModel(signals=list(ALL_SIGNALS), mean=[0.0] * len(ALL_SIGNALS), scale=[1.0] * len(ALL_SIGNALS),
+                         coef=[0.5] * len(ALL_SIGNALS), intercept=-1.0, trained_on=7,
                          cv={"learned": {"recall@10": 0.6}, "default": {"recall@10": 0.5}})
     path = save_model(tmp_path, model)
     doc = json.loads(path.read_text())  # plain JSON, no pickle
@@ -153,3 +163,86 @@ def test_train_on_an_index_stores_a_model_that_related_uses(hashing_index, tmp_p
         assert hits and "learned" in hits[0].parts
         assert all("learned" not in h.parts for h in index.related(ids[0], k=3, policy=Policy(
             ranking=policy_from_dict({"ranking": {"learned": "off"}}).ranking)))
+
+
+class Memoriser:
+    """A 'model' that scores 1 for the signal rows it was fitted on and 0 otherwise: if a query were ranked by a
+    model fitted on its own list, its candidates' rows would be among the fitted ones."""
+
+    def __init__(self, X):
+        self.X = X
+        self.seen = {row.tobytes() for row in X}
+        self.hits = 0
+
+    def score(self, X):
+        hit = np.array([row.tobytes() in self.seen for row in X])
+        self.hits += int(hit.sum())
+        return hit.astype(np.float32)
+
+
+def neighbour_gold(ids):
+    return {ids[i]: [ids[(i + 1) % len(ids)]] for i in range(len(ids))}
+
+
+def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index, monkeypatch):
+    from recommender import Index
+    from recommender.evaluate import evaluate_index
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    fitted = []
+
+    def memorising_fit(X, y, C=1.0):
+        fitted.append(Memoriser(X))
+        return fitted[-1]
+
+    monkeypatch.setattr(learned, "fit", memorising_fit)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+        ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3)
+    assert [s.system for s in ev.systems] == ["system", "learned (3-fold CV)"]
+    cv = ev.system("learned (3-fold CV)")
+    assert len(cv.per_query) == len(ids) and len(fitted) == 3
+    assert sum(m.hits for m in fitted) == 0  # no query's candidates were among its model's training rows
+    assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
+
+
+def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_skipped(hashing_index, monkeypatch):
+    from recommender import Index
+    from recommender.evaluate import evaluate_index
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+        # the gold is the other article under the same site or folder (4 pairs): URL-path proximity decides it,
+        # which the models learn from the other folds; the default ranking ranks it first for none
+        gold = {i: [j for j in ids if j != i and j.split("/")[0] == i.split("/")[0]] for i in ids}
+        gold = {q: related for q, related in gold.items() if related}
+        ev = evaluate_index(index, gold, baselines=(), dense=False, folds=3)
+        system, cv = ev.system("system"), ev.system("learned (3-fold CV)")
+        assert ev.queries == 8 and system.overall["recall@1"] == 0.0
+        assert cv.overall["recall@1"] >= 0.5 and cv.overall["mrr"] > system.overall["mrr"] + 0.3
+        skipped = evaluate_index(index, gold, baselines=(), dense=False, learned=False)
+        assert [s.system for s in skipped.systems] == ["system"]
+        few = evaluate_index(index, dict(list(gold.items())[:2]), baselines=(), dense=False)
+        assert [s.system for s in few.systems] == ["system"]
+        assert any("learned ranking not evaluated: 2 queries" in n for n in few.notes)
+
+
+def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from recommender import Index
+    from recommender.cli import cli
+
+    monkeypatch.setattr(learned, "MIN_LISTS", 3)
+    with Index.open(hashing_index) as index:
+        ids = index.store.ids()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"id": q, "related": r}) + "\n" for q, r in neighbour_gold(ids).items()))
+    args = ["evaluate", "--index", str(hashing_index), "--gold", str(gold), "--json", "-q", "--baseline", "tfidf"]
+    with_cv = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert with_cv.exit_code == 0, with_cv.output
+    assert [json.loads(l)["system"] for l in with_cv.stdout.splitlines()] == [
+        "system", "learned (5-fold CV)", "dense", "tfidf"]
+    without = CliRunner().invoke(cli, args + ["--no-learned"], catch_exceptions=False)
+    assert [json.loads(l)["system"] for l in without.stdout.splitlines()] == ["system", "dense", "tfidf"]

@@ -28,21 +28,24 @@ log = logging.getLogger("recommender")
 @policy_option
 @click.option("--one-vector", is_flag=True, help="Also evaluate the naive design: one vector per article from "
               "title + text cut at the model's input limit (embeds the corpus again; loads the model).")
+@click.option("--no-learned", is_flag=True, help="Skip the learned ranking under 5-fold cross-validation.")
 @click.option("--sample", type=click.IntRange(1), default=None, help="Evaluate a random subset of N queries.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and the random baseline.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --sample, the random baseline and the cross-validation folds.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per system, a line each.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.md, a recall@k plot and per-query files into this folder.")
 @common_options()
 @user_errors
 def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], baselines: tuple[str, ...],
-             hybrid: tuple[float, ...], policy_path: Path | None, one_vector: bool, sample: int | None, seed: int, as_json: bool,
-             report_dir: Path | None) -> None:
+             hybrid: tuple[float, ...], policy_path: Path | None, one_vector: bool, no_learned: bool,
+             sample: int | None, seed: int, as_json: bool, report_dir: Path | None) -> None:
     """Recall@k, precision@k, hit@k, MRR, MAP, nDCG@10 and coverage against hand-curated gold, beside
     lexical and random baselines computed on the same queries.
 
     Systems: `system` (the final ranking under the policy), `system+overrides` (with the editors' pins and
-    blocks, when there are any), `dense` (the embedding alone), then the baselines."""
+    blocks, when there are any), `learned (5-fold CV)` (the learned ranking, each query ranked by a model fitted
+    without its own list), `dense` (the embedding alone), then the baselines."""
     from ..evaluate import evaluate_index
     from ..gold import load_gold_jsonl
     from ..report import evaluation_json, evaluation_table, write_report
@@ -52,7 +55,7 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
         evaluation = evaluate_index(index, gold, gold_source=gold_path.name if gold_path else "curated related: lists",
                                     baselines=baselines, ks=tuple(sorted(set(ks))), sample=sample, seed=seed,
                                     hybrid=hybrid, policy=load_policy_for(policy_path), one_vector=one_vector,
-                                    progress=not is_quiet())
+                                    learned=not no_learned, progress=not is_quiet())
         if report_dir:
             titles = {info.id: info.title for info in index.store.all()}
             path = write_report(evaluation, report_dir, titles)
