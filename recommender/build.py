@@ -174,7 +174,8 @@ def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple
                  base["churn"], base["count"])
         return None
     try:
-        old = LexicalIndex.load(folder / manifest.files["lexical"].name, folder / manifest.files["lexicon"].name)
+        old = LexicalIndex.load(folder / manifest.files["lexical"].name, folder / manifest.files["lexicon"].name,
+                                found=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable old lexical index is simply fitted again
         log.warning("%s: previous lexical index unreadable (%s); fitting it again", folder, exc)
         return None

@@ -8,6 +8,7 @@ sentence-transformers is imported, and models are loaded by path.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -108,16 +109,52 @@ def cpu_has_bf16() -> bool:
 
 
 def _weights_fingerprint(path: Path) -> str:
-    """sha256 over the weight and config files of a model folder (names and contents)."""
-    digest = hashlib.sha256()
+    """sha256 over the weight and config files of a model folder (names and contents).
+
+    Hashing the 90 MB of weights takes 0.15-0.3 s, on every run. The digest is remembered in the models folder
+    with each file's size and modification time, and trusted while those are unchanged (as an index's files
+    are, manifest.verify_files); any change hashes again."""
     patterns = ("*.safetensors", "*.bin", "*.onnx", "*.xml", "config*.json", "modules.json", "tokenizer.json")
     files = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+    stamp = [[f.relative_to(path).as_posix(), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    memo_path, key = _fingerprint_memo(), str(path.resolve())
+    memo = _read_json(memo_path) if memo_path is not None else {}
+    entry = memo.get(key)
+    if isinstance(entry, dict) and entry.get("files") == stamp and isinstance(entry.get("digest"), str):
+        return entry["digest"]
+    digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode())
         with open(file, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
-    return digest.hexdigest()[:16]
+    fingerprint = digest.hexdigest()[:16]
+    if memo_path is not None:
+        try:
+            from .atomic import atomic_write_text
+
+            memo[key] = {"files": stamp, "digest": fingerprint}
+            atomic_write_text(memo_path, json.dumps(memo, indent=1) + "\n")
+        except OSError as exc:  # a read-only cache folder: hashed again next time
+            log.debug("cannot remember the model fingerprint in %s: %s", memo_path, exc)
+    return fingerprint
+
+
+def _fingerprint_memo() -> Path | None:
+    try:
+        from .openvino_embedder import models_root
+
+        return models_root() / "fingerprints.json"
+    except Exception:  # noqa: BLE001 - no home folder: no memo
+        return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class SentenceTransformerEmbedder:

@@ -29,6 +29,7 @@ MAX_NAME_WORDS = 4
 MIN_NAME_CHARS = 3
 TITLE_SEPARATORS = (" — ", " – ", " | ")
 MENTION_TEXT_LIMIT = 20000
+NEW_NAMES_SEARCHED = 64  # an update searches unchanged texts for up to this many new names, else scans them all
 SUBLINEAR = True
 
 
@@ -49,41 +50,80 @@ def article_names(article_id: str, title: str) -> set[str]:
     return out
 
 
-def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
-                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
-    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
-    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
+def name_owners(ids: Sequence[str], titles: Sequence[str]) -> dict[str, list[int]]:
+    """Each name -> the rows (in order) of the articles it names."""
     owners: dict[str, list[int]] = {}
     for row, (article_id, title) in enumerate(zip(ids, titles)):
         for name in article_names(article_id, title):
             owners.setdefault(name, []).append(row)
-    found: list[set[str]] = []
+    return owners
+
+
+def names_in(text: str, owners: dict[str, list[int]] | set[str]) -> set[str]:
+    """The names (keys of owners) that occur in a text as whole words, within its first MENTION_TEXT_LIMIT chars."""
+    words = WORD.findall(text[:MENTION_TEXT_LIMIT].lower())
+    seen = set()
+    for n in range(1, MAX_NAME_WORDS + 1):
+        for i in range(len(words) - n + 1):
+            gram = " ".join(words[i:i + n])
+            if gram in owners:
+                seen.add(gram)
+    return seen
+
+
+def occurs(name: str, lowered: str) -> bool:
+    """Whether a name occurs in an already lowercased text as consecutive whole words, as names_in finds it
+    (its words are runs of word characters, so consecutive words are separated by non-word characters only)."""
+    words = name.split(" ")
+    if any(word not in lowered for word in words):
+        return False
+    pattern = r"(?<!\w)" + r"\W+".join(re.escape(word) for word in words) + r"(?!\w)"
+    return re.search(pattern, lowered) is not None
+
+
+def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
+                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
+    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
+    owners = name_owners(ids, titles)
+    return mentions_from(owners, [names_in(text, owners) for text in texts], frozen)
+
+
+def mentions_from(owners: dict[str, list[int]], found: Sequence[set[str]],
+                  frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """The mention matrix and name weights from the names found in each row's text (see mention_matrix)."""
     df: dict[str, int] = {}
-    for text in texts:
-        words = WORD.findall(text[:MENTION_TEXT_LIMIT].lower())
-        seen = set()
-        for n in range(1, MAX_NAME_WORDS + 1):
-            for i in range(len(words) - n + 1):
-                gram = " ".join(words[i:i + n])
-                if gram in owners:
-                    seen.add(gram)
+    for seen in found:
         for gram in seen:
             df[gram] = df.get(gram, 0) + 1
-        found.append(seen)
-    n_docs = max(1, len(texts))
+    n_docs = max(1, len(found))
     frozen = frozen or {}
     weights = {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
     rows, cols, data = [], [], []
     for a, names in enumerate(found):
-        for name in names:
+        for name in sorted(names):  # one order whatever order the set was built in: the same float sums
             weight = weights[name]
             for b in owners[name]:
                 if b != a and weight > 0:
                     rows.append(a)
                     cols.append(b)
                     data.append(weight)
-    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(ids), len(ids)))
+    n = len(found)
+    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(n, n))
     return matrix.tocsr(), {**frozen, **weights}  # duplicates (two names of b in a) are summed
+
+
+def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tuple[list[str], sparse.csr_matrix]:
+    """(every name, sorted; rows x names 0/1 matrix of the names found in each row): what an update reuses."""
+    names = sorted(owners)
+    column = {name: j for j, name in enumerate(names)}
+    indptr, indices = [0], []
+    for seen in found:
+        indices.extend(sorted(column[name] for name in seen))
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.int8)
+    return names, sparse.csr_matrix((data, np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64)),
+                                    shape=(len(found), len(names)))
 
 
 def document_hashes(documents: Sequence[str]) -> np.ndarray:
@@ -101,16 +141,18 @@ class LexicalIndex:
 
     def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
                  mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
-                 name_weights: dict[str, float] | None = None):
+                 name_weights: dict[str, float] | None = None,
+                 found: tuple[list[str], sparse.csr_matrix] | None = None):
         self.tfidf = tfidf.tocsr().astype(np.float32)
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
         self.mentions = mentions.tocsr().astype(np.float32)
         self.doc_hashes = doc_hashes
         self.name_weights = name_weights  # mention weight of each name, frozen with the IDF
+        self.found = found  # (names, rows x names): the names found in each row's text, which an update reuses
         self._tfidf_t = None
         self._mentions_t = None
-        self._vectorizer = None
+        self._terms = None
 
     @property
     def count(self) -> int:
@@ -126,15 +168,20 @@ class LexicalIndex:
             return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
                        sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
-        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents)
-        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names)
+        owners = name_owners(ids, [r[0] for r in rows])
+        found = [names_in(document, owners) for document in documents]
+        mentions, names = mentions_from(owners, found)
+        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names,
+                   found_arrays(owners, found))
 
     def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
                 rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
         """A new index for the corpus `ids`/`rows` with this index's vocabulary and IDF frozen (no refit):
         rows whose document is unchanged are copied, new and changed documents are transformed with the frozen
-        weights, and the mention matrix is recomputed. Returns (index, rows transformed). Words that are not in
-        the frozen vocabulary count for nothing until the next full build."""
+        weights, and the mention matrix is recomputed: unchanged documents keep the names found in them last
+        time, and are searched only for names that are new (new or renamed articles); new and changed documents
+        are searched in full. Returns (index, rows transformed). Words that are not in the frozen vocabulary
+        count for nothing until the next full build."""
         documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
         hashes = document_hashes(documents)
         old_row = {article_id: r for r, article_id in enumerate(previous_ids)}
@@ -152,8 +199,34 @@ class LexicalIndex:
         stacked = sparse.vstack(parts).tocsr()
         order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
         tfidf = stacked[order]
-        mentions, names = mention_matrix(ids, [r[0] for r in rows], documents, self.name_weights)
-        return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names), len(fresh)
+        owners = name_owners(ids, [r[0] for r in rows])
+        found = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
+        mentions, names = mentions_from(owners, found, self.name_weights)
+        return (LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names, found_arrays(owners, found)),
+                len(fresh))
+
+    def _found_again(self, owners: dict[str, list[int]], documents: Sequence[str],
+                     kept: dict[int, int]) -> list[set[str]]:
+        """The names found in each document: for a document unchanged since this index (kept: its new row ->
+        old row), the names found in it then that still name an article, plus any new name it contains; other
+        documents (and all, when this index has no record of its names or too many names are new) in full."""
+        new_names = set(owners) - set(self.found[0]) if self.found is not None else set(owners)
+        if self.found is None or len(new_names) > NEW_NAMES_SEARCHED:
+            return [names_in(document, owners) for document in documents]
+        old_names, old_found = self.found
+        out = []
+        for r, document in enumerate(documents):
+            p = kept.get(r)
+            if p is None:
+                out.append(names_in(document, owners))
+                continue
+            seen = {old_names[j] for j in old_found.indices[old_found.indptr[p]:old_found.indptr[p + 1]]}
+            seen = {name for name in seen if name in owners}
+            if new_names:
+                lowered = document[:MENTION_TEXT_LIMIT].lower()
+                seen.update(name for name in new_names if occurs(name, lowered))
+            out.append(seen)
+        return out
 
     # --- storage ----------------------------------------------------------------------------------------
 
@@ -161,6 +234,9 @@ class LexicalIndex:
         """Two files: the sparse matrices as plain arrays (.npz, no objects) and the vocabulary (.json)."""
         with open(matrices, "wb") as handle:
             extra = {"doc_hashes": self.doc_hashes} if self.doc_hashes is not None else {}
+            if self.found is not None:  # the names as UTF-8 JSON bytes: plain arrays, no objects
+                extra.update(_csr_arrays("found", self.found[1]),
+                             found_names=np.frombuffer(json.dumps(self.found[0]).encode("utf-8"), dtype=np.uint8))
             np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
                      idf=self.idf, **extra)
         lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
@@ -168,17 +244,23 @@ class LexicalIndex:
                            encoding="utf-8")
 
     @classmethod
-    def load(cls, matrices: Path, lexicon: Path) -> "LexicalIndex":
+    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False) -> "LexicalIndex":
+        """found: also read the names found in each text (only an update needs them; queries do not)."""
         with np.load(matrices, allow_pickle=False) as data:
             tfidf = _csr_from(data, "tfidf")
             mentions = _csr_from(data, "mentions")
             idf = data["idf"]
             doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
+            names = None
+            if found and "found_names" in data.files:
+                names = (json.loads(data["found_names"].tobytes().decode("utf-8")), _csr_from(data, "found"))
+                if names[1].shape != (tfidf.shape[0], len(names[0])):
+                    raise ValueError(f"{matrices}: the found names do not match the matrices")
         words = json.loads(lexicon.read_text(encoding="utf-8"))
         vocabulary = words["vocabulary"]
         if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
             raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
-        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"))
+        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"), names)
 
     # --- scores -----------------------------------------------------------------------------------------
 
@@ -201,20 +283,36 @@ class LexicalIndex:
 
     def transform_many(self, documents: Sequence[str]) -> sparse.csr_matrix:
         """Texts as l2-normalised TF-IDF rows with this index's vocabulary and IDF."""
-        if self._vectorizer is None:
-            from sklearn.feature_extraction.text import CountVectorizer
-
-            self._vectorizer = CountVectorizer(vocabulary=self.vocabulary, stop_words="english",
-                                               token_pattern=TOKEN_PATTERN, dtype=np.float32)
         if not self.vocabulary:
             return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-        counts = self._vectorizer.transform([normalise_apostrophes(d) for d in documents]).astype(np.float32)
+        counts = self.term_counts([normalise_apostrophes(d) for d in documents])
         if SUBLINEAR:
             counts.data = 1.0 + np.log(counts.data)
         rows = counts.multiply(self.idf).tocsr().astype(np.float32)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64)).ravel()
         scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
         return sparse.diags(scale.astype(np.float32)).dot(rows).tocsr().astype(np.float32)
+
+    def term_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        """Rows x vocabulary term counts (float32, sorted columns): what scikit-learn's CountVectorizer with this
+        vocabulary and the fit's token pattern makes (lowercase, then tokens; stop words are never in the
+        vocabulary, and terms are single tokens), without importing scikit-learn (2-5 s) for a few texts."""
+        if self._terms is None:
+            self._terms = (re.compile(TOKEN_PATTERN), {term: j for j, term in enumerate(self.vocabulary)})
+        pattern, column = self._terms
+        indptr, indices, data = [0], [], []
+        for document in documents:
+            tally: dict[int, int] = {}
+            for token in pattern.findall(document.lower()):
+                j = column.get(token)
+                if j is not None:
+                    tally[j] = tally.get(j, 0) + 1
+            for j in sorted(tally):
+                indices.append(j)
+                data.append(tally[j])
+            indptr.append(len(indices))
+        return sparse.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
+                                  np.array(indptr, dtype=np.int32)), shape=(len(documents), len(self.vocabulary)))
 
     def tfidf_for_text(self, document: str) -> np.ndarray:
         if self._tfidf_t is None:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MODELS_ENV = "RECOMMENDER_MODELS"
 THREADS_ENV = "RECOMMENDER_OPENVINO_THREADS"  # inference threads (default: all cores); set by the Ray engine
 EXPORT_VERSION = 1
+COMPILED_CACHE = "compiled"  # OpenVINO's compiled-model cache, inside the conversion's folder
 
 
 class UnsupportedModel(RuntimeError):
@@ -105,11 +106,16 @@ class OpenVINOEmbedder:
     def _load(self):
         if self._compiled is None:
             import openvino as ov
-            from transformers import AutoTokenizer
+
+            from .tokenizer import load_tokenizer
 
             xml = ensure_export(self.path, self.export_dir, self.weights_fingerprint)
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self._tokenizer = load_tokenizer(self.path, self.export_dir / "manifest.json", self.max_tokens)
             core = ov.Core()
+            try:  # the compiled model is kept beside the conversion: the next run reads it instead of compiling
+                core.set_property({"CACHE_DIR": str(self.export_dir / COMPILED_CACHE)})
+            except Exception as exc:  # noqa: BLE001 - no cache only costs time
+                log.debug("OpenVINO compiled-model cache unavailable: %s", exc)
             config = {"PERFORMANCE_HINT": "THROUGHPUT"}
             if os.environ.get(THREADS_ENV):
                 config["INFERENCE_NUM_THREADS"] = int(os.environ[THREADS_ENV])
@@ -141,12 +147,9 @@ class OpenVINOEmbedder:
             if pending[slot] is not None:
                 collect(slot)
             batch = [texts[i] for i in order[start:start + batch_size]]
-            encoded = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens,
-                                      return_tensors="np")
-            inputs = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids")
-                      if name in encoded}
+            inputs = self._tokenizer(batch)  # padded to the longest text, truncated at max_tokens
             requests[slot].start_async(inputs)
-            pending[slot] = (requests[slot], start, encoded["attention_mask"])
+            pending[slot] = (requests[slot], start, inputs["attention_mask"])
         for slot in range(len(requests)):
             if pending[slot] is not None:
                 collect(slot)

@@ -70,3 +70,123 @@ def test_build_updates_incrementally_until_the_drift_threshold(tmp_path):
     build_index(feed, index, model="hashing", progress=False)
     stats = read_manifest(index).stats
     assert stats["lexical_update"] == "full" and stats["lexical_base"] == {"count": 60, "churn": 0}
+
+
+def test_term_counts_equal_scikit_learns_count_vectorizer():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from recommender.lexical import TOKEN_PATTERN, normalise_apostrophes
+
+    rows = _rows(40, seed=3)
+    index = LexicalIndex.build([f"a{i}" for i in range(40)], rows)
+    texts = [r[0] + " \n" + r[2] for r in _rows(15, seed=4)] + [
+        "", "THE and of it", "Event-loop EVENT_loop asyncio's don’t x",
+        "Ünïcödé straße İstanbul ﬁle queue-lock"]
+    texts = [normalise_apostrophes(t) for t in texts]
+    reference = CountVectorizer(vocabulary=index.vocabulary, stop_words="english", token_pattern=TOKEN_PATTERN,
+                                dtype=np.float32).transform(texts).astype(np.float32).tocsr()
+    reference.sort_indices()
+    counts = index.term_counts(texts)
+    assert reference.nnz > 100 and counts.shape == reference.shape
+    assert np.array_equal(counts.indptr, reference.indptr) and np.array_equal(counts.indices, reference.indices)
+    assert np.array_equal(counts.data, reference.data)
+
+
+def test_occurs_finds_a_name_exactly_where_the_word_scan_does():
+    from recommender.lexindex import names_in, occurs
+
+    rng = np.random.default_rng(5)
+    vocab = ["event", "loop", "json", "ab", "a", "é", "x1", "loops"]
+    seps = [" ", "-", ", ", "_", "", ".", "\n", "é"]
+    names = {"event loop", "loop", "json ab", "a", "x1 event loop json", "é", "event"}
+    for _ in range(400):
+        text = "".join(rng.choice(vocab) + rng.choice(seps) for _ in range(rng.integers(0, 12)))
+        found = names_in(text, names)
+        lowered = text.lower()
+        assert {name for name in names if occurs(name, lowered)} == found, text
+
+
+def _mention_rows(n, seed):
+    rng = np.random.default_rng(seed)
+    titles = [f"{WORDS[i % len(WORDS)]} {WORDS[(i * 7 + i // len(WORDS)) % len(WORDS)]} — Guide" for i in range(n)]
+    rows = []
+    for i in range(n):
+        named = " ".join(titles[j].split(" — ")[0] for j in rng.choice(n, 3))
+        rows.append((titles[i], "", f"{' '.join(rng.choice(WORDS, 30))} see {named}, and {rng.choice(WORDS)}"))
+    return [f"docs/page_{i}" for i in range(n)], rows
+
+
+def _full(index_ids, rows, frozen):
+    return mention_matrix(index_ids, [r[0] for r in rows], [r[0] + " \n" + r[2] for r in rows], frozen)
+
+
+def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_path, monkeypatch):
+    import recommender.lexindex as lexindex
+
+    ids, rows = _mention_rows(60, seed=1)
+    old = LexicalIndex.build(ids, rows)
+    old.save(tmp_path / "m.npz", tmp_path / "l.json")
+    assert LexicalIndex.load(tmp_path / "m.npz", tmp_path / "l.json").found is None  # queries skip it
+    old = LexicalIndex.load(tmp_path / "m.npz", tmp_path / "l.json", found=True)
+    assert old.found is not None and old.found[1].nnz > 60
+    scanned = []
+    real_names_in = lexindex.names_in
+    monkeypatch.setattr(lexindex, "names_in", lambda text, owners: scanned.append(text) or real_names_in(text, owners))
+    new_ids, new_rows = list(ids), list(rows)
+    new_rows[2] = (rows[2][0], "", rows[2][2] + " and also signal timer")  # text changed
+    new_rows[5] = ("Cookie Jar", "", rows[5][2])  # renamed: its old names name nothing now, "cookie jar" is new
+    new_rows[9] = (rows[9][0], "", rows[9][2] + " uses the JSON-decoder and a cookie jar")  # changed
+    del new_ids[7], new_rows[7]  # removed
+    new_ids.append("docs/json_decoder")  # added: "json decoder" is a new name, which unchanged texts may hold
+    new_rows.append(("Socket", "", "about sockets"))
+    rounds = [(new_ids, new_rows)]
+    later = list(new_rows)
+    later[0] = (later[0][0], "", later[0][2] + " mentions Cookie Jar")  # a second update, from the first's record
+    rounds.append((new_ids, later))
+    for count, (round_ids, round_rows) in enumerate(rounds):
+        scanned.clear()
+        new, _ = old.updated(ids, round_ids, round_rows)
+        # only new and changed documents were scanned word by word (2, 5, 9 and the added one; then 0)
+        assert len(scanned) == (4 if count == 0 else 1)
+        expected, names = _full(round_ids, round_rows, old.name_weights)
+        assert expected.nnz > 100
+        assert (new.mentions != expected).nnz == 0 and np.array_equal(new.mentions.data, expected.data)
+        assert new.name_weights == names
+        owners = lexindex.name_owners(round_ids, [r[0] for r in round_rows])
+        names_list, found = lexindex.found_arrays(owners, [real_names_in(r[0] + " \n" + r[2], owners)
+                                                           for r in round_rows])
+        assert new.found[0] == names_list and (new.found[1] != found).nnz == 0
+        old, ids = new, list(round_ids)
+
+
+def test_too_many_new_names_scan_every_text_and_still_equal_a_full_scan(monkeypatch):
+    import recommender.lexindex as lexindex
+
+    monkeypatch.setattr(lexindex, "NEW_NAMES_SEARCHED", 1)
+    ids, rows = _mention_rows(40, seed=2)
+    old = LexicalIndex.build(ids, rows)
+    new_rows = list(rows)
+    new_rows[3] = ("Thread Pool Process", "", rows[3][2])
+    new_rows[4] = ("Decoder Encoder", "", rows[4][2])
+    new, _ = old.updated(ids, ids, new_rows)
+    expected, names = _full(ids, new_rows, old.name_weights)
+    assert (new.mentions != expected).nnz == 0 and new.name_weights == names
+
+
+def test_apostrophes_normalised_as_the_lookbehind_first_patterns_did():
+    import re
+
+    from recommender.lexical import normalise_apostrophes
+
+    possessive = re.compile(r"(?<=\w)['’ʼ‘`]s\b")  # the patterns before they were reordered for speed
+    inner = re.compile(r"(?<=\w)['’ʼ‘`](?=\w)")
+    rng = np.random.default_rng(7)
+    pieces = ["a", "s", "é", "_", "1", " ", "'", "’", "ʼ", "‘", "`", "s ", "\n", "-", "''", "x's", "’s’s"]
+    texts = ["".join(rng.choice(pieces, rng.integers(0, 14))) for _ in range(3000)]
+    texts += ["Python’s asyncio", "don’t", "we've", "the users' files", "O’Neil’s", "'s", "a`s`t"]
+    changed = 0
+    for text in texts:
+        expected = inner.sub("", possessive.sub("", text))
+        assert normalise_apostrophes(text) == expected, repr(text)
+        changed += expected != text
+    assert changed > 500
