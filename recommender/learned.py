@@ -105,6 +105,17 @@ def graph_columns(graph: GraphFacts, cands: dict, queries) -> np.ndarray:
     return np.vstack([graph.columns(q, cands[q].rows, cands[q].z, cands[q].raw["dense"]) for q in queries])
 
 
+def fit_rows(y: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The rows a fit uses: all of them, or above MAX_FIT_ROWS every positive and a seeded uniform sample of the
+    negatives."""
+    rows = np.arange(len(y)) if rows is None else rows
+    if len(rows) <= MAX_FIT_ROWS:
+        return rows
+    positives, negatives = rows[y[rows]], rows[~y[rows]]
+    keep = np.random.default_rng(0).choice(negatives, max(0, MAX_FIT_ROWS - len(positives)), replace=False)
+    return np.sort(np.concatenate([positives, keep]))
+
+
 def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> LearnedModel:
     """Logistic regression, signals standardised, classes balanced. Above MAX_FIT_ROWS pairs it fits on every
     positive and a seeded uniform sample of the negatives (the balanced weights make up for the ratio; on MDN,
@@ -112,9 +123,7 @@ def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> LearnedModel:
     from sklearn.linear_model import LogisticRegression
 
     if len(y) > MAX_FIT_ROWS:
-        negatives = np.flatnonzero(~y)
-        keep = np.random.default_rng(0).choice(negatives, max(0, MAX_FIT_ROWS - int(y.sum())), replace=False)
-        chosen = np.sort(np.concatenate([np.flatnonzero(y), keep]))
+        chosen = fit_rows(y)
         X, y = X[chosen], y[chosen]
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
@@ -153,10 +162,15 @@ def cv_scores(X, y, qs, queries, folds: int = 5, seed: int = 0, fold_columns=Non
     row_fold = np.array([fold_of[int(q)] for q in qs])
     scores = np.zeros(len(y), dtype=np.float32)
     for f in range(folds):
-        Xf = X if fold_columns is None else np.hstack([X, fold_columns([q for q in queries if fold_of[q] != f])])
-        train_mask = row_fold != f
-        model = fit(Xf[train_mask], y[train_mask])
-        scores[~train_mask] = model.score(Xf[~train_mask])
+        extra = None if fold_columns is None else fold_columns([q for q in queries if fold_of[q] != f])
+
+        def take(rows):
+            return X[rows] if extra is None else np.hstack([X[rows], extra[rows]])
+
+        train_rows = fit_rows(y, np.flatnonzero(row_fold != f))
+        test_rows = np.flatnonzero(row_fold == f)
+        model = fit(take(train_rows), y[train_rows])
+        scores[test_rows] = model.score(take(test_rows))
     return scores, fold_of
 
 
@@ -245,7 +259,8 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     report = cross_validate(X, y, qs, default_scores, gold, folds, seed, fold_columns)
     if index.lexical is not None and index.lexical.count == len(ids):
         report["tfidf"] = tfidf_baseline(index.lexical, gold)
-    model = fit(np.hstack([X, graph_columns(graph, cands, sorted(gold))]), y)
+    rows = fit_rows(y)
+    model = fit(np.hstack([X[rows], graph_columns(graph, cands, sorted(gold))[rows]]), y[rows])
     model.trained_on = len(gold)
     model.curated = curated_digest(kept)
     model.lists = {q: list(related) for q, related in sorted(kept.items())}
