@@ -14,9 +14,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -28,6 +26,7 @@ from .metadata import ArticleInfo, MetadataStore
 from .policy import Policy
 from .prepare import Preparation, combine, prepare
 from .querydata import QueryData
+from .results import Related, UnknownArticle  # noqa: F401 - importable from here, as they always were
 from .topk import drop_rows
 
 log = logging.getLogger(__name__)
@@ -39,42 +38,6 @@ CACHE_FILE = Path("cache") / "vectors.sqlite"
 
 def default_index_dir() -> Path:
     return Path(os.environ.get(INDEX_ENV) or DEFAULT_INDEX_DIR)
-
-
-class UnknownArticle(LookupError):
-    """An id or URL that is not in the index; carries the closest ids as suggestions."""
-
-    def __init__(self, ref: str, suggestions: Sequence[str]):
-        hint = f"; closest ids: {', '.join(suggestions)}" if suggestions else ""
-        super().__init__(f"no article {ref!r} in the index{hint}")
-        self.ref = ref
-        self.suggestions = list(suggestions)
-
-
-@dataclass
-class Related:
-    """One suggested link."""
-
-    id: str
-    score: float
-    title: str
-    url: str | None
-    published: str | None
-    source: str | None
-    kind: str
-    pinned: bool = False
-    topics: list[str] | None = None
-    authors: list[str] | None = None
-    page_type: str | None = None
-    parts: dict | None = None  # per part: raw value and z-score (hybrid ranking)
-    explanation: dict | None = None  # with explain=True: shared terms and best-matching passage
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        for key in ("parts", "explanation"):
-            if data[key] is None:
-                data.pop(key)
-        return data
 
 
 class Index:
