@@ -8,8 +8,10 @@
 
 Both are made again with the index whenever the corpus changes: a full fit, or (recommender.build,
 LEXICAL_DRIFT) an update that keeps the vocabulary, the IDF and the names' mention weights of the last fit and
-transforms only new and changed rows (mentions are found again in full, with the frozen weights). The
-files are versioned and named in the manifest like the vectors, so they are checksummed and swapped atomically.
+transforms only new and changed rows. The names found in each text are stored too, so an update scans only new
+and changed texts for names and searches the others for new names only; the mention matrix it makes equals a
+full scan's, with the frozen weights. The files are versioned and named in the manifest like the vectors, so
+they are checksummed and swapped atomically.
 """
 
 from __future__ import annotations
