@@ -1,13 +1,14 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename over the target.
 
 A reader therefore sees either the old complete file or the new complete file, never a mix, even when the
-writer is killed half way.
+writer is killed half way. Also the matching tolerant read of a small JSON record (`read_json_object`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -41,6 +42,16 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
 
 def atomic_write_text(target: str | Path, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object a file holds, or {} when it is missing, unreadable, not JSON or not an object (a cache
+    or manifest that is simply made again)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def sha256_file(path: str | Path) -> str:

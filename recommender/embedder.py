@@ -18,6 +18,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write_text, read_json_object
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -118,7 +120,7 @@ def _weights_fingerprint(path: Path) -> str:
     files = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
     stamp = [[f.relative_to(path).as_posix(), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
     memo_path, key = _fingerprint_memo(), str(path.resolve())
-    memo = _read_json(memo_path) if memo_path is not None else {}
+    memo = read_json_object(memo_path) if memo_path is not None else {}
     entry = memo.get(key)
     if isinstance(entry, dict) and entry.get("files") == stamp and isinstance(entry.get("digest"), str):
         return entry["digest"]
@@ -131,8 +133,6 @@ def _weights_fingerprint(path: Path) -> str:
     fingerprint = digest.hexdigest()[:16]
     if memo_path is not None:
         try:
-            from .atomic import atomic_write_text
-
             memo[key] = {"files": stamp, "digest": fingerprint}
             atomic_write_text(memo_path, json.dumps(memo, indent=1) + "\n")
         except OSError as exc:  # a read-only cache folder: hashed again next time
@@ -147,14 +147,6 @@ def _fingerprint_memo() -> Path | None:
         return models_root() / "fingerprints.json"
     except Exception:  # noqa: BLE001 - no home folder: no memo
         return None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class SentenceTransformerEmbedder:

@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .atomic import read_json_object
+
 log = logging.getLogger(__name__)
 
 MODELS_ENV = "RECOMMENDER_MODELS"
@@ -168,13 +170,9 @@ def ensure_export(source: Path, folder: Path, weights_fingerprint: str) -> Path:
     manifest_path = folder / "manifest.json"
     expected = {"source": str(source), "weights_fingerprint": weights_fingerprint, "openvino": ov.__version__,
                 "export_version": EXPORT_VERSION}
-    if xml.exists() and manifest_path.exists():
-        try:
-            recorded = json.loads(manifest_path.read_text())
-            if all(recorded.get(k) == v for k, v in expected.items() if k != "source"):
-                return xml
-        except ValueError:
-            pass
+    recorded = read_json_object(manifest_path)
+    if xml.exists() and all(recorded.get(k) == v for k, v in expected.items() if k != "source"):
+        return xml
     log.info("converting the model to OpenVINO once, about 90 MB in %s (set $%s to keep it elsewhere)",
              folder, MODELS_ENV)
     import torch

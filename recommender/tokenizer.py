@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write_text, read_json_object
+
 log = logging.getLogger(__name__)
 
 KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -54,15 +56,13 @@ def load_tokenizer(path: Path, manifest_path: Path, max_tokens: int) -> Encode:
     """An encode(texts) -> {name: int64 array} for the model at `path`, padded to the longest text and truncated
     at max_tokens: the `tokenizers` library when the converted model's manifest records that it matched
     transformers for these files and max length, else transformers (checking, and recording, first)."""
-    manifest = _read(manifest_path)
+    manifest = read_json_object(manifest_path)
     record = manifest.get("tokenizer") or {}
     expected = {"check": CHECK_VERSION, "files": files_digest(path), "max_tokens": max_tokens}
     if any(record.get(k) != v for k, v in expected.items()):
         hf = _transformers_tokenizer(path)
         record = {**expected, **check_tokenizers(hf, path, max_tokens)}
         if manifest:
-            from .atomic import atomic_write_text
-
             try:
                 atomic_write_text(manifest_path, json.dumps({**manifest, "tokenizer": record}, indent=2) + "\n")
             except OSError as exc:  # a read-only models folder: checked again next time
@@ -136,11 +136,3 @@ def _transformers_encode(hf, max_tokens: int) -> Encode:
         return {k: np.asarray(encoded[k]) for k in KEYS if k in encoded}
 
     return encode
-
-
-def _read(manifest_path: Path) -> dict:
-    try:
-        data = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
