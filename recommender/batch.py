@@ -277,17 +277,16 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
 def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> None:
     """Raise BatchError when the corpus lacks more than max_share of the articles the index holds: a content
     folder that is half mounted or half copied would otherwise remove them, and blank their links."""
-    from .manifest import read_manifest
+    from .build import current_manifest
     from .metadata import MetadataStore
 
+    manifest = current_manifest(index_dir)
+    if manifest is None or "metadata" not in manifest.files:
+        return  # no index yet: nothing to lose
     try:
-        entry = read_manifest(index_dir).files["metadata"]
-        store = MetadataStore(index_dir / entry.name)
-        try:
+        with MetadataStore(index_dir / manifest.files["metadata"].name) as store:
             previous = store.ids()
-        finally:
-            store.close()
-    except Exception:  # noqa: BLE001 - no usable index yet: nothing to lose
+    except Exception:  # noqa: BLE001 - an unreadable index is rebuilt: nothing to lose
         return
     if not previous:
         return

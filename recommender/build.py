@@ -205,11 +205,8 @@ def previous_state(folder: Path, manifest: Manifest | None, embedder: Embedder,
     if entry is None or not (folder / entry.name).exists():
         return None
     try:
-        store = MetadataStore(folder / entry.name)
-        try:
+        with MetadataStore(folder / entry.name) as store:
             return store.hashes()
-        finally:
-            store.close()
     except Exception as exc:  # noqa: BLE001 - a damaged old index is simply replaced
         log.warning("%s: previous index unreadable (%s); rebuilding it", folder, exc)
         return None

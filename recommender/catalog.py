@@ -62,13 +62,10 @@ def list_articles(index_dir: str | Path, *, match: str | None = None, since: str
     if source:
         where.append("source = ?")
         args.append(source)
-    store = MetadataStore(folder / entry.name)
-    try:
+    with MetadataStore(folder / entry.name) as store:
         sql = (f"SELECT {store.columns} FROM articles" + (" WHERE " + " AND ".join(where) if where else "")
                + f" ORDER BY {ORDERS[order]}" + (" LIMIT ?" if limit is not None else ""))
         rows = store.db.execute(sql, args + ([int(limit)] if limit is not None else [])).fetchall()
-    finally:
-        store.close()
     return [ArticleInfo.from_row(r) for r in rows]
 
 

@@ -113,6 +113,12 @@ class MetadataStore:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> "MetadataStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
 
