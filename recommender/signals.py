@@ -82,6 +82,20 @@ class SiteFacts:
     path_len: np.ndarray
     page_types: np.ndarray  # int code, -1 none
 
+    def tag_postings(self) -> tuple:
+        """The tag matrix as (data, indices, indptr, tag counts, owner row of each entry, entries in tag order,
+        each tag's start in that order): what `tag_pool` walks. Derived once per SiteFacts, not per block."""
+        cached = self.__dict__.get("_tag_postings")
+        if cached is None:
+            data, indices = np.asarray(self.tags.data), np.asarray(self.tags.indices)
+            indptr = np.asarray(self.tags.indptr)
+            df = np.bincount(indices, minlength=self.tags.shape[1])
+            owner = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+            order = np.argsort(indices, kind="stable")  # postings: the articles of each tag, in row order
+            starts = np.concatenate([[0], np.cumsum(df)])
+            cached = self.__dict__["_tag_postings"] = (data, indices, indptr, df, owner, order, starts)
+        return cached
+
     @classmethod
     def from_infos(cls, infos: Sequence) -> "SiteFacts":
         n = len(infos)
@@ -152,16 +166,10 @@ def tag_pool(facts: SiteFacts, rows: np.ndarray, depth: int) -> list[np.ndarray]
     itself is left in (the ranker drops it). NumPy only, on the CSR arrays (SciPy's or the memory-mapped ones a
     query by id reads), so the batch and a cold query compute the same numbers the same way."""
     rows = np.asarray(rows, dtype=np.int64)
-    tags = facts.tags
-    data, indices, indptr = np.asarray(tags.data), np.asarray(tags.indices), np.asarray(tags.indptr)
-    n_tags = tags.shape[1]
-    df = np.bincount(indices, minlength=n_tags)
+    data, indices, indptr, df, owner, order, starts = facts.tag_postings()
     rare = (df > 0) & (df <= depth)
     if not rare.any():
         return [np.zeros(0, dtype=np.int64) for _ in rows]
-    owner = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    order = np.argsort(indices, kind="stable")  # postings: the articles of each tag, in row order
-    starts = np.concatenate([[0], np.cumsum(df)])
     idf = np.asarray(facts.tag_idf, dtype=np.float64)
     out = []
     for r in rows:
