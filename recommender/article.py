@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .text import canonical_url
+
 
 @dataclass
 class Article:
@@ -32,8 +34,6 @@ class Article:
     @property
     def canonical(self) -> str | None:
         """The canonical form of url (ids and deduplication compare these), or None."""
-        from .text import canonical_url
-
         return canonical_url(self.url)
 
     def to_dict(self) -> dict:
