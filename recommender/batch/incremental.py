@@ -135,8 +135,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
-    if getattr(job, "learned", None) is not None:  # the reach bounds hold for the fixed-weight score only
-        return full_plan(n, "learned ranking"), Frozen.fresh(job.vectors, ids)
+    learned = getattr(job, "learned", None) is not None  # its reach rules: recommender.batch.learned_reach
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}
     prev = np.array([old_row.get(x, -1) for x in ids], dtype=np.int64)
@@ -153,6 +152,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         values = np.full(n, np.nan)
         values[same] = state[f"bound_{b}"][prev[same]]
         frozen.bounds[b] = values
+    if learned:
+        from . import learned_reach
+
+        why = learned_reach.prepare(job, frozen, state, prev, same)
+        if why:
+            return full_plan(n, why), Frozen.fresh(job.vectors, ids)
     reasons: dict[str, int] = {}
     recompute = ~same  # R1: new and changed articles
     reasons["new or changed"] = int(recompute.sum())
@@ -178,7 +183,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         recompute[:] = False
     elif changed_ids:
         job.frozen, job._ranker = frozen, None
-        recompute |= reach(job, frozen, state, prev, stored, ~same, reasons, recompute)
+        reach_of = learned_reach.reach if learned else reach
+        recompute |= reach_of(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)

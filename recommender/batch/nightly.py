@@ -254,12 +254,18 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    # the learned model's checksum too: lists ranked by a model are not a base for the default ranking's updates
-    learned = index.manifest.files.get("learned_ranker") if job.learned is not None else None
-    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), learned and learned.sha256],
+    # the learned model's digest too: lists ranked by a model are not a base for the default ranking's updates
+    # (its content, not the manifest entry: an index rewrite does not carry that entry over)
+    from .learned_reach import model_digest
+
+    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned)],
                                    job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
+    if job.learned is not None:  # an article whose graph facts changed counts as changed
+        from .learned_reach import graph_signatures
+
+        signatures = graph_signatures(job.graph, ids, signatures)
     overrides = [o.to_dict() for o in job.overrides.items]
     links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
                                                     overrides, progress=progress)

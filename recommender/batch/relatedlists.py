@@ -54,6 +54,10 @@ class LinkJob:
                 from ..rank.learned import rescore
 
                 rescorer = partial(rescore, facts=self.site_facts, model=self.learned, graph=self.graph)
+                if self.frozen is not None:  # each list's voters, for the next incremental run
+                    from .learned_reach import recording
+
+                    rescorer = recording(rescorer, self.frozen)
             tags = None
             if self.site_facts is not None and self.site_facts.tags.nnz:
                 from functools import partial

@@ -1,0 +1,140 @@
+"""Incremental related lists under a learned ranking (recommender.batch.learned_reach): after changes, additions,
+removals, pins and blocks, every list of an incremental run equals a full recomputation with the same frozen
+statistics (the same ids in the same order, the same pinned flags, scores within 1e-5), and fewer lists than all
+are ranked again."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recommender.batch.incremental import STATE_FILE, Frozen, load_state
+from recommender.batch.nightly import run_batch
+from recommender.batch.relatedlists import LinkJob, link_rows
+from recommender.rank.index import Index
+from recommender.rank.learned import graph_facts, load_model
+from recommender.rank.overrides import Overrides
+from recommender.rank.policy import Policy
+
+TOLERANCE = 1e-5
+TOPICS = [("asyncio event loop coroutine task future await schedule callback").split(),
+          ("json parser decoder encoder schema string number object array").split(),
+          ("http server client request response cookie header status redirect").split(),
+          ("thread lock queue pool process signal semaphore barrier worker").split(),
+          ("file path directory stat glob rename remove permission symlink").split()]
+N = 160
+
+
+def _records(n):
+    """Articles in 5 topics, some naming others; every third of the first 150 has a curated list of two
+    same-topic articles."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        topic, other = TOPICS[i % 5], TOPICS[(i * 7 + 3) % 5]
+        words = list(rng.choice(topic, 30)) + list(rng.choice(other, 8))
+        if i % 11 == 0:
+            words += [TOPICS[(i + 1) % 5][(i + 1) % 9], "guide", str(i + 1)]
+        record = {"id": f"doc/{i}", "title": f"{topic[i % 9].title()} guide {i}", "text": " ".join(words),
+                  "url": f"https://example.org/{['aio', 'json', 'http', 'thread', 'file'][i % 5]}/{i}"}
+        if i % 3 == 0 and i < 150:
+            record["related"] = [f"doc/{i + 5}", f"doc/{(i + 10) % n}"]
+        out.append(record)
+    return out
+
+
+def _curated_ids(records):
+    return {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
+
+
+def _write(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+
+
+def _outputs(out):
+    lines = [json.loads(x) for x in (out / "related.jsonl").read_text().splitlines()]
+    return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
+
+
+def _full_with_frozen(index_dir, out, policy):
+    """Every list ranked again with the learned model and the frozen statistics the incremental run used."""
+    state = load_state(out / STATE_FILE)
+    with Index.open(index_dir) as index:
+        ids = index.store.ids()
+        assert ids == state["ids"]
+        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
+        frozen = Frozen(state["mean"], state["second"], ids, {"lexical": state["lexical"].copy(),
+                                                             "mention": state["mention"].copy()},
+                        {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
+        model = load_model(index.folder)
+        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
+                      overrides=index.overrides(), frozen=frozen, learned=model, site_facts=index.site_facts(),
+                      graph=graph_facts(vectors, index.lexical, model, ids, moments=(state["mean"],
+                                                                                    state["second"])))
+        links = link_rows(job, np.arange(len(ids)))
+        return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
+                         for link in chosen] for i, chosen in enumerate(links)}
+
+
+def _assert_equal(got, expected):
+    assert got.keys() == expected.keys()
+    for article, links in expected.items():
+        mine = got[article]
+        assert [x[0] for x in mine] == [x[0] for x in links], article
+        assert [x[2] for x in mine] == [x[2] for x in links], article
+        for (_, a, _), (_, b, _) in zip(mine, links):
+            assert (a is None and b is None) or abs(a - b) <= TOLERANCE, article
+
+
+def _variant(record, rng, extra):
+    words = record["text"].split()
+    return " ".join([w for w in words if rng.random() < 0.8] + list(rng.choice(extra, 4)))
+
+
+LEARNED = replace(Policy(), ranking=replace(Policy().ranking, learned="on", train_min_lists=20))
+SMALL_POOLS = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12))
+
+
+@pytest.mark.parametrize("policy", [LEARNED.with_links(k=5, min_score=None),
+                                    SMALL_POOLS.with_links(k=5, min_score=None),
+                                    SMALL_POOLS.with_links(k=6, min_score=0.3)])
+def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy):
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records = _records(N)
+    _write(feed, records)
+    first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert first["training"]["trained"] and first["ranking"] == "learned"
+    assert first["lists"]["kind"] == "full"
+    curated = _curated_ids(records)
+    rng = np.random.default_rng(1)
+    recomputed = []
+    for round_ in range(3):  # 15 articles churned: under the 10% refit of the lexical index
+        free = [i for i, r in enumerate(records) if r["id"] not in curated]  # a removal there would retrain
+        picks = rng.choice(len(records), 3, replace=False)
+        records[picks[0]]["text"] += " " + " ".join(rng.choice(TOPICS[round_ % 5], 12))  # changed a little
+        records[picks[1]]["text"] = _variant(records[picks[2]], rng, TOPICS[round_ % 5])  # now like another
+        del records[int(rng.choice(free))]
+        for j in range(2):  # additions, each much like an existing article; one names a curated article
+            model = records[int(rng.integers(len(records)))]
+            text = _variant(model, rng, TOPICS[(round_ + j) % 5])
+            if j == 0:
+                text += f" see {records[3]['title']}"
+            records.append({"id": f"new/{round_}/{j}", "title": f"{model['title']} again", "text": text,
+                            "url": model["url"] + f"/again{round_}{j}"})
+        _write(feed, records)
+        if round_ == 1:
+            pinned, blocked = ("doc/3", "doc/46"), ("doc/6", "doc/11")  # curated: never removed here
+            with Overrides.open(index_dir) as overrides:
+                overrides.pin(*pinned)
+                overrides.block(*blocked)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record["ranking"] == "learned" and not record["training"]["trained"], record["training"]
+        assert record["lists"]["kind"] == "incremental", record["lists"]
+        print(round_, record["lists"])
+        recomputed.append(record["lists"]["recomputed"])
+        _assert_equal(_outputs(out), _full_with_frozen(index_dir, out, policy))
+    assert min(recomputed) < len(records), recomputed
+    got = _outputs(out)
+    assert got[pinned[0]][0][0::2] == (pinned[1], True)
+    assert blocked[1] not in [x[0] for x in got[blocked[0]]]
