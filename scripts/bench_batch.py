@@ -4,7 +4,10 @@ under `/usr/bin/time -v`, with ratios to the first run of the same session.
 
     python scripts/bench_batch.py ../shared/corpora/mdn/articles.jsonl --work /tmp/bench-batch
 
-The work folder is wiped first, so the first run embeds everything (no cached vectors).
+The work folder is wiped first, so the first run embeds everything (no cached vectors). With `--from-index DIR`
+the work index starts as a copy of DIR (its vectors cached: the first run ranks every list but embeds nothing),
+and with `--train-gold FILE` a learned ranking is trained on it first (`recommender train --gold FILE`), so every
+run ranks with the learned model (issue 15: incremental runs under a learned ranking).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-batch"))
     parser.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.10],
                         help="shares of articles changed for the runs after the rerun (each from the original)")
+    parser.add_argument("--from-index", type=Path, help="start from a copy of this index (never written)")
+    parser.add_argument("--train-gold", type=Path, help="train a learned ranking on this gold file first")
     parser.add_argument("extra", nargs="*", help="extra options for `recommender batch` (after --)")
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -65,6 +70,11 @@ def main() -> None:
     corpus = args.work / "corpus" / args.corpus.name
     corpus.parent.mkdir()
     shutil.copyfile(args.corpus, corpus)
+    if args.from_index:
+        shutil.copytree(args.from_index, args.work / "index")
+    if args.train_gold:
+        subprocess.run([sys.executable, "-m", "recommender.cli", "train", "--index", str(args.work / "index"),
+                        "--gold", str(args.train_gold)], check=True, capture_output=True)
     runs = [
         ("first full run", timed(command(corpus), args.work / "first.time")),
         ("nothing changed", timed(command(corpus), args.work / "same.time")),
@@ -74,12 +84,20 @@ def main() -> None:
         runs.append((f"{n_changed} changed ({share:.0%})", timed(command(corpus), args.work / f"changed-{share}.time")))
         runs.append(("nothing changed again", timed(command(corpus), args.work / f"same-{share}.time")))
     first = runs[0][1]["wall"]
-    print(f"{'run':24} {'wall':>10} {'ratio':>7} {'peak MB':>8} {'embedded':>9}  {'lexical':>11}  phases (s)")
+    print(f"{'run':24} {'wall':>10} {'ratio':>7} {'peak MB':>8} {'embedded':>9}  {'lexical':>11}  {'ranking':>8}  "
+          f"{'lists':>18}  phases (s)")
     for name, r in runs:
         rec = r["record"]
         phases = ", ".join(f"{k} {v:.1f}" for k, v in rec["seconds"].items())
         print(f"{name:24} {r['wall_text']:>10} {r['wall'] / first:7.3f} {r['rss_mb']:8.0f} {rec['embedded']:9d}  "
-              f"{rec.get('lexical_update') or '-':>11}  {phases}")
+              f"{rec.get('lexical_update') or '-':>11}  {rec.get('ranking') or '-':>8}  {lists(rec):>18}  {phases}")
+        if rec.get("lists"):
+            print(f"{'':24} reasons: {rec['lists']['reasons']}")
+
+
+def lists(rec: dict) -> str:
+    info = rec.get("lists")
+    return "outputs kept" if not info else f"{info['recomputed']} ({info['kind']})"
 
 
 if __name__ == "__main__":
