@@ -39,6 +39,7 @@ from .incremental import EPS, thresholds
 
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
+STRENGTH_EPS = 1e-5  # float slack of the strength comparisons (a mean of two float32 z-scores)
 POOL_EPS = 1e-5  # float slack of the pool membership tests (the same products, blocked differently)
 
 
@@ -136,6 +137,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     owners = np.diff(job.graph.lists.indptr) > 0
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)
     l3, ln = np.zeros(len(rest), dtype=bool), np.zeros(len(rest), dtype=bool)
+    voter_reasons: dict[str, int] = {}
     closest = np.full(len(rest), -1.0)
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf)}
     for start in range(0, len(rest), block):
@@ -151,7 +153,9 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
             kth = -np.partition(-values_, depth - 1, axis=1)[:, depth - 1]
             new_bounds[name][part] = kth
             bound = np.nan_to_num(old[name], nan=np.inf)[:, None]  # unknown: never sure
-            sure_in_new |= values_ > kth[:, None] + POOL_EPS
+            above, near = values_ > kth[:, None] + POOL_EPS, np.abs(values_ - kth[:, None]) <= POOL_EPS
+            no_tie = above.sum(axis=1) + near.sum(axis=1) == depth  # those at the boundary are all in the pool
+            sure_in_new |= above | (near & no_tie[:, None])
             sure_out_new &= values_ < kth[:, None] - POOL_EPS
             sure_in_old |= values_ > bound + POOL_EPS
             sure_out_old &= values_ < np.nan_to_num(old[name], nan=-np.inf)[:, None] - POOL_EPS
@@ -169,14 +173,17 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
             if l3[start + j]:
                 continue
             mine = qi == j
-            ln[start + j] = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved,
-                                          owners, cols[mine & entering], strength[mine & entering],
-                                          frozen.bounds, q)
+            why = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved, owners,
+                                cols[mine & entering], strength[mine & entering], frozen.bounds, q)
+            if why:
+                ln[start + j] = True
+                voter_reasons[why] = voter_reasons.get(why, 0) + 1
     r4 = _duplicates(job, frozen, prev, stored, rest, closest)
     for name, hit in (("a changed or displaced article reaches its threshold (learned)", l3),
                       ("its strongest candidates' lists changed (learned)", ln & ~l3),
                       ("near-duplicates", r4 & ~l3 & ~ln)):
         reasons[name] = int(hit.sum())
+    reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
     out[rest] = l3 | ln | r4
     keep = ~out[rest]
     for b in ("dense", "lexical"):
@@ -185,43 +192,44 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     return out
 
 
-def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows, new_values, bounds, q) -> bool:
-    """LN for one kept list: whether the owners among its 20 strongest candidates (positive strength) can differ
-    now; when they cannot, its record is brought up to date in `bounds`."""
+def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows, new_values, bounds, q) -> str:
+    """LN for one kept list: why the owners among its 20 strongest candidates (positive strength) can differ now
+    ("" when they cannot: its record is then brought up to date in `bounds`)."""
     if np.isnan(cut):
-        return True
+        return "no record"
     valid = rows != -1
     old_top = [(r, v) for r, v in zip(rows[valid][:NEIGHBOURS], values[valid][:NEIGHBOURS]) if v > 0]
-    if any(r == -2 or moved[r] for r, _ in old_top):  # a voter was removed or changed
-        return True
+    if any(r == -2 or (moved[r] and owners[r]) for r, _ in old_top):  # a list that votes changed, or unknown
+        return "a voter changed or was removed"
     merged = []
     for r, v in zip(rows[valid], values[valid]):
         if r < 0 or moved[r] or sure_out[r]:
             continue
         if not sure_in[r] and v > 0:
-            return True  # at the pool boundary: a candidate or not, cannot tell
+            return "a voter at the pool boundary"  # a candidate or not, cannot tell
         merged.append((r, v))
     have = {r for r, _ in merged}
     merged += [(int(r), float(v)) for r, v in zip(new_rows, new_values) if r not in have]
     merged.sort(key=lambda x: -x[1])
     strengths = [v for _, v in merged]
-    if cut > 0 and (len(merged) < NEIGHBOURS or strengths[NEIGHBOURS - 1] <= cut + LEARNED_EPS):
-        return True  # the new 20th could be a candidate not recorded
-    if len(merged) > NEIGHBOURS and strengths[NEIGHBOURS - 1] > 0 and \
-            strengths[NEIGHBOURS - 1] - strengths[NEIGHBOURS] <= LEARNED_EPS:
-        return True  # a tie at the cut: the candidates' order decides
+    if cut > 0 and (len(merged) < NEIGHBOURS or strengths[NEIGHBOURS - 1] <= cut + STRENGTH_EPS):
+        return "the new 20th not recorded"
+    if len(merged) > NEIGHBOURS and strengths[NEIGHBOURS - 1] > 0:
+        tied = [owners[r] for r, v in merged if abs(v - strengths[NEIGHBOURS - 1]) <= STRENGTH_EPS]
+        if len(tied) > 1 and any(tied) and strengths[NEIGHBOURS] >= strengths[NEIGHBOURS - 1] - STRENGTH_EPS:
+            return "a tie at the 20th"  # an owner among candidates the order of the pool decides
     new_top = merged[:NEIGHBOURS]
     if {r for r, v in old_top if owners[r]} != {r for r, v in new_top if v > 0 and owners[r]}:
-        return True
+        return "other voters"
     if any(moved[r] for r, v in new_top if v > 0 and owners[r]):
-        return True
+        return "a voter changed or was removed"
     kept = merged[:RECORDED]
     bounds["voters"][q], bounds["voter_strength"][q] = -1, np.nan
     bounds["voters"][q, :len(kept)] = [r for r, _ in kept]
     bounds["voter_strength"][q, :len(kept)] = [v for _, v in kept]
     dropped = [v for _, v in merged[RECORDED:]]
     bounds["voter_cut"][q] = max([cut] + dropped)
-    return False
+    return ""
 
 
 class _QueryStats:
@@ -229,8 +237,8 @@ class _QueryStats:
 
     def __init__(self, job, frozen, used: dict):
         v = job.vectors
-        mean = np.einsum("qd,d->q", v, frozen.mean_vector)
-        second = np.einsum("qd,de,qe->q", v, frozen.second_moment, v)
+        mean = v @ frozen.mean_vector  # BLAS: a z-score here only decides a test with a slack
+        second = ((v @ frozen.second_moment) * v).sum(axis=1)
         self.stats = {"dense": (mean, np.sqrt(np.maximum(second - mean ** 2, 0.0)))}
         for part in ("lexical", "mention"):
             if used[part]:
