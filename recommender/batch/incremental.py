@@ -183,8 +183,10 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         recompute[:] = False
     elif changed_ids:
         job.frozen, job._ranker = frozen, None
-        reach_of = learned_reach.reach if learned else reach
-        recompute |= reach_of(job, frozen, state, prev, stored, ~same, reasons, recompute)
+        if learned:
+            recompute |= learned_reach.reach(job, frozen, state, prev, stored, ~same, reasons, recompute, thresholds)
+        else:
+            recompute |= reach(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)

@@ -35,8 +35,8 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from ..rank.graph_signals import NEIGHBOURS
-from .incremental import EPS, thresholds
 
+EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
 STRENGTH_EPS = 1e-5  # float slack of the strength comparisons (a mean of two float32 z-scores)
@@ -119,8 +119,9 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
 
 
 def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray, reasons: dict,
-          recompute: np.ndarray, block: int = 256) -> np.ndarray:
-    """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run."""
+          recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
+    """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
+    `thresholds`: incremental.thresholds (each stored list's entry score)."""
     policy, ranker = job.policy, job.ranker()
     rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
