@@ -170,8 +170,16 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
         np.logical_or.at(l3, start + qi[hit], True)
         entering = ~sure_out_new[qi, cols]
+        # most lists' records stand as they are: no recorded candidate changed, left or sits at the boundary, and
+        # nothing entered above the record's cut; only the others are looked at one by one
+        rec = voters[r]
+        safe, at = np.where(rec >= 0, rec, 0), np.arange(len(r))[:, None]
+        touched = (rec == -2) | ((rec >= 0) & (moved[safe] | sure_out_new[at, safe] |
+                                               (~sure_in_new[at, safe] & (np.nan_to_num(values[r]) > 0))))
+        slow = touched.any(axis=1) | np.isnan(cut[r])
+        slow[qi[entering & ~(strength <= cut[r][qi])]] = True
         for j, q in enumerate(r):
-            if l3[start + j]:
+            if l3[start + j] or not slow[j]:
                 continue
             mine = qi == j
             why = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved, owners,
