@@ -323,15 +323,21 @@ def _digest(data: dict) -> str:
 
 
 def save_model(folder: Path, model: LearnedModel) -> Path:
-    """Write the model (temp + rename), then name and checksum it in the manifest."""
+    """Write the model (temp + rename), then its query arrays, then name and checksum both in the manifest."""
     from .manifest import file_entry, read_manifest, write_manifest
 
     data = asdict(model)
     path = Path(folder) / MODEL_FILE
     atomic_write_text(path, json.dumps({"format": FORMAT, "model": data, "sha256": _digest(data)}, indent=2) + "\n")
-    manifest = read_manifest(Path(folder))
-    manifest.files["learned_ranker"] = file_entry(path)
-    write_manifest(Path(folder), manifest)
+    try:  # what a query reads instead of this JSON and of facts it would build (recommender.learneddata)
+        from .learneddata import refresh
+
+        refresh(Path(folder))
+    except IndexProblem as exc:
+        log.warning("%s: learned ranking stored without its query arrays (%s)", folder, exc)
+        manifest = read_manifest(Path(folder))
+        manifest.files["learned_ranker"] = file_entry(path)
+        write_manifest(Path(folder), manifest)
     return path
 
 
