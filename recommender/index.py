@@ -11,7 +11,6 @@ Asking by id or URL reads the stored vectors only; the model is loaded only to e
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from pathlib import Path
@@ -126,6 +125,8 @@ class Index:
             stripped = ref.strip().strip("/")
             info = self.store.by_id(stripped) if stripped != ref else None
         if info is None:
+            import difflib
+
             raise UnknownArticle(ref, difflib.get_close_matches(ref, self.store.ids(), n=5, cutoff=0.5))
         return info
 

@@ -23,11 +23,11 @@ import numpy as np
 from .atomic import atomic_write_text
 from .manifest import IndexProblem
 from .graph_signals import GRAPH_SIGNALS, GraphFacts
+from .learneddata import MODEL_FILE  # noqa: F401 - the model file (learned-ranker.json)
 from .signals import SIGNALS, SiteFacts, pair_signals
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "learned-ranker.json"
 FORMAT = 1
 MIN_LISTS = 20  # fewer curated lists than this: keep the default ranking
 ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order

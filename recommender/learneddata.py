@@ -35,6 +35,7 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 PATTERN = "learned-*.npy"
+MODEL_FILE = "learned-ranker.json"  # the model itself (recommender.learned)
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -157,6 +158,8 @@ def model_for(index):
         index._learned_files = LearnedFiles(index.folder, index.manifest)
     model = stored_model(index.manifest, index._learned_files)
     if model is None:
+        if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
+            return None  # no model: the learned ranking's modules are not imported
         from .learned import load_model
 
         model = load_model(index.folder)
