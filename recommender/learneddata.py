@@ -154,9 +154,10 @@ def stored_graph(manifest, data, vectors, moments):
 def model_for(index):
     """The index's learned model: from its stored arrays when they stand (no JSON parsed), else its JSON file
     (learned.load_model; None when there is none)."""
-    if getattr(index, "_learned_files", None) is None:
+    if getattr(index, "_learned_files", None) is None:  # the arrays (and the model read from them) of this version
         index._learned_files = LearnedFiles(index.folder, index.manifest)
-    model = stored_model(index.manifest, index._learned_files)
+        index._learned_files.model = stored_model(index.manifest, index._learned_files)
+    model = index._learned_files.model
     if model is None:
         if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
             return None  # no model: the learned ranking's modules are not imported
@@ -217,6 +218,7 @@ class LearnedFiles:
         self.folder = folder
         self.names = {role[len(PREFIX):]: e.name for role, e in manifest.files.items() if role.startswith(PREFIX)}
         self._arrays: dict[str, np.ndarray] = {}
+        self.model = None
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
