@@ -223,7 +223,9 @@ class Index:
 
     def tag_pool(self):
         """The shared-tag candidate pool (signals.tag_pool) when any article has tags, else None."""
-        if not any(self.facts().topics):
+        data = self.query_data  # the stored tag matrix says it without reading every article's topics
+        tagged = data.array("site_tags.indptr")[-1] > 0 if data.has("site_tags.indptr") else any(self.facts().topics)
+        if not tagged:
             return None
         from functools import partial
 

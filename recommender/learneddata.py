@@ -22,7 +22,6 @@ for its candidates (`GraphFacts._dense_stats`, here over all rows at once).
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,8 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
                        moments) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
     stats record). vectors, lexical, ids, moments: what the query process would read (Index.graph_facts)."""
+    import secrets
+
     from .atomic import atomic_path
     from .learned import graph_facts
     from .manifest import file_entry
