@@ -27,15 +27,15 @@ marks = [("start", T())]
 import numpy as np, click
 marks.append(("numpy+click", T()))
 import recommender.cli
-from recommender.index import Index
-from recommender.render import render_related
+from recommender.rank.index import Index
+from recommender.common.render import render_related
 marks.append(("package imports", T()))
 index = Index.open(sys.argv[1])
 marks.append(("open index", T()))
 info = index.get(sys.argv[2])
 policy = index._policy(None, None)
 if sys.argv[3] == "stored":
-    from recommender.storedlists import stored_links
+    from recommender.rank.storedlists import stored_links
     items = stored_links(index, info.row, policy, True)
     if items is None:
         raise SystemExit("no stored list stands for this index and policy")
