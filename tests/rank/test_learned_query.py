@@ -83,7 +83,7 @@ def test_every_new_index_version_gets_the_arrays_again(tmp_path):
     before = read_manifest(folder)
     synthetic_feed(corpus, 48, changed={5, 17})
     record = batch(corpus, tmp_path, policy=ON)
-    assert record["ranking"] == "learned"
+    assert record["ranking"] == "learned" and record["stored_lists"] == "stored"  # ranked with the new arrays
     after = read_manifest(folder)
     assert after.files["metadata"].name != before.files["metadata"].name  # a new index version
     names = {after.files[r].name for r in after.files if r.startswith(PREFIX)}
@@ -91,6 +91,10 @@ def test_every_new_index_version_gets_the_arrays_again(tmp_path):
     assert {p.name for p in folder.glob("learned-*.npy")} == names  # the old version's arrays removed
     for article_id in ("feed/5", "feed/20"):
         assert_same(mapped_in_process(folder, article_id), built_in_process(folder, article_id))
+        with Index.open(folder) as index:  # the batch's stored list is what the query computes from the arrays
+            stored, path = index.related_answer(article_id, policy=ON)
+            computed = index.related(article_id, policy=ON)
+        assert path == "stored-list" and [(r.id, r.score) for r in stored] == [(r.id, r.score) for r in computed]
 
 
 def test_a_model_stored_without_its_arrays_is_read_from_its_json(tmp_path):
