@@ -268,6 +268,13 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
 
     query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
+    from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
+    from ..rank.ranking import dense_moments
+
+    matrix = np.ascontiguousarray(ann.vectors() if getattr(ann, "approximate", False) else vectors, np.float32)
+    learned_files, learned_stats = for_new_version(folder, matrix, lexical, ids, dense_moments(matrix))
+    if learned_stats is not None:
+        stats["learned_data"] = learned_stats
     stats["query_data_seconds"] = round(time.perf_counter() - timer, 2)
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
@@ -280,7 +287,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
                "metadata": file_entry(folder / f"articles-{token}.sqlite"),
                "lexical": file_entry(folder / f"lexical-{token}.npz"),
-               "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files},
+               "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files, **learned_files},
         stats=stats,
     )
     write_manifest(folder, manifest)
@@ -291,7 +298,8 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
 def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
-    patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy", ".*.tmp")
+    patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy",
+                "learned-*.npy", ".*.tmp")
     for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

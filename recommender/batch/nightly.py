@@ -203,12 +203,10 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         learned = index.learned_model(policy)
-        from ..rank.learned import graph_facts
-
         job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
                       site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
-                      graph=graph_facts(built.matrix, index.lexical, learned, index.store.ids()) if learned else None)
+                      graph=index.graph_facts(learned, vectors=built.matrix) if learned else None)
         record["ranking"] = "learned" if learned is not None else "default"
         record["drafts_held_back"] = job.facts.held_back(policy)
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,

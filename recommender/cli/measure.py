@@ -111,14 +111,14 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy
     """Learn a ranking from the curated related lists (logistic regression over the pair signals), report it
     under k-fold cross-validation over queries, and store it with the index."""
     from ..evaluate.gold import load_gold_jsonl as load_gold
-    from ..evaluate.training import save_model, train as train_model
+    from ..evaluate.training import store_model, train as train_model
 
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
         gold = load_gold(gold_path) if gold_path else None
         model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet())
         if not dry_run:
-            save_model(index.folder, model)
+            store_model(index.folder, model)
     report.pop("fold_of", None)
     if as_json:
         click.echo(json.dumps(report))

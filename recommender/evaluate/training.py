@@ -3,7 +3,7 @@
 fit on every list, and the batch's training step. The model it produces is applied by recommender.rank.learned.
 
     model, report = train(index, folds=5, seed=0)   # cross-validated report + a model fitted on every list
-    save_model(index.folder, model)
+    store_model(index.folder, model)                 # its JSON, and the arrays a query reads instead
 """
 
 from __future__ import annotations
@@ -248,9 +248,27 @@ def train_if_due(folder: Path, policy, progress: bool = False) -> dict:
         except ValueError as exc:
             out["reason"] = str(exc)
             return out
-    save_model(folder, model)
+    store_model(folder, model)
     out.update(trained=True, used=model.beats_default() or policy.ranking.learned == "on", cv=model.cv,
                seconds=round(time.perf_counter() - timer, 1))
     log.info("learned ranking trained on %d curated lists (%s): recall@10 %.3f under cross-validation, default %.3f",
              len(kept), out["reason"], model.cv["learned"]["recall@10"], model.cv["default"]["recall@10"])
     return out
+
+
+def store_model(folder: Path, model: LearnedModel) -> Path:
+    """Store the model with the index: its JSON (rank.learned.save_model), then the arrays a query by id reads
+    instead of the JSON and of the graph facts it would build (rank.learneddata), named in the manifest with it."""
+    from ..embed.prepare import Preparation
+    from ..rank.index import Index
+    from ..rank.learneddata import write_for_index
+    from ..store.manifest import read_manifest
+
+    path = save_model(folder, model)
+    try:
+        preparation = Preparation.from_dict(read_manifest(Path(folder)).preparation)
+        with Index.open(folder, preparation=preparation, verify=False) as index:
+            write_for_index(index)
+    except IndexProblem as exc:
+        log.warning("%s: learned ranking stored without its query arrays (%s); queries read its JSON", folder, exc)
+    return path

@@ -11,7 +11,6 @@ Asking by id or URL reads the stored vectors only; the model is loaded only to e
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from pathlib import Path
@@ -126,6 +125,8 @@ class Index:
             stripped = ref.strip().strip("/")
             info = self.store.by_id(stripped) if stripped != ref else None
         if info is None:
+            import difflib
+
             raise UnknownArticle(ref, difflib.get_close_matches(ref, self.store.ids(), n=5, cutoff=0.5))
         return info
 
@@ -222,7 +223,9 @@ class Index:
 
     def tag_pool(self):
         """The shared-tag candidate pool (signals.tag_pool) when any article has tags, else None."""
-        if not any(self.facts().topics):
+        data = self.query_data  # the stored tag matrix says it without reading every article's topics
+        tagged = data.array("site_tags.indptr")[-1] > 0 if data.has("site_tags.indptr") else any(self.facts().topics)
+        if not tagged:
             return None
         from functools import partial
 
@@ -230,25 +233,27 @@ class Index:
 
         return partial(tag_pool, self.site_facts())
 
-    def graph_facts(self, model, ranker=None):
-        """The link-graph facts a learned model's signals read (recommender.rank.graph_signals), built once."""
-        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != model.curated:
-            from .learned import graph_facts
+    def graph_facts(self, model, ranker=None, vectors=None):
+        """The link-graph facts a learned model's signals read (recommender.rank.graph_signals), built once:
+        mapped from the arrays stored with the model (recommender.rank.learneddata) when they stand, else built here.
+        vectors: full-precision vectors to build from (the batch's) instead of the index's."""
+        key = (model.curated, vectors is not None)
+        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != key:
+            from .learneddata import graph_for
 
-            moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else None
-            self._graph_facts = (model.curated, graph_facts(self.vectors.vectors(), self.lexical, model,
-                                                            self.store.ids(), moments))
+            self._graph_facts = (key, graph_for(self, model, ranker, vectors))
         return self._graph_facts[1]
 
     def learned_model(self, policy: Policy | None = None):
         """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
-        default ranking under cross-validation."""
+        default ranking under cross-validation. Read from the arrays stored with it when they stand (without its
+        curated lists), else from its JSON (recommender.rank.learneddata.model_for)."""
         mode = (policy or Policy()).ranking.learned
         if mode == "off":
             return None
-        from .learned import load_model
+        from .learneddata import model_for
 
-        model = load_model(self.folder)
+        model = model_for(self)
         if model is None or (mode == "auto" and not model.beats_default()):
             return None
         return model

@@ -39,7 +39,6 @@ Every key is optional; `recommender policy` prints the effective policy.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -185,6 +184,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
             return Policy()
         path = POLICY_FILE
     path = Path(path)
+    import tomllib  # only when there is a file to read (a query without one does not pay for the parser)
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +77,8 @@ def keep_lists(index, policy, overrides, links, *, fresh: bool) -> str:
 
 def write_lists(folder: Path, key: str, links, k: int) -> None:
     """The records file under a fresh name, then the header that names it (the commit), then tidy up."""
+    import secrets
+
     from ..common.atomic import atomic_path, atomic_write_text
     from ..store.manifest import file_entry
 

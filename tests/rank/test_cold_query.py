@@ -13,7 +13,7 @@ import pytest
 
 from recommender import Index
 from recommender.batch.nightly import run_batch
-from recommender.rank.learned import save_model
+from recommender.evaluate.training import store_model
 from recommender.store.manifest import read_manifest, write_manifest
 from recommender.rank.overrides import Overrides
 from recommender.rank.policy import Policy, policy_from_dict
@@ -178,18 +178,18 @@ def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
         ids = index.store.ids()
         gold = {ids[i]: [ids[(i + 4) % len(ids)]] for i in range(len(ids))}  # same topic, next story
         model, _ = train(index, folds=3, gold=gold)
-        save_model(tmp_path / "idx", model)
+        store_model(tmp_path / "idx", model)
     on = policy_from_dict({"ranking": {"learned": "on"}})
     record = batch(corpus, tmp_path, policy=on)
     assert record["ranking"] == "learned" and record["stored_lists"] == "stored"
     for article_id, (stored, path, computed) in answers(tmp_path / "idx", policy=on).items():
         assert path == "stored-list" and stored == computed, article_id
-    # computed with the learned ranking in a fresh process: still no model or scikit-learn; its link-graph signals
-    # (graph_signals.py) read SciPy matrices and the vectors through FAISS, so those two are allowed here
+    # computed with the learned ranking in a fresh process: no model, scikit-learn, SciPy or FAISS (its link-graph
+    # facts are read from the arrays stored with the model, recommender.rank.learneddata)
     (tmp_path / "idx" / "recommender.toml").write_text('[ranking]\nlearned = "on"\n')  # read from the cwd
     (tmp_path / "idx" / HEADER).unlink()
     printed, modules = related_in_a_fresh_process(tmp_path / "idx", "feed/9")
-    assert printed["answered_by"] == "computed" and set(modules) <= {"scipy", "faiss"}
+    assert printed["answered_by"] == "computed" and modules == []
     assert "learned" in printed["related"][0]["parts"]
     assert [r["id"] for r in printed["related"]] == [r.id for r in found_learned(tmp_path / "idx", on, "feed/9")]
 
