@@ -44,10 +44,13 @@ POOL_EPS = 1e-5  # float slack of the pool membership tests (the same products, 
 
 
 def model_digest(model) -> str | None:
-    """A digest of a learned model's content (None for the default ranking)."""
+    """A digest of what a learned model scores with (None for the default ranking): the same whether the model
+    was read from its JSON or from the index's arrays (recommender.rank.learneddata, which has no lists)."""
     if model is None:
         return None
-    return hashlib.sha256(json.dumps(asdict(model), sort_keys=True).encode()).hexdigest()
+    data = {k: v for k, v in asdict(model).items() if k in ("signals", "mean", "scale", "coef", "intercept",
+                                                            "curated")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def graph_signatures(graph, ids: list[str], signatures: list[str]) -> list[str]:
@@ -103,8 +106,11 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
     if "bound_voters" not in state:
         return "no candidates recorded for the learned ranking"
     n = len(prev)
-    job.graph = replace(job.graph, mean_vector=frozen.mean_vector, second_moment=frozen.second_moment,
-                        dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
+    graph = job.graph  # SciPy matrices (graph_signals) or the mapped CSR arrays of rank.learneddata
+    job.graph = replace(graph, mean_vector=frozen.mean_vector, second_moment=frozen.second_moment,
+                        dense_stats=np.full((n, 2), np.nan, dtype=np.float32),
+                        **{name: _csr(getattr(graph, name), n) for name in ("mentions", "mentions_t", "lists",
+                                                                            "lists_t", "co")})
     old = state["bound_voters"]
     renumber = np.full(len(old) + 1, -2, dtype=np.int64)  # removed rows -> -2; index -1 -> padding
     renumber[-1] = -1
@@ -256,6 +262,16 @@ class _QueryStats:
     def z(self, part: str, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
         mean, std = self.stats[part]
         return (raw - mean[rows]) / np.where(std[rows] > 1e-12, std[rows], 1.0)
+
+
+def _csr(matrix, n: int):
+    """A SciPy CSR matrix of a graph (read-only mapped arrays are copied)."""
+    from scipy import sparse
+
+    if sparse.issparse(matrix):
+        return matrix
+    return sparse.csr_matrix((np.asarray(matrix.data), np.asarray(matrix.indices), np.asarray(matrix.indptr)),
+                             shape=(n, n))
 
 
 def _pairs(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
