@@ -19,7 +19,7 @@ from recommender.batch.incremental import STATE_FILE, Frozen, load_state
 from recommender.batch.nightly import resolve_policy
 from recommender.batch.relatedlists import LinkJob, link_rows
 from recommender.rank.index import Index
-from recommender.rank.learned import graph_facts
+from recommender.rank.learned import graph_facts, load_model
 
 
 def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, float | None]]]:
@@ -35,6 +35,8 @@ def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, 
                                                              "mention": state["mention"].copy()},
                         {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
         model = index.learned_model(policy)
+        if model is not None:  # read from the index's arrays it has no curated lists: the graph needs them
+            model = load_model(index.folder)
         job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=index.overrides(), frozen=frozen, learned=model,
                       site_facts=index.site_facts() if model is not None or index.tag_pool() else None,
