@@ -253,7 +253,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
     # the learned model's digest too: lists ranked by a model are not a base for the default ranking's updates
-    # (its content, not the manifest entry: an index rewrite does not carry that entry over)
+    # (what it scores with: the same whether read from its JSON or from the index's arrays)
     from .learned_reach import model_digest
 
     key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned)],
