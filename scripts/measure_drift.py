@@ -1,0 +1,218 @@
+"""How far the related lists of an incremental batch (corpus statistics frozen at the last full rebuild) drift
+from a fresh full rebuild as churn grows: the measurement behind the refit threshold (docs/batch.md).
+
+    python scripts/measure_drift.py ../shared/corpora/python_docs/articles.jsonl \
+        --gold ../shared/corpora/python_docs/gold.jsonl --cache /work/idx/pydocs/cache --work /tmp/drift-pyd
+
+For each kind of churn and each level (a share of the base corpus), seeded:
+
+* the base: the corpus less a held-out part (`mixed`/`growth`: 25% at random; `section`: every article whose
+  id starts with --section, a topic the site did not cover yet), run once through `recommender batch` in full;
+* the churned corpus: `mixed` adds, changes and removes a third of the level each; `growth` only adds; `section`
+  adds articles of the held-out section. Added articles come from the held-out part. A change keeps a random 70%
+  of the article's paragraphs and appends a paragraph of another article (a revision that moves its vector);
+* frozen: the base's index and outputs, then one batch on the churned corpus with the refit threshold out of
+  reach (IDF, name weights, embedding moments and row statistics of the base; lists ranked incrementally);
+* fresh: the base's index (cached vectors) and no list state, one batch with a forced refit (everything new).
+
+Printed per level: the drift statistics of recommender.drift measured on the frozen run (`idf` relative IDF
+shift, `dense` embedding mean shift in row deviations), the share of lists identical (same ids, same order),
+mean overlap@10 of the two lists of an article, and recall@10 against the gold file for both. Vectors come from
+--cache (a copy of an index's `cache` folder) so that only changed texts are embedded (once, up front).
+Results (one JSON object a level) go to stdout; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("measure_drift")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def revised(record: dict, donor: dict, seed: int) -> dict:
+    """A revision: a random 70% of the paragraphs kept (at least one), one paragraph of another article added."""
+    rng = random.Random(f"{seed}:{record['id']}")
+    paragraphs = [p for p in record.get("text", "").split("\n\n") if p.strip()] or [record.get("title", "")]
+    kept = [p for p in paragraphs if rng.random() < 0.7] or paragraphs[:1]
+    extra = [p for p in donor.get("text", "").split("\n\n") if len(p) > 80] or [donor.get("title", "")]
+    return {**record, "text": "\n\n".join(kept + [rng.choice(extra)])}
+
+
+class Churn:
+    """The base corpus and, per level, the churned corpus of one kind of churn and one seed."""
+
+    def __init__(self, records: list[dict], kind: str, seed: int, section: str | None):
+        rng = random.Random(seed)
+        order = list(range(len(records)))
+        rng.shuffle(order)
+        if kind == "section":
+            held = [i for i in order if records[i]["id"].startswith(section)]
+        else:
+            held = order[:len(records) // 4]
+        held_set = set(held)
+        self.records, self.kind, self.seed = records, kind, seed
+        self.base = [i for i in order if i not in held_set]  # base rows in a seeded order: changes take a prefix
+        self.held = held
+        self.donors = rng.sample(range(len(records)), len(records))
+
+    def level(self, share: float) -> tuple[list[dict], dict]:
+        n = round(share * len(self.base))
+        if self.kind == "mixed":
+            added, removed = round(n / 3), round(n / 3)
+            changed = n - added - removed
+        else:
+            added, removed, changed = n, 0, 0
+        added = min(added, len(self.held))
+        removed_rows = set(self.base[:removed])
+        changed_rows = set(self.base[removed:removed + changed])
+        out = []
+        for i in sorted(self.base):
+            if i in removed_rows:
+                continue
+            record = self.records[i]
+            out.append(revised(record, self.records[self.donors[i]], self.seed) if i in changed_rows else record)
+        out += [self.records[i] for i in self.held[:added]]
+        return out, {"added": added, "changed": changed, "removed": removed}
+
+    def base_records(self) -> list[dict]:
+        return [self.records[i] for i in sorted(self.base)]
+
+
+def lists(out: Path) -> dict[str, list[str]]:
+    return {x["id"]: [r["id"] for r in x["related"]] for x in read_jsonl(out / "related.jsonl")}
+
+
+def recall_at_10(got: dict[str, list[str]], gold: list[dict]) -> tuple[float, int]:
+    """Mean over gold queries in the corpus of |top 10 ∩ gold targets in the corpus| / |gold targets in it|."""
+    values = []
+    for line in gold:
+        targets = {t for t in line.get("related", []) if t in got and t != line["id"]}
+        if line["id"] in got and targets:
+            values.append(len(targets & set(got[line["id"]][:10])) / len(targets))
+    return (float(np.mean(values)) if values else float("nan")), len(values)
+
+
+def compare(frozen: dict[str, list[str]], fresh: dict[str, list[str]]) -> dict:
+    same = overlap = 0.0
+    for article, mine in frozen.items():
+        theirs = fresh[article]
+        same += mine == theirs
+        denominator = max(len(mine[:10]), len(theirs[:10]), 1)
+        overlap += len(set(mine[:10]) & set(theirs[:10])) / denominator
+    return {"identical": same / len(frozen), "overlap@10": overlap / len(frozen)}
+
+
+def batch(corpus: Path, index: Path, out: Path, embedder, refit: bool) -> dict:
+    """One `recommender batch` in this process: refit forces a full lexical fit (and so a full run); otherwise the
+    refit threshold is out of reach and every statistic stays frozen."""
+    from recommender import build
+    from recommender.batch import run_batch
+    from recommender.policy import Policy
+
+    build.LEXICAL_DRIFT = -1.0 if refit else float("inf")
+    return run_batch(corpus, index, out, Policy(), embedder=embedder, progress=False, allow_shrink=True)
+
+
+def drift_of(index: Path, out: Path) -> dict:
+    """The drift statistics of recommender.drift for the frozen run's index and state."""
+    from recommender import drift
+    from recommender.incremental import STATE_FILE, load_state
+    from recommender.index import Index
+
+    state = load_state(out / STATE_FILE)
+    with Index.open(index) as opened:
+        vectors = np.ascontiguousarray(opened.vectors.vectors(), dtype=np.float32)
+        return {"idf": drift.idf_shift(opened.lexical.tfidf, opened.lexical.idf),
+                "dense": drift.dense_shift(vectors, state["mean"], state["second"])}
+
+
+def prepare_vectors(records: list[dict], churns: list[Churn], top: float, work: Path, embedder) -> None:
+    """Embed every changed text of the highest level once, into the shared cache (work/cache)."""
+    from recommender.build import read_logged
+    from recommender.prepare import Preparation
+    from recommender.vector_cache import VectorCache
+    from recommender.vectorize import vectorize
+
+    for churn in churns:
+        corpus, _ = churn.level(top)
+        write_jsonl(work / "changed" / "articles.jsonl", corpus)
+        articles = read_logged(work / "changed" / "articles.jsonl").articles
+        with VectorCache(work / "cache" / "vectors.sqlite") as cache:
+            _, _, stats = vectorize(articles, embedder, Preparation(), cache, progress=False)
+        log.info("shared cache (%s): %d embedded, %d reused", churn.kind, stats.embedded, stats.reused)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--gold", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True, help="an index's cache folder (vectors.sqlite)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/measure-drift"))
+    parser.add_argument("--levels", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.3])
+    parser.add_argument("--kinds", nargs="+", default=["mixed", "growth", "section"])
+    parser.add_argument("--section", default="c-api/", help="id prefix of the held-out section (kind section)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("recommender", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from recommender.embedder import get_embedder
+
+    records, gold = read_jsonl(args.corpus), read_jsonl(args.gold)
+    shutil.rmtree(args.work, ignore_errors=True)
+    shutil.copytree(args.cache, args.work / "cache")
+    embedder = get_embedder(None)
+    churns = [Churn(records, kind, seed, args.section) for kind in args.kinds for seed in args.seeds]
+    prepare_vectors(records, churns, max(args.levels), args.work, embedder)
+    for churn in churns:
+        root = args.work / f"{churn.kind}-{churn.seed}"
+        write_jsonl(root / "base" / "articles.jsonl", churn.base_records())  # one file name: ids and paths kept
+        shutil.copytree(args.work / "cache", root / "base" / "index" / "cache")
+        batch(root / "base" / "articles.jsonl", root / "base" / "index", root / "base" / "out", embedder, refit=True)
+        base_recall = recall_at_10(lists(root / "base" / "out"), gold)[0]
+        for share in args.levels:
+            corpus, counts = churn.level(share)
+            if share > 0 and not any(counts.values()):
+                continue
+            where = root / f"{share:g}"
+            write_jsonl(where / "articles.jsonl", corpus)
+            timer = time.perf_counter()
+            for name in ("frozen", "fresh"):
+                shutil.copytree(root / "base" / "index", where / name / "index")
+            shutil.copytree(root / "base" / "out", where / "frozen" / "out")
+            record = batch(where / "articles.jsonl", where / "frozen" / "index", where / "frozen" / "out", embedder,
+                           refit=False)
+            batch(where / "articles.jsonl", where / "fresh" / "index", where / "fresh" / "out", embedder, refit=True)
+            frozen, fresh = lists(where / "frozen" / "out"), lists(where / "fresh" / "out")
+            result = {"kind": churn.kind, "seed": churn.seed, "level": share, **counts,
+                      "churn": sum(counts.values()) / len(churn.base),
+                      **drift_of(where / "frozen" / "index", where / "frozen" / "out"), **compare(frozen, fresh),
+                      "recall_frozen": recall_at_10(frozen, gold)[0], "recall_fresh": recall_at_10(fresh, gold)[0],
+                      "gold_queries": recall_at_10(fresh, gold)[1], "recall_base": base_recall,
+                      "frozen_lists": record["lists"]["kind"], "recomputed": record["lists"]["recomputed"],
+                      "lexical_update": record.get("lexical_update"), "articles": len(corpus)}
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}), flush=True)
+            log.info("%s seed %d level %g done in %.1f s", churn.kind, churn.seed, share, time.perf_counter() - timer)
+            shutil.rmtree(where / "fresh" / "index")  # the largest part; the outputs stay for a second look
+
+
+if __name__ == "__main__":
+    main()
