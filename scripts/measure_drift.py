@@ -122,13 +122,13 @@ def compare(frozen: dict[str, list[str]], fresh: dict[str, list[str]]) -> dict:
 
 def batch(corpus: Path, index: Path, out: Path, embedder, refit: bool) -> dict:
     """One `recommender batch` in this process: refit forces a full lexical fit (and so a full run); otherwise the
-    refit threshold is out of reach and every statistic stays frozen."""
-    from recommender import build
+    refit threshold ([batch] refit_drift, which the lists' settings key leaves out) is out of reach and every
+    statistic stays frozen."""
     from recommender.batch import run_batch
     from recommender.policy import Policy
 
-    build.LEXICAL_DRIFT = -1.0 if refit else float("inf")
-    return run_batch(corpus, index, out, Policy(), embedder=embedder, progress=False, allow_shrink=True)
+    policy = Policy().with_section("batch", refit_drift=0.0 if refit else float("inf"))
+    return run_batch(corpus, index, out, policy, embedder=embedder, progress=False, allow_shrink=True)
 
 
 def drift_of(index: Path, out: Path) -> dict:
