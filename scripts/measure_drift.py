@@ -15,11 +15,18 @@ For each kind of churn and each level (a share of the base corpus), seeded:
   reach (IDF, name weights, embedding moments and row statistics of the base; lists ranked incrementally);
 * fresh: the base's index (cached vectors) and no list state, one batch with a forced refit (everything new).
 
-Printed per level: the drift statistics of recommender.drift measured on the frozen run (`idf` relative IDF
-shift, `dense` embedding mean shift in row deviations), the share of lists identical (same ids, same order),
-mean overlap@10 of the two lists of an article, and recall@10 against the gold file for both. Vectors come from
+Printed per level: two measures of what drifts, taken on the frozen run, the share of lists identical (same
+ids, same order), the mean overlap@10 of an article's two lists, and recall@10 against the gold file for both:
+
+* idf: the IDF the frozen vocabulary would get on today's corpus (scikit-learn's smoothed IDF from each term's
+  document frequency now) against the frozen IDF: sum of df * |idf_now - idf_frozen| over sum of
+  df * idf_frozen. Words outside the frozen vocabulary are not seen. 0 (2e-8) on the corpus it was fitted on.
+* dense: the move of the embedding mean along each article's vector, in that article's frozen deviation (the
+  unit of its dense z-score), averaged over articles. Vectors come from
 --cache (a copy of an index's `cache` folder) so that only changed texts are embedded (once, up front).
 Results (one JSON object a level) go to stdout; progress to stderr.
+
+    python scripts/measure_drift.py --summarise RESULTS.jsonl [...]   # the table of docs/batch.md
 """
 
 from __future__ import annotations
@@ -131,17 +138,41 @@ def batch(corpus: Path, index: Path, out: Path, embedder, refit: bool) -> dict:
     return run_batch(corpus, index, out, policy, embedder=embedder, progress=False, allow_shrink=True)
 
 
+def idf_shift(tfidf, idf: np.ndarray) -> float:
+    """Relative, document-frequency weighted change of the frozen IDF on the corpus whose rows `tfidf` holds."""
+    n = tfidf.shape[0]
+    if n == 0 or tfidf.shape[1] == 0:
+        return 0.0
+    df = np.bincount(tfidf.tocsr().indices, minlength=tfidf.shape[1]).astype(np.float64)
+    now = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    frozen = np.asarray(idf, dtype=np.float64)
+    weight = float((df * frozen).sum())
+    return float((df * np.abs(now - frozen)).sum() / weight) if weight > 0 else 0.0
+
+
+def dense_shift(vectors: np.ndarray, mean: np.ndarray, second: np.ndarray) -> float:
+    """Mean over articles of the embedding mean's move along each article's vector, in its frozen deviations."""
+    if len(vectors) == 0:
+        return 0.0
+    v = np.asarray(vectors, dtype=np.float64)
+    frozen_mean = np.asarray(mean, dtype=np.float64)
+    moved = v @ (v.mean(axis=0) - frozen_mean)
+    centre = v @ frozen_mean
+    var = np.einsum("qd,qd->q", v @ np.asarray(second, dtype=np.float64), v) - centre ** 2
+    std = np.sqrt(np.maximum(var, 1e-12))
+    return float(np.mean(np.abs(moved) / std))
+
+
 def drift_of(index: Path, out: Path) -> dict:
-    """The drift statistics of recommender.drift for the frozen run's index and state."""
-    from recommender import drift
+    """The two drift statistics for the frozen run's index (TF-IDF rows, frozen IDF) and lists state (moments)."""
     from recommender.incremental import STATE_FILE, load_state
     from recommender.index import Index
 
     state = load_state(out / STATE_FILE)
     with Index.open(index) as opened:
         vectors = np.ascontiguousarray(opened.vectors.vectors(), dtype=np.float32)
-        return {"idf": drift.idf_shift(opened.lexical.tfidf, opened.lexical.idf),
-                "dense": drift.dense_shift(vectors, state["mean"], state["second"])}
+        return {"idf": idf_shift(opened.lexical.tfidf, opened.lexical.idf),
+                "dense": dense_shift(vectors, state["mean"], state["second"])}
 
 
 def prepare_vectors(records: list[dict], churns: list[Churn], top: float, work: Path, embedder) -> None:
@@ -160,7 +191,61 @@ def prepare_vectors(records: list[dict], churns: list[Churn], top: float, work: 
         log.info("shared cache (%s): %d embedded, %d reused", churn.kind, stats.embedded, stats.reused)
 
 
+OVERLAP_MIN = 0.98  # the tolerance: frozen lists within this mean overlap@10 of fresh ones ...
+RECALL_LOSS_MAX = 0.005  # ... and recall@10 against gold at most this much lower (about one gold link)
+
+
+def summarise(paths: list[Path]) -> None:
+    """A markdown table of result files (mean over seeds, worst in brackets); how well each drift measure ranks
+    the runs by list drift (Spearman correlation with 1 - overlap@10); and for each measure the largest threshold
+    under which every run is within the tolerance, with how many runs it leaves frozen (more is better)."""
+    rows, seen = [], set()
+    for path in paths:
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            key = (row["kind"], row["seed"], row["added"], row["changed"], row["removed"])
+            if line.strip() and key not in seen:  # a section smaller than the level: measured once
+                seen.add(key)
+                rows.append(row)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["level"], r["seed"]))
+    print("| churn kind | level | churn | idf shift | dense shift | identical lists | overlap@10 (worst) "
+          "| recall@10 frozen - fresh (worst) | seeds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["kind"], row["level"]), []).append(row)
+    for (kind, level), group in groups.items():
+        mean = {k: float(np.mean([r[k] for r in group])) for k in ("churn", "idf", "dense", "identical", "overlap@10")}
+        loss = [r["recall_frozen"] - r["recall_fresh"] for r in group]
+        print(f"| {kind} | {level * 100:g}% | {mean['churn']:.3f} | {mean['idf']:.4f} | {mean['dense']:.4f} "
+              f"| {mean['identical']:.3f} | {mean['overlap@10']:.4f} ({min(r['overlap@10'] for r in group):.4f}) "
+              f"| {np.mean(loss):+.4f} ({min(loss):+.4f}) | {len(group)} |")
+
+    def rank(values):
+        return np.argsort(np.argsort(values)).astype(float)
+
+    def within(r):
+        return r["overlap@10"] >= OVERLAP_MIN and r["recall_frozen"] - r["recall_fresh"] >= -RECALL_LOSS_MAX
+
+    drift = rank([1 - r["overlap@10"] for r in rows])
+    print(f"\nTolerance: overlap@10 >= {OVERLAP_MIN}, recall@10 loss <= {RECALL_LOSS_MAX}; {len(rows)} runs")
+    for measure in ("churn", "idf", "dense"):
+        rho = float(np.corrcoef(rank([r[measure] for r in rows]), drift)[0, 1])
+        threshold = None
+        for r in sorted(rows, key=lambda r: r[measure]):
+            if not within(r):
+                break
+            threshold = r[measure]
+        kept = [r for r in rows if threshold is not None and r[measure] <= threshold]
+        most = ", ".join(f"{k} {max([r['churn'] for r in kept if r['kind'] == k], default=0):.1%}" for k in kinds)
+        print(f"{measure}: Spearman with 1 - overlap@10 {rho:.3f}; largest threshold with every run below it "
+              f"within the tolerance {threshold}: {len(kept)} runs kept frozen (largest churn kept: {most})")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--summarise"]:
+        return summarise([Path(p) for p in sys.argv[2:]])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--gold", type=Path, required=True)
@@ -188,10 +273,12 @@ def main() -> None:
         shutil.copytree(args.work / "cache", root / "base" / "index" / "cache")
         batch(root / "base" / "articles.jsonl", root / "base" / "index", root / "base" / "out", embedder, refit=True)
         base_recall = recall_at_10(lists(root / "base" / "out"), gold)[0]
+        seen = []
         for share in args.levels:
             corpus, counts = churn.level(share)
-            if share > 0 and not any(counts.values()):
+            if not any(counts.values()) or counts in seen:  # a section smaller than the level: measured already
                 continue
+            seen.append(counts)
             where = root / f"{share:g}"
             write_jsonl(where / "articles.jsonl", corpus)
             timer = time.perf_counter()
