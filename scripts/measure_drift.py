@@ -201,10 +201,9 @@ def summarise(paths: list[Path]) -> None:
     under which every run is within the tolerance, with how many runs it leaves frozen (more is better)."""
     rows, seen = [], set()
     for path in paths:
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
+        for row in read_jsonl(path):
             key = (row["kind"], row["seed"], row["added"], row["changed"], row["removed"])
-            if line.strip() and key not in seen:  # a section smaller than the level: measured once
+            if key not in seen:  # a section smaller than the level: measured once
                 seen.add(key)
                 rows.append(row)
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
