@@ -9,15 +9,30 @@ The library API (the CLI is a thin layer over it):
         index.search("free text", k=10)           # loads the model on first use
 
 Importing the package loads no model and imports neither torch nor FAISS.
+
+The sub-packages, one stage each; data flows down this list and a stage imports only the ones above it
+(tests/test_layout.py checks):
+
+    common/    small shared helpers: atomic writes, time, progress, text rendering, blocks of rows, SQLite
+    ingest/    files to articles: formats, fields, text clean-up, merge and dedupe, the prepared-article cache
+    embed/     text preparation and chunking, embedding backends (OpenVINO, PyTorch), the vector cache
+    store/     the index folder: manifest, metadata, vectors (FAISS), lexical index, lock, catalog
+    rank/      signals, default and learned rankers, policy, overrides, link rules, explanations; Index (queries)
+    evaluate/  metrics, baselines, cross-validation and training, reports, the editors' check
+    batch/     building the index, the nightly job, local and Ray engines, outputs for sites
+    serve/     the HTTP API and the editors' page
+    cli/       the click commands, a thin layer over the above
 """
 
 from importlib import import_module
 
 _EXPORTS = {
-    "Article": "article", "Corpus": "article", "Problem": "article",
-    "BuildReport": "build", "build_index": "build",
-    "Index": "index", "Related": "index", "UnknownArticle": "index",
-    "read_corpus": "ingest", "IndexProblem": "manifest",
+    "Article": "ingest.article", "Corpus": "ingest.article", "Problem": "ingest.article",
+    "BuildReport": "batch.build", "build_index": "batch.build",
+    "Index": "rank.index", "Related": "rank.results", "UnknownArticle": "rank.results",
+    "read_corpus": "ingest.reader", "IndexProblem": "store.manifest",
+    "run_batch": "batch.nightly", "BatchError": "batch.nightly", "evaluate_index": "evaluate.evaluation",
+    "Overrides": "rank.overrides", "Policy": "rank.policy", "load_policy": "rank.policy",
 }
 __all__ = list(_EXPORTS)
 __version__ = "0.1.0"

@@ -41,7 +41,7 @@ def real_texts(limit_short: int, limit_long: int) -> tuple[list[str], list[str]]
 
 
 def bench_embedding(backends: list[str], n_short: int, n_long: int) -> None:
-    from recommender.embedder import get_embedder
+    from recommender.embed.embedder import get_embedder
 
     short, long = real_texts(n_short, n_long)
     print(f"\n## embedding ({n_short} short texts, {n_long} long texts of 256 word pieces; texts/s)")
@@ -108,8 +108,8 @@ def exact_topk(vectors: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def bench_scaling(real: np.ndarray, sizes: list[int], flat_max: int, sample: int, target: float = 0.98) -> None:
-    from recommender.allpairs import LinkRules, all_pairs_topk, rescore
-    from recommender.ann import FlatIndex, IVFIndex
+    from recommender.rank.allpairs import LinkRules, all_pairs_topk, rescore
+    from recommender.store.ann import FlatIndex, IVFIndex
 
     print(f"\n## scaling: all-pairs top-10 on vectors sampled around {len(real)} real embeddings")
     print(f"{'n':>9} {'index':14} {'build s':>8} {'all-pairs s':>12} {'recall@10':>10} {'MB per 1M':>10}")

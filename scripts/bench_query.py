@@ -73,7 +73,7 @@ def main() -> None:
     article_id = args.article_id
     if article_id is None:
         sys.path.insert(0, str(ROOT))
-        from recommender.index import Index
+        from recommender.rank.index import Index
 
         with Index.open(args.index) as index:
             article_id = index.store.ids()[0]

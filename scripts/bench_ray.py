@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 
-from recommender.policy import Policy
-from recommender.batch import run_batch
-from recommender.outputs import read_jsonl
+from recommender.rank.policy import Policy
+from recommender.batch.nightly import run_batch
+from recommender.batch.outputs import read_jsonl
 
 
 def run(engine: str, corpus: Path, work: Path, args) -> tuple[float, dict, dict]:

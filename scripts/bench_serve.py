@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from recommender.manifest import read_manifest, write_manifest
+from recommender.store.manifest import read_manifest, write_manifest
 
 
 def free_port() -> int:

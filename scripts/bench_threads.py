@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from recommender.openvino_embedder import THREADS_ENV
+from recommender.embed.openvino_embedder import THREADS_ENV
 
 
 def main() -> None:
@@ -24,10 +24,10 @@ def main() -> None:
     parser.add_argument("--backend", default="openvino")
     args = parser.parse_args()
 
-    from recommender.build import read_logged
-    from recommender.embedder import get_embedder
-    from recommender.prepare import Preparation, prepare
-    from recommender.vectorize import vectorize
+    from recommender.batch.build import read_logged
+    from recommender.embed.embedder import get_embedder
+    from recommender.embed.prepare import Preparation, prepare
+    from recommender.embed.vectorize import vectorize
 
     articles = read_logged(args.corpus).articles[: args.articles]
     texts = sum(len(prepare(a, Preparation()).texts) for a in articles)

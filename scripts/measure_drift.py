@@ -131,8 +131,8 @@ def batch(corpus: Path, index: Path, out: Path, embedder, refit: bool) -> dict:
     """One `recommender batch` in this process: refit forces a full lexical fit (and so a full run); otherwise the
     refit threshold ([batch] refit_drift, which the lists' settings key leaves out) is out of reach and every
     statistic stays frozen."""
-    from recommender.batch import run_batch
-    from recommender.policy import Policy
+    from recommender.batch.nightly import run_batch
+    from recommender.rank.policy import Policy
 
     policy = Policy().with_section("batch", refit_drift=0.0 if refit else float("inf"))
     return run_batch(corpus, index, out, policy, embedder=embedder, progress=False, allow_shrink=True)
@@ -165,8 +165,8 @@ def dense_shift(vectors: np.ndarray, mean: np.ndarray, second: np.ndarray) -> fl
 
 def drift_of(index: Path, out: Path) -> dict:
     """The two drift statistics for the frozen run's index (TF-IDF rows, frozen IDF) and lists state (moments)."""
-    from recommender.incremental import STATE_FILE, load_state
-    from recommender.index import Index
+    from recommender.batch.incremental import STATE_FILE, load_state
+    from recommender.rank.index import Index
 
     state = load_state(out / STATE_FILE)
     with Index.open(index) as opened:
@@ -177,10 +177,10 @@ def drift_of(index: Path, out: Path) -> dict:
 
 def prepare_vectors(records: list[dict], churns: list[Churn], top: float, work: Path, embedder) -> None:
     """Embed every changed text of the highest level once, into the shared cache (work/cache)."""
-    from recommender.build import read_logged
-    from recommender.prepare import Preparation
-    from recommender.vector_cache import VectorCache
-    from recommender.vectorize import vectorize
+    from recommender.batch.build import read_logged
+    from recommender.embed.prepare import Preparation
+    from recommender.embed.vector_cache import VectorCache
+    from recommender.embed.vectorize import vectorize
 
     for churn in churns:
         corpus, _ = churn.level(top)
@@ -258,7 +258,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("recommender", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from recommender.embedder import get_embedder
+    from recommender.embed.embedder import get_embedder
 
     records, gold = read_jsonl(args.corpus), read_jsonl(args.gold)
     shutil.rmtree(args.work, ignore_errors=True)

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recommender import Index  # noqa: E402
-from recommender.policy import Links, Policy  # noqa: E402
+from recommender.rank.policy import Links, Policy  # noqa: E402
 
 THRESHOLDS = (None, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 

@@ -215,7 +215,7 @@ class Workspace:
         return out
 
     def _overrides(self) -> list[str]:
-        code = ("from recommender.overrides import Overrides\n"
+        code = ("from recommender.rank.overrides import Overrides\n"
                 "with Overrides.open('demo-index') as o: print('\\n'.join(str(x.to_dict()) for x in o.all()))")
         done = subprocess.run([sys.executable, "-c", code], cwd=self.folder, env=self.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, check=True)

@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,15 @@ DEMO = ROOT / "demo"
 # Tests never reach a model hub, whatever the machine has configured.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+@pytest.fixture(autouse=True)
+def _restore_recommender_logger():
+    """A CLI test configures the "recommender" logger (its own stderr handler, no propagation); put it back so a
+    later test's caplog still sees log lines, whatever order the tests run in."""
+    logger = logging.getLogger("recommender")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture

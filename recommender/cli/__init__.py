@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from ..progress import configure_logging
+from ..common.progress import configure_logging
 from . import build, editors, measure, query
 from .options import group_index_option, is_quiet, quiet_option, verbose_option
 

@@ -22,7 +22,7 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
 
     Vectors of unchanged articles are reused from the index's cache, so a rebuild only embeds what changed.
     """
-    from ..build import build_index
+    from ..batch.build import build_index
 
     report = build_index(corpus, index_dir, model=model, backend=backend, batch_size=batch_size,
                          progress=not is_quiet())
@@ -72,8 +72,8 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
     """The nightly job: update the index from CORPUS (embedding only new or changed articles), compute the
     related links of every article under the policy and the editors' overrides, and write them atomically
     into --out (and --site-data). Safe to rerun and to kill."""
-    from ..batch import run_batch
-    from ..render import render_run
+    from ..batch.nightly import run_batch
+    from ..common.render import render_run
 
     links = {"k": k, "min_score": min_score, "direction": direction, "max_age_days": max_age_days,
              "same_source": "exclude" if exclude_same_source else None}
@@ -90,7 +90,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
 @user_errors
 def policy(policy_path: Path | None) -> None:
     """Print the effective link policy as TOML (the file given, or ./recommender.toml, or the defaults)."""
-    from ..policy import policy_to_toml
+    from ..rank.policy import policy_to_toml
 
     loaded = load_policy_for(policy_path)
     click.echo(f"# {loaded.source}\n" + policy_to_toml(loaded))

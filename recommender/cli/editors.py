@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..index import Index
-from ..render import plural
+from ..rank.index import Index
+from ..common.render import plural
 from .options import common_options, json_option, user_errors
 
 log = logging.getLogger("recommender")
@@ -23,7 +23,7 @@ def override_command(action: str, summary: str) -> click.Command:
     @common_options()
     @user_errors
     def command(article: str, target: str, index_dir: Path, note: str | None) -> None:
-        from ..overrides import EVERY, Overrides
+        from ..rank.overrides import EVERY, Overrides
 
         with Index.open(index_dir) as index:
             article_id = article if article == EVERY else index.get(article).id
@@ -55,8 +55,8 @@ unpin = override_command("unpin", "Remove a pin or a block of TARGET on ARTICLE.
 @user_errors
 def overrides_cmd(index_dir: Path, as_json: bool) -> None:
     """List the editors' pins and blocks stored with the index."""
-    from ..manifest import read_manifest
-    from ..overrides import Overrides
+    from ..store.manifest import read_manifest
+    from ..rank.overrides import Overrides
 
     read_manifest(index_dir)  # a folder that is not an index is an error, not "no overrides"
     with Overrides.open(index_dir) as store:
@@ -81,6 +81,6 @@ def overrides_cmd(index_dir: Path, as_json: bool) -> None:
 @user_errors
 def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None) -> None:
     """HTTP JSON API over the index (/related, /search, /info, /health); follows new index versions."""
-    from ..serve import serve as run
+    from ..serve.app import serve as run
 
     run(index_dir, host=host, port=port, editor=editor, token=token)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..index import Index
-from ..render import plural
+from ..rank.index import Index
+from ..common.render import plural
 from .options import common_options, is_quiet, load_policy_for, policy_option, user_errors
 
 log = logging.getLogger("recommender")
@@ -46,9 +46,9 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
     Systems: `system` (the final ranking under the policy), `system+overrides` (with the editors' pins and
     blocks, when there are any), `learned (5-fold CV)` (the learned ranking, each query ranked by a model fitted
     without its own list), `dense` (the embedding alone), then the baselines."""
-    from ..evaluate import evaluate_index
-    from ..gold import load_gold_jsonl
-    from ..report import evaluation_json, evaluation_table, write_report
+    from ..evaluate.evaluation import evaluate_index
+    from ..evaluate.gold import load_gold_jsonl
+    from ..evaluate.report import evaluation_json, evaluation_table, write_report
 
     gold = load_gold_jsonl(gold_path) if gold_path else None
     with Index.open(index_dir) as index:
@@ -79,8 +79,8 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
 @user_errors
 def check(index_dir: Path, k: int | None, suggestions: int, out_path: Path | None, policy_path: Path | None) -> None:
     """Editors' check of the curated related: lists: agreed links, links ranked low, and suggestions missing."""
-    from ..atomic import atomic_write_text
-    from ..check import check_markdown, editors_check
+    from ..common.atomic import atomic_write_text
+    from ..evaluate.check import check_markdown, editors_check
 
     with Index.open(index_dir) as index:
         items = editors_check(index, k=k, suggestions=suggestions, policy=load_policy_for(policy_path),
@@ -110,15 +110,15 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy
           as_json: bool) -> None:
     """Learn a ranking from the curated related lists (logistic regression over the pair signals), report it
     under k-fold cross-validation over queries, and store it with the index."""
-    from ..gold import load_gold_jsonl as load_gold
-    from ..learned import save_model, train as train_model
+    from ..evaluate.gold import load_gold_jsonl as load_gold
+    from ..evaluate.training import store_model, train as train_model
 
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
         gold = load_gold(gold_path) if gold_path else None
         model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet())
         if not dry_run:
-            save_model(index.folder, model)
+            store_model(index.folder, model)
     report.pop("fold_of", None)
     if as_json:
         click.echo(json.dumps(report))

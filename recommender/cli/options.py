@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from ..embedder import BACKENDS
-from ..index import DEFAULT_INDEX_DIR, INDEX_ENV, UnknownArticle
-from ..progress import configure_logging
+from ..embed.embedder import BACKENDS
+from ..rank.index import DEFAULT_INDEX_DIR, INDEX_ENV, UnknownArticle
+from ..common.progress import configure_logging
 
 
 def user_errors(func):
@@ -24,11 +24,11 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from ..batch import BatchError
-        from ..embedder import ModelError
-        from ..lock import LockedError
-        from ..manifest import IndexProblem
-        from ..policy import PolicyError
+        from ..batch.nightly import BatchError
+        from ..embed.embedder import ModelError
+        from ..store.lock import LockedError
+        from ..store.manifest import IndexProblem
+        from ..rank.policy import PolicyError
 
         try:
             return func(*args, **kwargs)
@@ -141,6 +141,6 @@ def json_option(help_text: str = "JSON output."):
 
 
 def load_policy_for(path: Path | None):
-    from ..policy import load_policy
+    from ..rank.policy import load_policy
 
     return load_policy(path)

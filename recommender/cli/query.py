@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..index import Index, UnknownArticle
-from ..render import plural, render_articles, render_info, render_related
+from ..rank.index import Index, UnknownArticle
+from ..common.render import plural, render_articles, render_info, render_related
 from .options import common_options, json_option, load_policy_for, policy_option, user_errors, wide_option, \
     wide_output
 
@@ -47,7 +47,7 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
 
 def looks_like_a_file(query: str) -> bool:
     """A query meant as a file: it starts like a path, or ends with an extension the reader takes."""
-    from ..ingest import JSONL_SUFFIXES, TEXT_SUFFIXES
+    from ..ingest.reader import JSONL_SUFFIXES, TEXT_SUFFIXES
 
     return query.startswith(PATH_PREFIXES) or Path(query).suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES
 
@@ -68,7 +68,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
                 raise click.ClickException(f"file not found: {query}" + (
                     " (a folder; give one article file)" if path.is_dir() else "")) from None
             raise unknown
-    from ..ingest import read_corpus
+    from ..ingest.reader import read_corpus
 
     corpus = read_corpus(path)
     for problem in corpus.problems:
@@ -133,7 +133,7 @@ def list_cmd(index_dir: Path, match: str | None, since: str | None, kind: str | 
     """The indexed articles: ids, titles, dates and URLs, to find what to ask `related` for.
 
     Reads the index's metadata only (no model, no vectors)."""
-    from ..catalog import count_articles, list_articles
+    from ..store.catalog import count_articles, list_articles
 
     found = list_articles(index_dir, match=match, since=since, kind=kind, source=source, order=order, limit=limit)
     text = render_articles(found, as_json, wide_output(wide))

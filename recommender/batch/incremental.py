@@ -1,0 +1,299 @@
+"""Recompute only the related lists a change can reach, with the corpus statistics of the last full rebuild.
+
+Why not "every list whose candidate pool a change enters or leaves": each article sits in the candidate pools
+(200 dense + 200 lexical + mentions) of hundreds of others, so 1% of changed articles touches 91-100% of the pools
+on python_docs (docs/batch.md). What decides a list is narrower. With the statistics frozen (embedding mean and
+second moment; each query's lexical and mention row mean and deviation; IDF in the lexical index), the score of
+a pair depends only on the two articles, and a list changes only if:
+
+* R1 the article itself is new or changed (any field), or an override of it changed, or it pins a new article;
+* R2 a changed or removed article is in its stored list (its score or its presence changes);
+* R3 a new or changed article's score in it (an upper bound: before filters and adjustments, plus the topic
+  bonus) reaches the list's threshold (its last ranked score when full, else the minimum score);
+* R4 near-duplicates are involved (the article or one of its links has a copy at the collapse threshold, or
+  shares its title with another article; a copy decides which one holds a slot), and anything changed;
+* R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
+  by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
+
+Each pool is one entry of POOL_PARTS (its boundary, and the part of the score it bounds), so a new candidate
+pool (shared tags, say) is one more entry and one more bound in `outsider_bound`. MMR (`mmr_lambda < 1`), the
+Ray engine, a policy, model or IDF change, or a missing state mean a full run (recorded as such).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STATE_FILE = "lists-state.npz"
+POOL_PARTS = {"dense": "dense", "lexical": "lexical"}  # candidate pool -> the score part its boundary bounds
+EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
+
+
+@dataclass
+class Frozen:
+    """The statistics a ranker normalises with (see ranking.HybridRanker(frozen=...)), per article id, and what
+    each computed list leaves behind: pool boundaries and the closest article (for duplicates)."""
+
+    mean_vector: np.ndarray
+    second_moment: np.ndarray
+    ids: list[str]  # current row order
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # "lexical"/"mention" -> n x 2 (mean, std); NaN new
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # "dense"/"lexical"/"closest" -> n
+    from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
+
+    @classmethod
+    def fresh(cls, vectors: np.ndarray, ids: list[str]) -> "Frozen":
+        v64 = vectors.astype(np.float64)
+        n = max(1, len(vectors))
+        return cls(vectors.mean(axis=0).astype(np.float32), ((v64.T @ v64) / n).astype(np.float32), ids,
+                   {p: np.full((len(ids), 2), np.nan) for p in ("lexical", "mention")},
+                   {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")}, from_scratch=True)
+
+    def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
+        table = self.stats[part]
+        known = ~np.isnan(table[rows, 0]) & (rows >= 0)
+        fresh = (rows >= 0) & ~known
+        table[rows[fresh], 0], table[rows[fresh], 1] = mean[fresh, 0], std[fresh, 0]  # kept from now on
+        safe = np.where(rows >= 0, rows, 0)
+        return (np.where(known[:, None], table[safe, :1], mean).astype(mean.dtype),  # float32 as a fresh run
+                np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
+
+    def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float) -> None:
+        if row >= 0:
+            self.bounds["dense"][row] = dense
+            self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
+            self.bounds["closest"][row] = closest
+
+
+def signature(article, content_hash: str) -> str:
+    """What of an article can change its own list or its place in others' (curated lists cannot)."""
+    data = article.to_dict()
+    data.pop("curated", None)
+    return hashlib.sha1(json.dumps([data, content_hash], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
+    """Everything whose change invalidates every list: policy, model, the lexical fit (IDF), the date rules' day."""
+    idf = hashlib.sha1(np.ascontiguousarray(lexical.idf).tobytes()).hexdigest() if lexical is not None else None
+    links = {name: part for name, part in policy.to_dict().items() if name != "batch"}  # [batch]: the run, not links
+    return hashlib.sha1(json.dumps([links, model, idf, as_of_day], sort_keys=True,
+                                   default=str).encode()).hexdigest()
+
+
+def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links,
+               overrides: list[dict], k: int) -> None:
+    """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it."""
+    n = len(ids)
+    rows = np.full((n, k), -1, dtype=np.int32)
+    scores = np.full((n, k), np.nan)
+    pinned = np.zeros((n, k), dtype=bool)
+    for i, chosen in enumerate(links):
+        for j, link in enumerate(chosen[:k]):
+            rows[i, j], scores[i, j], pinned[i, j] = link.row, link.score, link.pinned
+    meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides}).encode()
+    with open(path, "wb") as handle:
+        np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
+                 second=frozen.second_moment, lexical=frozen.stats["lexical"], mention=frozen.stats["mention"],
+                 **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned)
+
+
+def load_state(path: Path) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = {name: data[name] for name in data.files}
+    except (OSError, ValueError, KeyError):
+        return None
+    state.update(json.loads(state.pop("meta").tobytes().decode()))
+    return state
+
+
+@dataclass
+class Plan:
+    kind: str  # "full" | "incremental"
+    recompute: np.ndarray  # bool per row
+    reasons: dict[str, int] = field(default_factory=dict)
+    kept: dict[int, list] = field(default_factory=dict)  # row -> stored links (rows renumbered)
+
+
+def full_plan(n: int, why: str) -> Plan:
+    return Plan("full", np.ones(n, dtype=bool), {why: n})
+
+
+def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: str,
+         overrides: list[dict]) -> tuple[Plan, Frozen]:
+    """Which lists to recompute, and the frozen statistics to rank them with (see the module docstring)."""
+    from ..rank.linking import Link
+
+    n = len(ids)
+    if state is None:
+        return full_plan(n, "no previous state"), Frozen.fresh(job.vectors, ids)
+    if state["key"] != key:
+        return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
+    if job.policy.diversity.mmr_lambda < 1.0:
+        return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
+    if getattr(job, "learned", None) is not None:  # the reach bounds hold for the fixed-weight score only
+        return full_plan(n, "learned ranking"), Frozen.fresh(job.vectors, ids)
+    old_ids, old_sigs = state["ids"], state["signatures"]
+    old_row = {x: r for r, x in enumerate(old_ids)}
+    prev = np.array([old_row.get(x, -1) for x in ids], dtype=np.int64)
+    same = np.array([p >= 0 and old_sigs[p] == s for p, s in zip(prev, signatures)], dtype=bool)
+    current = set(ids)
+    gone = {x for x in old_ids if x not in current}
+    changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
+    frozen = Frozen(state["mean"], state["second"], ids)
+    for part in ("lexical", "mention"):
+        table = np.full((n, 2), np.nan)
+        table[same] = state[part][prev[same]]
+        frozen.stats[part] = table
+    for b in ("dense", "lexical", "closest"):
+        values = np.full(n, np.nan)
+        values[same] = state[f"bound_{b}"][prev[same]]
+        frozen.bounds[b] = values
+    reasons: dict[str, int] = {}
+    recompute = ~same  # R1: new and changed articles
+    reasons["new or changed"] = int(recompute.sum())
+    old_o = {json.dumps(o, sort_keys=True) for o in state["overrides"]}
+    new_o = {json.dumps(o, sort_keys=True) for o in overrides}
+    touched = {json.loads(o)["article"] for o in old_o ^ new_o}
+    touched |= {o["article"] for o in overrides if o.get("action") == "pin" and o["target"] in changed_ids}
+    if "*" in touched:
+        return full_plan(n, "overrides for every article changed"), frozen
+    row_of = {x: i for i, x in enumerate(ids)}
+    hit = np.zeros(n, dtype=bool)
+    hit[[row_of[x] for x in touched if x in row_of]] = True
+    reasons["overrides"] = int((hit & ~recompute).sum())
+    recompute |= hit
+    stored = state["rows"][np.where(prev >= 0, prev, 0)]  # old row numbers, -1 padded
+    stored = np.where((prev >= 0)[:, None], stored, -1)
+    old_changed = np.zeros(len(old_ids) + 1, dtype=bool)  # index -1 -> the padding slot
+    old_changed[[old_row[x] for x in changed_ids if x in old_row]] = True
+    hit = old_changed[stored].any(axis=1)  # R2
+    reasons["shows a changed or removed article"] = int((hit & ~recompute).sum())
+    recompute |= hit
+    if not changed_ids and not reasons["overrides"]:
+        recompute[:] = False
+    elif changed_ids:
+        job.frozen, job._ranker = frozen, None
+        recompute |= reach(job, frozen, state, prev, stored, ~same, reasons, recompute)
+    plan = Plan("incremental", recompute, reasons)
+    renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
+    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+    for i in np.flatnonzero(~recompute):
+        p = prev[i]
+        plan.kept[int(i)] = [Link(int(renumber[r]), float(s), bool(pin)) for r, s, pin in
+                             zip(state["rows"][p], state["scores"][p], state["pinned"][p]) if r >= 0]
+    return plan, frozen
+
+
+def thresholds(state: dict, prev: np.ndarray, k: int, min_score: float | None) -> np.ndarray:
+    """Per row: the score a candidate must reach to enter its stored list (NaN for rows with no stored list)."""
+    rows, scores, pinned = (state[name][np.where(prev >= 0, prev, 0)] for name in ("rows", "scores", "pinned"))
+    ranked = np.where((rows >= 0) & ~pinned & ~np.isnan(scores), scores, np.inf)
+    full = (rows >= 0).sum(axis=1) >= k
+    last = ranked.min(axis=1)  # +inf when the list is all pins
+    floor = -np.inf if min_score is None else min_score
+    return np.where(prev >= 0, np.where(full, last, floor), np.nan)
+
+
+def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
+          reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
+    """R3-R5 of the module docstring for the rows not already recomputed; raises their pool bounds by what
+    entered. `moved` marks new and changed rows (current numbering)."""
+    policy, ranker = job.policy, job.ranker()
+    rest = np.flatnonzero(~recompute)
+    out = np.zeros(len(prev), dtype=bool)
+    if not len(rest):
+        return out
+    thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
+    parts = {"dense": True, "lexical": ranker._uses("lexical"), "mention": ranker._uses("mention")}
+    weights = {p: ranker.weights[p] for p, used in parts.items() if used}
+    norm = sum(weights.values())
+    bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
+    vr = job.vectors[rest]
+    mean = vr @ frozen.mean_vector
+    std = np.sqrt(np.maximum(np.einsum("qd,qd->q", vr @ frozen.second_moment, vr) - mean ** 2, 0.0))
+    stats = {"dense": (mean, std)}
+    for part in ("lexical", "mention"):
+        if parts[part]:
+            table = frozen.stats[part][rest]
+            stats[part] = (table[:, 0], table[:, 1])
+
+    def z(part, raw):
+        m, s = stats[part]
+        s = np.where(s > 1e-12, s, 1.0)
+        return (raw - (m if np.ndim(raw) == 1 else m[:, None])) / (s if np.ndim(raw) == 1 else s[:, None])
+
+    cols = np.flatnonzero(moved)
+    entered = {"dense": frozen.bounds["dense"][rest].copy(), "lexical": frozen.bounds["lexical"][rest].copy()}
+    closest = frozen.bounds["closest"][rest].copy()
+    r3 = np.zeros(len(rest), dtype=bool)
+    lex = job.lexical
+    for start in range(0, len(cols), block):
+        c = cols[start:start + block]
+        raw = {"dense": vr @ job.vectors[c].T}
+        if parts["lexical"]:
+            raw["lexical"] = (lex.tfidf[rest] @ lex.tfidf[c].T).toarray()
+        if parts["mention"]:
+            raw["mention"] = (lex.mentions[rest][:, c] + lex.mentions[c][:, rest].T).toarray()
+        score = sum(w * z(p, raw[p]) for p, w in weights.items()) / norm + bonus
+        mine = rest[:, None] == c[None, :]
+        r3 |= ((score >= thr[:, None] - EPS) & ~mine).any(axis=1)
+        masked = np.where(mine, -np.inf, raw["dense"])
+        entered["dense"] = np.fmax(entered["dense"], masked.max(axis=1))
+        closest = np.fmax(closest, masked.max(axis=1))
+        if raw.get("lexical") is not None:
+            entered["lexical"] = np.fmax(entered["lexical"], np.where(mine, -np.inf, raw["lexical"]).max(axis=1))
+    # R5: an article outside every pool scores at most this (pool parts at their boundary, no mention)
+    outside = sum(w * z(p, entered[POOL_PARTS[p]] if p in POOL_PARTS else np.zeros(len(rest)))
+                  for p, w in weights.items()) / norm + bonus
+    unknown = np.isnan(thr) | np.isnan(outside) | np.isnan(entered["dense"])
+    r5 = (outside >= thr - EPS) | unknown
+    # R4: copies at the collapse threshold, of the article or of one of its links
+    r4 = np.zeros(len(rest), dtype=bool)
+    t = policy.duplicates.threshold
+    if t < 1.0:
+        copies = np.zeros(len(prev) + 1, dtype=bool)  # current numbering; index -1 -> padding
+        known = frozen.bounds["closest"].copy()
+        known[rest] = closest
+        copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
+        codes = getattr(job.facts, "title_codes", None)
+        if codes is not None and len(codes) == len(prev):  # a title shared with another article may be a copy
+            counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
+            copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
+        renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
+        renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+        members = renumber[stored[rest]]
+        r4 = copies[rest] | copies[members].any(axis=1)
+    for name, hit in (("a changed article reaches its threshold", r3), ("near-duplicates", r4 & ~r3),
+                      ("an outsider could reach its threshold", r5 & ~r3 & ~r4)):
+        reasons[name] = int(hit.sum())
+    out[rest] = r3 | r4 | r5
+    keep = ~out[rest]
+    for b in ("dense", "lexical"):
+        frozen.bounds[b][rest[keep]] = entered[b][keep]
+    frozen.bounds["closest"][rest[keep]] = closest[keep]
+    return out
+
+
+def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, key: str,
+                  overrides: list[dict], *, progress: bool = False, block: int = 256):
+    """(links of every row, plan, frozen): only the planned rows are ranked; the others keep their stored lists."""
+    from ..common.progress import progress_bar
+    from .relatedlists import link_rows
+
+    decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
+    job.frozen, job._ranker = frozen, None
+    rows = np.flatnonzero(decided.recompute)
+    computed: dict[int, list] = {}
+    with progress_bar(total=len(rows), desc="related lists", unit="article", enabled=progress) as bar:
+        for start in range(0, len(rows), block):
+            part = rows[start:start + block]
+            computed.update(zip(part.tolist(), link_rows(job, part)))
+            bar.update(len(part))
+    links = [computed[i] if i in computed else decided.kept[i] for i in range(len(ids))]
+    return links, decided, frozen

@@ -1,0 +1,358 @@
+"""The nightly batch: update the index incrementally, compute every article's related links, write them where a
+site reads them, and keep a record of the run.
+
+    from recommender.batch.nightly import run_batch
+    from recommender.rank.policy import load_policy
+    record = run_batch("content/", "recommender-index", "recommender-out", "recommender.toml",
+                       site_data="site/data/related.json")
+
+Safe to rerun: unchanged articles are not embedded again and an unchanged index is not rewritten. Safe to kill:
+embeddings are committed to the cache in rounds, the index is committed by its manifest, and the outputs are
+renamed into place only when complete, so a killed run leaves the previous outputs intact and the next run
+picks up the embeddings already done. A second run on the same index or output folder is refused (lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..embed.embedder import Embedder, get_embedder
+from ..rank.index import Index
+from ..common.atomic import atomic_path
+from ..common.clock import utc_now
+from ..store.lock import exclusive_lock
+from ..rank.policy import Policy, PolicyError
+from ..embed.prepare import Preparation
+
+if TYPE_CHECKING:
+    from .engines import Engine
+    from .relatedlists import LinkJob
+
+# The build, engines, outputs and all-lists code are imported where a run needs them: the CLI imports this module
+# for BatchError on every command, and a query by id should not pay for them.
+
+log = logging.getLogger(__name__)
+
+MAX_REASONS = 100
+PREPARED_CACHE = Path("cache") / "prepared.sqlite"  # raw input hash -> prepared articles (see prepared_cache)
+
+
+class BatchError(RuntimeError):
+    """A batch run that failed; the message says why. The previous outputs are untouched."""
+
+
+def run_batch(
+    corpus: str | Path,
+    index_dir: str | Path,
+    out_dir: str | Path,
+    policy: Policy | str | Path | None = Policy(),
+    *,
+    links: dict | None = None,
+    site_data: str | Path | None = None,
+    model: str | None = None,
+    backend: str = "auto",
+    embedder: Embedder | None = None,
+    preparation: Preparation = Preparation(),
+    gold_path: str | Path | None = None,
+    as_of: datetime | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    allow_shrink: bool = False,
+) -> dict:
+    """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError.
+
+    policy: a Policy, or a policy file to read (None: ./recommender.toml or the defaults); `links` replaces
+    some of its [links] settings (command-line options). A policy that cannot be read or holds a wrong value
+    fails the run like any other failure: recorded in the run log, outputs untouched.
+    site_data: also write the links keyed by URL path (outputs.BY_PATH) to this file, e.g. a Hugo `data/`
+    or Jekyll `_data/` file; the output folder itself holds files a site generator cannot read.
+    engine: "local" (this process) or "ray" (embedding and all-pairs on the Ray cluster at `ray_address`, or on
+    a local Ray instance); the inputs, outputs, cache, lock and run record are the same either way.
+    allow_shrink: remove more than the policy's `[batch] max_shrink` share of the index (refused otherwise: a
+    half-mounted content folder must not blank a site's links)."""
+    from .engines import EngineError, get_engine
+
+    index_dir, out_dir = Path(index_dir), Path(out_dir)
+    record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
+                    "out": str(out_dir), "engine": engine, "seconds": {}}
+    if site_data is not None:
+        site_data = Path(site_data)
+        record["site_data"] = str(site_data)
+    try:
+        policy = resolve_policy(policy, links)
+    except PolicyError as exc:  # nothing started; recorded like any failed run
+        fail(record, exc, out_dir)
+    record.update(policy=policy.to_dict(), policy_source=policy.source)
+    timer = time.perf_counter()
+    try:
+        runner = get_engine(engine, address=ray_address)
+    except EngineError as exc:  # nothing started, nothing touched
+        raise BatchError(str(exc)) from exc
+    record["seconds"]["engine"] = time.perf_counter() - timer  # starting or joining Ray; ~0 for local
+    try:
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
+            if out_dir.resolve() != index_dir.resolve():
+                locks.enter_context(exclusive_lock(out_dir, what="batch"))
+            _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
+                 embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
+                 batch_size=batch_size, progress=progress, engine=runner, site_data=site_data,
+                 allow_shrink=allow_shrink)
+    except Exception as exc:
+        fail(record, exc, out_dir)
+    finally:
+        runner.close()
+    return record
+
+
+def resolve_policy(policy: Policy | str | Path | None, links: dict | None = None) -> Policy:
+    """The run's policy: a Policy as given, or read from a file (None: ./recommender.toml or the defaults), with
+    some [links] settings replaced. Raises PolicyError naming the file and the key."""
+    from ..rank.policy import load_policy
+
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    return policy.with_links(**(links or {}))
+
+
+def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
+    """Record a failed run in the run log (unless another run holds the lock) and raise BatchError. The record
+    keeps the message the user sees; only an unexpected error (a bug) keeps its exception class name."""
+    from ..embed.embedder import ModelError
+    from .outputs import append_run
+    from ..store.lock import LockedError
+    from ..store.manifest import IndexProblem
+
+    if isinstance(exc, (LockedError, ValueError, IndexProblem, ModelError, BatchError)) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, OSError):  # its args start with the errno; str() gives "[Errno 13] ...: 'path'"
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    record.update(status="failed", ended=utc_now(), error=message)
+    if not isinstance(exc, LockedError):  # a refused run touches nothing, not even the run log
+        with contextlib.suppress(Exception):
+            append_run(out_dir, record)
+    raise BatchError(message) from exc
+
+
+def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
+         embedder, preparation, gold_path, as_of, batch_size, progress,
+         engine: Engine, site_data: Path | None = None, allow_shrink: bool = False) -> None:
+    from .build import read_logged, require_articles, update_index
+    from .outputs import append_run, copy_site_data, update_last_run, write_outputs
+    from .relatedlists import LinkJob, items_from_links
+
+    seconds = record["seconds"]
+    timer = time.perf_counter()
+    articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
+    seconds["read"] = time.perf_counter() - timer
+    record["skipped"] = len(articles.problems)
+    record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
+    record["ignored"] = len(articles.ignored)
+    require_articles(articles, corpus)
+    if not allow_shrink:
+        refuse_shrink(index_dir, articles.articles, policy.batch.max_shrink, corpus)
+
+    embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
+    built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
+                         batch_size=batch_size, round_size=engine.round_size(), progress=progress,
+                         refit_drift=policy.batch.refit_drift)
+    seconds.update(built.seconds)
+    record.update(built.changes.to_dict())
+    record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
+                  index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint,
+                  backend=getattr(embedder, "backend", "unknown"))
+
+    timer = time.perf_counter()
+    from ..evaluate.training import train_if_due
+
+    record["training"] = train_if_due(index_dir, policy, progress=progress)
+    seconds["train"] = time.perf_counter() - timer
+
+    with Index.open(index_dir, preparation=preparation) as index:
+        overrides = index.overrides()
+        stats = index.manifest.stats
+        record["lexical_update"] = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
+        # articles added, changed or removed since the last fit, of count; a full fit past refit_at of count
+        record["lexical_drift"] = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
+        record["links_key"] = links_key(index, policy, overrides, as_of, gold_path)
+        previous = last_ok_run(out_dir)
+        if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
+            # nothing that decides a link changed since the last good run: its outputs stand as they are
+            for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "by_path",
+                        "drafts_held_back"):
+                record[key] = previous.get(key)
+            record["outputs_reused"] = True
+            if site_data is not None:
+                copy_site_data(out_dir, site_data)
+            record.update(status="ok", ended=utc_now())
+            for name, value in seconds.items():
+                seconds[name] = round(value, 3)
+            append_run(out_dir, record)
+            log.info("nothing that decides the links changed since the last run: outputs kept as they are")
+            return
+        timer = time.perf_counter()
+        infos = index.store.all()
+        # the full-precision vectors of the build (row order = index order), not the index's quantised copy
+        # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
+        ann = index.vectors if getattr(index.vectors, "approximate", False) else None
+        learned = index.learned_model(policy)
+        job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
+                      overrides=overrides, as_of=as_of, ann=ann, learned=learned,
+                      site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
+                      graph=index.graph_facts(learned, vectors=built.matrix) if learned else None)
+        record["ranking"] = "learned" if learned is not None else "default"
+        record["drafts_held_back"] = job.facts.held_back(policy)
+        links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
+                              progress=progress, engine=engine)
+        seconds["related"] = time.perf_counter() - timer
+        from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
+
+        record["stored_lists"] = keep_lists(index, policy, overrides, links,
+                                            fresh=record["lists"]["fresh_statistics"])
+        items = items_from_links(links, infos)
+        record["links"] = sum(len(chosen) for chosen in links)
+        record["pinned_links"] = sum(link.pinned for chosen in links for link in chosen)
+        record["articles_without_links"] = sum(1 for chosen in links if not chosen)
+        record["overrides"] = len(overrides.items)
+
+        timer = time.perf_counter()
+        record["evaluation"] = evaluate_curated(index, gold_path, policy)
+        seconds["evaluate"] = time.perf_counter() - timer
+
+    timer = time.perf_counter()
+    record.update(status="ok", ended=utc_now())
+    write_outputs(out_dir, items, record, site_data=site_data)
+    seconds["write"] = time.perf_counter() - timer
+    for name, value in seconds.items():
+        seconds[name] = round(value, 3)
+    record["ended"] = utc_now()
+    update_last_run(out_dir, record)  # the stored record gets the write time and the true end
+
+
+def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: dict, *, as_of,
+                  progress: bool, engine: Engine) -> list:
+    """Every article's links: with the local engine only the lists a change can reach are ranked again
+    (recommender.batch.incremental; the state is kept in the output folder); with another engine all of them."""
+    from . import incremental
+    from .relatedlists import all_links
+
+    if engine.name != "local":
+        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
+                           "fresh_statistics": True}
+        (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
+        return all_links(job, progress=progress, engine=engine)
+    policy = job.policy
+    day = None
+    if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
+        day = (as_of or datetime.now(timezone.utc)).date().isoformat()
+    # the learned model's checksum too: lists ranked by a model are not a base for the default ranking's updates
+    learned = index.manifest.files.get("learned_ranker") if job.learned is not None else None
+    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), learned and learned.sha256],
+                                   job.lexical, day)
+    ids = [a.id for a in articles]
+    signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
+    overrides = [o.to_dict() for o in job.overrides.items]
+    links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
+                                                    overrides, progress=progress)
+    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons,
+                       "fresh_statistics": plan.kind == "full" and frozen.from_scratch}
+    log.info("related lists (%s): %d of %d ranked again", plan.kind, record["lists"]["recomputed"], len(ids))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
+        incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen, links=links,
+                               overrides=overrides, k=policy.links.k)
+    return links
+
+
+def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> None:
+    """Raise BatchError when the corpus lacks more than max_share of the articles the index holds: a content
+    folder that is half mounted or half copied would otherwise remove them, and blank their links."""
+    from .build import current_manifest
+    from ..store.metadata import MetadataStore
+
+    manifest = current_manifest(index_dir)
+    if manifest is None or "metadata" not in manifest.files:
+        return  # no index yet: nothing to lose
+    try:
+        with MetadataStore(index_dir / manifest.files["metadata"].name) as store:
+            previous = store.ids()
+    except Exception:  # noqa: BLE001 - an unreadable index is rebuilt: nothing to lose
+        return
+    if not previous:
+        return
+    present = {a.id for a in articles}
+    removed = sum(1 for article_id in previous if article_id not in present)
+    if removed > max_share * len(previous):
+        raise BatchError(
+            f"{corpus}: this run would remove {removed} of the {len(previous)} indexed articles "
+            f"({removed / len(previous):.0%}, more than [batch] max_shrink = {max_share:.0%}); the previous "
+            f"index and outputs are kept. Is the content folder complete? --allow-shrink removes them on purpose")
+
+
+def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,
+              gold_path: str | Path | None = None) -> str:
+    """A digest of everything the related links (and the run's evaluation) depend on: the index version (its
+    manifest's checksums), the policy, the overrides, the gold file, and the day when an age or recency rule
+    makes the links depend on the date."""
+    import hashlib
+    import json
+
+    day = None
+    if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
+        day = (as_of or datetime.now(timezone.utc)).date().isoformat()
+    blob = json.dumps({"files": {k: e.sha256 for k, e in index.manifest.files.items()},
+                       "policy": policy.to_dict(), "overrides": [o.to_dict() for o in overrides.items],
+                       "day": day, "gold": gold_stamp(gold_path)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def gold_stamp(gold_path: str | Path | None) -> list | None:
+    if not gold_path:
+        return None
+    stat = Path(gold_path).stat()
+    return [str(Path(gold_path).resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def last_ok_run(out_dir: Path) -> dict | None:
+    from .outputs import read_runs
+
+    try:
+        runs = [r for r in read_runs(out_dir) if r.get("status") == "ok"]
+    except Exception:  # noqa: BLE001 - an unreadable run log only means nothing can be reused
+        return None
+    return runs[-1] if runs else None
+
+
+def outputs_exist(out_dir: Path) -> bool:
+    from .outputs import BY_PATH, JSON_MAP, JSONL, SQLITE
+
+    return all((out_dir / name).exists() for name in (JSONL, JSON_MAP, BY_PATH, SQLITE))
+
+
+def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:
+    """The system's (with and without overrides) and TF-IDF's figures against the curated lists in the corpus
+    (or a gold file), if any."""
+    from ..evaluate.evaluation import evaluate_index
+    from ..evaluate.gold import load_gold_jsonl
+
+    gold = load_gold_jsonl(gold_path) if gold_path else index.store.curated()
+    if not gold:
+        return None
+    try:
+        evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
+                                    baselines=("tfidf",), policy=policy, dense=False, learned=False)
+    except ValueError as exc:  # curated links that all point outside the corpus
+        log.warning("evaluation skipped: %s", exc)
+        return None
+    keys = ("recall@10", "precision@10", "mrr", "map", "ndcg@10")
+    return {"queries": evaluation.queries, "gold": evaluation.gold_source,
+            **{s.system: {k: round(s.overall[k], 4) for k in keys if k in s.overall} for s in evaluation.systems}}

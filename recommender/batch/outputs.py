@@ -1,0 +1,217 @@
+"""The nightly batch's outputs, in the forms a site reads, each replaced atomically:
+
+* ``related.jsonl``: one article a line, ``{"id", "title", "url", "published", "source", "related": [{"id",
+  "score", "title", "url", "published", "source"}, ...]}``;
+* ``related.json``: ``{id: [related ids]}``;
+* ``related_by_path.json``: ``{"/url/path/": [{"title", "url", "path", "id", "published", "score"}, ...]}``,
+  keyed by the path of each article's URL (``/ID/`` for an article without one, Hugo's default permalink of
+  ``content/ID.md``), which a Hugo or Jekyll template reads as is: see docs/site-integration.md. The batch's
+  ``site_data`` copies it into the site (a Hugo ``data/`` or Jekyll ``_data/`` file), since the output folder
+  also holds files (SQLite, JSONL) that Hugo refuses to find in ``data/``;
+* ``related.sqlite``: tables ``articles``, ``related`` (article_id, rank, related_id, score) and ``runs`` (one
+  record per batch run, the history carried over from the previous file).
+
+All four are written to temporary files first and renamed over the old ones only when all are complete, so
+a reader sees yesterday's complete files or today's, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+from urllib.parse import urlsplit
+
+from ..common.atomic import atomic_path, atomic_write_bytes
+from ..rank.index import Related
+
+JSONL = "related.jsonl"
+JSON_MAP = "related.json"
+BY_PATH = "related_by_path.json"
+SQLITE = "related.sqlite"
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, source TEXT);
+CREATE TABLE related (
+    article_id TEXT NOT NULL, rank INTEGER NOT NULL, related_id TEXT NOT NULL,
+    score REAL,                            -- NULL for a pinned link the ranking did not find
+    pinned INTEGER NOT NULL DEFAULT 0,     -- 1: an editor pinned it (see `recommender pin`)
+    PRIMARY KEY (article_id, rank)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, ended TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, model TEXT, articles INTEGER, record TEXT NOT NULL
+);
+"""
+
+RUNS_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):]
+
+
+@dataclass(frozen=True)
+class ArticleLinks:
+    id: str
+    title: str
+    url: str | None
+    published: str | None
+    source: str | None
+    related: tuple[Related, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "title": self.title, "url": self.url, "published": self.published,
+            "source": self.source,
+            "related": [{"id": l.id, "score": None if l.score is None else round(l.score, 6), "title": l.title,
+                         "url": l.url, "published": l.published, "source": l.source,
+                         **({"pinned": True} if l.pinned else {})} for l in self.related],
+        }
+
+
+def url_path(url: str | None, article_id: str) -> str:
+    """The key of an article in the by-path form: its URL's path, or /ID/ when it has no URL."""
+    if not url:
+        return f"/{article_id.strip('/')}/"
+    return urlsplit(url).path or "/"
+
+
+def by_path(items: Sequence[ArticleLinks]) -> tuple[dict, dict]:
+    """The links keyed by URL path (what a site template looks up with the page's own path), and counts: keys,
+    keys made from ids (no URL), and articles left out because an earlier article has the same path."""
+    paths = {i.id: url_path(i.url, i.id) for i in items}
+    for item in items:
+        for link in item.related:
+            paths.setdefault(link.id, url_path(link.url, link.id))
+    out: dict[str, list[dict]] = {}
+    shared = 0
+    for item in items:
+        key = paths[item.id]
+        if key in out:
+            shared += 1
+            continue
+        out[key] = [{"title": l.title, "url": l.url, "path": paths[l.id], "id": l.id, "published": l.published,
+                     "score": None if l.score is None else round(l.score, 6),
+                     **({"pinned": True} if l.pinned else {})} for l in item.related]
+    return out, {"keys": len(out), "from_ids": sum(1 for i in items if not i.url), "shared_paths": shared}
+
+
+def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict,
+                  site_data: Path | None = None) -> None:
+    """Write the four outputs (and append the run record to the SQLite one), all or nothing; with site_data,
+    also the by-path form there, renamed into place with the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(folder)
+    keyed, counts = by_path(items)
+    run_record["by_path"] = counts
+    if counts["shared_paths"]:
+        log.warning("%d of the articles share their URL path with an earlier article: left out of %s",
+                    counts["shared_paths"], BY_PATH)
+    text = json.dumps(keyed, ensure_ascii=False, indent=1) + "\n"
+    with contextlib.ExitStack() as stack:
+        if site_data is not None:
+            stack.enter_context(atomic_path(site_data)).write_text(text, encoding="utf-8")
+        stack.enter_context(atomic_path(folder / BY_PATH)).write_text(text, encoding="utf-8")
+        jsonl = stack.enter_context(atomic_path(folder / JSONL))
+        with open(jsonl, "w", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+        json_map = stack.enter_context(atomic_path(folder / JSON_MAP))
+        json_map.write_text(json.dumps({i.id: [l.id for l in i.related] for i in items}, ensure_ascii=False,
+                                       indent=1) + "\n", encoding="utf-8")
+        db_path = stack.enter_context(atomic_path(folder / SQLITE))
+        db_path.unlink()
+        _write_sqlite(db_path, items, previous=folder / SQLITE, run_record=run_record)
+        # leaving the stack renames the files over the old ones, one after another, only now that all are
+        # complete
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Temporary files of a run that was killed while writing (the caller holds the folder's lock)."""
+    for name in (JSONL, JSON_MAP, BY_PATH, SQLITE):
+        for path in folder.glob(f".{name}.*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+def copy_site_data(folder: Path, site_data: Path) -> None:
+    """Put the by-path form of the last outputs into the site's data file, unless it is already there."""
+    data = (folder / BY_PATH).read_bytes()
+    if not site_data.exists() or site_data.read_bytes() != data:
+        atomic_write_bytes(site_data, data)
+
+
+def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run_record: dict) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA)
+        db.executemany("INSERT INTO articles VALUES (?,?,?,?,?)",
+                       [(i.id, i.title, i.url, i.published, i.source) for i in items])
+        db.executemany("INSERT INTO related VALUES (?,?,?,?,?)",
+                       [(i.id, rank, l.id, l.score, int(l.pinned)) for i in items
+                        for rank, l in enumerate(i.related, 1)])
+        if previous.exists():
+            with contextlib.suppress(sqlite3.DatabaseError):
+                db.execute("ATTACH DATABASE ? AS old", [str(previous)])
+                db.execute("INSERT INTO runs SELECT * FROM old.runs")
+                db.commit()
+                db.execute("DETACH DATABASE old")
+        _insert_run(db, run_record)
+        db.commit()
+    finally:
+        db.close()
+
+
+def update_last_run(folder: Path, run_record: dict) -> None:
+    """Replace the newest run record (written with the outputs) by its final form, in one transaction."""
+    with contextlib.closing(sqlite3.connect(folder / SQLITE, timeout=30)) as db:
+        db.execute("UPDATE runs SET ended = ?, record = ? WHERE id = (SELECT MAX(id) FROM runs)",
+                   [run_record.get("ended"), json.dumps(run_record, ensure_ascii=False, sort_keys=True)])
+        db.commit()
+
+
+def append_run(folder: Path, run_record: dict) -> bool:
+    """Record a run (a failed one) in the existing SQLite output, in one transaction; False if there is none."""
+    path = folder / SQLITE
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        db.executescript(RUNS_SCHEMA)
+        _insert_run(db, run_record)
+        db.commit()
+    return True
+
+
+def _insert_run(db: sqlite3.Connection, record: dict) -> None:
+    db.execute(
+        "INSERT INTO runs (started, ended, status, error, model, articles, record) VALUES (?,?,?,?,?,?,?)",
+        [record.get("started"), record.get("ended"), record.get("status"), record.get("error"),
+         record.get("model"), record.get("articles"), json.dumps(record, ensure_ascii=False, sort_keys=True)],
+    )
+
+
+def read_runs(folder: Path) -> list[dict]:
+    """Every run record in the SQLite output, oldest first."""
+    path = folder / SQLITE
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return [json.loads(r[0]) for r in db.execute("SELECT record FROM runs ORDER BY id")]
+
+
+def read_jsonl(folder: Path) -> Iterator[dict]:
+    with open(folder / JSONL, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def read_sqlite_links(folder: Path) -> dict[str, list[tuple[str, float]]]:
+    with contextlib.closing(sqlite3.connect(f"file:{folder / SQLITE}?mode=ro", uri=True)) as db:
+        out: dict[str, list[tuple[str, float]]] = {a: [] for (a,) in db.execute("SELECT id FROM articles")}
+        for article_id, related_id, score in db.execute(
+            "SELECT article_id, related_id, score FROM related ORDER BY article_id, rank"
+        ):
+            out[article_id].append((related_id, score))
+        return out

@@ -1,0 +1,108 @@
+"""Every article's related links at once (the batch's main step), under the link policy and the overrides.
+
+The work is cut into blocks of query rows; `link_block(job, start, stop)` computes one block from a `LinkJob`
+(plain arrays and settings, nothing open), so an engine can run blocks anywhere and in any order and the
+result is the same: the local engine runs them in a loop, the Ray engine as Ray tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ..store.lexindex import LexicalIndex
+from ..rank.linking import Facts, Link, choose_links, order_candidates
+from .outputs import ArticleLinks
+from ..rank.overrides import OverrideSet
+from ..rank.policy import Policy
+from ..common.progress import progress_bar
+from ..rank.index import Related
+
+BLOCK = 256
+
+
+@dataclass
+class LinkJob:
+    vectors: np.ndarray  # full-precision article vectors, row order
+    lexical: LexicalIndex | None
+    policy: Policy
+    facts: Facts
+    overrides: OverrideSet = field(default_factory=OverrideSet)
+    as_of: datetime | None = None
+    ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
+    frozen: object = None  # corpus statistics of the last full rebuild (recommender.batch.incremental); None = fresh
+    learned: object = None  # the learned ranking (recommender.rank.learned.LearnedModel) in use; None = the default
+    site_facts: object = None  # recommender.rank.signals.SiteFacts, with learned or tags (the shared-tag pool)
+    graph: object = None  # recommender.rank.graph_signals.GraphFacts, with learned
+    _ranker: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.vectors)
+
+    def ranker(self):
+        if self._ranker is None:
+            from ..rank.ranking import HybridRanker
+
+            rescorer = None
+            if self.learned is not None:
+                from functools import partial
+
+                from ..rank.learned import rescore
+
+                rescorer = partial(rescore, facts=self.site_facts, model=self.learned, graph=self.graph)
+            tags = None
+            if self.site_facts is not None and self.site_facts.tags.nnz:
+                from functools import partial
+
+                from ..rank.signals import tag_pool
+
+                tags = partial(tag_pool, self.site_facts)
+            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
+                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags)
+        return self._ranker
+
+
+def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
+    """The chosen links of rows start..stop-1."""
+    return link_rows(job, np.arange(start, stop))
+
+
+def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
+    """The chosen links of the given rows, in their order."""
+    ranker = job.ranker()
+    out = []
+    for cand in ranker.score_rows(rows):
+        ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
+                                   limit=job.policy.links.k)
+        out.append(choose_links(ordered, job.policy))
+    return out
+
+
+def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
+    """Links of every article, in row order. The blocks run on `engine` (recommender.batch.engines; default the local
+    engine, one after the other in this process); every engine gives the same result."""
+    from .engines import LocalEngine
+
+    engine = engine or LocalEngine()
+    with progress_bar(total=job.count, desc="related lists", unit="article", enabled=progress) as bar:
+        parts = engine.map_blocks(link_block, job, job.count, block, progress=bar.update)
+    return [links for part in parts for links in part]
+
+
+def items_from_links(links: list[list[Link]], infos) -> list[ArticleLinks]:
+    """Output records; `infos` are the index's ArticleInfo in row order."""
+    items = []
+    for info, chosen in zip(infos, links):
+        related = tuple(
+            Related(id=infos[link.row].id, score=None if math.isnan(link.score) else round(link.score, 6),
+                    title=infos[link.row].title, url=infos[link.row].url, published=infos[link.row].published,
+                    source=infos[link.row].source, kind=infos[link.row].kind, pinned=link.pinned)
+            for link in chosen
+        )
+        items.append(ArticleLinks(id=info.id, title=info.title, url=info.url, published=info.published,
+                                  source=info.source, related=related))
+    return items

@@ -1,0 +1,379 @@
+"""Read articles from a directory, a file or a JSONL feed. The only module that reads corpus files.
+
+Formats (see ``../shared/seeds`` and ``demo/``):
+
+* Markdown (or .txt) with YAML front matter, news-item shape: title, excerpt, publishedDateTime, webUrl/originalUrl,
+  provider, topics, ``related:`` (hand-curated links, each becoming an article of its own) and an encrypted
+  ``secured:`` body that is ignored.
+* Blog posts: front matter (slug, title, description, tags) and a Markdown body; markup, HTML comments and
+  ``<head>`` blocks are stripped, a ``<link rel="canonical">`` in the body gives the URL.
+* Plain text: the first line is the title when it looks like one, else a title is taken from the first sentence.
+* JSONL: one ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?}`` object a line.
+
+An article's ``url`` is the URL it gave, byte for byte (outputs carry it); its id and deduplication use the
+canonical form. Items marked ``published: false`` or ``draft: true`` are kept with ``draft=True``: they get
+links of their own but are never linked to unless the policy says so.
+
+Bad input never aborts a read: each file (or JSONL line) that cannot be used becomes a `Problem` and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from .article import Article, Corpus, Problem
+from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
+from .merge import merge_articles
+from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, shorten, url_to_id
+
+TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+MAX_FILE_BYTES = 50 * 1024 * 1024
+EXCERPT_CHARS = 300
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
+_CANONICAL_LINK = re.compile(r"<link\b[^>]*\brel=[\"']canonical[\"'][^>]*>", re.I)
+_HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
+_FIRST_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.M)
+
+
+class IngestError(ValueError):
+    """A file (or line) that cannot be turned into an article; the message says why."""
+
+
+# --- public API -------------------------------------------------------------------------------------
+
+
+def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
+    """Read a directory (recursively), one article file, or a JSONL file into a deduplicated `Corpus`.
+
+    cache: an optional `recommender.ingest.prepared_cache.PreparedCache`; input whose raw bytes were prepared at the
+    last read is taken from it instead of being cleaned again (the result is the same)."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or directory")
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    ignored: list[str] = []
+    if root.is_dir():
+        files = list(iter_corpus_files(root, ignored))
+        base = root
+    else:
+        files = [root]
+        base = root.parent
+    for file in files:
+        found, file_problems = read_file(file, base, cache)
+        articles.extend(found)
+        problems.extend(file_problems)
+    if cache is not None:
+        cache.commit()
+    merged, merge_problems = merge_articles(articles)
+    return Corpus(merged, problems + merge_problems, ignored)
+
+
+def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[Path]:
+    """Article files under root in a stable order; hidden entries and README files are not articles.
+    ignored: a list that receives the relative paths of the other (not hidden) files, which are not read."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            suffix = Path(name).suffix.lower()
+            if (suffix in TEXT_SUFFIXES or suffix in JSONL_SUFFIXES) and not name.lower().startswith("readme"):
+                yield Path(dirpath) / name
+            elif ignored is not None:
+                ignored.append(_relative(Path(dirpath) / name, root))
+
+
+def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
+    """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
+    rel = _relative(path, base)
+    try:
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            return _read_jsonl(path, rel, cache)
+        text = read_text(path)
+        if cache is None:
+            return parse_document(text, rel)
+        from .prepared_cache import raw_key
+
+        key = raw_key(rel, text)
+        hit = cache.get_many([key])
+        if key in hit:
+            return hit[key], []
+        found, problems = parse_document(text, rel)
+        if not problems:  # input with problems is parsed again each time, so its messages stay exact
+            cache.put(key, found)
+        return found, problems
+    except IngestError as exc:
+        return [], [Problem(rel, str(exc))]
+    except OSError as exc:
+        return [], [Problem(rel, f"cannot read: {exc.strerror or exc}")]
+
+
+def read_text(path: Path) -> str:
+    """File contents as text; raise IngestError for empty, binary, oversized or non-UTF-8 files."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError("empty file")
+    if b"\x00" in data[:8192]:
+        raise IngestError("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        raise IngestError(f"not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start})") from None
+
+
+def parse_document(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
+    """One Markdown/text document: front matter article (plus its related items) or plain text."""
+    meta, body = split_front_matter(text, rel)
+    if meta is None:
+        return [parse_plain_text(body, rel)], []
+    return parse_front_matter_article(meta, body, rel)
+
+
+# --- front matter ---------------------------------------------------------------------------------
+
+
+def split_front_matter(text: str, rel: str = "") -> tuple[dict | None, str]:
+    """(metadata, body). No front matter gives (None, text); broken YAML raises IngestError."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return None, text
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise IngestError(f"front matter is not valid YAML{where}: {problem}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise IngestError("front matter is not a mapping of keys to values")
+    return meta, text[match.end():]
+
+
+def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[list[Article], list[Problem]]:
+    """A news item or blog post; the curated ``related:`` items become articles of their own."""
+    problems: list[Problem] = []
+    body = clean_body(raw_body)
+    title = clean_field(meta.get("title")) or _heading_title(raw_body) or first_sentence(body)
+    excerpt = clean_field(meta.get("excerpt") or meta.get("description") or meta.get("summary"))
+    if not excerpt and body:
+        excerpt = lead_paragraph(body)
+    if not title and not body and not excerpt:
+        raise IngestError("no title, excerpt or body text")
+    # The id: the article's own URL where it gives one, else its slug, else its path. A <link rel="canonical">
+    # in a post's body may point to a general page (seed 002 points to microsoft.com/.../our-approach): it is
+    # only the URL to show when the article gives no other, never the id.
+    slug = str(meta.get("slug") or "").strip().strip("/")
+    given = id_url(meta)
+    article_id = url_to_id(given) if given else (slug or _path_id(rel))
+    is_news = str(meta.get("category", "")).lower() == "news" or "related" in meta or "secured" in meta
+    source = provider(meta)
+    article = Article(
+        id=article_id,
+        title=title,
+        excerpt=excerpt,
+        body=body,
+        url=own_url(meta) or _canonical_link(raw_body),
+        published=published_date(meta),
+        source=source,
+        topics=tag_list(meta),
+        authors=author_list(meta) or ([source] if is_news and source else []),
+        page_type=page_type(meta),
+        draft=is_draft(meta),
+        kind="news" if is_news else "blog",
+        path=rel,
+    )
+    related = meta.get("related") or []
+    if not isinstance(related, list):
+        problems.append(Problem(rel, "`related:` is not a list; curated links ignored"))
+        related = []
+    stubs: list[Article] = []
+    for position, item in enumerate(related, start=1):
+        try:
+            stub = _related_item(item, rel)
+        except IngestError as exc:
+            problems.append(Problem(rel, f"related item {position}: {exc}; item skipped"))
+            continue
+        if stub.id == article.id:
+            continue
+        stubs.append(stub)
+        if stub.id not in article.curated:
+            article.curated.append(stub.id)
+    return [article, *stubs], problems
+
+
+def _related_item(item: object, rel: str) -> Article:
+    if not isinstance(item, dict):
+        raise IngestError("not a mapping")
+    url = id_url(item)
+    if not url:
+        raise IngestError("no usable webUrl")
+    title = clean_field(item.get("title"))
+    excerpt = clean_field(item.get("excerpt") or item.get("description"))
+    if not title and not excerpt:
+        raise IngestError("no title or excerpt")
+    return Article(
+        id=url_to_id(url),
+        title=title or first_sentence(excerpt),
+        excerpt=excerpt,
+        url=own_url(item),
+        published=published_date(item),
+        source=provider(item),
+        authors=author_list(item) or [p for p in [provider(item)] if p],
+        draft=is_draft(item),
+        kind="related",
+        path=rel,
+    )
+
+
+# --- plain text -----------------------------------------------------------------------------------
+
+
+def parse_plain_text(text: str, rel: str) -> Article:
+    """Plain text: a short first line without final punctuation is the title; else the first sentence is."""
+    text = fix_text(text)
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines:
+        raise IngestError("empty file")
+    first, rest = lines[0], "\n".join(lines[1:]).strip()
+    if rest and looks_like_title(first):
+        title, body = clean_field(first.lstrip("#").strip()), clean_body(rest)
+    else:
+        body = clean_body("\n".join(lines))
+        title = first_sentence(body, max_chars=90)
+    if not body and not title:
+        raise IngestError("no text")
+    excerpt = lead_paragraph(body)
+    return Article(id=_path_id(rel), title=title, excerpt=excerpt, body=body, kind="text", path=rel)
+
+
+def lead_paragraph(body: str, max_chars: int = EXCERPT_CHARS) -> str:
+    """The first real paragraph of a body (headings and short label lines skipped), as one line."""
+    for paragraph in body.split("\n\n"):
+        lines = paragraph.split("\n")
+        while lines and len(lines[0].split()) < 8 and not lines[0].rstrip().endswith((".", "!", "?")):
+            lines.pop(0)
+        if lines:
+            return shorten(" ".join(lines), max_chars)
+    return shorten(body, max_chars)
+
+
+def looks_like_title(line: str) -> bool:
+    """A title line: short, few words, and not a sentence that ends in a full stop or colon."""
+    words = line.split()
+    return 0 < len(words) <= 16 and len(line) <= 120 and not line.rstrip().endswith((".", ",", ";", ":"))
+
+
+# --- JSONL ----------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    text = read_text(path)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    keys: list[str] = []
+    hits: dict = {}
+    if cache is not None:
+        from .prepared_cache import raw_key
+
+        keys = [raw_key(rel, line) for _, line in lines]
+        hits = cache.get_many(keys)
+    for i, (lineno, line) in enumerate(lines):
+        if keys and keys[i] in hits:
+            articles.extend(hits[keys[i]])
+            continue
+        try:
+            article = parse_jsonl_record(line, rel)
+            articles.append(article)
+            if keys:
+                cache.put(keys[i], [article])
+        except IngestError as exc:
+            problems.append(Problem(rel, str(exc), line=lineno))
+    if not articles and not problems:
+        problems.append(Problem(rel, "no articles in JSONL file"))
+    return articles, problems
+
+
+def parse_jsonl_record(line: str, rel: str) -> Article:
+    """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(record, dict):
+        raise IngestError("line is not a JSON object")
+    url = own_url(record)
+    raw_id = record.get("id")
+    if raw_id is None or str(raw_id).strip() == "":
+        if not url or not canonical_url(url):
+            raise IngestError("no id and no url")
+        raw_id = url_to_id(id_url(record) or url)
+    body = clean_body(str(record.get("text") or record.get("body") or ""))
+    title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
+    excerpt = clean_field(record.get("excerpt") or record.get("description"))
+    if not excerpt and body:
+        excerpt = lead_paragraph(body)
+    if not title and not body:
+        raise IngestError(f"article {raw_id!r} has no title and no text")
+    related = [str(r) for r in as_list(record.get("related")) if str(r).strip()]
+    return Article(
+        id=str(raw_id).strip(),
+        title=title,
+        excerpt=excerpt,
+        body=body,
+        url=url,
+        published=published_date(record),
+        source=clean_field(record.get("source")) or None,
+        topics=tag_list(record),
+        authors=author_list(record),
+        page_type=page_type(record),
+        draft=is_draft(record),
+        kind="jsonl",
+        path=rel,
+        curated=related,
+    )
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _path_id(rel: str) -> str:
+    stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+    return stem
+
+
+def _canonical_link(raw_body: str) -> str | None:
+    for tag in _CANONICAL_LINK.findall(raw_body[:20000]):
+        href = _HREF.search(tag)
+        if href and canonical_url(href.group(1)):
+            return href.group(1).strip()
+    return None
+
+
+def _heading_title(raw_body: str) -> str:
+    match = _FIRST_HEADING.search(raw_body)
+    return clean_field(match.group(1)) if match else ""

@@ -1,0 +1,162 @@
+"""Signals of a (query, candidate) pair from the site's link graphs and the embedding's hubness, all from stored
+data: the learned ranking weighs them beside `signals.SIGNALS`.
+
+    graph = GraphFacts.build(vectors, lexical, lists)     # lists: curated lists by row (query -> related rows)
+    X = graph.columns(query, rows, z)                     # one row per candidate, columns GRAPH_SIGNALS
+
+Signals:
+
+* ``names_out`` / ``names_in``: the query's text names the candidate / the candidate's text names the query (the
+  mention weights of the lexical index; the hybrid ``mention_z`` mixes both directions)
+* ``named_by``: log(1 + articles whose text names the candidate)
+* ``dense_rz``: the embedding cosine as a z-score over the *candidate's* row (how far the query stands out among
+  the candidate's neighbours), which discounts hubs that are close to everything
+* ``curated_in``: log(1 + curated lists that link to the candidate)
+* ``curated_back``: the candidate's curated list links to the query
+* ``co_curated``: curated lists (each with the article it belongs to) that hold both the query and the candidate
+* ``neighbour_lists``: votes for the candidate from the curated lists of the query's 20 strongest candidates,
+  each weighted by its mean z-score
+
+The query's own curated list never feeds its own signals (left out of ``curated_in`` and ``co_curated``), so a
+signal is the same whether or not the query has a list, in training and in use. Under cross-validation,
+`with_lists` keeps only the training folds' lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..store.lexical import sparse  # SciPy imported on first use: a query without a learned model never needs it
+
+GRAPH_SIGNALS = ("names_out", "names_in", "named_by", "dense_rz", "curated_in", "curated_back", "co_curated",
+                 "neighbour_lists")
+NEIGHBOURS = 20  # strongest candidates whose curated lists vote
+
+
+def _row_values(matrix: sparse.csr_matrix, row: int, cols: np.ndarray) -> np.ndarray:
+    """matrix[row, cols] as a dense vector, read straight from the CSR arrays (indices sorted)."""
+    start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+    found = matrix.indices[start:stop]
+    if not len(found):
+        return np.zeros(len(cols), dtype=np.float32)
+    at = np.minimum(np.searchsorted(found, cols), len(found) - 1)
+    return np.where(found[at] == cols, matrix.data[start:stop][at], 0.0).astype(np.float32)
+
+
+def _votes(matrix: sparse.csr_matrix, voters: np.ndarray, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """sum over voters v of weights[v] * matrix[v, cols], from the CSR arrays."""
+    starts, stops = matrix.indptr[voters], matrix.indptr[voters + 1]
+    lengths = stops - starts
+    if not lengths.sum():
+        return np.zeros(len(cols), dtype=np.float32)
+    picked = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
+    targets = matrix.indices[picked]
+    values = matrix.data[picked] * np.repeat(weights, lengths)
+    order = np.argsort(targets, kind="stable")
+    targets, values = targets[order], values[order]
+    unique, first = np.unique(targets, return_index=True)
+    sums = np.add.reduceat(values, first)
+    at = np.minimum(np.searchsorted(unique, cols), len(unique) - 1)
+    return np.where(unique[at] == cols, sums[at], 0.0).astype(np.float32)
+
+
+def _lists_matrix(lists: dict[int, list[int]], n: int) -> sparse.csr_matrix:
+    rows = [q for q, related in lists.items() for _ in related]
+    cols = [r for related in lists.values() for r in related]
+    return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+
+
+def _sorted(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    matrix.sort_indices()
+    return matrix
+
+
+@dataclass
+class GraphFacts:
+    """The link graphs in row order: mentions (a names b) and curated lists (a links b), with their transposes,
+    in-degrees and the co-curation counts; each article's embedding row mean and deviation, filled as needed."""
+
+    vectors: np.ndarray
+    mean_vector: np.ndarray
+    second_moment: np.ndarray
+    mentions: sparse.csr_matrix
+    mentions_t: sparse.csr_matrix
+    named_by: np.ndarray
+    lists: sparse.csr_matrix
+    lists_t: sparse.csr_matrix
+    in_links: np.ndarray
+    co: sparse.csr_matrix
+    dense_stats: np.ndarray  # n x 2 (mean, std) of each article's cosines with the corpus; NaN until needed
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "GraphFacts":
+        """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n = len(vectors)
+        if moments is None:
+            v64 = vectors.astype(np.float64)
+            moments = (vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32),
+                       ((v64.T @ v64) / max(1, n)).astype(np.float32))
+        if lexical is not None and lexical.count == n:
+            mentions = _sorted(lexical.mentions.tocsr().astype(np.float32))
+        else:
+            mentions = sparse.csr_matrix((n, n), dtype=np.float32)
+        facts = cls(vectors=vectors, mean_vector=moments[0], second_moment=moments[1], mentions=mentions,
+                    mentions_t=_sorted(mentions.T.tocsr()), named_by=np.log1p(np.bincount(mentions.indices, minlength=n)).astype(
+                        np.float32), lists=None, lists_t=None, in_links=None, co=None,
+                    dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
+        return facts.with_lists(lists)
+
+    def with_lists(self, lists: dict[int, list[int]]) -> "GraphFacts":
+        """The same facts with other curated lists (the training folds' under cross-validation)."""
+        n = len(self.vectors)
+        links = _lists_matrix(lists, n)
+        owners = sparse.csr_matrix((np.ones(len(lists), np.float32), (np.arange(len(lists)), list(lists))),
+                                   shape=(len(lists), n))
+        members = ((links[list(lists)] if lists else sparse.csr_matrix((0, n))) + owners).tocsr()
+        members.data[:] = 1.0
+        co = (members.T @ members).tocsr()
+        co = (co - sparse.diags(co.diagonal())).tocsr()
+        co.eliminate_zeros()
+        for matrix in (links, co):
+            matrix.sort_indices()
+        return replace(self, lists=links, lists_t=_sorted(links.T.tocsr()), co=co,
+                       in_links=np.asarray(links.sum(axis=0), dtype=np.float32).ravel())
+
+    def _dense_stats(self, rows: np.ndarray) -> np.ndarray:
+        missing = rows[np.isnan(self.dense_stats[rows, 0])]
+        if len(missing) > len(self.vectors) // 4:  # most rows wanted (a small corpus): all of them at once
+            missing = np.flatnonzero(np.isnan(self.dense_stats[:, 0]))
+        if len(missing):
+            v = self.vectors[missing]
+            mean = v @ self.mean_vector
+            second = np.einsum("qd,qd->q", v @ self.second_moment, v)
+            self.dense_stats[missing, 0] = mean
+            self.dense_stats[missing, 1] = np.sqrt(np.maximum(second - mean ** 2, 0.0))
+        return self.dense_stats[rows]
+
+    def columns(self, query: int, rows: np.ndarray, z: dict[str, np.ndarray], cosine: np.ndarray) -> np.ndarray:
+        """The GRAPH_SIGNALS of one query's candidates (`cosine`: their embedding cosines with the query);
+        query -1 (new text) has dense_rz only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
+        if not len(rows):
+            return out
+        stats = self._dense_stats(rows)
+        out[:, 3] = (cosine - stats[:, 0]) / np.where(stats[:, 1] > 1e-12, stats[:, 1], 1.0)
+        if query < 0:
+            return out
+        out[:, 0] = _row_values(self.mentions, query, rows)
+        out[:, 1] = _row_values(self.mentions_t, query, rows)
+        out[:, 2] = self.named_by[rows]
+        own = _row_values(self.lists, query, rows)
+        out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
+        out[:, 5] = _row_values(self.lists_t, query, rows)
+        out[:, 6] = np.maximum(_row_values(self.co, query, rows) - own, 0)
+        parts = [z[p] for p in ("dense", "lexical") if p in z]
+        strength = np.maximum(np.mean(parts, axis=0), 0.0) if parts else np.zeros(len(rows))
+        top = np.argsort(-strength, kind="stable")[:NEIGHBOURS]
+        out[:, 7] = _votes(self.lists, rows[top], strength[top].astype(np.float32), rows)
+        return out

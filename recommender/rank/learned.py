@@ -1,0 +1,118 @@
+"""A ranking learned from a site's own curated related lists: logistic regression (scikit-learn) over the pair
+signals of `signals.py`, fitted on the hybrid ranker's candidates with the curated links as positives.
+
+Stored beside the index as plain JSON (`learned-ranker.json`: signal names, standardisation, coefficients, the
+cross-validated figures, and a sha256 of its own content); never pickle. The file is also named and checksummed
+in the manifest, so a changed file is refused on open.
+
+    model = load_model(index.folder)                  # None when no model is stored
+    cand = rescore(cand, facts, model, graph)         # a query's candidates, re-scored
+
+Training (cross-validation over queries, the fit on every list) is in recommender.evaluate.training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..common.atomic import atomic_write_text
+from ..store.manifest import IndexProblem
+from .graph_signals import GRAPH_SIGNALS, GraphFacts
+from .signals import SIGNALS, SiteFacts, pair_signals
+
+MODEL_FILE = "learned-ranker.json"
+FORMAT = 1
+ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order
+
+
+@dataclass
+class LearnedModel:
+    signals: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    trained_on: int = 0  # curated lists
+    cv: dict = field(default_factory=dict)  # cross-validated figures (learned vs default), see train()
+    curated: str = ""  # sha256 of the curated lists it was fitted on (the batch trains again when they change)
+    lists: dict = field(default_factory=dict)  # those lists (ids), which the curated-graph signals read in use
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)
+        return Z @ np.asarray(self.coef, np.float32) + np.float32(self.intercept)
+
+    def contributions(self, x: np.ndarray) -> dict[str, float]:
+        """Each signal's part of one pair's score (standardised value times weight)."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return {name: round(float(v * w), 4) for name, v, w in zip(self.signals, z, self.coef)}
+
+    def beats_default(self) -> bool:
+        return bool(self.cv) and self.cv.get("learned", {}).get("recall@10", 0) > self.cv.get("default", {}).get(
+            "recall@10", 0)
+
+
+def signal_matrix(cand, facts: SiteFacts, graph: GraphFacts | None) -> np.ndarray:
+    """ALL_SIGNALS of one query's candidates (the graph signals 0 without graph facts)."""
+    X = pair_signals(cand.query, cand.rows, cand.z, facts)
+    if graph is None:
+        return np.hstack([X, np.zeros((len(X), len(GRAPH_SIGNALS)), np.float32)])
+    return np.hstack([X, graph.columns(cand.query, cand.rows, cand.z, cand.raw["dense"])])
+
+
+def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> GraphFacts:
+    """The graph facts a stored model reads in use: its curated lists, mapped to the current rows."""
+    row_of = {i: r for r, i in enumerate(ids)}
+    lists = {row_of[q]: [row_of[r] for r in related if r in row_of] for q, related in model.lists.items()
+             if q in row_of}
+    return GraphFacts.build(vectors, lexical, lists, moments)
+
+
+def rescore(cand, facts: SiteFacts, model: LearnedModel, graph: GraphFacts | None = None):
+    """The candidates re-scored by the learned model, best first (ties by lower row)."""
+    X = signal_matrix(cand, facts, graph)
+    cand.score = model.score(X).astype(np.float32)
+    return cand.take(np.lexsort((cand.rows, -cand.score)))
+
+
+# --- storage --------------------------------------------------------------------------------------------
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def save_model(folder: Path, model: LearnedModel) -> Path:
+    """Write the model (temp + rename), then name and checksum it in the manifest."""
+    from ..store.manifest import file_entry, read_manifest, write_manifest
+
+    data = asdict(model)
+    path = Path(folder) / MODEL_FILE
+    atomic_write_text(path, json.dumps({"format": FORMAT, "model": data, "sha256": _digest(data)}, indent=2) + "\n")
+    manifest = read_manifest(Path(folder))
+    manifest.files["learned_ranker"] = file_entry(path)
+    write_manifest(Path(folder), manifest)
+    return path
+
+
+def load_model(folder: Path) -> LearnedModel | None:
+    """The stored model, None when there is none; a changed or malformed file is refused (IndexProblem)."""
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = doc["model"]
+        if doc.get("format") != FORMAT or doc.get("sha256") != _digest(data):
+            raise ValueError("checksum or format does not match")
+        model = LearnedModel(**data)
+        if model.signals != list(ALL_SIGNALS) or not (len(model.coef) == len(model.mean) == len(model.scale)
+                                                      == len(ALL_SIGNALS)):
+            raise ValueError("made for other signals")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexProblem(f"{path}: learned ranking refused ({exc}); run `recommender train` again") from None
+    return model

@@ -1,0 +1,233 @@
+"""What a query by id with a learned ranking reads instead of rebuilding: the model's coefficients and the link-graph
+facts its signals read (graph_signals.GraphFacts), written when the model is stored (`recommender train`, the
+batch's training) and again with each new index version, as memory-mapped `.npy` files (never pickle).
+
+    learned-TOKEN-params.npy                        3 x signals float64: the model's mean, scale and coefficients
+    learned-TOKEN-{mentions,mentions_t,lists,lists_t,co}_{data,indices,indptr}.npy   the graphs (CSR arrays)
+    learned-TOKEN-named_by.npy, -in_links.npy       per-article in-degrees
+    learned-TOKEN-dense_stats.npy                   n x 2: each article's cosine mean and deviation over the corpus
+
+Without them a query in a fresh process parses the model's JSON (its curated lists: 2 MB on MDN), builds the graph
+facts from the lexical index (importing SciPy) and reads the vectors through FAISS: seconds instead of
+milliseconds. Each file is named (role "learned:NAME") and checksummed in the manifest; the manifest's stats
+record (`learned_data`) the sha256 of the model file they were made from, its intercept and cross-validated
+figures, and the model file itself is named in the manifest (role "learned_ranker"). `recommender train` and
+the batch's training write them (recommender.evaluate.training.store_model); a model saved with
+`learned.save_model` alone has none, and is read from its JSON. A query uses these files
+only while that sha256 is the model file's: a model stored by other means is read from its JSON, as before.
+
+The numbers are the same: the facts are those `learned.graph_facts` builds in the query process (the same
+function, run here), and the cosine statistics of every article are computed as the query process computes them
+for its candidates (`GraphFacts._dense_stats`, here over all rows at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PREFIX = "learned:"
+STATS_KEY = "learned_data"
+GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
+VECTORS = ("named_by", "in_links", "dense_stats")
+NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
+PATTERN = "learned-*.npy"
+MODEL_FILE = "learned-ranker.json"  # the model itself: learned.MODEL_FILE, named here so a query without a
+# model imports none of the learned ranking's modules (tests/rank/test_learned_query.py checks they agree)
+
+
+# --- when a model is stored, or an index version written --------------------------------------------------
+
+
+def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarray, lexical, ids: list[str],
+                       moments) -> tuple[dict, dict]:
+    """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
+    stats record). vectors, lexical, ids, moments: what the query process would read (Index.graph_facts)."""
+    import secrets
+
+    from ..common.atomic import atomic_path
+    from ..store.manifest import file_entry
+    from .learned import graph_facts
+
+    graph = graph_facts(vectors, lexical, model, ids, moments)
+    graph._dense_stats(np.arange(len(ids)))  # every article's, as a query computes its candidates'
+    arrays = {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)}
+    for name in GRAPHS:
+        matrix = getattr(graph, name)
+        arrays.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices,
+                       f"{name}_indptr": matrix.indptr})
+    for name in VECTORS:
+        arrays[name] = getattr(graph, name)
+    token = secrets.token_hex(4)
+    entries = {}
+    for name, array in arrays.items():
+        path = folder / f"learned-{token}-{name}.npy"
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        entries[PREFIX + name] = file_entry(path)
+    stats = {"model_sha256": model_sha256, "signals": list(model.signals), "intercept": float(model.intercept),
+             "trained_on": int(model.trained_on), "cv": model.cv, "curated": model.curated}
+    return entries, stats
+
+
+def with_learned_data(manifest, entries: dict, stats: dict | None):
+    """The manifest with these learned files (replacing any earlier ones; none when entries is empty)."""
+    manifest.files = {role: e for role, e in manifest.files.items() if not role.startswith(PREFIX)}
+    manifest.files.update(entries)
+    manifest.stats = {k: v for k, v in manifest.stats.items() if k != STATS_KEY}
+    if stats is not None:
+        manifest.stats[STATS_KEY] = stats
+    return manifest
+
+
+def remove_unnamed(folder: Path, manifest) -> None:
+    live = {entry.name for entry in manifest.files.values()}
+    for path in folder.glob(PATTERN):
+        if path.name not in live:
+            path.unlink(missing_ok=True)
+
+
+def for_new_version(folder: Path, vectors: np.ndarray, lexical, ids: list[str], moments) -> tuple[dict, dict | None]:
+    """At build: the stored model's entry and arrays for the index version being written (({}, None) when there
+    is no usable model). The model file is kept across versions; its arrays are made again for the new one."""
+    from ..store.manifest import IndexProblem, file_entry
+    from .learned import load_model
+
+    try:
+        model = load_model(folder)
+    except IndexProblem as exc:
+        log.warning("%s", exc)
+        return {}, None
+    if model is None:
+        return {}, None
+    entry = file_entry(folder / MODEL_FILE)
+    entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments)
+    return {"learned_ranker": entry, **entries}, stats
+
+
+# --- query time -------------------------------------------------------------------------------------------
+
+
+class CSRArrays:
+    """The CSR arrays graph_signals reads of a matrix (data, indices, indptr), memory-mapped."""
+
+    def __init__(self, data, indices, indptr):
+        self.data, self.indices, self.indptr = data, indices, indptr
+
+
+def usable(manifest) -> bool:
+    """Whether the manifest names learned arrays made from the model file it names."""
+    stats, entry = manifest.stats.get(STATS_KEY), manifest.files.get("learned_ranker")
+    return (isinstance(stats, dict) and entry is not None and stats.get("model_sha256") == entry.sha256
+            and all(PREFIX + name in manifest.files for name in NAMES))
+
+
+def stored_model(manifest, data):
+    """The learned model from the arrays (coefficients and figures; no curated lists), or None when the index
+    has no usable arrays. data: the index's querydata.QueryData-like reader of `learned:` files."""
+    if not usable(manifest):
+        return None
+    from .learned import ALL_SIGNALS, LearnedModel
+
+    stats = manifest.stats[STATS_KEY]
+    params = np.asarray(data.array("params"), dtype=np.float64)
+    if stats.get("signals") != list(ALL_SIGNALS) or params.shape != (3, len(ALL_SIGNALS)):
+        return None  # made for other signals: the JSON is read (and refused) as before
+    mean, scale, coef = params.tolist()
+    return LearnedModel(signals=list(ALL_SIGNALS), mean=mean, scale=scale, coef=coef,
+                        intercept=float(stats["intercept"]), trained_on=int(stats.get("trained_on", 0)),
+                        cv=stats.get("cv") or {}, curated=stats.get("curated", ""))
+
+
+def stored_graph(manifest, data, vectors, moments):
+    """graph_signals.GraphFacts over the mapped arrays (every article's cosine statistics precomputed)."""
+    from .graph_signals import GraphFacts
+
+    graphs = {name: CSRArrays(*(data.array(f"{name}_{p}") for p in ("data", "indices", "indptr")))
+              for name in GRAPHS}
+    return GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
+                      named_by=data.array("named_by"), in_links=data.array("in_links"),
+                      dense_stats=data.array("dense_stats"), **graphs)
+
+
+def model_for(index):
+    """The index's learned model: from its stored arrays when they stand (no JSON parsed), else its JSON file
+    (learned.load_model; None when there is none)."""
+    if getattr(index, "_learned_files", None) is None:  # the arrays (and the model read from them) of this version
+        index._learned_files = LearnedFiles(index.folder, index.manifest)
+        index._learned_files.model = stored_model(index.manifest, index._learned_files)
+    model = index._learned_files.model
+    if model is None:
+        if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
+            return None  # no model: the learned ranking's modules are not imported
+        from .learned import load_model
+
+        model = load_model(index.folder)
+    return model
+
+
+def graph_for(index, model, ranker=None, vectors=None):
+    """The GraphFacts `model` reads on `index`: the stored arrays when they were made for this model and the
+    index's own vectors (an exact index, or no other vectors given), else built (reading the model's curated
+    lists from its JSON when the model came from the arrays)."""
+    from ..store.ann import BACKENDS
+
+    exact = not getattr(BACKENDS.get(index.manifest.backend), "approximate", False)
+    if usable(index.manifest) and (vectors is None or exact) and \
+            model.curated == index.manifest.stats[STATS_KEY].get("curated"):
+        if getattr(index, "_learned_files", None) is None:
+            index._learned_files = LearnedFiles(index.folder, index.manifest)
+        data = index.query_data
+        mapped = data.array("vectors") if data.has("vectors") else np.zeros((index.manifest.count, 0), np.float32)
+        moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else data.moments()
+        if moments is not None:
+            return stored_graph(index.manifest, index._learned_files, mapped, moments)
+    from .learned import graph_facts, load_model
+
+    if not model.lists:  # read from the arrays: the curated lists are in the JSON
+        model = load_model(index.folder) or model
+    if vectors is not None:
+        return graph_facts(vectors, index.lexical, model, index.store.ids())
+    moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else None
+    return graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments)
+
+
+def write_for_index(index) -> None:
+    """After a model was stored in an opened index's folder: its arrays over that index version, named in the
+    manifest with the model file (recommender.evaluate.training.store_model opens the index and calls this)."""
+    from ..store.manifest import read_manifest, write_manifest
+    from .ranking import dense_moments
+
+    data = index.query_data
+    vectors = np.asarray(data.array("vectors")) if data.has("vectors") else index.vectors.vectors()
+    moments = data.moments() or dense_moments(vectors)
+    entries, stats = for_new_version(index.folder, vectors, index.lexical, index.store.ids(), moments)
+    manifest = read_manifest(index.folder)
+    write_manifest(index.folder, with_learned_data(manifest, entries, stats))
+    remove_unnamed(index.folder, manifest)
+
+
+class LearnedFiles:
+    """Reads the `learned:` files of an index version (memory-mapped on first use)."""
+
+    def __init__(self, folder: Path, manifest):
+        self.folder = folder
+        self.names = {role[len(PREFIX):]: e.name for role, e in manifest.files.items() if role.startswith(PREFIX)}
+        self._arrays: dict[str, np.ndarray] = {}
+        self.model = None
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            from ..store.manifest import IndexProblem
+
+            path = self.folder / self.names[name]
+            try:
+                self._arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexProblem(f"{path}: cannot read ({exc}); run `recommender train` again") from None
+        return self._arrays[name]

@@ -1,0 +1,141 @@
+"""Editorial overrides, stored with the index: pinned links that always come first and blocked links that never
+appear, for one article or for every article ("*").
+
+    from recommender.rank.overrides import Overrides
+    with Overrides.open("demo-index") as ov:
+        ov.pin("news/a", "news/b")        # news/b is the first link of news/a
+        ov.block("*", "blog/old-post")    # blog/old-post never appears as a link
+        ov.unpin("news/a", "news/b")      # removes a pin or a block
+
+They live in `overrides.sqlite` beside the index data, outside the manifest: an editor changes them at any time
+without rebuilding, and a rebuild (or the nightly batch) keeps them. Each change is one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE = "overrides.sqlite"
+EVERY = "*"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS overrides (
+    article TEXT NOT NULL,          -- an article id, or '*' for every article
+    target TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('pin', 'block')),
+    position INTEGER NOT NULL,      -- pins: order among the article's pins
+    note TEXT,
+    created TEXT NOT NULL,
+    PRIMARY KEY (article, target)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Override:
+    article: str
+    target: str
+    action: str
+    position: int
+    note: str | None
+    created: str
+
+    def to_dict(self) -> dict:
+        return {"article": self.article, "target": self.target, "action": self.action,
+                "position": self.position, "note": self.note, "created": self.created}
+
+
+class OverrideSet:
+    """The overrides in memory, for ranking: pins and blocks by article."""
+
+    def __init__(self, items: list[Override] = ()):
+        self.items = list(items)
+        self.pins: dict[str, list[str]] = {}
+        self.blocks: dict[str, set[str]] = {}
+        for item in sorted(self.items, key=lambda o: (o.position, o.created)):
+            if item.action == "pin":
+                self.pins.setdefault(item.article, []).append(item.target)
+            else:
+                self.blocks.setdefault(item.article, set()).add(item.target)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def pinned(self, article: str) -> list[str]:
+        return self.pins.get(article, []) + [t for t in self.pins.get(EVERY, []) if t not in self.pins.get(article, [])]
+
+    def blocked(self, article: str) -> set[str]:
+        return self.blocks.get(article, set()) | self.blocks.get(EVERY, set())
+
+
+class Overrides:
+    """The override store of one index folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.conn = sqlite3.connect(path)
+        self.conn.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> "Overrides":
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no index folder")
+        return cls(folder / FILE)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Overrides":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def pin(self, article: str, target: str, note: str | None = None) -> Override:
+        return self._set(article, target, "pin", note)
+
+    def block(self, article: str, target: str, note: str | None = None) -> Override:
+        return self._set(article, target, "block", note)
+
+    def unpin(self, article: str, target: str) -> bool:
+        """Remove a pin or a block; False if there was none."""
+        with self.conn:
+            cur = self.conn.execute("DELETE FROM overrides WHERE article = ? AND target = ?", (article, target))
+        return cur.rowcount > 0
+
+    def all(self) -> list[Override]:
+        rows = self.conn.execute(
+            "SELECT article, target, action, position, note, created FROM overrides ORDER BY article, action, position"
+        ).fetchall()
+        return [Override(*row) for row in rows]
+
+    def load(self) -> OverrideSet:
+        return OverrideSet(self.all())
+
+    def _set(self, article: str, target: str, action: str, note: str | None) -> Override:
+        from ..common.clock import utc_now
+
+        if article == target:
+            raise ValueError(f"an article cannot be linked to itself ({article})")
+        with self.conn:
+            row = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM overrides WHERE article = ?",
+                                    (article,)).fetchone()
+            item = Override(article, target, action, int(row[0]), note, utc_now())
+            self.conn.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?)",
+                              (item.article, item.target, item.action, item.position, item.note, item.created))
+        return item
+
+
+def load_overrides(folder: str | Path) -> OverrideSet:
+    """The overrides of an index folder (empty if none were ever set); never creates the file."""
+    path = Path(folder) / FILE
+    if not path.exists():
+        return OverrideSet()
+    store = Overrides(path)
+    try:
+        return store.load()
+    finally:
+        store.close()

@@ -1,0 +1,254 @@
+"""The link policy: one declarative TOML file that `recommender related`, `evaluate` and the nightly batch all
+read, so the links a site shows and the links that are measured come from the same settings.
+
+    [ranking]                # how candidates are scored (weights of per-query z-scores; chosen by `evaluate`)
+    dense = 0.3              # the embedding model's cosine
+    lexical = 0.55           # TF-IDF cosine
+    mention = 0.15           # one article names the other (its title or slug appears in the text)
+    candidates = 200         # candidates per query from each of the dense and lexical indexes
+    learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
+                             # the default under cross-validation), "on", "off"
+    train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
+
+    [links]                  # which candidates may become links
+    k = 10
+    min_score = 0.0          # fewer links rather than weak ones: a link must score above the average candidate
+                             # (final score, see `related --explain`; measured by scripts/measure_min_score.py)
+    direction = "any"        # "older": only links to articles published no later; "newer": no earlier
+    max_age_days = 365       # no links to articles older than this (relative to today); omit for none
+    same_source = "allow"    # "allow" | "exclude"
+    same_topic = "allow"     # "allow" | "prefer" (a bonus) | "only" | "exclude"
+    topic_bonus = 0.5
+    include_drafts = false   # items marked `published: false` or `draft: true` are never linked to
+
+    [recency]
+    half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
+
+    [duplicates]
+    threshold = 0.98         # near-duplicates (syndicated copies) collapse to one canonical copy; 1 = off
+
+    [diversity]
+    mmr_lambda = 1.0         # 1 = off (pure relevance); 0.7 trades some relevance for variety
+
+    [batch]
+    max_shrink = 0.2         # refuse a run that would remove more than this share of the index
+    refit_drift = 0.05       # rebuild the corpus statistics (IDF, embedding moments) in full once this share
+                             # of the articles was added, changed or removed since the last full rebuild
+
+Every key is optional; `recommender policy` prints the effective policy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+DIRECTIONS = ("any", "older", "newer")
+SAME_SOURCE = ("allow", "exclude")
+LEARNED = ("auto", "on", "off")
+SAME_TOPIC = ("allow", "prefer", "only", "exclude")
+POLICY_FILE = "recommender.toml"
+MAX_K = 1000  # the most links per article, as `-k` on the command line
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be read or holds a wrong value; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    # chosen for the worst corpus: the best lowest ratio of recall@10 to the best lexical baseline over the
+    # shared corpora (python_docs 1.045x, MDN 1.111x; the earlier MDN-tuned 0.7/0.2/0.1 gave 0.998x and 1.163x)
+    dense: float = 0.3
+    lexical: float = 0.55
+    mention: float = 0.15
+    candidates: int = 200
+    learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
+    train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
+
+    def weights(self) -> dict[str, float]:
+        return {"dense": self.dense, "lexical": self.lexical, "mention": self.mention}
+
+
+@dataclass(frozen=True)
+class Links:
+    k: int = 10
+    # 0: a link scores above the average of its candidates. Measured (scripts/measure_min_score.py): it costs no
+    # recall@10 on the demo, python_docs or MDN, and drops the demo's links that share nothing (13% of them).
+    min_score: float | None = 0.0
+    direction: str = "any"
+    max_age_days: float | None = None
+    same_source: str = "allow"
+    same_topic: str = "allow"
+    topic_bonus: float = 0.5
+    include_drafts: bool = False  # link to items marked `published: false` / `draft: true` too
+
+
+@dataclass(frozen=True)
+class Recency:
+    half_life_days: float = 0.0
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    threshold: float = 0.98
+
+
+@dataclass(frozen=True)
+class Diversity:
+    mmr_lambda: float = 1.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    max_shrink: float = 0.2  # refuse a run that would remove more than this share of the index (--allow-shrink)
+    # a full rebuild (IDF, embedding moments, every list) once added + changed + removed articles since the last
+    # one pass this share of the corpus: measured in docs/batch.md (scripts/measure_drift.py)
+    refit_drift: float = 0.05
+
+
+@dataclass(frozen=True)
+class Policy:
+    ranking: Ranking = field(default_factory=Ranking)
+    links: Links = field(default_factory=Links)
+    recency: Recency = field(default_factory=Recency)
+    duplicates: Duplicates = field(default_factory=Duplicates)
+    diversity: Diversity = field(default_factory=Diversity)
+    batch: Batch = field(default_factory=Batch)
+    source: str = "built-in defaults"
+
+    def __post_init__(self):
+        check(self)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+    def with_section(self, name: str, **changes) -> "Policy":
+        """A copy with some settings of one section replaced; None values are ignored (an option not given)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **{name: replace(getattr(self, name), **changes)}) if changes else self
+
+    def with_links(self, **changes) -> "Policy":
+        """A copy with some [links] settings replaced (command-line options override the file)."""
+        return self.with_section("links", **changes)
+
+
+SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
+            "diversity": Diversity, "batch": Batch}
+
+
+def check(policy: Policy) -> None:
+    where = policy.source
+    r, links = policy.ranking, policy.links
+    for name, value in r.weights().items():
+        if value < 0:
+            raise PolicyError(f"{where}: [ranking] {name} must not be negative")
+    if sum(r.weights().values()) <= 0:
+        raise PolicyError(f"{where}: [ranking] needs at least one positive weight")
+    if r.learned not in LEARNED:
+        raise PolicyError(f"{where}: [ranking] learned must be one of {', '.join(LEARNED)}, not {r.learned!r}")
+    if r.candidates < 1:
+        raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
+    if r.train_min_lists < 1:
+        raise PolicyError(f"{where}: [ranking] train_min_lists must be at least 1")
+    if links.k < 1:
+        raise PolicyError(f"{where}: [links] k must be at least 1")
+    if links.k > MAX_K:
+        raise PolicyError(f"{where}: [links] k must be at most {MAX_K}, not {links.k}")
+    if links.min_score is not None and links.min_score < 0:
+        raise PolicyError(f"{where}: [links] min_score must be at least 0 on the score scale (z-scores over the "
+                          f"candidates, 0 = the average candidate, the default; see `related --explain`), not "
+                          f"{links.min_score:g}")
+    if links.max_age_days is not None and links.max_age_days <= 0:
+        raise PolicyError(f"{where}: [links] max_age_days must be more than 0 (leave it out for no age limit), "
+                          f"not {links.max_age_days:g}")
+    if links.topic_bonus < 0:
+        raise PolicyError(f"{where}: [links] topic_bonus must not be negative")
+    for key, value, allowed in (("direction", links.direction, DIRECTIONS),
+                                ("same_source", links.same_source, SAME_SOURCE),
+                                ("same_topic", links.same_topic, SAME_TOPIC)):
+        if value not in allowed:
+            raise PolicyError(f"{where}: [links] {key} must be one of {', '.join(allowed)}, not {value!r}")
+    if policy.recency.half_life_days < 0:
+        raise PolicyError(f"{where}: [recency] half_life_days must not be negative")
+    if not 0 < policy.duplicates.threshold <= 1:
+        raise PolicyError(f"{where}: [duplicates] threshold must be in (0, 1]")
+    if not 0 <= policy.diversity.mmr_lambda <= 1:
+        raise PolicyError(f"{where}: [diversity] mmr_lambda must be between 0 and 1")
+    if not 0 <= policy.batch.max_shrink <= 1:
+        raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
+    if not policy.batch.refit_drift >= 0:
+        raise PolicyError(f"{where}: [batch] refit_drift must not be negative (a share of the corpus)")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in a TOML file; None reads ./recommender.toml if there is one, else the defaults."""
+    if path is None:
+        if not Path(POLICY_FILE).exists():
+            return Policy()
+        path = POLICY_FILE
+    path = Path(path)
+    import tomllib  # only when there is a file to read (a query without one does not pay for the parser)
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: policy file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    return policy_from_dict(data, str(path))
+
+
+def policy_from_dict(data: dict, source: str = "policy") -> Policy:
+    parts = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise PolicyError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise PolicyError(f"{source}: [{name}] must be a table")
+        cls = SECTIONS[name]
+        known = {f.name: f for f in fields(cls)}
+        for key, item in value.items():
+            if key not in known:
+                raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
+            default = getattr(cls(), key)
+            if isinstance(default, bool):
+                if not isinstance(item, bool):
+                    raise PolicyError(f"{source}: [{name}] {key} must be true or false")
+                continue
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                raise PolicyError(f"{source}: [{name}] {key} has an unusable value {item!r}")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise PolicyError(f"{source}: [{name}] {key} must be a finite number, not {item!r}")
+            if isinstance(default, str) != isinstance(item, str):
+                raise PolicyError(f"{source}: [{name}] {key} must be {'text' if isinstance(default, str) else 'a number'}")
+            if isinstance(default, int) and not isinstance(default, bool) and not float(item).is_integer():
+                raise PolicyError(f"{source}: [{name}] {key} must be a whole number")
+            if isinstance(default, int) and isinstance(item, float):
+                value[key] = int(item)
+        try:
+            parts[name] = cls(**value)
+        except TypeError as exc:
+            raise PolicyError(f"{source}: [{name}] {exc}") from None
+    return Policy(**parts, source=source)
+
+
+def policy_to_toml(policy: Policy) -> str:
+    """The policy as TOML text (what `recommender policy` prints); unset optional keys are comments."""
+    lines = []
+    for name, section in policy.to_dict().items():
+        lines.append(f"[{name}]")
+        for key, value in section.items():
+            if value is None:
+                lines.append(f"# {key} =")
+            elif isinstance(value, str):
+                lines.append(f'{key} = "{value}"')
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {str(value).lower()}")
+            else:
+                lines.append(f"{key} = {value!r}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,359 @@
+"""What a query by id reads instead of rebuilding: arrays written with each index version at build time and
+memory-mapped by a query (`.npy` files, `np.load(mmap_mode="r")`, never pickle), so that a fresh process answers
+without importing SciPy or FAISS and without a pass over every article.
+
+    query-TOKEN-vectors.npy                     n x d float32: the flat index's vectors (exact indexes only)
+    query-TOKEN-dense_mean.npy, -dense_second.npy    the embedding's corpus moments (ranking.dense_moments)
+    query-TOKEN-tfidf_{data,indices,indptr}.npy      TF-IDF rows (CSR, as in the lexical index)
+    query-TOKEN-postings_{data,indices,indptr}.npy   the same matrix by term (CSR of its transpose)
+    query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
+    query-TOKEN-facts_{sources,days,drafts,titles}.npy  what the link rules read (linking.Facts)
+    query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.SiteFacts)
+
+Each file is named (role "query:NAME") and checksummed in the manifest, so it is verified, versioned and swapped
+with the rest of the index. Scores computed from these arrays are the same numbers as from the lexical index
+(the same float32 products, summed in the same order as SciPy's sparse product). An index built before these
+files existed still answers, rebuilding what it needs in the query process, and says how to make it faster.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PREFIX = "query:"
+ROW_BLOCK = 8  # more query rows than this at once: the lexical index's sparse product (same numbers, faster)
+REQUIRED = ("dense_mean", "dense_second", "facts_sources", "facts_days")
+LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings", "mentions") for p in ("data", "indices", "indptr"))
+
+
+# --- build time -------------------------------------------------------------------------------------------
+
+
+def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, articles: Sequence,
+                     ann) -> dict:
+    """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
+    from ..common.atomic import atomic_path
+    from .linking import Facts
+    from ..store.manifest import file_entry
+    from .ranking import dense_moments
+    from .signals import SiteFacts
+
+    exact = not getattr(ann, "approximate", False)
+    matrix = np.ascontiguousarray(vectors if exact else ann.vectors(), dtype=np.float32)
+    arrays: dict[str, np.ndarray] = {}
+    if exact:  # an approximate index's vectors are its decoded codes: the query reads them from FAISS
+        arrays["vectors"] = matrix
+    arrays["dense_mean"], arrays["dense_second"] = dense_moments(matrix)
+    if lexical is not None:
+        postings = lexical.tfidf.T.tocsr()
+        both = (lexical.mentions + lexical.mentions.T.tocsr()).tocsr()
+        for name, m in (("tfidf", lexical.tfidf), ("postings", postings), ("mentions", both)):
+            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
+    facts = Facts.from_infos(articles, [a.topics for a in articles])
+    arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
+    arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
+    arrays["facts_titles"] = facts.title_codes
+    site = SiteFacts.from_infos(articles)
+    for f in fields(SiteFacts):
+        value = getattr(site, f.name)
+        if hasattr(value, "indptr"):  # a SciPy CSR matrix
+            arrays.update({f"site_{f.name}.data": value.data, f"site_{f.name}.indices": value.indices,
+                           f"site_{f.name}.indptr": value.indptr,
+                           f"site_{f.name}.shape": np.array(value.shape, dtype=np.int64)})
+        else:
+            arrays[f"site_{f.name}"] = np.asarray(value)
+    entries = {}
+    for name, array in arrays.items():
+        path = folder / f"query-{token}-{name}.npy"
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        entries[PREFIX + name] = file_entry(path)
+    return entries
+
+
+# --- query time -------------------------------------------------------------------------------------------
+
+
+class QueryData:
+    """The precomputed arrays of an opened index version (each mapped on first use)."""
+
+    def __init__(self, folder: Path, manifest):
+        self.folder = folder
+        self.names = {role[len(PREFIX):]: entry.name for role, entry in manifest.files.items()
+                      if role.startswith(PREFIX)}
+        self._arrays: dict[str, np.ndarray] = {}
+        self.count = manifest.count
+
+    @property
+    def available(self) -> bool:
+        return all(name in self.names for name in REQUIRED)
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            from ..store.manifest import IndexProblem
+
+            try:
+                self._arrays[name] = np.load(self.folder / self.names[name], mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexProblem(f"{self.folder / self.names[name]}: cannot read ({exc}); rebuild the index") \
+                    from None
+        return self._arrays[name]
+
+    def vector_shape(self) -> tuple[int, ...] | None:
+        return tuple(self.array("vectors").shape) if self.has("vectors") else None
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.available:
+            return None
+        return np.asarray(self.array("dense_mean")), np.asarray(self.array("dense_second"))
+
+    def ranker(self, index, ranking, rescorer=None, tag_pool=None):
+        """The hybrid ranker of `index` (recommender.rank.index.Index) over these arrays where they exist."""
+        from ..store.ann import BACKENDS
+        from .ranking import HybridRanker
+
+        if not self.available:
+            rebuild_hint(self.folder)
+        ann = index.vectors if getattr(BACKENDS.get(index.manifest.backend), "approximate", False) else None
+        lexical = None
+        if "lexical" in index.manifest.files:
+            lexical = self.lexical(lambda: index.lexical) or index.lexical
+        matrix = self.array("vectors") if self.has("vectors") else index.vectors.vectors()
+        return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments(),
+                            tag_pool=tag_pool)
+
+    def lexical(self, full):
+        """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""
+        if not all(self.has(name) for name in LEXICAL):
+            return None
+        return MappedLexical(self, full)
+
+    def facts(self, store):
+        """linking.Facts from the stored arrays; ids and topics are read from the metadata on first use."""
+        if not self.available or not (self.has("facts_drafts") and self.has("facts_titles")):
+            return None  # made before drafts and titles were kept: the caller builds Facts from the metadata
+        from .linking import Facts
+
+        ids = RowIds(store)
+        drafts = self.array("facts_drafts")
+        return Facts(ids=ids, sources=self.array("facts_sources"), days=self.array("facts_days"),
+                     topics=Lazy(lambda: [frozenset(t.lower() for t in ts) for ts in store.topics()]),
+                     row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict),
+                     drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"))
+
+    def site_facts(self):
+        """signals.SiteFacts from the stored arrays, or None when they are missing or were made for other fields."""
+        from .signals import SiteFacts
+
+        values = {}
+        for f in fields(SiteFacts):
+            name = f"site_{f.name}"
+            if self.has(name):
+                values[f.name] = self.array(name)
+            elif self.has(name + ".indptr"):
+                shape = tuple(int(x) for x in self.array(name + ".shape"))
+                values[f.name] = MappedCSR(self.array(name + ".data"), self.array(name + ".indices"),
+                                           self.array(name + ".indptr"), shape)
+            else:
+                return None
+        return SiteFacts(**values)
+
+
+class MappedLexical:
+    """The part of lexindex.LexicalIndex a query by id uses (tfidf_rows, mention_rows, count), over mapped
+    arrays and NumPy alone; anything else (text queries, explanations, many rows at once) goes to the full
+    lexical index, loaded on first use."""
+
+    def __init__(self, data: QueryData, full):
+        self.data = data
+        self._full = full
+        self.count = data.count
+
+    def __getattr__(self, name: str):
+        return getattr(self._full(), name)
+
+    def tfidf_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) TF-IDF cosines: for each of the row's terms in stored order, its weight times the
+        term's postings, added in float32 in that order (what SciPy's CSR product does, so the same numbers)."""
+        rows = np.asarray(rows)
+        if len(rows) > ROW_BLOCK:
+            return self._full().tfidf_rows(rows)
+        a = self.data.array
+        indptr, indices, data = a("tfidf_indptr"), a("tfidf_indices"), a("tfidf_data")
+        p_indptr, p_indices, p_data = a("postings_indptr"), a("postings_indices"), a("postings_data")
+        out = np.zeros((len(rows), self.count), dtype=np.float32)
+        for i, row in enumerate(rows):
+            start, stop = int(indptr[row]), int(indptr[row + 1])
+            terms = np.asarray(indices[start:stop], dtype=np.int64)
+            weights = np.asarray(data[start:stop], dtype=np.float32)
+            if not len(terms):
+                continue
+            begins, ends = p_indptr[terms].astype(np.int64), p_indptr[terms + 1].astype(np.int64)
+            lengths = ends - begins
+            at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
+                lengths.sum())
+            products = np.asarray(p_data[at], dtype=np.float32) * np.repeat(weights, lengths)
+            np.add.at(out[i], np.asarray(p_indices[at], dtype=np.int64), products)
+        return out
+
+    def mention_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) mention weights in both directions."""
+        rows = np.asarray(rows)
+        if len(rows) > ROW_BLOCK:
+            return self._full().mention_rows(rows)
+        a = self.data.array
+        indptr, indices, data = a("mentions_indptr"), a("mentions_indices"), a("mentions_data")
+        out = np.zeros((len(rows), self.count), dtype=np.float32)
+        for i, row in enumerate(rows):
+            start, stop = int(indptr[row]), int(indptr[row + 1])
+            out[i, np.asarray(indices[start:stop], dtype=np.int64)] = data[start:stop]
+        return out
+
+
+class MappedCSR:
+    """The few SciPy CSR operations the pair signals use (rows, one row's transpose, their product, multiply by a
+    row of weights, nnz), in NumPy over mapped arrays, with SciPy's numbers: float32 products added one by one in
+    stored order, as its sparse product adds them. Anything else is handed to a SciPy matrix made on the spot."""
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, tuple(shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1] - self.indptr[0])
+
+    @property
+    def T(self):
+        return _OneRowT(self) if self.shape[0] == 1 else self._scipy().T
+
+    def _scipy(self):
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((np.asarray(self.data), np.asarray(self.indices), np.asarray(self.indptr)),
+                          shape=self.shape)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("data", "indices", "indptr", "shape"):
+            raise AttributeError(name)
+        return getattr(self._scipy(), name)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            key = np.array([key])
+        if not (isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu"):
+            return self._scipy()[key]
+        rows = np.where(key < 0, key + self.shape[0], key).astype(np.int64)
+        begins = np.asarray(self.indptr[rows], dtype=np.int64)
+        lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - begins
+        indptr = np.concatenate(([0], np.cumsum(lengths)))
+        at = np.repeat(begins - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return MappedCSR(np.asarray(self.data[at]), np.asarray(self.indices[at]), indptr,
+                         (len(rows), self.shape[1]))
+
+    def multiply(self, other):
+        if self.shape[0] == 1 and isinstance(other, np.ndarray) and other.shape == (1, self.shape[1]):
+            return MappedCSR(np.asarray(self.data) * other[0, self.indices], self.indices, self.indptr, self.shape)
+        return self._scipy().multiply(other)
+
+    def __matmul__(self, other):
+        if isinstance(other, _OneRowT) and other.row.shape[1] == self.shape[1]:
+            weights = np.zeros(self.shape[1], dtype=np.result_type(self.data, other.row.data))
+            weights[other.row.indices] = other.row.data
+            out = np.zeros(self.shape[0], dtype=weights.dtype)
+            owner = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+            present = np.zeros(self.shape[1], dtype=bool)
+            present[other.row.indices] = True
+            mine = present[self.indices]  # SciPy adds only the terms the row has
+            np.add.at(out, owner[mine], (self.data * weights[self.indices])[mine])
+            return _Dense(out[:, None])
+        other = other.csr() if isinstance(other, _OneRowT) else other
+        return self._scipy() @ (other._scipy() if isinstance(other, MappedCSR) else other)
+
+
+class _OneRowT:
+    """A one-row MappedCSR, transposed (a column) for a product."""
+
+    def __init__(self, row: MappedCSR):
+        self.row = row
+
+    def csr(self):
+        return self.row._scipy().T
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "row":
+            raise AttributeError(name)
+        return getattr(self.csr(), name)
+
+
+class _Dense:
+    """A product's result, read as SciPy's is (`.todense()`, `.toarray()`)."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def todense(self) -> np.ndarray:
+        return self.values
+
+    toarray = todense
+
+
+class Lazy:
+    """A list (or dict) made by `load` on first use; pickled (Ray's transport) as the plain value."""
+
+    def __init__(self, load, kind=list):
+        self._load, self._kind, self._value = load, kind, None
+
+    def _get(self):
+        if self._value is None:
+            self._value = self._kind(self._load())
+        return self._value
+
+    def __getitem__(self, key):
+        return self._get()[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._get()
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __reduce__(self):
+        return (self._kind, (self._get(),))
+
+
+class RowIds(Lazy):
+    """Article ids by row: one row is looked up alone (a query needs its own id, and a few more for blocks);
+    iterating reads them all."""
+
+    def __init__(self, store):
+        super().__init__(store.ids)
+        self._store, self._one = store, {}
+
+    def __getitem__(self, row):
+        if self._value is not None or not isinstance(row, (int, np.integer)) or row < 0:
+            return self._get()[row]
+        if row not in self._one:
+            found = self._store.db.execute("SELECT id FROM articles WHERE row = ?", [int(row)]).fetchone()
+            if found is None:
+                raise IndexError(row)
+            self._one[row] = found[0]
+        return self._one[row]
+
+
+def rebuild_hint(folder: Path) -> None:
+    log.info("%s: built without the precomputed query data; queries rebuild it each time (rebuild the index "
+             "with `recommender index` to answer faster)", folder)

@@ -1,0 +1,55 @@
+"""What every endpoint of `recommender serve` shares: the error a request gets, its parameters, its JSON body, and
+the editors' token that writes need."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+TOKEN_ENV = "RECOMMENDER_TOKEN"
+MAX_K = 1000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_k(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise ApiError(422, f"k must be a whole number from 1 to {MAX_K}, got {value!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise ApiError(422, f"k must be a whole number from 1 to {MAX_K}, got {k}")
+    return k
+
+
+def parse_flag(value: str | None, name: str) -> bool:
+    if value in (None, "", "0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise ApiError(422, f"{name} must be true or false, got {value!r}")
+
+
+async def json_body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(422, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return body
+
+
+def check_token(request: Request) -> None:
+    expected = request.app.state.token
+    if not expected:
+        raise ApiError(403, f"this server is read-only: start it with --token or ${TOKEN_ENV} to allow writes")
+    given = request.headers.get("authorization", "")
+    if given != f"Bearer {expected}":
+        raise ApiError(401, "writes need the editors' token (Authorization: Bearer TOKEN)")

@@ -1,0 +1,340 @@
+"""The lexical half of the hybrid ranking, persisted beside the vector index (no pickle anywhere):
+
+* a TF-IDF matrix (the published configuration of `lexical.py`), its vocabulary and IDF weights, so that a
+  query by id reads stored rows and a query by text is transformed exactly as the corpus was;
+* a mention matrix: M[a, b] > 0 when article a's text names article b (b's title, the part of the title
+  before a " — " separator, or the last segment of b's id), weighted by how rare that name is (IDF).
+  Editors link to the pages of the things a text names; this is that signal.
+
+Both are made again with the index whenever the corpus changes: a full fit, or (recommender.batch.build,
+LEXICAL_DRIFT) an update that keeps the vocabulary, the IDF and the names' mention weights of the last fit and
+transforms only new and changed rows. The names found in each text are stored too, so an update scans only new
+and changed texts for names and searches the others for new names only; the mention matrix it makes equals a
+full scan's, with the frozen weights. The files are versioned and named in the manifest like the vectors, so
+they are checksummed and swapped atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, normalise_apostrophes, sparse  # SciPy on first use
+
+WORD = re.compile(r"\w+")
+MAX_NAME_WORDS = 4
+MIN_NAME_CHARS = 3
+TITLE_SEPARATORS = (" — ", " – ", " | ")
+MENTION_TEXT_LIMIT = 20000
+NEW_NAMES_SEARCHED = 64  # an update searches unchanged texts for up to this many new names, else scans them all
+SUBLINEAR = True
+
+
+def article_names(article_id: str, title: str) -> set[str]:
+    """The names by which other texts refer to an article, as lowercase word sequences of 1-4 words."""
+    title = (title or "").strip().lower()
+    names = {title}
+    for sep in TITLE_SEPARATORS:
+        if sep in title:
+            names.add(title.split(sep)[0])
+    names.add(article_id.rstrip("/").rsplit("/", 1)[-1].replace("_", " ").replace("-", " ").lower())
+    out = set()
+    for name in names:
+        words = WORD.findall(name)
+        joined = " ".join(words)
+        if 1 <= len(words) <= MAX_NAME_WORDS and len(joined) >= MIN_NAME_CHARS and not joined.isdigit():
+            out.add(joined)
+    return out
+
+
+def name_owners(ids: Sequence[str], titles: Sequence[str]) -> dict[str, list[int]]:
+    """Each name -> the rows (in order) of the articles it names."""
+    owners: dict[str, list[int]] = {}
+    for row, (article_id, title) in enumerate(zip(ids, titles)):
+        for name in article_names(article_id, title):
+            owners.setdefault(name, []).append(row)
+    return owners
+
+
+def names_in(text: str, owners: dict[str, list[int]] | set[str]) -> set[str]:
+    """The names (keys of owners) that occur in a text as whole words, within its first MENTION_TEXT_LIMIT chars."""
+    words = WORD.findall(text[:MENTION_TEXT_LIMIT].lower())
+    seen = set()
+    for n in range(1, MAX_NAME_WORDS + 1):
+        for i in range(len(words) - n + 1):
+            gram = " ".join(words[i:i + n])
+            if gram in owners:
+                seen.add(gram)
+    return seen
+
+
+def occurs(name: str, lowered: str) -> bool:
+    """Whether a name occurs in an already lowercased text as consecutive whole words, as names_in finds it
+    (its words are runs of word characters, so consecutive words are separated by non-word characters only)."""
+    words = name.split(" ")
+    if any(word not in lowered for word in words):
+        return False
+    pattern = r"(?<!\w)" + r"\W+".join(re.escape(word) for word in words) + r"(?!\w)"
+    return re.search(pattern, lowered) is not None
+
+
+def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
+                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
+    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
+    owners = name_owners(ids, titles)
+    return mentions_from(owners, [names_in(text, owners) for text in texts], frozen)
+
+
+def mentions_from(owners: dict[str, list[int]], found: Sequence[set[str]],
+                  frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
+    """The mention matrix and name weights from the names found in each row's text (see mention_matrix)."""
+    df: dict[str, int] = {}
+    for seen in found:
+        for gram in seen:
+            df[gram] = df.get(gram, 0) + 1
+    n_docs = max(1, len(found))
+    frozen = frozen or {}
+    weights = {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
+    rows, cols, data = [], [], []
+    for a, names in enumerate(found):
+        for name in sorted(names):  # one order whatever order the set was built in: the same float sums
+            weight = weights[name]
+            for b in owners[name]:
+                if b != a and weight > 0:
+                    rows.append(a)
+                    cols.append(b)
+                    data.append(weight)
+    n = len(found)
+    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(n, n))
+    return matrix.tocsr(), {**frozen, **weights}  # duplicates (two names of b in a) are summed
+
+
+def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tuple[list[str], sparse.csr_matrix]:
+    """(every name, sorted; rows x names 0/1 matrix of the names found in each row): what an update reuses."""
+    names = sorted(owners)
+    column = {name: j for j, name in enumerate(names)}
+    indptr, indices = [0], []
+    for seen in found:
+        indices.extend(sorted(column[name] for name in seen))
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.int8)
+    return names, sparse.csr_matrix((data, np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64)),
+                                    shape=(len(found), len(names)))
+
+
+def document_hashes(documents: Sequence[str]) -> np.ndarray:
+    """n x 20 bytes (sha1 of each lexical document): which rows an incremental update may keep."""
+    import hashlib
+
+    out = np.zeros((len(documents), 20), dtype=np.uint8)
+    for i, doc in enumerate(documents):
+        out[i] = np.frombuffer(hashlib.sha1(doc.encode("utf-8", "surrogatepass")).digest(), dtype=np.uint8)
+    return out
+
+
+class LexicalIndex:
+    """TF-IDF rows and mentions of every article in index row order."""
+
+    def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
+                 mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
+                 name_weights: dict[str, float] | None = None,
+                 found: tuple[list[str], sparse.csr_matrix] | None = None):
+        self.tfidf = tfidf.tocsr().astype(np.float32)
+        self.vocabulary = vocabulary
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.mentions = mentions.tocsr().astype(np.float32)
+        self.doc_hashes = doc_hashes
+        self.name_weights = name_weights  # mention weight of each name, frozen with the IDF
+        self.found = found  # (names, rows x names): the names found in each row's text, which an update reuses
+        self._tfidf_t = None
+        self._mentions_t = None
+        self._terms = None
+
+    @property
+    def count(self) -> int:
+        return self.tfidf.shape[0]
+
+    @classmethod
+    def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> "LexicalIndex":
+        """From (title, excerpt, body) rows in index order."""
+        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+        try:
+            vectorizer, matrix = fit_tfidf(documents)
+        except ValueError:  # no words at all
+            return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
+                       sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
+        vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
+        owners = name_owners(ids, [r[0] for r in rows])
+        found = [names_in(document, owners) for document in documents]
+        mentions, names = mentions_from(owners, found)
+        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names,
+                   found_arrays(owners, found))
+
+    def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
+                rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
+        """A new index for the corpus `ids`/`rows` with this index's vocabulary and IDF frozen (no refit):
+        rows whose document is unchanged are copied, new and changed documents are transformed with the frozen
+        weights, and the mention matrix is recomputed: unchanged documents keep the names found in them last
+        time, and are searched only for names that are new (new or renamed articles); new and changed documents
+        are searched in full. Returns (index, rows transformed). Words that are not in the frozen vocabulary
+        count for nothing until the next full build."""
+        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+        hashes = document_hashes(documents)
+        old_row = {article_id: r for r, article_id in enumerate(previous_ids)}
+        keep_src, keep_dst, fresh = [], [], []
+        for r, article_id in enumerate(ids):
+            p = old_row.get(article_id)
+            if p is not None and self.doc_hashes is not None and np.array_equal(self.doc_hashes[p], hashes[r]):
+                keep_src.append(p)
+                keep_dst.append(r)
+            else:
+                fresh.append(r)
+        parts = [self.tfidf[np.array(keep_src, dtype=np.int64)]]
+        if fresh:
+            parts.append(self.transform_many([documents[r] for r in fresh]))
+        stacked = sparse.vstack(parts).tocsr()
+        order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
+        tfidf = stacked[order]
+        owners = name_owners(ids, [r[0] for r in rows])
+        found = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
+        mentions, names = mentions_from(owners, found, self.name_weights)
+        return (LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names, found_arrays(owners, found)),
+                len(fresh))
+
+    def _found_again(self, owners: dict[str, list[int]], documents: Sequence[str],
+                     kept: dict[int, int]) -> list[set[str]]:
+        """The names found in each document: for a document unchanged since this index (kept: its new row ->
+        old row), the names found in it then that still name an article, plus any new name it contains; other
+        documents (and all, when this index has no record of its names or too many names are new) in full."""
+        new_names = set(owners) - set(self.found[0]) if self.found is not None else set(owners)
+        if self.found is None or len(new_names) > NEW_NAMES_SEARCHED:
+            return [names_in(document, owners) for document in documents]
+        old_names, old_found = self.found
+        out = []
+        for r, document in enumerate(documents):
+            p = kept.get(r)
+            if p is None:
+                out.append(names_in(document, owners))
+                continue
+            seen = {old_names[j] for j in old_found.indices[old_found.indptr[p]:old_found.indptr[p + 1]]}
+            seen = {name for name in seen if name in owners}
+            if new_names:
+                lowered = document[:MENTION_TEXT_LIMIT].lower()
+                seen.update(name for name in new_names if occurs(name, lowered))
+            out.append(seen)
+        return out
+
+    # --- storage ----------------------------------------------------------------------------------------
+
+    def save(self, matrices: Path, lexicon: Path) -> None:
+        """Two files: the sparse matrices as plain arrays (.npz, no objects) and the vocabulary (.json)."""
+        with open(matrices, "wb") as handle:
+            extra = {"doc_hashes": self.doc_hashes} if self.doc_hashes is not None else {}
+            if self.found is not None:  # the names as UTF-8 JSON bytes: plain arrays, no objects
+                extra.update(_csr_arrays("found", self.found[1]),
+                             found_names=np.frombuffer(json.dumps(self.found[0]).encode("utf-8"), dtype=np.uint8))
+            np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
+                     idf=self.idf, **extra)
+        lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
+                                       "token_pattern": TOKEN_PATTERN, "name_weights": self.name_weights}),
+                           encoding="utf-8")
+
+    @classmethod
+    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False) -> "LexicalIndex":
+        """found: also read the names found in each text (only an update needs them; queries do not)."""
+        with np.load(matrices, allow_pickle=False) as data:
+            tfidf = _csr_from(data, "tfidf")
+            mentions = _csr_from(data, "mentions")
+            idf = data["idf"]
+            doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
+            names = None
+            if found and "found_names" in data.files:
+                names = (json.loads(data["found_names"].tobytes().decode("utf-8")), _csr_from(data, "found"))
+                if names[1].shape != (tfidf.shape[0], len(names[0])):
+                    raise ValueError(f"{matrices}: the found names do not match the matrices")
+        words = json.loads(lexicon.read_text(encoding="utf-8"))
+        vocabulary = words["vocabulary"]
+        if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
+            raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
+        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"), names)
+
+    # --- scores -----------------------------------------------------------------------------------------
+
+    def tfidf_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) TF-IDF cosines of stored articles to every article."""
+        if self._tfidf_t is None:
+            self._tfidf_t = self.tfidf.T.tocsc()
+        return (self.tfidf[np.asarray(rows)] @ self._tfidf_t).toarray()
+
+    def mention_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x n) mention weights in both directions (a names b, or b names a)."""
+        if self._mentions_t is None:
+            self._mentions_t = self.mentions.T.tocsr()
+        rows = np.asarray(rows)
+        return (self.mentions[rows] + self._mentions_t[rows]).toarray()
+
+    def transform(self, document: str) -> sparse.csr_matrix:
+        """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""
+        return self.transform_many([document])
+
+    def transform_many(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        """Texts as l2-normalised TF-IDF rows with this index's vocabulary and IDF."""
+        if not self.vocabulary:
+            return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
+        counts = self.term_counts([normalise_apostrophes(d) for d in documents])
+        if SUBLINEAR:
+            counts.data = 1.0 + np.log(counts.data)
+        rows = counts.multiply(self.idf).tocsr().astype(np.float32)
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64)).ravel()
+        scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
+        return sparse.diags(scale.astype(np.float32)).dot(rows).tocsr().astype(np.float32)
+
+    def term_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        """Rows x vocabulary term counts (float32, sorted columns): what scikit-learn's CountVectorizer with this
+        vocabulary and the fit's token pattern makes (lowercase, then tokens; stop words are never in the
+        vocabulary, and terms are single tokens), without importing scikit-learn (2-5 s) for a few texts."""
+        if self._terms is None:
+            self._terms = (re.compile(TOKEN_PATTERN), {term: j for j, term in enumerate(self.vocabulary)})
+        pattern, column = self._terms
+        indptr, indices, data = [0], [], []
+        for document in documents:
+            tally: dict[int, int] = {}
+            for token in pattern.findall(document.lower()):
+                j = column.get(token)
+                if j is not None:
+                    tally[j] = tally.get(j, 0) + 1
+            for j in sorted(tally):
+                indices.append(j)
+                data.append(tally[j])
+            indptr.append(len(indices))
+        return sparse.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
+                                  np.array(indptr, dtype=np.int32)), shape=(len(documents), len(self.vocabulary)))
+
+    def tfidf_for_text(self, document: str) -> np.ndarray:
+        if self._tfidf_t is None:
+            self._tfidf_t = self.tfidf.T.tocsc()
+        return (self.transform(document) @ self._tfidf_t).toarray()[0]
+
+    def shared_terms(self, row_a: int | sparse.csr_matrix, row_b: int, n: int = 6) -> list[str]:
+        """The terms two articles share, heaviest first (a may be a transformed text row)."""
+        a = self.tfidf[row_a] if isinstance(row_a, (int, np.integer)) else row_a
+        product = a.multiply(self.tfidf[row_b]).tocoo()
+        best = np.argsort(-product.data)[:n]
+        return [self.vocabulary[product.col[i]] for i in best]
+
+
+def _csr_arrays(prefix: str, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_data": matrix.data, f"{prefix}_indices": matrix.indices, f"{prefix}_indptr": matrix.indptr,
+            f"{prefix}_shape": np.array(matrix.shape, dtype=np.int64)}
+
+
+def _csr_from(data, prefix: str) -> sparse.csr_matrix:
+    shape = tuple(int(x) for x in data[f"{prefix}_shape"])
+    return sparse.csr_matrix((data[f"{prefix}_data"], data[f"{prefix}_indices"], data[f"{prefix}_indptr"]),
+                             shape=shape)

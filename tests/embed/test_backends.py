@@ -1,0 +1,55 @@
+"""Embedding backends on the real packaged model: same vectors within bf16 rounding, distinct fingerprints,
+fallback when a backend is unavailable."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from recommender.embed.embedder import SentenceTransformerEmbedder, cpu_has_bf16, get_embedder
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "Regulators want chatbots to disclose that they are not human.",
+    "The keeper saved two penalties in the cup final shoot-out. " * 12,  # long enough to be truncated at 256
+    "Mix rye flour and water and feed the starter daily.",
+]
+
+
+@pytest.fixture(scope="module")
+def fp32_vectors():
+    return get_embedder(None, backend="torch-fp32").encode(TEXTS)
+
+
+def test_openvino_backend_matches_pytorch_fp32(fp32_vectors, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("RECOMMENDER_MODELS", str(tmp_path))
+    embedder = get_embedder(None, backend="openvino")
+    assert embedder.backend == "openvino"
+    vectors = embedder.encode(TEXTS, batch_size=2)
+    assert vectors.shape == fp32_vectors.shape == (3, 384)
+    assert (vectors * fp32_vectors).sum(axis=1).min() > 0.999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    manifest = next(tmp_path.glob("*/openvino/manifest.json"))  # converted once, with a manifest, under models/
+    assert "weights_fingerprint" in manifest.read_text()
+    fp32 = get_embedder(None, backend="torch-fp32")
+    assert embedder.fingerprint != fp32.fingerprint  # an index or cache never mixes the two
+    assert embedder.fingerprint.split("-")[0] == fp32.fingerprint.split("-")[0]  # same weights
+
+
+def test_bf16_autocast_matches_fp32_where_the_cpu_has_bf16(fp32_vectors):
+    embedder = get_embedder(None, backend="torch-bf16")
+    if not cpu_has_bf16():
+        assert embedder.backend == "torch-fp32"  # falls back rather than run emulated bf16
+        return
+    assert embedder.backend == "torch-bf16"
+    assert (embedder.encode(TEXTS) * fp32_vectors).sum(axis=1).min() > 0.999
+
+
+def test_auto_falls_back_to_pytorch_without_openvino(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
+    embedder = get_embedder(None, backend="auto")
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    assert embedder.backend == ("torch-bf16" if cpu_has_bf16() else "torch-fp32")
+    assert "OpenVINO backend unavailable" in caplog.text

@@ -1,0 +1,50 @@
+import numpy as np
+
+from recommender.ingest.article import Article
+from recommender.embed.prepare import Preparation, combine, head_text, prepare, split_windows, spread
+
+
+def test_windows_cover_every_word_with_overlap():
+    words = [str(i) for i in range(1000)]
+    spans = split_windows(words, 150, 120)
+    assert spans[0] == (0, 150) and spans[-1][1] == 1000
+    assert all(b - a <= 150 for a, b in spans)
+    assert all(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1))  # overlapping
+
+
+def test_spread_keeps_first_and_last():
+    assert spread(list(range(20)), 4) == [0, 6, 13, 19]
+    assert spread([1, 2], 8) == [1, 2]
+
+
+def test_long_body_is_chunked_not_truncated():
+    body = " ".join(f"w{i}" for i in range(3000))
+    prepared = prepare(Article(id="a", title="T", body=body), Preparation(max_chunks=8))
+    assert len(prepared.chunks) == 8
+    assert "w0" in prepared.chunks[0].split() and "w2999" in prepared.chunks[-1].split()
+    assert all(c.startswith("T: ") for c in prepared.chunks)
+    assert all(len(c.split()) <= 151 for c in prepared.chunks)
+
+
+def test_news_item_is_head_only():
+    prepared = prepare(Article(id="n", title="Title", excerpt="Excerpt here."))
+    assert prepared.texts == ["Title. Excerpt here."]
+    assert head_text(Article(id="n", title="Why?", excerpt="Because.")) == "Why? Because."
+
+
+def test_hash_changes_with_text_and_settings():
+    art = Article(id="a", title="T", body="some body words")
+    p1, p2 = Preparation(), Preparation(head_weight=0.5)
+    h = prepare(art, p1).content_hash(p1)
+    assert h == prepare(Article(id="other-id", title="T", body="some body words"), p1).content_hash(p1)
+    assert h != prepare(art, p2).content_hash(p2)
+    assert h != prepare(Article(id="a", title="T", body="other body"), p1).content_hash(p1)
+    assert p1.key != p2.key
+
+
+def test_combine_mixes_head_and_body_mean():
+    head = np.array([1.0, 0.0], dtype=np.float32)
+    chunks = np.array([[0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    vec = combine(head, chunks, Preparation(head_weight=0.5))
+    assert np.allclose(vec, [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
+    assert np.allclose(combine(head, chunks[:0]), head)

@@ -1,0 +1,252 @@
+"""Queries by id in a fresh process: no heavy imports, precomputed arrays that give the same numbers as the lexical
+index, stored batch lists that equal what a query computes (and are not used once anything that decides them
+changed), and indexes built before the precomputed files still answering."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from recommender import Index
+from recommender.batch.nightly import run_batch
+from recommender.evaluate.training import store_model
+from recommender.store.manifest import read_manifest, write_manifest
+from recommender.rank.overrides import Overrides
+from recommender.rank.policy import Policy, policy_from_dict
+from recommender.rank.querydata import MappedLexical
+from recommender.rank.storedlists import HEADER
+
+HEAVY = ("scipy", "sklearn", "torch", "sentence_transformers", "transformers", "faiss")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROBE = """
+import json, sys
+from recommender.cli import main
+sys.argv = ["recommender", "related", "--json", "-q", "--index", sys.argv[1], sys.argv[2]]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))
+""" % (HEAVY,)
+
+
+TOPICS = {
+    "space": "rocket orbit launch satellite astronaut moon telescope mission crater lander",
+    "food": "bread flour oven yeast dough crust butter recipe kitchen sourdough",
+    "sport": "match goal striker league season coach stadium penalty keeper final",
+    "energy": "solar wind battery grid turbine power storage panel voltage tariff",
+}
+
+
+def synthetic_feed(path, count, changed=()):
+    """A JSONL corpus of `count` small articles over four topics, naming each other now and then."""
+    lines = []
+    for i in range(count):
+        topic = list(TOPICS)[i % 4]
+        words = TOPICS[topic].split()
+        text = " ".join(words[(i * 7 + j) % len(words)] for j in range(30 + i % 11))
+        if i % 5 == 0:
+            text += f" see also {list(TOPICS)[(i + 1) % 4]} story {(i + 3) % count}"
+        if i in changed:
+            text += " revised edition with corrections"
+        lines.append(json.dumps({"id": f"feed/{i}", "title": f"{topic} story {i}", "text": text,
+                                 "source": f"desk-{i % 3}", "published": f"2024-01-{1 + i % 28:02d}",
+                                 "tags": [topic, f"tag{i % 6}"]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def related_in_a_fresh_process(folder, article_id):
+    """(the JSON `related --json` printed, the heavy top-level modules the process imported)."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", PROBE, str(folder), article_id], capture_output=True, text=True,
+                          env=env, cwd=str(folder), timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer, modules = done.stdout.strip().splitlines()
+    return json.loads(answer), json.loads(modules)
+
+
+def batch(corpus, tmp_path, policy=Policy(), **kwargs):
+    return run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, model="hashing", progress=False, **kwargs)
+
+
+def answers(folder, policy=None, **kwargs):
+    """Every article's (stored-or-computed answer, path) and the computed answer, as dicts without `parts`."""
+    out = {}
+    with Index.open(folder) as index:
+        for article_id in index.store.ids():
+            first, path = index.related_answer(article_id, policy=policy, **kwargs)
+            computed, how = index.related_answer(article_id, policy=policy, stored=False, **kwargs)
+            assert how == "computed"
+            out[article_id] = ([r.to_dict() for r in first], path,
+                               [{k: v for k, v in r.to_dict().items() if k != "parts"} for r in computed])
+    return out
+
+
+def test_query_by_id_imports_no_model_scipy_sklearn_or_faiss(tmp_path, corpus_dir):
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 40)
+    run_batch(corpus, tmp_path / "idx", tmp_path / "out", Policy(), model="hashing", progress=False)
+    stored, modules = related_in_a_fresh_process(tmp_path / "idx", "feed/3")
+    assert stored["answered_by"] == "stored-list" and stored["related"] and modules == []
+    (tmp_path / "idx" / HEADER).unlink()  # no stored lists: computed from the mapped arrays
+    computed, modules = related_in_a_fresh_process(tmp_path / "idx", "feed/3")
+    assert computed["answered_by"] == "computed" and modules == []
+    assert [r["id"] for r in computed["related"]] == [r["id"] for r in stored["related"]]
+    assert [r["score"] for r in computed["related"]] == [r["score"] for r in stored["related"]]
+
+
+def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(tmp_path):
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 60)
+    (tmp_path / "idx").mkdir()
+    with Overrides.open(tmp_path / "idx") as store:  # a pin and a block are part of what the batch stores
+        store.pin("feed/0", "feed/33")
+        store.block("feed/1", "feed/5")
+    record = batch(corpus, tmp_path)
+    assert record["stored_lists"] == "stored" and record["lists"]["fresh_statistics"]
+    found = answers(tmp_path / "idx")
+    assert {path for _, path, _ in found.values()} == {"stored-list"}
+    for article_id, (stored, _, computed) in found.items():
+        assert stored == computed, article_id  # ids, order, scores, pins and metadata
+    assert found["feed/0"][0][0]["id"] == "feed/33" and found["feed/0"][0][0]["pinned"]
+    assert "feed/5" not in [r["id"] for r in found["feed/1"][0]]
+
+    # an override, another policy, --no-overrides or --explain: computed, not read
+    with Overrides.open(tmp_path / "idx") as store:
+        store.pin("feed/2", "feed/40")
+    with Index.open(tmp_path / "idx") as index:
+        assert index.related_answer("feed/2")[1] == "computed"
+        assert index.related_answer("feed/2")[0][0].id == "feed/40"
+        assert index.related_answer("feed/3")[1] == "computed"  # any override changes the key
+        with Overrides.open(tmp_path / "idx") as store:
+            store.unpin("feed/2", "feed/40")
+        assert index.related_answer("feed/3")[1] == "stored-list"  # back to what the batch saw
+        assert index.related_answer("feed/3", k=3)[1] == "computed"
+        assert index.related_answer("feed/3", overrides=False)[1] == "computed"
+        aged = policy_from_dict({"links": {"max_age_days": 100000}})
+        assert index.related_answer("feed/3", policy=aged)[1] == "computed"
+        from recommender.rank import storedlists
+
+        digest = storedlists.code_digest
+        try:  # other ranking code (an upgrade) would compute other lists
+            storedlists.code_digest = lambda: "another version"
+            assert index.related_answer("feed/3")[1] == "computed"
+        finally:
+            storedlists.code_digest = digest
+        assert index.related_answer("feed/3")[1] == "stored-list"
+
+    # a new index version (one article changed): the stored lists no longer stand
+    synthetic_feed(corpus, 60, changed={7})
+    record = batch(corpus, tmp_path)
+    assert record["lists"]["kind"] == "incremental" and record["stored_lists"].startswith("not stored")
+    assert not (tmp_path / "idx" / HEADER).exists()
+    with Index.open(tmp_path / "idx") as index:
+        assert index.related_answer("feed/3")[1] == "computed"
+
+
+@pytest.fixture
+def logs(caplog, monkeypatch):
+    """caplog that also sees the package's log lines after a CLI run set them not to propagate."""
+    monkeypatch.setattr(logging.getLogger("recommender"), "propagate", True)
+    caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="recommender")  # an earlier CLI run with -q may have raised its level
+    return caplog
+
+
+def test_a_tampered_stored_file_is_refused(tmp_path, logs):
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 30)
+    batch(corpus, tmp_path)
+    header = json.loads((tmp_path / "idx" / HEADER).read_text())
+    path = tmp_path / "idx" / header["file"]
+    data = bytearray(path.read_bytes())
+    data[-9] ^= 0xFF  # a score of the last list
+    path.write_bytes(bytes(data))
+    with Index.open(tmp_path / "idx") as index:
+        assert index.related_answer("feed/29")[1] == "computed"
+    assert "stored lists refused" in logs.text
+
+
+def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
+    from recommender.evaluate.training import train
+
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 40)
+    batch(corpus, tmp_path)
+    with Index.open(tmp_path / "idx") as index:
+        ids = index.store.ids()
+        gold = {ids[i]: [ids[(i + 4) % len(ids)]] for i in range(len(ids))}  # same topic, next story
+        model, _ = train(index, folds=3, gold=gold)
+        store_model(tmp_path / "idx", model)
+    on = policy_from_dict({"ranking": {"learned": "on"}})
+    record = batch(corpus, tmp_path, policy=on)
+    assert record["ranking"] == "learned" and record["stored_lists"] == "stored"
+    for article_id, (stored, path, computed) in answers(tmp_path / "idx", policy=on).items():
+        assert path == "stored-list" and stored == computed, article_id
+    # computed with the learned ranking in a fresh process: no model, scikit-learn, SciPy or FAISS (its link-graph
+    # facts are read from the arrays stored with the model, recommender.rank.learneddata)
+    (tmp_path / "idx" / "recommender.toml").write_text('[ranking]\nlearned = "on"\n')  # read from the cwd
+    (tmp_path / "idx" / HEADER).unlink()
+    printed, modules = related_in_a_fresh_process(tmp_path / "idx", "feed/9")
+    assert printed["answered_by"] == "computed" and modules == []
+    assert "learned" in printed["related"][0]["parts"]
+    assert [r["id"] for r in printed["related"]] == [r.id for r in found_learned(tmp_path / "idx", on, "feed/9")]
+
+
+def found_learned(folder, policy, article_id):
+    with Index.open(folder) as index:
+        return index.related(article_id, policy=policy)
+
+
+def test_mapped_signal_facts_give_the_same_signals(tmp_path):
+    from recommender.rank.querydata import MappedCSR
+    from recommender.rank.signals import SiteFacts, pair_signals
+
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 48)
+    batch(corpus, tmp_path)
+    rng = np.random.default_rng(0)
+    with Index.open(tmp_path / "idx") as index:
+        mapped = index.query_data.site_facts()
+        assert isinstance(mapped.tags, MappedCSR)
+        built = SiteFacts.from_infos(index.store.all())
+        for query in range(48):
+            rows = rng.choice(48, 20, replace=False)
+            z = {"dense": rng.standard_normal(20).astype(np.float32)}
+            assert np.array_equal(pair_signals(query, rows, z, mapped), pair_signals(query, rows, z, built))
+        assert mapped.tags[np.array([3, 1])].toarray().tolist() == built.tags[np.array([3, 1])].toarray().tolist()
+
+
+def test_mapped_lexical_scores_are_the_sparse_products_numbers(tmp_path):
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 50)
+    batch(corpus, tmp_path)
+    with Index.open(tmp_path / "idx") as index:
+        mapped = index.query_data.lexical(lambda: index.lexical)
+        assert isinstance(mapped, MappedLexical)
+        for row in range(50):
+            rows = np.array([row])
+            assert np.array_equal(mapped.tfidf_rows(rows), index.lexical.tfidf_rows(rows))
+            assert np.array_equal(mapped.mention_rows(rows), index.lexical.mention_rows(rows))
+        assert np.array_equal(index.query_data.array("vectors"), index.vectors.vectors())
+
+
+def test_an_index_without_precomputed_files_answers_the_same_and_a_rebuild_adds_them(tmp_path, logs):
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 30)
+    batch(corpus, tmp_path)
+    folder = tmp_path / "idx"
+    (folder / HEADER).unlink()
+    with Index.open(folder) as index:
+        before = [r.to_dict() for r in index.related("feed/4")]
+        assert index._vectors is None  # the mapped vectors answered; FAISS was never read
+    manifest = read_manifest(folder)
+    for role in [r for r in manifest.files if r.startswith("query:")]:
+        (folder / manifest.files.pop(role).name).unlink()
+    write_manifest(folder, manifest)
+    with Index.open(folder) as index:
+        after, path = index.related_answer("feed/4")
+        assert path == "computed" and [r.to_dict() for r in after] == before
+    assert "built without the precomputed query data" in logs.text
+    from recommender import build_index
+
+    report = build_index(corpus, folder, model="hashing", progress=False)
+    assert report.rewritten and any(r.startswith("query:") for r in read_manifest(folder).files)
