@@ -123,8 +123,9 @@ def build_index(
 
 def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
                  model_spec: str | None = None, batch_size: int = 32, round_size: int = 256,
-                 progress: bool = True) -> BuildReport:
-    """The build itself; the caller holds the folder's lock."""
+                 progress: bool = True, refit_drift: float | None = None) -> BuildReport:
+    """The build itself; the caller holds the folder's lock. refit_drift: the share of churn since the last
+    lexical fit above which it is fitted again (None: LEXICAL_DRIFT; the batch passes [batch] refit_drift)."""
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
@@ -140,7 +141,8 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
                  or "lexical" not in manifest.files  # an index from before the hybrid ranking
                  or "query:dense_mean" not in manifest.files)  # or before the precomputed query data
     if rewritten:
-        frozen = frozen_lexical(folder, manifest, previous, changes)
+        frozen = frozen_lexical(folder, manifest, previous, changes,
+                                LEXICAL_DRIFT if refit_drift is None else refit_drift)
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen)
     seconds["index"] = time.perf_counter() - timer
@@ -153,19 +155,20 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
                        rewritten=rewritten, seconds=seconds, matrix=vectors, hashes=list(hashes))
 
 
-LEXICAL_DRIFT = 0.10  # refit the TF-IDF (new vocabulary and IDF) once this share of the corpus changed since
+LEXICAL_DRIFT = 0.05  # refit the TF-IDF (new vocabulary and IDF) once this share of the corpus changed since
+# its last fit (added + changed + removed); the policy's [batch] refit_drift default. Measured: docs/batch.md
 
 
 def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple[str, str]] | None,
-                   changes: Changes) -> tuple[LexicalIndex, list[str], dict] | None:
+                   changes: Changes, refit_drift: float = LEXICAL_DRIFT) -> tuple[LexicalIndex, list[str], dict] | None:
     """(previous lexical index, its ids, drift record) when the lexical index can be updated with its IDF
     frozen: a usable previous index, and added + changed + removed articles since its last full fit not above
-    LEXICAL_DRIFT of the corpus it was fitted on. None means a full fit."""
+    refit_drift of the corpus it was fitted on. None means a full fit."""
     if manifest is None or previous is None or "lexical" not in manifest.files or "lexicon" not in manifest.files:
         return None
     base = dict(manifest.stats.get("lexical_base") or {"count": manifest.count, "churn": 0})
     base["churn"] = int(base["churn"]) + changes.added + changes.changed + changes.removed
-    if base["churn"] > LEXICAL_DRIFT * max(1, int(base["count"])):
+    if base["churn"] > refit_drift * max(1, int(base["count"])):
         log.info("lexical index: %d of %d articles changed since its last fit: fitting it again",
                  base["churn"], base["count"])
         return None

@@ -163,7 +163,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
 
     embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
-                         batch_size=batch_size, round_size=engine.round_size(), progress=progress)
+                         batch_size=batch_size, round_size=engine.round_size(), progress=progress,
+                         refit_drift=policy.batch.refit_drift)
     seconds.update(built.seconds)
     record.update(built.changes.to_dict())
     record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
@@ -180,7 +181,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         overrides = index.overrides()
         stats = index.manifest.stats
         record["lexical_update"] = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
-        record["lexical_drift"] = stats.get("lexical_base")  # articles changed since the last fit, of count
+        # articles added, changed or removed since the last fit, of count; a full fit past refit_at of count
+        record["lexical_drift"] = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
         record["links_key"] = links_key(index, policy, overrides, as_of, gold_path)
         previous = last_ok_run(out_dir)
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):

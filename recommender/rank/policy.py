@@ -32,6 +32,8 @@ read, so the links a site shows and the links that are measured come from the sa
 
     [batch]
     max_shrink = 0.2         # refuse a run that would remove more than this share of the index
+    refit_drift = 0.05       # rebuild the corpus statistics (IDF, embedding moments) in full once this share
+                             # of the articles was added, changed or removed since the last full rebuild
 
 Every key is optional; `recommender policy` prints the effective policy.
 """
@@ -101,6 +103,9 @@ class Diversity:
 @dataclass(frozen=True)
 class Batch:
     max_shrink: float = 0.2  # refuse a run that would remove more than this share of the index (--allow-shrink)
+    # a full rebuild (IDF, embedding moments, every list) once added + changed + removed articles since the last
+    # one pass this share of the corpus: measured in docs/batch.md (scripts/measure_drift.py)
+    refit_drift: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [diversity] mmr_lambda must be between 0 and 1")
     if not 0 <= policy.batch.max_shrink <= 1:
         raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
+    if not policy.batch.refit_drift >= 0:
+        raise PolicyError(f"{where}: [batch] refit_drift must not be negative (a share of the corpus)")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -90,6 +90,7 @@ SMALL_POOLS = replace(Policy(), ranking=replace(Policy().ranking, candidates=12)
                                            (SMALL_POOLS.with_links(k=5, direction="older"), True)])
 def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    policy = policy.with_section("batch", refit_drift=0.2)  # 3 rounds of 5 changes: 9% of 160, all incremental
     records = _records(160)
     for i, record in enumerate(records if tagged else ()):  # the shared-tag pool joins the candidates
         record.update(tags=[f"tag-{i % 17}", f"tag-{i % 5}"], published=f"2024-01-{1 + i % 28:02d}")
@@ -130,3 +131,38 @@ def test_policy_change_is_a_full_run(tmp_path):
     run_batch(feed, index_dir, out, Policy().with_links(k=5), model="hashing", progress=False)
     record = run_batch(feed, index_dir, out, Policy().with_links(k=4), model="hashing", progress=False)
     assert record["lists"]["kind"] == "full" and record["lists"]["recomputed"] == 40
+
+
+def test_refit_past_the_drift_threshold_is_a_full_run(tmp_path):
+    """Churn up to [batch] refit_drift (5% by default, measured in docs/batch.md) keeps the corpus statistics
+    frozen and ranks lists incrementally; one article more refits them and ranks every list (a full run), and
+    the run record says which kind each run was."""
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records = _records(100)
+    _write(feed, records)
+    policy = Policy().with_links(k=5)
+    first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert first["lists"]["kind"] == "full" and first["lexical_update"] == "full"
+    mean = load_state(out / STATE_FILE)["mean"]
+    for record in records[:5]:  # 5 of 100: at the threshold, not past it
+        record["text"] += " " + " ".join(TOPICS[2][:6])
+    _write(feed, records)
+    frozen = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert frozen["lexical_update"] == "incremental" and frozen["lists"]["kind"] == "incremental"
+    assert frozen["lexical_drift"] == {"count": 100, "churn": 5, "refit_at": 0.05}
+    assert np.array_equal(load_state(out / STATE_FILE)["mean"], mean)  # embedding moments kept
+    # [batch] decides when to refit, not the links: changing it alone ranks no list again
+    again = run_batch(feed, index_dir, out, policy.with_section("batch", refit_drift=0.5), model="hashing",
+                      progress=False)
+    assert again["lists"]["kind"] == "incremental" and again["lists"]["recomputed"] == 0
+    records.append({"id": "doc/new", "title": "Json guide new", "text": " ".join(TOPICS[1] * 3)})  # the 6th
+    _write(feed, records)
+    refit = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert refit["lexical_update"] == "full" and refit["lexical_drift"] == {"count": 101, "churn": 0,
+                                                                          "refit_at": 0.05}
+    assert refit["lists"]["kind"] == "full" and refit["lists"]["recomputed"] == 101
+    assert not np.array_equal(load_state(out / STATE_FILE)["mean"], mean)  # moments of the new corpus
+    records[50]["text"] += " changed after the refit"
+    _write(feed, records)
+    after = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert after["lists"]["kind"] == "incremental" and after["lexical_drift"]["churn"] == 1

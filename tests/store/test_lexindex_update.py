@@ -64,12 +64,24 @@ def test_build_updates_incrementally_until_the_drift_threshold(tmp_path):
     stats = read_manifest(index).stats
     assert stats["lexical_update"] == "incremental" and stats["lexical_transformed"] == 1
     assert stats["lexical_base"] == {"count": 60, "churn": 1}
-    for r in records[:int(LEXICAL_DRIFT * 60) + 1]:
+    at_threshold = round(LEXICAL_DRIFT * 60)  # 3 of 60: churn up to the threshold keeps the IDF frozen
+    for r in records[10:10 + at_threshold - 1]:
         r["text"] += " more"
     _write(feed, records)
     build_index(feed, index, model="hashing", progress=False)
     stats = read_manifest(index).stats
-    assert stats["lexical_update"] == "full" and stats["lexical_base"] == {"count": 60, "churn": 0}
+    assert stats["lexical_update"] == "incremental" and stats["lexical_base"] == {"count": 60, "churn": at_threshold}
+    records.append({"id": "p60", "title": "Page 60", "text": "one more page past the threshold"})
+    _write(feed, records)
+    build_index(feed, index, model="hashing", progress=False)
+    stats = read_manifest(index).stats
+    assert stats["lexical_update"] == "full" and stats["lexical_base"] == {"count": 61, "churn": 0}
+
+
+def test_the_measured_threshold_is_the_policy_default():
+    from recommender.rank.policy import Policy
+
+    assert LEXICAL_DRIFT == Policy().batch.refit_drift == 0.05  # docs/batch.md: scripts/measure_drift.py
 
 
 def test_term_counts_equal_scikit_learns_count_vectorizer():
