@@ -258,8 +258,10 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     # (what it scores with: the same whether read from its JSON or from the index's arrays)
     from .learned_reach import model_digest
 
-    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned)],
-                                   job.lexical, day)
+    from ..common.source import code_digest  # other code may rank differently: its lists are no base either
+
+    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned),
+                                            code_digest()], job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
     if job.learned is not None:  # an article whose graph facts changed counts as changed
@@ -307,17 +309,21 @@ def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> 
 def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,
               gold_path: str | Path | None = None) -> str:
     """A digest of everything the related links (and the run's evaluation) depend on: the index version (its
-    manifest's checksums), the policy, the overrides, the gold file, and the day when an age or recency rule
-    makes the links depend on the date."""
+    manifest's checksums), the policy, the overrides, the gold file, the day when an age or recency rule
+    makes the links depend on the date, and this package's code (after an upgrade the lists are ranked again,
+    and stored for queries)."""
     import hashlib
     import json
+
+    from ..common.source import code_digest
 
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
     blob = json.dumps({"files": {k: e.sha256 for k, e in index.manifest.files.items()},
                        "policy": policy.to_dict(), "overrides": [o.to_dict() for o in overrides.items],
-                       "day": day, "gold": gold_stamp(gold_path)}, sort_keys=True, default=str)
+                       "day": day, "gold": gold_stamp(gold_path), "code": code_digest()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

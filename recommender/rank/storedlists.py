@@ -24,19 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.source import code_digest
+
 log = logging.getLogger(__name__)
 
 HEADER = "stored-lists.json"
 FORMAT = 1
 RECORD = np.dtype([("row", "<i4"), ("score", "<f8"), ("pinned", "?")])
-
-
-def code_digest() -> str:
-    """sha256 of this package's source files: code that ranks differently makes the stored lists stale."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def answer_key(manifest, policy, overrides) -> str:

@@ -146,6 +146,26 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
     with Index.open(tmp_path / "idx") as index:
         assert index.related_answer("feed/3")[1] == "computed"
 
+def test_after_a_code_upgrade_the_next_batch_ranks_again_and_stores_lists(tmp_path, monkeypatch):
+    """Nothing in the corpus changed, but the code did: the outputs are not reused, every list is ranked again
+    (the incremental state was made by other code) and stored, and queries answer from them again."""
+    from recommender.common import source
+    from recommender.rank import storedlists
+
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 40)
+    assert batch(corpus, tmp_path)["stored_lists"] == "stored"
+    again = batch(corpus, tmp_path)
+    assert again.get("outputs_reused") is True  # same code, same corpus: the outputs stand
+    monkeypatch.setattr(source, "code_digest", lambda: "upgraded")
+    monkeypatch.setattr(storedlists, "code_digest", lambda: "upgraded")
+    with Index.open(tmp_path / "idx") as index:
+        assert index.related_answer("feed/3")[1] == "computed"  # the stored lists are the old code's
+    upgraded = batch(corpus, tmp_path)
+    assert not upgraded.get("outputs_reused")
+    assert upgraded["lists"]["kind"] == "full" and upgraded["stored_lists"] == "stored"
+    with Index.open(tmp_path / "idx") as index:
+        assert index.related_answer("feed/3")[1] == "stored-list"
+
 
 @pytest.fixture
 def logs(caplog, monkeypatch):
