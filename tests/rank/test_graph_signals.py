@@ -61,7 +61,7 @@ def test_new_text_has_only_the_hubness_signal():
 
 def test_many_queries_at_once_give_each_query_its_own_columns():
     """columns_many (training, every query in one pass) equals columns query by query, own lists left out."""
-    from recommender.graph_signals import Pairs
+    from recommender.rank.graph_signals import Pairs
 
     rng = np.random.default_rng(3)
     cands = {}
