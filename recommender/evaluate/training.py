@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rank.graph_signals import GraphFacts
+from ..rank.graph_signals import GraphFacts, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
@@ -42,8 +42,11 @@ def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool
     return cands, base
 
 
-def graph_columns(graph: GraphFacts, cands: dict, queries) -> np.ndarray:
-    return np.vstack([graph.columns(q, cands[q].rows, cands[q].z, cands[q].raw["dense"]) for q in queries])
+def graph_columns(graph: GraphFacts, cands: dict | Pairs, queries) -> np.ndarray:
+    """The graph signals of every query's candidates, in the order of `queries` (cands: Candidates by query, or
+    the Pairs made from them once)."""
+    pairs = cands if isinstance(cands, Pairs) else Pairs.of(cands, queries)
+    return graph.columns_many(pairs)
 
 
 def fit_rows(y: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -143,9 +146,10 @@ def _training_set(index, policy, gold: dict[int, list[int]], progress: bool):
     y = np.concatenate([np.isin(cands[q].rows, gold[q]) for q in queries])
     qs = np.concatenate([np.full(len(cands[q].rows), q) for q in queries])
     graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
+    pairs = Pairs.of(cands, queries)
 
     def fold_columns(train_queries):
-        return graph_columns(graph.with_lists({q: gold[q] for q in train_queries}), cands, queries)
+        return graph_columns(graph.with_lists({q: gold[q] for q in train_queries}), pairs, queries)
 
     return cands, X, y, qs, graph, fold_columns
 

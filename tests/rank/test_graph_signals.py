@@ -57,3 +57,20 @@ def test_new_text_has_only_the_hubness_signal():
     X = facts().columns(-1, rows, {"dense": np.array([1.0, 0.5], np.float32)}, np.array([0.9, 0.1], np.float32))
     assert not np.delete(X, GRAPH_SIGNALS.index("dense_rz"), axis=1).any()
     assert X[:, GRAPH_SIGNALS.index("dense_rz")].any()
+
+
+def test_many_queries_at_once_give_each_query_its_own_columns():
+    """columns_many (training, every query in one pass) equals columns query by query, own lists left out."""
+    from recommender.rank.graph_signals import Pairs
+
+    rng = np.random.default_rng(3)
+    cands = {}
+    for q in range(4):
+        rows = np.array([r for r in range(4) if r != q])
+        z = {"dense": rng.normal(size=3).astype(np.float32), "lexical": rng.normal(size=3).astype(np.float32)}
+        cands[q] = SimpleNamespace(rows=rows, z=z, raw={"dense": VECTORS[rows] @ VECTORS[q]})
+    queries = [3, 0, 1, 2]  # any order: the pairs follow it
+    for graph in (facts(), facts().with_lists({3: [2], 1: [0]})):
+        together = graph.columns_many(Pairs.of(cands, queries))
+        one_by_one = np.vstack([graph.columns(q, cands[q].rows, cands[q].z, cands[q].raw["dense"]) for q in queries])
+        assert together.any() and np.allclose(together, one_by_one, atol=1e-6)
