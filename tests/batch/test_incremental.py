@@ -2,25 +2,16 @@
 run equal a full recomputation with the same frozen statistics: the same ids in the same order, scores within
 1e-5 (float32 z-mixes; the outputs round scores to 6 decimals)."""
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, variant, write_records
 
 from recommender.batch.nightly import run_batch
-from recommender.batch.incremental import STATE_FILE, Frozen, load_state
-from recommender.rank.index import Index
+from recommender.batch.incremental import STATE_FILE, load_state
 from recommender.rank.overrides import Overrides
 from recommender.rank.policy import Policy
-from recommender.batch.relatedlists import LinkJob, link_rows
-
-TOLERANCE = 1e-5
-TOPICS = [("asyncio event loop coroutine task future await schedule callback").split(),
-          ("json parser decoder encoder schema string number object array").split(),
-          ("http server client request response cookie header status redirect").split(),
-          ("thread lock queue pool process signal semaphore barrier worker").split(),
-          ("file path directory stat glob rename remove permission symlink").split()]
 
 
 def _records(n, seed=0):
@@ -37,50 +28,6 @@ def _records(n, seed=0):
     return out
 
 
-def _write(path, records):
-    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
-
-
-def _outputs(out):
-    lines = [json.loads(x) for x in (out / "related.jsonl").read_text().splitlines()]
-    return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
-
-
-def _full_with_frozen(index_dir, out, policy):
-    """Every list ranked again from scratch with the frozen statistics the incremental run used."""
-    state = load_state(out / STATE_FILE)
-    with Index.open(index_dir) as index:
-        infos = index.store.all()
-        ids = [i.id for i in infos]
-        assert ids == state["ids"]
-        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
-        frozen = Frozen(state["mean"], state["second"], ids, {"lexical": state["lexical"].copy(),
-                                                             "mention": state["mention"].copy()},
-                        {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
-        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen,
-                      site_facts=index.site_facts() if index.tag_pool() else None)
-        links = link_rows(job, np.arange(len(ids)))
-        return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
-                         for link in chosen] for i, chosen in enumerate(links)}
-
-
-def _assert_equal(got, expected):
-    assert got.keys() == expected.keys()
-    for article, links in expected.items():
-        mine = got[article]
-        assert [x[0] for x in mine] == [x[0] for x in links], article
-        assert [x[2] for x in mine] == [x[2] for x in links], article
-        for (_, a, _), (_, b, _) in zip(mine, links):
-            assert (a is None and b is None) or abs(a - b) <= TOLERANCE, article
-
-
-def _variant(record, rng, extra):
-    words = record["text"].split()
-    keep = [w for w in words if rng.random() < 0.8]
-    return " ".join(keep + list(rng.choice(extra, 4)))
-
-
 SMALL_POOLS = replace(Policy(), ranking=replace(Policy().ranking, candidates=12))
 
 
@@ -94,20 +41,20 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
     records = _records(160)
     for i, record in enumerate(records if tagged else ()):  # the shared-tag pool joins the candidates
         record.update(tags=[f"tag-{i % 17}", f"tag-{i % 5}"], published=f"2024-01-{1 + i % 28:02d}")
-    _write(feed, records)
+    write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first["lists"]["kind"] == "full"
     rng = np.random.default_rng(1)
     for round_ in range(3):
         picks = rng.choice(len(records), 4, replace=False)
         records[picks[0]]["text"] += " " + " ".join(rng.choice(TOPICS[round_], 12))  # changed a little
-        records[picks[1]]["text"] = _variant(records[picks[2]], rng, TOPICS[round_])  # now like another one
+        records[picks[1]]["text"] = variant(records[picks[2]], rng, TOPICS[round_])  # now like another one
         del records[int(picks[3])]  # a removal
         for j in range(2):  # additions, each much like an existing article
             model = records[int(rng.integers(len(records)))]
             records.append({"id": f"new/{round_}/{j}", "title": f"{model['title']} again",
-                            "text": _variant(model, rng, TOPICS[(round_ + j) % 5])})
-        _write(feed, records)
+                            "text": variant(model, rng, TOPICS[(round_ + j) % 5])})
+        write_records(feed, records)
         if round_ == 1:
             pinned = (records[5]["id"], records[40]["id"])
             blocked = (records[6]["id"], records[7]["id"])
@@ -117,8 +64,8 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
         assert record["lists"]["kind"] == "incremental", record["lists"]
         assert record["lists"]["recomputed"] < len(records)
-        _assert_equal(_outputs(out), _full_with_frozen(index_dir, out, policy))
-    got = _outputs(out)
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy))
+    got = outputs(out)
     if pinned[0] in got and pinned[1] in got:
         assert got[pinned[0]][0][0::2] == (pinned[1], True)
     assert blocked[1] not in [x[0] for x in got.get(blocked[0], [])]
@@ -127,7 +74,7 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
 
 def test_policy_change_is_a_full_run(tmp_path):
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
-    _write(feed, _records(40))
+    write_records(feed, _records(40))
     run_batch(feed, index_dir, out, Policy().with_links(k=5), model="hashing", progress=False)
     record = run_batch(feed, index_dir, out, Policy().with_links(k=4), model="hashing", progress=False)
     assert record["lists"]["kind"] == "full" and record["lists"]["recomputed"] == 40
@@ -139,14 +86,14 @@ def test_refit_past_the_drift_threshold_is_a_full_run(tmp_path):
     the run record says which kind each run was."""
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
     records = _records(100)
-    _write(feed, records)
+    write_records(feed, records)
     policy = Policy().with_links(k=5)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first["lists"]["kind"] == "full" and first["lexical_update"] == "full"
     mean = load_state(out / STATE_FILE)["mean"]
     for record in records[:5]:  # 5 of 100: at the threshold, not past it
         record["text"] += " " + " ".join(TOPICS[2][:6])
-    _write(feed, records)
+    write_records(feed, records)
     frozen = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert frozen["lexical_update"] == "incremental" and frozen["lists"]["kind"] == "incremental"
     assert frozen["lexical_drift"] == {"count": 100, "churn": 5, "refit_at": 0.05}
@@ -156,13 +103,13 @@ def test_refit_past_the_drift_threshold_is_a_full_run(tmp_path):
                       progress=False)
     assert again["lists"]["kind"] == "incremental" and again["lists"]["recomputed"] == 0
     records.append({"id": "doc/new", "title": "Json guide new", "text": " ".join(TOPICS[1] * 3)})  # the 6th
-    _write(feed, records)
+    write_records(feed, records)
     refit = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert refit["lexical_update"] == "full" and refit["lexical_drift"] == {"count": 101, "churn": 0,
                                                                           "refit_at": 0.05}
     assert refit["lists"]["kind"] == "full" and refit["lists"]["recomputed"] == 101
     assert not np.array_equal(load_state(out / STATE_FILE)["mean"], mean)  # moments of the new corpus
     records[50]["text"] += " changed after the refit"
-    _write(feed, records)
+    write_records(feed, records)
     after = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert after["lists"]["kind"] == "incremental" and after["lexical_drift"]["churn"] == 1

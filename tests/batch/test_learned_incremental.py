@@ -4,26 +4,17 @@ statistics (the same ids in the same order, the same pinned flags, scores within
 are ranked again. Two models have one weight raised (neighbour_lists, named_by) so that the voter rule and the
 graph facts in the signatures decide lists: turning either off makes those cases fail."""
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, variant, write_records
 
-from recommender.batch.incremental import STATE_FILE, Frozen, load_state
 from recommender.batch.nightly import run_batch
-from recommender.batch.relatedlists import LinkJob, link_rows
-from recommender.rank.index import Index
-from recommender.rank.learned import ALL_SIGNALS, graph_facts, load_model, save_model
+from recommender.rank.learned import ALL_SIGNALS, load_model, save_model
 from recommender.rank.overrides import Overrides
 from recommender.rank.policy import Policy
 
-TOLERANCE = 1e-5
-TOPICS = [("asyncio event loop coroutine task future await schedule callback").split(),
-          ("json parser decoder encoder schema string number object array").split(),
-          ("http server client request response cookie header status redirect").split(),
-          ("thread lock queue pool process signal semaphore barrier worker").split(),
-          ("file path directory stat glob rename remove permission symlink").split()]
 N = 160
 
 
@@ -49,50 +40,6 @@ def _curated_ids(records):
     return {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
 
 
-def _write(path, records):
-    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
-
-
-def _outputs(out):
-    lines = [json.loads(x) for x in (out / "related.jsonl").read_text().splitlines()]
-    return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
-
-
-def _full_with_frozen(index_dir, out, policy):
-    """Every list ranked again with the learned model and the frozen statistics the incremental run used."""
-    state = load_state(out / STATE_FILE)
-    with Index.open(index_dir) as index:
-        ids = index.store.ids()
-        assert ids == state["ids"]
-        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
-        frozen = Frozen(state["mean"], state["second"], ids, {"lexical": state["lexical"].copy(),
-                                                             "mention": state["mention"].copy()},
-                        {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
-        model = load_model(index.folder)
-        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen, learned=model, site_facts=index.site_facts(),
-                      graph=graph_facts(vectors, index.lexical, model, ids, moments=(state["mean"],
-                                                                                    state["second"])))
-        links = link_rows(job, np.arange(len(ids)))
-        return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
-                         for link in chosen] for i, chosen in enumerate(links)}
-
-
-def _assert_equal(got, expected):
-    assert got.keys() == expected.keys()
-    for article, links in expected.items():
-        mine = got[article]
-        assert [x[0] for x in mine] == [x[0] for x in links], article
-        assert [x[2] for x in mine] == [x[2] for x in links], article
-        for (_, a, _), (_, b, _) in zip(mine, links):
-            assert (a is None and b is None) or abs(a - b) <= TOLERANCE, article
-
-
-def _variant(record, rng, extra):
-    words = record["text"].split()
-    return " ".join([w for w in words if rng.random() < 0.8] + list(rng.choice(extra, 4)))
-
-
 LEARNED = replace(Policy(), ranking=replace(Policy().ranking, learned="on", train_min_lists=20))
 LEARNED = LEARNED.with_section("batch", refit_drift=0.2)  # 3 rounds of 5 changes (9%): all incremental
 SMALL_POOLS = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12))
@@ -107,7 +54,7 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
     """emphasis: a signal whose weight is raised in the trained model, so that its rule decides lists."""
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
     records = _records(N)
-    _write(feed, records)
+    write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first["training"]["trained"] and first["ranking"] == "learned"
     assert first["lists"]["kind"] == "full"
@@ -123,16 +70,16 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         free = [i for i, r in enumerate(records) if r["id"] not in curated]  # a removal there would retrain
         picks = rng.choice(len(records), 3, replace=False)
         records[picks[0]]["text"] += " " + " ".join(rng.choice(TOPICS[round_ % 5], 12))  # changed a little
-        records[picks[1]]["text"] = _variant(records[picks[2]], rng, TOPICS[round_ % 5])  # now like another
+        records[picks[1]]["text"] = variant(records[picks[2]], rng, TOPICS[round_ % 5])  # now like another
         del records[int(rng.choice(free))]
         for j in range(2):  # additions, each much like an existing article; one names a curated article
             model = records[int(rng.integers(len(records)))]
-            text = _variant(model, rng, TOPICS[(round_ + j) % 5])
+            text = variant(model, rng, TOPICS[(round_ + j) % 5])
             if j == 0:
                 text += f" see {records[3]['title']}"
             records.append({"id": f"new/{round_}/{j}", "title": f"{model['title']} again", "text": text,
                             "url": model["url"] + f"/again{round_}{j}"})
-        _write(feed, records)
+        write_records(feed, records)
         if round_ == 1:
             pinned, blocked = ("doc/3", "doc/46"), ("doc/6", "doc/11")  # curated: never removed here
             with Overrides.open(index_dir) as overrides:
@@ -142,9 +89,9 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         assert record["ranking"] == "learned" and not record["training"]["trained"], record["training"]
         assert record["lists"]["kind"] == "incremental", record["lists"]
         recomputed.append(record["lists"]["recomputed"] / len(records))
-        _assert_equal(_outputs(out), _full_with_frozen(index_dir, out, policy))
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
     if emphasis is None:  # with a heavy named_by, the article the additions name is in every list: all change
         assert max(recomputed) < 1, recomputed
-    got = _outputs(out)
+    got = outputs(out)
     assert got[pinned[0]][0][0::2] == (pinned[1], True)
     assert blocked[1] not in [x[0] for x in got[blocked[0]]]

@@ -1,0 +1,70 @@
+"""What the incremental-list tests share: the synthetic articles' topics, their outputs, a full recomputation
+with the frozen statistics an incremental run used, and the comparison (same ids in the same order, the same
+pinned flags, scores within TOLERANCE: float32 z-mixes, and the outputs round scores to 6 decimals)."""
+
+import json
+
+import numpy as np
+
+from recommender.batch.incremental import STATE_FILE, Frozen, load_state
+from recommender.batch.relatedlists import LinkJob, link_rows
+from recommender.rank.index import Index
+from recommender.rank.learned import graph_facts, load_model
+
+TOLERANCE = 1e-5
+TOPICS = [("asyncio event loop coroutine task future await schedule callback").split(),
+          ("json parser decoder encoder schema string number object array").split(),
+          ("http server client request response cookie header status redirect").split(),
+          ("thread lock queue pool process signal semaphore barrier worker").split(),
+          ("file path directory stat glob rename remove permission symlink").split()]
+
+
+def write_records(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+
+
+def outputs(out):
+    """related.jsonl as {id: [(related id, score, pinned), ...]}."""
+    lines = [json.loads(x) for x in (out / "related.jsonl").read_text().splitlines()]
+    return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
+
+
+def full_with_frozen(index_dir, out, policy, learned: bool = False):
+    """Every list ranked again from scratch with the frozen statistics the incremental run used (and, with
+    `learned`, the stored learned model and graph facts made with those statistics)."""
+    state = load_state(out / STATE_FILE)
+    with Index.open(index_dir) as index:
+        ids = index.store.ids()
+        assert ids == state["ids"]
+        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
+        frozen = Frozen(state["mean"], state["second"], ids, {"lexical": state["lexical"].copy(),
+                                                             "mention": state["mention"].copy()},
+                        {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
+        if learned:
+            model = load_model(index.folder)
+            ranking = dict(learned=model, site_facts=index.site_facts(),
+                           graph=graph_facts(vectors, index.lexical, model, ids,
+                                             moments=(state["mean"], state["second"])))
+        else:
+            ranking = dict(site_facts=index.site_facts() if index.tag_pool() else None)
+        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
+                      overrides=index.overrides(), frozen=frozen, **ranking)
+        links = link_rows(job, np.arange(len(ids)))
+        return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
+                         for link in chosen] for i, chosen in enumerate(links)}
+
+
+def assert_same_lists(got, expected):
+    assert got.keys() == expected.keys()
+    for article, links in expected.items():
+        mine = got[article]
+        assert [x[0] for x in mine] == [x[0] for x in links], article
+        assert [x[2] for x in mine] == [x[2] for x in links], article
+        for (_, a, _), (_, b, _) in zip(mine, links):
+            assert (a is None and b is None) or abs(a - b) <= TOLERANCE, article
+
+
+def variant(record, rng, extra):
+    """The record's text with about a fifth of its words dropped and 4 words of `extra` added."""
+    words = record["text"].split()
+    return " ".join([w for w in words if rng.random() < 0.8] + list(rng.choice(extra, 4)))
