@@ -49,8 +49,7 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
     stats record). vectors, lexical, ids, moments: what the query process would read (Index.graph_facts)."""
     import secrets
 
-    from ..common.atomic import atomic_path
-    from ..store.manifest import file_entry
+    from ..store.npyfiles import write_npy_files
     from .learned import graph_facts
 
     graph = graph_facts(vectors, lexical, model, ids, moments)
@@ -63,13 +62,7 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
     for name in VECTORS:
         arrays[name] = getattr(graph, name)
     token = secrets.token_hex(4)
-    entries = {}
-    for name, array in arrays.items():
-        path = folder / f"learned-{token}-{name}.npy"
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-        entries[PREFIX + name] = file_entry(path)
+    entries = write_npy_files(folder, f"learned-{token}", PREFIX, arrays)
     stats = {"model_sha256": model_sha256, "signals": list(model.signals), "intercept": float(model.intercept),
              "trained_on": int(model.trained_on), "cv": model.cv, "curated": model.curated}
     return entries, stats

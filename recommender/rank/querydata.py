@@ -39,9 +39,8 @@ LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings", "mentions") for p in (
 def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, articles: Sequence,
                      ann) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
-    from ..common.atomic import atomic_path
     from .linking import Facts
-    from ..store.manifest import file_entry
+    from ..store.npyfiles import write_npy_files
     from .ranking import dense_moments
     from .signals import SiteFacts
 
@@ -69,14 +68,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
                            f"site_{f.name}.shape": np.array(value.shape, dtype=np.int64)})
         else:
             arrays[f"site_{f.name}"] = np.asarray(value)
-    entries = {}
-    for name, array in arrays.items():
-        path = folder / f"query-{token}-{name}.npy"
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-        entries[PREFIX + name] = file_entry(path)
-    return entries
+    return write_npy_files(folder, f"query-{token}", PREFIX, arrays)
 
 
 # --- query time -------------------------------------------------------------------------------------------
