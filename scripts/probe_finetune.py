@@ -172,7 +172,8 @@ def main() -> int:
     with Index.open(args.index) as index:
         ids = index.store.ids()
         row_of = {a: r for r, a in enumerate(ids)}
-        articles = [Article(id=i, title=t, excerpt=e or "", body=b or "") for i, (t, e, b) in zip(ids, index.store.texts())]
+        articles = [Article(id=i, title=t, excerpt=e or "", body=b or "")
+                    for i, (t, e, b) in zip(ids, index.store.texts())]
         same = sum(prepare(a, preparation).content_hash(preparation) == h
                    for a, (_, h) in zip(articles, index.store.hashes()))
         log.info("%d articles, %d with the index's content hash (same texts as the index embedded)", len(ids), same)
