@@ -34,7 +34,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from ..rank.graph_signals import NEIGHBOURS
+from ..rank.graph_signals import NEIGHBOURS, dense_rz
 
 EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
@@ -201,9 +201,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
     out[rest] = l3 | ln | r4
     keep = ~out[rest]
-    for b in ("dense", "lexical"):
-        frozen.bounds[b][rest[keep]] = new_bounds[b][keep]
-    frozen.bounds["closest"][rest[keep]] = closest[keep]
+    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in ("dense", "lexical")}, closest[keep])
     return out
 
 
@@ -305,7 +303,7 @@ def pair_scores(job, stats: _QueryStats, qs: np.ndarray, cs: np.ndarray, raw: di
     listed = np.asarray(graph.lists[safe[:, :NEIGHBOURS].ravel(), np.repeat(cs, NEIGHBOURS)]).reshape(
         len(cs), NEIGHBOURS) if NEIGHBOURS else np.zeros((len(cs), 0))
     signals += [named, naming, graph.named_by[cs].astype(np.float64),
-                (raw["dense"] - cstats[:, 0]) / np.where(cstats[:, 1] > 1e-12, cstats[:, 1], 1.0),
+                dense_rz(raw["dense"], cstats),
                 np.log1p(np.maximum(graph.in_links[cs] - own, 0)), _pairs(graph.lists, cs, qs),
                 np.maximum(_pairs(graph.co, qs, cs) - own, 0), (weights * listed).sum(axis=1)]
     for w, x in zip(a, signals):

@@ -71,6 +71,11 @@ def _sample(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np
     return np.asarray(matrix[rows, cols], dtype=np.float32).ravel()
 
 
+def dense_rz(cosine: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """dense_rz: each candidate's cosine as a z-score over the candidate's own row (stats: mean, deviation)."""
+    return (cosine - stats[:, 0]) / np.where(stats[:, 1] > 1e-12, stats[:, 1], 1.0)
+
+
 def _strength(z: dict[str, np.ndarray], size: int) -> np.ndarray:
     """How strongly each candidate stands out for the query (the mean of its dense and lexical z, at least 0):
     the weight of its curated list's votes in `neighbour_lists`."""
@@ -185,21 +190,25 @@ class GraphFacts:
         out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
         if not len(rows):
             return out
-        stats = self._dense_stats(rows)
-        out[:, 3] = (cosine - stats[:, 0]) / np.where(stats[:, 1] > 1e-12, stats[:, 1], 1.0)
+        out[:, 3] = dense_rz(cosine, self._dense_stats(rows))
         if query < 0:
             return out
-        out[:, 0] = _row_values(self.mentions, query, rows)
-        out[:, 1] = _row_values(self.mentions_t, query, rows)
-        out[:, 2] = self.named_by[rows]
-        own = _row_values(self.lists, query, rows)
-        out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
-        out[:, 5] = _row_values(self.lists_t, query, rows)
-        out[:, 6] = np.maximum(_row_values(self.co, query, rows) - own, 0)
+        self._pair_columns(out, rows, lambda matrix: _row_values(matrix, query, rows))
         strength = _strength(z, len(rows))
         top = np.argsort(-strength, kind="stable")[:NEIGHBOURS]
         out[:, 7] = _votes(self.lists, rows[top], strength[top].astype(np.float32), rows)
         return out
+
+    def _pair_columns(self, out: np.ndarray, rows: np.ndarray, look) -> None:
+        """Columns 0-2 and 4-6 of GRAPH_SIGNALS into `out`: `look(matrix)` gives matrix[query, candidate] of each
+        candidate row (one query or many, as `columns` and `columns_many` read them)."""
+        out[:, 0] = look(self.mentions)
+        out[:, 1] = look(self.mentions_t)
+        out[:, 2] = self.named_by[rows]
+        own = look(self.lists)
+        out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
+        out[:, 5] = look(self.lists_t)
+        out[:, 6] = np.maximum(look(self.co) - own, 0)
 
     def columns_many(self, pairs: Pairs) -> np.ndarray:
         """`columns` of many stored queries' candidates at once (every query row >= 0): sparse lookups and one
@@ -210,15 +219,8 @@ class GraphFacts:
         if not len(rows):
             return out
         self._dense_stats(sorted_rows(rows))  # fills each candidate's statistics once
-        stats = self.dense_stats[rows]
-        out[:, 3] = (pairs.cosine - stats[:, 0]) / np.where(stats[:, 1] > 1e-12, stats[:, 1], 1.0)
-        out[:, 0] = _sample(self.mentions, q, rows)
-        out[:, 1] = _sample(self.mentions_t, q, rows)
-        out[:, 2] = self.named_by[rows]
-        own = _sample(self.lists, q, rows)
-        out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
-        out[:, 5] = _sample(self.lists_t, q, rows)
-        out[:, 6] = np.maximum(_sample(self.co, q, rows) - own, 0)
+        out[:, 3] = dense_rz(pairs.cosine, self.dense_stats[rows])
+        self._pair_columns(out, rows, lambda matrix: _sample(matrix, q, rows))
         # neighbour_lists: each query's NEIGHBOURS strongest candidates vote with their curated lists
         voter_at, voter_weight, voter_block = [], [], []
         for b in range(len(pairs.starts) - 1):
