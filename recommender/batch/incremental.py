@@ -69,6 +69,13 @@ class Frozen:
             self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
             self.bounds["closest"][row] = closest
 
+    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray) -> None:
+        """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
+        them this run (`pools`: "dense"/"lexical" -> one value per row)."""
+        for b in ("dense", "lexical"):
+            self.bounds[b][rows] = pools[b]
+        self.bounds["closest"][rows] = closest
+
 
 def signature(article, content_hash: str) -> str:
     """What of an article can change its own list or its place in others' (curated lists cannot)."""
@@ -282,9 +289,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    for b in ("dense", "lexical"):
-        frozen.bounds[b][rest[keep]] = entered[b][keep]
-    frozen.bounds["closest"][rest[keep]] = closest[keep]
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in ("dense", "lexical")}, closest[keep])
     return out
 
 
