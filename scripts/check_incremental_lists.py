@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.batch.incremental import STATE_FILE, Frozen, load_state
+from recommender.batch.incremental import POOL_PARTS, ROW_PARTS, STATE_FILE, Frozen, load_state
 from recommender.batch.nightly import resolve_policy
 from recommender.batch.relatedlists import LinkJob, link_rows
 from recommender.rank.index import Index
@@ -31,14 +31,13 @@ def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, 
         if ids != state["ids"]:
             sys.exit(f"{out / STATE_FILE}: made for other articles than {index_dir}")
         vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
-        frozen = Frozen(state["mean"], state["second"], ids, {"lexical": state["lexical"].copy(),
-                                                             "mention": state["mention"].copy()},
-                        {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")})
+        frozen = Frozen(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
+                        {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
         model = index.learned_model(policy)
         if model is not None:  # read from the index's arrays it has no curated lists: the graph needs them
             model = load_model(index.folder)
         job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen, learned=model,
+                      overrides=index.overrides(), frozen=frozen, windows=index.window_scores(), learned=model,
                       site_facts=index.site_facts() if model is not None or index.tag_pool() else None,
                       graph=graph_facts(vectors, index.lexical, model, ids, moments=(state["mean"], state["second"]))
                       if model is not None else None)

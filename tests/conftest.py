@@ -32,6 +32,19 @@ def bad_dir() -> Path:
     return FIXTURES / "bad"
 
 
+LEXICAL_POLICY = "[ranking]\ndense = 0\nwindow = 0\nlexical = 1\nmention = 0\n"
+
+
+@pytest.fixture
+def lexical_policy(tmp_path) -> Path:
+    """A policy ranking by TF-IDF alone. The fixture corpus is 11 short, mostly unrelated articles and the hashing
+    embedder's vectors are noise, so under the default weights most lists hold one link or none above the
+    minimum score; tests that need several links (pins, tables, the editors' page) rank it by words."""
+    path = tmp_path / "recommender.toml"
+    path.write_text(LEXICAL_POLICY)
+    return path
+
+
 @pytest.fixture(scope="session")
 def hashing_index(tmp_path_factory):
     """An index of the fixture corpus built with the fast hashing embedder (no torch)."""

@@ -30,6 +30,7 @@ from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
 from ..store.metadata import MetadataStore, write_metadata
+from ..store.windowfiles import write_windows
 from ..embed.prepare import Preparation
 from ..embed.vector_cache import VectorCache
 from ..embed.vectorize import VectorizeStats, vectorize
@@ -129,8 +130,10 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
+        windows: list = []
         vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
-                                           batch_size=batch_size, round_size=round_size, progress=progress)
+                                           batch_size=batch_size, round_size=round_size, progress=progress,
+                                           windows=windows)
         seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
     manifest = current_manifest(folder)
@@ -139,12 +142,14 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     digest = corpus_digest(corpus.articles, hashes)
     rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
                  or "lexical" not in manifest.files  # an index from before the hybrid ranking
-                 or "query:dense_mean" not in manifest.files)  # or before the precomputed query data
+                 or "query:dense_mean" not in manifest.files  # or before the precomputed query data
+                 or "windows" not in manifest.stats)  # or before the stored windows
     if rewritten:
         frozen = frozen_lexical(folder, manifest, previous, changes,
                                 LEXICAL_DRIFT if refit_drift is None else refit_drift)
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
-                    stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen)
+                    stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen,
+                    windows=windows[0])
     seconds["index"] = time.perf_counter() - timer
     from ..common.render import plural
 
@@ -236,7 +241,7 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
-                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None) -> Manifest:
+                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
@@ -271,6 +276,10 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
 
     query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
+    window_files = {}
+    if windows is not None and not getattr(ann, "approximate", False):  # exact rows over every window: not at
+        window_files = write_windows(folder, token, windows)          # an approximate index's scale
+    stats["windows"] = int(len(windows.vectors)) if window_files else 0
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
     from ..rank.ranking import dense_moments
 
@@ -290,7 +299,8 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         files={"vectors": file_entry(folder / f"vectors-{token}.faiss"),
                "metadata": file_entry(folder / f"articles-{token}.sqlite"),
                "lexical": file_entry(folder / f"lexical-{token}.npz"),
-               "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files, **learned_files},
+               "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files, **learned_files,
+               **window_files},
         stats=stats,
     )
     write_manifest(folder, manifest)
@@ -302,7 +312,7 @@ def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
     patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy",
-                "learned-*.npy", ".*.tmp")
+                "learned-*.npy", "windows-*.npy", ".*.tmp")
     for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

@@ -1,9 +1,9 @@
 """Recompute only the related lists a change can reach, with the corpus statistics of the last full rebuild.
 
 Why not "every list whose candidate pool a change enters or leaves": each article sits in the candidate pools
-(200 dense + 200 lexical + mentions) of hundreds of others, so 1% of changed articles touches 91-100% of the pools
+(200 dense + 200 window + 200 lexical + mentions) of hundreds of others, so 1% of changed articles touches 91-100% of the pools
 on python_docs (docs/batch.md). What decides a list is narrower. With the statistics frozen (embedding mean and
-second moment; each query's lexical and mention row mean and deviation; IDF in the lexical index), the score of
+second moment; each query's window, lexical and mention row mean and deviation; IDF in the lexical index), the score of
 a pair depends only on the two articles, and a list changes only if:
 
 * R1 the article itself is new or changed (any field), or an override of it changed, or it pins a new article;
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 STATE_FILE = "lists-state.npz"
-POOL_PARTS = {"dense": "dense", "lexical": "lexical"}  # candidate pool -> the score part its boundary bounds
+POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}
+ROW_PARTS = ("window", "lexical", "mention")  # parts z-scored with each query's own row statistics (frozen)  # candidate pool -> the score part its boundary bounds
 EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
 
 
@@ -42,8 +43,8 @@ class Frozen:
     mean_vector: np.ndarray
     second_moment: np.ndarray
     ids: list[str]  # current row order
-    stats: dict[str, np.ndarray] = field(default_factory=dict)  # "lexical"/"mention" -> n x 2 (mean, std); NaN new
-    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # "dense"/"lexical"/"closest" -> n
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
 
     @classmethod
@@ -51,8 +52,8 @@ class Frozen:
         v64 = vectors.astype(np.float64)
         n = max(1, len(vectors))
         return cls(vectors.mean(axis=0).astype(np.float32), ((v64.T @ v64) / n).astype(np.float32), ids,
-                   {p: np.full((len(ids), 2), np.nan) for p in ("lexical", "mention")},
-                   {b: np.full(len(ids), np.nan) for b in ("dense", "lexical", "closest")}, from_scratch=True)
+                   {p: np.full((len(ids), 2), np.nan) for p in ROW_PARTS},
+                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")}, from_scratch=True)
 
     def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
         table = self.stats[part]
@@ -63,16 +64,18 @@ class Frozen:
         return (np.where(known[:, None], table[safe, :1], mean).astype(mean.dtype),  # float32 as a fresh run
                 np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
 
-    def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float) -> None:
+    def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float,
+                    window: float | None = None) -> None:
         if row >= 0:
             self.bounds["dense"][row] = dense
             self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
+            self.bounds["window"][row] = -np.inf if window is None else window
             self.bounds["closest"][row] = closest
 
     def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray) -> None:
         """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
-        them this run (`pools`: "dense"/"lexical" -> one value per row)."""
-        for b in ("dense", "lexical"):
+        them this run (`pools`: POOL_PARTS -> one value per row)."""
+        for b in POOL_PARTS:
             self.bounds[b][rows] = pools[b]
         self.bounds["closest"][rows] = closest
 
@@ -105,7 +108,7 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
     meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides}).encode()
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
-                 second=frozen.second_moment, lexical=frozen.stats["lexical"], mention=frozen.stats["mention"],
+                 second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned)
 
 
@@ -152,11 +155,13 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     gone = {x for x in old_ids if x not in current}
     changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
     frozen = Frozen(state["mean"], state["second"], ids)
-    for part in ("lexical", "mention"):
+    if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS):
+        return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
+    for part in ROW_PARTS:
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
         frozen.stats[part] = table
-    for b in ("dense", "lexical", "closest"):
+    for b in (*POOL_PARTS, "closest"):
         values = np.full(n, np.nan)
         values[same] = state[f"bound_{b}"][prev[same]]
         frozen.bounds[b] = values
@@ -225,7 +230,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
     if not len(rest):
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
-    parts = {"dense": True, "lexical": ranker._uses("lexical"), "mention": ranker._uses("mention")}
+    parts = {"dense": True, **{part: ranker._uses(part) for part in ROW_PARTS}}
     weights = {p: ranker.weights[p] for p, used in parts.items() if used}
     norm = sum(weights.values())
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
@@ -233,7 +238,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
     mean = vr @ frozen.mean_vector
     std = np.sqrt(np.maximum(np.einsum("qd,qd->q", vr @ frozen.second_moment, vr) - mean ** 2, 0.0))
     stats = {"dense": (mean, std)}
-    for part in ("lexical", "mention"):
+    for part in ROW_PARTS:
         if parts[part]:
             table = frozen.stats[part][rest]
             stats[part] = (table[:, 0], table[:, 1])
@@ -244,7 +249,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         return (raw - (m if np.ndim(raw) == 1 else m[:, None])) / (s if np.ndim(raw) == 1 else s[:, None])
 
     cols = np.flatnonzero(moved)
-    entered = {"dense": frozen.bounds["dense"][rest].copy(), "lexical": frozen.bounds["lexical"][rest].copy()}
+    entered = {b: frozen.bounds[b][rest].copy() for b in POOL_PARTS}
     closest = frozen.bounds["closest"][rest].copy()
     r3 = np.zeros(len(rest), dtype=bool)
     lex = job.lexical
@@ -255,14 +260,17 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
             raw["lexical"] = (lex.tfidf[rest] @ lex.tfidf[c].T).toarray()
         if parts["mention"]:
             raw["mention"] = (lex.mentions[rest][:, c] + lex.mentions[c][:, rest].T).toarray()
+        if parts["window"]:  # symmetric: the changed articles' own rows, read for the kept lists
+            raw["window"] = ranker.windows.rows(c)[:, rest].T
         score = sum(w * z(p, raw[p]) for p, w in weights.items()) / norm + bonus
         mine = rest[:, None] == c[None, :]
         r3 |= ((score >= thr[:, None] - EPS) & ~mine).any(axis=1)
         masked = np.where(mine, -np.inf, raw["dense"])
         entered["dense"] = np.fmax(entered["dense"], masked.max(axis=1))
         closest = np.fmax(closest, masked.max(axis=1))
-        if raw.get("lexical") is not None:
-            entered["lexical"] = np.fmax(entered["lexical"], np.where(mine, -np.inf, raw["lexical"]).max(axis=1))
+        for b in ("lexical", "window"):
+            if raw.get(b) is not None:
+                entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
     # R5: an article outside every pool scores at most this (pool parts at their boundary, no mention)
     outside = sum(w * z(p, entered[POOL_PARTS[p]] if p in POOL_PARTS else np.zeros(len(rest)))
                   for p, w in weights.items()) / norm + bonus
@@ -289,7 +297,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in ("dense", "lexical")}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep])
     return out
 
 

@@ -139,22 +139,25 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
-    used = {"lexical": ranker._uses("lexical"), "mention": ranker._uses("mention")}
+    used = {part: ranker._uses(part) for part in ("lexical", "mention", "window")}
     stats = _QueryStats(job, frozen, used)
     owners = np.diff(job.graph.lists.indptr) > 0
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)
     l3, ln = np.zeros(len(rest), dtype=bool), np.zeros(len(rest), dtype=bool)
     voter_reasons: dict[str, int] = {}
     closest = np.full(len(rest), -1.0)
-    new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf)}
+    new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
+                  "window": np.full(len(rest), -np.inf)}
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
         rows = {"dense": job.vectors[r] @ job.vectors.T}
         if used["lexical"]:
             rows["lexical"] = job.lexical.tfidf_rows(r)
+        if ranker._uses("window"):
+            rows["window"] = ranker.windows.rows(r)
         mention = job.lexical.mention_rows(r) > 0 if used["mention"] else np.zeros((len(r), n), dtype=bool)
-        old = {"dense": frozen.bounds["dense"][r], "lexical": frozen.bounds["lexical"][r]}
+        old = {name: frozen.bounds[name][r] for name in ("dense", "lexical", "window")}
         sure_in_new, sure_out_new, sure_in_old, sure_out_old = mention.copy(), ~mention, mention.copy(), ~mention
         for name, values_ in rows.items():
             kth = -np.partition(-values_, depth - 1, axis=1)[:, depth - 1]
@@ -201,7 +204,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
     out[rest] = l3 | ln | r4
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in ("dense", "lexical")}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds}, closest[keep])
     return out
 
 
@@ -253,8 +256,8 @@ class _QueryStats:
         mean = v @ frozen.mean_vector  # BLAS: a z-score here only decides a test with a slack
         second = ((v @ frozen.second_moment) * v).sum(axis=1)
         self.stats = {"dense": (mean, np.sqrt(np.maximum(second - mean ** 2, 0.0)))}
-        for part in ("lexical", "mention"):
-            if used[part]:
+        for part in ("lexical", "mention", "window"):
+            if used.get(part):
                 self.stats[part] = (frozen.stats[part][:, 0], frozen.stats[part][:, 1])
 
     def z(self, part: str, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -295,6 +298,7 @@ def pair_scores(job, stats: _QueryStats, qs: np.ndarray, cs: np.ndarray, raw: di
         z["mention"] = stats.z("mention", qs, named + naming)
     signals = [z.get("dense", 0.0), z.get("lexical", 0.0), z.get("mention", 0.0)]
     signals += site_signals(facts, qs, cs) if facts is not None else [0.0] * 10
+    signals.append(stats.z("window", qs, raw["window"]) if "window" in stats.stats else 0.0)
     cstats = graph._dense_stats(cs)
     own = _pairs(graph.lists, qs, cs)
     valid = (voters >= 0) & (values > 0)

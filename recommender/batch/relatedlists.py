@@ -37,6 +37,7 @@ class LinkJob:
     learned: object = None  # the learned ranking (recommender.rank.learned.LearnedModel) in use; None = the default
     site_facts: object = None  # recommender.rank.signals.SiteFacts, with learned or tags (the shared-tag pool)
     graph: object = None  # recommender.rank.graph_signals.GraphFacts, with learned
+    windows: object = None  # recommender.rank.windows.WindowScores over the stored windows; None = no window part
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -66,7 +67,7 @@ class LinkJob:
 
                 tags = partial(tag_pool, self.site_facts)
             self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
-                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags)
+                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags, windows=self.windows)
         return self._ranker
 
 

@@ -11,7 +11,7 @@ import click
 
 from ..rank.index import Index
 from ..common.render import plural
-from .options import common_options, json_option, user_errors
+from .options import common_options, json_option, load_policy_for, policy_option, user_errors
 
 log = logging.getLogger("recommender")
 
@@ -77,10 +77,12 @@ def overrides_cmd(index_dir: Path, as_json: bool) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--editor", is_flag=True, help="Serve the editors' page at / (pin, reorder, block links).")
 @click.option("--token", default=None, help="Token editors' writes need (default: $RECOMMENDER_TOKEN; none: read-only).")
+@policy_option
 @common_options()
 @user_errors
-def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None) -> None:
-    """HTTP JSON API over the index (/related, /search, /info, /health); follows new index versions."""
+def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None, policy_path: Path | None) -> None:
+    """HTTP JSON API over the index (/related, /search, /info, /health) under the link policy, as `related` and
+    the batch rank; follows new index versions."""
     from ..serve.app import serve as run
 
-    run(index_dir, host=host, port=port, editor=editor, token=token)
+    run(index_dir, host=host, port=port, editor=editor, token=token, policy=load_policy_for(policy_path))

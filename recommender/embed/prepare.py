@@ -7,6 +7,11 @@ much as its start. The article vector is the normalised mix of the head vector (
 the body-chunk vectors, weighted by `head_weight`. Articles without a body (news items, curated related items)
 are their head alone.
 
+Every window is also kept on its own (`PreparedText.windows`: the head and *every* body window, not only the
+spread ones): the index stores their vectors for the window-level score (recommender.rank.windows), which finds
+the related page that matches one section of a long one. The article vector reads the spread windows among them,
+so it is the same as when only those were embedded.
+
 Changing any of these settings changes `Preparation.key`, which the index records: an index built with other
 settings is refused, and the incremental batch re-embeds.
 """
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..ingest.article import Article
 
-PREPARATION_VERSION = 1
+PREPARATION_VERSION = 2  # 2: every body window is embedded and stored
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,32 @@ class Preparation:
 
 @dataclass(frozen=True)
 class PreparedText:
-    """What the model reads for one article: the head and zero or more body chunks."""
+    """What the model reads for one article: the head and every body window; `picked` are the windows (spread
+    over the body, at most `max_chunks`) whose mean makes the article vector with the head."""
 
     head: str
-    chunks: tuple[str, ...]
+    windows: tuple[str, ...]
+    picked: tuple[int, ...] = ()
+
+    @property
+    def chunks(self) -> tuple[str, ...]:
+        """The body chunks of the article vector."""
+        return tuple(self.windows[i] for i in self.picked)
 
     @property
     def texts(self) -> list[str]:
+        """The head and the article vector's chunks (what a one-off text query embeds)."""
         return [self.head, *self.chunks]
+
+    @property
+    def all_texts(self) -> list[str]:
+        """The head and every window: what the index embeds (row 0 the head)."""
+        return [self.head, *self.windows]
 
     def content_hash(self, preparation: Preparation) -> str:
         """Hash of the exact texts and settings; equal hashes mean equal vectors for one model."""
         digest = hashlib.sha256(preparation.key.encode())
-        for text in self.texts:
+        for text in self.all_texts:
             digest.update(b"\x1f")
             digest.update(text.encode("utf-8"))
         return digest.hexdigest()
@@ -112,10 +130,11 @@ def prepare(article: Article, preparation: Preparation = Preparation()) -> Prepa
     """The head and body chunks of an article under the given settings."""
     head = head_text(article)
     words = article.body.split()
-    spans = spread(split_windows(words, preparation.window_words, preparation.stride_words), preparation.max_chunks)
+    spans = split_windows(words, preparation.window_words, preparation.stride_words)
+    picked = tuple(spread(list(range(len(spans))), preparation.max_chunks))
     prefix = f"{article.title.strip()}: " if preparation.title_in_chunks and article.title.strip() else ""
-    chunks = tuple(prefix + " ".join(words[a:b]) for a, b in spans)
-    return PreparedText(head=head or (chunks[0] if chunks else article.id), chunks=chunks)
+    windows = tuple(prefix + " ".join(words[a:b]) for a, b in spans)
+    return PreparedText(head=head or (windows[0] if windows else article.id), windows=windows, picked=picked)
 
 
 def combine(head: np.ndarray, chunks: np.ndarray, preparation: Preparation = Preparation()) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""A persistent cache of article vectors keyed by model fingerprint and content hash.
+"""A persistent cache of article vectors, and of each article's window vectors, keyed by model fingerprint and
+content hash.
 
 The index build and the nightly batch look vectors up here before they run the model, and commit new ones in
 small transactions as they go, so a run that is killed keeps what it already embedded and the next run reuses it.
-Vectors are raw float32 bytes (never pickle).
+Article vectors are raw float32 bytes, window vectors raw float16 bytes, one row per window (never pickle).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ CREATE TABLE IF NOT EXISTS vectors (
     hash TEXT NOT NULL,
     dim INTEGER NOT NULL,
     vector BLOB NOT NULL,
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS windows (
+    model TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vectors BLOB NOT NULL,
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 """
@@ -42,10 +50,26 @@ class VectorCache:
                 found[h] = vec
         return found
 
-    def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+    def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]],
+                 windows: Iterable[tuple[str, np.ndarray]] = ()) -> None:
+        """Article vectors, and (optionally) window matrices, committed in one transaction."""
         rows = [(model, h, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in items]
+        blocks = [(model, h, int(w.shape[1]), np.ascontiguousarray(w, dtype=np.float16).tobytes())
+                  for h, w in windows]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)", blocks)
+
+    def get_windows(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """hash -> (windows x dim) float16 matrix, for the hashes that have one."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        query = "SELECT hash, dim, vectors FROM windows WHERE model = ? AND hash IN ({marks})"
+        for h, dim, blob in select_in(self.db, query, wanted, (model,)):
+            flat = np.frombuffer(blob, dtype=np.float16)
+            if dim > 0 and flat.size and flat.size % dim == 0:
+                found[h] = flat.reshape(-1, dim)
+        return found
 
     def prune(self, model: str, keep: set[str]) -> int:
         """Drop this model's vectors whose hash is not in keep; returns how many went."""
@@ -53,6 +77,9 @@ class VectorCache:
         gone = [h for h in hashes if h not in keep]
         with self.db:
             self.db.executemany("DELETE FROM vectors WHERE model = ? AND hash = ?", [(model, h) for h in gone])
+            stale = [h for (h,) in self.db.execute("SELECT hash FROM windows WHERE model = ?", [model])
+                     if h not in keep]
+            self.db.executemany("DELETE FROM windows WHERE model = ? AND hash = ?", [(model, h) for h in stale])
         return len(gone)
 
     def count(self, model: str | None = None) -> int:

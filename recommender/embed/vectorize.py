@@ -1,4 +1,4 @@
-"""Article vectors: prepare each article's texts, reuse cached vectors, embed the rest in rounds."""
+"""Article vectors and window vectors: prepare each article's texts, reuse cached vectors, embed the rest in rounds."""
 
 from __future__ import annotations
 
@@ -21,7 +21,23 @@ log = logging.getLogger(__name__)
 class VectorizeStats:
     embedded: int = 0  # articles run through the model
     reused: int = 0  # articles whose vector came from the cache
-    texts: int = 0  # texts (heads + chunks) the model read
+    texts: int = 0  # texts (heads + windows) the model read
+
+
+@dataclass
+class Windows:
+    """Every article's window vectors (the head first, then every body window), stacked: article i owns rows
+    offsets[i]:offsets[i + 1] of `vectors` (float16, unit length before rounding)."""
+
+    vectors: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def stack(cls, blocks: Sequence[np.ndarray], dim: int) -> "Windows":
+        counts = np.array([len(b) for b in blocks], dtype=np.int64)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        vectors = np.concatenate(blocks).astype(np.float16) if blocks else np.zeros((0, dim), np.float16)
+        return cls(np.ascontiguousarray(vectors), offsets)
 
 
 def content_hashes(articles: Sequence[Article], preparation: Preparation) -> list[str]:
@@ -38,40 +54,52 @@ def vectorize(
     batch_size: int = 32,
     round_size: int = 256,
     progress: bool = True,
+    windows: list | None = None,
 ) -> tuple[np.ndarray, list[str], VectorizeStats]:
-    """Unit-length vectors (n x dim, float32) for the articles, their content hashes, and counts.
+    """Unit-length vectors (n x dim, float32) for the articles, their content hashes, and counts. When `windows`
+    is a list, it receives a `Windows` of every article's window vectors.
 
-    Articles are embedded in rounds of `round_size`; each round is committed to the cache before the next
-    starts, so an interrupted run loses at most one round of work.
+    Every window of an article is embedded (the head and each body window); the article vector is the head mixed
+    with the mean of its spread windows (`prepare.combine`). Articles are embedded in rounds of `round_size`;
+    each round is committed to the cache before the next starts, so an interrupted run loses at most one round.
     """
     prepared = [prepare(a, preparation) for a in articles]
     hashes = [p.content_hash(preparation) for p in prepared]
     model_key = embedder.fingerprint
     cached = cache.get_many(model_key, hashes) if cache is not None else {}
+    cached_windows = cache.get_windows(model_key, hashes) if cache is not None else {}
+    cached = {h: v for h, v in cached.items() if h in cached_windows}
     stats = VectorizeStats(reused=sum(1 for h in hashes if h in cached))
     todo = [i for i, h in enumerate(hashes) if h not in cached]
-    todo = list(dict.fromkeys(todo))
     fresh: dict[str, np.ndarray] = {}
+    fresh_windows: dict[str, np.ndarray] = {}
     if todo:
         from ..common.render import plural
 
         log.info("embedding %s (%d reused from cache)", plural(len(todo), "article"), stats.reused)
     with progress_bar(total=len(todo), desc="embedding", unit="article", enabled=progress) as bar:
         for start in range(0, len(todo), round_size):
-            rows = [i for i in todo[start:start + round_size] if hashes[i] not in fresh]
+            first = {}  # one article of each content
+            for i in todo[start:start + round_size]:
+                if hashes[i] not in fresh:
+                    first.setdefault(hashes[i], i)
+            rows = list(first.values())
             texts: list[str] = []
             spans: list[tuple[int, int]] = []
             for i in rows:
-                spans.append((len(texts), len(texts) + len(prepared[i].texts)))
-                texts.extend(prepared[i].texts)
+                spans.append((len(texts), len(texts) + len(prepared[i].all_texts)))
+                texts.extend(prepared[i].all_texts)
             vectors = embedder.encode(texts, batch_size=batch_size)
-            done = []
+            done, blocks = [], []
             for i, (a, b) in zip(rows, spans):
-                vec = combine(vectors[a], vectors[a + 1:b], preparation)
+                picked = a + 1 + np.asarray(prepared[i].picked, dtype=np.int64)
+                vec = combine(vectors[a], vectors[picked], preparation)
                 fresh[hashes[i]] = vec
+                fresh_windows[hashes[i]] = vectors[a:b].astype(np.float16)
                 done.append((hashes[i], vec))
+                blocks.append((hashes[i], fresh_windows[hashes[i]]))
             if cache is not None:
-                cache.put_many(model_key, done)
+                cache.put_many(model_key, done, blocks)
             stats.embedded += len(rows)
             stats.texts += len(texts)
             bar.update(len(todo[start:start + round_size]))
@@ -82,4 +110,6 @@ def vectorize(
     matrix = np.zeros((len(articles), dim), dtype=np.float32)
     for row, h in enumerate(hashes):
         matrix[row] = cached[h] if h in cached else fresh[h]
+    if windows is not None:
+        windows.append(Windows.stack([cached_windows[h] if h in cached else fresh_windows[h] for h in hashes], dim))
     return matrix, hashes, stats

@@ -170,19 +170,20 @@ class Index:
         if self.has(article.id):
             return self.related(article.id, k, policy=policy, explain=explain)
         prepared = prepare(article, self.preparation)
-        vectors = self.embedder().encode(prepared.texts)
-        vector = combine(vectors[0], vectors[1:], self.preparation)
+        vectors = self.embedder().encode(prepared.all_texts)  # the head and every window, as the index has them
+        vector = combine(vectors[0], vectors[1 + np.asarray(prepared.picked, dtype=np.int64)], self.preparation)
         from ..store.lexical import lexical_document
 
         return self._text_links(vector, lexical_document(article.title, article.body or article.excerpt),
-                                self._policy(policy, k), explain)
+                                self._policy(policy, k), explain, windows=vectors)
 
     def search(self, text: str, k: int | None = None, *, policy: Policy | None = None,
                explain: bool = False) -> list[Related]:
         """Articles closest to a free-text query (embedding and words, under the policy's weights)."""
         if not text.strip():
             raise ValueError("empty search text")
-        return self._text_links(self.embedder().encode([text])[0], text, self._policy(policy, k), explain)
+        vectors = self.embedder().encode([text])
+        return self._text_links(vectors[0], text, self._policy(policy, k), explain, windows=vectors)
 
     def nearest(self, vector: np.ndarray, k: int, exclude_rows: set[int] | None = None) -> list[Related]:
         """The k nearest stored vectors by cosine alone (no lexical part, no policy)."""
@@ -279,6 +280,18 @@ class Index:
             self._rankers[key] = ranker
         return self._rankers[key]
 
+    def window_scores(self, keep_float32: bool = False):
+        """Window-level scores over the stored windows (recommender.rank.windows), or None without them. The
+        batch keeps a float32 copy (keep_float32); a query converts block by block from the mapped file."""
+        from ..store.windowfiles import read_windows
+
+        stored = read_windows(self.folder, self.manifest)
+        if stored is None:
+            return None
+        from .windows import WindowScores
+
+        return WindowScores(*stored, keep_float32=keep_float32)
+
     def overrides(self):
         from .overrides import load_overrides
 
@@ -325,8 +338,9 @@ class Index:
             explain_links(self, cand.query, related, query_vector=query_vector, query_text=query_text)
         return related
 
-    def _text_links(self, vector: np.ndarray, text: str, policy: Policy, explain: bool) -> list[Related]:
-        cand = self.ranker(policy).score_text(vector, text)
+    def _text_links(self, vector: np.ndarray, text: str, policy: Policy, explain: bool,
+                    windows: np.ndarray | None = None) -> list[Related]:
+        cand = self.ranker(policy).score_text(vector, text, windows=windows)
         return self._links(cand, policy, False, explain, query_vector=vector, query_text=text)
 
     def _related_items(self, items) -> list[Related]:

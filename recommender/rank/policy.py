@@ -2,10 +2,11 @@
 read, so the links a site shows and the links that are measured come from the same settings.
 
     [ranking]                # how candidates are scored (weights of per-query z-scores; chosen by `evaluate`)
-    dense = 0.3              # the embedding model's cosine
-    lexical = 0.55           # TF-IDF cosine
-    mention = 0.15           # one article names the other (its title or slug appears in the text)
-    candidates = 200         # candidates per query from each of the dense and lexical indexes
+    dense = 0.1              # the embedding model's cosine of the two article vectors
+    window = 0.6             # the window-level score: how well the two articles' passages match (rank/windows.py)
+    lexical = 0.3            # TF-IDF cosine
+    mention = 0.05           # one article names the other (its title or slug appears in the text)
+    candidates = 200         # candidates per query from each of the dense, window and lexical scores
     learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
                              # the default under cross-validation), "on", "off"
     train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
@@ -59,16 +60,18 @@ class PolicyError(ValueError):
 @dataclass(frozen=True)
 class Ranking:
     # chosen for the worst corpus: the best lowest ratio of recall@10 to the best lexical baseline over the
-    # shared corpora (python_docs 1.045x, MDN 1.111x; the earlier MDN-tuned 0.7/0.2/0.1 gave 0.998x and 1.163x)
-    dense: float = 0.3
-    lexical: float = 0.55
-    mention: float = 0.15
+    # shared corpora (docs/ranking.md, "Default weights"). Without stored windows (an approximate index), the
+    # window weight goes to dense.
+    dense: float = 0.1
+    window: float = 0.6
+    lexical: float = 0.3
+    mention: float = 0.05
     candidates: int = 200
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
     train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
 
     def weights(self) -> dict[str, float]:
-        return {"dense": self.dense, "lexical": self.lexical, "mention": self.mention}
+        return {"dense": self.dense, "window": self.window, "lexical": self.lexical, "mention": self.mention}
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class QueryData:
             lexical = self.lexical(lambda: index.lexical) or index.lexical
         matrix = self.array("vectors") if self.has("vectors") else index.vectors.vectors()
         return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments(),
-                            tag_pool=tag_pool)
+                            tag_pool=tag_pool, windows=index.window_scores())
 
     def lexical(self, full):
         """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""

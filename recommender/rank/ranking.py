@@ -1,13 +1,14 @@
-"""The hybrid score: dense cosine, TF-IDF cosine and mentions, each turned into a per-query z-score over the whole
-corpus and mixed with the policy's weights.
+"""The hybrid score: dense cosine, the window-level score, TF-IDF cosine and mentions, each turned into a per-query
+z-score over the whole corpus and mixed with the policy's weights.
 
 A z-score says how far a candidate stands above the query's typical article, in standard deviations, so the
 three signals share one scale whatever their raw ranges. The corpus statistics are exact without scoring the
 whole corpus densely: for the embedding, mean = q·μ and E[s²] = qᵀ(VᵀV/n)q; the lexical and mention rows are
-sparse products computed in full anyway (they also supply the lexical candidates).
+sparse products computed in full anyway (they also supply the lexical candidates); the window row
+(recommender.rank.windows) is computed in full too.
 
 Candidates per query: the `candidates` best by dense cosine (from the vector index, or exact by matrix product
-when no index is given), the `candidates` best by TF-IDF, every article the query names or is named by, and (for a
+when no index is given), the `candidates` best by window score, the `candidates` best by TF-IDF, every article the query names or is named by, and (for a
 site with tags) the `candidates` sharing the rarest tags with it. Everything else ranks below them.
 
     ranker = HybridRanker(vectors, lexical, Ranking(dense=0.5, lexical=0.4, mention=0.1))
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and nev
     from ..store.lexindex import LexicalIndex
 
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
-PARTS = ("dense", "lexical", "mention")
+PARTS = ("dense", "window", "lexical", "mention")
 
 
 @dataclass
@@ -77,15 +78,19 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None):
+                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
         self.ranking = ranking
         self.ann = ann  # optional: anything with search(queries, depth); else exact dense candidates
+        # optional: recommender.rank.windows.WindowScores over the same rows
+        self.windows = windows if windows is not None and windows.count == self.n else None
         weights = ranking.weights()
+        if self.windows is None:  # no stored windows (an approximate index): the window weight goes to dense
+            weights = {**weights, "dense": weights["dense"] + weights["window"], "window": 0.0}
         if lexical is None:
-            weights = {"dense": 1.0, "lexical": 0.0, "mention": 0.0}
+            weights = {"dense": weights["dense"] + weights["window"], "window": 0.0, "lexical": 0.0, "mention": 0.0}
         self.weights = weights
         # moments: (mean, second moment) precomputed at build (recommender.rank.querydata), else computed here
         self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
@@ -125,23 +130,30 @@ class HybridRanker:
             block = rows[start:start + step]
             lexical = self.lexical.tfidf_rows(block) if self._uses("lexical") else None
             mention = self.lexical.mention_rows(block) if self._uses("mention") else None
-            out.extend(self._score(self.vectors[block], block, lexical, mention))
+            window = self.windows.rows(block) if self._uses("window") else None
+            out.extend(self._score(self.vectors[block], block, lexical, mention, window))
         return out
 
-    def score_text(self, vector: np.ndarray, document: str | None, exclude: set[int] = frozenset()) -> Candidates:
-        """Candidates for new text (its embedding and, for the lexical part, its words); no mention part."""
-        lexical = None
+    def score_text(self, vector: np.ndarray, document: str | None, exclude: set[int] = frozenset(),
+                   windows: np.ndarray | None = None) -> Candidates:
+        """Candidates for new text (its embedding, its window vectors for the window part and its words for the
+        lexical part); no mention part."""
+        lexical = window = None
         if self._uses("lexical") and document:
             lexical = self.lexical.tfidf_for_text(document)[None, :]
-        cand = self._score(np.asarray(vector, np.float32)[None, :], np.array([-1]), lexical, None)[0]
+        if self._uses("window") and windows is not None and len(windows):
+            window = self.windows.row_of_windows(windows)[None, :]
+        cand = self._score(np.asarray(vector, np.float32)[None, :], np.array([-1]), lexical, None, window)[0]
         keep = np.array([r not in exclude for r in cand.rows], dtype=bool)
         return cand.take(np.flatnonzero(keep))
 
     def _uses(self, part: str) -> bool:
+        if part == "window":
+            return self.windows is not None and self.weights.get(part, 0) > 0
         return self.lexical is not None and self.weights.get(part, 0) > 0 and self.lexical.count == self.n
 
     def _score(self, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
-               mention: np.ndarray | None) -> list[Candidates]:
+               mention: np.ndarray | None, window: np.ndarray | None = None) -> list[Candidates]:
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
@@ -155,6 +167,12 @@ class HybridRanker:
             men_mean, men_std = row_stats(mention)
             if self.frozen is not None:
                 men_mean, men_std = self.frozen.row_stats("mention", query_rows, men_mean, men_std)
+        if window is not None:
+            win_mean, win_std = row_stats(window)
+            win_depth = min(self.n, depth)
+            win_cands = np.argpartition(-window, win_depth - 1, axis=1)[:, :win_depth]
+            if self.frozen is not None:
+                win_mean, win_std = self.frozen.row_stats("window", query_rows, win_mean, win_std)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         results = []
         for i, q in enumerate(query_rows):
@@ -163,12 +181,17 @@ class HybridRanker:
                 pool.append(tagged[i])
             if lexical is not None:
                 pool.append(lex_cands[i])
+            if window is not None:
+                pool.append(win_cands[i])
             if mention is not None:
                 pool.append(np.flatnonzero(mention[i]))
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}
             z = {"dense": zscore(raw["dense"], dense_mean[i], dense_std[i])}
+            if window is not None:
+                raw["window"] = window[i, cand]
+                z["window"] = zscore(raw["window"], win_mean[i], win_std[i])
             if lexical is not None:
                 raw["lexical"] = lexical[i, cand]
                 z["lexical"] = zscore(raw["lexical"], lex_mean[i], lex_std[i])
@@ -178,7 +201,9 @@ class HybridRanker:
             if self.frozen is not None:  # the weakest member of each candidate pool, and the closest article
                 self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                         lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None
-                                        else None, closest=float(raw["dense"].max()) if len(cand) else -1.0)
+                                        else None, closest=float(raw["dense"].max()) if len(cand) else -1.0,
+                                        window=float(window[i, win_cands[i]].min()) if window is not None
+                                        else None)
             total = sum(self.weights[name] * z[name] for name in z)
             norm = sum(self.weights[name] for name in z)
             score = (total / norm).astype(np.float32)

@@ -38,7 +38,7 @@ def article_payload(served: Served, ref: str, request: Request) -> dict:
     k = parse_k(q.get("k"))
     explain = parse_flag(q.get("explain"), "explain")
     overrides = not parse_flag(q.get("no_overrides"), "no_overrides")
-    links = index.related(info.id, k, explain=explain, overrides=overrides)
+    links = index.related(info.id, k, explain=explain, overrides=overrides, policy=request.app.state.policy)
     return {"version": served.version, "query": {"id": info.id, "title": info.title, "url": info.url},
             "related": [r.to_dict() for r in links]}
 
@@ -65,7 +65,7 @@ async def search(request: Request, served: Served) -> dict:
     if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
         raise ApiError(422, f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     k = parse_k(None if k is None else str(k))
-    links = served.index.search(text, k, explain=bool(body.get("explain")))
+    links = served.index.search(text, k, explain=bool(body.get("explain")), policy=request.app.state.policy)
     return {"version": served.version, "query": {"text": text}, "related": [r.to_dict() for r in links]}
 
 
@@ -97,8 +97,9 @@ def endpoint(handler):
     return run
 
 
-def create_app(folder: str | Path, *, editor: bool = False, token: str | None = None) -> Starlette:
-    """The ASGI app serving the index in `folder` (opened now; a broken index raises IndexProblem here)."""
+def create_app(folder: str | Path, *, editor: bool = False, token: str | None = None, policy=None) -> Starlette:
+    """The ASGI app serving the index in `folder` (opened now; a broken index raises IndexProblem here), under
+    the link policy `policy` (recommender.rank.policy.Policy; None: the defaults), as the batch and the CLI rank."""
     from .editor_api import EDITOR_ROUTES
 
     follower = Follower(folder)
@@ -115,14 +116,15 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.follower = follower
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    app.state.policy = policy
     return app
 
 
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, editor: bool = False,
-          token: str | None = None) -> None:
+          token: str | None = None, policy=None) -> None:
     import uvicorn
 
-    app = create_app(folder, editor=editor, token=token)
+    app = create_app(folder, editor=editor, token=token, policy=policy)
     log.info("serving %s on http://%s:%d%s", folder, host, port,
              " with the editors' page at /" if editor else "")
     uvicorn.run(app, host=host, port=port, log_level="warning")

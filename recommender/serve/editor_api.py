@@ -36,14 +36,14 @@ async def check(request: Request, served: Served) -> dict:
     k = parse_k(request.query_params.get("k"))
     only = request.query_params.get("id")
     if only:
-        items = editors_check(served.index, k=k, ids=[resolve(served, only, "id")])
+        items = editors_check(served.index, k=k, ids=[resolve(served, only, "id")], policy=request.app.state.policy)
     else:
         key = f"{served.version}:{k}:{overrides_state(served)}"
         if key not in _checks:
             _checks.clear()
-            _checks[key] = editors_check(served.index, k=k)
+            _checks[key] = editors_check(served.index, k=k, policy=request.app.state.policy)
         items = _checks[key]
-    return {"version": served.version, "k": items[0].k if items else k or Policy().links.k, "items": [
+    return {"version": served.version, "k": items[0].k if items else k or (request.app.state.policy or Policy()).links.k, "items": [
         {"id": item.id, "title": item.title, "agreement": round(item.agreement, 3),
          "agreed": [e.to_dict() for e in item.agreed], "low": [e.to_dict() for e in item.low],
          "missing": [e.to_dict() for e in item.missing]} for item in items]}

@@ -88,7 +88,7 @@ def test_documented_key_path_is_the_file_the_schedule_writes(tmp_path, corpus_di
         assert [l["url"] for l in links] == [r["url"] for r in line["related"]]
         for link in links:
             assert used <= set(link) and link["path"].startswith("/")
-    assert data["/rover-delta"] and data["/text/marathon/"]  # a URL's path; /ID/ for an article without URL
+    assert data["/rover-delta"] and data["/text/match-report/"]  # a URL's path; /ID/ for an article without URL
 
 
 @pytest.mark.skipif(shutil.which("hugo") is None, reason="hugo is not installed: scripts/install-test-tools installs it (needs root apt-get)")
@@ -104,13 +104,14 @@ def test_hugo_renders_the_documented_partial(tmp_path, corpus_dir):
     (site / "layouts" / "_default" / "single.html").write_text('{{ partial "related.html" . }}')
     (site / "layouts" / "_default" / "list.html").write_text("list")
     pages = {"rover.md": "url: /rover-delta\n",  # a URL without the trailing slash Hugo adds
-             "text/marathon.md": ""}  # an article without URL: Hugo's own address of content/ID.md
+             "text/match-report.md": ""}  # an article without URL: Hugo's own address of content/ID.md
     for name, front in pages.items():
         (site / "content" / name).parent.mkdir(parents=True, exist_ok=True)
         (site / "content" / name).write_text(f"---\ntitle: page\n{front}---\ntext\n")
     proc = subprocess.run(["hugo", "--quiet", "-s", str(site)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for key, html in (("/rover-delta", "rover-delta/index.html"), ("/text/marathon/", "text/marathon/index.html")):
+    for key, html in (("/rover-delta", "rover-delta/index.html"),
+                      ("/text/match-report/", "text/match-report/index.html")):
         page = (site / "public" / html).read_text()
         assert data[key] and all(link["title"] in page for link in data[key]), page
 

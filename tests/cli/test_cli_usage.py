@@ -102,8 +102,9 @@ def test_tables_are_cut_on_a_terminal_only():
     assert table(rows, ["x"], [20], wide=True).splitlines()[2] == "a" * 80
 
 
-def test_related_output_off_a_terminal_keeps_whole_cells(hashing_index):
-    args = ["related", "power-notes.example.org/home-batteries-paying-off", "--index", hashing_index, "-k", "10"]
+def test_related_output_off_a_terminal_keeps_whole_cells(hashing_index, lexical_policy):
+    args = ["related", "power-notes.example.org/home-batteries-paying-off", "--index", hashing_index, "-k", "10",
+            "--policy", lexical_policy]
     text = invoke(*args).stdout
     results = json.loads(invoke(*args, "--json").stdout)["related"]
     assert len(results) >= 2

@@ -48,3 +48,44 @@ def test_combine_mixes_head_and_body_mean():
     vec = combine(head, chunks, Preparation(head_weight=0.5))
     assert np.allclose(vec, [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
     assert np.allclose(combine(head, chunks[:0]), head)
+
+
+def test_every_window_is_kept_and_the_article_vector_reads_the_spread_ones():
+    body = " ".join(f"w{i}" for i in range(3000))
+    prepared = prepare(Article(id="a", title="T", body=body), Preparation(max_chunks=8))
+    spans = split_windows(body.split(), 150, 120)
+    assert len(prepared.windows) == len(spans) == 25 and len(prepared.picked) == 8
+    assert prepared.chunks == tuple(prepared.windows[i] for i in spread(list(range(25)), 8))
+    assert prepared.all_texts == [prepared.head, *prepared.windows]
+    # a change in a window the article vector does not read still changes the content hash
+    unread = next(i for i in range(25) if i not in prepared.picked)
+    words = body.split()
+    words[spans[unread][0] + 75] = "changed"
+    other = prepare(Article(id="a", title="T", body=" ".join(words)), Preparation(max_chunks=8))
+    assert other.chunks == prepared.chunks
+    assert other.content_hash(Preparation()) != prepared.content_hash(Preparation())
+
+
+def test_vectorize_stores_every_window_and_reuses_them_from_the_cache(tmp_path):
+    from recommender.embed.embedder import get_embedder
+    from recommender.embed.vector_cache import VectorCache
+    from recommender.embed.vectorize import vectorize
+
+    embedder = get_embedder("hashing")
+    articles = [Article(id="long", title="Long", body=" ".join(f"w{i}" for i in range(2000))),
+                Article(id="news", title="News", excerpt="Only a head.")]
+    with VectorCache(tmp_path / "cache.sqlite") as cache:
+        out = []
+        vectors, _, stats = vectorize(articles, embedder, cache=cache, progress=False, windows=out)
+        windows = out[0]
+        prepared = prepare(articles[0])
+        assert list(np.diff(windows.offsets)) == [1 + len(prepared.windows), 1]
+        assert stats.texts == len(prepared.windows) + 2 and windows.vectors.dtype == np.float16
+        own = embedder.encode(prepared.all_texts)
+        np.testing.assert_allclose(windows.vectors[:len(own)].astype(np.float32), own, atol=1e-3)
+        picked = 1 + np.array(prepared.picked)
+        np.testing.assert_allclose(vectors[0], combine(own[0], own[picked]), atol=1e-6)
+        again = []
+        vectors2, _, stats2 = vectorize(articles, embedder, cache=cache, progress=False, windows=again)
+        assert stats2.reused == 2 and stats2.embedded == 0
+        assert np.array_equal(vectors2, vectors) and np.array_equal(again[0].vectors, windows.vectors)

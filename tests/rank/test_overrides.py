@@ -32,7 +32,10 @@ def related_ids(folder, ref, *extra):
     return [r["id"] for r in json.loads(result.stdout)["related"]], json.loads(result.stdout)["related"]
 
 
-def test_pin_block_unpin_from_the_cli(index_copy):
+def test_pin_block_unpin_from_the_cli(index_copy, lexical_policy):
+    def related_ids(folder, ref, *extra):  # ranked by words: several links in the fixture corpus
+        return globals()["related_ids"](folder, ref, "--policy", lexical_policy, *extra)
+
     before, _ = related_ids(index_copy, "text/marathon")
     ids = Index.open(index_copy).store.ids()
     target = next(i for i in reversed(ids) if i not in before and i != "text/marathon")
@@ -82,12 +85,12 @@ def test_batch_and_evaluation_respect_overrides(corpus_dir, tmp_path):
 
 
 def test_explain_shows_parts_terms_and_passage(hashing_index):
-    result = invoke("related", "text/marathon", "--index", hashing_index, "-k", "2", "--explain", "--json")
+    result = invoke("related", "text/match-report", "--index", hashing_index, "-k", "2", "--explain", "--json")
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout)["related"][0]
-    assert set(first["parts"]) == {"dense", "lexical", "mention"}
+    assert set(first["parts"]) == {"dense", "window", "lexical", "mention"}
     assert {"shared_terms", "mentions", "passage", "passage_score"} <= set(first["explanation"])
-    table = invoke("related", "text/marathon", "--index", hashing_index, "-k", "2", "--explain")
+    table = invoke("related", "text/match-report", "--index", hashing_index, "-k", "2", "--explain")
     assert "why:" in table.stdout and "best passage" in table.stdout and "dense z" in table.stdout
 
 

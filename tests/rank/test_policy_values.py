@@ -19,7 +19,7 @@ BAD = [
     ("[links]\nk = 5000\n", "[links] k must be at most 1000"),
     ("[links]\ntopic_bonus = -1\n", "[links] topic_bonus must not be negative"),
     ("[ranking]\nlexical = -0.2\n", "[ranking] lexical must not be negative"),
-    ("[ranking]\ndense = 0\nlexical = 0\nmention = 0\n", "[ranking] needs at least one positive weight"),
+    ("[ranking]\ndense = 0\nwindow = 0\nlexical = 0\nmention = 0\n", "[ranking] needs at least one positive weight"),
     ("[ranking]\ncandidates = 0\n", "[ranking] candidates must be at least 1"),
     ("[links]\nmin_score = nan\n", "[links] min_score must be a finite number"),
     ("[recency]\nhalf_life_days = inf\n", "[recency] half_life_days must be a finite number"),

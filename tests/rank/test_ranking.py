@@ -48,21 +48,33 @@ def test_dense_statistics_equal_brute_force():
 
 
 def test_hybrid_scores_are_the_weighted_zscores_of_the_full_rows(lexical):
+    from recommender.rank.windows import WindowScores, pair_scores
+
     rng = np.random.default_rng(1)
     vectors = unit(rng.normal(size=(len(IDS), 8)))
-    ranking = Ranking(dense=0.5, lexical=0.3, mention=0.2, candidates=len(IDS))
-    cand = HybridRanker(vectors, lexical, ranking).score_rows(np.array([0]))[0]
+    counts = [1, 3, 2, 4, 1, 2]
+    windows = unit(rng.normal(size=(sum(counts), 8))).astype(np.float16)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    ranking = Ranking(dense=0.2, window=0.3, lexical=0.3, mention=0.2, candidates=len(IDS))
+    cand = HybridRanker(vectors, lexical, ranking, windows=WindowScores(windows, offsets)).score_rows(
+        np.array([0]))[0]
     assert 0 not in cand.rows and len(cand.rows) == len(IDS) - 1
 
     def z(row):
         return (row - row.mean()) / row.std()
 
+    own = [windows[offsets[i]:offsets[i + 1]].astype(np.float32) for i in range(len(IDS))]
     dense = z(vectors[0] @ vectors.T)
+    window = z(np.array([pair_scores(own[0], own[i]) for i in range(len(IDS))]))
     lex = z(lexical.tfidf_rows(np.array([0]))[0])
     men = z(lexical.mention_rows(np.array([0]))[0])
-    expected = 0.5 * dense + 0.3 * lex + 0.2 * men
+    expected = (0.2 * dense + 0.3 * window + 0.3 * lex + 0.2 * men) / 1.0
     np.testing.assert_allclose(cand.score, expected[cand.rows], atol=1e-4)
     assert list(cand.score) == sorted(cand.score, reverse=True)
+    # without stored windows the window weight goes to dense
+    plain = HybridRanker(vectors, lexical, ranking).score_rows(np.array([0]))[0]
+    expected = 0.5 * dense + 0.3 * lex + 0.2 * men
+    np.testing.assert_allclose(plain.score, expected[plain.rows], atol=1e-4)
 
 
 def test_mentions_find_titles_and_slugs(lexical):

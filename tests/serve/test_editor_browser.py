@@ -30,15 +30,18 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def server(hashing_index, tmp_path):
+def server(hashing_index, tmp_path, lexical_policy):
     import uvicorn
+
+    from recommender.rank.policy import load_policy
 
     folder = tmp_path / "idx"
     shutil.copytree(hashing_index, folder)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(folder, editor=True, token=TOKEN)
+    # the served policy: the fixture corpus ranked by words (conftest.lexical_policy), as `serve --policy` does
+    app = create_app(folder, editor=True, token=TOKEN, policy=load_policy(lexical_policy))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -59,7 +62,7 @@ def test_pin_and_block_in_the_browser_persist_and_reach_the_cli(server):
         page.goto(base + "/")
         page.fill("#token", TOKEN)
         page.dispatch_event("#token", "change")
-        page.fill("#q", "marathon")  # an article with 3 links above the minimum score in the fixture corpus
+        page.fill("#q", "marathon")  # an article with 4 links above the minimum score, ranked by words
         page.click("#results li[data-id='text/marathon']")
         page.wait_for_selector("#links tr")
         rows = page.locator("#links tr")

@@ -196,3 +196,16 @@ def test_editor_page_and_cli_command(index_copy):
         assert c.get("/").status_code == 404 and c.post("/overrides", json={}).status_code in (404, 405)
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "--token" in result.output and "127.0.0.1" in result.output
+
+
+def test_the_service_ranks_under_the_sites_policy(index_copy, lexical_policy):
+    from recommender.rank.policy import load_policy
+
+    policy = load_policy(lexical_policy).with_links(k=2)
+    with TestClient(create_app(index_copy, policy=policy)) as c:
+        served = c.get("/related/text/marathon").json()["related"]
+        found = c.post("/search", json={"text": "marathon training"}).json()["related"]
+    assert served == library_related(index_copy, "text/marathon", policy=policy) and len(served) == 2
+    assert served != library_related(index_copy, "text/marathon")  # the defaults give another list here
+    assert len(found) <= 2
+    assert "--policy" in CliRunner().invoke(cli, ["serve", "--help"]).output
