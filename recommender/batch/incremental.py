@@ -31,7 +31,7 @@ import numpy as np
 
 STATE_FILE = "lists-state.npz"
 POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}
-ROW_PARTS = ("window", "lexical", "mention")  # parts z-scored with each query's own row statistics (frozen)  # candidate pool -> the score part its boundary bounds
+ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)  # candidate pool -> the score part its boundary bounds
 EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
 
 

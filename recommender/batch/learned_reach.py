@@ -151,11 +151,12 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
-        rows = {"dense": job.vectors[r] @ job.vectors.T}
+        rows = {"dense": job.vectors[r] @ job.vectors.T}  # the pools' rows
+        extra = {}  # rows the learned signals read that make no pool
         if used["lexical"]:
             rows["lexical"] = job.lexical.tfidf_rows(r)
         if ranker._uses("window"):
-            rows["window"] = ranker.windows.rows(r)
+            rows["window"], extra["window_max"] = ranker.windows.rows(r, with_max=True)
         mention = job.lexical.mention_rows(r) > 0 if used["mention"] else np.zeros((len(r), n), dtype=bool)
         old = {name: frozen.bounds[name][r] for name in ("dense", "lexical", "window")}
         sure_in_new, sure_out_new, sure_in_old, sure_out_old = mention.copy(), ~mention, mention.copy(), ~mention
@@ -174,7 +175,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_)
-        score, strength = pair_scores(job, stats, r[qi], cols, {k: v[qi, cols] for k, v in rows.items()},
+        score, strength = pair_scores(job, stats, r[qi], cols, {k: v[qi, cols] for k, v in (rows | extra).items()},
                                       voters[r[qi]], values[r[qi]])
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
         np.logical_or.at(l3, start + qi[hit], True)
@@ -256,8 +257,8 @@ class _QueryStats:
         mean = v @ frozen.mean_vector  # BLAS: a z-score here only decides a test with a slack
         second = ((v @ frozen.second_moment) * v).sum(axis=1)
         self.stats = {"dense": (mean, np.sqrt(np.maximum(second - mean ** 2, 0.0)))}
-        for part in ("lexical", "mention", "window"):
-            if used.get(part):
+        for part in ("lexical", "mention", "window", "window_max"):
+            if used.get(part if part != "window_max" else "window"):
                 self.stats[part] = (frozen.stats[part][:, 0], frozen.stats[part][:, 1])
 
     def z(self, part: str, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -298,7 +299,8 @@ def pair_scores(job, stats: _QueryStats, qs: np.ndarray, cs: np.ndarray, raw: di
         z["mention"] = stats.z("mention", qs, named + naming)
     signals = [z.get("dense", 0.0), z.get("lexical", 0.0), z.get("mention", 0.0)]
     signals += site_signals(facts, qs, cs) if facts is not None else [0.0] * 10
-    signals.append(stats.z("window", qs, raw["window"]) if "window" in stats.stats else 0.0)
+    for part in ("window", "window_max"):
+        signals.append(stats.z(part, qs, raw[part]) if part in stats.stats else 0.0)
     cstats = graph._dense_stats(cs)
     own = _pairs(graph.lists, qs, cs)
     valid = (voters >= 0) & (values > 0)

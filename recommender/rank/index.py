@@ -323,7 +323,8 @@ class Index:
             i = position.get(link.row)
             parts = None if i is None else {name: {"value": round(float(cand.raw[name][i]), 4),
                                                    "z": round(float(cand.z[name][i]), 3),
-                                                   "weight": ranker.weights[name]} for name in cand.raw}
+                                                   "weight": ranker.weights[name]}
+                                            for name in cand.raw if name in ranker.weights}  # not window_max
             if parts is not None and model is not None:  # each signal's part of the learned score
                 if signals is None:
                     from .learned import signal_matrix

@@ -130,7 +130,7 @@ class HybridRanker:
             block = rows[start:start + step]
             lexical = self.lexical.tfidf_rows(block) if self._uses("lexical") else None
             mention = self.lexical.mention_rows(block) if self._uses("mention") else None
-            window = self.windows.rows(block) if self._uses("window") else None
+            window = self.windows.rows(block, with_max=True) if self._uses("window") else None
             out.extend(self._score(self.vectors[block], block, lexical, mention, window))
         return out
 
@@ -142,7 +142,7 @@ class HybridRanker:
         if self._uses("lexical") and document:
             lexical = self.lexical.tfidf_for_text(document)[None, :]
         if self._uses("window") and windows is not None and len(windows):
-            window = self.windows.row_of_windows(windows)[None, :]
+            window = self.windows.text_rows(windows)
         cand = self._score(np.asarray(vector, np.float32)[None, :], np.array([-1]), lexical, None, window)[0]
         keep = np.array([r not in exclude for r in cand.rows], dtype=bool)
         return cand.take(np.flatnonzero(keep))
@@ -153,7 +153,8 @@ class HybridRanker:
         return self.lexical is not None and self.weights.get(part, 0) > 0 and self.lexical.count == self.n
 
     def _score(self, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
-               mention: np.ndarray | None, window: np.ndarray | None = None) -> list[Candidates]:
+               mention: np.ndarray | None, window: tuple | None = None) -> list[Candidates]:
+        """`window`: (window score rows, max-sim rows) when the window part is used."""
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
@@ -168,11 +169,14 @@ class HybridRanker:
             if self.frozen is not None:
                 men_mean, men_std = self.frozen.row_stats("mention", query_rows, men_mean, men_std)
         if window is not None:
+            window, window_max = window
             win_mean, win_std = row_stats(window)
+            max_mean, max_std = row_stats(window_max)
             win_depth = min(self.n, depth)
             win_cands = np.argpartition(-window, win_depth - 1, axis=1)[:, :win_depth]
             if self.frozen is not None:
                 win_mean, win_std = self.frozen.row_stats("window", query_rows, win_mean, win_std)
+                max_mean, max_std = self.frozen.row_stats("window_max", query_rows, max_mean, max_std)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         results = []
         for i, q in enumerate(query_rows):
@@ -192,6 +196,8 @@ class HybridRanker:
             if window is not None:
                 raw["window"] = window[i, cand]
                 z["window"] = zscore(raw["window"], win_mean[i], win_std[i])
+                raw["window_max"] = window_max[i, cand]  # a signal of the learned ranking, not a weighted part
+                z["window_max"] = zscore(raw["window_max"], max_mean[i], max_std[i])
             if lexical is not None:
                 raw["lexical"] = lexical[i, cand]
                 z["lexical"] = zscore(raw["lexical"], lex_mean[i], lex_std[i])
@@ -204,8 +210,8 @@ class HybridRanker:
                                         else None, closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                         window=float(window[i, win_cands[i]].min()) if window is not None
                                         else None)
-            total = sum(self.weights[name] * z[name] for name in z)
-            norm = sum(self.weights[name] for name in z)
+            total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
+            norm = sum(self.weights.get(name, 0.0) for name in z)
             score = (total / norm).astype(np.float32)
             order = np.lexsort((cand, -score))
             result = Candidates(int(q), cand, score, raw, z).take(order)

@@ -15,7 +15,8 @@ Signals:
 * ``path_proximity``: share of URL-path (or id) segments the two have in common from the start; ``path_parent``:
   one is the other's parent or child
 * ``same_page_type``: 1 when both have the same page type
-* ``window_z``: the hybrid ranker's window-level z-score (see `windows.py`; 0 for an index without windows)
+* ``window_z``: the hybrid ranker's window-level z-score (see `windows.py`; 0 for an index without windows);
+  ``window_max_z``: the z-score of the pair's best single window match (max-sim), over the query's row
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from .allpairs import ArticleFacts
 
 SIGNALS = ("dense_z", "lexical_z", "mention_z", "title_overlap", "tag_overlap", "same_author", "date_gap",
            "dates_known", "candidate_older", "same_source", "path_proximity", "path_parent", "same_page_type",
-           "window_z")
-WINDOW_COLUMN = SIGNALS.index("window_z")
+           "window_z", "window_max_z")
+WINDOW_COLUMNS = {"window": SIGNALS.index("window_z"), "window_max": SIGNALS.index("window_max_z")}
 _WORD = re.compile(r"[^\W\d_][\w'-]{2,}", re.U)
 
 
@@ -131,8 +132,9 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: 
     for col, name in enumerate(("dense", "lexical", "mention")):
         if name in z:
             out[:, col] = z[name]
-    if "window" in z:
-        out[:, WINDOW_COLUMN] = z["window"]
+    for name, col in WINDOW_COLUMNS.items():
+        if name in z:
+            out[:, col] = z[name]
     if query < 0 or not len(rows):
         return out
     rows = np.asarray(rows, dtype=np.int64)

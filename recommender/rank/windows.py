@@ -54,6 +54,10 @@ class WindowScores:
 
     def row_of_windows(self, query: np.ndarray) -> np.ndarray:
         """Scores (n, float32) of windows `query` (k x dim float32) against every stored article."""
+        return self._row(query)[0]
+
+    def _row(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(window score, best single window match) of `query` against every stored article."""
         query = np.ascontiguousarray(query, dtype=np.float32)
         best_in_query = np.empty(len(self.vectors), dtype=np.float32)  # each stored window's best query match
         forward = np.full((len(query), self.n), -np.inf, dtype=np.float32)  # each query window's best per article
@@ -72,15 +76,22 @@ class WindowScores:
                 forward[:, cols] = np.maximum(forward[:, cols], part)
         forward_mean = forward.mean(axis=0)
         backward_mean = np.add.reduceat(best_in_query, self.starts) / self.counts
-        return ((forward_mean + backward_mean) / 2).astype(np.float32)
+        return ((forward_mean + backward_mean) / 2).astype(np.float32), forward.max(axis=0)
 
-    def rows(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows) x n) scores of stored articles against every article (each row computed alone)."""
+    def rows(self, rows: np.ndarray, with_max: bool = False):
+        """(len(rows) x n) scores of stored articles against every article (each row computed alone); with_max:
+        also the best single window match of each pair (max-sim, a signal of the learned ranking)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.n), dtype=np.float32)
+        best = np.empty((len(rows), self.n), dtype=np.float32)
         for i, row in enumerate(rows):
-            out[i] = self.row_of_windows(self._own(row))
-        return out
+            out[i], best[i] = self._row(self._own(row))
+        return (out, best) if with_max else out
+
+    def text_rows(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1 x n window scores, 1 x n max-sim) of new text's windows."""
+        score, best = self._row(query)
+        return score[None, :], best[None, :]
 
     def _own(self, row: int) -> np.ndarray:
         if self._float32 is not None:
