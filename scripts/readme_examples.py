@@ -12,9 +12,10 @@ An example in README.md is a region between marker comments:
 
 * Shell regions: every line that starts with `$ ` is a command (a line ending in `\\` continues it). The
   commands run in README order, in one temporary copy of `demo/`, with RECOMMENDER_INDEX=demo-index, on a
-  terminal (a pty of 100 columns), so the output is what a user sees; each command's output is written after it. A command ending in
-  ` &` runs in the background until the end (`recommender serve`); `:8000` and `--port 8000` are run on a free
-  port and shown as 8000. `echo $?` sees the previous command's exit code.
+  terminal (a pty of 80 columns, the usual default), so the output is what a user sees; each command's output
+  is written after it. A command ending in ` &` runs in the background until the end (`recommender serve`);
+  `:8000` and `--port 8000` are run on a free port and shown as 8000. `echo $?` sees the previous command's
+  exit code.
 * Python regions: a ```python fence, run as written (`python FILE` in the same folder), followed by a ```text
   fence of what it printed. A Python example that fails, or any output with a traceback, stops the script.
 
@@ -54,7 +55,7 @@ README = ROOT / "README.md"
 SHOWN_PORT = "8000"
 SHOWN_MODELS = "~/.cache/recommender/models"  # where converted models go by default
 COMMAND_TIMEOUT = 900
-TERMINAL_SIZE = (50, 100)  # rows, columns
+TERMINAL_SIZE = (50, 80)  # rows, columns
 
 REGION = re.compile(r"(?P<open><!-- example: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(?P<close><!-- /example -->)",
                     re.S)

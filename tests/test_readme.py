@@ -64,6 +64,12 @@ def test_tour_shows_every_command():
     assert set(cli.commands) - shown == set(), "commands with no example in the README's tour"
 
 
+def test_readme_stays_a_newcomers_page():
+    """Issue 16: about a quarter of the 41 KB it once was; reference text, figures and design notes go to docs/."""
+    size = len(README.read_bytes())
+    assert size <= 11_500, f"README.md is {size} bytes; move reference detail to docs/ (docs/commands.md)"
+
+
 def test_first_example_is_the_setup_command_and_ci_runs_the_test_command():
     text = README.read_text(encoding="utf-8")
     setup, tests = sh_blocks(text)[:2]
@@ -101,3 +107,45 @@ def test_script_rewrites_a_stale_readme_and_check_fails_until_then(tmp_path, cap
     assert "[batch]\nmax_shrink = 0.2\n```" in written
     assert "$ recommender related nothing-here -q\nError: " in written and "$ echo $?\n1\n```" in written
     assert examples.main(["--check", "--readme", str(readme), "-q"]) == 0
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links of a Markdown page whose file, or #anchor in it, does not exist."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)  # not in code
+    broken = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(f"{page.name}: {target} (no such file)")
+        elif anchor and linked.suffix == ".md":
+            headings = re.findall(r"^#+\s+(.*)$", linked.read_text(encoding="utf-8"), flags=re.M)
+            if anchor not in {_anchor(h) for h in headings}:
+                broken.append(f"{page.name}: {target} (no such heading)")
+    return broken
+
+
+def test_readme_and_docs_links_resolve():
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    assert [p for p in pages if p.name != "README.md"], "no docs/*.md pages found"
+    assert [b for page in pages for b in broken_links(page)] == []
+    linked = {target.split("#")[0] for target in _LINK.findall(README.read_text(encoding="utf-8"))}
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= linked, "a docs page the README omits"
+
+
+def test_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path):
+    (tmp_path / "a.md").write_text("# Title\n\n## The package, stage by stage\n")
+    page = tmp_path / "README.md"
+    page.write_text("[ok](a.md#the-package-stage-by-stage) [web](https://example.com/x.md)\n"
+                    "```\n[in code](nowhere.md)\n```\n[gone](b.md) [bad](a.md#no-such-part)\n")
+    assert broken_links(page) == ["README.md: b.md (no such file)", "README.md: a.md#no-such-part (no such heading)"]
