@@ -209,7 +209,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
                       site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
                       graph=index.graph_facts(learned, vectors=built.matrix) if learned else None,
-                      windows=index.window_scores(keep_float32=True))
+                      windows=index.window_scores(keep_copy=True))
         record["ranking"] = "learned" if learned is not None else "default"
         record["drafts_held_back"] = job.facts.held_back(policy)
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,

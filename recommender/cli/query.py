@@ -33,7 +33,8 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
             compute: bool, as_json: bool, wide: bool) -> None:
     """The articles most related to QUERY: an article id, a URL, or an article file.
 
-    Ranked by the hybrid score (embedding, TF-IDF, mentions) under the link policy and the editors' overrides.
+    Ranked by the hybrid score (embedding, passage matches, TF-IDF, mentions) under the link policy and the
+    editors' overrides.
     By id or URL the stored index answers and no model is loaded; a file not in the index is embedded.
     When nothing that decides the list changed since the last batch, its stored list answers (--json says
     "answered_by": "stored-list" or "computed"; a stored answer has no per-signal "parts").

@@ -280,9 +280,9 @@ class Index:
             self._rankers[key] = ranker
         return self._rankers[key]
 
-    def window_scores(self, keep_float32: bool = False):
+    def window_scores(self, keep_copy: bool = False):
         """Window-level scores over the stored windows (recommender.rank.windows), or None without them. The
-        batch keeps a float32 copy (keep_float32); a query converts block by block from the mapped file."""
+        batch keeps a float32 copy (keep_copy); a query converts block by block from the mapped file."""
         from ..store.windowfiles import read_windows
 
         stored = read_windows(self.folder, self.manifest)
@@ -290,7 +290,7 @@ class Index:
             return None
         from .windows import WindowScores
 
-        return WindowScores(*stored, keep_float32=keep_float32)
+        return WindowScores(*stored, keep_copy=keep_copy)
 
     def overrides(self):
         from .overrides import load_overrides

@@ -9,7 +9,10 @@ article" (late interaction at window level, like ColBERT's MaxSim over passages 
 
 The ranker reads a query's whole row (its score with every article) as it reads a TF-IDF row: for the z-score's
 mean and deviation and for the window candidate pool. A row costs one product of the query's windows with every
-window (float32, in fixed blocks of corpus windows, so a row is the same numbers in a query and in the batch).
+window. The products are exact: windows are stored as 8-bit codes with a scale each (store.windowfiles), so the
+dot product of two code vectors is a whole number below 2^24 (384 x 127 x 127), which a float32 sum holds exactly
+in any order; it is then scaled. A row is therefore the same numbers whether a query computes it alone or the
+batch in a group, with any BLAS kernel (tested).
 
 Measured on python_docs (long pages) and MDN (short ones): docs/ranking.md, "Window-level score".
 """
@@ -18,52 +21,66 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK_WINDOWS = 16_384  # corpus windows per product (fixed: the same blocks, the same float32 sums)
+BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
+GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
 
 
 class WindowScores:
-    """Window-level scores over an index's stored windows (float16 `vectors`, `offsets` per article)."""
+    """Window-level scores over an index's stored windows: int8 `codes` (windows x dim), float32 `scales` (what a
+    code is worth, per window) and `offsets` (article i owns windows offsets[i]:offsets[i + 1]). The batch
+    computes rows for groups of queries at once (one matrix product per block of corpus windows)."""
 
-    def __init__(self, vectors: np.ndarray, offsets: np.ndarray, *, keep_float32: bool = False):
-        self.vectors = vectors  # (windows x dim) float16, often memory-mapped
+    def __init__(self, codes: np.ndarray, scales: np.ndarray, offsets: np.ndarray, *, keep_copy: bool = False):
+        self.codes = codes  # often memory-mapped
+        self.scales = np.asarray(scales, dtype=np.float32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.n = len(self.offsets) - 1
         self.starts = self.offsets[:-1]
         self.counts = np.diff(self.offsets)
         if self.n and (self.counts < 1).any():
             raise ValueError("every article needs at least one window (its head)")
-        self._float32 = None
-        if keep_float32:  # the batch scores thousands of rows: convert once instead of once per row
-            self._float32 = np.asarray(vectors, dtype=np.float32)
+        self._copy = None
+        if keep_copy:  # the batch scores thousands of rows: one float32 copy instead of a conversion per group
+            self._copy = np.asarray(codes, dtype=np.float32)
+
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, offsets: np.ndarray, **kwargs) -> "WindowScores":
+        """Over window vectors not stored yet (quantised as the index stores them)."""
+        from ..store.windowfiles import quantize
+
+        return cls(*quantize(vectors), offsets, **kwargs)
 
     @property
     def count(self) -> int:
         return self.n
 
-    def windows_of(self, row: int) -> np.ndarray:
-        return np.asarray(self.vectors[self.offsets[row]:self.offsets[row + 1]], dtype=np.float32)
+    def windows_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(codes as float32, scales) of one article's windows."""
+        a, b = self.offsets[row], self.offsets[row + 1]
+        codes = self._copy[a:b] if self._copy is not None else np.asarray(self.codes[a:b], dtype=np.float32)
+        return codes, self.scales[a:b]
 
     def _blocks(self):
-        total = len(self.vectors)
+        total = len(self.codes)
         for start in range(0, total, BLOCK_WINDOWS):
             stop = min(total, start + BLOCK_WINDOWS)
-            if self._float32 is not None:
-                yield start, self._float32[start:stop]
-            else:
-                yield start, np.asarray(self.vectors[start:stop], dtype=np.float32)
+            block = self._copy[start:stop] if self._copy is not None else \
+                np.asarray(self.codes[start:stop], dtype=np.float32)
+            yield start, block, self.scales[start:stop]
 
-    def row_of_windows(self, query: np.ndarray) -> np.ndarray:
-        """Scores (n, float32) of windows `query` (k x dim float32) against every stored article."""
-        return self._row(query)[0]
-
-    def _row(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window score, best single window match) of `query` against every stored article."""
-        query = np.ascontiguousarray(query, dtype=np.float32)
-        best_in_query = np.empty(len(self.vectors), dtype=np.float32)  # each stored window's best query match
-        forward = np.full((len(query), self.n), -np.inf, dtype=np.float32)  # each query window's best per article
-        for start, block in self._blocks():
-            sims = query @ block.T
-            best_in_query[start:start + len(block)] = sims.max(axis=0)
+    def _group(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """(window scores, max-sim): (len(queries) x n) each, for a group of queries' (codes, scales)."""
+        sizes = np.array([len(codes) for codes, _ in queries], dtype=np.int64)
+        stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=np.float32)
+        worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
+        firsts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        forward = np.full((len(stacked), self.n), -np.inf, dtype=np.float32)  # each window's best per article
+        best_in_query = np.empty((len(queries), len(self.codes)), dtype=np.float32)  # each stored window's best
+        for start, block, scales in self._blocks():
+            sims = stacked @ block.T  # whole numbers, exact
+            sims *= worth[:, None]
+            sims *= scales[None, :]
+            best_in_query[:, start:start + len(block)] = np.maximum.reduceat(sims, firsts, axis=0)
             # the articles whose windows fall in this block (an article may straddle two blocks)
             first = int(np.searchsorted(self.offsets, start, side="right") - 1)
             last = int(np.searchsorted(self.offsets, start + len(block), side="left"))
@@ -74,29 +91,38 @@ class WindowScores:
                 part = np.maximum.reduceat(sims, cuts[valid], axis=1)
                 cols = np.arange(first, last)[valid]
                 forward[:, cols] = np.maximum(forward[:, cols], part)
-        forward_mean = forward.mean(axis=0)
-        backward_mean = np.add.reduceat(best_in_query, self.starts) / self.counts
-        return ((forward_mean + backward_mean) / 2).astype(np.float32), forward.max(axis=0)
+        forward_mean = np.add.reduceat(forward.astype(np.float64), firsts, axis=0) / sizes[:, None]
+        backward_mean = np.add.reduceat(best_in_query.astype(np.float64), self.starts, axis=1) / self.counts
+        score = ((forward_mean + backward_mean) / 2).astype(np.float32)
+        return score, np.maximum.reduceat(forward, firsts, axis=0)
 
     def rows(self, rows: np.ndarray, with_max: bool = False):
-        """(len(rows) x n) scores of stored articles against every article (each row computed alone); with_max:
-        also the best single window match of each pair (max-sim, a signal of the learned ranking)."""
+        """(len(rows) x n) scores of stored articles against every article; with_max: also the best single
+        window match of each pair (max-sim, a signal of the learned ranking)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.n), dtype=np.float32)
         best = np.empty((len(rows), self.n), dtype=np.float32)
-        for i, row in enumerate(rows):
-            out[i], best[i] = self._row(self._own(row))
+        i = 0
+        while i < len(rows):
+            group, size = [], 0
+            while i + len(group) < len(rows) and (not group or size + self.counts[rows[i + len(group)]]
+                                                  <= GROUP_WINDOWS):
+                size += int(self.counts[rows[i + len(group)]])
+                group.append(int(rows[i + len(group)]))
+            out[i:i + len(group)], best[i:i + len(group)] = self._group([self.windows_of(r) for r in group])
+            i += len(group)
         return (out, best) if with_max else out
 
-    def text_rows(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(1 x n window scores, 1 x n max-sim) of new text's windows."""
-        score, best = self._row(query)
-        return score[None, :], best[None, :]
+    def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1 x n window scores, 1 x n max-sim) of new text's window vectors (quantised as the stored ones)."""
+        from ..store.windowfiles import quantize
 
-    def _own(self, row: int) -> np.ndarray:
-        if self._float32 is not None:
-            return self._float32[self.offsets[row]:self.offsets[row + 1]]
-        return self.windows_of(row)
+        codes, scales = quantize(vectors)
+        return self._group([(codes.astype(np.float32), scales)])
+
+    def row_of_windows(self, vectors: np.ndarray) -> np.ndarray:
+        """Scores (n, float32) of new text's window vectors against every stored article."""
+        return self.text_rows(vectors)[0][0]
 
 
 def pair_scores(query: np.ndarray, candidate: np.ndarray) -> float:

@@ -1,7 +1,14 @@
-"""Every article's window vectors in the index folder: `windows-TOKEN-vectors.npy` (windows x dim, float16; the
-head first, then every body window) and `windows-TOKEN-offsets.npy` (n + 1 int64: article i owns rows
-offsets[i]:offsets[i + 1]). Named and checksummed in the manifest (roles "windows:vectors", "windows:offsets"),
-memory-mapped by a reader, never pickled. What reads them: recommender.rank.windows."""
+"""Every article's window vectors in the index folder, quantised to 8 bits:
+
+    windows-TOKEN-codes.npy     windows x dim int8: each window vector (the head first, then every body window)
+                                scaled so that its largest component is 127, rounded
+    windows-TOKEN-scales.npy    windows float32: what a code is worth (the largest component / 127)
+    windows-TOKEN-offsets.npy   n + 1 int64: article i owns rows offsets[i]:offsets[i + 1]
+
+A quarter of float32's size, and what makes the window score exact (recommender.rank.windows): a dot product of
+two code vectors is a whole number below 2^24, which float32 holds exactly whatever the order of the sum.
+Named and checksummed in the manifest (roles "windows:codes", "windows:scales", "windows:offsets"),
+memory-mapped by a reader, never pickled."""
 
 from __future__ import annotations
 
@@ -13,17 +20,27 @@ from .manifest import IndexProblem
 from .npyfiles import write_npy_files
 
 PREFIX = "windows:"
-ROLES = (PREFIX + "vectors", PREFIX + "offsets")
+ROLES = (PREFIX + "codes", PREFIX + "scales", PREFIX + "offsets")
+
+
+def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 codes, float32 scales) of window vectors: codes = round(v / scale), scale = max |v| / 127."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    largest = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
+    scales = np.where(largest > 0, largest / 127.0, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(vectors / scales[:, None]), -127, 127).astype(np.int8)
+    return codes, scales
 
 
 def write_windows(folder: Path, token: str, windows) -> dict:
     """Write one index version's windows (an embed.vectorize.Windows); returns the manifest entries."""
-    return write_npy_files(folder, f"windows-{token}", PREFIX, {"vectors": windows.vectors,
+    codes, scales = quantize(windows.vectors)
+    return write_npy_files(folder, f"windows-{token}", PREFIX, {"codes": codes, "scales": scales,
                                                                  "offsets": windows.offsets})
 
 
-def read_windows(folder: Path, manifest) -> tuple[np.ndarray, np.ndarray] | None:
-    """(vectors, offsets), memory-mapped, or None for an index stored without windows."""
+def read_windows(folder: Path, manifest) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(codes, scales, offsets), memory-mapped, or None for an index stored without windows."""
     if not all(role in manifest.files for role in ROLES):
         return None
     arrays = []
@@ -33,9 +50,9 @@ def read_windows(folder: Path, manifest) -> tuple[np.ndarray, np.ndarray] | None
             arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
         except (OSError, ValueError) as exc:
             raise IndexProblem(f"{path}: cannot read ({exc}); rebuild the index") from None
-    vectors, offsets = arrays
-    if offsets.ndim != 1 or len(offsets) != manifest.count + 1 or vectors.ndim != 2 \
-            or int(offsets[-1]) != len(vectors) or vectors.shape[1] != manifest.dimension:
+    codes, scales, offsets = arrays
+    if offsets.ndim != 1 or len(offsets) != manifest.count + 1 or codes.ndim != 2 or codes.dtype != np.int8 \
+            or int(offsets[-1]) != len(codes) or codes.shape[1] != manifest.dimension or len(scales) != len(codes):
         raise IndexProblem(f"{folder}: stored windows do not fit the index ({len(offsets) - 1} articles, "
-                           f"{len(vectors)} windows); rebuild the index")
-    return vectors, offsets
+                           f"{len(codes)} windows); rebuild the index")
+    return codes, scales, offsets

@@ -49,6 +49,7 @@ def test_dense_statistics_equal_brute_force():
 
 def test_hybrid_scores_are_the_weighted_zscores_of_the_full_rows(lexical):
     from recommender.rank.windows import WindowScores, pair_scores
+    from recommender.store.windowfiles import quantize
 
     rng = np.random.default_rng(1)
     vectors = unit(rng.normal(size=(len(IDS), 8)))
@@ -56,14 +57,16 @@ def test_hybrid_scores_are_the_weighted_zscores_of_the_full_rows(lexical):
     windows = unit(rng.normal(size=(sum(counts), 8))).astype(np.float16)
     offsets = np.concatenate(([0], np.cumsum(counts)))
     ranking = Ranking(dense=0.2, window=0.3, lexical=0.3, mention=0.2, candidates=len(IDS))
-    cand = HybridRanker(vectors, lexical, ranking, windows=WindowScores(windows, offsets)).score_rows(
+    cand = HybridRanker(vectors, lexical, ranking, windows=WindowScores.from_vectors(windows, offsets)).score_rows(
         np.array([0]))[0]
     assert 0 not in cand.rows and len(cand.rows) == len(IDS) - 1
 
     def z(row):
         return (row - row.mean()) / row.std()
 
-    own = [windows[offsets[i]:offsets[i + 1]].astype(np.float32) for i in range(len(IDS))]
+    codes, scales = quantize(windows)  # as the index stores them
+    kept = codes.astype(np.float32) * scales[:, None]
+    own = [kept[offsets[i]:offsets[i + 1]] for i in range(len(IDS))]
     dense = z(vectors[0] @ vectors.T)
     window = z(np.array([pair_scores(own[0], own[i]) for i in range(len(IDS))]))
     lex = z(lexical.tfidf_rows(np.array([0]))[0])

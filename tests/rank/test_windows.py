@@ -1,5 +1,6 @@
 """The window-level score: against a brute-force reference, across block boundaries, the same numbers in a query
-and in the batch, stored with the index (checksummed), and what it is for: a shared section of two long pages."""
+and in the batch, stored with the index (8-bit, checksummed), and what it is for: a shared section of two long
+pages."""
 
 import json
 
@@ -10,6 +11,7 @@ from recommender import Index, build_index
 from recommender.rank import windows as windows_module
 from recommender.rank.windows import WindowScores, pair_scores
 from recommender.store.manifest import IndexProblem
+from recommender.store.windowfiles import quantize
 
 
 def unit(x):
@@ -24,38 +26,53 @@ def random_windows(seed=0, n=40, dim=12):
     return vectors, offsets
 
 
+def stored(vectors):
+    """The window vectors as the index keeps them (8-bit codes times their scale)."""
+    codes, scales = quantize(vectors)
+    return codes.astype(np.float32) * scales[:, None]
+
+
 def brute_force(vectors, offsets, query_windows):
-    own = [vectors[offsets[i]:offsets[i + 1]].astype(np.float32) for i in range(len(offsets) - 1)]
-    return np.array([pair_scores(query_windows, w) for w in own], dtype=np.float32)
+    kept = stored(vectors)
+    own = [kept[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return np.array([pair_scores(stored(query_windows), w) for w in own], dtype=np.float32)
 
 
 @pytest.mark.parametrize("block", [7, 16, 16_384])  # articles straddle blocks of 7 and 16 windows
 def test_rows_equal_the_brute_force_mean_max(monkeypatch, block):
     monkeypatch.setattr(windows_module, "BLOCK_WINDOWS", block)
     vectors, offsets = random_windows()
-    scores = WindowScores(vectors, offsets)
+    scores = WindowScores.from_vectors(vectors, offsets)
     rows = np.array([0, 5, 17, 39])
     got = scores.rows(rows)
     for i, row in enumerate(rows):
         expected = brute_force(vectors, offsets, vectors[offsets[row]:offsets[row + 1]].astype(np.float32))
         np.testing.assert_allclose(got[i], expected, atol=1e-6)
-        assert got[i, row] == pytest.approx(1.0, abs=1e-3)  # an article matches itself window for window
+        assert got[i, row] == pytest.approx(1.0, abs=1e-2)  # an article matches itself (8-bit codes: ~1)
     text = unit(np.random.default_rng(9).normal(size=(3, vectors.shape[1])))
     np.testing.assert_allclose(scores.row_of_windows(text), brute_force(vectors, offsets, text), atol=1e-6)
 
 
-def test_the_score_is_symmetric_and_a_copy_in_the_batch_gives_the_same_bits():
-    vectors, offsets = random_windows(seed=3)
-    mapped, batch = WindowScores(vectors, offsets), WindowScores(vectors, offsets, keep_float32=True)
+def test_a_row_is_the_same_bits_alone_or_in_any_group(monkeypatch):
+    monkeypatch.setattr(windows_module, "GROUP_WINDOWS", 9)  # groups of a few queries
+    vectors, offsets = random_windows(seed=3, n=60, dim=64)
+    offsets[1] = 1  # article 0 has a single window: alone it is a one-row product
+    offsets = np.concatenate(([0], np.maximum.accumulate(offsets[1:])))
+    vectors = vectors[:offsets[-1]]
+    mapped = WindowScores.from_vectors(vectors, offsets)
+    batch = WindowScores.from_vectors(vectors, offsets, keep_copy=True)
     rows = np.arange(len(offsets) - 1)
-    a, b = mapped.rows(rows), batch.rows(rows)
-    assert np.array_equal(a, b)  # a query (block by block from the file) and the batch (one float32 copy)
-    np.testing.assert_allclose(a, a.T, atol=1e-6)
+    grouped, grouped_max = batch.rows(rows, with_max=True)  # the batch: groups, one float32 copy
+    for row in rows:  # a query: alone, block by block from the mapped float16 file
+        alone, alone_max = mapped.rows(np.array([row]), with_max=True)
+        assert np.array_equal(alone[0], grouped[row]) and np.array_equal(alone_max[0], grouped_max[row]), row
+    np.testing.assert_allclose(grouped, grouped.T, atol=1e-6)
+    np.testing.assert_allclose(grouped_max, grouped_max.T, atol=1e-6)
 
 
 def test_an_article_without_windows_is_refused():
     with pytest.raises(ValueError, match="at least one window"):
-        WindowScores(np.zeros((2, 4), np.float16), np.array([0, 2, 2]))
+        WindowScores.from_vectors(np.ones((2, 4), np.float16), np.array([0, 2, 2]))
 
 
 def write_long_pages(folder):
@@ -90,7 +107,7 @@ def test_a_shared_section_of_two_long_pages_is_found_by_the_window_score(tmp_pat
         b = index.get("b").row
         i = int(np.flatnonzero(cand.rows == b)[0])
         assert cand.z["window"][i] > cand.z["dense"][i]  # the window part stands out where the mean blurs
-        assert index.manifest.stats["windows"] == len(windows.vectors) == int(windows.offsets[-1])
+        assert index.manifest.stats["windows"] == len(windows.codes) == int(windows.offsets[-1])
 
 
 def test_stored_windows_are_checksummed_and_a_changed_file_is_refused(tmp_path):
@@ -98,10 +115,10 @@ def test_stored_windows_are_checksummed_and_a_changed_file_is_refused(tmp_path):
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     folder = tmp_path / "idx"
     manifest = json.loads((folder / "manifest.json").read_text())
-    entry = manifest["files"]["windows:vectors"]
+    entry = manifest["files"]["windows:codes"]
     path = folder / entry["name"]
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexProblem, match="windows:vectors"):
+    with pytest.raises(IndexProblem, match="windows:codes"):
         Index.open(folder)
