@@ -388,6 +388,7 @@ class Index:
             "cache_bytes": cache.stat().st_size if cache.exists() else 0,
             "lexical_terms": self.manifest.stats.get("lexical_terms"),  # recorded at build: info reads no matrix
             "mentions": self.manifest.stats.get("mentions"),
+            "windows": self.manifest.stats.get("windows"),  # window vectors stored for the window-level score
             "overrides": len(self.overrides().items),
             "articles_with": self.store.field_counts(),
             **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},

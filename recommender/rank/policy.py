@@ -2,9 +2,9 @@
 read, so the links a site shows and the links that are measured come from the same settings.
 
     [ranking]                # how candidates are scored (weights of per-query z-scores; chosen by `evaluate`)
-    dense = 0.1              # the embedding model's cosine of the two article vectors
+    dense = 0                # the embedding model's cosine of the two article vectors (it still finds candidates)
     window = 0.6             # the window-level score: how well the two articles' passages match (rank/windows.py)
-    lexical = 0.3            # TF-IDF cosine
+    lexical = 0.2            # TF-IDF cosine
     mention = 0.05           # one article names the other (its title or slug appears in the text)
     candidates = 200         # candidates per query from each of the dense, window and lexical scores
     learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
@@ -57,21 +57,33 @@ class PolicyError(ValueError):
     """A policy file that cannot be read or holds a wrong value; the message names the file and the key."""
 
 
+NO_WINDOWS = {"dense": 0.3, "window": 0.0, "lexical": 0.55, "mention": 0.15}  # docs/ranking.md, "Default weights"
+
+
 @dataclass(frozen=True)
 class Ranking:
     # chosen for the worst corpus: the best lowest ratio of recall@10 to the best lexical baseline over the
-    # shared corpora (docs/ranking.md, "Default weights"). Without stored windows (an approximate index), the
-    # window weight goes to dense.
-    dense: float = 0.1
+    # shared corpora (scripts/measure_weights.py; docs/ranking.md, "Default weights"). Without stored windows (an
+    # approximate index), `weights(windows=False)` gives the best weights measured without them.
+    dense: float = 0.0
     window: float = 0.6
-    lexical: float = 0.3
+    lexical: float = 0.2
     mention: float = 0.05
     candidates: int = 200
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
     train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
 
-    def weights(self) -> dict[str, float]:
-        return {"dense": self.dense, "window": self.window, "lexical": self.lexical, "mention": self.mention}
+    def weights(self, windows: bool = True) -> dict[str, float]:
+        """The parts' weights; windows=False: for an index without stored windows, where the defaults become
+        NO_WINDOWS (the best lowest ratio measured without the window part) and a site's own weights give their
+        window weight to dense (the closest part)."""
+        weights = {"dense": self.dense, "window": self.window, "lexical": self.lexical, "mention": self.mention}
+        if windows:
+            return weights
+        defaults = {name: Ranking.__dataclass_fields__[name].default for name in weights}
+        if weights == defaults:
+            return dict(NO_WINDOWS)
+        return {**weights, "dense": weights["dense"] + weights["window"], "window": 0.0}
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,7 @@ class HybridRanker:
         self.ann = ann  # optional: anything with search(queries, depth); else exact dense candidates
         # optional: recommender.rank.windows.WindowScores over the same rows
         self.windows = windows if windows is not None and windows.count == self.n else None
-        weights = ranking.weights()
-        if self.windows is None:  # no stored windows (an approximate index): the window weight goes to dense
-            weights = {**weights, "dense": weights["dense"] + weights["window"], "window": 0.0}
+        weights = ranking.weights(windows=self.windows is not None)  # none stored: an approximate index
         if lexical is None:
             weights = {"dense": weights["dense"] + weights["window"], "window": 0.0, "lexical": 0.0, "mention": 0.0}
         self.weights = weights

@@ -9,7 +9,7 @@ import pytest
 from recommender.store.lexindex import LexicalIndex, article_names
 from recommender.rank.linking import Facts, choose_links, collapse_duplicates, mmr, order_candidates
 from recommender.rank.overrides import Override, OverrideSet
-from recommender.rank.policy import Policy, PolicyError, Ranking, load_policy, policy_to_toml
+from recommender.rank.policy import NO_WINDOWS, Policy, PolicyError, Ranking, load_policy, policy_to_toml
 from recommender.rank.ranking import HybridRanker
 
 ROWS = [
@@ -74,10 +74,16 @@ def test_hybrid_scores_are_the_weighted_zscores_of_the_full_rows(lexical):
     expected = (0.2 * dense + 0.3 * window + 0.3 * lex + 0.2 * men) / 1.0
     np.testing.assert_allclose(cand.score, expected[cand.rows], atol=1e-4)
     assert list(cand.score) == sorted(cand.score, reverse=True)
-    # without stored windows the window weight goes to dense
+    # without stored windows a site's own window weight goes to dense
     plain = HybridRanker(vectors, lexical, ranking).score_rows(np.array([0]))[0]
     expected = 0.5 * dense + 0.3 * lex + 0.2 * men
     np.testing.assert_allclose(plain.score, expected[plain.rows], atol=1e-4)
+    # and the default weights become the ones measured without windows
+    defaults = HybridRanker(vectors, lexical, Ranking(candidates=len(IDS)))
+    assert defaults.weights == NO_WINDOWS and Ranking().weights()["window"] > 0
+    cand = defaults.score_rows(np.array([0]))[0]
+    expected = (0.3 * dense + 0.55 * lex + 0.15 * men) / 1.0
+    np.testing.assert_allclose(cand.score, expected[cand.rows], atol=1e-4)
 
 
 def test_mentions_find_titles_and_slugs(lexical):
