@@ -69,18 +69,24 @@ class WindowScores:
             yield start, block, self.scales[start:stop]
 
     def _group(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-        """(window scores, max-sim): (len(queries) x n) each, for a group of queries' (codes, scales)."""
-        sizes = np.array([len(codes) for codes, _ in queries], dtype=np.int64)
+        """(window scores, max-sim): (len(queries) x n) each, for a group of queries' (codes, scales).
+
+        Products are laid out stored windows x query windows, so that the reductions over an article's windows
+        (many short runs) run along whole rows."""
+        sizes = [len(codes) for codes, _ in queries]
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=np.float32)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
-        firsts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        forward = np.full((len(stacked), self.n), -np.inf, dtype=np.float32)  # each window's best per article
-        best_in_query = np.empty((len(queries), len(self.codes)), dtype=np.float32)  # each stored window's best
+        firsts = np.concatenate(([0], np.cumsum(sizes)))
+        best = np.full((self.n, len(stacked)), -np.inf, dtype=np.float32)  # per article: each query window's best
+        backward = np.empty((len(queries), self.n))  # per article: the mean of its windows' best query match
+        matched = np.empty((len(queries), len(self.codes)), dtype=np.float32)  # each stored window's best match
         for start, block, scales in self._blocks():
-            sims = stacked @ block.T  # whole numbers, exact
-            sims *= worth[:, None]
-            sims *= scales[None, :]
-            best_in_query[:, start:start + len(block)] = np.maximum.reduceat(sims, firsts, axis=0)
+            sims = block @ stacked.T  # whole numbers, exact
+            sims *= scales[:, None]
+            sims *= worth[None, :]
+            by_query = np.ascontiguousarray(sims.T)  # query windows x stored windows: whole rows again
+            for i in range(len(queries)):
+                matched[i, start:start + len(block)] = by_query[firsts[i]:firsts[i + 1]].max(axis=0)
             # the articles whose windows fall in this block (an article may straddle two blocks)
             first = int(np.searchsorted(self.offsets, start, side="right") - 1)
             last = int(np.searchsorted(self.offsets, start + len(block), side="left"))
@@ -88,13 +94,19 @@ class WindowScores:
             cuts = bounds[:-1]
             valid = bounds[1:] > cuts
             if valid.any():
-                part = np.maximum.reduceat(sims, cuts[valid], axis=1)
                 cols = np.arange(first, last)[valid]
-                forward[:, cols] = np.maximum(forward[:, cols], part)
-        forward_mean = np.add.reduceat(forward.astype(np.float64), firsts, axis=0) / sizes[:, None]
-        backward_mean = np.add.reduceat(best_in_query.astype(np.float64), self.starts, axis=1) / self.counts
-        score = ((forward_mean + backward_mean) / 2).astype(np.float32)
-        return score, np.maximum.reduceat(forward, firsts, axis=0)
+                runs = segments(sims, cuts[valid], (bounds[1:] - cuts)[valid], np.maximum)
+                best[cols] = np.maximum(best[cols], runs)
+        backward[:] = segments(matched.astype(np.float64).T, self.starts, self.counts, np.add).T / self.counts
+        best = np.ascontiguousarray(best.T)  # query windows x articles
+        score = np.empty((len(queries), self.n), dtype=np.float32)
+        top = np.empty((len(queries), self.n), dtype=np.float32)
+        for i in range(len(queries)):
+            mine = best[firsts[i]:firsts[i + 1]]
+            forward = mine.astype(np.float64).sum(axis=0) / sizes[i]  # row after row: the same sum in any group
+            score[i] = (forward + backward[i]) / 2
+            top[i] = mine.max(axis=0)
+        return score, top
 
     def rows(self, rows: np.ndarray, with_max: bool = False):
         """(len(rows) x n) scores of stored articles against every article; with_max: also the best single
@@ -123,6 +135,17 @@ class WindowScores:
     def row_of_windows(self, vectors: np.ndarray) -> np.ndarray:
         """Scores (n, float32) of new text's window vectors against every stored article."""
         return self.text_rows(vectors)[0][0]
+
+
+def segments(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op) -> np.ndarray:
+    """op over each run of rows values[starts[i]:starts[i] + counts[i]] (every count at least 1), in row order.
+    One vectorised step per position in a run instead of one call per run: most runs are an article's few
+    windows, and numpy's reduceat pays a call for each of thousands of runs."""
+    out = values[starts].copy()
+    for j in range(1, int(counts.max(initial=1))):
+        more = np.flatnonzero(counts > j)
+        out[more] = op(out[more], values[starts[more] + j])
+    return out
 
 
 def pair_scores(query: np.ndarray, candidate: np.ndarray) -> float:
