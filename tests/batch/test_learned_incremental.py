@@ -1,8 +1,8 @@
 """Incremental related lists under a learned ranking (recommender.batch.learned_reach): after changes, additions,
 removals, pins and blocks, every list of an incremental run equals a full recomputation with the same frozen
 statistics (the same ids in the same order, the same pinned flags, scores within 1e-5), and fewer lists than all
-are ranked again. Two models have one weight raised (neighbour_lists, named_by) so that the voter rule and the
-graph facts in the signatures decide lists: turning either off makes those cases fail."""
+are ranked again. Three models have one weight raised (neighbour_lists, named_by, window_max_z) so that the voter
+rule, the graph facts in the signatures and the window pool decide lists: turning any off makes its case fail."""
 
 from dataclasses import replace
 
@@ -18,14 +18,19 @@ from recommender.rank.policy import Policy
 N = 160
 
 
-def _records(n):
+def _records(n, sections=False):
     """Articles in 5 topics, some naming others; every third of the first 150 has a curated list of two
-    same-topic articles."""
+    same-topic articles. sections: each also holds two long sections from a bank of 24 shared by chance, so that
+    the window pool (a shared section) differs from the dense and lexical pools (the mean of a page)."""
     rng = np.random.default_rng(0)
+    vocabulary = [f"term{j}" for j in range(400)]
+    bank = [" ".join(rng.choice(vocabulary, 150)) for _ in range(24)]
     out = []
     for i in range(n):
         topic, other = TOPICS[i % 5], TOPICS[(i * 7 + 3) % 5]
         words = list(rng.choice(topic, 30)) + list(rng.choice(other, 8))
+        if sections:
+            words += " ".join(bank[j] for j in rng.choice(len(bank), 2, replace=False)).split()
         if i % 11 == 0:
             words += [TOPICS[(i + 1) % 5][(i + 1) % 9], "guide", str(i + 1)]
         record = {"id": f"doc/{i}", "title": f"{topic[i % 9].title()} guide {i}", "text": " ".join(words),
@@ -45,22 +50,25 @@ LEARNED = LEARNED.with_section("batch", refit_drift=0.2)  # 3 rounds of 5 change
 SMALL_POOLS = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12))
 
 
-@pytest.mark.parametrize("policy,emphasis", [(LEARNED.with_links(k=5, min_score=None), None),
-                                             (SMALL_POOLS.with_links(k=5, min_score=None), None),
-                                             (SMALL_POOLS.with_links(k=6, min_score=0.3), None),
-                                             (SMALL_POOLS.with_links(k=5), "neighbour_lists"),
-                                             (LEARNED.with_links(k=5), "named_by")])
-def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, emphasis):
-    """emphasis: a signal whose weight is raised in the trained model, so that its rule decides lists."""
+@pytest.mark.parametrize("policy,emphasis,sections", [(LEARNED.with_links(k=5, min_score=None), None, False),
+                                                      (SMALL_POOLS.with_links(k=5, min_score=None), None, False),
+                                                      (SMALL_POOLS.with_links(k=6, min_score=0.3), None, False),
+                                                      (SMALL_POOLS.with_links(k=5), "neighbour_lists", False),
+                                                      (SMALL_POOLS.with_links(k=5), ("window_z", "window_max_z"), True),
+                                                      (LEARNED.with_links(k=5), "named_by", False)])
+def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, emphasis, sections):
+    """emphasis: a signal (or signals) whose weight is raised in the trained model, so that its rule decides
+    lists."""
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
-    records = _records(N)
+    records = _records(N, sections)
     write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first["training"]["trained"] and first["ranking"] == "learned"
     assert first["lists"]["kind"] == "full"
     if emphasis:
         model = load_model(index_dir)
-        model.coef[ALL_SIGNALS.index(emphasis)] = 3.0
+        for name in (emphasis,) if isinstance(emphasis, str) else emphasis:
+            model.coef[ALL_SIGNALS.index(name)] = 3.0
         save_model(index_dir, model)
         assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False)["lists"]["kind"] == "full"
     curated = _curated_ids(records)
@@ -70,6 +78,9 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         free = [i for i, r in enumerate(records) if r["id"] not in curated]  # a removal there would retrain
         picks = rng.choice(len(records), 3, replace=False)
         records[picks[0]]["text"] += " " + " ".join(rng.choice(TOPICS[round_ % 5], 12))  # changed a little
+        if sections:  # takes in a section of another page: a new window match, nothing else alike
+            for x, y in rng.choice(len(records), (3, 2), replace=False):
+                records[x]["text"] += " " + " ".join(records[y]["text"].split()[-150:])
         records[picks[1]]["text"] = variant(records[picks[2]], rng, TOPICS[round_ % 5])  # now like another
         del records[int(rng.choice(free))]
         for j in range(2):  # additions, each much like an existing article; one names a curated article
