@@ -40,15 +40,15 @@ class VectorCache:
         self.path = Path(path)
         self.db = connect(self.path, SCHEMA)
 
+    def _select(self, table: str, column: str, model: str, hashes: Iterable[str], dtype) -> dict:
+        """hash -> (dim, flat array) of the rows of `table` for these hashes."""
+        query = f"SELECT hash, dim, {column} FROM {table} WHERE model = ? AND hash IN ({{marks}})"
+        return {h: (dim, np.frombuffer(blob, dtype=dtype))
+                for h, dim, blob in select_in(self.db, query, list(dict.fromkeys(hashes)), (model,))}
+
     def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        wanted = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {}
-        query = "SELECT hash, dim, vector FROM vectors WHERE model = ? AND hash IN ({marks})"
-        for h, dim, blob in select_in(self.db, query, wanted, (model,)):
-            vec = np.frombuffer(blob, dtype=np.float32)
-            if vec.shape == (dim,):
-                found[h] = vec
-        return found
+        found = self._select("vectors", "vector", model, hashes, np.float32)
+        return {h: vec for h, (dim, vec) in found.items() if vec.shape == (dim,)}
 
     def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]],
                  windows: Iterable[tuple[str, np.ndarray]] = ()) -> None:
@@ -62,14 +62,9 @@ class VectorCache:
 
     def get_windows(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """hash -> (windows x dim) float16 matrix, for the hashes that have one."""
-        wanted = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {}
-        query = "SELECT hash, dim, vectors FROM windows WHERE model = ? AND hash IN ({marks})"
-        for h, dim, blob in select_in(self.db, query, wanted, (model,)):
-            flat = np.frombuffer(blob, dtype=np.float16)
-            if dim > 0 and flat.size and flat.size % dim == 0:
-                found[h] = flat.reshape(-1, dim)
-        return found
+        found = self._select("windows", "vectors", model, hashes, np.float16)
+        return {h: flat.reshape(-1, dim) for h, (dim, flat) in found.items()
+                if dim > 0 and flat.size and flat.size % dim == 0}
 
     def prune(self, model: str, keep: set[str]) -> int:
         """Drop this model's vectors whose hash is not in keep; returns how many went."""

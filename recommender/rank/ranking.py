@@ -2,14 +2,15 @@
 z-score over the whole corpus and mixed with the policy's weights.
 
 A z-score says how far a candidate stands above the query's typical article, in standard deviations, so the
-three signals share one scale whatever their raw ranges. The corpus statistics are exact without scoring the
+signals share one scale whatever their raw ranges. The corpus statistics are exact without scoring the
 whole corpus densely: for the embedding, mean = q·μ and E[s²] = qᵀ(VᵀV/n)q; the lexical and mention rows are
 sparse products computed in full anyway (they also supply the lexical candidates); the window row
 (recommender.rank.windows) is computed in full too.
 
 Candidates per query: the `candidates` best by dense cosine (from the vector index, or exact by matrix product
-when no index is given), the `candidates` best by window score, the `candidates` best by TF-IDF, every article the query names or is named by, and (for a
-site with tags) the `candidates` sharing the rarest tags with it. Everything else ranks below them.
+when no index is given), the `candidates` best by window score, the `candidates` best by TF-IDF, every article
+the query names or is named by, and (for a site with tags) the `candidates` sharing the rarest tags with it.
+Everything else ranks below them.
 
     ranker = HybridRanker(vectors, lexical, Ranking(dense=0.5, lexical=0.4, mention=0.1))
     for cand in ranker.score_rows(np.array([0, 1])):
