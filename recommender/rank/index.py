@@ -20,7 +20,7 @@ import numpy as np
 from ..store.ann import VectorIndex, load_index
 from ..ingest.article import Article
 from ..embed.embedder import Embedder, backend_from_manifest, get_embedder
-from ..store.manifest import IndexProblem, Manifest, read_manifest, verify_files
+from ..store.manifest import IndexProblem, Manifest, check_model, check_vectors, read_manifest, verify_files
 from ..store.metadata import ArticleInfo, MetadataStore
 from .policy import Policy
 from ..embed.prepare import Preparation, combine, prepare
@@ -281,16 +281,10 @@ class Index:
         return self._rankers[key]
 
     def window_scores(self, keep_copy: bool = False):
-        """Window-level scores over the stored windows (recommender.rank.windows), or None without them. The
-        batch keeps a float32 copy (keep_copy); a query converts block by block from the mapped file."""
-        from ..store.windowfiles import read_windows
+        """Window-level scores over the stored windows (recommender.rank.windows), or None without them."""
+        from .windows import stored_window_scores
 
-        stored = read_windows(self.folder, self.manifest)
-        if stored is None:
-            return None
-        from .windows import WindowScores
-
-        return WindowScores(*stored, keep_copy=keep_copy)
+        return stored_window_scores(self.folder, self.manifest, keep_copy)
 
     def overrides(self):
         from .overrides import load_overrides
@@ -393,19 +387,3 @@ class Index:
             "articles_with": self.store.field_counts(),
             **{key: value for key, value in self.manifest.stats.items() if key.startswith("ann_recall")},
         }
-
-
-def check_vectors(folder: Path, manifest: Manifest, shape: tuple, count: int) -> None:
-    if not (shape[0] == count == manifest.count) or shape[1] != manifest.dimension:
-        raise IndexProblem(f"{folder}: index holds {shape[0]} vectors of dimension {shape[1]} and {count} "
-                           f"articles, manifest says {manifest.count} x {manifest.dimension}; rebuild it")
-
-
-def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:
-    recorded = manifest.model.get("fingerprint")
-    if recorded != embedder.fingerprint:
-        raise IndexProblem(
-            f"{folder}: built with model {manifest.model.get('name')} ({recorded}), but the model given is "
-            f"{embedder.name} ({embedder.fingerprint}); use the same model or rebuild the index"
-        )
-

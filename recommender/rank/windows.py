@@ -137,6 +137,15 @@ class WindowScores:
         return self.text_rows(vectors)[0][0]
 
 
+def stored_window_scores(folder, manifest, keep_copy: bool = False) -> WindowScores | None:
+    """Over an index version's stored windows (store.windowfiles), or None for an index without them. The batch
+    keeps a float32 copy (keep_copy); a query converts block by block from the mapped file."""
+    from ..store.windowfiles import read_windows
+
+    stored = read_windows(folder, manifest)
+    return None if stored is None else WindowScores(*stored, keep_copy=keep_copy)
+
+
 def segments(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op) -> np.ndarray:
     """op over each run of rows values[starts[i]:starts[i] + counts[i]] (every count at least 1), in row order.
     One vectorised step per position in a run instead of one call per run: most runs are an article's few

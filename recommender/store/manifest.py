@@ -98,3 +98,21 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
             continue
         if stat.st_size != entry.bytes or sha256_file(path) != entry.sha256:
             raise IndexProblem(f"{path}: {role} file does not match its checksum (corrupted or changed); rebuild")
+
+
+def check_vectors(folder: Path, manifest: Manifest, shape: tuple, count: int) -> None:
+    """Refuse vectors and articles whose counts or dimension differ from the manifest's."""
+    if not (shape[0] == count == manifest.count) or shape[1] != manifest.dimension:
+        raise IndexProblem(f"{folder}: index holds {shape[0]} vectors of dimension {shape[1]} and {count} "
+                           f"articles, manifest says {manifest.count} x {manifest.dimension}; rebuild it")
+
+
+def check_model(manifest: Manifest, embedder, folder: Path) -> None:
+    """Refuse an embedder (recommender.embed.embedder) other than the one the index was built with."""
+    recorded = manifest.model.get("fingerprint")
+    if recorded != embedder.fingerprint:
+        raise IndexProblem(
+            f"{folder}: built with model {manifest.model.get('name')} ({recorded}), but the model given is "
+            f"{embedder.name} ({embedder.fingerprint}); use the same model or rebuild the index"
+        )
+
