@@ -11,7 +11,7 @@ The ranker reads a query's whole row (its score with every article) as it reads 
 mean and deviation and for the window candidate pool. A row costs one product of the query's windows with every
 window. The products are exact: windows are stored as 8-bit codes with a scale each (store.windowfiles), so the
 dot product of two code vectors is a whole number below 2^24 (384 x 127 x 127), which a float32 sum holds exactly
-in any order; it is then scaled. A row is therefore the same numbers whether a query computes it alone or the
+in any order; it is then scaled. (Above 1,040 dimensions the products are summed in float64, exact up to 2^53.) A row is therefore the same numbers whether a query computes it alone or the
 batch in a group, with any BLAS kernel (tested).
 
 Measured on python_docs (long pages) and MDN (short ones): docs/ranking.md, "Window-level score".
@@ -39,9 +39,11 @@ class WindowScores:
         self.counts = np.diff(self.offsets)
         if self.n and (self.counts < 1).any():
             raise ValueError("every article needs at least one window (its head)")
+        # the products' type: float32 holds every sum of dim products of two codes exactly below 2^24
+        self.exact = np.float32 if codes.shape[1] * 127 * 127 < 2 ** 24 else np.float64
         self._copy = None
-        if keep_copy:  # the batch scores thousands of rows: one float32 copy instead of a conversion per group
-            self._copy = np.asarray(codes, dtype=np.float32)
+        if keep_copy:  # the batch scores thousands of rows: one copy instead of a conversion per group
+            self._copy = np.asarray(codes, dtype=self.exact)
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, offsets: np.ndarray, **kwargs) -> "WindowScores":
@@ -55,9 +57,9 @@ class WindowScores:
         return self.n
 
     def windows_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """(codes as float32, scales) of one article's windows."""
+        """(codes as numbers of the products' type, scales) of one article's windows."""
         a, b = self.offsets[row], self.offsets[row + 1]
-        codes = self._copy[a:b] if self._copy is not None else np.asarray(self.codes[a:b], dtype=np.float32)
+        codes = self._copy[a:b] if self._copy is not None else np.asarray(self.codes[a:b], dtype=self.exact)
         return codes, self.scales[a:b]
 
     def _blocks(self):
@@ -65,7 +67,7 @@ class WindowScores:
         for start in range(0, total, BLOCK_WINDOWS):
             stop = min(total, start + BLOCK_WINDOWS)
             block = self._copy[start:stop] if self._copy is not None else \
-                np.asarray(self.codes[start:stop], dtype=np.float32)
+                np.asarray(self.codes[start:stop], dtype=self.exact)
             yield start, block, self.scales[start:stop]
 
     def _group(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,14 +76,14 @@ class WindowScores:
         Products are laid out stored windows x query windows, so that the reductions over an article's windows
         (many short runs) run along whole rows."""
         sizes = [len(codes) for codes, _ in queries]
-        stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=np.float32)
+        stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
         firsts = np.concatenate(([0], np.cumsum(sizes)))
         best = np.full((self.n, len(stacked)), -np.inf, dtype=np.float32)  # per article: each query window's best
         backward = np.empty((len(queries), self.n))  # per article: the mean of its windows' best query match
         matched = np.empty((len(queries), len(self.codes)), dtype=np.float32)  # each stored window's best match
         for start, block, scales in self._blocks():
-            sims = block @ stacked.T  # whole numbers, exact
+            sims = (block @ stacked.T).astype(np.float32, copy=False)  # whole numbers, exact
             sims *= scales[:, None]
             sims *= worth[None, :]
             by_query = np.ascontiguousarray(sims.T)  # query windows x stored windows: whole rows again
@@ -130,7 +132,7 @@ class WindowScores:
         from ..store.windowfiles import quantize
 
         codes, scales = quantize(vectors)
-        return self._group([(codes.astype(np.float32), scales)])
+        return self._group([(codes.astype(self.exact), scales)])
 
     def row_of_windows(self, vectors: np.ndarray) -> np.ndarray:
         """Scores (n, float32) of new text's window vectors against every stored article."""

@@ -122,3 +122,14 @@ def test_stored_windows_are_checksummed_and_a_changed_file_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(IndexProblem, match="windows:codes"):
         Index.open(folder)
+
+
+def test_wide_vectors_are_summed_in_float64_and_stay_exact():
+    vectors, offsets = random_windows(seed=5, n=12, dim=1100)  # 1100 x 127 x 127 is above 2^24
+    mapped = WindowScores.from_vectors(vectors, offsets)
+    batch = WindowScores.from_vectors(vectors, offsets, keep_copy=True)
+    assert mapped.exact is np.float64 and WindowScores.from_vectors(*random_windows()).exact is np.float32
+    rows = np.arange(len(offsets) - 1)
+    grouped = batch.rows(rows)
+    assert all(np.array_equal(mapped.rows(np.array([r]))[0], grouped[r]) for r in rows)
+    np.testing.assert_allclose(grouped[3], brute_force(vectors, offsets, vectors[offsets[3]:offsets[4]]), atol=1e-5)
