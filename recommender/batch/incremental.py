@@ -1,10 +1,10 @@
 """Recompute only the related lists a change can reach, with the corpus statistics of the last full rebuild.
 
 Why not "every list whose candidate pool a change enters or leaves": each article sits in the candidate pools
-(200 dense + 200 window + 200 lexical + mentions) of hundreds of others, so 1% of changed articles touches 91-100% of the pools
-on python_docs (docs/batch.md). What decides a list is narrower. With the statistics frozen (embedding mean and
-second moment; each query's window, lexical and mention row mean and deviation; IDF in the lexical index), the score of
-a pair depends only on the two articles, and a list changes only if:
+(200 dense + 200 window + 200 lexical + mentions) of hundreds of others, so 1% of changed articles touches
+91-100% of the pools on python_docs (docs/batch.md). What decides a list is narrower. With the statistics frozen
+(embedding mean and second moment; each query's window, lexical and mention row mean and deviation; IDF in the
+lexical index), the score of a pair depends only on the two articles, and a list changes only if:
 
 * R1 the article itself is new or changed (any field), or an override of it changed, or it pins a new article;
 * R2 a changed or removed article is in its stored list (its score or its presence changes);
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 STATE_FILE = "lists-state.npz"
-POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}
-ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)  # candidate pool -> the score part its boundary bounds
+POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}  # candidate pool -> the part it bounds
+ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)
 EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
 
 

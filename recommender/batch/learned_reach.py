@@ -175,8 +175,8 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_)
-        score, strength = pair_scores(job, stats, r[qi], cols, {k: v[qi, cols] for k, v in (rows | extra).items()},
-                                      voters[r[qi]], values[r[qi]])
+        pairs = {k: v[qi, cols] for k, v in (rows | extra).items()}
+        score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
         np.logical_or.at(l3, start + qi[hit], True)
         entering = ~sure_out_new[qi, cols]

@@ -11,8 +11,9 @@ The ranker reads a query's whole row (its score with every article) as it reads 
 mean and deviation and for the window candidate pool. A row costs one product of the query's windows with every
 window. The products are exact: windows are stored as 8-bit codes with a scale each (store.windowfiles), so the
 dot product of two code vectors is a whole number below 2^24 (384 x 127 x 127), which a float32 sum holds exactly
-in any order; it is then scaled. (Above 1,040 dimensions the products are summed in float64, exact up to 2^53.) A row is therefore the same numbers whether a query computes it alone or the
-batch in a group, with any BLAS kernel (tested).
+in any order; it is then scaled (above 1,040 dimensions the products are summed in float64, exact up to 2^53).
+A row is therefore the same numbers whether a query computes it alone or the batch in a group, with any BLAS
+kernel (tested).
 
 Measured on python_docs (long pages) and MDN (short ones): docs/ranking.md, "Window-level score".
 """
