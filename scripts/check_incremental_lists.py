@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.batch.incremental import POOL_PARTS, ROW_PARTS, STATE_FILE, Frozen, load_state
+from recommender.batch.incremental import STATE_FILE, Frozen, load_state
 from recommender.batch.nightly import resolve_policy
 from recommender.batch.relatedlists import LinkJob, link_rows
 from recommender.rank.index import Index
@@ -31,8 +31,7 @@ def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, 
         if ids != state["ids"]:
             sys.exit(f"{out / STATE_FILE}: made for other articles than {index_dir}")
         vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
-        frozen = Frozen(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
-                        {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
+        frozen = Frozen.stored(state, ids)
         model = index.learned_model(policy)
         if model is not None:  # read from the index's arrays it has no curated lists: the graph needs them
             model = load_model(index.folder)

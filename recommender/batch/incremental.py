@@ -48,6 +48,13 @@ class Frozen:
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
 
     @classmethod
+    def stored(cls, state: dict, ids: list[str]) -> "Frozen":
+        """The statistics a lists state froze (load_state), to rank every row again with them, as the checks of
+        incremental runs do; no pool boundary is known."""
+        return cls(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
+                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
+
+    @classmethod
     def fresh(cls, vectors: np.ndarray, ids: list[str]) -> "Frozen":
         v64 = vectors.astype(np.float64)
         n = max(1, len(vectors))

@@ -257,9 +257,10 @@ class _QueryStats:
         mean = v @ frozen.mean_vector  # BLAS: a z-score here only decides a test with a slack
         second = ((v @ frozen.second_moment) * v).sum(axis=1)
         self.stats = {"dense": (mean, np.sqrt(np.maximum(second - mean ** 2, 0.0)))}
-        for part in ("lexical", "mention", "window", "window_max"):
-            if used.get(part if part != "window_max" else "window"):
-                self.stats[part] = (frozen.stats[part][:, 0], frozen.stats[part][:, 1])
+        # window_max (the learned signal window_max_z) comes with the window row
+        parts = [p for p in ("lexical", "mention", "window") if used[p]] + (["window_max"] if used["window"] else [])
+        for part in parts:
+            self.stats[part] = (frozen.stats[part][:, 0], frozen.stats[part][:, 1])
 
     def z(self, part: str, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
         mean, std = self.stats[part]

@@ -89,7 +89,7 @@ class HybridRanker:
         self.windows = windows if windows is not None and windows.count == self.n else None
         weights = ranking.weights(windows=self.windows is not None)  # none stored: an approximate index
         if lexical is None:
-            weights = {"dense": weights["dense"] + weights["window"], "window": 0.0, "lexical": 0.0, "mention": 0.0}
+            weights = {"dense": 1.0, "window": 0.0, "lexical": 0.0, "mention": 0.0}
         self.weights = weights
         # moments: (mean, second moment) precomputed at build (recommender.rank.querydata), else computed here
         self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)

@@ -135,10 +135,6 @@ class WindowScores:
         codes, scales = quantize(vectors)
         return self._group([(codes.astype(self.exact), scales)])
 
-    def row_of_windows(self, vectors: np.ndarray) -> np.ndarray:
-        """Scores (n, float32) of new text's window vectors against every stored article."""
-        return self.text_rows(vectors)[0][0]
-
 
 def stored_window_scores(folder, manifest, keep_copy: bool = False) -> WindowScores | None:
     """Over an index version's stored windows (store.windowfiles), or None for an index without them. The batch

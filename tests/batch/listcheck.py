@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from recommender.batch.incremental import POOL_PARTS, ROW_PARTS, STATE_FILE, Frozen, load_state
+from recommender.batch.incremental import STATE_FILE, Frozen, load_state
 from recommender.batch.relatedlists import LinkJob, link_rows
 from recommender.rank.index import Index
 from recommender.rank.learned import graph_facts, load_model
@@ -37,8 +37,7 @@ def full_with_frozen(index_dir, out, policy, learned: bool = False):
         ids = index.store.ids()
         assert ids == state["ids"]
         vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
-        frozen = Frozen(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
-                        {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
+        frozen = Frozen.stored(state, ids)
         if learned:
             model = load_model(index.folder)
             ranking = dict(learned=model, site_facts=index.site_facts(),

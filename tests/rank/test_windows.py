@@ -50,7 +50,7 @@ def test_rows_equal_the_brute_force_mean_max(monkeypatch, block):
         np.testing.assert_allclose(got[i], expected, atol=1e-6)
         assert got[i, row] == pytest.approx(1.0, abs=1e-2)  # an article matches itself (8-bit codes: ~1)
     text = unit(np.random.default_rng(9).normal(size=(3, vectors.shape[1])))
-    np.testing.assert_allclose(scores.row_of_windows(text), brute_force(vectors, offsets, text), atol=1e-6)
+    np.testing.assert_allclose(scores.text_rows(text)[0][0], brute_force(vectors, offsets, text), atol=1e-6)
 
 
 def test_a_row_is_the_same_bits_alone_or_in_any_group(monkeypatch):
