@@ -1,5 +1,6 @@
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,4 +53,12 @@ def hashing_index(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("hash-index")
     build_index(FIXTURES / "corpus", folder, model="hashing", progress=False)
+    return folder
+
+
+@pytest.fixture
+def index_copy(hashing_index, tmp_path):
+    """A copy of the hashing index that a test may write to (pins, blocks, a new version)."""
+    folder = tmp_path / "idx"
+    shutil.copytree(hashing_index, folder)
     return folder

@@ -2,9 +2,7 @@
 copies collapsed end to end."""
 
 import json
-import shutil
 
-import pytest
 from click.testing import CliRunner
 
 from recommender import Index, build_index
@@ -17,13 +15,6 @@ from recommender.rank.policy import Links, Policy
 def invoke(*args):
     result = CliRunner().invoke(cli, [str(a) for a in args])
     return result
-
-
-@pytest.fixture
-def index_copy(hashing_index, tmp_path):
-    folder = tmp_path / "idx"
-    shutil.copytree(hashing_index, folder)
-    return folder
 
 
 def related_ids(folder, ref, *extra):

@@ -18,13 +18,6 @@ from conftest import FIXTURES
 
 
 @pytest.fixture
-def index_copy(hashing_index, tmp_path):
-    folder = tmp_path / "idx"
-    shutil.copytree(hashing_index, folder)
-    return folder
-
-
-@pytest.fixture
 def client(index_copy):
     with TestClient(create_app(index_copy, editor=True, token="secret")) as c:
         yield c

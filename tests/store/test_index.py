@@ -91,13 +91,6 @@ def test_search_and_unindexed_article_use_the_index_model(hashing_index):
         assert index.related_to_article(new, k=1)[0].id == "feed/orbit-station"
 
 
-@pytest.fixture
-def index_copy(hashing_index, tmp_path):
-    folder = tmp_path / "idx"
-    shutil.copytree(hashing_index, folder)
-    return folder
-
-
 def test_corrupted_vectors_file_is_refused(index_copy):
     manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
     path = index_copy / manifest["files"]["vectors"]["name"]
