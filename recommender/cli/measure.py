@@ -101,22 +101,26 @@ def check(index_dir: Path, k: int | None, suggestions: int, out_path: Path | Non
               help="gold.jsonl to learn from. Default: the curated related: lists in the index.")
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
+@click.option("--objective", type=click.Choice(["auto", "pointwise", "listwise"]), default="auto", show_default=True,
+              help="How to fit: logistic regression over pairs, a softmax over each query's candidates, or (auto) "
+                   "whichever cross-validates better on these lists.")
 @policy_option
 @click.option("--dry-run", is_flag=True, help="Measure and print, but do not store the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @common_options()
 @user_errors
-def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy_path: Path | None, dry_run: bool,
-          as_json: bool) -> None:
-    """Learn a ranking from the curated related lists (logistic regression over the pair signals), report it
-    under k-fold cross-validation over queries, and store it with the index."""
+def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, objective: str, policy_path: Path | None,
+          dry_run: bool, as_json: bool) -> None:
+    """Learn a ranking from the curated related lists (a linear model over the pair signals), report it under
+    k-fold cross-validation over queries, and store it with the index."""
     from ..evaluate.gold import load_gold_jsonl as load_gold
     from ..evaluate.training import store_model, train as train_model
 
     policy = load_policy_for(policy_path)
     with Index.open(index_dir) as index:
         gold = load_gold(gold_path) if gold_path else None
-        model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet())
+        model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet(),
+                                    objective=objective)
         if not dry_run:
             store_model(index.folder, model)
     report.pop("fold_of", None)
@@ -131,9 +135,11 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, policy
         click.echo(f"  {name:<16} {weight:+.3f}")
     click.echo(f"{folds}-fold cross-validation over queries (seed {seed}), "
                f"{plural(report['learned']['queries'], 'query', 'queries')}:")
-    for name in ("learned", "default", "tfidf"):
-        if name in report:
-            click.echo(f"  {name:<8} recall@10 {report[name]['recall@10']:.3f}  mrr {report[name]['mrr']:.3f}")
+    rows = [(f"{name} ({'fitted' if name == report['objective'] else 'not kept'})", figures)
+            for name, figures in report["objectives"].items()]
+    rows += [(name, report[name]) for name in ("default", "tfidf") if name in report]
+    for name, figures in rows:
+        click.echo(f"  {name:<20} recall@10 {figures['recall@10']:.3f}  mrr {figures['mrr']:.3f}")
     state = "stored; used by related, search, the batch and evaluate" if model.beats_default() else \
         "stored, but not used by default (it did not beat the default ranking; [ranking] learned = \"on\" forces it)"
     click.echo("model " + ("not stored (--dry-run)" if dry_run else state))

@@ -95,15 +95,16 @@ class PolicyScorer:
 
 class CrossValidatedScorer(PolicyScorer):
     """The learned ranking under k-fold cross-validation over the evaluated queries: each query's candidates are
-    re-scored by a model fitted on the other folds' gold lists only (`training.cross_validated_candidates`), then
-    ordered by the link policy like `system`."""
+    re-scored by a model fitted on the other folds' gold lists only, by the objective those folds chose
+    (`training.cross_validated_candidates`), then ordered by the link policy like `system`."""
 
     def __init__(self, index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
                  progress: bool = False):
         from .training import cross_validated_candidates
 
         super().__init__(index, policy, name=f"learned ({folds}-fold CV)")
-        self.cands, self.fold_of = cross_validated_candidates(index, policy, gold, folds, seed, progress)
+        self.cands, self.fold_of, self.objectives = cross_validated_candidates(index, policy, gold, folds, seed,
+                                                                               progress)
 
     def candidates(self, rows: np.ndarray) -> list:
         return [self.cands[int(r)] for r in rows]
@@ -285,6 +286,10 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
 
         if len(queries) >= max(MIN_LISTS, folds):
             scorers.append(CrossValidatedScorer(index, policy, gold_rows, folds, seed, progress))
+            chosen = scorers[-1].objectives
+            notes.append(f"{scorers[-1].name}: the objective chosen inside each fold (on the other folds' lists "
+                         "only): " + ", ".join(f"{name} in {chosen.count(name)} of {folds}"
+                                               for name in sorted(set(chosen))))
         else:
             notes.append(f"learned ranking not evaluated: {len(queries)} queries, cross-validation needs at least "
                          f"{max(MIN_LISTS, folds)}")

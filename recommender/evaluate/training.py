@@ -20,11 +20,11 @@ from ..rank.graph_signals import GraphFacts, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
+from .objectives import OBJECTIVES, better, fit, fit_rows
 
 log = logging.getLogger(__name__)
 
 MIN_LISTS = 20  # fewer curated lists than this: keep the default ranking
-MAX_FIT_ROWS = 500_000  # candidate pairs a fit uses at most (all positives, a sample of the negatives)
 
 
 def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool = False):
@@ -49,35 +49,6 @@ def graph_columns(graph: GraphFacts, cands: dict | Pairs, queries) -> np.ndarray
     return graph.columns_many(pairs)
 
 
-def fit_rows(y: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """The rows a fit uses: all of them, or above MAX_FIT_ROWS every positive and a seeded uniform sample of the
-    negatives."""
-    rows = np.arange(len(y)) if rows is None else rows
-    if len(rows) <= MAX_FIT_ROWS:
-        return rows
-    positives, negatives = rows[y[rows]], rows[~y[rows]]
-    keep = np.random.default_rng(0).choice(negatives, max(0, MAX_FIT_ROWS - len(positives)), replace=False)
-    return np.sort(np.concatenate([positives, keep]))
-
-
-def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> LearnedModel:
-    """Logistic regression, signals standardised, classes balanced. Above MAX_FIT_ROWS pairs it fits on every
-    positive and a seeded uniform sample of the negatives (the balanced weights make up for the ratio; on MDN,
-    200,000 to 1,000,000 rows give the same cross-validated figures to 0.001)."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(y) > MAX_FIT_ROWS:
-        chosen = fit_rows(y)
-        X, y = X[chosen], y[chosen]
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale = np.where(scale > 1e-9, scale, 1.0)
-    clf = LogisticRegression(C=C, max_iter=300, class_weight="balanced")
-    clf.fit((X - mean) / scale, y)
-    return LearnedModel(signals=list(ALL_SIGNALS[:X.shape[1]]), mean=mean.tolist(), scale=scale.tolist(), coef=clf.coef_[0].tolist(),
-                        intercept=float(clf.intercept_[0]))
-
-
 def ranks_in(rows: np.ndarray, score: np.ndarray, gold: list[int]) -> list[float]:
     """1-based ranks of the gold rows in the ordered candidates; inf for gold outside the candidates."""
     order = rows[np.lexsort((rows, -score))]
@@ -98,24 +69,71 @@ def assign_folds(queries, folds: int, seed: int) -> dict[int, int]:
     return dict(zip(rng.permutation(queries).tolist(), (np.arange(len(queries)) % folds).tolist()))
 
 
-def cv_scores(X, y, qs, queries, folds: int = 5, seed: int = 0, fold_columns=None):
-    """k-fold over queries: each row's score by a model fitted without its query's curated list; and the fold of
-    each query. fold_columns(training queries), when given, adds columns computed from those queries' lists only
-    (every row, in X's order)."""
+def cv_scores(X, y, qs, queries, folds: int = 5, seed: int = 0, fold_columns=None, objectives=("pointwise",)):
+    """k-fold over queries: each row's score by a model fitted without its query's curated list, one array per
+    objective; and the fold of each query. fold_columns(training queries), when given, adds columns computed from
+    those queries' lists only (every row, in X's order)."""
     fold_of = assign_folds(queries, folds, seed)
     row_fold = np.array([fold_of[int(q)] for q in qs])
-    scores = np.zeros(len(y), dtype=np.float32)
+    scores = {name: np.zeros(len(y), dtype=np.float32) for name in objectives}
     for f in range(folds):
-        extra = None if fold_columns is None else fold_columns([q for q in queries if fold_of[q] != f])
-
-        def take(rows):
-            return X[rows] if extra is None else np.hstack([X[rows], extra[rows]])
-
-        train_rows = fit_rows(y, np.flatnonzero(row_fold != f))
         test_rows = np.flatnonzero(row_fold == f)
-        model = fit(take(train_rows), y[train_rows])
-        scores[test_rows] = model.score(take(test_rows))
+        fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] != f], row_fold != f, test_rows,
+                              fold_columns, objectives)
+        for name in objectives:
+            scores[name][test_rows] = fitted[name]
     return scores, fold_of
+
+
+def _fit_without(X, y, qs, train_queries, train_mask, test_rows, fold_columns, objectives) -> dict:
+    """The scores of test_rows under each objective's model fitted on the rows of train_mask (whose queries are
+    train_queries; the fold columns from their lists only)."""
+    extra = None if fold_columns is None else fold_columns(train_queries)
+
+    def take(rows):
+        return X[rows] if extra is None else np.hstack([X[rows], extra[rows]])
+
+    rows, rate = fit_rows(y, np.flatnonzero(train_mask))
+    train_X, test_X = take(rows), take(test_rows)
+    return {name: fit(train_X, y[rows], qs[rows], name, negative_rate=rate).score(test_X) for name in objectives}
+
+
+def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, fold_columns=None):
+    """k-fold over queries with the objective chosen inside each fold: for the queries of fold f, the objective
+    that cross-validated better over the *other* folds alone (each of them scored by models fitted on the
+    remaining folds, so without f's lists) ranks them with a model fitted on every fold but f. No curated list
+    of fold f takes part in choosing or fitting what ranks it. Returns the scores, the fold of each query and
+    the objective each fold got."""
+    queries = sorted(gold)
+    outer, fold_of = cv_scores(X, y, qs, queries, folds, seed, fold_columns, OBJECTIVES)
+    row_fold = np.array([fold_of[int(q)] for q in qs])
+    by_query = rows_by_query(qs)
+    pair = {}  # (f, g): each objective's scores of the rows of folds f and g, fitted on the other folds
+    for f in range(folds):
+        for g in range(f + 1, folds):
+            held = (row_fold == f) | (row_fold == g)
+            test_rows = np.flatnonzero(held)
+            fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] not in (f, g)], ~held, test_rows,
+                                  fold_columns, OBJECTIVES)
+            for name in OBJECTIVES:
+                pair[f, g, name] = (test_rows, fitted[name])
+    scores = np.zeros(len(y), dtype=np.float32)
+    chosen = []
+    for f in range(folds):
+        inner = [q for q in queries if fold_of[q] != f]
+        figures = {}
+        for name in OBJECTIVES:
+            inner_scores = np.zeros(len(y), dtype=np.float32)
+            for g in range(folds):
+                if g != f:
+                    rows, values = pair[min(f, g), max(f, g), name]
+                    keep = row_fold[rows] == g
+                    inner_scores[rows[keep]] = values[keep]
+            figures[name] = summarise({q: ranks_in(default_rows[q], inner_scores[by_query[q]], gold[q])
+                                       for q in inner}, gold)
+        chosen.append(better(figures))
+        scores[row_fold == f] = outer[chosen[-1]][row_fold == f]
+    return scores, fold_of, chosen
 
 
 def rows_by_query(qs: np.ndarray) -> dict[int, np.ndarray]:
@@ -125,15 +143,18 @@ def rows_by_query(qs: np.ndarray) -> dict[int, np.ndarray]:
     return {int(k): part for k, part in zip(keys, np.split(order, starts[1:]))}
 
 
-def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0, fold_columns=None) -> dict:
-    """k-fold over queries: each query is ranked by a model fitted without its own curated list."""
-    scores, fold_of = cv_scores(X, y, qs, sorted(gold), folds, seed, fold_columns)
-    learned = {}
-    for q, where in rows_by_query(qs).items():
-        learned[q] = ranks_in(default_scores[q][0], scores[where], gold[q])
+def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0, fold_columns=None,
+                   objectives=OBJECTIVES) -> dict:
+    """k-fold over queries: each query is ranked by a model fitted without its own curated list, under each of
+    `objectives`; "learned" is the better of them (`objective`), each one's figures under "objectives"."""
+    scores, fold_of = cv_scores(X, y, qs, sorted(gold), folds, seed, fold_columns, objectives)
+    by_query = rows_by_query(qs)
+    figures = {name: summarise({q: ranks_in(default_scores[q][0], values[where], gold[q])
+                                for q, where in by_query.items()}, gold) for name, values in scores.items()}
+    chosen = better(figures)
     default = {q: ranks_in(rows, score, gold[q]) for q, (rows, score) in default_scores.items()}
-    return {"folds": folds, "seed": seed, "learned": summarise(learned, gold), "default": summarise(default, gold),
-            "fold_of": {int(k): int(v) for k, v in fold_of.items()}}
+    return {"folds": folds, "seed": seed, "learned": figures[chosen], "objective": chosen, "objectives": figures,
+            "default": summarise(default, gold), "fold_of": {int(k): int(v) for k, v in fold_of.items()}}
 
 
 def _training_set(index, policy, gold: dict[int, list[int]], progress: bool):
@@ -155,18 +176,20 @@ def _training_set(index, policy, gold: dict[int, list[int]], progress: bool):
 
 
 def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
-                               progress: bool = False) -> tuple[dict, dict[int, int]]:
+                               progress: bool = False) -> tuple[dict, dict[int, int], list[str]]:
     """Each query's candidates (the default ranker's) re-scored by a model fitted on the other folds' curated
-    lists only, best first; and the fold of each query. What `evaluate` ranks as the learned system."""
+    lists only, with the objective chosen without them too (`nested_scores`), best first; the fold of each query;
+    the objective of each fold. What `evaluate` ranks as the learned system."""
     if len(gold) < max(MIN_LISTS, folds):
         raise ValueError(f"{len(gold)} curated lists, at least {max(MIN_LISTS, folds)} are needed to learn a ranking")
     cands, X, y, qs, _, fold_columns = _training_set(index, policy, gold, progress)
-    scores, fold_of = cv_scores(X, y, qs, sorted(gold), folds, seed, fold_columns)
+    scores, fold_of, chosen = nested_scores(X, y, qs, {q: c.rows for q, c in cands.items()}, gold, folds, seed,
+                                            fold_columns)
     for q, where in rows_by_query(qs).items():
         cand = cands[q]
         cand.score = scores[where]
         cands[q] = cand.take(np.lexsort((cand.rows, -cand.score)))
-    return cands, fold_of
+    return cands, fold_of, chosen
 
 
 def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
@@ -185,9 +208,10 @@ def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
 
 
 def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, list[str]] | None = None,
-          progress: bool = False) -> tuple[LearnedModel, dict]:
-    """Cross-validate, then fit on every curated list (the index's, or `gold`). Raises ValueError when there are
-    too few lists."""
+          progress: bool = False, objective: str = "auto") -> tuple[LearnedModel, dict]:
+    """Cross-validate, then fit on every curated list (the index's, or `gold`). objective: "auto" cross-validates
+    every one of OBJECTIVES and fits the better; or one of them. Raises ValueError when there are too few lists or
+    the objective is unknown."""
     from .metrics import gold_in_index
 
     timer = time.perf_counter()
@@ -197,15 +221,19 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     if len(kept) < MIN_LISTS:
         raise ValueError(f"{index.folder}: {len(kept)} curated lists in the index, at least {MIN_LISTS} are needed "
                          "to learn a ranking; the default ranking stays")
+    if objective != "auto" and objective not in OBJECTIVES:
+        raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
     cands, X, y, qs, graph, fold_columns = _training_set(index, policy, gold, progress)
     default_scores = {q: (cand.rows, cand.score) for q, cand in cands.items()}
     collected = time.perf_counter() - timer
-    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, fold_columns)
+    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, fold_columns,
+                            OBJECTIVES if objective == "auto" else (objective,))
     if index.lexical is not None and index.lexical.count == len(ids):
         report["tfidf"] = tfidf_baseline(index.lexical, gold)
-    rows = fit_rows(y)
-    model = fit(np.hstack([X[rows], graph_columns(graph, cands, sorted(gold))[rows]]), y[rows])
+    rows, rate = fit_rows(y)
+    model = fit(np.hstack([X[rows], graph_columns(graph, cands, sorted(gold))[rows]]), y[rows], qs[rows],
+                report["objective"], negative_rate=rate)
     model.trained_on = len(gold)
     model.curated = curated_digest(kept)
     model.lists = {q: list(related) for q, related in sorted(kept.items())}

@@ -1,5 +1,6 @@
-"""A ranking learned from a site's own curated related lists: logistic regression (scikit-learn) over the pair
-signals of `signals.py`, fitted on the hybrid ranker's candidates with the curated links as positives.
+"""A ranking learned from a site's own curated related lists: a linear model over the pair signals of `signals.py`,
+fitted on the hybrid ranker's candidates with the curated links as positives (pointwise logistic regression or a
+listwise softmax, whichever cross-validated better on the site: recommender.evaluate.objectives).
 
 Stored beside the index as plain JSON (`learned-ranker.json`: signal names, standardisation, coefficients, the
 cross-validated figures, and a sha256 of its own content); never pickle. The file is also named and checksummed
@@ -41,6 +42,7 @@ class LearnedModel:
     cv: dict = field(default_factory=dict)  # cross-validated figures (learned vs default), see train()
     curated: str = ""  # sha256 of the curated lists it was fitted on (the batch trains again when they change)
     lists: dict = field(default_factory=dict)  # those lists (ids), which the curated-graph signals read in use
+    objective: str = "pointwise"  # how it was fitted (recommender.evaluate.objectives); the score reads the same
 
     def score(self, X: np.ndarray) -> np.ndarray:
         Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)

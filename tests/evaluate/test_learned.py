@@ -87,10 +87,12 @@ def synthetic(n_queries=60, per_query=30, seed=1):
     return X, y, qs
 
 
-def test_training_learns_a_large_weight_for_the_signal_that_decides():
-    X, y, _ = synthetic()
-    model = fit(X, y)
+@pytest.mark.parametrize("objective", ["pointwise", "listwise"])
+def test_training_learns_a_large_weight_for_the_signal_that_decides(objective):
+    X, y, qs = synthetic()
+    model = fit(X, y, qs, objective)
     weights = dict(zip(model.signals, model.coef))
+    assert model.objective == objective
     assert weights["same_author"] > 3 * max(abs(w) for k, w in weights.items() if k != "same_author")
 
 
@@ -100,9 +102,10 @@ def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypa
     seen = []
     real_fit = training.fit
 
-    def spying_fit(Xf, yf, C=1.0):
+    def spying_fit(Xf, yf, qf, objective="pointwise", negative_rate=1.0):
         seen.append(set(np.unique(Xf[:, ALL_SIGNALS.index("candidate_older")]).astype(int)))
-        return real_fit(Xf, yf, C)
+        assert set(np.unique(qf).astype(int)) == seen[-1]
+        return real_fit(Xf, yf, qf, objective, negative_rate)
 
     monkeypatch.setattr(training, "fit", spying_fit)
     default = {}
@@ -111,7 +114,7 @@ def test_cross_validation_never_ranks_a_query_with_a_model_fitted_on_it(monkeypa
         rows = np.arange(30) + 1000 * q
         default[q] = (rows, np.zeros(30))
         gold[q] = [int(r) for r in rows[y[qs == q]]] or [int(rows[0])]
-    report = cross_validate(X, y, qs, default, gold, folds=5, seed=3)
+    report = cross_validate(X, y, qs, default, gold, folds=5, seed=3, objectives=("pointwise",))
     assert len(seen) == 5
     fold_of = report["fold_of"]
     for f, trained_on in enumerate(seen):
@@ -192,7 +195,7 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
     monkeypatch.setattr(training, "MIN_LISTS", 3)
     fitted = []
 
-    def memorising_fit(X, y, C=1.0):
+    def memorising_fit(X, y, qs, objective="pointwise", negative_rate=1.0):
         fitted.append(Memoriser(X))
         return fitted[-1]
 
@@ -202,7 +205,8 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
         ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3)
     assert [s.system for s in ev.systems] == ["system", "learned (3-fold CV)"]
     cv = ev.system("learned (3-fold CV)")
-    assert len(cv.per_query) == len(ids) and len(fitted) == 3
+    # each objective: one fit per fold, and one per pair of folds (choosing the objective without the fold it ranks)
+    assert len(cv.per_query) == len(ids) and len(fitted) == 2 * (3 + 3)
     assert sum(m.hits for m in fitted) == 0  # no query's candidates were among its model's training rows
     assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
 
