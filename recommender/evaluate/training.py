@@ -1,6 +1,6 @@
-"""Learning a ranking from a site's own curated related lists: the candidates' signals, logistic regression
-(scikit-learn), k-fold cross-validation over queries (no query is ranked by a model fitted on its own list), the
-fit on every list, and the batch's training step. The model it produces is applied by recommender.rank.learned.
+"""Learning a ranking from a site's own curated related lists: the candidates' signals, k-fold cross-validation
+over queries of each fitting objective (`objectives.py`; no query is ranked by a model fitted on its own list, and
+`evaluate` also chooses the objective without it), the fit on every list, and the batch's training step. The model it produces is applied by recommender.rank.learned.
 
     model, report = train(index, folds=5, seed=0)   # cross-validated report + a model fitted on every list
     store_model(index.folder, model)                 # its JSON, and the arrays a query reads instead
