@@ -1,6 +1,7 @@
 """Learning a ranking from a site's own curated related lists: the candidates' signals, k-fold cross-validation
 over queries of each fitting objective (`objectives.py`; no query is ranked by a model fitted on its own list, and
-`evaluate` also chooses the objective without it), the fit on every list, and the batch's training step. The model it produces is applied by recommender.rank.learned.
+`evaluate` also chooses the objective without it), the fit on every list, and the batch's training step. The
+model it produces is applied by recommender.rank.learned.
 
     model, report = train(index, folds=5, seed=0)   # cross-validated report + a model fitted on every list
     store_model(index.folder, model)                 # its JSON, and the arrays a query reads instead
@@ -20,7 +21,7 @@ from ..rank.graph_signals import GraphFacts, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
-from .objectives import OBJECTIVES, better, fit, fit_rows
+from .objectives import OBJECTIVES, better, fit, fit_rows, groups
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,8 @@ def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, f
 
 def rows_by_query(qs: np.ndarray) -> dict[int, np.ndarray]:
     """Query -> the positions of its rows (in order)."""
-    order = np.argsort(qs, kind="stable")
-    keys, starts = np.unique(qs[order], return_index=True)
-    return {int(k): part for k, part in zip(keys, np.split(order, starts[1:]))}
+    order, starts = groups(qs)
+    return {int(qs[part[0]]): part for part in np.split(order, starts[1:-1])} if len(qs) else {}
 
 
 def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0, fold_columns=None,
