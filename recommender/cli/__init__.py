@@ -2,9 +2,9 @@
 to stderr. Exit codes: 0 success, 1 a user error (one line on stderr), 2 bad usage.
 
 The commands live in this package by what they do: query.py (related, search, info, list), build.py (index,
-batch, policy), measure.py (evaluate, check, train) and editors.py (pin, block, unpin, overrides, serve);
-options.py holds what they share (-q, -v, --index, --policy, --wide, the one-line errors). Importing it loads
-no model and imports neither torch nor FAISS.
+batch, policy), measure.py (evaluate, check, train) and editors.py (pin, block, unpin, unblock, overrides,
+serve); options.py holds what they share (-q, -v, --index, --policy, --wide, the one-line errors). Importing it
+loads no model and imports neither torch nor FAISS.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ COMMANDS = (
     query.related, query.search, query.info, query.list_cmd,
     build.index_cmd, build.batch, build.policy,
     measure.evaluate, measure.check, measure.train,
-    editors.pin, editors.block, editors.unpin, editors.overrides_cmd, editors.serve,
+    editors.pin, editors.block, editors.unpin, editors.unblock, editors.overrides_cmd, editors.serve,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -1,4 +1,4 @@
-"""Commands for the people who curate links: pin, block, unpin, overrides, and serve (the HTTP API and the
+"""Commands for the people who curate links: pin, block, unpin, unblock, overrides, and serve (the HTTP API and the
 editors' page)."""
 
 from __future__ import annotations
@@ -19,34 +19,55 @@ log = logging.getLogger("recommender")
 def override_command(action: str, summary: str) -> click.Command:
     @click.argument("article")
     @click.argument("target")
-    @click.option("--note", default=None, help="Why (kept with the override).")
+    @click.option("--note", default=None, help="Why (kept with the override; one line, at most 1000 characters).")
+    @policy_option
     @common_options()
     @user_errors
-    def command(article: str, target: str, index_dir: Path, note: str | None) -> None:
-        from ..rank.overrides import EVERY, Overrides
+    def command(article: str, target: str, index_dir: Path, note: str | None, policy_path: Path | None) -> None:
+        from ..rank.overrides import EVERY, Override, Overrides, never_shown
 
-        with Index.open(index_dir) as index:
-            article_id = article if article == EVERY else index.get(article).id
-            target_id = index.get(target).id
-        with Overrides.open(index_dir) as store:
-            if action == "unpin":
-                if not store.unpin(article_id, target_id):
-                    raise click.ClickException(f"no pin or block of {target_id} on {article_id}")
+        with Index.open(index_dir) as index, Overrides.open(index_dir) as store:
+            # removing: an id no longer in the index still names what the store holds
+            stored = store.ids() if action in ("unpin", "unblock") else set()
+            article_id = article if article == EVERY else resolve(index, article, stored)
+            target_id = resolve(index, target, stored)
+            if action in ("unpin", "unblock"):
+                if not getattr(store, action)(article_id, target_id):
+                    raise click.ClickException(store.nothing_removed(action, article_id, target_id))
                 click.echo(json.dumps({"removed": {"article": article_id, "target": target_id}}))
-            else:
-                item = getattr(store, action)(article_id, target_id, note)
-                click.echo(json.dumps(item.to_dict()))
+                return
+            if action == "pin":  # a pin that could never show is refused, not stored as if it were active
+                problem = never_shown(Override(article_id, target_id, "pin", 0, note, ""), index,
+                                      load_policy_for(policy_path), store.all())
+                if problem:
+                    raise click.ClickException(f"not pinned: {problem}, so the pin would never show")
+            item = getattr(store, action)(article_id, target_id, note)
+            click.echo(json.dumps(item.to_dict()))
 
     command.__doc__ = summary
     return click.command(action)(command)
 
 
+def resolve(index: Index, ref: str, stored: set[str]) -> str:
+    """The id of the article `ref` names; one of the `stored` ids is kept as it is, even if not in the index."""
+    from ..rank.index import UnknownArticle
+
+    try:
+        return index.get(ref).id
+    except UnknownArticle:
+        if ref in stored:
+            return ref
+        raise
+
+
 pin = override_command(
     "pin", "Pin TARGET as a link of ARTICLE (ARTICLE '*' for every article): pinned links come first, in the "
-           "order pinned, in `related` and in the batch.")
+           "order pinned, in `related` and in the batch. A pin that could never show (TARGET unpublished under "
+           "the policy, or blocked) is refused.")
 block = override_command(
     "block", "Block TARGET from the links of ARTICLE (ARTICLE '*' for every article): it never appears.")
-unpin = override_command("unpin", "Remove a pin or a block of TARGET on ARTICLE.")
+unpin = override_command("unpin", "Remove the pin of TARGET on ARTICLE.")
+unblock = override_command("unblock", "Remove the block of TARGET on ARTICLE.")
 
 
 @click.command("overrides")

@@ -5,7 +5,8 @@ appear, for one article or for every article ("*").
     with Overrides.open("demo-index") as ov:
         ov.pin("news/a", "news/b")        # news/b is the first link of news/a
         ov.block("*", "blog/old-post")    # blog/old-post never appears as a link
-        ov.unpin("news/a", "news/b")      # removes a pin or a block
+        ov.unpin("news/a", "news/b")      # removes a pin
+        ov.unblock("*", "blog/old-post")  # removes a block
 
 They live in `overrides.sqlite` beside the index data, outside the manifest: an editor changes them at any time
 without rebuilding, and a rebuild (or the nightly batch) keeps them. Each change is one SQLite transaction.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 FILE = "overrides.sqlite"
 EVERY = "*"
+MAX_NOTE = 1000  # characters: a note says why, in a line; the CLI and the API print it back
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS overrides (
@@ -101,9 +103,35 @@ class Overrides:
         return self._set(article, target, "block", note)
 
     def unpin(self, article: str, target: str) -> bool:
-        """Remove a pin or a block; False if there was none."""
+        """Remove the pin of `target` on `article`; False if there was none."""
+        return self._remove(article, target, "pin")
+
+    def unblock(self, article: str, target: str) -> bool:
+        """Remove the block of `target` on `article`; False if there was none."""
+        return self._remove(article, target, "block")
+
+    def ids(self) -> set[str]:
+        """Every article and target id the store names (some may have left the index since)."""
+        return {x for o in self.all() for x in (o.article, o.target)}
+
+    def action_of(self, article: str, target: str) -> str | None:
+        """"pin", "block" or None: what the store holds for `target` on `article`."""
+        row = self.conn.execute("SELECT action FROM overrides WHERE article = ? AND target = ?",
+                                (article, target)).fetchone()
+        return row[0] if row else None
+
+    def nothing_removed(self, action: str, article: str, target: str) -> str:
+        """Why `unpin`/`unblock` (`action`) of `target` on `article` removed nothing, in one line."""
+        done = {"pin": "pinned", "block": "blocked"}
+        held, wanted = self.action_of(article, target), action.removeprefix("un")
+        if held:
+            return f"{target} is {done[held]} on {article}, not {done[wanted]}: un{held} it instead"
+        return f"no {wanted} of {target} on {article}"
+
+    def _remove(self, article: str, target: str, action: str) -> bool:
         with self.conn:
-            cur = self.conn.execute("DELETE FROM overrides WHERE article = ? AND target = ?", (article, target))
+            cur = self.conn.execute("DELETE FROM overrides WHERE article = ? AND target = ? AND action = ?",
+                                    (article, target, action))
         return cur.rowcount > 0
 
     def all(self) -> list[Override]:
@@ -120,6 +148,7 @@ class Overrides:
 
         if article == target:
             raise ValueError(f"an article cannot be linked to itself ({article})")
+        check_note(note)
         with self.conn:
             row = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM overrides WHERE article = ?",
                                     (article,)).fetchone()
@@ -127,6 +156,35 @@ class Overrides:
             self.conn.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?)",
                               (item.article, item.target, item.action, item.position, item.note, item.created))
         return item
+
+
+def never_shown(item: Override, index, policy, items: list[Override] = ()) -> str | None:
+    """Why the pin `item` can never show among its article's links in `index` (a rank.index.Index) under
+    `policy`, or None when it can: its target is not in the index, is unpublished while the policy links no
+    drafts, or is blocked on every article (among `items`, the store's overrides); or its article is gone."""
+    if item.action != "pin":
+        return None
+    target = index.store.by_id(item.target)
+    if target is None:
+        return f"{item.target} is not in the index"
+    if target.draft and not policy.links.include_drafts:
+        return f"{item.target} is unpublished (a draft), and the policy links no drafts (include_drafts = false)"
+    if item.article != EVERY and index.store.by_id(item.article) is None:
+        return f"{item.article} is not in the index"
+    if item.article != EVERY and any(o.action == "block" and o.article == EVERY and o.target == item.target
+                                     for o in items):  # (a block on the same article is replaced by the pin)
+        return f"{item.target} is blocked on every article"
+    return None
+
+
+def check_note(note: str | None) -> None:
+    """ValueError unless `note` is one line of at most MAX_NOTE characters (or None)."""
+    if note is None:
+        return
+    if len(note) > MAX_NOTE:
+        raise ValueError(f"a note is at most {MAX_NOTE} characters, this one has {len(note)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in note):
+        raise ValueError("a note is one line of text, without control characters")
 
 
 def load_overrides(folder: str | Path) -> OverrideSet:

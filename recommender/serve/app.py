@@ -14,17 +14,20 @@ import os
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from ..rank.index import UnknownArticle
 from ..store.manifest import IndexProblem
+from .headers import SecurityHeaders
 from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_flag, parse_k
 from .versions import Follower, Served
 
 log = logging.getLogger("recommender")
-EDITOR_PAGE = Path(__file__).resolve().parent / "editor" / "index.html"
+EDITOR_DIR = Path(__file__).resolve().parent / "editor"
+EDITOR_FILES = {"/": "index.html", "/editor": "index.html", "/editor.js": "editor.js", "/editor.css": "editor.css"}
 
 
 
@@ -97,6 +100,13 @@ def endpoint(handler):
     return run
 
 
+def static_file(path: Path):
+    async def send(request: Request):
+        return FileResponse(path)
+
+    return send
+
+
 def create_app(folder: str | Path, *, editor: bool = False, token: str | None = None, policy=None) -> Starlette:
     """The ASGI app serving the index in `folder` (opened now; a broken index raises IndexProblem here), under
     the link policy `policy` (recommender.rank.policy.Policy; None: the defaults), as the batch and the CLI rank."""
@@ -106,14 +116,13 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     routes = [Route(path, endpoint(handler), methods=methods) for path, handler, methods in ROUTES]
     if editor:
         routes += [Route(path, endpoint(handler), methods=methods) for path, handler, methods in EDITOR_ROUTES]
-        routes.append(Route("/", lambda request: FileResponse(EDITOR_PAGE), methods=["GET"]))
-        routes.append(Route("/editor", lambda request: FileResponse(EDITOR_PAGE), methods=["GET"]))
+        routes += [Route(path, static_file(EDITOR_DIR / name), methods=["GET"]) for path, name in EDITOR_FILES.items()]
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         follower.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.follower = follower
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     app.state.policy = policy

@@ -3,7 +3,11 @@ the editors' token that writes need."""
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
+
+from .limits import Refused, parse_json, read_body
 
 TOKEN_ENV = "RECOMMENDER_TOKEN"
 MAX_K = 1000
@@ -37,10 +41,11 @@ def parse_flag(value: str | None, name: str) -> bool:
 
 
 async def json_body(request: Request) -> dict:
+    """The request's JSON object, within the limits (serve/limits.py: body size, nesting depth)."""
     try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(422, "the body must be a JSON object") from None
+        body = parse_json(await read_body(request))
+    except Refused as exc:
+        raise ApiError(exc.status, exc.message) from None
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object")
     return body
@@ -51,5 +56,5 @@ def check_token(request: Request) -> None:
     if not expected:
         raise ApiError(403, f"this server is read-only: start it with --token or ${TOKEN_ENV} to allow writes")
     given = request.headers.get("authorization", "")
-    if given != f"Bearer {expected}":
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):  # in constant time
         raise ApiError(401, "writes need the editors' token (Authorization: Bearer TOKEN)")

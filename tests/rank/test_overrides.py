@@ -44,10 +44,13 @@ def test_pin_block_unpin_from_the_cli(index_copy, lexical_policy):
     assert [json.loads(line)["action"] for line in listed.stdout.splitlines()] == ["block", "pin"]
 
     assert invoke("unpin", "text/marathon", target, "--index", index_copy).exit_code == 0
-    assert invoke("unpin", "*", blocked, "--index", index_copy).exit_code == 0
+    wrong = invoke("unpin", "*", blocked, "--index", index_copy)  # a block is removed by unblock, and says so
+    assert wrong.exit_code == 1 and f"{blocked} is blocked on *, not pinned: unblock it instead" in wrong.output
+    assert invoke("unblock", "*", blocked, "--index", index_copy).exit_code == 0
     assert related_ids(index_copy, "text/marathon")[0] == before
     missing = invoke("unpin", "text/marathon", target, "--index", index_copy)
-    assert missing.exit_code == 1 and "no pin or block" in missing.output
+    assert missing.exit_code == 1 and f"no pin of {target} on text/marathon" in missing.output
+    assert "no block of" in invoke("unblock", "*", blocked, "--index", index_copy).output
     unknown = invoke("pin", "text/marathon", "no/such-article", "--index", index_copy)
     assert unknown.exit_code == 1 and "no article 'no/such-article'" in unknown.output
 
