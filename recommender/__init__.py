@@ -8,7 +8,8 @@ The library API (the CLI is a thin layer over it):
         index.related("some-id-or-url", k=10)     # no model needed
         index.search("free text", k=10)           # loads the model on first use
 
-Importing the package loads no model and imports neither torch nor FAISS.
+Importing the package loads no model and imports neither torch nor FAISS; it turns off the telemetry of the
+libraries it loads later (common/offline.py), so that nothing leaves the machine.
 
 The sub-packages, one stage each; data flows down this list and a stage imports only the ones above it
 (tests/test_layout.py checks):
@@ -25,6 +26,10 @@ The sub-packages, one stage each; data flows down this list and a stage imports 
 """
 
 from importlib import import_module
+
+from .common.offline import keep_offline
+
+keep_offline()  # before any library the package loads later: no telemetry, no model hub (common/offline.py)
 
 _EXPORTS = {
     "Article": "ingest.article", "Corpus": "ingest.article", "Problem": "ingest.article",
