@@ -36,15 +36,18 @@ def post_until_answered(base: str, headers: str, chunks, most: int) -> tuple[byt
         sock.setblocking(False)
         answer = b""
         deadline = time.monotonic() + 30
-        for chunk in chunks:
+        pending = b""
+        while True:  # a partly sent chunk is finished before the next (chunked framing stays whole)
             try:
                 answer += sock.recv(4096)
             except BlockingIOError:
                 pass
             if answer or sent >= most or time.monotonic() > deadline:
                 break
+            pending = pending or next(chunks)
             try:
-                sent += sock.send(chunk)
+                n = sock.send(pending)
+                sent, pending = sent + n, pending[n:]
             except BlockingIOError:  # the server reads no more: wait for its answer
                 time.sleep(0.01)
             except (BrokenPipeError, ConnectionResetError):
