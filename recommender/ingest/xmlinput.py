@@ -64,7 +64,8 @@ def read_xml_file(path: Path, rel: str, max_bytes: int) -> tuple[list[Article], 
         return read_wxr(root, rel) if is_wxr(root) else read_feed(data, rel)
     if tag.rsplit("}", 1)[-1] == "feed":  # Atom 1.0 (or 0.3)
         return read_feed(data, rel)
-    return [], [Problem(rel, f"not an RSS or Atom feed or a WordPress export (root element <{tag}>)")]
+    name = tag.rsplit("}", 1)[-1]
+    return [], [Problem(rel, f"not an RSS or Atom feed or a WordPress export (root element <{name}>)")]
 
 
 def _checked_tree(data: bytes):
@@ -81,6 +82,16 @@ def _checked_tree(data: bytes):
     except DefusedXmlException as exc:  # an external DTD or reference: nothing is ever fetched
         return None, f"refused: the document refers to something outside it ({type(exc).__name__})"
     except ParseError as exc:
-        return None, f"not well-formed XML: {exc}"
+        return None, f"not well-formed XML: {exc}{_near(data, exc.position)}"
     except ValueError as exc:  # e.g. an encoding expat does not know
         return None, f"cannot read the XML: {exc}"
+
+
+def _near(data: bytes, position: tuple[int, int]) -> str:
+    """The text at a parse error's (line, column), shown after the message: ` near '&nbsp; and'`."""
+    line, column = position
+    lines = data.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    snippet = lines[line - 1][column:column + 16].decode("utf-8", "replace").strip()
+    return f" near {snippet!r}" if snippet else ""

@@ -145,3 +145,10 @@ def test_nothing_is_fetched_for_an_external_doctype(tmp_path):
         assert [a.title for a in corpus.articles] == ["Still read"] and corpus.problems == []
         with pytest.raises(socket.timeout):
             server.accept()  # no one connected for the DTD
+
+
+def test_an_html_entity_in_a_feed_is_reported_where_it_is(tmp_path):
+    feed = tmp_path / "news.rss"
+    feed.write_text('<rss version="2.0"><channel>\n<item><title>Caf&eacute; opens</title></item>\n</channel></rss>\n')
+    assert [str(p) for p in read_corpus(feed).problems] == [
+        "news.rss: not well-formed XML: undefined entity: line 2, column 16 near '&eacute; opens</'"]
