@@ -80,12 +80,12 @@ def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Cor
     for problem in corpus.problems:
         log.warning("skipped %s", problem)
     if corpus.ignored:
-        from ..ingest.reader import JSONL_SUFFIXES, TEXT_SUFFIXES
+        from ..ingest.reader import READ_SUFFIXES
         from ..common.render import plural
 
         shown = ", ".join(corpus.ignored[:3]) + (", ..." if len(corpus.ignored) > 3 else "")
-        log.info("ignored %s (README files and extensions other than %s are not read): %s",
-                 plural(len(corpus.ignored), "file"), " ".join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES)), shown)
+        log.info("ignored %s (README files, XML that is not a feed, and extensions other than %s are not read): %s",
+                 plural(len(corpus.ignored), "file"), " ".join(sorted(READ_SUFFIXES)), shown)
     return corpus
 
 

@@ -48,9 +48,9 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
 
 def looks_like_a_file(query: str) -> bool:
     """A query meant as a file: it starts like a path, or ends with an extension the reader takes."""
-    from ..ingest.reader import JSONL_SUFFIXES, TEXT_SUFFIXES
+    from ..ingest.reader import READ_SUFFIXES
 
-    return query.startswith(PATH_PREFIXES) or Path(query).suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES
+    return query.startswith(PATH_PREFIXES) or Path(query).suffix.lower() in READ_SUFFIXES
 
 
 def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,
@@ -119,8 +119,9 @@ def info(index_dir: Path, as_json: bool, verify: bool) -> None:
               "(any case).")
 @click.option("--since", default=None, metavar="DATE", help="Only articles published on or after DATE (YYYY-MM-DD, "
               "YYYY-MM or YYYY).")
-@click.option("--kind", type=click.Choice(["news", "blog", "text", "jsonl", "related"]), default=None,
-              help="Only articles of this kind (related: known only from a curated related: list).")
+@click.option("--kind", type=click.Choice(["news", "blog", "text", "jsonl", "wxr", "feed", "related"]), default=None,
+              help="Only articles of this kind (wxr: a WordPress export's post or page; feed: an RSS or Atom item; "
+              "related: known only from a curated related: list).")
 @click.option("--source", default=None, help="Only articles of this source.")
 @click.option("--sort", "order", type=click.Choice(["index", "id", "title", "date"]), default="index",
               show_default=True, help="Order (date: newest first).")

@@ -12,7 +12,8 @@ class Article:
     """One article after ingest: clean plain text, a stable id, and where it came from.
 
     kind is one of ``news`` (front matter news item), ``blog`` (Markdown post), ``text`` (plain text),
-    ``jsonl`` (a line of a JSONL feed) or ``related`` (an item known only from a curated ``related:`` list).
+    ``jsonl`` (a line of a JSONL feed), ``wxr`` (a WordPress export's post or page), ``feed`` (an RSS or Atom
+    item) or ``related`` (an item known only from a curated ``related:`` list).
     ``curated`` holds the ids of the hand-curated related links, in their order.
     """
 
@@ -26,7 +27,7 @@ class Article:
     topics: list[str] = field(default_factory=list)  # tags, topics, categories and keywords, as the site gave them
     authors: list[str] = field(default_factory=list)
     page_type: str | None = None  # a site's own page kind (MDN's page-type), where it has one
-    draft: bool = False  # front matter `published: false` or `draft: true`: never linked to by default
+    draft: bool = False  # unpublished (`published: false`, `draft: true`, a WordPress draft): never linked to
     kind: str = "text"
     path: str = ""
     curated: list[str] = field(default_factory=list)

@@ -9,6 +9,7 @@ Formats (see ``../shared/seeds`` and ``demo/``):
   ``<head>`` blocks are stripped, a ``<link rel="canonical">`` in the body gives the URL.
 * Plain text: the first line is the title when it looks like one, else a title is taken from the first sentence.
 * JSONL: one ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?}`` object a line.
+* XML: WordPress exports (WXR), RSS 2.0 and Atom feeds, one article an item (``xmlinput``, ``wxr``, ``feeds``).
 
 An article's ``url`` is the URL it gave, byte for byte (outputs carry it); its id and deduplication use the
 canonical form. Items marked ``published: false`` or ``draft: true`` are kept with ``draft=True``: they get
@@ -30,12 +31,13 @@ import yaml
 from .article import Article, Corpus, Problem
 from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
 from .merge import merge_articles
-from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, shorten, url_to_id
+from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, lead_paragraph, url_to_id
+from .xmlinput import XML_SUFFIXES, is_feed_file, read_xml_file
 
 TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+READ_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | XML_SUFFIXES  # XML: feeds and WordPress exports (xmlinput)
 MAX_FILE_BYTES = 50 * 1024 * 1024
-EXCERPT_CHARS = 300
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
 _CANONICAL_LINK = re.compile(r"<link\b[^>]*\brel=[\"']canonical[\"'][^>]*>", re.I)
@@ -86,7 +88,8 @@ def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[
             if name.startswith("."):
                 continue
             suffix = Path(name).suffix.lower()
-            if (suffix in TEXT_SUFFIXES or suffix in JSONL_SUFFIXES) and not name.lower().startswith("readme"):
+            if (suffix in READ_SUFFIXES and not name.lower().startswith("readme")
+                    and (suffix not in XML_SUFFIXES or is_feed_file(Path(dirpath) / name))):
                 yield Path(dirpath) / name
             elif ignored is not None:
                 ignored.append(_relative(Path(dirpath) / name, root))
@@ -98,6 +101,8 @@ def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[P
     try:
         if path.suffix.lower() in JSONL_SUFFIXES:
             return _read_jsonl(path, rel, cache)
+        if path.suffix.lower() in XML_SUFFIXES:
+            return read_xml_file(path, rel, MAX_FILE_BYTES)
         text = read_text(path)
         if cache is None:
             return parse_document(text, rel)
@@ -261,17 +266,6 @@ def parse_plain_text(text: str, rel: str) -> Article:
         raise IngestError("no text")
     excerpt = lead_paragraph(body)
     return Article(id=_path_id(rel), title=title, excerpt=excerpt, body=body, kind="text", path=rel)
-
-
-def lead_paragraph(body: str, max_chars: int = EXCERPT_CHARS) -> str:
-    """The first real paragraph of a body (headings and short label lines skipped), as one line."""
-    for paragraph in body.split("\n\n"):
-        lines = paragraph.split("\n")
-        while lines and len(lines[0].split()) < 8 and not lines[0].rstrip().endswith((".", "!", "?")):
-            lines.pop(0)
-        if lines:
-            return shorten(" ".join(lines), max_chars)
-    return shorten(body, max_chars)
 
 
 def looks_like_title(line: str) -> bool:

@@ -19,6 +19,8 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "wt.", "pk_", "mtm_", "hsa_")
 
+EXCERPT_CHARS = 300  # an excerpt taken from a body: its lead paragraph, cut to this length
+
 _WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
@@ -209,3 +211,30 @@ def shorten(text: str, max_chars: int) -> str:
         return text
     cut = text[: max_chars - 1].rsplit(" ", 1)[0].rstrip(",;:-–— ")
     return cut + "…"
+
+
+def lead_paragraph(body: str, max_chars: int = EXCERPT_CHARS) -> str:
+    """The first real paragraph of a body (headings and short label lines skipped), as one line."""
+    for paragraph in body.split("\n\n"):
+        lines = paragraph.split("\n")
+        while lines and len(lines[0].split()) < 8 and not lines[0].rstrip().endswith((".", "!", "?")):
+            lines.pop(0)
+        if lines:
+            return shorten(" ".join(lines), max_chars)
+    return shorten(body, max_chars)
+
+
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|h[1-6]|ul|ol|dl|blockquote|pre|table|section|article|figure|figcaption|hr)\b[^>]*>", re.I)
+_LINE_TAG = re.compile(r"<(?:br|li|dt|dd|tr)\b[^>]*>", re.I)
+# named entities other than the five that could turn text into markup (`&lt;b&gt;` stays text)
+_NAMED_ENTITY = re.compile(r"&(?!(?:lt|gt|amp|quot|apos);)[A-Za-z][A-Za-z0-9]{1,31};")
+
+
+def html_to_text(html_text: str) -> str:
+    """An HTML body (a feed item's content, a WordPress post) as plain prose: block elements become paragraph
+    breaks and named entities (`&mdash;`) characters, then the clean-up of every body (`clean_body`)."""
+    import html
+
+    text = _LINE_TAG.sub("\n", _BLOCK_TAG.sub("\n\n", html_text or ""))
+    return clean_body(_NAMED_ENTITY.sub(lambda m: html.unescape(m.group(0)), text))

@@ -47,11 +47,12 @@ def test_index_counts_and_names_ignored_files(runner, corpus_dir, tmp_path):
 
     shutil.copytree(corpus_dir, tmp_path / "c")
     (tmp_path / "c" / "notes.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "c" / "sitemap.xml").write_text('<?xml version="1.0"?>\n<urlset><url><loc>x</loc></url></urlset>\n')
     result = invoke(runner, "index", tmp_path / "c", "--index", tmp_path / "idx", "--model", "hashing")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["ignored"] == 1
-    assert "ignored 1 file (README files and extensions other than .jsonl .markdown .md .mdx .ndjson .text .txt " \
-           "are not read): notes.pdf" in result.stderr
+    assert json.loads(result.stdout)["ignored"] == 2
+    assert "ignored 2 files (README files, XML that is not a feed, and extensions other than .atom .jsonl .markdown " \
+           ".md .mdx .ndjson .rss .text .txt .xml are not read): notes.pdf, sitemap.xml" in result.stderr
 
 
 def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):
