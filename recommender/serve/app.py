@@ -22,6 +22,7 @@ from ..rank.index import UnknownArticle
 from ..store.manifest import IndexProblem
 from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_flag, parse_k
 from .versions import Follower, Served
+from .widget import add_widget
 
 log = logging.getLogger("recommender")
 EDITOR_PAGE = Path(__file__).resolve().parent / "editor" / "index.html"
@@ -117,6 +118,7 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     app.state.follower = follower
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     app.state.policy = policy
+    add_widget(app, policy)  # GET /widget.js, and CORS for the policy's [serve] cors_origins
     return app
 
 

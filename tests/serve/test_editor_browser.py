@@ -2,9 +2,6 @@
 and block a link, reload and see them kept, and find the same overrides through the CLI."""
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -12,46 +9,23 @@ from click.testing import CliRunner
 from recommender.cli import cli
 from recommender.serve.app import create_app
 
+from livehttp import CHROMIUM, NO_CHROMIUM, live_server
+
 TOKEN = "editor-secret"
-
-
-def find_chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-CHROMIUM = find_chromium()
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install '.[test]'")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine: scripts/install-test-tools installs it (needs root apt-get)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture
 def server(hashing_index, tmp_path, lexical_policy):
-    import uvicorn
-
     from recommender.rank.policy import load_policy
 
     folder = tmp_path / "idx"
     shutil.copytree(hashing_index, folder)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # the served policy: the fixture corpus ranked by words (conftest.lexical_policy), as `serve --policy` does
     app = create_app(folder, editor=True, token=TOKEN, policy=load_policy(lexical_policy))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.02)
-    yield folder, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+    with live_server(app) as base:
+        yield folder, base
 
 
 def test_pin_and_block_in_the_browser_persist_and_reach_the_cli(server):
