@@ -25,7 +25,7 @@ from ..store.metadata import ArticleInfo, MetadataStore
 from .policy import Policy
 from ..embed.prepare import Preparation, combine, prepare
 from .querydata import QueryData
-from .results import Related, UnknownArticle  # noqa: F401 - importable from here, as they always were
+from .results import Related, UnknownArticle, closest_ids  # noqa: F401 - importable from here, as they always were
 from .topk import drop_rows
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,7 @@ class Index:
             stripped = ref.strip().strip("/")
             info = self.store.by_id(stripped) if stripped != ref else None
         if info is None:
-            import difflib
-
-            raise UnknownArticle(ref, difflib.get_close_matches(ref, self.store.ids(), n=5, cutoff=0.5))
+            raise UnknownArticle(ref, closest_ids(ref, self.store.ids()))
         return info
 
     def has(self, ref: str) -> bool:

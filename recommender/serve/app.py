@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ..rank.index import UnknownArticle
 from ..store.manifest import IndexProblem
-from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_flag, parse_k
+from .protocol import MAX_K, TOKEN_ENV, ApiError, article_ref, json_body, parse_flag, parse_k
 from .versions import Follower, Served
 from .widget import add_widget
 
@@ -47,7 +47,7 @@ def article_payload(served: Served, ref: str, request: Request) -> dict:
 # --- endpoints -------------------------------------------------------------------------------------------
 
 async def related_by_id(request: Request, served: Served) -> dict:
-    return article_payload(served, request.path_params["id"], request)
+    return article_payload(served, article_ref(request), request)
 
 
 async def related_by_url(request: Request, served: Served) -> dict:

@@ -80,6 +80,15 @@ def test_unknown_id_is_a_one_line_user_error(runner, hashing_index):
     assert result.stderr.startswith("Error: no article 'text/maraton' in the index; closest ids: text/marathon")
 
 
+def test_a_partial_id_or_url_gets_the_ids_it_may_mean(runner, hashing_index):
+    for ref in ("energy-desk", "https://www.energy-desk.example.com/2024/"):
+        result = invoke(runner, "related", ref, "--index", hashing_index)
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.strip().endswith(
+            "closest ids: energy-desk.example.com/2024/06/11/wind-record-engineers, "
+            "energy-desk.example.com/2024/05/02/grid-batteries-desert-town")
+
+
 def test_missing_index_and_bad_usage_exit_codes(runner, tmp_path):
     result = invoke(runner, "info", "--index", tmp_path / "none")
     assert result.exit_code == 1 and "no index here" in result.stderr
