@@ -87,6 +87,9 @@ def render_info(info: dict, as_json: bool) -> str:
     for key in ("size_bytes", "cache_bytes"):
         shown[key] = f"{info[key] / 1e6:.1f} MB"
     verified = shown.pop("verified", None)
+    for key, value in shown.items():  # a count per field: `url 7, published 5`, not a Python dict
+        if isinstance(value, dict):
+            shown[key] = ", ".join(f"{name} {count}" for name, count in value.items()) or "-"
     width = max(len(k) for k in shown)
     lines = [f"{k.ljust(width)}  {v}" for k, v in shown.items()]
     if verified:

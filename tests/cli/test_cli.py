@@ -102,6 +102,10 @@ def test_info_and_search(runner, hashing_index):
     info = json.loads(result.stdout)
     assert info["articles"] == 11 and info["model"] == "hashing:256" and info["dimension"] == 256
     assert info["size_bytes"] > 0 and info["built_at"].endswith("Z")
+    table = invoke(runner, "info", "--index", hashing_index).stdout.splitlines()
+    assert not [line for line in table if "{" in line or "'" in line]  # no Python dict or repr
+    counts = ", ".join(f"{field} {n}" for field, n in info["articles_with"].items())
+    assert table[-1].split(None, 1) == ["articles_with", counts]
     result = invoke(runner, "search", "sourdough starter flour dough", "--index", hashing_index, "--json", "-k", "1")
     assert json.loads(result.stdout)["related"][0]["id"] == "weekend-sourdough"
 
