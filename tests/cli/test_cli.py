@@ -89,6 +89,25 @@ def test_a_partial_id_or_url_gets_the_ids_it_may_mean(runner, hashing_index):
             "energy-desk.example.com/2024/05/02/grid-batteries-desert-town")
 
 
+def test_explain_prints_arithmetic_that_gives_the_score(runner, hashing_index, tmp_path):
+    import re
+
+    policy = tmp_path / "weights.toml"  # weights that do not sum to 1, so the division by their sum shows
+    policy.write_text("[ranking]\ndense = 0.5\nwindow = 0\nlexical = 1.0\nmention = 0\n[links]\nmin_score = 0\n")
+    result = invoke(runner, "related", "text/marathon", "--index", hashing_index, "--policy", policy, "--explain")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    scores = [float(line.split()[1]) for line in lines[3:] if line[:1].isdigit() and "." not in line.split()[0]]
+    formulas = [line for line in lines if line.strip().startswith("score = ")]
+    assert scores and len(formulas) == len(scores)
+    for score, line in zip(scores, formulas):
+        terms, norm, shown = re.fullmatch(r"\s*score = \((.*)\) / ([\d.]+) = ([\d.-]+)", line).groups()
+        parts = [re.fullmatch(r"([\d.]+) x \w+ z ([\d.-]+)", t).groups() for t in terms.split(" + ")]
+        assert float(norm) == 1.5 == sum(float(w) for w, _ in parts)
+        assert float(shown) == score
+        assert abs(sum(float(w) * float(z) for w, z in parts) / float(norm) - score) <= 0.001
+
+
 def test_missing_index_and_bad_usage_exit_codes(runner, tmp_path):
     result = invoke(runner, "info", "--index", tmp_path / "none")
     assert result.exit_code == 1 and "no index here" in result.stderr
