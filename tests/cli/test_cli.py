@@ -108,6 +108,18 @@ def test_explain_prints_arithmetic_that_gives_the_score(runner, hashing_index, t
         assert abs(sum(float(w) * float(z) for w, z in parts) / float(norm) - score) <= 0.001
 
 
+def test_train_and_the_batch_need_the_policys_number_of_lists(runner, hashing_index, tmp_path):
+    from recommender.evaluate.training import train_if_due
+    from recommender.rank.policy import load_policy
+
+    policy = tmp_path / "few.toml"
+    policy.write_text("[ranking]\nlearned = \"on\"\ntrain_min_lists = 7\n")
+    said = "2 curated lists, at least 7 are needed to learn a ranking ([ranking] train_min_lists is 7)"
+    result = invoke(runner, "train", "--index", hashing_index, "--policy", policy)
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {hashing_index}: {said}; the default ranking stays"
+    assert train_if_due(hashing_index, load_policy(policy))["reason"] == said  # the batch's training step
+
+
 def test_missing_index_and_bad_usage_exit_codes(runner, tmp_path):
     result = invoke(runner, "info", "--index", tmp_path / "none")
     assert result.exit_code == 1 and "no index here" in result.stderr
