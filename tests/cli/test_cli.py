@@ -116,8 +116,22 @@ def test_train_and_the_batch_need_the_policys_number_of_lists(runner, hashing_in
     policy.write_text("[ranking]\nlearned = \"on\"\ntrain_min_lists = 7\n")
     said = "2 curated lists, at least 7 are needed to learn a ranking ([ranking] train_min_lists is 7)"
     result = invoke(runner, "train", "--index", hashing_index, "--policy", policy)
-    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {hashing_index}: {said}; the default ranking stays"
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {hashing_index}: {said}; the default ranking stays"
     assert train_if_due(hashing_index, load_policy(policy))["reason"] == said  # the batch's training step
+
+
+def test_a_new_index_in_the_default_folder_is_announced(runner, corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("RECOMMENDER_INDEX", raising=False)
+    monkeypatch.chdir(tmp_path)
+    said = "no --index and no $RECOMMENDER_INDEX: creating a new index in ./recommender-index"
+    first = invoke(runner, "index", corpus_dir, "--model", "hashing")
+    assert first.exit_code == 0 and said in first.stderr and (tmp_path / "recommender-index").is_dir()
+    assert said not in invoke(runner, "index", corpus_dir, "--model", "hashing").stderr  # it exists now
+    given = invoke(runner, "batch", corpus_dir, "--out", "out", "--index", "elsewhere", "--model", "hashing")
+    assert given.exit_code == 0 and "no --index" not in given.stderr
+    monkeypatch.setenv("RECOMMENDER_INDEX", str(tmp_path / "env-index"))
+    assert "no --index" not in invoke(runner, "index", corpus_dir, "--model", "hashing").stderr
 
 
 def test_missing_index_and_bad_usage_exit_codes(runner, tmp_path):
