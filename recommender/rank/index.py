@@ -115,10 +115,10 @@ class Index:
     def get(self, ref: str) -> ArticleInfo:
         """The article for an id or a URL (any variant that canonicalises to a stored URL)."""
         info = self.store.by_id(ref)
-        if info is None and "://" in ref:
+        if info is None and ("://" in ref or "?" in ref):  # a URL, or an id whose query is in another order
             from ..ingest.text import canonical_url, url_to_id
 
-            canon = canonical_url(ref)
+            canon = canonical_url(ref if "://" in ref else "https://" + ref)
             if canon:
                 info = self.store.by_url(canon) or self.store.by_id(url_to_id(canon))
         if info is None:
