@@ -70,6 +70,14 @@ def test_readme_stays_a_newcomers_page():
     assert size <= 11_500, f"README.md is {size} bytes; move reference detail to docs/ (docs/commands.md)"
 
 
+def test_the_python_example_writes_beside_the_first_commands_output():
+    text = README.read_text(encoding="utf-8")
+    python = next(m["text"] for m in examples.FENCE.finditer(text) if m["lang"] == "python")
+    outs = re.findall(r'run_batch\("[^"]+", "[^"]+", "([^"]+)"', python)
+    first_out = re.search(r"--out (\S+)", documented_commands(text)[0]).group(1)
+    assert outs and first_out not in outs, "the Python example overwrites the first command's output"
+
+
 def test_first_example_is_the_setup_command_and_ci_runs_the_test_command():
     text = README.read_text(encoding="utf-8")
     setup, tests = sh_blocks(text)[:2]
@@ -149,3 +157,25 @@ def test_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path):
     page.write_text("[ok](a.md#the-package-stage-by-stage) [web](https://example.com/x.md)\n"
                     "```\n[in code](nowhere.md)\n```\n[gone](b.md) [bad](a.md#no-such-part)\n")
     assert broken_links(page) == ["README.md: b.md (no such file)", "README.md: a.md#no-such-part (no such heading)"]
+
+
+_NAMED_PATH = re.compile(r"`((?:recommender|scripts|tests|docs|demo|models|\.ci)/[^`\s]*)`")
+
+
+def missing_paths(page: Path) -> list[str]:
+    """The repository paths a page names in `code` (`recommender/serve/app.py`, `tests/x.py::test_y`) that do not
+    exist; paths with a placeholder (`<model>`, `*`, `{id}`, `$VAR`) are not checked."""
+    missing = []
+    for named in _NAMED_PATH.findall(page.read_text(encoding="utf-8")):
+        path = re.split(r"::|#|:", named)[0].rstrip(".,;")
+        if not any(c in path for c in "<*{}$") and not (ROOT / path).exists():
+            missing.append(f"{page.name}: {named}")
+    return missing
+
+
+def test_paths_named_in_the_docs_exist(tmp_path):
+    pages = [README, *sorted((ROOT / "docs").glob("*.md")), *(ROOT / d / "README.md" for d in ("demo", "models"))]
+    assert [m for page in pages for m in missing_paths(page)] == []
+    page = tmp_path / "x.md"
+    page.write_text("`recommender/editor/index.html` `tests/test_readme.py::test_x` `models/<model>/openvino`")
+    assert missing_paths(page) == ["x.md: recommender/editor/index.html"]

@@ -97,7 +97,8 @@ def signature(article, content_hash: str) -> str:
 def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
     """Everything whose change invalidates every list: policy, model, the lexical fit (IDF), the date rules' day."""
     idf = hashlib.sha1(np.ascontiguousarray(lexical.idf).tobytes()).hexdigest() if lexical is not None else None
-    links = {name: part for name, part in policy.to_dict().items() if name != "batch"}  # [batch]: the run, not links
+    # [batch] is about the run and [serve] about the service, not the links
+    links = {name: part for name, part in policy.to_dict().items() if name not in ("batch", "serve")}
     return hashlib.sha1(json.dumps([links, model, idf, as_of_day], sort_keys=True,
                                    default=str).encode()).hexdigest()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .options import common_options, is_quiet, json_option, load_policy_for, model_options, policy_option, \
-    user_errors
+    say_if_new_default_index, user_errors
 
 
 @click.command("index")
@@ -24,6 +24,7 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
     """
     from ..batch.build import build_index
 
+    say_if_new_default_index(index_dir)
     report = build_index(corpus, index_dir, model=model, backend=backend, batch_size=batch_size,
                          progress=not is_quiet())
     click.echo(json.dumps({
@@ -77,6 +78,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
 
     links = {"k": k, "min_score": min_score, "direction": direction, "max_age_days": max_age_days,
              "same_source": "exclude" if exclude_same_source else None}
+    say_if_new_default_index(index_dir)
     # the policy file is read by the batch, so a policy it refuses is recorded like any failed run
     record = run_batch(corpus, index_dir, out_dir, policy_path, links=links, site_data=site_data, model=model,
                        backend=backend, gold_path=gold_path, progress=not is_quiet(), engine=engine,

@@ -103,7 +103,8 @@ def overrides_cmd(index_dir: Path, as_json: bool) -> None:
 @user_errors
 def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None, policy_path: Path | None) -> None:
     """HTTP JSON API over the index (/related, /search, /info, /health) under the link policy, as `related` and
-    the batch rank; follows new index versions."""
+    the batch rank; follows new index versions. /widget.js shows a page's links on any site whose origin the
+    policy's [serve] cors_origins names."""
     from ..serve.app import serve as run
 
     run(index_dir, host=host, port=port, editor=editor, token=token, policy=load_policy_for(policy_path))

@@ -8,6 +8,7 @@ related ID`) and after it (`recommender related ID -q --index DIR`). For the ind
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -88,7 +89,21 @@ def _command_index(ctx: click.Context, param, value: Path | None) -> Path:
         return value
     if ctx.meta.get("index_dir") is not None:  # given before the command
         return ctx.meta["index_dir"]
+    if value is None:
+        ctx.meta["index_by_default"] = True
     return value if value is not None else Path(DEFAULT_INDEX_DIR)  # $RECOMMENDER_INDEX, else the default
+
+
+def say_if_new_default_index(index_dir: Path) -> None:
+    """A command about to create an index in the default folder (no --index, no $RECOMMENDER_INDEX) says so: a
+    new shell without the variable would otherwise build a second index silently."""
+    from ..store.manifest import MANIFEST_NAME
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("index_by_default") and not (index_dir / MANIFEST_NAME).exists():
+        logging.getLogger("recommender").warning(
+            "no --index and no $%s: creating a new index in ./%s (set $%s or give --index DIR to use another)",
+            INDEX_ENV, index_dir, INDEX_ENV)
 
 
 def index_option(func):

@@ -57,13 +57,26 @@ def render_related(query: dict, results: Sequence, as_json: bool, wide: bool = F
     return f"related to {label}\n{body}" if results else f"related to {label}\n(no results)"
 
 
+def score_lines(r) -> list[str]:
+    """The score as the ranking computes it, the weighted mean of the parts' z-scores (the weighted sum divided by
+    the sum of the weights), so that the printed arithmetic gives the score shown; then each part's raw value."""
+    parts = {k: v for k, v in r.parts.items() if k != "learned"}
+    norm = sum(p["weight"] for p in parts.values())
+    mean = sum(p["weight"] * p["z"] for p in parts.values()) / norm if norm else 0.0
+    terms = " + ".join(f"{p['weight']:g} x {name} z {p['z']:.3f}" for name, p in parts.items())
+    learned = "learned" in r.parts
+    lines = [f"   {'default score' if learned else 'score'} = ({terms}) / {norm:g} = {mean:.3f}"]
+    if not learned and r.score is not None and abs(mean - r.score) > 0.001:
+        lines.append(f"   then the policy's topic bonus and recency: {r.score:.3f}")
+    lines.append("   values: " + ", ".join(f"{name} {p['value']:.3f}" for name, p in parts.items()))
+    return lines
+
+
 def render_explanation(rank: int, r) -> str:
     """One link's explanation: score parts (raw value, z-score, weight), shared terms, mentions, passage."""
     lines = [f"{rank}. {_cut(r.title, 90)}"]
     if r.parts:
-        parts = {k: v for k, v in r.parts.items() if k != "learned"}
-        lines.append(("   default score = " if "learned" in r.parts else "   score = ") + " + ".join(
-            f"{p['weight']:g} x {name} z {p['z']:.2f} (value {p['value']:.3f})" for name, p in parts.items()))
+        lines += score_lines(r)
         if "learned" in r.parts:
             shown = [(k, v) for k, v in r.parts["learned"].items() if abs(v) >= 0.005]
             lines.append("   learned score parts: " + ", ".join(f"{k} {v:+.2f}" for k, v in shown))
@@ -87,6 +100,9 @@ def render_info(info: dict, as_json: bool) -> str:
     for key in ("size_bytes", "cache_bytes"):
         shown[key] = f"{info[key] / 1e6:.1f} MB"
     verified = shown.pop("verified", None)
+    for key, value in shown.items():  # a count per field: `url 7, published 5`, not a Python dict
+        if isinstance(value, dict):
+            shown[key] = ", ".join(f"{name} {count}" for name, count in value.items()) or "-"
     width = max(len(k) for k in shown)
     lines = [f"{k.ljust(width)}  {v}" for k, v in shown.items()]
     if verified:

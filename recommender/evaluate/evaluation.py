@@ -282,17 +282,17 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
     notes = []
     if learned:
-        from .training import MIN_LISTS
+        from .training import too_few_lists
 
-        if len(queries) >= max(MIN_LISTS, folds):
+        problem = too_few_lists(len(queries), policy, folds)
+        if not problem:
             scorers.append(CrossValidatedScorer(index, policy, gold_rows, folds, seed, progress))
             chosen = scorers[-1].objectives
             notes.append(f"{scorers[-1].name}: the objective chosen inside each fold (on the other folds' lists "
                          "only): " + ", ".join(f"{name} in {chosen.count(name)} of {folds}"
                                                for name in sorted(set(chosen))))
         else:
-            notes.append(f"learned ranking not evaluated: {len(queries)} queries, cross-validation needs at least "
-                         f"{max(MIN_LISTS, folds)}")
+            notes.append(f"learned ranking not evaluated: {problem}")
     dense_scorer = DenseScorer(index.vectors.vectors(), name="dense") if dense or hybrid else None
     if dense:
         scorers.append(dense_scorer)

@@ -25,7 +25,20 @@ from .objectives import OBJECTIVES, better, fit, fit_rows, groups
 
 log = logging.getLogger(__name__)
 
-MIN_LISTS = 20  # fewer curated lists than this: keep the default ranking
+
+
+def too_few_lists(count: int, policy=None, folds: int = 0) -> str | None:
+    """Why `count` curated lists are too few to learn a ranking (None: enough). The one rule, and message, of
+    `train`, the batch's training step and `evaluate`'s learned row: the policy's `[ranking] train_min_lists`,
+    and at least one list per fold."""
+    from ..rank.policy import Policy
+
+    minimum = (policy or Policy()).ranking.train_min_lists
+    need = max(minimum, folds)
+    if count >= need:
+        return None
+    why = f"[ranking] train_min_lists is {minimum}" if need == minimum else f"one per fold, {folds} folds"
+    return f"{count} curated lists, at least {need} are needed to learn a ranking ({why})"
 
 
 def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool = False):
@@ -180,8 +193,9 @@ def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds:
     """Each query's candidates (the default ranker's) re-scored by a model fitted on the other folds' curated
     lists only, with the objective chosen without them too (`nested_scores`), best first; the fold of each query;
     the objective of each fold. What `evaluate` ranks as the learned system."""
-    if len(gold) < max(MIN_LISTS, folds):
-        raise ValueError(f"{len(gold)} curated lists, at least {max(MIN_LISTS, folds)} are needed to learn a ranking")
+    problem = too_few_lists(len(gold), policy, folds)
+    if problem:
+        raise ValueError(problem)
     cands, X, y, qs, _, fold_columns = _training_set(index, policy, gold, progress)
     scores, fold_of, chosen = nested_scores(X, y, qs, {q: c.rows for q, c in cands.items()}, gold, folds, seed,
                                             fold_columns)
@@ -218,9 +232,9 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     ids = index.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
     kept, _ = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
-    if len(kept) < MIN_LISTS:
-        raise ValueError(f"{index.folder}: {len(kept)} curated lists in the index, at least {MIN_LISTS} are needed "
-                         "to learn a ranking; the default ranking stays")
+    problem = too_few_lists(len(kept), policy, folds)
+    if problem:
+        raise ValueError(f"{index.folder}: {problem}; the default ranking stays")
     if objective != "auto" and objective not in OBJECTIVES:
         raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
@@ -263,8 +277,9 @@ def train_if_due(folder: Path, policy, progress: bool = False) -> dict:
         ids = index.store.ids()
         kept, _ = gold_in_index(index.store.curated(), {i: r for r, i in enumerate(ids)})
         out: dict = {"trained": False, "lists": len(kept)}
-        if len(kept) < policy.ranking.train_min_lists:
-            out["reason"] = f"{len(kept)} curated lists, [ranking] train_min_lists is {policy.ranking.train_min_lists}"
+        problem = too_few_lists(len(kept), policy)
+        if problem:
+            out["reason"] = problem
             return out
         try:
             stored = load_model(index.folder)

@@ -25,7 +25,7 @@ from ..store.metadata import ArticleInfo, MetadataStore
 from .policy import Policy
 from ..embed.prepare import Preparation, combine, prepare
 from .querydata import QueryData
-from .results import Related, UnknownArticle  # noqa: F401 - importable from here, as they always were
+from .results import Related, UnknownArticle, closest_ids  # noqa: F401 - importable from here, as they always were
 from .topk import drop_rows
 
 log = logging.getLogger(__name__)
@@ -115,19 +115,17 @@ class Index:
     def get(self, ref: str) -> ArticleInfo:
         """The article for an id or a URL (any variant that canonicalises to a stored URL)."""
         info = self.store.by_id(ref)
-        if info is None and "://" in ref:
+        if info is None and ("://" in ref or "?" in ref):  # a URL, or an id whose query is in another order
             from ..ingest.text import canonical_url, url_to_id
 
-            canon = canonical_url(ref)
+            canon = canonical_url(ref if "://" in ref else "https://" + ref)
             if canon:
                 info = self.store.by_url(canon) or self.store.by_id(url_to_id(canon))
         if info is None:
             stripped = ref.strip().strip("/")
             info = self.store.by_id(stripped) if stripped != ref else None
         if info is None:
-            import difflib
-
-            raise UnknownArticle(ref, difflib.get_close_matches(ref, self.store.ids(), n=5, cutoff=0.5))
+            raise UnknownArticle(ref, closest_ids(ref, self.store.ids()))
         return info
 
     def has(self, ref: str) -> bool:

@@ -36,12 +36,18 @@ read, so the links a site shows and the links that are measured come from the sa
     refit_drift = 0.05       # rebuild the corpus statistics (IDF, embedding moments) in full once this share
                              # of the articles was added, changed or removed since the last full rebuild
 
+    [serve]
+    cors_origins = []        # origins whose pages may read the links from the browser (the widget, GET only),
+                             # e.g. ["https://www.example.com"]; none by default
+
 Every key is optional; `recommender policy` prints the effective policy.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -50,6 +56,7 @@ SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
 POLICY_FILE = "recommender.toml"
+ORIGIN = re.compile(r"https?://[^/?#\s]+")  # what a browser sends as Origin: no path, no trailing slash
 MAX_K = 1000  # the most links per article, as `-k` on the command line
 
 
@@ -124,6 +131,13 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Serve:
+    # the sites (scheme://host[:port], as a browser sends Origin) whose pages may call GET /related from the
+    # browser: the widget (serve/widget.py). Any other origin gets no CORS header, so its browser refuses.
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Policy:
     ranking: Ranking = field(default_factory=Ranking)
     links: Links = field(default_factory=Links)
@@ -131,6 +145,7 @@ class Policy:
     duplicates: Duplicates = field(default_factory=Duplicates)
     diversity: Diversity = field(default_factory=Diversity)
     batch: Batch = field(default_factory=Batch)
+    serve: Serve = field(default_factory=Serve)
     source: str = "built-in defaults"
 
     def __post_init__(self):
@@ -152,7 +167,7 @@ class Policy:
 
 
 SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
-            "diversity": Diversity, "batch": Batch}
+            "diversity": Diversity, "batch": Batch, "serve": Serve}
 
 
 def check(policy: Policy) -> None:
@@ -197,6 +212,10 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
     if not policy.batch.refit_drift >= 0:
         raise PolicyError(f"{where}: [batch] refit_drift must not be negative (a share of the corpus)")
+    for origin in policy.serve.cors_origins:
+        if not ORIGIN.fullmatch(origin):
+            raise PolicyError(f"{where}: [serve] cors_origins: {origin!r} is not an origin: scheme and host, with a "
+                              f"port if not the default, no path and no trailing slash (\"https://www.example.com\")")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -230,6 +249,11 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
             if key not in known:
                 raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
             default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                if not isinstance(item, list) or not all(isinstance(x, str) for x in item):
+                    raise PolicyError(f"{source}: [{name}] {key} must be a list of text")
+                value[key] = tuple(item)
+                continue
             if isinstance(default, bool):
                 if not isinstance(item, bool):
                     raise PolicyError(f"{source}: [{name}] {key} must be true or false")
@@ -261,6 +285,8 @@ def policy_to_toml(policy: Policy) -> str:
                 lines.append(f"# {key} =")
             elif isinstance(value, str):
                 lines.append(f'{key} = "{value}"')
+            elif isinstance(value, (tuple, list)):
+                lines.append(f"{key} = {json.dumps(list(value))}")
             elif isinstance(value, bool):
                 lines.append(f"{key} = {str(value).lower()}")
             else:

@@ -17,6 +17,25 @@ class UnknownArticle(LookupError):
         self.suggestions = list(suggestions)
 
 
+def closest_ids(ref: str, ids: Sequence[str], n: int = 5) -> list[str]:
+    """The ids an unknown `ref` most likely meant: those starting with it (shortest first), then those containing
+    it (a partial id: `energy-desk`, `marathon`; a URL is compared by its id form), then similar spellings."""
+    import difflib
+
+    needle = ref.strip().strip("/").lower()
+    if "://" in needle:
+        needle = needle.split("://", 1)[1].removeprefix("www.").strip("/")
+    if not needle:
+        return []
+    starting = sorted((i for i in ids if i.lower().startswith(needle)), key=lambda i: (len(i), i))
+    containing = sorted((i for i in ids if needle in i.lower() and not i.lower().startswith(needle)),
+                        key=lambda i: (len(i), i))
+    found = (starting + containing)[:n]
+    if len(found) < n:
+        found += [i for i in difflib.get_close_matches(ref, ids, n=n, cutoff=0.5) if i not in found]
+    return found[:n]
+
+
 @dataclass
 class Related:
     """One suggested link."""

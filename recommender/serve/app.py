@@ -22,8 +22,9 @@ from starlette.routing import Route
 from ..rank.index import UnknownArticle
 from ..store.manifest import IndexProblem
 from .headers import SecurityHeaders
-from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_flag, parse_k
+from .protocol import MAX_K, TOKEN_ENV, ApiError, article_ref, json_body, parse_flag, parse_k
 from .versions import Follower, Served
+from .widget import add_widget
 
 log = logging.getLogger("recommender")
 EDITOR_DIR = Path(__file__).resolve().parent / "editor"
@@ -49,7 +50,7 @@ def article_payload(served: Served, ref: str, request: Request) -> dict:
 # --- endpoints -------------------------------------------------------------------------------------------
 
 async def related_by_id(request: Request, served: Served) -> dict:
-    return article_payload(served, request.path_params["id"], request)
+    return article_payload(served, article_ref(request), request)
 
 
 async def related_by_url(request: Request, served: Served) -> dict:
@@ -126,6 +127,7 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     app.state.follower = follower
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     app.state.policy = policy
+    add_widget(app, policy)  # GET /widget.js, and CORS for the policy's [serve] cors_origins
     return app
 
 

@@ -58,3 +58,17 @@ def check_token(request: Request) -> None:
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):  # in constant time
         raise ApiError(401, "writes need the editors' token (Authorization: Bearer TOKEN)")
+
+
+API_PARAMS = ("k", "explain", "no_overrides")  # what /related/{id} reads from the query string
+
+
+def article_ref(request: Request) -> str:
+    """The id of /related/{id}: the path, and, since ids keep a URL's own query (`youtube.com/watch?v=abc`), the
+    query's parameters other than the API's own, in the order given (`%3F` for `?` works too)."""
+    from urllib.parse import unquote
+
+    ref = request.path_params["id"]
+    query = request.url.query
+    extra = [part for part in query.split("&") if part and unquote(part.split("=", 1)[0]) not in API_PARAMS]
+    return f"{ref}?{unquote('&'.join(extra))}" if extra else ref

@@ -69,7 +69,8 @@ def test_batch_does_not_train_below_the_threshold_or_when_the_policy_says_off(tm
     feed = tagged_feed(tmp_path / "feed.jsonl")
     few = run(feed, tmp_path, policy(train_min_lists=49))
     assert few["training"] == {"trained": False, "lists": 48,
-                               "reason": "48 curated lists, [ranking] train_min_lists is 49"}
+                               "reason": "48 curated lists, at least 49 are needed to learn a ranking "
+                                         "([ranking] train_min_lists is 49)"}
     assert few["ranking"] == "default" and load_model(tmp_path / "idx") is None
     assert "learned ranking not trained: 48 curated lists" in render_run(few)
     off = run(feed, tmp_path, policy(train_min_lists=10, learned="off"))

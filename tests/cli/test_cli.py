@@ -81,6 +81,60 @@ def test_unknown_id_is_a_one_line_user_error(runner, hashing_index):
     assert result.stderr.startswith("Error: no article 'text/maraton' in the index; closest ids: text/marathon")
 
 
+def test_a_partial_id_or_url_gets_the_ids_it_may_mean(runner, hashing_index):
+    for ref in ("energy-desk", "https://www.energy-desk.example.com/2024/"):
+        result = invoke(runner, "related", ref, "--index", hashing_index)
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.strip().endswith(
+            "closest ids: energy-desk.example.com/2024/06/11/wind-record-engineers, "
+            "energy-desk.example.com/2024/05/02/grid-batteries-desert-town")
+
+
+def test_explain_prints_arithmetic_that_gives_the_score(runner, hashing_index, tmp_path):
+    import re
+
+    policy = tmp_path / "weights.toml"  # weights that do not sum to 1, so the division by their sum shows
+    policy.write_text("[ranking]\ndense = 0.5\nwindow = 0\nlexical = 1.0\nmention = 0\n[links]\nmin_score = 0\n")
+    result = invoke(runner, "related", "text/marathon", "--index", hashing_index, "--policy", policy, "--explain")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    scores = [float(line.split()[1]) for line in lines[3:] if line[:1].isdigit() and "." not in line.split()[0]]
+    formulas = [line for line in lines if line.strip().startswith("score = ")]
+    assert scores and len(formulas) == len(scores)
+    for score, line in zip(scores, formulas):
+        terms, norm, shown = re.fullmatch(r"\s*score = \((.*)\) / ([\d.]+) = ([\d.-]+)", line).groups()
+        parts = [re.fullmatch(r"([\d.]+) x \w+ z ([\d.-]+)", t).groups() for t in terms.split(" + ")]
+        assert float(norm) == 1.5 == sum(float(w) for w, _ in parts)
+        assert float(shown) == score
+        assert abs(sum(float(w) * float(z) for w, z in parts) / float(norm) - score) <= 0.001
+
+
+def test_train_and_the_batch_need_the_policys_number_of_lists(runner, hashing_index, tmp_path):
+    from recommender.evaluate.training import train_if_due
+    from recommender.rank.policy import load_policy
+
+    policy = tmp_path / "few.toml"
+    policy.write_text("[ranking]\nlearned = \"on\"\ntrain_min_lists = 7\n")
+    said = "2 curated lists, at least 7 are needed to learn a ranking ([ranking] train_min_lists is 7)"
+    result = invoke(runner, "train", "--index", hashing_index, "--policy", policy)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {hashing_index}: {said}; the default ranking stays"
+    assert train_if_due(hashing_index, load_policy(policy))["reason"] == said  # the batch's training step
+
+
+def test_a_new_index_in_the_default_folder_is_announced(runner, corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("RECOMMENDER_INDEX", raising=False)
+    monkeypatch.chdir(tmp_path)
+    said = "no --index and no $RECOMMENDER_INDEX: creating a new index in ./recommender-index"
+    first = invoke(runner, "index", corpus_dir, "--model", "hashing")
+    assert first.exit_code == 0 and said in first.stderr and (tmp_path / "recommender-index").is_dir()
+    assert said not in invoke(runner, "index", corpus_dir, "--model", "hashing").stderr  # it exists now
+    given = invoke(runner, "batch", corpus_dir, "--out", "out", "--index", "elsewhere", "--model", "hashing")
+    assert given.exit_code == 0 and "no --index" not in given.stderr
+    monkeypatch.setenv("RECOMMENDER_INDEX", str(tmp_path / "env-index"))
+    assert "no --index" not in invoke(runner, "index", corpus_dir, "--model", "hashing").stderr
+
+
 def test_missing_index_and_bad_usage_exit_codes(runner, tmp_path):
     result = invoke(runner, "info", "--index", tmp_path / "none")
     assert result.exit_code == 1 and "no index here" in result.stderr
@@ -94,6 +148,10 @@ def test_info_and_search(runner, hashing_index):
     info = json.loads(result.stdout)
     assert info["articles"] == 11 and info["model"] == "hashing:256" and info["dimension"] == 256
     assert info["size_bytes"] > 0 and info["built_at"].endswith("Z")
+    table = invoke(runner, "info", "--index", hashing_index).stdout.splitlines()
+    assert not [line for line in table if "{" in line or "'" in line]  # no Python dict or repr
+    counts = ", ".join(f"{field} {n}" for field, n in info["articles_with"].items())
+    assert table[-1].split(None, 1) == ["articles_with", counts]
     result = invoke(runner, "search", "sourdough starter flour dough", "--index", hashing_index, "--json", "-k", "1")
     assert json.loads(result.stdout)["related"][0]["id"] == "weekend-sourdough"
 

@@ -92,6 +92,11 @@ def test_fast_tokenizer_and_compiled_cache_give_the_same_vectors(models, tmp_pat
     _, fast_cached = _vectors(monkeypatch, tmp_path / "cache-b")  # reads the compiled model from the cache
     assert reference.shape == (len(TEXTS), 384)
     assert np.array_equal(fast_fresh, reference) and np.array_equal(fast_cached, reference)
+    # what the conversion's message announces is what its folder and the compiled cache hold
+    held = sum(f.stat().st_size for folder in (manifest_path.parent, tmp_path / "cache-b")
+               for f in folder.rglob("*") if f.is_file())
+    announced = openvino_embedder.converted_bytes(reference_embedder.path)
+    assert abs(announced - held) <= 0.05 * held, (announced, held)
 
 
 @pytest.mark.model

@@ -12,7 +12,10 @@ from recommender.evaluate import training
 from recommender.evaluate.training import cross_validate, fit
 from recommender.rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from recommender.store.manifest import IndexProblem, Manifest, write_manifest
+from recommender.rank.policy import policy_from_dict
 from recommender.rank.signals import SIGNALS, SiteFacts, pair_signals, path_segments
+
+FEW_LISTS = policy_from_dict({"ranking": {"train_min_lists": 3}})  # the fixture corpus has 11 articles
 
 
 def info(row, id, title, topics=(), authors=(), published=None, source=None, url=None, page_type=None):
@@ -152,11 +155,7 @@ def test_train_on_an_index_stores_a_model_that_related_uses(hashing_index, tmp_p
     with Index.open(folder) as index:
         ids = index.store.ids()
         gold = {ids[i]: [ids[(i + 1) % len(ids)]] for i in range(len(ids))}  # each article's neighbour by row
-        training.MIN_LISTS, old = 3, training.MIN_LISTS
-        try:
-            model, report = train(index, folds=3, gold=gold)
-        finally:
-            training.MIN_LISTS = old
+        model, report = train(index, FEW_LISTS, folds=3, gold=gold)
         assert report["learned"]["queries"] == len(ids) and report["pairs"] > 0
         save_model(folder, model)
     with Index.open(folder) as index:  # the manifest names the model file and still verifies
@@ -192,7 +191,6 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
     from recommender import Index
     from recommender.evaluate.evaluation import evaluate_index
 
-    monkeypatch.setattr(training, "MIN_LISTS", 3)
     fitted = []
 
     def memorising_fit(X, y, qs, objective="pointwise", negative_rate=1.0):
@@ -202,7 +200,7 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
     monkeypatch.setattr(training, "fit", memorising_fit)
     with Index.open(hashing_index) as index:
         ids = index.store.ids()
-        ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3)
+        ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3, policy=FEW_LISTS)
     assert [s.system for s in ev.systems] == ["system", "learned (3-fold CV)"]
     cv = ev.system("learned (3-fold CV)")
     # each objective: one fit per fold, and one per pair of folds (choosing the objective without the fold it ranks)
@@ -211,40 +209,41 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
     assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
 
 
-def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_skipped(hashing_index, monkeypatch):
+def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_skipped(hashing_index):
     from recommender import Index
     from recommender.evaluate.evaluation import evaluate_index
 
-    monkeypatch.setattr(training, "MIN_LISTS", 3)
     with Index.open(hashing_index) as index:
         ids = index.store.ids()
         # the gold is the other article under the same site or folder (4 pairs): URL-path proximity decides it,
         # which the models learn from the other folds; the default ranking ranks it first for none
         gold = {i: [j for j in ids if j != i and j.split("/")[0] == i.split("/")[0]] for i in ids}
         gold = {q: related for q, related in gold.items() if related}
-        ev = evaluate_index(index, gold, baselines=(), dense=False, folds=3)
+        ev = evaluate_index(index, gold, baselines=(), dense=False, folds=3, policy=FEW_LISTS)
         system, cv = ev.system("system"), ev.system("learned (3-fold CV)")
         assert ev.queries == 8 and system.overall["recall@1"] == 0.0
         assert cv.overall["recall@1"] >= 0.5 and cv.overall["mrr"] > system.overall["mrr"] + 0.3
-        skipped = evaluate_index(index, gold, baselines=(), dense=False, learned=False)
+        skipped = evaluate_index(index, gold, baselines=(), dense=False, learned=False, policy=FEW_LISTS)
         assert [s.system for s in skipped.systems] == ["system"]
-        few = evaluate_index(index, dict(list(gold.items())[:2]), baselines=(), dense=False)
+        few = evaluate_index(index, dict(list(gold.items())[:2]), baselines=(), dense=False, policy=FEW_LISTS)
         assert [s.system for s in few.systems] == ["system"]
-        assert any("learned ranking not evaluated: 2 queries" in n for n in few.notes)
+        assert "learned ranking not evaluated: 2 curated lists, at least 5 are needed to learn a ranking " \
+               "(one per fold, 5 folds)" in few.notes
 
 
-def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path, monkeypatch):
+def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path):
     from click.testing import CliRunner
 
     from recommender import Index
     from recommender.cli import cli
 
-    monkeypatch.setattr(training, "MIN_LISTS", 3)
     with Index.open(hashing_index) as index:
         ids = index.store.ids()
+    (tmp_path / "few.toml").write_text("[ranking]\ntrain_min_lists = 3\n")
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps({"id": q, "related": r}) + "\n" for q, r in neighbour_gold(ids).items()))
-    args = ["evaluate", "--index", str(hashing_index), "--gold", str(gold), "--json", "-q", "--baseline", "tfidf"]
+    args = ["evaluate", "--index", str(hashing_index), "--gold", str(gold), "--json", "-q", "--baseline", "tfidf",
+            "--policy", str(tmp_path / "few.toml")]
     with_cv = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert with_cv.exit_code == 0, with_cv.output
     assert [json.loads(l)["system"] for l in with_cv.stdout.splitlines()] == [

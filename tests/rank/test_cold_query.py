@@ -70,6 +70,9 @@ def related_in_a_fresh_process(folder, article_id):
     return json.loads(answer), json.loads(modules)
 
 
+SMALL_GOLD = policy_from_dict({"ranking": {"train_min_lists": 3}})  # train on these tests' few dozen lists
+
+
 def batch(corpus, tmp_path, policy=Policy(), **kwargs):
     return run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, model="hashing", progress=False, **kwargs)
 
@@ -197,7 +200,7 @@ def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
     with Index.open(tmp_path / "idx") as index:
         ids = index.store.ids()
         gold = {ids[i]: [ids[(i + 4) % len(ids)]] for i in range(len(ids))}  # same topic, next story
-        model, _ = train(index, folds=3, gold=gold)
+        model, _ = train(index, SMALL_GOLD, folds=3, gold=gold)
         store_model(tmp_path / "idx", model)
     on = policy_from_dict({"ranking": {"learned": "on"}})
     record = batch(corpus, tmp_path, policy=on)

@@ -15,7 +15,7 @@ from recommender.rank.learneddata import PREFIX, STATS_KEY
 from recommender.rank.policy import policy_from_dict
 from recommender.store.manifest import read_manifest, write_manifest
 
-from test_cold_query import batch, related_in_a_fresh_process, synthetic_feed
+from test_cold_query import SMALL_GOLD, batch, related_in_a_fresh_process, synthetic_feed
 
 ON = policy_from_dict({"ranking": {"learned": "on"}})
 TOLERANCE = 1e-5  # learned scores: the cosine statistics of the arrays are summed over all rows at once
@@ -27,7 +27,7 @@ def trained(tmp_path, count=48):
     with Index.open(tmp_path / "idx") as index:
         ids = index.store.ids()
         gold = {ids[i]: [ids[(i + 4) % len(ids)], ids[(i + 8) % len(ids)]] for i in range(len(ids))}
-        model, _ = train(index, folds=3, gold=gold)
+        model, _ = train(index, SMALL_GOLD, folds=3, gold=gold)
     store_model(tmp_path / "idx", model)
     return corpus
 

@@ -1,12 +1,12 @@
 """What the service's tests share (imported by name: `from serve_helpers import ...`): a server on loopback (real
 uvicorn, in a thread) and a small index whose ids, titles and URLs are hostile (quotes, markup, event handlers), with one unpublished draft."""
 
+import contextlib
 import json
-import socket
-import threading
-import time
 
 import pytest
+
+from livehttp import live_server as serve_in_thread
 
 # Each payload sets window.__xss (or opens a dialog) if it ever runs as script in the editors' page.
 HOSTILE_ID = 'xss" onmouseover="window.__xss=1" x="'
@@ -38,26 +38,7 @@ def hostile_index(tmp_path_factory):
 
 @pytest.fixture
 def live_server():
-    """start(app) serves an ASGI app on a free loopback port and returns its base URL; stopped after the test."""
-    import uvicorn
-
-    running = []
-
-    def start(app) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        for _ in range(250):
-            if server.started:
-                break
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(5)
+    """start(app) serves an ASGI app on a free loopback port (livehttp.live_server) and returns its base URL; stopped
+    after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(serve_in_thread(app))

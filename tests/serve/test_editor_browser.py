@@ -14,22 +14,11 @@ from recommender.serve.app import create_app
 
 from conftest import LEXICAL_POLICY
 from serve_helpers import HOSTILE_ID, HOSTILE_ID_2, HOSTILE_TITLE, HOSTILE_URL, hostile_index, live_server  # noqa: F401
+from livehttp import CHROMIUM, NO_CHROMIUM
 
 TOKEN = "editor-secret"
-
-
-def find_chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-CHROMIUM = find_chromium()
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install '.[test]'")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine: scripts/install-test-tools installs it (needs root apt-get)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 @pytest.fixture

@@ -73,6 +73,28 @@ def test_bad_ids_404_and_bad_params_422_in_one_line(client, index_copy):
     assert "no article 'no/such/article'" in client.get("/related/no/such/article").json()["error"]
 
 
+def test_ids_with_a_query_need_no_escaping_and_partial_ids_get_suggestions(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = ["Penalty shoot-out decides the cup final", "Goalkeeper saves two penalties in the final",
+             "A cup final decided by penalties again"]
+    (corpus / "videos.jsonl").write_text("".join(json.dumps(
+        {"title": t, "text": t + " in front of a full stadium.",
+         "url": f"https://www.youtube.com/watch?v=clip{n}&t=10"}) + "\n" for n, t in enumerate(texts)))
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    with TestClient(create_app(tmp_path / "idx")) as c:
+        plain = c.get("/related/youtube.com/watch?t=10&v=clip1&k=1")
+        assert plain.status_code == 200, plain.text
+        assert plain.json()["query"]["id"] == "youtube.com/watch?t=10&v=clip1"
+        assert len(plain.json()["related"]) <= 1
+        for other in ("/related/youtube.com/watch%3Ft=10%26v=clip1", "/related/youtube.com/watch?v=clip1&t=10"):
+            assert c.get(other).json()["query"]["id"] == "youtube.com/watch?t=10&v=clip1"  # escaped, in URL order
+        partial = c.get("/related/youtube.com/watch")
+        assert partial.status_code == 404
+        assert partial.json()["error"].endswith("closest ids: youtube.com/watch?t=10&v=clip0, "
+                                                "youtube.com/watch?t=10&v=clip1, youtube.com/watch?t=10&v=clip2")
+
+
 def test_writes_need_the_token_and_reach_the_cli_store(client, index_copy):
     a, b, c = ids_of(index_copy)[:3]
     pin = {"action": "pin", "article": a, "target": b}
