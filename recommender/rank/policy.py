@@ -36,6 +36,10 @@ read, so the links a site shows and the links that are measured come from the sa
     refit_drift = 0.05       # rebuild the corpus statistics (IDF, embedding moments) in full once this share
                              # of the articles was added, changed or removed since the last full rebuild
 
+    [serve]
+    max_age = 300            # seconds a cache in front of `recommender serve` (a browser, a CDN) may keep a
+                             # /related answer before it asks again (0: ask every time; docs/serve.md, "Caching")
+
 Every key is optional; `recommender policy` prints the effective policy.
 """
 
@@ -124,6 +128,13 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Serve:
+    # Cache-Control max-age of the service's /related answers (serve/caching.py): how long after a new index
+    # version or a pin a cache in front may still show the answer it kept
+    max_age: int = 300
+
+
+@dataclass(frozen=True)
 class Policy:
     ranking: Ranking = field(default_factory=Ranking)
     links: Links = field(default_factory=Links)
@@ -131,6 +142,7 @@ class Policy:
     duplicates: Duplicates = field(default_factory=Duplicates)
     diversity: Diversity = field(default_factory=Diversity)
     batch: Batch = field(default_factory=Batch)
+    serve: Serve = field(default_factory=Serve)
     source: str = "built-in defaults"
 
     def __post_init__(self):
@@ -152,7 +164,7 @@ class Policy:
 
 
 SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
-            "diversity": Diversity, "batch": Batch}
+            "diversity": Diversity, "batch": Batch, "serve": Serve}
 
 
 def check(policy: Policy) -> None:
@@ -197,6 +209,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
     if not policy.batch.refit_drift >= 0:
         raise PolicyError(f"{where}: [batch] refit_drift must not be negative (a share of the corpus)")
+    if policy.serve.max_age < 0:
+        raise PolicyError(f"{where}: [serve] max_age must not be negative (seconds; 0: caches ask every time)")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

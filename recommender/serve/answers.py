@@ -1,0 +1,198 @@
+"""GET /related: stored answers at file-server speed, computed ones off the event loop, both with cache headers.
+
+When the batch's stored lists answer (recommender.rank.storedlists: this index version, this policy, the
+overrides applied on top), the answer is made once per index version and state of the overrides and kept as
+the bytes sent (a bounded cache per version); the next request for the same URL gets those bytes from `FastAnswers`,
+an ASGI layer in front of the routes, without ranking, routing or JSON encoding. Any other answer (no stored
+list, `explain=true`, an article whose overrides changed since the batch) is ranked on the ranking pool
+(serve/offload.py). Either way the JSON is what `related --json` gives for that path (a stored answer has no
+per-signal `parts`), the header `X-Recommender-Answer` says which path answered ("stored-list" or "computed"),
+and `ETag` / `Cache-Control` / `Vary` come from serve/caching.py; If-None-Match with the current ETag gets 304.
+
+A pin or block (by the editors' page, the CLI, or another worker process) changes the overrides store, which is
+looked at on every request (one stat and 4 bytes read): the kept answers are dropped at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..rank.index import UnknownArticle
+from ..rank.overrides import FILE as OVERRIDES_FILE, OverrideSet, load_overrides
+from ..rank.policy import Policy
+from ..rank.storedlists import HEADER, StoredLists
+from .caching import FileWatch, cache_headers, make_etag, matches, overrides_version, policy_token
+from .offload import run_ranking
+from .protocol import ApiError, parse_flag, parse_k
+from .versions import Served
+
+KEPT_ANSWERS = 50_000  # per index version; when full, the oldest half is dropped
+ANSWER_HEADER = b"x-recommender-answer"
+
+
+@dataclass
+class VersionAnswers:
+    """One index version's answers under one state of the overrides and the stored lists."""
+
+    state: tuple | None = None
+    overrides: OverrideSet = field(default_factory=OverrideSet)
+    overrides_version: str = "0"
+    lists: StoredLists | None = None
+    lists_token: str = ""
+    generation: int = 0
+    kept: dict = field(default_factory=dict)  # (path, query string) -> (status, headers, body)
+
+    def keep(self, key, generation: int, entry) -> None:
+        if generation != self.generation:
+            return  # the overrides or the lists changed while it was made
+        if len(self.kept) >= KEPT_ANSWERS:
+            for old in list(self.kept)[:KEPT_ANSWERS // 2]:
+                del self.kept[old]
+        self.kept[key] = entry
+
+
+class Answering:
+    """The app's side of it: the policy's cache headers, and the watches on the overrides and the stored lists."""
+
+    def __init__(self, folder: Path, policy: Policy | None):
+        self.folder = Path(folder)
+        self.policy = policy or Policy()
+        self.cache_headers = cache_headers(policy)
+        self.policy_token = policy_token(policy)
+        self.overrides_watch = FileWatch(self.folder / OVERRIDES_FILE, sqlite=True)
+        self.lists_watch = FileWatch(self.folder / HEADER)
+
+    def prepare(self, served: Served) -> None:
+        """Warm a new version before it is swapped in (on the opening thread): its stored lists (the key's code
+        digest) and the ranker that computed answers need."""
+        StoredLists.open(served.index, self.policy)
+        warm(served, self.policy)
+
+    def of(self, served: Served) -> VersionAnswers:
+        """The version's answers, brought up to the state of the overrides and the stored lists now."""
+        answers = served.extra.get("answers")
+        if answers is None:
+            answers = served.extra["answers"] = VersionAnswers()
+        state = (self.overrides_watch.state(), self.lists_watch.state())
+        if state != answers.state:
+            before = answers.state or (object(), object())
+            if state[0] != before[0]:
+                answers.overrides = load_overrides(self.folder)
+                answers.overrides_version = overrides_version(answers.overrides.items)
+            if state[1] != before[1]:
+                answers.lists = StoredLists.open(served.index, self.policy) if state[1] else None
+                answers.lists_token = "s" + str(answers.lists.header.get("sha256", ""))[:8] if answers.lists else ""
+            answers.state = state
+            answers.generation += 1
+            answers.kept = {}
+        return answers
+
+
+def warm(served: Served, policy: Policy) -> None:
+    """Build the version's ranker once (not by two threads at a time)."""
+    if served.extra.get("warm"):
+        return
+    with served.lock:
+        if not served.extra.get("warm"):
+            served.index.ranker(policy)
+            served.extra["warm"] = True
+
+
+class FastAnswers:
+    """ASGI layer: a GET /related answer kept for this URL, version and state is sent as it is (or a 304)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/related"):
+            state = scope["app"].state
+            answers = state.answering.of(state.follower.refresh())
+            entry = answers.kept.get((scope["path"], scope["query_string"]))
+            if entry is not None:
+                await send_entry(send, entry, dict(scope["headers"]).get(b"if-none-match"))
+                return
+        await self.app(scope, receive, send)
+
+
+async def send_entry(send, entry, if_none_match: bytes | None) -> None:
+    etag, headers, body = entry
+    if matches(if_none_match, etag):
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": headers + [(b"content-type", b"application/json"),
+                                      (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def related_by_id(request: Request, served: Served) -> Response:
+    return await answer(request, served, request.path_params["id"])
+
+
+async def related_by_url(request: Request, served: Served) -> Response:
+    url = request.query_params.get("url")
+    if not url:
+        raise ApiError(422, "give ?url= (or use /related/{id})")
+    return await answer(request, served, url)
+
+
+async def answer(request: Request, served: Served, ref: str) -> Response:
+    answering: Answering = request.app.state.answering
+    answers = answering.of(served)
+    generation, lists, overrides = answers.generation, answers.lists, answers.overrides
+    index = served.index
+    info = index.store.by_id(ref) or await run_ranking(article, served, ref)  # URL variants, suggestions: off loop
+    q = request.query_params
+    k = parse_k(q.get("k"))
+    explain = parse_flag(q.get("explain"), "explain")
+    use_overrides = not parse_flag(q.get("no_overrides"), "no_overrides")
+    policy = answering.policy.with_links(k=k) if k is not None else answering.policy
+    items = None
+    if lists is not None and not explain:
+        items = lists.links(index, info.row, policy.links.k, overrides if use_overrides else OverrideSet())
+    how = b"stored-list" if items is not None else b"computed"
+    etag = make_etag(served.version, answers.overrides_version, answering.policy_token,
+                     answers.lists_token if items is not None else "c")
+    headers = [(b"etag", etag), *answering.cache_headers, (ANSWER_HEADER, how)]
+    query = {"id": info.id, "title": info.title, "url": info.url}
+    if items is not None:
+        related = index._related_items(items)
+    elif matches(request.headers.get("if-none-match", "").encode(), etag):
+        related = None  # not ranked for a 304
+    else:
+        related = await run_ranking(compute, served, info.id, policy, explain, use_overrides)
+    body = b"" if related is None else JSONResponse(
+        {"version": served.version, "query": query, "related": [r.to_dict() for r in related]}).body
+    entry = (etag, headers, body)
+    if items is not None:
+        answers.keep((request.scope["path"], request.scope["query_string"]), generation, entry)
+    return EntryResponse(entry, request.headers.get("if-none-match", "").encode())
+
+
+def article(served: Served, ref: str):
+    try:
+        return served.index.get(ref)
+    except UnknownArticle as exc:
+        raise ApiError(404, str(exc.args[0] if exc.args else exc)) from None
+
+
+def compute(served: Served, article_id: str, policy: Policy, explain: bool, overrides: bool):
+    """Ranked on a thread of the ranking pool, on the version the request leased."""
+    warm(served, policy)
+    return served.index.related(article_id, explain=explain, overrides=overrides, policy=policy)
+
+
+class EntryResponse(Response):
+    """A kept or just-made answer as a Starlette response (200 with the body, or 304)."""
+
+    def __init__(self, entry, if_none_match: bytes):
+        self.entry, self.if_none_match = entry, if_none_match
+        super().__init__(entry[2], status_code=304 if matches(if_none_match, entry[0]) else 200)
+
+    async def __call__(self, scope, receive, send):
+        await send_entry(send, self.entry, self.if_none_match)
