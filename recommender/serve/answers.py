@@ -9,11 +9,13 @@ list, `explain=true`, an article whose overrides changed since the batch) is ran
 per-signal `parts`), the header `X-Recommender-Answer` says which path answered ("stored-list" or "computed"),
 and `ETag` / `Cache-Control` / `Vary` come from serve/caching.py; If-None-Match with the current ETag gets 304.
 
-A pin or block (by the editors' page, the CLI, or another worker process) changes the overrides store, which is
-looked at on every request (one stat and 4 bytes read): the kept answers are dropped at once."""
+A pin or block (by the editors' page, the CLI, or another worker process) changes the overrides store, whose
+change counter is read on every request (4 bytes): the next request drops the kept answers. New stored lists
+(a batch) and a new index version are noticed within 50 ms (caching.LOOK_EVERY)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from ..rank.index import UnknownArticle
 from ..rank.overrides import FILE as OVERRIDES_FILE, OverrideSet, load_overrides
 from ..rank.policy import Policy
 from ..rank.storedlists import HEADER, StoredLists
-from .caching import FileWatch, cache_headers, make_etag, matches, overrides_version, policy_token
+from .caching import LOOK_EVERY, FileWatch, SqliteWatch, cache_headers, make_etag, matches, overrides_version, policy_token
 from .offload import run_ranking
 from .protocol import ApiError, parse_flag, parse_k
 from .versions import Served
@@ -43,7 +45,7 @@ class VersionAnswers:
     lists: StoredLists | None = None
     lists_token: str = ""
     generation: int = 0
-    kept: dict = field(default_factory=dict)  # (path, query string) -> (status, headers, body)
+    kept: dict = field(default_factory=dict)  # (path, query string) -> make_entry(...)
 
     def keep(self, key, generation: int, entry) -> None:
         if generation != self.generation:
@@ -62,8 +64,10 @@ class Answering:
         self.policy = policy or Policy()
         self.cache_headers = cache_headers(policy)
         self.policy_token = policy_token(policy)
-        self.overrides_watch = FileWatch(self.folder / OVERRIDES_FILE, sqlite=True)
+        self.overrides_watch = SqliteWatch(self.folder / OVERRIDES_FILE)
         self.lists_watch = FileWatch(self.folder / HEADER)
+        self.lists_state = self.lists_watch.state()
+        self.next_look = 0.0
 
     def prepare(self, served: Served) -> None:
         """Warm a new version before it is swapped in (on the opening thread): its stored lists (the key's code
@@ -76,7 +80,12 @@ class Answering:
         answers = served.extra.get("answers")
         if answers is None:
             answers = served.extra["answers"] = VersionAnswers()
-        state = (self.overrides_watch.state(), self.lists_watch.state())
+        now = time.monotonic()
+        look = now >= self.next_look
+        if look:
+            self.next_look = now + LOOK_EVERY
+            self.lists_state = self.lists_watch.state()
+        state = (self.overrides_watch.state(look), self.lists_state)
         if state != answers.state:
             before = answers.state or (object(), object())
             if state[0] != before[0]:
@@ -106,27 +115,36 @@ class FastAnswers:
 
     def __init__(self, app):
         self.app = app
+        self.follower = self.answering = None  # the app's, at the first request (Starlette sets scope["app"])
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/related"):
-            state = scope["app"].state
-            answers = state.answering.of(state.follower.refresh())
-            entry = answers.kept.get((scope["path"], scope["query_string"]))
+            if self.answering is None:
+                self.follower, self.answering = scope["app"].state.follower, scope["app"].state.answering
+            entry = self.answering.of(self.follower.refresh()).kept.get((scope["path"], scope["query_string"]))
             if entry is not None:
-                await send_entry(send, entry, dict(scope["headers"]).get(b"if-none-match"))
+                if_none_match = None
+                for name, value in scope["headers"]:
+                    if name == b"if-none-match":
+                        if_none_match = value
+                await send_entry(send, entry, if_none_match)
                 return
         await self.app(scope, receive, send)
 
 
+def make_entry(etag: bytes, headers: list, body: bytes) -> tuple:
+    """What is sent for an answer: (etag, headers of a 304, headers of a 200, body)."""
+    return etag, headers, headers + [(b"content-type", b"application/json"),
+                                     (b"content-length", str(len(body)).encode())], body
+
+
 async def send_entry(send, entry, if_none_match: bytes | None) -> None:
-    etag, headers, body = entry
-    if matches(if_none_match, etag):
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
+    etag, not_modified, full, body = entry
+    if if_none_match is not None and matches(if_none_match, etag):
+        await send({"type": "http.response.start", "status": 304, "headers": not_modified})
         await send({"type": "http.response.body", "body": b""})
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": headers + [(b"content-type", b"application/json"),
-                                      (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.start", "status": 200, "headers": full})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -168,7 +186,7 @@ async def answer(request: Request, served: Served, ref: str) -> Response:
         related = await run_ranking(compute, served, info.id, policy, explain, use_overrides)
     body = b"" if related is None else JSONResponse(
         {"version": served.version, "query": query, "related": [r.to_dict() for r in related]}).body
-    entry = (etag, headers, body)
+    entry = make_entry(etag, headers, body)
     if items is not None:
         answers.keep((request.scope["path"], request.scope["query_string"]), generation, entry)
     return EntryResponse(entry, request.headers.get("if-none-match", "").encode())
@@ -192,7 +210,7 @@ class EntryResponse(Response):
 
     def __init__(self, entry, if_none_match: bytes):
         self.entry, self.if_none_match = entry, if_none_match
-        super().__init__(entry[2], status_code=304 if matches(if_none_match, entry[0]) else 200)
+        super().__init__(entry[3], status_code=304 if matches(if_none_match, entry[0]) else 200)
 
     async def __call__(self, scope, receive, send):
         await send_entry(send, self.entry, self.if_none_match)

@@ -56,36 +56,53 @@ def matches(if_none_match: bytes | None, etag: bytes) -> bool:
     return any(tag.strip().removeprefix(b"W/") == etag for tag in if_none_match.split(b","))
 
 
-class FileWatch:
-    """Tells cheaply (one stat, and for SQLite the header's change counter) whether a file changed since the last
-    look; for the overrides store, whose writes may keep its size and fall within one mtime tick."""
+LOOK_EVERY = 0.05  # seconds between the stats that notice a file replaced by a rename (a new index version,
+# a batch's new stored lists): a stat costs about as much as sending a kept answer, and a new version that
+# starts answering 50 ms later is as complete as the old one
 
-    def __init__(self, path: Path, sqlite: bool = False):
-        self.path = path
-        self.sqlite = sqlite
-        self.fd: int | None = None
-        self.ino: int | None = None
+
+class FileWatch:
+    """A file that is replaced by a rename (the manifest, the stored lists' header): its inode, size and mtime."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
 
     def state(self) -> tuple | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        counter = b""
-        if self.sqlite:
-            if self.fd is None or self.ino != st.st_ino:
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class SqliteWatch:
+    """The overrides store, which SQLite writes in place (a write may keep the size and fall within one mtime
+    tick): its header's file change counter, bumped by every commit, read on every request (one pread, so the
+    next request sees a pin), and the file's identity, looked at with a stat when `look` (or while missing)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.fd: int | None = None
+        self.ino: int | None = None
+
+    def state(self, look: bool) -> tuple | None:
+        if self.fd is None and not os.access(self.path, os.F_OK):
+            return None
+        if look or self.fd is None:
+            try:
+                ino = os.stat(self.path).st_ino
+                if ino != self.ino or self.fd is None:
+                    self.close()
+                    self.fd, self.ino = os.open(self.path, os.O_RDONLY), ino
+            except FileNotFoundError:
                 self.close()
-                try:
-                    self.fd, self.ino = os.open(self.path, os.O_RDONLY), st.st_ino
-                except OSError:
-                    return (st.st_ino, st.st_size, st.st_mtime_ns)
-            counter = os.pread(self.fd, 4, 24)  # SQLite's file change counter (bumped by every commit)
-        return (st.st_ino, st.st_size, st.st_mtime_ns, counter)
+                return None
+        return (self.ino, os.pread(self.fd, 4, 24))  # SQLite's file change counter
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
-            self.fd = None
+            self.fd = self.ino = None
 
 
 def overrides_version(items) -> str:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..rank.index import Index
 from ..store.manifest import MANIFEST_NAME, IndexProblem
+from .caching import LOOK_EVERY
 
 log = logging.getLogger("recommender")
 
@@ -33,9 +36,9 @@ class Served:
     extra: dict = field(default_factory=dict)  # what the app prepares per version (serve/answers.py)
 
 
-def manifest_stat(folder: Path) -> tuple | None:
-    try:
-        st = (folder / MANIFEST_NAME).stat()
+def manifest_stat(manifest: str) -> tuple | None:
+    try:  # on every request: a plain string path (a pathlib join costs more than the stat)
+        st = os.stat(manifest)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -43,7 +46,7 @@ def manifest_stat(folder: Path) -> tuple | None:
 
 def open_version(folder: Path) -> Served:
     """Open and verify the committed version of an index folder (raises IndexProblem)."""
-    stat = manifest_stat(folder)
+    stat = manifest_stat(str(folder / MANIFEST_NAME))
     index = Index.open(folder)
     version = hashlib.sha256(index.manifest.to_json().encode()).hexdigest()[:12]
     return Served(index, version, stat)
@@ -56,17 +59,23 @@ class Follower:
 
     def __init__(self, folder: str | Path, prepare: Callable[[Served], None] | None = None):
         self.folder = Path(folder)
+        self.manifest = str(self.folder / MANIFEST_NAME)
         self.prepare = prepare
         self.current: Served = open_version(self.folder)  # a broken index fails at start, not at a request
         self.problem: str | None = None  # why the last new version was refused
         self.refused_stat: tuple | None = None
         self.swaps = 0
         self.opening: asyncio.Future | None = None  # the new version being opened, if any
+        self.next_look = 0.0
 
-    def refresh(self) -> Served:
+    def refresh(self, look: bool = False) -> Served:
         """The version to answer from now; starts opening a newly committed one in the background (outside an
-        event loop: opens it here)."""
-        stat = manifest_stat(self.folder)
+        event loop: opens it here). The manifest is looked at every LOOK_EVERY seconds, or now with look=True."""
+        now = time.monotonic()
+        if not look and now < self.next_look:
+            return self.current
+        self.next_look = now + LOOK_EVERY
+        stat = manifest_stat(self.manifest)
         if stat is None or stat == self.current.stat or stat == self.refused_stat or self.opening is not None:
             return self.current
         try:
@@ -82,7 +91,7 @@ class Follower:
 
     async def settled(self) -> Served:
         """The version to answer from once any version being opened now is in (or refused)."""
-        self.refresh()
+        self.refresh(look=True)
         if self.opening is not None:
             await asyncio.shield(self.opening)
             await asyncio.sleep(0)  # the done callback has run
