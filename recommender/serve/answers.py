@@ -1,13 +1,13 @@
 """GET /related: stored answers at file-server speed, computed ones off the event loop, both with cache headers.
 
-When the batch's stored lists answer (recommender.rank.storedlists: this index version, this policy, the
-overrides applied on top), the answer is made once per index version and state of the overrides and kept as
-the bytes sent (a bounded cache per version); the next request for the same URL gets those bytes from `FastAnswers`,
-an ASGI layer in front of the routes, without ranking, routing or JSON encoding. Any other answer (no stored
-list, `explain=true`, an article whose overrides changed since the batch) is ranked on the ranking pool
-(serve/offload.py). Either way the JSON is what `related --json` gives for that path (a stored answer has no
-per-signal `parts`), the header `X-Recommender-Answer` says which path answered ("stored-list" or "computed"),
-and `ETag` / `Cache-Control` / `Vary` come from serve/caching.py; If-None-Match with the current ETag gets 304.
+When the batch's stored lists answer (recommender.rank.storedlists: this index version, this policy, the overrides
+applied on top), the answer is made once per index version and state of the overrides and kept as the bytes sent
+(at most KEPT_BYTES per version); the next request for the same URL gets those bytes from `FastAnswers`, an ASGI
+layer in front of the routes, without ranking, routing or JSON encoding. Any other answer (no stored list,
+`explain=true`, an article whose overrides changed since the batch) is ranked on the ranking pool
+(serve/offload.py). Either way the JSON is what `related --json` gives for that path (a stored answer has no per-
+signal `parts`), the header `X-Recommender-Answer` says which path answered ("stored-list" or "computed"), and
+`ETag` / `Cache-Control` / `Vary` come from serve/caching.py; If-None-Match with the current ETag gets 304.
 
 A pin or block (by the editors' page, the CLI, or another worker process) changes the overrides store, whose
 change counter is read on every request (4 bytes): the next request drops the kept answers. New stored lists
@@ -26,12 +26,14 @@ from ..rank.index import UnknownArticle
 from ..rank.overrides import FILE as OVERRIDES_FILE, OverrideSet, load_overrides
 from ..rank.policy import Policy
 from ..rank.storedlists import HEADER, StoredLists
-from .caching import LOOK_EVERY, FileWatch, SqliteWatch, cache_headers, make_etag, matches, overrides_version, policy_token
+from .caching import (LOOK_EVERY, FileWatch, SqliteWatch, cache_headers, make_etag, matches, overrides_version,
+                      policy_token)
 from .offload import run_ranking
 from .protocol import ApiError, parse_flag, parse_k
 from .versions import Served
 
-KEPT_ANSWERS = 50_000  # per index version; when full, the oldest half is dropped
+KEPT_BYTES = 64 << 20  # kept answers per index version (MDN's 14,592 answers of 10 links: about 60 MB); when
+# full, the older half is dropped
 ANSWER_HEADER = b"x-recommender-answer"
 
 
@@ -46,14 +48,16 @@ class VersionAnswers:
     lists_token: str = ""
     generation: int = 0
     kept: dict = field(default_factory=dict)  # (path, query string) -> make_entry(...)
+    kept_bytes: int = 0
 
     def keep(self, key, generation: int, entry) -> None:
-        if generation != self.generation:
+        if generation != self.generation or key in self.kept:
             return  # the overrides or the lists changed while it was made
-        if len(self.kept) >= KEPT_ANSWERS:
-            for old in list(self.kept)[:KEPT_ANSWERS // 2]:
-                del self.kept[old]
+        if self.kept_bytes + len(entry[3]) > KEPT_BYTES:
+            for old in list(self.kept)[:len(self.kept) // 2 + 1]:
+                self.kept_bytes -= len(self.kept.pop(old)[3])
         self.kept[key] = entry
+        self.kept_bytes += len(entry[3])
 
 
 class Answering:
@@ -96,7 +100,7 @@ class Answering:
                 answers.lists_token = "s" + str(answers.lists.header.get("sha256", ""))[:8] if answers.lists else ""
             answers.state = state
             answers.generation += 1
-            answers.kept = {}
+            answers.kept, answers.kept_bytes = {}, 0
         return answers
 
 
