@@ -211,14 +211,15 @@ def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> di
             took.update(status=response.status_code, seconds=round(time.perf_counter() - start, 1),
                         items=len(response.json().get("items", [])))
 
-        checker = threading.Thread(target=run_check)
+        checker = threading.Thread(target=run_check, daemon=True)
         load = load_average()
         timer = threading.Timer(1.0, checker.start)
         timer.start()
         loaded = wrk(server.base, paths_file, script, 8, args.check_seconds)
-        checker.join()
-        return {"without_check": quiet, "with_check": loaded, "check": took, "load": load,
-                "check_ran_through": took.get("seconds", 0) + 1.0 >= args.check_seconds}
+        checker.join(5)
+        if checker.is_alive():  # the check outlasted the clients: it ran through all of their requests
+            took = {"still running after": f"{args.check_seconds + 4:g} s"}
+        return {"without_check": quiet, "with_check": loaded, "check": took, "load": load}
     finally:
         server.stop()
 

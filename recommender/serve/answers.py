@@ -73,11 +73,46 @@ class Answering:
         self.lists_state = self.lists_watch.state()
         self.next_look = 0.0
 
-    def prepare(self, served: Served) -> None:
-        """Warm a new version before it is swapped in (on the opening thread): its stored lists (the key's code
-        digest) and the ranker that computed answers need."""
-        StoredLists.open(served.index, self.policy)
+    def prepare(self, served: Served, old: Served) -> None:
+        """Warm a new version before it is swapped in (on the opening thread): the ranker that computed answers
+        need, and the stored answers the old version kept, made again for the new one (so the swap does not
+        send every page's next request through the slow path at once)."""
         warm(served, self.policy)
+        before = old.extra.get("answers")
+        if before is None or before.state is None:
+            return
+        lists = StoredLists.open(served.index, self.policy) if before.lists is not None else None
+        answers = VersionAnswers(state=before.state, overrides=before.overrides,
+                                 overrides_version=before.overrides_version, lists=lists,
+                                 lists_token=lists_token(lists))
+        if lists is not None:
+            for _ in range(3):  # the event loop may add to the old version's answers meanwhile
+                try:
+                    keys = list(before.kept)
+                    break
+                except RuntimeError:
+                    keys = []
+            for path, query_string in keys:
+                entry = self.remade(served, answers, path, query_string)
+                if entry is not None:
+                    answers.keep((path, query_string), answers.generation, entry)
+        served.extra["answers"] = answers
+
+    def remade(self, served: Served, answers: "VersionAnswers", path: str, query_string: bytes):
+        """The stored answer to a request the old version answered from its lists (None: not stored now)."""
+        from urllib.parse import parse_qs
+
+        q = {key: values[-1] for key, values in parse_qs(query_string.decode("latin-1")).items()}
+        ref = path[len("/related/"):] if path.startswith("/related/") else q.get("url", "")
+        try:
+            info = served.index.get(ref)
+            return stored_entry(self, answers, served, info, parse_k(q.get("k")),
+                                not parse_flag(q.get("no_overrides"), "no_overrides"))
+        except (UnknownArticle, ApiError):
+            return None
+
+    def headers(self, etag: bytes, how: bytes) -> list:
+        return [(b"etag", etag), *self.cache_headers, (ANSWER_HEADER, how)]
 
     def of(self, served: Served) -> VersionAnswers:
         """The version's answers, brought up to the state of the overrides and the stored lists now."""
@@ -97,11 +132,15 @@ class Answering:
                 answers.overrides_version = overrides_version(answers.overrides.items)
             if state[1] != before[1]:
                 answers.lists = StoredLists.open(served.index, self.policy) if state[1] else None
-                answers.lists_token = "s" + str(answers.lists.header.get("sha256", ""))[:8] if answers.lists else ""
+                answers.lists_token = lists_token(answers.lists)
             answers.state = state
             answers.generation += 1
             answers.kept, answers.kept_bytes = {}, 0
         return answers
+
+
+def lists_token(lists: StoredLists | None) -> str:
+    return "s" + str(lists.header.get("sha256", ""))[:8] if lists is not None else ""
 
 
 def warm(served: Served, policy: Policy) -> None:
@@ -166,34 +205,44 @@ async def related_by_url(request: Request, served: Served) -> Response:
 async def answer(request: Request, served: Served, ref: str) -> Response:
     answering: Answering = request.app.state.answering
     answers = answering.of(served)
-    generation, lists, overrides = answers.generation, answers.lists, answers.overrides
-    index = served.index
-    info = index.store.by_id(ref) or await run_ranking(article, served, ref)  # URL variants, suggestions: off loop
+    generation = answers.generation
+    info = served.index.store.by_id(ref) or await run_ranking(article, served, ref)  # URL variants: off loop
     q = request.query_params
     k = parse_k(q.get("k"))
     explain = parse_flag(q.get("explain"), "explain")
     use_overrides = not parse_flag(q.get("no_overrides"), "no_overrides")
-    policy = answering.policy.with_links(k=k) if k is not None else answering.policy
-    items = None
-    if lists is not None and not explain:
-        items = lists.links(index, info.row, policy.links.k, overrides if use_overrides else OverrideSet())
-    how = b"stored-list" if items is not None else b"computed"
-    etag = make_etag(served.version, answers.overrides_version, answering.policy_token,
-                     answers.lists_token if items is not None else "c")
-    headers = [(b"etag", etag), *answering.cache_headers, (ANSWER_HEADER, how)]
-    query = {"id": info.id, "title": info.title, "url": info.url}
-    if items is not None:
-        related = index._related_items(items)
-    elif matches(request.headers.get("if-none-match", "").encode(), etag):
-        related = None  # not ranked for a 304
-    else:
-        related = await run_ranking(compute, served, info.id, policy, explain, use_overrides)
-    body = b"" if related is None else JSONResponse(
-        {"version": served.version, "query": query, "related": [r.to_dict() for r in related]}).body
-    entry = make_entry(etag, headers, body)
-    if items is not None:
+    if_none_match = request.headers.get("if-none-match", "").encode()
+    entry = None if explain else stored_entry(answering, answers, served, info, k, use_overrides)
+    if entry is not None:
         answers.keep((request.scope["path"], request.scope["query_string"]), generation, entry)
-    return EntryResponse(entry, request.headers.get("if-none-match", "").encode())
+        return EntryResponse(entry, if_none_match)
+    etag = make_etag(served.version, answers.overrides_version, answering.policy_token, "c")
+    related = None  # not ranked for a 304
+    if not matches(if_none_match, etag):
+        policy = answering.policy.with_links(k=k) if k is not None else answering.policy
+        related = await run_ranking(compute, served, info.id, policy, explain, use_overrides)
+    body = b"" if related is None else payload(served, info, related)
+    return EntryResponse(make_entry(etag, answering.headers(etag, b"computed"), body), if_none_match)
+
+
+def stored_entry(answering: Answering, answers: VersionAnswers, served: Served, info, k: int | None,
+                 use_overrides: bool):
+    """The answer made from the stored lists (see make_entry), or None when they do not stand for it."""
+    if answers.lists is None:
+        return None
+    k = k if k is not None else answering.policy.links.k
+    items = answers.lists.links(served.index, info.row, k, answers.overrides if use_overrides else OverrideSet())
+    if items is None:
+        return None
+    etag = make_etag(served.version, answers.overrides_version, answering.policy_token, answers.lists_token)
+    body = payload(served, info, served.index._related_items(items))
+    return make_entry(etag, answering.headers(etag, b"stored-list"), body)
+
+
+def payload(served: Served, info, related) -> bytes:
+    """The JSON bytes of an answer, exactly as a JSONResponse of it (what the service always sent)."""
+    return JSONResponse({"version": served.version, "query": {"id": info.id, "title": info.title, "url": info.url},
+                         "related": [r.to_dict() for r in related]}).body
 
 
 def article(served: Served, ref: str):

@@ -55,9 +55,9 @@ def open_version(folder: Path) -> Served:
 class Follower:
     """Holds the served index version and switches to a newly committed one between requests.
 
-    prepare(served), when given, runs on the opening thread before a new version is swapped in (warm-up)."""
+    prepare(new, old), when given, runs on the opening thread before a new version is swapped in (warm-up)."""
 
-    def __init__(self, folder: str | Path, prepare: Callable[[Served], None] | None = None):
+    def __init__(self, folder: str | Path, prepare: Callable[[Served, Served], None] | None = None):
         self.folder = Path(folder)
         self.manifest = str(self.folder / MANIFEST_NAME)
         self.prepare = prepare
@@ -110,11 +110,14 @@ class Follower:
     def _open(self, stat) -> tuple[Served | None, str | None]:
         try:
             fresh = open_version(self.folder)
-            if self.prepare is not None:
-                self.prepare(fresh)
-            return fresh, None
         except IndexProblem as exc:
             return None, str(exc)
+        if self.prepare is not None:
+            try:
+                self.prepare(fresh, self.current)
+            except Exception as exc:  # noqa: BLE001 - a warm-up that failed: the version answers all the same
+                log.warning("index version %s: warming it up failed (%s); serving it cold", fresh.version, exc)
+        return fresh, None
 
     def _opened(self, stat, done: asyncio.Future) -> None:
         self.opening = None
