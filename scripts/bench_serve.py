@@ -1,17 +1,18 @@
 """Load figures of `recommender serve` on loopback, against a static file server handing out the same JSON.
 
     python scripts/bench_serve.py --index INDEX [--seconds 10] [--levels 1 8 32 128] [--workers 1 2]
-                                  [--ids 1000] [--check-seconds 30] [--only static stored computed check]
+                                  [--ids 1000] [--rounds 3] [--check-seconds 30] [--only stored computed check]
 
 The load generator is wrk (Debian: `apt-get install wrk`), the ceiling nginx (`apt-get install nginx-light`; without
-it Python's http.server, named as such in the output). Per concurrency level (wrk's connections; 2 threads), for
-each of: the static server; stored answers (the batch's lists: run `recommender batch` on INDEX first); computed
-answers (the same index without its stored lists), with 1 and with 2 server processes (`serve --workers`).
-Halfway through every level of the service a new index version is committed the way a build commits one (the
-manifest, with a new built_at, written to a temp file and renamed over the old), so each level crosses a swap.
-Prints requests, req/s, p50/p99 latency, failed requests (socket errors, timeouts, non-2xx), the ratio to the
-static server at the same level, the load average (the machine may be shared), and the version each process
-served at the end. `check`: a cold editors' /check (every curated article ranked) while 8 clients call /related
+it Python's http.server, named as such in the output) serving the service's own answers as files. Per concurrency
+level (wrk's connections; 2 threads), for each of: stored answers (the batch's lists: run `recommender batch` on
+INDEX first) and computed answers (the same index without its stored lists), with 1 and with 2 server processes
+(`serve --workers`). Each level runs in rounds, the static server and the service taking turns, so that both
+meet the same load from the rest of the machine; halfway through each level (the middle round's middle) a new
+index version is committed, the way a build commits one (the manifest, with a new built_at, written to a temp file and
+renamed over the old). Prints requests, req/s, p50 (median of the rounds) and p99 (worst round), failed requests
+(socket errors, timeouts, non-2xx), the static server's req/s and p99 in the same rounds and the ratio, the load
+average (the machine may be shared), and the version each process answers with at the end. `check`: a cold editors' /check (every curated article ranked) while 8 clients call /related
 for stored answers; their p99 beside the same 8 clients without the check.
 
 INDEX is copied to a temporary folder (never written); requests go to 127.0.0.1 only; every run is bounded
@@ -100,8 +101,24 @@ def commit_new_version(folder: Path, n: int) -> None:
     write_manifest(folder, manifest)
 
 
-def wrk(base: str, paths_file: Path, script: Path, clients: int, seconds: float) -> dict:
+def cpu_seconds(group: int) -> float:
+    """CPU time (user + system) used so far by the processes of a process group (a server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(base: str, paths_file: Path, script: Path, clients: int, seconds: float, group: int) -> dict:
+    """wrk's figures, and the CPU time the server (process group `group`) spent per request: a figure the rest
+    of the machine's load hardly moves, unlike req/s."""
     threads = min(2, clients)
+    cpu = cpu_seconds(group)
     done = subprocess.run([need("wrk", "wrk"), f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s",
                            "-s", str(script), base], capture_output=True, text=True,
                           env={**os.environ, "BENCH_PATHS": str(paths_file)}, timeout=seconds + 120)
@@ -109,8 +126,10 @@ def wrk(base: str, paths_file: Path, script: Path, clients: int, seconds: float)
     if line is None:
         raise SystemExit(f"bench_serve: wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
     raw = json.loads(line[6:])
+    cpu = cpu_seconds(group) - cpu
     failed = raw["connect"] + raw["read"] + raw["write"] + raw["status"] + raw["timeout"]
     return {"clients": clients, "requests": raw["requests"], "failed": failed,
+            "cpu_us": round(cpu * 1e6 / max(1, raw["requests"]), 1),
             "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
             "p50_ms": round(raw["p50_us"] / 1000, 2), "p99_ms": round(raw["p99_us"] / 1000, 2)}
 
@@ -153,21 +172,49 @@ class Server:
             self.process.wait(10)
 
 
-def run_levels(name: str, base: str, args, paths_file: Path, script: Path, folder: Path | None,
+def service_round(server: "Server", paths_file: Path, script: Path, clients: int, seconds: float, folder: Path,
+                  swaps: list[int] | None) -> dict:
+    """One wrk run on the service, with a new index version committed halfway through it unless swaps is None."""
+    if swaps is None:
+        return wrk(server.base, paths_file, script, clients, seconds, server.process.pid)
+    swaps[0] += 1
+    timer = threading.Timer(seconds / 2, commit_new_version, (folder, swaps[0]))
+    timer.start()
+    try:
+        return wrk(server.base, paths_file, script, clients, seconds, server.process.pid)
+    finally:
+        timer.join()
+
+
+def combined(runs: list[dict]) -> dict:
+    """Rounds of one level as one row: their requests and failures added up, throughput over their time, the
+    median p50 and the worst p99."""
+    seconds = sum(r["requests"] / r["rps"] for r in runs if r["rps"])
+    requests = sum(r["requests"] for r in runs)
+    return {"requests": requests, "failed": sum(r["failed"] for r in runs),
+            "cpu_us": round(sum(r["cpu_us"] * r["requests"] for r in runs) / max(1, requests), 1),
+            "rps": round(sum(r["requests"] for r in runs) / seconds, 1) if seconds else 0.0,
+            "p50_ms": sorted(r["p50_ms"] for r in runs)[len(runs) // 2], "p99_ms": max(r["p99_ms"] for r in runs)}
+
+
+def run_levels(name: str, server: "Server", static: tuple, args, work: Path, script: Path, folder: Path,
                swaps: list[int]) -> list[dict]:
+    """Each level in rounds, each round the static server then the service (which crosses a swap), so that
+    both meet the same load from the rest of the machine."""
     rows = []
     for clients in args.levels:
-        timer = None
-        if folder is not None:
-            swaps[0] += 1
-            timer = threading.Timer(args.seconds / 2, commit_new_version, (folder, swaps[0]))
-            timer.start()
         load = load_average()
-        row = {"server": name, **wrk(base, paths_file, script, clients, args.seconds), "load": load}
-        if timer is not None:
-            timer.join()
-            time.sleep(0.5)
-            row["versions_at_end"] = versions_served(base)
+        statics, service = [], []
+        for n in range(args.rounds):  # the swap midway through the level: in the middle round's middle
+            statics.append(wrk(static[0], work / "static.txt", script, clients, args.seconds / args.rounds,
+                               static[1]))
+            service.append(service_round(server, work / "service.txt", script, clients, args.seconds / args.rounds,
+                                         folder, swaps if n == args.rounds // 2 else None))
+        time.sleep(0.5)
+        ceiling = combined(statics)
+        row = {"server": name, "clients": clients, **combined(service), "static_rps": ceiling["rps"],
+               "static_p99_ms": ceiling["p99_ms"], "static_cpu_us": ceiling["cpu_us"], "load": load,
+               "versions_at_end": versions_served(server.base)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -202,7 +249,7 @@ def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> di
     """8 clients on stored answers with and without a cold /check running."""
     server = Server(folder, 1, editor=True)
     try:
-        quiet = wrk(server.base, paths_file, script, 8, args.check_seconds)
+        quiet = wrk(server.base, paths_file, script, 8, args.check_seconds, server.process.pid)
         took = {}
 
         def run_check():
@@ -215,7 +262,7 @@ def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> di
         load = load_average()
         timer = threading.Timer(1.0, checker.start)
         timer.start()
-        loaded = wrk(server.base, paths_file, script, 8, args.check_seconds)
+        loaded = wrk(server.base, paths_file, script, 8, args.check_seconds, server.process.pid)
         checker.join(5)
         if checker.is_alive():  # the check outlasted the clients: it ran through all of their requests
             took = {"still running after": f"{args.check_seconds + 4:g} s"}
@@ -231,9 +278,10 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--ids", type=int, default=1000, help="articles asked for (a random sample)")
+    parser.add_argument("--rounds", type=int, default=3, help="static and service runs taking turns per level")
     parser.add_argument("--check-seconds", type=float, default=30.0)
-    parser.add_argument("--only", nargs="+", default=["static", "stored", "computed", "check"],
-                        choices=["static", "stored", "computed", "check"])
+    parser.add_argument("--only", nargs="+", default=["stored", "computed", "check"],
+                        choices=["stored", "computed", "check"])
     args = parser.parse_args()
     need("wrk", "wrk")
 
@@ -272,25 +320,25 @@ def main() -> None:
             print("bench_serve: not every answer came from stored lists: run `recommender batch` on the index "
                   "with this code and policy first", file=sys.stderr)
 
-        if "static" in args.only:
-            process, base, name = static_server(static_root, work)
-            try:
-                rows += run_levels(name, base, args, work / "static.txt", script, None, swaps)
-            finally:
-                os.killpg(process.pid, 15)
-                process.wait(10)
-        for kind in ("stored", "computed"):
-            if kind not in args.only:
-                continue
-            if kind == "computed":
-                (folder / "stored-lists.json").unlink(missing_ok=True)
-            for workers in args.workers:
-                server = Server(folder, workers)
-                try:
-                    rows += run_levels(f"{kind}, {workers} process{'es' if workers > 1 else ''}", server.base,
-                                       args, work / "service.txt", script, folder, swaps)
-                finally:
-                    server.stop()
+        process, static_base, static_name = static_server(static_root, work)
+        try:
+            for kind in ("stored", "computed"):
+                if kind not in args.only:
+                    continue
+                if kind == "computed":
+                    (folder / "stored-lists.json").unlink(missing_ok=True)
+                for workers in args.workers:
+                    server = Server(folder, workers)
+                    try:  # steady state: every process has answered every path once (then the levels' swaps)
+                        wrk(server.base, work / "service.txt", script, 8 * workers, 2 + len(sample) / 500,
+                            server.process.pid)
+                        rows += run_levels(f"{kind}, {workers} process{'es' if workers > 1 else ''}", server,
+                                           (static_base, process.pid), args, work, script, folder, swaps)
+                    finally:
+                        server.stop()
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait(10)
         check = None
         if "check" in args.only:
             shutil.rmtree(folder)
@@ -298,14 +346,18 @@ def main() -> None:
             check = check_while_loaded(folder, args, work / "service.txt", script)
             print(json.dumps(check), flush=True)
 
-        static = {r["clients"]: r["rps"] for r in rows if r["server"] in ("nginx", "python http.server")}
-        print(f"\n{'server':<24} {'clients':>7} {'requests':>9} {'failed':>6} {'req/s':>9} {'p50 ms':>7} "
-              f"{'p99 ms':>8} {'x static':>8}  {'load avg':<15} versions at end")
+        print(f"\n{'server':<22} {'clients':>7} {'requests':>9} {'failed':>6} {'req/s':>8} {'p50 ms':>7} "
+              f"{'p99 ms':>7} {'CPU us/req':>10} | {static_name:>6} {'req/s':>8} {'p99 ms':>7} {'CPU us/req':>10} | "
+              f"{'ratio':>5} {'CPU ratio':>9}  {'load avg':<15} versions at end")
         for r in rows:
-            ratio = f"{r['rps'] / static[r['clients']]:.2f}" if static.get(r["clients"]) else "-"
-            print(f"{r['server']:<24} {r['clients']:>7} {r['requests']:>9} {r['failed']:>6} {r['rps']:>9} "
-                  f"{r['p50_ms']:>7} {r['p99_ms']:>8} {ratio:>8}  {r['load']:<15} "
-                  f"{','.join(r.get('versions_at_end', [])) or '-'}")
+            ratio = f"{r['rps'] / r['static_rps']:.2f}" if r["static_rps"] else "-"
+            cpu_ratio = f"{r['static_cpu_us'] / r['cpu_us']:.2f}" if r["cpu_us"] else "-"
+            print(f"{r['server']:<22} {r['clients']:>7} {r['requests']:>9} {r['failed']:>6} {r['rps']:>8} "
+                  f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['cpu_us']:>10} | {'':>6} {r['static_rps']:>8} "
+                  f"{r['static_p99_ms']:>7} {r['static_cpu_us']:>10} | {ratio:>5} {cpu_ratio:>9}  {r['load']:<15} "
+                  f"{','.join(r['versions_at_end'])}")
+        print("ratio: req/s over the static server's in the same rounds; CPU ratio: the static server's CPU time "
+              "per request over the service's (what the ratio would be with the cores to themselves)")
         if check:
             print(f"\n8 clients on stored answers: p99 {check['without_check']['p99_ms']} ms without a check, "
                   f"{check['with_check']['p99_ms']} ms while a cold /check ran ({check['check']}; "

@@ -75,13 +75,14 @@ class Answering:
 
     def prepare(self, served: Served, old: Served) -> None:
         """Warm a new version before it is swapped in (on the opening thread): the ranker that computed answers
-        need, and the stored answers the old version kept, made again for the new one (so the swap does not
-        send every page's next request through the slow path at once)."""
-        warm(served, self.policy)
+        need when the stored lists do not answer, and the stored answers the old version kept, made again for
+        the new one (so the swap does not send every page's next request through the slow path at once)."""
         before = old.extra.get("answers")
+        lists = StoredLists.open(served.index, self.policy) if before is None or before.lists is not None else None
+        if lists is None:
+            warm(served, self.policy)
         if before is None or before.state is None:
             return
-        lists = StoredLists.open(served.index, self.policy) if before.lists is not None else None
         answers = VersionAnswers(state=before.state, overrides=before.overrides,
                                  overrides_version=before.overrides_version, lists=lists,
                                  lists_token=lists_token(lists))
