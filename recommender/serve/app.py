@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ..store.manifest import IndexProblem
 from .answers import Answering, FastAnswers, related_by_id, related_by_url
-from .offload import run_ranking
+from .offload import run_ranking, tune_interpreter
 from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_k
 from .versions import Follower, Served
 
@@ -116,6 +116,7 @@ def app_from_environment() -> Starlette:
     """The app each worker process of `serve --workers N` makes (uvicorn's factory; serve/workers.py)."""
     from .workers import settings_from_environment
 
+    tune_interpreter()
     return create_app(**settings_from_environment())
 
 
@@ -130,5 +131,6 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, edit
 
         run_workers(folder, host=host, port=port, editor=editor, token=token, policy=policy, workers=workers)
         return
+    tune_interpreter()
     uvicorn.run(create_app(folder, editor=editor, token=token, policy=policy), host=host, port=port,
                 log_level="warning")
