@@ -154,11 +154,12 @@ def versions_served(base: str, tries: int = 12) -> list[str]:
 class Server:
     """`recommender serve` on the folder, in its own process group (ended by that group's id)."""
 
-    def __init__(self, folder: Path, workers: int, editor: bool = False):
+    def __init__(self, folder: Path, workers: int, editor: bool = False, policy: Path | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "recommender.cli", "serve", "--index", str(folder), "--port",
-                   str(self.port), "--workers", str(workers), "--quiet"] + (["--editor"] if editor else [])
+                   str(self.port), "--workers", str(workers), "--quiet"] + (["--editor"] if editor else []) + (
+                      ["--policy", str(policy)] if policy else [])
         self.process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                         start_new_session=True)
         wait_ready(self.base)
@@ -247,7 +248,7 @@ def static_server(root: Path, work: Path) -> tuple[subprocess.Popen, str, str]:
 
 def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> dict:
     """8 clients on stored answers with and without a cold /check running."""
-    server = Server(folder, 1, editor=True)
+    server = Server(folder, 1, editor=True, policy=args.policy)
     try:
         quiet = wrk(server.base, paths_file, script, 8, args.check_seconds, server.process.pid)
         took = {}
@@ -277,6 +278,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per level")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--policy", type=Path, help="the policy the batch ran under (serve --policy)")
     parser.add_argument("--ids", type=int, default=1000, help="articles asked for (a random sample)")
     parser.add_argument("--rounds", type=int, default=3, help="static and service runs taking turns per level")
     parser.add_argument("--check-seconds", type=float, default=30.0)
@@ -302,7 +304,7 @@ def main() -> None:
         (work / "service.txt").write_text("\n".join(service_paths) + "\n")
         static_root = work / "static"
         static_root.mkdir()
-        server = Server(folder, 1)
+        server = Server(folder, 1, policy=args.policy)
         try:  # the same JSON the service answers, as files; and a look at how the service answers them
             answered = {}
             with httpx.Client(base_url=server.base, timeout=120) as http:
@@ -328,7 +330,7 @@ def main() -> None:
                 if kind == "computed":
                     (folder / "stored-lists.json").unlink(missing_ok=True)
                 for workers in args.workers:
-                    server = Server(folder, workers)
+                    server = Server(folder, workers, policy=args.policy)
                     try:  # steady state: every process has answered every path once (then the levels' swaps)
                         wrk(server.base, work / "service.txt", script, 8 * workers, 2 + len(sample) / 500,
                             server.process.pid)
