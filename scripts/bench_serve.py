@@ -1,6 +1,6 @@
 """Load figures of `recommender serve` on loopback, against a static file server handing out the same JSON.
 
-    python scripts/bench_serve.py --index INDEX [--seconds 10] [--levels 1 8 32 128] [--workers 1 2]
+    python scripts/bench_serve.py --index INDEX [--seconds 12] [--levels 1 8 32 128] [--workers 1 2]
                                   [--ids 1000] [--rounds 3] [--check-seconds 30] [--only stored computed check]
 
 The load generator is wrk (Debian: `apt-get install wrk`), the ceiling nginx (`apt-get install nginx-light`; without
@@ -118,6 +118,7 @@ def wrk(base: str, paths_file: Path, script: Path, clients: int, seconds: float,
     """wrk's figures, and the CPU time the server (process group `group`) spent per request: a figure the rest
     of the machine's load hardly moves, unlike req/s."""
     threads = min(2, clients)
+    seconds = max(1, round(seconds))  # wrk takes whole seconds
     cpu = cpu_seconds(group)
     done = subprocess.run([need("wrk", "wrk"), f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s",
                            "-s", str(script), base], capture_output=True, text=True,
@@ -275,7 +276,7 @@ def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="an index after `recommender batch`")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per level")
+    parser.add_argument("--seconds", type=float, default=12.0, help="per level (whole seconds per round)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--policy", type=Path, help="the policy the batch ran under (serve --policy)")
