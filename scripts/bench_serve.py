@@ -190,13 +190,19 @@ def service_round(server: "Server", paths_file: Path, script: Path, clients: int
 
 def combined(runs: list[dict]) -> dict:
     """Rounds of one level as one row: their requests and failures added up, throughput over their time, the
-    median p50 and the worst p99."""
+    median p50 and the worst p99 of the rounds that finished requests (a round of computed answers at 128 clients
+    may finish none: every request still queued when it ends)."""
     seconds = sum(r["requests"] / r["rps"] for r in runs if r["rps"])
     requests = sum(r["requests"] for r in runs)
     return {"requests": requests, "failed": sum(r["failed"] for r in runs),
             "cpu_us": round(sum(r["cpu_us"] * r["requests"] for r in runs) / max(1, requests), 1),
             "rps": round(sum(r["requests"] for r in runs) / seconds, 1) if seconds else 0.0,
-            "p50_ms": sorted(r["p50_ms"] for r in runs)[len(runs) // 2], "p99_ms": max(r["p99_ms"] for r in runs)}
+            "p50_ms": median([r["p50_ms"] for r in runs if r["requests"]]),
+            "p99_ms": max([r["p99_ms"] for r in runs if r["requests"]], default=float("nan"))}
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else float("nan")
 
 
 def run_levels(name: str, server: "Server", static: tuple, args, work: Path, script: Path, folder: Path,
