@@ -98,13 +98,17 @@ def overrides_cmd(index_dir: Path, as_json: bool) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--editor", is_flag=True, help="Serve the editors' page at / (pin, reorder, block links).")
 @click.option("--token", default=None, help="Token editors' writes need (default: $RECOMMENDER_TOKEN; none: read-only).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes on the port, each following the index on its own (about one per core).")
 @policy_option
 @common_options()
 @user_errors
-def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None, policy_path: Path | None) -> None:
+def serve(index_dir: Path, host: str, port: int, editor: bool, token: str | None, workers: int,
+          policy_path: Path | None) -> None:
     """HTTP JSON API over the index (/related, /search, /info, /health) under the link policy, as `related` and
     the batch rank; follows new index versions. /widget.js shows a page's links on any site whose origin the
     policy's [serve] cors_origins names."""
     from ..serve.app import serve as run
 
-    run(index_dir, host=host, port=port, editor=editor, token=token, policy=load_policy_for(policy_path))
+    run(index_dir, host=host, port=port, editor=editor, token=token, policy=load_policy_for(policy_path),
+        workers=workers)

@@ -39,6 +39,8 @@ read, so the links a site shows and the links that are measured come from the sa
     [serve]
     cors_origins = []        # origins whose pages may read the links from the browser (the widget, GET only),
                              # e.g. ["https://www.example.com"]; none by default
+    max_age = 300            # seconds a cache in front of `recommender serve` (a browser, a CDN) may keep a
+                             # /related answer before it asks again (0: ask every time; docs/serve.md, "Caching")
 
 Every key is optional; `recommender policy` prints the effective policy.
 """
@@ -135,6 +137,9 @@ class Serve:
     # the sites (scheme://host[:port], as a browser sends Origin) whose pages may call GET /related from the
     # browser: the widget (serve/widget.py). Any other origin gets no CORS header, so its browser refuses.
     cors_origins: tuple[str, ...] = ()
+    # Cache-Control max-age of the service's /related answers (serve/caching.py): how long after a new index
+    # version or a pin a cache in front may still show the answer it kept
+    max_age: int = 300
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,8 @@ def check(policy: Policy) -> None:
         if not ORIGIN.fullmatch(origin):
             raise PolicyError(f"{where}: [serve] cors_origins: {origin!r} is not an origin: scheme and host, with a "
                               f"port if not the default, no path and no trailing slash (\"https://www.example.com\")")
+    if policy.serve.max_age < 0:
+        raise PolicyError(f"{where}: [serve] max_age must not be negative (seconds; 0: caches ask every time)")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

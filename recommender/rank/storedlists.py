@@ -10,9 +10,15 @@ whose statistics are frozen from an earlier version) over an exact vector index.
     stored-lists.json        the commit: that file's name, size and sha256, and the key of what decided the lists
 
 The key is a digest of the index version (the sha256 of every file the manifest names, the learned ranking's
-included), the policy, the overrides and this package's source code. A query answers from a stored list only
-when its own key is the same, so a changed index, policy, override or code falls back to computing; so does a
+included), the policy (but its [serve] section) and this package's source code. A query answers from a stored
+list only when its own key is the same, so a changed index, policy or code falls back to computing; so does a
 policy whose links depend on the clock (`max_age_days`). A stored answer carries no per-signal `parts`.
+
+The editors' overrides are applied on top, so that a pin made after the batch is live at once without losing
+every other article's stored list: the header keeps the overrides the batch ranked with; an article whose blocks
+are the batch's, and whose pins are the batch's or are new where the batch had none, answers from its stored list
+(new pins first, as a query puts them); any other article is computed. A query for fewer links than the batch
+stored reads the first of them when that is exactly what it would compute (no diversity reordering, one pool).
 """
 
 from __future__ import annotations
@@ -29,17 +35,16 @@ from ..common.source import code_digest
 log = logging.getLogger(__name__)
 
 HEADER = "stored-lists.json"
-FORMAT = 1
+FORMAT = 2  # 2: the key leaves the overrides out; the header keeps the batch's
 RECORD = np.dtype([("row", "<i4"), ("score", "<f8"), ("pinned", "?")])
 
 
-def answer_key(manifest, policy, overrides) -> str:
-    """A digest of everything a related list depends on, but the clock."""
+def answer_key(manifest, policy) -> str:
+    """A digest of everything a related list depends on, but the clock and the overrides (applied on top)."""
+    settings = {name: value for name, value in policy.to_dict().items() if name != "serve"}  # how it is served
     blob = json.dumps({"format": FORMAT, "code": code_digest(), "count": manifest.count,
                        "files": {role: entry.sha256 for role, entry in manifest.files.items()},
-                       "policy": policy.to_dict(), "overrides": sorted(json.dumps(o.to_dict(), sort_keys=True)
-                                                                       for o in overrides.items)},
-                      sort_keys=True, default=str)
+                       "policy": settings}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -65,11 +70,12 @@ def keep_lists(index, policy, overrides, links, *, fresh: bool) -> str:
     if why is not None:
         discard(index.folder)
         return f"not stored: {why}"
-    write_lists(index.folder, answer_key(index.manifest, policy, overrides), links, policy.links.k)
+    write_lists(index.folder, answer_key(index.manifest, policy), links, policy.links.k,
+                [o.to_dict() for o in overrides.items])
     return "stored"
 
 
-def write_lists(folder: Path, key: str, links, k: int) -> None:
+def write_lists(folder: Path, key: str, links, k: int, overrides: list[dict]) -> None:
     """The records file under a fresh name, then the header that names it (the commit), then tidy up."""
     import secrets
 
@@ -89,7 +95,7 @@ def write_lists(folder: Path, key: str, links, k: int) -> None:
     entry = file_entry(path)
     atomic_write_text(folder / HEADER, json.dumps({"format": FORMAT, "key": key, "k": k, "file": entry.name,
                                                    "bytes": entry.bytes, "sha256": entry.sha256,
-                                                   "mtime_ns": entry.mtime_ns}) + "\n")
+                                                   "mtime_ns": entry.mtime_ns, "overrides": overrides}) + "\n")
     for old in folder.glob("stored-lists-*.npy"):
         if old.name != path.name:
             old.unlink(missing_ok=True)
@@ -105,21 +111,78 @@ def discard(folder: Path) -> None:
 
 
 def stored_links(index, row: int, policy, overrides: bool) -> list[tuple] | None:
-    """(row, score, pinned, None) of each link of the stored list of `row`, or None when no stored list stands
-    for what would be computed now."""
-    header = read_header(index.folder)
-    if header is None or usable(index, policy) is not None:
+    """(row, score, pinned, None) of each link of the stored list of `row` with the overrides as they are now
+    (overrides=False: none), or None when no stored list stands for what would be computed now."""
+    lists = StoredLists.open(index, policy)
+    if lists is None:
         return None
     from .overrides import OverrideSet
 
-    current = index.overrides() if overrides else OverrideSet()
-    if header.get("key") != answer_key(index.manifest, policy, current):
-        return None
-    records = read_records(index.folder, header, index.manifest.count)
-    if records is None:
-        return None
-    return [(int(r), float(s), bool(p), None) for r, s, p in records[row].tolist() if r >= 0]
+    return lists.links(index, row, policy.links.k, index.overrides() if overrides else OverrideSet())
 
+
+class StoredLists:
+    """The stored lists of one index version under one policy, read once (a server keeps it per version)."""
+
+    def __init__(self, header: dict, records: np.ndarray, policy):
+        from .linking import DIVERSITY_POOL
+        from .overrides import Override, OverrideSet
+
+        self.header = header
+        self.records = records
+        self.k = int(header.get("k") or records.shape[1])
+        self.batch_overrides = OverrideSet([Override(**o) for o in header.get("overrides") or []])
+        self.sorted = policy.diversity.mmr_lambda >= 1.0  # the ranked list is in score order: a prefix stands
+        self.pool = max(DIVERSITY_POOL, 3 * self.k)
+        self.include_drafts = policy.links.include_drafts
+
+    @classmethod
+    def open(cls, index, policy) -> "StoredLists | None":
+        """The stored lists when they stand for what this index computes under `policy` (any k), else None."""
+        header = read_header(index.folder)
+        if header is None or usable(index, policy) is not None:
+            return None
+        k = header.get("k")
+        if not isinstance(k, int) or header.get("key") != answer_key(index.manifest, policy.with_links(k=k)):
+            return None
+        records = read_records(index.folder, header, index.manifest.count)
+        return None if records is None else cls(header, records, policy)
+
+    def stands_for(self, k: int) -> bool:
+        """Whether a query for k links computes the first k of the stored lists (given the same overrides)."""
+        from .linking import DIVERSITY_POOL
+
+        return k == self.k or (k < self.k and self.sorted and max(DIVERSITY_POOL, 3 * k) == self.pool)
+
+    def links(self, index, row: int, k: int, overrides) -> list[tuple] | None:
+        """(row, score, pinned, None) of each of the k links of `row` under the OverrideSet `overrides`, or None
+        when its stored list does not stand for them (k, or overrides of this article other than the batch's)."""
+        if not self.stands_for(k):
+            return None
+        query_id = index.store.by_rows([row])[row].id
+        then, now = self.batch_overrides, overrides
+        if now.blocked(query_id) != then.blocked(query_id):
+            return None
+        pins, pinned_then = now.pinned(query_id), then.pinned(query_id)
+        if pinned_then and (pins != pinned_then or k != self.k):  # a pin's score depends on the batch's k
+            return None
+        stored = [(int(r), float(s), bool(p)) for r, s, p in self.records[row].tolist() if r >= 0]
+        if pins == pinned_then:
+            return [(r, s, p, None) for r, s, p in stored[:k]]
+        # new pins where the batch had none: first, in pin order, as a query puts them (linking.order_candidates)
+        ranked = {r: s for r, s, _ in stored[:k]}
+        pinned_rows = []
+        for target in pins:
+            info = index.store.by_id(target)
+            if info is None or info.row == row or target in now.blocked(query_id) or (
+                    info.draft and not self.include_drafts):
+                continue
+            if info.row not in ranked and len(stored) < k:  # maybe ranked but under the minimum: unknown score
+                return None
+            pinned_rows.append(info.row)
+        pinned_rows = list(dict.fromkeys(pinned_rows))
+        head = [(r, ranked.get(r, float("nan")), True, None) for r in pinned_rows]
+        return (head + [(r, s, False, None) for r, s, _ in stored if r not in set(pinned_rows)])[:k]
 
 def read_header(folder: Path) -> dict | None:
     try:

@@ -1,10 +1,12 @@
 """`recommender serve`: an HTTP JSON API over the same library calls as the CLI, following the nightly batch.
 
-All index work runs on the event loop's thread, one request at a time (the 2-core target machines gain nothing
-from parallel scoring, and SQLite connections stay on the thread that opened them). Before each request the
-server compares the manifest's stat with the one it opened; a new committed version is opened and verified in
-full (Index.open) before one reference is swapped, so a request sees exactly one version and never a
-half-written one. A version that fails its checks is not served: the old one stays, and /health says why."""
+The event loop answers what is cheap (stored answers, kept as bytes: serve/answers.py; /info, /health); ranking,
+/search and the editors' /check run on threads (serve/offload.py), so no request waits for another's heavy work.
+Before each request the server compares the manifest's stat with the one it opened; a new committed version is
+opened and verified in full (Index.open) on a thread while the old one answers, then one reference is swapped;
+each request leases the version it started with to its end (serve/versions.py), so it sees exactly one version
+and never a half-written one. A version that fails its checks is not served: the old one stays, and /health
+says why. `serve --workers N` runs N such processes on one port (serve/workers.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..rank.index import UnknownArticle
 from ..store.manifest import IndexProblem
+from .answers import Answering, FastAnswers, related_by_id, related_by_url
 from .headers import SecurityHeaders
-from .protocol import MAX_K, TOKEN_ENV, ApiError, article_ref, json_body, parse_flag, parse_k
+from .offload import run_ranking, tune_interpreter
+from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_k
 from .versions import Follower, Served
 from .widget import add_widget
 
@@ -32,33 +35,7 @@ EDITOR_FILES = {"/": "index.html", "/editor": "index.html", "/editor.js": "edito
 
 
 
-def article_payload(served: Served, ref: str, request: Request) -> dict:
-    index = served.index
-    try:
-        info = index.get(ref)
-    except UnknownArticle as exc:
-        raise ApiError(404, str(exc.args[0] if exc.args else exc)) from None
-    q = request.query_params
-    k = parse_k(q.get("k"))
-    explain = parse_flag(q.get("explain"), "explain")
-    overrides = not parse_flag(q.get("no_overrides"), "no_overrides")
-    links = index.related(info.id, k, explain=explain, overrides=overrides, policy=request.app.state.policy)
-    return {"version": served.version, "query": {"id": info.id, "title": info.title, "url": info.url},
-            "related": [r.to_dict() for r in links]}
-
-
-# --- endpoints -------------------------------------------------------------------------------------------
-
-async def related_by_id(request: Request, served: Served) -> dict:
-    return article_payload(served, article_ref(request), request)
-
-
-async def related_by_url(request: Request, served: Served) -> dict:
-    url = request.query_params.get("url")
-    if not url:
-        raise ApiError(422, "give ?url= (or use /related/{id})")
-    return article_payload(served, url, request)
-
+# --- endpoints (GET /related: serve/answers.py) -------------------------------------------------------
 
 async def search(request: Request, served: Served) -> dict:
     body = await json_body(request)
@@ -69,8 +46,15 @@ async def search(request: Request, served: Served) -> dict:
     if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
         raise ApiError(422, f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     k = parse_k(None if k is None else str(k))
-    links = served.index.search(text, k, explain=bool(body.get("explain")), policy=request.app.state.policy)
+    links = await run_ranking(searched, served, text, k, bool(body.get("explain")), request.app.state.policy)
     return {"version": served.version, "query": {"text": text}, "related": [r.to_dict() for r in links]}
+
+
+def searched(served: Served, text: str, k: int | None, explain: bool, policy) -> list:
+    """On the ranking pool: the model is loaded once per version (not by two threads at a time)."""
+    with served.lock:
+        served.index.embedder()
+    return served.index.search(text, k, explain=explain, policy=policy)
 
 
 async def info(request: Request, served: Served) -> dict:
@@ -79,9 +63,10 @@ async def info(request: Request, served: Served) -> dict:
 
 async def health(request: Request, served: Served) -> dict:
     follower: Follower = request.app.state.follower
+    served = await follower.settled()  # a version being opened now: its outcome
     return {"status": "ok" if follower.problem is None else "degraded", "version": served.version,
             "built_at": served.index.manifest.built_at, "articles": len(served.index), "swaps": follower.swaps,
-            "problem": follower.problem}
+            "problem": follower.problem, "pid": os.getpid()}
 
 
 ROUTES = [("/related/{id:path}", related_by_id, ["GET"]), ("/related", related_by_url, ["GET"]),
@@ -90,13 +75,17 @@ ROUTES = [("/related/{id:path}", related_by_id, ["GET"]), ("/related", related_b
 
 def endpoint(handler):
     async def run(request: Request):
-        served = request.app.state.follower.refresh()
+        follower = request.app.state.follower
+        served = follower.acquire()  # one version for the whole request, even on another thread
         try:
-            return JSONResponse(await handler(request, served))
+            result = await handler(request, served)
+            return result if isinstance(result, Response) else JSONResponse(result)
         except ApiError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         except (IndexProblem, ValueError) as exc:  # e.g. search on an index whose model is not here
             return JSONResponse({"error": str(exc).splitlines()[0]}, status_code=422)
+        finally:
+            follower.release(served)
 
     return run
 
@@ -113,7 +102,8 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     the link policy `policy` (recommender.rank.policy.Policy; None: the defaults), as the batch and the CLI rank."""
     from .editor_api import EDITOR_ROUTES
 
-    follower = Follower(folder)
+    answering = Answering(folder, policy)
+    follower = Follower(folder, prepare=answering.prepare)
     routes = [Route(path, endpoint(handler), methods=methods) for path, handler, methods in ROUTES]
     if editor:
         routes += [Route(path, endpoint(handler), methods=methods) for path, handler, methods in EDITOR_ROUTES]
@@ -123,19 +113,36 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
         yield
         follower.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(FastAnswers)  # kept stored answers, before routing (middleware added later wraps it)
+    app.add_middleware(SecurityHeaders)  # on every response, kept answers too
     app.state.follower = follower
+    app.state.answering = answering
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     app.state.policy = policy
     add_widget(app, policy)  # GET /widget.js, and CORS for the policy's [serve] cors_origins
     return app
 
 
+def app_from_environment() -> Starlette:
+    """The app each worker process of `serve --workers N` makes (uvicorn's factory; serve/workers.py)."""
+    from .workers import settings_from_environment
+
+    tune_interpreter()
+    return create_app(**settings_from_environment())
+
+
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, editor: bool = False,
-          token: str | None = None, policy=None) -> None:
+          token: str | None = None, policy=None, workers: int = 1) -> None:
     import uvicorn
 
-    app = create_app(folder, editor=editor, token=token, policy=policy)
-    log.info("serving %s on http://%s:%d%s", folder, host, port,
-             " with the editors' page at /" if editor else "")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    log.info("serving %s on http://%s:%d%s%s", folder, host, port,
+             " with the editors' page at /" if editor else "", f" in {workers} processes" if workers > 1 else "")
+    if workers > 1:
+        from .workers import run_workers
+
+        run_workers(folder, host=host, port=port, editor=editor, token=token, policy=policy, workers=workers)
+        return
+    tune_interpreter()
+    uvicorn.run(create_app(folder, editor=editor, token=token, policy=policy), host=host, port=port,
+                log_level="warning")

@@ -11,6 +11,7 @@ from ..evaluate.check import editors_check
 from ..rank.index import UnknownArticle
 from ..rank.overrides import EVERY, FILE as OVERRIDES_FILE, Override, Overrides, never_shown
 from ..rank.policy import Policy
+from .offload import run_check
 from .protocol import ApiError, check_token, json_body, parse_k
 from .versions import Served
 
@@ -41,18 +42,24 @@ async def check(request: Request, served: Served) -> dict:
     as they are now). ?id= checks one article; the whole check is kept per version and state of the overrides."""
     k = parse_k(request.query_params.get("k"))
     only = request.query_params.get("id")
+    policy = request.app.state.policy
     if only:
-        items = editors_check(served.index, k=k, ids=[resolve(served, only, "id")], policy=request.app.state.policy)
-    else:
-        key = f"{served.version}:{k}:{overrides_state(served)}"
-        if key not in _checks:
-            _checks.clear()
-            _checks[key] = editors_check(served.index, k=k, policy=request.app.state.policy)
-        items = _checks[key]
+        items = await run_check(editors_check, served.index, k=k, ids=[resolve(served, only, "id")], policy=policy)
+    else:  # on the check's own thread: the event loop and the ranking pool keep answering meanwhile
+        items = await run_check(whole_check, served, k, f"{served.version}:{k}:{overrides_state(served)}", policy)
     return {"version": served.version, "k": items[0].k if items else k or (request.app.state.policy or Policy()).links.k, "items": [
         {"id": item.id, "title": item.title, "agreement": round(item.agreement, 3),
          "agreed": [e.to_dict() for e in item.agreed], "low": [e.to_dict() for e in item.low],
          "missing": [e.to_dict() for e in item.missing]} for item in items]}
+
+
+def whole_check(served: Served, k: int | None, key: str, policy) -> list:
+    """The check over every curated article, kept per key (one check thread: a second request for the same key
+    waits for the first and reads its result)."""
+    if key not in _checks:
+        _checks.clear()
+        _checks[key] = editors_check(served.index, k=k, policy=policy)
+    return _checks[key]
 
 
 def overrides_state(served: Served) -> tuple:

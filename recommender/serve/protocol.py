@@ -66,9 +66,12 @@ API_PARAMS = ("k", "explain", "no_overrides")  # what /related/{id} reads from t
 def article_ref(request: Request) -> str:
     """The id of /related/{id}: the path, and, since ids keep a URL's own query (`youtube.com/watch?v=abc`), the
     query's parameters other than the API's own, in the order given (`%3F` for `?` works too)."""
+    return id_with_query(request.path_params["id"], request.url.query)
+
+
+def id_with_query(ref: str, query: str) -> str:
+    """`ref` with the query's parameters other than the API's own (article_ref, for a path and a raw query)."""
     from urllib.parse import unquote
 
-    ref = request.path_params["id"]
-    query = request.url.query
     extra = [part for part in query.split("&") if part and unquote(part.split("=", 1)[0]) not in API_PARAMS]
     return f"{ref}?{unquote('&'.join(extra))}" if extra else ref

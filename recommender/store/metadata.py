@@ -103,7 +103,8 @@ class MetadataStore:
 
     def __init__(self, path: Path):
         self.path = path
-        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        # read-only and immutable: a server shares it between its threads (sqlite3 serialises each call)
+        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         names = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
         self.columns = ", ".join(name if name in names or default is None else default
                                  for name, default in _COLUMNS.items())

@@ -117,18 +117,39 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
     assert found["feed/0"][0][0]["id"] == "feed/33" and found["feed/0"][0][0]["pinned"]
     assert "feed/5" not in [r["id"] for r in found["feed/1"][0]]
 
-    # an override, another policy, --no-overrides or --explain: computed, not read
+    # overrides made after the batch apply on top of the stored lists: an article whose blocks are the batch's
+    # and whose pins are new (the batch had none) answers from its list with the pins first, as computed
+    a, b = [x for x, (stored, _, _) in found.items() if len(stored) >= 3 and x not in ("feed/0", "feed/1", "feed/2", "feed/3")][:2]
+    third = found[a][0][2]["id"]
     with Overrides.open(tmp_path / "idx") as store:
+        store.pin(a, third)
         store.pin("feed/2", "feed/40")
+        store.block(b, found[b][0][0]["id"])
+        store.unpin("feed/0", "feed/33")
+    now = answers(tmp_path / "idx")
+    for article_id, (first, path, computed) in now.items():
+        assert [{k: v for k, v in r.items() if k != "parts"} for r in first] == computed, article_id
+    assert now[a][1] == "stored-list" and now[a][0][0] == {**found[a][0][2], "pinned": True}
+    assert now["feed/3"][1] == "stored-list"  # the other articles' lists still stand
+    assert now[b][1] == "computed" and now["feed/0"][1] == "computed"  # a new block, a pin removed
+    for article_id in (a, "feed/2", b, "feed/0"):
+        assert now[article_id][0] != found[article_id][0]
+    with Overrides.open(tmp_path / "idx") as store:
+        store.unpin(a, third)
+        store.unpin("feed/2", "feed/40")
+        store.unpin(b, found[b][0][0]["id"])
+        store.pin("feed/0", "feed/33")
+    # another policy, fewer links under diversity, --no-overrides or --explain: computed, not read
     with Index.open(tmp_path / "idx") as index:
-        assert index.related_answer("feed/2")[1] == "computed"
-        assert index.related_answer("feed/2")[0][0].id == "feed/40"
-        assert index.related_answer("feed/3")[1] == "computed"  # any override changes the key
-        with Overrides.open(tmp_path / "idx") as store:
-            store.unpin("feed/2", "feed/40")
         assert index.related_answer("feed/3")[1] == "stored-list"  # back to what the batch saw
-        assert index.related_answer("feed/3", k=3)[1] == "computed"
-        assert index.related_answer("feed/3", overrides=False)[1] == "computed"
+        assert index.related_answer("feed/3", k=3)[1] == "stored-list"  # the first 3 of 10: what k=3 computes
+        assert [r.to_dict() for r in index.related_answer("feed/3", k=3)[0]] == found["feed/3"][0][:3]
+        bare = lambda links: [{k: v for k, v in r.to_dict().items() if k != "parts"} for r in links]  # noqa: E731
+        for article_id in index.store.ids():  # fewer links read from the stored lists: what k=3 computes
+            assert bare(index.related_answer(article_id, k=3)[0]) == bare(index.related(article_id, k=3))
+        varied = policy_from_dict({"diversity": {"mmr_lambda": 0.7}})
+        assert index.related_answer("feed/3", k=3, policy=varied)[1] == "computed"
+        assert index.related_answer("feed/0", overrides=False)[1] == "computed"  # the batch pinned there
         aged = policy_from_dict({"links": {"max_age_days": 100000}})
         assert index.related_answer("feed/3", policy=aged)[1] == "computed"
         from recommender.rank import storedlists

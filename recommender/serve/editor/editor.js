@@ -28,7 +28,8 @@ function safeUrl(url) {  // http(s) only: never javascript:, data: or file:
 function showError(err) { $("status").textContent = err.message; }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  // no-cache: the browser asks again (a 304 when nothing changed), so the page shows the links as they are now
+  const response = await fetch(path, {cache: "no-cache", ...options});
   const data = await response.json();
   if (!response.ok) throw new Error(data.error || response.statusText);
   return data;
