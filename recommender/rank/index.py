@@ -301,7 +301,7 @@ class Index:
 
         ordered = order_candidates(cand, self.facts(), self.ranker(policy).vectors, policy, overrides,
                                    query_vector=query_vector, limit=None if every else policy.links.k)
-        return choose_links(ordered, policy.with_links(k=max(1, len(ordered))) if every else policy)
+        return choose_links(ordered, policy, every=every)
 
     def _links(self, cand, policy: Policy, overrides: bool, explain: bool, query_vector=None,
                query_text: str | None = None) -> list[Related]:

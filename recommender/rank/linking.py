@@ -136,11 +136,12 @@ def title_codes(titles: Sequence[str]) -> np.ndarray:
     return out
 
 
-def choose_links(ordered: list[Link], policy: Policy) -> list[Link]:
-    """The links to show: pins always, then ranked links above the minimum score, k in all."""
+def choose_links(ordered: list[Link], policy: Policy, *, every: bool = False) -> list[Link]:
+    """The links to show: pins always, then ranked links above the minimum score, k in all (every=True: all of
+    them, however many; the editors' check reads a curated link's rank beyond any k a policy may set)."""
     minimum = policy.links.min_score
     chosen = [link for link in ordered if link.pinned or minimum is None or link.score >= minimum]
-    return chosen[:policy.links.k]
+    return chosen if every else chosen[:policy.links.k]
 
 
 def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, facts: Facts, threshold: float,

@@ -184,3 +184,15 @@ def test_editor_page_check_is_the_library_check_and_sees_new_overrides(demo_copy
 def ids_of(folder):
     with Index.open(folder) as index:
         return index.store.ids()
+
+
+def test_check_reads_ranks_beyond_the_largest_k_a_policy_may_set(hashing_index, monkeypatch):
+    """An article with more candidates than [links] k may ever be (1,000; one MDN page has 1,316) is checked, not
+    refused: every=True takes all the ranked links without making a policy of that k."""
+    import recommender.rank.policy as policy_module
+
+    policy = Policy().with_links(k=2)
+    with Index.open(hashing_index) as index:
+        expected = editors_check(index, policy=policy, suggestions=5)
+        monkeypatch.setattr(policy_module, "MAX_K", 2)  # fewer than the fixture's candidates per article
+        assert editors_check(index, policy=policy, suggestions=5) == expected
