@@ -28,7 +28,8 @@ class Article:
     page_type: str | None = None  # a site's own page kind (MDN's page-type), where it has one
     draft: bool = False  # front matter `published: false` or `draft: true`: never linked to by default
     kind: str = "text"
-    path: str = ""
+    path: str = ""  # the file it was read from, relative to the corpus folder (a stub: the file that lists it)
+    slug: str | None = None  # the `slug` the article gave (front matter, JSONL), what a site's permalink may use
     curated: list[str] = field(default_factory=list)
 
     @property
