@@ -187,7 +187,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         title=title,
         excerpt=excerpt,
         body=body,
-        url=own_url(meta) or _canonical_link(raw_body, meta),
+        url=own_url(meta) or _canonical_link(raw_body, meta, rel),
         published=published_date(meta),
         source=source,
         topics=tag_list(meta),
@@ -368,15 +368,18 @@ def _path_id(rel: str) -> str:
     return stem
 
 
-def _canonical_link(raw_body: str, meta: dict) -> str | None:
-    """The href of a ``<link rel="canonical">`` in the body, when it points to the article's own site: the host
-    of another URL its front matter gives (its `image`, say). A canonical link pasted into a post often names a
-    general page of another site (seed 002: microsoft.com/.../our-approach on an azureaidevs.github.io post):
-    that is not the article's address, so the article then has no URL."""
+def _canonical_link(raw_body: str, meta: dict, rel: str) -> str | None:
+    """The href of a ``<link rel="canonical">`` in the body, when it points to the article's own page: on the host
+    of another URL its front matter gives (its `image`, say), or with the article's slug (else its file name) as
+    its last path segment. A canonical link pasted into a post often names a general page of another site (seed
+    002: microsoft.com/.../our-approach on an azureaidevs.github.io post with the slug 2023-day6): that is not the
+    article's address, so the article then has no URL."""
     hosts = {_host(v) for v in meta.values() if isinstance(v, str) and canonical_url(v)}
+    names = {str(meta.get("slug") or "").strip("/").rsplit("/", 1)[-1].lower(), _path_id(rel).rsplit("/", 1)[-1].lower()}
     for tag in _CANONICAL_LINK.findall(raw_body[:20000]):
         href = _HREF.search(tag)
-        if href and canonical_url(href.group(1)) and _host(href.group(1)) in hosts:
+        url = canonical_url(href.group(1)) if href else None
+        if url and (_host(url) in hosts or url.rstrip("/").rsplit("/", 1)[-1].lower() in names - {""}):
             return href.group(1).strip()
     return None
 

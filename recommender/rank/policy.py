@@ -22,6 +22,16 @@ read, so the links a site shows and the links that are measured come from the sa
     topic_bonus = 0.5
     include_drafts = false   # items marked `published: false` or `draft: true` are never linked to
 
+    targets = ["site", "other-domains"]   # what may be linked: "site" (the site's pages), "other-domains" (a URL
+                             # on another host than the site's), "no-url" (no URL and no page of its own),
+                             # "stubs" (curated stubs: only an item of someone's related: list)
+
+    [site]                   # how the site addresses its pages (the keys of --site-data, batch/pages.py)
+    key = "url"              # "url": the path (and query) of the article's URL; "file": its source file's path;
+                             # "slug": /SLUG/; "permalink": the pattern below
+    permalink = ""           # e.g. "/posts/:slug/" (Hugo) or "/:year/:month/:day/:title/" (Jekyll)
+    base_url = ""            # the site's address, e.g. "https://example.org/": its host is the site's domain
+
     [recency]
     half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
 
@@ -49,6 +59,9 @@ DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
+TARGETS = ("site", "other-domains", "no-url", "stubs")  # the kinds of link target (linking.target_kinds)
+SITE_KEYS = ("url", "file", "slug", "permalink")
+PERMALINK_TOKENS = ("section", "slug", "title", "filename", "year", "month", "day")
 POLICY_FILE = "recommender.toml"
 MAX_K = 1000  # the most links per article, as `-k` on the command line
 
@@ -98,6 +111,26 @@ class Links:
     same_topic: str = "allow"
     topic_bonus: float = 0.5
     include_drafts: bool = False  # link to items marked `published: false` / `draft: true` too
+    # what may be linked (TARGETS): the site's pages and articles on other domains, not curated stubs (no page
+    # on the site) nor articles without a URL or page of their own (rank/linking.py: target_kinds)
+    targets: tuple[str, ...] = ("site", "other-domains")
+
+
+@dataclass(frozen=True)
+class Site:
+    key: str = "url"  # SITE_KEYS: what the site data is keyed by (batch/pages.py)
+    permalink: str = ""  # the pattern when key = "permalink": /posts/:slug/, /:year/:month/:day/:title/
+    base_url: str = ""  # the site's address; its host is the site's own domain (else the most common one)
+
+    @property
+    def host(self) -> str | None:
+        """The site's host as ids compare hosts (lower case, no www.), or None when base_url is not set."""
+        if not self.base_url:
+            return None
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        return host[4:] if host.startswith("www.") else host
 
 
 @dataclass(frozen=True)
@@ -127,6 +160,7 @@ class Batch:
 class Policy:
     ranking: Ranking = field(default_factory=Ranking)
     links: Links = field(default_factory=Links)
+    site: Site = field(default_factory=Site)
     recency: Recency = field(default_factory=Recency)
     duplicates: Duplicates = field(default_factory=Duplicates)
     diversity: Diversity = field(default_factory=Diversity)
@@ -151,7 +185,7 @@ class Policy:
         return self.with_section("links", **changes)
 
 
-SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
+SECTIONS = {"ranking": Ranking, "links": Links, "site": Site, "recency": Recency, "duplicates": Duplicates,
             "diversity": Diversity, "batch": Batch}
 
 
@@ -187,6 +221,10 @@ def check(policy: Policy) -> None:
                                 ("same_topic", links.same_topic, SAME_TOPIC)):
         if value not in allowed:
             raise PolicyError(f"{where}: [links] {key} must be one of {', '.join(allowed)}, not {value!r}")
+    unknown = [t for t in links.targets if t not in TARGETS]
+    if unknown or not links.targets:
+        raise PolicyError(f"{where}: [links] targets must be a list of {', '.join(TARGETS)}, not {list(links.targets)!r}")
+    check_site(policy.site, where)
     if policy.recency.half_life_days < 0:
         raise PolicyError(f"{where}: [recency] half_life_days must not be negative")
     if not 0 < policy.duplicates.threshold <= 1:
@@ -197,6 +235,24 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [batch] max_shrink must be between 0 and 1 (a share of the index)")
     if not policy.batch.refit_drift >= 0:
         raise PolicyError(f"{where}: [batch] refit_drift must not be negative (a share of the corpus)")
+
+
+def check_site(site: Site, where: str) -> None:
+    import re
+
+    if site.key not in SITE_KEYS:
+        raise PolicyError(f"{where}: [site] key must be one of {', '.join(SITE_KEYS)}, not {site.key!r}")
+    if site.key == "permalink" and not site.permalink:
+        raise PolicyError(f'{where}: [site] key = "permalink" needs a permalink pattern, e.g. "/posts/:slug/"')
+    if site.permalink:
+        if not site.permalink.startswith("/"):
+            raise PolicyError(f"{where}: [site] permalink must start with /, not {site.permalink!r}")
+        unknown = [t for t in re.findall(r":(\w+)", site.permalink) if t not in PERMALINK_TOKENS]
+        if unknown:
+            raise PolicyError(f"{where}: [site] permalink has unknown :{unknown[0]} (known: "
+                              f"{', '.join(':' + t for t in PERMALINK_TOKENS)})")
+    if site.base_url and not re.match(r"https?://[^/\s]+", site.base_url):
+        raise PolicyError(f"{where}: [site] base_url must be an http(s) address, not {site.base_url!r}")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -230,6 +286,13 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
             if key not in known:
                 raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
             default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                if isinstance(item, str):
+                    item = [item]
+                if not isinstance(item, list) or not all(isinstance(x, str) for x in item):
+                    raise PolicyError(f"{source}: [{name}] {key} must be a list of words")
+                value[key] = tuple(item)
+                continue
             if isinstance(default, bool):
                 if not isinstance(item, bool):
                     raise PolicyError(f"{source}: [{name}] {key} must be true or false")
@@ -263,6 +326,8 @@ def policy_to_toml(policy: Policy) -> str:
                 lines.append(f'{key} = "{value}"')
             elif isinstance(value, bool):
                 lines.append(f"{key} = {str(value).lower()}")
+            elif isinstance(value, (list, tuple)):
+                lines.append(f"{key} = [{', '.join(chr(34) + v + chr(34) for v in value)}]")
             else:
                 lines.append(f"{key} = {value!r}")
         lines.append("")

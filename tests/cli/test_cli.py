@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from recommender.cli import cli
+from conftest import EVERY_TARGET
 
 
 @pytest.fixture
@@ -54,9 +55,11 @@ def test_index_counts_and_names_ignored_files(runner, corpus_dir, tmp_path):
            "are not read): notes.pdf" in result.stderr
 
 
-def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):
+def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch, tmp_path):
     monkeypatch.setenv("RECOMMENDER_INDEX", str(hashing_index))
-    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "1")
+    every = tmp_path / "every.toml"  # its best link is a plain-text article, which the default targets leave out
+    every.write_text(EVERY_TARGET)
+    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "1", "--policy", every)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "related to feed/rover-landing: Rover lands near an ancient river delta"

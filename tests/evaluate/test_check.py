@@ -16,7 +16,7 @@ from recommender.evaluate.evaluation import DenseScorer
 from recommender.evaluate.metrics import gold_ranks
 from recommender.rank.learned import LearnedModel, save_model
 from recommender.rank.overrides import Overrides
-from recommender.rank.policy import Policy, policy_from_dict
+from recommender.rank.policy import TARGETS, Policy, policy_from_dict
 from recommender.serve.app import create_app
 from recommender.rank.learned import ALL_SIGNALS
 
@@ -105,7 +105,9 @@ def test_check_follows_pins_and_blocks(demo_copy):
     article = "pocketbook-news.example.com/2025/02/mortgage-rates-fall"
     curated = [e.id for e in before[article].agreed + before[article].low]
     blocked = curated[0]
-    others = [x for x in ids_of(demo_copy) if x not in curated and x != article]
+    with Index.open(demo_copy) as index:  # a pin to an article that may be linked ([links] targets)
+        linkable = {i for i, hidden in zip(index.store.ids(), index.facts().unlinkable(Policy())) if not hidden}
+    others = [x for x in ids_of(demo_copy) if x not in curated and x != article and x in linkable]
     pinned = others[-1]
     with Overrides.open(demo_copy) as store:
         store.block(article, blocked)
@@ -159,9 +161,10 @@ def test_cli_check_uses_the_policy_file(demo_index, tmp_path):
 
 def test_editor_page_check_is_the_library_check_and_sees_new_overrides(demo_copy):
     article = "pocketbook-news.example.com/2025/02/mortgage-rates-fall"
+    every = Policy().with_links(targets=TARGETS)  # its curated list names curated stubs too
     with Index.open(demo_copy) as index:
-        expected = editors_check(index, ids=[article])[0]
-    with TestClient(create_app(demo_copy, editor=True, token="secret")) as client:
+        expected = editors_check(index, ids=[article], policy=every)[0]
+    with TestClient(create_app(demo_copy, editor=True, token="secret", policy=every)) as client:
         body = client.get("/check", params={"id": article}).json()
         assert body["k"] == 10 and [i["id"] for i in body["items"]] == [article]
         got = body["items"][0]

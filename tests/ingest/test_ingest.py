@@ -214,4 +214,7 @@ def test_canonical_link_in_a_body_is_the_url_only_on_the_articles_own_site():
     assert other_site.url is None and other_site.slug == "2023-day6" and other_site.id == "2023-day6"
     own = body.replace("https://www.microsoft.com/en-us/ai/our-approach", "https://azureaidevs.github.io/hub/day6/")
     own_site, *_ = parse_front_matter_article(dict(meta), own, "blog/day6.md")[0]
-    assert own_site.url == "https://azureaidevs.github.io/hub/day6/"
+    assert own_site.url == "https://azureaidevs.github.io/hub/day6/"  # the host of its image
+    named = body.replace("https://www.microsoft.com/en-us/ai/our-approach", "https://blog.example.net/2023-day6/")
+    by_slug, *_ = parse_front_matter_article(dict(meta), named, "blog/day6.md")[0]
+    assert by_slug.url == "https://blog.example.net/2023-day6/"  # its slug is the page's name

@@ -1,0 +1,57 @@
+"""What may be linked ([links] targets) and one link per title (rank/linking.py)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from recommender.rank.linking import Facts, order_candidates
+from recommender.rank.policy import Policy, policy_from_dict
+from recommender.rank.ranking import Candidates
+
+ARTICLES = [  # (id, title, url, kind, path)
+    ("q", "The query", "https://site.example/q/", "news", "posts/q.md"),
+    ("page", "A page of the site", "https://site.example/page/", "news", "posts/page.md"),
+    ("other", "A page elsewhere", "https://other.example/x/", "news", "posts/other.md"),
+    ("md", "Markdown without URL", None, "blog", "posts/md.md"),
+    ("txt", "Plain text without URL", None, "text", "text/txt.txt"),
+    ("stub", "A curated stub", "https://elsewhere.example/stub/", "related", "posts/q.md"),
+    ("col-12", "Weekly column: notes", "https://site.example/col-12/", "news", "posts/col-12.md"),
+    ("col-13", "Weekly Column — Notes!", "https://site.example/col-13/", "news", "posts/col-13.md"),
+    ("page2", "Another page", "https://www.SITE.example/page2/", "news", "posts/page2.md"),
+]
+
+
+def ordered(policy: Policy) -> list[str]:
+    infos = [SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
+             for i, t, u, k, p in ARTICLES]
+    facts = Facts.from_infos(infos)
+    rows = np.arange(1, len(infos))
+    cand = Candidates(0, rows, np.linspace(3.0, 1.0, len(rows)), {}, {})
+    vectors = np.eye(len(infos), dtype=np.float32)
+    return [facts.ids[link.row] for link in order_candidates(cand, facts, vectors, policy)]
+
+
+def test_default_targets_leave_out_stubs_and_plain_text_without_url():
+    facts = Facts.from_infos([SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
+                              for i, t, u, k, p in ARTICLES])
+    assert ordered(Policy()) == ["page", "other", "md", "col-12", "page2"]
+    assert facts.left_out(Policy()) == {"no-url": 1, "stubs": 1}
+    every = policy_from_dict({"links": {"targets": ["site", "other-domains", "no-url", "stubs"]}})
+    assert ordered(every) == ["page", "other", "md", "txt", "stub", "col-12", "page2"]
+
+
+def test_other_domains_are_told_by_the_sites_base_url_or_its_most_common_host():
+    own = policy_from_dict({"links": {"targets": ["site"]}})  # the most common host: site.example
+    assert ordered(own) == ["page", "md", "col-12", "page2"]
+    elsewhere = policy_from_dict({"links": {"targets": ["site"]}, "site": {"base_url": "https://other.example/"}})
+    assert ordered(elsewhere) == ["other", "md"]
+
+
+def test_a_key_other_than_url_gives_every_file_a_page():
+    by_file = policy_from_dict({"site": {"key": "file"}})
+    assert ordered(by_file) == ["page", "other", "md", "txt", "col-12", "page2"]
+
+
+def test_one_list_never_shows_one_title_twice():
+    every = policy_from_dict({"links": {"targets": ["site", "other-domains", "no-url", "stubs"]}})
+    assert "col-12" in ordered(every) and "col-13" not in ordered(every)  # the better-ranked issue stays
