@@ -136,13 +136,18 @@ class Link:
     row: int
     score: float  # NaN for a pinned link the ranking did not find
     pinned: bool = False
+    # the link seen from the linked article: the two articles' embedding cosine in standard deviations above the
+    # linked article's own average (NaN when not computed); [links] min_reverse
+    reverse: float = float("nan")
 
 
 def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy: Policy,
                      overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
-                     query_vector: np.ndarray | None = None, limit: int | None = None) -> list[Link]:
+                     query_vector: np.ndarray | None = None, limit: int | None = None,
+                     standing: tuple[np.ndarray, np.ndarray] | None = None) -> list[Link]:
     """Every allowed candidate in final order: pins, then the ranked rest (only the first `limit` ranked ones
-    when given: all the links step needs)."""
+    when given: all the links step needs). With `standing` (HybridRanker.standing) and a [links] min_reverse,
+    each ranked link carries its reverse z-score, which choose_links reads."""
     links = policy.links
     q = cand.query
     rows, score = cand.rows, cand.score.astype(np.float64).copy()
@@ -199,12 +204,19 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
         first = first_of_each_title(facts.name_codes[np.array([link.row for link in ranked])])
         if len(first) < len(ranked):
             ranked = [ranked[i] for i in first]
+    found = {link.row: link.score for link in ranked}
+    # the reverse rule was measured on the default ranking: not for a TF-IDF ranking (dense and window weights 0);
+    # the callers give no standing for the learned one (its score is its own, calibrated to a logit)
+    default = policy.ranking.dense + policy.ranking.window > 0
+    if standing is not None and links.min_reverse is not None and default and "dense" in cand.raw and ranked:
+        set_reverse(ranked, cand, standing)
+        if limit is not None:  # the links step: those below the reverse minimum make room for the next ones
+            ranked = [link for link in ranked if not link.reverse < links.min_reverse]
     if limit is not None:
         ranked = ranked[:limit]
     pins = overrides.pinned(query_id) if overrides and query_id else []
     if not pins:
         return ranked
-    found = {link.row: link.score for link in ranked}
     pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q
                    and (hidden is None or not hidden[facts.row_of[p]])]
     pinned_rows = list(dict.fromkeys(pinned_rows))
@@ -214,6 +226,19 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
         names = {int(facts.name_codes[r]) for r in pinned_rows} - {-1}
         taken |= {link.row for link in ranked if int(facts.name_codes[link.row]) in names}
     return head + [link for link in ranked if link.row not in taken]
+
+
+def set_reverse(ranked: list[Link], cand: Candidates, standing: tuple[np.ndarray, np.ndarray]) -> None:
+    """Each link's reverse z-score: its embedding cosine to the query (the candidates' raw dense value) against
+    the linked article's own average and spread (an article unlike the rest is below the average of the articles
+    it would link to, though it is their best match)."""
+    rows = np.array([link.row for link in ranked])
+    order = np.argsort(cand.rows, kind="stable")
+    at = order[np.searchsorted(cand.rows[order], rows)]
+    mean, std = standing
+    reverse = (cand.raw["dense"][at] - mean[rows]) / std[rows]
+    for link, value in zip(ranked, reverse):
+        link.reverse = float(value)
 
 
 def first_of_each_title(codes: np.ndarray) -> np.ndarray:
@@ -236,9 +261,11 @@ def title_codes(titles: Sequence[str], min_words: int = 3) -> np.ndarray:
 
 
 def choose_links(ordered: list[Link], policy: Policy) -> list[Link]:
-    """The links to show: pins always, then ranked links above the minimum score, k in all."""
-    minimum = policy.links.min_score
-    chosen = [link for link in ordered if link.pinned or minimum is None or link.score >= minimum]
+    """The links to show: pins always, then ranked links above the minimum score and the minimum reverse z-score
+    (where it was computed), k in all."""
+    minimum, reverse = policy.links.min_score, policy.links.min_reverse
+    chosen = [link for link in ordered if link.pinned or (
+        (minimum is None or link.score >= minimum) and (reverse is None or not link.reverse < reverse))]
     return chosen[:policy.links.k]
 
 

@@ -15,6 +15,8 @@ read, so the links a site shows and the links that are measured come from the sa
     k = 10
     min_score = 0.0          # fewer links rather than weak ones: a link must score above the average candidate
                              # (final score, see `related --explain`; measured by scripts/measure_min_score.py)
+    min_reverse = 0.0        # and from the other side: the linked article must find this one above its own average
+                             # (embedding cosine z-score; an article unlike the rest gets few or no links)
     direction = "any"        # "older": only links to articles published no later; "newer": no earlier
     max_age_days = 365       # no links to articles older than this (relative to today); omit for none
     same_source = "allow"    # "allow" | "exclude"
@@ -105,6 +107,11 @@ class Links:
     # 0: a link scores above the average of its candidates. Measured (scripts/measure_min_score.py): it costs no
     # recall@10 on the demo, python_docs or MDN, and drops the demo's links that share nothing (13% of them).
     min_score: float | None = 0.0
+    # the same from the linked article's side: the two articles' embedding cosine in standard deviations above
+    # the linked article's average cosine (None: off). An article unlike the rest still has best matches, but it
+    # is below their own average: measured in docs/ranking.md, "Weak links" (scripts/measure_min_score.py). Not
+    # applied to a ranking without the embedding (dense and window weights 0); a large negative value turns it off
+    min_reverse: float | None = 0.0
     direction: str = "any"
     max_age_days: float | None = None
     same_source: str = "allow"
@@ -211,6 +218,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [links] min_score must be at least 0 on the score scale (z-scores over the "
                           f"candidates, 0 = the average candidate, the default; see `related --explain`), not "
                           f"{links.min_score:g}")
+    if links.min_reverse is not None and not math.isfinite(links.min_reverse):
+        raise PolicyError(f"{where}: [links] min_reverse must be a finite number")
     if links.max_age_days is not None and links.max_age_days <= 0:
         raise PolicyError(f"{where}: [links] max_age_days must be more than 0 (leave it out for no age limit), "
                           f"not {links.max_age_days:g}")

@@ -156,7 +156,7 @@ def test_per_query_files_show_the_links_scores_not_rank_numbers(hashing_index, t
         for outcome in evaluation.system("system").per_query:
             gold = set(outcome.gold_ranks)
             # evaluation ranks whole lists (no minimum score): the same as `related` with no minimum
-            everything = Policy(links=Links(min_score=None, targets=TARGETS))  # and every kind of target
+            everything = Policy(links=Links(min_score=None, min_reverse=None, targets=TARGETS))  # and every kind of target
             shown = [r for r in index.related(outcome.query, 10, policy=everything) if r.id not in gold]
             assert shown
             expected[outcome.query] = [(r.id, r.score) for r in shown]

@@ -103,10 +103,10 @@ def test_syndicated_copies_take_one_slot(tmp_path):
     corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        links = [r.id for r in index.related("local/parking", k=4, policy=Policy(links=Links(min_score=None)))]
+        links = [r.id for r in index.related("local/parking", k=4, policy=Policy(links=Links(min_score=None, min_reverse=None)))]
         copies = [i for i in links if i in {"wire/original", "paper-a/copy", "paper-b/copy"}]
         assert copies == ["wire/original"]  # one copy, the earliest
-        off = Policy(links=Links(min_score=None)).with_section("duplicates", threshold=1.0)
+        off = Policy(links=Links(min_score=None, min_reverse=None)).with_section("duplicates", threshold=1.0)
         # without the collapse, the list still never shows one title twice: the best-ranked copy stays
         assert len([i for i in (r.id for r in index.related("local/parking", k=4, policy=off))
                     if i.endswith(("original", "copy"))]) == 1
