@@ -55,3 +55,21 @@ def test_a_key_other_than_url_gives_every_file_a_page():
 def test_one_list_never_shows_one_title_twice():
     every = policy_from_dict({"links": {"targets": ["site", "other-domains", "no-url", "stubs"]}})
     assert "col-12" in ordered(every) and "col-13" not in ordered(every)  # the better-ranked issue stays
+
+
+def test_a_link_below_the_linked_articles_own_average_is_cut():
+    from recommender.rank.linking import choose_links
+
+    infos = [SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
+             for i, t, u, k, p in ARTICLES[:4]]
+    facts = Facts.from_infos(infos)
+    rows = np.array([1, 2, 3])
+    # the query's best matches by score, but "other" finds it below its own average cosine (0.30 < 0.45)
+    cand = Candidates(0, rows, np.array([2.0, 1.8, 1.5]), {"dense": np.array([0.5, 0.3, 0.4])}, {})
+    standing = (np.array([0.1, 0.2, 0.45, 0.1]), np.array([0.1, 0.1, 0.1, 0.1]))
+    vectors = np.eye(4, dtype=np.float32)
+    ordered = order_candidates(cand, facts, vectors, Policy(), limit=10, standing=standing)
+    assert [facts.ids[link.row] for link in choose_links(ordered, Policy())] == ["page", "md"]
+    assert [round(link.reverse, 2) for link in ordered] == [3.0, 3.0]
+    off = policy_from_dict({"links": {"min_reverse": -1000}})
+    assert len(choose_links(order_candidates(cand, facts, vectors, off, standing=standing), off)) == 3
