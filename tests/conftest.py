@@ -33,14 +33,18 @@ def bad_dir() -> Path:
     return FIXTURES / "bad"
 
 
-LEXICAL_POLICY = "[ranking]\ndense = 0\nwindow = 0\nlexical = 1\nmention = 0\n"
+# every kind of target, and no reverse rule (the hashing embedder's vectors are noise: no article's view of another)
+EVERY_TARGET = '[links]\ntargets = ["site", "other-domains", "no-url", "stubs"]\nmin_reverse = -1000\n'
+LEXICAL_POLICY = "[ranking]\ndense = 0\nwindow = 0\nlexical = 1\nmention = 0\n" + EVERY_TARGET
 
 
 @pytest.fixture
 def lexical_policy(tmp_path) -> Path:
     """A policy ranking by TF-IDF alone. The fixture corpus is 11 short, mostly unrelated articles and the hashing
     embedder's vectors are noise, so under the default weights most lists hold one link or none above the
-    minimum score; tests that need several links (pins, tables, the editors' page) rank it by words."""
+    minimum score; tests that need several links (pins, tables, the editors' page) rank it by words, and link
+    every kind of article (its curated lists name curated stubs and plain-text files, which the default
+    [links] targets leave out)."""
     path = tmp_path / "recommender.toml"
     path.write_text(LEXICAL_POLICY)
     return path

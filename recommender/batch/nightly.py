@@ -188,7 +188,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
             # nothing that decides a link changed since the last good run: its outputs stand as they are
             for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "by_path",
-                        "drafts_held_back"):
+                        "drafts_held_back", "targets_left_out"):
                 record[key] = previous.get(key)
             record["outputs_reused"] = True
             if site_data is not None:
@@ -212,6 +212,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                       windows=index.window_scores(keep_copy=True))
         record["ranking"] = "learned" if learned is not None else "default"
         record["drafts_held_back"] = job.facts.held_back(policy)
+        # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)
+        record["targets_left_out"] = job.facts.left_out(policy)
         links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
                               progress=progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
@@ -231,7 +233,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
 
     timer = time.perf_counter()
     record.update(status="ok", ended=utc_now())
-    write_outputs(out_dir, items, record, site_data=site_data)
+    write_outputs(out_dir, items, record, site_data=site_data, infos=infos, site=policy.site)
     seconds["write"] = time.perf_counter() - timer
     for name, value in seconds.items():
         seconds[name] = round(value, 3)

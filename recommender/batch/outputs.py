@@ -3,9 +3,10 @@
 * ``related.jsonl``: one article a line, ``{"id", "title", "url", "published", "source", "related": [{"id",
   "score", "title", "url", "published", "source"}, ...]}``;
 * ``related.json``: ``{id: [related ids]}``;
-* ``related_by_path.json``: ``{"/url/path/": [{"title", "url", "path", "id", "published", "score"}, ...]}``,
-  keyed by the path of each article's URL (``/ID/`` for an article without one, Hugo's default permalink of
-  ``content/ID.md``), which a Hugo or Jekyll template reads as is: see docs/site-integration.md. The batch's
+* ``related_by_path.json``: ``{"/page/path/": [{"title", "href", "url", "path", "id", "published", "score"},
+  ...]}``, keyed by the address of each article's page on the site as the policy's `[site] key` says
+  (batch/pages.py; by default the path of its URL, ``/ID/`` for an article without one, Hugo's default
+  permalink of ``content/ID.md``), which a Hugo or Jekyll template reads as is: see docs/site-integration.md. The batch's
   ``site_data`` copies it into the site (a Hugo ``data/`` or Jekyll ``_data/`` file), since the output folder
   also holds files (SQLite, JSONL) that Hugo refuses to find in ``data/``;
 * ``related.sqlite``: tables ``articles``, ``related`` (article_id, rank, related_id, score) and ``runs`` (one
@@ -24,10 +25,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import urlsplit
 
 from ..common.atomic import atomic_path, atomic_write_bytes
 from ..rank.index import Related
+from ..rank.policy import Site
+from .pages import href, page_key
 
 JSONL = "related.jsonl"
 JSON_MAP = "related.json"
@@ -72,44 +74,52 @@ class ArticleLinks:
         }
 
 
-def url_path(url: str | None, article_id: str) -> str:
-    """The key of an article in the by-path form: its URL's path, or /ID/ when it has no URL."""
-    if not url:
-        return f"/{article_id.strip('/')}/"
-    return urlsplit(url).path or "/"
-
-
-def by_path(items: Sequence[ArticleLinks]) -> tuple[dict, dict]:
-    """The links keyed by URL path (what a site template looks up with the page's own path), and counts: keys,
-    keys made from ids (no URL), and articles left out because an earlier article has the same path."""
-    paths = {i.id: url_path(i.url, i.id) for i in items}
-    for item in items:
-        for link in item.related:
-            paths.setdefault(link.id, url_path(link.url, link.id))
+def by_path(items: Sequence[ArticleLinks], infos: Sequence, site: Site = Site()) -> tuple[dict, dict]:
+    """The links keyed by the address of each article's page (what a site template looks up with the page's
+    own path; `infos`: every article of the index, as batch/pages.py reads them), and counts: keys, keys made
+    from ids (no URL, under the url key), articles without a page of their own (stubs under the other keys),
+    and the articles left out because an earlier one has the same key (`collisions`, the first few named)."""
+    keys = {i.id: page_key(i, site) for i in infos}
+    hrefs = {i.id: href(i, keys[i.id], site) for i in infos}
+    # a link's path: its page, or (no page: a stub) its URL's path
+    paths = {i.id: keys[i.id] or (page_key(i, Site()) if i.url else None) for i in infos}
     out: dict[str, list[dict]] = {}
-    shared = 0
+    owner: dict[str, str] = {}
+    collided: list[str] = []
     for item in items:
-        key = paths[item.id]
-        if key in out:
-            shared += 1
+        key = keys.get(item.id)
+        if key is None:
             continue
-        out[key] = [{"title": l.title, "url": l.url, "path": paths[l.id], "id": l.id, "published": l.published,
-                     "score": None if l.score is None else round(l.score, 6),
+        if key in out:
+            collided.append(f"{key}: {item.id} (the key of {owner[key]})")
+            continue
+        owner[key] = item.id
+        out[key] = [{"title": l.title, "href": hrefs.get(l.id), "url": l.url, "path": paths.get(l.id), "id": l.id,
+                     "published": l.published, "score": None if l.score is None else round(l.score, 6),
                      **({"pinned": True} if l.pinned else {})} for l in item.related]
-    return out, {"keys": len(out), "from_ids": sum(1 for i in items if not i.url), "shared_paths": shared}
+    counts = {"key": site.key, "keys": len(out),
+              "from_ids": sum(1 for i in infos if not i.url) if site.key == "url" else 0,
+              "without_page": sum(1 for i in items if keys.get(i.id) is None), "collisions": len(collided)}
+    if collided:
+        counts["collided"] = collided[:MAX_NAMED]
+    return out, counts
+
+
+MAX_NAMED = 20  # collisions named in the run record
 
 
 def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict,
-                  site_data: Path | None = None) -> None:
+                  site_data: Path | None = None, infos: Sequence | None = None, site: Site = Site()) -> None:
     """Write the four outputs (and append the run record to the SQLite one), all or nothing; with site_data,
-    also the by-path form there, renamed into place with the others."""
+    also the by-path form there, renamed into place with the others. `infos`: the index's articles (for the
+    page keys); None: the items themselves."""
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)
-    keyed, counts = by_path(items)
+    keyed, counts = by_path(items, infos if infos is not None else items, site)
     run_record["by_path"] = counts
-    if counts["shared_paths"]:
-        log.warning("%d of the articles share their URL path with an earlier article: left out of %s",
-                    counts["shared_paths"], BY_PATH)
+    if counts["collisions"]:
+        log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
+                    counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
     text = json.dumps(keyed, ensure_ascii=False, indent=1) + "\n"
     with contextlib.ExitStack() as stack:
         if site_data is not None:

@@ -79,10 +79,11 @@ def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
 def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
     """The chosen links of the given rows, in their order."""
     ranker = job.ranker()
+    standing = ranker.standing() if job.policy.links.min_reverse is not None and ranker.rescorer is None else None
     out = []
     for cand in ranker.score_rows(rows):
         ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
-                                   limit=job.policy.links.k)
+                                   limit=job.policy.links.k, standing=standing)
         out.append(choose_links(ordered, job.policy))
     return out
 

@@ -136,8 +136,14 @@ def render_run(record: dict) -> str:
           if record.get("outputs_reused") else []),
         *([f"unpublished drafts held back from every list: {record['drafts_held_back']}"]
           if record.get("drafts_held_back") else []),
+        *(["left out of every list by [links] targets: " + ", ".join(
+            f"{kind} {n}" for kind, n in record["targets_left_out"].items())]
+          if any((record.get("targets_left_out") or {}).values()) else []),
         *([f"site data: {record['site_data']} ({plural((record.get('by_path') or {}).get('keys', 0), 'page')} "
-           "keyed by URL path)"] if record.get("site_data") else []),
+           f"keyed by {(record.get('by_path') or {}).get('key', 'url')})"] if record.get("site_data") else []),
+        *([f"page keys shared: {record['by_path']['collisions']} articles have the key of an earlier one, e.g. "
+           + "; ".join(record["by_path"].get("collided", [])[:3])]
+          if (record.get("by_path") or {}).get("collisions") else []),
         "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()) + f" (total {sum(seconds.values()):.2f})",
     ]
     training = record.get("training") or {}

@@ -20,6 +20,7 @@ from ..common.progress import progress_bar
 BLOCK = 256
 BEYOND_K = "beyond k"
 BELOW_MINIMUM = "below the minimum score"
+BELOW_REVERSE = "unlike the articles it would link to (below the minimum reverse score)"
 BLOCKED = "blocked by an editor"
 EXCLUDED = "excluded by the policy (a rule or a near-duplicate)"
 NOT_CANDIDATE = "not among the candidates"
@@ -73,7 +74,7 @@ def editors_check(index, k: int | None = None, suggestions: int = 5, *, policy: 
         return []
     edits = index.overrides() if overrides else None
     ranker = index.ranker(policy)
-    unfiltered = replace(policy, links=replace(policy.links, min_score=None))
+    unfiltered = replace(policy, links=replace(policy.links, min_score=None, min_reverse=None))
     titles = {info.id: info.title for info in index.store.all()}
     rows = sorted(row_of[a] for a in curated)
     items = []
@@ -84,13 +85,14 @@ def editors_check(index, k: int | None = None, suggestions: int = 5, *, policy: 
                 query = ids_in_rows[cand.query]
                 shown = index.link_list(cand, policy, edits, every=True)
                 items.append(_item(index, query, titles.get(query, query), curated[query], shown, cand, k,
-                                   suggestions, edits, unfiltered, row_of, ids_in_rows))
+                                   suggestions, edits, unfiltered, row_of, ids_in_rows, policy.links.min_score))
             bar.update(len(block))
     items.sort(key=lambda item: (item.agreement, item.id))
     return items
 
 
-def _item(index, query, title, curated, shown, cand, k, suggestions, edits, unfiltered, row_of, ids) -> CheckItem:
+def _item(index, query, title, curated, shown, cand, k, suggestions, edits, unfiltered, row_of, ids,
+          minimum: float | None = None) -> CheckItem:
     """One article's check; `shown` is every link `related` would show for it, in order."""
     position = {link.row: (n, link) for n, link in enumerate(shown, start=1)}
     agreed, low = [], []
@@ -113,7 +115,8 @@ def _item(index, query, title, curated, shown, cand, k, suggestions, edits, unfi
             without_minimum = {link.row: link for link in index.link_list(cand, unfiltered, edits, every=True)}
         link = without_minimum.get(row)
         if link is not None:
-            low.append(CheckLink(gid, None, _score(link.score), reason=BELOW_MINIMUM))
+            weak = minimum is not None and link.score < minimum
+            low.append(CheckLink(gid, None, _score(link.score), reason=BELOW_MINIMUM if weak else BELOW_REVERSE))
         else:
             low.append(CheckLink(gid, None, None, reason=EXCLUDED))
     agreed.sort(key=lambda e: e.rank)

@@ -263,10 +263,13 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     any), "learned (k-fold CV)" (the learned ranking under cross-validation over the queries, seeded by `seed`;
     unless learned=False or there are too few queries), "dense" (the embedding alone), then the baselines and any
     fixed-weight hybrids.
-    """
-    from ..rank.policy import Policy
 
-    policy = policy or Policy()
+    Every kind of link target is ranked here, whatever the policy's [links] targets: the curated lists of a
+    news site name curated stubs, and the targets rule decides what a site shows, not how well it ranks.
+    """
+    from ..rank.policy import TARGETS, Policy
+
+    policy = (policy or Policy()).with_links(targets=TARGETS)
     start = time.perf_counter()
     ids = index.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}

@@ -29,7 +29,8 @@ class Article:
     page_type: str | None = None  # a site's own page kind (MDN's page-type), where it has one
     draft: bool = False  # unpublished (`published: false`, `draft: true`, a WordPress draft): never linked to
     kind: str = "text"
-    path: str = ""
+    path: str = ""  # the file it was read from, relative to the corpus folder (a stub: the file that lists it)
+    slug: str | None = None  # the `slug` the article gave (front matter, JSONL), what a site's permalink may use
     curated: list[str] = field(default_factory=list)
 
     @property

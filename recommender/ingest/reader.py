@@ -192,7 +192,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         title=title,
         excerpt=excerpt,
         body=body,
-        url=own_url(meta) or _canonical_link(raw_body),
+        url=own_url(meta) or _canonical_link(raw_body, meta, rel),
         published=published_date(meta),
         source=source,
         topics=tag_list(meta),
@@ -201,6 +201,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         draft=is_draft(meta),
         kind="news" if is_news else "blog",
         path=rel,
+        slug=slug or None,
     )
     related = meta.get("related") or []
     if not isinstance(related, list):
@@ -341,6 +342,7 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
         draft=is_draft(record),
         kind="jsonl",
         path=rel,
+        slug=str(record.get("slug") or "").strip().strip("/") or None,
         curated=related,
     )
 
@@ -360,12 +362,25 @@ def _path_id(rel: str) -> str:
     return stem
 
 
-def _canonical_link(raw_body: str) -> str | None:
+def _canonical_link(raw_body: str, meta: dict, rel: str) -> str | None:
+    """The href of a ``<link rel="canonical">`` in the body, when it points to the article's own page: on the host
+    of another URL its front matter gives (its `image`, say), or with the article's slug (else its file name) as
+    its last path segment. A canonical link pasted into a post often names a general page of another site (seed
+    002: microsoft.com/.../our-approach on an azureaidevs.github.io post with the slug 2023-day6): that is not the
+    article's address, so the article then has no URL."""
+    hosts = {_host(v) for v in meta.values() if isinstance(v, str) and canonical_url(v)}
+    names = {str(meta.get("slug") or "").strip("/").rsplit("/", 1)[-1].lower(), _path_id(rel).rsplit("/", 1)[-1].lower()}
     for tag in _CANONICAL_LINK.findall(raw_body[:20000]):
         href = _HREF.search(tag)
-        if href and canonical_url(href.group(1)):
+        url = canonical_url(href.group(1)) if href else None
+        if url and (_host(url) in hosts or url.rstrip("/").rsplit("/", 1)[-1].lower() in names - {""}):
             return href.group(1).strip()
     return None
+
+
+def _host(url: str) -> str:
+    """A URL's host as ids compare it (lower case, without www.)."""
+    return canonical_url(url).split("://", 1)[1].split("/", 1)[0]
 
 
 def _heading_title(raw_body: str) -> str:

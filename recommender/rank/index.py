@@ -299,8 +299,10 @@ class Index:
         all of them, so that the first k of that list are exactly the k links shown (the editors' check)."""
         from .linking import choose_links, order_candidates
 
-        ordered = order_candidates(cand, self.facts(), self.ranker(policy).vectors, policy, overrides,
-                                   query_vector=query_vector, limit=None if every else policy.links.k)
+        ranker = self.ranker(policy)
+        standing = ranker.standing() if policy.links.min_reverse is not None and ranker.rescorer is None else None
+        ordered = order_candidates(cand, self.facts(), ranker.vectors, policy, overrides, query_vector=query_vector,
+                                   limit=None if every else policy.links.k, standing=standing)
         return choose_links(ordered, policy, every=every)
 
     def _links(self, cand, policy: Policy, overrides: bool, explain: bool, query_vector=None,

@@ -16,11 +16,16 @@ import numpy as np
 
 from .allpairs import ArticleFacts
 from .overrides import OverrideSet
-from .policy import Policy
+from .policy import TARGETS, Policy
 from .ranking import Candidates
 
 DIVERSITY_POOL = 50  # MMR and duplicate collapse look at this many of the best candidates (at least 3k)
 TITLE_COPY_COSINE = 0.8  # two items with one title (3+ words) and text this close are copies of one story
+# What an article is as a link target (Facts.pages): with a URL; without one but read from a Markdown file or a
+# JSONL feed, whose id is its page's path (Hugo's address of content/ID.md); without one and read from a plain
+# text file, which no site generator publishes as a page; a curated stub, known only from a related: list.
+WITH_URL, PAGE_AT_ID, NO_PAGE, STUB = 0, 1, 2, 3
+PLAIN_TEXT_SUFFIXES = (".txt", ".text")
 
 
 @dataclass
@@ -34,6 +39,10 @@ class Facts:
     row_of: dict[str, int] = field(default_factory=dict)
     drafts: np.ndarray | None = None  # bool: unpublished articles, never linked to unless the policy says so
     title_codes: np.ndarray | None = None  # int: one code per distinct title of 3+ words, -1 for the others
+    name_codes: np.ndarray | None = None  # int: one code per distinct normalised title (any length)
+    pages: np.ndarray | None = None  # int8: WITH_URL, PAGE_AT_ID, NO_PAGE or STUB (what it is as a link target)
+    hosts: Sequence[str | None] | None = None  # each article's URL host (lower case, no www.), None without URL
+    _kinds: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
@@ -41,13 +50,85 @@ class Facts:
         topics = [frozenset(t.lower() for t in ts) for ts in (topics or [[] for _ in infos])]
         ids = [i.id for i in infos]
         drafts = np.array([bool(getattr(i, "draft", False)) for i in infos], dtype=bool)
+        titles = [getattr(i, "title", "") for i in infos]
         return cls(ids=ids, sources=basic.sources, days=basic.days, topics=topics,
                    row_of={x: r for r, x in enumerate(ids)}, drafts=drafts if drafts.any() else None,
-                   title_codes=title_codes([getattr(i, "title", "") for i in infos]))
+                   title_codes=title_codes(titles), name_codes=title_codes(titles, min_words=1),
+                   pages=np.array([page_kind(i) for i in infos], dtype=np.int8),
+                   hosts=[url_host(getattr(i, "url", None)) for i in infos])
 
     def held_back(self, policy: Policy) -> int:
         """How many articles the policy keeps out of every list because they are unpublished drafts."""
         return 0 if self.drafts is None or policy.links.include_drafts else int(self.drafts.sum())
+
+    def target_kinds(self, policy: Policy, *, hosts: bool = True) -> np.ndarray | None:
+        """Each article's kind as a link target, an index into policy.TARGETS: "stubs" for a curated stub;
+        "no-url" for an article with neither a URL nor a page at its id (a plain-text file) when the site is keyed
+        by URL (any other [site] key gives every article read from a file a page); "other-domains" for a URL
+        on another host than the site's ([site] base_url, else the most common host of the articles read from
+        files); "site" for the rest. hosts=False: every URL counts as the site's (when both are allowed)."""
+        if self.pages is None:
+            return None
+        cache_key = (policy.site.key, policy.site.host, hosts)
+        if cache_key not in self._kinds:
+            kinds = np.full(len(self.pages), TARGETS.index("site"), dtype=np.int8)
+            kinds[self.pages == STUB] = TARGETS.index("stubs")
+            if policy.site.key == "url":
+                kinds[self.pages == NO_PAGE] = TARGETS.index("no-url")
+            if hosts and self.hosts is not None:
+                host_of = np.array([h or "" for h in self.hosts], dtype=object)
+                own = (self.pages == WITH_URL)
+                site = policy.site.host or most_common(host_of[own])
+                if site is not None:
+                    kinds[own & (host_of != site)] = TARGETS.index("other-domains")
+            self._kinds[cache_key] = kinds
+        return self._kinds[cache_key]
+
+    def unlinkable(self, policy: Policy) -> np.ndarray | None:
+        """True for the articles the policy's [links] targets keep out of every list; None when there are none."""
+        allowed = set(policy.links.targets)
+        if allowed >= {"site", "other-domains", "no-url", "stubs"}:
+            return None
+        kinds = self.target_kinds(policy, hosts=not allowed >= {"site", "other-domains"})
+        if kinds is None:
+            return None
+        mask = ~np.isin(kinds, [TARGETS.index(t) for t in allowed])
+        return mask if mask.any() else None
+
+    def left_out(self, policy: Policy) -> dict[str, int]:
+        """How many articles of each kind the [links] targets keep out of every list (the run record)."""
+        kinds = self.target_kinds(policy)
+        if kinds is None:
+            return {}
+        return {t: int((kinds == TARGETS.index(t)).sum()) for t in TARGETS if t not in policy.links.targets}
+
+
+def page_kind(info) -> int:
+    """WITH_URL, PAGE_AT_ID, NO_PAGE or STUB for an article (an Article or the index's ArticleInfo)."""
+    if getattr(info, "kind", "") == "related":
+        return STUB
+    if getattr(info, "url", None):
+        return WITH_URL
+    plain = getattr(info, "kind", "") == "text" or getattr(info, "path", "").lower().endswith(PLAIN_TEXT_SUFFIXES)
+    return NO_PAGE if plain else PAGE_AT_ID
+
+
+def url_host(url: str | None) -> str | None:
+    """A URL's host as ids compare hosts (lower case, without www.), or None."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
+    return (host[4:] if host.startswith("www.") else host) or None
+
+
+def most_common(values: np.ndarray) -> str | None:
+    names, counts = np.unique([v for v in values if v], return_counts=True)
+    return str(names[int(np.argmax(counts))]) if len(names) else None
 
 
 @dataclass
@@ -55,13 +136,18 @@ class Link:
     row: int
     score: float  # NaN for a pinned link the ranking did not find
     pinned: bool = False
+    # the link seen from the linked article: the two articles' embedding cosine in standard deviations above the
+    # linked article's own average (NaN when not computed); [links] min_reverse
+    reverse: float = float("nan")
 
 
 def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy: Policy,
                      overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
-                     query_vector: np.ndarray | None = None, limit: int | None = None) -> list[Link]:
+                     query_vector: np.ndarray | None = None, limit: int | None = None,
+                     standing: tuple[np.ndarray, np.ndarray] | None = None) -> list[Link]:
     """Every allowed candidate in final order: pins, then the ranked rest (only the first `limit` ranked ones
-    when given: all the links step needs)."""
+    when given: all the links step needs). With `standing` (HybridRanker.standing) and a [links] min_reverse,
+    each ranked link carries its reverse z-score, which choose_links reads."""
     links = policy.links
     q = cand.query
     rows, score = cand.rows, cand.score.astype(np.float64).copy()
@@ -71,6 +157,9 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     if blocked:
         keep &= np.array([facts.ids[r] not in blocked for r in rows], dtype=bool)
     hidden = facts.drafts if facts.drafts is not None and not links.include_drafts else None
+    unlinkable = facts.unlinkable(policy)
+    if unlinkable is not None:
+        hidden = unlinkable if hidden is None else (hidden | unlinkable)
     if hidden is not None:
         keep &= ~hidden[rows]
     if q >= 0:
@@ -109,38 +198,75 @@ def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy
     if policy.diversity.mmr_lambda < 1.0:
         head_rows, head_score = mmr(head_rows, head_score, vectors, policy.diversity.mmr_lambda)
     ranked = [Link(int(r), float(s)) for r, s in zip(head_rows, head_score)]
-    tail = len(rows) if limit is None else max(pool, limit)
+    tail = len(rows) if limit is None else 2 * max(pool, limit)  # room for the titles dropped below
     ranked += [Link(int(r), float(s)) for r, s in zip(rows[pool:tail], score[pool:tail])]
+    if facts.name_codes is not None and ranked:  # one list never shows one title twice: the first one stays
+        first = first_of_each_title(facts.name_codes[np.array([link.row for link in ranked])])
+        if len(first) < len(ranked):
+            ranked = [ranked[i] for i in first]
+    found = {link.row: link.score for link in ranked}
+    # the reverse rule was measured on the default ranking: not for a TF-IDF ranking (dense and window weights 0);
+    # the callers give no standing for the learned one (its score is its own, calibrated to a logit)
+    default = policy.ranking.dense + policy.ranking.window > 0
+    if standing is not None and links.min_reverse is not None and default and "dense" in cand.raw and ranked:
+        set_reverse(ranked, cand, standing)
+        if limit is not None:  # the links step: those below the reverse minimum make room for the next ones
+            ranked = [link for link in ranked if not link.reverse < links.min_reverse]
     if limit is not None:
         ranked = ranked[:limit]
     pins = overrides.pinned(query_id) if overrides and query_id else []
     if not pins:
         return ranked
-    found = {link.row: link.score for link in ranked}
     pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q
                    and (hidden is None or not hidden[facts.row_of[p]])]
     pinned_rows = list(dict.fromkeys(pinned_rows))
     head = [Link(r, found.get(r, float("nan")), pinned=True) for r in pinned_rows]
-    return head + [link for link in ranked if link.row not in set(pinned_rows)]
+    taken = set(pinned_rows)
+    if facts.name_codes is not None:  # nor a ranked link with the title of a pinned one
+        names = {int(facts.name_codes[r]) for r in pinned_rows} - {-1}
+        taken |= {link.row for link in ranked if int(facts.name_codes[link.row]) in names}
+    return head + [link for link in ranked if link.row not in taken]
 
 
-def title_codes(titles: Sequence[str]) -> np.ndarray:
-    """Equal codes for equal titles (case, punctuation and spacing aside) of at least three words; -1 for
-    shorter titles ("Introduction", "Syntax"), which say nothing about being one story."""
+def set_reverse(ranked: list[Link], cand: Candidates, standing: tuple[np.ndarray, np.ndarray]) -> None:
+    """Each link's reverse z-score: its embedding cosine to the query (the candidates' raw dense value) against
+    the linked article's own average and spread (an article unlike the rest is below the average of the articles
+    it would link to, though it is their best match)."""
+    rows = np.array([link.row for link in ranked])
+    order = np.argsort(cand.rows, kind="stable")
+    at = order[np.searchsorted(cand.rows[order], rows)]
+    mean, std = standing
+    reverse = (cand.raw["dense"][at] - mean[rows]) / std[rows]
+    for link, value in zip(ranked, reverse):
+        link.reverse = float(value)
+
+
+def first_of_each_title(codes: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each title code, in order (code -1, no words: each its own)."""
+    codes = np.where(codes >= 0, codes, -2 - np.arange(len(codes)))
+    _, first = np.unique(codes, return_index=True)
+    return np.sort(first)
+
+
+def title_codes(titles: Sequence[str], min_words: int = 3) -> np.ndarray:
+    """Equal codes for equal titles (case, punctuation and spacing aside) of at least min_words words; -1 for
+    shorter titles (by default "Introduction", "Syntax", which say nothing about being one story)."""
     codes: dict[str, int] = {}
     out = np.full(len(titles), -1, dtype=np.int64)
     for row, title in enumerate(titles):
         words = re.findall(r"\w+", (title or "").lower())
-        if len(words) >= 3:
+        if len(words) >= min_words:
             out[row] = codes.setdefault(" ".join(words), len(codes))
     return out
 
 
 def choose_links(ordered: list[Link], policy: Policy, *, every: bool = False) -> list[Link]:
-    """The links to show: pins always, then ranked links above the minimum score, k in all (every=True: all of
-    them, however many; the editors' check reads a curated link's rank beyond any k a policy may set)."""
-    minimum = policy.links.min_score
-    chosen = [link for link in ordered if link.pinned or minimum is None or link.score >= minimum]
+    """The links to show: pins always, then ranked links above the minimum score and the minimum reverse z-score
+    (where it was computed), k in all (every=True: all of them, however many; the editors' check reads a curated
+    link's rank beyond any k a policy may set)."""
+    minimum, reverse = policy.links.min_score, policy.links.min_reverse
+    chosen = [link for link in ordered if link.pinned or (
+        (minimum is None or link.score >= minimum) and (reverse is None or not link.reverse < reverse))]
     return chosen if every else chosen[:policy.links.k]
 
 

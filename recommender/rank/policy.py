@@ -15,12 +15,24 @@ read, so the links a site shows and the links that are measured come from the sa
     k = 10
     min_score = 0.0          # fewer links rather than weak ones: a link must score above the average candidate
                              # (final score, see `related --explain`; measured by scripts/measure_min_score.py)
+    min_reverse = 0.0        # and from the other side: the linked article must find this one above its own average
+                             # (embedding cosine z-score; an article unlike the rest gets few or no links)
     direction = "any"        # "older": only links to articles published no later; "newer": no earlier
     max_age_days = 365       # no links to articles older than this (relative to today); omit for none
     same_source = "allow"    # "allow" | "exclude"
     same_topic = "allow"     # "allow" | "prefer" (a bonus) | "only" | "exclude"
     topic_bonus = 0.5
     include_drafts = false   # items marked `published: false` or `draft: true` are never linked to
+
+    targets = ["site", "other-domains"]   # what may be linked: "site" (the site's pages), "other-domains" (a URL
+                             # on another host than the site's), "no-url" (no URL and no page of its own),
+                             # "stubs" (curated stubs: only an item of someone's related: list)
+
+    [site]                   # how the site addresses its pages (the keys of --site-data, batch/pages.py)
+    key = "url"              # "url": the path (and query) of the article's URL; "file": its source file's path;
+                             # "slug": /SLUG/; "permalink": the pattern below
+    permalink = ""           # e.g. "/posts/:slug/" (Hugo) or "/:year/:month/:day/:title/" (Jekyll)
+    base_url = ""            # the site's address, e.g. "https://example.org/": its host is the site's domain
 
     [recency]
     half_life_days = 0       # 0 = off; else the score of a link halves for every half-life between the two dates
@@ -57,6 +69,9 @@ DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
+TARGETS = ("site", "other-domains", "no-url", "stubs")  # the kinds of link target (linking.target_kinds)
+SITE_KEYS = ("url", "file", "slug", "permalink")
+PERMALINK_TOKENS = ("section", "slug", "title", "filename", "year", "month", "day")
 POLICY_FILE = "recommender.toml"
 ORIGIN = re.compile(r"https?://[^/?#\s]+")  # what a browser sends as Origin: no path, no trailing slash
 MAX_K = 1000  # the most links per article, as `-k` on the command line
@@ -101,12 +116,37 @@ class Links:
     # 0: a link scores above the average of its candidates. Measured (scripts/measure_min_score.py): it costs no
     # recall@10 on the demo, python_docs or MDN, and drops the demo's links that share nothing (13% of them).
     min_score: float | None = 0.0
+    # the same from the linked article's side: the two articles' embedding cosine in standard deviations above
+    # the linked article's average cosine (None: off). An article unlike the rest still has best matches, but it
+    # is below their own average: measured in docs/ranking.md, "Weak links" (scripts/measure_min_score.py). Not
+    # applied to a ranking without the embedding (dense and window weights 0); a large negative value turns it off
+    min_reverse: float | None = 0.0
     direction: str = "any"
     max_age_days: float | None = None
     same_source: str = "allow"
     same_topic: str = "allow"
     topic_bonus: float = 0.5
     include_drafts: bool = False  # link to items marked `published: false` / `draft: true` too
+    # what may be linked (TARGETS): the site's pages and articles on other domains, not curated stubs (no page
+    # on the site) nor articles without a URL or page of their own (rank/linking.py: target_kinds)
+    targets: tuple[str, ...] = ("site", "other-domains")
+
+
+@dataclass(frozen=True)
+class Site:
+    key: str = "url"  # SITE_KEYS: what the site data is keyed by (batch/pages.py)
+    permalink: str = ""  # the pattern when key = "permalink": /posts/:slug/, /:year/:month/:day/:title/
+    base_url: str = ""  # the site's address; its host is the site's own domain (else the most common one)
+
+    @property
+    def host(self) -> str | None:
+        """The site's host as ids compare hosts (lower case, no www.), or None when base_url is not set."""
+        if not self.base_url:
+            return None
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        return host[4:] if host.startswith("www.") else host
 
 
 @dataclass(frozen=True)
@@ -146,6 +186,7 @@ class Serve:
 class Policy:
     ranking: Ranking = field(default_factory=Ranking)
     links: Links = field(default_factory=Links)
+    site: Site = field(default_factory=Site)
     recency: Recency = field(default_factory=Recency)
     duplicates: Duplicates = field(default_factory=Duplicates)
     diversity: Diversity = field(default_factory=Diversity)
@@ -171,7 +212,7 @@ class Policy:
         return self.with_section("links", **changes)
 
 
-SECTIONS = {"ranking": Ranking, "links": Links, "recency": Recency, "duplicates": Duplicates,
+SECTIONS = {"ranking": Ranking, "links": Links, "site": Site, "recency": Recency, "duplicates": Duplicates,
             "diversity": Diversity, "batch": Batch, "serve": Serve}
 
 
@@ -197,6 +238,8 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [links] min_score must be at least 0 on the score scale (z-scores over the "
                           f"candidates, 0 = the average candidate, the default; see `related --explain`), not "
                           f"{links.min_score:g}")
+    if links.min_reverse is not None and not math.isfinite(links.min_reverse):
+        raise PolicyError(f"{where}: [links] min_reverse must be a finite number")
     if links.max_age_days is not None and links.max_age_days <= 0:
         raise PolicyError(f"{where}: [links] max_age_days must be more than 0 (leave it out for no age limit), "
                           f"not {links.max_age_days:g}")
@@ -207,6 +250,10 @@ def check(policy: Policy) -> None:
                                 ("same_topic", links.same_topic, SAME_TOPIC)):
         if value not in allowed:
             raise PolicyError(f"{where}: [links] {key} must be one of {', '.join(allowed)}, not {value!r}")
+    unknown = [t for t in links.targets if t not in TARGETS]
+    if unknown or not links.targets:
+        raise PolicyError(f"{where}: [links] targets must be a list of {', '.join(TARGETS)}, not {list(links.targets)!r}")
+    check_site(policy.site, where)
     if policy.recency.half_life_days < 0:
         raise PolicyError(f"{where}: [recency] half_life_days must not be negative")
     if not 0 < policy.duplicates.threshold <= 1:
@@ -223,6 +270,24 @@ def check(policy: Policy) -> None:
                               f"port if not the default, no path and no trailing slash (\"https://www.example.com\")")
     if policy.serve.max_age < 0:
         raise PolicyError(f"{where}: [serve] max_age must not be negative (seconds; 0: caches ask every time)")
+
+
+def check_site(site: Site, where: str) -> None:
+    import re
+
+    if site.key not in SITE_KEYS:
+        raise PolicyError(f"{where}: [site] key must be one of {', '.join(SITE_KEYS)}, not {site.key!r}")
+    if site.key == "permalink" and not site.permalink:
+        raise PolicyError(f'{where}: [site] key = "permalink" needs a permalink pattern, e.g. "/posts/:slug/"')
+    if site.permalink:
+        if not site.permalink.startswith("/"):
+            raise PolicyError(f"{where}: [site] permalink must start with /, not {site.permalink!r}")
+        unknown = [t for t in re.findall(r":(\w+)", site.permalink) if t not in PERMALINK_TOKENS]
+        if unknown:
+            raise PolicyError(f"{where}: [site] permalink has unknown :{unknown[0]} (known: "
+                              f"{', '.join(':' + t for t in PERMALINK_TOKENS)})")
+    if site.base_url and not re.match(r"https?://[^/\s]+", site.base_url):
+        raise PolicyError(f"{where}: [site] base_url must be an http(s) address, not {site.base_url!r}")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -257,8 +322,10 @@ def policy_from_dict(data: dict, source: str = "policy") -> Policy:
                 raise PolicyError(f"{source}: unknown key [{name}] {key} (known: {', '.join(known)})")
             default = getattr(cls(), key)
             if isinstance(default, tuple):
+                if isinstance(item, str):
+                    item = [item]
                 if not isinstance(item, list) or not all(isinstance(x, str) for x in item):
-                    raise PolicyError(f"{source}: [{name}] {key} must be a list of text")
+                    raise PolicyError(f"{source}: [{name}] {key} must be a list of text (or one text)")
                 value[key] = tuple(item)
                 continue
             if isinstance(default, bool):

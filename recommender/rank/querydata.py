@@ -7,7 +7,7 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-tfidf_{data,indices,indptr}.npy      TF-IDF rows (CSR, as in the lexical index)
     query-TOKEN-postings_{data,indices,indptr}.npy   the same matrix by term (CSR of its transpose)
     query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
-    query-TOKEN-facts_{sources,days,drafts,titles}.npy  what the link rules read (linking.Facts)
+    query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.Facts)
     query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.SiteFacts)
 
 Each file is named (role "query:NAME") and checksummed in the manifest, so it is verified, versioned and swapped
@@ -59,6 +59,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
     arrays["facts_titles"] = facts.title_codes
+    arrays["facts_names"], arrays["facts_targets"] = facts.name_codes, facts.pages
     site = SiteFacts.from_infos(articles)
     for f in fields(SiteFacts):
         value = getattr(site, f.name)
@@ -133,16 +134,18 @@ class QueryData:
 
     def facts(self, store):
         """linking.Facts from the stored arrays; ids and topics are read from the metadata on first use."""
-        if not self.available or not (self.has("facts_drafts") and self.has("facts_titles")):
-            return None  # made before drafts and titles were kept: the caller builds Facts from the metadata
-        from .linking import Facts
+        if not self.available or not all(self.has(f"facts_{name}") for name in ("drafts", "titles", "names", "targets")):
+            return None  # made before these were kept: the caller builds Facts from the metadata
+        from .linking import Facts, url_host
 
         ids = RowIds(store)
         drafts = self.array("facts_drafts")
         return Facts(ids=ids, sources=self.array("facts_sources"), days=self.array("facts_days"),
                      topics=Lazy(lambda: [frozenset(t.lower() for t in ts) for ts in store.topics()]),
                      row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict),
-                     drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"))
+                     drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"),
+                     name_codes=self.array("facts_names"), pages=self.array("facts_targets"),
+                     hosts=Lazy(lambda: [url_host(i.url) for i in store.all()]))
 
     def site_facts(self):
         """signals.SiteFacts from the stored arrays, or None when they are missing or were made for other fields."""

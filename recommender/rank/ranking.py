@@ -101,6 +101,15 @@ class HybridRanker:
 
     # --- dense part ------------------------------------------------------------------------------------
 
+    def standing(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every article's own average and standard deviation of its embedding cosine to the corpus (from the same
+        moments as the dense z-score), computed once: what the reverse z-score of a link reads (linking.py)."""
+        if getattr(self, "_standing", None) is None:
+            mean = self.vectors @ self.mean_vector
+            second = np.einsum("nd,nd->n", self.vectors @ self.second_moment, self.vectors)
+            self._standing = mean, np.sqrt(np.maximum(second - mean ** 2, 1e-12))
+        return self._standing
+
     def dense_stats(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # einsum's own loops, not BLAS: each query's figures are the same numbers whether it is scored alone (a
         # query) or in a block (the batch), so a stored list equals what a query computes

@@ -31,7 +31,8 @@ CREATE TABLE articles (
     authors TEXT NOT NULL DEFAULT '[]',
     page_type TEXT,
     canonical_url TEXT,
-    draft INTEGER NOT NULL DEFAULT 0
+    draft INTEGER NOT NULL DEFAULT 0,
+    slug TEXT
 );
 CREATE INDEX articles_url ON articles(canonical_url);
 CREATE TABLE curated (
@@ -61,18 +62,19 @@ class ArticleInfo:
     authors: tuple[str, ...] = ()
     page_type: str | None = None
     draft: bool = False  # unpublished: never linked to unless the policy includes drafts
+    slug: str | None = None  # the slug the article gave (what a site's page address may be made of)
 
     @classmethod
     def from_row(cls, row: Sequence) -> "ArticleInfo":
-        *plain, topics, authors, page_type, draft = row
+        *plain, topics, authors, page_type, draft, slug = row
         return cls(*plain, tuple(json.loads(topics or "[]")), tuple(json.loads(authors or "[]")), page_type,
-                   bool(draft))
+                   bool(draft), slug)
 
 
 # What a query reads, and what it reads instead from an index built before a column existed.
 _COLUMNS = {"row": None, "id": None, "title": None, "excerpt": None, "url": None, "published": None,
             "source": None, "kind": None, "path": None, "hash": None, "topics": None, "authors": "'[]'",
-            "page_type": "NULL", "draft": "0"}
+            "page_type": "NULL", "draft": "0", "slug": "NULL"}
 
 
 def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str]) -> None:
@@ -81,11 +83,11 @@ def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str
     try:
         db.executescript(SCHEMA)
         db.executemany(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
                  json.dumps(a.topics, ensure_ascii=False), h, a.body, json.dumps(a.authors, ensure_ascii=False),
-                 a.page_type, a.canonical, int(a.draft))
+                 a.page_type, a.canonical, int(a.draft), a.slug)
                 for row, (a, h) in enumerate(zip(articles, hashes))
             ],
         )

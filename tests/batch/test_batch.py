@@ -239,14 +239,14 @@ def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
     assert again["outputs_reused"] and again["links"] == first["links"] and jsonl.stat().st_mtime_ns == stamp
     assert [r["status"] for r in read_runs(tmp_path / "out")] == ["ok", "ok"]
     # a different policy, a pin, or a changed article: the links are computed again
-    other = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
+    other = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
     assert not other.get("outputs_reused") and other["links"] == 30 * 3
     from recommender.rank.overrides import Overrides
 
     with Overrides.open(tmp_path / "idx") as store:
         store.pin("feed/0", "feed/7")
-    pinned = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
+    pinned = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
     assert not pinned.get("outputs_reused") and pinned["pinned_links"] == 1
     (tmp_path / "out" / "related.json").unlink()  # a damaged output folder is rewritten, not trusted
-    repaired = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None)))
+    repaired = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
     assert not repaired.get("outputs_reused") and (tmp_path / "out" / "related.json").exists()

@@ -17,13 +17,14 @@ import pytest
 from recommender.batch.nightly import run_batch
 from recommender.batch.outputs import read_jsonl
 from recommender.ingest.reader import read_corpus
-from recommender.rank.policy import Policy
+from recommender.rank.policy import TARGETS, Policy
 
 from conftest import DEMO, FIXTURES, ROOT
 
 FEEDS = FIXTURES / "demo-feeds"
-# every article gets 8 links (no minimum score), so the comparison covers full lists, not only the strongest
-POLICY = Policy().with_links(k=8, min_score=None)
+# every article gets 8 links (no minimum score, every kind of target: the Markdown demo's curated pages are stubs,
+# the feeds' are items), so the comparison covers full lists, not only the strongest
+POLICY = Policy().with_links(k=8, min_score=None, min_reverse=None, targets=TARGETS)
 
 
 def _script():
@@ -71,7 +72,8 @@ def test_wordpress_export_of_the_demo_batches_to_the_same_lists(tmp_path):
     markdown = lists(DEMO, tmp_path, "markdown")
     wxr = lists(FEEDS / "demo-wordpress.xml", tmp_path, "wxr")
     assert_same_lists(wxr, markdown)
-    assert len(markdown) == 42 and sum(map(len, markdown.values())) == 42 * 8
+    # nearly full lists (a link that shares a title with one shown before it is left out: one title per list)
+    assert len(markdown) == 42 and sum(map(len, markdown.values())) >= 42 * 7
     draft = "https://pocketbook-news.example.com/2025/02/mortgage-rates-fall/"  # `published: false` / draft
     assert draft in wxr and all(draft not in [url for url, _ in links] for links in wxr.values())
     assert sum(key.startswith("text/") for key in wxr) == 11  # no URL: compared by id
@@ -88,4 +90,5 @@ def test_rss_feed_of_the_demo_batches_to_the_same_lists_as_its_published_part(tm
     markdown = lists(published, tmp_path, "markdown")
     feed = lists(FEEDS / "demo.rss", tmp_path, "rss")
     assert_same_lists(feed, markdown)
-    assert len(markdown) == 40 and sum(map(len, markdown.values())) == 40 * 8
+    # nearly full lists (a link that shares a title with one shown before it is left out: one title per list)
+    assert len(markdown) == 40 and sum(map(len, markdown.values())) >= 40 * 7

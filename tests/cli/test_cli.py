@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from recommender.cli import cli
+from conftest import EVERY_TARGET
 
 
 @pytest.fixture
@@ -55,9 +56,11 @@ def test_index_counts_and_names_ignored_files(runner, corpus_dir, tmp_path):
            ".md .mdx .ndjson .rss .text .txt .xml are not read): notes.pdf, sitemap.xml" in result.stderr
 
 
-def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch):
+def test_related_table_by_url_and_env_index(runner, hashing_index, monkeypatch, tmp_path):
     monkeypatch.setenv("RECOMMENDER_INDEX", str(hashing_index))
-    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "1")
+    every = tmp_path / "every.toml"  # its best link is a plain-text article, which the default targets leave out
+    every.write_text(EVERY_TARGET)
+    result = invoke(runner, "related", "https://www.space-wire.example.com/rover-delta/", "-k", "1", "--policy", every)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "related to feed/rover-landing: Rover lands near an ancient river delta"
@@ -94,7 +97,7 @@ def test_explain_prints_arithmetic_that_gives_the_score(runner, hashing_index, t
     import re
 
     policy = tmp_path / "weights.toml"  # weights that do not sum to 1, so the division by their sum shows
-    policy.write_text("[ranking]\ndense = 0.5\nwindow = 0\nlexical = 1.0\nmention = 0\n[links]\nmin_score = 0\n")
+    policy.write_text("[ranking]\ndense = 0.5\nwindow = 0\nlexical = 1.0\nmention = 0\n" + EVERY_TARGET + "min_score = 0\n")
     result = invoke(runner, "related", "text/marathon", "--index", hashing_index, "--policy", policy, "--explain")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

@@ -10,13 +10,14 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from recommender import Index, build_index
-from recommender.evaluate.check import BELOW_MINIMUM, BEYOND_K, BLOCKED, check_markdown, editors_check
+from recommender.evaluate.check import (BELOW_MINIMUM, BELOW_REVERSE, BEYOND_K, BLOCKED, check_markdown,
+                                         editors_check)
 from recommender.cli import cli
 from recommender.evaluate.evaluation import DenseScorer
 from recommender.evaluate.metrics import gold_ranks
 from recommender.rank.learned import LearnedModel, save_model
 from recommender.rank.overrides import Overrides
-from recommender.rank.policy import Policy, policy_from_dict
+from recommender.rank.policy import TARGETS, Policy, policy_from_dict
 from recommender.serve.app import create_app
 from recommender.rank.learned import ALL_SIGNALS
 
@@ -84,7 +85,8 @@ def test_check_ranks_are_positions_in_related(demo_index):
             ranks = gold_ranks(scores, [row_of[e.id] for e in entries])
             differ += sum(r != e.rank for r, e in zip(ranks, entries))
         assert differ > 0
-    assert any(e.reason == BEYOND_K for item in items for e in item.low)
+    # curated links ranked past k, or cut as unlike the articles they would link to ([links] min_reverse)
+    assert any(e.reason in (BEYOND_K, BELOW_REVERSE) for item in items for e in item.low)
 
 
 def test_check_never_suggests_the_article_itself_even_past_the_corpus(hashing_index):
@@ -105,7 +107,9 @@ def test_check_follows_pins_and_blocks(demo_copy):
     article = "pocketbook-news.example.com/2025/02/mortgage-rates-fall"
     curated = [e.id for e in before[article].agreed + before[article].low]
     blocked = curated[0]
-    others = [x for x in ids_of(demo_copy) if x not in curated and x != article]
+    with Index.open(demo_copy) as index:  # a pin to an article that may be linked ([links] targets)
+        linkable = {i for i, hidden in zip(index.store.ids(), index.facts().unlinkable(Policy())) if not hidden}
+    others = [x for x in ids_of(demo_copy) if x not in curated and x != article and x in linkable]
     pinned = others[-1]
     with Overrides.open(demo_copy) as store:
         store.block(article, blocked)
@@ -159,9 +163,10 @@ def test_cli_check_uses_the_policy_file(demo_index, tmp_path):
 
 def test_editor_page_check_is_the_library_check_and_sees_new_overrides(demo_copy):
     article = "pocketbook-news.example.com/2025/02/mortgage-rates-fall"
+    every = Policy().with_links(targets=TARGETS)  # its curated list names curated stubs too
     with Index.open(demo_copy) as index:
-        expected = editors_check(index, ids=[article])[0]
-    with TestClient(create_app(demo_copy, editor=True, token="secret")) as client:
+        expected = editors_check(index, ids=[article], policy=every)[0]
+    with TestClient(create_app(demo_copy, editor=True, token="secret", policy=every)) as client:
         body = client.get("/check", params={"id": article}).json()
         assert body["k"] == 10 and [i["id"] for i in body["items"]] == [article]
         got = body["items"][0]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from recommender.rank.policy import Links, Policy
+from recommender.rank.policy import TARGETS, Links, Policy
+from conftest import EVERY_TARGET
 from recommender import Index
 from recommender.cli import cli
 from recommender.evaluate.evaluation import (
@@ -133,8 +134,10 @@ def test_cli_evaluate_json_report_and_gold_file(hashing_index, tmp_path):
     assert set(per_query[0]["systems"]["system"]["gold_ranks"]) == {"text/match-report"}
 
 
-def test_cli_check_markdown(hashing_index):
-    result = CliRunner().invoke(cli, ["check", "--index", str(hashing_index), "-k", "3", "-q"],
+def test_cli_check_markdown(hashing_index, tmp_path):
+    every = tmp_path / "every.toml"  # the fixture's curated lists name curated stubs: link them too
+    every.write_text(EVERY_TARGET)
+    result = CliRunner().invoke(cli, ["check", "--index", str(hashing_index), "-k", "3", "-q", "--policy", str(every)],
                                 catch_exceptions=False)
     assert result.exit_code == 0
     text = result.stdout
@@ -153,7 +156,7 @@ def test_per_query_files_show_the_links_scores_not_rank_numbers(hashing_index, t
         for outcome in evaluation.system("system").per_query:
             gold = set(outcome.gold_ranks)
             # evaluation ranks whole lists (no minimum score): the same as `related` with no minimum
-            everything = Policy(links=Links(min_score=None))
+            everything = Policy(links=Links(min_score=None, min_reverse=None, targets=TARGETS))  # and every kind of target
             shown = [r for r in index.related(outcome.query, 10, policy=everything) if r.id not in gold]
             assert shown
             expected[outcome.query] = [(r.id, r.score) for r in shown]

@@ -203,3 +203,18 @@ def test_metadata_store_round_trips_tags_and_authors(tmp_path):
     assert x.topics == ("a",) and x.authors == ("Ann",) and x.page_type == "guide"
     assert store.field_counts()["authors"] == 1 and store.field_counts()["page_type"] == 1
     store.close()
+
+
+def test_canonical_link_in_a_body_is_the_url_only_on_the_articles_own_site():
+    from recommender.ingest.reader import parse_front_matter_article
+
+    body = '<head><link rel="canonical" href="https://www.microsoft.com/en-us/ai/our-approach" /></head>\nText.\n'
+    meta = {"slug": "2023-day6", "title": "Day 6", "image": "https://azureaidevs.github.io/hub/img/day6.png"}
+    other_site, *_ = parse_front_matter_article(dict(meta), body, "blog/day6.md")[0]
+    assert other_site.url is None and other_site.slug == "2023-day6" and other_site.id == "2023-day6"
+    own = body.replace("https://www.microsoft.com/en-us/ai/our-approach", "https://azureaidevs.github.io/hub/day6/")
+    own_site, *_ = parse_front_matter_article(dict(meta), own, "blog/day6.md")[0]
+    assert own_site.url == "https://azureaidevs.github.io/hub/day6/"  # the host of its image
+    named = body.replace("https://www.microsoft.com/en-us/ai/our-approach", "https://blog.example.net/2023-day6/")
+    by_slug, *_ = parse_front_matter_article(dict(meta), named, "blog/day6.md")[0]
+    assert by_slug.url == "https://blog.example.net/2023-day6/"  # its slug is the page's name

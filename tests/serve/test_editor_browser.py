@@ -135,8 +135,9 @@ def test_pins_without_a_score_or_that_never_show_leave_the_page_working(hashing_
     folder = tmp_path / "idx"
     shutil.copytree(hashing_index, folder)
     policy = tmp_path / "k2.toml"
-    policy.write_text(LEXICAL_POLICY + "[links]\nk = 2\n")
-    far = "energy-desk.example.com/2024/05/02/grid-batteries-desert-town"  # ranked 4th for text/marathon
+    # one candidate from each score, so most articles are not candidates; LEXICAL_POLICY's [links] section is last
+    policy.write_text(LEXICAL_POLICY.replace("[ranking]\n", "[ranking]\ncandidates = 1\n") + "k = 2\n")
+    far = "power-notes.example.org/wind-and-storage"  # not among text/marathon's candidates: no score
     with Overrides.open(folder) as store:  # stored through the library, which refuses none of them
         store.pin("text/marathon", far)  # outside the top 2: the API gives "score": null
         store.pin("text/marathon", "gone/article")  # not in the index (removed since it was pinned)

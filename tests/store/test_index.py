@@ -9,7 +9,7 @@ from recommender import Index, IndexProblem, UnknownArticle, build_index, read_c
 from recommender.store.ann import FlatIndex
 from recommender.embed.embedder import HashingEmbedder
 from recommender.store.manifest import MANIFEST_NAME
-from recommender.rank.policy import Duplicates, Links, Policy, Ranking
+from recommender.rank.policy import TARGETS, Duplicates, Links, Policy, Ranking
 from recommender.embed.prepare import Preparation
 from recommender.rank.topk import topk_bruteforce
 
@@ -33,7 +33,7 @@ def test_bruteforce_excludes_self_and_breaks_ties_by_row():
     assert scores[0, :2].tolist() == [1.0, 1.0]
 
 
-EVERY_CANDIDATE = Policy(links=Links(min_score=None))  # no minimum score: whole rankings
+EVERY_CANDIDATE = Policy(links=Links(min_score=None, min_reverse=None, targets=TARGETS))  # no minimum, every kind: whole rankings
 
 
 def test_related_never_returns_the_article_itself(hashing_index):
@@ -54,7 +54,7 @@ def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corp
         row = ids.index("text/marathon")
         scores, rows = topk_bruteforce(vectors[row:row + 1], vectors, 5, exclude=np.array([row]))
         dense_only = Policy(ranking=Ranking(dense=1, lexical=0, mention=0), duplicates=Duplicates(threshold=1.0),
-                            links=Links(min_score=None))
+                            links=Links(min_score=None, min_reverse=None, targets=TARGETS))
         hits = index.related("text/marathon", k=5, policy=dense_only)
         assert [h.id for h in hits] == [ids[r] for r in rows[0]]
         assert np.allclose([h.parts["dense"]["value"] for h in hits], scores[0], atol=1e-4)
