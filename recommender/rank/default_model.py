@@ -33,11 +33,12 @@ TRANSFER_SIGNALS = ("dense_z", "lexical_z", "mention_z", "window_z", "window_max
 OPTIONAL_SIGNALS = ("path_proximity", "path_parent", "same_page_type")  # measured, not shipped (docs/ranking.md)
 RANKED = ("dense_z", "lexical_z", "window_z", "window_max_z")  # "rr:NAME": 1 / (RR_K + rank among candidates)
 RR_K = 10
+FIXED = {"window_z": 0.6, "lexical_z": 0.2, "mention_z": 0.05}  # "fixed_score": policy.Ranking's default weights
 NORMALISATIONS = ("centre", "standardise")  # per query: minus the candidates' mean (and over their deviation)
 
 
 def feature_names() -> tuple[str, ...]:
-    return TRANSFER_SIGNALS + OPTIONAL_SIGNALS + tuple(f"rr:{name}" for name in RANKED)
+    return TRANSFER_SIGNALS + OPTIONAL_SIGNALS + tuple(f"rr:{name}" for name in RANKED) + ("fixed_score",)
 
 
 def _raw(block: np.ndarray, names) -> np.ndarray:
@@ -49,6 +50,8 @@ def _raw(block: np.ndarray, names) -> np.ndarray:
             rank = np.empty(len(values))
             rank[np.argsort(-values, kind="stable")] = np.arange(len(values))
             cols.append(1.0 / (RR_K + rank))
+        elif name == "fixed_score":
+            cols.append(sum(w * block[:, SIGNALS.index(s)] for s, w in FIXED.items()))
         else:
             cols.append(block[:, SIGNALS.index(name)])
     return np.stack(cols, axis=1) if cols else np.zeros((len(block), 0))

@@ -48,8 +48,9 @@ class LearnedModel:
         Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)
         return Z @ np.asarray(self.coef, np.float32) + np.float32(self.intercept)
 
-    def contributions(self, x: np.ndarray) -> dict[str, float]:
-        """Each signal's part of one pair's score (standardised value times weight)."""
+    def contributions(self, x: np.ndarray, X: np.ndarray | None = None) -> dict[str, float]:
+        """Each signal's part of one pair's score (standardised value times weight; X, the query's other
+        candidates, is not needed: the model is standardised over the site)."""
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return {name: round(float(v * w), 4) for name, v, w in zip(self.signals, z, self.coef)}
 
