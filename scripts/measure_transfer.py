@@ -86,12 +86,14 @@ def main() -> None:
                         help="leave a signal out (repeat)")
     parser.add_argument("--add", action="append", default=[], choices=feature_names()[len(TRANSFER_SIGNALS):],
                         help="add a feature: a path/page-type signal, or rr:NAME, a candidate's reciprocal rank")
+    parser.add_argument("--penalty", action="append", type=float, help="listwise L2 penalty (repeat; default 0.1)")
     parser.add_argument("--write", type=Path, help="write the shipped model (first configuration, every corpus)")
     args = parser.parse_args()
     corpora = [corpus(spec, args.cache) for spec in args.corpus]
     signals = tuple(s for s in TRANSFER_SIGNALS if s not in args.drop) + tuple(args.add)
-    configs = [Config(signals=signals, normalise=n, objective=o)
-               for o, n in itertools.product(args.objective or ["listwise"], args.normalise or ["centre"])]
+    configs = [Config(signals=signals, normalise=n, objective=o, penalty=p)
+               for o, n, p in itertools.product(args.objective or ["listwise"], args.normalise or ["centre"],
+                                                args.penalty or [0.1])]
     tables = []
     for config in configs:
         timer = time.perf_counter()
@@ -99,7 +101,7 @@ def main() -> None:
         for data in corpora:
             table[data.name]["queries"] = data.queries
         tables.append(table)
-        print_table(f"{config.objective}, {config.normalise} per query, signals: {', '.join(config.signals)} "
+        print_table(f"{config.objective} (penalty {config.penalty:g}), {config.normalise} per query, signals: {', '.join(config.signals)} "
                     f"({time.perf_counter() - timer:.0f} s)", table)
     if args.write:
         model = fit_default(corpora, configs[0])
