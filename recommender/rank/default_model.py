@@ -16,14 +16,13 @@ Fitted and measured by recommender.evaluate.transfer (scripts/measure_transfer.p
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..store.manifest import IndexProblem
+from .learned import read_signed, signed_text
 from .signals import SIGNALS
 
 DEFAULT_MODEL_FILE = Path(__file__).with_name("default_model.json")
@@ -110,13 +109,8 @@ class DefaultModel:
             row["transfer"]["recall@10"] > row["fixed"]["recall@10"] for row in self.loco.values())
 
 
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
 def default_model_text(model: DefaultModel) -> str:
-    data = asdict(model)
-    return json.dumps({"format": FORMAT, "model": data, "sha256": _digest(data)}, indent=2) + "\n"
+    return signed_text(asdict(model), FORMAT)
 
 
 def shipped_model() -> DefaultModel | None:
@@ -153,11 +147,7 @@ def load_default_model(path: Path | None = None) -> DefaultModel | None:
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        data = doc["model"]
-        if doc.get("format") != FORMAT or doc.get("sha256") != _digest(data):
-            raise ValueError("checksum or format does not match")
-        model = DefaultModel(**data)
+        model = DefaultModel(**read_signed(path, FORMAT))
         if set(model.signals) - set(feature_names()) \
                 or len(model.coef) != len(model.signals) or model.normalise not in NORMALISATIONS:
             raise ValueError("made for other signals")
