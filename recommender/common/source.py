@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 of every source file of the package (by path inside it, and content)."""
+    """sha256 of every source file of the package (by path inside it, and content), its JSON data too (the
+    shipped transferable default ranking, recommender/rank/default_model.json)."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.json")]):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
