@@ -49,7 +49,7 @@ def model_digest(model) -> str | None:
     if model is None:
         return None
     data = {k: v for k, v in asdict(model).items() if k in ("signals", "mean", "scale", "coef", "intercept",
-                                                            "curated")}
+                                                            "curated", "normalise")}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -98,6 +98,8 @@ def recording(rescorer, frozen):
 def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str | None:
     """Before an incremental plan: the reason for a full run instead, or None after freezing the graph's
     embedding moments (dense_rz) and carrying the kept lists' records over (renumbered; removed rows -2)."""
+    if job.graph is None:  # its reach rules bound a linear model over the site's own signals and lists
+        return "transferable default ranking (features centred per query: no reach rules)"
     facts = job.site_facts
     if facts is not None and getattr(facts.tags, "nnz", 0):
         return "learned ranking with tags (the tag IDF is not frozen)"

@@ -210,7 +210,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                       site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
                       graph=index.graph_facts(learned, vectors=built.matrix) if learned else None,
                       windows=index.window_scores(keep_copy=True))
-        record["ranking"] = "learned" if learned is not None else "default"
+        record["ranking"] = "default" if learned is None else getattr(learned, "kind", "learned")
         record["drafts_held_back"] = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)
         record["targets_left_out"] = job.facts.left_out(policy)
@@ -267,7 +267,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
                                             code_digest()], job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
-    if job.learned is not None:  # an article whose graph facts changed counts as changed
+    if job.graph is not None:  # an article whose graph facts changed counts as changed
         from .learned_reach import graph_signatures
 
         signatures = graph_signatures(job.graph, ids, signatures)

@@ -94,5 +94,7 @@ def policy(policy_path: Path | None) -> None:
     """Print the effective link policy as TOML (the file given, or ./recommender.toml, or the defaults)."""
     from ..rank.policy import policy_to_toml
 
+    from ..rank.default_model import describe_shipped
+
     loaded = load_policy_for(policy_path)
-    click.echo(f"# {loaded.source}\n" + policy_to_toml(loaded))
+    click.echo(f"# {loaded.source}\n" + policy_to_toml(loaded) + describe_shipped(loaded))

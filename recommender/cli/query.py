@@ -102,12 +102,14 @@ def search(text: str, index_dir: Path, k: int | None, policy_path: Path | None, 
 @click.command()
 @json_option()
 @click.option("--verify", is_flag=True, help="Re-hash every index file against its sha256 in the manifest.")
+@policy_option
 @common_options()
 @user_errors
-def info(index_dir: Path, as_json: bool, verify: bool) -> None:
+def info(index_dir: Path, as_json: bool, verify: bool, policy_path: Path | None) -> None:
     """What the index holds: count, model, dimension, when it was built, size on disk."""
     with Index.open(index_dir, verify="full" if verify else True) as index:
         facts = index.info()
+        facts["ranking"] = index.ranking_in_force(load_policy_for(policy_path))  # which ranking is in force
         if verify:  # Index.open refuses a file that does not match: getting here means every file passed
             entries = index.manifest.files.values()
             facts["verified"] = {"check": "sha256", "files": len(entries), "bytes": sum(e.bytes for e in entries)}

@@ -52,7 +52,8 @@ def render_related(query: dict, results: Sequence, as_json: bool, wide: bool = F
         body += "\n* pinned by an editor"
     explained = [render_explanation(rank, r) for rank, r in enumerate(results, start=1) if r.explanation or r.parts]
     if explained and any(r.explanation for r in results):
-        body += "\n\nwhy:\n" + "\n".join(explained)
+        ranking = next((r.explanation["ranking"] for r in results if (r.explanation or {}).get("ranking")), None)
+        body += f"\n\nwhy{f' (ranking: {ranking})' if ranking else ''}:\n" + "\n".join(explained)
     label = label if wide else _cut(label, 120)
     return f"related to {label}\n{body}" if results else f"related to {label}\n(no results)"
 

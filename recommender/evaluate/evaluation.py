@@ -68,10 +68,15 @@ class PolicyScorer:
         self.name = name
         self.size = len(index)
 
+    def ranker(self):
+        """The default ranking: a site's learned model was fitted on these very curated lists, so scoring the
+        queries with it here would let it see its own answers (see CrossValidatedScorer); the shipped transferable
+        default, when in force, never saw them and ranks as `related` does."""
+        model = self.index.learned_model(self.policy)
+        return self.index.ranker(self.policy, learned=model is not None and not getattr(model, "uses_graph", True))
+
     def candidates(self, rows: np.ndarray) -> list:
-        # the default ranking: a learned model was fitted on these very curated lists, so scoring the queries
-        # with it here would let it see its own answers; see CrossValidatedScorer
-        return self.index.ranker(self.policy, learned=False).score_rows(np.asarray(rows))
+        return self.ranker().score_rows(np.asarray(rows))
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         return self.ranked(rows)[0]
@@ -81,7 +86,7 @@ class PolicyScorer:
         link's own score on `related`'s scale (NaN for non-candidates and pins the ranking did not reach)."""
         from ..rank.linking import order_candidates
 
-        vectors = self.index.ranker(self.policy, learned=False).vectors
+        vectors = self.ranker().vectors
         facts = self.index.facts()
         out = np.full((len(rows), self.size), -np.inf, dtype=np.float64)
         shown = np.full((len(rows), self.size), np.nan, dtype=np.float64)

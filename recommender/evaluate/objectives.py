@@ -88,17 +88,19 @@ def groups(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def listwise_loss(w: np.ndarray, Z: np.ndarray, y: np.ndarray, starts: np.ndarray, offset: np.ndarray,
-                  penalty: float) -> tuple[float, np.ndarray]:
+                  penalty: float, query_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The listwise loss and its gradient. Rows in query blocks (starts, with the end); for each query with
     curated links, minus the mean over its links of log softmax(link) over the query's candidates, averaged over
     those queries, plus penalty/2 |w|². offset: added to each row's score inside the softmax only (log of how
-    many negatives a sampled negative stands for)."""
+    many negatives a sampled negative stands for). query_weight: each query block's weight instead of 1 (the
+    transferable default balances corpora with it: recommender.evaluate.transfer)."""
     sizes = np.diff(starts)
     first = starts[:-1]
     yf = y.astype(np.float64)
     links = np.add.reduceat(yf, first)
-    weight = np.where(links > 0, 1.0 / np.maximum(links, 1.0), 0.0)  # each query counts once
-    queries = max(1, int((links > 0).sum()))
+    counts = np.ones(len(first)) if query_weight is None else np.asarray(query_weight, dtype=np.float64)
+    weight = np.where(links > 0, counts / np.maximum(links, 1.0), 0.0)  # each query counts once (or its weight)
+    queries = max(1e-12, float(counts[links > 0].sum()))
     s = Z @ w
     t = s + offset
     top = np.maximum.reduceat(t, first)
@@ -113,16 +115,17 @@ def listwise_loss(w: np.ndarray, Z: np.ndarray, y: np.ndarray, starts: np.ndarra
 
 
 def listwise_weights(Z: np.ndarray, y: np.ndarray, qs: np.ndarray, negative_rate: float = 1.0,
-                     penalty: float = LISTWISE_PENALTY) -> np.ndarray:
+                     penalty: float = LISTWISE_PENALTY, query_weight: dict | None = None) -> np.ndarray:
     """The weights minimising listwise_loss (L-BFGS from zero). Sampled negatives (negative_rate < 1) each stand
-    for 1/negative_rate of them in the softmax's denominator."""
+    for 1/negative_rate of them in the softmax's denominator. query_weight: query -> its weight (default 1)."""
     from scipy.optimize import minimize
 
     order, starts = groups(qs)
     Zq = np.ascontiguousarray(Z[order], dtype=np.float64)
     yq = y[order]
     offset = np.where(yq, 0.0, -np.log(negative_rate))
-    result = minimize(listwise_loss, np.zeros(Z.shape[1]), args=(Zq, yq, starts, offset, penalty), jac=True,
+    weights = None if query_weight is None else np.array([query_weight[q] for q in qs[order][starts[:-1]].tolist()])
+    result = minimize(listwise_loss, np.zeros(Z.shape[1]), args=(Zq, yq, starts, offset, penalty, weights), jac=True,
                       method="L-BFGS-B")
     return result.x
 

@@ -235,7 +235,10 @@ class Index:
     def graph_facts(self, model, ranker=None, vectors=None):
         """The link-graph facts a learned model's signals read (recommender.rank.graph_signals), built once:
         mapped from the arrays stored with the model (recommender.rank.learneddata) when they stand, else built here.
-        vectors: full-precision vectors to build from (the batch's) instead of the index's."""
+        vectors: full-precision vectors to build from (the batch's) instead of the index's. None for a model that
+        reads no graph (the shipped default, recommender.rank.default_model)."""
+        if not getattr(model, "uses_graph", True):
+            return None
         key = (model.curated, vectors is not None)
         if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != key:
             from .learneddata import graph_for
@@ -244,18 +247,44 @@ class Index:
         return self._graph_facts[1]
 
     def learned_model(self, policy: Policy | None = None):
-        """The learned ranking the policy asks for: None when off, absent, or ("auto") when it did not beat the
-        default ranking under cross-validation. Read from the arrays stored with it when they stand (without its
-        curated lists), else from its JSON (recommender.rank.learneddata.model_for)."""
+        """The learned ranking the policy asks for: None when off; the site's own model when one is stored and
+        ("auto") it beat the default ranking under cross-validation; else, for a site with fewer curated lists than
+        `[ranking] train_min_lists`, the shipped transferable default when it beat the fixed weights on every
+        corpus (`default_model`); else None (the fixed weights). The site's model is read from the arrays stored
+        with it when they stand (without its curated lists), else from its JSON (rank.learneddata.model_for)."""
         mode = (policy or Policy()).ranking.learned
         if mode == "off":
             return None
         from .learneddata import model_for
 
         model = model_for(self)
-        if model is None or (mode == "auto" and not model.beats_default()):
+        if model is not None and (mode == "on" or model.beats_default()):
+            return model
+        return self.default_model(policy)
+
+    def default_model(self, policy: Policy | None = None):
+        """The shipped transferable default (recommender.rank.default_model) when this site has fewer curated
+        lists than `[ranking] train_min_lists` and the model beat the fixed weights on every corpus it was
+        measured on (leave-one-corpus-out); else None."""
+        if getattr(self, "_curated_lists", None) is None:
+            self._curated_lists = self.store.curated_count()
+        if self._curated_lists >= (policy or Policy()).ranking.train_min_lists:
             return None
-        return model
+        from .default_model import shipped_model
+
+        model = shipped_model()
+        return model if model is not None and model.beats_default() else None
+
+    def ranking_in_force(self, policy: Policy | None = None) -> str:
+        """Which ranking scores this site's candidates under the policy, in words (policy, info, --explain)."""
+        model = self.learned_model(policy)
+        lists = self.store.curated_count()
+        if model is None:
+            return f"default (fixed weights; {lists} curated lists)"
+        if not getattr(model, "uses_graph", True):
+            return (f"transferable default (shipped, learned across sites; {lists} curated lists, fewer than "
+                    f"[ranking] train_min_lists)")
+        return f"learned from this site's {model.trained_on} curated lists"
 
     def ranker(self, policy: Policy | None = None, learned: bool = True):
         """The hybrid ranker for a policy's weights (built once per weights), re-scored by the learned ranking
@@ -324,13 +353,16 @@ class Index:
                     from .learned import signal_matrix
 
                     signals = signal_matrix(cand, self.site_facts(), self.graph_facts(model))
-                parts["learned"] = model.contributions(signals[i])
+                parts["learned"] = model.contributions(signals[i], signals)
             items.append((link.row, link.score, link.pinned, parts))
         related = self._related_items(items)
         if explain:
             from .explain import explain_links
 
             explain_links(self, cand.query, related, query_vector=query_vector, query_text=query_text)
+            ranking = self.ranking_in_force(policy)
+            for item in related:
+                item.explanation["ranking"] = ranking
         return related
 
     def _text_links(self, vector: np.ndarray, text: str, policy: Policy, explain: bool,

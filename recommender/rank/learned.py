@@ -48,8 +48,9 @@ class LearnedModel:
         Z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.scale, np.float32)
         return Z @ np.asarray(self.coef, np.float32) + np.float32(self.intercept)
 
-    def contributions(self, x: np.ndarray) -> dict[str, float]:
-        """Each signal's part of one pair's score (standardised value times weight)."""
+    def contributions(self, x: np.ndarray, X: np.ndarray | None = None) -> dict[str, float]:
+        """Each signal's part of one pair's score (standardised value times weight; X, the query's other
+        candidates, is not needed: the model is standardised over the site)."""
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return {name: round(float(v * w), 4) for name, v, w in zip(self.signals, z, self.coef)}
 
@@ -88,13 +89,26 @@ def _digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def signed_text(data: dict, fmt: int = FORMAT) -> str:
+    """A model's JSON: its format, its data and the sha256 of the data."""
+    return json.dumps({"format": fmt, "model": data, "sha256": _digest(data)}, indent=2) + "\n"
+
+
+def read_signed(path: Path, fmt: int = FORMAT) -> dict:
+    """The data of a model's JSON (signed_text); ValueError when its format or checksum does not match."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    data = doc["model"]
+    if doc.get("format") != fmt or doc.get("sha256") != _digest(data):
+        raise ValueError("checksum or format does not match")
+    return data
+
+
 def save_model(folder: Path, model: LearnedModel) -> Path:
     """Write the model (temp + rename), then name and checksum it in the manifest."""
     from ..store.manifest import file_entry, read_manifest, write_manifest
 
-    data = asdict(model)
     path = Path(folder) / MODEL_FILE
-    atomic_write_text(path, json.dumps({"format": FORMAT, "model": data, "sha256": _digest(data)}, indent=2) + "\n")
+    atomic_write_text(path, signed_text(asdict(model)))
     manifest = read_manifest(Path(folder))
     manifest.files["learned_ranker"] = file_entry(path)
     write_manifest(Path(folder), manifest)
@@ -107,11 +121,7 @@ def load_model(folder: Path) -> LearnedModel | None:
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        data = doc["model"]
-        if doc.get("format") != FORMAT or doc.get("sha256") != _digest(data):
-            raise ValueError("checksum or format does not match")
-        model = LearnedModel(**data)
+        model = LearnedModel(**read_signed(path))
         if model.signals != list(ALL_SIGNALS) or not (len(model.coef) == len(model.mean) == len(model.scale)
                                                       == len(ALL_SIGNALS)):
             raise ValueError("made for other signals")

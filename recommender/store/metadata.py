@@ -175,6 +175,10 @@ class MetadataStore:
         """(title, excerpt, body) of every article in row order: what lexical rankers and explanations read."""
         return [tuple(r) for r in self.db.execute("SELECT title, excerpt, body FROM articles ORDER BY row")]
 
+    def curated_count(self) -> int:
+        """How many articles have a curated related list."""
+        return int(self.db.execute("SELECT COUNT(DISTINCT article_id) FROM curated").fetchone()[0])
+
     def curated(self) -> dict[str, list[str]]:
         """Hand-curated related lists kept by ingest: article id -> related ids, in order."""
         out: dict[str, list[str]] = {}

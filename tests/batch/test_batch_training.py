@@ -117,3 +117,21 @@ def test_shared_tag_pool_brings_in_candidates_the_text_pools_miss(tmp_path):
     rows = {f"s/{i}": i for i in range(48)}  # the JSONL order is the row order
     assert all(rows[partner[c.query]] in c.rows for c in with_tags)
     assert sum(rows[partner[c.query]] in c.rows for c in without) < 24
+
+
+def test_a_site_with_few_lists_is_ranked_by_the_shipped_default_in_full_runs(tmp_path, monkeypatch):
+    from recommender.rank import default_model
+
+    shipped = default_model.DefaultModel(signals=["window_z", "lexical_z", "tag_overlap"], coef=[1.0, 0.5, 2.0],
+                                         loco={"x": {"transfer": {"recall@10": 0.7}, "fixed": {"recall@10": 0.6}}})
+    monkeypatch.setattr(default_model, "_SHIPPED", (shipped,))
+    feed = tagged_feed(tmp_path / "feed.jsonl")
+    first = run(feed, tmp_path, policy(learned="auto"))  # 48 lists, fewer than train_min_lists (50)
+    assert first["ranking"] == "transferable default" and not first["training"]["trained"]
+    # the tag decides the gold here: the shipped model's tag weight finds every partner; the fixed weights do not
+    assert first["evaluation"]["system"]["recall@10"] == 1.0
+    tagged_feed(feed, partner_of=lambda i: (i + 2) % 48)  # the lists change: the links are ranked again, in full
+    again = run(feed, tmp_path, policy(learned="auto"))
+    assert again["lists"]["kind"] == "full" and "transferable default" in json.dumps(again["lists"]["reasons"])
+    off = run(feed, tmp_path, policy(learned="off"))
+    assert off["ranking"] == "default" and off["evaluation"]["system"]["recall@10"] < 0.5

@@ -85,7 +85,8 @@ def test_explain_shows_parts_terms_and_passage(hashing_index):
     assert set(first["parts"]) == {"dense", "window", "lexical", "mention"}
     assert {"shared_terms", "mentions", "passage", "passage_score"} <= set(first["explanation"])
     table = invoke("related", "text/match-report", "--index", hashing_index, "-k", "2", "--explain")
-    assert "why:" in table.stdout and "best passage" in table.stdout and "dense z" in table.stdout
+    assert "why (ranking: default (fixed weights" in table.stdout and "best passage" in table.stdout \
+        and "dense z" in table.stdout
 
 
 def test_syndicated_copies_take_one_slot(tmp_path):
