@@ -161,7 +161,7 @@ class Overrides:
 def never_shown(item: Override, index, policy, items: list[Override] = ()) -> str | None:
     """Why the pin `item` can never show among its article's links in `index` (a rank.index.Index) under
     `policy`, or None when it can: its target is not in the index, is unpublished while the policy links no
-    drafts, or is blocked on every article (among `items`, the store's overrides); or its article is gone."""
+    drafts, is of a kind the policy's [links] targets leave out (a curated stub, no URL), or is blocked on every article (among `items`, the store's overrides); or its article is gone."""
     if item.action != "pin":
         return None
     target = index.store.by_id(item.target)
@@ -169,6 +169,15 @@ def never_shown(item: Override, index, policy, items: list[Override] = ()) -> st
         return f"{item.target} is not in the index"
     if target.draft and not policy.links.include_drafts:
         return f"{item.target} is unpublished (a draft), and the policy links no drafts (include_drafts = false)"
+    facts = index.facts()
+    unlinkable = facts.unlinkable(policy)
+    row = facts.row_of[target.id] if target.id in facts.row_of else None
+    if unlinkable is not None and row is not None and unlinkable[row]:
+        from .policy import TARGETS
+
+        kind = TARGETS[int(facts.target_kinds(policy)[row])]
+        return (f"{item.target} is a link target of the kind {kind!r}, which the policy's [links] targets "
+                f"({', '.join(policy.links.targets)}) leave out of every list")
     if item.article != EVERY and index.store.by_id(item.article) is None:
         return f"{item.article} is not in the index"
     if item.article != EVERY and any(o.action == "block" and o.article == EVERY and o.target == item.target

@@ -30,7 +30,8 @@ def test_pin_block_unpin_from_the_cli(index_copy, lexical_policy):
     before, _ = related_ids(index_copy, "text/marathon")
     ids = Index.open(index_copy).store.ids()
     target = next(i for i in reversed(ids) if i not in before and i != "text/marathon")
-    assert invoke("pin", "text/marathon", target, "--index", index_copy, "--note", "editor's pick").exit_code == 0
+    assert invoke("pin", "text/marathon", target, "--index", index_copy, "--note", "editor's pick",
+                  "--policy", lexical_policy).exit_code == 0
     pinned, items = related_ids(index_copy, "text/marathon")
     assert pinned[0] == target and items[0]["pinned"] is True and len(pinned) == 4
     assert related_ids(index_copy, "text/marathon", "--no-overrides")[0] == before
@@ -64,7 +65,9 @@ def test_batch_and_evaluation_respect_overrides(corpus_dir, tmp_path):
         query, wanted = next(iter(gold.items()))
         plain = evaluate_index(index, baselines=())
     assert [s.system for s in plain.systems] == ["system", "dense"]
-    assert invoke("pin", query, wanted[0], "--index", idx).exit_code == 0
+    every = tmp_path / "every.toml"  # the policy of the batch: every target (pin checks the target against it)
+    every.write_text('[links]\nk = 3\ntargets = ["site", "other-domains", "no-url", "stubs"]\n')
+    assert invoke("pin", query, wanted[0], "--index", idx, "--policy", every).exit_code == 0
     record = run_batch(corpus_dir, idx, out, policy, model="hashing", progress=False)
     assert record["overrides"] == 1 and record["pinned_links"] == 1
     lines = {json.loads(l)["id"]: json.loads(l) for l in (out / "related.jsonl").read_text().splitlines()}

@@ -78,3 +78,16 @@ def test_the_cli_refuses_pins_that_never_show_unless_the_policy_links_drafts(fol
         store.block("plain/wind", "gone/article")
     assert cli_run("unblock", "plain/wind", "gone/article", "--index", folder).exit_code == 0
     assert "no article 'gone/other'" in cli_run("unblock", "plain/wind", "gone/other", "--index", folder).output
+
+
+
+def test_a_pin_to_a_target_the_policys_targets_leave_out_is_refused(index_copy, tmp_path):
+    """text/marathon is a plain-text file without a URL, blue-sea-power... a curated stub: the default [links]
+    targets never link them, so neither would a pin; with every target allowed the same pins are taken."""
+    for target, kind in (("text/marathon", "no-url"), ("blue-sea-power.example.net/records/offshore-week", "stubs")):
+        refused = cli_run("pin", "weekend-sourdough", target, "--index", index_copy)
+        assert refused.exit_code == 1
+        assert f"{target} is a link target of the kind '{kind}', which the policy's [links] targets" in refused.output
+    every = tmp_path / "every.toml"
+    every.write_text('[links]\ntargets = ["site", "other-domains", "no-url", "stubs"]\n')
+    assert cli_run("pin", "weekend-sourdough", "text/marathon", "--index", index_copy, "--policy", every).exit_code == 0
