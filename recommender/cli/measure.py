@@ -138,7 +138,7 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, object
     for name, weight in sorted(report["weights"].items(), key=lambda kv: -abs(kv[1])):
         click.echo(f"  {name:<16} {weight:+.3f}")
     click.echo(f"{folds}-fold cross-validation over queries (seed {seed}), "
-               f"{plural(report['learned']['queries'], 'query', 'queries')}, fitted for "
+               f"{plural(report['learned']['queries'], 'query', 'queries')}, chosen for "
                f"{LABELS[report['protocol']]} ([ranking] learned_for):")
     rows = [(f"{name} ({'fitted' if name == report['objective'] else 'not kept'})", figures)
             for name, figures in report["objectives"].items()]

@@ -315,10 +315,11 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
             by_protocol = cross_validated_candidates(index, policy, gold_rows, folds, seed, progress)
             for protocol, result in by_protocol.items():
                 scorers.append(CrossValidatedScorer(index, policy, protocol, result, folds))
-            chosen = scorers[-1].objectives
-            notes.append(f"learned: fitted for {learned_for(policy)} articles ([ranking] learned_for); the "
-                         "objective chosen inside each fold (on the other folds' lists only), new articles: "
-                         + ", ".join(f"{name} in {chosen.count(name)} of {folds}" for name in sorted(set(chosen))))
+            notes.append("learned: the objective chosen inside each fold (on the other folds' lists only), "
+                         + "; ".join(f"{LABELS[p]}: " + ", ".join(f"{name} in {r['objectives'].count(name)} of {folds}"
+                                                                  for name in sorted(set(r["objectives"])))
+                                     for p, r in by_protocol.items() if p != "as-published")
+                         + f"; as published: the new articles' models; [ranking] learned_for is {learned_for(policy)}")
             if "as-published" in by_protocol:
                 result = by_protocol["as-published"]
                 left = result["left_out"]

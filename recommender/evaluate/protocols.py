@@ -14,11 +14,13 @@ curated lists, its candidates and its gold.
   model: fitted without any list naming the fold's articles, but on lists of articles newer than some queries (the
   model's weights are the only thing it carries over; no signal value of the query reads such a list).
 
-Which protocol the stored model is fitted for is the policy's `[ranking] learned_for` (default ``new``): fitted for
-``new``, the two signals that only read lists naming the query itself (`SELF_NAMING`) are zero in every training
-row, as they are for a just-published article, so the other signals carry the weight.
+The protocol a site cares about is the policy's `[ranking] learned_for` (default ``new``): `train` chooses the
+objective by the figures under it, and `[ranking] learned = "auto"` uses the model when it beat the default
+ranking under it. The model is fitted on every signal: for a just-published article the two signals that only
+read lists naming the query itself (`SELF_NAMING`) are zero for every candidate, so the others rank it; fitting
+with them zeroed measured no better for new articles and worse for old ones (docs/ranking.md, "Protocols").
 
-    view = FoldView(graph, pairs, gold, "new", trained_for="new")
+    view = FoldView(graph, pairs, gold, "new")
     extra, train_rows = view(held)    # graph columns of every row with the held-out queries hidden; rows to fit
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rank.graph_signals import GRAPH_SIGNALS, GraphFacts, Pairs
+from ..rank.graph_signals import GraphFacts, Pairs
 
 PROTOCOLS = ("existing", "new", "as-published")
 LABELS = {"existing": "existing articles", "new": "new articles", "as-published": "as published"}
@@ -50,12 +52,11 @@ class FoldView:
     them under ``new``, and the rows a model may be fitted on (the other queries' rows; under ``new`` without the
     held-out articles as candidates)."""
 
-    def __init__(self, graph: GraphFacts, pairs: Pairs, gold: dict[int, list[int]], protocol: str = "existing",
-                 trained_for: str = "existing"):
+    def __init__(self, graph: GraphFacts, pairs: Pairs, gold: dict[int, list[int]], protocol: str = "existing"):
         if protocol not in ("existing", "new"):
             raise ValueError(f"a fold view is existing or new, not {protocol!r}")
         self.graph, self.pairs, self.gold = graph, pairs, gold
-        self.protocol, self.trained_for = protocol, trained_for
+        self.protocol = protocol
         self.queries = sorted(gold)
 
     def lists(self, held) -> dict[int, list[int]]:
@@ -70,17 +71,7 @@ class FoldView:
         train = ~np.isin(self.pairs.query, held_rows)
         if self.protocol == "new":
             train &= ~np.isin(self.pairs.rows, held_rows)
-        if self.trained_for == "new":
-            blind(extra, train)
         return extra, train
-
-
-def blind(extra: np.ndarray, rows) -> np.ndarray:
-    """Zero the SELF_NAMING graph columns of `rows` (as for queries no list names): a model fitted for new
-    articles."""
-    for name in SELF_NAMING:
-        extra[rows, GRAPH_SIGNALS.index(name)] = 0.0
-    return extra
 
 
 # --- as published ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
-from .protocols import FoldView, blind, has_dates, published_columns, published_gold
+from .protocols import FoldView, has_dates, published_columns, published_gold
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,12 @@ def _fit_without(X, y, qs, held, test_rows, view, objectives) -> dict:
     train_X, test_X = take(rows), take(test_rows)
     out = {}
     for name in objectives:
-        model = fit(train_X, y[rows], qs[rows], name, negative_rate=rate)
+        if y[rows].any() and not y[rows].all():
+            model = fit(train_X, y[rows], qs[rows], name, negative_rate=rate)
+        else:  # nothing to learn from (a tiny corpus whose every link names a held-out article): no preference
+            model = LearnedModel(signals=list(ALL_SIGNALS[:train_X.shape[1]]), mean=[0.0] * train_X.shape[1],
+                                 scale=[1.0] * train_X.shape[1], coef=[0.0] * train_X.shape[1], intercept=0.0,
+                                 objective=name)
         out[name] = (model, model.score(test_X))
     return out
 
@@ -178,8 +183,8 @@ class TrainingSet:
         self.graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
         self.pairs = Pairs.of(self.cands, queries)
 
-    def view(self, protocol: str, trained_for: str) -> FoldView:
-        return FoldView(self.graph, self.pairs, self.gold, protocol, trained_for)
+    def view(self, protocol: str) -> FoldView:
+        return FoldView(self.graph, self.pairs, self.gold, protocol)
 
     def published(self, fold_of: dict[int, int], models: list) -> tuple[dict, dict, dict, dict]:
         """The as-published protocol: each dated query's candidates published no later than it, scored by its
@@ -199,21 +204,20 @@ class TrainingSet:
 
 
 def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
-                               progress: bool = False, trained_for: str | None = None) -> dict[str, dict]:
+                               progress: bool = False) -> dict[str, dict]:
     """Under each protocol (`protocols.PROTOCOLS`; as-published only with dates), each query's candidates (the
     default ranker's) re-scored by a model fitted on the other folds' curated lists only, with the objective
     chosen without them too (`nested_scores`), best first; the fold of each query; the objective of each fold;
-    the gold the protocol ranks against and what it left out. What `evaluate` ranks as the learned systems.
-    trained_for: the protocol the models are fitted for (default: the policy's `[ranking] learned_for`)."""
+    the gold the protocol ranks against and what it left out. What `evaluate` ranks as the learned systems. Each
+    protocol's objective is chosen under that protocol; as-published uses the `new` protocol's models."""
     if len(gold) < max(MIN_LISTS, folds):
         raise ValueError(f"{len(gold)} curated lists, at least {max(MIN_LISTS, folds)} are needed to learn a ranking")
-    trained_for = trained_for or learned_for(policy)
     data = TrainingSet(index, policy, gold, progress)
     default_rows = {q: c.rows for q, c in data.cands.items()}
     out = {}
     for protocol in ("existing", "new"):
         scores, fold_of, chosen, models = nested_scores(data.X, data.y, data.qs, default_rows, gold, folds, seed,
-                                                        data.view(protocol, trained_for))
+                                                        data.view(protocol))
         cands = {}
         for q, where in rows_by_query(data.qs).items():
             cand = data.cands[q].take(np.arange(len(where)))
@@ -231,7 +235,7 @@ def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds:
 
 
 def learned_for(policy) -> str:
-    """The protocol the policy fits the learned ranking for (`[ranking] learned_for`, default new)."""
+    """The protocol the policy chooses the learned ranking for (`[ranking] learned_for`, default new)."""
     return getattr(getattr(policy, "ranking", None), "learned_for", "new")
 
 
@@ -267,20 +271,20 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     if objective != "auto" and objective not in OBJECTIVES:
         raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
-    trained_for = learned_for(policy)
+    chosen_for = learned_for(policy)  # the objective is chosen, and the model judged, under this protocol
     data = TrainingSet(index, policy, gold, progress)
     X, y, qs = data.X, data.y, data.qs
     default_scores = {q: (cand.rows, cand.score) for q, cand in data.cands.items()}
     collected = time.perf_counter() - timer
-    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(trained_for, trained_for),
+    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(chosen_for),
                             OBJECTIVES if objective == "auto" else (objective,))
-    report["protocol"] = trained_for
-    other = "existing" if trained_for == "new" else "new"
-    other_report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(other, trained_for),
+    report["protocol"] = chosen_for
+    other = "existing" if chosen_for == "new" else "new"
+    other_report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(other),
                                   (report["objective"],))  # the same objective, measured under the other protocol
     report["protocols"] = {name: {"learned": r["learned"], "default": r["default"]}
-                           for name, r in sorted({trained_for: report, other: other_report}.items())}
-    new_report = report if trained_for == "new" else other_report
+                           for name, r in sorted({chosen_for: report, other: other_report}.items())}
+    new_report = report if chosen_for == "new" else other_report
     published, default, published_gold_, left_out = data.published(new_report["fold_of"], new_report["models"])
     if published:
         report["protocols"]["as-published"] = {
@@ -292,9 +296,7 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     if index.lexical is not None and index.lexical.count == len(ids):
         report["tfidf"] = tfidf_baseline(index.lexical, gold)
     rows, rate = fit_rows(y)
-    extra = data.graph.columns_many(data.pairs)
-    if trained_for == "new":
-        blind(extra, slice(None))
+    extra = data.graph.columns_many(data.pairs)  # every signal: the self-naming ones are zero for a new article
     model = fit(np.hstack([X[rows], extra[rows]]), y[rows], qs[rows], report["objective"], negative_rate=rate)
     model.trained_on = len(gold)
     model.curated = curated_digest(kept)

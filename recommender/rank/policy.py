@@ -10,7 +10,7 @@ read, so the links a site shows and the links that are measured come from the sa
     learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
                              # the default under cross-validation), "on", "off"
     train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
-    learned_for = "new"      # fit it for "new" articles (no list names them yet: when links are made) or for
+    learned_for = "new"      # choose it for "new" articles (no list names them yet: when links are made) or for
                              # "existing" ones (other lists already link to them); docs/ranking.md, "Protocols"
 
     [links]                  # which candidates may become links
@@ -75,7 +75,7 @@ class Ranking:
     candidates: int = 200
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
     train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
-    learned_for: str = "new"  # the protocol the learned ranking is fitted for: "new" or "existing" articles
+    learned_for: str = "new"  # the protocol the learned ranking is chosen and judged under: "new" or "existing"
 
     def weights(self, windows: bool = True) -> dict[str, float]:
         """The parts' weights; windows=False: for an index without stored windows, where the defaults become

@@ -207,8 +207,8 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
                                                   "learned, new articles (3-fold CV)"]
     cv = ev.system("learned, new articles (3-fold CV)")
     # each protocol and objective: one fit per fold, and one per pair of folds (choosing the objective without the
-    # fold it ranks)
-    assert len(cv.per_query) == len(ids) and len(fitted) == 2 * 2 * (3 + 3)
+    # fold it ranks); under `new` a split whose training rows keep no link (on this ring of 11) fits nothing
+    assert len(cv.per_query) == len(ids) and 2 * (3 + 3) < len(fitted) <= 2 * 2 * (3 + 3)
     assert sum(m.hits for m in fitted) == 0  # no query's candidates were among its model's training rows
     assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
 

@@ -35,7 +35,7 @@ def col(extra, name):
 def test_new_protocol_hides_the_held_out_articles_from_every_list_and_every_fit():
     graph, pairs, gold = graph_case()
     held = {0, 3, 5, 8}
-    view = FoldView(graph, pairs, gold, "new", trained_for="existing")
+    view = FoldView(graph, pairs, gold, "new")
     lists = view.lists(held)
     assert not held & set(lists) and not any(held & set(related) for related in lists.values())
     facts = graph.with_lists(lists)
@@ -54,15 +54,6 @@ def test_new_protocol_hides_the_held_out_articles_from_every_list_and_every_fit(
     existing, existing_train = FoldView(graph, pairs, gold, "existing")(held)
     assert col(existing, "curated_back")[of_held].any() and col(existing, "curated_in")[names_held].any()
     assert existing_train[names_held & ~of_held].all()
-
-
-def test_fitted_for_new_articles_the_self_naming_signals_are_zero_in_training():
-    graph, pairs, gold = graph_case(seed=1)
-    extra, train = FoldView(graph, pairs, gold, "existing", trained_for="new")({1, 2})
-    for name in protocols.SELF_NAMING:
-        assert not col(extra, name)[train].any()
-    full, _ = FoldView(graph, pairs, gold, "existing", trained_for="existing")({1, 2})
-    assert col(full, "curated_back")[train].any() and col(full, "co_curated")[train].any()
 
 
 def test_as_published_cuts_candidates_gold_and_lists_to_what_existed_that_day():
@@ -158,7 +149,7 @@ def test_evaluate_new_articles_cannot_be_scored_through_lists_that_name_them(dat
 
 
 @pytest.mark.parametrize("learned_for", ["new", "existing"])
-def test_train_reports_every_protocol_and_fits_for_the_policys_one(dated_index, tmp_path, learned_for):
+def test_train_reports_every_protocol_and_chooses_for_the_policys_one(dated_index, tmp_path, learned_for):
     from click.testing import CliRunner
 
     from recommender import Index
@@ -172,17 +163,18 @@ def test_train_reports_every_protocol_and_fits_for_the_policys_one(dated_index, 
     result = CliRunner().invoke(cli, ["train", "--index", str(folder), "--gold", str(gold_path), "--folds", "4",
                                       "--policy", str(policy), "--dry-run", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert f"fitted for {learned_for} articles" in result.stdout
+    assert f"chosen for {learned_for} articles" in result.stdout
     for label in ("existing articles", "new articles", "as published"):
         assert f"  {label} " in result.stdout
     assert "(0 undated and 20 without older gold left out)" in result.stdout
     with Index.open(folder) as index:
         model, report = training.train(index, policy_from(learned_for), folds=4, gold=gold)
     assert report["protocol"] == learned_for and set(report["protocols"]) == set(protocols.PROTOCOLS)
-    assert report["learned"] == report["protocols"][learned_for]["learned"]
-    self_naming = [model.coef[ALL_SIGNALS.index(name)] for name in protocols.SELF_NAMING]
-    # fitted for new articles, the signals that read lists naming the query itself weigh nothing
-    assert (not any(self_naming)) == (learned_for == "new")
+    # the objective is chosen, and the model judged ([ranking] learned = "auto"), under the policy's protocol
+    assert model.cv["learned"] == report["protocols"][learned_for]["learned"]
+    assert model.cv["objectives"][model.objective] == report["protocols"][learned_for]["learned"]
+    # the model reads every signal: the lists naming an old article still count when the batch re-ranks it
+    assert any(model.coef[ALL_SIGNALS.index(name)] for name in protocols.SELF_NAMING)
 
 
 def policy_from(learned_for):
