@@ -319,7 +319,8 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
                          + "; ".join(f"{LABELS[p]}: " + ", ".join(f"{name} in {r['objectives'].count(name)} of {folds}"
                                                                   for name in sorted(set(r["objectives"])))
                                      for p, r in by_protocol.items() if p != "as-published")
-                         + f"; as published: the new articles' models; [ranking] learned_for is {learned_for(policy)}")
+                         + ("; as published: the new articles' models" if "as-published" in by_protocol else "")
+                         + f"; [ranking] learned_for is {learned_for(policy)}")
             if "as-published" in by_protocol:
                 result = by_protocol["as-published"]
                 left = result["left_out"]
