@@ -44,8 +44,11 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
     lexical and random baselines computed on the same queries.
 
     Systems: `system` (the final ranking under the policy), `system+overrides` (with the editors' pins and
-    blocks, when there are any), `learned (5-fold CV)` (the learned ranking, each query ranked by a model fitted
-    without its own list), `dense` (the embedding alone), then the baselines."""
+    blocks, when there are any), the learned ranking under 5-fold cross-validation (each query ranked by a model
+    fitted without its own list) under each protocol: `learned, existing articles` (other lists may name the
+    query), `learned, new articles` (no list names the test fold's articles), `learned, as published` (with dates:
+    only older articles and their lists; with `system` and the lexical baselines cut the same way), `dense` (the
+    embedding alone), then the baselines."""
     from ..evaluate.evaluation import evaluate_index
     from ..evaluate.gold import load_gold_jsonl
     from ..evaluate.report import evaluation_json, evaluation_table, write_report
@@ -114,6 +117,7 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, object
     """Learn a ranking from the curated related lists (a linear model over the pair signals), report it under
     k-fold cross-validation over queries, and store it with the index."""
     from ..evaluate.gold import load_gold_jsonl as load_gold
+    from ..evaluate.protocols import LABELS
     from ..evaluate.training import store_model, train as train_model
 
     policy = load_policy_for(policy_path)
@@ -134,12 +138,20 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, object
     for name, weight in sorted(report["weights"].items(), key=lambda kv: -abs(kv[1])):
         click.echo(f"  {name:<16} {weight:+.3f}")
     click.echo(f"{folds}-fold cross-validation over queries (seed {seed}), "
-               f"{plural(report['learned']['queries'], 'query', 'queries')}:")
+               f"{plural(report['learned']['queries'], 'query', 'queries')}, chosen for "
+               f"{LABELS[report['protocol']]} ([ranking] learned_for):")
     rows = [(f"{name} ({'fitted' if name == report['objective'] else 'not kept'})", figures)
             for name, figures in report["objectives"].items()]
     rows += [(name, report[name]) for name in ("default", "tfidf") if name in report]
     for name, figures in rows:
         click.echo(f"  {name:<20} recall@10 {figures['recall@10']:.3f}  mrr {figures['mrr']:.3f}")
+    click.echo(f"the {report['objective']} model under each protocol (docs/ranking.md, \"Protocols\"):")
+    for name, figures in report["protocols"].items():
+        left = figures.get("left_out")
+        extra = f"  ({left['undated']} undated and {left['no_gold_left']} without older gold left out)" if left else ""
+        click.echo(f"  {LABELS[name]:<20} recall@10 {figures['learned']['recall@10']:.3f}  mrr "
+                   f"{figures['learned']['mrr']:.3f}  (default {figures['default']['recall@10']:.3f} / "
+                   f"{figures['default']['mrr']:.3f}, {figures['learned']['queries']} queries){extra}")
     state = "stored; used by related, search, the batch and evaluate" if model.beats_default() else \
         "stored, but not used by default (it did not beat the default ranking; [ranking] learned = \"on\" forces it)"
     click.echo("model " + ("not stored (--dry-run)" if dry_run else state))

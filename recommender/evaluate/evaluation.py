@@ -26,6 +26,7 @@ import numpy as np
 
 from ..common.progress import progress_bar
 from .metrics import KS, gold_in_index, gold_ranks, metrics_from_ranks
+from .protocols import LABELS, publication_days, system_name
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +100,45 @@ class PolicyScorer:
 
 
 class CrossValidatedScorer(PolicyScorer):
-    """The learned ranking under k-fold cross-validation over the evaluated queries: each query's candidates are
-    re-scored by a model fitted on the other folds' gold lists only, by the objective those folds chose
-    (`training.cross_validated_candidates`), then ordered by the link policy like `system`."""
+    """The learned ranking under k-fold cross-validation over the evaluated queries, under one protocol
+    (`protocols.py`): each query's candidates re-scored by a model fitted on the other folds' gold lists only, by
+    the objective those folds chose (`training.cross_validated_candidates`), then ordered by the link policy like
+    `system`. Under as-published it ranks its own queries against its own gold (`queries`, `gold`)."""
 
-    def __init__(self, index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
-                 progress: bool = False):
-        from .training import cross_validated_candidates
-
-        super().__init__(index, policy, name=f"learned ({folds}-fold CV)")
-        self.cands, self.fold_of, self.objectives = cross_validated_candidates(index, policy, gold, folds, seed,
-                                                                               progress)
+    def __init__(self, index, policy, protocol: str, result: dict, folds: int = 5):
+        super().__init__(index, policy, name=system_name(protocol, folds))
+        self.protocol = protocol
+        self.cands, self.fold_of, self.objectives = result["cands"], result["fold_of"], result["objectives"]
+        self.gold = result["gold"]
 
     def candidates(self, rows: np.ndarray) -> list:
         return [self.cands[int(r)] for r in rows]
+
+
+class PublishedScorer:
+    """Another system as published: each query ranks only the articles published no later than it (the rest
+    score -inf), against the gold cut the same way (`gold`)."""
+
+    def __init__(self, inner, days: np.ndarray, gold: dict[int, list[int]]):
+        self.inner, self.gold = inner, gold
+        self.day = publication_days(days)
+        self.name = f"{inner.name}, {LABELS['as-published']}"
+
+    def _mask(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        scores = np.array(scores.todense() if hasattr(scores, "todense") else scores, dtype=np.float64)
+        later = ~(self.day[None, :] <= self.day[np.asarray(rows)][:, None])
+        scores[later] = -np.inf
+        return scores
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.ranked(rows)[0]
+
+    def ranked(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if hasattr(self.inner, "ranked"):
+            order, shown = self.inner.ranked(rows)
+            return self._mask(rows, order), shown
+        scores = self._mask(rows, self.inner.scores(rows))
+        return scores, scores
 
 
 class StoredTfidfScorer:
@@ -289,16 +315,29 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     if edits:
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
     notes = []
+    published = []  # the as-published rows of the default ranking and the lexical baselines
     if learned:
-        from .training import too_few_lists
+        from .training import cross_validated_candidates, learned_for, too_few_lists
 
         problem = too_few_lists(len(queries), policy, folds)
         if not problem:
-            scorers.append(CrossValidatedScorer(index, policy, gold_rows, folds, seed, progress))
-            chosen = scorers[-1].objectives
-            notes.append(f"{scorers[-1].name}: the objective chosen inside each fold (on the other folds' lists "
-                         "only): " + ", ".join(f"{name} in {chosen.count(name)} of {folds}"
-                                               for name in sorted(set(chosen))))
+            by_protocol = cross_validated_candidates(index, policy, gold_rows, folds, seed, progress)
+            for protocol, result in by_protocol.items():
+                scorers.append(CrossValidatedScorer(index, policy, protocol, result, folds))
+            notes.append("learned: the objective chosen inside each fold (on the other folds' lists only), "
+                         + "; ".join(f"{LABELS[p]}: " + ", ".join(f"{name} in {r['objectives'].count(name)} of {folds}"
+                                                                  for name in sorted(set(r["objectives"])))
+                                     for p, r in by_protocol.items() if p != "as-published")
+                         + ("; as published: the new articles' models" if "as-published" in by_protocol else "")
+                         + f"; [ranking] learned_for is {learned_for(policy)}")
+            if "as-published" in by_protocol:
+                result = by_protocol["as-published"]
+                left = result["left_out"]
+                notes.append(f"as published: {len(result['gold'])} of {len(queries)} queries, each ranked among "
+                             f"the articles published no later than it with the lists of older ones; left out of "
+                             f"its means: {left['undated']} without a date, {left['no_gold_left']} whose gold holds "
+                             "nothing published no later than them")
+                published.append(PublishedScorer(scorers[0], index.site_facts().days, result["gold"]))
         else:
             notes.append(f"learned ranking not evaluated: {problem}")
     dense_scorer = DenseScorer(index.vectors.vectors(), name="dense") if dense or hybrid else None
@@ -325,7 +364,14 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
             texts = texts or index.store.texts()
             lexical = lexical_scorer("tfidf", texts)
         scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
-    results = [rank_system(s, query_rows, gold_rows, ids, ks, progress=progress) for s in scorers]
+    if published:
+        days, cut = index.site_facts().days, published[0].gold
+        published += [PublishedScorer(s, days, cut) for s in scorers if s.name in ("tfidf", "bm25")]
+    scorers += published
+    results = []
+    for s in scorers:  # the as-published rows rank their own queries against their own gold
+        own = getattr(s, "gold", gold_rows)
+        results.append(rank_system(s, [r for r in query_rows if r in own], own, ids, ks, progress=progress))
     model = index.learned_model(policy)
     if model is not None:
         cv = model.cv

@@ -83,7 +83,9 @@ def write_report(evaluation: Evaluation, folder: str | Path, titles: dict[str, s
         for outcome in main.per_query:
             record = {"query": outcome.query, "systems": {}}
             for name, outcomes in by_system.items():
-                o = outcomes[outcome.query]
+                o = outcomes.get(outcome.query)
+                if o is None:  # not ranked by that system (as published: no date, or no gold left)
+                    continue
                 record["systems"][name] = {
                     "gold_ranks": o.gold_ranks,
                     "top_not_in_gold": [[i, None if s is None else round(s, 4)] for i, s in o.top[:k]

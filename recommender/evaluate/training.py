@@ -22,6 +22,7 @@ from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
+from .protocols import FoldView, has_dates, published_columns, published_gold
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,6 @@ def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool
     return cands, base
 
 
-def graph_columns(graph: GraphFacts, cands: dict | Pairs, queries) -> np.ndarray:
-    """The graph signals of every query's candidates, in the order of `queries` (cands: Candidates by query, or
-    the Pairs made from them once)."""
-    pairs = cands if isinstance(cands, Pairs) else Pairs.of(cands, queries)
-    return graph.columns_many(pairs)
-
-
 def ranks_in(rows: np.ndarray, score: np.ndarray, gold: list[int]) -> list[float]:
     """1-based ranks of the gold rows in the ordered candidates; inf for gold outside the candidates."""
     order = rows[np.lexsort((rows, -score))]
@@ -83,43 +77,57 @@ def assign_folds(queries, folds: int, seed: int) -> dict[int, int]:
     return dict(zip(rng.permutation(queries).tolist(), (np.arange(len(queries)) % folds).tolist()))
 
 
-def cv_scores(X, y, qs, queries, folds: int = 5, seed: int = 0, fold_columns=None, objectives=("pointwise",)):
+def cv_scores(X, y, qs, queries, folds: int = 5, seed: int = 0, view=None, objectives=("pointwise",)):
     """k-fold over queries: each row's score by a model fitted without its query's curated list, one array per
-    objective; and the fold of each query. fold_columns(training queries), when given, adds columns computed from
-    those queries' lists only (every row, in X's order)."""
+    objective; the fold of each query; and each fold's models by objective. view(held queries), when given
+    (`protocols.FoldView`), adds columns computed from the lists the held-out queries may see (every row, in X's
+    order) and says which rows a model may be fitted on; else the other folds' rows."""
     fold_of = assign_folds(queries, folds, seed)
     row_fold = np.array([fold_of[int(q)] for q in qs])
     scores = {name: np.zeros(len(y), dtype=np.float32) for name in objectives}
+    models = []
     for f in range(folds):
         test_rows = np.flatnonzero(row_fold == f)
-        fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] != f], row_fold != f, test_rows,
-                              fold_columns, objectives)
+        fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] == f], test_rows, view, objectives)
+        models.append({name: model for name, (model, _) in fitted.items()})
         for name in objectives:
-            scores[name][test_rows] = fitted[name]
-    return scores, fold_of
+            scores[name][test_rows] = fitted[name][1]
+    return scores, fold_of, models
 
 
-def _fit_without(X, y, qs, train_queries, train_mask, test_rows, fold_columns, objectives) -> dict:
-    """The scores of test_rows under each objective's model fitted on the rows of train_mask (whose queries are
-    train_queries; the fold columns from their lists only)."""
-    extra = None if fold_columns is None else fold_columns(train_queries)
+def _fit_without(X, y, qs, held, test_rows, view, objectives) -> dict:
+    """Each objective's model fitted without the held-out queries' lists (and, under the `new` protocol, without
+    their articles in any list), and its scores of test_rows."""
+    if view is None:
+        extra, train = None, ~np.isin(qs, np.asarray(list(held), dtype=np.int64))
+    else:
+        extra, train = view(held)
 
     def take(rows):
         return X[rows] if extra is None else np.hstack([X[rows], extra[rows]])
 
-    rows, rate = fit_rows(y, np.flatnonzero(train_mask))
+    rows, rate = fit_rows(y, np.flatnonzero(train))
     train_X, test_X = take(rows), take(test_rows)
-    return {name: fit(train_X, y[rows], qs[rows], name, negative_rate=rate).score(test_X) for name in objectives}
+    out = {}
+    for name in objectives:
+        if y[rows].any() and not y[rows].all():
+            model = fit(train_X, y[rows], qs[rows], name, negative_rate=rate)
+        else:  # nothing to learn from (a tiny corpus whose every link names a held-out article): no preference
+            model = LearnedModel(signals=list(ALL_SIGNALS[:train_X.shape[1]]), mean=[0.0] * train_X.shape[1],
+                                 scale=[1.0] * train_X.shape[1], coef=[0.0] * train_X.shape[1], intercept=0.0,
+                                 objective=name)
+        out[name] = (model, model.score(test_X))
+    return out
 
 
-def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, fold_columns=None):
+def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, view=None):
     """k-fold over queries with the objective chosen inside each fold: for the queries of fold f, the objective
     that cross-validated better over the *other* folds alone (each of them scored by models fitted on the
     remaining folds, so without f's lists) ranks them with a model fitted on every fold but f. No curated list
-    of fold f takes part in choosing or fitting what ranks it. Returns the scores, the fold of each query and
-    the objective each fold got."""
+    of fold f takes part in choosing or fitting what ranks it. Returns the scores, the fold of each query, the
+    objective each fold got and the model that ranked each fold."""
     queries = sorted(gold)
-    outer, fold_of = cv_scores(X, y, qs, queries, folds, seed, fold_columns, OBJECTIVES)
+    outer, fold_of, outer_models = cv_scores(X, y, qs, queries, folds, seed, view, OBJECTIVES)
     row_fold = np.array([fold_of[int(q)] for q in qs])
     by_query = rows_by_query(qs)
     pair = {}  # (f, g): each objective's scores of the rows of folds f and g, fitted on the other folds
@@ -127,10 +135,10 @@ def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, f
         for g in range(f + 1, folds):
             held = (row_fold == f) | (row_fold == g)
             test_rows = np.flatnonzero(held)
-            fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] not in (f, g)], ~held, test_rows,
-                                  fold_columns, OBJECTIVES)
+            fitted = _fit_without(X, y, qs, [q for q in queries if fold_of[q] in (f, g)], test_rows, view,
+                                  OBJECTIVES)
             for name in OBJECTIVES:
-                pair[f, g, name] = (test_rows, fitted[name])
+                pair[f, g, name] = (test_rows, fitted[name][1])
     scores = np.zeros(len(y), dtype=np.float32)
     chosen = []
     for f in range(folds):
@@ -147,7 +155,7 @@ def nested_scores(X, y, qs, default_rows, gold, folds: int = 5, seed: int = 0, f
                                        for q in inner}, gold)
         chosen.append(better(figures))
         scores[row_fold == f] = outer[chosen[-1]][row_fold == f]
-    return scores, fold_of, chosen
+    return scores, fold_of, chosen, [outer_models[f][name] for f, name in enumerate(chosen)]
 
 
 def rows_by_query(qs: np.ndarray) -> dict[int, np.ndarray]:
@@ -156,54 +164,93 @@ def rows_by_query(qs: np.ndarray) -> dict[int, np.ndarray]:
     return {int(qs[part[0]]): part for part in np.split(order, starts[1:-1])} if len(qs) else {}
 
 
-def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0, fold_columns=None,
+def cross_validate(X, y, qs, default_scores, gold, folds: int = 5, seed: int = 0, view=None,
                    objectives=OBJECTIVES) -> dict:
     """k-fold over queries: each query is ranked by a model fitted without its own curated list, under each of
-    `objectives`; "learned" is the better of them (`objective`), each one's figures under "objectives"."""
-    scores, fold_of = cv_scores(X, y, qs, sorted(gold), folds, seed, fold_columns, objectives)
+    `objectives`; "learned" is the better of them (`objective`), each one's figures under "objectives"; "models"
+    holds each fold's model of the better objective."""
+    scores, fold_of, models = cv_scores(X, y, qs, sorted(gold), folds, seed, view, objectives)
     by_query = rows_by_query(qs)
     figures = {name: summarise({q: ranks_in(default_scores[q][0], values[where], gold[q])
                                 for q, where in by_query.items()}, gold) for name, values in scores.items()}
     chosen = better(figures)
     default = {q: ranks_in(rows, score, gold[q]) for q, (rows, score) in default_scores.items()}
     return {"folds": folds, "seed": seed, "learned": figures[chosen], "objective": chosen, "objectives": figures,
-            "default": summarise(default, gold), "fold_of": {int(k): int(v) for k, v in fold_of.items()}}
+            "default": summarise(default, gold), "fold_of": {int(k): int(v) for k, v in fold_of.items()},
+            "models": [m[chosen] for m in models]}
 
 
-def _training_set(index, policy, gold: dict[int, list[int]], progress: bool):
-    """Candidates, base signals, labels and query numbers of every curated query, the graph facts of all the
-    lists, and fold_columns for cross-validation (the graph signals from the training folds' lists only)."""
-    ranker = index.ranker(policy, learned=False)
-    cands, base = collect(ranker, index.site_facts(), gold, progress)
-    queries = sorted(gold)
-    X = np.vstack([base[q] for q in queries])
-    y = np.concatenate([np.isin(cands[q].rows, gold[q]) for q in queries])
-    qs = np.concatenate([np.full(len(cands[q].rows), q) for q in queries])
-    graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
-    pairs = Pairs.of(cands, queries)
+class TrainingSet:
+    """Every curated query's candidates (the default ranking) and base signals, labels and query of each row, and
+    the graph facts of all the lists, from which each protocol's fold view is made."""
 
-    def fold_columns(train_queries):
-        return graph_columns(graph.with_lists({q: gold[q] for q in train_queries}), pairs, queries)
+    def __init__(self, index, policy, gold: dict[int, list[int]], progress: bool = False):
+        ranker = index.ranker(policy, learned=False)
+        self.gold = gold
+        self.days = index.site_facts().days
+        self.cands, base = collect(ranker, index.site_facts(), gold, progress)
+        queries = sorted(gold)
+        self.X = np.vstack([base[q] for q in queries])
+        self.y = np.concatenate([np.isin(self.cands[q].rows, gold[q]) for q in queries])
+        self.qs = np.concatenate([np.full(len(self.cands[q].rows), q) for q in queries])
+        self.graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
+        self.pairs = Pairs.of(self.cands, queries)
 
-    return cands, X, y, qs, graph, fold_columns
+    def view(self, protocol: str) -> FoldView:
+        return FoldView(self.graph, self.pairs, self.gold, protocol)
+
+    def published(self, fold_of: dict[int, int], models: list) -> tuple[dict, dict, dict, dict]:
+        """The as-published protocol: each dated query's candidates published no later than it, scored by its
+        fold's model over graph columns from the lists older than it, and the same candidates under the default
+        ranking; the gold cut to match; the queries left out. Empty when the corpus has no dates."""
+        if not has_dates(self.days, self.gold):
+            return {}, {}, {}, {}
+        gold, left_out = published_gold(self.days, self.gold)
+        columns = published_columns(self.graph, self.cands, self.gold, self.days, sorted(gold))
+        by_query = rows_by_query(self.qs)
+        learned, default = {}, {}
+        for q, (keep, extra) in columns.items():
+            default[q] = self.cands[q].take(keep)
+            learned[q] = self.cands[q].take(keep)
+            learned[q].score = models[fold_of[q]].score(np.hstack([self.X[by_query[q][keep]], extra]))
+        return learned, default, gold, left_out
 
 
 def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds: int = 5, seed: int = 0,
-                               progress: bool = False) -> tuple[dict, dict[int, int], list[str]]:
-    """Each query's candidates (the default ranker's) re-scored by a model fitted on the other folds' curated
-    lists only, with the objective chosen without them too (`nested_scores`), best first; the fold of each query;
-    the objective of each fold. What `evaluate` ranks as the learned system."""
+                               progress: bool = False) -> dict[str, dict]:
+    """Under each protocol (`protocols.PROTOCOLS`; as-published only with dates), each query's candidates (the
+    default ranker's) re-scored by a model fitted on the other folds' curated lists only, with the objective
+    chosen without them too (`nested_scores`), best first; the fold of each query; the objective of each fold;
+    the gold the protocol ranks against and what it left out. What `evaluate` ranks as the learned systems. Each
+    protocol's objective is chosen under that protocol; as-published uses the `new` protocol's models."""
     problem = too_few_lists(len(gold), policy, folds)
     if problem:
         raise ValueError(problem)
-    cands, X, y, qs, _, fold_columns = _training_set(index, policy, gold, progress)
-    scores, fold_of, chosen = nested_scores(X, y, qs, {q: c.rows for q, c in cands.items()}, gold, folds, seed,
-                                            fold_columns)
-    for q, where in rows_by_query(qs).items():
-        cand = cands[q]
-        cand.score = scores[where]
-        cands[q] = cand.take(np.lexsort((cand.rows, -cand.score)))
-    return cands, fold_of, chosen
+    data = TrainingSet(index, policy, gold, progress)
+    default_rows = {q: c.rows for q, c in data.cands.items()}
+    out = {}
+    for protocol in ("existing", "new"):
+        scores, fold_of, chosen, models = nested_scores(data.X, data.y, data.qs, default_rows, gold, folds, seed,
+                                                        data.view(protocol))
+        cands = {}
+        for q, where in rows_by_query(data.qs).items():
+            cand = data.cands[q].take(np.arange(len(where)))
+            cand.score = scores[where]
+            cands[q] = cand
+        out[protocol] = {"cands": cands, "fold_of": fold_of, "objectives": chosen, "gold": gold, "left_out": {}}
+        if protocol == "new":
+            published, _, published_gold_, left_out = data.published(fold_of, models)
+            if published:
+                out["as-published"] = {"cands": published, "fold_of": fold_of, "objectives": chosen,
+                                       "gold": published_gold_, "left_out": left_out}
+    for result in out.values():
+        result["cands"] = {q: c.take(np.lexsort((c.rows, -c.score))) for q, c in result["cands"].items()}
+    return out
+
+
+def learned_for(policy) -> str:
+    """The protocol the policy chooses the learned ranking for (`[ranking] learned_for`, default new)."""
+    return getattr(getattr(policy, "ranking", None), "learned_for", "new")
 
 
 def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
@@ -238,16 +285,33 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     if objective != "auto" and objective not in OBJECTIVES:
         raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
-    cands, X, y, qs, graph, fold_columns = _training_set(index, policy, gold, progress)
-    default_scores = {q: (cand.rows, cand.score) for q, cand in cands.items()}
+    chosen_for = learned_for(policy)  # the objective is chosen, and the model judged, under this protocol
+    data = TrainingSet(index, policy, gold, progress)
+    X, y, qs = data.X, data.y, data.qs
+    default_scores = {q: (cand.rows, cand.score) for q, cand in data.cands.items()}
     collected = time.perf_counter() - timer
-    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, fold_columns,
+    report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(chosen_for),
                             OBJECTIVES if objective == "auto" else (objective,))
+    report["protocol"] = chosen_for
+    other = "existing" if chosen_for == "new" else "new"
+    other_report = cross_validate(X, y, qs, default_scores, gold, folds, seed, data.view(other),
+                                  (report["objective"],))  # the same objective, measured under the other protocol
+    report["protocols"] = {name: {"learned": r["learned"], "default": r["default"]}
+                           for name, r in sorted({chosen_for: report, other: other_report}.items())}
+    new_report = report if chosen_for == "new" else other_report
+    published, default, published_gold_, left_out = data.published(new_report["fold_of"], new_report["models"])
+    if published:
+        report["protocols"]["as-published"] = {
+            name: summarise({q: ranks_in(c.rows, c.score, published_gold_[q]) for q, c in cands.items()},
+                            published_gold_) for name, cands in (("learned", published), ("default", default))}
+        report["protocols"]["as-published"]["left_out"] = left_out
+    for r in (report, other_report):
+        r.pop("models")
     if index.lexical is not None and index.lexical.count == len(ids):
         report["tfidf"] = tfidf_baseline(index.lexical, gold)
     rows, rate = fit_rows(y)
-    model = fit(np.hstack([X[rows], graph_columns(graph, cands, sorted(gold))[rows]]), y[rows], qs[rows],
-                report["objective"], negative_rate=rate)
+    extra = data.graph.columns_many(data.pairs)  # every signal: the self-naming ones are zero for a new article
+    model = fit(np.hstack([X[rows], extra[rows]]), y[rows], qs[rows], report["objective"], negative_rate=rate)
     model.trained_on = len(gold)
     model.curated = curated_digest(kept)
     model.lists = {q: list(related) for q, related in sorted(kept.items())}

@@ -10,6 +10,8 @@ read, so the links a site shows and the links that are measured come from the sa
     learned = "auto"         # the ranking `recommender train` fitted on the curated lists: "auto" (when it beat
                              # the default under cross-validation), "on", "off"
     train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
+    learned_for = "new"      # choose it for "new" articles (no list names them yet: when links are made) or for
+                             # "existing" ones (other lists already link to them); docs/ranking.md, "Protocols"
 
     [links]                  # which candidates may become links
     k = 10
@@ -68,6 +70,7 @@ from pathlib import Path
 DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
+LEARNED_FOR = ("new", "existing")  # evaluate.protocols.TRAINED_FOR
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
 TARGETS = ("site", "other-domains", "no-url", "stubs")  # the kinds of link target (linking.target_kinds)
 SITE_KEYS = ("url", "file", "slug", "permalink")
@@ -96,6 +99,7 @@ class Ranking:
     candidates: int = 200
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
     train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
+    learned_for: str = "new"  # the protocol the learned ranking is chosen and judged under: "new" or "existing"
 
     def weights(self, windows: bool = True) -> dict[str, float]:
         """The parts' weights; windows=False: for an index without stored windows, where the defaults become
@@ -226,6 +230,9 @@ def check(policy: Policy) -> None:
         raise PolicyError(f"{where}: [ranking] needs at least one positive weight")
     if r.learned not in LEARNED:
         raise PolicyError(f"{where}: [ranking] learned must be one of {', '.join(LEARNED)}, not {r.learned!r}")
+    if r.learned_for not in LEARNED_FOR:
+        raise PolicyError(f"{where}: [ranking] learned_for must be one of {', '.join(LEARNED_FOR)}, not "
+                          f"{r.learned_for!r}")
     if r.candidates < 1:
         raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
     if r.train_min_lists < 1:

@@ -201,10 +201,12 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
     with Index.open(hashing_index) as index:
         ids = index.store.ids()
         ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3, policy=FEW_LISTS)
-    assert [s.system for s in ev.systems] == ["system", "learned (3-fold CV)"]
-    cv = ev.system("learned (3-fold CV)")
-    # each objective: one fit per fold, and one per pair of folds (choosing the objective without the fold it ranks)
-    assert len(cv.per_query) == len(ids) and len(fitted) == 2 * (3 + 3)
+    assert [s.system for s in ev.systems][:3] == ["system", "learned, existing articles (3-fold CV)",
+                                                  "learned, new articles (3-fold CV)"]
+    cv = ev.system("learned, new articles (3-fold CV)")
+    # each protocol and objective: one fit per fold, and one per pair of folds (choosing the objective without the
+    # fold it ranks); under `new` a split whose training rows keep no link (on this ring of 11) fits nothing
+    assert len(cv.per_query) == len(ids) and 2 * (3 + 3) < len(fitted) <= 2 * 2 * (3 + 3)
     assert sum(m.hits for m in fitted) == 0  # no query's candidates were among its model's training rows
     assert fitted[0].score(fitted[0].X).all()  # while a model does recognise the rows it was fitted on
 
@@ -220,7 +222,7 @@ def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_ski
         gold = {i: [j for j in ids if j != i and j.split("/")[0] == i.split("/")[0]] for i in ids}
         gold = {q: related for q, related in gold.items() if related}
         ev = evaluate_index(index, gold, baselines=(), dense=False, folds=3, policy=FEW_LISTS)
-        system, cv = ev.system("system"), ev.system("learned (3-fold CV)")
+        system, cv = ev.system("system"), ev.system("learned, existing articles (3-fold CV)")
         assert ev.queries == 8 and system.overall["recall@1"] == 0.0
         assert cv.overall["recall@1"] >= 0.5 and cv.overall["mrr"] > system.overall["mrr"] + 0.3
         skipped = evaluate_index(index, gold, baselines=(), dense=False, learned=False, policy=FEW_LISTS)
@@ -247,6 +249,6 @@ def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path):
     with_cv = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert with_cv.exit_code == 0, with_cv.output
     assert [json.loads(l)["system"] for l in with_cv.stdout.splitlines()] == [
-        "system", "learned (5-fold CV)", "dense", "tfidf"]
+        "system", "learned, existing articles (5-fold CV)", "learned, new articles (5-fold CV)", "dense", "tfidf"]
     without = CliRunner().invoke(cli, args + ["--no-learned"], catch_exceptions=False)
     assert [json.loads(l)["system"] for l in without.stdout.splitlines()] == ["system", "dense", "tfidf"]
