@@ -111,7 +111,7 @@ RANDOM_TOKENS = ["*", "_", "**", "[", "](", "`", "```\n", "<script>", "<svg/>", 
 def random_mutation(rng: random.Random, text: str) -> str:
     op = rng.choice(["flip", "cut", "repeat-line", "drop-line", "swap-lines", "insert", "insert", "insert"])
     if op == "flip":
-        data = bytearray(text.encode("utf-8"))
+        data = bytearray(text.encode("utf-8", errors="surrogateescape"))
         for _ in range(rng.randint(1, 8)):
             data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         return data.decode("utf-8", errors="surrogateescape")
