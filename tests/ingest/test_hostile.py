@@ -126,23 +126,36 @@ def test_windows_per_article_are_capped_without_changing_the_preparation_key():
     ("*a " * 17000, "*a " * 17000), ("[" * 50000, "[" * 50000), ("<svg/> x " * 3000, "  x " * 3000),
     ("<script>x\n" * 3000, "x\n" * 3000), ("**bold *and* more** `code`", "bold and more code"),
     ("# C#\n## Title ##\n<script>alert(1)</script>kept", "C#\nTitle\n kept"),
-])
+], ids=["emphasis", "brackets", "svg", "unclosed-script", "nested-emphasis", "headings"])
 def test_markdown_patterns_on_hostile_bodies(body, expected):
     assert strip_markdown(body).split() == expected.split()
 
 
-def test_a_read_past_its_time_budget_is_reported_and_the_read_goes_on():
-    from recommender.ingest.guard import per_input
+BUDGET = """
+import time, pytest
+from recommender.ingest.guard import per_input
+problems = []
+with per_input("slow.md", problems, seconds=0.2):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+with per_input("bad.md", problems):
+    raise RecursionError
+with pytest.raises(TypeError):  # a bug is not bad input: it is raised
+    with per_input("bug.md", problems):
+        raise TypeError("bug")
+print("|".join(map(str, problems)))
+"""
 
-    problems = []
-    with per_input("slow.md", problems, seconds=0.2):
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pass
-    with per_input("bad.md", problems):
-        raise RecursionError
-    with pytest.raises(TypeError):  # a bug is not bad input: it is raised
-        with per_input("bug.md", problems):
-            raise TypeError("bug")
-    assert [str(p) for p in problems] == ["slow.md: reading took longer than the 0.2 s budget of one input; skipped",
-                                          "bad.md: nested too deeply to read"]
+
+def test_a_read_past_its_time_budget_is_reported_and_the_read_goes_on():
+    # in a fresh process: run in pytest's own after the real-model tests, this busy loop's SIGALRM ended the
+    # pytest process (exit 139) in two runs on the shared machine; not diagnosed (see the issue 24 report)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BUDGET], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split("|") == [
+        "slow.md: reading took longer than the 0.2 s budget of one input; skipped",
+        "bad.md: nested too deeply to read"]
