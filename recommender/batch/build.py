@@ -78,7 +78,7 @@ def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Cor
             corpus = read_corpus(source, cache=cache)
             log.info("prepared articles: %d inputs reused, %d cleaned", cache.hits, cache.misses)
     for problem in corpus.problems:
-        log.warning("skipped %s", problem)
+        log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     if corpus.ignored:
         from ..ingest.reader import READ_SUFFIXES
         from ..common.render import plural

@@ -154,7 +154,9 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     timer = time.perf_counter()
     articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
     seconds["read"] = time.perf_counter() - timer
-    record["skipped"] = len(articles.problems)
+    # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
+    record["skipped"] = sum(not p.kept for p in articles.problems)
+    record["warnings"] = sum(p.kept for p in articles.problems)
     record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
     record["ignored"] = len(articles.ignored)
     require_articles(articles, corpus)

@@ -29,8 +29,8 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
                          progress=not is_quiet())
     click.echo(json.dumps({
         "index": str(index_dir), "articles": report.count, "embedded": report.vectors.embedded,
-        "reused": report.vectors.reused, **report.changes.to_dict(), "skipped": len(report.problems),
-        "ignored": report.ignored,
+        "reused": report.vectors.reused, **report.changes.to_dict(), "skipped": sum(not p.kept for p in report.problems),
+        "warnings": sum(p.kept for p in report.problems), "ignored": report.ignored,
         "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
     }))
 

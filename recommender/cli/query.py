@@ -73,7 +73,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
 
     corpus = read_corpus(path)
     for problem in corpus.problems:
-        log.warning("skipped %s", problem)
+        log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     main = [a for a in corpus.articles if a.kind != "related"]
     if not main:
         raise ValueError(f"{path}: no usable article in the file")

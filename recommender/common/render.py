@@ -130,7 +130,8 @@ def render_run(record: dict) -> str:
         f"batch {record.get('status')}: {plural(record.get('articles', 0), 'article')}, "
         f"{plural(record.get('links', 0), 'link')} written to {record.get('out')}",
         "articles: " + ", ".join(f"{key} {record.get(key, 0)}" for key in
-                                 ("added", "changed", "unchanged", "removed", "skipped", "ignored")),
+                                 ("added", "changed", "unchanged", "removed", "skipped", "ignored"))
+        + (f", warnings {record['warnings']}" if record.get("warnings") else ""),
         f"embedded {record.get('embedded', 0)}, reused {record.get('reused', 0)} from cache; index "
         + ("rewritten" if record.get("index_rewritten") else "unchanged, kept"),
         *(["related links: nothing that decides them changed since the last run; outputs kept as they are"]

@@ -12,8 +12,15 @@ spread ones): the index stores their vectors for the window-level score (recomme
 the related page that matches one section of a long one. The article vector reads the spread windows among them,
 so it is the same as when only those were embedded.
 
+A body longer than `max_windows` windows (256: about 30,800 words, 200 KB of prose) keeps that many, spread
+evenly over it (the first and the last always among them); the text between them is not embedded (it is still
+in the lexical index). Without the cap a 5 MB body was 6,300 windows to embed and store.
+
 Changing any of these settings changes `Preparation.key`, which the index records: an index built with other
-settings is refused, and the incremental batch re-embeds.
+settings is refused, and the incremental batch re-embeds. The cap is the exception: it is recorded but not part
+of the key, since it changes nothing below it (no article of the shared corpora has more than 185 windows) and
+each article's content hash covers its exact window texts, so an index built before the cap stays valid and
+only an article above it is embedded again.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ class Preparation:
     head_weight: float = 0.3  # chosen by measurement on the shared corpora (README, "Ranking")
     title_in_chunks: bool = True
     version: int = PREPARATION_VERSION
+    max_windows: int = 256  # body windows kept (spread evenly); not part of the key (see the module docstring)
 
     @property
     def key(self) -> str:
         """A short stable identifier of these settings."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        settings = {k: v for k, v in asdict(self).items() if k != "max_windows"}
+        blob = json.dumps(settings, sort_keys=True).encode()
         return f"v{self.version}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
     def to_dict(self) -> dict:
@@ -130,7 +139,8 @@ def prepare(article: Article, preparation: Preparation = Preparation()) -> Prepa
     """The head and body chunks of an article under the given settings."""
     head = head_text(article)
     words = article.body.split()
-    spans = split_windows(words, preparation.window_words, preparation.stride_words)
+    spans = spread(split_windows(words, preparation.window_words, preparation.stride_words),
+                   preparation.max_windows)
     picked = tuple(spread(list(range(len(spans))), preparation.max_chunks))
     prefix = f"{article.title.strip()}: " if preparation.title_in_chunks and article.title.strip() else ""
     windows = tuple(prefix + " ".join(words[a:b]) for a, b in spans)

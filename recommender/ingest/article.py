@@ -49,11 +49,13 @@ class Article:
 
 @dataclass(frozen=True)
 class Problem:
-    """An input that was skipped (or partly used), with the file (and line) and the reason."""
+    """An input that was skipped (or partly used), with the file (and line) and the reason. kept: the article
+    was read all the same, with one value left out (a date that is not one): a warning, not a skipped input."""
 
     path: str
     reason: str
     line: int | None = None
+    kept: bool = False
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

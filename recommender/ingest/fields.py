@@ -94,11 +94,17 @@ def page_type(meta: dict) -> str | None:
     return clean_field(meta.get("page_type") or meta.get("page-type") or meta.get("type")) or None
 
 
-def published_date(meta: dict) -> str | None:
+def published_date(meta: dict, warnings: list[str] | None = None) -> str | None:
+    """The first date field (DATE_KEYS) that holds a date, as `normalise_date` gives it. A date field whose value
+    is not a date (``2023-13-45``) is passed over and, when `warnings` is given, named there."""
     for key in DATE_KEYS:
         value = meta.get(key)
         if value and not isinstance(value, bool):
-            return normalise_date(value)
+            parsed = normalise_date(value)
+            if parsed is not None:
+                return parsed
+            if warnings is not None:
+                warnings.append(f"{key}: {str(value)[:80]!r} is not a date; ignored")
     return None
 
 
@@ -116,7 +122,10 @@ def normalise_date(value: object) -> str | None:
         except ValueError:
             return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first UTC time Python knows
+            return None
     return parsed.isoformat(timespec="seconds") + "Z"
 
 

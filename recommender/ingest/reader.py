@@ -15,11 +15,15 @@ An article's ``url`` is the URL it gave, byte for byte (outputs carry it); its i
 canonical form. Items marked ``published: false`` or ``draft: true`` are kept with ``draft=True``: they get
 links of their own but are never linked to unless the policy says so.
 
-Bad input never aborts a read: each file (or JSONL line) that cannot be used becomes a `Problem` and is skipped.
+Bad input never aborts a read: each file (or JSONL line) that cannot be used becomes a `Problem` and is skipped
+(recommender.ingest.guard: `per_input`); a date that is not one is left out with a warning and the article kept.
+Front matter is read with bounded work (recommender.ingest.safeyaml); front matter that is never closed (a
+truncated file) is refused rather than read as text, since its `published: false` would be lost with it.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -29,6 +33,8 @@ from typing import Iterator
 import yaml
 
 from .article import Article, Corpus, Problem
+from .guard import IngestError, per_input
+from .safeyaml import load_front_matter
 from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
 from .merge import merge_articles
 from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, lead_paragraph, url_to_id
@@ -38,15 +44,16 @@ TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 READ_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | XML_SUFFIXES  # XML: feeds and WordPress exports (xmlinput)
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FRONT_MATTER_CHARS = 1024 * 1024
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
-_CANONICAL_LINK = re.compile(r"<link\b[^>]*\brel=[\"']canonical[\"'][^>]*>", re.I)
+_CANONICAL_LINK = re.compile(r"<link\b[^<>]*\brel=[\"']canonical[\"'][^<>]*>", re.I)
 _HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
-_FIRST_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.M)
-
-
-class IngestError(ValueError):
-    """A file (or line) that cannot be turned into an article; the message says why."""
+_FIRST_HEADING = re.compile(r"^[ \t]{0,3}#[ \t]+(\S.*)$", re.M)
+_YAML_KEY_LINE = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
+# byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 # --- public API -------------------------------------------------------------------------------------
@@ -98,11 +105,16 @@ def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[
 def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
     """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
     rel = _relative(path, base)
-    try:
-        if path.suffix.lower() in JSONL_SUFFIXES:
+    problems: list[Problem] = []
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        with per_input(rel, problems, seconds=None):  # the file as a whole; each line has its own budget
             return _read_jsonl(path, rel, cache)
-        if path.suffix.lower() in XML_SUFFIXES:
+        return [], problems
+    if path.suffix.lower() in XML_SUFFIXES:
+        with per_input(rel, problems):
             return read_xml_file(path, rel, MAX_FILE_BYTES)
+        return [], problems
+    with per_input(rel, problems):
         text = read_text(path)
         if cache is None:
             return parse_document(text, rel)
@@ -116,21 +128,37 @@ def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[P
         if not problems:  # input with problems is parsed again each time, so its messages stay exact
             cache.put(key, found)
         return found, problems
-    except IngestError as exc:
-        return [], [Problem(rel, str(exc))]
-    except OSError as exc:
-        return [], [Problem(rel, f"cannot read: {exc.strerror or exc}")]
+    return [], problems
 
 
-def read_text(path: Path) -> str:
-    """File contents as text; raise IngestError for empty, binary, oversized or non-UTF-8 files."""
+def read_bytes(path: Path) -> bytes:
+    """File contents; raise IngestError for empty or oversized files (OSError when unreadable)."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
     data = path.read_bytes()
     if not data.strip():
         raise IngestError("empty file")
+    return data
+
+
+def read_text(path: Path) -> str:
+    """File contents as text; raise IngestError for empty, binary, oversized or undecodable files. UTF-8 (with
+    or without a byte-order mark), or UTF-16/UTF-32 with one."""
+    return decode_text(read_bytes(path))
+
+
+def decode_text(data: bytes) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise IngestError(f"not valid {encoding.upper()} (bytes at offset {exc.start})") from None
     if b"\x00" in data[:8192]:
+        head = data[:8192]
+        if head.count(b"\x00") * 3 > len(head):  # every other byte: text in UTF-16 without its byte-order mark
+            raise IngestError("UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8")
         raise IngestError("binary file (NUL bytes), not text")
     try:
         return data.decode("utf-8-sig")
@@ -141,22 +169,30 @@ def read_text(path: Path) -> str:
 
 def parse_document(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
     """One Markdown/text document: front matter article (plus its related items) or plain text."""
-    meta, body = split_front_matter(text, rel)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # CR-only line ends (classic Mac) read as LF
+    warnings: list[str] = []
+    meta, body = split_front_matter(text, rel, warnings)
     if meta is None:
         return [parse_plain_text(body, rel)], []
-    return parse_front_matter_article(meta, body, rel)
+    articles, problems = parse_front_matter_article(meta, body, rel)
+    return articles, [Problem(rel, w, kept=True) for w in warnings] + problems
 
 
 # --- front matter ---------------------------------------------------------------------------------
 
 
-def split_front_matter(text: str, rel: str = "") -> tuple[dict | None, str]:
-    """(metadata, body). No front matter gives (None, text); broken YAML raises IngestError."""
+def split_front_matter(text: str, rel: str = "", warnings: list[str] | None = None) -> tuple[dict | None, str]:
+    """(metadata, body). No front matter gives (None, text); broken, unclosed or oversized front matter raises
+    IngestError. warnings: receives the values kept as text (see safeyaml)."""
     match = _FRONT_MATTER.match(text)
     if not match:
+        if _unclosed_front_matter(text):
+            raise IngestError("front matter is never closed (no `---` line after it: a truncated file?); not read")
         return None, text
+    if len(match.group(1)) > MAX_FRONT_MATTER_CHARS:
+        raise IngestError(f"front matter larger than {MAX_FRONT_MATTER_CHARS:,} characters; not read")
     try:
-        meta = yaml.safe_load(match.group(1))
+        meta, found = load_front_matter(match.group(1))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -166,12 +202,25 @@ def split_front_matter(text: str, rel: str = "") -> tuple[dict | None, str]:
         meta = {}
     if not isinstance(meta, dict):
         raise IngestError("front matter is not a mapping of keys to values")
+    if warnings is not None:
+        warnings.extend(found)
     return meta, text[match.end():]
+
+
+def _unclosed_front_matter(text: str) -> bool:
+    """A `---` first line followed by YAML keys, and no closing line: front matter cut off (a truncated file).
+    A document that only starts with a `---` rule followed by prose is plain text."""
+    lines = text.split("\n", 12)
+    if lines[0].rstrip() != "---":
+        return False
+    following = [line for line in lines[1:12] if line.strip()]
+    return bool(following) and _YAML_KEY_LINE.match(following[0]) is not None
 
 
 def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[list[Article], list[Problem]]:
     """A news item or blog post; the curated ``related:`` items become articles of their own."""
     problems: list[Problem] = []
+    dates: list[str] = []
     body = clean_body(raw_body)
     title = clean_field(meta.get("title")) or _heading_title(raw_body) or first_sentence(body)
     excerpt = clean_field(meta.get("excerpt") or meta.get("description") or meta.get("summary"))
@@ -193,7 +242,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         excerpt=excerpt,
         body=body,
         url=own_url(meta) or _canonical_link(raw_body, meta, rel),
-        published=published_date(meta),
+        published=published_date(meta, dates),
         source=source,
         topics=tag_list(meta),
         authors=author_list(meta) or ([source] if is_news and source else []),
@@ -203,17 +252,20 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
         path=rel,
         slug=slug or None,
     )
+    problems.extend(Problem(rel, w, kept=True) for w in dates)
     related = meta.get("related") or []
     if not isinstance(related, list):
         problems.append(Problem(rel, "`related:` is not a list; curated links ignored"))
         related = []
     stubs: list[Article] = []
     for position, item in enumerate(related, start=1):
+        dates = []
         try:
-            stub = _related_item(item, rel)
+            stub = _related_item(item, rel, dates)
         except IngestError as exc:
             problems.append(Problem(rel, f"related item {position}: {exc}; item skipped"))
             continue
+        problems.extend(Problem(rel, f"related item {position}: {w}", kept=True) for w in dates)
         if stub.id == article.id:
             continue
         stubs.append(stub)
@@ -222,7 +274,7 @@ def parse_front_matter_article(meta: dict, raw_body: str, rel: str) -> tuple[lis
     return [article, *stubs], problems
 
 
-def _related_item(item: object, rel: str) -> Article:
+def _related_item(item: object, rel: str, dates: list[str] | None = None) -> Article:
     if not isinstance(item, dict):
         raise IngestError("not a mapping")
     url = id_url(item)
@@ -237,7 +289,7 @@ def _related_item(item: object, rel: str) -> Article:
         title=title or first_sentence(excerpt),
         excerpt=excerpt,
         url=own_url(item),
-        published=published_date(item),
+        published=published_date(item, dates),
         source=provider(item),
         authors=author_list(item) or [p for p in [provider(item)] if p],
         draft=is_draft(item),
@@ -278,11 +330,33 @@ def looks_like_title(line: str) -> bool:
 # --- JSONL ----------------------------------------------------------------------------------------
 
 
+def jsonl_lines(data: bytes, rel: str, problems: list[Problem]) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line. Each line is judged on its own: one that is not UTF-8 (or
+    holds a NUL byte) is a Problem, the others are read. A file with a UTF-16/32 byte-order mark is decoded whole.
+    Lines end at LF only: U+2028 and the other separators `str.splitlines` knows may sit inside JSON strings."""
+    if any(data.startswith(bom) for bom, _ in _BOMS):
+        raw = [line.encode() for line in decode_text(data).split("\n")]
+    else:
+        raw = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    lines = []
+    for lineno, line in enumerate(raw, start=1):
+        if not line.strip():
+            continue
+        if b"\x00" in line:
+            problems.append(Problem(rel, "NUL bytes in the line (binary data); line skipped", line=lineno))
+            continue
+        try:
+            lines.append((lineno, line.decode("utf-8").rstrip("\r")))
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(rel, f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})",
+                                    line=lineno))
+    return lines
+
+
 def _read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
     articles: list[Article] = []
     problems: list[Problem] = []
-    text = read_text(path)
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    lines = jsonl_lines(read_bytes(path), rel, problems)
     keys: list[str] = []
     hits: dict = {}
     if cache is not None:
@@ -294,24 +368,27 @@ def _read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[P
         if keys and keys[i] in hits:
             articles.extend(hits[keys[i]])
             continue
-        try:
-            article = parse_jsonl_record(line, rel)
+        dates: list[str] = []
+        with per_input(rel, problems, line=lineno):
+            article = parse_jsonl_record(line, rel, dates)
             articles.append(article)
-            if keys:
+            if keys and not dates:
                 cache.put(keys[i], [article])
-        except IngestError as exc:
-            problems.append(Problem(rel, str(exc), line=lineno))
+        problems.extend(Problem(rel, w, line=lineno, kept=True) for w in dates)
     if not articles and not problems:
         problems.append(Problem(rel, "no articles in JSONL file"))
     return articles, problems
 
 
-def parse_jsonl_record(line: str, rel: str) -> Article:
-    """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``."""
+def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> Article:
+    """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``.
+    dates: receives a warning for each date field that holds no date."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise IngestError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise IngestError("JSON nested too deeply to read") from None
     if not isinstance(record, dict):
         raise IngestError("line is not a JSON object")
     url = own_url(record)
@@ -334,7 +411,7 @@ def parse_jsonl_record(line: str, rel: str) -> Article:
         excerpt=excerpt,
         body=body,
         url=url,
-        published=published_date(record),
+        published=published_date(record, dates),
         source=clean_field(record.get("source")) or None,
         topics=tag_list(record),
         authors=author_list(record),
@@ -385,4 +462,10 @@ def _host(url: str) -> str:
 
 def _heading_title(raw_body: str) -> str:
     match = _FIRST_HEADING.search(raw_body)
-    return clean_field(match.group(1)) if match else ""
+    if not match:
+        return ""
+    text = match.group(1).rstrip()
+    closed = text.rstrip("#")  # a closing "## " sequence, after a space, is not part of the heading
+    if closed != text and (not closed or closed[-1] in " \t"):
+        text = closed
+    return clean_field(text)

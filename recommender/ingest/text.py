@@ -28,6 +28,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # UTF-8 four-byte sequences (emoji) read as Mac Roman start with U+F8FF, the Apple logo, which ftfy does not
 # always dare to undo on its own. Real text almost never holds that private-use character.
 _MAC_ROMAN_EMOJI = re.compile("\uf8ff[^\x00-\x7f]{3}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _undo_mac_roman(match: re.Match) -> str:
@@ -41,11 +42,44 @@ def fix_text(text: str) -> str:
     """Repair mojibake (UTF-8 read as cp1252 or Mac Roman), normalise to NFC, keep curly quotes."""
     if not text:
         return ""
+    fixed = _MAC_ROMAN_EMOJI.sub(_undo_mac_roman, _ftfy(text))
+    return unicodedata.normalize("NFC", fixed)
+
+
+# A line of printable ASCII without "&" is one ftfy leaves as it is (no mojibake, entity, control character or
+# line break to fix), and ftfy spends ~80 us on each line it is given: lines like it skip ftfy, so 5 MB of short
+# or blank lines take no minutes. The result is the same as ftfy's on the whole text.
+_PLAIN_LINE = re.compile(r"[\t\x20-\x25\x27-\x7e]*\n?")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+def _ftfy(text: str) -> str:
     import ftfy  # imported on first use: URL lookups at query time do not need it
 
-    fixed = ftfy.fix_text(text, uncurl_quotes=False, fix_line_breaks=True)
-    fixed = _MAC_ROMAN_EMOJI.sub(_undo_mac_roman, fixed)
-    return unicodedata.normalize("NFC", fixed)
+    options = {"uncurl_quotes": False, "fix_line_breaks": True}
+    if text.isascii() and "&" not in text and not _CONTROL.search(text):
+        return text
+    out: list[str] = []
+    pending: list[str] = []  # lines ftfy must see, in one call
+    html = "auto"  # as in ftfy.fix_text: entities are unescaped until a segment holding "<" is seen
+
+    def flush() -> None:
+        nonlocal html
+        if pending:
+            chunk = "".join(pending)
+            out.append(ftfy.fix_text(chunk, unescape_html=html, **options))
+            html = False if "<" in chunk else html
+            pending.clear()
+
+    for line in _LINE.findall(text):  # ftfy's segments: lines ending in "\n" (str.splitlines splits on more)
+        if _PLAIN_LINE.fullmatch(line):
+            flush()
+            out.append(line)
+            html = False if "<" in line else html
+        else:
+            pending.append(line)
+    flush()
+    return "".join(out)
 
 
 def collapse_whitespace(text: str, keep_paragraphs: bool = True) -> str:
@@ -69,27 +103,67 @@ def clean_field(value: object) -> str:
 
 # --- Markdown / HTML -------------------------------------------------------------------------------
 
+# Every pattern here runs in time linear in its input: a character class never spans what the pattern looks for
+# next ("[^\[\]]" inside brackets, "[ \t]" rather than "\s" where a line is meant), so a failed match from one
+# start cannot rescan the text after it. (`*a ` x 17,000, `[` x 50,000 or 100,000 blank lines once took
+# quadratic time; see tests/ingest/test_text.py and scripts/campaign_input.py.)
 _HTML_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.S)
-_DROP_BLOCKS = re.compile(r"<(head|script|style|svg|noscript|iframe)\b[^>]*>.*?</\1\s*>", re.S | re.I)
+_BLOCK_OPEN = re.compile(r"<(head|script|style|svg|noscript|iframe)\b[^<>]*>", re.I)
 _FENCED_CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_IMAGE_REF = re.compile(r"!\[([^\]]*)\]\[[^\]]*\]")
-_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)")
-_LINK_REF = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
-_LINK_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.M)
-_AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
+_URL_PART = r"\((?:[^()]|\([^()]*\))*\)"  # (url), one level of parentheses inside
+_IMAGE = re.compile(r"!\[([^\[\]]*)\]" + _URL_PART)
+_IMAGE_REF = re.compile(r"!\[([^\[\]]*)\]\[[^\[\]]*\]")
+_LINK = re.compile(r"\[([^\[\]]+)\]" + _URL_PART)
+_LINK_REF = re.compile(r"\[([^\[\]]+)\]\[[^\[\]]*\]")
+_LINK_DEF = re.compile(r"^[ \t]*\[[^\]\n]+\]:[ \t]*\S+.*$", re.M)
+_AUTOLINK = re.compile(r"<(https?://[^<>\s]+)>")
 _BARE_URL = re.compile(r"https?://\S+")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*(.*?)\s*#*\s*$", re.M)
-_SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$", re.M)
-_BLOCKQUOTE = re.compile(r"^\s{0,3}>\s?", re.M)
-_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.M)
-_HRULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.M)
-_EMPHASIS = re.compile(r"(\*\*|__|\*|(?<!\w)_)(?=\S)(.+?)(?<=\S)\1(?!\w)")
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}(.*)$", re.M)
+_SETEXT = re.compile(r"^[ \t]{0,3}(=+|-+)[ \t]*$", re.M)
+_BLOCKQUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.M)
+_LIST_MARK = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+", re.M)
+_HRULE = re.compile(r"^[ \t]*(?:[-*_][ \t]*){3,}$", re.M)
+# emphasis: the text inside never holds its own delimiter, so a start without an end fails at the next one
+_EMPHASIS = re.compile(r"(\*\*|__|\*|(?<!\w)_)(?=\S)((?:(?!\1)[^\n])+?)(?<=\S)\1(?!\w)")
 _STRIKE = re.compile(r"~~(.+?)~~")
 _INLINE_CODE = re.compile(r"`{1,3}([^`]*)`{1,3}")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.M)
+_TABLE_RULE = re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{3,}:?(?:[ \t]*\|[ \t]*:?-{3,}:?)*[ \t]*(?:\|[ \t]*)?$", re.M)
 _ENTITY = re.compile(r"&(nbsp|amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);")
+
+
+def _heading(match: re.Match) -> str:
+    """A heading's text, without its closing sequence of #s (only after a space: "C#" keeps its #)."""
+    text = match.group(1).strip()
+    closed = text.rstrip("#")
+    return closed.rstrip() if closed != text and (not closed or closed[-1] in " \t") else text
+
+
+def drop_blocks(text: str) -> str:
+    """Remove <head>, <script>, <style>, <svg>, <noscript> and <iframe> blocks with their content. An element
+    that is never closed is left (its tags are stripped later); once one has no closing tag, later ones of the
+    same name cannot have one either, so no search for it is repeated (linear time)."""
+    parts: list[str] = []
+    done = pos = 0
+    unclosed: set[str] = set()
+    while True:
+        opening = _BLOCK_OPEN.search(text, pos)
+        if opening is None:
+            break
+        name = opening.group(1).lower()
+        closing = None
+        if name not in unclosed:
+            closing = re.compile(rf"</{name}\s*>", re.I).search(text, opening.end())
+            if closing is None:
+                unclosed.add(name)
+        if closing is None:
+            pos = opening.end()
+            continue
+        parts.append(text[done:opening.start()])
+        parts.append(" ")
+        done = pos = closing.end()
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def _entity(match: re.Match) -> str:
@@ -103,7 +177,7 @@ def strip_markdown(text: str) -> str:
     if not text:
         return ""
     text = _HTML_COMMENT.sub(" ", text)
-    text = _DROP_BLOCKS.sub(" ", text)
+    text = drop_blocks(text)
     text = _FENCED_CODE.sub(" ", text)
     text = _IMAGE.sub(" ", text)
     text = _IMAGE_REF.sub(" ", text)
@@ -116,7 +190,7 @@ def strip_markdown(text: str) -> str:
     text = _TABLE_RULE.sub(" ", text)
     text = _HRULE.sub(" ", text)
     text = _SETEXT.sub("", text)
-    text = _HEADING.sub(r"\1", text)
+    text = _HEADING.sub(_heading, text)
     text = _BLOCKQUOTE.sub("", text)
     text = _LIST_MARK.sub("", text)
     text = _STRIKE.sub(r"\1", text)

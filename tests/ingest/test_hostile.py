@@ -1,0 +1,161 @@
+"""Hostile and broken input (issue 24): every failure is one file's (or one JSONL line's), named with the reason,
+and the read goes on; a bad value costs only that value; work per file is bounded."""
+
+import time
+
+import pytest
+
+from recommender.embed.prepare import Preparation, prepare
+from recommender.ingest.article import Article
+from recommender.ingest.reader import read_corpus
+from recommender.ingest.text import strip_markdown
+
+GOOD = "---\ntitle: A good post about gardens\nslug: good\n---\nGardens need water and light.\n"
+NEWS = """---
+category: news
+title: "Solar farms beside the motorway"
+publishedDateTime: {date}
+webUrl: "https://news.example.com/solar"
+published: {published}
+related:
+  - title: "Wind farms offshore"
+    publishedDateTime: {related_date}
+    webUrl: "https://other.example.com/wind"
+---
+"""
+
+
+def news(date="2023-03-19T11:52:00Z", related_date="2023-03-17T13:00:00Z", published="true"):
+    return NEWS.format(date=date, related_date=related_date, published=published)
+
+
+def read(tmp_path, files: dict):
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return read_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["2023-13-45", "2023-02-29T10:00:00Z", "0000-00-00", "2023-03-19T11:52:00+99:00",
+                                   "0001-01-01T00:00:00+05:00"])
+def test_a_date_that_is_not_one_is_dropped_with_a_warning_and_the_article_kept(tmp_path, value):
+    corpus = read(tmp_path, {"a.md": news(date=value, related_date=value), "b.md": GOOD})
+    ids = corpus.by_id()
+    assert ids["news.example.com/solar"].published is None and ids["other.example.com/wind"].published is None
+    assert "good" in ids
+    warnings = [(p.path, p.kept, p.reason) for p in corpus.problems]
+    assert all(path == "a.md" and kept and "publishedDateTime" in reason and "not a date" in reason
+               for path, kept, reason in warnings) and len(warnings) == 2
+    assert warnings[1][2].startswith("related item 1: ")
+
+
+def test_a_value_of_an_impossible_type_is_kept_as_text(tmp_path):
+    corpus = read(tmp_path, {"a.md": news().replace("category: news", 'category: news\nquality: !!int "abc"')})
+    assert corpus.by_id()["news.example.com/solar"].published == "2023-03-19T11:52:00Z"
+    [problem] = corpus.problems
+    assert problem.kept and problem.reason.startswith("front matter line 3: 'abc' is not a valid int")
+
+
+@pytest.mark.parametrize("where", ["front matter", "related item", "jsonl"])
+def test_nesting_past_a_thousand_levels_skips_that_input_only(tmp_path, where):
+    deep = "[" * 5000 + "]" * 5000
+    files = {"good.md": GOOD}
+    if where == "front matter":
+        files["a.md"] = news().replace("category: news", f"category: news\ndeep: {deep}")
+    elif where == "related item":
+        files["a.md"] = news().replace("    webUrl:", f"    deep: {deep}\n    webUrl:")
+    else:
+        files["a.jsonl"] = '{"id": "x", "title": "X", "text": "x"}\n{"id": "y", "text": %s}\n' % deep
+    corpus = read(tmp_path, files)
+    assert "good" in corpus.by_id()
+    [problem] = corpus.problems
+    if where == "jsonl":
+        assert "x" in corpus.by_id() and str(problem) == "a.jsonl:2: JSON nested too deeply to read"
+    else:
+        assert problem.path == "a.md" and "nested deeper than 64 levels" in problem.reason
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path):
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcde", "bcdef"))  # 10**6 values
+    corpus = read(tmp_path, {"bomb.md": f"---\n{bomb}title: *f\n---\nbody\n", "good.md": GOOD})
+    assert [a.id for a in corpus.articles] == ["good"]
+    assert "aliases expand to more than 100,000 values" in corpus.problems[0].reason
+
+
+def test_a_truncated_front_matter_is_refused_so_its_draft_is_never_read_as_text(tmp_path):
+    truncated = news(published="false")[:-5]  # no closing --- line
+    corpus = read(tmp_path, {"cut.md": truncated, "good.md": GOOD, "rule.md": "---\nJust a rule, then prose.\n"})
+    assert sorted(corpus.by_id()) == ["good", "rule"]
+    assert str(corpus.problems[0]).startswith("cut.md: front matter is never closed")
+
+
+def test_cr_only_line_ends_read_like_lf(tmp_path):
+    corpus = read(tmp_path, {"mac.md": news(published="false").replace("\n", "\r") + "Body text.\r"})
+    article = corpus.by_id()["news.example.com/solar"]
+    assert article.draft and article.title == "Solar farms beside the motorway" and article.body == "Body text."
+
+
+def test_jsonl_is_judged_per_line_and_utf16_is_decoded(tmp_path):
+    lines = ['{"id": "a", "title": "A", "text": "aaa"}', '{"id": "b", "title": "B\x00", "text": "b"}',
+             '{"id": "c", "title": "C", "text": "ccc \u2028 still c"}', '{"id": "d", "title": "\xe9", "text": "d"}']
+    data = "\n".join(lines).encode("utf-8").replace("\xe9".encode("utf-8"), b"\xe9")
+    corpus = read(tmp_path, {"feed.jsonl": data, "wide.md": GOOD.encode("utf-16"),
+                             "wide.jsonl": (lines[0].replace('"a"', '"w"') + "\n").encode("utf-16"),
+                             "nobom.txt": "Some text\n\nIn UTF-16.".encode("utf-16-le")})
+    assert sorted(corpus.by_id()) == ["a", "c", "good", "w"]
+    assert "still c" in corpus.by_id()["c"].body  # U+2028 inside a JSON string does not end the line
+    assert sorted(map(str, corpus.problems)) == [
+        "feed.jsonl:2: NUL bytes in the line (binary data); line skipped",
+        "feed.jsonl:4: not valid UTF-8 (byte 0xe9 at column 23)",
+        "nobom.txt: UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8"]
+
+
+def test_windows_per_article_are_capped_without_changing_the_preparation_key():
+    words = [f"w{i}" for i in range(150 + 120 * 999)]  # 1,000 windows
+    prepared = prepare(Article(id="a", title="T", body=" ".join(words)))
+    assert len(prepared.windows) == 256 and len(prepared.picked) == 8
+    assert prepared.windows[0] == "T: " + " ".join(words[:150])
+    assert prepared.windows[-1] == "T: " + " ".join(words[-150:])
+    assert Preparation().key == Preparation(max_windows=10).key and Preparation().to_dict()["max_windows"] == 256
+    short = prepare(Article(id="b", title="T", body=" ".join(words[:20000])))
+    assert len(short.windows) == 167  # below the cap: every window, as before
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("*a " * 17000, "*a " * 17000), ("[" * 50000, "[" * 50000), ("<svg/> x " * 3000, "  x " * 3000),
+    ("<script>x\n" * 3000, "x\n" * 3000), ("**bold *and* more** `code`", "bold and more code"),
+    ("# C#\n## Title ##\n<script>alert(1)</script>kept", "C#\nTitle\n kept"),
+], ids=["emphasis", "brackets", "svg", "unclosed-script", "nested-emphasis", "headings"])
+def test_markdown_patterns_on_hostile_bodies(body, expected):
+    assert strip_markdown(body).split() == expected.split()
+
+
+BUDGET = """
+import time, pytest
+from recommender.ingest.guard import per_input
+problems = []
+with per_input("slow.md", problems, seconds=0.2):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+with per_input("bad.md", problems):
+    raise RecursionError
+with pytest.raises(TypeError):  # a bug is not bad input: it is raised
+    with per_input("bug.md", problems):
+        raise TypeError("bug")
+print("|".join(map(str, problems)))
+"""
+
+
+def test_a_read_past_its_time_budget_is_reported_and_the_read_goes_on():
+    # in a fresh process: run in pytest's own after the real-model tests, this busy loop's SIGALRM ended the
+    # pytest process (exit 139) in two runs on the shared machine; not diagnosed (see the issue 24 report)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BUDGET], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split("|") == [
+        "slow.md: reading took longer than the 0.2 s budget of one input; skipped",
+        "bad.md: nested too deeply to read"]
