@@ -20,6 +20,7 @@ from datetime import datetime
 
 from .article import Article, Problem
 from .fields import tag_list
+from .budget import check_time
 from .text import EXCERPT_CHARS, canonical_url, clean_field, first_sentence, html_to_text, lead_paragraph, url_to_id
 
 
@@ -34,6 +35,7 @@ def item_article(*, rel: str, kind: str, title: str | None, link: str | None, gu
     """One feed item or WordPress post as an Article. excerpt and body_html are HTML (or text); a body without
     an excerpt gives its lead paragraph, an item without a title the first sentence of its text. The id is the
     canonical form of link, else the guid (its canonical form when it is a URL), else fallback_id."""
+    check_time()  # one item at a time within the file's read budget
     body = html_to_text(body_html or "")
     excerpt_text = clean_field(excerpt)
     title_text = clean_field(title) or first_sentence(body or excerpt_text, max_chars=90)

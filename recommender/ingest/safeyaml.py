@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import yaml
 
+from .budget import check_time
 from .guard import IngestError
 
 MAX_DEPTH = 64
@@ -47,6 +48,7 @@ class BoundedLoader(yaml.SafeLoader):
         return node
 
     def construct_object(self, node, deep=False):
+        check_time()
         if not isinstance(node, yaml.ScalarNode) or node in self.constructed_objects:
             return super().construct_object(node, deep)
         try:

@@ -9,6 +9,8 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .budget import check_time
+
 
 # Query parameters that only track a visit and never change which page is served.
 TRACKING_PARAMS = frozenset(
@@ -72,6 +74,7 @@ def _ftfy(text: str) -> str:
             pending.clear()
 
     for line in _LINE.findall(text):  # ftfy's segments: lines ending in "\n" (str.splitlines splits on more)
+        check_time()
         if _PLAIN_LINE.fullmatch(line):
             flush()
             out.append(line)
@@ -172,33 +175,24 @@ def _entity(match: re.Match) -> str:
     return html.unescape(match.group(0))
 
 
+# strip_markdown's passes, in order: (pattern, replacement) or a function of the text
+_MARKDOWN_PASSES = (
+    (_HTML_COMMENT, " "), drop_blocks, (_FENCED_CODE, " "), (_IMAGE, " "), (_IMAGE_REF, " "), (_LINK_DEF, " "),
+    (_LINK, r"\1"), (_LINK_REF, r"\1"), (_AUTOLINK, " "), (_HTML_TAG, " "), (_BARE_URL, " "), (_TABLE_RULE, " "),
+    (_HRULE, " "), (_SETEXT, ""), (_HEADING, _heading), (_BLOCKQUOTE, ""), (_LIST_MARK, ""), (_STRIKE, r"\1"),
+    (_EMPHASIS, r"\2"), (_EMPHASIS, r"\2"),  # twice: nested emphasis such as **_word_**
+    (_INLINE_CODE, r"\1"), lambda text: text.replace("|", " "), (_ENTITY, _entity),
+)
+
+
 def strip_markdown(text: str) -> str:
-    """Markdown/HTML to plain prose: keep link and emphasis text, drop code, comments, images, tags, URLs."""
+    """Markdown/HTML to plain prose: keep link and emphasis text, drop code, comments, images, tags, URLs. Each
+    pass is linear in the text; the read's time budget is checked between them (guard.check_time)."""
     if not text:
         return ""
-    text = _HTML_COMMENT.sub(" ", text)
-    text = drop_blocks(text)
-    text = _FENCED_CODE.sub(" ", text)
-    text = _IMAGE.sub(" ", text)
-    text = _IMAGE_REF.sub(" ", text)
-    text = _LINK_DEF.sub(" ", text)
-    text = _LINK.sub(r"\1", text)
-    text = _LINK_REF.sub(r"\1", text)
-    text = _AUTOLINK.sub(" ", text)
-    text = _HTML_TAG.sub(" ", text)
-    text = _BARE_URL.sub(" ", text)
-    text = _TABLE_RULE.sub(" ", text)
-    text = _HRULE.sub(" ", text)
-    text = _SETEXT.sub("", text)
-    text = _HEADING.sub(_heading, text)
-    text = _BLOCKQUOTE.sub("", text)
-    text = _LIST_MARK.sub("", text)
-    text = _STRIKE.sub(r"\1", text)
-    for _ in range(2):  # nested emphasis such as **_word_**
-        text = _EMPHASIS.sub(r"\2", text)
-    text = _INLINE_CODE.sub(r"\1", text)
-    text = text.replace("|", " ")
-    text = _ENTITY.sub(_entity, text)
+    for step in _MARKDOWN_PASSES:
+        check_time()
+        text = step[0].sub(step[1], text) if isinstance(step, tuple) else step(text)
     return text
 
 

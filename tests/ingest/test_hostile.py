@@ -1,14 +1,13 @@
 """Hostile and broken input (issue 24): every failure is one file's (or one JSONL line's), named with the reason,
 and the read goes on; a bad value costs only that value; work per file is bounded."""
 
-import time
-
 import pytest
 
 from recommender.embed.prepare import Preparation, prepare
 from recommender.ingest.article import Article
 from recommender.ingest.reader import read_corpus
-from recommender.ingest.text import strip_markdown
+from recommender.ingest.safeyaml import load_front_matter
+from recommender.ingest.text import clean_body, strip_markdown
 
 GOOD = "---\ntitle: A good post about gardens\nslug: good\n---\nGardens need water and light.\n"
 NEWS = """---
@@ -131,31 +130,27 @@ def test_markdown_patterns_on_hostile_bodies(body, expected):
     assert strip_markdown(body).split() == expected.split()
 
 
-BUDGET = """
-import time, pytest
-from recommender.ingest.guard import per_input
-problems = []
-with per_input("slow.md", problems, seconds=0.2):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pass
-with per_input("bad.md", problems):
-    raise RecursionError
-with pytest.raises(TypeError):  # a bug is not bad input: it is raised
-    with per_input("bug.md", problems):
-        raise TypeError("bug")
-print("|".join(map(str, problems)))
-"""
+def test_a_read_past_its_time_budget_is_reported_and_the_read_goes_on(monkeypatch):
+    from recommender.ingest import budget
+    from recommender.ingest.guard import per_input
 
-
-def test_a_read_past_its_time_budget_is_reported_and_the_read_goes_on():
-    # in a fresh process: run in pytest's own after the real-model tests, this busy loop's SIGALRM ended the
-    # pytest process (exit 139) in two runs on the shared machine; not diagnosed (see the issue 24 report)
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", BUDGET], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().split("|") == [
+    clock = [100.0]
+    monkeypatch.setattr(budget, "monotonic", lambda: clock[0])
+    problems = []
+    with per_input("slow.md", problems, seconds=0.2):
+        clean_body("a *first* pass")  # within the budget
+        clock[0] += 1.0  # the read has taken a second
+        clean_body("**the** next passes stop at once")
+        raise AssertionError("not reached: clean_body checks the budget between its passes")
+    with per_input("next.md", problems, seconds=0.2):  # the budget is per input: a new one starts here
+        load_front_matter("title: fine\n")
+        clean_body("read in time")
+    with per_input("bad.md", problems):
+        raise RecursionError
+    with pytest.raises(TypeError):  # a bug is not bad input: it is raised
+        with per_input("bug.md", problems):
+            raise TypeError("bug")
+    assert [str(p) for p in problems] == [
         "slow.md: reading took longer than the 0.2 s budget of one input; skipped",
         "bad.md: nested too deeply to read"]
+    clean_body("*outside* any input's budget, nothing is checked")
