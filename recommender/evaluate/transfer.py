@@ -130,7 +130,7 @@ def training_rows(corpora: list[CorpusData], config: Config):
 
 def fit_default(corpora: list[CorpusData], config: Config) -> DefaultModel:
     """A DefaultModel fitted on these corpora's curated lists, each corpus weighing the same."""
-    from .objectives import _logistic, listwise_weights
+    from .objectives import listwise_weights
 
     F, y, qs, weight = training_rows(corpora, config)
     if config.objective == "listwise":

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -32,7 +31,6 @@ from .widget import add_widget
 log = logging.getLogger("recommender")
 EDITOR_DIR = Path(__file__).resolve().parent / "editor"
 EDITOR_FILES = {"/": "index.html", "/editor": "index.html", "/editor.js": "editor.js", "/editor.css": "editor.css"}
-
 
 
 # --- endpoints (GET /related: serve/answers.py) -------------------------------------------------------
@@ -108,6 +106,7 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
     if editor:
         routes += [Route(path, endpoint(handler), methods=methods) for path, handler, methods in EDITOR_ROUTES]
         routes += [Route(path, static_file(EDITOR_DIR / name), methods=["GET"]) for path, name in EDITOR_FILES.items()]
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield

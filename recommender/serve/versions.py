@@ -79,7 +79,7 @@ class Follower:
         if stat is None or stat == self.current.stat or stat == self.refused_stat or self.opening is not None:
             return self.current
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             self._swap(stat, *self._open(stat))
             return self.current
