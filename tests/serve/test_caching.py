@@ -20,7 +20,7 @@ from recommender.rank.policy import load_policy
 from recommender.serve.app import create_app
 from recommender.store.manifest import read_manifest, write_manifest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, LEXICAL_POLICY, ROOT
 
 AUTH = {"Authorization": "Bearer secret"}
 
@@ -162,3 +162,35 @@ def test_workers_start_several_processes_that_answer(index_copy):
         server.terminate()
         _, err = server.communicate(timeout=30)
     assert len(pids) == 2 and server.pid not in pids, err.decode()[-2000:]
+
+
+def test_an_id_with_a_query_is_kept_and_made_again_across_a_swap(tmp_path):
+    """/related/youtube.com/watch?v=...: the query's other parameters are part of the id (serve/protocol.py), for
+    the kept answer and for the one made again before a swap alike."""
+    import json
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = ["Penalty shoot-out decides the cup final", "Goalkeeper saves two penalties in the cup final",
+             "A cup final decided by penalties again", "Slow roasted tomato soup with basil",
+             "Basil pesto and tomato pasta for weeknights", "Roasted tomato and basil bread"]
+    (corpus / "videos.jsonl").write_text("".join(json.dumps(
+        {"title": t, "text": (t + ". ") * 3, "url": f"https://www.youtube.com/watch?v=clip{n}"}) + "\n"
+        for n, t in enumerate(texts)))
+    (tmp_path / "words.toml").write_text(LEXICAL_POLICY)
+    policy = load_policy(tmp_path / "words.toml")
+    record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, model="hashing", progress=False)
+    assert record["stored_lists"] == "stored"
+    app = create_app(tmp_path / "idx", policy=policy)
+    with TestClient(app) as c:
+        first = c.get("/related/youtube.com/watch?v=clip1&k=2")
+        assert first.status_code == 200 and first.headers["x-recommender-answer"] == "stored-list"
+        assert first.json()["query"]["id"] == "youtube.com/watch?v=clip1" and first.json()["related"]
+        key = ("/related/youtube.com/watch", b"v=clip1&k=2")
+        assert key in app.state.follower.current.extra["answers"].kept
+        commit_new_version(tmp_path / "idx")
+        assert c.get("/health").json()["swaps"] == 1
+        assert key in app.state.follower.current.extra["answers"].kept  # made again for the new version
+        again = c.get("/related/youtube.com/watch?v=clip1&k=2")
+        assert again.json()["query"]["id"] == "youtube.com/watch?v=clip1"
+        assert again.json()["related"] == first.json()["related"]
