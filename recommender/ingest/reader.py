@@ -23,8 +23,6 @@ truncated file) is refused rather than read as text, since its `published: false
 
 from __future__ import annotations
 
-import codecs
-import json
 import os
 import re
 from pathlib import Path
@@ -35,7 +33,9 @@ import yaml
 from .article import Article, Corpus, Problem
 from .guard import IngestError, per_input
 from .safeyaml import load_front_matter
-from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
+from .fields import author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
+from .filebytes import MAX_FILE_BYTES, decode_text, read_bytes, read_text  # noqa: F401 - importable from here
+from .jsonl import parse_jsonl_record, read_jsonl  # noqa: F401 - importable from here
 from .merge import merge_articles
 from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, lead_paragraph, url_to_id
 from .xmlinput import XML_SUFFIXES, is_feed_file, read_xml_file
@@ -43,7 +43,6 @@ from .xmlinput import XML_SUFFIXES, is_feed_file, read_xml_file
 TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 READ_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | XML_SUFFIXES  # XML: feeds and WordPress exports (xmlinput)
-MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_FRONT_MATTER_CHARS = 1024 * 1024
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
@@ -51,9 +50,6 @@ _CANONICAL_LINK = re.compile(r"<link\b[^<>]*\brel=[\"']canonical[\"'][^<>]*>", r
 _HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
 _FIRST_HEADING = re.compile(r"^[ \t]{0,3}#[ \t]+(\S.*)$", re.M)
 _YAML_KEY_LINE = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
-# byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one)
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 # --- public API -------------------------------------------------------------------------------------
@@ -108,7 +104,7 @@ def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[P
     problems: list[Problem] = []
     if path.suffix.lower() in JSONL_SUFFIXES:
         with per_input(rel, problems, seconds=None):  # the file as a whole; each line has its own budget
-            return _read_jsonl(path, rel, cache)
+            return read_jsonl(path, rel, cache)
         return [], problems
     if path.suffix.lower() in XML_SUFFIXES:
         with per_input(rel, problems):
@@ -129,42 +125,6 @@ def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[P
             cache.put(key, found)
         return found, problems
     return [], problems
-
-
-def read_bytes(path: Path) -> bytes:
-    """File contents; raise IngestError for empty or oversized files (OSError when unreadable)."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
-    data = path.read_bytes()
-    if not data.strip():
-        raise IngestError("empty file")
-    return data
-
-
-def read_text(path: Path) -> str:
-    """File contents as text; raise IngestError for empty, binary, oversized or undecodable files. UTF-8 (with
-    or without a byte-order mark), or UTF-16/UTF-32 with one."""
-    return decode_text(read_bytes(path))
-
-
-def decode_text(data: bytes) -> str:
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise IngestError(f"not valid {encoding.upper()} (bytes at offset {exc.start})") from None
-    if b"\x00" in data[:8192]:
-        head = data[:8192]
-        if head.count(b"\x00") * 3 > len(head):  # every other byte: text in UTF-16 without its byte-order mark
-            raise IngestError("UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8")
-        raise IngestError("binary file (NUL bytes), not text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start]
-        raise IngestError(f"not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start})") from None
 
 
 def parse_document(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
@@ -325,103 +285,6 @@ def looks_like_title(line: str) -> bool:
     """A title line: short, few words, and not a sentence that ends in a full stop or colon."""
     words = line.split()
     return 0 < len(words) <= 16 and len(line) <= 120 and not line.rstrip().endswith((".", ",", ";", ":"))
-
-
-# --- JSONL ----------------------------------------------------------------------------------------
-
-
-def jsonl_lines(data: bytes, rel: str, problems: list[Problem]) -> list[tuple[int, str]]:
-    """(line number, text) of each non-blank line. Each line is judged on its own: one that is not UTF-8 (or
-    holds a NUL byte) is a Problem, the others are read. A file with a UTF-16/32 byte-order mark is decoded whole.
-    Lines end at LF only: U+2028 and the other separators `str.splitlines` knows may sit inside JSON strings."""
-    if any(data.startswith(bom) for bom, _ in _BOMS):
-        raw = [line.encode() for line in decode_text(data).split("\n")]
-    else:
-        raw = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
-    lines = []
-    for lineno, line in enumerate(raw, start=1):
-        if not line.strip():
-            continue
-        if b"\x00" in line:
-            problems.append(Problem(rel, "NUL bytes in the line (binary data); line skipped", line=lineno))
-            continue
-        try:
-            lines.append((lineno, line.decode("utf-8").rstrip("\r")))
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(rel, f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})",
-                                    line=lineno))
-    return lines
-
-
-def _read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
-    articles: list[Article] = []
-    problems: list[Problem] = []
-    lines = jsonl_lines(read_bytes(path), rel, problems)
-    keys: list[str] = []
-    hits: dict = {}
-    if cache is not None:
-        from .prepared_cache import raw_key
-
-        keys = [raw_key(rel, line) for _, line in lines]
-        hits = cache.get_many(keys)
-    for i, (lineno, line) in enumerate(lines):
-        if keys and keys[i] in hits:
-            articles.extend(hits[keys[i]])
-            continue
-        dates: list[str] = []
-        with per_input(rel, problems, line=lineno):
-            article = parse_jsonl_record(line, rel, dates)
-            articles.append(article)
-            if keys and not dates:
-                cache.put(keys[i], [article])
-        problems.extend(Problem(rel, w, line=lineno, kept=True) for w in dates)
-    if not articles and not problems:
-        problems.append(Problem(rel, "no articles in JSONL file"))
-    return articles, problems
-
-
-def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> Article:
-    """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``.
-    dates: receives a warning for each date field that holds no date."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise IngestError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise IngestError("JSON nested too deeply to read") from None
-    if not isinstance(record, dict):
-        raise IngestError("line is not a JSON object")
-    url = own_url(record)
-    raw_id = record.get("id")
-    if raw_id is None or str(raw_id).strip() == "":
-        if not url or not canonical_url(url):
-            raise IngestError("no id and no url")
-        raw_id = url_to_id(id_url(record) or url)
-    body = clean_body(str(record.get("text") or record.get("body") or ""))
-    title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
-    excerpt = clean_field(record.get("excerpt") or record.get("description"))
-    if not excerpt and body:
-        excerpt = lead_paragraph(body)
-    if not title and not body:
-        raise IngestError(f"article {raw_id!r} has no title and no text")
-    related = [str(r) for r in as_list(record.get("related")) if str(r).strip()]
-    return Article(
-        id=str(raw_id).strip(),
-        title=title,
-        excerpt=excerpt,
-        body=body,
-        url=url,
-        published=published_date(record, dates),
-        source=clean_field(record.get("source")) or None,
-        topics=tag_list(record),
-        authors=author_list(record),
-        page_type=page_type(record),
-        draft=is_draft(record),
-        kind="jsonl",
-        path=rel,
-        slug=str(record.get("slug") or "").strip().strip("/") or None,
-        curated=related,
-    )
 
 
 # --- small helpers --------------------------------------------------------------------------------

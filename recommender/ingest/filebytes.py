@@ -1,0 +1,50 @@
+"""A corpus file's bytes and text: the size limit, and the decoding every reader shares (UTF-8 with or without a
+byte-order mark, UTF-16/UTF-32 with one; anything else is refused with the reason)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from .guard import IngestError
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+# byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one)
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_bytes(path: Path) -> bytes:
+    """File contents; raise IngestError for empty or oversized files (OSError when unreadable)."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError("empty file")
+    return data
+
+
+def read_text(path: Path) -> str:
+    """File contents as text; raise IngestError for empty, binary, oversized or undecodable files. UTF-8 (with
+    or without a byte-order mark), or UTF-16/UTF-32 with one."""
+    return decode_text(read_bytes(path))
+
+
+def decode_text(data: bytes) -> str:
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise IngestError(f"not valid {encoding.upper()} (bytes at offset {exc.start})") from None
+    if b"\x00" in data[:8192]:
+        head = data[:8192]
+        if head.count(b"\x00") * 3 > len(head):  # every other byte: text in UTF-16 without its byte-order mark
+            raise IngestError("UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8")
+        raise IngestError("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        raise IngestError(f"not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start})") from None
