@@ -220,6 +220,17 @@ def clean_body(text: str) -> str:
 # --- URLs ----------------------------------------------------------------------------------------
 
 
+def url_host(url: str | None) -> str | None:
+    """A URL's host as the link targets compare hosts (lower case, without www.), or None."""
+    if not url:
+        return None
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
+    return (host[4:] if host.startswith("www.") else host) or None
+
+
 def canonical_url(url: str | None) -> str | None:
     """Normalise a URL so that variants of one page compare equal.
 

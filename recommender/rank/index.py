@@ -51,6 +51,7 @@ class Index:
         self._lexical = None
         self._facts = None
         self._rankers: dict = {}
+        self._curated_lists: int | None = None  # the curated lists the index holds (curated_lists)
         self.query_data = QueryData(folder, manifest)  # arrays precomputed at build (recommender.rank.querydata)
 
     # --- opening ------------------------------------------------------------------------------------
@@ -266,19 +267,23 @@ class Index:
         """The shipped transferable default (recommender.rank.default_model) when this site has fewer curated
         lists than `[ranking] train_min_lists` and the model beat the fixed weights on every corpus it was
         measured on (leave-one-corpus-out); else None."""
-        if getattr(self, "_curated_lists", None) is None:
-            self._curated_lists = self.store.curated_count()
-        if self._curated_lists >= (policy or Policy()).ranking.train_min_lists:
+        if self.curated_lists() >= (policy or Policy()).ranking.train_min_lists:
             return None
         from .default_model import shipped_model
 
         model = shipped_model()
         return model if model is not None and model.beats_default() else None
 
+    def curated_lists(self) -> int:
+        """How many curated related lists the index holds (read once)."""
+        if self._curated_lists is None:
+            self._curated_lists = self.store.curated_count()
+        return self._curated_lists
+
     def ranking_in_force(self, policy: Policy | None = None) -> str:
         """Which ranking scores this site's candidates under the policy, in words (policy, info, --explain)."""
         model = self.learned_model(policy)
-        lists = self.store.curated_count()
+        lists = self.curated_lists()
         if model is None:
             return f"default (fixed weights; {lists} curated lists)"
         if not getattr(model, "uses_graph", True):

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..ingest.text import url_host
 from .allpairs import ArticleFacts
 from .overrides import OverrideSet
 from .policy import TARGETS, Policy
@@ -111,19 +112,6 @@ def page_kind(info) -> int:
         return WITH_URL
     plain = getattr(info, "kind", "") == "text" or getattr(info, "path", "").lower().endswith(PLAIN_TEXT_SUFFIXES)
     return NO_PAGE if plain else PAGE_AT_ID
-
-
-def url_host(url: str | None) -> str | None:
-    """A URL's host as ids compare hosts (lower case, without www.), or None."""
-    if not url:
-        return None
-    from urllib.parse import urlsplit
-
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return None
-    return (host[4:] if host.startswith("www.") else host) or None
 
 
 def most_common(values: np.ndarray) -> str | None:

@@ -145,12 +145,9 @@ class Site:
     @property
     def host(self) -> str | None:
         """The site's host as ids compare hosts (lower case, no www.), or None when base_url is not set."""
-        if not self.base_url:
-            return None
-        from urllib.parse import urlsplit
+        from ..ingest.text import url_host
 
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        return host[4:] if host.startswith("www.") else host
+        return url_host(self.base_url)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,8 @@ class QueryData:
         """linking.Facts from the stored arrays; ids and topics are read from the metadata on first use."""
         if not self.available or not all(self.has(f"facts_{name}") for name in ("drafts", "titles", "names", "targets")):
             return None  # made before these were kept: the caller builds Facts from the metadata
-        from .linking import Facts, url_host
+        from ..ingest.text import url_host
+        from .linking import Facts
 
         ids = RowIds(store)
         drafts = self.array("facts_drafts")
