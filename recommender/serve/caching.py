@@ -61,18 +61,24 @@ LOOK_EVERY = 0.05  # seconds between the stats that notice a file replaced by a 
 # starts answering 50 ms later is as complete as the old one
 
 
+def file_identity(path: str) -> tuple | None:
+    """A file replaced by a rename (the manifest, the stored lists' header): its inode, size and mtime, or None
+    when it is missing. On every request: a plain string path (a pathlib join costs more than the stat)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class FileWatch:
-    """A file that is replaced by a rename (the manifest, the stored lists' header): its inode, size and mtime."""
+    """A file that is replaced by a rename: its identity (file_identity) now."""
 
     def __init__(self, path: Path):
         self.path = str(path)
 
     def state(self) -> tuple | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return file_identity(self.path)
 
 
 class SqliteWatch:

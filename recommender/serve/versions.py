@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Callable
 
 from ..rank.index import Index
 from ..store.manifest import MANIFEST_NAME, IndexProblem
-from .caching import LOOK_EVERY
+from .caching import LOOK_EVERY, file_identity
 
 log = logging.getLogger("recommender")
 
@@ -36,17 +35,11 @@ class Served:
     extra: dict = field(default_factory=dict)  # what the app prepares per version (serve/answers.py)
 
 
-def manifest_stat(manifest: str) -> tuple | None:
-    try:  # on every request: a plain string path (a pathlib join costs more than the stat)
-        st = os.stat(manifest)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def open_version(folder: Path) -> Served:
     """Open and verify the committed version of an index folder (raises IndexProblem)."""
-    stat = manifest_stat(str(folder / MANIFEST_NAME))
+    stat = file_identity(str(folder / MANIFEST_NAME))
     index = Index.open(folder)
     version = hashlib.sha256(index.manifest.to_json().encode()).hexdigest()[:12]
     return Served(index, version, stat)
@@ -75,7 +68,7 @@ class Follower:
         if not look and now < self.next_look:
             return self.current
         self.next_look = now + LOOK_EVERY
-        stat = manifest_stat(self.manifest)
+        stat = file_identity(self.manifest)
         if stat is None or stat == self.current.stat or stat == self.refused_stat or self.opening is not None:
             return self.current
         try:
