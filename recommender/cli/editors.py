@@ -24,7 +24,7 @@ def override_command(action: str, summary: str) -> click.Command:
     @common_options()
     @user_errors
     def command(article: str, target: str, index_dir: Path, note: str | None, policy_path: Path | None) -> None:
-        from ..rank.overrides import EVERY, Override, Overrides, never_shown
+        from ..rank.overrides import EVERY, Overrides, pin_refusal
 
         with Index.open(index_dir) as index, Overrides.open(index_dir) as store:
             # removing: an id no longer in the index still names what the store holds
@@ -37,10 +37,9 @@ def override_command(action: str, summary: str) -> click.Command:
                 click.echo(json.dumps({"removed": {"article": article_id, "target": target_id}}))
                 return
             if action == "pin":  # a pin that could never show is refused, not stored as if it were active
-                problem = never_shown(Override(article_id, target_id, "pin", 0, note, ""), index,
-                                      load_policy_for(policy_path), store.all())
-                if problem:
-                    raise click.ClickException(f"not pinned: {problem}, so the pin would never show")
+                refusal = pin_refusal(store, index, load_policy_for(policy_path), article_id, target_id)
+                if refusal:
+                    raise click.ClickException(refusal)
             item = getattr(store, action)(article_id, target_id, note)
             click.echo(json.dumps(item.to_dict()))
 

@@ -186,6 +186,13 @@ def never_shown(item: Override, index, policy, items: list[Override] = ()) -> st
     return None
 
 
+def pin_refusal(store: "Overrides", index, policy, article: str, target: str) -> str | None:
+    """Why a new pin of `target` on `article` is refused, in one line (it could never show: never_shown, among
+    the store's overrides); None when it may be stored. The CLI's `pin` and the editors' API both ask it."""
+    problem = never_shown(Override(article, target, "pin", 0, None, ""), index, policy, store.all())
+    return f"not pinned: {problem}, so the pin would never show" if problem else None
+
+
 def check_note(note: str | None) -> None:
     """ValueError unless `note` is one line of at most MAX_NOTE characters (or None)."""
     if note is None:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from ..evaluate.check import editors_check
 from ..rank.index import UnknownArticle
-from ..rank.overrides import EVERY, FILE as OVERRIDES_FILE, Override, Overrides, never_shown
+from ..rank.overrides import EVERY, FILE as OVERRIDES_FILE, Overrides, never_shown, pin_refusal
 from ..rank.policy import Policy
 from .offload import run_check
 from .protocol import ApiError, check_token, json_body, parse_k
@@ -94,10 +94,9 @@ def served_policy(request: Request) -> Policy:
 
 
 def refuse_never_shown(served: Served, request: Request, store: Overrides, article: str, target: str) -> None:
-    problem = never_shown(Override(article, target, "pin", 0, None, ""), served.index, served_policy(request),
-                          store.all())
-    if problem:
-        raise ApiError(422, f"not pinned: {problem}, so the pin would never show")
+    refusal = pin_refusal(store, served.index, served_policy(request), article, target)
+    if refusal:
+        raise ApiError(422, refusal)
 
 
 def resolve(served: Served, ref, what: str, star: bool = False, stored: set[str] = frozenset()) -> str:
