@@ -66,7 +66,7 @@ class Answering:
     def __init__(self, folder: Path, policy: Policy | None):
         self.folder = Path(folder)
         self.policy = policy or Policy()
-        self.cache_headers = cache_headers(policy)
+        self.cache_headers = cache_headers(self.policy)
         self.policy_token = policy_token(policy)
         self.overrides_watch = SqliteWatch(self.folder / OVERRIDES_FILE)
         self.lists_watch = FileWatch(self.folder / HEADER)

@@ -21,18 +21,13 @@ import json
 import os
 from pathlib import Path
 
-DEFAULT_MAX_AGE = 300  # seconds: a pin or a new version reaches a page through a cache within five minutes
-
-
-def max_age(policy) -> int:
-    return int(getattr(getattr(policy, "serve", None), "max_age", DEFAULT_MAX_AGE))
-
-
 def cache_headers(policy) -> list[tuple[bytes, bytes]]:
-    """Cache-Control (and Vary when needed) for every cacheable answer under the policy."""
-    age = max_age(policy)
+    """Cache-Control (and Vary when needed) for every cacheable answer under the policy (rank.policy.Policy;
+    `[serve] max_age`, whose default is 300 s: a pin or a new version reaches a page through a cache within
+    five minutes)."""
+    age = policy.serve.max_age
     headers = [(b"cache-control", b"no-cache" if age <= 0 else f"public, max-age={age}".encode())]
-    if getattr(getattr(policy, "serve", None), "cors_origins", ()):
+    if policy.serve.cors_origins:
         headers.append((b"vary", b"Origin"))
     return headers
 
