@@ -12,6 +12,8 @@ read, so the links a site shows and the links that are measured come from the sa
     train_min_lists = 50     # the batch trains it when there are this many curated lists (and they changed)
     learned_for = "new"      # choose it for "new" articles (no list names them yet: when links are made) or for
                              # "existing" ones (other lists already link to them); docs/ranking.md, "Protocols"
+    retrieval = "two-stage"  # candidates from indexes built for top-k, then only they are scored; "exact": every
+                             # query against the whole corpus (the reference; its cost follows the corpus size)
 
     [links]                  # which candidates may become links
     k = 10
@@ -71,6 +73,7 @@ DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
 LEARNED_FOR = ("new", "existing")  # evaluate.protocols.TRAINED_FOR
+RETRIEVALS = ("two-stage", "exact")  # rank/ranking.py
 SAME_TOPIC = ("allow", "prefer", "only", "exclude")
 TARGETS = ("site", "other-domains", "no-url", "stubs")  # the kinds of link target (linking.target_kinds)
 SITE_KEYS = ("url", "file", "slug", "permalink")
@@ -100,6 +103,7 @@ class Ranking:
     learned: str = "auto"  # "auto": the learned ranking when it beat the default under cross-validation; "on"; "off"
     train_min_lists: int = 50  # the batch fits the learned ranking when the corpus has at least this many lists
     learned_for: str = "new"  # the protocol the learned ranking is chosen and judged under: "new" or "existing"
+    retrieval: str = "two-stage"  # RETRIEVALS: candidates from top-k indexes, or every query against every article
 
     def weights(self, windows: bool = True) -> dict[str, float]:
         """The parts' weights; windows=False: for an index without stored windows, where the defaults become
@@ -230,6 +234,9 @@ def check(policy: Policy) -> None:
     if r.learned_for not in LEARNED_FOR:
         raise PolicyError(f"{where}: [ranking] learned_for must be one of {', '.join(LEARNED_FOR)}, not "
                           f"{r.learned_for!r}")
+    if r.retrieval not in RETRIEVALS:
+        raise PolicyError(f"{where}: [ranking] retrieval must be one of {', '.join(RETRIEVALS)}, not "
+                          f"{r.retrieval!r}")
     if r.candidates < 1:
         raise PolicyError(f"{where}: [ranking] candidates must be at least 1")
     if r.train_min_lists < 1:

@@ -55,6 +55,9 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         both = (lexical.mentions + lexical.mentions.T.tocsr()).tocsr()
         for name, m in (("tfidf", lexical.tfidf), ("postings", postings), ("mentions", both)):
             arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
+        from .candidates import LexicalStage  # the corpus's mean TF-IDF row: a lexical z-score's exact mean
+
+        arrays["tfidf_mean"] = LexicalStage(lexical.csr_arrays(), lexical.count, len(lexical.vocabulary)).mean
     facts = Facts.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
@@ -178,6 +181,20 @@ class MappedLexical:
 
     def __getattr__(self, name: str):
         return getattr(self._full(), name)
+
+    def csr_arrays(self) -> dict:
+        """The mapped arrays the two-stage ranking reads (lexindex.LexicalIndex.csr_arrays), with the corpus's
+        mean TF-IDF row when it was stored."""
+        a = self.data.array
+        out = {name: (a(f"{name}_indptr"), a(f"{name}_indices"), a(f"{name}_data"))
+               for name in ("tfidf", "postings", "mentions")}
+        if self.data.has("tfidf_mean"):
+            out["tfidf_mean"] = a("tfidf_mean")
+        return out
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.data.array("postings_indptr")) - 1
 
     def tfidf_rows(self, rows: np.ndarray) -> np.ndarray:
         """Dense (len(rows) x n) TF-IDF cosines: for each of the row's terms in stored order, its weight times the

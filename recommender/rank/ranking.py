@@ -2,15 +2,17 @@
 z-score over the whole corpus and mixed with the policy's weights.
 
 A z-score says how far a candidate stands above the query's typical article, in standard deviations, so the
-signals share one scale whatever their raw ranges. The corpus statistics are exact without scoring the
-whole corpus densely: for the embedding, mean = q·μ and E[s²] = qᵀ(VᵀV/n)q; the lexical and mention rows are
-sparse products computed in full anyway (they also supply the lexical candidates); the window row
-(recommender.rank.windows) is computed in full too.
+signals share one scale whatever their raw ranges.
 
-Candidates per query: the `candidates` best by dense cosine (from the vector index, or exact by matrix product
-when no index is given), the `candidates` best by window score, the `candidates` best by TF-IDF, every article
-the query names or is named by, and (for a site with tags) the `candidates` sharing the rarest tags with it.
-Everything else ranks below them.
+Two stages (the default, `[ranking] retrieval = "two-stage"`): each query's candidates come from indexes built for
+top-k, and only they are scored (recommender.rank.candidates): the `candidates` best by dense cosine (the vector
+index), the articles owning the stored windows nearest to the query's windows (the window index; the best
+`candidates` of them by window score), the `candidates` best by TF-IDF (posting lists), every article the query
+names or is named by, and (for a site with tags) the `candidates` sharing the rarest tags with it. The statistics
+need no full row either: the embedding's are exact (mean = q·μ and E[s²] = qᵀ(VᵀV/n)q), the TF-IDF mean is exact
+(q·μ) and its deviation measured on a fixed sample of rows, the mention row's exact (a sparse row), the window
+score's measured on a fixed sample. `retrieval = "exact"` scores every query against the whole corpus (full rows;
+the reference the two-stage ranking is measured against). Everything outside the candidates ranks below them.
 
     ranker = HybridRanker(vectors, lexical, Ranking(dense=0.5, lexical=0.4, mention=0.1))
     for cand in ranker.score_rows(np.array([0, 1])):
@@ -79,15 +81,17 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None):
+                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None, window_ann=None):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
         self.ranking = ranking
+        self.exact = ranking.retrieval == "exact"
         self.ann = ann  # optional: anything with search(queries, depth); else exact dense candidates
         # optional: recommender.rank.windows.WindowScores over the same rows
         self.windows = windows if windows is not None and windows.count == self.n else None
-        weights = ranking.weights(windows=self.windows is not None)  # none stored: an approximate index
+        self.window_ann = window_ann  # optional: the stored window index (store.windowann); else built in memory
+        weights = ranking.weights(windows=self.windows is not None)  # an index built without stored windows
         if lexical is None:
             weights = {"dense": 1.0, "window": 0.0, "lexical": 0.0, "mention": 0.0}
         self.weights = weights
@@ -98,6 +102,7 @@ class HybridRanker:
         self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.batch.incremental)
         if frozen is not None:
             self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
+        self._stages: dict = {}
 
     # --- dense part ------------------------------------------------------------------------------------
 
@@ -127,15 +132,39 @@ class HybridRanker:
             np.arange(self.n), (len(queries), 1))
         return part
 
+    # --- the two stages' parts -------------------------------------------------------------------------
+
+    def lexical_stage(self):
+        """recommender.rank.candidates.LexicalStage over the lexical index's arrays (made once)."""
+        if "lexical" not in self._stages:
+            from .candidates import LexicalStage
+
+            self._stages["lexical"] = LexicalStage(self.lexical.csr_arrays(), self.n, self.lexical.vocabulary_size)
+        return self._stages["lexical"]
+
+    def window_stage(self):
+        if "window" not in self._stages:
+            from .candidates import WindowStage
+
+            self._stages["window"] = WindowStage(self.windows, self.window_ann)
+        return self._stages["window"]
+
     # --- scoring ---------------------------------------------------------------------------------------
 
     def score_rows(self, rows: np.ndarray) -> list[Candidates]:
         """Candidates of stored articles, best first, the article itself excluded."""
         out: list[Candidates] = []
         rows = np.asarray(rows, dtype=np.int64)
-        step = block_size(self.n)
+        step = block_size(self.n) if self.exact else 256
         for start in range(0, len(rows), step):
             block = rows[start:start + step]
+            if not self.exact:
+                lexical = [self.lexical_stage().row(int(r)) for r in block] if self._uses("lexical") else None
+                mention = [self.lexical_stage().mention_row(int(r)) for r in block] if self._uses("mention") \
+                    else None
+                window = [self.windows.windows_of(int(r)) for r in block] if self._uses("window") else None
+                out.extend(self._two_stage(self.vectors[block], block, lexical, mention, window))
+                continue
             lexical = self.lexical.tfidf_rows(block) if self._uses("lexical") else None
             mention = self.lexical.mention_rows(block) if self._uses("mention") else None
             window = self.windows.rows(block, with_max=True) if self._uses("window") else None
@@ -146,12 +175,24 @@ class HybridRanker:
                    windows: np.ndarray | None = None) -> Candidates:
         """Candidates for new text (its embedding, its window vectors for the window part and its words for the
         lexical part); no mention part."""
-        lexical = window = None
-        if self._uses("lexical") and document:
-            lexical = self.lexical.tfidf_for_text(document)[None, :]
-        if self._uses("window") and windows is not None and len(windows):
-            window = self.windows.text_rows(windows)
-        cand = self._score(np.asarray(vector, np.float32)[None, :], np.array([-1]), lexical, None, window)[0]
+        query = np.asarray(vector, np.float32)[None, :]
+        use_lexical = self._uses("lexical") and bool(document)
+        use_window = self._uses("window") and windows is not None and len(windows)
+        if self.exact:
+            lexical = self.lexical.tfidf_for_text(document)[None, :] if use_lexical else None
+            window = self.windows.text_rows(windows) if use_window else None
+            cand = self._score(query, np.array([-1]), lexical, None, window)[0]
+        else:
+            lexical = window = None
+            if use_lexical:
+                row = self.lexical.transform(document)
+                lexical = [(np.asarray(row.indices, np.int64), np.asarray(row.data, np.float32))]
+            if use_window:
+                from ..store.windowfiles import quantize
+
+                codes, scales = quantize(np.asarray(windows, np.float32))
+                window = [(codes.astype(self.windows.exact), scales)]
+            cand = self._two_stage(query, np.array([-1]), lexical, None, window)[0]
         keep = np.array([r not in exclude for r in cand.rows], dtype=bool)
         return cand.take(np.flatnonzero(keep))
 
@@ -160,9 +201,104 @@ class HybridRanker:
             return self.windows is not None and self.weights.get(part, 0) > 0
         return self.lexical is not None and self.weights.get(part, 0) > 0 and self.lexical.count == self.n
 
+    def _two_stage(self, queries: np.ndarray, query_rows: np.ndarray, lexical: list | None, mention: list | None,
+                   window: list | None) -> list[Candidates]:
+        """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
+        lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
+        its windows (codes, scales)."""
+        from .candidates import pool_of, WindowStage
+
+        depth = self.ranking.candidates + 1
+        dense_mean, dense_std = self.dense_stats(queries)
+        dense_cands = self.dense_candidates(queries, depth)
+        tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
+        found = self.window_stage().retrieve(window) if window is not None else None
+        lex = self.lexical_stage() if lexical is not None or mention is not None else None
+        stats: dict[str, list] = {}
+        per_query = []
+        for i, q in enumerate(query_rows):
+            pool = [dense_cands[i]]
+            if tagged is not None:
+                pool.append(tagged[i])
+            bounds = {}
+            if lexical is not None:
+                terms, weights = lexical[i]
+                rows, bounds["lexical"] = lex.pool(terms, weights, depth)
+                pool.append(rows)
+                stats.setdefault("lexical", []).append(lex.stats(terms, weights))
+            if mention is not None:
+                cols, values = mention[i]
+                order = np.argsort(cols, kind="stable")
+                mention_row = (cols[order], values[order])
+                pool.append(mention_row[0])
+                stats.setdefault("mention", []).append(lex.mention_stats(values))
+            scored = None
+            if window is not None:
+                owners, outside = found[i]
+                stage: WindowStage = self.window_stage()
+                rows = sorted_unique(np.concatenate([owners, stage.sample]))
+                scored = (rows, *self.windows.pairs(*window[i], rows))
+                at = np.searchsorted(rows, stage.sample)
+                sample_score, sample_max = scored[1][at], scored[2][at]
+                stats.setdefault("window", []).append((sample_score.mean(), sample_score.std()))
+                stats.setdefault("window_max", []).append((sample_max.mean(), sample_max.std()))
+                mine = np.searchsorted(rows, owners)
+                rows_pool, lowest = pool_of(owners, scored[1][mine], depth)
+                pool.append(rows_pool)
+                bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
+            cand = sorted_unique(np.concatenate(pool))
+            cand = cand[(cand >= 0) & (cand != q)]
+            raw = {"dense": self.vectors[cand] @ queries[i]}
+            if window is not None:
+                rows, score, best = scored
+                at = np.minimum(np.searchsorted(rows, cand), len(rows) - 1)
+                known = rows[at] == cand if len(rows) else np.zeros(len(cand), dtype=bool)
+                raw["window"], raw["window_max"] = score[at].copy(), best[at].copy()
+                if not known.all():
+                    raw["window"][~known], raw["window_max"][~known] = self.windows.pairs(*window[i], cand[~known])
+            if lexical is not None:
+                raw["lexical"] = lex.values(*lexical[i], cand)
+            if mention is not None:
+                cols, values = mention_row
+                raw["mention"] = np.zeros(len(cand), np.float32)
+                if len(cols):
+                    at = np.minimum(np.searchsorted(cols, cand), len(cols) - 1)
+                    raw["mention"] = np.where(cols[at] == cand, values[at], 0.0).astype(np.float32)
+            per_query.append((cand, raw, bounds))
+        z_stats = {}
+        for part, values in stats.items():
+            mean = np.array([[m] for m, _ in values], dtype=np.float32)
+            std = np.array([[d] for _, d in values], dtype=np.float32)
+            if self.frozen is not None:
+                mean, std = self.frozen.row_stats(part, query_rows, mean, std)
+            z_stats[part] = (mean, std)
+        results = []
+        for i, (q, (cand, raw, bounds)) in enumerate(zip(query_rows, per_query)):
+            z = {"dense": zscore(raw["dense"], dense_mean[i], dense_std[i])}
+            for part in ("window", "window_max", "lexical", "mention"):
+                if part in raw:
+                    z[part] = zscore(raw[part], z_stats[part][0][i], z_stats[part][1][i])
+            if self.frozen is not None:
+                self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
+                                        lexical=bounds.get("lexical"), window=bounds.get("window"),
+                                        closest=float(raw["dense"].max()) if len(cand) else -1.0)
+            results.append(self._finish(q, cand, raw, z))
+        return results
+
+    def _finish(self, q: int, cand: np.ndarray, raw: dict, z: dict) -> Candidates:
+        """The weighted z-mix of one query's candidates, best first (ties: lower row), re-scored by the learned
+        ranking when there is one."""
+        total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
+        norm = sum(self.weights.get(name, 0.0) for name in z)
+        score = (total / norm).astype(np.float32)
+        order = np.lexsort((cand, -score))
+        result = Candidates(int(q), cand, score, raw, z).take(order)
+        return self.rescorer(result) if self.rescorer is not None else result
+
     def _score(self, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
                mention: np.ndarray | None, window: tuple | None = None) -> list[Candidates]:
-        """`window`: (window score rows, max-sim rows) when the window part is used."""
+        """The exact reference: every part's full row. `window`: (window score rows, max-sim rows) when the window
+        part is used."""
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
@@ -218,10 +354,5 @@ class HybridRanker:
                                         else None, closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                         window=float(window[i, win_cands[i]].min()) if window is not None
                                         else None)
-            total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
-            norm = sum(self.weights.get(name, 0.0) for name in z)
-            score = (total / norm).astype(np.float32)
-            order = np.lexsort((cand, -score))
-            result = Candidates(int(q), cand, score, raw, z).take(order)
-            results.append(self.rescorer(result) if self.rescorer is not None else result)
+            results.append(self._finish(q, cand, raw, z))
         return results

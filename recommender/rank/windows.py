@@ -63,7 +63,7 @@ class WindowScores:
         codes = self._copy[a:b] if self._copy is not None else np.asarray(self.codes[a:b], dtype=self.exact)
         return codes, self.scales[a:b]
 
-    def _blocks(self):
+    def blocks(self):
         total = len(self.codes)
         for start in range(0, total, BLOCK_WINDOWS):
             stop = min(total, start + BLOCK_WINDOWS)
@@ -83,7 +83,7 @@ class WindowScores:
         best = np.full((self.n, len(stacked)), -np.inf, dtype=np.float32)  # per article: each query window's best
         backward = np.empty((len(queries), self.n))  # per article: the mean of its windows' best query match
         matched = np.empty((len(queries), len(self.codes)), dtype=np.float32)  # each stored window's best match
-        for start, block, scales in self._blocks():
+        for start, block, scales in self.blocks():
             sims = (block @ stacked.T).astype(np.float32, copy=False)  # whole numbers, exact
             sims *= scales[:, None]
             sims *= worth[None, :]
@@ -127,6 +127,32 @@ class WindowScores:
             out[i:i + len(group)], best[i:i + len(group)] = self._group([self.windows_of(r) for r in group])
             i += len(group)
         return (out, best) if with_max else out
+
+    def dequantised(self) -> np.ndarray:
+        """Every stored window as float32 (code x scale): what the window ANN index is built from."""
+        out = np.empty(self.codes.shape, dtype=np.float32)
+        for start, block, scales in self.blocks():
+            out[start:start + len(block)] = block * scales[:, None]
+        return out
+
+    def pairs(self, codes: np.ndarray, scales: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
+        the given articles only: the same numbers, computed the same way, as the query's full row has for them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        counts = self.counts[rows]
+        firsts = np.concatenate(([0], np.cumsum(counts)))
+        at = np.repeat(self.starts[rows] - firsts[:-1], counts) + np.arange(int(firsts[-1]))
+        stored = self._copy[at] if self._copy is not None else np.asarray(self.codes[at], dtype=self.exact)
+        sims = (stored @ np.ascontiguousarray(codes, dtype=self.exact).T).astype(np.float32, copy=False)
+        sims *= self.scales[at][:, None]
+        sims *= np.asarray(scales, dtype=np.float32)[None, :]
+        best = segments(sims, firsts[:-1], counts, np.maximum)  # rows x query windows: each one's best match
+        forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
+        matched = np.ascontiguousarray(sims.T).max(axis=0).astype(np.float64)  # each stored window's best
+        backward = segments(matched, firsts[:-1], counts, np.add) / counts
+        return ((forward + backward) / 2).astype(np.float32), best.max(axis=1)
 
     def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1 x n window scores, 1 x n max-sim) of new text's window vectors (quantised as the stored ones)."""

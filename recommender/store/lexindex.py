@@ -155,10 +155,15 @@ class LexicalIndex:
         self._tfidf_t = None
         self._mentions_t = None
         self._terms = None
+        self._arrays = None  # csr_arrays()
 
     @property
     def count(self) -> int:
         return self.tfidf.shape[0]
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
 
     @classmethod
     def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> "LexicalIndex":
@@ -278,6 +283,18 @@ class LexicalIndex:
             self._mentions_t = self.mentions.T.tocsr()
         rows = np.asarray(rows)
         return (self.mentions[rows] + self._mentions_t[rows]).toarray()
+
+    def csr_arrays(self) -> dict:
+        """The arrays the two-stage ranking reads (recommender.rank.candidates): TF-IDF rows, their postings
+        (terms x documents) and the mentions in both directions, each as (indptr, indices, data); made once."""
+        if getattr(self, "_arrays", None) is None:
+            postings = self.tfidf.T.tocsr()
+            postings.sort_indices()
+            both = (self.mentions + self.mentions.T.tocsr()).tocsr()
+            both.sort_indices()
+            self._arrays = {name: (m.indptr, m.indices, m.data) for name, m in
+                            (("tfidf", self.tfidf), ("postings", postings), ("mentions", both))}
+        return self._arrays
 
     def transform(self, document: str) -> sparse.csr_matrix:
         """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""

@@ -1,0 +1,217 @@
+"""The two-stage ranking's first stage: each query's candidates from indexes built for top-k, and each part's
+values and z-statistics on those candidates alone, at a cost that does not follow the corpus size.
+
+* lexical: the query's TF-IDF row retrieves its top-k documents from the posting lists (store.lextopk); the
+  cosines of the candidates are exact (sparse dot products with their rows). The row's mean is exact by algebra
+  (mean = q·μ, μ the corpus's mean TF-IDF row); its deviation is measured on a fixed, seeded sample of rows.
+* mention: the query's own row of the mention matrix (both directions) is sparse: read from its postings; its mean
+  and deviation are exact (sum and sum of squares over n).
+* window: each query window retrieves its nearest stored windows (store.windowann); their articles are window
+  candidates, scored exactly (recommender.rank.windows.WindowScores.pairs), and the best `depth` form the pool.
+  Mean and deviation (of the window score and of max-sim) are measured on the fixed sample.
+
+On a corpus no larger than a sample, the sample is every row and the statistics are the full row's. The errors of
+the estimates on MDN: docs/scale.md, "Statistics from a sample".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's deviation
+WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and deviation
+SAMPLE_SEED = 20261205
+WINDOW_NEIGHBOURS = 4096  # stored windows retrieved per query (shared among its windows)
+MIN_PER_WINDOW = 16  # at least this many per query window
+
+
+def sample_rows(n: int, size: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """A fixed, seeded sample of `size` rows of n (every row when n <= size), sorted."""
+    if n <= size:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)).astype(np.int64)
+
+
+def _gather(indptr, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of every stored entry of `rows` in CSR order, the length of each row)."""
+    begins = np.asarray(indptr[rows], dtype=np.int64)
+    lengths = np.asarray(indptr[rows + 1], dtype=np.int64) - begins
+    at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
+        int(lengths.sum()), dtype=np.int64)
+    return at, lengths
+
+
+class LexicalStage:
+    """TF-IDF and mention parts from CSR arrays (`csr_arrays()` of a lexical index or its mapped arrays)."""
+
+    def __init__(self, arrays: dict, n: int, vocabulary: int):
+        from ..store.lextopk import PostingsTopK
+
+        self.n, self.vocabulary = n, vocabulary
+        self.tfidf = arrays["tfidf"]  # (indptr, indices, data) docs x terms
+        self.mentions = arrays["mentions"]  # both directions (M + Mᵀ)
+        self.topk = PostingsTopK(*arrays["postings"], n)
+        self._mean = arrays.get("tfidf_mean")
+        self._sample = None
+
+    def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """A stored article's TF-IDF row: (terms, weights)."""
+        indptr, indices, data = self.tfidf
+        a, b = int(indptr[row]), int(indptr[row + 1])
+        return np.asarray(indices[a:b], dtype=np.int64), np.asarray(data[a:b], dtype=np.float32)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The corpus's mean TF-IDF row (float64, one value per term)."""
+        if self._mean is None:
+            indptr, indices, data = self.tfidf
+            self._mean = np.bincount(np.asarray(indices), weights=np.asarray(data, dtype=np.float64),
+                                     minlength=self.vocabulary) / max(1, self.n)
+        return np.asarray(self._mean, dtype=np.float64)
+
+    def _sample_postings(self):
+        """The sample's rows by term: (term of each entry, sorted; sample position; value), built once."""
+        if self._sample is None:
+            rows = sample_rows(self.n, LEXICAL_SAMPLE)
+            indptr, indices, data = self.tfidf
+            at, lengths = _gather(indptr, rows)
+            terms = np.asarray(indices[at], dtype=np.int64)
+            order = np.argsort(terms, kind="stable")
+            owner = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+            starts = np.searchsorted(terms[order], np.arange(self.vocabulary + 1))
+            self._sample = (len(rows), starts, owner[order], np.asarray(data[at], dtype=np.float32)[order])
+        return self._sample
+
+    def values(self, terms: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact TF-IDF cosines of the query row with `rows`: float32 products of shared terms added in term
+        order, as SciPy's sparse product adds them."""
+        out = np.zeros(len(rows), dtype=np.float32)
+        if not len(terms) or not len(rows):
+            return out
+        dense = np.zeros(self.vocabulary, dtype=np.float32)
+        dense[terms] = weights
+        indptr, indices, data = self.tfidf
+        at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
+        cols = np.asarray(indices[at], dtype=np.int64)
+        q = dense[cols]
+        shared = q != 0
+        owner = np.repeat(np.arange(len(rows)), lengths)[shared]
+        np.add.at(out, owner, np.asarray(data[at][shared], dtype=np.float32) * q[shared])
+        return out
+
+    def stats(self, terms: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+        """(mean, deviation) of the query's cosines over the corpus: the mean exact, the deviation around it
+        measured on the sample."""
+        if not len(terms):
+            return 0.0, 0.0
+        mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
+        size, starts, owner, values = self._sample_postings()
+        begins, ends = starts[terms], starts[terms + 1]
+        lengths = ends - begins
+        at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
+            int(lengths.sum()), dtype=np.int64)
+        scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
+                             minlength=size)
+        return mean, float(np.sqrt(np.mean((scores - mean) ** 2)))
+
+    def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+        """(the `depth` best rows, the score an outsider cannot exceed: the last one's)."""
+        rows, scores = self.topk.top_k(terms, weights, depth)
+        return rows, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
+
+    def mention_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        indptr, indices, data = self.mentions
+        a, b = int(indptr[row]), int(indptr[row + 1])
+        return np.asarray(indices[a:b], dtype=np.int64), np.asarray(data[a:b], dtype=np.float32)
+
+    def mention_stats(self, values: np.ndarray) -> tuple[float, float]:
+        v = values.astype(np.float64)
+        mean = v.sum() / max(1, self.n)
+        return mean, float(np.sqrt(max(0.0, (v * v).sum() / max(1, self.n) - mean * mean)))
+
+
+class WindowStage:
+    """Window candidates from the stored windows' ANN index, and window statistics from the sample."""
+
+    def __init__(self, scores, ann=None):
+        self.scores = scores  # recommender.rank.windows.WindowScores
+        self._ann = ann
+        self.sample = sample_rows(scores.n, WINDOW_SAMPLE)
+
+    @property
+    def ann(self):
+        """The stored window index when it is approximate; else the exact search over the stored windows (NumPy:
+        a query by id on a small site imports no FAISS)."""
+        if self._ann is None or not getattr(self._ann, "approximate", False):
+            self._ann = ExactWindowSearch(self.scores)
+        return self._ann
+
+    def query_windows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.scores.windows_of(row)
+
+    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, float]]:
+        """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
+        score an article owning none of them cannot exceed). How many windows each query window retrieves
+        depends on that query alone, so a query gets the same candidates alone or in a batch."""
+        out: list = [None] * len(queries)
+        groups: dict[int, list[int]] = {}
+        for i, (codes, _) in enumerate(queries):
+            groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))), []).append(i)
+        for per, members in groups.items():
+            vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None] for i in members])
+            sims, ids = self.ann.search(vectors, per)
+            start = 0
+            for i in members:
+                size = len(queries[i][0])
+                found, last = ids[start:start + size], sims[start:start + size, -1]
+                owners = np.unique(np.searchsorted(self.scores.offsets, found[found >= 0], side="right") - 1)
+                out[i] = (owners, self._outsider_bound(found, last, per))
+                start += size
+        return out
+
+    def _outsider_bound(self, found: np.ndarray, last: np.ndarray, per: int) -> float:
+        """The window score an article none of whose windows was found cannot exceed: each query window's best
+        match with it is at most that window's last found similarity, so its forward half is at most their mean
+        and its backward half at most their maximum. -inf when every stored window was found; +inf (unknown)
+        when a search returned fewer windows than asked (an approximate index's probed lists ran out)."""
+        if per >= self.ann.count:
+            return -np.inf
+        if (found[:, -1] < 0).any():
+            return np.inf
+        return float((last.astype(np.float64).mean() + last.max()) / 2)
+
+
+class ExactWindowSearch:
+    """The k stored windows nearest to each query window, exactly, block by block over the stored codes (the
+    WindowANN interface: search(queries, k) -> (sims, ids))."""
+
+    approximate = False
+
+    def __init__(self, scores):
+        self.scores = scores
+        self.count = len(scores.codes)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, min(int(k), self.count))
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        best_sims = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        best_ids = np.zeros((len(queries), 0), dtype=np.int64)
+        for start, block, scales in self.scores.blocks():
+            sims = (queries @ block.astype(np.float32, copy=False).T) * scales[None, :]
+            sims = np.concatenate([best_sims, sims], axis=1)
+            ids = np.concatenate([best_ids, np.broadcast_to(np.arange(start, start + len(block)),
+                                                            (len(queries), len(block)))], axis=1)
+            if sims.shape[1] > k:
+                keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
+            best_sims, best_ids = sims, ids
+        order = np.lexsort((best_ids, -best_sims), axis=1) if best_sims.size else best_ids
+        return np.take_along_axis(best_sims, order, 1), np.take_along_axis(best_ids, order, 1)
+
+
+def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+    """The `depth` best of rows by value (ties: lower row) and the lowest value among them."""
+    if not len(rows):
+        return rows, -np.inf
+    order = np.lexsort((rows, -values))[:depth]
+    return rows[order], float(values[order].min())
