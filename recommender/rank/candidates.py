@@ -21,8 +21,8 @@ import numpy as np
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's deviation
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and deviation
 SAMPLE_SEED = 20261205
-WINDOW_NEIGHBOURS = 4096  # stored windows retrieved per query (shared among its windows)
-MIN_PER_WINDOW = 16  # at least this many per query window
+WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
+MIN_PER_WINDOW = 32  # at least this many per query window
 
 
 def sample_rows(n: int, size: int, seed: int = SAMPLE_SEED) -> np.ndarray:
@@ -137,12 +137,20 @@ class WindowStage:
         self.scores = scores  # recommender.rank.windows.WindowScores
         self._ann = ann
         self.sample = sample_rows(scores.n, WINDOW_SAMPLE)
+        self._sample_windows = None
+
+    @property
+    def sample_windows(self) -> tuple:
+        """The sample's stored windows, gathered once (WindowScores.gather)."""
+        if self._sample_windows is None:
+            self._sample_windows = self.scores.gather(self.sample)
+        return self._sample_windows
 
     @property
     def ann(self):
         """The stored window index when it is approximate; else the exact search over the stored windows (NumPy:
         a query by id on a small site imports no FAISS)."""
-        if self._ann is None or not getattr(self._ann, "approximate", False):
+        if not getattr(self._ann, "approximate", False) and not isinstance(self._ann, ExactWindowSearch):
             self._ann = ExactWindowSearch(self.scores)
         return self._ann
 
@@ -182,31 +190,40 @@ class WindowStage:
 
 
 class ExactWindowSearch:
-    """The k stored windows nearest to each query window, exactly, block by block over the stored codes (the
-    WindowANN interface: search(queries, k) -> (sims, ids))."""
+    """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
+    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids))."""
 
     approximate = False
+    CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
 
     def __init__(self, scores):
         self.scores = scores
         self.count = len(scores.codes)
+        self._vectors = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every stored window as float32, made once (a product per search instead of a conversion per block)."""
+        if self._vectors is None:
+            self._vectors = self.scores.dequantised()
+        return self._vectors
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(int(k), self.count))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        best_sims = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-        best_ids = np.zeros((len(queries), 0), dtype=np.int64)
-        for start, block, scales in self.scores.blocks():
-            sims = (queries @ block.astype(np.float32, copy=False).T) * scales[None, :]
-            sims = np.concatenate([best_sims, sims], axis=1)
-            ids = np.concatenate([best_ids, np.broadcast_to(np.arange(start, start + len(block)),
-                                                            (len(queries), len(block)))], axis=1)
-            if sims.shape[1] > k:
-                keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-                sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
-            best_sims, best_ids = sims, ids
-        order = np.lexsort((best_ids, -best_sims), axis=1) if best_sims.size else best_ids
-        return np.take_along_axis(best_sims, order, 1), np.take_along_axis(best_ids, order, 1)
+        sims_out = np.empty((len(queries), k), dtype=np.float32)
+        ids_out = np.empty((len(queries), k), dtype=np.int64)
+        step = max(1, self.CELLS // max(1, self.count))
+        for a in range(0, len(queries), step):
+            group = queries[a:a + step]
+            sims = group @ self.vectors.T
+            keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < self.count else \
+                np.broadcast_to(np.arange(self.count), (len(group), self.count))
+            top = np.take_along_axis(sims, keep, 1)
+            order = np.lexsort((keep, -top), axis=1)
+            sims_out[a:a + step] = np.take_along_axis(top, order, 1)
+            ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
+        return sims_out, ids_out
 
 
 def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float]:

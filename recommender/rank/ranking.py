@@ -206,13 +206,16 @@ class HybridRanker:
         """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
         lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
         its windows (codes, scales)."""
-        from .candidates import pool_of, WindowStage
+        from .candidates import pool_of
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
-        found = self.window_stage().retrieve(window) if window is not None else None
+        found = sampled = None
+        if window is not None:  # each query's window candidates, and its window scores with the sample
+            found = self.window_stage().retrieve(window)
+            sampled = self.windows.pairs_many(window, self.window_stage().sample_windows)
         lex = self.lexical_stage() if lexical is not None or mention is not None else None
         stats: dict[str, list] = {}
         per_query = []
@@ -235,15 +238,11 @@ class HybridRanker:
             scored = None
             if window is not None:
                 owners, outside = found[i]
-                stage: WindowStage = self.window_stage()
-                rows = sorted_unique(np.concatenate([owners, stage.sample]))
-                scored = (rows, *self.windows.pairs(*window[i], rows))
-                at = np.searchsorted(rows, stage.sample)
-                sample_score, sample_max = scored[1][at], scored[2][at]
+                sample_score, sample_max = sampled[i]
                 stats.setdefault("window", []).append((sample_score.mean(), sample_score.std()))
                 stats.setdefault("window_max", []).append((sample_max.mean(), sample_max.std()))
-                mine = np.searchsorted(rows, owners)
-                rows_pool, lowest = pool_of(owners, scored[1][mine], depth)
+                scored = (owners, *self.windows.pairs(*window[i], owners))
+                rows_pool, lowest = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
             cand = sorted_unique(np.concatenate(pool))

@@ -135,24 +135,42 @@ class WindowScores:
             out[start:start + len(block)] = block * scales[:, None]
         return out
 
-    def pairs(self, codes: np.ndarray, scales: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
-        the given articles only: the same numbers, computed the same way, as the query's full row has for them."""
+    def gather(self, rows: np.ndarray) -> tuple:
+        """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
+        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
         rows = np.asarray(rows, dtype=np.int64)
-        if not len(rows):
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
         counts = self.counts[rows]
         firsts = np.concatenate(([0], np.cumsum(counts)))
         at = np.repeat(self.starts[rows] - firsts[:-1], counts) + np.arange(int(firsts[-1]))
         stored = self._copy[at] if self._copy is not None else np.asarray(self.codes[at], dtype=self.exact)
-        sims = (stored @ np.ascontiguousarray(codes, dtype=self.exact).T).astype(np.float32, copy=False)
-        sims *= self.scales[at][:, None]
-        sims *= np.asarray(scales, dtype=np.float32)[None, :]
-        best = segments(sims, firsts[:-1], counts, np.maximum)  # rows x query windows: each one's best match
-        forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
-        matched = np.ascontiguousarray(sims.T).max(axis=0).astype(np.float64)  # each stored window's best
-        backward = segments(matched, firsts[:-1], counts, np.add) / counts
-        return ((forward + backward) / 2).astype(np.float32), best.max(axis=1)
+        return stored, self.scales[at], firsts[:-1], counts
+
+    def pairs(self, codes: np.ndarray, scales: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
+        the given articles only (`rows`, or what `gather` made of them): the numbers of the query's full row for
+        them (the same products; sums of a run in NumPy's order, equal to float rounding)."""
+        return self.pairs_many([(codes, scales)], rows)[0]
+
+    def pairs_many(self, queries: list[tuple[np.ndarray, np.ndarray]], rows) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`pairs` of several queries against the same articles, with one matrix product."""
+        stored, stored_scales, firsts, counts = rows if isinstance(rows, tuple) else self.gather(rows)
+        if not len(counts):
+            return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
+        stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
+        worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
+        sims = (stored @ stacked.T).astype(np.float32, copy=False)  # whole numbers, exact
+        sims *= stored_scales[:, None]
+        sims *= worth[None, :]
+        out, a = [], 0
+        for codes, _ in queries:
+            mine = sims[:, a:a + len(codes)]
+            a += len(codes)
+            best = np.maximum.reduceat(mine, firsts, axis=0)  # rows x query windows: each one's best match
+            forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
+            matched = mine.max(axis=1).astype(np.float64)  # each stored window's best match
+            backward = np.add.reduceat(matched, firsts) / counts
+            out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=1)))
+        return out
 
     def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1 x n window scores, 1 x n max-sim) of new text's window vectors (quantised as the stored ones)."""
