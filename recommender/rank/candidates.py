@@ -137,6 +137,7 @@ class WindowStage:
         self.scores = scores  # recommender.rank.windows.WindowScores
         self._ann = ann
         self.sample = sample_rows(scores.n, WINDOW_SAMPLE)
+        self.every_row = len(self.sample) == scores.n  # the sample's scores are the whole row
         self._sample_windows = None
 
     @property

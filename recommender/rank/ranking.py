@@ -214,8 +214,9 @@ class HybridRanker:
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         found = sampled = None
         if window is not None:  # each query's window candidates, and its window scores with the sample
-            found = self.window_stage().retrieve(window)
             sampled = self.windows.pairs_many(window, self.window_stage().sample_windows)
+            # a corpus no larger than the sample: its window scores are every article's, the pool the exact top
+            found = None if self.window_stage().every_row else self.window_stage().retrieve(window)
         lex = self.lexical_stage() if lexical is not None or mention is not None else None
         stats: dict[str, list] = {}
         per_query = []
@@ -237,11 +238,15 @@ class HybridRanker:
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None
             if window is not None:
-                owners, outside = found[i]
                 sample_score, sample_max = sampled[i]
                 stats.setdefault("window", []).append((sample_score.mean(), sample_score.std()))
                 stats.setdefault("window_max", []).append((sample_max.mean(), sample_max.std()))
-                scored = (owners, *self.windows.pairs(*window[i], owners))
+                if found is None:
+                    owners, outside = self.window_stage().sample, -np.inf
+                    scored = (owners, sample_score, sample_max)
+                else:
+                    owners, outside = found[i]
+                    scored = (owners, *self.windows.pairs(*window[i], owners))
                 rows_pool, lowest = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside

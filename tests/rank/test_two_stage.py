@@ -1,0 +1,144 @@
+"""The two-stage ranking (candidates from top-k indexes, parts scored on them alone) against the exact reference
+(every query against the whole corpus): each stage's numbers against brute force, and the two rankings' lists
+against each other on a corpus where the pools are real subsets."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recommender.rank import candidates as stage
+from recommender.rank.candidates import ExactWindowSearch, LexicalStage, sample_rows
+from recommender.rank.policy import Ranking
+from recommender.rank.ranking import HybridRanker, row_stats
+from recommender.rank.windows import WindowScores
+from recommender.store.lexindex import LexicalIndex
+
+WORDS = ("fetch request response grid flexbox layout worker cache network offline header cookie storage "
+         "canvas audio video stream socket event promise module import class async render paint font").split()
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """300 articles in 12 topics: vectors, window vectors and texts drawn around each topic."""
+    rng = np.random.default_rng(7)
+    n, dim, topics = 300, 24, 12
+    centres = unit(rng.normal(size=(topics, dim)))
+    topic = rng.integers(0, topics, n)
+    vectors = unit(centres[topic] + 0.6 * rng.normal(size=(n, dim)))
+    counts = rng.integers(1, 6, n)
+    windows = unit(np.repeat(vectors, counts, axis=0) + 0.5 * rng.normal(size=(counts.sum(), dim)))
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    texts = []
+    for i in range(n):
+        own = [WORDS[(topic[i] * 2 + j) % len(WORDS)] for j in range(2)]
+        words = list(rng.choice(WORDS, 12)) + own * int(rng.integers(1, 4))
+        see = " see Article %d %s" % ((i + 1) % n, WORDS[(topic[(i + 1) % n] * 2) % len(WORDS)]) if i % 10 == 0 else ""
+        texts.append(("Article %d %s" % (i, own[0]), "", " ".join(words) + see))
+    lexical = LexicalIndex.build([f"a/{i}" for i in range(n)], texts)
+    return vectors, WindowScores.from_vectors(windows, offsets), lexical
+
+
+def rankers(corpus, **ranking):
+    vectors, windows, lexical = corpus
+    base = Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, **ranking)
+    exact = HybridRanker(vectors, lexical, replace(base, retrieval="exact"), windows=windows)
+    two = HybridRanker(vectors, lexical, base, windows=windows)
+    return exact, two
+
+
+def test_sample_is_fixed_and_every_row_when_small():
+    assert np.array_equal(sample_rows(50, 100), np.arange(50))
+    a, b = sample_rows(10_000, 500), sample_rows(10_000, 500)
+    assert np.array_equal(a, b) and len(np.unique(a)) == 500 and np.all(np.diff(a) > 0)
+
+
+def test_lexical_values_and_statistics_against_the_full_row(corpus):
+    _, _, lexical = corpus
+    lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
+    full = lexical.tfidf_rows(np.arange(5))
+    mean, std = row_stats(full)
+    for q in range(5):
+        terms, weights = lex.row(q)
+        cand = np.array([0, 3, 17, 120, 299])
+        np.testing.assert_allclose(lex.values(terms, weights, cand), full[q, cand], atol=1e-6)
+        m, s = lex.stats(terms, weights)  # the sample is every row here: the full row's figures
+        assert m == pytest.approx(mean[q, 0], abs=1e-6) and s == pytest.approx(std[q, 0], abs=1e-5)
+        rows, bound = lex.pool(terms, weights, 20)
+        top = np.lexsort((np.arange(lexical.count), -full[q]))[:20]
+        assert set(rows) == set(top) and bound == pytest.approx(full[q, top[-1]], abs=1e-6)
+
+
+def test_lexical_deviation_from_a_sample_is_close(corpus, monkeypatch):
+    _, _, lexical = corpus
+    monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 150)
+    lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
+    full = lexical.tfidf_rows(np.arange(40))
+    errors = [abs(lex.stats(*lex.row(q))[1] / full[q].std() - 1) for q in range(40)]
+    assert np.median(errors) < 0.15  # half the corpus sampled
+
+
+def test_mention_statistics_are_the_full_rows(corpus):
+    _, _, lexical = corpus
+    lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
+    full = lexical.mention_rows(np.arange(lexical.count))
+    mean, std = row_stats(full)
+    assert full.any(axis=1).sum() >= 20
+    for q in np.flatnonzero(full.any(axis=1))[:10]:
+        cols, values = lex.mention_row(q)
+        assert np.array_equal(np.sort(cols), np.flatnonzero(full[q]))
+        m, s = lex.mention_stats(values)
+        assert m == pytest.approx(mean[q, 0], abs=1e-6) and s == pytest.approx(std[q, 0], abs=1e-5)
+
+
+def test_window_pairs_and_exact_search_against_brute_force(corpus):
+    _, windows, _ = corpus
+    full, best = windows.rows(np.arange(4), with_max=True)
+    for q in range(4):
+        rows = np.array([0, 5, 77, 299, q])
+        score, top = windows.pairs(*windows.windows_of(q), rows)
+        np.testing.assert_allclose(score, full[q, rows], atol=1e-6)
+        np.testing.assert_array_equal(top, best[q, rows])
+    dense = windows.dequantised()
+    sims, ids = ExactWindowSearch(windows).search(dense[:6], 25)
+    brute = dense[:6] @ dense.T
+    for i in range(6):
+        assert set(ids[i]) == set(np.argsort(-brute[i], kind="stable")[:25]) or \
+            np.allclose(np.sort(brute[i][ids[i]]), np.sort(brute[i])[-25:], atol=1e-6)
+        np.testing.assert_allclose(sims[i], brute[i][ids[i]], atol=1e-5)
+
+
+def test_two_stage_equals_exact_when_the_pools_hold_everything(corpus):
+    exact, two = rankers(corpus, candidates=300)
+    rows = np.arange(0, 300, 37)
+    for a, b in zip(exact.score_rows(rows), two.score_rows(rows)):
+        assert np.array_equal(a.rows, b.rows)
+        np.testing.assert_allclose(a.score, b.score, atol=1e-4)
+
+
+def test_two_stage_lists_agree_with_exact_when_the_pools_are_subsets(corpus, monkeypatch):
+    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(stage, "MIN_PER_WINDOW", 12)
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 120)
+    exact, two = rankers(corpus, candidates=30)
+    rows = np.arange(300)
+    overlap, sizes = [], []
+    for a, b in zip(exact.score_rows(rows), two.score_rows(rows)):
+        sizes.append(len(b.rows))
+        overlap.append(len(set(a.rows[:10]) & set(b.rows[:10])) / 10)
+    assert max(sizes) < 300  # the candidates are a real subset of the corpus
+    assert np.mean(overlap) >= 0.9
+
+
+def test_a_query_gets_the_same_candidates_alone_or_in_a_block(corpus, monkeypatch):
+    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    _, two = rankers(corpus, candidates=30)
+    block = two.score_rows(np.arange(64))
+    for q in (0, 13, 63):
+        alone = two.score_rows(np.array([q]))[0]
+        assert np.array_equal(alone.rows, block[q].rows) and np.array_equal(alone.score, block[q].score)
