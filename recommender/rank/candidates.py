@@ -80,6 +80,7 @@ class LexicalStage:
             owner = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
             starts = np.searchsorted(terms[order], np.arange(self.vocabulary + 1))
             self._sample = (len(rows), starts, owner[order], np.asarray(data[at], dtype=np.float32)[order])
+            self._sample_rows = rows
         return self._sample
 
     def values(self, terms: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -99,9 +100,10 @@ class LexicalStage:
         np.add.at(out, owner, np.asarray(data[at][shared], dtype=np.float32) * q[shared])
         return out
 
-    def stats(self, terms: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-        """(mean, deviation) of the query's cosines over the corpus: the mean exact, the deviation around it
-        measured on the sample."""
+    def stats(self, terms: np.ndarray, weights: np.ndarray, top: tuple | None = None) -> tuple[float, float]:
+        """(mean, deviation) of the query's cosines over the corpus. The mean is exact (q·μ). The mean square is
+        exact for `top` (the query's best rows and their cosines, which hold most of a TF-IDF row's weight) and
+        measured on the sample for every other row; on a corpus no larger than the sample, both are exact."""
         if not len(terms):
             return 0.0, 0.0
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
@@ -112,12 +114,13 @@ class LexicalStage:
             int(lengths.sum()), dtype=np.int64)
         scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
                              minlength=size)
-        return mean, float(np.sqrt(np.mean((scores - mean) ** 2)))
+        top_rows, top_scores = top if top is not None else (np.zeros(0, np.int64), np.zeros(0))
+        return stratified(self.n, top_rows, top_scores, self._sample_rows, scores, mean)
 
-    def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
-        """(the `depth` best rows, the score an outsider cannot exceed: the last one's)."""
+    def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(the `depth` best rows, their cosines, the cosine an outsider cannot exceed: the last one's)."""
         rows, scores = self.topk.top_k(terms, weights, depth)
-        return rows, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
+        return rows, scores, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
 
     def mention_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         indptr, indices, data = self.mentions
@@ -227,9 +230,24 @@ class ExactWindowSearch:
         return sims_out, ids_out
 
 
-def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
-    """The `depth` best of rows by value (ties: lower row) and the lowest value among them."""
+def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows: np.ndarray,
+               sample_values: np.ndarray, mean: float | None = None) -> tuple[float, float]:
+    """(mean, deviation) of a query's row of n values, known exactly for its best rows (`top`, where a row's weight
+    sits) and measured on a fixed sample for every other row; `mean` when it is known exactly. On a corpus no
+    larger than the sample, exact."""
+    rest = ~np.isin(sample_rows, top_rows)
+    values = np.asarray(sample_values, dtype=np.float64)[rest]
+    top = np.asarray(top_values, dtype=np.float64)
+    others = n - len(top_rows)
+    if mean is None:
+        mean = (top.sum() + (others * values.mean() if len(values) else 0.0)) / max(1, n)
+    squares = np.square(top).sum() + (others * np.mean(np.square(values)) if len(values) else 0.0)
+    return float(mean), float(np.sqrt(max(0.0, squares / max(1, n) - mean * mean)))
+
+
+def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """The `depth` best of rows by value (ties: lower row), the lowest value among them, and their positions."""
     if not len(rows):
-        return rows, -np.inf
+        return rows, -np.inf, np.zeros(0, np.int64)
     order = np.lexsort((rows, -values))[:depth]
-    return rows[order], float(values[order].min())
+    return rows[order], float(values[order].min()), order

@@ -103,6 +103,7 @@ class HybridRanker:
         if frozen is not None:
             self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
         self._stages: dict = {}
+        self.last_stats: list[dict] = []  # the last block's estimated statistics per query (scripts/measure_sample_stats.py)
 
     # --- dense part ------------------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class HybridRanker:
         """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
         lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
         its windows (codes, scales)."""
-        from .candidates import pool_of
+        from .candidates import pool_of, stratified
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
@@ -227,9 +228,9 @@ class HybridRanker:
             bounds = {}
             if lexical is not None:
                 terms, weights = lexical[i]
-                rows, bounds["lexical"] = lex.pool(terms, weights, depth)
+                rows, scores, bounds["lexical"] = lex.pool(terms, weights, depth)
                 pool.append(rows)
-                stats.setdefault("lexical", []).append(lex.stats(terms, weights))
+                stats.setdefault("lexical", []).append(lex.stats(terms, weights, (rows, scores)))
             if mention is not None:
                 cols, values = mention[i]
                 order = np.argsort(cols, kind="stable")
@@ -239,16 +240,19 @@ class HybridRanker:
             scored = None
             if window is not None:
                 sample_score, sample_max = sampled[i]
-                stats.setdefault("window", []).append((sample_score.mean(), sample_score.std()))
-                stats.setdefault("window_max", []).append((sample_max.mean(), sample_max.std()))
                 if found is None:
                     owners, outside = self.window_stage().sample, -np.inf
                     scored = (owners, sample_score, sample_max)
                 else:
                     owners, outside = found[i]
                     scored = (owners, *self.windows.pairs(*window[i], owners))
-                rows_pool, lowest = pool_of(owners, scored[1], depth)
+                rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
+                sample = self.window_stage().sample  # the pool's values exact, the rest's from the sample
+                stats.setdefault("window", []).append(stratified(self.n, rows_pool, scored[1][at], sample,
+                                                                 sample_score))
+                stats.setdefault("window_max", []).append(stratified(self.n, rows_pool, scored[2][at], sample,
+                                                                     sample_max))
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
@@ -269,6 +273,7 @@ class HybridRanker:
                     at = np.minimum(np.searchsorted(cols, cand), len(cols) - 1)
                     raw["mention"] = np.where(cols[at] == cand, values[at], 0.0).astype(np.float32)
             per_query.append((cand, raw, bounds))
+        self.last_stats = [{part: values[i] for part, values in stats.items()} for i in range(len(query_rows))]
         z_stats = {}
         for part, values in stats.items():
             mean = np.array([[m] for m, _ in values], dtype=np.float32)
