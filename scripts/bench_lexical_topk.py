@@ -153,6 +153,7 @@ def measure(name: str, lexical: LexicalIndex, queries: int, k: int, seed: int, t
             differ += 1
         elif len(got):
             worst = max(worst, float(np.abs(got_scores - want_scores).max()))
+    read = topk.postings_read
     truncated = {}
     for m in truncate:  # a MoreLikeThis-style query: only the m heaviest terms (not exact: recall of the exact top-k)
         spent, recall = [], []
@@ -176,7 +177,7 @@ def measure(name: str, lexical: LexicalIndex, queries: int, k: int, seed: int, t
            "speedup_vs_block_product": round(float(per_row / np.median(t)), 2),
            "speedup_vs_exhaustive": round(float(np.median(e) / np.median(t)), 2),
            "topk_sets_differing": differ, "max_score_difference": worst,
-           "postings_read_share": round(topk.postings_read / max(1, total), 3),
+           "postings_read_share": round(read / max(1, total), 3),
            "term_max_s": round(built, 2), **truncated}
     print(json.dumps(out), flush=True)
     return out
