@@ -163,3 +163,61 @@ assert len(rows) == 5, rows
 assert "scipy" not in sys.modules, "scipy imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+
+
+def test_a_document_made_only_of_light_common_terms_is_found():
+    """The bounds are what keeps the top-k exact: documents that share only the query's light, common words (their
+    lists are read last, or only searched) can still make the top k, and they must be found."""
+    rng = np.random.default_rng(11)
+    n_docs, short, long = 3000, 40, 20
+    light = short + long
+    dense = np.zeros((n_docs, 2 + light + 50))
+    df = np.concatenate((np.full(short, 0.1), np.full(long, 0.45)))
+    dense[:, 2:2 + light] = (rng.random((n_docs, light)) < df) * rng.uniform(0.05, 1, (n_docs, light))
+    dense[:, 2 + light:] = (rng.random((n_docs, 50)) < 0.5) * rng.uniform(0, 3, (n_docs, 50))  # other words
+    dense[:60] = 0
+    dense[:40, 0] = 1.0  # 40 documents with only the query's heaviest term (score 0.5)
+    dense[40:60, 1] = 1.0  # 20 with only its second term (0.3)
+    winners = np.array([500, 1700, 2999])
+    dense[winners] = 0
+    dense[winners, 2 + short:2 + light] = 1.0  # only the light words of the longest lists (0.468)
+    dense = normalised(dense)
+    weights = np.concatenate(([0.5, 0.3], np.full(light, np.sqrt(1 - 0.25 - 0.09) / np.sqrt(light))))
+    weights = weights.astype(np.float32)
+    terms = np.arange(2 + light)
+    scores = dense[:, terms] @ weights
+    assert sorted(np.argsort(-scores, kind="stable")[40:43].tolist()) == winners.tolist()  # after the heaviest
+    for one_pass in (0, 4096):
+        topk = PostingsTopK.from_matrix(sparse.csr_matrix(dense))
+        topk.one_pass = one_pass
+        for k in (1, 3, 10, 43, 45, 70):
+            check(topk, dense, terms, weights, k)
+        rows, _ = topk.top_k(terms, weights, 45)
+        assert set(winners.tolist()) <= set(rows.tolist())
+
+
+def test_a_candidate_that_climbs_on_the_lists_left_to_search_is_kept():
+    """Once no unseen document can reach the k-th score, the seen ones are candidates; one whose score so far is
+    below the k-th but whose remaining words can lift it above must survive the pruning."""
+    rng = np.random.default_rng(5)
+    n_docs = 10000
+    dense = np.zeros((n_docs, 2 + 4 + 20))
+    dense[:, 2:6] = (rng.random((n_docs, 4)) < 0.45) * rng.uniform(0.05, 1, (n_docs, 4))  # 4 long lists
+    dense[:, 6:] = (rng.random((n_docs, 20)) < 0.5) * rng.uniform(0, 2, (n_docs, 20))  # other words
+    dense[:90] = 0
+    dense[:70, 0] = 1.0  # score 0.5
+    dense[70:90, 1] = 1.0  # score 0.4
+    winners = np.array([4000, 9999])
+    dense[winners] = 0
+    dense[winners, 1] = 0.6
+    dense[winners, 2:6] = 0.4  # 0.24 from the short lists, 0.224 from the long ones: 0.464
+    dense = normalised(dense)
+    weights = np.array([0.5, 0.4, 0.14, 0.14, 0.14, 0.14], dtype=np.float32)
+    terms = np.arange(6)
+    for one_pass in (0, 4096):
+        topk = PostingsTopK.from_matrix(sparse.csr_matrix(dense))
+        topk.one_pass = one_pass
+        for k in (72, 80):
+            check(topk, dense, terms, weights, k)
+        rows, _ = topk.top_k(terms, weights, 72)
+        assert set(winners.tolist()) <= set(rows.tolist())
