@@ -34,6 +34,9 @@ PROBE_COST = 2.0  # a binary-search step costs about this many postings read in 
 class PostingsTopK:
     """Exact top-k of sum_t weights[t] * postings[t, doc] over the documents sharing a term with the query.
 
+    The bounds need what TF-IDF rows are: postings >= 0, each document's row of l2 norm at most 1, each term's
+    postings sorted by document, and query weights >= 0 (a negative one is refused; zero weights are ignored).
+
     `term_max`: the largest posting of each term (`term_maxima()` computes it; store it with the postings so that
     a query does not read every posting to find it). `postings_read` counts the postings read or probed by every
     top_k so far (a pass over a list reads all of it; a binary search of m candidates in a list of L postings reads
@@ -81,6 +84,8 @@ class PostingsTopK:
         fewer documents share a term with the query."""
         terms = np.asarray(terms, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float32)
+        if len(weights) and weights.min() < 0:
+            raise ValueError("PostingsTopK.top_k: a query weight is negative (the bounds need TF-IDF weights >= 0)")
         keep = weights > 0
         if not keep.all():
             terms, weights = terms[keep], weights[keep]

@@ -80,6 +80,8 @@ def test_empty_queries_and_fewer_matches_than_k():
         assert rows.tolist() == [] and scores.tolist() == [] and rows.dtype == np.int64
     rows, scores = topk.top_k(np.array([0]), np.array([1.0], dtype=np.float32), 10)
     assert rows.tolist() == [0, 2]  # only the documents sharing a term
+    with pytest.raises(ValueError, match="negative"):
+        topk.top_k(np.array([0, 1]), np.array([1.0, -0.5], dtype=np.float32), 2)
     np.testing.assert_allclose(scores, [dense[0, 0], dense[2, 0]], rtol=1e-6)
 
 
