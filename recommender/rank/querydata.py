@@ -6,6 +6,7 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-dense_mean.npy, -dense_second.npy    the embedding's corpus moments (ranking.dense_moments)
     query-TOKEN-tfidf_{data,indices,indptr}.npy      TF-IDF rows (CSR, as in the lexical index)
     query-TOKEN-postings_{data,indices,indptr}.npy   the same matrix by term (CSR of its transpose)
+    query-TOKEN-postings_max.npy                     each term's largest posting (store.lextopk's MaxScore bound)
     query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
     query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.Facts)
     query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.SiteFacts)
@@ -40,6 +41,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
                      ann) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
     from .linking import Facts
+    from ..store.lextopk import PostingsTopK
     from ..store.npyfiles import write_npy_files
     from .ranking import dense_moments
     from .signals import SiteFacts
@@ -58,6 +60,8 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         from .candidates import LexicalStage  # the corpus's mean TF-IDF row: a lexical z-score's exact mean
 
         arrays["tfidf_mean"] = LexicalStage(lexical.csr_arrays(), lexical.count, len(lexical.vocabulary)).mean
+        arrays["postings_max"] = PostingsTopK(postings.indptr, postings.indices, postings.data,
+                                              lexical.count).term_maxima()
     facts = Facts.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
@@ -134,6 +138,17 @@ class QueryData:
         if not all(self.has(name) for name in LEXICAL):
             return None
         return MappedLexical(self, full)
+
+    def postings_topk(self):
+        """store.lextopk.PostingsTopK over the mapped postings (with the stored maxima when the index has them),
+        or None when the index was built without the postings."""
+        from ..store.lextopk import PostingsTopK
+
+        if not all(self.has(f"postings_{p}") for p in ("data", "indices", "indptr")):
+            return None
+        a = self.array
+        return PostingsTopK(a("postings_indptr"), a("postings_indices"), a("postings_data"), self.count,
+                            a("postings_max") if self.has("postings_max") else None)
 
     def facts(self, store):
         """linking.Facts from the stored arrays; ids and topics are read from the metadata on first use."""

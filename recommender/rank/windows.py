@@ -24,6 +24,7 @@ import numpy as np
 
 BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
 GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
+COPY_LIMIT = 2 << 30  # bytes of a float copy of the stored codes the batch keeps (about 1.4M windows at 384-d)
 
 
 class WindowScores:
@@ -43,7 +44,7 @@ class WindowScores:
         # the products' type: float32 holds every sum of dim products of two codes exactly below 2^24
         self.exact = np.float32 if codes.shape[1] * 127 * 127 < 2 ** 24 else np.float64
         self._copy = None
-        if keep_copy:  # the batch scores thousands of rows: one copy instead of a conversion per group
+        if keep_copy and codes.size * 4 <= COPY_LIMIT:  # the batch: one copy instead of a conversion per group
             self._copy = np.asarray(codes, dtype=self.exact)
 
     @classmethod

@@ -2,43 +2,185 @@
 
     topk = PostingsTopK(indptr, indices, data, n_docs)      # the postings: CSR arrays of the (terms x docs) matrix
     rows, scores = topk.top_k(terms, weights, k)             # one query: its TF-IDF row's terms and weights
+    topk.top_k_many(indptr, indices, data, k)                # a block of query rows (CSR arrays) -> [(rows, scores)]
 
 The arrays may be memory-mapped (a query by id maps them from the index folder, recommender.rank.querydata); only
-NumPy is used. Interface placeholder: exact by accumulating every posting of the query's terms (the cost of a
-sparse product against every document); replaced by a pruned top-k (MaxScore) in the same interface.
+NumPy is used. The top-k is exact (the same documents and scores, up to float32 rounding, as a sparse product
+against every document) and reads only part of the long posting lists, term-at-a-time MaxScore with two bounds on
+what the terms not read yet can add to a document's score (sum_t w_t x_t over the remaining terms t):
+
+* each term's largest posting (`term_max`, stored with the index): at most sum_t w_t * term_max[t];
+* the documents' rows are l2-normalised, so by Cauchy-Schwarz at most ||w_rest|| (the remaining weights' norm).
+
+Terms are read by weight per posting (w_t² / list length, the norm bound's gain per posting read), so the short
+lists of rare, heavy terms come first and the long lists of common, light words last. Every posting of a term is
+added while a document not seen yet could still reach the k-th best score so far (a lower bound of the final
+one); after that the documents seen are the only candidates: those whose score plus the bound falls below the
+k-th best are dropped, and each remaining term is added to the survivors by a binary search of its sorted
+postings when that is cheaper than a pass over the list. What this saves depends on the corpus: whole articles
+as queries over a corpus without topics leave a low k-th score against many light terms (figures in
+docs/scale.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+MARGIN = 1e-4  # added to every bound, relative and absolute: float32 sums and norms differ far less from exact ones
+ONE_PASS = 4096  # a query whose lists average fewer postings: one pass over them all (Python's cost per term)
+PROBE_COST = 2.0  # a binary-search step costs about this many postings read in a pass (calibrated in the bench)
+
 
 class PostingsTopK:
-    """Exact top-k of sum_t weights[t] * postings[t, doc] over the documents sharing a term with the query."""
+    """Exact top-k of sum_t weights[t] * postings[t, doc] over the documents sharing a term with the query.
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_docs: int):
+    The bounds need what TF-IDF rows are: postings >= 0, each document's row of l2 norm at most 1, each term's
+    postings sorted by document, and query weights >= 0 (a negative one is refused; zero weights are ignored).
+
+    `term_max`: the largest posting of each term (`term_maxima()` computes it; store it with the postings so that
+    a query does not read every posting to find it). `postings_read` counts the postings read or probed by every
+    top_k so far (a pass over a list reads all of it; a binary search of m candidates in a list of L postings reads
+    about m * log2(L) of them). `one_pass`: a query whose lists average at most this many postings is answered by
+    one pass over them all (cheaper than pruning in Python term by term)."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_docs: int,
+                 term_max: np.ndarray | None = None):
         self.indptr, self.indices, self.data, self.n_docs = indptr, indices, data, int(n_docs)
+        self._term_max = term_max
+        self.postings_read = 0
+        self.one_pass = ONE_PASS
 
     @classmethod
-    def from_matrix(cls, tfidf) -> "PostingsTopK":
+    def from_matrix(cls, tfidf, term_max: np.ndarray | None = None) -> "PostingsTopK":
         """From a SciPy CSR (docs x terms) TF-IDF matrix."""
         postings = tfidf.T.tocsr()
         postings.sort_indices()
-        return cls(postings.indptr, postings.indices, postings.data, tfidf.shape[0])
+        return cls(postings.indptr, postings.indices, postings.data, tfidf.shape[0], term_max)
+
+    @property
+    def term_max(self) -> np.ndarray:
+        if self._term_max is None:
+            self._term_max = self.term_maxima()
+        return self._term_max
+
+    def term_maxima(self) -> np.ndarray:
+        """float32 per term: its largest posting (0 for a term without postings). Reads every posting."""
+        indptr = np.asarray(self.indptr, dtype=np.int64)
+        out = np.zeros(len(indptr) - 1, dtype=np.float32)
+        nonempty = np.flatnonzero(indptr[1:] > indptr[:-1])
+        if len(nonempty):
+            data = np.asarray(self.data[indptr[0]:indptr[-1]], dtype=np.float32)
+            out[nonempty] = np.maximum.reduceat(data, indptr[nonempty] - indptr[0])
+        return out
+
+    def top_k_many(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                   k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """top_k of each query row of a block given as CSR arrays (terms = indices, weights = data)."""
+        return [self.top_k(indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]], k)
+                for i in range(len(indptr) - 1)]
 
     def top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows int64, scores float32) of the k best documents, best first (ties: lower row first); fewer when
         fewer documents share a term with the query."""
         terms = np.asarray(terms, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float32)
+        if len(weights) and weights.min() < 0:
+            raise ValueError("PostingsTopK.top_k: a query weight is negative (the bounds need TF-IDF weights >= 0)")
+        keep = weights > 0
+        if not keep.all():
+            terms, weights = terms[keep], weights[keep]
         if not len(terms) or k <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            return _empty()
         begins = np.asarray(self.indptr[terms], dtype=np.int64)
         lengths = np.asarray(self.indptr[terms + 1], dtype=np.int64) - begins
+        bounds = weights.astype(np.float64) * np.asarray(self.term_max[terms], dtype=np.float64)
+        # the most weight (squared: the norm bound) per posting read first; on a tie the shorter list
+        order = np.lexsort((lengths, -(weights.astype(np.float64) ** 2) / np.maximum(lengths, 1)))
+        order = order[lengths[order] > 0]
+        if not len(order):
+            return _empty()
+        begins, lengths, bounds = begins[order], lengths[order], bounds[order]
+        if lengths.sum() <= self.one_pass * len(order):  # short lists: one vectorised pass costs less
+            return self._one_pass(begins, lengths, weights[order], k)
+        w = weights[order]
+        # rest_sum[i], rest_norm[i]: the two bounds of what terms i.. can add (i = len: nothing)
+        rest_sum = np.concatenate((np.cumsum(bounds[::-1])[::-1], [0.0]))
+        rest_norm = np.sqrt(np.concatenate((np.cumsum((w.astype(np.float64) ** 2)[::-1])[::-1], [0.0])))
+        unseen = np.minimum(rest_sum, rest_norm) * (1 + MARGIN) + MARGIN  # bound of a document not seen before i
+        acc = np.zeros(self.n_docs, dtype=np.float32)
+        n_terms, i, threshold = len(w), 0, -1.0
+        budget = max(4096, int(lengths.sum()) // 8)
+        # phase 1: read whole lists while a document not seen yet could still make the top k
+        while i < n_terms and unseen[i] >= threshold:
+            stop = i + 1 + int(np.searchsorted(np.cumsum(lengths[i + 1:]), budget))
+            below = np.flatnonzero(unseen[i + 1:] < threshold)
+            if len(below):  # no further than where the bound falls below the k-th best known
+                stop = min(stop, i + 1 + int(below[0]))
+            for j in range(i, min(stop, n_terms)):
+                self._add(acc, begins[j], lengths[j], w[j])
+            i = min(stop, n_terms)
+            budget *= 2
+            seen = np.flatnonzero(acc)
+            if len(seen) >= k:
+                threshold = float(np.partition(acc[seen], len(seen) - k)[len(seen) - k])
+        if i == n_terms:
+            return _best(seen, acc[seen], k)
+        # phase 2: the documents seen are the only candidates; add the remaining terms to them, dropping any
+        # that cannot reach the k-th best any more
+        cands = seen
+        for j in range(i, n_terms):
+            scores = acc[cands]
+            reach = min(rest_sum[j], rest_norm[j])
+            alive = scores + reach * (1 + MARGIN) + MARGIN >= threshold
+            if not alive.all():
+                cands = cands[alive]
+            begin, length = begins[j], lengths[j]
+            steps = len(cands) * max(1.0, np.log2(length))
+            if steps * PROBE_COST >= length:
+                self._add(acc, begin, length, w[j])
+            else:
+                scores = acc[cands]
+                self._probe(scores, cands, begin, length, w[j])
+                acc[cands] = scores
+            if len(cands) > k:
+                threshold = max(threshold, float(np.partition(acc[cands], len(cands) - k)[len(cands) - k]))
+        return _best(cands, acc[cands], k)
+
+    def _one_pass(self, begins: np.ndarray, lengths: np.ndarray, weights: np.ndarray, k: int):
+        """Every posting of every term, in one vectorised pass (what a sparse product does)."""
         at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
         docs = np.asarray(self.indices[at], dtype=np.int64)
-        scores = np.zeros(self.n_docs, dtype=np.float32)
-        np.add.at(scores, docs, np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, lengths))
-        touched = np.flatnonzero(scores > 0)
-        order = np.lexsort((touched, -scores[touched]))[:k]
-        return touched[order], scores[touched[order]]
+        acc = np.zeros(self.n_docs, dtype=np.float32)
+        np.add.at(acc, docs, np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, lengths))
+        self.postings_read += len(at)
+        seen = np.flatnonzero(acc)
+        return _best(seen, acc[seen], k)
+
+    def _probe(self, scores: np.ndarray, docs: np.ndarray, begin: int, length: int, weight) -> None:
+        """scores[i] += weight * postings[docs[i]] for the documents (sorted rows) in one term's list."""
+        listed = self.indices[begin:begin + length]
+        at = np.minimum(np.searchsorted(listed, docs), length - 1)
+        hit = listed[at] == docs
+        scores[hit] += weight * np.asarray(self.data[begin + at[hit]], dtype=np.float32)
+        self.postings_read += int(len(docs) * max(1.0, np.log2(length)))
+
+    def _add(self, acc: np.ndarray, begin: int, length: int, weight: np.float32) -> None:
+        """Every posting of one term into the accumulators (a term's postings name each document once)."""
+        acc[self.indices[begin:begin + length]] += weight * np.asarray(self.data[begin:begin + length], np.float32)
+        self.postings_read += int(length)
+
+
+def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of (rows sorted ascending, their scores > 0), best first, ties by lower row."""
+    positive = scores > 0
+    rows, scores = rows[positive], scores[positive]
+    if len(rows) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        top = scores >= kth
+        rows, scores = rows[top], scores[top]
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.float32)

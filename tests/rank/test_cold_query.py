@@ -272,6 +272,15 @@ def test_mapped_lexical_scores_are_the_sparse_products_numbers(tmp_path):
             assert np.array_equal(mapped.tfidf_rows(rows), index.lexical.tfidf_rows(rows))
             assert np.array_equal(mapped.mention_rows(rows), index.lexical.mention_rows(rows))
         assert np.array_equal(index.query_data.array("vectors"), index.vectors.vectors())
+        topk = index.query_data.postings_topk()  # the stored maxima, and the top-k of the stored postings
+        assert isinstance(topk.data, np.memmap) and np.array_equal(topk.term_max, topk.term_maxima())
+        tfidf = index.lexical.tfidf
+        for row in range(50):
+            full = index.lexical.tfidf_rows(np.array([row]))[0]
+            span = slice(tfidf.indptr[row], tfidf.indptr[row + 1])
+            rows, scores = topk.top_k(tfidf.indices[span], tfidf.data[span], 5)
+            np.testing.assert_allclose(scores, np.sort(full)[::-1][:5], atol=1e-6)
+            np.testing.assert_allclose(full[rows], scores, atol=1e-6)
 
 
 def test_an_index_without_precomputed_files_answers_the_same_and_a_rebuild_adds_them(tmp_path, logs):
