@@ -148,9 +148,10 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     if rewritten:
         frozen = frozen_lexical(folder, manifest, previous, changes,
                                 LEXICAL_DRIFT if refit_drift is None else refit_drift)
+        old_ann = manifest.files.get("window_ann") if previous is not None else None  # same model and preparation
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen,
-                    windows=windows[0])
+                    windows=windows[0], previous_window_ann=folder / old_ann.name if old_ann else None)
     seconds["index"] = time.perf_counter() - timer
     from ..common.render import plural
 
@@ -242,8 +243,10 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
-                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None) -> Manifest:
-    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
+                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None,
+                previous_window_ann: Path | None = None) -> Manifest:
+    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up.
+    previous_window_ann: the replaced version's window index (same model), whose IVF training may be reused."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
@@ -281,7 +284,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     if windows is not None:  # every window, and the nearest-window index over them, at every size
         timer = time.perf_counter()
         window_files = write_windows(folder, token, windows)
-        ann_files, ann_stats = write_window_ann(folder, token, window_files)
+        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann)
         window_files.update(ann_files)
         stats.update(ann_stats, window_ann_seconds=round(time.perf_counter() - timer, 1))
         for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:

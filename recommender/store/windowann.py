@@ -78,15 +78,18 @@ class WindowANN:
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, scales: np.ndarray | None, flat_max: int | None = None,
-                   seed: int = 1234) -> "WindowANN":
+                   seed: int = 1234, trained=None) -> "WindowANN":
         """Over stored windows (int8 codes x float32 scales, store.windowfiles; memory-mapped is fine), read a
-        block at a time so that no full float32 copy is made; scales None: `codes` are the vectors."""
+        block at a time so that no full float32 copy is made; scales None: `codes` are the vectors. trained: an
+        empty IVF index already trained (`reusable_training`), used instead of training one above flat_max."""
         import faiss
 
         n, dim = codes.shape
         flat_max = FLAT_MAX if flat_max is None else flat_max
         if n <= flat_max:
             index = faiss.IndexFlatIP(dim)
+        elif trained is not None:
+            index = trained
         else:
             nlist = nlist_for(n)
             index = trained_ivf_sq8(window_rows(codes, scales, training_rows(n, nlist, seed)), nlist)
@@ -136,6 +139,27 @@ class WindowANN:
         if not isinstance(index, (faiss.IndexFlatIP, faiss.IndexIVFScalarQuantizer)):
             raise ValueError(f"{path}: not a window index ({type(index).__name__})")
         return cls(index)
+
+
+def reusable_training(path: str | Path, n: int, dim: int):
+    """An empty IVF index trained as the saved one at `path` was (its coarse centroids and 8-bit ranges), for
+    n windows of dimension dim, or None when that index is flat, unreadable, of another dimension, or has not
+    within 25% of the lists n windows get (nlist_for). Saves a night's k-means (most of an IVF build); the
+    recall is measured again on the new windows all the same (write_window_ann trains afresh below target)."""
+    import faiss
+
+    try:
+        old = WindowANN.load(path).index
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not hasattr(old, "nprobe") or old.d != dim or not 0.8 <= old.nlist / nlist_for(n) <= 1.25:
+        return None
+    index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(old.quantizer), dim, old.nlist,
+                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.sq = old.sq
+    index.is_trained = True
+    index.nprobe = min(old.nlist, NPROBES[0])
+    return index
 
 
 def exact_neighbours(codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray,

@@ -150,3 +150,40 @@ def test_rebuild_replaces_the_window_index_and_removes_the_old_one(index_copy, t
         assert index.manifest.files["window_ann"].name != old
         assert index.window_ann().count == index.manifest.stats["windows"]
     assert [p.name for p in index_copy.glob("windowann-*.faiss")] == [index.manifest.files["window_ann"].name]
+
+
+def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, monkeypatch):
+    from recommender.store.windowann import reusable_training
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    vectors = clustered(4000)
+    first = WindowANN.build(vectors)
+    first.save(tmp_path / "first.faiss")
+    changed = np.concatenate([vectors[100:], clustered(150, seed=6)])  # 100 windows gone, 150 new, rows shifted
+    trained = reusable_training(tmp_path / "first.faiss", *changed.shape)
+    assert trained is not None and trained.ntotal == 0
+    second = WindowANN.from_codes(changed, None, trained=trained)
+    centroids = first.index.quantizer.reconstruct_n(0, first.index.nlist)
+    assert np.array_equal(second.index.quantizer.reconstruct_n(0, second.index.nlist), centroids)
+    assert second.count == len(changed)
+    assert tune_nprobe(second, changed, None, target=0.98, queries=200)["window_ann_recall@50"] >= 0.98
+    # what does not suit: another dimension, four times the windows (twice the lists), a flat index
+    assert reusable_training(tmp_path / "first.faiss", len(changed), 16) is None
+    assert reusable_training(tmp_path / "first.faiss", 16_000, 32) is None
+    WindowANN.build(vectors[:500]).save(tmp_path / "flat.faiss")
+    assert reusable_training(tmp_path / "flat.faiss", *changed.shape) is None
+
+
+def test_rebuild_with_ivf_reuses_the_training(tmp_path, monkeypatch, corpus_dir):
+    import shutil
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 0)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    assert Index.open(tmp_path / "idx").manifest.stats["window_ann_training"] == "new"
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    with Index.open(tmp_path / "idx") as index:
+        assert index.manifest.stats["window_ann_training"] == "reused"
+        assert index.window_ann().count == index.manifest.stats["windows"]
