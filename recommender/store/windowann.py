@@ -47,7 +47,7 @@ def window_rows(codes: np.ndarray, scales: np.ndarray | None, rows) -> np.ndarra
 class WindowANN:
     """A FAISS index over window vectors: IndexFlatIP (exact) or IndexIVFScalarQuantizer (approximate)."""
 
-    def __init__(self, index):
+    def __init__(self, index, count: int | None = None):  # count: the placeholder's signature; ntotal says it
         self.index = index
 
     @property
