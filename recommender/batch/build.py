@@ -30,7 +30,7 @@ from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
 from ..store.metadata import MetadataStore, write_metadata
-from ..store.windowfiles import write_windows
+from ..store.windowfiles import write_window_ann, write_windows
 from ..embed.prepare import Preparation
 from ..embed.vector_cache import VectorCache
 from ..embed.vectorize import VectorizeStats, vectorize
@@ -143,13 +143,15 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
                  or "lexical" not in manifest.files  # an index from before the hybrid ranking
                  or "query:dense_mean" not in manifest.files  # or before the precomputed query data
-                 or "windows" not in manifest.stats)  # or before the stored windows
+                 or "windows" not in manifest.stats  # or before the stored windows
+                 or "window_ann" not in manifest.files)  # or before the nearest-window index
     if rewritten:
         frozen = frozen_lexical(folder, manifest, previous, changes,
                                 LEXICAL_DRIFT if refit_drift is None else refit_drift)
+        old_ann = manifest.files.get("window_ann") if previous is not None else None  # same model and preparation
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen,
-                    windows=windows[0])
+                    windows=windows[0], previous_window_ann=folder / old_ann.name if old_ann else None)
     seconds["index"] = time.perf_counter() - timer
     from ..common.render import plural
 
@@ -241,8 +243,10 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
-                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None) -> Manifest:
-    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up."""
+                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None,
+                previous_window_ann: Path | None = None) -> Manifest:
+    """Write data files under fresh names, then the manifest that names them (the commit), then tidy up.
+    previous_window_ann: the replaced version's window index (same model), whose IVF training may be reused."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
@@ -277,8 +281,15 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
 
     query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
     window_files = {}
-    if windows is not None and not getattr(ann, "approximate", False):  # exact rows over every window: not at
-        window_files = write_windows(folder, token, windows)          # an approximate index's scale
+    if windows is not None:  # every window, and the nearest-window index over them, at every size
+        timer = time.perf_counter()
+        window_files = write_windows(folder, token, windows)
+        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann)
+        window_files.update(ann_files)
+        stats.update(ann_stats, window_ann_seconds=round(time.perf_counter() - timer, 1))
+        for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:
+            log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
+                     ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
     stats["windows"] = int(len(windows.vectors)) if window_files else 0
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
     from ..rank.ranking import dense_moments
@@ -312,7 +323,7 @@ def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
     patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy",
-                "learned-*.npy", "windows-*.npy", ".*.tmp")
+                "learned-*.npy", "windows-*.npy", "windowann-*.faiss", ".*.tmp")
     for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

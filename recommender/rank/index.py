@@ -52,6 +52,7 @@ class Index:
         self._facts = None
         self._rankers: dict = {}
         self._curated_lists: int | None = None  # the curated lists the index holds (curated_lists)
+        self._window_ann = None  # the stored nearest-window index (window_ann), read on first use
         self.query_data = QueryData(folder, manifest)  # arrays precomputed at build (recommender.rank.querydata)
 
     # --- opening ------------------------------------------------------------------------------------
@@ -317,6 +318,15 @@ class Index:
         from .windows import stored_window_scores
 
         return stored_window_scores(self.folder, self.manifest, keep_copy)
+
+    def window_ann(self):
+        """The stored nearest-window index (store.windowann.WindowANN, memory-mapped), or None for an index
+        built before it."""
+        if self._window_ann is None:
+            from ..store.windowfiles import read_window_ann
+
+            self._window_ann = read_window_ann(self.folder, self.manifest)
+        return self._window_ann
 
     def overrides(self):
         from .overrides import load_overrides

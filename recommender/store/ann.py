@@ -115,14 +115,8 @@ class IVFIndex(FaissIndex):
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dim = vectors.shape
-        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        sample = vectors
-        if n > 64 * nlist:  # 64 points per list train k-means well; more only slows the build
-            sample = vectors[np.random.default_rng(seed).choice(n, 64 * nlist, replace=False)]
-        index.train(sample)
+        nlist = nlist_for(n)
+        index = trained_ivf_sq8(vectors[training_rows(n, nlist, seed)], nlist)
         index.add(vectors)
         index.nprobe = nprobe or default_nprobe(nlist)
         index.make_direct_map()
@@ -139,6 +133,30 @@ class IVFIndex(FaissIndex):
     @property
     def nprobe(self) -> int:
         return int(self.index.nprobe)
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for n vectors: 4 * sqrt(n), at least 39 vectors a list (what k-means needs to train)."""
+    return max(1, min(n // 39, int(4 * np.sqrt(n))))
+
+
+def training_rows(n: int, nlist: int, seed: int = 1234) -> np.ndarray | slice:
+    """The rows k-means trains on: all of them, or 64 a list at most (they train it well; more only slow the
+    build), sampled with a fixed seed."""
+    if n <= 64 * nlist:
+        return slice(None)
+    return np.random.default_rng(seed).choice(n, 64 * nlist, replace=False)
+
+
+def trained_ivf_sq8(sample: np.ndarray, nlist: int):
+    """An empty FAISS IVF index with 8-bit scalar quantisation (inner product), trained on `sample`."""
+    import faiss
+
+    dim = sample.shape[1]
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index
 
 
 def default_nprobe(nlist: int) -> int:

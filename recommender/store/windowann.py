@@ -3,34 +3,222 @@ found without a product against every stored window.
 
     ann = WindowANN.build(window_vectors)          # float32, unit length (the stored windows, dequantised)
     sims, ids = ann.search(query_windows, k)       # each query window's k nearest stored windows (-1 padded)
+    ann.save(path); WindowANN.load(path)           # FAISS's own format, written atomically, memory-mapped on load
 
-Interface placeholder: an exact flat inner-product index built in memory; the stored, size-dependent index
-(flat for small sites, IVF for large ones) comes in the same interface.
+The index type follows the number of windows (never the ranking): up to FLAT_MAX windows an exact flat inner-
+product index; above it IVF with 8-bit scalar quantisation (as store.ann does for article vectors), whose nprobe
+is chosen at build as the smallest that finds RECALL_TARGET of each query window's RECALL_K nearest windows on a
+seeded sample (`tune_nprobe`; the recall is recorded in the manifest). A window's id is its row in the stored
+windows (store.windowfiles), so `offsets` maps it to its article. Built from the stored codes x scales
+(`from_codes`), so its neighbours are those of what the window score reads. Measured: docs/scale.md,
+"Window candidates" (scripts/bench_window_ann.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from .ann import nlist_for, trained_ivf_sq8, training_rows
+
+# Exact flat search up to this many windows (about 1,000 articles of MDN's shape). A flat search reads every
+# window (1.5 KB each): for one article's windows it costs about as much as the IVF search at 2,000 windows and
+# 4-5 times more from 5,000 windows on (up to 23 times at MDN's 59,030), while the IVF build stays under 2 s up to
+# 10,000 windows. Measured: docs/scale.md, "Window candidates".
+FLAT_MAX = 4_000
+RECALL_K = 50  # nprobe is tuned on each query window's 50 nearest windows
+RECALL_TARGET = 0.98  # ... to find at least this share of them
+RECALL_QUERIES = 500  # stored windows sampled (seeded) as queries for the tuning
+NPROBES = (16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
+SMALL_SEARCH = 32  # query windows up to which a search runs on one thread (1.1 ms against 9 ms on two
+# busy cores for one MDN article's windows at nprobe 16)
+BLOCK = 32_768  # windows dequantised at a time (50 MB of float32 at 384 dimensions)
+
+FLAT, IVF = "faiss-flat-ip", "faiss-ivf-sq8"
+
+
+def window_rows(codes: np.ndarray, scales: np.ndarray | None, rows) -> np.ndarray:
+    """float32 window vectors of `rows` (a slice or ids): codes x scales, or the vectors themselves (scales None)."""
+    block = np.asarray(codes[rows], dtype=np.float32)
+    return np.ascontiguousarray(block if scales is None else block * np.asarray(scales[rows], np.float32)[:, None])
 
 
 class WindowANN:
-    approximate = False
+    """A FAISS index over window vectors: IndexFlatIP (exact) or IndexIVFScalarQuantizer (approximate)."""
 
-    def __init__(self, index, count: int):
-        self.index, self.count = index, count
+    def __init__(self, index, count: int | None = None):  # count: the placeholder's signature; ntotal says it
+        self.index = index
+
+    @property
+    def approximate(self) -> bool:
+        return hasattr(self.index, "nprobe")
+
+    @property
+    def backend(self) -> str:
+        return IVF if self.approximate else FLAT
+
+    @property
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def nprobe(self) -> int | None:
+        return int(self.index.nprobe) if self.approximate else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self.index.nprobe = int(value)
 
     @classmethod
-    def build(cls, vectors: np.ndarray) -> "WindowANN":
+    def build(cls, vectors: np.ndarray, flat_max: int | None = None, seed: int = 1234) -> "WindowANN":
+        """Over float32 window vectors (W x d, unit length); flat up to `flat_max` (FLAT_MAX) windows, else IVF
+        at its default nprobe (`tune_nprobe` chooses it from measured recall)."""
+        return cls.from_codes(vectors, None, flat_max, seed)
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, scales: np.ndarray | None, flat_max: int | None = None,
+                   seed: int = 1234, trained=None) -> "WindowANN":
+        """Over stored windows (int8 codes x float32 scales, store.windowfiles; memory-mapped is fine), read a
+        block at a time so that no full float32 copy is made; scales None: `codes` are the vectors. trained: an
+        empty IVF index already trained (`reusable_training`), used instead of training one above flat_max."""
         import faiss
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return cls(index, len(vectors))
+        n, dim = codes.shape
+        flat_max = FLAT_MAX if flat_max is None else flat_max
+        if n <= flat_max:
+            index = faiss.IndexFlatIP(dim)
+        elif trained is not None:
+            index = trained
+        else:
+            nlist = nlist_for(n)
+            index = trained_ivf_sq8(window_rows(codes, scales, training_rows(n, nlist, seed)), nlist)
+            index.nprobe = min(nlist, NPROBES[0])
+        for start in range(0, n, BLOCK):
+            index.add(window_rows(codes, scales, slice(start, min(n, start + BLOCK))))
+        return cls(index)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(sims m x k float32, window ids m x k int64, -1 where fewer than k windows exist), best first."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        import faiss
+
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), self.count))
-        sims, ids = self.index.search(queries, k)
+        if len(queries) > SMALL_SEARCH:
+            sims, ids = self.index.search(queries, k)
+        else:  # one article's windows: OpenMP's start-up costs more than the search (the setting is per thread)
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                sims, ids = self.index.search(queries, k)
+            finally:
+                faiss.omp_set_num_threads(threads)
         return sims, ids.astype(np.int64)
+
+    def save(self, path: str | Path) -> None:
+        """FAISS's own format, written to a temporary file and renamed over `path`."""
+        import faiss
+
+        from ..common.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True) -> "WindowANN":
+        """Read a saved index; mmap (the default): memory-mapped read-only, so opening costs no read of the
+        vectors and a search pages in only what it visits (flat: every window; IVF: the nprobe lists)."""
+        import faiss
+
+        flags = 0
+        if mmap:
+            with open(path, "rb") as handle:  # the flat format maps its codes, IVF its inverted lists
+                flat = handle.read(4) == b"IxFI"
+            flags = faiss.IO_FLAG_READ_ONLY | (faiss.IO_FLAG_MMAP_IFC if flat else faiss.IO_FLAG_MMAP)
+        index = faiss.read_index(str(path), flags)
+        if not isinstance(index, (faiss.IndexFlatIP, faiss.IndexIVFScalarQuantizer)):
+            raise ValueError(f"{path}: not a window index ({type(index).__name__})")
+        return cls(index)
+
+
+def reusable_training(path: str | Path, n: int, dim: int):
+    """An empty IVF index trained as the saved one at `path` was (its coarse centroids and 8-bit ranges), for
+    n windows of dimension dim, or None when that index is flat, unreadable, of another dimension, or has not
+    within 25% of the lists n windows get (nlist_for). Saves a night's k-means (most of an IVF build); the
+    recall is measured again on the new windows all the same (write_window_ann trains afresh below target)."""
+    import faiss
+
+    try:
+        old = WindowANN.load(path).index
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not hasattr(old, "nprobe") or old.d != dim or not 0.8 <= old.nlist / nlist_for(n) <= 1.25:
+        return None
+    index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(old.quantizer), dim, old.nlist,
+                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.sq = old.sq
+    index.is_trained = True
+    index.nprobe = min(old.nlist, NPROBES[0])
+    return index
+
+
+def exact_neighbours(codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sims, ids) of each query's k nearest windows by brute force over every window, a block at a time."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n = len(codes)
+    k = min(k, n)
+    best_sims = np.full((len(queries), 0), -np.inf, np.float32)
+    best_ids = np.zeros((len(queries), 0), np.int64)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        sims = queries @ window_rows(codes, scales, slice(start, stop)).T
+        sims = np.concatenate([best_sims, sims], axis=1)
+        ids = np.concatenate([best_ids, np.broadcast_to(np.arange(start, stop), (len(queries), stop - start))], 1)
+        keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if sims.shape[1] > k else np.argsort(-sims, axis=1)
+        best_sims, best_ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
+    order = np.argsort(-best_sims, axis=1, kind="stable")
+    return np.take_along_axis(best_sims, order, 1), np.take_along_axis(best_ids, order, 1)
+
+
+class RecallCheck:
+    """recall@k of a window index against exact search, on `queries` stored windows sampled with a seed, each
+    query's own window excluded. A found window counts when its exact similarity reaches the exact k-th best
+    (ties are not misses). The exact neighbours are computed once; `recall` then measures any nprobe."""
+
+    def __init__(self, codes: np.ndarray, scales: np.ndarray | None, k: int = RECALL_K,
+                 queries: int = RECALL_QUERIES, seed: int = 0):
+        n = len(codes)
+        self.codes, self.scales = codes, scales
+        self.k = max(1, min(k, n - 1))
+        self.rows = np.sort(np.random.default_rng(seed).choice(n, min(queries, n), replace=False))
+        self.queries = window_rows(codes, scales, self.rows)
+        sims, ids = exact_neighbours(codes, scales, self.queries, self.k + 1)
+        # the k-th best similarity of each query, its own window excluded
+        self.kth = np.array([s[i != q][self.k - 1] for q, s, i in zip(self.rows, sims, ids)], np.float32)
+
+    def recall(self, ann: WindowANN) -> float:
+        _, found = ann.search(self.queries, self.k + 1)
+        hits = 0
+        for query, vector, got, threshold in zip(self.rows, self.queries, found, self.kth):
+            got = got[(got != query) & (got >= 0)][:self.k]
+            if len(got):
+                hits += int((window_rows(self.codes, self.scales, np.sort(got)) @ vector >= threshold - 1e-5).sum())
+        return round(hits / (self.k * len(self.rows)), 4)
+
+
+def tune_nprobe(ann: WindowANN, codes: np.ndarray, scales: np.ndarray | None, k: int = RECALL_K,
+                target: float = RECALL_TARGET, queries: int = RECALL_QUERIES, seed: int = 0) -> dict:
+    """Set an IVF index's nprobe to the smallest of NPROBES whose recall@k reaches `target` (else the largest
+    tried); returns the manifest's stats: recall@k, nprobe, lists, queries. A flat index is exact: {}."""
+    if not ann.approximate:
+        return {}
+    check = RecallCheck(codes, scales, k, queries, seed)
+    nlist = int(ann.index.nlist)
+    for nprobe in [p for p in NPROBES if p < nlist] + [nlist]:
+        ann.nprobe = nprobe
+        recall = check.recall(ann)
+        if recall >= target or nprobe >= min(nlist, NPROBES[-1]):
+            break
+    return {f"window_ann_recall@{check.k}": recall, "window_ann_nprobe": ann.nprobe, "window_ann_nlist": nlist,
+            "window_ann_recall_queries": int(len(check.rows))}

@@ -8,7 +8,11 @@
 A quarter of float32's size, and what makes the window score exact (recommender.rank.windows): a dot product of
 two code vectors is a whole number below 2^24, which float32 holds exactly whatever the order of the sum.
 Named and checksummed in the manifest (roles "windows:codes", "windows:scales", "windows:offsets"),
-memory-mapped by a reader, never pickled."""
+memory-mapped by a reader, never pickled.
+
+    windowann-TOKEN.faiss       the nearest-window index over those windows (store.windowann: flat or IVF-SQ8,
+                                FAISS's format), built from the stored codes x scales; role "window_ann"
+"""
 
 from __future__ import annotations
 
@@ -16,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import IndexProblem
+from .manifest import IndexProblem, file_entry
 from .npyfiles import write_npy_files
 
 PREFIX = "windows:"
 ROLES = (PREFIX + "codes", PREFIX + "scales", PREFIX + "offsets")
+ANN_ROLE = "window_ann"
 
 
 def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,3 +61,47 @@ def read_windows(folder: Path, manifest) -> tuple[np.ndarray, np.ndarray, np.nda
         raise IndexProblem(f"{folder}: stored windows do not fit the index ({len(offsets) - 1} articles, "
                            f"{len(codes)} windows); rebuild the index")
     return codes, scales, offsets
+
+
+def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | None = None) -> tuple[dict, dict]:
+    """Build the nearest-window index over the windows just written (their files named in `entries`, as
+    write_windows returns them), choose its nprobe from measured recall, and write it; returns (the manifest
+    entry, the stats it records: its backend and, for IVF, recall, nprobe, lists and whether its training was
+    reused). previous: the window index of the version being replaced (same model and preparation), whose
+    training an IVF index reuses when it suits (windowann.reusable_training) and still reaches its recall."""
+    from .windowann import RECALL_TARGET, WindowANN, reusable_training, tune_nprobe
+
+    codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
+                     for name in ("codes", "scales"))
+    trained = reusable_training(previous, *codes.shape) if previous is not None else None
+    ann = WindowANN.from_codes(codes, scales, trained=trained)
+    stats = tune_nprobe(ann, codes, scales)
+    reused = trained is not None and ann.approximate
+    if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < RECALL_TARGET:
+        ann, reused = WindowANN.from_codes(codes, scales), False  # the old training no longer fits: train again
+        stats = tune_nprobe(ann, codes, scales)
+    if ann.approximate:
+        stats["window_ann_training"] = "reused" if reused else "new"
+    path = Path(folder) / f"windowann-{token}.faiss"
+    ann.save(path)
+    return {ANN_ROLE: file_entry(path)}, {"window_ann": ann.backend, **stats}
+
+
+def read_window_ann(folder: Path, manifest):
+    """The stored nearest-window index (store.windowann.WindowANN, memory-mapped), or None for an index built
+    before it."""
+    entry = manifest.files.get(ANN_ROLE)
+    if entry is None:
+        return None
+    from .windowann import WindowANN
+
+    path = Path(folder) / entry.name
+    try:
+        ann = WindowANN.load(path)
+    except (OSError, RuntimeError, ValueError) as exc:  # FAISS reports a damaged file as RuntimeError
+        raise IndexProblem(f"{path}: cannot read the window index ({exc}); rebuild the index") from None
+    windows = manifest.stats.get("windows")
+    if ann.count != windows or int(ann.index.d) != manifest.dimension:
+        raise IndexProblem(f"{path}: window index holds {ann.count} windows of dimension {ann.index.d}, the index "
+                           f"stores {windows} of dimension {manifest.dimension}; rebuild the index")
+    return ann

@@ -1,0 +1,189 @@
+import json
+
+import numpy as np
+import pytest
+
+from recommender import Index, IndexProblem, build_index
+from recommender.store import windowann
+from recommender.store.manifest import MANIFEST_NAME
+from recommender.store.windowann import RecallCheck, WindowANN, exact_neighbours, tune_nprobe
+from recommender.store.windowfiles import quantize, read_windows
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n: int, dim: int = 32, centres: int = 40, seed: int = 5) -> np.ndarray:
+    """Unit vectors around a few centres: neighbour structure an IVF index can miss when it probes too little."""
+    rng = np.random.default_rng(seed)
+    middle = unit(rng.normal(size=(centres, dim)))
+    return unit(middle[rng.integers(0, centres, n)] + rng.normal(0, 0.35, (n, dim)))
+
+
+def brute_force(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    sims = queries @ vectors.T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, order, 1), order
+
+
+def test_flat_is_exact_against_brute_force():
+    vectors = unit(np.random.default_rng(1).normal(size=(600, 32)))
+    ann = WindowANN.build(vectors)
+    assert not ann.approximate and ann.backend == "faiss-flat-ip" and ann.count == 600
+    sims, ids = ann.search(vectors[:30], 20)
+    ref_sims, ref_ids = brute_force(vectors[:30], vectors, 20)
+    assert ids.dtype == np.int64 and np.array_equal(ids, ref_ids)
+    assert np.allclose(sims, ref_sims, atol=1e-5)
+    _, ids = ann.search(vectors[:2], 1000)  # k above the count: every window, no padding needed
+    assert ids.shape == (2, 600) and (ids >= 0).all()
+
+
+def test_exact_neighbours_in_blocks_equal_brute_force(monkeypatch):
+    monkeypatch.setattr(windowann, "BLOCK", 64)  # several blocks, merged
+    vectors = clustered(500)
+    codes, scales = quantize(vectors)
+    dequantised = codes.astype(np.float32) * scales[:, None]
+    sims, ids = exact_neighbours(codes, scales, dequantised[:10], 15)
+    ref_sims, ref_ids = brute_force(dequantised[:10], dequantised, 15)
+    assert np.array_equal(ids, ref_ids) and np.allclose(sims, ref_sims, atol=1e-5)
+
+
+def test_ivf_above_the_threshold_reaches_its_recall_against_brute_force(monkeypatch):
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    vectors = clustered(4000)
+    assert not WindowANN.build(vectors[:1000]).approximate  # at the threshold: still exact
+    ann = WindowANN.build(vectors)
+    assert ann.approximate and ann.backend == "faiss-ivf-sq8"
+    ann.nprobe = 1
+    low = RecallCheck(vectors, None, k=50, queries=200).recall(ann)
+    stats = tune_nprobe(ann, vectors, None, k=50, target=0.98, queries=200)
+    assert stats["window_ann_nprobe"] == ann.nprobe > 1 and stats["window_ann_nlist"] == ann.index.nlist
+    assert stats["window_ann_recall@50"] >= 0.98 > low
+    # the recorded recall, checked independently: each query's 50 nearest others by brute force
+    rows = np.random.default_rng(9).choice(len(vectors), 100, replace=False)
+    _, exact = brute_force(vectors[rows], vectors, 51)
+    _, found = ann.search(vectors[rows], 51)
+    hits = [len(set(e[e != q][:50]) & set(f[f != q][:50])) for q, e, f in zip(rows, exact, found)]
+    assert sum(hits) / (50 * len(rows)) >= 0.97
+
+
+@pytest.mark.parametrize("flat_max", [10_000, 100])
+def test_save_and_load_round_trip(tmp_path, flat_max):
+    vectors = clustered(2000)
+    ann = WindowANN.build(vectors, flat_max=flat_max)
+    if ann.approximate:
+        ann.nprobe = 7
+    path = tmp_path / "windowann.faiss"
+    ann.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["windowann.faiss"]  # no temporary left behind
+    for mmap in (True, False):
+        loaded = WindowANN.load(path, mmap=mmap)
+        assert (loaded.approximate, loaded.count, loaded.nprobe) == (ann.approximate, 2000, ann.nprobe)
+        for got, want in zip(loaded.search(vectors[:25], 30), ann.search(vectors[:25], 30)):
+            assert np.array_equal(got, want)
+
+
+def test_load_refuses_another_faiss_index(tmp_path):
+    import faiss
+
+    faiss.write_index(faiss.IndexFlatL2(8), str(tmp_path / "l2.faiss"))
+    with pytest.raises(ValueError, match="not a window index"):
+        WindowANN.load(tmp_path / "l2.faiss")
+
+
+def test_built_index_stores_the_window_index_of_its_stored_windows(hashing_index):
+    with Index.open(hashing_index) as index:
+        manifest = index.manifest
+        assert "window_ann" in manifest.files and manifest.stats["window_ann"] == "faiss-flat-ip"
+        ann = index.window_ann()
+        codes, scales, offsets = read_windows(hashing_index, manifest)
+        assert ann.count == len(codes) == manifest.stats["windows"] > 0
+        stored = codes.astype(np.float32) * scales[:, None]
+        sims, ids = ann.search(stored, 5)
+        ref_sims, ref_ids = brute_force(stored, stored, 5)
+        assert np.allclose(sims, ref_sims, atol=1e-5)
+        assert np.allclose(np.einsum("wkd,wd->wk", stored[ids], stored), sims, atol=1e-5)  # ids name those windows
+
+
+def test_index_built_with_ivf_records_its_recall(tmp_path, monkeypatch, corpus_dir):
+    monkeypatch.setattr(windowann, "FLAT_MAX", 0)
+    build_index(corpus_dir, tmp_path / "idx", model="hashing", progress=False)
+    with Index.open(tmp_path / "idx") as index:
+        ann = index.window_ann()
+        assert ann.approximate and index.manifest.stats["window_ann"] == "faiss-ivf-sq8"
+        stats = index.manifest.stats
+        assert stats[f"window_ann_recall@{stats['windows'] - 1}"] == 1.0  # k clamped to the others; one list
+        assert ann.count == index.manifest.stats["windows"]
+
+
+def test_damaged_missing_or_absent_window_index(index_copy):
+    manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
+    path = index_copy / manifest["files"]["window_ann"]["name"]
+    data = path.read_bytes()
+    damaged = bytearray(data)
+    damaged[-5] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(IndexProblem, match="window_ann file does not match its checksum"):
+        Index.open(index_copy)
+    path.write_bytes(data[:100])  # a truncated file that the stat check would let through: read refused
+    with pytest.raises(IndexProblem, match="cannot read the window index"):
+        Index.open(index_copy, verify=False).window_ann()
+    path.unlink()
+    with pytest.raises(IndexProblem, match="window_ann file is missing"):
+        Index.open(index_copy)
+    del manifest["files"]["window_ann"]  # an index built before the window index
+    (index_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with Index.open(index_copy) as index:
+        assert index.window_ann() is None
+
+
+def test_rebuild_replaces_the_window_index_and_removes_the_old_one(index_copy, tmp_path, corpus_dir):
+    import shutil
+
+    old = json.loads((index_copy / MANIFEST_NAME).read_text())["files"]["window_ann"]["name"]
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    build_index(corpus, index_copy, model="hashing", progress=False)
+    with Index.open(index_copy) as index:
+        assert index.manifest.files["window_ann"].name != old
+        assert index.window_ann().count == index.manifest.stats["windows"]
+    assert [p.name for p in index_copy.glob("windowann-*.faiss")] == [index.manifest.files["window_ann"].name]
+
+
+def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, monkeypatch):
+    from recommender.store.windowann import reusable_training
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    vectors = clustered(4000)
+    first = WindowANN.build(vectors)
+    first.save(tmp_path / "first.faiss")
+    changed = np.concatenate([vectors[100:], clustered(150, seed=6)])  # 100 windows gone, 150 new, rows shifted
+    trained = reusable_training(tmp_path / "first.faiss", *changed.shape)
+    assert trained is not None and trained.ntotal == 0
+    second = WindowANN.from_codes(changed, None, trained=trained)
+    centroids = first.index.quantizer.reconstruct_n(0, first.index.nlist)
+    assert np.array_equal(second.index.quantizer.reconstruct_n(0, second.index.nlist), centroids)
+    assert second.count == len(changed)
+    assert tune_nprobe(second, changed, None, target=0.98, queries=200)["window_ann_recall@50"] >= 0.98
+    # what does not suit: another dimension, four times the windows (twice the lists), a flat index
+    assert reusable_training(tmp_path / "first.faiss", len(changed), 16) is None
+    assert reusable_training(tmp_path / "first.faiss", 16_000, 32) is None
+    WindowANN.build(vectors[:500]).save(tmp_path / "flat.faiss")
+    assert reusable_training(tmp_path / "flat.faiss", *changed.shape) is None
+
+
+def test_rebuild_with_ivf_reuses_the_training(tmp_path, monkeypatch, corpus_dir):
+    import shutil
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 0)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    assert Index.open(tmp_path / "idx").manifest.stats["window_ann_training"] == "new"
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    with Index.open(tmp_path / "idx") as index:
+        assert index.manifest.stats["window_ann_training"] == "reused"
+        assert index.window_ann().count == index.manifest.stats["windows"]
