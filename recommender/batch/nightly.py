@@ -211,7 +211,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
                       overrides=overrides, as_of=as_of, ann=ann, learned=learned,
                       site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
                       graph=index.graph_facts(learned, vectors=built.matrix) if learned else None,
-                      windows=index.window_scores(keep_copy=True))
+                      windows=index.window_scores(keep_copy=True),
+                      window_ann=index.window_ann(approximate_only=True))
         record["ranking"] = "default" if learned is None else getattr(learned, "kind", "learned")
         record["drafts_held_back"] = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)

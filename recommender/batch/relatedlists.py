@@ -38,6 +38,7 @@ class LinkJob:
     site_facts: object = None  # recommender.rank.signals.SiteFacts, with learned or tags (the shared-tag pool)
     graph: object = None  # recommender.rank.graph_signals.GraphFacts, with learned
     windows: object = None  # recommender.rank.windows.WindowScores over the stored windows; None = no window part
+    window_ann: object = None  # recommender.store.windowann.WindowANN (approximate); None = exact window search
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -67,7 +68,8 @@ class LinkJob:
 
                 tags = partial(tag_pool, self.site_facts)
             self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
-                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags, windows=self.windows)
+                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags, windows=self.windows,
+                                        window_ann=self.window_ann)
         return self._ranker
 
 

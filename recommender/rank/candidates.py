@@ -21,6 +21,8 @@ import numpy as np
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's deviation
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and deviation
 SAMPLE_SEED = 20261205
+EXACT_POSTINGS = 200_000  # a query whose terms' postings total more: lexical candidates from the lists' heads
+IMPACT_BUDGET = 131_072  # postings read then (store.lextopk.ImpactTopK)
 WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
 MIN_PER_WINDOW = 32  # at least this many per query window
 
@@ -50,7 +52,9 @@ class LexicalStage:
         self.n, self.vocabulary = n, vocabulary
         self.tfidf = arrays["tfidf"]  # (indptr, indices, data) docs x terms
         self.mentions = arrays["mentions"]  # both directions (M + Mᵀ)
-        self.topk = PostingsTopK(*arrays["postings"], n)
+        self.topk = PostingsTopK(*arrays["postings"], n, arrays.get("postings_max"))
+        self._arrays = arrays
+        self._impact = None
         self._mean = arrays.get("tfidf_mean")
         self._sample = None
 
@@ -118,9 +122,27 @@ class LexicalStage:
         return stratified(self.n, top_rows, top_scores, self._sample_rows, scores, mean)
 
     def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(the `depth` best rows, their cosines, the cosine an outsider cannot exceed: the last one's)."""
+        """(the `depth` best rows, their cosines, the cosine no other row exceeds). Exact top-k from the posting
+        lists (MaxScore) while the query's lists hold at most EXACT_POSTINGS postings; beyond, candidates from the
+        lists' heads (ImpactTopK: a bounded read, not exact) with the bound it proves."""
+        indptr = self.topk.indptr
+        if int(np.sum(np.asarray(indptr[terms + 1], np.int64) - np.asarray(indptr[terms], np.int64))) > \
+                EXACT_POSTINGS:
+            rows, _, bound = self.impact.top_k(terms, weights, depth)
+            return rows, self.values(terms, weights, rows), bound
         rows, scores = self.topk.top_k(terms, weights, depth)
         return rows, scores, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
+
+    @property
+    def impact(self):
+        """store.lextopk.ImpactTopK over the postings ordered by value (stored with the index, else made once)."""
+        if self._impact is None:
+            from ..store.lextopk import ImpactTopK, impact_order
+
+            indptr = self._arrays["postings"][0]
+            ordered = self._arrays.get("impacts") or impact_order(*self._arrays["postings"])
+            self._impact = ImpactTopK(indptr, *ordered, self.n, IMPACT_BUDGET)
+        return self._impact
 
     def mention_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         indptr, indices, data = self.mentions

@@ -319,9 +319,15 @@ class Index:
 
         return stored_window_scores(self.folder, self.manifest, keep_copy)
 
-    def window_ann(self):
+    def window_ann(self, approximate_only: bool = False):
         """The stored nearest-window index (store.windowann.WindowANN, memory-mapped), or None for an index
-        built before it."""
+        built before it. approximate_only: None for an exact (flat) one too, which the ranker replaces by its own
+        exact search over the stored windows (a query by id on a small site then reads no FAISS file)."""
+        if approximate_only:
+            from ..store.windowann import IVF
+
+            if self.manifest.stats.get("window_ann") != IVF:
+                return None
         if self._window_ann is None:
             from ..store.windowfiles import read_window_ann
 

@@ -7,6 +7,8 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-tfidf_{data,indices,indptr}.npy      TF-IDF rows (CSR, as in the lexical index)
     query-TOKEN-postings_{data,indices,indptr}.npy   the same matrix by term (CSR of its transpose)
     query-TOKEN-postings_max.npy                     each term's largest posting (store.lextopk's MaxScore bound)
+    query-TOKEN-impacts_{indices,data}.npy           the postings by value, largest first (store.lextopk.ImpactTopK)
+    query-TOKEN-tfidf_mean.npy                       the corpus's mean TF-IDF row (a lexical z-score's mean)
     query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
     query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.Facts)
     query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.SiteFacts)
@@ -41,7 +43,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
                      ann) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
     from .linking import Facts
-    from ..store.lextopk import PostingsTopK
+    from ..store.lextopk import PostingsTopK, impact_order
     from ..store.npyfiles import write_npy_files
     from .ranking import dense_moments
     from .signals import SiteFacts
@@ -62,6 +64,8 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         arrays["tfidf_mean"] = LexicalStage(lexical.csr_arrays(), lexical.count, len(lexical.vocabulary)).mean
         arrays["postings_max"] = PostingsTopK(postings.indptr, postings.indices, postings.data,
                                               lexical.count).term_maxima()
+        arrays["impacts_indices"], arrays["impacts_data"] = impact_order(postings.indptr, postings.indices,
+                                                                         postings.data)
     facts = Facts.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
@@ -131,7 +135,8 @@ class QueryData:
             lexical = self.lexical(lambda: index.lexical) or index.lexical
         matrix = self.array("vectors") if self.has("vectors") else index.vectors.vectors()
         return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments(),
-                            tag_pool=tag_pool, windows=index.window_scores())
+                            tag_pool=tag_pool, windows=index.window_scores(),
+                            window_ann=index.window_ann(approximate_only=True))
 
     def lexical(self, full):
         """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""
@@ -203,8 +208,11 @@ class MappedLexical:
         a = self.data.array
         out = {name: (a(f"{name}_indptr"), a(f"{name}_indices"), a(f"{name}_data"))
                for name in ("tfidf", "postings", "mentions")}
-        if self.data.has("tfidf_mean"):
-            out["tfidf_mean"] = a("tfidf_mean")
+        for name in ("tfidf_mean", "postings_max"):
+            if self.data.has(name):
+                out[name] = a(name)
+        if self.data.has("impacts_indices"):
+            out["impacts"] = (a("impacts_indices"), a("impacts_data"))
         return out
 
     @property

@@ -184,3 +184,47 @@ def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(0, np.int64), np.zeros(0, np.float32)
+
+
+def impact_order(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The postings of each term reordered by value, largest first (ties: lower document), with the same indptr:
+    what `ImpactTopK` reads the head of. (indices, data)."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    term = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((np.asarray(indices), -np.asarray(data, dtype=np.float32), term))
+    return np.asarray(indices)[order], np.asarray(data)[order]
+
+
+class ImpactTopK:
+    """Lexical candidates at a bounded cost, for queries whose posting lists are long: each query term's postings
+    are read from the head of its impact-ordered list (largest values first), at most `budget` postings in all,
+    shared among the terms; the documents are ranked by the partial sums read. Not exact: `top_k` also returns
+    the most an unreturned document can score (the k-th partial sum plus what each term's unread tail can add),
+    which the nightly reach rules use as the pool's boundary."""
+
+    def __init__(self, indptr, impact_indices, impact_data, n_docs: int, budget: int, min_per_term: int = 256):
+        self.indptr, self.indices, self.data = indptr, impact_indices, impact_data
+        self.n_docs, self.budget, self.min_per_term = int(n_docs), int(budget), int(min_per_term)
+
+    def top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(rows int64, partial scores float32, outsider bound), best first (ties: lower row)."""
+        terms = np.asarray(terms, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float32)
+        if not len(terms) or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
+        per = max(self.min_per_term, self.budget // len(terms))
+        begins = np.asarray(self.indptr[terms], dtype=np.int64)
+        lengths = np.asarray(self.indptr[terms + 1], dtype=np.int64) - begins
+        read = np.minimum(lengths, per)
+        at = np.repeat(begins - np.concatenate(([0], np.cumsum(read)[:-1])), read) + np.arange(int(read.sum()))
+        docs = np.asarray(self.indices[at], dtype=np.int64)
+        values = np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, read)
+        found, inverse = np.unique(docs, return_inverse=True)
+        partial = np.zeros(len(found), dtype=np.float64)
+        np.add.at(partial, inverse, values)
+        # what an unread posting can add: each truncated term's last value read (its list is sorted by value)
+        tails = np.where(read < lengths, np.asarray(self.data[np.maximum(begins + read - 1, 0)], np.float64), 0.0)
+        unread = float(np.dot(weights.astype(np.float64), tails))
+        order = np.lexsort((found, -partial))[:k]
+        kth = float(partial[order[-1]]) if len(order) >= k else 0.0
+        return found[order], partial[order].astype(np.float32), kth + unread

@@ -50,6 +50,18 @@ class WindowANN:
     def __init__(self, index, count: int | None = None):  # count: the placeholder's signature; ntotal says it
         self.index = index
 
+    def __getstate__(self) -> dict:  # the Ray engine ships the batch's job to its workers
+        import faiss
+
+        return {"faiss": faiss.serialize_index(self.index), "nprobe": self.nprobe}
+
+    def __setstate__(self, state: dict) -> None:
+        import faiss
+
+        self.index = faiss.deserialize_index(state["faiss"])
+        if state["nprobe"] is not None:
+            self.index.nprobe = state["nprobe"]
+
     @property
     def approximate(self) -> bool:
         return hasattr(self.index, "nprobe")
