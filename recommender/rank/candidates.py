@@ -50,6 +50,9 @@ class LexicalStage:
         from ..store.lextopk import PostingsTopK
 
         self.n, self.vocabulary = n, vocabulary
+        # plain array views of mapped files (no copy): NumPy's memmap subclass costs a wrapper on every lookup
+        arrays = {name: tuple(np.asarray(a) for a in value) if isinstance(value, tuple) else np.asarray(value)
+                  for name, value in arrays.items()}
         self.tfidf = arrays["tfidf"]  # (indptr, indices, data) docs x terms
         self.mentions = arrays["mentions"]  # both directions (M + Mᵀ)
         self.topk = PostingsTopK(*arrays["postings"], n, arrays.get("postings_max"))

@@ -33,7 +33,7 @@ class WindowScores:
     computes rows for groups of queries at once (one matrix product per block of corpus windows)."""
 
     def __init__(self, codes: np.ndarray, scales: np.ndarray, offsets: np.ndarray, *, keep_copy: bool = False):
-        self.codes = codes  # often memory-mapped
+        self.codes = np.asarray(codes)  # often memory-mapped (a plain view of it: no memmap wrapper per lookup)
         self.scales = np.asarray(scales, dtype=np.float32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.n = len(self.offsets) - 1
