@@ -46,6 +46,19 @@ def settings_from_environment() -> dict:
     return {**settings, "policy": policy_from_json(settings["policy"])}
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def share_cores(workers: int) -> None:
+    """Each worker's math libraries (BLAS, FAISS's OpenMP) get the machine's cores divided among the workers,
+    unless the environment already says: N workers each starting as many threads as there are cores would fight
+    over them, and a computed answer would wait for threads of the other workers. Workers inherit the variables
+    (they are new interpreters, spawned after this)."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, threads)
+
+
 def run_workers(folder: str | Path, *, host: str, port: int, editor: bool, token: str | None, policy,
                 workers: int) -> None:
     import uvicorn
@@ -53,6 +66,7 @@ def run_workers(folder: str | Path, *, host: str, port: int, editor: bool, token
     from .versions import open_version
 
     open_version(Path(folder)).index.close()  # a broken index fails here, once, not in every worker
+    share_cores(workers)
     os.environ[SETTINGS_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "editor": editor, "token": token,
                                            "policy": policy_to_json(policy)})
     uvicorn.run("recommender.serve.app:app_from_environment", factory=True, workers=workers, host=host,
