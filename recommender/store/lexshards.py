@@ -9,13 +9,16 @@ Two rounds over the shards, the driver merging between them:
 
 1. `count_shard`: each shard tokenises its documents with the fit's analyzer (scikit-learn's, so its tokens,
    lowercase and stop words are the fit's), counts terms per document and the shard's document frequencies,
-   finds the names each document mentions, and hashes the documents.
+   finds the names each document mentions (and counts the texts each name is found in), and hashes the
+   documents.
 2. The driver adds the document frequencies up in shard order (which gives each term's first appearance in
    the corpus, the order scikit-learn's fit stores a row's entries in), keeps the terms within min_df/max_df as
    `fit_tfidf` does (with its fallback), and computes the IDF with scikit-learn's formula in float32.
 3. `weigh_shard`: each shard maps its counts to the vocabulary, orders every row's entries as the fit does and
    weighs them with scikit-learn's TfidfTransformer (sublinear TF, IDF, l2 norm), so every float is the fit's.
-4. The driver stacks the rows and makes the mention matrix from the names found (`mentions_from`).
+   Each shard also makes its rows of the mention matrix, with the names' weights from the texts each name is
+   found in, added up by the driver (`mentions_from`'s, shard by shard).
+4. The driver stacks the rows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .lexical import TOKEN_PATTERN, lexical_document, sparse
-from .lexindex import LexicalIndex, document_hashes, found_arrays, mentions_from, name_owners, names_in
+from .lexindex import (LexicalIndex, document_hashes, found_arrays, mention_block, name_counts, name_owners,
+                       name_weights, names_in)
 
 Rows = Sequence[tuple[str, str, str]]  # (title, excerpt, body) in index order
 MapShards = Callable[[Callable, Sequence, object], list]  # (fn, parts, common) -> [fn(common, part) for part]
@@ -62,10 +66,10 @@ def count_shard(names: frozenset[str], rows: Rows) -> dict:
         data.extend(tally.values())
         indptr.append(len(indices))
     indices_arr = np.array(indices, dtype=np.int64)
+    found = [names_in(document, names) for document in documents]
     return {"terms": list(column), "df": np.bincount(indices_arr, minlength=len(column)).astype(np.int64),
             "indptr": np.array(indptr, dtype=np.int64), "indices": indices_arr,
-            "counts": np.array(data, dtype=np.float32),
-            "found": [names_in(document, names) for document in documents],
+            "counts": np.array(data, dtype=np.float32), "found": found, "names": name_counts(found),
             "hashes": document_hashes(documents)}
 
 
@@ -96,10 +100,13 @@ def idf_weights(df: np.ndarray, n_docs: int) -> np.ndarray:
     return idf
 
 
-def weigh_shard(common: dict, part: dict) -> sparse.csr_matrix:
+def weigh_shard(common: dict, part: dict) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """One shard's TF-IDF rows: its counts in vocabulary columns, each row's entries in order of the terms'
-    first appearance in the corpus (as the fit stores them), weighted by scikit-learn's transformer."""
+    first appearance in the corpus (as the fit stores them), weighted by scikit-learn's transformer; and its
+    rows of the mention matrix."""
     from sklearn.feature_extraction.text import TfidfTransformer
+
+    mentions = mention_block(common["owners"], part["found"], common["weights"], part["first"], common["n"])
 
     column, idf = part["column"], common["idf"]  # column: the shard's term -> vocabulary column, or -1
     rank = common["rank"]  # vocabulary column -> the term's first appearance in the corpus
@@ -113,7 +120,7 @@ def weigh_shard(common: dict, part: dict) -> sparse.csr_matrix:
                                shape=(len(part["indptr"]) - 1, len(idf)))
     transformer = TfidfTransformer(sublinear_tf=True)
     transformer.idf_ = idf
-    return transformer.transform(matrix, copy=False).tocsr()
+    return transformer.transform(matrix, copy=False).tocsr(), mentions
 
 
 MIN_SHARD_ROWS = 1000  # a shard smaller than this is not worth a task
@@ -150,12 +157,21 @@ def build_sharded(ids: Sequence[str], rows: Rows, map_shards: MapShards = map_he
     first = {term: r for r, term in enumerate(df)}
     rank = np.array([first[term] for term in vocabulary], dtype=np.int64)
     idf = idf_weights(np.array([df[term] for term in vocabulary], dtype=np.int64), n)
-    parts = [{key: part[key] for key in ("indptr", "indices", "counts")}
-             | {"column": np.array([where.get(term, -1) for term in part["terms"]], dtype=np.int64)}
-             for part in counted]
-    tfidf = sparse.vstack(map_shards(weigh_shard, parts, {"idf": idf, "rank": rank}), format="csr") \
-        if parts else sparse.csr_matrix((0, len(vocabulary)), dtype=np.float32)
     found = [names for part in counted for names in part["found"]]
-    mentions, weights = mentions_from(owners, found)
+    names = {}  # how many texts each name is found in, added up in row order
+    for part in counted:
+        for name, count in part["names"].items():
+            names[name] = names.get(name, 0) + count
+    weights = name_weights(names, n)
+    parts = [{key: part[key] for key in ("indptr", "indices", "counts", "found")}
+             | {"column": np.array([where.get(term, -1) for term in part["terms"]], dtype=np.int64), "first": a}
+             for part, (a, _) in zip(counted, spans)]
+    weighed = map_shards(weigh_shard, parts, {"idf": idf, "rank": rank, "owners": owners, "weights": weights, "n": n})
+    if weighed:
+        tfidf = sparse.vstack([rows for rows, _ in weighed], format="csr")
+        mentions = sparse.vstack([rows for _, rows in weighed], format="csr")
+    else:
+        tfidf = sparse.csr_matrix((0, len(vocabulary)), dtype=np.float32)
+        mentions = sparse.csr_matrix((0, 0), dtype=np.float32)
     hashes = np.concatenate([part["hashes"] for part in counted]) if counted else document_hashes([])
     return LexicalIndex(tfidf, vocabulary, idf, mentions, hashes, weights, found_arrays(owners, found))
