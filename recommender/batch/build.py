@@ -77,6 +77,12 @@ def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Cor
         with PreparedCache(cache_path) as cache:
             corpus = read_corpus(source, cache=cache)
             log.info("prepared articles: %d inputs reused, %d cleaned", cache.hits, cache.misses)
+    log_corpus(corpus)
+    return corpus
+
+
+def log_corpus(corpus: Corpus) -> None:
+    """Log every skipped input (file, line, reason) and the files not read."""
     for problem in corpus.problems:
         log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     if corpus.ignored:
@@ -86,7 +92,6 @@ def read_logged(source: str | Path, cache_path: str | Path | None = None) -> Cor
         shown = ", ".join(corpus.ignored[:3]) + (", ..." if len(corpus.ignored) > 3 else "")
         log.info("ignored %s (README files, XML that is not a feed, and extensions other than %s are not read): %s",
                  plural(len(corpus.ignored), "file"), " ".join(sorted(READ_SUFFIXES)), shown)
-    return corpus
 
 
 def require_articles(corpus: Corpus, source: object) -> Corpus:
@@ -124,16 +129,19 @@ def build_index(
 
 def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
                  model_spec: str | None = None, batch_size: int = 32, round_size: int = 256,
-                 progress: bool = True, refit_drift: float | None = None) -> BuildReport:
+                 progress: bool = True, refit_drift: float | None = None, hashes: Sequence[str] | None = None,
+                 engine=None) -> BuildReport:
     """The build itself; the caller holds the folder's lock. refit_drift: the share of churn since the last
-    lexical fit above which it is fitted again (None: LEXICAL_DRIFT; the batch passes [batch] refit_drift)."""
+    lexical fit above which it is fitted again (None: LEXICAL_DRIFT; the batch passes [batch] refit_drift).
+    hashes: the articles' content hashes when the reading computed them; engine: one other than the local
+    engine (recommender.batch.engines) fits the lexical index in shards on its workers."""
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
         windows: list = []
         vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
                                            batch_size=batch_size, round_size=round_size, progress=progress,
-                                           windows=windows)
+                                           windows=windows, hashes=hashes)
         seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
     manifest = current_manifest(folder)
@@ -151,7 +159,8 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
         old_ann = manifest.files.get("window_ann") if previous is not None else None  # same model and preparation
         write_index(folder, corpus.articles, vectors, hashes, embedder, preparation, model_spec=model_spec,
                     stats={"problems": len(corpus.problems), "corpus_digest": digest}, frozen_lexical=frozen,
-                    windows=windows[0], previous_window_ann=folder / old_ann.name if old_ann else None)
+                    windows=windows[0], previous_window_ann=folder / old_ann.name if old_ann else None,
+                    engine=engine)
     seconds["index"] = time.perf_counter() - timer
     from ..common.render import plural
 
@@ -244,9 +253,10 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
                 frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None,
-                previous_window_ann: Path | None = None) -> Manifest:
+                previous_window_ann: Path | None = None, engine=None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up.
-    previous_window_ann: the replaced version's window index (same model), whose IVF training may be reused."""
+    previous_window_ann: the replaced version's window index (same model), whose IVF training may be reused;
+    engine: fits the lexical index in shards on its workers (the Ray engine), else in this process."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
@@ -268,7 +278,12 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         lexical, transformed = old.updated(old_ids, ids, rows)
         stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
     else:
-        lexical = LexicalIndex.build(ids, rows)
+        if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers
+            from ..store.lexshards import build_sharded, shard_count
+
+            lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()))
+        else:
+            lexical = LexicalIndex.build(ids, rows)
         stats.update(lexical_update="full", lexical_transformed=len(ids),
                      lexical_base={"count": len(ids), "churn": 0})
     with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:

@@ -1,9 +1,10 @@
 """Where the batch's heavy phases run: in this process (the local engine) or on a Ray cluster (the Ray engine).
 
-An engine does two things for the batch: it may wrap the embedder (the Ray engine embeds on Ray workers, with
-the same model name, fingerprint and dimension, so the vector cache is shared between engines), and it maps a
-module-level function over blocks of query rows (the all-pairs phase). Everything else (reading the corpus,
-the vector cache, the index files, the outputs, the lock) stays in the driver, whatever the engine.
+An engine does three things for the batch: it may wrap the embedder (the Ray engine embeds on Ray workers, with
+the same model name, fingerprint and dimension, so the vector cache is shared between engines), it maps a
+module-level function over blocks of query rows (the all-pairs phase), and it maps one over shards of data
+(`map_shards`: the Ray engine reads and hashes the corpus, and fits the lexical index, in shards). The vector
+cache, the index files, the outputs and the lock stay in the driver, whatever the engine.
 
     engine = get_engine("ray", address="auto")   # or get_engine() for the local engine
     try:
@@ -16,7 +17,7 @@ Ray is imported only by recommender.batch.ray_engine, and only when the Ray engi
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from ..common.blocks import map_blocks_here
 from ..embed.embedder import Embedder
@@ -44,6 +45,15 @@ class Engine(Protocol):
         """[fn(shared, start, stop) for each block of range(n)], in block order; `progress(rows)` after each."""
         ...
 
+    def map_shards(self, fn: Callable, parts: Iterable, common=None) -> list:
+        """[fn(common, part) for part in parts], in order: each part goes to one task, `common` to every worker
+        once. `parts` may be a generator, drawn only as tasks are started."""
+        ...
+
+    def workers(self) -> int:
+        """CPUs the engine runs shards on."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -61,6 +71,12 @@ class LocalEngine:
     def map_blocks(self, fn: Callable, shared, n: int, block: int,
                    progress: Callable[[int], object] | None = None) -> list:
         return map_blocks_here(fn, shared, n, block, progress)
+
+    def map_shards(self, fn: Callable, parts: Iterable, common=None) -> list:
+        return [fn(common, part) for part in parts]
+
+    def workers(self) -> int:
+        return 1
 
     def close(self) -> None:
         pass

@@ -146,13 +146,15 @@ def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
 def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
          embedder, preparation, gold_path, as_of, batch_size, progress,
          engine: Engine, site_data: Path | None = None, allow_shrink: bool = False) -> None:
-    from .build import read_logged, require_articles, update_index
+    from .build import require_articles, update_index
+    from .shardread import read_with
     from .outputs import append_run, copy_site_data, update_last_run, write_outputs
     from .relatedlists import LinkJob, items_from_links
 
     seconds = record["seconds"]
     timer = time.perf_counter()
-    articles = read_logged(corpus, cache_path=index_dir / PREPARED_CACHE)
+    # the Ray engine reads, prepares and hashes in shards on its workers (recommender.batch.shardread)
+    articles, hashes = read_with(engine, corpus, index_dir / PREPARED_CACHE, preparation)
     seconds["read"] = time.perf_counter() - timer
     # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
     record["skipped"] = sum(not p.kept for p in articles.problems)
@@ -166,7 +168,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
     built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
                          batch_size=batch_size, round_size=engine.round_size(), progress=progress,
-                         refit_drift=policy.batch.refit_drift)
+                         refit_drift=policy.batch.refit_drift, hashes=hashes, engine=engine)
     seconds.update(built.seconds)
     record.update(built.changes.to_dict())
     record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,

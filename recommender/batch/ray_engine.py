@@ -1,5 +1,5 @@
-"""The Ray engine: the batch's embedding phase as a Ray Data pipeline over an actor pool, and its all-pairs
-phase as Ray tasks over blocks of query rows. Imported only when `--engine ray` is asked for.
+"""The Ray engine: the batch's embedding phase as a Ray Data pipeline over an actor pool, its all-pairs
+phase as Ray tasks over blocks of query rows, and its reading and lexical fit as Ray tasks over shards. Imported only when `--engine ray` is asked for.
 
 Workers only compute; the driver keeps the vector cache, writes the index and the outputs and holds the lock,
 exactly as in the local engine. A worker that dies costs a retry, not the run: embedding actors are restarted
@@ -19,7 +19,7 @@ import math
 import os
 import socket
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import ray
@@ -40,7 +40,8 @@ CPUS_PER_ACTOR_ENV = "RECOMMENDER_RAY_CPUS_PER_ACTOR"
 
 TEXTS_PER_BATCH = 256  # texts per Ray Data batch handed to an actor
 ARTICLES_PER_ACTOR = 2048  # vectorize round = this many articles per actor (at least 4096)
-MAX_RETRIES = 3  # restarts of a dead actor, retries of a lost batch or block
+MAX_RETRIES = 3  # restarts of a dead actor, retries of a lost batch, block or shard
+SHARDS_IN_FLIGHT = 2  # shard tasks started and not finished, per CPU of the cluster
 
 
 def _maybe_die(fault: str | None) -> None:
@@ -156,6 +157,12 @@ def _run_block(fn: Callable, box: list, start: int, stop: int, fault: str | None
     return fn(_shared(box), start, stop)
 
 
+@ray.remote(max_retries=MAX_RETRIES)
+def _run_shard(fn: Callable, box: list, part, fault: str | None):
+    _maybe_die(fault)
+    return fn(_shared(box), part)
+
+
 def smallest_node_cpus() -> int:
     """CPUs of the smallest alive node of the cluster (1 if Ray does not say)."""
     counts = [int(node.get("Resources", {}).get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
@@ -181,6 +188,7 @@ class RayEngine:
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-round "execution finished" lines are noise
         cpus = int(ray.cluster_resources().get("CPU", 1))
         wanted = cpus_per_actor or int(os.environ.get(CPUS_PER_ACTOR_ENV, "0")) or smallest_node_cpus()
+        self.cpus = cpus
         self.cpus_per_actor = max(1, min(cpus, wanted))
         self.actors = max(1, cpus // self.cpus_per_actor)
         log.info("Ray engine: %d CPUs, up to %d embedding actors of %d CPU(s)", cpus, self.actors,
@@ -214,6 +222,22 @@ class RayEngine:
                 if progress is not None:
                     progress(spans[number][1] - spans[number][0])
         return results
+
+    def map_shards(self, fn: Callable, parts: Iterable, common=None) -> list:
+        """One task a part (retried if its worker dies), at most SHARDS_IN_FLIGHT per CPU running or queued, so
+        a generator of parts (the corpus's bytes) is drawn as the tasks go; results in the parts' order."""
+        box = [ray.put(common)]
+        fault = os.environ.get(FAULT_ENV)
+        futures, pending = [], []
+        for part in parts:
+            if len(pending) >= SHARDS_IN_FLIGHT * self.cpus:
+                _, pending = ray.wait(pending, num_returns=1)
+            futures.append(_run_shard.remote(fn, box, part, fault))
+            pending.append(futures[-1])
+        return ray.get(futures)
+
+    def workers(self) -> int:
+        return self.cpus
 
     def close(self) -> None:
         if self._started and ray.is_initialized():

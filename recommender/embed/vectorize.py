@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ingest.article import Article
 from .embedder import Embedder
-from .prepare import Preparation, combine, prepare
+from .prepare import Preparation, PreparedText, combine, prepare
 from ..common.progress import progress_bar
 from .vector_cache import VectorCache
 
@@ -55,6 +55,7 @@ def vectorize(
     round_size: int = 256,
     progress: bool = True,
     windows: list | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, list[str], VectorizeStats]:
     """Unit-length vectors (n x dim, float32) for the articles, their content hashes, and counts. When `windows`
     is a list, it receives a `Windows` of every article's window vectors.
@@ -62,15 +63,23 @@ def vectorize(
     Every window of an article is embedded (the head and each body window); the article vector is the head mixed
     with the mean of its spread windows (`prepare.combine`). Articles are embedded in rounds of `round_size`;
     each round is committed to the cache before the next starts, so an interrupted run loses at most one round.
+    hashes: the articles' content hashes under `preparation` when they are known (computed where the corpus was
+    read); only the articles to embed are then prepared here.
     """
-    prepared = [prepare(a, preparation) for a in articles]
-    hashes = [p.content_hash(preparation) for p in prepared]
+    if hashes is None:
+        prepared: dict[int, PreparedText] | list[PreparedText] = [prepare(a, preparation) for a in articles]
+        hashes = [p.content_hash(preparation) for p in prepared]
+    else:
+        hashes = list(hashes)
+        prepared = {}
     model_key = embedder.fingerprint
     cached = cache.get_many(model_key, hashes) if cache is not None else {}
     cached_windows = cache.get_windows(model_key, hashes) if cache is not None else {}
     cached = {h: v for h, v in cached.items() if h in cached_windows}
     stats = VectorizeStats(reused=sum(1 for h in hashes if h in cached))
     todo = [i for i, h in enumerate(hashes) if h not in cached]
+    if isinstance(prepared, dict):
+        prepared.update((i, prepare(articles[i], preparation)) for i in todo)
     fresh: dict[str, np.ndarray] = {}
     fresh_windows: dict[str, np.ndarray] = {}
     if todo:

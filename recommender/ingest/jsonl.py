@@ -13,16 +13,19 @@ from .guard import IngestError, per_input
 from .text import canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, url_to_id
 
 
-def jsonl_lines(data: bytes, rel: str, problems: list[Problem]) -> list[tuple[int, str]]:
+def jsonl_lines(data: bytes, rel: str, problems: list[Problem], first_line: int = 1,
+                at_start: bool = True) -> list[tuple[int, str]]:
     """(line number, text) of each non-blank line. Each line is judged on its own: one that is not UTF-8 (or
     holds a NUL byte) is a Problem, the others are read. A file with a UTF-16/32 byte-order mark is decoded whole.
-    Lines end at LF only: U+2028 and the other separators `str.splitlines` knows may sit inside JSON strings."""
-    if any(data.startswith(bom) for bom, _ in BOMS):
+    Lines end at LF only: U+2028 and the other separators `str.splitlines` knows may sit inside JSON strings.
+    first_line, at_start: for a part of a file (whole lines from line first_line on; only the part at the start
+    of the file can hold a byte-order mark)."""
+    if at_start and any(data.startswith(bom) for bom, _ in BOMS):
         raw = [line.encode() for line in decode_text(data).split("\n")]
     else:
-        raw = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+        raw = (data.removeprefix(codecs.BOM_UTF8) if at_start else data).split(b"\n")
     lines = []
-    for lineno, line in enumerate(raw, start=1):
+    for lineno, line in enumerate(raw, start=first_line):
         if not line.strip():
             continue
         if b"\x00" in line:
@@ -39,9 +42,24 @@ def jsonl_lines(data: bytes, rel: str, problems: list[Problem]) -> list[tuple[in
 def read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
     """The articles of a JSONL file, a line each, and the problems of its lines (cached by line when a cache is
     given: a line read with a warning is parsed again each time, so its message stays exact)."""
+    articles, undecoded, problems = read_jsonl_part(read_bytes(path), rel, cache)
+    problems = undecoded + problems
+    if not articles and not problems:
+        problems.append(Problem(rel, NO_ARTICLES))
+    return articles, problems
+
+
+NO_ARTICLES = "no articles in JSONL file"
+
+
+def read_jsonl_part(data: bytes, rel: str, cache=None, first_line: int = 1,
+                    at_start: bool = True) -> tuple[list[Article], list[Problem], list[Problem]]:
+    """The articles of whole JSONL lines (a file, or a part of one from line first_line on), the problems of
+    lines that are not text, and those of the lines read (a file reports the first before the second)."""
     articles: list[Article] = []
+    undecoded: list[Problem] = []
     problems: list[Problem] = []
-    lines = jsonl_lines(read_bytes(path), rel, problems)
+    lines = jsonl_lines(data, rel, undecoded, first_line, at_start)
     keys: list[str] = []
     hits: dict = {}
     if cache is not None:
@@ -60,9 +78,7 @@ def read_jsonl(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Pr
             if keys and not dates:
                 cache.put(keys[i], [article])
         problems.extend(Problem(rel, w, line=lineno, kept=True) for w in dates)
-    if not articles and not problems:
-        problems.append(Problem(rel, "no articles in JSONL file"))
-    return articles, problems
+    return articles, undecoded, problems
 
 
 def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> Article:

@@ -61,9 +61,7 @@ class PreparedCache:
     def get_many(self, keys: Iterable[str]) -> dict[str, list[Article]]:
         wanted = list(dict.fromkeys(keys))
         self._seen.update(wanted)
-        found: dict[str, list[Article]] = {}
-        for key, blob in select_in(self.db, "SELECT key, articles FROM prepared WHERE key IN ({marks})", wanted):
-            found[key] = [Article.from_dict(d) for d in json.loads(blob)]
+        found = lookup(self.db, wanted)
         self.hits += len(found)
         self.misses += len(wanted) - len(found)
         return found
@@ -71,6 +69,13 @@ class PreparedCache:
     def put(self, key: str, articles: list[Article]) -> None:
         self._seen.add(key)
         self._pending[key] = json.dumps([a.to_dict() for a in articles], ensure_ascii=False)
+
+    def absorb(self, shard: "ShardCache") -> None:
+        """Take over what a worker's ShardCache looked up and prepared, as if this cache had been used."""
+        self._seen.update(shard.seen)
+        self._pending.update(shard.pending)
+        self.hits += shard.hits
+        self.misses += shard.misses
 
     def commit(self, prune: bool = True) -> None:
         """Store what was prepared in this read; with prune, forget entries this read did not use."""
@@ -94,3 +99,48 @@ class PreparedCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def lookup(db, keys: list[str]) -> dict[str, list[Article]]:
+    found: dict[str, list[Article]] = {}
+    for key, blob in select_in(db, "SELECT key, articles FROM prepared WHERE key IN ({marks})", keys):
+        found[key] = [Article.from_dict(d) for d in json.loads(blob)]
+    return found
+
+
+class ShardCache:
+    """The cache as a worker reading one shard of the corpus uses it (recommender.ingest.shards): lookups in the
+    driver's cache file opened read-only when the worker can reach it (a local Ray instance, a shared
+    filesystem; else every input is prepared again, with the same result), and the keys looked up and the
+    articles prepared kept for the driver's PreparedCache to take over (`PreparedCache.absorb`). Plain data, so
+    it travels back from a Ray task."""
+
+    def __init__(self, path: str | None):
+        self.seen: list[str] = []
+        self.pending: dict[str, str] = {}
+        self.hits = 0
+        self.misses = 0
+        self._db = None
+        if path and Path(path).exists():
+            import sqlite3
+
+            try:
+                self._db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            except sqlite3.Error:
+                self._db = None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, list[Article]]:
+        wanted = list(dict.fromkeys(keys))
+        self.seen.extend(wanted)
+        found = lookup(self._db, wanted) if self._db is not None else {}
+        self.hits += len(found)
+        self.misses += len(wanted) - len(found)
+        return found
+
+    def put(self, key: str, articles: list[Article]) -> None:
+        self.pending[key] = json.dumps([a.to_dict() for a in articles], ensure_ascii=False)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -100,7 +100,12 @@ def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[
 
 def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
     """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
-    rel = _relative(path, base)
+    return read_input(path, _relative(path, base), cache)
+
+
+def read_input(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
+    """read_file for a file known by its path relative to the corpus. `path` needs only `suffix`, `stat()` and
+    `read_bytes()` (recommender.ingest.shards hands a worker the bytes a driver read)."""
     problems: list[Problem] = []
     if path.suffix.lower() in JSONL_SUFFIXES:
         with per_input(rel, problems, seconds=None):  # the file as a whole; each line has its own budget

@@ -94,25 +94,41 @@ def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[st
 def mentions_from(owners: dict[str, list[int]], found: Sequence[set[str]],
                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
     """The mention matrix and name weights from the names found in each row's text (see mention_matrix)."""
+    weights = name_weights(name_counts(found), len(found), frozen)
+    return mention_block(owners, found, weights, 0, len(found)), {**(frozen or {}), **weights}
+
+
+def name_counts(found: Sequence[set[str]]) -> dict[str, int]:
+    """How many texts each name is found in."""
     df: dict[str, int] = {}
     for seen in found:
         for gram in seen:
             df[gram] = df.get(gram, 0) + 1
-    n_docs = max(1, len(found))
+    return df
+
+
+def name_weights(df: dict[str, int], n_docs: int, frozen: dict[str, float] | None = None) -> dict[str, float]:
+    """Each found name's weight: its IDF over n_docs texts, or the weight `frozen` keeps for it."""
+    n_docs = max(1, n_docs)
     frozen = frozen or {}
-    weights = {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
+    return {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
+
+
+def mention_block(owners: dict[str, list[int]], found: Sequence[set[str]], weights: dict[str, float],
+                  first: int, n: int) -> sparse.csr_matrix:
+    """Rows first..first+len(found) of the mention matrix (n columns): the names found in each of those texts."""
     rows, cols, data = [], [], []
-    for a, names in enumerate(found):
+    for r, names in enumerate(found):
+        a = first + r
         for name in sorted(names):  # one order whatever order the set was built in: the same float sums
             weight = weights[name]
             for b in owners[name]:
                 if b != a and weight > 0:
-                    rows.append(a)
+                    rows.append(r)
                     cols.append(b)
                     data.append(weight)
-    n = len(found)
-    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(n, n))
-    return matrix.tocsr(), {**frozen, **weights}  # duplicates (two names of b in a) are summed
+    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(found), n))
+    return matrix.tocsr()  # duplicates (two names of b in a) are summed
 
 
 def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tuple[list[str], sparse.csr_matrix]:

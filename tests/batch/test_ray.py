@@ -137,3 +137,33 @@ def test_ray_batch_with_test_embedder_equals_local(tmp_path):
     remote = batch(tmp_path, "ray", "ray", model="hashing")
     assert remote["embedded"] == local["embedded"] == local["articles"]
     assert_same_links(links(tmp_path / "local-out"), links(tmp_path / "ray-out"), tolerance=1e-6)
+
+
+def test_reading_and_lexical_fit_in_ray_shards_equal_local(tmp_path, monkeypatch):
+    """The Ray engine's read (parts of a JSONL file and groups of files, one task's worker killed) and its
+    sharded lexical fit give the local reader's corpus and hashes and LexicalIndex.build's index."""
+    from recommender.batch.shardread import read_sharded
+    from recommender.ingest.reader import read_corpus
+    from recommender.store.lexindex import LexicalIndex
+    from recommender.store.lexshards import build_sharded
+
+    from test_shardread import assert_same_corpus, write_messy_corpus
+
+    corpus = write_messy_corpus(tmp_path / "corpus")
+    marker = tmp_path / "kill-once"
+    marker.write_text("x")
+    monkeypatch.setenv(FAULT_ENV, str(marker))
+    engine = get_engine("ray")
+    try:
+        read = read_sharded(corpus, engine.map_shards, tmp_path / "prepared.sqlite", shard_bytes=200)
+        articles = read_corpus(DEMO).articles
+        ids, rows = [a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles]
+        sharded = build_sharded(ids, rows, engine.map_shards, 3)
+    finally:
+        engine.close()
+    assert not marker.exists()
+    assert_same_corpus(read_corpus(corpus), *read)
+    whole = LexicalIndex.build(ids, rows)
+    assert sharded.vocabulary == whole.vocabulary and np.array_equal(sharded.idf, whole.idf)
+    for a, b in ((whole.tfidf, sharded.tfidf), (whole.mentions, sharded.mentions)):
+        assert all(np.array_equal(getattr(a, key), getattr(b, key)) for key in ("indptr", "indices", "data"))
