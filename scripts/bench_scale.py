@@ -1,12 +1,16 @@
 """Scale benchmark (issue 25, "Cost that grows slowly"): corpora recombined from MDN at given sizes, indexed
 without the model, and for each size the index build, the batch's links phase per article and a query by id
-(warm in process, cold in a fresh process), with every ranking part the code turns on.
+(warm in process, cold in a fresh process), with every ranking part the code turns on, under the default
+ranking and (with --learned-model) the learned ranking.
 
     python scripts/bench_scale.py --work /work/tmp-scalebench --sizes 10000 80000 100000 --out scale.json
-        [--source-index /work/idx/mdn] [--corpus MDN/articles.jsonl] [--sample 2000] [--warm 30] [--cold 5]
-        [--limit-seconds 1200] [--seed 0] [--keep]
+        [--learned-model learned-ranker.json] [--source-index /work/idx/mdn] [--corpus MDN/articles.jsonl]
+        [--sample 2000] [--warm 30] [--cold 5] [--limit-seconds 1200] [--seed 0] [--noise 0.15] [--keep]
 
-Run it from a worktree root with PYTHONPATH set to the code to measure (the children inherit it).
+Run it from a worktree root with PYTHONPATH set to the code to measure (the children inherit it). The learned
+model: `recommender train --index COPY --gold MDN/gold.jsonl` on a copy of the source index, then its
+COPY/learned-ranker.json; its curated lists name MDN ids, which the first copy of each base keeps, so the graph
+facts stand at every size >= 14,592.
 
 The corpus of size n (prefix-stable: article i is the same at every size, so the sample rows are the same rows):
 article i copies a base article of MDN (the bases run through seeded permutations of MDN's 14,592 articles, so
@@ -18,21 +22,27 @@ with n times the copies. Its article vector and window vectors are the base's (r
 windows dequantised from their int8 codes) plus seeded Gaussian noise of norm `--noise`, re-normalised: no
 model runs. The corpus is written as shards of JSONL under 45 MB each (the reader's cap is 50 MB).
 
-Per size, one child process (its own peak RSS, killed after --limit-seconds):
+Per size, one child process (its own peak RSS, killed after --limit-seconds; larger sizes are then not tried):
   build    read the shards with the project's reader, content hashes, then `recommender.batch.build.write_index`
-           (FAISS, metadata, lexical index with mentions, query data, windows): seconds and peak RSS (ru_maxrss)
-  links    the LinkJob the nightly batch builds, `link_rows` over a fixed seeded sample of rows (drawn from the
-           smallest size, the same rows at every size): ms per article after the ranker's set-up; the full links
-           phase extrapolated as ms per article x n / cores
-  warm     `Index.open(...).related_answer(id, k=10, stored=False)` on --warm sample ids after one warm-up: median
-Then, from the parent, cold: `python -m recommender.cli related ID --index DIR --json -q --compute` in --cold
-fresh processes (scripts/bench_query.run_once): median wall and peak RSS.
-Printed: a table per size, the ratios between consecutive sizes (and the exponent of each growth:
-log(ratio) / log(size ratio); 0.5 is sqrt(n)), and the issue's targets. --out writes every figure as JSON.
+           (FAISS, metadata, lexical index with mentions, query data, windows, the learned ranking's arrays):
+           seconds and peak RSS (ru_maxrss; the synthetic vectors, which stand in for the embedding, are made
+           in the same process but not timed)
+  links    per ranking (default: `[ranking] learned = "off"`; learned: the policy's default, "auto"), the LinkJob
+           the nightly batch builds, `link_rows` over a fixed seeded sample of rows (drawn from the first
+           min(10,000, smallest size) rows: the same rows at every size and in every run that includes no
+           smaller size): wall and CPU ms per article after the ranker's set-up; the full
+           links phase extrapolated as wall ms per article x n / cores
+  warm     `Index.open(...).related_answer(id, k=10, policy=..., stored=False)` on --warm sample ids after one
+           warm-up: median wall and CPU
+Then, from the parent, cold: `python -m recommender.cli related ID --index DIR --json -q --compute --policy F`
+in --cold fresh processes after one warm-up (scripts/bench_query.run_once): median wall, CPU and peak RSS.
+Printed: a table per size and ranking, the ratios between consecutive sizes (and the exponent of each growth:
+log(ratio) / log(size ratio); 0.5 is sqrt(n)), and the issue's targets that the sizes run allow checking.
+--out writes every figure as JSON (after each size). The machine's load average is logged after each size:
+the CPU figures are the ones to compare when other work shares the cores.
 
-Whether the window part is on is read from the index (today an approximate index, above 150,000 articles,
-stores no windows and the ranking runs without them: reported as "off"); the learned ranking is whatever
-`Index.learned_model` puts in force for a site without curated lists (today: the fixed weights), reported too.
+Whether the window part is on is read from the ranker (today an approximate index, above 150,000 articles,
+stores no windows and the ranking runs without them: reported as "off").
 """
 
 from __future__ import annotations
@@ -172,8 +182,12 @@ def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: fl
     return vectors, Windows(windows, out_offsets)
 
 
+SAMPLE_FROM = 10_000  # the sample rows come from the first SAMPLE_FROM rows (fewer when a size is smaller)
+
+
 def sample_rows(smallest: int, sample: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng([seed, 5]).choice(smallest, min(sample, smallest), replace=False))
+    population = min(SAMPLE_FROM, smallest)
+    return np.sort(np.random.default_rng([seed, 5]).choice(population, min(sample, population), replace=False))
 
 
 # --- one size, in a child process ----------------------------------------------------------------------------
