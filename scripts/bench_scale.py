@@ -5,7 +5,7 @@ ranking and (with --learned-model) the learned ranking.
 
     python scripts/bench_scale.py --work /work/tmp-scalebench --sizes 10000 80000 100000 --out scale.json
         [--learned-model learned-ranker.json] [--source-index /work/idx/mdn] [--corpus MDN/articles.jsonl]
-        [--sample 2000] [--warm 30] [--cold 5] [--limit-seconds 1200] [--seed 0] [--noise 0.15] [--keep]
+        [--sample 500] [--warm 30] [--cold 5] [--limit-seconds 1200] [--seed 0] [--noise 0.15] [--keep]
 
 Run it from a worktree root with PYTHONPATH set to the code to measure (the children inherit it). The learned
 model: `recommender train --index COPY --gold MDN/gold.jsonl` on a copy of the source index, then its
@@ -186,8 +186,8 @@ SAMPLE_FROM = 10_000  # the sample rows come from the first SAMPLE_FROM rows (fe
 
 
 def sample_rows(smallest: int, sample: int, seed: int) -> np.ndarray:
-    population = min(SAMPLE_FROM, smallest)
-    return np.sort(np.random.default_rng([seed, 5]).choice(population, min(sample, population), replace=False))
+    """The first `sample` of a seeded order of those rows, sorted: a smaller sample is part of a larger one."""
+    return np.sort(np.random.default_rng([seed, 5]).permutation(min(SAMPLE_FROM, smallest))[:sample])
 
 
 # --- one size, in a child process ----------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def main() -> None:
                         help="an index of that corpus (its vectors and windows are jittered; only read)")
     parser.add_argument("--learned-model", type=Path, help="a learned-ranker.json (`recommender train` on the "
                         "source index with its gold lists) stored with every index: the learned ranking on")
-    parser.add_argument("--sample", type=int, default=2000, help="query rows of the links phase")
+    parser.add_argument("--sample", type=int, default=500, help="query rows of the links phase")
     parser.add_argument("--warm", type=int, default=30, help="warm queries by id (median)")
     parser.add_argument("--cold", type=int, default=5, help="cold query processes (median)")
     parser.add_argument("--noise", type=float, default=0.15, help="norm of the Gaussian jitter of each vector")

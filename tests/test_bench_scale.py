@@ -49,3 +49,4 @@ def test_sample_rows_fixed_and_within_the_smallest_size():
     rows = bench_scale.sample_rows(1000, 50, seed=0)
     assert len(set(rows)) == 50 and rows.max() < 1000
     assert np.array_equal(rows, bench_scale.sample_rows(1000, 50, seed=0))
+    assert set(bench_scale.sample_rows(1000, 20, seed=0)) <= set(rows)  # a smaller sample is part of a larger one
