@@ -6,6 +6,7 @@ ranking and (with --learned-model) the learned ranking.
     python scripts/bench_scale.py --work /work/tmp-scalebench --sizes 10000 80000 100000 --out scale.json
         [--learned-model learned-ranker.json] [--source-index /work/idx/mdn] [--corpus MDN/articles.jsonl]
         [--sample 500] [--warm 30] [--cold 5] [--limit-seconds 1200] [--seed 0] [--noise 0.15] [--keep]
+    python scripts/bench_scale.py --work W --report before.json after.json   # the tables of earlier runs again
 
 Run it from a worktree root with PYTHONPATH set to the code to measure (the children inherit it). The learned
 model: `recommender train --index COPY --gold MDN/gold.jsonl` on a copy of the source index, then its
@@ -30,8 +31,9 @@ Per size, one child process (its own peak RSS, killed after --limit-seconds; lar
   links    per ranking (default: `[ranking] learned = "off"`; learned: the policy's default, "auto"), the LinkJob
            the nightly batch builds, `link_rows` over a fixed seeded sample of rows (drawn from the first
            min(10,000, smallest size) rows: the same rows at every size and in every run that includes no
-           smaller size): wall and CPU ms per article after the ranker's set-up; the full
-           links phase extrapolated as wall ms per article x n / cores
+           smaller size): the set-up (the ranker, and the first row, which pays what the ranker
+           builds on first use) in seconds, then wall and CPU ms per article over the other rows; the full links
+           phase extrapolated as set-up + wall ms per article x n / cores
   warm     `Index.open(...).related_answer(id, k=10, policy=..., stored=False)` on --warm sample ids after one
            warm-up: median wall and CPU
 Then, from the parent, cold: `python -m recommender.cli related ID --index DIR --json -q --compute --policy F`
@@ -302,11 +304,14 @@ def measure_ranking(index_dir: Path, vectors: np.ndarray, policy, rows: np.ndarr
         out["window_part"] = "on" if ranker.windows is not None and ranker.weights.get("window") else "off"
         log(f"{len(vectors)}: {out['ranking']}: links over {len(rows)} sample rows (window part "
             f"{out['window_part']})")
+        timer = time.perf_counter()  # the first row pays what the ranker builds on first use, once per run
+        links = link_rows(job, rows[:1])
+        out["links_first_row_seconds"] = time.perf_counter() - timer
         timer, cpu = time.perf_counter(), time.process_time()
-        links = link_rows(job, rows)
+        links += link_rows(job, rows[1:])
         seconds = time.perf_counter() - timer
-        out["links_ms_per_article"] = 1000 * seconds / len(rows)
-        out["links_cpu_ms_per_article"] = 1000 * (time.process_time() - cpu) / len(rows)  # all threads
+        out["links_ms_per_article"] = 1000 * seconds / (len(rows) - 1)
+        out["links_cpu_ms_per_article"] = 1000 * (time.process_time() - cpu) / (len(rows) - 1)  # all threads
         out["links_per_list"] = sum(map(len, links)) / len(links)
         out["links_peak_rss_mb"] = peak_mb()
         del job, ranker, links
@@ -374,7 +379,7 @@ def run_size(n: int, args, records: list[dict], words: list[str]) -> dict:
         policy_file = args.work / f"policy-{label}.toml"
         policy_file.write_text(POLICY_TOML[label], encoding="utf-8")
         figures.update(cold_queries(index_dir, result["cold_id"], args.cold, policy_file))
-        figures["links_full_hours"] = figures["links_ms_per_article"] * n / cores / 3.6e6
+        figures["links_full_hours"] = full_links_hours(figures, n, cores)
     result.update(corpus=written, corpus_seconds=corpus_seconds, cores=cores, load_average=os.getloadavg()[0])
     lines_load = f"load average {result['load_average']:.2f} on {cores} cores after {n}"
     log(lines_load)
@@ -382,6 +387,12 @@ def run_size(n: int, args, records: list[dict], words: list[str]) -> dict:
         shutil.rmtree(index_dir, ignore_errors=True)
         shutil.rmtree(corpus_dir, ignore_errors=True)
     return result
+
+
+def full_links_hours(figures: dict, n: int, cores: int) -> float:
+    """The whole links phase: the set-up once (ranker, first row), then ms per article x n over the cores."""
+    once = figures["links_setup_seconds"] + figures.get("links_first_row_seconds", 0.0)
+    return (once + figures["links_ms_per_article"] * n / cores / 1000) / 3600
 
 
 def growth(a: dict, b: dict, key: str, n: tuple[int, int]) -> tuple[float, float]:
@@ -392,7 +403,7 @@ def growth(a: dict, b: dict, key: str, n: tuple[int, int]) -> tuple[float, float
 
 def report(results: list[dict]) -> list[str]:
     lines = [f"{'n':>9} {'build s':>8} {'build MB':>9} {'index MB':>9} {'windows':>8}  {'ranking':<8} {'window':>6} "
-             f"{'links ms/art':>12} {'(CPU)':>6} {'links min (full)':>16} {'warm ms':>8} {'(CPU)':>6} {'cold s':>7} "
+             f"{'set-up s':>8} {'links ms/art':>12} {'(CPU)':>6} {'links min (full)':>16} {'warm ms':>8} {'(CPU)':>6} {'cold s':>7} "
              f"{'(CPU)':>6} {'cold MB':>8}"]
     labels = []
     for r in results:
@@ -403,7 +414,9 @@ def report(results: list[dict]) -> list[str]:
             labels += [label] if label not in labels else []
             lines.append(f"{r['n']:>9} {r['seconds']['build']:>8.1f} {r['build_peak_rss_mb']:>9.0f} "
                          f"{r['index_bytes'] / 2**20:>9.0f} {r['windows_stored']:>8}  {label:<8} "
-                         f"{f['window_part']:>6} {f['links_ms_per_article']:>12.2f} "
+                         f"{f['window_part']:>6} "
+                         f"{f['links_setup_seconds'] + f.get('links_first_row_seconds', 0.0):>8.1f} "
+                         f"{f['links_ms_per_article']:>12.2f} "
                          f"{f['links_cpu_ms_per_article']:>6.2f} {60 * f['links_full_hours']:>16.1f} "
                          f"{f['warm_ms']:>8.1f} {f['warm_cpu_ms']:>6.1f} {f['cold_s']:>7.3f} {f['cold_cpu_s']:>6.3f} "
                          f"{f['cold_rss_mb']:>8.0f}")
@@ -413,8 +426,9 @@ def report(results: list[dict]) -> list[str]:
         for a, b in zip(done, done[1:]):
             sizes = (a["n"], b["n"])
             parts = [f"  {a['n']} -> {b['n']} (x{b['n'] / a['n']:.1f}; sqrt x{math.sqrt(b['n'] / a['n']):.2f}):"]
-            for key, name in (("links_ms_per_article", "links per article"), ("warm_ms", "warm query"),
-                              ("cold_s", "cold query")):
+            for key, name in (("links_ms_per_article", "links per article"), ("links_cpu_ms_per_article", "(CPU)"),
+                              ("warm_ms", "warm query"), ("warm_cpu_ms", "(CPU)"), ("cold_s", "cold query"),
+                              ("cold_cpu_s", "(CPU)")):
                 ratio, exponent = growth(a["rankings"][label], b["rankings"][label], key, sizes)
                 parts.append(f"{name} x{ratio:.2f} (exponent {exponent:.2f})")
             lines.append("  ".join(parts))
@@ -453,11 +467,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-seconds", type=float, default=1200, help="per size: stop a size that runs longer")
     parser.add_argument("--keep", action="store_true", help="keep each corpus and index")
+    parser.add_argument("--report", type=Path, nargs="+", help="print the tables of these --out files, then stop")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--smallest", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure_size(args)))
+        return
+    if args.report:
+        for path in args.report:
+            print(f"## {path}\n" + "\n".join(report(json.loads(path.read_text(encoding="utf-8"))["sizes"])))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     if args.work.resolve().is_relative_to(args.source_index.resolve()) or args.work.resolve().is_relative_to("/work/idx"):
