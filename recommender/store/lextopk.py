@@ -219,9 +219,9 @@ class ImpactTopK:
         at = np.repeat(begins - np.concatenate(([0], np.cumsum(read)[:-1])), read) + np.arange(int(read.sum()))
         docs = np.asarray(self.indices[at], dtype=np.int64)
         values = np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, read)
-        found, inverse = np.unique(docs, return_inverse=True)
-        partial = np.zeros(len(found), dtype=np.float64)
-        np.add.at(partial, inverse, values)
+        sums = np.bincount(docs, weights=values, minlength=self.n_docs)  # a dense accumulator: no sort
+        found = np.flatnonzero(sums)
+        partial = sums[found]
         # what an unread posting can add: each truncated term's last value read (its list is sorted by value)
         tails = np.where(read < lengths, np.asarray(self.data[np.maximum(begins + read - 1, 0)], np.float64), 0.0)
         unread = float(np.dot(weights.astype(np.float64), tails))

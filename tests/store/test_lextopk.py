@@ -223,3 +223,32 @@ def test_a_candidate_that_climbs_on_the_lists_left_to_search_is_kept():
             check(topk, dense, terms, weights, k)
         rows, _ = topk.top_k(terms, weights, 72)
         assert set(winners.tolist()) <= set(rows.tolist())
+
+
+def test_impact_heads_prove_their_bound_and_are_exact_when_every_posting_is_read():
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    from recommender.store.lextopk import ImpactTopK, impact_order
+
+    matrix = normalize(sparse.random(2000, 300, density=0.06, random_state=3, format="csr",
+                                     dtype=np.float32)).astype(np.float32).tocsr()
+    postings = matrix.T.tocsr()
+    postings.sort_indices()
+    ordered = impact_order(postings.indptr, postings.indices, postings.data)
+    full = (matrix @ matrix.T).toarray()
+    exact = PostingsTopK(postings.indptr, postings.indices, postings.data, 2000)
+    small = ImpactTopK(postings.indptr, *ordered, 2000, budget=600, min_per_term=10)
+    everything = ImpactTopK(postings.indptr, *ordered, 2000, budget=10 ** 7)
+    truncated = 0
+    for q in range(40):
+        terms, weights = matrix[q].indices.astype(np.int64), matrix[q].data
+        rows, _, bound = small.top_k(terms, weights, 30)
+        outside = np.setdiff1d(np.arange(2000), rows)
+        assert full[q, outside].max() <= bound + 1e-5  # no document left out scores above the bound
+        truncated += bound > exact.top_k(terms, weights, 30)[1][-1] + 1e-6
+        all_rows, all_scores, all_bound = everything.top_k(terms, weights, 30)
+        want, want_scores = exact.top_k(terms, weights, 30)
+        assert set(all_rows) == set(want) and np.allclose(np.sort(all_scores), np.sort(want_scores), atol=1e-5)
+        assert all_bound == pytest.approx(float(want_scores[-1]), abs=1e-5)
+    assert truncated > 0  # the small budget did leave postings unread
