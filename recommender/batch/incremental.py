@@ -46,6 +46,13 @@ class Frozen:
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
+    windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
+
+    def __post_init__(self):
+        if self.windows is None:
+            from .window_reach import Record
+
+            self.windows = Record(len(self.ids))
 
     @classmethod
     def stored(cls, state: dict, ids: list[str]) -> "Frozen":
@@ -72,19 +79,25 @@ class Frozen:
                 np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
 
     def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float,
-                    window: float | None = None) -> None:
+                    window: float | None = None, window_record: tuple | None = None) -> None:
+        """window_record: the two-stage ranking's (lasts, (pool rows, owners, window scores, max-sims)) of the
+        window retrieval (window_reach); None: the window pool is the top of a full row, or no window part."""
         if row >= 0:
             self.bounds["dense"][row] = dense
             self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
             self.bounds["window"][row] = -np.inf if window is None else window
             self.bounds["closest"][row] = closest
+            self.windows.record(row, *(window_record or ("exact", None)))
 
-    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray) -> None:
+    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
+                    lasts: list | None = None) -> None:
         """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
-        them this run (`pools`: POOL_PARTS -> one value per row)."""
+        them this run (`pools`: POOL_PARTS -> one value per row; `lasts`: their window lasts b_i⁺)."""
         for b in POOL_PARTS:
             self.bounds[b][rows] = pools[b]
         self.bounds["closest"][rows] = closest
+        for row, value in zip(rows, lasts or ()):
+            self.windows.lasts[int(row)] = value
 
 
 def signature(article, content_hash: str) -> str:
@@ -104,7 +117,7 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
 
 
 def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links,
-               overrides: list[dict], k: int) -> None:
+               overrides: list[dict], k: int, window_pools: bool = False) -> None:
     """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it."""
     n = len(ids)
     rows = np.full((n, k), -1, dtype=np.int32)
@@ -117,7 +130,8 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
-                 **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned)
+                 **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
+                 **frozen.windows.arrays(window_pools))
 
 
 def load_state(path: Path) -> dict | None:
@@ -163,8 +177,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     gone = {x for x in old_ids if x not in current}
     changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
     frozen = Frozen(state["mean"], state["second"], ids)
-    if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS):
+    if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
+            "wlast_len" not in state:
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
+    from .window_reach import Record
+
+    frozen.windows = Record.load(state, prev, same)
     for part in ROW_PARTS:
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
@@ -279,6 +297,12 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         for b in ("lexical", "window"):
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
+    lasts = None
+    if parts["window"]:  # two-stage: the window outsider bound rises with what came nearer (window_reach)
+        from .window_reach import ChangedWindows
+
+        lasts, grown = ChangedWindows(ranker.windows, rest, cols).raised(frozen.windows, len(ranker.windows.codes))
+        entered["window"] = np.fmax(entered["window"], grown)
     # R5: an article outside every pool scores at most this (pool parts at their boundary, no mention)
     outside = sum(w * z(p, entered[POOL_PARTS[p]] if p in POOL_PARTS else np.zeros(len(rest)))
                   for p, w in weights.items()) / norm + bonus
@@ -305,7 +329,8 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep],
+                       [lasts[j] for j in np.flatnonzero(keep)] if lasts is not None else None)
     return out
 
 

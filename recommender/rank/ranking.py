@@ -237,7 +237,7 @@ class HybridRanker:
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None
             if window is not None:
-                owners, outside = found[i]
+                owners, outside = found[i][:2]
                 sample_score, sample_max = sampled[i]
                 stats.setdefault("window", []).append((sample_score.mean(), sample_score.std()))
                 stats.setdefault("window_max", []).append((sample_max.mean(), sample_max.std()))
@@ -245,6 +245,7 @@ class HybridRanker:
                 rows_pool, lowest = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
+                bounds["window_record"] = (found[i][2], (rows_pool, *scored))  # for the nightly reach
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}
@@ -280,7 +281,8 @@ class HybridRanker:
             if self.frozen is not None:
                 self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                         lexical=bounds.get("lexical"), window=bounds.get("window"),
-                                        closest=float(raw["dense"].max()) if len(cand) else -1.0)
+                                        closest=float(raw["dense"].max()) if len(cand) else -1.0,
+                                        window_record=bounds.get("window_record"))
             results.append(self._finish(q, cand, raw, z))
         return results
 
