@@ -14,6 +14,10 @@ lexical index), the score of a pair depends only on the two articles, and a list
   shares its title with another article; a copy decides which one holds a slot), and anything changed;
 * R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
   by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
+  Under the two-stage ranking the window pool is not the top of a row: its bound also holds the outsider bound
+  of the list's window retrieval, which rises when a changed article's window comes nearer to a query window
+  than the last one it retrieved (window_reach.ChangedWindows). So an unchanged article pushed out of the window
+  pool, whose score did not change, is an outsider R5 bounds.
 
 Each pool is one entry of POOL_PARTS (its boundary, and the part of the score it bounds), so a new candidate
 pool (shared tags, say) is one more entry and one more bound in `outsider_bound`. MMR (`mmr_lambda < 1`), the
@@ -168,6 +172,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
+    if getattr(getattr(job, "window_ann", None), "approximate", False):  # its lists are not an exact top-k
+        return full_plan(n, "approximate window index"), Frozen.fresh(job.vectors, ids)
     learned = getattr(job, "learned", None) is not None  # its reach rules: recommender.batch.learned_reach
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}

@@ -13,11 +13,14 @@ a pair (q, c) depends on q and c alone, except these, which become per-article o
   upper bound of the others' strength (`recording`).
 
 The learned score has no upper bound outside the pools (free signals), so instead of R5's bound the pools of
-every kept list are computed again exactly (the dense and lexical rows, the cheap part of ranking a list: about a
-fifth of it on python_docs). A kept list is then ranked again only when:
+every kept list are found again exactly: the dense and lexical pools from their rows; the window pool of the
+two-stage ranking from the list's stored window pool and retrieval (window_reach.WindowSide: one product of the
+kept lists' windows with the changed articles' windows, no full window row), or the list is ranked again when
+that cannot be told (LW). A kept list is then ranked again only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
-  learned score (computed for those pairs only, vectorised) that reaches the list's threshold;
+  learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
+* LW: its new window pool cannot be told from what it stored (window_reach.follow);
 * LN: the curated-list owners among its 20 strongest candidates (with a positive strength) change, or one of
   them changed, or the new top 20 cannot be told from the record (ties, or too many left).
 
@@ -103,6 +106,8 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
         return "learned ranking over an approximate vector index"
     if "bound_voters" not in state:
         return "no candidates recorded for the learned ranking"
+    if job.windows is not None and "wpool_len" not in state:
+        return "no window pools recorded for the learned ranking"
     n = len(prev)
     graph = job.graph  # SciPy matrices (graph_signals) or the mapped CSR arrays of rank.learneddata
     job.graph = replace(graph, mean_vector=frozen.mean_vector, second_moment=frozen.second_moment,

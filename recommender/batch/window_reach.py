@@ -71,8 +71,10 @@ class Record:
         if keep_pools:
             sizes = np.array([len(self.pools[r][0]) if r in self.pools else -1 for r in range(self.n)], np.int64)
             parts = [self.pools[r] for r in range(self.n) if r in self.pools]
-            out.update(wpool_len=sizes, **{f"wpool_{name}": np.concatenate([p[k] for p in parts]) if parts else
-                                           np.zeros(0) for k, name in enumerate(("rows", "score", "best"))})
+            out.update(wpool_len=sizes, **{f"wpool_{name}": np.concatenate([p[k] for p in parts]).astype(kind)
+                                           if parts else np.zeros(0, kind) for k, (name, kind) in
+                                           enumerate((("rows", np.int32), ("score", np.float32),
+                                                      ("best", np.float32)))})
         return out
 
     @classmethod
