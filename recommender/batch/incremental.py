@@ -83,15 +83,17 @@ class Frozen:
                 np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
 
     def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float,
-                    window: float | None = None, window_record: tuple | None = None) -> None:
+                    window: float | None = None, window_record: tuple | None = None, tops: tuple | None = None) -> None:
         """window_record: the two-stage ranking's (lasts, (pool rows, owners, window scores, max-sims)) of the
-        window retrieval (window_reach); None: the window pool is the top of a full row, or no window part."""
+        window retrieval (window_reach); None: the window pool is the top of a full row, or no window part.
+        tops: (candidates, their raw values, {"dense": pool rows, "lexical": pool rows}) of the two-stage ranking."""
         if row >= 0:
             self.bounds["dense"][row] = dense
             self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
             self.bounds["window"][row] = -np.inf if window is None else window
             self.bounds["closest"][row] = closest
             self.windows.record(row, *(window_record or ("exact", None)))
+            self.windows.record_tops(row, tops)
 
     def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
                     lasts: list | None = None) -> None:

@@ -13,10 +13,12 @@ a pair (q, c) depends on q and c alone, except these, which become per-article o
   upper bound of the others' strength (`recording`).
 
 The learned score has no upper bound outside the pools (free signals), so instead of R5's bound the pools of
-every kept list are found again exactly: the dense and lexical pools from their rows; the window pool of the
-two-stage ranking from the list's stored window pool and retrieval (window_reach.WindowSide: one product of the
-kept lists' windows with the changed articles' windows, no full window row), or the list is ranked again when
-that cannot be told (LW). A kept list is then ranked again only when:
+every kept list are found again exactly, from what each list stored and the changed articles alone: the dense
+and lexical pools from the stored pools and the changed articles' values (pool_follow.TopSide; the list's own row
+only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
+retrieval (window_reach.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
+full window row), or the list is ranked again when that cannot be told (LW). A kept list is then ranked again
+only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
   learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
@@ -39,6 +41,7 @@ import numpy as np
 
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
+from .pool_follow import TopSide
 from .window_reach import WindowSide
 
 EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
@@ -106,7 +109,7 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
         return "learned ranking over an approximate vector index"
     if "bound_voters" not in state:
         return "no candidates recorded for the learned ranking"
-    if job.windows is not None and "wpool_len" not in state:
+    if job.windows is not None and "pool_window_len" not in state:
         return "no window pools recorded for the learned ranking"
     n = len(prev)
     graph = job.graph  # SciPy matrices (graph_signals) or the mapped CSR arrays of rank.learneddata
@@ -152,26 +155,20 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf)}
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
+    tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
-        rows = {"dense": job.vectors[r] @ job.vectors.T}  # the pools' rows (the window pool: WindowSide)
-        if used["lexical"]:
-            rows["lexical"] = job.lexical.tfidf_rows(r)
         mention = job.lexical.mention_rows(r) > 0 if used["mention"] else np.zeros((len(r), n), dtype=bool)
-        old = {name: frozen.bounds[name][r] for name in ("dense", "lexical")}
         sure_in_new, sure_out_new, sure_in_old, sure_out_old = mention.copy(), ~mention, mention.copy(), ~mention
-        for name, values_ in rows.items():
-            kth = -np.partition(-values_, depth - 1, axis=1)[:, depth - 1]
-            new_bounds[name][part] = kth
-            bound = np.nan_to_num(old[name], nan=np.inf)[:, None]  # unknown: never sure
-            above, near = values_ > kth[:, None] + POOL_EPS, np.abs(values_ - kth[:, None]) <= POOL_EPS
-            no_tie = above.sum(axis=1) + near.sum(axis=1) == depth  # those at the boundary are all in the pool
-            sure_in_new |= above | (near & no_tie[:, None])
-            sure_out_new &= values_ < kth[:, None] - POOL_EPS
-            sure_in_old |= values_ > bound + POOL_EPS
-            sure_out_old &= values_ < np.nan_to_num(old[name], nan=-np.inf)[:, None] - POOL_EPS
+        a, b, c, d, found = tops.membership(start, r, {name: frozen.bounds[name][r] for name in tops.names})
+        sure_in_new |= a
+        sure_out_new &= b
+        sure_in_old |= c
+        sure_out_old &= d
+        for name, values_ in found.items():
+            new_bounds[name][part] = values_
         if side is not None:
             a, b, c, d, new_bounds["window"][part], lost = side.membership(start, r, frozen.bounds["window"][r])
             sure_in_new |= a
@@ -180,11 +177,12 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
             sure_out_old &= d
             lw[part] = lost
         self_ = r[:, None] == np.arange(n)[None, :]
-        closest[part] = np.where(self_, -np.inf, rows["dense"]).max(axis=1)
+        old_closest = frozen.bounds["closest"][r]  # an upper bound: what came nearer raises it (unknown stays)
+        closest[part] = np.where(np.isnan(old_closest), np.nan, np.fmax(old_closest, tops.closest[part]))
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
-        pairs = {k: v[qi, cols] for k, v in rows.items()}
+        pairs = tops.pair_values(r[qi], cols)
         if side is not None:
             pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
         score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])

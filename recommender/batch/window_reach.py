@@ -37,13 +37,20 @@ def per_window(count: int) -> int:
     return max(candidates.MIN_PER_WINDOW, candidates.WINDOW_NEIGHBOURS // max(1, count))
 
 
+FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.float32)),  # window pool
+          "dense": (("rows", np.int32), ("values", np.float32)),  # dense and lexical pools (pool_follow)
+          "lexical": (("rows", np.int32), ("values", np.float32))}
+
+
 class Record:
-    """Per row: its lasts (an array, or EXACT / UNKNOWN / EVERYTHING) and its window pool (rows, window scores,
-    max-sims), as the ranker left them or a kept list carries them over."""
+    """Per row: its lasts (an array, or EXACT / UNKNOWN / EVERYTHING) and its pools (`tables`: the window pool's
+    rows, window scores and max-sims; the dense and lexical pools' rows and values), as the ranker left them or
+    a kept list carries them over. Pool rows are in the current numbering (removed: -2)."""
 
     def __init__(self, n: int):
         self.lasts: dict[int, object] = {}
-        self.pools: dict[int, tuple] = {}
+        self.tables: dict[str, dict[int, tuple]] = {name: {} for name in FIELDS}
+        self.pools, self.tops = self.tables["window"], {k: self.tables[k] for k in ("dense", "lexical")}
         self.n = n
 
     def record(self, row: int, lasts, pool) -> None:
@@ -56,8 +63,25 @@ class Record:
             at = np.searchsorted(owners, rows)
             self.pools[row] = (np.asarray(rows, np.int64), score[at].astype(np.float32), best[at].astype(np.float32))
 
+    def record_tops(self, row: int, tops) -> None:
+        """The dense and lexical pools of a list the two-stage ranking ranked (None: not known)."""
+        for mine in self.tops.values():
+            mine.pop(row, None)
+        if tops is None:
+            return
+        cand, raw, pools = tops
+        for name, rows in pools.items():
+            if rows is None or name not in raw:
+                continue
+            rows = np.asarray(rows, np.int64)
+            rows = rows[rows >= 0]
+            at = np.minimum(np.searchsorted(cand, rows), max(len(cand) - 1, 0))
+            found = (cand[at] == rows) if len(cand) else np.zeros(len(rows), dtype=bool)
+            values = np.where(found, raw[name][at] if len(cand) else 0.0, np.inf)  # the query itself: first
+            self.tops[name][row] = (rows, values.astype(np.float32))
+
     def arrays(self, keep_pools: bool) -> dict:
-        """The state's arrays (np.savez)."""
+        """The state's arrays (np.savez): the lasts always, the pools for a learned ranking."""
         codes = np.full(self.n, UNKNOWN, dtype=np.int64)
         values = []
         for row in range(self.n):
@@ -68,39 +92,40 @@ class Record:
             else:
                 codes[row] = lasts
         out = {"wlast_len": codes, "wlast": np.concatenate(values) if values else np.zeros(0)}
-        if keep_pools:
-            sizes = np.array([len(self.pools[r][0]) if r in self.pools else -1 for r in range(self.n)], np.int64)
-            parts = [self.pools[r] for r in range(self.n) if r in self.pools]
-            out.update(wpool_len=sizes, **{f"wpool_{name}": np.concatenate([p[k] for p in parts]).astype(kind)
-                                           if parts else np.zeros(0, kind) for k, (name, kind) in
-                                           enumerate((("rows", np.int32), ("score", np.float32),
-                                                      ("best", np.float32)))})
+        for name, table in self.tables.items() if keep_pools else ():
+            out[f"pool_{name}_len"] = np.array([len(table[r][0]) if r in table else -1 for r in range(self.n)])
+            parts = [table[r] for r in range(self.n) if r in table]
+            for k, (field, kind) in enumerate(FIELDS[name]):
+                out[f"pool_{name}_{field}"] = np.concatenate([p[k] for p in parts]).astype(kind) if parts else \
+                    np.zeros(0, kind)
         return out
 
     @classmethod
     def load(cls, state: dict, prev: np.ndarray, same: np.ndarray) -> "Record":
         """The records of the kept rows (`same`, their old rows `prev`); pool rows renumbered (removed: -2)."""
-        n = len(prev)
-        out = cls(n)
+        out = cls(len(prev))
+        kept = np.flatnonzero(same)
         if "wlast_len" not in state:
             return out
         codes = state["wlast_len"]
         starts = np.concatenate(([0], np.cumsum(np.maximum(codes, 0))))
-        for row in np.flatnonzero(same):
+        for row in kept:
             p = prev[row]
             out.lasts[int(row)] = state["wlast"][starts[p]:starts[p + 1]].copy() if codes[p] > 0 else int(codes[p])
-        if "wpool_len" in state:
-            sizes = state["wpool_len"]
+        renumber = np.full(len(codes), -2, dtype=np.int64)
+        renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+        for name, table in out.tables.items():
+            if f"pool_{name}_len" not in state:
+                continue
+            sizes = state[f"pool_{name}_len"]
             starts = np.concatenate(([0], np.cumsum(np.maximum(sizes, 0))))
-            renumber = np.full(len(sizes), -2, dtype=np.int64)
-            renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-            for row in np.flatnonzero(same):
+            columns = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
+            for row in kept:
                 p = prev[row]
                 if sizes[p] >= 0:
                     a, b = starts[p], starts[p + 1]
-                    out.pools[int(row)] = (renumber[state["wpool_rows"][a:b].astype(np.int64)],
-                                           state["wpool_score"][a:b].astype(np.float32),
-                                           state["wpool_best"][a:b].astype(np.float32))
+                    table[int(row)] = (renumber[columns[0][a:b].astype(np.int64)],
+                                       *(c[a:b].astype(np.float32) for c in columns[1:]))
         return out
 
 

@@ -227,6 +227,7 @@ class HybridRanker:
             if lexical is not None:
                 terms, weights = lexical[i]
                 rows, bounds["lexical"] = lex.pool(terms, weights, depth)
+                bounds["lexical_pool"] = rows
                 pool.append(rows)
                 stats.setdefault("lexical", []).append(lex.stats(terms, weights))
             if mention is not None:
@@ -282,7 +283,9 @@ class HybridRanker:
                 self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                         lexical=bounds.get("lexical"), window=bounds.get("window"),
                                         closest=float(raw["dense"].max()) if len(cand) else -1.0,
-                                        window_record=bounds.get("window_record"))
+                                        window_record=bounds.get("window_record"),
+                                        tops=(cand, raw, {"dense": dense_cands[i],
+                                                          "lexical": bounds.get("lexical_pool")}))
             results.append(self._finish(q, cand, raw, z))
         return results
 
