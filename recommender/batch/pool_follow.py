@@ -35,7 +35,7 @@ def follow_top(old: tuple, moved: np.ndarray, changed_rows: np.ndarray, changed_
         return None
     top = order[:depth]
     last = s_values[top[-1]]
-    if (np.abs(changed_values - last) <= eps).any() or (len(order) > depth and s_values[order[depth]] >= last - eps):
+    if len(order) > depth and s_values[order[depth]] >= last - eps:
         return None  # the order at the boundary is not sure
     finite = values[np.isfinite(values)]
     lowest = float(finite.min()) if len(finite) else -np.inf

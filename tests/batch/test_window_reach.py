@@ -38,3 +38,29 @@ def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
     assert outsider(lasts_raised[0]) == raised[0]
     own = float(new.rows(np.array([200]))[0, 0])  # what the old rule raised the window bound with
     assert max(bound, own) < true_bound
+
+
+def test_a_pool_followed_from_its_stored_members_takes_no_outsider_it_cannot_see():
+    """pool_follow.follow_top: the new top of a row from the stored pool and the changed articles, or None when an
+    article outside the stored pool (at most the old lowest) could come in."""
+    from recommender.batch.pool_follow import follow_top
+
+    old = (np.array([0, 1, 2, 3, 4]), np.array([np.inf, 0.8, 0.7, 0.6, 0.5], np.float32))  # row 0: the query
+    moved = np.zeros(10, dtype=bool)
+    moved[[3, 9]] = True
+    # row 9 comes in above the boundary, row 3 stays above it: the new pool is the top of what is known
+    rows, values = follow_top(old, moved, np.array([3, 9]), np.array([0.65, 0.9]), 5, 1e-5, positive=False)
+    assert rows.tolist() == [0, 9, 1, 2, 3]
+    # row 3 falls below the old lowest: an article outside the pool (at most 0.5) may now be ahead of it
+    assert follow_top(old, moved, np.array([3, 9]), np.array([0.4, 0.1]), 5, 1e-5, positive=False) is None
+    # row 3 falls, but row 9 takes its place above the old lowest: the old member 4 is the last, ahead of outsiders
+    rows, _ = follow_top(old, moved, np.array([3, 9]), np.array([0.4, 0.55]), 5, 1e-5, positive=False)
+    assert rows.tolist() == [0, 1, 2, 9, 4]
+    # a removed member (-2) and nothing in its place: fewer known than the pool holds
+    removed = (np.array([0, 1, -2, 3, 4]), old[1])
+    assert follow_top(removed, np.zeros(10, dtype=bool), np.zeros(0, np.int64), np.zeros(0), 5, 1e-5,
+                      positive=False) is None
+    # lexical: a pool that held every document sharing a term takes in only changed ones (the others score 0)
+    short = (np.array([0, 1]), np.array([np.inf, 0.3], np.float32))
+    rows, _ = follow_top(short, moved, np.array([3, 9]), np.array([0.2, 0.0]), 5, 1e-5, positive=True)
+    assert rows.tolist() == [0, 1, 3]
