@@ -14,6 +14,10 @@ lexical index), the score of a pair depends only on the two articles, and a list
   shares its title with another article; a copy decides which one holds a slot), and anything changed;
 * R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
   by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
+  Under the two-stage ranking the window pool is not the top of a row: its bound also holds the outsider bound
+  of the list's window retrieval, which rises when a changed article's window comes nearer to a query window
+  than the last one it retrieved (window_reach.ChangedWindows). So an unchanged article pushed out of the window
+  pool, whose score did not change, is an outsider R5 bounds.
 
 Each pool is one entry of POOL_PARTS (its boundary, and the part of the score it bounds), so a new candidate
 pool (shared tags, say) is one more entry and one more bound in `outsider_bound`. MMR (`mmr_lambda < 1`), the
@@ -46,6 +50,13 @@ class Frozen:
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
+    windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
+
+    def __post_init__(self):
+        if self.windows is None:
+            from .window_reach import Record
+
+            self.windows = Record(len(self.ids))
 
     @classmethod
     def stored(cls, state: dict, ids: list[str]) -> "Frozen":
@@ -72,19 +83,27 @@ class Frozen:
                 np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
 
     def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float,
-                    window: float | None = None) -> None:
+                    window: float | None = None, window_record: tuple | None = None, tops: tuple | None = None) -> None:
+        """window_record: the two-stage ranking's (lasts, (pool rows, owners, window scores, max-sims)) of the
+        window retrieval (window_reach); None: the window pool is the top of a full row, or no window part.
+        tops: (candidates, their raw values, {"dense": pool rows, "lexical": pool rows}) of the two-stage ranking."""
         if row >= 0:
             self.bounds["dense"][row] = dense
             self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
             self.bounds["window"][row] = -np.inf if window is None else window
             self.bounds["closest"][row] = closest
+            self.windows.record(row, *(window_record or ("exact", None)))
+            self.windows.record_tops(row, tops)
 
-    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray) -> None:
+    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
+                    lasts: list | None = None) -> None:
         """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
-        them this run (`pools`: POOL_PARTS -> one value per row)."""
+        them this run (`pools`: POOL_PARTS -> one value per row; `lasts`: their window lasts b_i⁺)."""
         for b in POOL_PARTS:
             self.bounds[b][rows] = pools[b]
         self.bounds["closest"][rows] = closest
+        for row, value in zip(rows, lasts or ()):
+            self.windows.lasts[int(row)] = value
 
 
 def signature(article, content_hash: str) -> str:
@@ -104,7 +123,7 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
 
 
 def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links,
-               overrides: list[dict], k: int) -> None:
+               overrides: list[dict], k: int, window_pools: bool = False) -> None:
     """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it."""
     n = len(ids)
     rows = np.full((n, k), -1, dtype=np.int32)
@@ -117,7 +136,8 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
-                 **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned)
+                 **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
+                 **frozen.windows.arrays(window_pools))
 
 
 def load_state(path: Path) -> dict | None:
@@ -154,6 +174,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
+    if getattr(getattr(job, "window_ann", None), "approximate", False):  # its lists are not an exact top-k
+        return full_plan(n, "approximate window index"), Frozen.fresh(job.vectors, ids)
     learned = getattr(job, "learned", None) is not None  # its reach rules: recommender.batch.learned_reach
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}
@@ -163,8 +185,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     gone = {x for x in old_ids if x not in current}
     changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
     frozen = Frozen(state["mean"], state["second"], ids)
-    if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS):
+    if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
+            "wlast_len" not in state:
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
+    from .window_reach import Record
+
+    frozen.windows = Record.load(state, prev, same)
     for part in ROW_PARTS:
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
@@ -279,6 +305,12 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         for b in ("lexical", "window"):
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
+    lasts = None
+    if parts["window"]:  # two-stage: the window outsider bound rises with what came nearer (window_reach)
+        from .window_reach import ChangedWindows
+
+        lasts, grown = ChangedWindows(ranker.windows, rest, cols).raised(frozen.windows, len(ranker.windows.codes))
+        entered["window"] = np.fmax(entered["window"], grown)
     # R5: an article outside every pool scores at most this (pool parts at their boundary, no mention)
     outside = sum(w * z(p, entered[POOL_PARTS[p]] if p in POOL_PARTS else np.zeros(len(rest)))
                   for p, w in weights.items()) / norm + bonus
@@ -305,7 +337,8 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep],
+                       [lasts[j] for j in np.flatnonzero(keep)] if lasts is not None else None)
     return out
 
 

@@ -13,11 +13,16 @@ a pair (q, c) depends on q and c alone, except these, which become per-article o
   upper bound of the others' strength (`recording`).
 
 The learned score has no upper bound outside the pools (free signals), so instead of R5's bound the pools of
-every kept list are computed again exactly (the dense and lexical rows, the cheap part of ranking a list: about a
-fifth of it on python_docs). A kept list is then ranked again only when:
+every kept list are found again exactly, from what each list stored and the changed articles alone: the dense
+and lexical pools from the stored pools and the changed articles' values (pool_follow.TopSide; the list's own row
+only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
+retrieval (window_reach.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
+full window row), or the list is ranked again when that cannot be told (LW). A kept list is then ranked again
+only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
-  learned score (computed for those pairs only, vectorised) that reaches the list's threshold;
+  learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
+* LW: its new window pool cannot be told from what it stored (window_reach.follow);
 * LN: the curated-list owners among its 20 strongest candidates (with a positive strength) change, or one of
   them changed, or the new top 20 cannot be told from the record (ties, or too many left).
 
@@ -34,7 +39,10 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from ..rank.graph_signals import NEIGHBOURS, dense_rz
+from ..rank.graph_signals import NEIGHBOURS
+from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
+from .pool_follow import TopSide
+from .window_reach import WindowSide
 
 EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
@@ -65,12 +73,6 @@ def graph_signatures(graph, ids: list[str], signatures: list[str]) -> list[str]:
                  ids_of(graph.lists_t, row), ids_of(graph.co, row)]
         out.append(hashlib.sha1(json.dumps(facts).encode()).hexdigest())
     return out
-
-
-def voter_strength(z: dict, count: int) -> np.ndarray:
-    """graph_signals.GraphFacts.columns' strength of each candidate."""
-    parts = [z[p] for p in ("dense", "lexical") if p in z]
-    return np.maximum(np.mean(parts, axis=0), 0.0) if parts else np.zeros(count)
 
 
 def recording(rescorer, frozen):
@@ -107,11 +109,13 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
         return "learned ranking over an approximate vector index"
     if "bound_voters" not in state:
         return "no candidates recorded for the learned ranking"
+    if job.windows is not None and "pool_window_len" not in state:
+        return "no window pools recorded for the learned ranking"
     n = len(prev)
     graph = job.graph  # SciPy matrices (graph_signals) or the mapped CSR arrays of rank.learneddata
     job.graph = replace(graph, mean_vector=frozen.mean_vector, second_moment=frozen.second_moment,
                         dense_stats=np.full((n, 2), np.nan, dtype=np.float32),
-                        **{name: _csr(getattr(graph, name), n) for name in ("mentions", "mentions_t", "lists",
+                        **{name: as_csr(getattr(graph, name), n) for name in ("mentions", "mentions_t", "lists",
                                                                             "lists_t", "co")})
     old = state["bound_voters"]
     renumber = np.full(len(old) + 1, -2, dtype=np.int64)  # removed rows -> -2; index -1 -> padding
@@ -142,7 +146,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
     used = {part: ranker._uses(part) for part in ("lexical", "mention", "window")}
-    stats = _QueryStats(job, frozen, used)
+    stats = QueryStats(job, frozen, used)
     owners = np.diff(job.graph.lists.indptr) > 0
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)
     l3, ln = np.zeros(len(rest), dtype=bool), np.zeros(len(rest), dtype=bool)
@@ -150,34 +154,37 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
     closest = np.full(len(rest), -1.0)
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf)}
+    side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
+    tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
+    lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
-        rows = {"dense": job.vectors[r] @ job.vectors.T}  # the pools' rows
-        extra = {}  # rows the learned signals read that make no pool
-        if used["lexical"]:
-            rows["lexical"] = job.lexical.tfidf_rows(r)
-        if ranker._uses("window"):
-            rows["window"], extra["window_max"] = ranker.windows.rows(r, with_max=True)
         mention = job.lexical.mention_rows(r) > 0 if used["mention"] else np.zeros((len(r), n), dtype=bool)
-        old = {name: frozen.bounds[name][r] for name in ("dense", "lexical", "window")}
         sure_in_new, sure_out_new, sure_in_old, sure_out_old = mention.copy(), ~mention, mention.copy(), ~mention
-        for name, values_ in rows.items():
-            kth = -np.partition(-values_, depth - 1, axis=1)[:, depth - 1]
-            new_bounds[name][part] = kth
-            bound = np.nan_to_num(old[name], nan=np.inf)[:, None]  # unknown: never sure
-            above, near = values_ > kth[:, None] + POOL_EPS, np.abs(values_ - kth[:, None]) <= POOL_EPS
-            no_tie = above.sum(axis=1) + near.sum(axis=1) == depth  # those at the boundary are all in the pool
-            sure_in_new |= above | (near & no_tie[:, None])
-            sure_out_new &= values_ < kth[:, None] - POOL_EPS
-            sure_in_old |= values_ > bound + POOL_EPS
-            sure_out_old &= values_ < np.nan_to_num(old[name], nan=-np.inf)[:, None] - POOL_EPS
+        a, b, c, d, found = tops.membership(start, r, {name: frozen.bounds[name][r] for name in tops.names})
+        sure_in_new |= a
+        sure_out_new &= b
+        sure_in_old |= c
+        sure_out_old &= d
+        for name, values_ in found.items():
+            new_bounds[name][part] = values_
+        if side is not None:
+            a, b, c, d, new_bounds["window"][part], lost = side.membership(start, r, frozen.bounds["window"][r])
+            sure_in_new |= a
+            sure_out_new &= b
+            sure_in_old |= c
+            sure_out_old &= d
+            lw[part] = lost
         self_ = r[:, None] == np.arange(n)[None, :]
-        closest[part] = np.where(self_, -np.inf, rows["dense"]).max(axis=1)
+        old_closest = frozen.bounds["closest"][r]  # an upper bound: what came nearer raises it (unknown stays)
+        closest[part] = np.where(np.isnan(old_closest), np.nan, np.fmax(old_closest, tops.closest[part]))
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
-        qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_)
-        pairs = {k: v[qi, cols] for k, v in (rows | extra).items()}
+        qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
+        pairs = tops.pair_values(r[qi], cols)
+        if side is not None:
+            pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
         score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
         np.logical_or.at(l3, start + qi[hit], True)
@@ -191,7 +198,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         slow = touched.any(axis=1) | np.isnan(cut[r])
         slow[qi[entering & ~(strength <= cut[r][qi])]] = True
         for j, q in enumerate(r):
-            if l3[start + j] or not slow[j]:
+            if l3[start + j] or lw[start + j] or not slow[j]:
                 continue
             mine = qi == j
             why = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved, owners,
@@ -201,11 +208,12 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
     r4 = _duplicates(job, frozen, prev, stored, rest, closest)
     for name, hit in (("a changed or displaced article reaches its threshold (learned)", l3),
-                      ("its strongest candidates' lists changed (learned)", ln & ~l3),
-                      ("near-duplicates", r4 & ~l3 & ~ln)):
+                      ("its window pool cannot be told without retrieving again (learned)", lw & ~l3),
+                      ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw),
+                      ("near-duplicates", r4 & ~l3 & ~ln & ~lw)):
         reasons[name] = int(hit.sum())
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
-    out[rest] = l3 | ln | r4
+    out[rest] = l3 | ln | r4 | lw
     keep = ~out[rest]
     frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds}, closest[keep])
     return out
@@ -249,104 +257,6 @@ def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows,
     dropped = [v for _, v in merged[RECORDED:]]
     bounds["voter_cut"][q] = max([cut] + dropped)
     return ""
-
-
-class _QueryStats:
-    """The frozen z-score statistics of every row (as HybridRanker and Frozen.row_stats give them)."""
-
-    def __init__(self, job, frozen, used: dict):
-        v = job.vectors
-        mean = v @ frozen.mean_vector  # BLAS: a z-score here only decides a test with a slack
-        second = ((v @ frozen.second_moment) * v).sum(axis=1)
-        self.stats = {"dense": (mean, np.sqrt(np.maximum(second - mean ** 2, 0.0)))}
-        # window_max (the learned signal window_max_z) comes with the window row
-        parts = [p for p in ("lexical", "mention", "window") if used[p]] + (["window_max"] if used["window"] else [])
-        for part in parts:
-            self.stats[part] = (frozen.stats[part][:, 0], frozen.stats[part][:, 1])
-
-    def z(self, part: str, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        mean, std = self.stats[part]
-        return (raw - mean[rows]) / np.where(std[rows] > 1e-12, std[rows], 1.0)
-
-
-def _csr(matrix, n: int):
-    """A SciPy CSR matrix of a graph (read-only mapped arrays are copied)."""
-    from scipy import sparse
-
-    if sparse.issparse(matrix):
-        return matrix
-    return sparse.csr_matrix((np.asarray(matrix.data), np.asarray(matrix.indices), np.asarray(matrix.indptr)),
-                             shape=(n, n))
-
-
-def _pairs(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """matrix[rows[i], cols[i]] for every i (a sparse matrix), as float64."""
-    if not len(rows):
-        return np.zeros(0)
-    return np.asarray(matrix[rows, cols], dtype=np.float64).ravel()
-
-
-def pair_scores(job, stats: _QueryStats, qs: np.ndarray, cs: np.ndarray, raw: dict, voters, values):
-    """The learned score and the strength of each pair (qs[i], cs[i]): the signals of signals.pair_signals and
-    graph_signals.GraphFacts.columns pair by pair, `neighbour_lists` from each query's recorded voters."""
-    model, facts, graph = job.learned, job.site_facts, job.graph
-    a = np.asarray(model.coef, np.float64) / np.asarray(model.scale, np.float64)
-    score = np.full(len(qs), float(model.intercept) - float(a @ np.asarray(model.mean, np.float64)))
-    if not len(qs):
-        return score, score
-    z = {"dense": stats.z("dense", qs, raw["dense"])}
-    if "lexical" in stats.stats:
-        z["lexical"] = stats.z("lexical", qs, raw["lexical"])
-    named, naming = _pairs(graph.mentions, qs, cs), _pairs(graph.mentions, cs, qs)
-    if "mention" in stats.stats:
-        z["mention"] = stats.z("mention", qs, named + naming)
-    signals = [z.get("dense", 0.0), z.get("lexical", 0.0), z.get("mention", 0.0)]
-    signals += site_signals(facts, qs, cs) if facts is not None else [0.0] * 10
-    for part in ("window", "window_max"):
-        signals.append(stats.z(part, qs, raw[part]) if part in stats.stats else 0.0)
-    cstats = graph._dense_stats(cs)
-    own = _pairs(graph.lists, qs, cs)
-    valid = (voters >= 0) & (values > 0)
-    safe = np.where(valid, voters, 0)
-    weights = np.where(valid, np.nan_to_num(values), 0.0)[:, :NEIGHBOURS]
-    listed = np.asarray(graph.lists[safe[:, :NEIGHBOURS].ravel(), np.repeat(cs, NEIGHBOURS)]).reshape(
-        len(cs), NEIGHBOURS) if NEIGHBOURS else np.zeros((len(cs), 0))
-    signals += [named, naming, graph.named_by[cs].astype(np.float64),
-                dense_rz(raw["dense"], cstats),
-                np.log1p(np.maximum(graph.in_links[cs] - own, 0)), _pairs(graph.lists, cs, qs),
-                np.maximum(_pairs(graph.co, qs, cs) - own, 0), (weights * listed).sum(axis=1)]
-    for w, x in zip(a, signals):
-        score = score + w * x
-    return score, voter_strength(z, len(qs))
-
-
-def site_signals(facts, qs: np.ndarray, cs: np.ndarray) -> list:
-    """signals.pair_signals' columns 3-12 (title_overlap .. same_page_type), pair by pair."""
-    def scipy(matrix):  # querydata.MappedCSR (a query's mapped arrays) or SciPy's own
-        return matrix._scipy() if hasattr(matrix, "_scipy") else matrix
-
-    def shared(matrix):
-        matrix = scipy(matrix)
-        return np.asarray(matrix[qs].multiply(matrix[cs]).sum(axis=1), dtype=np.float64).ravel()
-
-    tl_q, tl_c = facts.title_len[qs], facts.title_len[cs]
-    common_titles = shared(facts.titles)
-    union = tl_q + tl_c - common_titles
-    title = np.where((tl_q > 0) & (union > 0), common_titles / np.maximum(union, 1), 0.0)
-    tag_matrix = scipy(facts.tags)
-    tags = np.asarray(tag_matrix[qs].multiply(tag_matrix[cs]) @ np.asarray(facts.tag_idf, np.float64)).ravel()
-    authors = (shared(facts.authors) > 0).astype(np.float64)
-    qlen, clen = facts.path_len[qs], facts.path_len[cs]
-    common = np.cumprod(facts.path_prefix[cs] == facts.path_prefix[qs], axis=1).sum(axis=1)
-    proximity = np.where((qlen > 0) & (clen > 0), common / np.maximum(np.maximum(clen, qlen), 1), 0.0)
-    parent = (qlen > 0) & (clen > 0) & (common == np.minimum(clen, qlen)) & (np.abs(clen - qlen) == 1)
-    qday, cday = facts.days[qs], facts.days[cs]
-    known = ~np.isnan(cday) & ~np.isnan(qday)
-    gap = np.where(known, np.abs(np.nan_to_num(cday) - np.nan_to_num(qday)), 0.0)
-    older = known & (np.nan_to_num(cday) < np.nan_to_num(qday))
-    source = (facts.sources[cs] == facts.sources[qs]) & (facts.sources[qs] >= 0)
-    page = (facts.page_types[cs] == facts.page_types[qs]) & (facts.page_types[qs] >= 0)
-    return [title, tags, authors, np.log1p(gap), known, older, source, proximity, parent, page]
 
 
 def _duplicates(job, frozen, prev, stored, rest, closest) -> np.ndarray:

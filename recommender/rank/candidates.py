@@ -186,10 +186,12 @@ class WindowStage:
     def query_windows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return self.scores.windows_of(row)
 
-    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, float]]:
+    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, float, object]]:
         """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
-        score an article owning none of them cannot exceed). How many windows each query window retrieves
-        depends on that query alone, so a query gets the same candidates alone or in a batch."""
+        score an article owning none of them cannot exceed, each query window's last found similarity: None
+        when every stored window was found; what the nightly batch's reach bounds the next night with). How
+        many windows each query window retrieves depends on that query alone, so a query gets the same
+        candidates alone or in a batch."""
         out: list = [None] * len(queries)
         groups: dict[int, list[int]] = {}
         for i, (codes, _) in enumerate(queries):
@@ -202,7 +204,9 @@ class WindowStage:
                 size = len(queries[i][0])
                 found, last = ids[start:start + size], sims[start:start + size, -1]
                 owners = np.unique(np.searchsorted(self.scores.offsets, found[found >= 0], side="right") - 1)
-                out[i] = (owners, self._outsider_bound(found, last, per))
+                everything = per >= self.ann.count
+                out[i] = (owners, self._outsider_bound(found, last, per),
+                          None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)))
                 start += size
         return out
 

@@ -229,6 +229,7 @@ class HybridRanker:
             if lexical is not None:
                 terms, weights = lexical[i]
                 rows, scores, bounds["lexical"] = lex.pool(terms, weights, depth)
+                bounds["lexical_pool"] = rows
                 pool.append(rows)
                 stats.setdefault("lexical", []).append(lex.stats(terms, weights, (rows, scores)))
             if mention is not None:
@@ -240,11 +241,11 @@ class HybridRanker:
             scored = None
             if window is not None:
                 sample_score, sample_max = sampled[i]
-                if found is None:
-                    owners, outside = self.window_stage().sample, -np.inf
+                if found is None:  # every article scored with the sample: every stored window "found"
+                    owners, outside, lasts = self.window_stage().sample, -np.inf, None
                     scored = (owners, sample_score, sample_max)
                 else:
-                    owners, outside = found[i]
+                    owners, outside, lasts = found[i]
                     scored = (owners, *self.windows.pairs(*window[i], owners))
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
@@ -254,6 +255,7 @@ class HybridRanker:
                 stats.setdefault("window_max", []).append(stratified(self.n, rows_pool, scored[2][at], sample,
                                                                      sample_max))
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
+                bounds["window_record"] = (lasts, (rows_pool, *scored))  # for the nightly reach
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}
@@ -290,7 +292,10 @@ class HybridRanker:
             if self.frozen is not None:
                 self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                         lexical=bounds.get("lexical"), window=bounds.get("window"),
-                                        closest=float(raw["dense"].max()) if len(cand) else -1.0)
+                                        closest=float(raw["dense"].max()) if len(cand) else -1.0,
+                                        window_record=bounds.get("window_record"),
+                                        tops=(cand, raw, {"dense": dense_cands[i],
+                                                          "lexical": bounds.get("lexical_pool")}))
             results.append(self._finish(q, cand, raw, z))
         return results
 

@@ -1,0 +1,132 @@
+"""The dense and lexical pools in the learned reach (learned_reach.reach), from each kept list's stored pool and
+the changed articles alone, without the list's full rows.
+
+Both pools are the top `depth` of a row (the dense one: exact FAISS or a partial sort of the cosines; the lexical
+one: the posting lists' top-k, documents sharing no term with the query left out). With the statistics frozen,
+an unchanged pair keeps its value, so the new pool is the top of (the old members still there, the changed
+articles with their new values, and the outsiders, each at most the old pool's lowest value and after every old
+member). `follow_top` gives it exactly when no outsider can come in: when the new pool's last is above the old
+lowest, or is an old member itself; else (a member removed or changed and not replaced above the old boundary)
+the list's own row is computed, as before (`TopSide.membership`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def follow_top(old: tuple, moved: np.ndarray, changed_rows: np.ndarray, changed_values: np.ndarray, depth: int,
+               eps: float, positive: bool):
+    """The new pool (rows, values) from the stored one (`old`: rows, values; removed rows -2; the query itself
+    +inf), or None when an outsider may come in or the order at the boundary is not sure. positive: only rows
+    with a positive value are in a pool (the lexical one; an outsider then shares no term, value 0)."""
+    rows, values = old
+    kept = (rows >= 0) & ~moved[np.maximum(rows, 0)]
+    s_rows = np.concatenate([rows[kept], changed_rows])
+    s_values = np.concatenate([values[kept], changed_values]).astype(np.float64)
+    is_old = np.arange(len(s_rows)) < int(kept.sum())
+    if positive:
+        keep = s_values > 0
+        s_rows, s_values, is_old = s_rows[keep], s_values[keep], is_old[keep]
+    order = np.lexsort((s_rows, -s_values))
+    if len(rows) < depth:  # every article with a value was in the pool: no outsider but those valued 0
+        return (s_rows[order[:depth]], s_values[order[:depth]]) if positive else None
+    if len(order) < depth:
+        return None
+    top = order[:depth]
+    last = s_values[top[-1]]
+    if len(order) > depth and s_values[order[depth]] >= last - eps:
+        return None  # the order at the boundary is not sure
+    finite = values[np.isfinite(values)]
+    lowest = float(finite.min()) if len(finite) else -np.inf
+    if last > lowest + eps or is_old[top[-1]]:  # above every outsider, or an old member: ahead of them
+        return s_rows[top], s_values[top]
+    return None
+
+
+class TopSide:
+    """The dense and lexical pools' part of the learned reach for blocks of kept rows (like window_reach's
+    WindowSide): old and new membership, exact, from the stored pools, or from the list's own row."""
+
+    def __init__(self, job, frozen, rest: np.ndarray, moved: np.ndarray, depth: int, eps: float, lexical: bool):
+        self.job, self.record, self.depth, self.eps = job, frozen.windows, depth, eps
+        self.moved, self.cols = moved, np.flatnonzero(moved)
+        self.names = ["dense"] + (["lexical"] if lexical else [])
+        self.changed = {"dense": job.vectors[rest] @ job.vectors[self.cols].T}
+        if lexical:
+            tfidf = job.lexical.tfidf
+            self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
+        self.closest = np.where(rest[:, None] == self.cols[None, :], -np.inf, self.changed["dense"]).max(
+            axis=1, initial=-np.inf)
+        self.rows_computed = 0
+
+    def row(self, name: str, q: int) -> np.ndarray:
+        self.rows_computed += 1
+        if name == "dense":
+            return self.job.vectors[q] @ self.job.vectors.T
+        return self.job.lexical.tfidf_rows(np.array([q]))[0]
+
+    def membership(self, start: int, r: np.ndarray, old_bounds: dict):
+        """For the block r = rest[start:...]: (sure in new, sure out new, sure in old, sure out old), each
+        len(r) x n, and each pool's new boundary per row."""
+        n = len(self.moved)
+        in_new, out_new = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
+        in_old, out_old = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
+        bounds = {name: np.full(len(r), -np.inf) for name in self.names}
+        for name in self.names:
+            stored = self.record.tops[name]
+            for j, q in enumerate(r):
+                q = int(q)
+                old = stored.get(q)
+                found = None if old is None else follow_top(old, self.moved, self.cols,
+                                                            self.changed[name][start + j], self.depth, self.eps,
+                                                            positive=name == "lexical")
+                if found is not None:
+                    rows, values = found
+                    mine = np.zeros(n, bool)
+                    mine[rows] = True
+                    was = np.zeros(n, bool)
+                    was[old[0][old[0] >= 0]] = True
+                    finite = values[np.isfinite(values)]
+                    bounds[name][j] = float(finite.min()) if len(rows) >= self.depth and len(finite) else 0.0
+                    stored[q] = (rows, values.astype(np.float32))
+                else:  # the row itself, as the pools of the full-row reach
+                    values = self.row(name, q).astype(np.float64)
+                    if name == "lexical":  # a document sharing no term is in no lexical pool
+                        values = np.where(values > 0, values, -np.inf)
+                    kth = -np.partition(-values, self.depth - 1)[self.depth - 1]
+                    if np.isfinite(kth):
+                        above, near = values > kth + self.eps, np.abs(values - kth) <= self.eps
+                        tie_free = above.sum() + near.sum() == self.depth
+                        mine, sure_out = above | (near & tie_free), values < kth - self.eps
+                    else:  # fewer than depth with a value: every one is in
+                        tie_free, mine, kth = True, np.isfinite(values), 0.0
+                        sure_out = ~mine
+                    bound = old_bounds[name][j]
+                    was = values > (np.inf if np.isnan(bound) else bound) + self.eps
+                    out_new[j] &= sure_out
+                    out_old[j] &= values < (-np.inf if np.isnan(bound) else bound) - self.eps
+                    bounds[name][j] = kth
+                    if tie_free:  # the pool as the ranker makes it, for the next night
+                        top = np.lexsort((np.arange(n), -values))[:self.depth]
+                        top = top[np.isfinite(values[top])]
+                        stored[q] = (top, np.where(top == q, np.inf, values[top]).astype(np.float32))
+                    else:
+                        stored.pop(q, None)
+                    in_new[j] |= mine
+                    in_old[j] |= was
+                    continue
+                in_new[j] |= mine
+                out_new[j] &= ~mine
+                in_old[j] |= was
+                out_old[j] &= ~was
+        return in_new, out_new, in_old, out_old, bounds
+
+    def pair_values(self, qs: np.ndarray, cs: np.ndarray) -> dict:
+        """Dense and lexical values of each pair (qs[i], cs[i])."""
+        out = {"dense": np.einsum("id,id->i", self.job.vectors[qs], self.job.vectors[cs])}
+        if "lexical" in self.names:
+            tfidf = self.job.lexical.tfidf
+            out["lexical"] = np.asarray(tfidf[qs].multiply(tfidf[cs]).sum(axis=1), dtype=np.float64).ravel() \
+                if len(qs) else np.zeros(0)
+        return out
