@@ -204,11 +204,9 @@ class Stub:
 def measure_size(args) -> dict:
     """Build the index of one size from its shards, then time the links phase and warm queries."""
     from recommender.batch.build import read_logged, write_index
-    from recommender.batch.relatedlists import LinkJob, link_rows
     from recommender.embed.prepare import Preparation
     from recommender.embed.vectorize import content_hashes
     from recommender.rank.index import Index
-    from recommender.rank.policy import Policy
     from recommender.store.manifest import read_manifest
 
     n, work = args.child, args.work
@@ -283,7 +281,7 @@ POLICY_TOML = {"default": '[ranking]\nlearned = "off"\n', "learned": ""}  # the 
 
 def measure_ranking(index_dir: Path, vectors: np.ndarray, policy, rows: np.ndarray, sample_ids: list[str]) -> dict:
     """Links phase over the sample rows, then warm queries by id, under one policy."""
-    from recommender.batch.relatedlists import LinkJob, link_rows
+    from recommender.batch.relatedlists import job_for_index, link_rows
     from recommender.rank.index import Index
 
     out: dict = {}
@@ -291,13 +289,8 @@ def measure_ranking(index_dir: Path, vectors: np.ndarray, policy, rows: np.ndarr
         out["ranking"] = index.ranking_in_force(policy)
         timer = time.perf_counter()
         # the job the nightly batch builds (recommender.batch.nightly.run_batch), on the build's vectors
-        ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         learned = index.learned_model(policy)
-        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), ann=ann, learned=learned,
-                      site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
-                      graph=index.graph_facts(learned, vectors=vectors) if learned else None,
-                      windows=index.window_scores(keep_copy=True))
+        job = job_for_index(index, vectors, policy, learned=learned)
         ranker = job.ranker()
         out["links_setup_seconds"] = time.perf_counter() - timer
         out["parts"] = {name: float(weight) for name, weight in ranker.weights.items()}

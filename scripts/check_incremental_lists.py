@@ -17,7 +17,7 @@ import numpy as np
 
 from recommender.batch.incremental import STATE_FILE, Frozen, load_state
 from recommender.batch.nightly import resolve_policy
-from recommender.batch.relatedlists import LinkJob, link_rows
+from recommender.batch.relatedlists import job_for_index, link_rows
 from recommender.rank.index import Index
 from recommender.rank.learned import graph_facts, load_model
 
@@ -35,11 +35,9 @@ def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, 
         model = index.learned_model(policy)
         if model is not None:  # read from the index's arrays it has no curated lists: the graph needs them
             model = load_model(index.folder)
-        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen, windows=index.window_scores(), learned=model,
-                      site_facts=index.site_facts() if model is not None or index.tag_pool() else None,
-                      graph=graph_facts(vectors, index.lexical, model, ids, moments=(state["mean"], state["second"]))
-                      if model is not None else None)
+        job = job_for_index(index, vectors, policy, frozen=frozen, learned=model,
+                            graph=graph_facts(vectors, index.lexical, model, ids,
+                                              moments=(state["mean"], state["second"])) if model is not None else None)
         links = link_rows(job, np.arange(len(ids)))
     return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score) for link in chosen]
             for i, chosen in enumerate(links)}

@@ -174,8 +174,9 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
-    if getattr(getattr(job, "window_ann", None), "approximate", False):  # its lists are not an exact top-k
-        return full_plan(n, "approximate window index"), Frozen.fresh(job.vectors, ids)
+    ranker = job.ranker()
+    if ranker.windows is not None and ranker.window_stage().ann.approximate:  # its pools are not an exact top-k
+        return full_plan(n, "approximate window search"), Frozen.fresh(job.vectors, ids)
     learned = getattr(job, "learned", None) is not None  # its reach rules: recommender.batch.learned_reach
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}

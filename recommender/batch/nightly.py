@@ -149,7 +149,7 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
     from .build import require_articles, update_index
     from .shardread import read_with
     from .outputs import append_run, copy_site_data, update_last_run, write_outputs
-    from .relatedlists import LinkJob, items_from_links
+    from .relatedlists import items_from_links, job_for_index
 
     seconds = record["seconds"]
     timer = time.perf_counter()
@@ -207,14 +207,8 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         infos = index.store.all()
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
-        ann = index.vectors if getattr(index.vectors, "approximate", False) else None
         learned = index.learned_model(policy)
-        job = LinkJob(vectors=built.matrix, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=overrides, as_of=as_of, ann=ann, learned=learned,
-                      site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
-                      graph=index.graph_facts(learned, vectors=built.matrix) if learned else None,
-                      windows=index.window_scores(keep_copy=True),
-                      window_ann=index.window_ann(approximate_only=True))
+        job = job_for_index(index, built.matrix, policy, overrides=overrides, as_of=as_of, learned=learned)
         record["ranking"] = "default" if learned is None else getattr(learned, "kind", "learned")
         record["drafts_held_back"] = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)

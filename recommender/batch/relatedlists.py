@@ -73,6 +73,24 @@ class LinkJob:
         return self._ranker
 
 
+def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: OverrideSet | None = None,
+                  as_of: datetime | None = None, learned=None, frozen=None, graph=None) -> LinkJob:
+    """The job the nightly batch ranks every list with, over an opened index (recommender.rank.index.Index) and
+    the build's full-precision vectors: the approximate vector index for the dense candidates of a large corpus,
+    the stored windows (kept in memory) and their approximate index when there is one, the facts the learned
+    ranking or the shared-tag pool read. learned: the model in use (None: the default ranking); graph: its graph
+    facts when the caller made them (else the index's, on these vectors)."""
+    ann = index.vectors if getattr(index.vectors, "approximate", False) else None
+    if learned is not None and graph is None:
+        graph = index.graph_facts(learned, vectors=vectors)
+    return LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
+                   overrides=overrides if overrides is not None else index.overrides(), as_of=as_of, ann=ann,
+                   frozen=frozen, learned=learned,
+                   site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
+                   graph=graph if learned is not None else None, windows=index.window_scores(keep_copy=True),
+                   window_ann=index.window_ann(approximate_only=True))
+
+
 def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:
     """The chosen links of rows start..stop-1."""
     return link_rows(job, np.arange(start, stop))

@@ -23,6 +23,9 @@ WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and de
 SAMPLE_SEED = 20261205
 EXACT_POSTINGS = 200_000  # a query whose terms' postings total more: lexical candidates from the lists' heads
 IMPACT_BUDGET = 131_072  # postings read then (store.lextopk.ImpactTopK)
+# up to this many stored windows (about 25,000 articles of MDN's shape) the window candidates come from an exact
+# search (a few ms a query): its pools are an exact top-k, which the nightly reach needs to stay incremental
+EXACT_WINDOW_SEARCH = 100_000
 WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
 MIN_PER_WINDOW = 32  # at least this many per query window
 
@@ -177,9 +180,11 @@ class WindowStage:
 
     @property
     def ann(self):
-        """The stored window index when it is approximate; else the exact search over the stored windows (NumPy:
-        a query by id on a small site imports no FAISS)."""
-        if not getattr(self._ann, "approximate", False) and not isinstance(self._ann, ExactWindowSearch):
+        """The stored window index when it is approximate and the site has more than EXACT_WINDOW_SEARCH windows;
+        else the exact search over the stored windows (NumPy: a query by id on a small site imports no FAISS)."""
+        if isinstance(self._ann, ExactWindowSearch):
+            return self._ann
+        if not getattr(self._ann, "approximate", False) or len(self.scores.codes) <= EXACT_WINDOW_SEARCH:
             self._ann = ExactWindowSearch(self.scores)
         return self._ann
 
