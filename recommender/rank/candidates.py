@@ -1,25 +1,28 @@
 """The two-stage ranking's first stage: each query's candidates from indexes built for top-k, and each part's
 values and z-statistics on those candidates alone, at a cost that does not follow the corpus size.
 
-* lexical: the query's TF-IDF row retrieves its top-k documents from the posting lists (store.lextopk); the
-  cosines of the candidates are exact (sparse dot products with their rows). The row's mean is exact by algebra
-  (mean = q·μ, μ the corpus's mean TF-IDF row); its deviation is measured on a fixed, seeded sample of rows.
+* lexical: the query's TF-IDF row retrieves its top-k documents from the posting lists (store.lextopk: exact
+  MaxScore while its lists hold at most EXACT_POSTINGS postings, else the heads of impact-ordered lists, a bounded
+  read); the candidates' cosines are exact (sparse dot products with their rows). The row's mean is exact by
+  algebra (mean = q·μ, μ the corpus's mean TF-IDF row); its mean square is exact over the query's pool and
+  measured on a fixed, seeded sample of rows for the rest (`stratified`).
 * mention: the query's own row of the mention matrix (both directions) is sparse: read from its postings; its mean
   and deviation are exact (sum and sum of squares over n).
-* window: each query window retrieves its nearest stored windows (store.windowann); their articles are window
-  candidates, scored exactly (recommender.rank.windows.WindowScores.pairs), and the best `depth` form the pool.
-  Mean and deviation (of the window score and of max-sim) are measured on the fixed sample.
+* window: each query window retrieves its nearest stored windows (exactly up to EXACT_WINDOW_SEARCH stored
+  windows, else from the stored IVF index, store.windowann); their articles are scored exactly
+  (recommender.rank.windows.WindowScores.pairs) and the best `depth` form the pool. Mean and mean square (of the
+  window score and of max-sim) are exact over the pool and measured on the fixed sample for the rest.
 
-On a corpus no larger than a sample, the sample is every row and the statistics are the full row's. The errors of
-the estimates on MDN: docs/scale.md, "Statistics from a sample".
+On a corpus no larger than a sample, the sample is every row: the statistics are the full row's and the window
+pool is the exact top of the window row. The errors of the estimates on MDN: docs/scale.md, "Two-stage ranking".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's deviation
-WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and deviation
+LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
+WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
 SAMPLE_SEED = 20261205
 EXACT_POSTINGS = 200_000  # a query whose terms' postings total more: lexical candidates from the lists' heads
 IMPACT_BUDGET = 131_072  # postings read then (store.lextopk.ImpactTopK)

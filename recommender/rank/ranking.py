@@ -6,12 +6,12 @@ signals share one scale whatever their raw ranges.
 
 Two stages (the default, `[ranking] retrieval = "two-stage"`): each query's candidates come from indexes built for
 top-k, and only they are scored (recommender.rank.candidates): the `candidates` best by dense cosine (the vector
-index), the articles owning the stored windows nearest to the query's windows (the window index; the best
-`candidates` of them by window score), the `candidates` best by TF-IDF (posting lists), every article the query
-names or is named by, and (for a site with tags) the `candidates` sharing the rarest tags with it. The statistics
-need no full row either: the embedding's are exact (mean = q·μ and E[s²] = qᵀ(VᵀV/n)q), the TF-IDF mean is exact
-(q·μ) and its deviation measured on a fixed sample of rows, the mention row's exact (a sparse row), the window
-score's measured on a fixed sample. `retrieval = "exact"` scores every query against the whole corpus (full rows;
+index), the articles owning the stored windows nearest to the query's windows (the best `candidates` of them by
+window score), the `candidates` best by TF-IDF (posting lists), every article the query names or is named by, and
+(for a site with tags) the `candidates` sharing the rarest tags with it. The statistics need no full row either:
+the embedding's are exact (mean = q·μ and E[s²] = qᵀ(VᵀV/n)q), the TF-IDF mean is exact (q·μ), the mention row's
+exact (a sparse row); the TF-IDF and window rows' mean squares (and the window mean) are exact over the query's
+pool and measured on a fixed seeded sample of rows for the rest (errors on MDN: docs/scale.md). `retrieval = "exact"` scores every query against the whole corpus (full rows;
 the reference the two-stage ranking is measured against). Everything outside the candidates ranks below them.
 
     ranker = HybridRanker(vectors, lexical, Ranking(dense=0.5, lexical=0.4, mention=0.1))
@@ -261,9 +261,12 @@ class HybridRanker:
             raw = {"dense": self.vectors[cand] @ queries[i]}
             if window is not None:
                 rows, score, best = scored
-                at = np.minimum(np.searchsorted(rows, cand), len(rows) - 1)
-                known = rows[at] == cand if len(rows) else np.zeros(len(cand), dtype=bool)
-                raw["window"], raw["window_max"] = score[at].copy(), best[at].copy()
+                raw["window"], raw["window_max"] = np.zeros(len(cand), np.float32), np.zeros(len(cand), np.float32)
+                known = np.zeros(len(cand), dtype=bool)
+                if len(rows):  # the candidates scored already (owners, or the sample), the others now
+                    at = np.minimum(np.searchsorted(rows, cand), len(rows) - 1)
+                    known = rows[at] == cand
+                    raw["window"], raw["window_max"] = score[at].copy(), best[at].copy()
                 if not known.all():
                     raw["window"][~known], raw["window_max"][~known] = self.windows.pairs(*window[i], cand[~known])
             if lexical is not None:
