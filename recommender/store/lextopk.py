@@ -225,10 +225,5 @@ class ImpactTopK:
         # what an unread posting can add: each truncated term's last value read (its list is sorted by value)
         tails = np.where(read < lengths, np.asarray(self.data[np.maximum(begins + read - 1, 0)], np.float64), 0.0)
         unread = float(np.dot(weights.astype(np.float64), tails))
-        if len(found) > k:  # the k best by a partial sort, with every tie at the k-th kept, then sorted
-            cut = np.partition(partial, len(partial) - k)[len(partial) - k]
-            keep = partial >= cut
-            found, partial = found[keep], partial[keep]
-        order = np.lexsort((found, -partial))[:k]
-        kth = float(partial[order[-1]]) if len(order) >= k else 0.0
-        return found[order], partial[order].astype(np.float32), kth + unread
+        rows, best = _best(found, partial, k)
+        return rows, best, (float(best[-1]) if len(rows) >= k else 0.0) + unread
