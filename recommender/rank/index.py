@@ -321,12 +321,15 @@ class Index:
 
     def window_ann(self, approximate_only: bool = False):
         """The stored nearest-window index (store.windowann.WindowANN, memory-mapped), or None for an index
-        built before it. approximate_only: None for an exact (flat) one too, which the ranker replaces by its own
-        exact search over the stored windows (a query by id on a small site then reads no FAISS file)."""
+        built before it. approximate_only: only the index the ranker searches with, an approximate one above
+        candidates.EXACT_WINDOW_SEARCH stored windows; else None, the ranker searching the stored windows exactly
+        (a query by id on such a site then reads no FAISS file)."""
         if approximate_only:
             from ..store.windowann import IVF
+            from .candidates import EXACT_WINDOW_SEARCH
 
-            if self.manifest.stats.get("window_ann") != IVF:
+            stats = self.manifest.stats
+            if stats.get("window_ann") != IVF or (stats.get("windows") or 0) <= EXACT_WINDOW_SEARCH:
                 return None
         if self._window_ann is None:
             from ..store.windowfiles import read_window_ann

@@ -145,3 +145,24 @@ def test_a_query_gets_the_same_candidates_alone_or_in_a_block(corpus, monkeypatc
     for q in (0, 13, 63):
         alone = two.score_rows(np.array([q]))[0]
         assert np.array_equal(alone.rows, block[q].rows) and np.array_equal(alone.score, block[q].score)
+
+
+def test_above_the_exact_search_size_the_window_candidates_come_from_the_stored_ivf_index(corpus, monkeypatch):
+    from recommender.store.windowann import WindowANN
+
+    vectors, windows, lexical = corpus
+    ann = WindowANN.build(windows.dequantised(), flat_max=100)
+    assert ann.approximate
+    ann.nprobe = ann.index.nlist  # every list probed: the nearest windows as an exact search finds them
+    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    ranking = Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, candidates=30)
+    exact_search = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
+    assert isinstance(exact_search.window_stage().ann, ExactWindowSearch)  # below EXACT_WINDOW_SEARCH
+    monkeypatch.setattr(stage, "EXACT_WINDOW_SEARCH", 100)
+    stored = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
+    assert stored.window_stage().ann is ann
+    rows = np.arange(0, 300, 7)
+    overlap = [len(set(a.rows[:10]) & set(b.rows[:10])) / 10
+               for a, b in zip(exact_search.score_rows(rows), stored.score_rows(rows))]
+    assert np.mean(overlap) >= 0.95
