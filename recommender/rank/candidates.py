@@ -121,10 +121,7 @@ class LexicalStage:
             return 0.0, 0.0
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
         size, starts, owner, values = self._sample_postings()
-        begins, ends = starts[terms], starts[terms + 1]
-        lengths = ends - begins
-        at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
-            int(lengths.sum()), dtype=np.int64)
+        at, lengths = _gather(starts, terms)  # the sample's entries of each query term
         scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
                              minlength=size)
         top_rows, top_scores = top if top is not None else (np.zeros(0, np.int64), np.zeros(0))

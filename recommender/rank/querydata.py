@@ -55,17 +55,17 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         arrays["vectors"] = matrix
     arrays["dense_mean"], arrays["dense_second"] = dense_moments(matrix)
     if lexical is not None:
-        postings = lexical.tfidf.T.tocsr()
-        both = (lexical.mentions + lexical.mentions.T.tocsr()).tocsr()
-        for name, m in (("tfidf", lexical.tfidf), ("postings", postings), ("mentions", both)):
-            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
-        from .candidates import LexicalStage  # the corpus's mean TF-IDF row: a lexical z-score's exact mean
+        from .candidates import LexicalStage
 
-        arrays["tfidf_mean"] = LexicalStage(lexical.csr_arrays(), lexical.count, len(lexical.vocabulary)).mean
-        arrays["postings_max"] = PostingsTopK(postings.indptr, postings.indices, postings.data,
-                                              lexical.count).term_maxima()
-        arrays["impacts_indices"], arrays["impacts_data"] = impact_order(postings.indptr, postings.indices,
-                                                                         postings.data)
+        csr = lexical.csr_arrays()  # the rows, their postings and the mentions both ways, made once (the batch's)
+        for name in ("tfidf", "postings", "mentions"):
+            indptr, indices, data = csr[name]
+            arrays.update({f"{name}_data": data, f"{name}_indices": indices, f"{name}_indptr": indptr})
+        # the corpus's mean TF-IDF row (a lexical z-score's exact mean), each term's largest posting (MaxScore's
+        # bound) and the postings by value (ImpactTopK)
+        arrays["tfidf_mean"] = LexicalStage(csr, lexical.count, lexical.vocabulary_size).mean
+        arrays["postings_max"] = PostingsTopK(*csr["postings"], lexical.count).term_maxima()
+        arrays["impacts_indices"], arrays["impacts_data"] = impact_order(*csr["postings"])
     facts = Facts.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)

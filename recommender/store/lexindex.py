@@ -303,7 +303,7 @@ class LexicalIndex:
     def csr_arrays(self) -> dict:
         """The arrays the two-stage ranking reads (recommender.rank.candidates): TF-IDF rows, their postings
         (terms x documents) and the mentions in both directions, each as (indptr, indices, data); made once."""
-        if getattr(self, "_arrays", None) is None:
+        if self._arrays is None:
             postings = self.tfidf.T.tocsr()
             postings.sort_indices()
             both = (self.mentions + self.mentions.T.tocsr()).tocsr()
