@@ -22,7 +22,7 @@ def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
     vectors = _unit(rng.normal(size=(200 * 3, 32)))
     offsets = np.arange(0, 200 * 3 + 1, 3)
     old = WindowScores.from_vectors(vectors, offsets)
-    (_, bound, lasts), = WindowStage(old).retrieve([old.windows_of(0)])
+    (_, bound, lasts, _), = WindowStage(old).retrieve([old.windows_of(0)])
     record = Record(201)
     record.record(0, lasts, None)
     # a new article: a copy of the query window whose last found window is the nearest of all, and 7 far ones
@@ -31,7 +31,7 @@ def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
     copy = query[0][nearest].astype(np.float32) * query[1][nearest]
     added = np.vstack([vectors, _unit(copy[None, :]), _unit(-vectors[3:10])])
     new = WindowScores.from_vectors(added, np.concatenate([offsets, [len(added)]]))
-    (_, true_bound, _), = WindowStage(new).retrieve([new.windows_of(0)])
+    (_, true_bound, _, _), = WindowStage(new).retrieve([new.windows_of(0)])
     assert true_bound > bound + 1e-4  # the bound moved
     lasts_raised, raised = ChangedWindows(new, np.array([0]), np.array([200])).raised(record, len(new.codes))
     assert raised[0] >= true_bound - 1e-6
