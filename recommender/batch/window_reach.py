@@ -167,18 +167,20 @@ class ChangedWindows:
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
         changed, cscales, self.cfirsts, _ = windows.gather(cols)
-        theirs = (np.asarray(changed, np.float32) * cscales[:, None]).T.copy()
+        theirs = np.ascontiguousarray(changed.T)
         self.best = np.full(len(stored), -np.inf)
         floors = self._floors(record) if record is not None else None
         found: list[tuple] = []
-        for a in range(0, len(stored), BLOCK_WINDOWS):
-            mine = np.asarray(stored[a:a + BLOCK_WINDOWS], np.float32) * scales[a:a + BLOCK_WINDOWS, None]
-            sims = mine @ theirs if len(cols) else np.full((len(mine), 0), -np.inf, np.float32)
-            if sims.shape[1]:
-                self.best[a:a + len(mine)] = sims.max(axis=1)
-                if floors is not None:
-                    w, c = np.nonzero(sims >= floors[a:a + len(mine), None] - SLACK)
-                    found.append((w + a, c, sims[w, c]))
+        for a in range(0, len(stored) if len(cols) else 0, BLOCK_WINDOWS):
+            # as the window search computes them (candidates.ExactWindowSearch.search_codes): exact products,
+            # scaled by the stored (changed) window's scale, then the query (kept) window's
+            sims = (stored[a:a + BLOCK_WINDOWS] @ theirs).astype(np.float32, copy=False)
+            sims *= cscales[None, :]
+            sims *= scales[a:a + BLOCK_WINDOWS, None]
+            self.best[a:a + len(sims)] = sims.max(axis=1)
+            if floors is not None:
+                w, c = np.nonzero(sims > floors[a:a + len(sims), None])
+                found.append((w + a, c, sims[w, c]))
         self.added_at = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
         self.added_window = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
         self.added_sim = np.concatenate([f[2] for f in found]) if found else np.zeros(0, np.float32)
@@ -222,6 +224,30 @@ class ChangedWindows:
         return lasts, bounds
 
 
+def _top_owners(rows: np.ndarray, sims: np.ndarray, per: int, floor: float) -> np.ndarray | None:
+    """The owners of the best `per` of a query window's windows (articles `rows`, similarities `sims`, best first,
+    every window above `floor` known), or None when that depends on how windows of equal similarity are ordered.
+    The tied group is the run of windows around the per-th of the same similarity (the floor counting as the next
+    window: an unknown window may equal it); a retrieval takes some of it, so it must either add no
+    owner beyond those of the windows above it (a paragraph that many pages share ties often, its owners in
+    already) or be one article's windows of which at least one is taken."""
+    gaps = np.concatenate([-np.diff(sims), [sims[-1] - floor]]) > 0  # gaps[j]: window j above the next
+    if gaps[per - 1]:
+        return rows[:per]
+    clear = np.flatnonzero(gaps)
+    below = clear[clear < per - 1]
+    lo = int(below[-1]) + 1 if len(below) else 0
+    after = clear[clear >= per]
+    if not len(after):  # the group reaches the floor: an unknown window may be in it
+        return None
+    sure, tied = rows[:lo], np.unique(rows[lo:int(after[0]) + 1])
+    if np.isin(tied, sure).all():
+        return sure
+    if len(tied) == 1:  # every tied window is one article's, and at least one of them is taken (lo < per)
+        return np.concatenate([sure, tied])
+    return None
+
+
 def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.ndarray,
            changed_score: np.ndarray, changed_best: np.ndarray, depth: int):
     """The new window pool of the kept row rest[j] exactly, (rows, window scores, max-sims, its new lasts, its
@@ -255,16 +281,17 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
         stay = (rows >= 0) & ~moved[np.maximum(rows, 0)]
         rows = np.concatenate([rows[stay], added_rows[at == i]])
         sims = np.concatenate([sims[stay], added_sims[at == i]])
-        above = sims > floors[i] + SLACK
+        above = sims > floors[i]  # the same numbers a search computes: no slack
         rows, sims = rows[above], sims[above]
         if len(rows) < per:
             return None
         order = np.argsort(-sims, kind="stable")
         rows, sims = rows[order], sims[order]
-        if len(rows) > per and sims[per - 1] <= sims[per] + SLACK:  # which window is the per-th: unclear
+        top = _top_owners(rows, sims, per, floors[i])
+        if top is None:
             return None
         lasts[i] = sims[per - 1]
-        tops.append(rows[:per])
+        tops.append(top)
         kept_rows.append(rows)
         kept_sims.append(sims)
     owners = np.unique(np.concatenate(tops)).astype(np.int64)

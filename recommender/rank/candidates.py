@@ -209,9 +209,14 @@ class WindowStage:
             groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))), []).append(i)
         margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
         for per, members in groups.items():
-            vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None] for i in members])
             extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
-            sims, ids = self.ann.search(vectors, per + extra)
+            if isinstance(self.ann, ExactWindowSearch):  # exact products: the same numbers in any grouping
+                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                                  np.concatenate([queries[i][1] for i in members]), per + extra)
+            else:
+                vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None]
+                                          for i in members])
+                sims, ids = self.ann.search(vectors, per + extra)
             start = 0
             for i in members:
                 size = len(queries[i][0])
@@ -247,7 +252,10 @@ class WindowStage:
 
 class ExactWindowSearch:
     """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
-    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids))."""
+    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids)).
+    `search_codes` takes the query windows as codes and scales and computes every similarity as WindowScores
+    does, exactly ((code · code) x stored scale x query scale): the same number in any grouping, so the nightly
+    reach can compare the similarities it computes with those a search found (batch/window_reach.py)."""
 
     approximate = False
     CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
@@ -256,6 +264,7 @@ class ExactWindowSearch:
         self.scores = scores
         self.count = len(scores.codes)
         self._vectors = None
+        self._codes = None
 
     @property
     def vectors(self) -> np.ndarray:
@@ -265,16 +274,33 @@ class ExactWindowSearch:
         return self._vectors
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = max(1, min(int(k), self.count))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        sims_out = np.empty((len(queries), k), dtype=np.float32)
-        ids_out = np.empty((len(queries), k), dtype=np.int64)
+        return self._best(len(queries), k, lambda a, b: queries[a:b] @ self.vectors.T)
+
+    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._codes is None:
+            self._codes = self.scores.exact_codes()
+        codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
+        worth = np.asarray(scales, dtype=np.float32)
+
+        def product(a, b):
+            sims = (codes[a:b] @ self._codes.T).astype(np.float32, copy=False)  # whole numbers, exact
+            sims *= self.scores.scales[None, :]
+            sims *= worth[a:b, None]
+            return sims
+
+        return self._best(len(codes), k, product)
+
+    def _best(self, count: int, k: int, product) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities."""
+        k = max(1, min(int(k), self.count))
+        sims_out = np.empty((count, k), dtype=np.float32)
+        ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
-        for a in range(0, len(queries), step):
-            group = queries[a:a + step]
-            sims = group @ self.vectors.T
+        for a in range(0, count, step):
+            sims = product(a, a + step)
             keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < self.count else \
-                np.broadcast_to(np.arange(self.count), (len(group), self.count))
+                np.broadcast_to(np.arange(self.count), (len(sims), self.count))
             top = np.take_along_axis(sims, keep, 1)
             order = np.lexsort((keep, -top), axis=1)
             sims_out[a:a + step] = np.take_along_axis(top, order, 1)
