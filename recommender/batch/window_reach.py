@@ -257,10 +257,10 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
     Each query window recorded what it retrieved with a margin beyond its `per`: every stored window above a
     floor. Unchanged articles' windows keep their similarities, so the windows now above the floor are the
     recorded ones of unchanged articles and the changed articles' windows above it (`ChangedWindows.added`).
-    When at least `per` of them are, the best `per` are what a retrieval finds now (the `per`-th clear of the
-    next one and of the floor, by the float slack), and so are their owners; the pool is the best `depth` owners
+    When at least `per` of them are, the best `per` are what a retrieval finds now (`_top_owners`: the same
+    numbers as a search computes, ties at the boundary resolved or refused), and so are their owners; the pool is the best `depth` owners
     by window score, as the ranker takes them (`candidates.pool_of`), the scores of owners not in the stored pool
-    computed for them alone. The record shrinks as windows leave; a list whose margin ran out is ranked again
+    computed for them alone (for an owner from before only when the pool may need it). The record shrinks as windows leave; a list whose margin ran out is ranked again
     (and records a new one)."""
     from ..rank.candidates import pool_of
 
@@ -305,14 +305,25 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
     score[old], best[old] = old_score[by_old][where[old]], old_best[by_old][where[old]]
     col = np.searchsorted(changed.cols, owners[is_changed])
     score[is_changed], best[is_changed] = changed_score[col], changed_best[col]
-    rest = ~old & ~is_changed
-    if rest.any():
-        score[rest], best[rest] = windows.pairs(*windows.windows_of(row), owners[rest])
-    if len(owners) > depth:
-        ranked = np.sort(score)[::-1]
+    # the other owners: an article that owned a window before and was not in the pool scores at most the pool's
+    # lowest and comes after every member, so it is scored only when the pool may need it; a new owner always
+    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]))
+    later = ~old & ~is_changed & before if len(old_rows) >= depth else np.zeros(len(owners), dtype=bool)
+    new_owner = ~old & ~is_changed & ~later
+    if new_owner.any():
+        score[new_owner], best[new_owner] = windows.pairs(*windows.windows_of(row), owners[new_owner])
+    if later.any():
+        ahead = int(old.sum()) + int((score[is_changed | new_owner] > float(old_score.min()) + SLACK).sum())
+        if ahead < depth:
+            score[later], best[later] = windows.pairs(*windows.windows_of(row), owners[later])
+            later[:] = False
+    scored = np.flatnonzero(~later)
+    if len(scored) > depth:
+        ranked = np.sort(score[scored])[::-1]
         if ranked[depth - 1] <= ranked[depth] + SLACK:  # a tie at the pool's boundary
             return None
-    rows_pool, _, pick = pool_of(owners, score, depth)
+    rows_pool, _, pick = pool_of(owners[scored], score[scored], depth)
+    pick = scored[pick]
     new_near = (np.concatenate(kept_rows).astype(np.int32), np.concatenate(kept_sims).astype(np.float32),
                 np.array([len(r) for r in kept_rows], np.int32), floors)
     return rows_pool, score[pick], best[pick], lasts, new_near, len(owners)
