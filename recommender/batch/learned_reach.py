@@ -109,8 +109,8 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
         return "learned ranking over an approximate vector index"
     if "bound_voters" not in state:
         return "no candidates recorded for the learned ranking"
-    if job.windows is not None and "pool_window_len" not in state:
-        return "no window pools recorded for the learned ranking"
+    if job.windows is not None and "near_len" not in state:
+        return "no window pools and margins recorded for the learned ranking"
     n = len(prev)
     graph = job.graph  # SciPy matrices (graph_signals) or the mapped CSR arrays of rank.learneddata
     job.graph = replace(graph, mean_vector=frozen.mean_vector, second_moment=frozen.second_moment,

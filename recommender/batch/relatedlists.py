@@ -67,9 +67,12 @@ class LinkJob:
                 from ..rank.signals import tag_pool
 
                 tags = partial(tag_pool, self.site_facts)
+            margin = 0.0
+            if self.frozen is not None and self.learned is not None:  # what the learned reach follows windows by
+                from .window_reach import MARGIN as margin
             self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
                                         frozen=self.frozen, rescorer=rescorer, tag_pool=tags, windows=self.windows,
-                                        window_ann=self.window_ann)
+                                        window_ann=self.window_ann, window_margin=margin)
         return self._ranker
 
 

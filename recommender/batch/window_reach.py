@@ -37,9 +37,11 @@ def per_window(count: int) -> int:
     return max(candidates.MIN_PER_WINDOW, candidates.WINDOW_NEIGHBOURS // max(1, count))
 
 
+MARGIN = 0.25  # windows retrieved beyond a query window's own, as a share of them (candidates.WindowStage(margin=))
 FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.float32)),  # window pool
           "dense": (("rows", np.int32), ("values", np.float32)),  # dense and lexical pools (pool_follow)
           "lexical": (("rows", np.int32), ("values", np.float32))}
+NEAR_FIELDS = (("rows", np.int32), ("sims", np.float32), ("counts", np.int32), ("floor", np.float64))  # Record.near
 
 
 class Record:
@@ -51,11 +53,18 @@ class Record:
         self.lasts: dict[int, object] = {}
         self.tables: dict[str, dict[int, tuple]] = {name: {} for name in FIELDS}
         self.pools, self.tops = self.tables["window"], {k: self.tables[k] for k in ("dense", "lexical")}
+        # per row, what its query windows retrieved with the margin: (articles, similarities, count per query
+        # window, floor per query window: no other window is nearer), each query window's best first
+        self.near: dict[int, tuple] = {}
         self.n = n
 
-    def record(self, row: int, lasts, pool) -> None:
+    def record(self, row: int, lasts, pool, near=None) -> None:
         self.lasts[row] = EXACT if isinstance(lasts, str) else (EVERYTHING if lasts is None else
                                                                   np.asarray(lasts, np.float64).copy())
+        if near is None:
+            self.near.pop(row, None)
+        else:
+            self.near[row] = near
         if pool is None:
             self.pools.pop(row, None)
         else:
@@ -98,6 +107,12 @@ class Record:
             for k, (field, kind) in enumerate(FIELDS[name]):
                 out[f"pool_{name}_{field}"] = np.concatenate([p[k] for p in parts]).astype(kind) if parts else \
                     np.zeros(0, kind)
+        if keep_pools:
+            rows = [r for r in range(self.n) if r in self.near]
+            out["near_len"] = np.array([len(self.near[r][2]) if r in self.near else -1 for r in range(self.n)])
+            for k, (field, kind) in enumerate(NEAR_FIELDS):
+                parts = [self.near[r][k] for r in rows]
+                out[f"near_{field}"] = np.concatenate(parts).astype(kind) if parts else np.zeros(0, kind)
         return out
 
     @classmethod
@@ -126,29 +141,66 @@ class Record:
                     a, b = starts[p], starts[p + 1]
                     table[int(row)] = (renumber[columns[0][a:b].astype(np.int64)],
                                        *(c[a:b].astype(np.float32) for c in columns[1:]))
+        if "near_len" in state:
+            windows = state["near_len"]
+            w_starts = np.concatenate(([0], np.cumsum(np.maximum(windows, 0))))
+            counts = state["near_counts"].astype(np.int64)
+            e_starts = np.concatenate(([0], np.cumsum(counts)))
+            for row in kept:
+                p = prev[row]
+                if windows[p] >= 0:
+                    a, b = w_starts[p], w_starts[p + 1]
+                    e, f = e_starts[a], e_starts[b]
+                    out.near[int(row)] = (renumber[state["near_rows"][e:f].astype(np.int64)].astype(np.int32),
+                                          state["near_sims"][e:f].astype(np.float32), counts[a:b].astype(np.int32),
+                                          state["near_floor"][a:b].astype(np.float64))
         return out
 
 
 class ChangedWindows:
     """For the kept rows `rest`: s_i of each of their windows (the best similarity with the windows of the new
-    and changed rows `cols`) and, per changed article, the best similarity of each window with it."""
+    and changed rows `cols`) and, with a record (learned ranking), each changed window nearer to a kept window
+    than that window's recorded floor (`added`)."""
 
-    def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, per_article: bool = False):
-        self.windows, self.rest = windows, rest
+    def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None):
+        self.windows, self.rest, self.cols = windows, rest, cols
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
-        changed, cscales, cfirsts, _ = windows.gather(cols)
-        theirs = (np.asarray(changed, np.float32) * cscales[:, None]).T.copy()
+        changed, cscales, self.cfirsts, _ = windows.gather(cols)
+        theirs = np.ascontiguousarray(changed.T)
         self.best = np.full(len(stored), -np.inf)
-        self.by_article = np.full((len(stored), len(cols)), -np.inf, dtype=np.float32) if per_article else None
-        for a in range(0, len(stored), BLOCK_WINDOWS):
-            mine = np.asarray(stored[a:a + BLOCK_WINDOWS], np.float32) * scales[a:a + BLOCK_WINDOWS, None]
-            sims = mine @ theirs if len(cols) else np.full((len(mine), 0), -np.inf, np.float32)
-            if sims.shape[1]:
-                self.best[a:a + len(mine)] = sims.max(axis=1)
-                if per_article:
-                    self.by_article[a:a + len(mine)] = np.maximum.reduceat(sims, cfirsts, axis=1)
+        floors = self._floors(record) if record is not None else None
+        found: list[tuple] = []
+        for a in range(0, len(stored) if len(cols) else 0, BLOCK_WINDOWS):
+            # as the window search computes them (candidates.ExactWindowSearch.search_codes): exact products,
+            # scaled by the stored (changed) window's scale, then the query (kept) window's
+            sims = (stored[a:a + BLOCK_WINDOWS] @ theirs).astype(np.float32, copy=False)
+            sims *= cscales[None, :]
+            sims *= scales[a:a + BLOCK_WINDOWS, None]
+            self.best[a:a + len(sims)] = sims.max(axis=1)
+            if floors is not None:
+                w, c = np.nonzero(sims > floors[a:a + len(sims), None])
+                found.append((w + a, c, sims[w, c]))
+        self.added_at = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
+        self.added_window = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
+        self.added_sim = np.concatenate([f[2] for f in found]) if found else np.zeros(0, np.float32)
         self.best += SLACK
+
+    def _floors(self, record: Record) -> np.ndarray:
+        """Each kept window's recorded floor (+inf where its row has no record of the right shape)."""
+        floors = np.full(int(self.counts.sum()), np.inf)
+        for j, row in enumerate(self.rest):
+            near = record.near.get(int(row))
+            if near is not None and len(near[3]) == self.counts[j]:
+                floors[self.firsts[j]:self.firsts[j] + self.counts[j]] = near[3]
+        return floors
+
+    def added(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The changed windows at or above the floors of rest[j]'s windows: (its query window, the changed
+        article's row, similarity)."""
+        a, b = np.searchsorted(self.added_at, [self.firsts[j], self.firsts[j] + self.counts[j]])
+        article = np.searchsorted(self.cfirsts, self.added_window[a:b], side="right") - 1
+        return self.added_at[a:b] - self.firsts[j], self.cols[article], self.added_sim[a:b]
 
     def of(self, j: int) -> np.ndarray:
         """s_i of the windows of rest[j]."""
@@ -172,74 +224,109 @@ class ChangedWindows:
         return lasts, bounds
 
 
-def _best_by_window(windows, row: int, members: np.ndarray) -> np.ndarray:
-    """(members x windows of `row`): each member's best similarity with each window of the row."""
-    codes, scales = windows.windows_of(row)
-    mine = np.asarray(codes, np.float32) * scales[:, None]
-    stored, sscales, firsts, _ = windows.gather(members)
-    sims = (np.asarray(stored, np.float32) * sscales[:, None]) @ mine.T
-    return np.maximum.reduceat(sims, firsts, axis=0)
+def _top_owners(rows: np.ndarray, sims: np.ndarray, per: int, floor: float) -> np.ndarray | None:
+    """The owners of the best `per` of a query window's windows (articles `rows`, similarities `sims`, best first,
+    every window above `floor` known), or None when that depends on how windows of equal similarity are ordered.
+    The tied group is the run of windows around the per-th of the same similarity (the floor counting as the next
+    window: an unknown window may equal it); a retrieval takes some of it, so it must either add no
+    owner beyond those of the windows above it (a paragraph that many pages share ties often, its owners in
+    already) or be one article's windows of which at least one is taken."""
+    gaps = np.concatenate([-np.diff(sims), [sims[-1] - floor]]) > 0  # gaps[j]: window j above the next
+    if gaps[per - 1]:
+        return rows[:per]
+    clear = np.flatnonzero(gaps)
+    below = clear[clear < per - 1]
+    lo = int(below[-1]) + 1 if len(below) else 0
+    after = clear[clear >= per]
+    if not len(after):  # the group reaches the floor: an unknown window may be in it
+        return None
+    sure, tied = rows[:lo], np.unique(rows[lo:int(after[0]) + 1])
+    if np.isin(tied, sure).all():
+        return sure
+    if len(tied) == 1:  # every tied window is one article's, and at least one of them is taken (lo < per)
+        return np.concatenate([sure, tied])
+    return None
 
 
-def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.ndarray, cols: np.ndarray,
+def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.ndarray,
            changed_score: np.ndarray, changed_best: np.ndarray, depth: int):
-    """The new window pool of the kept row rest[j] exactly, (rows, window scores, max-sims, b_i⁺), from its
-    stored pool, or None when that cannot be told without retrieving its windows again. `changed_score` and
-    `changed_best`: the window score and max-sim of the row with each changed article (cols).
+    """The new window pool of the kept row rest[j] exactly, (rows, window scores, max-sims, its new lasts, its
+    new near record, the number of owners), or None when that cannot be told without retrieving its windows
+    again. `changed_score`, `changed_best`: the row's window score and max-sim with each changed article (cols).
 
-    With b_i⁺ bounding the new last similarities: an unchanged member stays an owner when one of its windows
-    is nearer than b_i⁺ to window i (always when no changed window came nearer than b_i: only removals then); a
-    changed article is an owner when one of its windows is. Of these sure owners S, the best `depth` are the
-    new pool, exactly, when nothing else can come between: an article that owned no retrieved window scores at
-    most the old outsider bound; one that owned one below the pool, at most the old pool's lowest score and
-    after every old member; an unchanged member or a changed article not known to own one, whatever its score.
-    """
+    Each query window recorded what it retrieved with a margin beyond its `per`: every stored window above a
+    floor. Unchanged articles' windows keep their similarities, so the windows now above the floor are the
+    recorded ones of unchanged articles and the changed articles' windows above it (`ChangedWindows.added`).
+    When at least `per` of them are, the best `per` are what a retrieval finds now (`_top_owners`: the same
+    numbers as a search computes, ties at the boundary resolved or refused), and so are their owners; the pool is the best `depth` owners
+    by window score, as the ranker takes them (`candidates.pool_of`), the scores of owners not in the stored pool
+    computed for them alone (for an owner from before only when the pool may need it). The record shrinks as windows leave; a list whose margin ran out is ranked again
+    (and records a new one)."""
+    from ..rank.candidates import pool_of
+
     row = int(changed.rest[j])
-    lasts, pool = record.lasts.get(row), record.pools.get(row)
-    if not isinstance(lasts, np.ndarray) or pool is None or len(lasts) != changed.counts[j]:
+    near, pool = record.near.get(row), record.pools.get(row)
+    count = int(changed.counts[j])
+    if near is None or pool is None or len(near[2]) != count:
         return None
+    per = per_window(count)
+    if per >= len(windows.codes):
+        return None
+    rows_e, sims_e, counts, floors = near
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    at, added_rows, added_sims = changed.added(j)
+    lasts, tops, kept_rows, kept_sims = np.empty(count), [], [], []
+    for i in range(count):
+        rows, sims = rows_e[starts[i]:starts[i + 1]], sims_e[starts[i]:starts[i + 1]]
+        stay = (rows >= 0) & ~moved[np.maximum(rows, 0)]
+        rows = np.concatenate([rows[stay], added_rows[at == i]])
+        sims = np.concatenate([sims[stay], added_sims[at == i]])
+        above = sims > floors[i]  # the same numbers a search computes: no slack
+        rows, sims = rows[above], sims[above]
+        if len(rows) < per:
+            return None
+        order = np.argsort(-sims, kind="stable")
+        rows, sims = rows[order], sims[order]
+        top = _top_owners(rows, sims, per, floors[i])
+        if top is None:
+            return None
+        lasts[i] = sims[per - 1]
+        tops.append(top)
+        kept_rows.append(rows)
+        kept_sims.append(sims)
+    owners = np.unique(np.concatenate(tops)).astype(np.int64)
+    score, best = np.empty(len(owners), np.float32), np.empty(len(owners), np.float32)
     old_rows, old_score, old_best = pool
-    raised = np.maximum(lasts, changed.of(j))
-    came_nearer = bool((changed.of(j) > lasts).any())
-    per_article = changed.by_article[changed.firsts[j]:changed.firsts[j] + changed.counts[j]]  # windows x cols
-    changed_owner = (per_article > raised[:, None] + SLACK).any(axis=0)
-    kept = (old_rows >= 0) & ~moved[np.maximum(old_rows, 0)]
-    lost = int((~kept).sum())
-    sure = kept.copy()
-    if came_nearer and kept.any():  # a member may have been pushed out of every list: check the unclear ones
-        unclear = np.flatnonzero(kept & ~(old_best > raised.max() + SLACK))
-        if len(unclear):
-            best = _best_by_window(windows, row, old_rows[unclear])
-            sure[unclear] = (best > raised[None, :] + SLACK).any(axis=1)
-    rows = np.concatenate([old_rows[sure], cols[changed_owner]])
-    score = np.concatenate([old_score[sure], changed_score[changed_owner]]).astype(np.float32)
-    best = np.concatenate([old_best[sure], changed_best[changed_owner]]).astype(np.float32)
-    order = np.lexsort((rows, -score))
-    full_before = len(old_rows) >= depth  # else every owner was in the pool: none below it
-    if len(order) < depth:
-        # every owner is in the pool: exact only if no window left a list (no old member lost) and every
-        # changed article is known to own one or not
-        nearest_others = (per_article < lasts[:, None] - SLACK).all(axis=0)
-        if full_before or lost or not (sure[kept].all() and (changed_owner | nearest_others).all()):
-            return None
-        return rows[order], score[order], best[order], raised
-    top, rest_ = order[:depth], order[depth:]
-    floor = float(score[top[-1]])
-    if floor <= outsider(lasts) + SLACK:  # an article that owned no retrieved window may come in
-        return None
-    if len(rest_) and float(score[rest_[0]]) >= floor - SLACK:  # a tie at the boundary
-        return None
-    unclear_members = kept & ~sure
-    if (old_score[unclear_members] >= floor - SLACK).any():
-        return None
-    unclear_changed = ~changed_owner
-    if (changed_score[unclear_changed] >= floor - SLACK).any():
-        return None
-    if full_before:  # an owner below the old pool comes after every old member and scores at most its lowest
-        ahead = int(sure.sum()) + int((changed_score[changed_owner] > float(old_score.min()) + SLACK).sum())
+    by_old = np.argsort(old_rows, kind="stable")
+    where = np.minimum(np.searchsorted(old_rows[by_old], owners), max(len(old_rows) - 1, 0))
+    in_old = (old_rows[by_old][where] == owners) if len(old_rows) else np.zeros(len(owners), dtype=bool)
+    is_changed = moved[owners]
+    old = in_old & ~is_changed
+    score[old], best[old] = old_score[by_old][where[old]], old_best[by_old][where[old]]
+    col = np.searchsorted(changed.cols, owners[is_changed])
+    score[is_changed], best[is_changed] = changed_score[col], changed_best[col]
+    # the other owners: an article that owned a window before and was not in the pool scores at most the pool's
+    # lowest and comes after every member, so it is scored only when the pool may need it; a new owner always
+    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]))
+    later = ~old & ~is_changed & before if len(old_rows) >= depth else np.zeros(len(owners), dtype=bool)
+    new_owner = ~old & ~is_changed & ~later
+    if new_owner.any():
+        score[new_owner], best[new_owner] = windows.pairs(*windows.windows_of(row), owners[new_owner])
+    if later.any():
+        ahead = int(old.sum()) + int((score[is_changed | new_owner] > float(old_score.min()) + SLACK).sum())
         if ahead < depth:
+            score[later], best[later] = windows.pairs(*windows.windows_of(row), owners[later])
+            later[:] = False
+    scored = np.flatnonzero(~later)
+    if len(scored) > depth:
+        ranked = np.sort(score[scored])[::-1]
+        if ranked[depth - 1] <= ranked[depth] + SLACK:  # a tie at the pool's boundary
             return None
-    return rows[top], score[top], best[top], raised
+    rows_pool, _, pick = pool_of(owners[scored], score[scored], depth)
+    pick = scored[pick]
+    new_near = (np.concatenate(kept_rows).astype(np.int32), np.concatenate(kept_sims).astype(np.float32),
+                np.array([len(r) for r in kept_rows], np.int32), floors)
+    return rows_pool, score[pick], best[pick], lasts, new_near, len(owners)
 
 
 class WindowSide:
@@ -251,7 +338,7 @@ class WindowSide:
         self.windows, self.record, self.depth, self.eps = ranker.windows, frozen.windows, depth, eps
         self.rest, self.moved = rest, moved
         self.cols = np.flatnonzero(moved)
-        self.changed = ChangedWindows(self.windows, rest, self.cols, per_article=True)
+        self.changed = ChangedWindows(self.windows, rest, self.cols, record=self.record)
         n = len(moved)
         self.changed_score, self.changed_best = self.windows.rows(self.cols, with_max=True) if len(self.cols) \
             else (np.zeros((0, n), np.float32), np.zeros((0, n), np.float32))
@@ -284,19 +371,19 @@ class WindowSide:
             bound[full] = kth
         for j in np.flatnonzero(~full):
             q = int(r[j])
-            found = follow(self.windows, self.record, self.changed, start + j, self.moved, self.cols,
+            found = follow(self.windows, self.record, self.changed, start + j, self.moved,
                            self.changed_score[:, q], self.changed_best[:, q], self.depth)
             if found is None:
                 lost[j] = True
                 continue
-            rows, score, best, raised = found
+            rows, score, best, lasts, near, owners = found
             old_rows = self.record.pools[q][0]
             in_old[j, old_rows[old_rows >= 0]] = True
             out_old[j] = ~in_old[j]
             in_new[j, rows] = True
             out_new[j] = ~in_new[j]
-            bound[j] = max(float(score.min()) if len(rows) >= self.depth else -np.inf, outsider(raised))
-            self.record.lasts[q], self.record.pools[q] = raised, (rows, score, best)
+            bound[j] = max(float(score.min()), outsider(lasts)) if owners > self.depth else outsider(lasts)
+            self.record.lasts[q], self.record.pools[q], self.record.near[q] = lasts, (rows, score, best), near
         return in_new, out_new, in_old, out_old, bound, lost
 
     def pair_values(self, qs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

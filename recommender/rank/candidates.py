@@ -31,6 +31,7 @@ IMPACT_BUDGET = 131_072  # postings read then (store.lextopk.ImpactTopK)
 EXACT_WINDOW_SEARCH = 100_000
 WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
 MIN_PER_WINDOW = 32  # at least this many per query window
+MIN_MARGIN = 8  # windows retrieved beyond those a query window keeps, when a margin is asked (the nightly reach)
 
 
 def sample_rows(n: int, size: int, seed: int = SAMPLE_SEED) -> np.ndarray:
@@ -164,9 +165,12 @@ class LexicalStage:
 class WindowStage:
     """Window candidates from the stored windows' ANN index, and window statistics from the sample."""
 
-    def __init__(self, scores, ann=None):
+    def __init__(self, scores, ann=None, margin: float = 0.0):
         self.scores = scores  # recommender.rank.windows.WindowScores
         self._ann = ann
+        # > 0: each query window also retrieves max(MIN_MARGIN, margin * per) windows beyond its `per`, recorded
+        # (`near`) but not used as candidates: what the nightly reach follows a list's window pool with
+        self.margin = margin
         self.sample = sample_rows(scores.n, WINDOW_SAMPLE)
         self.every_row = len(self.sample) == scores.n  # the sample's scores are the whole row
         self._sample_windows = None
@@ -191,29 +195,48 @@ class WindowStage:
     def query_windows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return self.scores.windows_of(row)
 
-    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, float, object]]:
+    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
         """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
         score an article owning none of them cannot exceed, each query window's last found similarity: None
-        when every stored window was found; what the nightly batch's reach bounds the next night with). How
-        many windows each query window retrieves depends on that query alone, so a query gets the same
-        candidates alone or in a batch."""
+        when every stored window was found; what the nightly batch's reach bounds the next night with, and
+        `near`: None, or with a margin asked, each query window's retrieved windows, margin included, as
+        (their articles, similarities, count per query window, the similarity no other window exceeds: -inf when
+        every one was found)). How many windows each query window retrieves depends on that query alone, so a
+        query gets the same candidates alone or in a batch."""
         out: list = [None] * len(queries)
         groups: dict[int, list[int]] = {}
         for i, (codes, _) in enumerate(queries):
             groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))), []).append(i)
+        margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
         for per, members in groups.items():
-            vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None] for i in members])
-            sims, ids = self.ann.search(vectors, per)
+            extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
+            if isinstance(self.ann, ExactWindowSearch):  # exact products: the same numbers in any grouping
+                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                                  np.concatenate([queries[i][1] for i in members]), per + extra)
+            else:
+                vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None]
+                                          for i in members])
+                sims, ids = self.ann.search(vectors, per + extra)
             start = 0
             for i in members:
                 size = len(queries[i][0])
-                found, last = ids[start:start + size], sims[start:start + size, -1]
-                owners = np.unique(np.searchsorted(self.scores.offsets, found[found >= 0], side="right") - 1)
+                found, last = ids[start:start + size, :per], sims[start:start + size, :per][:, -1]
+                owners = np.unique(self._owners(found[found >= 0]))
                 everything = per >= self.ann.count
+                near = self._near(ids[start:start + size], sims[start:start + size], per + extra) if margin else None
                 out[i] = (owners, self._outsider_bound(found, last, per),
-                          None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)))
+                          None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)), near)
                 start += size
         return out
+
+    def _owners(self, window_ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.scores.offsets, window_ids, side="right") - 1
+
+    def _near(self, ids: np.ndarray, sims: np.ndarray, asked: int) -> tuple:
+        valid = ids >= 0
+        floor = np.where(valid[:, -1] & (asked < self.ann.count), sims[:, -1].astype(np.float64), -np.inf)
+        return (self._owners(ids[valid]).astype(np.int32), sims[valid].astype(np.float32),
+                valid.sum(axis=1).astype(np.int32), floor)
 
     def _outsider_bound(self, found: np.ndarray, last: np.ndarray, per: int) -> float:
         """The window score an article none of whose windows was found cannot exceed: each query window's best
@@ -229,7 +252,10 @@ class WindowStage:
 
 class ExactWindowSearch:
     """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
-    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids))."""
+    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids)).
+    `search_codes` takes the query windows as codes and scales and computes every similarity as WindowScores
+    does, exactly ((code · code) x stored scale x query scale): the same number in any grouping, so the nightly
+    reach can compare the similarities it computes with those a search found (batch/window_reach.py)."""
 
     approximate = False
     CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
@@ -238,6 +264,7 @@ class ExactWindowSearch:
         self.scores = scores
         self.count = len(scores.codes)
         self._vectors = None
+        self._codes = None
 
     @property
     def vectors(self) -> np.ndarray:
@@ -247,16 +274,33 @@ class ExactWindowSearch:
         return self._vectors
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = max(1, min(int(k), self.count))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        sims_out = np.empty((len(queries), k), dtype=np.float32)
-        ids_out = np.empty((len(queries), k), dtype=np.int64)
+        return self._best(len(queries), k, lambda a, b: queries[a:b] @ self.vectors.T)
+
+    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._codes is None:
+            self._codes = self.scores.exact_codes()
+        codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
+        worth = np.asarray(scales, dtype=np.float32)
+
+        def product(a, b):
+            sims = (codes[a:b] @ self._codes.T).astype(np.float32, copy=False)  # whole numbers, exact
+            sims *= self.scores.scales[None, :]
+            sims *= worth[a:b, None]
+            return sims
+
+        return self._best(len(codes), k, product)
+
+    def _best(self, count: int, k: int, product) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities."""
+        k = max(1, min(int(k), self.count))
+        sims_out = np.empty((count, k), dtype=np.float32)
+        ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
-        for a in range(0, len(queries), step):
-            group = queries[a:a + step]
-            sims = group @ self.vectors.T
+        for a in range(0, count, step):
+            sims = product(a, a + step)
             keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < self.count else \
-                np.broadcast_to(np.arange(self.count), (len(group), self.count))
+                np.broadcast_to(np.arange(self.count), (len(sims), self.count))
             top = np.take_along_axis(sims, keep, 1)
             order = np.lexsort((keep, -top), axis=1)
             sims_out[a:a + step] = np.take_along_axis(top, order, 1)

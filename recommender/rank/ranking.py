@@ -81,7 +81,8 @@ class HybridRanker:
     """Scores candidates for stored articles (by row) or for new text, with the policy's weights."""
 
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
-                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None, window_ann=None):
+                 ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None, window_ann=None,
+                 window_margin: float = 0.0):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
@@ -91,6 +92,7 @@ class HybridRanker:
         # optional: recommender.rank.windows.WindowScores over the same rows
         self.windows = windows if windows is not None and windows.count == self.n else None
         self.window_ann = window_ann  # optional: the stored window index (store.windowann); else built in memory
+        self.window_margin = window_margin  # candidates.WindowStage(margin=): windows recorded for the nightly reach
         weights = ranking.weights(windows=self.windows is not None)  # an index built without stored windows
         if lexical is None:
             weights = {"dense": 1.0, "window": 0.0, "lexical": 0.0, "mention": 0.0}
@@ -147,7 +149,7 @@ class HybridRanker:
         if "window" not in self._stages:
             from .candidates import WindowStage
 
-            self._stages["window"] = WindowStage(self.windows, self.window_ann)
+            self._stages["window"] = WindowStage(self.windows, self.window_ann, self.window_margin)
         return self._stages["window"]
 
     # --- scoring ---------------------------------------------------------------------------------------
@@ -242,10 +244,10 @@ class HybridRanker:
             if window is not None:
                 sample_score, sample_max = sampled[i]
                 if found is None:  # every article scored with the sample: every stored window "found"
-                    owners, outside, lasts = self.window_stage().sample, -np.inf, None
+                    owners, outside, lasts, near = self.window_stage().sample, -np.inf, None, None
                     scored = (owners, sample_score, sample_max)
                 else:
-                    owners, outside, lasts = found[i]
+                    owners, outside, lasts, near = found[i]
                     scored = (owners, *self.windows.pairs(*window[i], owners))
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
@@ -255,7 +257,7 @@ class HybridRanker:
                 stats.setdefault("window_max", []).append(stratified(self.n, rows_pool, scored[2][at], sample,
                                                                      sample_max))
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
-                bounds["window_record"] = (lasts, (rows_pool, *scored))  # for the nightly reach
+                bounds["window_record"] = (lasts, (rows_pool, *scored), near)  # for the nightly reach
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}

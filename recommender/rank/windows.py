@@ -58,6 +58,10 @@ class WindowScores:
     def count(self) -> int:
         return self.n
 
+    def exact_codes(self) -> np.ndarray:
+        """Every stored window's codes as numbers of the products' type (the batch's copy, else converted)."""
+        return self._copy if self._copy is not None else np.asarray(self.codes, dtype=self.exact)
+
     def windows_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(codes as numbers of the products' type, scales) of one article's windows."""
         a, b = self.offsets[row], self.offsets[row + 1]

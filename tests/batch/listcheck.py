@@ -29,9 +29,10 @@ def outputs(out):
     return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
 
 
-def full_with_frozen(index_dir, out, policy, learned: bool = False):
+def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools: dict | None = None):
     """Every list ranked again from scratch with the frozen statistics the incremental run used (and, with
-    `learned`, the stored learned model and graph facts made with those statistics)."""
+    `learned`, the stored learned model and graph facts made with those statistics). `window_pools`: filled with
+    each list's window pool (rows, sorted) as that ranking retrieved it."""
     state = load_state(out / STATE_FILE)
     with Index.open(index_dir) as index:
         ids = index.store.ids()
@@ -48,8 +49,20 @@ def full_with_frozen(index_dir, out, policy, learned: bool = False):
         job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
                       overrides=index.overrides(), frozen=frozen, windows=index.window_scores(), **ranking)
         links = link_rows(job, np.arange(len(ids)))
+        if window_pools is not None:
+            window_pools.update({ids[r]: sorted(pool[0].tolist()) for r, pool in frozen.windows.pools.items()})
         return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score, link.pinned)
                          for link in chosen] for i, chosen in enumerate(links)}
+
+
+def stored_window_pools(out) -> dict:
+    """Each list's window pool (rows, sorted) as the lists state of the last run keeps it."""
+    from recommender.batch.window_reach import Record
+
+    state = load_state(out / STATE_FILE)
+    n = len(state["ids"])
+    record = Record.load(state, np.arange(n), np.ones(n, dtype=bool))
+    return {state["ids"][r]: sorted(pool[0].tolist()) for r, pool in record.pools.items()}
 
 
 def assert_same_lists(got, expected):

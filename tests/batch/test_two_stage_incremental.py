@@ -1,14 +1,15 @@
 """Incremental related lists under the two-stage ranking where the window pool is a real subset: each query window
 retrieves only a few nearest stored windows (candidates.WINDOW_NEIGHBOURS and MIN_PER_WINDOW patched down), so a
 new article's window that comes nearer displaces an unchanged article's window from a query's list, and that
-article can leave the query's window pool although its score did not change. After every round, every list of
+article can leave the query's window pool although its score did not change; a rewritten article's windows leave
+the lists they were in, and the next windows take their places. After every round, every list of
 the incremental run equals a full recomputation with the same frozen statistics."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, write_records
+from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
 
 from recommender.batch.nightly import run_batch
 from recommender.rank import candidates
@@ -59,6 +60,8 @@ def test_window_displacement_is_followed(tmp_path, few_windows, policy, learned)
             sections = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
             records.append({"id": f"new/{round_}/{j}", "title": f"Section page {round_} {j}", "text": sections})
         records[int(rng.integers(N - 10))]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more
+        moved = records[int(rng.integers(N - 10))]  # one rewritten: its old windows leave the lists they were in
+        moved["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
         curated = {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
         del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]  # a removal
         write_records(feed, records)
@@ -66,4 +69,7 @@ def test_window_displacement_is_followed(tmp_path, few_windows, policy, learned)
         assert record["lists"]["kind"] == "incremental", record["lists"]
         assert record["lists"]["recomputed"] < len(records), record["lists"]
         assert record["ranking"] == ("learned" if learned else "default")
-        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned))
+        pools: dict = {}
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned, window_pools=pools))
+        if learned:  # the window pools the reach followed are those a retrieval finds now
+            assert stored_window_pools(out) == pools

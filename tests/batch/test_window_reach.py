@@ -22,7 +22,7 @@ def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
     vectors = _unit(rng.normal(size=(200 * 3, 32)))
     offsets = np.arange(0, 200 * 3 + 1, 3)
     old = WindowScores.from_vectors(vectors, offsets)
-    (_, bound, lasts), = WindowStage(old).retrieve([old.windows_of(0)])
+    (_, bound, lasts, _), = WindowStage(old).retrieve([old.windows_of(0)])
     record = Record(201)
     record.record(0, lasts, None)
     # a new article: a copy of the query window whose last found window is the nearest of all, and 7 far ones
@@ -31,7 +31,7 @@ def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
     copy = query[0][nearest].astype(np.float32) * query[1][nearest]
     added = np.vstack([vectors, _unit(copy[None, :]), _unit(-vectors[3:10])])
     new = WindowScores.from_vectors(added, np.concatenate([offsets, [len(added)]]))
-    (_, true_bound, _), = WindowStage(new).retrieve([new.windows_of(0)])
+    (_, true_bound, _, _), = WindowStage(new).retrieve([new.windows_of(0)])
     assert true_bound > bound + 1e-4  # the bound moved
     lasts_raised, raised = ChangedWindows(new, np.array([0]), np.array([200])).raised(record, len(new.codes))
     assert raised[0] >= true_bound - 1e-6
@@ -64,3 +64,27 @@ def test_a_pool_followed_from_its_stored_members_takes_no_outsider_it_cannot_see
     short = (np.array([0, 1]), np.array([np.inf, 0.3], np.float32))
     rows, _ = follow_top(short, moved, np.array([3, 9]), np.array([0.2, 0.0]), 5, 1e-5, positive=True)
     assert rows.tolist() == [0, 1, 3]
+
+
+def test_window_similarities_are_the_same_numbers_in_any_grouping():
+    """The reach compares the similarities it computes (ChangedWindows) with those a window search found and
+    recorded, without a slack: both must be the same float32 numbers, whatever the grouping of query windows."""
+    rng = np.random.default_rng(11)
+    vectors = _unit(rng.normal(size=(300, 48)))
+    windows = WindowScores.from_vectors(vectors, np.arange(0, 301, 3))
+    search = candidates.ExactWindowSearch(windows)
+    codes, scales = windows.windows_of(5)
+    alone = [search.search_codes(codes[i:i + 1], scales[i:i + 1], 40) for i in range(len(codes))]
+    together = search.search_codes(np.vstack([windows.windows_of(r)[0] for r in (4, 5, 6)]),
+                                   np.concatenate([windows.windows_of(r)[1] for r in (4, 5, 6)]), 40)
+    for i, (sims, ids) in enumerate(alone):
+        assert np.array_equal(sims[0], together[0][3 + i]) and np.array_equal(ids[0], together[1][3 + i])
+    # the changed article 20's windows seen from row 5's windows, as the reach computes them: the same numbers
+    record = Record(100)
+    record.near[5] = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(3, np.int32), np.full(3, -np.inf))
+    at, rows, sims = ChangedWindows(windows, np.array([5]), np.array([20]), record=record).added(0)
+    assert (rows == 20).all() and len(sims) == 9
+    full = search.search_codes(codes, scales, 300)
+    for i, w, s in zip(at, range(len(at)), sims):
+        found = full[0][i][full[1][i] == 60 + w % 3]
+        assert found[0] == s  # bit for bit
