@@ -230,7 +230,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     if not changed_ids and not reasons["overrides"]:
         recompute[:] = False
     elif changed_ids:
-        job.frozen, job._ranker = frozen, None
+        job.use_frozen(frozen)
         if learned:
             recompute |= learned_reach.reach(job, frozen, state, prev, stored, ~same, reasons, recompute, thresholds)
         else:
@@ -265,7 +265,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
     if not len(rest):
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
-    parts = {"dense": True, **{part: ranker._uses(part) for part in ROW_PARTS}}
+    parts = {"dense": True, **{part: ranker.uses(part) for part in ROW_PARTS}}
     weights = {p: ranker.weights[p] for p, used in parts.items() if used}
     norm = sum(weights.values())
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
@@ -350,7 +350,7 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
-    job.frozen, job._ranker = frozen, None
+    job.use_frozen(frozen)
     rows = np.flatnonzero(decided.recompute)
     computed: dict[int, list] = {}
     with progress_bar(total=len(rows), desc="related lists", unit="article", enabled=progress) as bar:

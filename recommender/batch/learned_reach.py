@@ -145,7 +145,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
-    used = {part: ranker._uses(part) for part in ("lexical", "mention", "window")}
+    used = {part: ranker.uses(part) for part in ("lexical", "mention", "window")}
     stats = QueryStats(job, frozen, used)
     owners = np.diff(job.graph.lists.indptr) > 0
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)

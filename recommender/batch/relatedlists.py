@@ -45,6 +45,11 @@ class LinkJob:
     def count(self) -> int:
         return len(self.vectors)
 
+    def use_frozen(self, frozen) -> None:
+        """Rank with these frozen corpus statistics from now on (the ranker built with the previous ones is
+        dropped)."""
+        self.frozen, self._ranker = frozen, None
+
     def ranker(self):
         if self._ranker is None:
             from ..rank.ranking import HybridRanker

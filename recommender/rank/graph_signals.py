@@ -171,7 +171,8 @@ class GraphFacts:
         return replace(self, lists=links, lists_t=_sorted(links.T.tocsr()), co=co,
                        in_links=np.asarray(links.sum(axis=0), dtype=np.float32).ravel())
 
-    def _dense_stats(self, rows: np.ndarray) -> np.ndarray:
+    def dense_stats_of(self, rows: np.ndarray) -> np.ndarray:
+        """`dense_stats` of these rows, each computed on first use (all rows at once when most are wanted)."""
         missing = rows[np.isnan(self.dense_stats[rows, 0])]
         if len(missing) > len(self.vectors) // 4:  # most rows wanted (a small corpus): all of them at once
             missing = np.flatnonzero(np.isnan(self.dense_stats[:, 0]))
@@ -190,7 +191,7 @@ class GraphFacts:
         out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
         if not len(rows):
             return out
-        out[:, 3] = dense_rz(cosine, self._dense_stats(rows))
+        out[:, 3] = dense_rz(cosine, self.dense_stats_of(rows))
         if query < 0:
             return out
         self._pair_columns(out, rows, lambda matrix: _row_values(matrix, query, rows))
@@ -218,7 +219,7 @@ class GraphFacts:
         out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
         if not len(rows):
             return out
-        self._dense_stats(sorted_rows(rows))  # fills each candidate's statistics once
+        self.dense_stats_of(sorted_rows(rows))  # fills each candidate's statistics once
         out[:, 3] = dense_rz(pairs.cosine, self.dense_stats[rows])
         self._pair_columns(out, rows, lambda matrix: _sample(matrix, q, rows))
         # neighbour_lists: each query's NEIGHBOURS strongest candidates vote with their curated lists

@@ -53,6 +53,7 @@ class Index:
         self._rankers: dict = {}
         self._curated_lists: int | None = None  # the curated lists the index holds (curated_lists)
         self._window_ann = None  # the stored nearest-window index (window_ann), read on first use
+        self.learned_files = None  # the learned: files of this version (rank.learneddata.LearnedFiles), read there
         self.query_data = QueryData(folder, manifest)  # arrays precomputed at build (recommender.rank.querydata)
 
     # --- opening ------------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Index:
 
             items = stored_links(self, info.row, policy, overrides)
             if items is not None:
-                return self._related_items(items), "stored-list"
+                return self.related_items(items), "stored-list"
         cand = self.ranker(policy).score_rows(np.array([info.row]))[0]
         return self._links(cand, policy, overrides, explain), "computed"
 
@@ -190,7 +191,7 @@ class Index:
         excluded = exclude_rows or set()
         scores, rows = self.vectors.search(vector[None, :], k + len(excluded))
         hits = drop_rows(scores[0], rows[0], excluded, k)
-        return self._related_items([(row, score, False, None) for row, score in hits])
+        return self.related_items([(row, score, False, None) for row, score in hits])
 
     # --- hybrid ranking -----------------------------------------------------------------------------
 
@@ -379,7 +380,7 @@ class Index:
                     signals = signal_matrix(cand, self.site_facts(), self.graph_facts(model))
                 parts["learned"] = model.contributions(signals[i], signals)
             items.append((link.row, link.score, link.pinned, parts))
-        related = self._related_items(items)
+        related = self.related_items(items)
         if explain:
             from .explain import explain_links
 
@@ -394,7 +395,8 @@ class Index:
         cand = self.ranker(policy).score_text(vector, text, windows=windows)
         return self._links(cand, policy, False, explain, query_vector=vector, query_text=text)
 
-    def _related_items(self, items) -> list[Related]:
+    def related_items(self, items) -> list[Related]:
+        """The Related of each (row, score, pinned, parts) item, with the stored article's fields."""
         infos = self.store.by_rows([row for row, *_ in items])
         out = []
         for row, score, pinned, parts in items:

@@ -18,7 +18,7 @@ only while that sha256 is the model file's: a model stored by other means is rea
 
 The numbers are the same: the facts are those `learned.graph_facts` builds in the query process (the same
 function, run here), and the cosine statistics of every article are computed as the query process computes them
-for its candidates (`GraphFacts._dense_stats`, here over all rows at once).
+for its candidates (`GraphFacts.dense_stats_of`, here over all rows at once).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
     from .learned import graph_facts
 
     graph = graph_facts(vectors, lexical, model, ids, moments)
-    graph._dense_stats(np.arange(len(ids)))  # every article's, as a query computes its candidates'
+    graph.dense_stats_of(np.arange(len(ids)))  # every article's, as a query computes its candidates'
     arrays = {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)}
     for name in GRAPHS:
         matrix = getattr(graph, name)
@@ -151,10 +151,10 @@ def stored_graph(manifest, data, vectors, moments):
 def model_for(index):
     """The index's learned model: from its stored arrays when they stand (no JSON parsed), else its JSON file
     (learned.load_model; None when there is none)."""
-    if getattr(index, "_learned_files", None) is None:  # the arrays (and the model read from them) of this version
-        index._learned_files = LearnedFiles(index.folder, index.manifest)
-        index._learned_files.model = stored_model(index.manifest, index._learned_files)
-    model = index._learned_files.model
+    if index.learned_files is None:  # the arrays (and the model read from them) of this version
+        index.learned_files = LearnedFiles(index.folder, index.manifest)
+        index.learned_files.model = stored_model(index.manifest, index.learned_files)
+    model = index.learned_files.model
     if model is None:
         if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
             return None  # no model: the learned ranking's modules are not imported
@@ -173,13 +173,13 @@ def graph_for(index, model, ranker=None, vectors=None):
     exact = not getattr(BACKENDS.get(index.manifest.backend), "approximate", False)
     if usable(index.manifest) and (vectors is None or exact) and \
             model.curated == index.manifest.stats[STATS_KEY].get("curated"):
-        if getattr(index, "_learned_files", None) is None:
-            index._learned_files = LearnedFiles(index.folder, index.manifest)
+        if index.learned_files is None:
+            index.learned_files = LearnedFiles(index.folder, index.manifest)
         data = index.query_data
         mapped = data.array("vectors") if data.has("vectors") else np.zeros((index.manifest.count, 0), np.float32)
         moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else data.moments()
         if moments is not None:
-            return stored_graph(index.manifest, index._learned_files, mapped, moments)
+            return stored_graph(index.manifest, index.learned_files, mapped, moments)
     from .learned import graph_facts, load_model
 
     if not model.lists:  # read from the arrays: the curated lists are in the JSON

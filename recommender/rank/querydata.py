@@ -271,9 +271,10 @@ class MappedCSR:
 
     @property
     def T(self):
-        return _OneRowT(self) if self.shape[0] == 1 else self._scipy().T
+        return _OneRowT(self) if self.shape[0] == 1 else self.tocsr().T
 
-    def _scipy(self):
+    def tocsr(self):
+        """The same matrix as SciPy's csr_matrix (made on each call), as SciPy's own `tocsr` gives."""
         from scipy.sparse import csr_matrix
 
         return csr_matrix((np.asarray(self.data), np.asarray(self.indices), np.asarray(self.indptr)),
@@ -282,13 +283,13 @@ class MappedCSR:
     def __getattr__(self, name: str):
         if name.startswith("__") or name in ("data", "indices", "indptr", "shape"):
             raise AttributeError(name)
-        return getattr(self._scipy(), name)
+        return getattr(self.tocsr(), name)
 
     def __getitem__(self, key):
         if isinstance(key, (int, np.integer)):
             key = np.array([key])
         if not (isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu"):
-            return self._scipy()[key]
+            return self.tocsr()[key]
         rows = np.where(key < 0, key + self.shape[0], key).astype(np.int64)
         begins = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - begins
@@ -300,7 +301,7 @@ class MappedCSR:
     def multiply(self, other):
         if self.shape[0] == 1 and isinstance(other, np.ndarray) and other.shape == (1, self.shape[1]):
             return MappedCSR(np.asarray(self.data) * other[0, self.indices], self.indices, self.indptr, self.shape)
-        return self._scipy().multiply(other)
+        return self.tocsr().multiply(other)
 
     def __matmul__(self, other):
         if isinstance(other, _OneRowT) and other.row.shape[1] == self.shape[1]:
@@ -314,7 +315,7 @@ class MappedCSR:
             np.add.at(out, owner[mine], (self.data * weights[self.indices])[mine])
             return _Dense(out[:, None])
         other = other.csr() if isinstance(other, _OneRowT) else other
-        return self._scipy() @ (other._scipy() if isinstance(other, MappedCSR) else other)
+        return self.tocsr() @ (other.tocsr() if isinstance(other, MappedCSR) else other)
 
 
 class _OneRowT:
@@ -324,7 +325,7 @@ class _OneRowT:
         self.row = row
 
     def csr(self):
-        return self.row._scipy().T
+        return self.row.tocsr().T
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "row":

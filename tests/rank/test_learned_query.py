@@ -140,7 +140,7 @@ def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, coun
     moments = dense_moments(vectors)
     built = GraphFacts.build(vectors, lexical, lists, moments)
     full = GraphFacts.build(vectors, lexical, lists, moments)
-    full._dense_stats(np.arange(count))
+    full.dense_stats_of(np.arange(count))
     mapped = GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
                         named_by=full.named_by, in_links=full.in_links, dense_stats=full.dense_stats.copy(),
                         **{name: CSRArrays(getattr(full, name).data, getattr(full, name).indices,
