@@ -194,3 +194,24 @@ def test_the_private_check_sees_a_reach(tmp_path):
                     "    return job.ranker._uses('x')\n")
     assert private_uses(fake) == ["x.py:1: from .reader import _relative", "x.py:10: job._ranker",
                                   "x.py:14: hasattr(other, '_scipy')", "x.py:15: job.ranker._uses"]
+
+
+# Module constants that may share a name and value in two modules, each with its reason.
+SAME_CONSTANT = {
+    "FORMAT": "each file's own format version (rank/learned.py: learned-ranker.json; rank/default_model.py: its JSON)",
+}
+
+
+def test_no_constant_is_defined_twice():
+    """A constant (an UPPER_CASE name bound at a module's top) is defined once and imported where it is used: the
+    same name and value in two modules is a copy (made to dodge an import) that can drift."""
+    where: dict[tuple[str, str], list[str]] = {}
+    for name, path in package_modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            if isinstance(target, ast.Name) and target.id.isupper() and getattr(node, "value", None) is not None \
+                    and target.id not in SAME_CONSTANT:
+                where.setdefault((target.id, ast.unparse(node.value)), []).append(name)
+    copies = [f"{constant} = {value}: {', '.join(modules)}" for (constant, value), modules in where.items()
+              if len(modules) > 1]
+    assert not copies, "constants defined twice:\n" + "\n".join(copies)

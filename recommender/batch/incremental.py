@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .window_reach import EPS
+
 STATE_FILE = "lists-state.npz"
 POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}  # candidate pool -> the part it bounds
 ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)
-EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
 
 
 @dataclass

@@ -42,9 +42,8 @@ import numpy as np
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
-from .window_reach import WindowSide
+from .window_reach import EPS, WindowSide
 
-EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
 STRENGTH_EPS = 1e-5  # float slack of the strength comparisons (a mean of two float32 z-scores)

@@ -20,8 +20,7 @@ from ..rank.overrides import OverrideSet
 from ..rank.policy import Policy
 from ..common.progress import progress_bar
 from ..rank.index import Related
-
-BLOCK = 256
+from ..rank.ranking import QUERY_BLOCK
 
 
 @dataclass
@@ -113,7 +112,7 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
     return out
 
 
-def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
+def all_links(job: LinkJob, *, block: int = QUERY_BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
     """Links of every article, in row order. The blocks run on `engine` (recommender.batch.engines; default the local
     engine, one after the other in this process); every engine gives the same result."""
     from .engines import LocalEngine

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rank.windows import BLOCK_WINDOWS
+
 EXACT, UNKNOWN, EVERYTHING = -2, -1, 0  # lasts codes: a full row's top (retrieval "exact"), unknown, all found
 SLACK = 1e-5  # float slack of similarity comparisons (the same products, blocked differently)
-BLOCK_WINDOWS = 8192
+EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes): incremental's and learned_reach's
 
 
 def outsider(lasts: np.ndarray) -> float:

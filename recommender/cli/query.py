@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..rank.index import Index, UnknownArticle
+from ..rank.policy import MAX_K
 from ..common.render import plural, render_articles, render_info, render_related
 from .options import common_options, json_option, load_policy_for, policy_option, user_errors, wide_option, \
     wide_output
@@ -19,7 +20,7 @@ PATH_PREFIXES = ("/", "./", "../", "~")
 
 @click.command()
 @click.argument("query")
-@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many links (default: the policy's k).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None, help="How many links (default: the policy's k).")
 @policy_option
 @click.option("--explain", is_flag=True, help="Why each link: score parts, shared terms, best passage "
               "(loads the model for the passages).")
@@ -84,7 +85,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
 
 @click.command()
 @click.argument("text")
-@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many results (default: the policy's k).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None, help="How many results (default: the policy's k).")
 @policy_option
 @click.option("--explain", is_flag=True, help="Why each result: score parts, shared terms, best passage.")
 @json_option()

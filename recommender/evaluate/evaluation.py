@@ -27,12 +27,12 @@ import numpy as np
 from ..common.progress import progress_bar
 from .metrics import KS, gold_in_index, gold_ranks, metrics_from_ranks
 from .protocols import LABELS, publication_days, system_name
+from ..rank.ranking import QUERY_BLOCK
 
 log = logging.getLogger(__name__)
 
 CURVE_DEPTH = 50
 TOP_KEPT = 20
-BLOCK = 256
 
 
 class Scorer(Protocol):
@@ -216,8 +216,8 @@ def rank_system(scorer: Scorer, queries: Sequence[int], gold: dict[int, list[int
     covered: dict[int, set[int]] = {k: set() for k in ks}
     depth = max([TOP_KEPT, *ks])
     with progress_bar(len(queries), desc=f"evaluating {scorer.name}", unit="query", enabled=progress) as bar:
-        for start_row in range(0, len(queries), BLOCK):
-            block = np.asarray(queries[start_row:start_row + BLOCK])
+        for start_row in range(0, len(queries), QUERY_BLOCK):
+            block = np.asarray(queries[start_row:start_row + QUERY_BLOCK])
             scores, shown = scorer.ranked(block) if hasattr(scorer, "ranked") else (scorer.scores(block), None)
             scores = np.asarray(scores.todense() if hasattr(scores, "todense") else scores, dtype=np.float64)
             for i, q in enumerate(block):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..rank.graph_signals import GraphFacts, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
+from ..rank.ranking import QUERY_BLOCK
 from ..rank.signals import SiteFacts, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
@@ -49,11 +50,11 @@ def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool
     cands, base = {}, {}
     queries = sorted(gold)
     with progress_bar(len(queries), desc="signals", unit="query", enabled=progress) as bar:
-        for start in range(0, len(queries), 256):
-            for cand in ranker.score_rows(np.array(queries[start:start + 256])):
+        for start in range(0, len(queries), QUERY_BLOCK):
+            for cand in ranker.score_rows(np.array(queries[start:start + QUERY_BLOCK])):
                 cands[cand.query] = cand
                 base[cand.query] = pair_signals(cand.query, cand.rows, cand.z, facts)
-            bar.update(min(256, len(queries) - start))
+            bar.update(min(QUERY_BLOCK, len(queries) - start))
     return cands, base
 
 
@@ -259,8 +260,8 @@ def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
 
     queries = sorted(gold)
     ranks: dict[int, list[float]] = {}
-    for start in range(0, len(queries), 256):
-        block = np.array(queries[start:start + 256])
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = np.array(queries[start:start + QUERY_BLOCK])
         scores = np.asarray(lexical.tfidf_rows(block), dtype=np.float64)
         for i, q in enumerate(block):
             scores[i, q] = -np.inf

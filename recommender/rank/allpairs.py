@@ -26,8 +26,7 @@ import numpy as np
 from ..common.blocks import map_blocks_here
 from ..common.progress import progress_bar
 from ..store.ann import rescore
-
-DIRECTIONS = ("any", "older", "newer")
+from .policy import DIRECTIONS
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..common.atomic import atomic_write_text
-from ..store.manifest import IndexProblem
+from ..store.manifest import LEARNED_MODEL_FILE, IndexProblem
 from .graph_signals import GRAPH_SIGNALS, GraphFacts
 from .signals import SIGNALS, SiteFacts, pair_signals
 
-MODEL_FILE = "learned-ranker.json"
 FORMAT = 1
 ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order
 
@@ -107,7 +106,7 @@ def save_model(folder: Path, model: LearnedModel) -> Path:
     """Write the model (temp + rename), then name and checksum it in the manifest."""
     from ..store.manifest import file_entry, read_manifest, write_manifest
 
-    path = Path(folder) / MODEL_FILE
+    path = Path(folder) / LEARNED_MODEL_FILE
     atomic_write_text(path, signed_text(asdict(model)))
     manifest = read_manifest(Path(folder))
     manifest.files["learned_ranker"] = file_entry(path)
@@ -117,7 +116,7 @@ def save_model(folder: Path, model: LearnedModel) -> Path:
 
 def load_model(folder: Path) -> LearnedModel | None:
     """The stored model, None when there is none; a changed or malformed file is refused (IndexProblem)."""
-    path = Path(folder) / MODEL_FILE
+    path = Path(folder) / LEARNED_MODEL_FILE
     if not path.exists():
         return None
     try:

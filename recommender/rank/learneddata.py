@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store.manifest import LEARNED_MODEL_FILE  # not from learned.py: a query without a model imports none of it
+
 log = logging.getLogger(__name__)
 
 PREFIX = "learned:"
@@ -36,8 +38,6 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 PATTERN = "learned-*.npy"
-MODEL_FILE = "learned-ranker.json"  # the model itself: learned.MODEL_FILE, named here so a query without a
-# model imports none of the learned ranking's modules (tests/rank/test_learned_query.py checks they agree)
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -98,7 +98,7 @@ def for_new_version(folder: Path, vectors: np.ndarray, lexical, ids: list[str], 
         return {}, None
     if model is None:
         return {}, None
-    entry = file_entry(folder / MODEL_FILE)
+    entry = file_entry(folder / LEARNED_MODEL_FILE)
     entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments)
     return {"learned_ranker": entry, **entries}, stats
 
@@ -156,7 +156,7 @@ def model_for(index):
         index.learned_files.model = stored_model(index.manifest, index.learned_files)
     model = index.learned_files.model
     if model is None:
-        if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
+        if "learned_ranker" not in index.manifest.files and not (index.folder / LEARNED_MODEL_FILE).exists():
             return None  # no model: the learned ranking's modules are not imported
         from .learned import load_model
 

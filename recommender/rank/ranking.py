@@ -31,6 +31,7 @@ from .policy import Ranking
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
     from ..store.lexindex import LexicalIndex
 
+QUERY_BLOCK = 256  # query rows ranked at a time (score_rows; the batch, evaluation and the editors' check)
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
 PARTS = ("dense", "window", "lexical", "mention")
 
@@ -73,7 +74,7 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
-def block_size(n: int, wanted: int = 256) -> int:
+def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:
     return max(1, min(wanted, MAX_BLOCK_CELLS // max(1, n)))
 
 
@@ -156,7 +157,7 @@ class HybridRanker:
         """Candidates of stored articles, best first, the article itself excluded."""
         out: list[Candidates] = []
         rows = np.asarray(rows, dtype=np.int64)
-        step = block_size(self.n) if self.exact else 256
+        step = block_size(self.n) if self.exact else QUERY_BLOCK
         for start in range(0, len(rows), step):
             block = rows[start:start + step]
             if not self.exact:

@@ -10,7 +10,7 @@ import pytest
 
 from recommender import Index
 from recommender.evaluate.training import store_model, train
-from recommender.rank.learned import MODEL_FILE
+from recommender.store.manifest import LEARNED_MODEL_FILE as MODEL_FILE
 from recommender.rank.learneddata import PREFIX, STATS_KEY
 from recommender.rank.policy import policy_from_dict
 from recommender.store.manifest import read_manifest, write_manifest
@@ -49,12 +49,6 @@ def assert_same(mapped, built):
     for (_, s, parts), (_, t, other) in zip(mapped, built):
         assert abs(s - t) <= TOLERANCE
         assert parts.keys() == other.keys() and all(abs(parts[k] - other[k]) <= 1e-3 for k in parts)
-
-
-def test_the_model_file_is_named_alike_where_a_query_looks_for_it():
-    from recommender.rank import learneddata
-
-    assert learneddata.MODEL_FILE == MODEL_FILE
 
 
 def test_a_learned_query_reads_the_arrays_and_answers_as_before(tmp_path):
