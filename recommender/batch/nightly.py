@@ -125,12 +125,13 @@ def resolve_policy(policy: Policy | str | Path | None, links: dict | None = None
 def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
     """Record a failed run in the run log (unless another run holds the lock) and raise BatchError. The record
     keeps the message the user sees; only an unexpected error (a bug) keeps its exception class name."""
+    from ..common.errors import InputError
     from ..embed.embedder import ModelError
     from .outputs import append_run
     from ..store.lock import LockedError
     from ..store.manifest import IndexProblem
 
-    if isinstance(exc, (LockedError, ValueError, IndexProblem, ModelError, BatchError)) and exc.args:
+    if isinstance(exc, (LockedError, InputError, IndexProblem, ModelError, BatchError)) and exc.args:
         message = str(exc.args[0])
     elif isinstance(exc, OSError):  # its args start with the errno; str() gives "[Errno 13] ...: 'path'"
         message = str(exc)
@@ -355,6 +356,7 @@ def outputs_exist(out_dir: Path) -> bool:
 def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:
     """The system's (with and without overrides) and TF-IDF's figures against the curated lists in the corpus
     (or a gold file), if any."""
+    from ..common.errors import InputError
     from ..evaluate.evaluation import evaluate_index
     from ..evaluate.gold import load_gold_jsonl
 
@@ -364,7 +366,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
     try:
         evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
                                     baselines=("tfidf",), policy=policy, dense=False, learned=False)
-    except ValueError as exc:  # curated links that all point outside the corpus
+    except InputError as exc:  # curated links that all point outside the corpus
         log.warning("evaluation skipped: %s", exc)
         return None
     keys = ("recall@10", "precision@10", "mrr", "map", "ndcg@10")

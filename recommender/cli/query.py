@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..common.errors import InputError
 from ..rank.index import Index, UnknownArticle
 from ..rank.policy import MAX_K
 from ..common.render import plural, render_articles, render_info, render_related
@@ -77,7 +78,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
         log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     main = [a for a in corpus.articles if a.kind != "related"]
     if not main:
-        raise ValueError(f"{path}: no usable article in the file")
+        raise InputError(f"{path}: no usable article in the file")
     article = main[0]
     return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(
         article, k, policy=policy, explain=explain), "computed"

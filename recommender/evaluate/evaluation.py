@@ -24,6 +24,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from ..common.errors import InputError
 from ..common.progress import progress_bar
 from .metrics import KS, gold_in_index, gold_ranks, metrics_from_ranks
 from .protocols import LABELS, publication_days, system_name
@@ -306,7 +307,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     row_of = {i: r for r, i in enumerate(ids)}
     kept, dropped = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
     if not kept:
-        raise ValueError(f"no query with gold links inside the index ({gold_source})")
+        raise InputError(f"no query with gold links inside the index ({gold_source})")
     queries = select_queries(kept, sample, seed)
     query_rows = [row_of[q] for q in queries]
     gold_rows = {row_of[q]: [row_of[r] for r in kept[q]] for q in queries}
@@ -355,7 +356,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         elif name == "random":
             scorers.append(RandomScorer(len(ids), seed=seed))
         else:
-            raise ValueError(f"unknown baseline {name!r} (tfidf, bm25, random)")
+            raise InputError(f"unknown baseline {name!r} (tfidf, bm25, random)")
     if hybrid:
         from ..rank.fusion import FusionScorer
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.errors import InputError
 from ..rank.graph_signals import GraphFacts, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.ranking import QUERY_BLOCK
@@ -226,7 +227,7 @@ def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds:
     protocol's objective is chosen under that protocol; as-published uses the `new` protocol's models."""
     problem = too_few_lists(len(gold), policy, folds)
     if problem:
-        raise ValueError(problem)
+        raise InputError(problem)
     data = TrainingSet(index, policy, gold, progress)
     default_rows = {q: c.rows for q, c in data.cands.items()}
     out = {}
@@ -282,9 +283,9 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     kept, _ = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
     problem = too_few_lists(len(kept), policy, folds)
     if problem:
-        raise ValueError(f"{index.folder}: {problem}; the default ranking stays")
+        raise InputError(f"{index.folder}: {problem}; the default ranking stays")
     if objective != "auto" and objective not in OBJECTIVES:
-        raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        raise InputError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
     chosen_for = learned_for(policy)  # the objective is chosen, and the model judged, under this protocol
     data = TrainingSet(index, policy, gold, progress)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.errors import InputError
 from ..store.ann import VectorIndex, load_index
 from ..ingest.article import Article
 from ..embed.embedder import Embedder, backend_from_manifest, get_embedder
@@ -182,7 +183,7 @@ class Index:
                explain: bool = False) -> list[Related]:
         """Articles closest to a free-text query (embedding and words, under the policy's weights)."""
         if not text.strip():
-            raise ValueError("empty search text")
+            raise InputError("empty search text")
         vectors = self.embedder().encode([text])
         return self._text_links(vectors[0], text, self._policy(policy, k), explain, windows=vectors)
 
