@@ -233,9 +233,10 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     elif changed_ids:
         job.use_frozen(frozen)
         if learned:
-            recompute |= learned_reach.reach(job, frozen, state, prev, stored, ~same, reasons, recompute, thresholds)
+            recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
+                                                                recompute, thresholds)
         else:
-            recompute |= reach(job, frozen, state, prev, stored, ~same, reasons, recompute)
+            recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
@@ -256,8 +257,8 @@ def thresholds(state: dict, prev: np.ndarray, k: int, min_score: float | None) -
     return np.where(prev >= 0, np.where(full, last, floor), np.nan)
 
 
-def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
-          reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
+def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray,
+                           moved: np.ndarray, reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
     """R3-R5 of the module docstring for the rows not already recomputed; raises their pool bounds by what
     entered. `moved` marks new and changed rows (current numbering)."""
     policy, ranker = job.policy, job.ranker()

@@ -1,5 +1,5 @@
 """The learned score of single pairs (query, candidate), vectorised, for the nightly reach under a learned
-ranking (recommender.batch.learned_reach): the signals of signals.pair_signals and graph_signals.GraphFacts.columns
+ranking (recommender.batch.learned_reach): the signals of signals.pair_signals and graph_signals.LinkGraphs.columns
 pair by pair, with the corpus statistics frozen."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ..rank.graph_signals import NEIGHBOURS, dense_rz
 
 
 def voter_strength(z: dict, count: int) -> np.ndarray:
-    """graph_signals.GraphFacts.columns' strength of each candidate."""
+    """graph_signals.LinkGraphs.columns' strength of each candidate."""
     parts = [z[p] for p in ("dense", "lexical") if p in z]
     return np.maximum(np.mean(parts, axis=0), 0.0) if parts else np.zeros(count)
 
@@ -52,7 +52,7 @@ def _pairs(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 def pair_scores(job, stats: QueryStats, qs: np.ndarray, cs: np.ndarray, raw: dict, voters, values):
     """The learned score and the strength of each pair (qs[i], cs[i]): the signals of signals.pair_signals and
-    graph_signals.GraphFacts.columns pair by pair, `neighbour_lists` from each query's recorded voters."""
+    graph_signals.LinkGraphs.columns pair by pair, `neighbour_lists` from each query's recorded voters."""
     model, facts, graph = job.learned, job.site_facts, job.graph
     a = np.asarray(model.coef, np.float64) / np.asarray(model.scale, np.float64)
     score = np.full(len(qs), float(model.intercept) - float(a @ np.asarray(model.mean, np.float64)))

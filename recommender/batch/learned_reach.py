@@ -129,8 +129,8 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
     return None
 
 
-def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray, reasons: dict,
-          recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
+def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
+                             reasons: dict, recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
     """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
     `thresholds`: incremental.thresholds (each stored list's entry score)."""
     policy, ranker = job.policy, job.ranker()

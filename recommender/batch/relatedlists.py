@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from ..store.lexindex import LexicalIndex
-from ..rank.linking import Facts, Link, choose_links, order_candidates
+from ..rank.linking import RuleColumns, Link, choose_links, order_candidates
 from .outputs import ArticleLinks
 from ..rank.overrides import OverrideSet
 from ..rank.policy import Policy
@@ -28,14 +28,14 @@ class LinkJob:
     vectors: np.ndarray  # full-precision article vectors, row order
     lexical: LexicalIndex | None
     policy: Policy
-    facts: Facts
+    facts: RuleColumns
     overrides: OverrideSet = field(default_factory=OverrideSet)
     as_of: datetime | None = None
     ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
     frozen: object = None  # corpus statistics of the last full rebuild (recommender.batch.incremental); None = fresh
     learned: object = None  # the learned ranking (recommender.rank.learned.LearnedModel) in use; None = the default
-    site_facts: object = None  # recommender.rank.signals.SiteFacts, with learned or tags (the shared-tag pool)
-    graph: object = None  # recommender.rank.graph_signals.GraphFacts, with learned
+    site_facts: object = None  # recommender.rank.signals.ArticleFeatures, with learned or tags (the shared-tag pool)
+    graph: object = None  # recommender.rank.graph_signals.LinkGraphs, with learned
     windows: object = None  # recommender.rank.windows.WindowScores over the stored windows; None = no window part
     window_ann: object = None  # recommender.store.windowann.WindowANN (approximate); None = exact window search
     _ranker: object = field(default=None, repr=False, compare=False)

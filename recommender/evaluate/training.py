@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..common.errors import InputError
-from ..rank.graph_signals import GraphFacts, Pairs
+from ..rank.graph_signals import LinkGraphs, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.ranking import QUERY_BLOCK
-from ..rank.signals import SiteFacts, pair_signals
+from ..rank.signals import ArticleFeatures, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
 from .protocols import FoldView, has_dates, published_columns, published_gold
@@ -44,7 +44,7 @@ def too_few_lists(count: int, policy=None, folds: int = 0) -> str | None:
     return f"{count} curated lists, at least {need} are needed to learn a ranking ({why})"
 
 
-def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool = False):
+def collect(ranker, facts: ArticleFeatures, gold: dict[int, list[int]], progress: bool = False):
     """Every curated query's candidates (the default ranking) and their SIGNALS, by query."""
     from ..common.progress import progress_bar
 
@@ -195,7 +195,7 @@ class TrainingSet:
         self.X = np.vstack([base[q] for q in queries])
         self.y = np.concatenate([np.isin(self.cands[q].rows, gold[q]) for q in queries])
         self.qs = np.concatenate([np.full(len(self.cands[q].rows), q) for q in queries])
-        self.graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
+        self.graph = LinkGraphs.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
         self.pairs = Pairs.of(self.cands, queries)
 
     def view(self, protocol: str) -> FoldView:

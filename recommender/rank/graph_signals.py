@@ -1,7 +1,7 @@
 """Signals of a (query, candidate) pair from the site's link graphs and the embedding's hubness, all from stored
 data: the learned ranking weighs them beside `signals.SIGNALS`.
 
-    graph = GraphFacts.build(vectors, lexical, lists)     # lists: curated lists by row (query -> related rows)
+    graph = LinkGraphs.build(vectors, lexical, lists)     # lists: curated lists by row (query -> related rows)
     X = graph.columns(query, rows, z)                     # one row per candidate, columns GRAPH_SIGNALS
     X = graph.columns_many(pairs)                         # the same for many queries at once (training)
 
@@ -120,7 +120,7 @@ def _sorted(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
 
 
 @dataclass
-class GraphFacts:
+class LinkGraphs:
     """The link graphs in row order: mentions (a names b) and curated lists (a links b), with their transposes,
     in-degrees and the co-curation counts; each article's embedding row mean and deviation, filled as needed."""
 
@@ -137,7 +137,7 @@ class GraphFacts:
     dense_stats: np.ndarray  # n x 2 (mean, std) of each article's cosines with the corpus; NaN until needed
 
     @classmethod
-    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "GraphFacts":
+    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "LinkGraphs":
         """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(vectors)
@@ -155,7 +155,7 @@ class GraphFacts:
                     dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
         return facts.with_lists(lists)
 
-    def with_lists(self, lists: dict[int, list[int]]) -> "GraphFacts":
+    def with_lists(self, lists: dict[int, list[int]]) -> "LinkGraphs":
         """The same facts with other curated lists (the training folds' under cross-validation)."""
         n = len(self.vectors)
         links = _lists_matrix(lists, n)

@@ -211,17 +211,18 @@ class Index:
 
     def facts(self):
         if self._facts is None:
-            from .linking import Facts
+            from .linking import RuleColumns
 
-            self._facts = self.query_data.facts(self.store) or Facts.from_infos(self.store.all(), self.store.topics())
+            self._facts = self.query_data.facts(self.store) or RuleColumns.from_infos(self.store.all(),
+                                                                                       self.store.topics())
         return self._facts
 
     def site_facts(self):
         """Per-article facts the learned ranking's signals read (tags, authors, dates, paths, page types)."""
         if getattr(self, "_site_facts", None) is None:
-            from .signals import SiteFacts
+            from .signals import ArticleFeatures
 
-            self._site_facts = self.query_data.site_facts() or SiteFacts.from_infos(self.store.all())
+            self._site_facts = self.query_data.site_facts() or ArticleFeatures.from_infos(self.store.all())
         return self._site_facts
 
     def tag_pool(self):

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..common.atomic import atomic_write_text
 from ..store.manifest import LEARNED_MODEL_FILE, IndexProblem
-from .graph_signals import GRAPH_SIGNALS, GraphFacts
-from .signals import SIGNALS, SiteFacts, pair_signals
+from .graph_signals import GRAPH_SIGNALS, LinkGraphs
+from .signals import SIGNALS, ArticleFeatures, pair_signals
 
 FORMAT = 1
 ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order
@@ -58,7 +58,7 @@ class LearnedModel:
             "recall@10", 0)
 
 
-def signal_matrix(cand, facts: SiteFacts, graph: GraphFacts | None) -> np.ndarray:
+def signal_matrix(cand, facts: ArticleFeatures, graph: LinkGraphs | None) -> np.ndarray:
     """ALL_SIGNALS of one query's candidates (the graph signals 0 without graph facts)."""
     X = pair_signals(cand.query, cand.rows, cand.z, facts)
     if graph is None:
@@ -66,15 +66,15 @@ def signal_matrix(cand, facts: SiteFacts, graph: GraphFacts | None) -> np.ndarra
     return np.hstack([X, graph.columns(cand.query, cand.rows, cand.z, cand.raw["dense"])])
 
 
-def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> GraphFacts:
+def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> LinkGraphs:
     """The graph facts a stored model reads in use: its curated lists, mapped to the current rows."""
     row_of = {i: r for r, i in enumerate(ids)}
     lists = {row_of[q]: [row_of[r] for r in related if r in row_of] for q, related in model.lists.items()
              if q in row_of}
-    return GraphFacts.build(vectors, lexical, lists, moments)
+    return LinkGraphs.build(vectors, lexical, lists, moments)
 
 
-def rescore(cand, facts: SiteFacts, model: LearnedModel, graph: GraphFacts | None = None):
+def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None):
     """The candidates re-scored by the learned model, best first (ties by lower row)."""
     X = signal_matrix(cand, facts, graph)
     cand.score = model.score(X).astype(np.float32)

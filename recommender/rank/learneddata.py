@@ -1,5 +1,5 @@
 """What a query by id with a learned ranking reads instead of rebuilding: the model's coefficients and the link-graph
-facts its signals read (graph_signals.GraphFacts), written when the model is stored (`recommender train`, the
+facts its signals read (graph_signals.LinkGraphs), written when the model is stored (`recommender train`, the
 batch's training) and again with each new index version, as memory-mapped `.npy` files (never pickle).
 
     learned-TOKEN-params.npy                        3 x signals float64: the model's mean, scale and coefficients
@@ -18,7 +18,7 @@ only while that sha256 is the model file's: a model stored by other means is rea
 
 The numbers are the same: the facts are those `learned.graph_facts` builds in the query process (the same
 function, run here), and the cosine statistics of every article are computed as the query process computes them
-for its candidates (`GraphFacts.dense_stats_of`, here over all rows at once).
+for its candidates (`LinkGraphs.dense_stats_of`, here over all rows at once).
 """
 
 from __future__ import annotations
@@ -138,12 +138,12 @@ def stored_model(manifest, data):
 
 
 def stored_graph(manifest, data, vectors, moments):
-    """graph_signals.GraphFacts over the mapped arrays (every article's cosine statistics precomputed)."""
-    from .graph_signals import GraphFacts
+    """graph_signals.LinkGraphs over the mapped arrays (every article's cosine statistics precomputed)."""
+    from .graph_signals import LinkGraphs
 
     graphs = {name: CSRArrays(*(data.array(f"{name}_{p}") for p in ("data", "indices", "indptr")))
               for name in GRAPHS}
-    return GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
+    return LinkGraphs(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
                       named_by=data.array("named_by"), in_links=data.array("in_links"),
                       dense_stats=data.array("dense_stats"), **graphs)
 
@@ -165,7 +165,7 @@ def model_for(index):
 
 
 def graph_for(index, model, ranker=None, vectors=None):
-    """The GraphFacts `model` reads on `index`: the stored arrays when they were made for this model and the
+    """The LinkGraphs `model` reads on `index`: the stored arrays when they were made for this model and the
     index's own vectors (an exact index, or no other vectors given), else built (reading the model's curated
     lists from its JSON when the model came from the arrays)."""
     from ..store.ann import BACKENDS

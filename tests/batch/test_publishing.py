@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from recommender import Index, build_index, read_corpus
 from recommender.batch.nightly import BatchError, run_batch
 from recommender.cli import cli
-from recommender.rank.linking import Facts, collapse_duplicates, title_codes
+from recommender.rank.linking import RuleColumns, collapse_duplicates, title_codes
 from recommender.store.lexical import lexical_document, normalise_apostrophes
 from recommender.batch.outputs import read_jsonl, read_runs
 from recommender.rank.overrides import Overrides
@@ -203,7 +203,7 @@ def test_syndicated_copies_with_one_title_collapse_to_the_original():
                         _unit(1, 0.4, 0, 0.5)])  # the query: its own title, text close to rows 0 and 1
     infos = [SimpleNamespace(id=f"a{i}", source=None, published=f"2024-01-0{i + 1}", title=t, draft=False)
              for i, t in enumerate(titles)]
-    facts = Facts.from_infos(infos)
+    facts = RuleColumns.from_infos(infos)
     sims = vectors @ vectors.T
     assert sims[0, 1] < 0.98 and sims[6, 0] < 0.98 and sims[6, 1] < 0.98  # vectors alone would not collapse them
     assert sims[1, 3] > 0.8 and sims[4, 5] > 0.8 and sims[6, 3] > 0.8

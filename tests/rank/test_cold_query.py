@@ -245,7 +245,7 @@ def found_learned(folder, policy, article_id):
 
 def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     from recommender.rank.querydata import MappedCSR
-    from recommender.rank.signals import SiteFacts, pair_signals
+    from recommender.rank.signals import ArticleFeatures, pair_signals
 
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 48)
     batch(corpus, tmp_path)
@@ -253,7 +253,7 @@ def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     with Index.open(tmp_path / "idx") as index:
         mapped = index.query_data.site_facts()
         assert isinstance(mapped.tags, MappedCSR)
-        built = SiteFacts.from_infos(index.store.all())
+        built = ArticleFeatures.from_infos(index.store.all())
         for query in range(48):
             rows = rng.choice(48, 20, replace=False)
             z = {"dense": rng.standard_normal(20).astype(np.float32)}

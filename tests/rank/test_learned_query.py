@@ -114,7 +114,7 @@ def test_a_model_stored_without_its_arrays_is_read_from_its_json(tmp_path):
 def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, count):
     """Candidates fewer than a quarter of the corpus: the query process computes the cosine statistics of its
     candidates only; the arrays hold every article's, computed at once (float32 rounding apart, the same)."""
-    from recommender.rank.graph_signals import GraphFacts
+    from recommender.rank.graph_signals import LinkGraphs
     from recommender.rank.learneddata import CSRArrays
 
     rng = np.random.default_rng(1)
@@ -132,10 +132,10 @@ def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, coun
     lexical.count, lexical.mentions = count, mentions
     lists = {int(q): [int(r) for r in rng.choice(count, 5, replace=False)] for q in rng.choice(count, 300)}
     moments = dense_moments(vectors)
-    built = GraphFacts.build(vectors, lexical, lists, moments)
-    full = GraphFacts.build(vectors, lexical, lists, moments)
+    built = LinkGraphs.build(vectors, lexical, lists, moments)
+    full = LinkGraphs.build(vectors, lexical, lists, moments)
     full.dense_stats_of(np.arange(count))
-    mapped = GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
+    mapped = LinkGraphs(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
                         named_by=full.named_by, in_links=full.in_links, dense_stats=full.dense_stats.copy(),
                         **{name: CSRArrays(getattr(full, name).data, getattr(full, name).indices,
                                            getattr(full, name).indptr)
