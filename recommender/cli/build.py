@@ -75,7 +75,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
     related links of every article under the policy and the editors' overrides, and write them atomically
     into --out (and --site-data). Safe to rerun and to kill."""
     from ..batch.nightly import run_batch
-    from ..common.render import render_run
+    from ..batch.runrecord import render_run
 
     links = {"k": k, "min_score": min_score, "direction": direction, "max_age_days": max_age_days,
              "same_source": "exclude" if exclude_same_source else None}
@@ -84,7 +84,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
     record = run_batch(corpus, index_dir, out_dir, policy_path, links=links, site_data=site_data, model=model,
                        backend=backend, gold_path=gold_path, progress=not is_quiet(), engine=engine,
                        ray_address=ray_address, allow_shrink=allow_shrink)
-    click.echo(json.dumps(record) if as_json else render_run(record))
+    click.echo(json.dumps(record.to_dict()) if as_json else render_run(record))
 
 
 @click.command()

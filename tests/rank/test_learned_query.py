@@ -77,7 +77,7 @@ def test_every_new_index_version_gets_the_arrays_again(tmp_path):
     before = read_manifest(folder)
     synthetic_feed(corpus, 48, changed={5, 17})
     record = batch(corpus, tmp_path, policy=ON)
-    assert record["ranking"] == "learned" and record["stored_lists"] == "stored"  # ranked with the new arrays
+    assert record.ranking == "learned" and record.stored_lists == "stored"  # ranked with the new arrays
     after = read_manifest(folder)
     assert after.files["metadata"].name != before.files["metadata"].name  # a new index version
     names = {after.files[r].name for r in after.files if r.startswith(PREFIX)}
