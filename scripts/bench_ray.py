@@ -67,11 +67,11 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"corpus {args.corpus}: {local_record['articles']} articles, backend {local_record['backend']}")
+    print(f"corpus {args.corpus}: {local_record.articles} articles, backend {local_record.backend}")
     print(f"{'engine':7} {'wall s':>9} {'embedded':>9}  phases (s)")
     for name, seconds, record in (("local", local_s, local_record), ("ray", ray_s, ray_record)):
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in record["seconds"].items())
-        print(f"{name:7} {seconds:9.1f} {record['embedded']:9d}  {phases}")
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in record.seconds.items())
+        print(f"{name:7} {seconds:9.1f} {record.embedded:9d}  {phases}")
     print(f"ids equal: {agreement['ids_equal']}; related lists equal: {agreement['lists_equal']:.4f} "
           f"(as sets: {agreement['sets_equal']:.4f}); max score difference of a link in both: "
           f"{agreement['max_score_diff']:.2e}")

@@ -239,10 +239,10 @@ def measure_size(args) -> dict:
     log(f"{n}: write_index ({len(windows.vectors)} windows)")
     timer = time.perf_counter()
     if args.learned_model:  # a stored learned ranking: write_index makes its arrays for the new version
-        from recommender.rank.learned import MODEL_FILE
+        from recommender.store.manifest import LEARNED_MODEL_FILE
 
         index_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.learned_model, index_dir / MODEL_FILE)
+        shutil.copyfile(args.learned_model, index_dir / LEARNED_MODEL_FILE)
     write_index(index_dir, corpus.articles, vectors, hashes, Stub(read_manifest(args.source_index).model),
                 preparation, stats={"problems": len(corpus.problems)}, windows=windows)
     seconds["write_index"] = time.perf_counter() - timer

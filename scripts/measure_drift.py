@@ -293,8 +293,8 @@ def main() -> None:
                       **drift_of(where / "frozen" / "index", where / "frozen" / "out"), **compare(frozen, fresh),
                       "recall_frozen": recall_at_10(frozen, gold)[0], "recall_fresh": recall_at_10(fresh, gold)[0],
                       "gold_queries": recall_at_10(fresh, gold)[1], "recall_base": base_recall,
-                      "frozen_lists": record["lists"]["kind"], "recomputed": record["lists"]["recomputed"],
-                      "lexical_update": record.get("lexical_update"), "articles": len(corpus)}
+                      "frozen_lists": record.lists["kind"], "recomputed": record.lists["recomputed"],
+                      "lexical_update": record.lexical_update, "articles": len(corpus)}
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}), flush=True)
             log.info("%s seed %d level %g done in %.1f s", churn.kind, churn.seed, share, time.perf_counter() - timer)
             shutil.rmtree(where / "fresh" / "index")  # the largest part; the outputs stay for a second look

@@ -40,7 +40,7 @@ if sys.argv[3] == "stored":
     if items is None:
         raise SystemExit("no stored list stands for this index and policy")
     marks.append(("stored list", T()))
-    related = index._related_items(items)
+    related = index.related_items(items)
     marks.append(("metadata", T()))
 else:
     ranker = index.ranker(policy)

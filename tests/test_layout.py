@@ -122,3 +122,96 @@ def test_the_documented_api_imports_from_the_top():
     doc = recommender.__doc__
     for name in STAGES:
         assert f"    {name}/" in doc, f"recommender/__init__.py does not say what {name}/ does"
+
+
+# Private names another module may use, each with its reason: the standard library's documented privates and
+# the public API of namedtuples (whose method names start with "_" so as not to clash with field names).
+ALLOWED_PRIVATE = {
+    ("os", "_exit"): "ends a forked worker without running the parent's clean-up (documented for that use)",
+    ("*", "_replace"): "namedtuple's public API",
+    ("*", "_asdict"): "namedtuple's public API",
+    ("*", "_fields"): "namedtuple's public API",
+    ("*", "_make"): "namedtuple's public API",
+}
+
+
+def private_uses(path: Path) -> list[str]:
+    """`x._name`, `getattr(x, "_name")` and `from .m import _name` in a module where `x` is not self/cls and `_name` is not defined in
+    that module (a function, class, variable, argument or attribute of self it binds): a reach into another
+    module's privates. Dunder names and ALLOWED_PRIVATE are not counted."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    own = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            own.add(node.attr)
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [(node.lineno, 0, f"{path.name}:{node.lineno}: from {'.' * node.level}{node.module or ''} "
+                                       f"import {a.name}") for a in node.names if private(a.name)]
+            continue
+        if isinstance(node, ast.Attribute):
+            target, name = node.value, node.attr
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2 \
+                and node.func.id in ("getattr", "hasattr", "setattr", "delattr") \
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            target, name = node.args[0], node.args[1].value
+        else:
+            continue
+        owner = target.id if isinstance(target, ast.Name) else None
+        if not private(name) or name in own or owner in ("self", "cls") or (owner, name) in ALLOWED_PRIVATE \
+                or ("*", name) in ALLOWED_PRIVATE:
+            continue
+        found.append((node.lineno, node.col_offset, f"{path.name}:{node.lineno}: {ast.unparse(node)}"))
+    return [text for *_, text in sorted(found)]
+
+
+def test_no_module_uses_another_modules_private_names():
+    uses = [f"{name}: {use}" for name, path in package_modules().items() for use in private_uses(path)]
+    assert not uses, "a module reaches into another module's private names (give them a public name):\n" + \
+        "\n".join(uses)
+
+
+def test_the_private_check_sees_a_reach(tmp_path):
+    """The checker itself: another object's private attribute (read or written) and an imported private name are
+    found; the module's own privates, self's, dunders and the allowed ones are not."""
+    fake = tmp_path / "x.py"
+    fake.write_text("from .reader import _relative\nimport os\n\n"
+                    "class A:\n    def _mine(self):\n        self._cache = None\n        return self.__dict__\n\n"
+                    "def f(job, other, point):\n    job._ranker = None\n    other._mine()\n"
+                    "    point._replace(x=1)\n    os._exit(0)\n    hasattr(other, '_scipy')\n"
+                    "    return job.ranker._uses('x')\n")
+    assert private_uses(fake) == ["x.py:1: from .reader import _relative", "x.py:10: job._ranker",
+                                  "x.py:14: hasattr(other, '_scipy')", "x.py:15: job.ranker._uses"]
+
+
+# Module constants that may share a name and value in two modules, each with its reason.
+SAME_CONSTANT = {
+    "FORMAT": "each file's own format version (rank/learned.py: learned-ranker.json; rank/default_model.py: its JSON)",
+}
+
+
+def test_no_constant_is_defined_twice():
+    """A constant (an UPPER_CASE name bound at a module's top) is defined once and imported where it is used: the
+    same name and value in two modules is a copy (made to dodge an import) that can drift."""
+    where: dict[tuple[str, str], list[str]] = {}
+    for name, path in package_modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            if isinstance(target, ast.Name) and target.id.isupper() and getattr(node, "value", None) is not None \
+                    and target.id not in SAME_CONSTANT:
+                where.setdefault((target.id, ast.unparse(node.value)), []).append(name)
+    copies = [f"{constant} = {value}: {', '.join(modules)}" for (constant, value), modules in where.items()
+              if len(modules) > 1]
+    assert not copies, "constants defined twice:\n" + "\n".join(copies)

@@ -23,6 +23,7 @@ import numpy as np
 from ..store.ann import build_for_size, measure_recall
 from ..ingest.article import Article, Corpus, Problem
 from ..common.atomic import atomic_path
+from ..common.errors import InputError
 from ..common.clock import utc_now
 from ..embed.embedder import DEFAULT_MODEL, Embedder, get_embedder
 from ..rank.index import CACHE_FILE, default_index_dir
@@ -96,7 +97,7 @@ def log_corpus(corpus: Corpus) -> None:
 
 def require_articles(corpus: Corpus, source: object) -> Corpus:
     if not corpus.articles:
-        raise ValueError(f"{source}: no usable articles found")
+        raise InputError(f"{source}: no usable articles found")
     return corpus
 
 

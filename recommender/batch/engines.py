@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Protocol, Sequence
 
 from ..common.blocks import map_blocks_here
+from ..common.errors import InputError
 from ..embed.embedder import Embedder
 
 ENGINES = ("local", "ray")
@@ -29,7 +30,7 @@ RAY_EXTRA_MISSING = "--engine ray needs the ray extra: pip install 'recommender[
 LOCAL_ROUND = 256
 
 
-class EngineError(ValueError):
+class EngineError(InputError):
     """An engine that cannot be started; the message (one line) says why."""
 
 

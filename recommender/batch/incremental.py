@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .window_reach import EPS
+
 STATE_FILE = "lists-state.npz"
 POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}  # candidate pool -> the part it bounds
 ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)
-EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes)
 
 
 @dataclass
@@ -230,11 +231,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     if not changed_ids and not reasons["overrides"]:
         recompute[:] = False
     elif changed_ids:
-        job.frozen, job._ranker = frozen, None
+        job.use_frozen(frozen)
         if learned:
-            recompute |= learned_reach.reach(job, frozen, state, prev, stored, ~same, reasons, recompute, thresholds)
+            recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
+                                                                recompute, thresholds)
         else:
-            recompute |= reach(job, frozen, state, prev, stored, ~same, reasons, recompute)
+            recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
@@ -255,8 +257,8 @@ def thresholds(state: dict, prev: np.ndarray, k: int, min_score: float | None) -
     return np.where(prev >= 0, np.where(full, last, floor), np.nan)
 
 
-def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
-          reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
+def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray,
+                           moved: np.ndarray, reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
     """R3-R5 of the module docstring for the rows not already recomputed; raises their pool bounds by what
     entered. `moved` marks new and changed rows (current numbering)."""
     policy, ranker = job.policy, job.ranker()
@@ -265,7 +267,7 @@ def reach(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray
     if not len(rest):
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
-    parts = {"dense": True, **{part: ranker._uses(part) for part in ROW_PARTS}}
+    parts = {"dense": True, **{part: ranker.uses(part) for part in ROW_PARTS}}
     weights = {p: ranker.weights[p] for p, used in parts.items() if used}
     norm = sum(weights.values())
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
@@ -350,7 +352,7 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
-    job.frozen, job._ranker = frozen, None
+    job.use_frozen(frozen)
     rows = np.flatnonzero(decided.recompute)
     computed: dict[int, list] = {}
     with progress_bar(total=len(rows), desc="related lists", unit="article", enabled=progress) as bar:

@@ -1,5 +1,5 @@
 """The learned score of single pairs (query, candidate), vectorised, for the nightly reach under a learned
-ranking (recommender.batch.learned_reach): the signals of signals.pair_signals and graph_signals.GraphFacts.columns
+ranking (recommender.batch.learned_reach): the signals of signals.pair_signals and graph_signals.LinkGraphs.columns
 pair by pair, with the corpus statistics frozen."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ..rank.graph_signals import NEIGHBOURS, dense_rz
 
 
 def voter_strength(z: dict, count: int) -> np.ndarray:
-    """graph_signals.GraphFacts.columns' strength of each candidate."""
+    """graph_signals.LinkGraphs.columns' strength of each candidate."""
     parts = [z[p] for p in ("dense", "lexical") if p in z]
     return np.maximum(np.mean(parts, axis=0), 0.0) if parts else np.zeros(count)
 
@@ -52,7 +52,7 @@ def _pairs(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 def pair_scores(job, stats: QueryStats, qs: np.ndarray, cs: np.ndarray, raw: dict, voters, values):
     """The learned score and the strength of each pair (qs[i], cs[i]): the signals of signals.pair_signals and
-    graph_signals.GraphFacts.columns pair by pair, `neighbour_lists` from each query's recorded voters."""
+    graph_signals.LinkGraphs.columns pair by pair, `neighbour_lists` from each query's recorded voters."""
     model, facts, graph = job.learned, job.site_facts, job.graph
     a = np.asarray(model.coef, np.float64) / np.asarray(model.scale, np.float64)
     score = np.full(len(qs), float(model.intercept) - float(a @ np.asarray(model.mean, np.float64)))
@@ -68,7 +68,7 @@ def pair_scores(job, stats: QueryStats, qs: np.ndarray, cs: np.ndarray, raw: dic
     signals += site_signals(facts, qs, cs) if facts is not None else [0.0] * 10
     for part in ("window", "window_max"):
         signals.append(stats.z(part, qs, raw[part]) if part in stats.stats else 0.0)
-    cstats = graph._dense_stats(cs)
+    cstats = graph.dense_stats_of(cs)
     own = _pairs(graph.lists, qs, cs)
     valid = (voters >= 0) & (values > 0)
     safe = np.where(valid, voters, 0)
@@ -86,18 +86,15 @@ def pair_scores(job, stats: QueryStats, qs: np.ndarray, cs: np.ndarray, raw: dic
 
 def site_signals(facts, qs: np.ndarray, cs: np.ndarray) -> list:
     """signals.pair_signals' columns 3-12 (title_overlap .. same_page_type), pair by pair."""
-    def scipy(matrix):  # querydata.MappedCSR (a query's mapped arrays) or SciPy's own
-        return matrix._scipy() if hasattr(matrix, "_scipy") else matrix
-
     def shared(matrix):
-        matrix = scipy(matrix)
+        matrix = matrix.tocsr()  # querydata.MappedCSR (a query's mapped arrays) as SciPy's; SciPy's own as it is
         return np.asarray(matrix[qs].multiply(matrix[cs]).sum(axis=1), dtype=np.float64).ravel()
 
     tl_q, tl_c = facts.title_len[qs], facts.title_len[cs]
     common_titles = shared(facts.titles)
     union = tl_q + tl_c - common_titles
     title = np.where((tl_q > 0) & (union > 0), common_titles / np.maximum(union, 1), 0.0)
-    tag_matrix = scipy(facts.tags)
+    tag_matrix = facts.tags.tocsr()
     tags = np.asarray(tag_matrix[qs].multiply(tag_matrix[cs]) @ np.asarray(facts.tag_idf, np.float64)).ravel()
     authors = (shared(facts.authors) > 0).astype(np.float64)
     qlen, clen = facts.path_len[qs], facts.path_len[cs]

@@ -42,9 +42,8 @@ import numpy as np
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
-from .window_reach import WindowSide
+from .window_reach import EPS, WindowSide
 
-EPS = 1e-4  # slack of the duplicate test (incremental.EPS; this module does not import incremental: no circle)
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
 STRENGTH_EPS = 1e-5  # float slack of the strength comparisons (a mean of two float32 z-scores)
@@ -130,8 +129,8 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
     return None
 
 
-def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray, reasons: dict,
-          recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
+def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
+                             reasons: dict, recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
     """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
     `thresholds`: incremental.thresholds (each stored list's entry score)."""
     policy, ranker = job.policy, job.ranker()
@@ -145,7 +144,7 @@ def reach(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved:
         return out
     thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
-    used = {part: ranker._uses(part) for part in ("lexical", "mention", "window")}
+    used = {part: ranker.uses(part) for part in ("lexical", "mention", "window")}
     stats = QueryStats(job, frozen, used)
     owners = np.diff(job.graph.lists.indptr) > 0
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)

@@ -5,6 +5,7 @@ site reads them, and keep a record of the run.
     from recommender.rank.policy import load_policy
     record = run_batch("content/", "recommender-index", "recommender-out", "recommender.toml",
                        site_data="site/data/related.json")
+    print(record.links, record.lists["kind"])   # the run record (batch/runrecord.py: RunRecord)
 
 Safe to rerun: unchanged articles are not embedded again and an unchanged index is not rewritten. Safe to kill:
 embeddings are committed to the cache in rounds, the index is committed by its manifest, and the outputs are
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ from ..common.clock import utc_now
 from ..store.lock import exclusive_lock
 from ..rank.policy import Policy, PolicyError
 from ..embed.prepare import Preparation
+from .runrecord import RunRecord
 
 if TYPE_CHECKING:
     from .engines import Engine
@@ -44,6 +47,27 @@ PREPARED_CACHE = Path("cache") / "prepared.sqlite"  # raw input hash -> prepared
 
 class BatchError(RuntimeError):
     """A batch run that failed; the message says why. The previous outputs are untouched."""
+
+
+@dataclass
+class RunOptions:
+    """What one run reads, writes and runs with (run_batch's arguments, resolved)."""
+
+    corpus: Path
+    index_dir: Path
+    out_dir: Path
+    policy: Policy
+    engine: Engine
+    model: str | None = None
+    backend: str = "auto"
+    embedder: Embedder | None = None
+    preparation: Preparation = Preparation()
+    gold_path: str | Path | None = None
+    as_of: datetime | None = None
+    batch_size: int = 32
+    progress: bool = True
+    site_data: Path | None = None
+    allow_shrink: bool = False
 
 
 def run_batch(
@@ -65,7 +89,7 @@ def run_batch(
     engine: str = "local",
     ray_address: str | None = None,
     allow_shrink: bool = False,
-) -> dict:
+) -> RunRecord:
     """Run the batch and return its run record (also stored in the SQLite output). Raises BatchError.
 
     policy: a Policy, or a policy file to read (None: ./recommender.toml or the defaults); `links` replaces
@@ -80,31 +104,32 @@ def run_batch(
     from .engines import EngineError, get_engine
 
     index_dir, out_dir = Path(index_dir), Path(out_dir)
-    record: dict = {"started": utc_now(), "status": "running", "corpus": str(corpus), "index": str(index_dir),
-                    "out": str(out_dir), "engine": engine, "seconds": {}}
+    record = RunRecord(started=utc_now(), status="running", corpus=str(corpus), index=str(index_dir),
+                       out=str(out_dir), engine=engine)
     if site_data is not None:
         site_data = Path(site_data)
-        record["site_data"] = str(site_data)
+        record.site_data = str(site_data)
     try:
         policy = resolve_policy(policy, links)
     except PolicyError as exc:  # nothing started; recorded like any failed run
         fail(record, exc, out_dir)
-    record.update(policy=policy.to_dict(), policy_source=policy.source)
+    record.policy, record.policy_source = policy.to_dict(), policy.source
     timer = time.perf_counter()
     try:
         runner = get_engine(engine, address=ray_address)
     except EngineError as exc:  # nothing started, nothing touched
         raise BatchError(str(exc)) from exc
-    record["seconds"]["engine"] = time.perf_counter() - timer  # starting or joining Ray; ~0 for local
+    record.seconds["engine"] = time.perf_counter() - timer  # starting or joining Ray; ~0 for local
+    options = RunOptions(corpus=Path(corpus), index_dir=index_dir, out_dir=out_dir, policy=policy, engine=runner,
+                         model=model, backend=backend, embedder=embedder, preparation=preparation,
+                         gold_path=gold_path, as_of=as_of, batch_size=batch_size, progress=progress,
+                         site_data=site_data, allow_shrink=allow_shrink)
     try:
         with contextlib.ExitStack() as locks:
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
             if out_dir.resolve() != index_dir.resolve():
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
-            _run(Path(corpus), index_dir, out_dir, policy, record, model=model, backend=backend,
-                 embedder=embedder, preparation=preparation, gold_path=gold_path, as_of=as_of,
-                 batch_size=batch_size, progress=progress, engine=runner, site_data=site_data,
-                 allow_shrink=allow_shrink)
+            _run(record, options)
     except Exception as exc:
         fail(record, exc, out_dir)
     finally:
@@ -122,85 +147,88 @@ def resolve_policy(policy: Policy | str | Path | None, links: dict | None = None
     return policy.with_links(**(links or {}))
 
 
-def fail(record: dict, exc: BaseException, out_dir: Path) -> None:
+def fail(record: RunRecord, exc: BaseException, out_dir: Path) -> None:
     """Record a failed run in the run log (unless another run holds the lock) and raise BatchError. The record
     keeps the message the user sees; only an unexpected error (a bug) keeps its exception class name."""
+    from ..common.errors import InputError
     from ..embed.embedder import ModelError
     from .outputs import append_run
     from ..store.lock import LockedError
     from ..store.manifest import IndexProblem
 
-    if isinstance(exc, (LockedError, ValueError, IndexProblem, ModelError, BatchError)) and exc.args:
+    if isinstance(exc, (LockedError, InputError, IndexProblem, ModelError, BatchError)) and exc.args:
         message = str(exc.args[0])
     elif isinstance(exc, OSError):  # its args start with the errno; str() gives "[Errno 13] ...: 'path'"
         message = str(exc)
     else:
         message = f"{type(exc).__name__}: {exc}"
-    record.update(status="failed", ended=utc_now(), error=message)
+    record.status, record.ended, record.error = "failed", utc_now(), message
     if not isinstance(exc, LockedError):  # a refused run touches nothing, not even the run log
         with contextlib.suppress(Exception):
             append_run(out_dir, record)
     raise BatchError(message) from exc
 
 
-def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: dict, *, model, backend,
-         embedder, preparation, gold_path, as_of, batch_size, progress,
-         engine: Engine, site_data: Path | None = None, allow_shrink: bool = False) -> None:
+def _run(record: RunRecord, options: RunOptions) -> None:
     from .build import require_articles, update_index
     from .shardread import read_with
     from .outputs import append_run, copy_site_data, update_last_run, write_outputs
     from .relatedlists import items_from_links, job_for_index
 
-    seconds = record["seconds"]
+    o, policy, engine = options, options.policy, options.engine
+    seconds = record.seconds
     timer = time.perf_counter()
     # the Ray engine reads, prepares and hashes in shards on its workers (recommender.batch.shardread)
-    articles, hashes = read_with(engine, corpus, index_dir / PREPARED_CACHE, preparation)
+    articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, o.preparation)
     seconds["read"] = time.perf_counter() - timer
     # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
-    record["skipped"] = sum(not p.kept for p in articles.problems)
-    record["warnings"] = sum(p.kept for p in articles.problems)
-    record["skipped_reasons"] = [str(p) for p in articles.problems[:MAX_REASONS]]
-    record["ignored"] = len(articles.ignored)
-    require_articles(articles, corpus)
-    if not allow_shrink:
-        refuse_shrink(index_dir, articles.articles, policy.batch.max_shrink, corpus)
+    record.skipped = sum(not p.kept for p in articles.problems)
+    record.warnings = sum(p.kept for p in articles.problems)
+    record.skipped_reasons = [str(p) for p in articles.problems[:MAX_REASONS]]
+    record.ignored = len(articles.ignored)
+    require_articles(articles, o.corpus)
+    if not o.allow_shrink:
+        refuse_shrink(o.index_dir, articles.articles, policy.batch.max_shrink, o.corpus)
 
-    embedder = engine.wrap_embedder(embedder or get_embedder(model, backend=backend), model=model, backend=backend)
-    built = update_index(index_dir, articles, embedder, preparation=preparation, model_spec=model,
-                         batch_size=batch_size, round_size=engine.round_size(), progress=progress,
+    embedder = engine.wrap_embedder(o.embedder or get_embedder(o.model, backend=o.backend), model=o.model,
+                                    backend=o.backend)
+    built = update_index(o.index_dir, articles, embedder, preparation=o.preparation, model_spec=o.model,
+                         batch_size=o.batch_size, round_size=engine.round_size(), progress=o.progress,
                          refit_drift=policy.batch.refit_drift, hashes=hashes, engine=engine)
     seconds.update(built.seconds)
-    record.update(built.changes.to_dict())
-    record.update(articles=built.count, embedded=built.vectors.embedded, reused=built.vectors.reused,
-                  index_rewritten=built.rewritten, model=embedder.name, model_fingerprint=embedder.fingerprint,
-                  backend=getattr(embedder, "backend", "unknown"))
+    for name, value in built.changes.to_dict().items():  # added, changed, unchanged, removed
+        setattr(record, name, value)
+    record.articles, record.embedded, record.reused = built.count, built.vectors.embedded, built.vectors.reused
+    record.index_rewritten = built.rewritten
+    record.model, record.model_fingerprint = embedder.name, embedder.fingerprint
+    record.backend = getattr(embedder, "backend", "unknown")
 
     timer = time.perf_counter()
     from ..evaluate.training import train_if_due
 
-    record["training"] = train_if_due(index_dir, policy, progress=progress)
+    record.training = train_if_due(o.index_dir, policy, progress=o.progress)
     seconds["train"] = time.perf_counter() - timer
 
-    with Index.open(index_dir, preparation=preparation) as index:
+    with Index.open(o.index_dir, preparation=o.preparation) as index:
         overrides = index.overrides()
         stats = index.manifest.stats
-        record["lexical_update"] = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
+        record.lexical_update = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
         # articles added, changed or removed since the last fit, of count; a full fit past refit_at of count
-        record["lexical_drift"] = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
-        record["links_key"] = links_key(index, policy, overrides, as_of, gold_path)
-        previous = last_ok_run(out_dir)
-        if previous and previous.get("links_key") == record["links_key"] and outputs_exist(out_dir):
+        record.lexical_drift = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
+        record.links_key = links_key(index, policy, overrides, o.as_of, o.gold_path)
+        previous = last_ok_run(o.out_dir)
+        if previous and previous.get("links_key") == record.links_key and outputs_exist(o.out_dir):
             # nothing that decides a link changed since the last good run: its outputs stand as they are
             for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "by_path",
                         "drafts_held_back", "targets_left_out"):
-                record[key] = previous.get(key)
-            record["outputs_reused"] = True
-            if site_data is not None:
-                copy_site_data(out_dir, site_data)
-            record.update(status="ok", ended=utc_now())
+                setattr(record, key, previous.get(key))
+            record.outputs_reused = True
+            if o.site_data is not None:
+                copy_site_data(o.out_dir, o.site_data)
+            record.status, record.ended = "ok", utc_now()
             for name, value in seconds.items():
                 seconds[name] = round(value, 3)
-            append_run(out_dir, record)
+            append_run(o.out_dir, record)
             log.info("nothing that decides the links changed since the last run: outputs kept as they are")
             return
         timer = time.perf_counter()
@@ -208,39 +236,38 @@ def _run(corpus: Path, index_dir: Path, out_dir: Path, policy: Policy, record: d
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         learned = index.learned_model(policy)
-        job = job_for_index(index, built.matrix, policy, overrides=overrides, as_of=as_of, learned=learned)
-        record["ranking"] = "default" if learned is None else getattr(learned, "kind", "learned")
-        record["drafts_held_back"] = job.facts.held_back(policy)
+        job = job_for_index(index, built.matrix, policy, overrides=overrides, as_of=o.as_of, learned=learned)
+        record.ranking = "default" if learned is None else getattr(learned, "kind", "learned")
+        record.drafts_held_back = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)
-        record["targets_left_out"] = job.facts.left_out(policy)
-        links = related_lists(job, articles.articles, built, index, out_dir, record, as_of=as_of,
-                              progress=progress, engine=engine)
+        record.targets_left_out = job.facts.left_out(policy)
+        links = related_lists(job, articles.articles, built, index, o.out_dir, record, as_of=o.as_of,
+                              progress=o.progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
         from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
 
-        record["stored_lists"] = keep_lists(index, policy, overrides, links,
-                                            fresh=record["lists"]["fresh_statistics"])
+        record.stored_lists = keep_lists(index, policy, overrides, links, fresh=record.lists["fresh_statistics"])
         items = items_from_links(links, infos)
-        record["links"] = sum(len(chosen) for chosen in links)
-        record["pinned_links"] = sum(link.pinned for chosen in links for link in chosen)
-        record["articles_without_links"] = sum(1 for chosen in links if not chosen)
-        record["overrides"] = len(overrides.items)
+        record.links = sum(len(chosen) for chosen in links)
+        record.pinned_links = sum(link.pinned for chosen in links for link in chosen)
+        record.articles_without_links = sum(1 for chosen in links if not chosen)
+        record.overrides = len(overrides.items)
 
         timer = time.perf_counter()
-        record["evaluation"] = evaluate_curated(index, gold_path, policy)
+        record.evaluation = evaluate_curated(index, o.gold_path, policy)
         seconds["evaluate"] = time.perf_counter() - timer
 
     timer = time.perf_counter()
-    record.update(status="ok", ended=utc_now())
-    write_outputs(out_dir, items, record, site_data=site_data, infos=infos, site=policy.site)
+    record.status, record.ended = "ok", utc_now()
+    write_outputs(o.out_dir, items, record, site_data=o.site_data, infos=infos, site=policy.site)
     seconds["write"] = time.perf_counter() - timer
     for name, value in seconds.items():
         seconds[name] = round(value, 3)
-    record["ended"] = utc_now()
-    update_last_run(out_dir, record)  # the stored record gets the write time and the true end
+    record.ended = utc_now()
+    update_last_run(o.out_dir, record)  # the stored record gets the write time and the true end
 
 
-def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: dict, *, as_of,
+def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: RunRecord, *, as_of,
                   progress: bool, engine: Engine) -> list:
     """Every article's links: with the local engine only the lists a change can reach are ranked again
     (recommender.batch.incremental; the state is kept in the output folder); with another engine all of them."""
@@ -248,8 +275,8 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     from .relatedlists import all_links
 
     if engine.name != "local":
-        record["lists"] = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
-                           "fresh_statistics": True}
+        record.lists = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
+                        "fresh_statistics": True}
         (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
         return all_links(job, progress=progress, engine=engine)
     policy = job.policy
@@ -273,9 +300,9 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     overrides = [o.to_dict() for o in job.overrides.items]
     links, plan, frozen = incremental.compute_links(job, ids, signatures, out_dir / incremental.STATE_FILE, key,
                                                     overrides, progress=progress)
-    record["lists"] = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons,
-                       "fresh_statistics": plan.kind == "full" and frozen.from_scratch}
-    log.info("related lists (%s): %d of %d ranked again", plan.kind, record["lists"]["recomputed"], len(ids))
+    record.lists = {"kind": plan.kind, "recomputed": int(plan.recompute.sum()), "reasons": plan.reasons,
+                    "fresh_statistics": plan.kind == "full" and frozen.from_scratch}
+    log.info("related lists (%s): %d of %d ranked again", plan.kind, record.lists["recomputed"], len(ids))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
         incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen, links=links,
@@ -355,6 +382,7 @@ def outputs_exist(out_dir: Path) -> bool:
 def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:
     """The system's (with and without overrides) and TF-IDF's figures against the curated lists in the corpus
     (or a gold file), if any."""
+    from ..common.errors import InputError
     from ..evaluate.evaluation import evaluate_index
     from ..evaluate.gold import load_gold_jsonl
 
@@ -364,7 +392,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
     try:
         evaluation = evaluate_index(index, gold, gold_source=str(gold_path or "curated related: lists"),
                                     baselines=("tfidf",), policy=policy, dense=False, learned=False)
-    except ValueError as exc:  # curated links that all point outside the corpus
+    except InputError as exc:  # curated links that all point outside the corpus
         log.warning("evaluation skipped: %s", exc)
         return None
     keys = ("recall@10", "precision@10", "mrr", "map", "ndcg@10")

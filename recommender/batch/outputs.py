@@ -30,6 +30,7 @@ from ..common.atomic import atomic_path, atomic_write_bytes
 from ..rank.index import Related
 from ..rank.policy import Site
 from .pages import href, page_key
+from .runrecord import RunRecord
 
 JSONL = "related.jsonl"
 JSON_MAP = "related.json"
@@ -108,7 +109,7 @@ def by_path(items: Sequence[ArticleLinks], infos: Sequence, site: Site = Site())
 MAX_NAMED = 20  # collisions named in the run record
 
 
-def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict,
+def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRecord,
                   site_data: Path | None = None, infos: Sequence | None = None, site: Site = Site()) -> None:
     """Write the four outputs (and append the run record to the SQLite one), all or nothing; with site_data,
     also the by-path form there, renamed into place with the others. `infos`: the index's articles (for the
@@ -116,7 +117,7 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: dict,
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)
     keyed, counts = by_path(items, infos if infos is not None else items, site)
-    run_record["by_path"] = counts
+    run_record.by_path = counts
     if counts["collisions"]:
         log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
                     counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
@@ -153,7 +154,7 @@ def copy_site_data(folder: Path, site_data: Path) -> None:
         atomic_write_bytes(site_data, data)
 
 
-def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run_record: dict) -> None:
+def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run_record: RunRecord) -> None:
     db = sqlite3.connect(path)
     try:
         db.executescript(SCHEMA)
@@ -174,15 +175,15 @@ def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run
         db.close()
 
 
-def update_last_run(folder: Path, run_record: dict) -> None:
+def update_last_run(folder: Path, run_record: RunRecord) -> None:
     """Replace the newest run record (written with the outputs) by its final form, in one transaction."""
     with contextlib.closing(sqlite3.connect(folder / SQLITE, timeout=30)) as db:
         db.execute("UPDATE runs SET ended = ?, record = ? WHERE id = (SELECT MAX(id) FROM runs)",
-                   [run_record.get("ended"), json.dumps(run_record, ensure_ascii=False, sort_keys=True)])
+                   [run_record.ended, json.dumps(run_record.to_dict(), ensure_ascii=False, sort_keys=True)])
         db.commit()
 
 
-def append_run(folder: Path, run_record: dict) -> bool:
+def append_run(folder: Path, run_record: RunRecord) -> bool:
     """Record a run (a failed one) in the existing SQLite output, in one transaction; False if there is none."""
     path = folder / SQLITE
     if not path.exists():
@@ -194,16 +195,16 @@ def append_run(folder: Path, run_record: dict) -> bool:
     return True
 
 
-def _insert_run(db: sqlite3.Connection, record: dict) -> None:
+def _insert_run(db: sqlite3.Connection, record: RunRecord) -> None:
     db.execute(
         "INSERT INTO runs (started, ended, status, error, model, articles, record) VALUES (?,?,?,?,?,?,?)",
-        [record.get("started"), record.get("ended"), record.get("status"), record.get("error"),
-         record.get("model"), record.get("articles"), json.dumps(record, ensure_ascii=False, sort_keys=True)],
+        [record.started, record.ended, record.status, record.error, record.model, record.articles,
+         json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True)],
     )
 
 
 def read_runs(folder: Path) -> list[dict]:
-    """Every run record in the SQLite output, oldest first."""
+    """Every run record in the SQLite output, oldest first (as stored: JSON objects, RunRecord.to_dict)."""
     path = folder / SQLITE
     if not path.exists():
         return []

@@ -1,5 +1,5 @@
-"""The dense and lexical pools in the learned reach (learned_reach.reach), from each kept list's stored pool and
-the changed articles alone, without the list's full rows.
+"""The dense and lexical pools in the learned reach (learned_reach.reached_by_learned_score), from each kept
+list's stored pool and the changed articles alone, without the list's full rows.
 
 Both pools are the top `depth` of a row (the dense one: exact FAISS or a partial sort of the cosines; the lexical
 one: the posting lists' top-k, documents sharing no term with the query left out). With the statistics frozen,

@@ -14,14 +14,13 @@ from datetime import datetime
 import numpy as np
 
 from ..store.lexindex import LexicalIndex
-from ..rank.linking import Facts, Link, choose_links, order_candidates
+from ..rank.linking import RuleColumns, Link, choose_links, order_candidates
 from .outputs import ArticleLinks
 from ..rank.overrides import OverrideSet
 from ..rank.policy import Policy
 from ..common.progress import progress_bar
 from ..rank.index import Related
-
-BLOCK = 256
+from ..rank.ranking import QUERY_BLOCK
 
 
 @dataclass
@@ -29,14 +28,14 @@ class LinkJob:
     vectors: np.ndarray  # full-precision article vectors, row order
     lexical: LexicalIndex | None
     policy: Policy
-    facts: Facts
+    facts: RuleColumns
     overrides: OverrideSet = field(default_factory=OverrideSet)
     as_of: datetime | None = None
     ann: object = None  # an approximate vector index for the dense candidates of a large corpus; None = exact
     frozen: object = None  # corpus statistics of the last full rebuild (recommender.batch.incremental); None = fresh
     learned: object = None  # the learned ranking (recommender.rank.learned.LearnedModel) in use; None = the default
-    site_facts: object = None  # recommender.rank.signals.SiteFacts, with learned or tags (the shared-tag pool)
-    graph: object = None  # recommender.rank.graph_signals.GraphFacts, with learned
+    site_facts: object = None  # recommender.rank.signals.ArticleFeatures, with learned or tags (the shared-tag pool)
+    graph: object = None  # recommender.rank.graph_signals.LinkGraphs, with learned
     windows: object = None  # recommender.rank.windows.WindowScores over the stored windows; None = no window part
     window_ann: object = None  # recommender.store.windowann.WindowANN (approximate); None = exact window search
     _ranker: object = field(default=None, repr=False, compare=False)
@@ -44,6 +43,11 @@ class LinkJob:
     @property
     def count(self) -> int:
         return len(self.vectors)
+
+    def use_frozen(self, frozen) -> None:
+        """Rank with these frozen corpus statistics from now on (the ranker built with the previous ones is
+        dropped)."""
+        self.frozen, self._ranker = frozen, None
 
     def ranker(self):
         if self._ranker is None:
@@ -111,7 +115,7 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
     return out
 
 
-def all_links(job: LinkJob, *, block: int = BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
+def all_links(job: LinkJob, *, block: int = QUERY_BLOCK, progress: bool = False, engine=None) -> list[list[Link]]:
     """Links of every article, in row order. The blocks run on `engine` (recommender.batch.engines; default the local
     engine, one after the other in this process); every engine gives the same result."""
     from .engines import LocalEngine

@@ -12,7 +12,7 @@ a removed window lets the next one in (b_i falls). So, per kept list:
 * `ChangedWindows`: one product of the kept lists' windows with the new and changed articles' windows gives
   s_i, the best similarity of query window i with them; b_i⁺ = max(b_i, s_i) bounds the new b_i, so the outsider
   bound computed from b_i⁺ bounds every article outside the new window pool that owns no retrieved window
-  (incremental.reach, R5), and b_i⁺ is what the list keeps for the next night;
+  (incremental.reached_by_fixed_score, R5), and b_i⁺ is what the list keeps for the next night;
 * `follow` (learned ranking): the new window pool of a kept list exactly, from its stored pool, when that can be
   told without retrieving again (else the list is ranked again): see its docstring.
 """
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rank.windows import BLOCK_WINDOWS
+
 EXACT, UNKNOWN, EVERYTHING = -2, -1, 0  # lasts codes: a full row's top (retrieval "exact"), unknown, all found
 SLACK = 1e-5  # float slack of similarity comparisons (the same products, blocked differently)
-BLOCK_WINDOWS = 8192
+EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes): incremental's and learned_reach's
 
 
 def outsider(lasts: np.ndarray) -> float:
@@ -330,9 +332,10 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
 
 
 class WindowSide:
-    """The window pool's part of the learned reach (learned_reach.reach) for blocks of kept rows: its old and new
-    membership, exact, from the stored pools (`follow`), or from full window rows where every stored window is
-    retrieved (a small corpus) or the ranking is exact; and the window values of single pairs."""
+    """The window pool's part of the learned reach (learned_reach.reached_by_learned_score) for blocks of kept
+    rows: its old and new membership, exact, from the stored pools (`follow`), or from full window rows where
+    every stored window is retrieved (a small corpus) or the ranking is exact; and the window values of single
+    pairs."""
 
     def __init__(self, ranker, frozen, rest: np.ndarray, moved: np.ndarray, depth: int, eps: float):
         self.windows, self.record, self.depth, self.eps = ranker.windows, frozen.windows, depth, eps

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..rank.policy import DIRECTIONS, MAX_K
 from .options import common_options, is_quiet, json_option, load_policy_for, model_options, policy_option, \
     say_if_new_default_index, user_errors
 
@@ -44,13 +45,13 @@ def index_cmd(corpus: Path, index_dir: Path, model: str | None, backend: str, ba
               help="Also write the links keyed by URL path to this file, e.g. a Hugo data/related.json "
                    "(.Site.Data.related) or a Jekyll _data/related.json (site.data.related).")
 @policy_option
-@click.option("-k", type=click.IntRange(1, 1000), default=None, help="Links per article (overrides the policy).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None, help="Links per article (overrides the policy).")
 @click.option("--min-score", type=click.FloatRange(0), default=None,
               help="Fewer links rather than weak ones: drop links scoring below this, on the scale `related` "
                    "prints (z-scores, 0 = a typical unrelated article; overrides the policy).")
 @click.option("--exclude-same-source", is_flag=True, default=None,
               help="Never link two articles of the same source (overrides the policy).")
-@click.option("--direction", type=click.Choice(["any", "older", "newer"]), default=None,
+@click.option("--direction", type=click.Choice(DIRECTIONS), default=None,
               help="Link only to older (or newer) articles than the one linked from (overrides the policy).")
 @click.option("--max-age-days", type=click.FloatRange(0, min_open=True), default=None,
               help="Never link to an article published more than this many days ago (overrides the policy).")
@@ -74,7 +75,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
     related links of every article under the policy and the editors' overrides, and write them atomically
     into --out (and --site-data). Safe to rerun and to kill."""
     from ..batch.nightly import run_batch
-    from ..common.render import render_run
+    from ..batch.runrecord import render_run
 
     links = {"k": k, "min_score": min_score, "direction": direction, "max_age_days": max_age_days,
              "same_source": "exclude" if exclude_same_source else None}
@@ -83,7 +84,7 @@ def batch(corpus: Path, index_dir: Path, out_dir: Path, site_data: Path | None, 
     record = run_batch(corpus, index_dir, out_dir, policy_path, links=links, site_data=site_data, model=model,
                        backend=backend, gold_path=gold_path, progress=not is_quiet(), engine=engine,
                        ray_address=ray_address, allow_shrink=allow_shrink)
-    click.echo(json.dumps(record) if as_json else render_run(record))
+    click.echo(json.dumps(record.to_dict()) if as_json else render_run(record))
 
 
 @click.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..rank.index import Index
+from ..rank.policy import MAX_K
 from ..common.render import plural
 from .options import common_options, is_quiet, load_policy_for, policy_option, user_errors
 
@@ -19,7 +20,7 @@ log = logging.getLogger("recommender")
 @click.command()
 @click.option("--gold", "gold_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="gold.jsonl ({\"id\", \"related\": [ids]} a line). Default: the curated related: lists in the index.")
-@click.option("-k", "ks", multiple=True, type=click.IntRange(1, 1000), default=(1, 5, 10, 20), show_default=True,
+@click.option("-k", "ks", multiple=True, type=click.IntRange(1, MAX_K), default=(1, 5, 10, 20), show_default=True,
               help="Cut-offs for recall/precision/hit (repeat the option).")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["tfidf", "bm25", "random"]),
               default=("tfidf", "bm25", "random"), show_default=True, help="Baselines run on the same queries.")
@@ -71,7 +72,7 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
 
 
 @click.command()
-@click.option("-k", type=click.IntRange(1, 1000), default=None,
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None,
               help="A curated link counts as agreed when the system ranks it in its top k (default: the policy's k).")
 @click.option("--suggestions", type=click.IntRange(0, 100), default=5, show_default=True,
               help="How many of the system's uncurated suggestions to show per article.")

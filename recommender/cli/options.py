@@ -26,15 +26,15 @@ def user_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from ..batch.nightly import BatchError
+        from ..common.errors import InputError
         from ..embed.embedder import ModelError
         from ..store.lock import LockedError
         from ..store.manifest import IndexProblem
-        from ..rank.policy import PolicyError
 
         try:
             return func(*args, **kwargs)
-        except (UnknownArticle, IndexProblem, ModelError, LockedError, BatchError, PolicyError, FileNotFoundError,
-                ValueError) as exc:
+        except (UnknownArticle, IndexProblem, ModelError, LockedError, BatchError, InputError, FileNotFoundError) \
+                as exc:  # not any ValueError: a bug (a NumPy shape mismatch, say) shows its traceback
             message = str(exc) if isinstance(exc, OSError) or not exc.args else str(exc.args[0])
             raise click.ClickException(message) from None
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from ..common.errors import InputError
 from ..rank.index import Index, UnknownArticle
+from ..rank.policy import MAX_K
 from ..common.render import plural, render_articles, render_info, render_related
 from .options import common_options, json_option, load_policy_for, policy_option, user_errors, wide_option, \
     wide_output
@@ -19,7 +21,7 @@ PATH_PREFIXES = ("/", "./", "../", "~")
 
 @click.command()
 @click.argument("query")
-@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many links (default: the policy's k).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None, help="How many links (default: the policy's k).")
 @policy_option
 @click.option("--explain", is_flag=True, help="Why each link: score parts, shared terms, best passage "
               "(loads the model for the passages).")
@@ -76,7 +78,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
         log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     main = [a for a in corpus.articles if a.kind != "related"]
     if not main:
-        raise ValueError(f"{path}: no usable article in the file")
+        raise InputError(f"{path}: no usable article in the file")
     article = main[0]
     return {"id": article.id, "title": article.title, "url": article.url}, index.related_to_article(
         article, k, policy=policy, explain=explain), "computed"
@@ -84,7 +86,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
 
 @click.command()
 @click.argument("text")
-@click.option("-k", type=click.IntRange(1, 1000), default=None, help="How many results (default: the policy's k).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=None, help="How many results (default: the policy's k).")
 @policy_option
 @click.option("--explain", is_flag=True, help="Why each result: score parts, shared terms, best passage.")
 @json_option()

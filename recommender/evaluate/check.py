@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from .metrics import gold_in_index
 from ..rank.policy import Policy
 from ..common.progress import progress_bar
+from ..rank.ranking import QUERY_BLOCK
 
-BLOCK = 256
 BEYOND_K = "beyond k"
 BELOW_MINIMUM = "below the minimum score"
 BELOW_REVERSE = "unlike the articles it would link to (below the minimum reverse score)"
@@ -79,8 +79,8 @@ def editors_check(index, k: int | None = None, suggestions: int = 5, *, policy: 
     rows = sorted(row_of[a] for a in curated)
     items = []
     with progress_bar(len(rows), desc="editors' check", unit="article", enabled=progress) as bar:
-        for start in range(0, len(rows), BLOCK):
-            block = rows[start:start + BLOCK]
+        for start in range(0, len(rows), QUERY_BLOCK):
+            block = rows[start:start + QUERY_BLOCK]
             for cand in ranker.score_rows(block):
                 query = ids_in_rows[cand.query]
                 shown = index.link_list(cand, policy, edits, every=True)

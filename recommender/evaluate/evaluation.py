@@ -24,15 +24,16 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from ..common.errors import InputError
 from ..common.progress import progress_bar
 from .metrics import KS, gold_in_index, gold_ranks, metrics_from_ranks
 from .protocols import LABELS, publication_days, system_name
+from ..rank.ranking import QUERY_BLOCK
 
 log = logging.getLogger(__name__)
 
 CURVE_DEPTH = 50
 TOP_KEPT = 20
-BLOCK = 256
 
 
 class Scorer(Protocol):
@@ -216,8 +217,8 @@ def rank_system(scorer: Scorer, queries: Sequence[int], gold: dict[int, list[int
     covered: dict[int, set[int]] = {k: set() for k in ks}
     depth = max([TOP_KEPT, *ks])
     with progress_bar(len(queries), desc=f"evaluating {scorer.name}", unit="query", enabled=progress) as bar:
-        for start_row in range(0, len(queries), BLOCK):
-            block = np.asarray(queries[start_row:start_row + BLOCK])
+        for start_row in range(0, len(queries), QUERY_BLOCK):
+            block = np.asarray(queries[start_row:start_row + QUERY_BLOCK])
             scores, shown = scorer.ranked(block) if hasattr(scorer, "ranked") else (scorer.scores(block), None)
             scores = np.asarray(scores.todense() if hasattr(scores, "todense") else scores, dtype=np.float64)
             for i, q in enumerate(block):
@@ -306,7 +307,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     row_of = {i: r for r, i in enumerate(ids)}
     kept, dropped = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
     if not kept:
-        raise ValueError(f"no query with gold links inside the index ({gold_source})")
+        raise InputError(f"no query with gold links inside the index ({gold_source})")
     queries = select_queries(kept, sample, seed)
     query_rows = [row_of[q] for q in queries]
     gold_rows = {row_of[q]: [row_of[r] for r in kept[q]] for q in queries}
@@ -355,7 +356,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         elif name == "random":
             scorers.append(RandomScorer(len(ids), seed=seed))
         else:
-            raise ValueError(f"unknown baseline {name!r} (tfidf, bm25, random)")
+            raise InputError(f"unknown baseline {name!r} (tfidf, bm25, random)")
     if hybrid:
         from ..rank.fusion import FusionScorer
 

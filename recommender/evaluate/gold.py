@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from ..common.errors import InputError
 
-class GoldError(ValueError):
+
+class GoldError(InputError):
     """A gold file that cannot be read; the message names the file and line."""
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rank.graph_signals import GraphFacts, Pairs
+from ..rank.graph_signals import LinkGraphs, Pairs
 
 PROTOCOLS = ("existing", "new", "as-published")
 LABELS = {"existing": "existing articles", "new": "new articles", "as-published": "as published"}
@@ -52,7 +52,7 @@ class FoldView:
     them under ``new``, and the rows a model may be fitted on (the other queries' rows; under ``new`` without the
     held-out articles as candidates)."""
 
-    def __init__(self, graph: GraphFacts, pairs: Pairs, gold: dict[int, list[int]], protocol: str = "existing"):
+    def __init__(self, graph: LinkGraphs, pairs: Pairs, gold: dict[int, list[int]], protocol: str = "existing"):
         if protocol not in ("existing", "new"):
             raise ValueError(f"a fold view is existing or new, not {protocol!r}")
         self.graph, self.pairs, self.gold = graph, pairs, gold
@@ -118,7 +118,7 @@ def lists_before(days: np.ndarray, gold: dict[int, list[int]], day: float) -> di
     return {q: [r for r in related if r in older] for q, related in gold.items() if q in older}
 
 
-def published_columns(graph: GraphFacts, cands: dict, gold: dict[int, list[int]], days: np.ndarray,
+def published_columns(graph: LinkGraphs, cands: dict, gold: dict[int, list[int]], days: np.ndarray,
                       queries) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """For each query, the positions of its candidates published no later than it and their graph columns from
     the lists older than its day (one graph per day; no list among them names the query)."""

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rank.graph_signals import GraphFacts, Pairs
+from ..common.errors import InputError
+from ..rank.graph_signals import LinkGraphs, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
-from ..rank.signals import SiteFacts, pair_signals
+from ..rank.ranking import QUERY_BLOCK
+from ..rank.signals import ArticleFeatures, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
 from .protocols import FoldView, has_dates, published_columns, published_gold
@@ -42,18 +44,18 @@ def too_few_lists(count: int, policy=None, folds: int = 0) -> str | None:
     return f"{count} curated lists, at least {need} are needed to learn a ranking ({why})"
 
 
-def collect(ranker, facts: SiteFacts, gold: dict[int, list[int]], progress: bool = False):
+def collect(ranker, facts: ArticleFeatures, gold: dict[int, list[int]], progress: bool = False):
     """Every curated query's candidates (the default ranking) and their SIGNALS, by query."""
     from ..common.progress import progress_bar
 
     cands, base = {}, {}
     queries = sorted(gold)
     with progress_bar(len(queries), desc="signals", unit="query", enabled=progress) as bar:
-        for start in range(0, len(queries), 256):
-            for cand in ranker.score_rows(np.array(queries[start:start + 256])):
+        for start in range(0, len(queries), QUERY_BLOCK):
+            for cand in ranker.score_rows(np.array(queries[start:start + QUERY_BLOCK])):
                 cands[cand.query] = cand
                 base[cand.query] = pair_signals(cand.query, cand.rows, cand.z, facts)
-            bar.update(min(256, len(queries) - start))
+            bar.update(min(QUERY_BLOCK, len(queries) - start))
     return cands, base
 
 
@@ -193,7 +195,7 @@ class TrainingSet:
         self.X = np.vstack([base[q] for q in queries])
         self.y = np.concatenate([np.isin(self.cands[q].rows, gold[q]) for q in queries])
         self.qs = np.concatenate([np.full(len(self.cands[q].rows), q) for q in queries])
-        self.graph = GraphFacts.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
+        self.graph = LinkGraphs.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
         self.pairs = Pairs.of(self.cands, queries)
 
     def view(self, protocol: str) -> FoldView:
@@ -225,7 +227,7 @@ def cross_validated_candidates(index, policy, gold: dict[int, list[int]], folds:
     protocol's objective is chosen under that protocol; as-published uses the `new` protocol's models."""
     problem = too_few_lists(len(gold), policy, folds)
     if problem:
-        raise ValueError(problem)
+        raise InputError(problem)
     data = TrainingSet(index, policy, gold, progress)
     default_rows = {q: c.rows for q, c in data.cands.items()}
     out = {}
@@ -259,8 +261,8 @@ def tfidf_baseline(lexical, gold: dict[int, list[int]]) -> dict[str, float]:
 
     queries = sorted(gold)
     ranks: dict[int, list[float]] = {}
-    for start in range(0, len(queries), 256):
-        block = np.array(queries[start:start + 256])
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = np.array(queries[start:start + QUERY_BLOCK])
         scores = np.asarray(lexical.tfidf_rows(block), dtype=np.float64)
         for i, q in enumerate(block):
             scores[i, q] = -np.inf
@@ -281,9 +283,9 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     kept, _ = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
     problem = too_few_lists(len(kept), policy, folds)
     if problem:
-        raise ValueError(f"{index.folder}: {problem}; the default ranking stays")
+        raise InputError(f"{index.folder}: {problem}; the default ranking stays")
     if objective != "auto" and objective not in OBJECTIVES:
-        raise ValueError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        raise InputError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
     chosen_for = learned_for(policy)  # the objective is chosen, and the model judged, under this protocol
     data = TrainingSet(index, policy, gold, progress)

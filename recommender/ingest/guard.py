@@ -21,13 +21,14 @@ from typing import Iterator
 
 import yaml
 
+from ..common.errors import InputError
 from .article import Problem
 from .budget import ReadTimeout, check_time, time_budget  # noqa: F401 - importable from here
 
 READ_SECONDS = 30.0  # per file (per JSONL line): a 5 MB Markdown body reads in about 6 s
 
 
-class IngestError(ValueError):
+class IngestError(InputError):
     """A file (or line) that cannot be turned into an article; the message says why."""
 
 

@@ -95,12 +95,12 @@ def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[
                     and (suffix not in XML_SUFFIXES or is_feed_file(Path(dirpath) / name))):
                 yield Path(dirpath) / name
             elif ignored is not None:
-                ignored.append(_relative(Path(dirpath) / name, root))
+                ignored.append(relative_path(Path(dirpath) / name, root))
 
 
 def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
     """Articles of one file (several for JSONL or for news items with related lists), and its problems."""
-    return read_input(path, _relative(path, base), cache)
+    return read_input(path, relative_path(path, base), cache)
 
 
 def read_input(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Problem]]:
@@ -295,7 +295,8 @@ def looks_like_title(line: str) -> bool:
 # --- small helpers --------------------------------------------------------------------------------
 
 
-def _relative(path: Path, base: Path) -> str:
+def relative_path(path: Path, base: Path) -> str:
+    """`path` as a POSIX path relative to `base` (the name problems and ids use), else the whole path."""
     try:
         return path.relative_to(base).as_posix()
     except ValueError:

@@ -28,7 +28,7 @@ from .filebytes import BOMS, MAX_FILE_BYTES
 from .jsonl import NO_ARTICLES, read_jsonl_part
 from .merge import merge_articles
 from .prepared_cache import ShardCache
-from .reader import JSONL_SUFFIXES, _relative, iter_corpus_files, read_input
+from .reader import JSONL_SUFFIXES, iter_corpus_files, read_input, relative_path
 
 SHARD_BYTES = 4 * 1024 * 1024  # bytes of input a shard holds (a part of a JSONL file, or a group of files)
 SHARD_FILES = 256  # files a shard holds at most
@@ -132,7 +132,7 @@ def corpus_shards(path: str | os.PathLike, ignored: list[str], size: int = SHARD
     shard: list[Input] = []
     held = 0
     for file in files:
-        for item in split_input(file, _relative(file, base), size):
+        for item in split_input(file, relative_path(file, base), size):
             if shard and (item.part is not None or held + item.file.size > size or len(shard) >= files_per_shard):
                 yield shard
                 shard, held = [], 0

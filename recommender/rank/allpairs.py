@@ -26,8 +26,7 @@ import numpy as np
 from ..common.blocks import map_blocks_here
 from ..common.progress import progress_bar
 from ..store.ann import rescore
-
-DIRECTIONS = ("any", "older", "newer")
+from .policy import DIRECTIONS
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,14 @@ class LinkRules:
 
 
 @dataclass
-class ArticleFacts:
-    """Per-row facts the rules need: a source code (-1 unknown) and a publication day number (NaN unknown)."""
+class SourceDays:
+    """Each row's source code (-1 unknown) and publication day number (NaN unknown): what the all-pairs rules read."""
 
     sources: np.ndarray
     days: np.ndarray
 
     @classmethod
-    def from_lists(cls, sources: Sequence[str | None], published: Sequence[str | None]) -> "ArticleFacts":
+    def from_lists(cls, sources: Sequence[str | None], published: Sequence[str | None]) -> "SourceDays":
         codes: dict[str, int] = {}
         source_codes = np.array([codes.setdefault(s.lower(), len(codes)) if s else -1 for s in sources],
                                 dtype=np.int64)
@@ -85,7 +84,7 @@ def day_number(value: str | None) -> float:
     return moment.timestamp() / 86400.0
 
 
-def allowed(rules: LinkRules, facts: ArticleFacts | None, query_rows: np.ndarray, rows: np.ndarray,
+def allowed(rules: LinkRules, facts: SourceDays | None, query_rows: np.ndarray, rows: np.ndarray,
             scores: np.ndarray, as_of_day: float) -> np.ndarray:
     """Boolean mask over a block of candidates (len(query_rows) x depth): which may be linked."""
     mask = (rows >= 0) & (rows != query_rows[:, None])
@@ -131,7 +130,7 @@ class PairsJob:
     index: object  # anything with search(queries, depth) -> (scores, rows)
     vectors: np.ndarray
     rules: LinkRules
-    facts: ArticleFacts | None
+    facts: SourceDays | None
     as_of_day: float
     first_depth: int
     exact_rescore: bool
@@ -162,7 +161,7 @@ def related_block(job: PairsJob, start: int, stop: int) -> tuple[np.ndarray, np.
     return out_scores, out_rows
 
 
-def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: ArticleFacts | None = None, *,
+def all_pairs_topk(index, vectors: np.ndarray, rules: LinkRules, facts: SourceDays | None = None, *,
                    as_of: datetime | None = None, block: int = 2048, exact_rescore: bool | None = None,
                    progress: bool = False, engine=None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each n x k: every article's related rows, best first, self never included.

@@ -1,7 +1,7 @@
 """Signals of a (query, candidate) pair from the site's link graphs and the embedding's hubness, all from stored
 data: the learned ranking weighs them beside `signals.SIGNALS`.
 
-    graph = GraphFacts.build(vectors, lexical, lists)     # lists: curated lists by row (query -> related rows)
+    graph = LinkGraphs.build(vectors, lexical, lists)     # lists: curated lists by row (query -> related rows)
     X = graph.columns(query, rows, z)                     # one row per candidate, columns GRAPH_SIGNALS
     X = graph.columns_many(pairs)                         # the same for many queries at once (training)
 
@@ -120,7 +120,7 @@ def _sorted(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
 
 
 @dataclass
-class GraphFacts:
+class LinkGraphs:
     """The link graphs in row order: mentions (a names b) and curated lists (a links b), with their transposes,
     in-degrees and the co-curation counts; each article's embedding row mean and deviation, filled as needed."""
 
@@ -137,7 +137,7 @@ class GraphFacts:
     dense_stats: np.ndarray  # n x 2 (mean, std) of each article's cosines with the corpus; NaN until needed
 
     @classmethod
-    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "GraphFacts":
+    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "LinkGraphs":
         """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(vectors)
@@ -155,7 +155,7 @@ class GraphFacts:
                     dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
         return facts.with_lists(lists)
 
-    def with_lists(self, lists: dict[int, list[int]]) -> "GraphFacts":
+    def with_lists(self, lists: dict[int, list[int]]) -> "LinkGraphs":
         """The same facts with other curated lists (the training folds' under cross-validation)."""
         n = len(self.vectors)
         links = _lists_matrix(lists, n)
@@ -171,7 +171,8 @@ class GraphFacts:
         return replace(self, lists=links, lists_t=_sorted(links.T.tocsr()), co=co,
                        in_links=np.asarray(links.sum(axis=0), dtype=np.float32).ravel())
 
-    def _dense_stats(self, rows: np.ndarray) -> np.ndarray:
+    def dense_stats_of(self, rows: np.ndarray) -> np.ndarray:
+        """`dense_stats` of these rows, each computed on first use (all rows at once when most are wanted)."""
         missing = rows[np.isnan(self.dense_stats[rows, 0])]
         if len(missing) > len(self.vectors) // 4:  # most rows wanted (a small corpus): all of them at once
             missing = np.flatnonzero(np.isnan(self.dense_stats[:, 0]))
@@ -190,7 +191,7 @@ class GraphFacts:
         out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
         if not len(rows):
             return out
-        out[:, 3] = dense_rz(cosine, self._dense_stats(rows))
+        out[:, 3] = dense_rz(cosine, self.dense_stats_of(rows))
         if query < 0:
             return out
         self._pair_columns(out, rows, lambda matrix: _row_values(matrix, query, rows))
@@ -218,7 +219,7 @@ class GraphFacts:
         out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
         if not len(rows):
             return out
-        self._dense_stats(sorted_rows(rows))  # fills each candidate's statistics once
+        self.dense_stats_of(sorted_rows(rows))  # fills each candidate's statistics once
         out[:, 3] = dense_rz(pairs.cosine, self.dense_stats[rows])
         self._pair_columns(out, rows, lambda matrix: _sample(matrix, q, rows))
         # neighbour_lists: each query's NEIGHBOURS strongest candidates vote with their curated lists

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.errors import InputError
 from ..store.ann import VectorIndex, load_index
 from ..ingest.article import Article
 from ..embed.embedder import Embedder, backend_from_manifest, get_embedder
@@ -53,6 +54,7 @@ class Index:
         self._rankers: dict = {}
         self._curated_lists: int | None = None  # the curated lists the index holds (curated_lists)
         self._window_ann = None  # the stored nearest-window index (window_ann), read on first use
+        self.learned_files = None  # the learned: files of this version (rank.learneddata.LearnedFiles), read there
         self.query_data = QueryData(folder, manifest)  # arrays precomputed at build (recommender.rank.querydata)
 
     # --- opening ------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class Index:
 
             items = stored_links(self, info.row, policy, overrides)
             if items is not None:
-                return self._related_items(items), "stored-list"
+                return self.related_items(items), "stored-list"
         cand = self.ranker(policy).score_rows(np.array([info.row]))[0]
         return self._links(cand, policy, overrides, explain), "computed"
 
@@ -181,7 +183,7 @@ class Index:
                explain: bool = False) -> list[Related]:
         """Articles closest to a free-text query (embedding and words, under the policy's weights)."""
         if not text.strip():
-            raise ValueError("empty search text")
+            raise InputError("empty search text")
         vectors = self.embedder().encode([text])
         return self._text_links(vectors[0], text, self._policy(policy, k), explain, windows=vectors)
 
@@ -190,7 +192,7 @@ class Index:
         excluded = exclude_rows or set()
         scores, rows = self.vectors.search(vector[None, :], k + len(excluded))
         hits = drop_rows(scores[0], rows[0], excluded, k)
-        return self._related_items([(row, score, False, None) for row, score in hits])
+        return self.related_items([(row, score, False, None) for row, score in hits])
 
     # --- hybrid ranking -----------------------------------------------------------------------------
 
@@ -209,17 +211,18 @@ class Index:
 
     def facts(self):
         if self._facts is None:
-            from .linking import Facts
+            from .linking import RuleColumns
 
-            self._facts = self.query_data.facts(self.store) or Facts.from_infos(self.store.all(), self.store.topics())
+            self._facts = self.query_data.facts(self.store) or RuleColumns.from_infos(self.store.all(),
+                                                                                       self.store.topics())
         return self._facts
 
     def site_facts(self):
         """Per-article facts the learned ranking's signals read (tags, authors, dates, paths, page types)."""
         if getattr(self, "_site_facts", None) is None:
-            from .signals import SiteFacts
+            from .signals import ArticleFeatures
 
-            self._site_facts = self.query_data.site_facts() or SiteFacts.from_infos(self.store.all())
+            self._site_facts = self.query_data.site_facts() or ArticleFeatures.from_infos(self.store.all())
         return self._site_facts
 
     def tag_pool(self):
@@ -379,7 +382,7 @@ class Index:
                     signals = signal_matrix(cand, self.site_facts(), self.graph_facts(model))
                 parts["learned"] = model.contributions(signals[i], signals)
             items.append((link.row, link.score, link.pinned, parts))
-        related = self._related_items(items)
+        related = self.related_items(items)
         if explain:
             from .explain import explain_links
 
@@ -394,7 +397,8 @@ class Index:
         cand = self.ranker(policy).score_text(vector, text, windows=windows)
         return self._links(cand, policy, False, explain, query_vector=vector, query_text=text)
 
-    def _related_items(self, items) -> list[Related]:
+    def related_items(self, items) -> list[Related]:
+        """The Related of each (row, score, pinned, parts) item, with the stored article's fields."""
         infos = self.store.by_rows([row for row, *_ in items])
         out = []
         for row, score, pinned, parts in items:

@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..common.atomic import atomic_write_text
-from ..store.manifest import IndexProblem
-from .graph_signals import GRAPH_SIGNALS, GraphFacts
-from .signals import SIGNALS, SiteFacts, pair_signals
+from ..store.manifest import LEARNED_MODEL_FILE, IndexProblem
+from .graph_signals import GRAPH_SIGNALS, LinkGraphs
+from .signals import SIGNALS, ArticleFeatures, pair_signals
 
-MODEL_FILE = "learned-ranker.json"
 FORMAT = 1
 ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order
 
@@ -59,7 +58,7 @@ class LearnedModel:
             "recall@10", 0)
 
 
-def signal_matrix(cand, facts: SiteFacts, graph: GraphFacts | None) -> np.ndarray:
+def signal_matrix(cand, facts: ArticleFeatures, graph: LinkGraphs | None) -> np.ndarray:
     """ALL_SIGNALS of one query's candidates (the graph signals 0 without graph facts)."""
     X = pair_signals(cand.query, cand.rows, cand.z, facts)
     if graph is None:
@@ -67,15 +66,15 @@ def signal_matrix(cand, facts: SiteFacts, graph: GraphFacts | None) -> np.ndarra
     return np.hstack([X, graph.columns(cand.query, cand.rows, cand.z, cand.raw["dense"])])
 
 
-def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> GraphFacts:
+def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> LinkGraphs:
     """The graph facts a stored model reads in use: its curated lists, mapped to the current rows."""
     row_of = {i: r for r, i in enumerate(ids)}
     lists = {row_of[q]: [row_of[r] for r in related if r in row_of] for q, related in model.lists.items()
              if q in row_of}
-    return GraphFacts.build(vectors, lexical, lists, moments)
+    return LinkGraphs.build(vectors, lexical, lists, moments)
 
 
-def rescore(cand, facts: SiteFacts, model: LearnedModel, graph: GraphFacts | None = None):
+def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None):
     """The candidates re-scored by the learned model, best first (ties by lower row)."""
     X = signal_matrix(cand, facts, graph)
     cand.score = model.score(X).astype(np.float32)
@@ -107,7 +106,7 @@ def save_model(folder: Path, model: LearnedModel) -> Path:
     """Write the model (temp + rename), then name and checksum it in the manifest."""
     from ..store.manifest import file_entry, read_manifest, write_manifest
 
-    path = Path(folder) / MODEL_FILE
+    path = Path(folder) / LEARNED_MODEL_FILE
     atomic_write_text(path, signed_text(asdict(model)))
     manifest = read_manifest(Path(folder))
     manifest.files["learned_ranker"] = file_entry(path)
@@ -117,7 +116,7 @@ def save_model(folder: Path, model: LearnedModel) -> Path:
 
 def load_model(folder: Path) -> LearnedModel | None:
     """The stored model, None when there is none; a changed or malformed file is refused (IndexProblem)."""
-    path = Path(folder) / MODEL_FILE
+    path = Path(folder) / LEARNED_MODEL_FILE
     if not path.exists():
         return None
     try:

@@ -1,5 +1,5 @@
 """What a query by id with a learned ranking reads instead of rebuilding: the model's coefficients and the link-graph
-facts its signals read (graph_signals.GraphFacts), written when the model is stored (`recommender train`, the
+facts its signals read (graph_signals.LinkGraphs), written when the model is stored (`recommender train`, the
 batch's training) and again with each new index version, as memory-mapped `.npy` files (never pickle).
 
     learned-TOKEN-params.npy                        3 x signals float64: the model's mean, scale and coefficients
@@ -18,7 +18,7 @@ only while that sha256 is the model file's: a model stored by other means is rea
 
 The numbers are the same: the facts are those `learned.graph_facts` builds in the query process (the same
 function, run here), and the cosine statistics of every article are computed as the query process computes them
-for its candidates (`GraphFacts._dense_stats`, here over all rows at once).
+for its candidates (`LinkGraphs.dense_stats_of`, here over all rows at once).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store.manifest import LEARNED_MODEL_FILE  # not from learned.py: a query without a model imports none of it
+
 log = logging.getLogger(__name__)
 
 PREFIX = "learned:"
@@ -36,8 +38,6 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 PATTERN = "learned-*.npy"
-MODEL_FILE = "learned-ranker.json"  # the model itself: learned.MODEL_FILE, named here so a query without a
-# model imports none of the learned ranking's modules (tests/rank/test_learned_query.py checks they agree)
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -53,7 +53,7 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
     from .learned import graph_facts
 
     graph = graph_facts(vectors, lexical, model, ids, moments)
-    graph._dense_stats(np.arange(len(ids)))  # every article's, as a query computes its candidates'
+    graph.dense_stats_of(np.arange(len(ids)))  # every article's, as a query computes its candidates'
     arrays = {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)}
     for name in GRAPHS:
         matrix = getattr(graph, name)
@@ -98,7 +98,7 @@ def for_new_version(folder: Path, vectors: np.ndarray, lexical, ids: list[str], 
         return {}, None
     if model is None:
         return {}, None
-    entry = file_entry(folder / MODEL_FILE)
+    entry = file_entry(folder / LEARNED_MODEL_FILE)
     entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments)
     return {"learned_ranker": entry, **entries}, stats
 
@@ -138,12 +138,12 @@ def stored_model(manifest, data):
 
 
 def stored_graph(manifest, data, vectors, moments):
-    """graph_signals.GraphFacts over the mapped arrays (every article's cosine statistics precomputed)."""
-    from .graph_signals import GraphFacts
+    """graph_signals.LinkGraphs over the mapped arrays (every article's cosine statistics precomputed)."""
+    from .graph_signals import LinkGraphs
 
     graphs = {name: CSRArrays(*(data.array(f"{name}_{p}") for p in ("data", "indices", "indptr")))
               for name in GRAPHS}
-    return GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
+    return LinkGraphs(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
                       named_by=data.array("named_by"), in_links=data.array("in_links"),
                       dense_stats=data.array("dense_stats"), **graphs)
 
@@ -151,12 +151,12 @@ def stored_graph(manifest, data, vectors, moments):
 def model_for(index):
     """The index's learned model: from its stored arrays when they stand (no JSON parsed), else its JSON file
     (learned.load_model; None when there is none)."""
-    if getattr(index, "_learned_files", None) is None:  # the arrays (and the model read from them) of this version
-        index._learned_files = LearnedFiles(index.folder, index.manifest)
-        index._learned_files.model = stored_model(index.manifest, index._learned_files)
-    model = index._learned_files.model
+    if index.learned_files is None:  # the arrays (and the model read from them) of this version
+        index.learned_files = LearnedFiles(index.folder, index.manifest)
+        index.learned_files.model = stored_model(index.manifest, index.learned_files)
+    model = index.learned_files.model
     if model is None:
-        if "learned_ranker" not in index.manifest.files and not (index.folder / MODEL_FILE).exists():
+        if "learned_ranker" not in index.manifest.files and not (index.folder / LEARNED_MODEL_FILE).exists():
             return None  # no model: the learned ranking's modules are not imported
         from .learned import load_model
 
@@ -165,7 +165,7 @@ def model_for(index):
 
 
 def graph_for(index, model, ranker=None, vectors=None):
-    """The GraphFacts `model` reads on `index`: the stored arrays when they were made for this model and the
+    """The LinkGraphs `model` reads on `index`: the stored arrays when they were made for this model and the
     index's own vectors (an exact index, or no other vectors given), else built (reading the model's curated
     lists from its JSON when the model came from the arrays)."""
     from ..store.ann import BACKENDS
@@ -173,13 +173,13 @@ def graph_for(index, model, ranker=None, vectors=None):
     exact = not getattr(BACKENDS.get(index.manifest.backend), "approximate", False)
     if usable(index.manifest) and (vectors is None or exact) and \
             model.curated == index.manifest.stats[STATS_KEY].get("curated"):
-        if getattr(index, "_learned_files", None) is None:
-            index._learned_files = LearnedFiles(index.folder, index.manifest)
+        if index.learned_files is None:
+            index.learned_files = LearnedFiles(index.folder, index.manifest)
         data = index.query_data
         mapped = data.array("vectors") if data.has("vectors") else np.zeros((index.manifest.count, 0), np.float32)
         moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else data.moments()
         if moments is not None:
-            return stored_graph(index.manifest, index._learned_files, mapped, moments)
+            return stored_graph(index.manifest, index.learned_files, mapped, moments)
     from .learned import graph_facts, load_model
 
     if not model.lists:  # read from the arrays: the curated lists are in the JSON

@@ -15,14 +15,14 @@ from typing import Sequence
 import numpy as np
 
 from ..ingest.text import url_host
-from .allpairs import ArticleFacts
+from .allpairs import SourceDays
 from .overrides import OverrideSet
 from .policy import TARGETS, Policy
 from .ranking import Candidates
 
 DIVERSITY_POOL = 50  # MMR and duplicate collapse look at this many of the best candidates (at least 3k)
 TITLE_COPY_COSINE = 0.8  # two items with one title (3+ words) and text this close are copies of one story
-# What an article is as a link target (Facts.pages): with a URL; without one but read from a Markdown file or a
+# What an article is as a link target (RuleColumns.pages): with a URL; without one but read from a Markdown file or a
 # JSONL feed, whose id is its page's path (Hugo's address of content/ID.md); without one and read from a plain
 # text file, which no site generator publishes as a page; a curated stub, known only from a related: list.
 WITH_URL, PAGE_AT_ID, NO_PAGE, STUB = 0, 1, 2, 3
@@ -30,8 +30,9 @@ PLAIN_TEXT_SUFFIXES = (".txt", ".text")
 
 
 @dataclass
-class Facts:
-    """What the rules need to know of every article, in row order."""
+class RuleColumns:
+    """Every article's columns the link rules read (id, source, day, topics, draft, title codes, kind of link
+    target, host), in row order."""
 
     ids: list[str]
     sources: np.ndarray  # int code, -1 unknown
@@ -46,8 +47,8 @@ class Facts:
     _kinds: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "Facts":
-        basic = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
+    def from_infos(cls, infos: Sequence, topics: Sequence[Sequence[str]] | None = None) -> "RuleColumns":
+        basic = SourceDays.from_lists([i.source for i in infos], [i.published for i in infos])
         topics = [frozenset(t.lower() for t in ts) for ts in (topics or [[] for _ in infos])]
         ids = [i.id for i in infos]
         drafts = np.array([bool(getattr(i, "draft", False)) for i in infos], dtype=bool)
@@ -129,7 +130,7 @@ class Link:
     reverse: float = float("nan")
 
 
-def order_candidates(cand: Candidates, facts: Facts, vectors: np.ndarray, policy: Policy,
+def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, policy: Policy,
                      overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
                      query_vector: np.ndarray | None = None, limit: int | None = None,
                      standing: tuple[np.ndarray, np.ndarray] | None = None) -> list[Link]:
@@ -258,7 +259,7 @@ def choose_links(ordered: list[Link], policy: Policy, *, every: bool = False) ->
     return chosen if every else chosen[:policy.links.k]
 
 
-def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, facts: Facts, threshold: float,
+def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray, facts: RuleColumns, threshold: float,
                         query_vector: np.ndarray | None, query_row: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Keep one copy of each group of copies, in the group's best position. Copies: near-duplicate vectors
     (cosine >= threshold), or one title of 3+ words with text about the same (cosine >= TITLE_COPY_COSINE):

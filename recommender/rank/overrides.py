@@ -18,6 +18,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common.errors import InputError
+
 FILE = "overrides.sqlite"
 EVERY = "*"
 MAX_NOTE = 1000  # characters: a note says why, in a line; the CLI and the API print it back
@@ -147,7 +149,7 @@ class Overrides:
         from ..common.clock import utc_now
 
         if article == target:
-            raise ValueError(f"an article cannot be linked to itself ({article})")
+            raise InputError(f"an article cannot be linked to itself ({article})")
         check_note(note)
         with self.conn:
             row = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM overrides WHERE article = ?",
@@ -194,13 +196,13 @@ def pin_refusal(store: "Overrides", index, policy, article: str, target: str) ->
 
 
 def check_note(note: str | None) -> None:
-    """ValueError unless `note` is one line of at most MAX_NOTE characters (or None)."""
+    """InputError unless `note` is one line of at most MAX_NOTE characters (or None)."""
     if note is None:
         return
     if len(note) > MAX_NOTE:
-        raise ValueError(f"a note is at most {MAX_NOTE} characters, this one has {len(note)}")
+        raise InputError(f"a note is at most {MAX_NOTE} characters, this one has {len(note)}")
     if any(ord(c) < 32 or ord(c) == 127 for c in note):
-        raise ValueError("a note is one line of text, without control characters")
+        raise InputError("a note is one line of text, without control characters")
 
 
 def load_overrides(folder: str | Path) -> OverrideSet:

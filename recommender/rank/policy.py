@@ -69,6 +69,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from ..common.errors import InputError
+
 DIRECTIONS = ("any", "older", "newer")
 SAME_SOURCE = ("allow", "exclude")
 LEARNED = ("auto", "on", "off")
@@ -83,7 +85,7 @@ ORIGIN = re.compile(r"https?://[^/?#\s]+")  # what a browser sends as Origin: no
 MAX_K = 1000  # the most links per article, as `-k` on the command line
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy file that cannot be read or holds a wrong value; the message names the file and the key."""
 
 

@@ -10,8 +10,8 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-impacts_{indices,data}.npy           the postings by value, largest first (store.lextopk.ImpactTopK)
     query-TOKEN-tfidf_mean.npy                       the corpus's mean TF-IDF row (a lexical z-score's mean)
     query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
-    query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.Facts)
-    query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.SiteFacts)
+    query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.RuleColumns)
+    query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.ArticleFeatures)
 
 Each file is named (role "query:NAME") and checksummed in the manifest, so it is verified, versioned and swapped
 with the rest of the index. Scores computed from these arrays are the same numbers as from the lexical index
@@ -42,11 +42,11 @@ LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings", "mentions") for p in (
 def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, articles: Sequence,
                      ann) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
-    from .linking import Facts
+    from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
     from ..store.npyfiles import write_npy_files
     from .ranking import dense_moments
-    from .signals import SiteFacts
+    from .signals import ArticleFeatures
 
     exact = not getattr(ann, "approximate", False)
     matrix = np.ascontiguousarray(vectors if exact else ann.vectors(), dtype=np.float32)
@@ -66,13 +66,13 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         arrays["tfidf_mean"] = LexicalStage(csr, lexical.count, lexical.vocabulary_size).mean
         arrays["postings_max"] = PostingsTopK(*csr["postings"], lexical.count).term_maxima()
         arrays["impacts_indices"], arrays["impacts_data"] = impact_order(*csr["postings"])
-    facts = Facts.from_infos(articles, [a.topics for a in articles])
+    facts = RuleColumns.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
     arrays["facts_titles"] = facts.title_codes
     arrays["facts_names"], arrays["facts_targets"] = facts.name_codes, facts.pages
-    site = SiteFacts.from_infos(articles)
-    for f in fields(SiteFacts):
+    site = ArticleFeatures.from_infos(articles)
+    for f in fields(ArticleFeatures):
         value = getattr(site, f.name)
         if hasattr(value, "indptr"):  # a SciPy CSR matrix
             arrays.update({f"site_{f.name}.data": value.data, f"site_{f.name}.indices": value.indices,
@@ -156,15 +156,15 @@ class QueryData:
                             a("postings_max") if self.has("postings_max") else None)
 
     def facts(self, store):
-        """linking.Facts from the stored arrays; ids and topics are read from the metadata on first use."""
+        """linking.RuleColumns from the stored arrays; ids and topics are read from the metadata on first use."""
         if not self.available or not all(self.has(f"facts_{name}") for name in ("drafts", "titles", "names", "targets")):
-            return None  # made before these were kept: the caller builds Facts from the metadata
+            return None  # made before these were kept: the caller builds RuleColumns from the metadata
         from ..ingest.text import url_host
-        from .linking import Facts
+        from .linking import RuleColumns
 
         ids = RowIds(store)
         drafts = self.array("facts_drafts")
-        return Facts(ids=ids, sources=self.array("facts_sources"), days=self.array("facts_days"),
+        return RuleColumns(ids=ids, sources=self.array("facts_sources"), days=self.array("facts_days"),
                      topics=Lazy(lambda: [frozenset(t.lower() for t in ts) for ts in store.topics()]),
                      row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict),
                      drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"),
@@ -172,11 +172,12 @@ class QueryData:
                      hosts=Lazy(lambda: [url_host(i.url) for i in store.all()]))
 
     def site_facts(self):
-        """signals.SiteFacts from the stored arrays, or None when they are missing or were made for other fields."""
-        from .signals import SiteFacts
+        """signals.ArticleFeatures from the stored arrays, or None when they are missing or were made for other
+        fields."""
+        from .signals import ArticleFeatures
 
         values = {}
-        for f in fields(SiteFacts):
+        for f in fields(ArticleFeatures):
             name = f"site_{f.name}"
             if self.has(name):
                 values[f.name] = self.array(name)
@@ -186,7 +187,7 @@ class QueryData:
                                            self.array(name + ".indptr"), shape)
             else:
                 return None
-        return SiteFacts(**values)
+        return ArticleFeatures(**values)
 
 
 class MappedLexical:
@@ -271,9 +272,10 @@ class MappedCSR:
 
     @property
     def T(self):
-        return _OneRowT(self) if self.shape[0] == 1 else self._scipy().T
+        return _OneRowT(self) if self.shape[0] == 1 else self.tocsr().T
 
-    def _scipy(self):
+    def tocsr(self):
+        """The same matrix as SciPy's csr_matrix (made on each call), as SciPy's own `tocsr` gives."""
         from scipy.sparse import csr_matrix
 
         return csr_matrix((np.asarray(self.data), np.asarray(self.indices), np.asarray(self.indptr)),
@@ -282,13 +284,13 @@ class MappedCSR:
     def __getattr__(self, name: str):
         if name.startswith("__") or name in ("data", "indices", "indptr", "shape"):
             raise AttributeError(name)
-        return getattr(self._scipy(), name)
+        return getattr(self.tocsr(), name)
 
     def __getitem__(self, key):
         if isinstance(key, (int, np.integer)):
             key = np.array([key])
         if not (isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu"):
-            return self._scipy()[key]
+            return self.tocsr()[key]
         rows = np.where(key < 0, key + self.shape[0], key).astype(np.int64)
         begins = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - begins
@@ -300,7 +302,7 @@ class MappedCSR:
     def multiply(self, other):
         if self.shape[0] == 1 and isinstance(other, np.ndarray) and other.shape == (1, self.shape[1]):
             return MappedCSR(np.asarray(self.data) * other[0, self.indices], self.indices, self.indptr, self.shape)
-        return self._scipy().multiply(other)
+        return self.tocsr().multiply(other)
 
     def __matmul__(self, other):
         if isinstance(other, _OneRowT) and other.row.shape[1] == self.shape[1]:
@@ -314,7 +316,7 @@ class MappedCSR:
             np.add.at(out, owner[mine], (self.data * weights[self.indices])[mine])
             return _Dense(out[:, None])
         other = other.csr() if isinstance(other, _OneRowT) else other
-        return self._scipy() @ (other._scipy() if isinstance(other, MappedCSR) else other)
+        return self.tocsr() @ (other.tocsr() if isinstance(other, MappedCSR) else other)
 
 
 class _OneRowT:
@@ -324,7 +326,7 @@ class _OneRowT:
         self.row = row
 
     def csr(self):
-        return self.row._scipy().T
+        return self.row.tocsr().T
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "row":

@@ -31,6 +31,7 @@ from .policy import Ranking
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
     from ..store.lexindex import LexicalIndex
 
+QUERY_BLOCK = 256  # query rows ranked at a time (score_rows; the batch, evaluation and the editors' check)
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
 PARTS = ("dense", "window", "lexical", "mention")
 
@@ -73,7 +74,7 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
-def block_size(n: int, wanted: int = 256) -> int:
+def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:
     return max(1, min(wanted, MAX_BLOCK_CELLS // max(1, n)))
 
 
@@ -158,19 +159,19 @@ class HybridRanker:
         """Candidates of stored articles, best first, the article itself excluded."""
         out: list[Candidates] = []
         rows = np.asarray(rows, dtype=np.int64)
-        step = block_size(self.n) if self.exact else 256
+        step = block_size(self.n) if self.exact else QUERY_BLOCK
         for start in range(0, len(rows), step):
             block = rows[start:start + step]
             if not self.exact:
-                lexical = [self.lexical_stage().row(int(r)) for r in block] if self._uses("lexical") else None
-                mention = [self.lexical_stage().mention_row(int(r)) for r in block] if self._uses("mention") \
+                lexical = [self.lexical_stage().row(int(r)) for r in block] if self.uses("lexical") else None
+                mention = [self.lexical_stage().mention_row(int(r)) for r in block] if self.uses("mention") \
                     else None
-                window = [self.windows.windows_of(int(r)) for r in block] if self._uses("window") else None
+                window = [self.windows.windows_of(int(r)) for r in block] if self.uses("window") else None
                 out.extend(self._two_stage(self.vectors[block], block, lexical, mention, window))
                 continue
-            lexical = self.lexical.tfidf_rows(block) if self._uses("lexical") else None
-            mention = self.lexical.mention_rows(block) if self._uses("mention") else None
-            window = self.windows.rows(block, with_max=True) if self._uses("window") else None
+            lexical = self.lexical.tfidf_rows(block) if self.uses("lexical") else None
+            mention = self.lexical.mention_rows(block) if self.uses("mention") else None
+            window = self.windows.rows(block, with_max=True) if self.uses("window") else None
             out.extend(self._score(self.vectors[block], block, lexical, mention, window))
         return out
 
@@ -179,8 +180,8 @@ class HybridRanker:
         """Candidates for new text (its embedding, its window vectors for the window part and its words for the
         lexical part); no mention part."""
         query = np.asarray(vector, np.float32)[None, :]
-        use_lexical = self._uses("lexical") and bool(document)
-        use_window = self._uses("window") and windows is not None and len(windows)
+        use_lexical = self.uses("lexical") and bool(document)
+        use_window = self.uses("window") and windows is not None and len(windows)
         if self.exact:
             lexical = self.lexical.tfidf_for_text(document)[None, :] if use_lexical else None
             window = self.windows.text_rows(windows) if use_window else None
@@ -199,7 +200,8 @@ class HybridRanker:
         keep = np.array([r not in exclude for r in cand.rows], dtype=bool)
         return cand.take(np.flatnonzero(keep))
 
-    def _uses(self, part: str) -> bool:
+    def uses(self, part: str) -> bool:
+        """Whether the score has this part (lexical, mention, window): its data is there and its weight > 0."""
         if part == "window":
             return self.windows is not None and self.weights.get(part, 0) > 0
         return self.lexical is not None and self.weights.get(part, 0) > 0 and self.lexical.count == self.n

@@ -1,6 +1,6 @@
 """Signals of a (query, candidate) pair, all from stored data (no model): what the learned ranking weighs.
 
-    facts = SiteFacts.from_store(index.store)
+    facts = ArticleFeatures.from_store(index.store)
     X = pair_signals(cand, facts)          # one row per candidate, columns SIGNALS
 
 Signals:
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .allpairs import ArticleFacts
+from .allpairs import SourceDays
 
 SIGNALS = ("dense_z", "lexical_z", "mention_z", "title_overlap", "tag_overlap", "same_author", "date_gap",
            "dates_known", "candidate_older", "same_source", "path_proximity", "path_parent", "same_page_type",
@@ -70,10 +70,10 @@ def _binary_matrix(sets: Sequence[frozenset[str]]):
 
 
 @dataclass
-class SiteFacts:
-    """Per-row facts the signals read, in row order (built once per index, from the metadata store): sparse
-    0/1 matrices of title words, tags and authors, tag IDF, day numbers, source and page-type codes, and the
-    hashes of each URL-path prefix."""
+class ArticleFeatures:
+    """Each article's features the pair signals read, in row order (built once per index, from the metadata
+    store): sparse 0/1 matrices of title words, tags and authors, tag IDF, day numbers, source and page-type
+    codes, and the hashes of each URL-path prefix."""
 
     titles: object  # csr (n x title words)
     title_len: np.ndarray
@@ -88,7 +88,7 @@ class SiteFacts:
 
     def tag_postings(self) -> tuple:
         """The tag matrix as (data, indices, indptr, tag counts, owner row of each entry, entries in tag order,
-        each tag's start in that order): what `tag_pool` walks. Derived once per SiteFacts, not per block."""
+        each tag's start in that order): what `tag_pool` walks. Derived once per ArticleFeatures, not per block."""
         cached = self.__dict__.get("_tag_postings")
         if cached is None:
             data, indices = np.asarray(self.tags.data), np.asarray(self.tags.indices)
@@ -101,14 +101,14 @@ class SiteFacts:
         return cached
 
     @classmethod
-    def from_infos(cls, infos: Sequence) -> "SiteFacts":
+    def from_infos(cls, infos: Sequence) -> "ArticleFeatures":
         n = len(infos)
         titles, _ = _binary_matrix([title_words(i.title) for i in infos])
         tags, _ = _binary_matrix([frozenset(t.lower() for t in getattr(i, "topics", ()) or ()) for i in infos])
         df = np.asarray(tags.sum(axis=0)).ravel()
         authors, _ = _binary_matrix([frozenset(a.lower() for a in getattr(i, "authors", ()) or ())
                                      for i in infos])
-        basic = ArticleFacts.from_lists([i.source for i in infos], [i.published for i in infos])
+        basic = SourceDays.from_lists([i.source for i in infos], [i.published for i in infos])
         codes: dict[str, int] = {}
         page_types = np.array([codes.setdefault(i.page_type, len(codes)) if getattr(i, "page_type", None) else -1
                                for i in infos], dtype=np.int64)
@@ -125,7 +125,7 @@ class SiteFacts:
                    path_len=lengths, page_types=page_types)
 
 
-def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: SiteFacts) -> np.ndarray:
+def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: ArticleFeatures) -> np.ndarray:
     """The signal matrix (len(rows) x len(SIGNALS)) of one query's candidates; query -1 (new text) has only
     the score signals."""
     out = np.zeros((len(rows), len(SIGNALS)), dtype=np.float32)
@@ -167,7 +167,7 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: 
     return out
 
 
-def tag_pool(facts: SiteFacts, rows: np.ndarray, depth: int) -> list[np.ndarray]:
+def tag_pool(facts: ArticleFeatures, rows: np.ndarray, depth: int) -> list[np.ndarray]:
     """The shared-tag candidate pool of each query row: up to `depth` articles sharing a rare tag with it (one
     held by at most `depth` articles), the most IDF-weighted shared tags first (ties by lower row); the query
     itself is left in (the ranker drops it). NumPy only, on the CSR arrays (SciPy's or the memory-mapped ones a

@@ -237,7 +237,7 @@ def stored_entry(answering: Answering, answers: VersionAnswers, served: Served, 
     if items is None:
         return None
     etag = make_etag(served.version, answers.overrides_version, answering.policy_token, answers.lists_token)
-    body = payload(served, info, served.index._related_items(items))
+    body = payload(served, info, served.index.related_items(items))
     return make_entry(etag, answering.headers(etag, b"stored-list"), body)
 
 

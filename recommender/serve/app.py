@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..common.errors import InputError
 from ..store.manifest import IndexProblem
 from .answers import Answering, FastAnswers, related_by_id, related_by_url
 from .headers import SecurityHeaders
@@ -80,7 +81,7 @@ def endpoint(handler):
             return result if isinstance(result, Response) else JSONResponse(result)
         except ApiError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except (IndexProblem, ValueError) as exc:  # e.g. search on an index whose model is not here
+        except (IndexProblem, InputError) as exc:  # e.g. search on an index whose model is not here
             return JSONResponse({"error": str(exc).splitlines()[0]}, status_code=422)
         finally:
             follower.release(served)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from ..common.errors import InputError
 from ..evaluate.check import editors_check
 from ..rank.index import UnknownArticle
 from ..rank.overrides import EVERY, FILE as OVERRIDES_FILE, Overrides, never_shown, pin_refusal
@@ -148,7 +149,7 @@ async def write_override(request: Request, served: Served) -> dict:
             refuse_never_shown(served, request, store, article, target)
         try:
             return getattr(store, action)(article, target, note).to_dict()
-        except ValueError as exc:
+        except InputError as exc:
             raise ApiError(422, str(exc)) from None
 
 

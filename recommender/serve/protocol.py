@@ -7,10 +7,10 @@ import hmac
 
 from starlette.requests import Request
 
+from ..rank.policy import MAX_K  # noqa: F401 - the API's largest k is the policy's (app.py reads it here)
 from .limits import Refused, parse_json, read_body
 
 TOKEN_ENV = "RECOMMENDER_TOKEN"
-MAX_K = 1000
 
 
 class ApiError(Exception):

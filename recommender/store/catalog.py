@@ -15,6 +15,7 @@ import re
 from datetime import date
 from pathlib import Path
 
+from ..common.errors import InputError
 from .manifest import IndexProblem, read_manifest, verify_files
 from .metadata import ArticleInfo, MetadataStore
 
@@ -23,15 +24,15 @@ ORDERS = {"index": "row", "id": "id", "title": "title COLLATE NOCASE, row",
 
 
 def parse_since(text: str) -> str:
-    """A YYYY-MM-DD (or YYYY-MM, YYYY) lower bound, checked; ValueError with a one-line message otherwise."""
+    """A YYYY-MM-DD (or YYYY-MM, YYYY) lower bound, checked; InputError with a one-line message otherwise."""
     text = text.strip()
     if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text):
-        raise ValueError(f"--since {text!r}: expected a date as YYYY-MM-DD, YYYY-MM or YYYY")
+        raise InputError(f"--since {text!r}: expected a date as YYYY-MM-DD, YYYY-MM or YYYY")
     full = (text + "-01-01")[:10] if len(text) < 10 else text
     try:
         date.fromisoformat(full)
     except ValueError:
-        raise ValueError(f"--since {text!r}: not a valid date") from None
+        raise InputError(f"--since {text!r}: not a valid date") from None
     return full
 
 
@@ -42,7 +43,7 @@ def list_articles(index_dir: str | Path, *, match: str | None = None, since: str
     after `since` (undated articles are left out then); of one `kind` (news, blog, text, jsonl, related) or
     `source`; ordered by `order` (index, id, title, date) and cut to `limit`."""
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+        raise InputError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     folder = Path(index_dir)
     manifest = read_manifest(folder)
     entry = manifest.files.get("metadata")

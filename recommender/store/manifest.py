@@ -14,6 +14,7 @@ from pathlib import Path
 from ..common.atomic import atomic_write_text, sha256_file
 
 MANIFEST_NAME = "manifest.json"
+LEARNED_MODEL_FILE = "learned-ranker.json"  # the learned ranking's model (rank/learned.py), role "learned_ranker"
 FORMAT_VERSION = 1
 
 

@@ -16,7 +16,7 @@ from recommender.batch.nightly import BatchError, run_batch
 from recommender.cli import cli
 from recommender.store.lock import exclusive_lock
 from recommender.batch.outputs import read_jsonl, read_runs, read_sqlite_links
-from recommender.common.render import render_run
+from recommender.batch.runrecord import render_run
 
 TOPICS = {
     "space": "rocket orbit launch satellite astronaut moon telescope mission crater lander",
@@ -51,26 +51,26 @@ def test_incremental_add_change_delete_and_model_change(tmp_path, corpus_dir):
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     first = batch(corpus, tmp_path)
-    assert first["status"] == "ok" and first["added"] == first["articles"] == first["embedded"] == 11
-    assert first["skipped"] == 2 and any("feed.jsonl:4" in r for r in first["skipped_reasons"])
-    assert first["ignored"] == 0
+    assert first.status == "ok" and first.added == first.articles == first.embedded == 11
+    assert first.skipped == 2 and any("feed.jsonl:4" in r for r in first.skipped_reasons)
+    assert first.ignored == 0
     (corpus / "cover.png").write_bytes(b"\x89PNG")  # not an article: counted, not read
 
     again = batch(corpus, tmp_path)
-    assert again["ignored"] == 1 and "skipped 2, ignored 1" in render_run(again)
-    assert (again["added"], again["changed"], again["removed"], again["embedded"]) == (0, 0, 0, 0)
-    assert again["unchanged"] == 11 and not again["index_rewritten"]
+    assert again.ignored == 1 and "skipped 2, ignored 1" in render_run(again)
+    assert (again.added, again.changed, again.removed, again.embedded) == (0, 0, 0, 0)
+    assert again.unchanged == 11 and not again.index_rewritten
 
     (corpus / "text" / "marathon.txt").write_text("Marathon taper\n\nThe last three weeks are for rest.\n")
     (corpus / "text" / "new-post.txt").write_text("Allotment diary\n\nBroad beans and early peas.\n")
     (corpus / "blog" / "no-url-post.md").unlink()
     third = batch(corpus, tmp_path)
-    assert (third["added"], third["changed"], third["removed"], third["embedded"]) == (1, 1, 1, 2)
+    assert (third.added, third.changed, third.removed, third.embedded) == (1, 1, 1, 2)
     with Index.open(tmp_path / "idx") as index:
         assert index.has("text/new-post") and not index.has("blog/no-url-post")
 
     other_model = batch(corpus, tmp_path, model="hashing:64")
-    assert other_model["embedded"] == other_model["articles"] and other_model["added"] == other_model["articles"]
+    assert other_model.embedded == other_model.articles and other_model.added == other_model.articles
 
 
 def test_outputs_parse_and_agree(tmp_path):
@@ -133,7 +133,7 @@ def test_second_batch_is_refused_while_one_runs(tmp_path):
         result = CliRunner().invoke(cli, ["batch", str(feed), "--index", str(tmp_path / "idx"), "--out",
                                           str(tmp_path / "out"), "--model", "hashing", "-q"])
         assert result.exit_code == 1 and "in progress" in result.stderr
-    assert batch(feed, tmp_path)["status"] == "ok"
+    assert batch(feed, tmp_path).status == "ok"
 
 
 def test_batch_cli_summary_and_json(tmp_path, corpus_dir):
@@ -198,11 +198,11 @@ def test_kill_9_leaves_previous_outputs_and_next_run_recovers(tmp_path, where):
         assert len(index) == (700 if where == "writing" else 20)  # the new one if it was committed
 
     record = batch(big, tmp_path)
-    assert record["status"] == "ok" and record["articles"] == 700
+    assert record.status == "ok" and record.articles == 700
     if where == "embedding":
-        assert record["reused"] >= 256 and record["embedded"] <= 700 - 256  # the first round was kept
+        assert record.reused >= 256 and record.embedded <= 700 - 256  # the first round was kept
     else:
-        assert record["embedded"] == 0  # everything was embedded before the kill
+        assert record.embedded == 0  # everything was embedded before the kill
     assert len(list(read_jsonl(out))) == 700
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert not [p.name for p in (tmp_path / "idx").iterdir() if p.name.endswith(".tmp")]
@@ -232,21 +232,21 @@ def test_shipped_schedules_run_a_valid_batch_command(tmp_path, corpus_dir, scrip
 def test_unchanged_rerun_keeps_the_outputs_and_any_change_recomputes(tmp_path):
     feed = synthetic_feed(tmp_path / "feed.jsonl", 30)
     first = batch(feed, tmp_path)
-    assert not first.get("outputs_reused")
+    assert not first.outputs_reused
     jsonl = tmp_path / "out" / "related.jsonl"
     stamp = jsonl.stat().st_mtime_ns
     again = batch(feed, tmp_path)
-    assert again["outputs_reused"] and again["links"] == first["links"] and jsonl.stat().st_mtime_ns == stamp
+    assert again.outputs_reused and again.links == first.links and jsonl.stat().st_mtime_ns == stamp
     assert [r["status"] for r in read_runs(tmp_path / "out")] == ["ok", "ok"]
     # a different policy, a pin, or a changed article: the links are computed again
     other = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
-    assert not other.get("outputs_reused") and other["links"] == 30 * 3
+    assert not other.outputs_reused and other.links == 30 * 3
     from recommender.rank.overrides import Overrides
 
     with Overrides.open(tmp_path / "idx") as store:
         store.pin("feed/0", "feed/7")
     pinned = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
-    assert not pinned.get("outputs_reused") and pinned["pinned_links"] == 1
+    assert not pinned.outputs_reused and pinned.pinned_links == 1
     (tmp_path / "out" / "related.json").unlink()  # a damaged output folder is rewritten, not trusted
     repaired = batch(feed, tmp_path, policy=Policy(links=Links(k=3, min_score=None, min_reverse=None)))
-    assert not repaired.get("outputs_reused") and (tmp_path / "out" / "related.json").exists()
+    assert not repaired.outputs_reused and (tmp_path / "out" / "related.json").exists()

@@ -7,7 +7,7 @@ from recommender import Index
 from recommender.batch.nightly import run_batch
 from recommender.rank.learned import load_model
 from recommender.rank.policy import policy_from_dict
-from recommender.common.render import render_run
+from recommender.batch.runrecord import render_run
 
 TOPICS = ("rocket orbit launch satellite moon telescope", "bread flour oven yeast dough crust",
           "match goal striker league season coach", "solar wind battery grid turbine power")
@@ -38,12 +38,12 @@ def test_batch_trains_when_due_and_again_when_the_curated_lists_change(tmp_path)
     feed = tagged_feed(tmp_path / "feed.jsonl")
     p = policy(train_min_lists=40)
     first = run(feed, tmp_path, p)
-    training = first["training"]
+    training = first.training
     assert training["trained"] and training["reason"] == "no model stored" and training["lists"] == 48
     cv = training["cv"]
     assert cv["folds"] == 5 and cv["learned"]["queries"] == 48
     assert cv["learned"]["recall@10"] > cv["default"]["recall@10"]  # the series tag decides, and is learned
-    assert training["used"] and first["ranking"] == "learned" and first["lists"]["kind"] == "full"
+    assert training["used"] and first.ranking == "learned" and first.lists["kind"] == "full"
     with Index.open(tmp_path / "idx") as index:
         assert "learned_ranker" in index.manifest.files
     model = load_model(tmp_path / "idx")
@@ -55,26 +55,26 @@ def test_batch_trains_when_due_and_again_when_the_curated_lists_change(tmp_path)
     assert sum(links[f"s/{i}"][0] == f"s/{i ^ 1}" for i in range(48)) >= 40
 
     again = run(feed, tmp_path, p)
-    assert not again["training"]["trained"]
-    assert again["training"]["reason"] == "curated lists unchanged since the last training"
-    assert again["training"]["cv"] == cv
+    assert not again.training["trained"]
+    assert again.training["reason"] == "curated lists unchanged since the last training"
+    assert again.training["cv"] == cv
 
     tagged_feed(feed, partner_of=lambda i: (i + 2) % 48)  # the editors' lists change (the tags do not)
     changed = run(feed, tmp_path, p)
-    assert changed["training"]["trained"] and changed["training"]["reason"] == "curated lists changed"
+    assert changed.training["trained"] and changed.training["reason"] == "curated lists changed"
     assert load_model(tmp_path / "idx").curated != model.curated
 
 
 def test_batch_does_not_train_below_the_threshold_or_when_the_policy_says_off(tmp_path):
     feed = tagged_feed(tmp_path / "feed.jsonl")
     few = run(feed, tmp_path, policy(train_min_lists=49))
-    assert few["training"] == {"trained": False, "lists": 48,
+    assert few.training == {"trained": False, "lists": 48,
                                "reason": "48 curated lists, at least 49 are needed to learn a ranking "
                                          "([ranking] train_min_lists is 49)"}
-    assert few["ranking"] == "default" and load_model(tmp_path / "idx") is None
+    assert few.ranking == "default" and load_model(tmp_path / "idx") is None
     assert "learned ranking not trained: 48 curated lists" in render_run(few)
     off = run(feed, tmp_path, policy(train_min_lists=10, learned="off"))
-    assert off["training"] == {"trained": False, "reason": "[ranking] learned = off"}
+    assert off.training == {"trained": False, "reason": "[ranking] learned = off"}
     assert load_model(tmp_path / "idx") is None
 
 
@@ -96,8 +96,8 @@ def test_a_model_made_for_other_signals_is_trained_again(tmp_path):
     manifest.files["learned_ranker"] = file_entry(path)
     write_manifest(folder, manifest)
     again = run(feed, tmp_path, p)
-    assert again["status"] == "ok"
-    assert again["training"]["trained"] and again["training"]["reason"] == "stored model refused"
+    assert again.status == "ok"
+    assert again.training["trained"] and again.training["reason"] == "stored model refused"
     assert len(load_model(folder).coef) == len(doc["model"]["coef"]) + 1
 
 
@@ -127,11 +127,11 @@ def test_a_site_with_few_lists_is_ranked_by_the_shipped_default_in_full_runs(tmp
     monkeypatch.setattr(default_model, "_SHIPPED", (shipped,))
     feed = tagged_feed(tmp_path / "feed.jsonl")
     first = run(feed, tmp_path, policy(learned="auto"))  # 48 lists, fewer than train_min_lists (50)
-    assert first["ranking"] == "transferable default" and not first["training"]["trained"]
+    assert first.ranking == "transferable default" and not first.training["trained"]
     # the tag decides the gold here: the shipped model's tag weight finds every partner; the fixed weights do not
-    assert first["evaluation"]["system"]["recall@10"] == 1.0
+    assert first.evaluation["system"]["recall@10"] == 1.0
     tagged_feed(feed, partner_of=lambda i: (i + 2) % 48)  # the lists change: the links are ranked again, in full
     again = run(feed, tmp_path, policy(learned="auto"))
-    assert again["lists"]["kind"] == "full" and "transferable default" in json.dumps(again["lists"]["reasons"])
+    assert again.lists["kind"] == "full" and "transferable default" in json.dumps(again.lists["reasons"])
     off = run(feed, tmp_path, policy(learned="off"))
-    assert off["ranking"] == "default" and off["evaluation"]["system"]["recall@10"] < 0.5
+    assert off.ranking == "default" and off.evaluation["system"]["recall@10"] < 0.5

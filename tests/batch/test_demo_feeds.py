@@ -38,7 +38,7 @@ def lists(corpus, tmp_path, name) -> dict[str, list[tuple[str, float]]]:
     """{article URL (else id): [(link URL (else id), score), ...]} from one batch's related.jsonl."""
     record = run_batch(corpus, tmp_path / f"{name}-idx", tmp_path / f"{name}-out", POLICY, model="hashing",
                        progress=False)
-    assert record["status"] == "ok" and record["skipped"] == 0, record
+    assert record.status == "ok" and record.skipped == 0, record
     return {r["url"] or r["id"]: [(link["url"] or link["id"], link["score"]) for link in r["related"]]
             for r in read_jsonl(tmp_path / f"{name}-out")}
 

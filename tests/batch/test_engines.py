@@ -73,4 +73,4 @@ def test_ray_engine_without_ray_is_one_clear_line(tmp_path, monkeypatch, corpus_
 
 def test_local_batch_records_its_engine(tmp_path, corpus_dir):
     record = run_batch(corpus_dir, tmp_path / "idx", tmp_path / "out", model="hashing", progress=False)
-    assert record["engine"] == "local" and record["status"] == "ok"
+    assert record.engine == "local" and record.status == "ok"

@@ -43,7 +43,7 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
         record.update(tags=[f"tag-{i % 17}", f"tag-{i % 5}"], published=f"2024-01-{1 + i % 28:02d}")
     write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert first["lists"]["kind"] == "full"
+    assert first.lists["kind"] == "full"
     rng = np.random.default_rng(1)
     for round_ in range(3):
         picks = rng.choice(len(records), 4, replace=False)
@@ -62,8 +62,8 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
                 overrides.pin(*pinned)
                 overrides.block(*blocked)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-        assert record["lists"]["kind"] == "incremental", record["lists"]
-        assert record["lists"]["recomputed"] < len(records)
+        assert record.lists["kind"] == "incremental", record.lists
+        assert record.lists["recomputed"] < len(records)
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy))
     got = outputs(out)
     if pinned[0] in got and pinned[1] in got:
@@ -77,7 +77,7 @@ def test_policy_change_is_a_full_run(tmp_path):
     write_records(feed, _records(40))
     run_batch(feed, index_dir, out, Policy().with_links(k=5), model="hashing", progress=False)
     record = run_batch(feed, index_dir, out, Policy().with_links(k=4), model="hashing", progress=False)
-    assert record["lists"]["kind"] == "full" and record["lists"]["recomputed"] == 40
+    assert record.lists["kind"] == "full" and record.lists["recomputed"] == 40
 
 
 def test_refit_past_the_drift_threshold_is_a_full_run(tmp_path):
@@ -89,27 +89,27 @@ def test_refit_past_the_drift_threshold_is_a_full_run(tmp_path):
     write_records(feed, records)
     policy = Policy().with_links(k=5)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert first["lists"]["kind"] == "full" and first["lexical_update"] == "full"
+    assert first.lists["kind"] == "full" and first.lexical_update == "full"
     mean = load_state(out / STATE_FILE)["mean"]
     for record in records[:5]:  # 5 of 100: at the threshold, not past it
         record["text"] += " " + " ".join(TOPICS[2][:6])
     write_records(feed, records)
     frozen = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert frozen["lexical_update"] == "incremental" and frozen["lists"]["kind"] == "incremental"
-    assert frozen["lexical_drift"] == {"count": 100, "churn": 5, "refit_at": 0.05}
+    assert frozen.lexical_update == "incremental" and frozen.lists["kind"] == "incremental"
+    assert frozen.lexical_drift == {"count": 100, "churn": 5, "refit_at": 0.05}
     assert np.array_equal(load_state(out / STATE_FILE)["mean"], mean)  # embedding moments kept
     # [batch] decides when to refit, not the links: changing it alone ranks no list again
     again = run_batch(feed, index_dir, out, policy.with_section("batch", refit_drift=0.5), model="hashing",
                       progress=False)
-    assert again["lists"]["kind"] == "incremental" and again["lists"]["recomputed"] == 0
+    assert again.lists["kind"] == "incremental" and again.lists["recomputed"] == 0
     records.append({"id": "doc/new", "title": "Json guide new", "text": " ".join(TOPICS[1] * 3)})  # the 6th
     write_records(feed, records)
     refit = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert refit["lexical_update"] == "full" and refit["lexical_drift"] == {"count": 101, "churn": 0,
+    assert refit.lexical_update == "full" and refit.lexical_drift == {"count": 101, "churn": 0,
                                                                           "refit_at": 0.05}
-    assert refit["lists"]["kind"] == "full" and refit["lists"]["recomputed"] == 101
+    assert refit.lists["kind"] == "full" and refit.lists["recomputed"] == 101
     assert not np.array_equal(load_state(out / STATE_FILE)["mean"], mean)  # moments of the new corpus
     records[50]["text"] += " changed after the refit"
     write_records(feed, records)
     after = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert after["lists"]["kind"] == "incremental" and after["lexical_drift"]["churn"] == 1
+    assert after.lists["kind"] == "incremental" and after.lexical_drift["churn"] == 1

@@ -63,14 +63,14 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
     records = _records(N, sections)
     write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    assert first["training"]["trained"] and first["ranking"] == "learned"
-    assert first["lists"]["kind"] == "full"
+    assert first.training["trained"] and first.ranking == "learned"
+    assert first.lists["kind"] == "full"
     if emphasis:
         model = load_model(index_dir)
         for name in (emphasis,) if isinstance(emphasis, str) else emphasis:
             model.coef[ALL_SIGNALS.index(name)] = 3.0
         save_model(index_dir, model)
-        assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False)["lists"]["kind"] == "full"
+        assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     curated = _curated_ids(records)
     rng = np.random.default_rng(1)
     recomputed = []
@@ -97,9 +97,9 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
                 overrides.pin(*pinned)
                 overrides.block(*blocked)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-        assert record["ranking"] == "learned" and not record["training"]["trained"], record["training"]
-        assert record["lists"]["kind"] == "incremental", record["lists"]
-        recomputed.append(record["lists"]["recomputed"] / len(records))
+        assert record.ranking == "learned" and not record.training["trained"], record.training
+        assert record.lists["kind"] == "incremental", record.lists
+        recomputed.append(record.lists["recomputed"] / len(records))
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
     if emphasis is None:  # with a heavy named_by, the article the additions name is in every list: all change
         assert max(recomputed) < 1, recomputed

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from recommender import Index, build_index, read_corpus
 from recommender.batch.nightly import BatchError, run_batch
 from recommender.cli import cli
-from recommender.rank.linking import Facts, collapse_duplicates, title_codes
+from recommender.rank.linking import RuleColumns, collapse_duplicates, title_codes
 from recommender.store.lexical import lexical_document, normalise_apostrophes
 from recommender.batch.outputs import read_jsonl, read_runs
 from recommender.rank.overrides import Overrides
@@ -52,7 +52,7 @@ def site(tmp_path):
 
 def test_outputs_carry_each_articles_own_url_byte_for_byte(site, tmp_path):
     record = run_batch(site, tmp_path / "idx", tmp_path / "out", Policy(), model="hashing", progress=False)
-    assert record["status"] == "ok"
+    assert record.status == "ok"
     lists = {item["id"]: item for item in read_jsonl(tmp_path / "out")}
     own = {"space-desk.example.com/moon-a": "https://www.space-desk.example.com/moon-a/",
            "kitchen.example.net/bread-a": "https://www.kitchen.example.net/bread-a/?ref=home",
@@ -73,7 +73,7 @@ def test_unpublished_and_draft_items_are_never_linked_by_default(site, tmp_path)
     drafts = {a.id for a in corpus.articles if a.draft}
     assert drafts == {"space-desk.example.com/Moon-C", "space-desk.example.com/moon-d"}
     record = run_batch(site, tmp_path / "idx", tmp_path / "out", Policy(), model="hashing", progress=False)
-    assert record["drafts_held_back"] == 2
+    assert record.drafts_held_back == 2
     lists = {item["id"]: item for item in read_jsonl(tmp_path / "out")}
     linked = {link["id"] for item in lists.values() for link in item["related"]}
     assert linked and not linked & drafts
@@ -111,7 +111,7 @@ def test_a_run_that_would_remove_most_of_the_index_is_refused(site, tmp_path):
         run_batch(half_mounted, index_dir, out, Policy(), model="hashing", progress=False)
     assert (out / "related.json").read_bytes() == before
     with Index.open(index_dir) as index:
-        assert len(index) == first["articles"] == 6
+        assert len(index) == first.articles == 6
     runs = read_runs(out)
     assert runs[-1]["status"] == "failed" and "max_shrink" in runs[-1]["error"]
 
@@ -130,7 +130,7 @@ def test_a_small_removal_is_allowed_and_the_share_is_a_policy_key(site, tmp_path
     index_dir, out = tmp_path / "idx", tmp_path / "out"
     run_batch(site, index_dir, out, Policy(), model="hashing", progress=False)
     (site / "bread-b.md").unlink()  # 1 of 6: under the default 20%
-    assert run_batch(site, index_dir, out, Policy(), model="hashing", progress=False)["removed"] == 1
+    assert run_batch(site, index_dir, out, Policy(), model="hashing", progress=False).removed == 1
     (site / "bread-a.md").unlink()
     strict = Policy().with_section("batch", max_shrink=0.1)
     with pytest.raises(BatchError, match="max_shrink = 10%"):
@@ -203,7 +203,7 @@ def test_syndicated_copies_with_one_title_collapse_to_the_original():
                         _unit(1, 0.4, 0, 0.5)])  # the query: its own title, text close to rows 0 and 1
     infos = [SimpleNamespace(id=f"a{i}", source=None, published=f"2024-01-0{i + 1}", title=t, draft=False)
              for i, t in enumerate(titles)]
-    facts = Facts.from_infos(infos)
+    facts = RuleColumns.from_infos(infos)
     sims = vectors @ vectors.T
     assert sims[0, 1] < 0.98 and sims[6, 0] < 0.98 and sims[6, 1] < 0.98  # vectors alone would not collapse them
     assert sims[1, 3] > 0.8 and sims[4, 5] > 0.8 and sims[6, 3] > 0.8

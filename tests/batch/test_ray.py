@@ -49,7 +49,7 @@ def assert_same_links(a, b, tolerance=1e-4):
 def batch(tmp_path, name, engine, index=None, **kwargs):
     record = run_batch(DEMO, index or tmp_path / f"{name}-index", tmp_path / f"{name}-out", RULES,
                        progress=False, engine=engine, **kwargs)
-    assert record["status"] == "ok" and record["engine"] == engine
+    assert record.status == "ok" and record.engine == engine
     assert read_runs(tmp_path / f"{name}-out")[-1]["engine"] == engine
     return record
 
@@ -66,8 +66,8 @@ def local_run(tmp_path_factory):
 def test_ray_outputs_equal_local_outputs(tmp_path, local_run):
     folder, local = local_run
     remote = batch(tmp_path, "ray", "ray")  # its own empty cache: Ray embeds every article
-    assert remote["embedded"] == remote["articles"] == local["articles"] > 0
-    assert remote["model_fingerprint"] == local["model_fingerprint"]
+    assert remote.embedded == remote.articles == local.articles > 0
+    assert remote.model_fingerprint == local.model_fingerprint
     assert_same_links(links(folder / "local-out"), links(tmp_path / "ray-out"))
     as_map = json.loads((tmp_path / "ray-out" / "related.json").read_text())
     assert as_map == json.loads((folder / "local-out" / "related.json").read_text())
@@ -77,7 +77,7 @@ def test_ray_outputs_equal_local_outputs(tmp_path, local_run):
 def test_engines_share_the_vector_cache(tmp_path, local_run):
     folder, local = local_run
     remote = batch(tmp_path, "ray", "ray", index=folder / "local-index")  # the local engine's index and cache
-    assert remote["embedded"] == 0 and remote["reused"] == local["articles"]
+    assert remote.embedded == 0 and remote.reused == local.articles
     assert_same_links(links(folder / "local-out"), links(tmp_path / "ray-out"))
 
 
@@ -85,9 +85,9 @@ def test_engines_share_the_vector_cache(tmp_path, local_run):
 def test_local_engine_reuses_vectors_embedded_by_ray(tmp_path, local_run):
     folder, _ = local_run
     first = batch(tmp_path, "ray", "ray")
-    assert first["embedded"] == first["articles"]
+    assert first.embedded == first.articles
     second = batch(tmp_path, "local", "local", index=tmp_path / "ray-index")
-    assert second["embedded"] == 0 and second["reused"] == first["articles"]
+    assert second.embedded == 0 and second.reused == first.articles
     assert_same_links(links(tmp_path / "ray-out"), links(tmp_path / "local-out"))
 
 
@@ -99,9 +99,9 @@ def test_killed_worker_costs_a_retry_not_the_run(tmp_path, local_run, monkeypatc
     monkeypatch.setenv(FAULT_ENV, str(marker))
     remote = batch(tmp_path, "ray", "ray")
     assert not marker.exists(), "no worker died: the fault was not injected"
-    assert remote["embedded"] == local["articles"]
+    assert remote.embedded == local.articles
     result = links(tmp_path / "ray-out")  # each article exactly once
-    assert len(result) == local["articles"]
+    assert len(result) == local.articles
     assert_same_links(links(folder / "local-out"), result)
 
 
@@ -135,7 +135,7 @@ def test_map_blocks_equal_between_engines(tmp_path, monkeypatch):
 def test_ray_batch_with_test_embedder_equals_local(tmp_path):
     local = batch(tmp_path, "local", "local", model="hashing")
     remote = batch(tmp_path, "ray", "ray", model="hashing")
-    assert remote["embedded"] == local["embedded"] == local["articles"]
+    assert remote.embedded == local.embedded == local.articles
     assert_same_links(links(tmp_path / "local-out"), links(tmp_path / "ray-out"), tolerance=1e-6)
 
 

@@ -123,13 +123,13 @@ def test_site_data_follows_the_outputs_when_they_are_reused(tmp_path, corpus_dir
     site_file = tmp_path / "site" / "data" / "related.json"
     first = run_batch(corpus_dir, tmp_path / "idx", tmp_path / "out", None, links={"k": 3}, site_data=site_file,
                       model="hashing", progress=False)
-    assert first["by_path"] == {"key": "url", "keys": 11, "from_ids": 4, "without_page": 0, "collisions": 0}
+    assert first.by_path == {"key": "url", "keys": 11, "from_ids": 4, "without_page": 0, "collisions": 0}
     written = site_file.read_bytes()
     assert written == (tmp_path / "out" / "related_by_path.json").read_bytes()
     site_file.unlink()  # the site's copy lost (a fresh checkout of the site, say): the next run puts it back
     again = run_batch(corpus_dir, tmp_path / "idx", tmp_path / "out", None, links={"k": 3}, site_data=site_file,
                       model="hashing", progress=False)
-    assert again["outputs_reused"] and again["site_data"] == str(site_file) and site_file.read_bytes() == written
+    assert again.outputs_reused and again.site_data == str(site_file) and site_file.read_bytes() == written
 
 
 NEWS = [  # an aggregator's items in the seeds' format: webUrl is the source's address, not the site's page

@@ -54,7 +54,7 @@ def test_window_displacement_is_followed(tmp_path, few_windows, policy, learned)
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
     records, bank = _records(rng, N)
     write_records(feed, records)
-    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False)["lists"]["kind"] == "full"
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     for round_ in range(3):
         for j in range(3):  # new articles made of banked sections: their windows come nearer than others'
             sections = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
@@ -66,9 +66,9 @@ def test_window_displacement_is_followed(tmp_path, few_windows, policy, learned)
         del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]  # a removal
         write_records(feed, records)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-        assert record["lists"]["kind"] == "incremental", record["lists"]
-        assert record["lists"]["recomputed"] < len(records), record["lists"]
-        assert record["ranking"] == ("learned" if learned else "default")
+        assert record.lists["kind"] == "incremental", record.lists
+        assert record.lists["recomputed"] < len(records), record.lists
+        assert record.ranking == ("learned" if learned else "default")
         pools: dict = {}
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned, window_pools=pools))
         if learned:  # the window pools the reach followed are those a retrieval finds now

@@ -84,6 +84,20 @@ def test_unknown_id_is_a_one_line_user_error(runner, hashing_index):
     assert result.stderr.startswith("Error: no article 'text/maraton' in the index; closest ids: text/marathon")
 
 
+def test_bad_input_is_one_line_but_a_bug_shows_its_traceback(runner, hashing_index, monkeypatch):
+    """Bad input (InputError and its kinds) is a one-line error; any other ValueError (a NumPy shape mismatch
+    deep in the ranking, say) is a bug and keeps its traceback instead of passing for bad input."""
+    import numpy as np
+
+    from recommender.rank.index import Index
+
+    result = invoke(runner, "search", "  ", "--index", hashing_index)
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", "Error: empty search text\n")
+    monkeypatch.setattr(Index, "search", lambda self, *args, **kwargs: np.ones(3) @ np.ones(4))
+    with pytest.raises(ValueError, match="mismatch"):
+        invoke(runner, "search", "sourdough", "--index", hashing_index)
+
+
 def test_a_partial_id_or_url_gets_the_ids_it_may_mean(runner, hashing_index):
     for ref in ("energy-desk", "https://www.energy-desk.example.com/2024/"):
         result = invoke(runner, "related", ref, "--index", hashing_index)

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from recommender.store.catalog import list_articles
 from recommender.cli import cli
-from recommender.common.render import plural, render_run, table
+from recommender.batch.runrecord import RunRecord, render_run
+from recommender.common.render import plural, table
 
 NO_INDEX = {"policy"}  # the commands that touch no index
 QUICK_RUNS = {"info": [], "list": [], "overrides": [], "related": ["text/marathon"], "search": ["sourdough"],
@@ -160,6 +161,6 @@ def test_a_missing_file_is_file_not_found_not_no_article(hashing_index, tmp_path
 def test_plurals():
     assert [plural(n, "article") for n in (0, 1, 2)] == ["0 articles", "1 article", "2 articles"]
     assert plural(1, "query", "queries") == "1 query" and plural(3, "query", "queries") == "3 queries"
-    text = render_run({"status": "ok", "articles": 1, "links": 1, "out": "o", "evaluation": {
-        "gold": "g", "queries": 1, "system": {"mrr": 1.0}}})
+    text = render_run(RunRecord(started="", status="ok", corpus="c", index="i", out="o", engine="local", articles=1,
+                                links=1, evaluation={"gold": "g", "queries": 1, "system": {"mrr": 1.0}}))
     assert text.startswith("batch ok: 1 article, 1 link written to o") and "(1 query):" in text

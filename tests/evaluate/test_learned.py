@@ -13,7 +13,7 @@ from recommender.evaluate.training import cross_validate, fit
 from recommender.rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from recommender.store.manifest import IndexProblem, Manifest, write_manifest
 from recommender.rank.policy import policy_from_dict
-from recommender.rank.signals import SIGNALS, SiteFacts, pair_signals, path_segments
+from recommender.rank.signals import SIGNALS, ArticleFeatures, pair_signals, path_segments
 
 FEW_LISTS = policy_from_dict({"ranking": {"train_min_lists": 3}})  # the fixture corpus has 11 articles
 
@@ -24,7 +24,7 @@ def info(row, id, title, topics=(), authors=(), published=None, source=None, url
 
 
 def facts_of_four():
-    return SiteFacts.from_infos([
+    return ArticleFeatures.from_infos([
         info(0, "a", "Cats and dogs", topics=("pets", "animals"), authors=("Ann",), published="2024-01-11",
              source="S", url="https://x.org/pets/cats/", page_type="guide"),
         info(1, "b", "Dogs at home", topics=("pets",), authors=("ann",), published="2024-01-01",

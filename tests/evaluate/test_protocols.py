@@ -10,7 +10,7 @@ import pytest
 
 from recommender.evaluate import protocols, training
 from recommender.evaluate.protocols import FoldView, lists_before, published_columns, published_gold
-from recommender.rank.graph_signals import GRAPH_SIGNALS, GraphFacts, Pairs
+from recommender.rank.graph_signals import GRAPH_SIGNALS, LinkGraphs, Pairs
 from recommender.rank.learned import ALL_SIGNALS, LearnedModel
 
 
@@ -25,7 +25,7 @@ def graph_case(n=30, seed=0):
         rows = np.array([r for r in range(n) if r != q])
         cands[q] = SimpleNamespace(rows=rows, raw={"dense": vectors[rows] @ vectors[q]},
                                    z={"dense": rng.normal(size=len(rows)), "lexical": rng.normal(size=len(rows))})
-    return GraphFacts.build(vectors, None, gold), Pairs.of(cands, sorted(gold)), gold
+    return LinkGraphs.build(vectors, None, gold), Pairs.of(cands, sorted(gold)), gold
 
 
 def col(extra, name):

@@ -35,9 +35,9 @@ def test_mutated_files_never_abort_hang_lose_good_files_or_link_drafts(tmp_path)
     record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, links={"k": 10, "min_score": 0},
                        embedder=get_embedder("hashing"), progress=False)
 
-    assert record["status"] == "ok"  # never aborts
-    reasons = record["skipped_reasons"]
-    assert record["skipped"] > 0 and record["warnings"] > 0
+    assert record.status == "ok"  # never aborts
+    reasons = record.skipped_reasons
+    assert record.skipped > 0 and record.warnings > 0
     assert not any("budget" in reason for reason in reasons)  # no read needed the time budget's backstop
     found = fuzz.check_run(corpus, tmp_path / "out", fuzz.good_ids(corpus))
     assert found == {"data_lost": [], "unpublished_linked": []}

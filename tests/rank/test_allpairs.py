@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from recommender.rank.allpairs import ArticleFacts, LinkRules, all_pairs_topk, day_number
+from recommender.rank.allpairs import SourceDays, LinkRules, all_pairs_topk, day_number
 from recommender.store.ann import FlatIndex
 from recommender.rank.topk import topk_bruteforce
 
@@ -49,7 +49,7 @@ def test_min_score_gives_fewer_links_not_weak_ones():
 def test_same_source_is_excluded_and_search_goes_deeper(random_vectors):
     # half the corpus from one source: the nearest neighbours are often same-source, so rows must be refilled
     sources = ["a" if i % 2 else "b" for i in range(500)]
-    facts = ArticleFacts.from_lists(sources, [None] * 500)
+    facts = SourceDays.from_lists(sources, [None] * 500)
     rules = LinkRules(k=10, exclude_same_source=True)
     scores, rows = all_pairs_topk(FlatIndex.build(random_vectors), random_vectors, rules, facts, block=100)
     assert (rows >= 0).all()
@@ -64,7 +64,7 @@ def test_same_source_is_excluded_and_search_goes_deeper(random_vectors):
 
 def test_unknown_source_is_never_treated_as_the_same_source():
     vectors = unit([[1, 0], [0.9, 0.1], [0.8, 0.2]])
-    facts = ArticleFacts.from_lists([None, None, "x"], [None] * 3)
+    facts = SourceDays.from_lists([None, None, "x"], [None] * 3)
     _, rows = all_pairs_topk(FlatIndex.build(vectors), vectors, LinkRules(k=2, exclude_same_source=True), facts)
     assert rows[0].tolist() == [1, 2]
 
@@ -72,7 +72,7 @@ def test_unknown_source_is_never_treated_as_the_same_source():
 def test_direction_older_and_newer_with_undated_passing():
     vectors = unit([[1, 0], [0.99, 0.01], [0.98, 0.02], [0.97, 0.03]])
     dates = ["2024-01-10", "2024-01-20T08:00:00Z", "2024-01-01", None]
-    facts = ArticleFacts.from_lists([None] * 4, dates)
+    facts = SourceDays.from_lists([None] * 4, dates)
     index = FlatIndex.build(vectors)
     _, older = all_pairs_topk(index, vectors, LinkRules(k=3, direction="older"), facts)
     assert older[0].tolist() == [2, 3, -1]  # 2024-01-01 is older; undated passes; 2024-01-20 is newer
@@ -82,7 +82,7 @@ def test_direction_older_and_newer_with_undated_passing():
 
 def test_max_age_days_counts_from_as_of():
     vectors = unit([[1, 0], [0.99, 0.01], [0.98, 0.02]])
-    facts = ArticleFacts.from_lists([None] * 3, ["2025-06-01", "2025-05-25", "2024-01-01"])
+    facts = SourceDays.from_lists([None] * 3, ["2025-06-01", "2025-05-25", "2024-01-01"])
     as_of = datetime(2025, 6, 2, tzinfo=timezone.utc)
     _, rows = all_pairs_topk(FlatIndex.build(vectors), vectors, LinkRules(k=2, max_age_days=30), facts, as_of=as_of)
     assert rows[0].tolist() == [1, -1]

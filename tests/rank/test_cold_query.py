@@ -109,7 +109,7 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
         store.pin("feed/0", "feed/33")
         store.block("feed/1", "feed/5")
     record = batch(corpus, tmp_path)
-    assert record["stored_lists"] == "stored" and record["lists"]["fresh_statistics"]
+    assert record.stored_lists == "stored" and record.lists["fresh_statistics"]
     found = answers(tmp_path / "idx")
     assert {path for _, path, _ in found.values()} == {"stored-list"}
     for article_id, (stored, _, computed) in found.items():
@@ -165,7 +165,7 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
     # a new index version (one article changed): the stored lists no longer stand
     synthetic_feed(corpus, 60, changed={7})
     record = batch(corpus, tmp_path)
-    assert record["lists"]["kind"] == "incremental" and record["stored_lists"].startswith("not stored")
+    assert record.lists["kind"] == "incremental" and record.stored_lists.startswith("not stored")
     assert not (tmp_path / "idx" / HEADER).exists()
     with Index.open(tmp_path / "idx") as index:
         assert index.related_answer("feed/3")[1] == "computed"
@@ -177,16 +177,16 @@ def test_after_a_code_upgrade_the_next_batch_ranks_again_and_stores_lists(tmp_pa
     from recommender.rank import storedlists
 
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 40)
-    assert batch(corpus, tmp_path)["stored_lists"] == "stored"
+    assert batch(corpus, tmp_path).stored_lists == "stored"
     again = batch(corpus, tmp_path)
-    assert again.get("outputs_reused") is True  # same code, same corpus: the outputs stand
+    assert again.outputs_reused is True  # same code, same corpus: the outputs stand
     monkeypatch.setattr(source, "code_digest", lambda: "upgraded")
     monkeypatch.setattr(storedlists, "code_digest", lambda: "upgraded")
     with Index.open(tmp_path / "idx") as index:
         assert index.related_answer("feed/3")[1] == "computed"  # the stored lists are the old code's
     upgraded = batch(corpus, tmp_path)
-    assert not upgraded.get("outputs_reused")
-    assert upgraded["lists"]["kind"] == "full" and upgraded["stored_lists"] == "stored"
+    assert not upgraded.outputs_reused
+    assert upgraded.lists["kind"] == "full" and upgraded.stored_lists == "stored"
     with Index.open(tmp_path / "idx") as index:
         assert index.related_answer("feed/3")[1] == "stored-list"
 
@@ -225,7 +225,7 @@ def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
         store_model(tmp_path / "idx", model)
     on = policy_from_dict({"ranking": {"learned": "on"}})
     record = batch(corpus, tmp_path, policy=on)
-    assert record["ranking"] == "learned" and record["stored_lists"] == "stored"
+    assert record.ranking == "learned" and record.stored_lists == "stored"
     for article_id, (stored, path, computed) in answers(tmp_path / "idx", policy=on).items():
         assert path == "stored-list" and stored == computed, article_id
     # computed with the learned ranking in a fresh process: no model, scikit-learn, SciPy or FAISS (its link-graph
@@ -245,7 +245,7 @@ def found_learned(folder, policy, article_id):
 
 def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     from recommender.rank.querydata import MappedCSR
-    from recommender.rank.signals import SiteFacts, pair_signals
+    from recommender.rank.signals import ArticleFeatures, pair_signals
 
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 48)
     batch(corpus, tmp_path)
@@ -253,7 +253,7 @@ def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     with Index.open(tmp_path / "idx") as index:
         mapped = index.query_data.site_facts()
         assert isinstance(mapped.tags, MappedCSR)
-        built = SiteFacts.from_infos(index.store.all())
+        built = ArticleFeatures.from_infos(index.store.all())
         for query in range(48):
             rows = rng.choice(48, 20, replace=False)
             z = {"dense": rng.standard_normal(20).astype(np.float32)}

@@ -14,7 +14,7 @@ from recommender.rank import default_model as dm
 from recommender.rank.default_model import (TRANSFER_SIGNALS, DefaultModel, default_model_text,
                                             load_default_model)
 from recommender.rank.policy import policy_from_dict
-from recommender.rank.signals import SiteFacts, pair_signals
+from recommender.rank.signals import ArticleFeatures, pair_signals
 from recommender.store.manifest import IndexProblem
 
 SITE_ONLY = ("tag_overlap", "same_author", "date_gap", "dates_known", "candidate_older")
@@ -75,7 +75,7 @@ def infos(tags: bool):
 
 @pytest.mark.parametrize("tags", [False, True])
 def test_signals_a_site_does_not_have_cannot_move_a_score(tags):
-    facts = SiteFacts.from_infos(infos(tags))
+    facts = ArticleFeatures.from_infos(infos(tags))
     rows = np.arange(1, 8)
     rng = np.random.default_rng(0)
     z = {name: rng.normal(size=len(rows)).astype(np.float32) for name in ("dense", "lexical", "mention", "window")}

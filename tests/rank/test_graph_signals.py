@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.rank.graph_signals import GRAPH_SIGNALS, GraphFacts
+from recommender.rank.graph_signals import GRAPH_SIGNALS, LinkGraphs
 
 VECTORS = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0.6, 0.8]], dtype=np.float32)
 # 0 names 1 (weight 2), 2 names 0 (weight 1), 3 names 1 (weight 0.5)
@@ -18,7 +18,7 @@ Z = {"dense": np.array([1.0, 2.0, 3.0], np.float32), "lexical": np.array([1.0, 0
 
 
 def facts(lists=LISTS):
-    return GraphFacts.build(VECTORS, SimpleNamespace(count=4, mentions=MENTIONS), lists)
+    return LinkGraphs.build(VECTORS, SimpleNamespace(count=4, mentions=MENTIONS), lists)
 
 
 def col(X, name):

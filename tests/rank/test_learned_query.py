@@ -10,7 +10,7 @@ import pytest
 
 from recommender import Index
 from recommender.evaluate.training import store_model, train
-from recommender.rank.learned import MODEL_FILE
+from recommender.store.manifest import LEARNED_MODEL_FILE as MODEL_FILE
 from recommender.rank.learneddata import PREFIX, STATS_KEY
 from recommender.rank.policy import policy_from_dict
 from recommender.store.manifest import read_manifest, write_manifest
@@ -51,12 +51,6 @@ def assert_same(mapped, built):
         assert parts.keys() == other.keys() and all(abs(parts[k] - other[k]) <= 1e-3 for k in parts)
 
 
-def test_the_model_file_is_named_alike_where_a_query_looks_for_it():
-    from recommender.rank import learneddata
-
-    assert learneddata.MODEL_FILE == MODEL_FILE
-
-
 def test_a_learned_query_reads_the_arrays_and_answers_as_before(tmp_path):
     trained(tmp_path)
     folder = tmp_path / "idx"
@@ -83,7 +77,7 @@ def test_every_new_index_version_gets_the_arrays_again(tmp_path):
     before = read_manifest(folder)
     synthetic_feed(corpus, 48, changed={5, 17})
     record = batch(corpus, tmp_path, policy=ON)
-    assert record["ranking"] == "learned" and record["stored_lists"] == "stored"  # ranked with the new arrays
+    assert record.ranking == "learned" and record.stored_lists == "stored"  # ranked with the new arrays
     after = read_manifest(folder)
     assert after.files["metadata"].name != before.files["metadata"].name  # a new index version
     names = {after.files[r].name for r in after.files if r.startswith(PREFIX)}
@@ -120,7 +114,7 @@ def test_a_model_stored_without_its_arrays_is_read_from_its_json(tmp_path):
 def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, count):
     """Candidates fewer than a quarter of the corpus: the query process computes the cosine statistics of its
     candidates only; the arrays hold every article's, computed at once (float32 rounding apart, the same)."""
-    from recommender.rank.graph_signals import GraphFacts
+    from recommender.rank.graph_signals import LinkGraphs
     from recommender.rank.learneddata import CSRArrays
 
     rng = np.random.default_rng(1)
@@ -138,10 +132,10 @@ def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, coun
     lexical.count, lexical.mentions = count, mentions
     lists = {int(q): [int(r) for r in rng.choice(count, 5, replace=False)] for q in rng.choice(count, 300)}
     moments = dense_moments(vectors)
-    built = GraphFacts.build(vectors, lexical, lists, moments)
-    full = GraphFacts.build(vectors, lexical, lists, moments)
-    full._dense_stats(np.arange(count))
-    mapped = GraphFacts(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
+    built = LinkGraphs.build(vectors, lexical, lists, moments)
+    full = LinkGraphs.build(vectors, lexical, lists, moments)
+    full.dense_stats_of(np.arange(count))
+    mapped = LinkGraphs(vectors=vectors, mean_vector=moments[0], second_moment=moments[1],
                         named_by=full.named_by, in_links=full.in_links, dense_stats=full.dense_stats.copy(),
                         **{name: CSRArrays(getattr(full, name).data, getattr(full, name).indices,
                                            getattr(full, name).indptr)

@@ -69,7 +69,7 @@ def test_batch_and_evaluation_respect_overrides(corpus_dir, tmp_path):
     every.write_text('[links]\nk = 3\ntargets = ["site", "other-domains", "no-url", "stubs"]\n')
     assert invoke("pin", query, wanted[0], "--index", idx, "--policy", every).exit_code == 0
     record = run_batch(corpus_dir, idx, out, policy, model="hashing", progress=False)
-    assert record["overrides"] == 1 and record["pinned_links"] == 1
+    assert record.overrides == 1 and record.pinned_links == 1
     lines = {json.loads(l)["id"]: json.loads(l) for l in (out / "related.jsonl").read_text().splitlines()}
     assert lines[query]["related"][0] == {**lines[query]["related"][0], "id": wanted[0], "pinned": True}
     with Index.open(idx) as index:

@@ -59,7 +59,7 @@ def test_the_command_line_refuses_the_same_values(tmp_path, corpus_dir):
 def test_a_batch_refused_for_its_policy_is_recorded_without_a_class_name(tmp_path, corpus_dir):
     idx, out = tmp_path / "idx", tmp_path / "out"
     good = run_batch(corpus_dir, idx, out, None, links={"k": 3}, model="hashing", progress=False)
-    assert good["status"] == "ok" and good["policy_source"] == "built-in defaults"
+    assert good.status == "ok" and good.policy_source == "built-in defaults"
     before = (out / "related.jsonl").read_bytes()
     bad = tmp_path / "bad.toml"
     bad.write_text("[links]\nmax_age_days = 0\n")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recommender.store.lexindex import LexicalIndex, article_names
-from recommender.rank.linking import Facts, choose_links, collapse_duplicates, mmr, order_candidates
+from recommender.rank.linking import RuleColumns, choose_links, collapse_duplicates, mmr, order_candidates
 from recommender.rank.overrides import Override, OverrideSet
 from recommender.rank.policy import NO_WINDOWS, Policy, PolicyError, Ranking, load_policy, policy_to_toml
 from recommender.rank.ranking import HybridRanker
@@ -139,7 +139,7 @@ def test_policy_file_and_errors(tmp_path):
 
 def test_duplicates_collapse_to_the_earliest_copy():
     base = unit(np.array([[1.0, 0, 0], [0.99, 0.14, 0], [0, 1.0, 0], [0.98, 0.0, 0.2]]))
-    facts = Facts.from_infos([Info("a", published="2024-03-02"), Info("b", published="2024-03-01"),
+    facts = RuleColumns.from_infos([Info("a", published="2024-03-02"), Info("b", published="2024-03-01"),
                               Info("c"), Info("d", published="2024-03-05")])
     rows, score = collapse_duplicates(np.array([0, 1, 2, 3]), np.array([3.0, 2.0, 1.0, 0.5]), base, facts, 0.95,
                                       None)
@@ -160,7 +160,7 @@ def test_mmr_prefers_variety():
 def test_rules_overrides_and_min_score(lexical):
     rng = np.random.default_rng(2)
     vectors = unit(rng.normal(size=(len(IDS), 8)))
-    facts = Facts.from_infos([Info(i, source="desk" if n < 3 else None, published=f"2024-01-0{n + 1}")
+    facts = RuleColumns.from_infos([Info(i, source="desk" if n < 3 else None, published=f"2024-01-0{n + 1}")
                               for n, i in enumerate(IDS)])
     ranker = HybridRanker(vectors, lexical, Ranking(candidates=10))
     cand = ranker.score_rows(np.array([1]))[0]
@@ -191,7 +191,7 @@ def test_links_from_an_approximate_index_match_exact_links():
     shipped = copy.deepcopy(ivf)  # how an engine ships it: FAISS's own serialisation
     assert shipped.approximate and shipped.count == 3000 and shipped.nprobe == ivf.nprobe
     np.testing.assert_array_equal(shipped.search(vectors[:5], 10)[1], ivf.search(vectors[:5], 10)[1])
-    facts = Facts.from_infos([Info(f"a{i}") for i in range(3000)])
+    facts = RuleColumns.from_infos([Info(f"a{i}") for i in range(3000)])
     policy = Policy(ranking=Ranking(dense=1, lexical=0, mention=0, candidates=30)).with_links(k=10)
     exact = all_links(LinkJob(vectors=vectors, lexical=None, policy=policy, facts=facts))
     approx = all_links(LinkJob(vectors=vectors, lexical=None, policy=policy, facts=facts, ann=shipped))

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from recommender.rank.linking import Facts, order_candidates
+from recommender.rank.linking import RuleColumns, order_candidates
 from recommender.rank.policy import Policy, policy_from_dict
 from recommender.rank.ranking import Candidates
 
@@ -24,7 +24,7 @@ ARTICLES = [  # (id, title, url, kind, path)
 def ordered(policy: Policy) -> list[str]:
     infos = [SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
              for i, t, u, k, p in ARTICLES]
-    facts = Facts.from_infos(infos)
+    facts = RuleColumns.from_infos(infos)
     rows = np.arange(1, len(infos))
     cand = Candidates(0, rows, np.linspace(3.0, 1.0, len(rows)), {}, {})
     vectors = np.eye(len(infos), dtype=np.float32)
@@ -32,7 +32,7 @@ def ordered(policy: Policy) -> list[str]:
 
 
 def test_default_targets_leave_out_stubs_and_plain_text_without_url():
-    facts = Facts.from_infos([SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
+    facts = RuleColumns.from_infos([SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
                               for i, t, u, k, p in ARTICLES])
     assert ordered(Policy()) == ["page", "other", "md", "col-12", "page2"]
     assert facts.left_out(Policy()) == {"no-url": 1, "stubs": 1}
@@ -62,7 +62,7 @@ def test_a_link_below_the_linked_articles_own_average_is_cut():
 
     infos = [SimpleNamespace(id=i, title=t, url=u, kind=k, path=p, source=None, published=None)
              for i, t, u, k, p in ARTICLES[:4]]
-    facts = Facts.from_infos(infos)
+    facts = RuleColumns.from_infos(infos)
     rows = np.array([1, 2, 3])
     # the query's best matches by score, but "other" finds it below its own average cosine (0.30 < 0.45)
     cand = Candidates(0, rows, np.array([2.0, 1.8, 1.5]), {"dense": np.array([0.5, 0.3, 0.4])}, {})

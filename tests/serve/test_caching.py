@@ -31,7 +31,7 @@ def batched(tmp_path, lexical_policy):
     policy = load_policy(lexical_policy)
     record = run_batch(FIXTURES / "corpus", tmp_path / "idx", tmp_path / "out", policy, model="hashing",
                        progress=False)
-    assert record["stored_lists"] == "stored"
+    assert record.stored_lists == "stored"
     return tmp_path / "idx", policy
 
 
@@ -180,7 +180,7 @@ def test_an_id_with_a_query_is_kept_and_made_again_across_a_swap(tmp_path):
     (tmp_path / "words.toml").write_text(LEXICAL_POLICY)
     policy = load_policy(tmp_path / "words.toml")
     record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, model="hashing", progress=False)
-    assert record["stored_lists"] == "stored"
+    assert record.stored_lists == "stored"
     app = create_app(tmp_path / "idx", policy=policy)
     with TestClient(app) as c:
         first = c.get("/related/youtube.com/watch?v=clip1&k=2")

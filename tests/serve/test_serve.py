@@ -73,6 +73,16 @@ def test_bad_ids_404_and_bad_params_422_in_one_line(client, index_copy):
     assert "no article 'no/such/article'" in client.get("/related/no/such/article").json()["error"]
 
 
+def test_a_bug_is_not_reported_as_a_bad_request(client, monkeypatch):
+    """A ValueError that is not the project's InputError (a NumPy shape mismatch, say) is a server error with its
+    traceback, not a 422 that blames the request."""
+    import numpy as np
+
+    monkeypatch.setattr(Index, "search", lambda self, *args, **kwargs: np.ones(3) @ np.ones(4))
+    with pytest.raises(ValueError, match="mismatch"):
+        client.post("/search", json={"text": "wind"})
+
+
 def test_ids_with_a_query_need_no_escaping_and_partial_ids_get_suggestions(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
