@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..rank.corpusstats import PoolBounds
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
@@ -42,8 +43,9 @@ ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each
 
 @dataclass
 class Frozen:
-    """The statistics a ranker normalises with (see ranking.HybridRanker(frozen=...)), per article id, and what
-    each computed list leaves behind: pool boundaries and the closest article (for duplicates)."""
+    """The statistics a ranker normalises with (rank.corpusstats.CorpusStats: see ranking.HybridRanker(frozen=...)),
+    per article id, and what each computed list leaves behind (its candidates' rank.corpusstats.PoolBounds, handed
+    over by relatedlists.link_rows): pool boundaries and the closest article (for duplicates)."""
 
     mean_vector: np.ndarray
     second_moment: np.ndarray
@@ -75,26 +77,25 @@ class Frozen:
                    {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")}, from_scratch=True)
 
     def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
+        """rank.corpusstats.CorpusStats.row_stats: the kept statistics of each row, else those computed now."""
         table = self.stats[part]
         known = ~np.isnan(table[rows, 0]) & (rows >= 0)
-        fresh = (rows >= 0) & ~known
-        table[rows[fresh], 0], table[rows[fresh], 1] = mean[fresh, 0], std[fresh, 0]  # kept from now on
         safe = np.where(rows >= 0, rows, 0)
         return (np.where(known[:, None], table[safe, :1], mean).astype(mean.dtype),  # float32 as a fresh run
                 np.where(known[:, None], table[safe, 1:], std).astype(std.dtype))
 
-    def pool_bounds(self, row: int, *, dense: float, lexical: float | None, closest: float,
-                    window: float | None = None, window_record: tuple | None = None, tops: tuple | None = None) -> None:
-        """window_record: the two-stage ranking's (lasts, (pool rows, owners, window scores, max-sims)) of the
-        window retrieval (window_reach); None: the window pool is the top of a full row, or no window part.
-        tops: (candidates, their raw values, {"dense": pool rows, "lexical": pool rows}) of the two-stage ranking."""
+    def pool_bounds(self, row: int, found: PoolBounds) -> None:
+        """What the ranking found of row's candidate pools (its candidates' `pools`), kept for the next night."""
         if row >= 0:
-            self.bounds["dense"][row] = dense
-            self.bounds["lexical"][row] = -np.inf if lexical is None else lexical
-            self.bounds["window"][row] = -np.inf if window is None else window
-            self.bounds["closest"][row] = closest
-            self.windows.record(row, *(window_record or ("exact", None)))
-            self.windows.record_tops(row, tops)
+            self.bounds["dense"][row] = found.dense
+            self.bounds["lexical"][row] = -np.inf if found.lexical is None else found.lexical
+            self.bounds["window"][row] = -np.inf if found.window is None else found.window
+            self.bounds["closest"][row] = found.closest
+            self.windows.record(row, *(found.window_record or ("exact", None)))
+            self.windows.record_tops(row, found.tops)
+            for part, (mean, std) in found.stats.items():  # a row's first statistics are kept from now on
+                if np.isnan(self.stats[part][row, 0]):
+                    self.stats[part][row] = mean, std
 
     def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
                     lasts: list | None = None) -> None:

@@ -109,6 +109,8 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
     standing = ranker.standing() if job.policy.links.min_reverse is not None and ranker.rescorer is None else None
     out = []
     for cand in ranker.score_rows(rows):
+        if job.frozen is not None and cand.pools is not None:  # for the next night's reach
+            job.frozen.pool_bounds(cand.query, cand.pools)
         ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
                                    limit=job.policy.links.k, standing=standing)
         out.append(choose_links(ordered, job.policy))

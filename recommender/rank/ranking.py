@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .corpusstats import CorpusStats, PoolBounds
 from .policy import Ranking
 
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
@@ -45,10 +46,17 @@ class Candidates:
     score: np.ndarray
     raw: dict[str, np.ndarray]
     z: dict[str, np.ndarray]
+    pools: PoolBounds | None = None  # what the ranking found of the query's pools, when asked (the nightly batch)
 
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.query, self.rows[order], self.score[order],
-                          {k: v[order] for k, v in self.raw.items()}, {k: v[order] for k, v in self.z.items()})
+                          {k: v[order] for k, v in self.raw.items()}, {k: v[order] for k, v in self.z.items()},
+                          self.pools)
+
+
+def used_stats(stats: dict[str, tuple[np.ndarray, np.ndarray]], i: int) -> dict[str, tuple[float, float]]:
+    """Query i's (mean, deviation) of each part, from a block's (rows x 1) arrays (PoolBounds.stats)."""
+    return {part: (float(mean[i, 0]), float(std[i, 0])) for part, (mean, std) in stats.items()}
 
 
 def zscore(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -102,7 +110,9 @@ class HybridRanker:
         self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
         self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.rank.learned)
         self.tag_pool = tag_pool  # optional: (query rows, depth) -> rows sharing a rare tag (signals.tag_pool)
-        self.frozen = frozen  # corpus statistics kept from the last full rebuild (recommender.batch.incremental)
+        # the statistics to normalise with (the nightly batch's, kept from its last full rebuild); with them, each
+        # query's candidates also carry what the ranking found of its pools (Candidates.pools)
+        self.frozen: CorpusStats | None = frozen
         if frozen is not None:
             self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
         self._stages: dict = {}
@@ -296,24 +306,25 @@ class HybridRanker:
             for part in ("window", "window_max", "lexical", "mention"):
                 if part in raw:
                     z[part] = zscore(raw[part], z_stats[part][0][i], z_stats[part][1][i])
+            pools = None
             if self.frozen is not None:
-                self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
-                                        lexical=bounds.get("lexical"), window=bounds.get("window"),
-                                        closest=float(raw["dense"].max()) if len(cand) else -1.0,
-                                        window_record=bounds.get("window_record"),
-                                        tops=(cand, raw, {"dense": dense_cands[i],
-                                                          "lexical": bounds.get("lexical_pool")}))
-            results.append(self._finish(q, cand, raw, z))
+                pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
+                                   lexical=bounds.get("lexical"), window=bounds.get("window"),
+                                   closest=float(raw["dense"].max()) if len(cand) else -1.0,
+                                   window_record=bounds.get("window_record"),
+                                   tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
+                                   stats=used_stats(z_stats, i))
+            results.append(self._finish(q, cand, raw, z, pools))
         return results
 
-    def _finish(self, q: int, cand: np.ndarray, raw: dict, z: dict) -> Candidates:
+    def _finish(self, q: int, cand: np.ndarray, raw: dict, z: dict, pools: PoolBounds | None = None) -> Candidates:
         """The weighted z-mix of one query's candidates, best first (ties: lower row), re-scored by the learned
         ranking when there is one."""
         total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
         norm = sum(self.weights.get(name, 0.0) for name in z)
         score = (total / norm).astype(np.float32)
         order = np.lexsort((cand, -score))
-        result = Candidates(int(q), cand, score, raw, z).take(order)
+        result = Candidates(int(q), cand, score, raw, z, pools).take(order)
         return self.rescorer(result) if self.rescorer is not None else result
 
     def _score(self, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
@@ -342,6 +353,13 @@ class HybridRanker:
             if self.frozen is not None:
                 win_mean, win_std = self.frozen.row_stats("window", query_rows, win_mean, win_std)
                 max_mean, max_std = self.frozen.row_stats("window_max", query_rows, max_mean, max_std)
+        used = {}  # part -> the (mean, deviation) rows each query was normalised with
+        if lexical is not None:
+            used["lexical"] = (lex_mean, lex_std)
+        if mention is not None:
+            used["mention"] = (men_mean, men_std)
+        if window is not None:
+            used["window"], used["window_max"] = (win_mean, win_std), (max_mean, max_std)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         results = []
         for i, q in enumerate(query_rows):
@@ -369,11 +387,12 @@ class HybridRanker:
             if mention is not None:
                 raw["mention"] = mention[i, cand]
                 z["mention"] = zscore(raw["mention"], men_mean[i], men_std[i])
+            pools = None
             if self.frozen is not None:  # the weakest member of each candidate pool, and the closest article
-                self.frozen.pool_bounds(int(q), dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
-                                        lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None
-                                        else None, closest=float(raw["dense"].max()) if len(cand) else -1.0,
-                                        window=float(window[i, win_cands[i]].min()) if window is not None
-                                        else None)
-            results.append(self._finish(q, cand, raw, z))
+                pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
+                                   lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None else None,
+                                   closest=float(raw["dense"].max()) if len(cand) else -1.0,
+                                   window=float(window[i, win_cands[i]].min()) if window is not None else None,
+                                   stats=used_stats(used, i))
+            results.append(self._finish(q, cand, raw, z, pools))
         return results

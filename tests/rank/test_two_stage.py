@@ -166,3 +166,40 @@ def test_above_the_exact_search_size_the_window_candidates_come_from_the_stored_
     overlap = [len(set(a.rows[:10]) & set(b.rows[:10])) / 10
                for a, b in zip(exact_search.score_rows(rows), stored.score_rows(rows))]
     assert np.mean(overlap) >= 0.95
+
+
+class ReadOnlyStats:
+    """A CorpusStats with nothing but the protocol (rank.corpusstats): kept statistics for rows 0-9 only; any
+    attribute set on it after construction fails, so the ranking cannot write into it."""
+
+    def __init__(self, vectors):
+        v64 = vectors.astype(np.float64)
+        object.__setattr__(self, "mean_vector", vectors.mean(axis=0).astype(np.float32))
+        object.__setattr__(self, "second_moment", ((v64.T @ v64) / len(vectors)).astype(np.float32))
+        object.__setattr__(self, "reads", [])
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"the ranking set {name} on the corpus statistics")
+
+    def row_stats(self, part, rows, mean, std):
+        self.reads.append(part)
+        kept = rows < 10
+        return np.where(kept[:, None], 0.5, mean).astype(mean.dtype), np.where(kept[:, None], 2.0, std).astype(std.dtype)
+
+
+@pytest.mark.parametrize("retrieval", ["two-stage", "exact"])
+def test_the_ranking_reads_corpus_stats_and_returns_its_pools(corpus, retrieval):
+    """With corpus statistics the ranking normalises with them where they are kept (rows 0-9 here), and returns with
+    each query's candidates what it found of its pools and the statistics it used, for the batch to keep."""
+    vectors, windows, lexical = corpus
+    stats = ReadOnlyStats(vectors)
+    ranker = HybridRanker(vectors, lexical, Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1,
+                                                     retrieval=retrieval), windows=windows, frozen=stats)
+    kept, fresh = ranker.score_rows(np.array([3, 40]))
+    assert set(stats.reads) == {"window", "window_max", "lexical", "mention"}
+    for cand in (kept, fresh):
+        assert cand.pools is not None and cand.pools.dense <= cand.pools.closest
+        assert set(cand.pools.stats) == {"window", "window_max", "lexical", "mention"}
+    assert kept.pools.stats["lexical"] == (0.5, 2.0)  # the kept statistics were used
+    assert fresh.pools.stats["lexical"] != (0.5, 2.0)  # row 40's own, to keep
+    assert HybridRanker(vectors, lexical, Ranking(), windows=windows).score_rows(np.array([3]))[0].pools is None
