@@ -87,12 +87,12 @@ def log_corpus(corpus: Corpus) -> None:
     for problem in corpus.problems:
         log.warning("%s %s", "warning:" if problem.kept else "skipped", problem)
     if corpus.ignored:
-        from ..ingest.reader import READ_SUFFIXES
+        from ..ingest.reader import read_suffixes
         from ..common.render import plural
 
         shown = ", ".join(corpus.ignored[:3]) + (", ..." if len(corpus.ignored) > 3 else "")
         log.info("ignored %s (README files, XML that is not a feed, and extensions other than %s are not read): %s",
-                 plural(len(corpus.ignored), "file"), " ".join(sorted(READ_SUFFIXES)), shown)
+                 plural(len(corpus.ignored), "file"), " ".join(sorted(read_suffixes())), shown)
 
 
 def require_articles(corpus: Corpus, source: object) -> Corpus:

@@ -50,9 +50,9 @@ def related(query: str, index_dir: Path, k: int | None, policy_path: Path | None
 
 def looks_like_a_file(query: str) -> bool:
     """A query meant as a file: it starts like a path, or ends with an extension the reader takes."""
-    from ..ingest.reader import READ_SUFFIXES
+    from ..ingest.reader import read_suffixes
 
-    return query.startswith(PATH_PREFIXES) or Path(query).suffix.lower() in READ_SUFFIXES
+    return query.startswith(PATH_PREFIXES) or Path(query).suffix.lower() in read_suffixes()
 
 
 def related_for(index: Index, query: str, k: int | None, *, policy=None, explain: bool = False,

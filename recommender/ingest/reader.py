@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import yaml
 
@@ -40,9 +41,6 @@ from .merge import merge_articles
 from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, lead_paragraph, url_to_id
 from .xmlinput import XML_SUFFIXES, is_feed_file, read_xml_file
 
-TEXT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text"}
-JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-READ_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | XML_SUFFIXES  # XML: feeds and WordPress exports (xmlinput)
 MAX_FRONT_MATTER_CHARS = 1024 * 1024
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
@@ -50,6 +48,66 @@ _CANONICAL_LINK = re.compile(r"<link\b[^<>]*\brel=[\"']canonical[\"'][^<>]*>", r
 _HREF = re.compile(r"\bhref=[\"']([^\"']+)[\"']", re.I)
 _FIRST_HEADING = re.compile(r"^[ \t]{0,3}#[ \t]+(\S.*)$", re.M)
 _YAML_KEY_LINE = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)")
+
+
+# --- the input formats -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One input format: the file suffixes it reads, how one file is read into articles and problems, and how it
+    is handed out (a format whose files hold one record a line may be cut at line ends: ingest.shards)."""
+
+    name: str
+    suffixes: frozenset[str]
+    read: Callable  # (path, relative path, prepared cache or None) -> (articles, problems)
+    accepts: Callable[[Path], bool] | None = None  # a file with one of the suffixes is this format's (None: all)
+    whole_file_budget: bool = True  # one time budget for the file (False: each record has its own)
+    by_lines: bool = False  # one record a line: a large file may be read in parts of whole lines
+
+
+def _read_jsonl_file(path: Path, rel: str, cache=None):
+    return read_jsonl(path, rel, cache)
+
+
+def _read_xml_file(path: Path, rel: str, cache=None):
+    return read_xml_file(path, rel, MAX_FILE_BYTES)
+
+
+def _read_text_file(path: Path, rel: str, cache=None):
+    text = read_text(path)
+    if cache is None:
+        return parse_document(text, rel)
+    from .prepared_cache import raw_key
+
+    key = raw_key(rel, text)
+    hit = cache.get_many([key])
+    if key in hit:
+        return hit[key], []
+    found, problems = parse_document(text, rel)
+    if not problems:  # input with problems is parsed again each time, so its messages stay exact
+        cache.put(key, found)
+    return found, problems
+
+
+# The registry: reading a new format is one entry here, and its reader (docs/design.md, "Adding an input format").
+# A file given by name whose suffix no format claims is read as text (the last entry).
+FORMATS = (
+    InputFormat("jsonl", frozenset({".jsonl", ".ndjson"}), _read_jsonl_file, whole_file_budget=False, by_lines=True),
+    InputFormat("xml", frozenset(XML_SUFFIXES), _read_xml_file, accepts=is_feed_file),  # feeds, WordPress exports
+    InputFormat("text", frozenset({".md", ".markdown", ".mdx", ".txt", ".text"}), _read_text_file),
+)
+
+
+def read_suffixes() -> frozenset[str]:
+    """Every suffix a format reads (what a corpus folder's files are read by)."""
+    return frozenset().union(*(f.suffixes for f in FORMATS))
+
+
+def format_of(path: Path) -> InputFormat:
+    """The format that reads a file, by its suffix (text for any other)."""
+    suffix = path.suffix.lower()
+    return next((f for f in FORMATS if suffix in f.suffixes), FORMATS[-1])
 
 
 # --- public API -------------------------------------------------------------------------------------
@@ -90,12 +148,13 @@ def iter_corpus_files(root: Path, ignored: list[str] | None = None) -> Iterator[
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            suffix = Path(name).suffix.lower()
-            if (suffix in READ_SUFFIXES and not name.lower().startswith("readme")
-                    and (suffix not in XML_SUFFIXES or is_feed_file(Path(dirpath) / name))):
-                yield Path(dirpath) / name
+            path = Path(dirpath) / name
+            fmt = format_of(path)
+            if (path.suffix.lower() in fmt.suffixes and not name.lower().startswith("readme")
+                    and (fmt.accepts is None or fmt.accepts(path))):
+                yield path
             elif ignored is not None:
-                ignored.append(relative_path(Path(dirpath) / name, root))
+                ignored.append(relative_path(path, root))
 
 
 def read_file(path: Path, base: Path, cache=None) -> tuple[list[Article], list[Problem]]:
@@ -107,28 +166,9 @@ def read_input(path: Path, rel: str, cache=None) -> tuple[list[Article], list[Pr
     """read_file for a file known by its path relative to the corpus. `path` needs only `suffix`, `stat()` and
     `read_bytes()` (recommender.ingest.shards hands a worker the bytes a driver read)."""
     problems: list[Problem] = []
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        with per_input(rel, problems, seconds=None):  # the file as a whole; each line has its own budget
-            return read_jsonl(path, rel, cache)
-        return [], problems
-    if path.suffix.lower() in XML_SUFFIXES:
-        with per_input(rel, problems):
-            return read_xml_file(path, rel, MAX_FILE_BYTES)
-        return [], problems
-    with per_input(rel, problems):
-        text = read_text(path)
-        if cache is None:
-            return parse_document(text, rel)
-        from .prepared_cache import raw_key
-
-        key = raw_key(rel, text)
-        hit = cache.get_many([key])
-        if key in hit:
-            return hit[key], []
-        found, problems = parse_document(text, rel)
-        if not problems:  # input with problems is parsed again each time, so its messages stay exact
-            cache.put(key, found)
-        return found, problems
+    fmt = format_of(path)
+    with per_input(rel, problems, **({} if fmt.whole_file_budget else {"seconds": None})):
+        return fmt.read(path, rel, cache)
     return [], problems
 
 

@@ -28,7 +28,7 @@ from .filebytes import BOMS, MAX_FILE_BYTES
 from .jsonl import NO_ARTICLES, read_jsonl_part
 from .merge import merge_articles
 from .prepared_cache import ShardCache
-from .reader import JSONL_SUFFIXES, iter_corpus_files, read_input, relative_path
+from .reader import format_of, iter_corpus_files, read_input, relative_path
 
 SHARD_BYTES = 4 * 1024 * 1024  # bytes of input a shard holds (a part of a JSONL file, or a group of files)
 SHARD_FILES = 256  # files a shard holds at most
@@ -112,11 +112,11 @@ def line_parts(data: bytes, size: int = SHARD_BYTES) -> list[tuple[int, int, int
 
 
 def split_input(path: Path, rel: str, size: int = SHARD_BYTES) -> list[Input]:
-    """A file as inputs: a large JSONL file (readable, not blank, no UTF-16/32 byte-order mark) in parts of
-    whole lines, any other file whole."""
+    """A file as inputs: a large file of a format with one record a line (JSONL: readable, not blank, no
+    UTF-16/32 byte-order mark) in parts of whole lines, any other file whole."""
     shipped = ship(path)
     data = shipped.data
-    if (path.suffix.lower() not in JSONL_SUFFIXES or data is None or len(data) <= size or not data.strip()
+    if (not format_of(path).by_lines or data is None or len(data) <= size or not data.strip()
             or any(data.startswith(bom) for bom, _ in BOMS)):
         return [Input(rel, shipped)]
     cuts = line_parts(data, size)

@@ -51,6 +51,8 @@ class Index:
         self._embedder: Embedder | None = None
         self._lexical = None
         self._facts = None
+        self._site_facts = None  # what the learned ranking's signals read of every article (site_facts)
+        self._graph_facts: tuple | None = None  # (model key, link graphs) of the learned ranking (graph_facts)
         self._rankers: dict = {}
         self._curated_lists: int | None = None  # the curated lists the index holds (curated_lists)
         self._window_ann = None  # the stored nearest-window index (window_ann), read on first use
@@ -219,7 +221,7 @@ class Index:
 
     def site_facts(self):
         """Per-article facts the learned ranking's signals read (tags, authors, dates, paths, page types)."""
-        if getattr(self, "_site_facts", None) is None:
+        if self._site_facts is None:
             from .signals import ArticleFeatures
 
             self._site_facts = self.query_data.site_facts() or ArticleFeatures.from_infos(self.store.all())
@@ -245,7 +247,7 @@ class Index:
         if not getattr(model, "uses_graph", True):
             return None
         key = (model.curated, vectors is not None)
-        if getattr(self, "_graph_facts", None) is None or self._graph_facts[0] != key:
+        if self._graph_facts is None or self._graph_facts[0] != key:
             from .learneddata import graph_for
 
             self._graph_facts = (key, graph_for(self, model, ranker, vectors))
