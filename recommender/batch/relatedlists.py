@@ -52,25 +52,16 @@ class LinkJob:
     def ranker(self):
         if self._ranker is None:
             from ..rank.ranking import HybridRanker
+            from ..rank.wiring import learned_rescorer, shared_tag_pool
 
             rescorer = None
             if self.learned is not None:
-                from functools import partial
-
-                from ..rank.learned import rescore
-
-                rescorer = partial(rescore, facts=self.site_facts, model=self.learned, graph=self.graph)
+                rescorer = learned_rescorer(self.learned, self.site_facts, self.graph)
                 if self.frozen is not None:  # each list's voters, for the next incremental run
                     from .learned_reach import recording
 
                     rescorer = recording(rescorer, self.frozen)
-            tags = None
-            if self.site_facts is not None and self.site_facts.tags.nnz:
-                from functools import partial
-
-                from ..rank.signals import tag_pool
-
-                tags = partial(tag_pool, self.site_facts)
+            tags = shared_tag_pool(self.site_facts)
             margin = 0.0
             if self.frozen is not None and self.learned is not None:  # what the learned reach follows windows by
                 from .window_reach import MARGIN as margin

@@ -229,15 +229,11 @@ class Index:
 
     def tag_pool(self):
         """The shared-tag candidate pool (signals.tag_pool) when any article has tags, else None."""
+        from .wiring import shared_tag_pool
+
         data = self.query_data  # the stored tag matrix says it without reading every article's topics
         tagged = data.array("site_tags.indptr")[-1] > 0 if data.has("site_tags.indptr") else any(self.facts().topics)
-        if not tagged:
-            return None
-        from functools import partial
-
-        from .signals import tag_pool
-
-        return partial(tag_pool, self.site_facts())
+        return shared_tag_pool(self.site_facts(), tagged=bool(tagged)) if tagged else None
 
     def graph_facts(self, model, ranker=None, vectors=None):
         """The link-graph facts a learned model's signals read (recommender.rank.graph_signals), built once:
@@ -308,13 +304,10 @@ class Index:
                 log.warning("%s: built before the hybrid ranking; embedding scores only (rebuild to add it)",
                             self.folder)
             ranker = self.query_data.ranker(self, ranking, tag_pool=self.tag_pool())
-            if model is not None:
-                from functools import partial
+            if model is not None:  # the graph facts are made with the ranker itself (learneddata.graph_for)
+                from .wiring import learned_rescorer
 
-                from .learned import rescore
-
-                ranker.rescorer = partial(rescore, facts=self.site_facts(), model=model,
-                                          graph=self.graph_facts(model, ranker))
+                ranker.rescorer = learned_rescorer(model, self.site_facts(), self.graph_facts(model, ranker))
             self._rankers[key] = ranker
         return self._rankers[key]
 
