@@ -12,11 +12,13 @@ What is answered here, and what the answer is, is exactly what FastAnswers (the 
 same lookup (`Answering.of(Follower.refresh())`, so the overrides' change counter is read on every request: a pin
 is live on the next request, and a swapped version answers from the request after the swap), the same entry
 (ETag, Cache-Control, Vary, X-Recommender-Answer, the security headers, the body), a 304 on a matching
-If-None-Match, and uvicorn's own Date and Server headers. A request goes to uvicorn instead when:
+If-None-Match, uvicorn's own Date and Server headers, and CORS as serve/widget.py answers a simple GET: an
+`Origin` among the policy's `[serve] cors_origins` gets `Access-Control-Allow-Origin` (the page's widget calls
+come with one). A request goes to uvicorn instead when:
 
 - it is not `GET /related...` in HTTP/1.1 origin form, or its answer is not kept (not stored, not asked yet);
-- it carries a header that changes what is sent or how the message is framed: Content-Length, Transfer-Encoding,
-  Expect, Upgrade, Origin (CORS: serve/widget.py), or a Connection other than keep-alive;
+- it carries a header that changes how the message is framed: Content-Length, Transfer-Encoding, Expect, Upgrade,
+  or a Connection other than keep-alive;
 - uvicorn is in the middle of a request on the connection (its answers must go out in order), the client is not
   reading what was sent (the transport's write buffer is full), or the request has not fully arrived;
 - access logging is on (uvicorn logs what it answers).
@@ -56,6 +58,7 @@ class StoredAnswersProtocol(HttpToolsProtocol):
         self.fast = app is not None and not (self.access_log and self.access_logger.isEnabledFor(logging.INFO))
         if self.fast:
             self.answering, self.follower = app.state.answering, app.state.follower
+            self.origins = {origin.encode() for origin in self.answering.policy.serve.cors_origins}
 
     def on_message_begin(self) -> None:
         self.in_message = True
@@ -92,11 +95,13 @@ class StoredAnswersProtocol(HttpToolsProtocol):
             target = data[at + 4:line_end - len(VERSION)]
             if b" " in target:
                 return at
-            if_none_match = None
+            if_none_match = origin = None
             for name, value in SPECIAL.findall(data, line_end, end + 2):
                 name = name.lower()
                 if name == b"if-none-match":
                     if_none_match = value.rstrip(b" \t")
+                elif name == b"origin":
+                    origin = value.rstrip(b" \t")
                 elif name != b"connection" or value.strip().lower() != b"keep-alive":
                     return at
             path, _, query = target.partition(b"?")
@@ -106,14 +111,18 @@ class StoredAnswersProtocol(HttpToolsProtocol):
                 return at
             if "%" in path:
                 path = unquote(path)
-            entry = self.answering.of(self.follower.refresh()).kept.get((path, query))
+            try:
+                entry = self.answering.of(self.follower.refresh()).kept.get((path, query))
+            except Exception:  # noqa: BLE001 - e.g. an unreadable overrides store: the app answers it (a 500)
+                return at
             if entry is None:
                 return at
-            self.transport.write(self.response(entry, if_none_match))
+            cors = b"access-control-allow-origin: " + origin + b"\r\n" if origin in self.origins else b""
+            self.transport.write(self.response(entry, if_none_match, cors))
             self.server_state.total_requests += 1
             at = end + 4
 
-    def response(self, entry, if_none_match: bytes | None) -> bytes:
+    def response(self, entry, if_none_match: bytes | None, cors: bytes) -> bytes:
         from .caching import matches
 
         defaults = self.server_state.default_headers
@@ -121,8 +130,8 @@ class StoredAnswersProtocol(HttpToolsProtocol):
             StoredAnswersProtocol._defaults = (defaults, b"".join(name + b": " + value + b"\r\n"
                                                                   for name, value in defaults))
         if if_none_match is not None and matches(if_none_match, entry[0]):
-            return b"".join((STATUS[304], StoredAnswersProtocol._defaults[1], entry[4], b"\r\n"))
-        return b"".join((STATUS[200], StoredAnswersProtocol._defaults[1], entry[5], b"\r\n", entry[3]))
+            return b"".join((STATUS[304], StoredAnswersProtocol._defaults[1], entry[4], cors, b"\r\n"))
+        return b"".join((STATUS[200], StoredAnswersProtocol._defaults[1], entry[5], cors, b"\r\n", entry[3]))
 
     def timeout_keep_alive_handler(self) -> None:
         """The keep-alive timer (armed after a response): a connection still asking (here) is kept open."""

@@ -17,7 +17,7 @@ from recommender.serve.app import create_app
 from recommender.serve.fastpath import StoredAnswersProtocol
 from recommender.store.manifest import read_manifest, write_manifest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, LEXICAL_POLICY
 from livehttp import live_server
 
 
@@ -33,17 +33,23 @@ class Counting:
         await self.app(scope, receive, send)
 
 
-@pytest.fixture
-def served(tmp_path, lexical_policy):
-    """A batched index (stored lists) served by uvicorn with the fast path: (base URL, counting app, folder, an
-    article whose stored list has two links, that list)."""
-    policy = load_policy(lexical_policy)
+def batched(tmp_path, policy_text: str):
+    """A batched index (stored lists) under the policy, and an article whose stored list has two links, with it."""
+    (tmp_path / "policy.toml").write_text(policy_text)
+    policy = load_policy(tmp_path / "policy.toml")
     folder = tmp_path / "idx"
     assert run_batch(FIXTURES / "corpus", folder, tmp_path / "out", policy, model="hashing",
                      progress=False)["stored_lists"] == "stored"
     with Index.open(folder) as index:
         answers = {ref: index.related_answer(ref, policy=policy) for ref in index.store.ids()}
     article, (links, _) = next((ref, a) for ref, a in answers.items() if a[1] == "stored-list" and len(a[0]) >= 2)
+    return folder, policy, article, links
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The batched index served by uvicorn with the fast path: (base URL, counting app, folder, article, links)."""
+    folder, policy, article, links = batched(tmp_path, LEXICAL_POLICY)
     app = Counting(create_app(folder, policy=policy))
     with live_server(app, http=StoredAnswersProtocol) as base:
         yield base, app, folder, article, links
@@ -68,13 +74,38 @@ def test_a_kept_answer_is_sent_without_the_app_as_the_app_sends_it(served):
         assert http.get(path, headers={"If-None-Match": etag}).status_code == 304
         assert http.get(path, headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
         assert http.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
-        # a request the fast path leaves to the app (an Origin: CORS is the app's) gets the same answer
-        by_app = http.get(path, headers={"Origin": "https://example.org"})
+        # a request the fast path leaves to the app (one that says it has a body) gets the same answer
+        by_app = http.get(path, headers={"Content-Length": "0"})
         assert app.calls == [path, path] and by_app.content == first.content
+        assert without_date(by_app.headers) == without_date(first.headers)
         not_modified = http.get(path, headers={"If-None-Match": etag})
         assert not_modified.content == b"" and without_date(not_modified.headers) == without_date(
-            http.get(path, headers={"If-None-Match": etag, "Origin": "https://example.org"}).headers)
+            http.get(path, headers={"If-None-Match": etag, "Content-Length": "0"}).headers)
         assert len(app.calls) == 3
+        # without CORS in the policy an Origin changes nothing: answered here
+        assert http.get(path, headers={"Origin": "https://example.org"}).content == first.content
+        assert len(app.calls) == 3
+
+
+def test_cors_as_the_app_answers_it(tmp_path):
+    """With `[serve] cors_origins`: an allowed Origin gets Access-Control-Allow-Origin, another none, both with
+    `Vary: Origin` once, here as from the app."""
+    folder, policy, article, _ = batched(tmp_path, LEXICAL_POLICY + '\n[serve]\ncors_origins = ["https://a.example"]\n')
+    app = Counting(create_app(folder, policy=policy))
+    path = f"/related/{article}"
+    with live_server(app, http=StoredAnswersProtocol) as base, httpx.Client(base_url=base) as http:
+        first = http.get(path)
+        assert first.headers["x-recommender-answer"] == "stored-list" and first.headers["vary"] == "Origin"
+        for origin in ("https://a.example", "https://b.example"):
+            for extra in ({}, {"If-None-Match": first.headers["etag"]}):
+                calls = len(app.calls)
+                here = http.get(path, headers={"Origin": origin, **extra})
+                assert len(app.calls) == calls
+                by_app = http.get(path, headers={"Origin": origin, "Content-Length": "0", **extra})
+                assert len(app.calls) == calls + 1
+                assert without_date(here.headers) == without_date(by_app.headers) and here.content == by_app.content
+                assert here.headers.get("access-control-allow-origin") == (
+                    origin if origin == "https://a.example" else None)
 
 
 def test_a_pin_is_live_on_the_next_request_and_a_swap_at_once_both_under_new_etags(served):
