@@ -33,6 +33,7 @@ from urllib.parse import unquote
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .answers import ANSWER_PATH
+from .caching import matches
 
 GET = b"GET " + ANSWER_PATH
 END = b"\r\n\r\n"
@@ -123,8 +124,6 @@ class StoredAnswersProtocol(HttpToolsProtocol):
             at = end + 4
 
     def response(self, entry, if_none_match: bytes | None, cors: bytes) -> bytes:
-        from .caching import matches
-
         defaults = self.server_state.default_headers
         if defaults is not StoredAnswersProtocol._defaults[0]:  # uvicorn makes a new list when the Date changes
             StoredAnswersProtocol._defaults = (defaults, b"".join(name + b": " + value + b"\r\n"
