@@ -44,6 +44,11 @@ SPECIAL = re.compile(rb"\r\n(content-length|transfer-encoding|expect|upgrade|ori
                      rb"[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
+# uvicorn's own protocol state the fast path reads (tested with uvicorn 0.55): a uvicorn without one of them
+# answers every request itself, as it would without this class
+UVICORN_STATE = ("pipeline", "cycle", "flow", "server_state", "timeout_keep_alive_task", "timeout_keep_alive", "loop")
+
+
 class StoredAnswersProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (`uvicorn.run(..., http=StoredAnswersProtocol)`) with the fast path."""
 
@@ -56,7 +61,8 @@ class StoredAnswersProtocol(HttpToolsProtocol):
         app = self.app  # the service's Starlette app, under uvicorn's own wrappers (proxy headers, logging)
         while app is not None and not hasattr(getattr(app, "state", None), "answering"):
             app = getattr(app, "app", None)
-        self.fast = app is not None and not (self.access_log and self.access_logger.isEnabledFor(logging.INFO))
+        self.fast = (app is not None and not (self.access_log and self.access_logger.isEnabledFor(logging.INFO))
+                     and all(hasattr(self, name) for name in UVICORN_STATE))
         if self.fast:
             self.answering, self.follower = app.state.answering, app.state.follower
             self.origins = {origin.encode() for origin in self.answering.policy.serve.cors_origins}

@@ -153,3 +153,38 @@ def test_pipelined_requests_are_answered_in_order_when_some_go_to_the_app(served
     assert [b'"status"' in part for part in answers] == [False, True, False, False]
     assert [b'"related"' in part for part in answers] == [True, False, True, True]
     assert app.calls == [path, "/health", path, path]  # after the app's /health, the rest waited for it in order
+
+
+def test_keep_alive_a_connection_asking_is_kept_open_and_a_silent_one_closed(tmp_path):
+    folder, policy, article, _ = batched(tmp_path, LEXICAL_POLICY)
+    request = f"GET /related/{article} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with live_server(create_app(folder, policy=policy), http=StoredAnswersProtocol, timeout_keep_alive=1) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request)
+            assert one_response(sock).startswith(b"HTTP/1.1 200 OK")  # made by the app, then kept
+            for _ in range(8):  # 2.4 s of kept answers, longer than the keep-alive timeout
+                time.sleep(0.3)
+                sock.sendall(request)
+                assert one_response(sock).startswith(b"HTTP/1.1 200 OK")
+            time.sleep(2.5)  # silent for more than twice the timeout
+            assert sock.recv(65536) == b""  # closed by the server
+
+
+def one_response(sock) -> bytes:
+    """One whole response with a Content-Length from the socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += received(sock)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += received(sock)
+    assert len(body) == length
+    return data
+
+
+def received(sock) -> bytes:
+    data = sock.recv(65536)
+    assert data, "the server closed the connection"
+    return data
