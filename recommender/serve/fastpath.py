@@ -18,7 +18,7 @@ come with one). A request goes to uvicorn instead when:
 
 - it is not `GET /related...` in HTTP/1.1 origin form, or its answer is not kept (not stored, not asked yet);
 - it carries a header that changes how the message is framed: Content-Length, Transfer-Encoding, Expect, Upgrade,
-  or a Connection other than keep-alive;
+  or a Connection other than keep-alive; or a header line that is not well formed (WELL_FORMED);
 - uvicorn is in the middle of a request on the connection (its answers must go out in order), the client is not
   reading what was sent (the transport's write buffer is full), or the request has not fully arrived;
 - access logging is on (uvicorn logs what it answers).
@@ -39,6 +39,10 @@ GET = b"GET " + ANSWER_PATH
 END = b"\r\n\r\n"
 VERSION = b" HTTP/1.1"
 STATUS = {200: b"HTTP/1.1 200 OK\r\n", 304: b"HTTP/1.1 304 Not Modified\r\n"}
+# header lines as RFC 9112 has them (a token, a colon, a value of visible characters, spaces and tabs; CRLF): a
+# bare LF or CR, a folded line or a name uvicorn's parser would refuse goes to uvicorn, which answers 400, so the
+# fast path never frames a message otherwise than uvicorn would (a request smuggled in a body it did not see)
+WELL_FORMED = re.compile(rb"(?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*")
 # headers that send a request to uvicorn (their value: group 2); If-None-Match is read here (matches)
 SPECIAL = re.compile(rb"\r\n(content-length|transfer-encoding|expect|upgrade|origin|connection|if-none-match)"
                      rb"[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
@@ -100,7 +104,7 @@ class StoredAnswersProtocol(HttpToolsProtocol):
             if not data.endswith(VERSION, at, line_end):
                 return at
             target = data[at + 4:line_end - len(VERSION)]
-            if b" " in target:
+            if b" " in target or not WELL_FORMED.fullmatch(data, line_end, end):
                 return at
             if_none_match = origin = None
             for name, value in SPECIAL.findall(data, line_end, end + 2):

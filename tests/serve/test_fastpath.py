@@ -188,3 +188,33 @@ def received(sock) -> bytes:
     data = sock.recv(65536)
     assert data, "the server closed the connection"
     return data
+
+
+def test_a_request_framed_otherwise_goes_to_uvicorn_and_nothing_is_smuggled_in_a_body(served):
+    """Whatever uvicorn's parser would refuse or frame with a body is not answered here: a bare LF, a folded line,
+    a bad header name get uvicorn's 400; a body (Content-Length, chunked) that holds a request stays a body."""
+    base, app, folder, article, links = served
+    path = f"/related/{article}"
+    httpx.get(base + path)  # kept
+    port = int(base.rsplit(":", 1)[1])
+
+    def exchange(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+            return received
+
+    start = f"GET {path} HTTP/1.1\r\n".encode()
+    for malformed in (b"Host: x\nContent-Length: 5\r\n\r\nhello", b"Host: x\r\n folded: on\r\n\r\n",
+                      b"Bad Name: x\r\n\r\n", b"Host: x\rY: z\r\n\r\n"):
+        assert exchange(start + malformed).startswith(b"HTTP/1.1 400 "), malformed
+    inner = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    calls = len(app.calls)
+    for framing in (f"Content-Length: {len(inner)}\r\n\r\n".encode() + inner,
+                    f"Transfer-Encoding: chunked\r\n\r\n{len(inner):x}\r\n".encode() + inner + b"\r\n0\r\n\r\n"):
+        answered = exchange(start + b"Host: x\r\nConnection: close\r\n" + framing)
+        assert answered.count(b"HTTP/1.1 ") == 1 and b'"related"' in answered and b'"status"' not in answered
+    assert app.calls[calls:] == [path, path]  # both by the app, which read the body as a body
