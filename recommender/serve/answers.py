@@ -28,6 +28,7 @@ from ..rank.policy import Policy
 from ..rank.storedlists import HEADER, StoredLists
 from .caching import (LOOK_EVERY, FileWatch, SqliteWatch, cache_headers, make_etag, matches, overrides_version,
                       policy_token)
+from .headers import HEADERS as SECURITY_HEADERS
 from .offload import run_ranking
 from .protocol import ApiError, article_ref, id_with_query, parse_flag, parse_k
 from .versions import Served
@@ -35,6 +36,7 @@ from .versions import Served
 KEPT_BYTES = 64 << 20  # kept answers per index version (MDN's 14,592 answers of 10 links: about 60 MB); when
 # full, the older half is dropped
 ANSWER_HEADER = b"x-recommender-answer"
+ANSWER_PATH = b"/related"  # GET /related/{id} and GET /related?url=
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Answering:
                 entry = self.remade(served, answers, path, query_string)
                 if entry is not None:
                     answers.keep((path, query_string), answers.generation, entry)
+                time.sleep(0)  # the event loop gets the interpreter lock between answers, not after 1 ms
         served.extra["answers"] = answers
 
     def remade(self, served: Served, answers: "VersionAnswers", path: str, query_string: bytes):
@@ -178,13 +181,21 @@ class FastAnswers:
 
 
 def make_entry(etag: bytes, headers: list, body: bytes) -> tuple:
-    """What is sent for an answer: (etag, headers of a 304, headers of a 200, body)."""
-    return etag, headers, headers + [(b"content-type", b"application/json"),
-                                     (b"content-length", str(len(body)).encode())], body
+    """What is sent for an answer: (etag, headers of a 304, headers of a 200, body), and the header lines of the
+    304 and of the 200 as the fast path writes them (serve/fastpath.py: with the security headers that
+    serve/headers.py adds to every other response)."""
+    full = headers + [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return etag, headers, full, body, header_lines(headers), header_lines(full)
+
+
+def header_lines(headers: list) -> bytes:
+    present = {name for name, _ in headers}
+    every = headers + [(name, value) for name, value in SECURITY_HEADERS.items() if name not in present]
+    return b"".join(name + b": " + value + b"\r\n" for name, value in every)
 
 
 async def send_entry(send, entry, if_none_match: bytes | None) -> None:
-    etag, not_modified, full, body = entry
+    etag, not_modified, full, body = entry[:4]
     if if_none_match is not None and matches(if_none_match, etag):
         await send({"type": "http.response.start", "status": 304, "headers": not_modified})
         await send({"type": "http.response.body", "body": b""})
@@ -244,7 +255,17 @@ def stored_entry(answering: Answering, answers: VersionAnswers, served: Served, 
 def payload(served: Served, info, related) -> bytes:
     """The JSON bytes of an answer, exactly as a JSONResponse of it (what the service always sent)."""
     return JSONResponse({"version": served.version, "query": {"id": info.id, "title": info.title, "url": info.url},
-                         "related": [r.to_dict() for r in related]}).body
+                         "related": [link_fields(r) for r in related]}).body
+
+
+def link_fields(link) -> dict:
+    """Related.to_dict() for encoding at once: the fields as they are, without dataclasses.asdict's deep copy of
+    each (60% of the time to make a version's kept answers again, on the thread that opens it beside the event
+    loop); `parts` and `explanation` only when present, as there."""
+    return {key: value for key, value in vars(link).items() if value is not None or key not in OPTIONAL}
+
+
+OPTIONAL = ("parts", "explanation")
 
 
 def article(served: Served, ref: str):

@@ -143,6 +143,8 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8000, edit
 
         run_workers(folder, host=host, port=port, editor=editor, token=token, policy=policy, workers=workers)
         return
+    from .fastpath import StoredAnswersProtocol
+
     tune_interpreter()
     uvicorn.run(create_app(folder, editor=editor, token=token, policy=policy), host=host, port=port,
-                log_level="warning")
+                log_level="warning", http=StoredAnswersProtocol)

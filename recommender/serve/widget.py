@@ -5,8 +5,10 @@ from the page. Only the read-only /related endpoints are opened to other origins
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse
@@ -33,9 +35,18 @@ class LinksCors:
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
         if scope["type"] == "http" and any(path == p or path.startswith(p + "/") for p in CORS_PATHS):
-            await self.cors(scope, receive, send)
+            await self.cors(scope, receive, functools.partial(vary_once, send))
         else:
             await self.app(scope, receive, send)
+
+
+async def vary_once(send, message) -> None:
+    """Starlette's CORS adds `Origin` to a Vary that already names it (the answers' own, serve/caching.py)."""
+    if message["type"] == "http.response.start":
+        headers = MutableHeaders(scope=message)
+        if "vary" in headers:
+            headers["vary"] = ", ".join(dict.fromkeys(v.strip() for v in headers["vary"].split(",")))
+    await send(message)
 
 
 def add_widget(app, policy) -> None:

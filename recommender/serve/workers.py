@@ -63,6 +63,7 @@ def run_workers(folder: str | Path, *, host: str, port: int, editor: bool, token
                 workers: int) -> None:
     import uvicorn
 
+    from .fastpath import StoredAnswersProtocol
     from .versions import open_version
 
     open_version(Path(folder)).index.close()  # a broken index fails here, once, not in every worker
@@ -70,4 +71,4 @@ def run_workers(folder: str | Path, *, host: str, port: int, editor: bool, token
     os.environ[SETTINGS_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "editor": editor, "token": token,
                                            "policy": policy_to_json(policy)})
     uvicorn.run("recommender.serve.app:app_from_environment", factory=True, workers=workers, host=host,
-                port=port, log_level="warning")
+                port=port, log_level="warning", http=StoredAnswersProtocol)

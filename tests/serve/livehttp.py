@@ -26,12 +26,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app, port: int | None = None):
-    """Serve the ASGI `app` with uvicorn in a thread; yields its base URL."""
+def live_server(app, port: int | None = None, **config):
+    """Serve the ASGI `app` with uvicorn in a thread (`config`: more of uvicorn.Config's settings, e.g. `http`, the
+    protocol `recommender serve` runs); yields its base URL."""
     import uvicorn
 
     port = port or free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
