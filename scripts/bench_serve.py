@@ -262,7 +262,10 @@ def check_while_loaded(folder: Path, args, paths_file: Path, script: Path) -> di
 
         def run_check():
             start = time.perf_counter()
-            response = httpx.get(server.base + "/check", timeout=3600)
+            try:
+                response = httpx.get(server.base + "/check", timeout=3600)
+            except httpx.HTTPError:  # the server stopped at the end of the round, the check still running
+                return
             took.update(status=response.status_code, seconds=round(time.perf_counter() - start, 1),
                         items=len(response.json().get("items", [])))
 
