@@ -234,7 +234,9 @@ class WindowStage:
 
     def _near(self, ids: np.ndarray, sims: np.ndarray, asked: int) -> tuple:
         valid = ids >= 0
-        floor = np.where(valid[:, -1] & (asked < self.ann.count), sims[:, -1].astype(np.float64), -np.inf)
+        # every stored window found: nothing below; fewer found than asked (an index's probes ran out): unknown
+        floor = np.full(len(ids), -np.inf) if asked >= self.ann.count else \
+            np.where(valid[:, -1], sims[:, -1].astype(np.float64), np.inf)
         return (self._owners(ids[valid]).astype(np.int32), sims[valid].astype(np.float32),
                 valid.sum(axis=1).astype(np.int32), floor)
 
