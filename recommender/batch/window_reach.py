@@ -260,10 +260,11 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
     floor. Unchanged articles' windows keep their similarities, so the windows now above the floor are the
     recorded ones of unchanged articles and the changed articles' windows above it (`ChangedWindows.added`).
     When at least `per` of them are, the best `per` are what a retrieval finds now (`_top_owners`: the same
-    numbers as a search computes, ties at the boundary resolved or refused), and so are their owners; the pool is the best `depth` owners
-    by window score, as the ranker takes them (`candidates.pool_of`), the scores of owners not in the stored pool
-    computed for them alone (for an owner from before only when the pool may need it). The record shrinks as windows leave; a list whose margin ran out is ranked again
-    (and records a new one)."""
+    numbers as a search computes, ties at the boundary resolved or refused), and so are their owners; the pool
+    is the best `depth` owners by window score, as the ranker takes them (`candidates.pool_of`), the scores of
+    owners not in the stored pool computed for them alone (for an owner from before only when the pool may need
+    it). The record shrinks as windows leave; a list whose margin ran out is ranked again (and records a new
+    one)."""
     from ..rank.candidates import pool_of
 
     row = int(changed.rest[j])
