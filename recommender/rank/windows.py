@@ -172,9 +172,9 @@ class WindowScores:
             a += len(codes)
             best = np.maximum.reduceat(mine, firsts, axis=0)  # rows x query windows: each one's best match
             forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
-            matched = mine.max(axis=1).astype(np.float64)  # each stored window's best match
+            matched = row_max(mine).astype(np.float64)  # each stored window's best match
             backward = np.add.reduceat(matched, firsts) / counts
-            out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=1)))
+            out.append((((forward + backward) / 2).astype(np.float32), row_max(best)))
         return out
 
     def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +202,15 @@ def segments(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op) -> 
     for j in range(1, int(counts.max(initial=1))):
         more = np.flatnonzero(counts > j)
         out[more] = op(out[more], values[starts[more] + j])
+    return out
+
+
+def row_max(values: np.ndarray) -> np.ndarray:
+    """values.max(axis=1) of a matrix with few columns (a query's windows), one column at a time: NumPy reduces
+    a short axis with a call per row."""
+    out = values[:, 0].copy()
+    for j in range(1, values.shape[1]):
+        np.maximum(out, values[:, j], out=out)
     return out
 
 
