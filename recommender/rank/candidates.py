@@ -297,10 +297,13 @@ class ExactWindowSearch:
         ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
         for a in range(0, count, step):
-            sims = product(a, a + step)
-            keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < self.count else \
-                np.broadcast_to(np.arange(self.count), (len(sims), self.count))
-            top = np.take_along_axis(sims, keep, 1)
+            sims = product(a, a + step)  # a new array: negated in place, not copied
+            if k < self.count:
+                keep = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
+                top = -np.take_along_axis(sims, keep, 1)
+            else:
+                keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
+                top = np.take_along_axis(sims, keep, 1)
             order = np.lexsort((keep, -top), axis=1)
             sims_out[a:a + step] = np.take_along_axis(top, order, 1)
             ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
