@@ -166,15 +166,18 @@ class WindowScores:
         sims = (stored @ stacked.T).astype(np.float32, copy=False)  # whole numbers, exact
         sims *= stored_scales[:, None]
         sims *= worth[None, :]
+        # query windows x rows: each one's best match in each row's windows; and query windows x stored windows:
+        # a query's windows are whole rows, reduced along them (a maximum over a short axis costs a call per row)
+        best_all = np.ascontiguousarray(np.maximum.reduceat(sims, firsts, axis=0).T)
+        by_window = np.ascontiguousarray(sims.T)
         out, a = [], 0
         for codes, _ in queries:
-            mine = sims[:, a:a + len(codes)]
+            best = best_all[a:a + len(codes)]
+            forward = best.astype(np.float64).sum(axis=0) / len(codes)  # row after row: the same in any group
+            matched = by_window[a:a + len(codes)].max(axis=0).astype(np.float64)  # each stored window's best
             a += len(codes)
-            best = np.maximum.reduceat(mine, firsts, axis=0)  # rows x query windows: each one's best match
-            forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
-            matched = row_max(mine).astype(np.float64)  # each stored window's best match
             backward = np.add.reduceat(matched, firsts) / counts
-            out.append((((forward + backward) / 2).astype(np.float32), row_max(best)))
+            out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=0)))
         return out
 
     def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,15 +205,6 @@ def segments(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op) -> 
     for j in range(1, int(counts.max(initial=1))):
         more = np.flatnonzero(counts > j)
         out[more] = op(out[more], values[starts[more] + j])
-    return out
-
-
-def row_max(values: np.ndarray) -> np.ndarray:
-    """values.max(axis=1) of a matrix with few columns (a query's windows), one column at a time: NumPy reduces
-    a short axis with a call per row."""
-    out = values[:, 0].copy()
-    for j in range(1, values.shape[1]):
-        np.maximum(out, values[:, j], out=out)
     return out
 
 
