@@ -107,11 +107,10 @@ class LexicalStage:
         dense[terms] = weights
         indptr, indices, data = self.tfidf
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
-        cols = np.asarray(indices[at], dtype=np.int64)
-        q = dense[cols]
-        shared = q != 0
+        q = dense[indices[at]]
+        shared = np.flatnonzero(q)
         owner = np.repeat(np.arange(len(rows)), lengths)[shared]
-        np.add.at(out, owner, np.asarray(data[at][shared], dtype=np.float32) * q[shared])
+        np.add.at(out, owner, np.asarray(data[at[shared]], dtype=np.float32) * q[shared])
         return out
 
     def stats(self, terms: np.ndarray, weights: np.ndarray, top: tuple | None = None) -> tuple[float, float]:
@@ -300,10 +299,13 @@ class ExactWindowSearch:
         ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
         for a in range(0, count, step):
-            sims = product(a, a + step)
-            keep = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < self.count else \
-                np.broadcast_to(np.arange(self.count), (len(sims), self.count))
-            top = np.take_along_axis(sims, keep, 1)
+            sims = product(a, a + step)  # a new array: negated in place, not copied
+            if k < self.count:
+                keep = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
+                top = -np.take_along_axis(sims, keep, 1)
+            else:
+                keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
+                top = np.take_along_axis(sims, keep, 1)
             order = np.lexsort((keep, -top), axis=1)
             sims_out[a:a + step] = np.take_along_axis(top, order, 1)
             ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
@@ -315,7 +317,7 @@ def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows
     """(mean, deviation) of a query's row of n values, known exactly for its best rows (`top`, where a row's weight
     sits) and measured on a fixed sample for every other row; `mean` when it is known exactly. On a corpus no
     larger than the sample, exact."""
-    rest = ~np.isin(sample_rows, top_rows)
+    rest = ~_members(sample_rows, top_rows)
     values = np.asarray(sample_values, dtype=np.float64)[rest]
     top = np.asarray(top_values, dtype=np.float64)
     others = n - len(top_rows)
@@ -323,6 +325,14 @@ def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows
         mean = (top.sum() + (others * values.mean() if len(values) else 0.0)) / max(1, n)
     squares = np.square(top).sum() + (others * np.mean(np.square(values)) if len(values) else 0.0)
     return float(mean), float(np.sqrt(max(0.0, squares / max(1, n) - mean * mean)))
+
+
+def _members(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """np.isin(values, rows) for integer arrays, by binary search in the (few) sorted rows."""
+    if not len(rows):
+        return np.zeros(len(values), dtype=bool)
+    rows = np.sort(rows)
+    return rows[np.minimum(np.searchsorted(rows, values), len(rows) - 1)] == values
 
 
 def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float, np.ndarray]:

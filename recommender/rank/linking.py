@@ -91,11 +91,25 @@ class RuleColumns:
         allowed = set(policy.links.targets)
         if allowed >= {"site", "other-domains", "no-url", "stubs"}:
             return None
-        kinds = self.target_kinds(policy, hosts=not allowed >= {"site", "other-domains"})
-        if kinds is None:
-            return None
-        mask = ~np.isin(kinds, [TARGETS.index(t) for t in allowed])
-        return mask if mask.any() else None
+        cache_key = ("unlinkable", frozenset(allowed), policy.site.key, policy.site.host)
+        if cache_key not in self._kinds:  # once per policy, not once per list
+            kinds = self.target_kinds(policy, hosts=not allowed >= {"site", "other-domains"})
+            mask = None if kinds is None else ~np.isin(kinds, [TARGETS.index(t) for t in allowed])
+            self._kinds[cache_key] = mask if mask is not None and mask.any() else None
+        return self._kinds[cache_key]
+
+    def hidden(self, policy: Policy) -> np.ndarray | None:
+        """True for the articles no list links to under the policy (drafts unless included, and what
+        `unlinkable` keeps out); None when there are none."""
+        cache_key = ("hidden", policy.links.include_drafts, frozenset(policy.links.targets), policy.site.key,
+                     policy.site.host)
+        if cache_key not in self._kinds:
+            hidden = self.drafts if self.drafts is not None and not policy.links.include_drafts else None
+            unlinkable = self.unlinkable(policy)
+            if unlinkable is not None:
+                hidden = unlinkable if hidden is None else (hidden | unlinkable)
+            self._kinds[cache_key] = hidden
+        return self._kinds[cache_key]
 
     def left_out(self, policy: Policy) -> dict[str, int]:
         """How many articles of each kind the [links] targets keep out of every list (the run record)."""
@@ -145,10 +159,7 @@ def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, 
     blocked = overrides.blocked(query_id) if overrides and query_id else (overrides.blocked("") if overrides else set())
     if blocked:
         keep &= np.array([facts.ids[r] not in blocked for r in rows], dtype=bool)
-    hidden = facts.drafts if facts.drafts is not None and not links.include_drafts else None
-    unlinkable = facts.unlinkable(policy)
-    if unlinkable is not None:
-        hidden = unlinkable if hidden is None else (hidden | unlinkable)
+    hidden = facts.hidden(policy)
     if hidden is not None:
         keep &= ~hidden[rows]
     if q >= 0:
@@ -283,17 +294,19 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
         return rows, score  # the common case: no copies at all
     kept: list[int] = []  # positions into rows, one per slot
     slot_scores: list[float] = []
-    members: list[list[int]] = []
+    copies = sims >= threshold
+    slot_of = np.full(len(rows), len(rows), dtype=np.int64)  # each earlier position's slot (len: none, dropped)
     for i in range(len(rows)):
         if of_query[i] >= threshold:
             continue
-        dup = next((j for j, group in enumerate(members) if (sims[i, group] >= threshold).any()), None)
-        if dup is None:
+        slots = slot_of[:i][copies[i, :i]]  # the first slot with a copy of this one takes it
+        dup = int(slots.min()) if len(slots) else len(rows)
+        if dup == len(rows):
+            slot_of[i] = len(kept)
             kept.append(i)
             slot_scores.append(score[i])
-            members.append([i])
         else:
-            members[dup].append(i)
+            slot_of[i] = dup
             if facts.days[rows[i]] < facts.days[rows[kept[dup]]]:  # an earlier copy: the original takes the slot
                 kept[dup] = i
     return rows[np.array(kept, dtype=np.int64)], np.array(slot_scores, dtype=score.dtype)

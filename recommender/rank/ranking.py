@@ -257,10 +257,16 @@ class HybridRanker:
                 sample_score, sample_max = sampled[i]
                 if found is None:  # every article scored with the sample: every stored window "found"
                     owners, outside, lasts, near = self.window_stage().sample, -np.inf, None, None
-                    scored = (owners, sample_score, sample_max)
+                    scored = known = (owners, sample_score, sample_max)
                 else:
+                    # one product for the window owners and every other candidate: a row's numbers do not depend
+                    # on the rows scored with it (WindowScores.pairs)
                     owners, outside, lasts, near = found[i]
-                    scored = (owners, *self.windows.pairs(*window[i], owners))
+                    every = sorted_unique(np.concatenate([owners, *pool]))
+                    every = every[every >= 0]
+                    known = (every, *self.windows.pairs(*window[i], every))
+                    at = np.searchsorted(every, owners)
+                    scored = (owners, known[1][at], known[2][at])
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
                 sample = self.window_stage().sample  # the pool's values exact, the rest's from the sample
@@ -273,16 +279,10 @@ class HybridRanker:
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
             raw = {"dense": self.vectors[cand] @ queries[i]}
-            if window is not None:
-                rows, score, best = scored
-                raw["window"], raw["window_max"] = np.zeros(len(cand), np.float32), np.zeros(len(cand), np.float32)
-                known = np.zeros(len(cand), dtype=bool)
-                if len(rows):  # the candidates scored already (owners, or the sample), the others now
-                    at = np.minimum(np.searchsorted(rows, cand), len(rows) - 1)
-                    known = rows[at] == cand
-                    raw["window"], raw["window_max"] = score[at].copy(), best[at].copy()
-                if not known.all():
-                    raw["window"][~known], raw["window_max"][~known] = self.windows.pairs(*window[i], cand[~known])
+            if window is not None:  # every candidate scored already (with the owners, or in the sample)
+                rows, score, best = known
+                at = np.searchsorted(rows, cand)
+                raw["window"], raw["window_max"] = score[at], best[at]
             if lexical is not None:
                 raw["lexical"] = lex.values(*lexical[i], cand)
             if mention is not None:

@@ -163,18 +163,20 @@ class WindowScores:
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
-        sims = (stored @ stacked.T).astype(np.float32, copy=False)  # whole numbers, exact
-        sims *= stored_scales[:, None]
-        sims *= worth[None, :]
+        # query windows x stored windows: a query's windows are whole rows, reduced along them (a maximum over a
+        # short axis costs a call per row)
+        sims = (stacked @ stored.T).astype(np.float32, copy=False)  # whole numbers, exact
+        sims *= stored_scales[None, :]
+        sims *= worth[:, None]
+        best_all = np.maximum.reduceat(sims, firsts, axis=1)  # query windows x rows: each one's best match there
         out, a = [], 0
         for codes, _ in queries:
-            mine = sims[:, a:a + len(codes)]
+            best = best_all[a:a + len(codes)]
+            forward = best.astype(np.float64).sum(axis=0) / len(codes)  # row after row: the same in any group
+            matched = sims[a:a + len(codes)].max(axis=0).astype(np.float64)  # each stored window's best match
             a += len(codes)
-            best = np.maximum.reduceat(mine, firsts, axis=0)  # rows x query windows: each one's best match
-            forward = np.ascontiguousarray(best.T).astype(np.float64).sum(axis=0) / len(codes)
-            matched = mine.max(axis=1).astype(np.float64)  # each stored window's best match
             backward = np.add.reduceat(matched, firsts) / counts
-            out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=1)))
+            out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=0)))
         return out
 
     def text_rows(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

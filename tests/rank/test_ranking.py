@@ -149,6 +149,17 @@ def test_duplicates_collapse_to_the_earliest_copy():
     assert rows.tolist() == [2]  # a copy of the query itself is dropped
 
 
+def test_a_copy_of_two_slots_joins_the_first():
+    # a and b are 36 degrees apart (no copies), c 18 degrees from each: a copy of both, counted in a's slot
+    angles = np.radians([0.0, 36.0, 18.0, 90.0])
+    vectors = np.stack([np.cos(angles), np.sin(angles), np.zeros(4)], axis=1).astype(np.float32)
+    facts = Facts.from_infos([Info("a", published="2024-03-02"), Info("b", published="2024-03-03"),
+                              Info("c", published="2024-03-01"), Info("d")])
+    rows, score = collapse_duplicates(np.array([0, 1, 2, 3]), np.array([4.0, 3.0, 2.0, 1.0]), vectors, facts,
+                                      0.95, None)
+    assert rows.tolist() == [2, 1, 3] and score.tolist() == [4.0, 3.0, 1.0]  # c, the earliest, takes a's slot
+
+
 def test_mmr_prefers_variety():
     vectors = unit(np.array([[1.0, 0.0], [0.999, 0.04], [0.0, 1.0], [0.7, 0.7]]))
     rows, _ = mmr(np.array([0, 1, 2, 3]), np.array([1.0, 0.95, 0.6, 0.5]), vectors, 0.5)
