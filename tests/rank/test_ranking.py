@@ -153,7 +153,7 @@ def test_a_copy_of_two_slots_joins_the_first():
     # a and b are 36 degrees apart (no copies), c 18 degrees from each: a copy of both, counted in a's slot
     angles = np.radians([0.0, 36.0, 18.0, 90.0])
     vectors = np.stack([np.cos(angles), np.sin(angles), np.zeros(4)], axis=1).astype(np.float32)
-    facts = Facts.from_infos([Info("a", published="2024-03-02"), Info("b", published="2024-03-03"),
+    facts = RuleColumns.from_infos([Info("a", published="2024-03-02"), Info("b", published="2024-03-03"),
                               Info("c", published="2024-03-01"), Info("d")])
     rows, score = collapse_duplicates(np.array([0, 1, 2, 3]), np.array([4.0, 3.0, 2.0, 1.0]), vectors, facts,
                                       0.95, None)
