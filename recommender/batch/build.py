@@ -282,9 +282,10 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers
             from ..store.lexshards import build_sharded, shard_count
 
-            lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()))
+            lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()),
+                                    language=embedder.language)
         else:
-            lexical = LexicalIndex.build(ids, rows)
+            lexical = LexicalIndex.build(ids, rows, language=embedder.language)
         stats.update(lexical_update="full", lexical_transformed=len(ids),
                      lexical_base={"count": len(ids), "churn": 0})
     with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:

@@ -84,6 +84,7 @@ class RayEmbedder:
     def __init__(self, local: Embedder, *, model: str | None, backend: str, actors: int, cpus_per_actor: int):
         self.local = local
         self.name = local.name
+        self.language = local.language
         self.model = model
         self.backend_choice = backend
         self.actors = actors

@@ -30,10 +30,17 @@ class ModelError(RuntimeError):
     """A model that cannot be found or loaded; the message says what to do."""
 
 
+def language_of_model(name: str) -> str:
+    """The language a model's texts are in, as the lexical index knows it (store.lexical.LANGUAGES): "multi"
+    for a multilingual model (its name says so), else English."""
+    return "multi" if "multilingual" in name.lower() else "en"
+
+
 class Embedder(Protocol):
     """What the index needs from a model."""
 
     name: str
+    language: str  # its texts' language (language_of_model): the lexical index's stop words and apostrophes
 
     @property
     def fingerprint(self) -> str: ...  # identifies the exact weights and settings that make the vectors
@@ -85,7 +92,8 @@ def get_embedder(model: str | None = None, *, backend: str = "auto") -> "Embedde
         try:
             from .openvino_embedder import OpenVINOEmbedder
 
-            return OpenVINOEmbedder(path, _weights_fingerprint(path), name=name)
+            return OpenVINOEmbedder(path, _weights_fingerprint(path), name=name,
+                                    language=language_of_model(name or path.name))
         except Exception as exc:  # noqa: BLE001 - missing package, unsupported model: fall back, say so
             log.warning("OpenVINO backend unavailable (%s); using PyTorch", exc)
     if backend in ("auto", "openvino", "torch-bf16"):
@@ -157,6 +165,7 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"unknown precision {precision!r} (fp32 or bf16)")
         self.path = Path(path)
         self.name = name or self.path.name
+        self.language = language_of_model(self.name)
         self.precision = precision
         self._model = None
         self._fingerprint: str | None = None
@@ -227,6 +236,7 @@ class HashingEmbedder:
 
     def __init__(self, dimension: int = 256):
         self.name = f"{HASHING_PREFIX}:{dimension}"
+        self.language = "en"
         self._dimension = dimension
 
     backend = "numpy"

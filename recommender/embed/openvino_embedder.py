@@ -74,11 +74,12 @@ def openvino_runs_bf16() -> bool:
 class OpenVINOEmbedder:
     """Mean-pooled, normalised vectors from an OpenVINO conversion of a local sentence-transformers model."""
 
-    def __init__(self, path: Path, weights_fingerprint: str, name: str | None = None):
+    def __init__(self, path: Path, weights_fingerprint: str, name: str | None = None, language: str = "en"):
         import openvino  # noqa: F401 - fail early (ImportError) when the package is missing
 
         self.path = Path(path)
         self.name = name or self.path.name
+        self.language = language  # its texts' language (embedder.language_of_model)
         self.max_tokens = check_supported(self.path)
         self.weights_fingerprint = weights_fingerprint
         self.precision = "bf16" if openvino_runs_bf16() else "fp32"

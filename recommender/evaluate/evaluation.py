@@ -263,12 +263,13 @@ def select_queries(gold: dict[str, list[str]], sample: int | None, seed: int) ->
 # --- the whole run ----------------------------------------------------------------------------------
 
 
-def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]]):
-    """A TF-IDF or BM25 baseline fitted on (title, excerpt, body) rows, named after its kind."""
+def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]], language: str | None = None):
+    """A TF-IDF or BM25 baseline fitted on (title, excerpt, body) rows in a language (the index's lexical one),
+    named after its kind."""
     from ..store.lexical import BM25Ranker, TfidfRanker, lexical_document
 
-    documents = [lexical_document(title, body or excerpt) for title, excerpt, body in texts]
-    ranker = TfidfRanker(documents) if kind == "tfidf" else BM25Ranker(documents)
+    documents = [lexical_document(title, body or excerpt, language) for title, excerpt, body in texts]
+    ranker = TfidfRanker(documents, language) if kind == "tfidf" else BM25Ranker(documents, language=language)
     ranker.name = kind
     return ranker
 
@@ -347,12 +348,13 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
     if one_vector:
         scorers.append(one_vector_scorer(index, progress))
     texts = index.store.texts() if "bm25" in baselines or ("tfidf" in baselines and index.lexical is None) else []
+    language = index.lexical.language if index.lexical is not None else None  # the baselines' stop words
     for name in baselines:
         if name == "tfidf" and index.lexical is not None and index.lexical.count == len(ids):
             scorers.append(StoredTfidfScorer(index.lexical))  # the same fit, stored with the index
         elif name in ("tfidf", "bm25"):
             log.info("fitting the %s baseline on %d articles", name, len(ids))
-            scorers.append(lexical_scorer(name, texts))
+            scorers.append(lexical_scorer(name, texts, language))
         elif name == "random":
             scorers.append(RandomScorer(len(ids), seed=seed))
         else:
@@ -363,7 +365,7 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
         lexical = next((s for s in scorers if getattr(s, "name", "") == "tfidf"), None)
         if lexical is None:
             texts = texts or index.store.texts()
-            lexical = lexical_scorer("tfidf", texts)
+            lexical = lexical_scorer("tfidf", texts, language)
         scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
     if published:
         days, cut = index.site_facts().days, published[0].gold

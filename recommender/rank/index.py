@@ -178,7 +178,8 @@ class Index:
         vector = combine(vectors[0], vectors[1 + np.asarray(prepared.picked, dtype=np.int64)], self.preparation)
         from ..store.lexical import lexical_document
 
-        return self._text_links(vector, lexical_document(article.title, article.body or article.excerpt),
+        language = self.lexical.language if self.lexical is not None else None
+        return self._text_links(vector, lexical_document(article.title, article.body or article.excerpt, language),
                                 self._policy(policy, k), explain, windows=vectors)
 
     def search(self, text: str, k: int | None = None, *, policy: Policy | None = None,

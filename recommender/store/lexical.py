@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,26 +34,54 @@ _POSSESSIVE = re.compile(r"['’ʼ‘`](?<=\w['’ʼ‘`])s\b")
 _INNER_APOSTROPHE = re.compile(r"['’ʼ‘`](?<=\w['’ʼ‘`])(?=\w)")
 
 
+@dataclass(frozen=True)
+class Language:
+    """What the lexical index does by language: the stop words it leaves out (scikit-learn's list by name, or
+    None) and whether English possessives and contractions are closed up (`normalise_apostrophes`)."""
+
+    stop_words: str | None
+    english_apostrophes: bool
+
+
+# the languages the lexical index knows; an embedding model declares which one its texts are in (its `language`;
+# all-MiniLM-L6-v2: "en"), and the lexical index records it (a multilingual model: "multi", no stop words)
+LANGUAGES = {"en": Language("english", True), "multi": Language(None, False)}
+DEFAULT_LANGUAGE = "en"
+
+
+def language_of(code: str | None) -> Language:
+    """The lexical settings of a language code (None: the default, English)."""
+    try:
+        return LANGUAGES[code or DEFAULT_LANGUAGE]
+    except KeyError:
+        raise ValueError(f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})") from None
+
+
 def normalise_apostrophes(text: str) -> str:
     """Words with apostrophes stay whole words: a possessive loses its 's ("Python’s" -> "Python"), a
     contraction closes up ("don’t" -> "dont"), so no `s`, `t`, `ve` or `ll` tokens are made, curly or straight."""
     return _INNER_APOSTROPHE.sub("", _POSSESSIVE.sub("", text))
 
 
-def lexical_document(title: str, text: str) -> str:
+def lexical_document(title: str, text: str, language: str | None = None) -> str:
     """The string a lexical ranker indexes for one article."""
-    return normalise_apostrophes((title or "") + " \n" + (text or "")[:TEXT_LIMIT])
+    return prepare_text((title or "") + " \n" + (text or "")[:TEXT_LIMIT], language)
 
 
-def fit_tfidf(documents: list[str]):
+def prepare_text(text: str, language: str | None = None) -> str:
+    """A text as the lexical index tokenises it in this language (English: apostrophes closed up)."""
+    return normalise_apostrophes(text) if language_of(language).english_apostrophes else text
+
+
+def fit_tfidf(documents: list[str], language: str | None = None):
     """(fitted TfidfVectorizer, csr matrix) in the published configuration; a tiny corpus whose words all fall
     outside min_df/max_df is fitted without those bounds. ValueError if the documents have no words at all."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     min_df = 2 if len(documents) > 2 else 1
     max_df = 0.5 if len(documents) > 2 else 1.0
-    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_df=max_df,
-                                 token_pattern=TOKEN_PATTERN, dtype=np.float32)
+    vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words=language_of(language).stop_words, min_df=min_df,
+                                 max_df=max_df, token_pattern=TOKEN_PATTERN, dtype=np.float32)
     try:
         return vectorizer, vectorizer.fit_transform(documents).tocsr()
     except ValueError:
@@ -65,8 +94,8 @@ class TfidfRanker:
 
     name = "tfidf"
 
-    def __init__(self, documents: list[str]):
-        self.vectorizer, self.matrix = fit_tfidf(documents)
+    def __init__(self, documents: list[str], language: str | None = None):
+        self.vectorizer, self.matrix = fit_tfidf(documents, language)
         self._transposed = self.matrix.T.tocsc()
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
@@ -85,10 +114,11 @@ class BM25Ranker:
 
     name = "bm25"
 
-    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75):
+    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75, language: str | None = None):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        self.vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, dtype=np.float32)
+        self.vectorizer = CountVectorizer(stop_words=language_of(language).stop_words, token_pattern=TOKEN_PATTERN,
+                                          dtype=np.float32)
         counts = self.vectorizer.fit_transform(documents).tocsr().astype(np.float32)
         n_docs = counts.shape[0]
         lengths = np.asarray(counts.sum(axis=1)).ravel()

@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .lexical import TOKEN_PATTERN, fit_tfidf, lexical_document, normalise_apostrophes, sparse  # SciPy on first use
+from .lexical import (DEFAULT_LANGUAGE, TOKEN_PATTERN, fit_tfidf, language_of, lexical_document, prepare_text,
+                      sparse)  # SciPy on first use
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4
@@ -160,8 +161,10 @@ class LexicalIndex:
     def __init__(self, tfidf: sparse.csr_matrix, vocabulary: list[str], idf: np.ndarray,
                  mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
                  name_weights: dict[str, float] | None = None,
-                 found: tuple[list[str], sparse.csr_matrix] | None = None):
+                 found: tuple[list[str], sparse.csr_matrix] | None = None, language: str | None = None):
         self.tfidf = tfidf.tocsr().astype(np.float32)
+        language_of(language)  # an unknown language is refused
+        self.language = language or DEFAULT_LANGUAGE  # its texts' language (lexical.LANGUAGES)
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
         self.mentions = mentions.tocsr().astype(np.float32)
@@ -182,20 +185,21 @@ class LexicalIndex:
         return len(self.vocabulary)
 
     @classmethod
-    def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> "LexicalIndex":
-        """From (title, excerpt, body) rows in index order."""
-        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+    def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]],
+              language: str | None = None) -> "LexicalIndex":
+        """From (title, excerpt, body) rows in index order, in a language of lexical.LANGUAGES (None: English)."""
+        documents = [lexical_document(title, body or excerpt, language) for title, excerpt, body in rows]
         try:
-            vectorizer, matrix = fit_tfidf(documents)
+            vectorizer, matrix = fit_tfidf(documents, language)
         except ValueError:  # no words at all
             return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
-                       sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32))
+                       sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32), language=language)
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
         owners = name_owners(ids, [r[0] for r in rows])
         found = [names_in(document, owners) for document in documents]
         mentions, names = mentions_from(owners, found)
         return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names,
-                   found_arrays(owners, found))
+                   found_arrays(owners, found), language)
 
     def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
                 rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
@@ -205,7 +209,7 @@ class LexicalIndex:
         time, and are searched only for names that are new (new or renamed articles); new and changed documents
         are searched in full. Returns (index, rows transformed). Words that are not in the frozen vocabulary
         count for nothing until the next full build."""
-        documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+        documents = [lexical_document(title, body or excerpt, self.language) for title, excerpt, body in rows]
         hashes = document_hashes(documents)
         old_row = {article_id: r for r, article_id in enumerate(previous_ids)}
         keep_src, keep_dst, fresh = [], [], []
@@ -225,8 +229,8 @@ class LexicalIndex:
         owners = name_owners(ids, [r[0] for r in rows])
         found = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
         mentions, names = mentions_from(owners, found, self.name_weights)
-        return (LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names, found_arrays(owners, found)),
-                len(fresh))
+        return (LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names, found_arrays(owners, found),
+                             self.language), len(fresh))
 
     def _found_again(self, owners: dict[str, list[int]], documents: Sequence[str],
                      kept: dict[int, int]) -> list[set[str]]:
@@ -263,7 +267,8 @@ class LexicalIndex:
             np.savez(handle, **_csr_arrays("tfidf", self.tfidf), **_csr_arrays("mentions", self.mentions),
                      idf=self.idf, **extra)
         lexicon.write_text(json.dumps({"vocabulary": self.vocabulary, "sublinear_tf": SUBLINEAR,
-                                       "token_pattern": TOKEN_PATTERN, "name_weights": self.name_weights}),
+                                       "token_pattern": TOKEN_PATTERN, "name_weights": self.name_weights,
+                                       "language": self.language}),
                            encoding="utf-8")
 
     @classmethod
@@ -283,7 +288,8 @@ class LexicalIndex:
         vocabulary = words["vocabulary"]
         if tfidf.shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
             raise ValueError(f"{lexicon}: vocabulary does not match the TF-IDF matrix")
-        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"), names)
+        return cls(tfidf, vocabulary, idf, mentions, doc_hashes, words.get("name_weights"), names,
+                   words.get("language"))
 
     # --- scores -----------------------------------------------------------------------------------------
 
@@ -320,7 +326,7 @@ class LexicalIndex:
         """Texts as l2-normalised TF-IDF rows with this index's vocabulary and IDF."""
         if not self.vocabulary:
             return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-        counts = self.term_counts([normalise_apostrophes(d) for d in documents])
+        counts = self.term_counts([prepare_text(d, self.language) for d in documents])
         if SUBLINEAR:
             counts.data = 1.0 + np.log(counts.data)
         rows = counts.multiply(self.idf).tocsr().astype(np.float32)

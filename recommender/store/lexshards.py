@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .lexical import TOKEN_PATTERN, lexical_document, sparse
+from .lexical import TOKEN_PATTERN, language_of, lexical_document, sparse
 from .lexindex import (LexicalIndex, document_hashes, found_arrays, mention_block, name_counts, name_owners,
                        name_weights, names_in)
 
@@ -42,19 +42,21 @@ def map_here(fn: Callable, parts: Sequence, common=None) -> list:
     return [fn(common, part) for part in parts]
 
 
-@lru_cache(maxsize=1)
-def _analyzer():
-    """The analyzer `fit_tfidf`'s vectorizer tokenises with (preprocess, tokens, stop words)."""
+@lru_cache(maxsize=4)
+def _analyzer(language: str | None = None):
+    """The analyzer `fit_tfidf`'s vectorizer tokenises with (preprocess, tokens, the language's stop words)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN).build_analyzer()
+    return TfidfVectorizer(stop_words=language_of(language).stop_words, token_pattern=TOKEN_PATTERN).build_analyzer()
 
 
-def count_shard(names: frozenset[str], rows: Rows) -> dict:
+def count_shard(common: tuple[frozenset[str], str | None], rows: Rows) -> dict:
     """One shard's term counts (rows x the shard's terms, in order of first appearance in the shard), its
-    document frequencies, the names each document mentions and the documents' hashes."""
-    analyze = _analyzer()
-    documents = [lexical_document(title, body or excerpt) for title, excerpt, body in rows]
+    document frequencies, the names each document mentions and the documents' hashes. common: (the names of
+    every article, the language)."""
+    names, language = common
+    analyze = _analyzer(language)
+    documents = [lexical_document(title, body or excerpt, language) for title, excerpt, body in rows]
     column: dict[str, int] = {}
     indptr, indices, data = [0], [], []
     for document in documents:
@@ -139,12 +141,14 @@ def split_rows(count: int, shards: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, count)) for start in range(0, count, size)] if count else []
 
 
-def build_sharded(ids: Sequence[str], rows: Rows, map_shards: MapShards = map_here, shards: int = 1) -> LexicalIndex:
-    """`LexicalIndex.build(ids, rows)`, with the per-document work done over `shards` shards by `map_shards`."""
+def build_sharded(ids: Sequence[str], rows: Rows, map_shards: MapShards = map_here, shards: int = 1,
+                  language: str | None = None) -> LexicalIndex:
+    """`LexicalIndex.build(ids, rows, language)`, with the per-document work done over `shards` shards by
+    `map_shards`."""
     n = len(rows)
     owners = name_owners(ids, [r[0] for r in rows])
     spans = split_rows(n, shards)
-    counted = map_shards(count_shard, [list(rows[a:b]) for a, b in spans], frozenset(owners))
+    counted = map_shards(count_shard, [list(rows[a:b]) for a, b in spans], (frozenset(owners), language))
     df: dict[str, int] = {}  # insertion order: each term's first appearance in the corpus
     for part in counted:
         for term, count in zip(part["terms"], part["df"].tolist()):
@@ -152,7 +156,7 @@ def build_sharded(ids: Sequence[str], rows: Rows, map_shards: MapShards = map_he
     vocabulary = choose_vocabulary(df, n)
     if vocabulary is None:  # as LexicalIndex.build for documents without a word
         return LexicalIndex(sparse.csr_matrix((n, 0), dtype=np.float32), [], np.zeros(0),
-                            sparse.csr_matrix((n, n), dtype=np.float32))
+                            sparse.csr_matrix((n, n), dtype=np.float32), language=language)
     where = {term: j for j, term in enumerate(vocabulary)}
     first = {term: r for r, term in enumerate(df)}
     rank = np.array([first[term] for term in vocabulary], dtype=np.int64)
@@ -174,4 +178,4 @@ def build_sharded(ids: Sequence[str], rows: Rows, map_shards: MapShards = map_he
         tfidf = sparse.csr_matrix((0, len(vocabulary)), dtype=np.float32)
         mentions = sparse.csr_matrix((0, 0), dtype=np.float32)
     hashes = np.concatenate([part["hashes"] for part in counted]) if counted else document_hashes([])
-    return LexicalIndex(tfidf, vocabulary, idf, mentions, hashes, weights, found_arrays(owners, found))
+    return LexicalIndex(tfidf, vocabulary, idf, mentions, hashes, weights, found_arrays(owners, found), language)
