@@ -25,7 +25,7 @@ from ..ingest.article import Article, Corpus, Problem
 from ..common.atomic import atomic_path
 from ..common.errors import InputError
 from ..common.clock import utc_now
-from ..embed.embedder import DEFAULT_MODEL, Embedder, get_embedder
+from ..embed.embedder import DEFAULT_MODEL, Embedder, declared_language, get_embedder
 from ..rank.index import CACHE_FILE, default_index_dir
 from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
@@ -283,9 +283,9 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
             from ..store.lexshards import build_sharded, shard_count
 
             lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()),
-                                    language=embedder.language)
+                                    language=declared_language(embedder))
         else:
-            lexical = LexicalIndex.build(ids, rows, language=embedder.language)
+            lexical = LexicalIndex.build(ids, rows, language=declared_language(embedder))
         stats.update(lexical_update="full", lexical_transformed=len(ids),
                      lexical_base={"count": len(ids), "churn": 0})
     with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:

@@ -25,7 +25,7 @@ import numpy as np
 import ray
 
 from ..common.blocks import blocks
-from ..embed.embedder import Embedder, get_embedder
+from ..embed.embedder import Embedder, declared_language, get_embedder
 from ..embed.openvino_embedder import THREADS_ENV
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class RayEmbedder:
     def __init__(self, local: Embedder, *, model: str | None, backend: str, actors: int, cpus_per_actor: int):
         self.local = local
         self.name = local.name
-        self.language = local.language
+        self.language = declared_language(local)
         self.model = model
         self.backend_choice = backend
         self.actors = actors

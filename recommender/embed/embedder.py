@@ -36,11 +36,18 @@ def language_of_model(name: str) -> str:
     return "multi" if "multilingual" in name.lower() else "en"
 
 
+def declared_language(embedder) -> str:
+    """The language an embedder declares (its `language`); one written before the protocol had it, or a stub that
+    only records a model's identity, is taken as English, what every model the project ships reads."""
+    return getattr(embedder, "language", None) or "en"
+
+
 class Embedder(Protocol):
     """What the index needs from a model."""
 
     name: str
-    language: str  # its texts' language (language_of_model): the lexical index's stop words and apostrophes
+    language: str  # its texts' language (language_of_model; optional: declared_language): the lexical index's
+    # stop words and apostrophes follow it
 
     @property
     def fingerprint(self) -> str: ...  # identifies the exact weights and settings that make the vectors

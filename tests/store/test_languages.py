@@ -55,3 +55,23 @@ def test_a_model_declares_its_language():
     assert HashingEmbedder().language == "en"
     with pytest.raises(ValueError, match="unknown language 'xx'"):
         language_of("xx")
+
+
+def test_an_embedder_that_declares_no_language_builds_an_english_index(tmp_path):
+    """A custom embedder written before `language` existed (or a stub that only records a model's identity, as
+    scripts/bench_scale.py's) still builds: its index is English."""
+    from recommender.batch.build import update_index
+    from recommender.ingest.reader import read_corpus
+    from recommender.rank.index import Index
+
+    from conftest import DEMO
+
+    class OldEmbedder(HashingEmbedder):
+        def __getattribute__(self, name):
+            if name == "language":
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    update_index(tmp_path / "idx", read_corpus(DEMO), OldEmbedder(), progress=False)
+    with Index.open(tmp_path / "idx") as index:
+        assert index.lexical.language == "en" and "the" not in index.lexical.vocabulary
