@@ -24,7 +24,7 @@ import numpy as np
 from ..rank.windows import BLOCK_WINDOWS
 
 EXACT, UNKNOWN, EVERYTHING = -2, -1, 0  # lasts codes: a full row's top (retrieval "exact"), unknown, all found
-SLACK = 1e-5  # float slack of similarity comparisons (the same products, blocked differently)
+SLACK = 1e-5  # float slack where numbers of different routines meet (a full window row's, a pair's; R5's bound)
 EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes): incremental's and learned_reach's
 
 
@@ -165,7 +165,7 @@ class ChangedWindows:
     than that window's recorded floor (`added`)."""
 
     def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None):
-        self.windows, self.rest, self.cols = windows, rest, cols
+        self.rest, self.cols = rest, cols
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
         changed, cscales, self.cfirsts, _ = windows.gather(cols)
@@ -198,7 +198,7 @@ class ChangedWindows:
         return floors
 
     def added(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The changed windows at or above the floors of rest[j]'s windows: (its query window, the changed
+        """The changed windows above the floors of rest[j]'s windows: (its query window, the changed
         article's row, similarity)."""
         a, b = np.searchsorted(self.added_at, [self.firsts[j], self.firsts[j] + self.counts[j]])
         article = np.searchsorted(self.cfirsts, self.added_window[a:b], side="right") - 1

@@ -209,13 +209,8 @@ class WindowStage:
         margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
         for per, members in groups.items():
             extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
-            if isinstance(self.ann, ExactWindowSearch):  # exact products: the same numbers in any grouping
-                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
-                                                  np.concatenate([queries[i][1] for i in members]), per + extra)
-            else:
-                vectors = np.concatenate([queries[i][0].astype(np.float32) * queries[i][1][:, None]
-                                          for i in members])
-                sims, ids = self.ann.search(vectors, per + extra)
+            sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                              np.concatenate([queries[i][1] for i in members]), per + extra)
             start = 0
             for i in members:
                 size = len(queries[i][0])
@@ -253,10 +248,10 @@ class WindowStage:
 
 class ExactWindowSearch:
     """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
-    with every stored window, then a partial sort (the WindowANN interface: search(queries, k) -> (sims, ids)).
-    `search_codes` takes the query windows as codes and scales and computes every similarity as WindowScores
-    does, exactly ((code · code) x stored scale x query scale): the same number in any grouping, so the nightly
-    reach can compare the similarities it computes with those a search found (batch/window_reach.py)."""
+    with every stored window, then a partial sort (the WindowANN interface: search_codes(codes, scales, k) ->
+    (sims, ids)). Every similarity is computed as WindowScores does, exactly ((code · code) x stored scale x query
+    scale): the same number in any grouping, so the nightly reach can compare the similarities it computes with
+    those a search found (batch/window_reach.py)."""
 
     approximate = False
     CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
@@ -264,19 +259,7 @@ class ExactWindowSearch:
     def __init__(self, scores):
         self.scores = scores
         self.count = len(scores.codes)
-        self._vectors = None
         self._codes = None
-
-    @property
-    def vectors(self) -> np.ndarray:
-        """Every stored window as float32, made once (a product per search instead of a conversion per block)."""
-        if self._vectors is None:
-            self._vectors = self.scores.dequantised()
-        return self._vectors
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        return self._best(len(queries), k, lambda a, b: queries[a:b] @ self.vectors.T)
 
     def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._codes is None:

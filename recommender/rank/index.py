@@ -234,7 +234,7 @@ class Index:
 
         data = self.query_data  # the stored tag matrix says it without reading every article's topics
         tagged = data.array("site_tags.indptr")[-1] > 0 if data.has("site_tags.indptr") else any(self.facts().topics)
-        return shared_tag_pool(self.site_facts(), tagged=bool(tagged)) if tagged else None
+        return shared_tag_pool(self.site_facts(), tagged=True) if tagged else None
 
     def graph_facts(self, model, ranker=None, vectors=None):
         """The link-graph facts a learned model's signals read (recommender.rank.graph_signals), built once:

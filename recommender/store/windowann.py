@@ -127,6 +127,11 @@ class WindowANN:
                 faiss.omp_set_num_threads(threads)
         return sims, ids.astype(np.int64)
 
+    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` for query windows given as codes (numbers) and scales, as rank.windows.WindowScores stores
+        them (candidates.ExactWindowSearch has the same method)."""
+        return self.search(np.asarray(codes, np.float32) * np.asarray(scales, np.float32)[:, None], k)
+
     def save(self, path: str | Path) -> None:
         """FAISS's own format, written to a temporary file and renamed over `path`."""
         import faiss

@@ -107,7 +107,7 @@ def test_window_pairs_and_exact_search_against_brute_force(corpus):
         np.testing.assert_allclose(score, full[q, rows], atol=1e-6)
         np.testing.assert_array_equal(top, best[q, rows])
     dense = windows.dequantised()
-    sims, ids = ExactWindowSearch(windows).search(dense[:6], 25)
+    sims, ids = ExactWindowSearch(windows).search_codes(windows.exact_codes()[:6], windows.scales[:6], 25)
     brute = dense[:6] @ dense.T
     for i in range(6):
         assert set(ids[i]) == set(np.argsort(-brute[i], kind="stable")[:25]) or \
