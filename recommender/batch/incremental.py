@@ -17,7 +17,9 @@ lexical index), the score of a pair depends only on the two articles, and a list
   Under the two-stage ranking the window pool is not the top of a row: its bound also holds the outsider bound
   of the list's window retrieval, which rises when a changed article's window comes nearer to a query window
   than the last one it retrieved (window_reach.ChangedWindows). So an unchanged article pushed out of the window
-  pool, whose score did not change, is an outsider R5 bounds.
+  pool, whose score did not change, is an outsider R5 bounds. The mention pool holds the entries of the query's
+  mention row above a cut (rank.candidates.mention_pool): an outsider's mention is at most the cut, and a new
+  cut is at most the old one or a changed article's mention.
 
 Each pool is one entry of POOL_PARTS (its boundary, and the part of the score it bounds), so a new candidate
 pool (shared tags, say) is one more entry and one more bound in `outsider_bound`. MMR (`mmr_lambda < 1`), the
@@ -37,7 +39,8 @@ from ..rank.corpusstats import PoolBounds
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
-POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical"}  # candidate pool -> the part it bounds
+# candidate pool -> the part it bounds (mention: the cut of the query's mention row, candidates.mention_pool)
+POOL_PARTS = {"dense": "dense", "window": "window", "lexical": "lexical", "mention": "mention"}
 ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each query's own row statistics (frozen)
 
 
@@ -90,6 +93,7 @@ class Frozen:
             self.bounds["dense"][row] = found.dense
             self.bounds["lexical"][row] = -np.inf if found.lexical is None else found.lexical
             self.bounds["window"][row] = -np.inf if found.window is None else found.window
+            self.bounds["mention"][row] = 0.0 if found.mention is None else found.mention
             self.bounds["closest"][row] = found.closest
             self.windows.record(row, *(found.window_record or ("exact", None)))
             self.windows.record_tops(row, found.tops)
@@ -306,7 +310,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
         masked = np.where(mine, -np.inf, raw["dense"])
         entered["dense"] = np.fmax(entered["dense"], masked.max(axis=1))
         closest = np.fmax(closest, masked.max(axis=1))
-        for b in ("lexical", "window"):
+        for b in ("lexical", "window", "mention"):  # mention: a new cut is at most the old one or what entered
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
     lasts = None
@@ -315,7 +319,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
 
         lasts, grown = ChangedWindows(ranker.windows, rest, cols).raised(frozen.windows, len(ranker.windows.codes))
         entered["window"] = np.fmax(entered["window"], grown)
-    # R5: an article outside every pool scores at most this (pool parts at their boundary, no mention)
+    # R5: an article outside every pool scores at most this (pool parts at their boundary)
     outside = sum(w * z(p, entered[POOL_PARTS[p]] if p in POOL_PARTS else np.zeros(len(rest)))
                   for p, w in weights.items()) / norm + bonus
     unknown = np.isnan(thr) | np.isnan(outside) | np.isnan(entered["dense"])

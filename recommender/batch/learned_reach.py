@@ -39,6 +39,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
+from ..rank.candidates import mention_cuts
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
@@ -152,15 +153,23 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     voter_reasons: dict[str, int] = {}
     closest = np.full(len(rest), -1.0)
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
-                  "window": np.full(len(rest), -np.inf)}
+                  "window": np.full(len(rest), -np.inf), "mention": np.zeros(len(rest))}
+    mention_depth = ranker.ranking.candidates + 1
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
     tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
-        mention = job.lexical.mention_rows(r) > 0 if used["mention"] else np.zeros((len(r), n), dtype=bool)
-        sure_in_new, sure_out_new, sure_in_old, sure_out_old = mention.copy(), ~mention, mention.copy(), ~mention
+        if used["mention"]:  # the mention pool: the row's entries above its cut (an unchanged entry keeps its value)
+            weights = job.lexical.mention_rows(r)
+            new_bounds["mention"][part] = new_cut = mention_cuts(weights, mention_depth)
+            old_cut = frozen.bounds["mention"][r][:, None]  # NaN: no record, neither side is sure
+            sure_in_new, sure_in_old = weights > new_cut[:, None], weights > old_cut
+            sure_out_new, sure_out_old = ~sure_in_new, weights <= old_cut
+        else:
+            sure_in_new, sure_in_old = np.zeros((len(r), n), dtype=bool), np.zeros((len(r), n), dtype=bool)
+            sure_out_new, sure_out_old = ~sure_in_new, ~sure_in_old
         a, b, c, d, found = tops.membership(start, r, {name: frozen.bounds[name][r] for name in tops.names})
         sure_in_new |= a
         sure_out_new &= b

@@ -7,7 +7,9 @@ values and z-statistics on those candidates alone, at a cost that does not follo
   algebra (mean = q·μ, μ the corpus's mean TF-IDF row); its mean square is exact over the query's pool and
   measured on a fixed, seeded sample of rows for the rest (`stratified`).
 * mention: the query's own row of the mention matrix (both directions) is sparse: read from its postings; its mean
-  and deviation are exact (sum and sum of squares over n).
+  and deviation are exact (sum and sum of squares over n). Its entries above the row's (depth+1)-th largest
+  weight are candidates (`mention_pool`: at most `depth`), so a page every other page names does not bring them
+  all in; the others get their mention value when another pool brings them.
 * window: each query window retrieves its nearest stored windows (exactly up to EXACT_WINDOW_SEARCH stored
   windows, else from the stored IVF index, store.windowann); their articles are scored exactly
   (recommender.rank.windows.WindowScores.pairs) and the best `depth` form the pool. Mean and mean square (of the
@@ -316,6 +318,25 @@ def _members(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     rows = np.sort(rows)
     return rows[np.minimum(np.searchsorted(rows, values), len(rows) - 1)] == values
+
+
+def mention_pool(cols: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
+    """The entries of a query's mention row that join its candidates, and the value no other entry exceeds: those
+    above the row's (depth+1)-th largest value (every entry of a row of at most `depth`, with a cut of 0: an article
+    outside the row has no mention). At most `depth` entries, and which ones depends on the values alone (no tie
+    order), so the nightly reach knows an unchanged entry's side of the cut from the cut and its value."""
+    if len(values) <= depth:
+        return cols, 0.0
+    cut = np.partition(values, len(values) - depth - 1)[len(values) - depth - 1]
+    return cols[values > cut], float(cut)
+
+
+def mention_cuts(rows: np.ndarray, depth: int) -> np.ndarray:
+    """`mention_pool`'s cut of each row of a dense block of mention rows (len(rows) x n), as float64."""
+    n = rows.shape[1]
+    if n <= depth:
+        return np.zeros(len(rows))
+    return np.partition(rows, n - depth - 1, axis=1)[:, n - depth - 1].astype(np.float64)
 
 
 def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float, np.ndarray]:

@@ -30,13 +30,16 @@ class CorpusStats(Protocol):
 @dataclass
 class PoolBounds:
     """What a ranking found of one query's candidate pools, for the nightly reach: the weakest member of the dense,
-    lexical and window pools (None: no such part), the closest article's cosine, under the two-stage ranking its
+    lexical and window pools and the mention pool's cut (None: no such part), the closest article's cosine, under the two-stage ranking its
     window retrieval and its dense and lexical pools, and the row statistics it normalised with."""
 
     dense: float
     lexical: float | None
     closest: float
     window: float | None = None
+    # the value no mention-row entry outside the mention pool exceeds (candidates.mention_pool; 0: the whole row is
+    # in the pool); None: no mention part
+    mention: float | None = None
     # (each query window's last similarity, (pool rows, owners, window scores, max-sims), the recorded margin:
     # candidates.WindowStage.retrieve); None: the window pool is the top of a full row, or no window part
     window_record: tuple | None = None

@@ -221,7 +221,7 @@ class HybridRanker:
         """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
         lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
         its windows (codes, scales)."""
-        from .candidates import pool_of, stratified
+        from .candidates import mention_pool, pool_of, stratified
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
@@ -250,7 +250,8 @@ class HybridRanker:
                 cols, values = mention[i]
                 order = np.argsort(cols, kind="stable")
                 mention_row = (cols[order], values[order])
-                pool.append(mention_row[0])
+                members, bounds["mention"] = mention_pool(*mention_row, depth)
+                pool.append(members)
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None
             if window is not None:
@@ -310,6 +311,7 @@ class HybridRanker:
             if self.frozen is not None:
                 pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                    lexical=bounds.get("lexical"), window=bounds.get("window"),
+                                   mention=bounds.get("mention"),
                                    closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                    window_record=bounds.get("window_record"),
                                    tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
@@ -393,6 +395,7 @@ class HybridRanker:
                                    lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None else None,
                                    closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                    window=float(window[i, win_cands[i]].min()) if window is not None else None,
+                                   mention=0.0 if mention is not None else None,  # the whole row is in the pool
                                    stats=used_stats(used, i))
             results.append(self._finish(q, cand, raw, z, pools))
         return results

@@ -79,3 +79,33 @@ def variant(record, rng, extra):
     """The record's text with about a fifth of its words dropped and 4 words of `extra` added."""
     words = record["text"].split()
     return " ".join([w for w in words if rng.random() < 0.8] + list(rng.choice(extra, 4)))
+
+
+HUBS = (1, 2, 4)  # rows made hubs by `with_hubs`
+
+
+def with_hubs(records, rng):
+    """Some articles made hubs that most others name, each naming 20 others back, so the hubs' mention rows are
+    longer than a small candidate pool and their entries' weights differ (a rare name weighs more; a pair naming
+    each other adds both): the mention pool is then the entries above a cut (rank.candidates.mention_pool)."""
+    for k, h in enumerate(HUBS):
+        records[h]["title"] = f"Hub{k} handbook"
+    for i, record in enumerate(records):
+        if i in HUBS:
+            others = rng.choice([j for j in range(len(records)) if j not in HUBS], 20, replace=False)
+            record["text"] += " " + " ".join(f"see {records[j]['title']}." for j in others)
+        else:
+            record["text"] += "".join(f" the hub{k} handbook" for k in range(len(HUBS)) if rng.random() < 0.6)
+    return records
+
+
+def churn_hubs(records, rng):
+    """A night's hub change: 3 articles a hub names start naming it back, so their entries in its mention row rise
+    above others and the row's cut rises: unchanged entries leave the hub's mention pool."""
+    hubs = [r for r in records if r["title"].startswith("Hub") and r["title"].endswith(" handbook")]
+    hub = hubs[int(rng.integers(len(hubs)))]  # one still there (a night may have removed one)
+    name = hub["title"].lower()
+    named = [r for r in records if f"see {r['title']}." in hub["text"] and name not in r["text"]
+             and not r["title"].startswith("Hub")]
+    for j in rng.choice(len(named), min(3, len(named)), replace=False):
+        named[j]["text"] += f" the {name}"

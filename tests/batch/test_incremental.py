@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, variant, write_records
+from listcheck import TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs, write_records
 
 from recommender.batch.nightly import run_batch
 from recommender.batch.incremental import STATE_FILE, load_state
@@ -29,16 +29,21 @@ def _records(n, seed=0):
 
 
 SMALL_POOLS = replace(Policy(), ranking=replace(Policy().ranking, candidates=12))
+MENTIONS = replace(Policy(), ranking=replace(Policy().ranking, candidates=12, mention=0.5))
 
 
-@pytest.mark.parametrize("policy,tagged", [(Policy().with_links(k=5, min_score=0.5), False),
-                                           (SMALL_POOLS.with_links(k=5, min_score=None), False),
-                                           (SMALL_POOLS.with_links(k=6, min_score=0.3), False),
-                                           (SMALL_POOLS.with_links(k=5, direction="older"), True)])
-def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
+@pytest.mark.parametrize("policy,tagged,hubs", [(Policy().with_links(k=5, min_score=0.5), False, False),
+                                                (SMALL_POOLS.with_links(k=5, min_score=None), False, False),
+                                                (SMALL_POOLS.with_links(k=6, min_score=0.3), False, False),
+                                                (SMALL_POOLS.with_links(k=5, direction="older"), True, False),
+                                                (MENTIONS.with_links(k=5, min_score=None), False, True)])
+def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged, hubs):
+    """hubs: mention rows longer than the candidate pools (listcheck.with_hubs), with a heavy mention part."""
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
     policy = policy.with_section("batch", refit_drift=0.2)  # 3 rounds of 5 changes: 9% of 160, all incremental
     records = _records(160)
+    if hubs:
+        with_hubs(records, np.random.default_rng(2))
     for i, record in enumerate(records if tagged else ()):  # the shared-tag pool joins the candidates
         record.update(tags=[f"tag-{i % 17}", f"tag-{i % 5}"], published=f"2024-01-{1 + i % 28:02d}")
     write_records(feed, records)
@@ -54,6 +59,8 @@ def test_incremental_lists_equal_a_full_recomputation(tmp_path, policy, tagged):
             model = records[int(rng.integers(len(records)))]
             records.append({"id": f"new/{round_}/{j}", "title": f"{model['title']} again",
                             "text": variant(model, rng, TOPICS[(round_ + j) % 5])})
+        if hubs:
+            churn_hubs(records, rng)
         write_records(feed, records)
         if round_ == 1:
             pinned = (records[5]["id"], records[40]["id"])

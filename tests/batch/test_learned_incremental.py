@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, variant, write_records
+from listcheck import TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs, write_records
 
 from recommender.batch.nightly import run_batch
 from recommender.rank.learned import ALL_SIGNALS, load_model, save_model
@@ -55,12 +55,16 @@ SMALL_POOLS = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12))
                                                       (SMALL_POOLS.with_links(k=6, min_score=0.3), None, False),
                                                       (SMALL_POOLS.with_links(k=5), "neighbour_lists", False),
                                                       (SMALL_POOLS.with_links(k=5), ("window_z", "window_max_z"), True),
-                                                      (LEARNED.with_links(k=5), "named_by", False)])
+                                                      (LEARNED.with_links(k=5), "named_by", False),
+                                                      (SMALL_POOLS.with_links(k=5), "mention_z", "hubs")])
 def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, emphasis, sections):
     """emphasis: a signal (or signals) whose weight is raised in the trained model, so that its rule decides
-    lists."""
+    lists. sections "hubs": mention rows longer than the candidate pools (listcheck.with_hubs)."""
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    hubs, sections = sections == "hubs", sections is True
     records = _records(N, sections)
+    if hubs:
+        with_hubs(records, np.random.default_rng(2))
     write_records(feed, records)
     first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert first.training["trained"] and first.ranking == "learned"
@@ -90,6 +94,8 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
                 text += f" see {records[3]['title']}"
             records.append({"id": f"new/{round_}/{j}", "title": f"{model['title']} again", "text": text,
                             "url": model["url"] + f"/again{round_}{j}"})
+        if hubs:
+            churn_hubs(records, rng)
         write_records(feed, records)
         if round_ == 1:
             pinned, blocked = ("doc/3", "doc/46"), ("doc/6", "doc/11")  # curated: never removed here

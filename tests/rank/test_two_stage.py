@@ -203,3 +203,40 @@ def test_the_ranking_reads_corpus_stats_and_returns_its_pools(corpus, retrieval)
     assert kept.pools.stats["lexical"] == (0.5, 2.0)  # the kept statistics were used
     assert fresh.pools.stats["lexical"] != (0.5, 2.0)  # row 40's own, to keep
     assert HybridRanker(vectors, lexical, Ranking(), windows=windows).score_rows(np.array([3]))[0].pools is None
+
+
+def test_the_mention_pool_is_the_row_above_its_cut(corpus):
+    """A hub that half the corpus names, naming 30 back: its mention row is longer than the candidate pools, and
+    only the entries above the row's (depth+1)-th largest weight join its candidates (rank.candidates.mention_pool),
+    so how many candidates a query has does not follow how often it is named. The nightly reach's dense-block cut
+    (mention_cuts) is the same number."""
+    vectors, windows, _ = corpus
+    n = len(vectors)
+    rng = np.random.default_rng(3)
+    named = rng.choice(np.arange(1, n), 30, replace=False)
+    back = set(named[:6].tolist())  # name the hub back: their entries weigh the most
+    texts = []
+    for i in range(n):
+        body = " ".join(rng.choice(WORDS, 12))
+        if i == 0:
+            body += "".join(f" see Topic{j} notes." for j in named)
+        elif i in back or (i not in named and rng.random() < 0.5):
+            body += " the Hub handbook"
+        texts.append(("Hub handbook" if i == 0 else f"Topic{i} notes", "", body))
+    lexical = LexicalIndex.build([f"a/{i}" for i in range(n)], texts)
+    ranker = HybridRanker(vectors, lexical, Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, candidates=10),
+                          windows=windows)
+    lex = ranker.lexical_stage()
+    cols, values = lex.mention_row(0)
+    assert len(cols) > 100
+    depth = 11
+    cut = np.sort(values)[::-1][depth]
+    members, got_cut = stage.mention_pool(cols, values, depth)
+    assert got_cut == cut and set(members) == set(cols[values > cut]) and 0 < len(members) <= depth
+    dense_row = np.zeros((1, n), np.float32)
+    dense_row[0, cols] = values
+    assert stage.mention_cuts(dense_row, depth)[0] == cut
+    assert stage.mention_pool(cols[:depth], values[:depth], depth)[1] == 0.0  # a short row: all of it, cut 0
+    cand = ranker.score_rows(np.array([0]))[0]
+    assert set(members) <= set(cand.rows)
+    assert set(cols[values <= cut]) - set(cand.rows)  # named, weighed at most the cut, and no candidate
