@@ -26,7 +26,7 @@ from ..common.atomic import atomic_path
 from ..common.errors import InputError
 from ..common.clock import utc_now
 from ..embed.embedder import DEFAULT_MODEL, Embedder, declared_language, get_embedder
-from ..rank.index import CACHE_FILE, default_index_dir
+from ..rank.indexdata import CACHE_FILE, default_index_dir
 from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest

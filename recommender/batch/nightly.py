@@ -210,8 +210,8 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     seconds["train"] = time.perf_counter() - timer
 
     with Index.open(o.index_dir, preparation=o.preparation) as index:
-        overrides = index.overrides()
-        stats = index.manifest.stats
+        overrides = index.data.overrides()
+        stats = index.data.manifest.stats
         record.lexical_update = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
         # articles added, changed or removed since the last fit, of count; a full fit past refit_at of count
         record.lexical_drift = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
@@ -232,7 +232,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
             log.info("nothing that decides the links changed since the last run: outputs kept as they are")
             return
         timer = time.perf_counter()
-        infos = index.store.all()
+        infos = index.data.store.all()
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         learned = index.learned_model(policy)
@@ -246,7 +246,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         seconds["related"] = time.perf_counter() - timer
         from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
 
-        record.stored_lists = keep_lists(index, policy, overrides, links, fresh=record.lists["fresh_statistics"])
+        record.stored_lists = keep_lists(index.data, policy, overrides, links, fresh=record.lists["fresh_statistics"])
         items = items_from_links(links, infos)
         record.links = sum(len(chosen) for chosen in links)
         record.pinned_links = sum(link.pinned for chosen in links for link in chosen)
@@ -289,7 +289,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
 
     from ..common.source import code_digest  # other code may rank differently: its lists are no base either
 
-    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned),
+    key = incremental.settings_key(policy, [index.data.manifest.model.get("fingerprint"), model_digest(job.learned),
                                             code_digest()], job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
@@ -349,7 +349,7 @@ def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    blob = json.dumps({"files": {k: e.sha256 for k, e in index.manifest.files.items()},
+    blob = json.dumps({"files": {k: e.sha256 for k, e in index.data.manifest.files.items()},
                        "policy": policy.to_dict(), "overrides": [o.to_dict() for o in overrides.items],
                        "day": day, "gold": gold_stamp(gold_path), "code": code_digest()},
                       sort_keys=True, default=str)
@@ -386,7 +386,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
     from ..evaluate.evaluation import evaluate_index
     from ..evaluate.gold import load_gold_jsonl
 
-    gold = load_gold_jsonl(gold_path) if gold_path else index.store.curated()
+    gold = load_gold_jsonl(gold_path) if gold_path else index.data.store.curated()
     if not gold:
         return None
     try:
