@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..embed.embedder import Embedder, get_embedder
+from ..embed.embedder import Embedder, get_embedder, preparation_for
 from ..rank.index import Index
 from ..common.atomic import atomic_path
 from ..common.clock import utc_now
@@ -61,7 +61,7 @@ class RunOptions:
     model: str | None = None
     backend: str = "auto"
     embedder: Embedder | None = None
-    preparation: Preparation = Preparation()
+    preparation: Preparation | None = None  # None: the embedder's model's (embed.embedder.preparation_for)
     gold_path: str | Path | None = None
     as_of: datetime | None = None
     batch_size: int = 32
@@ -81,7 +81,7 @@ def run_batch(
     model: str | None = None,
     backend: str = "auto",
     embedder: Embedder | None = None,
-    preparation: Preparation = Preparation(),
+    preparation: Preparation | None = None,
     gold_path: str | Path | None = None,
     as_of: datetime | None = None,
     batch_size: int = 32,
@@ -178,8 +178,10 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     o, policy, engine = options, options.policy, options.engine
     seconds = record.seconds
     timer = time.perf_counter()
+    model = o.embedder or get_embedder(o.model, backend=o.backend)  # not loaded: it says how long a window is
+    preparation = o.preparation or preparation_for(model)
     # the Ray engine reads, prepares and hashes in shards on its workers (recommender.batch.shardread)
-    articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, o.preparation)
+    articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, preparation)
     seconds["read"] = time.perf_counter() - timer
     # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
     record.skipped = sum(not p.kept for p in articles.problems)
@@ -190,9 +192,8 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     if not o.allow_shrink:
         refuse_shrink(o.index_dir, articles.articles, policy.batch.max_shrink, o.corpus)
 
-    embedder = engine.wrap_embedder(o.embedder or get_embedder(o.model, backend=o.backend), model=o.model,
-                                    backend=o.backend)
-    built = update_index(o.index_dir, articles, embedder, preparation=o.preparation, model_spec=o.model,
+    embedder = engine.wrap_embedder(model, model=o.model, backend=o.backend)
+    built = update_index(o.index_dir, articles, embedder, preparation=preparation, model_spec=o.model,
                          batch_size=o.batch_size, round_size=engine.round_size(), progress=o.progress,
                          refit_drift=policy.batch.refit_drift, hashes=hashes, engine=engine)
     seconds.update(built.seconds)
@@ -209,7 +210,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     record.training = train_if_due(o.index_dir, policy, progress=o.progress)
     seconds["train"] = time.perf_counter() - timer
 
-    with Index.open(o.index_dir, preparation=o.preparation) as index:
+    with Index.open(o.index_dir, preparation=preparation) as index:
         overrides = index.data.overrides()
         stats = index.data.manifest.stats
         record.lexical_update = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)

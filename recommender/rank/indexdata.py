@@ -60,7 +60,7 @@ class IndexData:
     def open(cls, folder: str | Path | None = None, *, preparation: Preparation | None = None,
              verify: bool | str = True) -> "IndexData":
         """Open an index; refuse it if files are missing or corrupted, or if its text preparation differs from
-        `preparation` (None: this version's).
+        `preparation` (None: this version's for the model the index records, Preparation.for_model).
 
         verify: True checks every file's size and modification time against the manifest and re-hashes any
         that changed; "full" re-hashes every file (sha256); False checks nothing."""
@@ -68,7 +68,7 @@ class IndexData:
         manifest = read_manifest(folder)
         if verify:
             verify_files(folder, manifest, full=verify == "full")
-        expected = (preparation or Preparation()).key
+        expected = (preparation or Preparation.for_model(manifest.model.get("max_tokens"))).key
         recorded = manifest.preparation.get("key")
         if recorded != expected:
             raise IndexProblem(
