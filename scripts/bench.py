@@ -173,7 +173,7 @@ def main() -> None:
         from recommender import Index
 
         with Index.open(args.index) as index:
-            real = index.vectors.vectors()
+            real = index.data.vectors.vectors()
         bench_scaling(real, args.sizes, args.flat_max, args.sample)
 
 

@@ -76,7 +76,7 @@ def main() -> None:
         from recommender.rank.index import Index
 
         with Index.open(args.index) as index:
-            article_id = index.store.ids()[0]
+            article_id = index.data.store.ids()[0]
 
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         base = baseline_worktree(args.baseline_rev, Path(tmp) / "baseline")

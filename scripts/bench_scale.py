@@ -162,10 +162,10 @@ def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: fl
     from recommender.store.windowfiles import read_windows
 
     with Index.open(source) as index:
-        row_of = {article: row for row, article in enumerate(index.store.ids())}
+        row_of = {article: row for row, article in enumerate(index.data.store.ids())}
         where = np.array([row_of[article] for article in ids])  # MDN record -> source index row
-        real = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)[where]
-        codes, scales, offsets = read_windows(index.folder, index.manifest)
+        real = np.ascontiguousarray(index.data.vectors.vectors(), dtype=np.float32)[where]
+        codes, scales, offsets = read_windows(index.data.folder, index.data.manifest)
         starts, stops = offsets[where], offsets[where + 1]
     n, dim = len(bases), real.shape[1]
     vectors = np.empty((n, dim), np.float32)
@@ -253,8 +253,8 @@ def measure_size(args) -> dict:
 
     rows = sample_rows(args.smallest, args.sample, args.seed)
     with Index.open(index_dir) as index:
-        stats = index.manifest.stats
-        result.update(backend=index.manifest.backend, windows_stored=int(stats.get("windows", 0)),
+        stats = index.data.manifest.stats
+        result.update(backend=index.data.manifest.backend, windows_stored=int(stats.get("windows", 0)),
                       lexical_terms=stats.get("lexical_terms"), mentions=stats.get("mentions"),
                       index_bytes=sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file()))
     sample_ids = [ids[r] for r in rows[:args.warm + 1]]

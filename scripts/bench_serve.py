@@ -308,7 +308,7 @@ def main() -> None:
         from recommender import Index
 
         with Index.open(folder) as index:
-            ids = index.store.ids()
+            ids = index.data.store.ids()
         sample = random.Random(0).sample(ids, min(args.ids, len(ids)))
         service_paths = [f"/related/{quote(ref, safe='/')}?k=10" for ref in sample]
         (work / "service.txt").write_text("\n".join(service_paths) + "\n")

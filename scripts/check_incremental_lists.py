@@ -27,16 +27,16 @@ def recomputed(index_dir: Path, out: Path, policy) -> dict[str, list[tuple[str, 
     if state is None:
         sys.exit(f"{out / STATE_FILE}: no lists state to check against")
     with Index.open(index_dir) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         if ids != state["ids"]:
             sys.exit(f"{out / STATE_FILE}: made for other articles than {index_dir}")
-        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
+        vectors = np.ascontiguousarray(index.data.vectors.vectors(), dtype=np.float32)
         frozen = Frozen.stored(state, ids)
         model = index.learned_model(policy)
         if model is not None:  # read from the index's arrays it has no curated lists: the graph needs them
-            model = load_model(index.folder)
+            model = load_model(index.data.folder)
         job = job_for_index(index, vectors, policy, frozen=frozen, learned=model,
-                            graph=graph_facts(vectors, index.lexical, model, ids,
+                            graph=graph_facts(vectors, index.data.lexical, model, ids,
                                               moments=(state["mean"], state["second"])) if model is not None else None)
         links = link_rows(job, np.arange(len(ids)))
     return {ids[i]: [(ids[link.row], None if np.isnan(link.score) else link.score) for link in chosen]

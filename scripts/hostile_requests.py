@@ -171,7 +171,7 @@ def main() -> None:
     else:
         build_index(ROOT / "demo", folder, model="hashing", progress=False)
     with Index.open(folder) as index:
-        infos = index.store.all()
+        infos = index.data.store.all()
     published = [i.id for i in infos if not i.draft]
     ids = {"a": published[0], "b": published[1], "draft": next((i.id for i in infos if i.draft), published[2])}
     port = free_port()

@@ -170,8 +170,8 @@ def drift_of(index: Path, out: Path) -> dict:
 
     state = load_state(out / STATE_FILE)
     with Index.open(index) as opened:
-        vectors = np.ascontiguousarray(opened.vectors.vectors(), dtype=np.float32)
-        return {"idf": idf_shift(opened.lexical.tfidf, opened.lexical.idf),
+        vectors = np.ascontiguousarray(opened.data.vectors.vectors(), dtype=np.float32)
+        return {"idf": idf_shift(opened.data.lexical.tfidf, opened.data.lexical.idf),
                 "dense": dense_shift(vectors, state["mean"], state["second"])}
 
 

@@ -37,7 +37,7 @@ RULES = [("none", None, None), ("min_score 0", 0.0, None), ("min_score 0.5", 0.5
 
 def read_gold(path: Path | None, index: Index) -> dict[str, list[str]]:
     if path is None:
-        return index.store.curated()
+        return index.data.store.curated()
     gold = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -59,14 +59,14 @@ def main() -> None:
     # no minimum and every kind of target: each rule is applied below
     policy = Policy(links=Links(k=args.k, min_score=None, min_reverse=None, targets=TARGETS))
     with Index.open(args.index) as index:
-        gold = {q: [g for g in rel if index.has(g)] for q, rel in read_gold(args.gold, index).items()
-                if index.has(q)}
+        gold = {q: [g for g in rel if index.data.has(g)] for q, rel in read_gold(args.gold, index).items()
+                if index.data.has(q)}
         gold = {q: rel for q, rel in gold.items() if rel}
         queries = sorted(gold)
         if args.sample and len(queries) > args.sample:
             queries = sorted(random.Random(0).sample(queries, args.sample))
         mean, std = index.ranker(policy).standing()
-        row_of = {x: r for r, x in enumerate(index.store.ids())}
+        row_of = {x: r for r, x in enumerate(index.data.store.ids())}
 
         def links(query: str) -> tuple[list, np.ndarray, np.ndarray]:
             """(hits, scores, reverse z-scores) of a query's whole list under `policy`."""
@@ -82,7 +82,7 @@ def main() -> None:
             lists.append((np.array([h.id in set(gold[query]) for h in hits], bool), scores, reverse,
                           len(gold[query])))
         seconds = time.perf_counter() - started
-        every = [links(q)[1:] for q in index.store.ids()] if args.all_links else None
+        every = [links(q)[1:] for q in index.data.store.ids()] if args.all_links else None
         probes = {p: links(p) for p in args.probe}
     print(f"{args.index}: {len(queries)} queries with gold, k={args.k}, ranking {index_ranking(args.index)}, "
           f"{seconds:.1f} s")

@@ -40,12 +40,12 @@ def main() -> None:
         print(f"{args.index}: {len(index)} articles, {len(rows)} queries; samples: {LEXICAL_SAMPLE} rows (lexical), "
               f"{WINDOW_SAMPLE} rows (window)")
         lex = ranker.lexical_stage()
-        full = index.lexical.tfidf_rows(rows)
+        full = index.data.lexical.tfidf_rows(rows)
         exact_mean, exact_std = (x[:, 0] for x in row_stats(full))
         depth = ranker.ranking.candidates + 1
         est = np.array([lex.stats(*lex.row(int(r)), lex.pool(*lex.row(int(r)), depth)[:2]) for r in rows])
         summary("lexical", exact_mean, exact_std, est[:, 0], est[:, 1])
-        mention = index.lexical.mention_rows(rows)
+        mention = index.data.lexical.mention_rows(rows)
         exact_mean, exact_std = (x[:, 0] for x in row_stats(mention))
         est = np.array([lex.mention_stats(lex.mention_row(int(r))[1]) for r in rows])
         summary("mention", exact_mean, exact_std, est[:, 0], est[:, 1])

@@ -40,7 +40,7 @@ class Corpus:
             report = evaluate_index(index, gold, baselines=("tfidf", "bm25"), dense=False, learned=False,
                                     overrides=False)
             self.baselines = {s.system: s.overall["recall@10"] for s in report.systems if s.system in ("tfidf", "bm25")}
-            ids = index.store.ids()
+            ids = index.data.store.ids()
             row = {x: i for i, x in enumerate(ids)}
             everything = Ranking(**{p: 1.0 for p in PARTS})  # every part computed; the grid weighs them
             ranker = index.ranker(Policy(ranking=everything), learned=False)

@@ -49,7 +49,7 @@ from recommender.evaluate.training import assign_folds, cross_validated_candidat
 from recommender.ingest.article import Article  # noqa: E402
 from recommender.rank.index import Index  # noqa: E402
 from recommender.rank.policy import Policy  # noqa: E402
-from recommender.rank.ranking import HybridRanker  # noqa: E402
+from recommender.rank.wiring import build_ranker  # noqa: E402
 
 log = logging.getLogger("probe_finetune")
 
@@ -127,7 +127,8 @@ def score(vectors, index, gold, queries, policy, seed, folds, learned: bool) -> 
     for i, q in enumerate(queries):
         sims[i, q] = -np.inf
         out[q]["dense"] = [float(r) for r in gold_ranks(sims[i].astype(np.float64), gold[q])]
-    ranker = HybridRanker(vectors, index.lexical, policy.ranking, tag_pool=index.tag_pool())
+    ranker = build_ranker(vectors, index.data.lexical, policy.ranking, features=index.data.article_features(),
+                          tagged=index.data.tagged())
     for cand in ranker.score_rows(np.array(queries)):
         out[cand.query]["default"] = ranks_in(cand.rows, cand.score, gold[cand.query])
     if learned:
@@ -170,12 +171,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     policy, preparation = Policy(), Preparation()
     with Index.open(args.index) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         row_of = {a: r for r, a in enumerate(ids)}
         articles = [Article(id=i, title=t, excerpt=e or "", body=b or "")
-                    for i, (t, e, b) in zip(ids, index.store.texts())]
+                    for i, (t, e, b) in zip(ids, index.data.store.texts())]
         same = sum(prepare(a, preparation).content_hash(preparation) == h
-                   for a, (_, h) in zip(articles, index.store.hashes()))
+                   for a, (_, h) in zip(articles, index.data.store.hashes()))
         log.info("%d articles, %d with the index's content hash (same texts as the index embedded)", len(ids), same)
         kept, _ = gold_in_index(load_gold_jsonl(args.gold), row_of)
         gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
@@ -190,7 +191,7 @@ def main() -> int:
         if args.skip_untuned:
             del ranks["untuned"]
         run_learned = not args.no_learned
-        stored = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
+        stored = np.ascontiguousarray(index.data.vectors.vectors(), dtype=np.float32)
         ranks["stored"] = score(stored, index, gold, sorted(gold), policy, args.seed, args.folds, run_learned)
         log.info("stored vectors: %s", summarise(ranks["stored"], gold))
         if not args.skip_untuned:

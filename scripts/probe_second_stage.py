@@ -80,7 +80,7 @@ class Corpus:
         report = evaluate_index(self.index, gold, baselines=("tfidf", "bm25"), dense=False, learned=False,
                                 overrides=False, policy=self.policy)
         self.reported = {s.system: (s.overall["recall@10"], s.overall["mrr"]) for s in report.systems}
-        self.ids = self.index.store.ids()
+        self.ids = self.index.data.store.ids()
         row = {x: i for i, x in enumerate(self.ids)}
         kept, _ = gold_in_index(gold, row)
         self.queries = [row[q] for q in sorted(kept)]
@@ -99,7 +99,7 @@ class Corpus:
         self.length = np.array([len(c.rows) for c in self.lists], np.float32)
         vectors = ranker.vectors
         self.sim = {"prf_dense": vectors @ vectors.T,
-                    "prf_tfidf": self.index.lexical.tfidf_rows(np.arange(n)).astype(np.float32)}
+                    "prf_tfidf": self.index.data.lexical.tfidf_rows(np.arange(n)).astype(np.float32)}
         if ranker.windows is not None:
             self.sim["prf_window"] = ranker.windows.rows(np.arange(n))
         self.seconds = time.perf_counter() - timer

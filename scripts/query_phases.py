@@ -32,11 +32,11 @@ from recommender.common.render import render_related
 marks.append(("package imports", T()))
 index = Index.open(sys.argv[1])
 marks.append(("open index", T()))
-info = index.get(sys.argv[2])
+info = index.data.get(sys.argv[2])
 policy = index._policy(None, None)
 if sys.argv[3] == "stored":
     from recommender.rank.storedlists import stored_links
-    items = stored_links(index, info.row, policy, True)
+    items = stored_links(index.data, info.row, policy, True)
     if items is None:
         raise SystemExit("no stored list stands for this index and policy")
     marks.append(("stored list", T()))

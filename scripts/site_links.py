@@ -34,7 +34,7 @@ def main() -> None:
     key = (record.get("by_path") or {}).get("key", "url")
     data = json.loads((args.out / BY_PATH).read_text(encoding="utf-8"))
     with Index.open(args.index) as index:
-        infos = {i.id: i for i in index.store.all()}
+        infos = {i.id: i for i in index.data.store.all()}
     kinds, followed = Counter(), Counter()
     for links in data.values():
         for link in links:

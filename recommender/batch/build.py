@@ -25,8 +25,9 @@ from ..ingest.article import Article, Corpus, Problem
 from ..common.atomic import atomic_path
 from ..common.errors import InputError
 from ..common.clock import utc_now
-from ..embed.embedder import DEFAULT_MODEL, Embedder, declared_language, get_embedder
-from ..rank.index import CACHE_FILE, default_index_dir
+from ..embed.embedder import DEFAULT_MODEL, Embedder, declared_language, declared_max_tokens, get_embedder, \
+    preparation_for
+from ..rank.indexdata import CACHE_FILE, default_index_dir
 from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
@@ -108,7 +109,7 @@ def build_index(
     model: str | None = None,
     backend: str = "auto",
     embedder: Embedder | None = None,
-    preparation: Preparation = Preparation(),
+    preparation: Preparation | None = None,
     batch_size: int = 32,
     progress: bool = True,
 ) -> BuildReport:
@@ -128,14 +129,16 @@ def build_index(
     return report
 
 
-def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation = Preparation(),
+def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparation: Preparation | None = None,
                  model_spec: str | None = None, batch_size: int = 32, round_size: int = 256,
                  progress: bool = True, refit_drift: float | None = None, hashes: Sequence[str] | None = None,
                  engine=None) -> BuildReport:
     """The build itself; the caller holds the folder's lock. refit_drift: the share of churn since the last
     lexical fit above which it is fitted again (None: LEXICAL_DRIFT; the batch passes [batch] refit_drift).
     hashes: the articles' content hashes when the reading computed them; engine: one other than the local
-    engine (recommender.batch.engines) fits the lexical index in shards on its workers."""
+    engine (recommender.batch.engines) fits the lexical index in shards on its workers. preparation: None, the
+    preparation for the embedder's model (windows as long as it reads: embed.embedder.preparation_for)."""
+    preparation = preparation or preparation_for(embedder)
     seconds: dict[str, float] = {}
     with VectorCache(folder / CACHE_FILE) as cache:
         timer = time.perf_counter()
@@ -316,9 +319,11 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     if learned_stats is not None:
         stats["learned_data"] = learned_stats
     stats["query_data_seconds"] = round(time.perf_counter() - timer, 2)
+    max_tokens = declared_max_tokens(embedder)  # what the window length followed (Preparation.for_model)
     manifest = Manifest(
         model={"name": embedder.name, "spec": model_spec if model_spec != DEFAULT_MODEL else None,
-               "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown")},
+               "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown"),
+               **({"max_tokens": max_tokens} if max_tokens else {})},
         preparation=preparation.to_dict(),
         count=len(articles),
         dimension=int(vectors.shape[1]),

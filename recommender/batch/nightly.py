@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..embed.embedder import Embedder, get_embedder
+from ..embed.embedder import Embedder, get_embedder, preparation_for
 from ..rank.index import Index
 from ..common.atomic import atomic_path
 from ..common.clock import utc_now
@@ -61,7 +61,7 @@ class RunOptions:
     model: str | None = None
     backend: str = "auto"
     embedder: Embedder | None = None
-    preparation: Preparation = Preparation()
+    preparation: Preparation | None = None  # None: the embedder's model's (embed.embedder.preparation_for)
     gold_path: str | Path | None = None
     as_of: datetime | None = None
     batch_size: int = 32
@@ -81,7 +81,7 @@ def run_batch(
     model: str | None = None,
     backend: str = "auto",
     embedder: Embedder | None = None,
-    preparation: Preparation = Preparation(),
+    preparation: Preparation | None = None,
     gold_path: str | Path | None = None,
     as_of: datetime | None = None,
     batch_size: int = 32,
@@ -178,8 +178,10 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     o, policy, engine = options, options.policy, options.engine
     seconds = record.seconds
     timer = time.perf_counter()
+    model = o.embedder or get_embedder(o.model, backend=o.backend)  # not loaded: it says how long a window is
+    preparation = o.preparation or preparation_for(model)
     # the Ray engine reads, prepares and hashes in shards on its workers (recommender.batch.shardread)
-    articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, o.preparation)
+    articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, preparation)
     seconds["read"] = time.perf_counter() - timer
     # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
     record.skipped = sum(not p.kept for p in articles.problems)
@@ -190,9 +192,8 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     if not o.allow_shrink:
         refuse_shrink(o.index_dir, articles.articles, policy.batch.max_shrink, o.corpus)
 
-    embedder = engine.wrap_embedder(o.embedder or get_embedder(o.model, backend=o.backend), model=o.model,
-                                    backend=o.backend)
-    built = update_index(o.index_dir, articles, embedder, preparation=o.preparation, model_spec=o.model,
+    embedder = engine.wrap_embedder(model, model=o.model, backend=o.backend)
+    built = update_index(o.index_dir, articles, embedder, preparation=preparation, model_spec=o.model,
                          batch_size=o.batch_size, round_size=engine.round_size(), progress=o.progress,
                          refit_drift=policy.batch.refit_drift, hashes=hashes, engine=engine)
     seconds.update(built.seconds)
@@ -209,9 +210,9 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     record.training = train_if_due(o.index_dir, policy, progress=o.progress)
     seconds["train"] = time.perf_counter() - timer
 
-    with Index.open(o.index_dir, preparation=o.preparation) as index:
-        overrides = index.overrides()
-        stats = index.manifest.stats
+    with Index.open(o.index_dir, preparation=preparation) as index:
+        overrides = index.data.overrides()
+        stats = index.data.manifest.stats
         record.lexical_update = stats.get("lexical_update")  # "full" (IDF fitted) or "incremental" (frozen)
         # articles added, changed or removed since the last fit, of count; a full fit past refit_at of count
         record.lexical_drift = {**(stats.get("lexical_base") or {}), "refit_at": policy.batch.refit_drift}
@@ -232,7 +233,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
             log.info("nothing that decides the links changed since the last run: outputs kept as they are")
             return
         timer = time.perf_counter()
-        infos = index.store.all()
+        infos = index.data.store.all()
         # the full-precision vectors of the build (row order = index order), not the index's quantised copy
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         learned = index.learned_model(policy)
@@ -246,7 +247,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         seconds["related"] = time.perf_counter() - timer
         from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
 
-        record.stored_lists = keep_lists(index, policy, overrides, links, fresh=record.lists["fresh_statistics"])
+        record.stored_lists = keep_lists(index.data, policy, overrides, links, fresh=record.lists["fresh_statistics"])
         items = items_from_links(links, infos)
         record.links = sum(len(chosen) for chosen in links)
         record.pinned_links = sum(link.pinned for chosen in links for link in chosen)
@@ -289,7 +290,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
 
     from ..common.source import code_digest  # other code may rank differently: its lists are no base either
 
-    key = incremental.settings_key(policy, [index.manifest.model.get("fingerprint"), model_digest(job.learned),
+    key = incremental.settings_key(policy, [index.data.manifest.model.get("fingerprint"), model_digest(job.learned),
                                             code_digest()], job.lexical, day)
     ids = [a.id for a in articles]
     signatures = [incremental.signature(a, h) for a, h in zip(articles, built.hashes)]
@@ -349,7 +350,7 @@ def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
         day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    blob = json.dumps({"files": {k: e.sha256 for k, e in index.manifest.files.items()},
+    blob = json.dumps({"files": {k: e.sha256 for k, e in index.data.manifest.files.items()},
                        "policy": policy.to_dict(), "overrides": [o.to_dict() for o in overrides.items],
                        "day": day, "gold": gold_stamp(gold_path), "code": code_digest()},
                       sort_keys=True, default=str)
@@ -386,7 +387,7 @@ def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy 
     from ..evaluate.evaluation import evaluate_index
     from ..evaluate.gold import load_gold_jsonl
 
-    gold = load_gold_jsonl(gold_path) if gold_path else index.store.curated()
+    gold = load_gold_jsonl(gold_path) if gold_path else index.data.store.curated()
     if not gold:
         return None
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..common.atomic import atomic_path, atomic_write_bytes
-from ..rank.index import Related
+from ..rank.results import Related
 from ..rank.policy import Site
 from .pages import href, page_key
 from .runrecord import RunRecord

@@ -25,7 +25,7 @@ import numpy as np
 import ray
 
 from ..common.blocks import blocks
-from ..embed.embedder import Embedder, declared_language, get_embedder
+from ..embed.embedder import Embedder, declared_language, declared_max_tokens, get_embedder
 from ..embed.openvino_embedder import THREADS_ENV
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class RayEmbedder:
         self.local = local
         self.name = local.name
         self.language = declared_language(local)
+        self.max_tokens = declared_max_tokens(local)
         self.model = model
         self.backend_choice = backend
         self.actors = actors

@@ -19,7 +19,7 @@ from .outputs import ArticleLinks
 from ..rank.overrides import OverrideSet
 from ..rank.policy import Policy
 from ..common.progress import progress_bar
-from ..rank.index import Related
+from ..rank.results import Related
 from ..rank.ranking import QUERY_BLOCK
 
 
@@ -50,24 +50,23 @@ class LinkJob:
         self.frozen, self._ranker = frozen, None
 
     def ranker(self):
+        """The job's ranker (rank.wiring.build_ranker, as a query's), over the build's full-precision vectors with
+        the batch's frozen statistics; a learned ranking's voters are recorded for the next incremental run."""
         if self._ranker is None:
-            from ..rank.ranking import HybridRanker
-            from ..rank.wiring import learned_rescorer, shared_tag_pool
+            from ..rank.wiring import build_ranker
 
-            rescorer = None
-            if self.learned is not None:
-                rescorer = learned_rescorer(self.learned, self.site_facts, self.graph)
-                if self.frozen is not None:  # each list's voters, for the next incremental run
-                    from .learned_reach import recording
+            record, margin = None, 0.0
+            if self.frozen is not None and self.learned is not None:  # each list's voters, for the next run
+                from functools import partial
 
-                    rescorer = recording(rescorer, self.frozen)
-            tags = shared_tag_pool(self.site_facts)
-            margin = 0.0
-            if self.frozen is not None and self.learned is not None:  # what the learned reach follows windows by
-                from .window_reach import MARGIN as margin
-            self._ranker = HybridRanker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
-                                        frozen=self.frozen, rescorer=rescorer, tag_pool=tags, windows=self.windows,
-                                        window_ann=self.window_ann, window_margin=margin)
+                from .learned_reach import recording
+                from .window_reach import MARGIN as margin  # what the learned reach follows windows by
+
+                record = partial(recording, frozen=self.frozen)
+            self._ranker = build_ranker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
+                                        windows=self.windows, window_ann=self.window_ann, features=self.site_facts,
+                                        model=self.learned, graph=self.graph, frozen=self.frozen,
+                                        wrap_rescorer=record, window_margin=margin)
         return self._ranker
 
 
@@ -78,15 +77,16 @@ def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: Over
     the stored windows (kept in memory) and their approximate index when there is one, the facts the learned
     ranking or the shared-tag pool read. learned: the model in use (None: the default ranking); graph: its graph
     facts when the caller made them (else the index's, on these vectors)."""
-    ann = index.vectors if getattr(index.vectors, "approximate", False) else None
+    data = index.data
+    ann = data.vectors if getattr(data.vectors, "approximate", False) else None
     if learned is not None and graph is None:
-        graph = index.graph_facts(learned, vectors=vectors)
-    return LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                   overrides=overrides if overrides is not None else index.overrides(), as_of=as_of, ann=ann,
+        graph = data.link_graphs(learned, vectors=vectors)
+    return LinkJob(vectors=vectors, lexical=data.lexical, policy=policy, facts=data.rule_columns(),
+                   overrides=overrides if overrides is not None else data.overrides(), as_of=as_of, ann=ann,
                    frozen=frozen, learned=learned,
-                   site_facts=index.site_facts() if learned is not None or index.tag_pool() else None,
-                   graph=graph if learned is not None else None, windows=index.window_scores(keep_copy=True),
-                   window_ann=index.window_ann(approximate_only=True))
+                   site_facts=data.article_features() if learned is not None or data.tagged() else None,
+                   graph=graph if learned is not None else None, windows=data.window_scores(keep_copy=True),
+                   window_ann=data.window_ann(approximate_only=True))
 
 
 def link_block(job: LinkJob, start: int, stop: int) -> list[list[Link]]:

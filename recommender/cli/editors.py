@@ -49,10 +49,10 @@ def override_command(action: str, summary: str) -> click.Command:
 
 def resolve(index: Index, ref: str, stored: set[str]) -> str:
     """The id of the article `ref` names; one of the `stored` ids is kept as it is, even if not in the index."""
-    from ..rank.index import UnknownArticle
+    from ..rank.results import UnknownArticle
 
     try:
-        return index.get(ref).id
+        return index.data.get(ref).id
     except UnknownArticle:
         if ref in stored:
             return ref

@@ -61,7 +61,7 @@ def evaluate(index_dir: Path, gold_path: Path | None, ks: tuple[int, ...], basel
                                     hybrid=hybrid, policy=load_policy_for(policy_path), one_vector=one_vector,
                                     learned=not no_learned, progress=not is_quiet())
         if report_dir:
-            titles = {info.id: info.title for info in index.store.all()}
+            titles = {info.id: info.title for info in index.data.store.all()}
             path = write_report(evaluation, report_dir, titles)
             log.info("report written to %s", path)
     if as_json:
@@ -89,7 +89,7 @@ def check(index_dir: Path, k: int | None, suggestions: int, out_path: Path | Non
     with Index.open(index_dir) as index:
         items = editors_check(index, k=k, suggestions=suggestions, policy=load_policy_for(policy_path),
                               progress=not is_quiet())
-        titles = {info.id: info.title for info in index.store.all()}
+        titles = {info.id: info.title for info in index.data.store.all()}
     if not items:
         raise click.ClickException(f"{index_dir}: no article in the index has a curated related: list")
     text = check_markdown(items, titles, k)
@@ -127,7 +127,7 @@ def train(index_dir: Path, gold_path: Path | None, folds: int, seed: int, object
         model, report = train_model(index, policy, folds=folds, seed=seed, gold=gold, progress=not is_quiet(),
                                     objective=objective)
         if not dry_run:
-            store_model(index.folder, model)
+            store_model(index.data.folder, model)
     report.pop("fold_of", None)
     if as_json:
         click.echo(json.dumps(report))

@@ -16,7 +16,8 @@ import click
 from click.core import ParameterSource
 
 from ..embed.embedder import BACKENDS
-from ..rank.index import DEFAULT_INDEX_DIR, INDEX_ENV, UnknownArticle
+from ..rank.indexdata import DEFAULT_INDEX_DIR, INDEX_ENV
+from ..rank.results import UnknownArticle
 from ..common.progress import configure_logging
 
 

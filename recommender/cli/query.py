@@ -59,7 +59,7 @@ def related_for(index: Index, query: str, k: int | None, *, policy=None, explain
                 overrides: bool = True, stored: bool = True):
     """(the query article's description, results, which path answered) for an id, URL or file."""
     try:
-        info = index.get(query)
+        info = index.data.get(query)
         return ({"id": info.id, "title": info.title, "url": info.url}, *index.related_answer(
             info.id, k, policy=policy, explain=explain, overrides=overrides, stored=stored))
     except UnknownArticle as unknown:
@@ -113,7 +113,7 @@ def info(index_dir: Path, as_json: bool, verify: bool, policy_path: Path | None)
         facts = index.info()
         facts["ranking"] = index.ranking_in_force(load_policy_for(policy_path))  # which ranking is in force
         if verify:  # Index.open refuses a file that does not match: getting here means every file passed
-            entries = index.manifest.files.values()
+            entries = index.data.manifest.files.values()
             facts["verified"] = {"check": "sha256", "files": len(entries), "bytes": sum(e.bytes for e in entries)}
     click.echo(render_info(facts, as_json))
 

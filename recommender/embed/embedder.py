@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from ..common.atomic import atomic_write_text, read_json_object
+from .prepare import Preparation
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,27 @@ def declared_language(embedder) -> str:
     return getattr(embedder, "language", None) or "en"
 
 
+def declared_max_tokens(embedder) -> int | None:
+    """The most word pieces an embedder's model reads (its `max_tokens`: the model's max sequence length), or None
+    when it declares none (the hashing embedder, a custom one): the text preparation's window length follows it
+    (prepare.Preparation.for_model)."""
+    value = getattr(embedder, "max_tokens", None)
+    return int(value) if value else None
+
+
+def preparation_for(embedder) -> Preparation:
+    """The text preparation of an index this embedder builds: windows as long as its model reads."""
+    return Preparation.for_model(declared_max_tokens(embedder))
+
+
 class Embedder(Protocol):
     """What the index needs from a model."""
 
     name: str
     language: str  # its texts' language (language_of_model; optional: declared_language): the lexical index's
     # stop words and apostrophes follow it
+    max_tokens: int  # the most word pieces the model reads (optional: declared_max_tokens): the window length
+    # follows it
 
     @property
     def fingerprint(self) -> str: ...  # identifies the exact weights and settings that make the vectors
@@ -195,7 +211,11 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        """The model's max sequence length, from its sentence_bert_config.json (the model is not loaded for it)."""
+        try:
+            return int(json.loads((self.path / "sentence_bert_config.json").read_text())["max_seq_length"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return int(self.model.max_seq_length)
 
     @property
     def model(self):

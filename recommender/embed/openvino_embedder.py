@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..common.atomic import read_json_object
+from .prepare import DEFAULT_MAX_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def check_supported(path: Path) -> int:
     )
     if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"} or not mean_only:
         raise UnsupportedModel(f"{path}: modules {kinds} with pooling {pool} are not transformer + mean pooling")
-    return int(config.get("max_seq_length", 256))
+    return int(config.get("max_seq_length", DEFAULT_MAX_TOKENS))
 
 
 def openvino_runs_bf16() -> bool:

@@ -1,9 +1,10 @@
 """Turn an article into the texts the model reads, and combine their vectors into one article vector.
 
-all-MiniLM-L6-v2 reads at most 256 word pieces; most article bodies are longer. Rather than cut them silently,
-the body is split into overlapping windows of `window_words` words (about 200 word pieces with the title in
-front), at most `max_chunks` of them spread evenly over the whole body, so the end of a long article counts as
-much as its start. The article vector is the normalised mix of the head vector (title + excerpt) and the mean of
+A model reads at most its max sequence length in word pieces (all-MiniLM-L6-v2: 256); most article bodies are
+longer. Rather than cut them silently, the body is split into overlapping windows of `window_words` words, at most
+`max_chunks` of them spread evenly over the whole body, so the end of a long article counts as much as its start.
+The window length follows the model (`Preparation.for_model`): 150 words per 256 word pieces it reads (about 200
+word pieces with the title in front), overlapping by a fifth; a model that declares no length gets MiniLM's. The article vector is the normalised mix of the head vector (title + excerpt) and the mean of
 the body-chunk vectors, weighted by `head_weight`. Articles without a body (news items, curated related items)
 are their head alone.
 
@@ -34,19 +35,30 @@ import numpy as np
 from ..ingest.article import Article
 
 PREPARATION_VERSION = 2  # 2: every body window is embedded and stored
+DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max sequence length: what a model that declares none is read with
+WINDOW_WORDS, STRIDE_WORDS = 150, 120  # at DEFAULT_MAX_TOKENS; scaled with a model's max sequence length
 
 
 @dataclass(frozen=True)
 class Preparation:
     """Settings of the text preparation; recorded in the index manifest."""
 
-    window_words: int = 150
-    stride_words: int = 120
+    window_words: int = WINDOW_WORDS  # for a model's max sequence length: for_model
+    stride_words: int = STRIDE_WORDS
     max_chunks: int = 8
     head_weight: float = 0.3  # chosen by measurement on the shared corpora (README, "Ranking")
     title_in_chunks: bool = True
     version: int = PREPARATION_VERSION
     max_windows: int = 256  # body windows kept (spread evenly); not part of the key (see the module docstring)
+
+    @classmethod
+    def for_model(cls, max_tokens: int | None = None, **settings) -> "Preparation":
+        """This version's preparation for a model that reads at most `max_tokens` word pieces (its max sequence
+        length; None: DEFAULT_MAX_TOKENS): windows of WINDOW_WORDS words per DEFAULT_MAX_TOKENS word pieces, the
+        stride in the same proportion. For all-MiniLM-L6-v2 (256) that is Preparation() itself."""
+        tokens = int(max_tokens or DEFAULT_MAX_TOKENS)
+        words = max(1, tokens * WINDOW_WORDS // DEFAULT_MAX_TOKENS)
+        return cls(window_words=words, stride_words=max(1, words * STRIDE_WORDS // WINDOW_WORDS), **settings)
 
     @property
     def key(self) -> str:

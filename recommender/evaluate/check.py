@@ -64,18 +64,18 @@ def editors_check(index, k: int | None = None, suggestions: int = 5, *, policy: 
     policy = policy or Policy()
     policy = policy.with_links(k=k) if k is not None else policy
     k = policy.links.k
-    ids_in_rows = index.store.ids()
+    ids_in_rows = index.data.store.ids()
     row_of = {i: r for r, i in enumerate(ids_in_rows)}
-    curated, _ = gold_in_index(index.store.curated(), row_of)
+    curated, _ = gold_in_index(index.data.store.curated(), row_of)
     if ids is not None:
         wanted = set(ids)
         curated = {a: links for a, links in curated.items() if a in wanted}
     if not curated:
         return []
-    edits = index.overrides() if overrides else None
+    edits = index.data.overrides() if overrides else None
     ranker = index.ranker(policy)
     unfiltered = replace(policy, links=replace(policy.links, min_score=None, min_reverse=None))
-    titles = {info.id: info.title for info in index.store.all()}
+    titles = {info.id: info.title for info in index.data.store.all()}
     rows = sorted(row_of[a] for a in curated)
     items = []
     with progress_bar(len(rows), desc="editors' check", unit="article", enabled=progress) as bar:

@@ -89,7 +89,7 @@ class PolicyScorer:
         from ..rank.linking import order_candidates
 
         vectors = self.ranker().vectors
-        facts = self.index.facts()
+        facts = self.index.data.rule_columns()
         out = np.full((len(rows), self.size), -np.inf, dtype=np.float64)
         shown = np.full((len(rows), self.size), np.nan, dtype=np.float64)
         for i, cand in enumerate(self.candidates(rows)):
@@ -277,9 +277,9 @@ def lexical_scorer(kind: str, texts: Sequence[tuple[str, str, str]], language: s
 def one_vector_scorer(index, progress: bool = False) -> DenseScorer:
     """The naive design as a baseline: one vector per article from title + text, cut by the model at its
     input limit (256 word pieces for all-MiniLM-L6-v2), with the index's model. Embeds the whole corpus."""
-    texts = [f"{title}\n{body or excerpt}".strip() for title, excerpt, body in index.store.texts()]
+    texts = [f"{title}\n{body or excerpt}".strip() for title, excerpt, body in index.data.store.texts()]
     log.info("embedding %d articles as one vector each (the one-vector baseline)", len(texts))
-    vectors = index.embedder().encode(texts, batch_size=32, progress=progress)
+    vectors = index.data.embedder().encode(texts, batch_size=32, progress=progress)
     return DenseScorer(vectors, name="one-vector")
 
 
@@ -304,16 +304,16 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
 
     policy = (policy or Policy()).with_links(targets=TARGETS)
     start = time.perf_counter()
-    ids = index.store.ids()
+    ids = index.data.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
-    kept, dropped = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
+    kept, dropped = gold_in_index(gold if gold is not None else index.data.store.curated(), row_of)
     if not kept:
         raise InputError(f"no query with gold links inside the index ({gold_source})")
     queries = select_queries(kept, sample, seed)
     query_rows = [row_of[q] for q in queries]
     gold_rows = {row_of[q]: [row_of[r] for r in kept[q]] for q in queries}
     scorers: list = [PolicyScorer(index, policy)]
-    edits = index.overrides() if overrides else None
+    edits = index.data.overrides() if overrides else None
     if edits:
         scorers.append(PolicyScorer(index, policy, edits, name="system+overrides"))
     notes = []
@@ -339,19 +339,20 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
                              f"the articles published no later than it with the lists of older ones; left out of "
                              f"its means: {left['undated']} without a date, {left['no_gold_left']} whose gold holds "
                              "nothing published no later than them")
-                published.append(PublishedScorer(scorers[0], index.site_facts().days, result["gold"]))
+                published.append(PublishedScorer(scorers[0], index.data.article_features().days, result["gold"]))
         else:
             notes.append(f"learned ranking not evaluated: {problem}")
-    dense_scorer = DenseScorer(index.vectors.vectors(), name="dense") if dense or hybrid else None
+    dense_scorer = DenseScorer(index.data.vectors.vectors(), name="dense") if dense or hybrid else None
     if dense:
         scorers.append(dense_scorer)
     if one_vector:
         scorers.append(one_vector_scorer(index, progress))
-    texts = index.store.texts() if "bm25" in baselines or ("tfidf" in baselines and index.lexical is None) else []
-    language = index.lexical.language if index.lexical is not None else None  # the baselines' stop words
+    lexical = index.data.lexical
+    texts = index.data.store.texts() if "bm25" in baselines or ("tfidf" in baselines and lexical is None) else []
+    language = lexical.language if lexical is not None else None  # the baselines' stop words
     for name in baselines:
-        if name == "tfidf" and index.lexical is not None and index.lexical.count == len(ids):
-            scorers.append(StoredTfidfScorer(index.lexical))  # the same fit, stored with the index
+        if name == "tfidf" and lexical is not None and lexical.count == len(ids):
+            scorers.append(StoredTfidfScorer(lexical))  # the same fit, stored with the index
         elif name in ("tfidf", "bm25"):
             log.info("fitting the %s baseline on %d articles", name, len(ids))
             scorers.append(lexical_scorer(name, texts, language))
@@ -364,11 +365,11 @@ def evaluate_index(index, gold: dict[str, list[str]] | None = None, *, gold_sour
 
         lexical = next((s for s in scorers if getattr(s, "name", "") == "tfidf"), None)
         if lexical is None:
-            texts = texts or index.store.texts()
+            texts = texts or index.data.store.texts()
             lexical = lexical_scorer("tfidf", texts, language)
         scorers += [FusionScorer(dense_scorer, lexical, w) for w in hybrid]
     if published:
-        days, cut = index.site_facts().days, published[0].gold
+        days, cut = index.data.article_features().days, published[0].gold
         published += [PublishedScorer(s, days, cut) for s in scorers if s.name in ("tfidf", "bm25")]
     scorers += published
     results = []

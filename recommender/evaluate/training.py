@@ -4,7 +4,7 @@ over queries of each fitting objective (`objectives.py`; no query is ranked by a
 model it produces is applied by recommender.rank.learned.
 
     model, report = train(index, folds=5, seed=0)   # cross-validated report + a model fitted on every list
-    store_model(index.folder, model)                 # its JSON, and the arrays a query reads instead
+    store_model(index.data.folder, model)            # its JSON, and the arrays a query reads instead
 """
 
 from __future__ import annotations
@@ -189,13 +189,14 @@ class TrainingSet:
     def __init__(self, index, policy, gold: dict[int, list[int]], progress: bool = False):
         ranker = index.ranker(policy, learned=False)
         self.gold = gold
-        self.days = index.site_facts().days
-        self.cands, base = collect(ranker, index.site_facts(), gold, progress)
+        self.days = index.data.article_features().days
+        self.cands, base = collect(ranker, index.data.article_features(), gold, progress)
         queries = sorted(gold)
         self.X = np.vstack([base[q] for q in queries])
         self.y = np.concatenate([np.isin(self.cands[q].rows, gold[q]) for q in queries])
         self.qs = np.concatenate([np.full(len(self.cands[q].rows), q) for q in queries])
-        self.graph = LinkGraphs.build(ranker.vectors, index.lexical, gold, (ranker.mean_vector, ranker.second_moment))
+        self.graph = LinkGraphs.build(ranker.vectors, index.data.lexical, gold,
+                                      (ranker.mean_vector, ranker.second_moment))
         self.pairs = Pairs.of(self.cands, queries)
 
     def view(self, protocol: str) -> FoldView:
@@ -278,12 +279,12 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     from .metrics import gold_in_index
 
     timer = time.perf_counter()
-    ids = index.store.ids()
+    ids = index.data.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
-    kept, _ = gold_in_index(gold if gold is not None else index.store.curated(), row_of)
+    kept, _ = gold_in_index(gold if gold is not None else index.data.store.curated(), row_of)
     problem = too_few_lists(len(kept), policy, folds)
     if problem:
-        raise InputError(f"{index.folder}: {problem}; the default ranking stays")
+        raise InputError(f"{index.data.folder}: {problem}; the default ranking stays")
     if objective != "auto" and objective not in OBJECTIVES:
         raise InputError(f"objective must be auto or one of {', '.join(OBJECTIVES)}, not {objective!r}")
     gold = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
@@ -309,8 +310,8 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
         report["protocols"]["as-published"]["left_out"] = left_out
     for r in (report, other_report):
         r.pop("models")
-    if index.lexical is not None and index.lexical.count == len(ids):
-        report["tfidf"] = tfidf_baseline(index.lexical, gold)
+    if index.data.lexical is not None and index.data.lexical.count == len(ids):
+        report["tfidf"] = tfidf_baseline(index.data.lexical, gold)
     rows, rate = fit_rows(y)
     extra = data.graph.columns_many(data.pairs)  # every signal: the self-naming ones are zero for a new article
     model = fit(np.hstack([X[rows], extra[rows]]), y[rows], qs[rows], report["objective"], negative_rate=rate)
@@ -340,15 +341,15 @@ def train_if_due(folder: Path, policy, progress: bool = False) -> dict:
         return {"trained": False, "reason": "[ranking] learned = off"}
     timer = time.perf_counter()
     with Index.open(folder) as index:
-        ids = index.store.ids()
-        kept, _ = gold_in_index(index.store.curated(), {i: r for r, i in enumerate(ids)})
+        ids = index.data.store.ids()
+        kept, _ = gold_in_index(index.data.store.curated(), {i: r for r, i in enumerate(ids)})
         out: dict = {"trained": False, "lists": len(kept)}
         problem = too_few_lists(len(kept), policy)
         if problem:
             out["reason"] = problem
             return out
         try:
-            stored = load_model(index.folder)
+            stored = load_model(index.data.folder)
         except IndexProblem as exc:
             log.warning("%s; training again", exc)
             stored, out["reason"] = None, "stored model refused"
@@ -381,7 +382,7 @@ def store_model(folder: Path, model: LearnedModel) -> Path:
     try:
         preparation = Preparation.from_dict(read_manifest(Path(folder)).preparation)
         with Index.open(folder, preparation=preparation, verify=False) as index:
-            write_for_index(index)
+            write_for_index(index.data)
     except IndexProblem as exc:
         log.warning("%s: learned ranking stored without its query arrays (%s); queries read its JSON", folder, exc)
     return path

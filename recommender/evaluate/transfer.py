@@ -63,11 +63,11 @@ def collect_corpus(index, gold: dict[str, list[str]], name: str, progress: bool 
     report = evaluate_index(index, gold, baselines=("tfidf", "bm25"), dense=False, learned=False, overrides=False)
     baselines = {s.system: {"recall@10": s.overall["recall@10"], "mrr": s.overall["mrr"]}
                  for s in report.systems if s.system in ("tfidf", "bm25")}
-    ids = index.store.ids()
+    ids = index.data.store.ids()
     row_of = {i: r for r, i in enumerate(ids)}
     kept, _ = gold_in_index(gold, row_of)
     by_row = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
-    cands, signals = collect(index.ranker(Policy(), learned=False), index.site_facts(), by_row, progress)
+    cands, signals = collect(index.ranker(Policy(), learned=False), index.data.article_features(), by_row, progress)
     queries = sorted(by_row)
     sizes = [len(cands[q].rows) for q in queries]
     return CorpusData(name=name, X=np.vstack([signals[q] for q in queries]).astype(np.float32),

@@ -90,7 +90,7 @@ class DefaultModel:
     curated: str = "shipped default"  # what the graph facts are keyed by (it reads none)
     lists: dict = field(default_factory=dict)
     kind: str = "transferable default"
-    uses_graph = False  # it reads no link-graph signal (Index.graph_facts gives it none)
+    uses_graph = False  # it reads no link-graph signal (IndexData.link_graphs gives it none)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """One query's candidates (rows of SIGNALS, or of learned.ALL_SIGNALS, which start with them) scored."""

@@ -46,7 +46,7 @@ PATTERN = "learned-*.npy"
 def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarray, lexical, ids: list[str],
                        moments) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
-    stats record). vectors, lexical, ids, moments: what the query process would read (Index.graph_facts)."""
+    stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs)."""
     import secrets
 
     from ..store.npyfiles import write_npy_files
@@ -150,11 +150,8 @@ def stored_graph(manifest, data, vectors, moments):
 
 def model_for(index):
     """The index's learned model: from its stored arrays when they stand (no JSON parsed), else its JSON file
-    (learned.load_model; None when there is none)."""
-    if index.learned_files is None:  # the arrays (and the model read from them) of this version
-        index.learned_files = LearnedFiles(index.folder, index.manifest)
-        index.learned_files.model = stored_model(index.manifest, index.learned_files)
-    model = index.learned_files.model
+    (learned.load_model; None when there is none). index: an opened index's data (rank.indexdata.IndexData)."""
+    model = index.learned_files.model  # read from the arrays of this version, once
     if model is None:
         if "learned_ranker" not in index.manifest.files and not (index.folder / LEARNED_MODEL_FILE).exists():
             return None  # no model: the learned ranking's modules are not imported
@@ -164,29 +161,27 @@ def model_for(index):
     return model
 
 
-def graph_for(index, model, ranker=None, vectors=None):
-    """The LinkGraphs `model` reads on `index`: the stored arrays when they were made for this model and the
-    index's own vectors (an exact index, or no other vectors given), else built (reading the model's curated
-    lists from its JSON when the model came from the arrays)."""
+def graph_for(index, model, moments=None, vectors=None):
+    """The LinkGraphs `model` reads on `index` (an opened index's data, rank.indexdata.IndexData): the stored arrays
+    when they were made for this model and the index's own vectors (an exact index, or no other vectors given),
+    else built (reading the model's curated lists from its JSON when the model came from the arrays). moments: the
+    corpus's dense moments the query's ranker reads (None: the stored ones, else computed from the vectors)."""
     from ..store.ann import BACKENDS
 
     exact = not getattr(BACKENDS.get(index.manifest.backend), "approximate", False)
     if usable(index.manifest) and (vectors is None or exact) and \
             model.curated == index.manifest.stats[STATS_KEY].get("curated"):
-        if index.learned_files is None:
-            index.learned_files = LearnedFiles(index.folder, index.manifest)
         data = index.query_data
         mapped = data.array("vectors") if data.has("vectors") else np.zeros((index.manifest.count, 0), np.float32)
-        moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else data.moments()
-        if moments is not None:
-            return stored_graph(index.manifest, index.learned_files, mapped, moments)
+        stored = moments if moments is not None else data.moments()
+        if stored is not None:
+            return stored_graph(index.manifest, index.learned_files, mapped, stored)
     from .learned import graph_facts, load_model
 
     if not model.lists:  # read from the arrays: the curated lists are in the JSON
         model = load_model(index.folder) or model
     if vectors is not None:
         return graph_facts(vectors, index.lexical, model, index.store.ids())
-    moments = (ranker.mean_vector, ranker.second_moment) if ranker is not None else None
     return graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments)
 
 
@@ -206,13 +201,21 @@ def write_for_index(index) -> None:
 
 
 class LearnedFiles:
-    """Reads the `learned:` files of an index version (memory-mapped on first use)."""
+    """Reads the `learned:` files of an index version (memory-mapped on first use), and the model they hold."""
 
     def __init__(self, folder: Path, manifest):
         self.folder = folder
+        self.manifest = manifest
         self.names = {role[len(PREFIX):]: e.name for role, e in manifest.files.items() if role.startswith(PREFIX)}
         self._arrays: dict[str, np.ndarray] = {}
-        self.model = None
+        self._model: tuple | None = None  # (the model read from the arrays, or None), once
+
+    @property
+    def model(self):
+        """The learned model read from the arrays (stored_model), or None when they do not stand."""
+        if self._model is None:
+            self._model = (stored_model(self.manifest, self),)
+        return self._model[0]
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:

@@ -161,17 +161,20 @@ class Overrides:
 
 
 def never_shown(item: Override, index, policy, items: list[Override] = ()) -> str | None:
-    """Why the pin `item` can never show among its article's links in `index` (a rank.index.Index) under
-    `policy`, or None when it can: its target is not in the index, is unpublished while the policy links no
-    drafts, is of a kind the policy's [links] targets leave out (a curated stub, no URL), or is blocked on every article (among `items`, the store's overrides); or its article is gone."""
+    """Why the pin `item` can never show among its article's links in `index` under `policy`, or None when it
+    can: its target is not in the index, is unpublished while the policy links no drafts, is of a kind the
+    policy's [links] targets leave out (a curated stub, no URL), or is blocked on every article (among `items`,
+    the store's overrides); or its article is gone. index: an opened index, the Index of the Python API
+    (rank.index.Index, whose data it reads) or that data itself (rank.indexdata.IndexData)."""
     if item.action != "pin":
         return None
+    index = getattr(index, "data", index)  # the documented API passes an Index
     target = index.store.by_id(item.target)
     if target is None:
         return f"{item.target} is not in the index"
     if target.draft and not policy.links.include_drafts:
         return f"{item.target} is unpublished (a draft), and the policy links no drafts (include_drafts = false)"
-    facts = index.facts()
+    facts = index.rule_columns()
     unlinkable = facts.unlinkable(policy)
     row = facts.row_of[target.id] if target.id in facts.row_of else None
     if unlinkable is not None and row is not None and unlinkable[row]:

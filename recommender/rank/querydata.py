@@ -122,22 +122,6 @@ class QueryData:
             return None
         return np.asarray(self.array("dense_mean")), np.asarray(self.array("dense_second"))
 
-    def ranker(self, index, ranking, rescorer=None, tag_pool=None):
-        """The hybrid ranker of `index` (recommender.rank.index.Index) over these arrays where they exist."""
-        from ..store.ann import BACKENDS
-        from .ranking import HybridRanker
-
-        if not self.available:
-            rebuild_hint(self.folder)
-        ann = index.vectors if getattr(BACKENDS.get(index.manifest.backend), "approximate", False) else None
-        lexical = None
-        if "lexical" in index.manifest.files:
-            lexical = self.lexical(lambda: index.lexical) or index.lexical
-        matrix = self.array("vectors") if self.has("vectors") else index.vectors.vectors()
-        return HybridRanker(matrix, lexical, ranking, ann=ann, rescorer=rescorer, moments=self.moments(),
-                            tag_pool=tag_pool, windows=index.window_scores(),
-                            window_ann=index.window_ann(approximate_only=True))
-
     def lexical(self, full):
         """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""
         if not all(self.has(name) for name in LEXICAL):

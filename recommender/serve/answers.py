@@ -22,7 +22,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..rank.index import UnknownArticle
+from ..rank.results import UnknownArticle
 from ..rank.overrides import FILE as OVERRIDES_FILE, OverrideSet, load_overrides
 from ..rank.policy import Policy
 from ..rank.storedlists import HEADER, StoredLists
@@ -80,7 +80,7 @@ class Answering:
         need when the stored lists do not answer, and the stored answers the old version kept, made again for
         the new one (so the swap does not send every page's next request through the slow path at once)."""
         before = old.extra.get("answers")
-        lists = StoredLists.open(served.index, self.policy) if before is None or before.lists is not None else None
+        lists = StoredLists.open(served.index.data, self.policy) if before is None or before.lists is not None else None
         if lists is None:
             warm(served, self.policy)
         if before is None or before.state is None:
@@ -110,7 +110,7 @@ class Answering:
         q = {key: values[-1] for key, values in parse_qs(query).items()}
         ref = id_with_query(path[len("/related/"):], query) if path.startswith("/related/") else q.get("url", "")
         try:
-            info = served.index.get(ref)
+            info = served.index.data.get(ref)
             return stored_entry(self, answers, served, info, parse_k(q.get("k")),
                                 not parse_flag(q.get("no_overrides"), "no_overrides"))
         except (UnknownArticle, ApiError):
@@ -136,7 +136,7 @@ class Answering:
                 answers.overrides = load_overrides(self.folder)
                 answers.overrides_version = overrides_version(answers.overrides.items)
             if state[1] != before[1]:
-                answers.lists = StoredLists.open(served.index, self.policy) if state[1] else None
+                answers.lists = StoredLists.open(served.index.data, self.policy) if state[1] else None
                 answers.lists_token = lists_token(answers.lists)
             answers.state = state
             answers.generation += 1
@@ -219,7 +219,7 @@ async def answer(request: Request, served: Served, ref: str) -> Response:
     answering: Answering = request.app.state.answering
     answers = answering.of(served)
     generation = answers.generation
-    info = served.index.store.by_id(ref) or await run_ranking(article, served, ref)  # URL variants: off loop
+    info = served.index.data.store.by_id(ref) or await run_ranking(article, served, ref)  # URL variants: off loop
     q = request.query_params
     k = parse_k(q.get("k"))
     explain = parse_flag(q.get("explain"), "explain")
@@ -244,7 +244,7 @@ def stored_entry(answering: Answering, answers: VersionAnswers, served: Served, 
     if answers.lists is None:
         return None
     k = k if k is not None else answering.policy.links.k
-    items = answers.lists.links(served.index, info.row, k, answers.overrides if use_overrides else OverrideSet())
+    items = answers.lists.links(served.index.data, info.row, k, answers.overrides if use_overrides else OverrideSet())
     if items is None:
         return None
     etag = make_etag(served.version, answers.overrides_version, answering.policy_token, answers.lists_token)
@@ -270,7 +270,7 @@ OPTIONAL = ("parts", "explanation")
 
 def article(served: Served, ref: str):
     try:
-        return served.index.get(ref)
+        return served.index.data.get(ref)
     except UnknownArticle as exc:
         raise ApiError(404, str(exc.args[0] if exc.args else exc)) from None
 

@@ -52,7 +52,7 @@ async def search(request: Request, served: Served) -> dict:
 def searched(served: Served, text: str, k: int | None, explain: bool, policy) -> list:
     """On the ranking pool: the model is loaded once per version (not by two threads at a time)."""
     with served.lock:
-        served.index.embedder()
+        served.index.data.embedder()
     return served.index.search(text, k, explain=explain, policy=policy)
 
 
@@ -64,7 +64,7 @@ async def health(request: Request, served: Served) -> dict:
     follower: Follower = request.app.state.follower
     served = await follower.settled()  # a version being opened now: its outcome
     return {"status": "ok" if follower.problem is None else "degraded", "version": served.version,
-            "built_at": served.index.manifest.built_at, "articles": len(served.index), "swaps": follower.swaps,
+            "built_at": served.index.data.manifest.built_at, "articles": len(served.index), "swaps": follower.swaps,
             "problem": follower.problem, "pid": os.getpid()}
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from ..common.errors import InputError
 from ..evaluate.check import editors_check
-from ..rank.index import UnknownArticle
+from ..rank.results import UnknownArticle
 from ..rank.overrides import EVERY, FILE as OVERRIDES_FILE, Overrides, never_shown, pin_refusal
 from ..rank.policy import Policy
 from .offload import run_check
@@ -25,7 +25,7 @@ async def articles(request: Request, served: Served) -> dict:
     recently published (undated ones last)."""
     q = (request.query_params.get("q") or "").strip().lower()
     k = parse_k(request.query_params.get("k")) or 20
-    infos = served.index.store.all()
+    infos = served.index.data.store.all()
     if not q:
         infos = sorted(infos, key=lambda i: i.published or "", reverse=True)
     found = []
@@ -66,7 +66,7 @@ def whole_check(served: Served, k: int | None, key: str, policy) -> list:
 def overrides_state(served: Served) -> tuple:
     """Changes whenever the overrides store is written (by this page or by the CLI)."""
     try:
-        st = (served.index.folder / OVERRIDES_FILE).stat()
+        st = (served.index.data.folder / OVERRIDES_FILE).stat()
     except FileNotFoundError:
         return ()
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -75,7 +75,7 @@ def overrides_state(served: Served) -> tuple:
 async def list_overrides(request: Request, served: Served) -> dict:
     """The overrides (?article=: of one article, with those on every article); a pin that can never show has
     "never_shown": the reason."""
-    with Overrides.open(served.index.folder) as store:
+    with Overrides.open(served.index.data.folder) as store:
         every = store.all()
     article = request.query_params.get("article")
     items = [o for o in every if o.article in (article, EVERY)] if article else every
@@ -108,7 +108,7 @@ def resolve(served: Served, ref, what: str, star: bool = False, stored: set[str]
     if star and ref == EVERY:
         return ref
     try:
-        return served.index.get(ref).id
+        return served.index.data.get(ref).id
     except UnknownArticle as exc:
         if ref in stored:
             return ref
@@ -125,7 +125,7 @@ async def write_override(request: Request, served: Served) -> dict:
         raise ApiError(422, f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
     removal = action in ("unpin", "unblock")
     note = body.get("note") if isinstance(body.get("note"), str) else None
-    with Overrides.open(served.index.folder) as store:
+    with Overrides.open(served.index.data.folder) as store:
         stored = store.ids() if removal else set()
         article = resolve(served, body.get("article"), "article", star=True, stored=stored)
         if action == "order":

@@ -41,7 +41,7 @@ def open_version(folder: Path) -> Served:
     """Open and verify the committed version of an index folder (raises IndexProblem)."""
     stat = file_identity(str(folder / MANIFEST_NAME))
     index = Index.open(folder)
-    version = hashlib.sha256(index.manifest.to_json().encode()).hexdigest()[:12]
+    version = hashlib.sha256(index.data.manifest.to_json().encode()).hexdigest()[:12]
     return Served(index, version, stat)
 
 

@@ -35,19 +35,19 @@ def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools
     each list's window pool (rows, sorted) as that ranking retrieved it."""
     state = load_state(out / STATE_FILE)
     with Index.open(index_dir) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         assert ids == state["ids"]
-        vectors = np.ascontiguousarray(index.vectors.vectors(), dtype=np.float32)
+        vectors = np.ascontiguousarray(index.data.vectors.vectors(), dtype=np.float32)
         frozen = Frozen.stored(state, ids)
         if learned:
-            model = load_model(index.folder)
-            ranking = dict(learned=model, site_facts=index.site_facts(),
-                           graph=graph_facts(vectors, index.lexical, model, ids,
+            model = load_model(index.data.folder)
+            ranking = dict(learned=model, site_facts=index.data.article_features(),
+                           graph=graph_facts(vectors, index.data.lexical, model, ids,
                                              moments=(state["mean"], state["second"])))
         else:
-            ranking = dict(site_facts=index.site_facts() if index.tag_pool() else None)
-        job = LinkJob(vectors=vectors, lexical=index.lexical, policy=policy, facts=index.facts(),
-                      overrides=index.overrides(), frozen=frozen, windows=index.window_scores(), **ranking)
+            ranking = dict(site_facts=index.data.article_features() if index.data.tagged() else None)
+        job = LinkJob(vectors=vectors, lexical=index.data.lexical, policy=policy, facts=index.data.rule_columns(),
+                      overrides=index.data.overrides(), frozen=frozen, windows=index.data.window_scores(), **ranking)
         links = link_rows(job, np.arange(len(ids)))
         if window_pools is not None:
             window_pools.update({ids[r]: sorted(pool[0].tolist()) for r, pool in frozen.windows.pools.items()})

@@ -67,7 +67,7 @@ def test_incremental_add_change_delete_and_model_change(tmp_path, corpus_dir):
     third = batch(corpus, tmp_path)
     assert (third.added, third.changed, third.removed, third.embedded) == (1, 1, 1, 2)
     with Index.open(tmp_path / "idx") as index:
-        assert index.has("text/new-post") and not index.has("blog/no-url-post")
+        assert index.data.has("text/new-post") and not index.data.has("blog/no-url-post")
 
     other_model = batch(corpus, tmp_path, model="hashing:64")
     assert other_model.embedded == other_model.articles and other_model.added == other_model.articles

@@ -45,7 +45,7 @@ def test_batch_trains_when_due_and_again_when_the_curated_lists_change(tmp_path)
     assert cv["learned"]["recall@10"] > cv["default"]["recall@10"]  # the series tag decides, and is learned
     assert training["used"] and first.ranking == "learned" and first.lists["kind"] == "full"
     with Index.open(tmp_path / "idx") as index:
-        assert "learned_ranker" in index.manifest.files
+        assert "learned_ranker" in index.data.manifest.files
     model = load_model(tmp_path / "idx")
     top = sorted(model.signals, key=dict(zip(model.signals, model.coef)).get)[-3:]
     assert {"tag_overlap", "curated_back"} <= set(top)  # the partners share a series tag and link to each other

@@ -64,8 +64,8 @@ def test_outputs_carry_each_articles_own_url_byte_for_byte(site, tmp_path):
         if article_id in shown:
             assert shown[article_id] == url
     with Index.open(tmp_path / "idx") as index:  # any variant of the URL still finds the article
-        assert index.get("http://space-desk.example.com/moon-a").id == "space-desk.example.com/moon-a"
-        assert index.get("https://www.space-desk.example.com/moon-a/").url == own["space-desk.example.com/moon-a"]
+        assert index.data.get("http://space-desk.example.com/moon-a").id == "space-desk.example.com/moon-a"
+        assert index.data.get("https://www.space-desk.example.com/moon-a/").url == own["space-desk.example.com/moon-a"]
 
 
 def test_unpublished_and_draft_items_are_never_linked_by_default(site, tmp_path):
@@ -182,7 +182,7 @@ def test_shared_terms_hold_no_apostrophe_fragments(tmp_path):
     (tmp_path / "feed.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     build_index(tmp_path / "feed.jsonl", tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        vocabulary = set(index.lexical.vocabulary)
+        vocabulary = set(index.data.lexical.vocabulary)
         assert not vocabulary & {"s", "ve", "t", "ll", "don"}
         assert {"weve", "youll", "dont"} <= vocabulary
 

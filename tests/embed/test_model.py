@@ -52,7 +52,7 @@ def test_search_by_free_text_uses_the_real_model(demo_index):
     with Index.open(demo_index) as index:
         hits = index.search("how do I grow a starter for baking bread", k=3)
         assert hits[0].id == "rye-sourdough-starter"
-        vectors = index.vectors.vectors()
+        vectors = index.data.vectors.vectors()
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
         assert vectors.shape == (42, 384)
 

@@ -74,9 +74,9 @@ def test_check_ranks_are_positions_in_related(demo_index):
         assert len(items) == 11
         assert_same_as_related(index, items)
         # the embedding alone (what the check used to rank by) places some curated links elsewhere
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         row_of = {x: r for r, x in enumerate(ids)}
-        dense = DenseScorer(index.vectors.vectors())
+        dense = DenseScorer(index.data.vectors.vectors())
         differ = 0
         for item in items:
             scores = dense.scores(np.array([row_of[item.id]]))[0].astype(np.float64)
@@ -108,7 +108,7 @@ def test_check_follows_pins_and_blocks(demo_copy):
     curated = [e.id for e in before[article].agreed + before[article].low]
     blocked = curated[0]
     with Index.open(demo_copy) as index:  # a pin to an article that may be linked ([links] targets)
-        linkable = {i for i, hidden in zip(index.store.ids(), index.facts().unlinkable(Policy())) if not hidden}
+        linkable = {i for i, hidden in zip(index.data.store.ids(), index.data.rule_columns().unlinkable(Policy())) if not hidden}
     others = [x for x in ids_of(demo_copy) if x not in curated and x != article and x in linkable]
     pinned = others[-1]
     with Overrides.open(demo_copy) as store:
@@ -188,7 +188,7 @@ def test_editor_page_check_is_the_library_check_and_sees_new_overrides(demo_copy
 
 def ids_of(folder):
     with Index.open(folder) as index:
-        return index.store.ids()
+        return index.data.store.ids()
 
 
 def test_check_reads_ranks_beyond_the_largest_k_a_policy_may_set(hashing_index, monkeypatch):

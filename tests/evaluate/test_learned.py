@@ -153,7 +153,7 @@ def test_train_on_an_index_stores_a_model_that_related_uses(hashing_index, tmp_p
     folder = tmp_path / "idx"
     shutil.copytree(hashing_index, folder)
     with Index.open(folder) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         gold = {ids[i]: [ids[(i + 1) % len(ids)]] for i in range(len(ids))}  # each article's neighbour by row
         model, report = train(index, FEW_LISTS, folds=3, gold=gold)
         assert report["learned"]["queries"] == len(ids) and report["pairs"] > 0
@@ -199,7 +199,7 @@ def test_evaluate_ranks_each_query_with_a_model_fitted_without_it(hashing_index,
 
     monkeypatch.setattr(training, "fit", memorising_fit)
     with Index.open(hashing_index) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         ev = evaluate_index(index, neighbour_gold(ids), baselines=(), dense=False, folds=3, policy=FEW_LISTS)
     assert [s.system for s in ev.systems][:3] == ["system", "learned, existing articles (3-fold CV)",
                                                   "learned, new articles (3-fold CV)"]
@@ -216,7 +216,7 @@ def test_evaluate_learned_row_beats_default_when_a_signal_decides_and_can_be_ski
     from recommender.evaluate.evaluation import evaluate_index
 
     with Index.open(hashing_index) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         # the gold is the other article under the same site or folder (4 pairs): URL-path proximity decides it,
         # which the models learn from the other folds; the default ranking ranks it first for none
         gold = {i: [j for j in ids if j != i and j.split("/")[0] == i.split("/")[0]] for i in ids}
@@ -240,7 +240,7 @@ def test_cli_evaluate_learned_row_and_no_learned(hashing_index, tmp_path):
     from recommender.cli import cli
 
     with Index.open(hashing_index) as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
     (tmp_path / "few.toml").write_text("[ranking]\ntrain_min_lists = 3\n")
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps({"id": q, "related": r}) + "\n" for q, r in neighbour_gold(ids).items()))

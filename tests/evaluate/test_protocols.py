@@ -128,7 +128,7 @@ def test_evaluate_new_articles_cannot_be_scored_through_lists_that_name_them(dat
     monkeypatch.setattr(training, "fit", self_naming_model)
     with Index.open(folder) as index:
         ev = evaluate_index(index, gold, baselines=("tfidf",), dense=False, folds=4, policy=policy_from("new"))
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         rows = {ids.index(q): [ids.index(r) for r in rel] for q, rel in gold.items()}
         by_protocol = training.cross_validated_candidates(index, policy_from("new"), rows, folds=4)
     names = [s.system for s in ev.systems]

@@ -81,7 +81,7 @@ def answers(folder, policy=None, **kwargs):
     """Every article's (stored-or-computed answer, path) and the computed answer, as dicts without `parts`."""
     out = {}
     with Index.open(folder) as index:
-        for article_id in index.store.ids():
+        for article_id in index.data.store.ids():
             first, path = index.related_answer(article_id, policy=policy, **kwargs)
             computed, how = index.related_answer(article_id, policy=policy, stored=False, **kwargs)
             assert how == "computed"
@@ -145,7 +145,7 @@ def test_stored_lists_equal_computed_ones_and_stand_only_while_nothing_changed(t
         assert index.related_answer("feed/3", k=3)[1] == "stored-list"  # the first 3 of 10: what k=3 computes
         assert [r.to_dict() for r in index.related_answer("feed/3", k=3)[0]] == found["feed/3"][0][:3]
         bare = lambda links: [{k: v for k, v in r.to_dict().items() if k != "parts"} for r in links]  # noqa: E731
-        for article_id in index.store.ids():  # fewer links read from the stored lists: what k=3 computes
+        for article_id in index.data.store.ids():  # fewer links read from the stored lists: what k=3 computes
             assert bare(index.related_answer(article_id, k=3)[0]) == bare(index.related(article_id, k=3))
         varied = policy_from_dict({"diversity": {"mmr_lambda": 0.7}})
         assert index.related_answer("feed/3", k=3, policy=varied)[1] == "computed"
@@ -219,7 +219,7 @@ def test_stored_lists_of_a_learned_ranking_equal_computed_ones(tmp_path):
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 40)
     batch(corpus, tmp_path)
     with Index.open(tmp_path / "idx") as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         gold = {ids[i]: [ids[(i + 4) % len(ids)]] for i in range(len(ids))}  # same topic, next story
         model, _ = train(index, SMALL_GOLD, folds=3, gold=gold)
         store_model(tmp_path / "idx", model)
@@ -251,9 +251,9 @@ def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     batch(corpus, tmp_path)
     rng = np.random.default_rng(0)
     with Index.open(tmp_path / "idx") as index:
-        mapped = index.query_data.site_facts()
+        mapped = index.data.query_data.site_facts()
         assert isinstance(mapped.tags, MappedCSR)
-        built = ArticleFeatures.from_infos(index.store.all())
+        built = ArticleFeatures.from_infos(index.data.store.all())
         for query in range(48):
             rows = rng.choice(48, 20, replace=False)
             z = {"dense": rng.standard_normal(20).astype(np.float32)}
@@ -265,18 +265,18 @@ def test_mapped_lexical_scores_are_the_sparse_products_numbers(tmp_path):
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 50)
     batch(corpus, tmp_path)
     with Index.open(tmp_path / "idx") as index:
-        mapped = index.query_data.lexical(lambda: index.lexical)
+        mapped = index.data.query_data.lexical(lambda: index.data.lexical)
         assert isinstance(mapped, MappedLexical)
         for row in range(50):
             rows = np.array([row])
-            assert np.array_equal(mapped.tfidf_rows(rows), index.lexical.tfidf_rows(rows))
-            assert np.array_equal(mapped.mention_rows(rows), index.lexical.mention_rows(rows))
-        assert np.array_equal(index.query_data.array("vectors"), index.vectors.vectors())
-        topk = index.query_data.postings_topk()  # the stored maxima, and the top-k of the stored postings
+            assert np.array_equal(mapped.tfidf_rows(rows), index.data.lexical.tfidf_rows(rows))
+            assert np.array_equal(mapped.mention_rows(rows), index.data.lexical.mention_rows(rows))
+        assert np.array_equal(index.data.query_data.array("vectors"), index.data.vectors.vectors())
+        topk = index.data.query_data.postings_topk()  # the stored maxima, and the top-k of the stored postings
         assert isinstance(topk.data, np.memmap) and np.array_equal(topk.term_max, topk.term_maxima())
-        tfidf = index.lexical.tfidf
+        tfidf = index.data.lexical.tfidf
         for row in range(50):
-            full = index.lexical.tfidf_rows(np.array([row]))[0]
+            full = index.data.lexical.tfidf_rows(np.array([row]))[0]
             span = slice(tfidf.indptr[row], tfidf.indptr[row + 1])
             rows, scores = topk.top_k(tfidf.indices[span], tfidf.data[span], 5)
             np.testing.assert_allclose(scores, np.sort(full)[::-1][:5], atol=1e-6)
@@ -290,7 +290,7 @@ def test_an_index_without_precomputed_files_answers_the_same_and_a_rebuild_adds_
     (folder / HEADER).unlink()
     with Index.open(folder) as index:
         before = [r.to_dict() for r in index.related("feed/4")]
-        assert index._vectors is None  # the mapped vectors answered; FAISS was never read
+        assert not index.data.vectors_read  # the mapped vectors answered; FAISS was never read
     manifest = read_manifest(folder)
     for role in [r for r in manifest.files if r.startswith("query:")]:
         (folder / manifest.files.pop(role).name).unlink()

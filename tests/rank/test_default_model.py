@@ -91,7 +91,7 @@ def test_signals_a_site_does_not_have_cannot_move_a_score(tags):
 
 def test_sites_with_few_lists_get_the_shipped_model_where_it_wins(index_copy, shipped, monkeypatch):
     with Index.open(index_copy) as index:
-        lists = index.store.curated_count()
+        lists = index.data.store.curated_count()
         assert lists == 2
         assert index.learned_model() is shipped  # 2 lists, fewer than train_min_lists (50)
         assert "transferable default" in index.ranking_in_force()

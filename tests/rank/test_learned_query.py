@@ -25,7 +25,7 @@ def trained(tmp_path, count=48):
     corpus = synthetic_feed(tmp_path / "feed.jsonl", count)
     batch(corpus, tmp_path)
     with Index.open(tmp_path / "idx") as index:
-        ids = index.store.ids()
+        ids = index.data.store.ids()
         gold = {ids[i]: [ids[(i + 4) % len(ids)], ids[(i + 8) % len(ids)]] for i in range(len(ids))}
         model, _ = train(index, SMALL_GOLD, folds=3, gold=gold)
     store_model(tmp_path / "idx", model)
@@ -35,7 +35,7 @@ def trained(tmp_path, count=48):
 def built_in_process(folder, article_id):
     """What the query computes when the arrays are not there (the graph facts built from the lexical index)."""
     with Index.open(folder) as index:
-        index.manifest.stats.pop(STATS_KEY)
+        index.data.manifest.stats.pop(STATS_KEY)
         return [(r.id, r.score, r.parts["learned"]) for r in index.related(article_id, policy=ON)]
 
 
@@ -107,7 +107,7 @@ def test_a_model_stored_without_its_arrays_is_read_from_its_json(tmp_path):
     with Index.open(folder) as index:
         model = index.learned_model(ON)
         assert model.lists and model.coef == doc["model"]["coef"]  # the JSON, not the stale arrays
-        assert index.graph_facts(model).mentions.__class__.__name__ == "csr_matrix"
+        assert index.data.link_graphs(model).mentions.__class__.__name__ == "csr_matrix"
 
 
 @pytest.mark.parametrize("count", [2000])

@@ -28,7 +28,7 @@ def test_pin_block_unpin_from_the_cli(index_copy, lexical_policy):
         return globals()["related_ids"](folder, ref, "--policy", lexical_policy, *extra)
 
     before, _ = related_ids(index_copy, "text/marathon")
-    ids = Index.open(index_copy).store.ids()
+    ids = Index.open(index_copy).data.store.ids()
     target = next(i for i in reversed(ids) if i not in before and i != "text/marathon")
     assert invoke("pin", "text/marathon", target, "--index", index_copy, "--note", "editor's pick",
                   "--policy", lexical_policy).exit_code == 0
@@ -38,7 +38,7 @@ def test_pin_block_unpin_from_the_cli(index_copy, lexical_policy):
 
     blocked = before[0]
     assert invoke("block", "*", blocked, "--index", index_copy).exit_code == 0
-    for info in Index.open(index_copy).store.all():
+    for info in Index.open(index_copy).data.store.all():
         if info.id != blocked:
             assert blocked not in related_ids(index_copy, info.id)[0]
     listed = invoke("overrides", "--index", index_copy, "--json")
@@ -61,7 +61,7 @@ def test_batch_and_evaluation_respect_overrides(corpus_dir, tmp_path):
     policy = Policy().with_links(k=3, targets=TARGETS)  # the curated lists name curated stubs
     run_batch(corpus_dir, idx, out, policy, model="hashing", progress=False)
     with Index.open(idx) as index:
-        gold = index.store.curated()
+        gold = index.data.store.curated()
         query, wanted = next(iter(gold.items()))
         plain = evaluate_index(index, baselines=())
     assert [s.system for s in plain.systems] == ["system", "dense"]

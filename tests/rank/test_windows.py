@@ -98,16 +98,16 @@ def test_a_shared_section_of_two_long_pages_is_found_by_the_window_score(tmp_pat
     corpus = write_long_pages(tmp_path)
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        windows = index.window_scores()
-        a = index.get("a").row
+        windows = index.data.window_scores()
+        a = index.data.get("a").row
         row = windows.rows(np.array([a]))[0]
-        others = [index.get(x).row for x in index.store.ids() if x != "a"]
-        assert index.store.ids()[max(others, key=lambda r: row[r])] == "b"
+        others = [index.data.get(x).row for x in index.data.store.ids() if x != "a"]
+        assert index.data.store.ids()[max(others, key=lambda r: row[r])] == "b"
         cand = index.ranker().score_rows(np.array([a]))[0]
-        b = index.get("b").row
+        b = index.data.get("b").row
         i = int(np.flatnonzero(cand.rows == b)[0])
         assert cand.z["window"][i] > cand.z["dense"][i]  # the window part stands out where the mean blurs
-        assert index.manifest.stats["windows"] == len(windows.codes) == int(windows.offsets[-1])
+        assert index.data.manifest.stats["windows"] == len(windows.codes) == int(windows.offsets[-1])
 
 
 def test_stored_windows_are_checksummed_and_a_changed_file_is_refused(tmp_path):

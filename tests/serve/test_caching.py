@@ -45,8 +45,8 @@ def commit_new_version(folder, n=1):
 def test_stored_answers_are_kept_with_etags_and_follow_pins_and_swaps(batched):
     folder, policy = batched
     with Index.open(folder) as index:
-        stored = {ref: index.related_answer(ref, policy=policy) for ref in index.store.ids()}
-        computed = {ref: index.related(ref, policy=policy) for ref in index.store.ids()}
+        stored = {ref: index.related_answer(ref, policy=policy) for ref in index.data.store.ids()}
+        computed = {ref: index.related(ref, policy=policy) for ref in index.data.store.ids()}
     a = next(ref for ref, (links, how) in stored.items() if how == "stored-list" and len(links) >= 2)
     target = stored[a][0][1].id  # pinned, the second link comes first
     app = create_app(folder, editor=True, token="secret", policy=policy)
@@ -102,7 +102,7 @@ def test_stored_answers_are_kept_with_etags_and_follow_pins_and_swaps(batched):
 def test_max_age_comes_from_the_policy(index_copy):
     from recommender.rank.policy import policy_from_dict
 
-    ref = Index.open(index_copy).store.ids()[0]
+    ref = Index.open(index_copy).data.store.ids()[0]
     with TestClient(create_app(index_copy, policy=policy_from_dict({"serve": {"max_age": 0}}))) as c:
         response = c.get(f"/related/{ref}")
         assert response.headers["cache-control"] == "no-cache"
@@ -122,7 +122,7 @@ def test_check_runs_off_the_event_loop(index_copy, monkeypatch):
         return []
 
     monkeypatch.setattr(editor_api, "editors_check", slow_check)
-    ids = Index.open(index_copy).store.ids()
+    ids = Index.open(index_copy).data.store.ids()
     with TestClient(create_app(index_copy, editor=True)) as c:
         done = {}
         checker = threading.Thread(target=lambda: done.update(check=c.get("/check")))
@@ -148,7 +148,7 @@ def test_workers_start_several_processes_that_answer(index_copy):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     server = subprocess.Popen([sys.executable, "-m", "recommender.cli", "serve", "--index", str(index_copy),
                                "--port", str(port), "--workers", "2"], env=env, stderr=subprocess.PIPE)
-    ref = Index.open(index_copy).store.ids()[0]
+    ref = Index.open(index_copy).data.store.ids()[0]
     pids, deadline = set(), time.monotonic() + 60
     try:
         while len(pids) < 2 and time.monotonic() < deadline:

@@ -41,7 +41,7 @@ def batched(tmp_path, policy_text: str):
     assert run_batch(FIXTURES / "corpus", folder, tmp_path / "out", policy, model="hashing",
                      progress=False).stored_lists == "stored"
     with Index.open(folder) as index:
-        answers = {ref: index.related_answer(ref, policy=policy) for ref in index.store.ids()}
+        answers = {ref: index.related_answer(ref, policy=policy) for ref in index.data.store.ids()}
     article, (links, _) = next((ref, a) for ref, a in answers.items() if a[1] == "stored-list" and len(a[0]) >= 2)
     return folder, policy, article, links
 

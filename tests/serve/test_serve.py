@@ -30,7 +30,7 @@ def library_related(folder, ref, k=None, **kwargs):
 
 def ids_of(folder):
     with Index.open(folder) as index:
-        return index.store.ids()
+        return index.data.store.ids()
 
 
 def test_related_info_search_equal_the_library(client, index_copy):
@@ -43,7 +43,7 @@ def test_related_info_search_equal_the_library(client, index_copy):
     assert explained == library_related(index_copy, ids[0], explain=True)
     assert all("explanation" in r and "parts" in r for r in explained)
     with Index.open(index_copy) as index:
-        url_article = next(i for i in index.store.all() if i.url)
+        url_article = next(i for i in index.data.store.all() if i.url)
         expected_info = index.info()
         expected_search = [r.to_dict() for r in index.search("wind turbines record", 4)]
     by_url = client.get("/related", params={"url": url_article.url}).json()

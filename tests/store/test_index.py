@@ -38,7 +38,7 @@ EVERY_CANDIDATE = Policy(links=Links(min_score=None, min_reverse=None, targets=T
 
 def test_related_never_returns_the_article_itself(hashing_index):
     with Index.open(hashing_index) as index:
-        for info in index.store.all():
+        for info in index.data.store.all():
             hits = index.related(info.id, k=50, policy=EVERY_CANDIDATE)
             assert info.id not in [h.id for h in hits]
             assert len(hits) == len(index) - 1
@@ -48,8 +48,8 @@ def test_related_never_returns_the_article_itself(hashing_index):
 def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corpus_dir):
     corpus = read_corpus(corpus_dir)
     with Index.open(hashing_index) as index:
-        vectors = index.vectors.vectors()
-        ids = index.store.ids()
+        vectors = index.data.vectors.vectors()
+        ids = index.data.store.ids()
         assert ids == [a.id for a in corpus.articles]
         row = ids.index("text/marathon")
         scores, rows = topk_bruteforce(vectors[row:row + 1], vectors, 5, exclude=np.array([row]))
@@ -64,17 +64,17 @@ def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corp
 
 def test_lookup_by_url_variant_and_unknown_id_suggestions(hashing_index):
     with Index.open(hashing_index) as index:
-        by_url = index.get("http://www.energy-desk.example.com/2024/05/02/grid-batteries-desert-town/?utm_source=a")
+        by_url = index.data.get("http://www.energy-desk.example.com/2024/05/02/grid-batteries-desert-town/?utm_source=a")
         assert by_url.id == "energy-desk.example.com/2024/05/02/grid-batteries-desert-town"
         with pytest.raises(UnknownArticle) as err:
-            index.get("text/maraton")
+            index.data.get("text/maraton")
         assert "text/marathon" in err.value.suggestions
         assert "closest ids: text/marathon" in str(err.value)
 
 
 def test_curated_lists_are_stored(hashing_index):
     with Index.open(hashing_index) as index:
-        curated = index.store.curated()
+        curated = index.data.store.curated()
         assert curated["energy-desk.example.com/2024/06/11/wind-record-engineers"] == [
             "blue-sea-power.example.net/records/offshore-week",
             "energy-desk.example.com/2024/05/02/grid-batteries-desert-town",
@@ -136,7 +136,7 @@ def test_other_preparation_is_refused(hashing_index):
 def test_other_model_is_refused(hashing_index):
     with Index.open(hashing_index) as index:
         with pytest.raises(IndexProblem, match="built with model hashing:256"):
-            index.embedder("hashing:32")
+            index.data.embedder("hashing:32")
 
 
 def test_unchanged_rebuild_keeps_the_index_as_it_is(index_copy, corpus_dir):
@@ -176,7 +176,7 @@ def test_changed_article_is_re_embedded(tmp_path, corpus_dir):
 def test_metadata_is_opened_read_only(hashing_index):
     with Index.open(hashing_index) as index:
         with pytest.raises(sqlite3.OperationalError):
-            index.store.db.execute("DELETE FROM articles")
+            index.data.store.db.execute("DELETE FROM articles")
 
 
 def test_build_with_no_usable_articles_fails(tmp_path, bad_dir):

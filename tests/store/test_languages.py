@@ -74,4 +74,4 @@ def test_an_embedder_that_declares_no_language_builds_an_english_index(tmp_path)
 
     update_index(tmp_path / "idx", read_corpus(DEMO), OldEmbedder(), progress=False)
     with Index.open(tmp_path / "idx") as index:
-        assert index.lexical.language == "en" and "the" not in index.lexical.vocabulary
+        assert index.data.lexical.language == "en" and "the" not in index.data.lexical.vocabulary

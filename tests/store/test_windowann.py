@@ -94,9 +94,9 @@ def test_load_refuses_another_faiss_index(tmp_path):
 
 def test_built_index_stores_the_window_index_of_its_stored_windows(hashing_index):
     with Index.open(hashing_index) as index:
-        manifest = index.manifest
+        manifest = index.data.manifest
         assert "window_ann" in manifest.files and manifest.stats["window_ann"] == "faiss-flat-ip"
-        ann = index.window_ann()
+        ann = index.data.window_ann()
         codes, scales, offsets = read_windows(hashing_index, manifest)
         assert ann.count == len(codes) == manifest.stats["windows"] > 0
         stored = codes.astype(np.float32) * scales[:, None]
@@ -110,11 +110,11 @@ def test_index_built_with_ivf_records_its_recall(tmp_path, monkeypatch, corpus_d
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
     build_index(corpus_dir, tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        ann = index.window_ann()
-        assert ann.approximate and index.manifest.stats["window_ann"] == "faiss-ivf-sq8"
-        stats = index.manifest.stats
+        ann = index.data.window_ann()
+        assert ann.approximate and index.data.manifest.stats["window_ann"] == "faiss-ivf-sq8"
+        stats = index.data.manifest.stats
         assert stats[f"window_ann_recall@{stats['windows'] - 1}"] == 1.0  # k clamped to the others; one list
-        assert ann.count == index.manifest.stats["windows"]
+        assert ann.count == index.data.manifest.stats["windows"]
 
 
 def test_damaged_missing_or_absent_window_index(index_copy):
@@ -128,14 +128,14 @@ def test_damaged_missing_or_absent_window_index(index_copy):
         Index.open(index_copy)
     path.write_bytes(data[:100])  # a truncated file that the stat check would let through: read refused
     with pytest.raises(IndexProblem, match="cannot read the window index"):
-        Index.open(index_copy, verify=False).window_ann()
+        Index.open(index_copy, verify=False).data.window_ann()
     path.unlink()
     with pytest.raises(IndexProblem, match="window_ann file is missing"):
         Index.open(index_copy)
     del manifest["files"]["window_ann"]  # an index built before the window index
     (index_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
     with Index.open(index_copy) as index:
-        assert index.window_ann() is None
+        assert index.data.window_ann() is None
 
 
 def test_rebuild_replaces_the_window_index_and_removes_the_old_one(index_copy, tmp_path, corpus_dir):
@@ -147,9 +147,9 @@ def test_rebuild_replaces_the_window_index_and_removes_the_old_one(index_copy, t
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
     build_index(corpus, index_copy, model="hashing", progress=False)
     with Index.open(index_copy) as index:
-        assert index.manifest.files["window_ann"].name != old
-        assert index.window_ann().count == index.manifest.stats["windows"]
-    assert [p.name for p in index_copy.glob("windowann-*.faiss")] == [index.manifest.files["window_ann"].name]
+        assert index.data.manifest.files["window_ann"].name != old
+        assert index.data.window_ann().count == index.data.manifest.stats["windows"]
+    assert [p.name for p in index_copy.glob("windowann-*.faiss")] == [index.data.manifest.files["window_ann"].name]
 
 
 def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, monkeypatch):
@@ -181,9 +181,9 @@ def test_rebuild_with_ivf_reuses_the_training(tmp_path, monkeypatch, corpus_dir)
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
-    assert Index.open(tmp_path / "idx").manifest.stats["window_ann_training"] == "new"
+    assert Index.open(tmp_path / "idx").data.manifest.stats["window_ann_training"] == "new"
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        assert index.manifest.stats["window_ann_training"] == "reused"
-        assert index.window_ann().count == index.manifest.stats["windows"]
+        assert index.data.manifest.stats["window_ann_training"] == "reused"
+        assert index.data.window_ann().count == index.data.manifest.stats["windows"]
