@@ -23,7 +23,7 @@ import numpy as np
 
 from ..store.manifest import IndexProblem
 from .learned import read_signed, signed_text
-from .signals import SIGNALS
+from .signaltable import SIGNALS
 
 DEFAULT_MODEL_FILE = Path(__file__).with_name("default_model.json")
 FORMAT = 1
