@@ -103,7 +103,7 @@ GRAPHED = tuple(x for x in TABLE if x.source == GRAPH)
 SIGNALS = tuple(x.name for x in FIRST)
 GRAPH_SIGNALS = tuple(x.name for x in GRAPHED)
 ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what a learned model weighs, in column order
-WEIGHTED_PARTS = tuple(x.part for x in TABLE if x.weighted)  # the fixed-weight score's parts, in summing order
+WEIGHTED_PARTS = tuple(x.part for x in TABLE if x.weighted)  # the fixed-weight score's parts
 SELF_NAMING = tuple(x.name for x in TABLE if x.lists == QUERY_LISTS)
 LIST_FREE_SIGNALS = tuple(x.name for x in TABLE if x.lists == LIST_FREE)
 
