@@ -41,6 +41,7 @@ import numpy as np
 
 from ..rank.candidates import mention_cuts
 from ..rank.graph_signals import NEIGHBOURS
+from ..rank.signaltable import full_run_reason
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
 from .window_reach import EPS, WindowSide
@@ -102,9 +103,9 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
     embedding moments (dense_rz) and carrying the kept lists' records over (renumbered; removed rows -2)."""
     if job.graph is None:  # its reach rules bound a linear model over the site's own signals and lists
         return "transferable default ranking (features centred per query: no reach rules)"
-    facts = job.site_facts
-    if facts is not None and getattr(facts.tags, "nnz", 0):
-        return "learned ranking with tags (the tag IDF is not frozen)"
+    reason = full_run_reason(job.site_facts)  # a signal reads a statistic not frozen (the tag IDF)
+    if reason:
+        return reason
     if job.ann is not None:
         return "learned ranking over an approximate vector index"
     if "bound_voters" not in state:

@@ -375,9 +375,9 @@ def last_ok_run(out_dir: Path) -> dict | None:
 
 
 def outputs_exist(out_dir: Path) -> bool:
-    from .outputs import BY_PATH, JSON_MAP, JSONL, SQLITE
+    from .outputs import output_names
 
-    return all((out_dir / name).exists() for name in (JSONL, JSON_MAP, BY_PATH, SQLITE))
+    return all((out_dir / name).exists() for name in output_names())
 
 
 def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:

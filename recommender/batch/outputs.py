@@ -12,8 +12,9 @@
 * ``related.sqlite``: tables ``articles``, ``related`` (article_id, rank, related_id, score) and ``runs`` (one
   record per batch run, the history carried over from the previous file).
 
-All four are written to temporary files first and renamed over the old ones only when all are complete, so
-a reader sees yesterday's complete files or today's, never a half-written one.
+Each is one entry of `SINKS` (its file name and its writer; a new output format is a writer and one entry). All
+are written to temporary files first and renamed over the old ones only when all are complete, so a reader sees
+yesterday's complete files or today's, never a half-written one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..common.atomic import atomic_path, atomic_write_bytes
 from ..rank.results import Related
@@ -109,9 +110,58 @@ def by_path(items: Sequence[ArticleLinks], infos: Sequence, site: Site = Site())
 MAX_NAMED = 20  # collisions named in the run record
 
 
+@dataclass
+class Written:
+    """What the sinks write from: the lists, their by-path form (text) and the run record; `previous`: the folder's
+    last outputs (the SQLite sink carries their run history over)."""
+
+    items: Sequence[ArticleLinks]
+    by_path_text: str
+    run_record: RunRecord
+    previous: Path
+
+
+@dataclass(frozen=True)
+class Sink:
+    """One output of the batch: its file name and the writer that fills a temporary path with it (renamed into
+    place with the others once all are written)."""
+
+    name: str
+    write: Callable[[Path, Written], None]  # (temporary path, what is written)
+
+
+def _write_by_path(path: Path, out: Written) -> None:
+    path.write_text(out.by_path_text, encoding="utf-8")
+
+
+def _write_jsonl(path: Path, out: Written) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for item in out.items:
+            fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+
+
+def _write_json_map(path: Path, out: Written) -> None:
+    path.write_text(json.dumps({i.id: [l.id for l in i.related] for i in out.items}, ensure_ascii=False,
+                               indent=1) + "\n", encoding="utf-8")
+
+
+def _write_sqlite_sink(path: Path, out: Written) -> None:
+    path.unlink()
+    _write_sqlite(path, out.items, previous=out.previous, run_record=out.run_record)
+
+
+# the batch's outputs, written in this order (a new output format: its writer and one entry here)
+SINKS = (Sink(BY_PATH, _write_by_path), Sink(JSONL, _write_jsonl), Sink(JSON_MAP, _write_json_map),
+         Sink(SQLITE, _write_sqlite_sink))
+
+
+def output_names() -> tuple[str, ...]:
+    return tuple(sink.name for sink in SINKS)
+
+
 def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRecord,
                   site_data: Path | None = None, infos: Sequence | None = None, site: Site = Site()) -> None:
-    """Write the four outputs (and append the run record to the SQLite one), all or nothing; with site_data,
+    """Write every output of SINKS (and append the run record to the SQLite one), all or nothing; with site_data,
     also the by-path form there, renamed into place with the others. `infos`: the index's articles (for the
     page keys); None: the items themselves."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,28 +171,19 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRe
     if counts["collisions"]:
         log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
                     counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
-    text = json.dumps(keyed, ensure_ascii=False, indent=1) + "\n"
+    out = Written(items, json.dumps(keyed, ensure_ascii=False, indent=1) + "\n", run_record, folder / SQLITE)
     with contextlib.ExitStack() as stack:
         if site_data is not None:
-            stack.enter_context(atomic_path(site_data)).write_text(text, encoding="utf-8")
-        stack.enter_context(atomic_path(folder / BY_PATH)).write_text(text, encoding="utf-8")
-        jsonl = stack.enter_context(atomic_path(folder / JSONL))
-        with open(jsonl, "w", encoding="utf-8") as fh:
-            for item in items:
-                fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
-        json_map = stack.enter_context(atomic_path(folder / JSON_MAP))
-        json_map.write_text(json.dumps({i.id: [l.id for l in i.related] for i in items}, ensure_ascii=False,
-                                       indent=1) + "\n", encoding="utf-8")
-        db_path = stack.enter_context(atomic_path(folder / SQLITE))
-        db_path.unlink()
-        _write_sqlite(db_path, items, previous=folder / SQLITE, run_record=run_record)
+            _write_by_path(stack.enter_context(atomic_path(site_data)), out)
+        for sink in SINKS:
+            sink.write(stack.enter_context(atomic_path(folder / sink.name)), out)
         # leaving the stack renames the files over the old ones, one after another, only now that all are
         # complete
 
 
 def remove_leftovers(folder: Path) -> None:
     """Temporary files of a run that was killed while writing (the caller holds the folder's lock)."""
-    for name in (JSONL, JSON_MAP, BY_PATH, SQLITE):
+    for name in output_names():
         for path in folder.glob(f".{name}.*.tmp"):
             path.unlink(missing_ok=True)
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.graph_signals import LinkGraphs, Pairs
+from ..rank.signaltable import SELF_NAMING, graph_columns_many
 
 PROTOCOLS = ("existing", "new", "as-published")
 LABELS = {"existing": "existing articles", "new": "new articles", "as-published": "as published"}
-SELF_NAMING = ("curated_back", "co_curated")  # zero for a query no list names
 
 
 def system_name(protocol: str, folds: int) -> str:
@@ -67,7 +67,7 @@ class FoldView:
     def __call__(self, held) -> tuple[np.ndarray, np.ndarray]:
         held = set(int(q) for q in held)
         held_rows = np.fromiter(held, dtype=np.int64, count=len(held))
-        extra = self.graph.with_lists(self.lists(held)).columns_many(self.pairs)
+        extra = graph_columns_many(self.graph.with_lists(self.lists(held)), self.pairs)
         train = ~np.isin(self.pairs.query, held_rows)
         if self.protocol == "new":
             train &= ~np.isin(self.pairs.rows, held_rows)
@@ -131,7 +131,7 @@ def published_columns(graph: LinkGraphs, cands: dict, gold: dict[int, list[int]]
         facts = graph.with_lists(lists_before(days, gold, day))
         keep = {q: np.flatnonzero(visible(days, q, cands[q].rows)) for q in day_queries}
         pairs = Pairs.of({q: cands[q].take(keep[q]) for q in day_queries}, day_queries)
-        extra = facts.columns_many(pairs)
+        extra = graph_columns_many(facts, pairs)
         for i, q in enumerate(day_queries):
             out[q] = (keep[q], extra[pairs.starts[i]:pairs.starts[i + 1]])
     return out

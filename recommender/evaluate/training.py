@@ -21,7 +21,8 @@ from ..common.errors import InputError
 from ..rank.graph_signals import LinkGraphs, Pairs
 from ..rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from ..rank.ranking import QUERY_BLOCK
-from ..rank.signals import ArticleFeatures, pair_signals
+from ..rank.signals import ArticleFeatures
+from ..rank.signaltable import graph_columns_many, pair_signals
 from ..store.manifest import IndexProblem
 from .objectives import OBJECTIVES, better, fit, fit_rows, groups
 from .protocols import FoldView, has_dates, published_columns, published_gold
@@ -313,7 +314,7 @@ def train(index, policy=None, folds: int = 5, seed: int = 0, gold: dict[str, lis
     if index.data.lexical is not None and index.data.lexical.count == len(ids):
         report["tfidf"] = tfidf_baseline(index.data.lexical, gold)
     rows, rate = fit_rows(y)
-    extra = data.graph.columns_many(data.pairs)  # every signal: the self-naming ones are zero for a new article
+    extra = graph_columns_many(data.graph, data.pairs)  # every signal: the self-naming ones are zero for a new article
     model = fit(np.hstack([X[rows], extra[rows]]), y[rows], qs[rows], report["objective"], negative_rate=rate)
     model.trained_on = len(gold)
     model.curated = curated_digest(kept)

@@ -23,13 +23,15 @@ import numpy as np
 
 from ..store.manifest import IndexProblem
 from .learned import read_signed, signed_text
-from .signals import SIGNALS
+from .signaltable import LIST_FREE_SIGNALS, SIGNALS
 
 DEFAULT_MODEL_FILE = Path(__file__).with_name("default_model.json")
 FORMAT = 1
 TRANSFER_SIGNALS = ("dense_z", "lexical_z", "mention_z", "window_z", "window_max_z", "title_overlap",
                     "tag_overlap", "same_author", "date_gap", "dates_known", "candidate_older")
-OPTIONAL_SIGNALS = ("path_proximity", "path_parent", "same_page_type")  # measured, not shipped (docs/ranking.md)
+# the other list-free signals of the signal table, which the transfer may be measured with (scripts/measure_transfer.py
+# --add; path_proximity, path_parent and same_page_type measured, not shipped: docs/ranking.md)
+OPTIONAL_SIGNALS = tuple(name for name in SIGNALS if name in LIST_FREE_SIGNALS and name not in TRANSFER_SIGNALS)
 RANKED = ("dense_z", "lexical_z", "window_z", "window_max_z")  # "rr:NAME": 1 / (RR_K + rank among candidates)
 RR_K = 10
 FIXED = {"window_z": 0.6, "lexical_z": 0.2, "mention_z": 0.05}  # "fixed_score": policy.Ranking's default weights

@@ -30,10 +30,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..store.lexical import sparse  # SciPy imported on first use: a query without a learned model never needs it
-from .ranking import sorted_unique as sorted_rows
+from .topk import sorted_unique as sorted_rows
 
-GRAPH_SIGNALS = ("names_out", "names_in", "named_by", "dense_rz", "curated_in", "curated_back", "co_curated",
-                 "neighbour_lists")
 NEIGHBOURS = 20  # strongest candidates whose curated lists vote
 
 
@@ -184,46 +182,49 @@ class LinkGraphs:
             self.dense_stats[missing, 1] = np.sqrt(np.maximum(second - mean ** 2, 0.0))
         return self.dense_stats[rows]
 
-    def columns(self, query: int, rows: np.ndarray, z: dict[str, np.ndarray], cosine: np.ndarray) -> np.ndarray:
-        """The GRAPH_SIGNALS of one query's candidates (`cosine`: their embedding cosines with the query);
-        query -1 (new text) has dense_rz only."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
-        if not len(rows):
-            return out
-        out[:, 3] = dense_rz(cosine, self.dense_stats_of(rows))
-        if query < 0:
-            return out
-        self._pair_columns(out, rows, lambda matrix: _row_values(matrix, query, rows))
-        strength = _strength(z, len(rows))
+
+# --- the graph signals' views: what a signal reads of the pairs it is computed for ------------------------
+
+
+class OneQuery:
+    """One query's candidates (query -1: new text, which has `dense_rz` only). `cosine`: their embedding cosines
+    with the query; `z`: their z-scores (the strength of their votes)."""
+
+    def __init__(self, graph: LinkGraphs, query: int, rows: np.ndarray, z: dict, cosine: np.ndarray):
+        self.graph, self.query, self.rows, self.z, self.cosine = graph, query, rows, z, cosine
+
+    def look(self, matrix) -> np.ndarray:
+        """matrix[query, candidate] of each candidate."""
+        return _row_values(matrix, self.query, self.rows)
+
+    def dense_stats(self) -> np.ndarray:
+        return self.graph.dense_stats_of(self.rows)
+
+    def votes(self) -> np.ndarray:
+        strength = _strength(self.z, len(self.rows))
         top = np.argsort(-strength, kind="stable")[:NEIGHBOURS]
-        out[:, 7] = _votes(self.lists, rows[top], strength[top].astype(np.float32), rows)
-        return out
+        return _votes(self.graph.lists, self.rows[top], strength[top].astype(np.float32), self.rows)
 
-    def _pair_columns(self, out: np.ndarray, rows: np.ndarray, look) -> None:
-        """Columns 0-2 and 4-6 of GRAPH_SIGNALS into `out`: `look(matrix)` gives matrix[query, candidate] of each
-        candidate row (one query or many, as `columns` and `columns_many` read them)."""
-        out[:, 0] = look(self.mentions)
-        out[:, 1] = look(self.mentions_t)
-        out[:, 2] = self.named_by[rows]
-        own = look(self.lists)
-        out[:, 4] = np.log1p(np.maximum(self.in_links[rows] - own, 0))
-        out[:, 5] = look(self.lists_t)
-        out[:, 6] = np.maximum(look(self.co) - own, 0)
 
-    def columns_many(self, pairs: Pairs) -> np.ndarray:
-        """`columns` of many stored queries' candidates at once (every query row >= 0): sparse lookups and one
-        sparse product over all the pairs instead of a dozen small calls per query. The same values as
-        `columns`, query by query (`neighbour_lists` summed in another order: equal to float32 rounding)."""
-        q, rows = pairs.query, pairs.rows
-        out = np.zeros((len(rows), len(GRAPH_SIGNALS)), dtype=np.float32)
-        if not len(rows):
-            return out
-        self.dense_stats_of(sorted_rows(rows))  # fills each candidate's statistics once
-        out[:, 3] = dense_rz(pairs.cosine, self.dense_stats[rows])
-        self._pair_columns(out, rows, lambda matrix: _sample(matrix, q, rows))
-        # neighbour_lists: each query's NEIGHBOURS strongest candidates vote with their curated lists
-        voter_at, voter_weight, voter_block = [], [], []
+class ManyQueries:
+    """Many stored queries' candidates at once (every query row >= 0, training): sparse lookups and one sparse
+    product over all the pairs instead of a dozen small calls per query. The same values as OneQuery, query by
+    query (`neighbour_lists` summed in another order: equal to float32 rounding)."""
+
+    def __init__(self, graph: LinkGraphs, pairs: Pairs):
+        self.graph, self.pairs, self.rows, self.cosine = graph, pairs, pairs.rows, pairs.cosine
+
+    def look(self, matrix) -> np.ndarray:
+        return _sample(matrix, self.pairs.query, self.rows)
+
+    def dense_stats(self) -> np.ndarray:
+        self.graph.dense_stats_of(sorted_rows(self.rows))  # fills each candidate's statistics once
+        return self.graph.dense_stats[self.rows]
+
+    def votes(self) -> np.ndarray:
+        """Each query's NEIGHBOURS strongest candidates vote with their curated lists."""
+        pairs, rows = self.pairs, self.rows
+        voter_at, voter_block = [], []
         for b in range(len(pairs.starts) - 1):
             start, stop = pairs.starts[b], pairs.starts[b + 1]
             top = np.argsort(-pairs.strength[start:stop], kind="stable")[:NEIGHBOURS]
@@ -233,9 +234,43 @@ class LinkGraphs:
         voter_block = np.concatenate(voter_block)
         voter_weight = pairs.strength[voter_at].astype(np.float32)
         weights = sparse.csr_matrix((voter_weight, (voter_block, rows[voter_at])),
-                                    shape=(len(pairs.starts) - 1, len(self.vectors)))
-        votes = (weights @ self.lists).tocsr()
+                                    shape=(len(pairs.starts) - 1, len(self.graph.vectors)))
+        votes = (weights @ self.graph.lists).tocsr()
         votes.sort_indices()
         block_of = np.repeat(np.arange(len(pairs.starts) - 1), np.diff(pairs.starts))
-        out[:, 7] = _sample(votes, block_of, rows)
-        return out
+        return _sample(votes, block_of, rows)
+
+
+# --- each graph signal: name(graph, view) for the view's pairs (recommender.rank.signaltable names them) -------
+
+
+def names_out(graph: LinkGraphs, view) -> np.ndarray:
+    return view.look(graph.mentions)
+
+
+def names_in(graph: LinkGraphs, view) -> np.ndarray:
+    return view.look(graph.mentions_t)
+
+
+def named_by(graph: LinkGraphs, view) -> np.ndarray:
+    return graph.named_by[view.rows]
+
+
+def dense_rz_of(graph: LinkGraphs, view) -> np.ndarray:
+    return dense_rz(view.cosine, view.dense_stats())
+
+
+def curated_in(graph: LinkGraphs, view) -> np.ndarray:
+    return np.log1p(np.maximum(graph.in_links[view.rows] - view.look(graph.lists), 0))
+
+
+def curated_back(graph: LinkGraphs, view) -> np.ndarray:
+    return view.look(graph.lists_t)
+
+
+def co_curated(graph: LinkGraphs, view) -> np.ndarray:
+    return np.maximum(view.look(graph.co) - view.look(graph.lists), 0)
+
+
+def neighbour_lists(graph: LinkGraphs, view) -> np.ndarray:
+    return view.votes()

@@ -24,6 +24,7 @@ from ..ingest.article import Article
 from .indexdata import IndexData
 from .policy import Policy
 from .results import Related, UnknownArticle  # noqa: F401 - importable from here, as they always were
+from .signaltable import WEIGHTED_PARTS
 from .topk import drop_rows
 from . import wiring
 
@@ -163,7 +164,7 @@ class Index:
             parts = None if i is None else {name: {"value": round(float(cand.raw[name][i]), 4),
                                                    "z": round(float(cand.z[name][i]), 3),
                                                    "weight": ranker.weights[name]}
-                                            for name in cand.raw if name in ranker.weights}  # not window_max
+                                            for name in cand.raw if name in WEIGHTED_PARTS}  # not window_max
             if parts is not None and model is not None:  # each signal's part of the learned score
                 if signals is None:
                     from .learned import signal_matrix

@@ -1,4 +1,4 @@
-"""A ranking learned from a site's own curated related lists: a linear model over the pair signals of `signals.py`,
+"""A ranking learned from a site's own curated related lists: a linear model over the signals of `signaltable.py`,
 fitted on the hybrid ranker's candidates with the curated links as positives (pointwise logistic regression or a
 listwise softmax, whichever cross-validated better on the site: recommender.evaluate.objectives).
 
@@ -23,11 +23,11 @@ import numpy as np
 
 from ..common.atomic import atomic_write_text
 from ..store.manifest import LEARNED_MODEL_FILE, IndexProblem
-from .graph_signals import GRAPH_SIGNALS, LinkGraphs
-from .signals import SIGNALS, ArticleFeatures, pair_signals
+from .graph_signals import LinkGraphs
+from .signals import ArticleFeatures
+from .signaltable import ALL_SIGNALS, GRAPH_SIGNALS, graph_columns, pair_signals
 
 FORMAT = 1
-ALL_SIGNALS = SIGNALS + GRAPH_SIGNALS  # what the model weighs, in column order
 
 
 @dataclass
@@ -63,7 +63,7 @@ def signal_matrix(cand, facts: ArticleFeatures, graph: LinkGraphs | None) -> np.
     X = pair_signals(cand.query, cand.rows, cand.z, facts)
     if graph is None:
         return np.hstack([X, np.zeros((len(X), len(GRAPH_SIGNALS)), np.float32)])
-    return np.hstack([X, graph.columns(cand.query, cand.rows, cand.z, cand.raw["dense"])])
+    return np.hstack([X, graph_columns(graph, cand.query, cand.rows, cand.z, cand.raw["dense"])])
 
 
 def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> LinkGraphs:

@@ -28,13 +28,14 @@ import numpy as np
 
 from .corpusstats import CorpusStats, PoolBounds
 from .policy import Ranking
+from .signaltable import WEIGHTED_PARTS
+from .topk import sorted_unique
 
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
     from ..store.lexindex import LexicalIndex
 
 QUERY_BLOCK = 256  # query rows ranked at a time (score_rows; the batch, evaluation and the editors' check)
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
-PARTS = ("dense", "window", "lexical", "mention")
 
 
 @dataclass
@@ -76,12 +77,6 @@ def dense_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, gram.astype(np.float32)
 
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """np.unique of a 1-d integer array, without the numpy.ma import that np.unique costs a fresh process."""
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
-
-
 def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:
     return max(1, min(wanted, MAX_BLOCK_CELLS // max(1, n)))
 
@@ -104,8 +99,10 @@ class HybridRanker:
         self.window_margin = window_margin  # candidates.WindowStage(margin=): windows recorded for the nightly reach
         weights = ranking.weights(windows=self.windows is not None)  # an index built without stored windows
         if lexical is None:
-            weights = {"dense": 1.0, "window": 0.0, "lexical": 0.0, "mention": 0.0}
-        self.weights = weights
+            weights = {"dense": 1.0}
+        # the signal table's weighted parts (signaltable.WEIGHTED_PARTS), each with the policy's weight; every
+        # other part in the z-mix (window_max) weighs 0, yet is summed: it sets the sum's float type
+        self.weights = {part: weights.get(part, 0.0) for part in WEIGHTED_PARTS}
         # moments: (mean, second moment) precomputed at build (recommender.rank.querydata), else computed here
         self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
         self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.rank.learned)

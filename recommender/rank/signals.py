@@ -31,10 +31,6 @@ import numpy as np
 
 from .allpairs import SourceDays
 
-SIGNALS = ("dense_z", "lexical_z", "mention_z", "title_overlap", "tag_overlap", "same_author", "date_gap",
-           "dates_known", "candidate_older", "same_source", "path_proximity", "path_parent", "same_page_type",
-           "window_z", "window_max_z")
-WINDOW_COLUMNS = {"window": SIGNALS.index("window_z"), "window_max": SIGNALS.index("window_max_z")}
 _WORD = re.compile(r"[^\W\d_][\w'-]{2,}", re.U)
 
 
@@ -125,46 +121,132 @@ class ArticleFeatures:
                    path_len=lengths, page_types=page_types)
 
 
-def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray], facts: ArticleFeatures) -> np.ndarray:
-    """The signal matrix (len(rows) x len(SIGNALS)) of one query's candidates; query -1 (new text) has only
-    the score signals."""
-    out = np.zeros((len(rows), len(SIGNALS)), dtype=np.float32)
-    for col, name in enumerate(("dense", "lexical", "mention")):
-        if name in z:
-            out[:, col] = z[name]
-    for name, col in WINDOW_COLUMNS.items():
-        if name in z:
-            out[:, col] = z[name]
-    if query < 0 or not len(rows):
-        return out
-    rows = np.asarray(rows, dtype=np.int64)
-    if facts.title_len[query]:
-        shared = np.asarray((facts.titles[rows] @ facts.titles[query].T).todense()).ravel()
-        union = facts.title_len[rows] + facts.title_len[query] - shared
-        out[:, 3] = np.where(union > 0, shared / np.maximum(union, 1), 0.0)
-    if facts.tags[query].nnz:
-        weighted = facts.tags[query].multiply(facts.tag_idf[None, :])
-        out[:, 4] = np.asarray((facts.tags[rows] @ weighted.T).todense()).ravel()
-    if facts.authors[query].nnz:
-        out[:, 5] = np.asarray((facts.authors[rows] @ facts.authors[query].T).todense()).ravel() > 0
-    qlen, clen = facts.path_len[query], facts.path_len[rows]
-    if qlen:
-        common = np.cumprod(facts.path_prefix[rows] == facts.path_prefix[query], axis=1).sum(axis=1)
-        longest = np.maximum(np.maximum(clen, qlen), 1)
-        out[:, 10] = np.where(clen > 0, common / longest, 0.0)
-        out[:, 11] = (clen > 0) & (common == np.minimum(clen, qlen)) & (np.abs(clen - qlen) == 1)
+# --- each site signal of a (query, candidates) pair: `name(facts, query, rows)` for one query's candidates (the
+# query a row, the rows its candidates), `name_pairs(facts, qs, cs)` pair by pair (the nightly reach, float64);
+# recommender.rank.signaltable names them. A function written for arrays can serve both (query broadcast).
+
+
+def title_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    if not facts.title_len[query]:
+        return np.zeros(len(rows), np.float32)
+    shared = np.asarray((facts.titles[rows] @ facts.titles[query].T).todense()).ravel()
+    union = facts.title_len[rows] + facts.title_len[query] - shared
+    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+
+
+def tag_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    if not facts.tags[query].nnz:
+        return np.zeros(len(rows), np.float32)
+    weighted = facts.tags[query].multiply(facts.tag_idf[None, :])
+    return np.asarray((facts.tags[rows] @ weighted.T).todense()).ravel()
+
+
+def same_author(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    if not facts.authors[query].nnz:
+        return np.zeros(len(rows), np.float32)
+    return np.asarray((facts.authors[rows] @ facts.authors[query].T).todense()).ravel() > 0
+
+
+def _days(facts: ArticleFeatures, query: int, rows: np.ndarray) -> tuple:
+    """(both dated, the candidates' days with 0 for none, the query's day, 0 for none)."""
     qday = facts.days[query]
     cdays = facts.days[rows]
     known = ~np.isnan(cdays) & (not math.isnan(qday))
-    gap = np.where(known, np.abs(np.nan_to_num(cdays) - (0.0 if math.isnan(qday) else qday)), 0.0)
-    out[:, 6] = np.log1p(gap)
-    out[:, 7] = known
-    out[:, 8] = known & (np.nan_to_num(cdays) < (0.0 if math.isnan(qday) else qday))
-    qsrc = facts.sources[query]
-    out[:, 9] = (facts.sources[rows] == qsrc) & (qsrc >= 0)
-    qpt = facts.page_types[query]
-    out[:, 12] = (facts.page_types[rows] == qpt) & (qpt >= 0)
-    return out
+    return known, np.nan_to_num(cdays), (0.0 if math.isnan(qday) else qday)
+
+
+def date_gap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    known, cdays, qday = _days(facts, query, rows)
+    return np.log1p(np.where(known, np.abs(cdays - qday), 0.0))
+
+
+def dates_known(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    return _days(facts, query, rows)[0]
+
+
+def candidate_older(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    known, cdays, qday = _days(facts, query, rows)
+    return known & (cdays < qday)
+
+
+def same_source(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
+    """(both forms: qs a query row or one per pair)"""
+    return (facts.sources[cs] == facts.sources[qs]) & (facts.sources[qs] >= 0)
+
+
+def _common_path(facts: ArticleFeatures, qs, cs: np.ndarray) -> tuple:
+    """(the query's path length, the candidates', their common leading segments)."""
+    qlen, clen = facts.path_len[qs], facts.path_len[cs]
+    return qlen, clen, np.cumprod(facts.path_prefix[cs] == facts.path_prefix[qs], axis=1).sum(axis=1)
+
+
+def path_proximity(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    qlen, clen, common = _common_path(facts, query, rows)
+    if not qlen:
+        return np.zeros(len(rows), np.float32)
+    return np.where(clen > 0, common / np.maximum(np.maximum(clen, qlen), 1), 0.0)
+
+
+def path_parent(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
+    qlen, clen, common = _common_path(facts, query, rows)
+    if not qlen:
+        return np.zeros(len(rows), np.float32)
+    return (clen > 0) & (common == np.minimum(clen, qlen)) & (np.abs(clen - qlen) == 1)
+
+
+def same_page_type(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
+    """(both forms)"""
+    return (facts.page_types[cs] == facts.page_types[qs]) & (facts.page_types[qs] >= 0)
+
+
+def _shared(matrix, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    matrix = matrix.tocsr()  # querydata.MappedCSR (a query's mapped arrays) as SciPy's; SciPy's own as it is
+    return np.asarray(matrix[qs].multiply(matrix[cs]).sum(axis=1), dtype=np.float64).ravel()
+
+
+def title_overlap_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    tl_q, tl_c = facts.title_len[qs], facts.title_len[cs]
+    common_titles = _shared(facts.titles, qs, cs)
+    union = tl_q + tl_c - common_titles
+    return np.where((tl_q > 0) & (union > 0), common_titles / np.maximum(union, 1), 0.0)
+
+
+def tag_overlap_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    tag_matrix = facts.tags.tocsr()
+    return np.asarray(tag_matrix[qs].multiply(tag_matrix[cs]) @ np.asarray(facts.tag_idf, np.float64)).ravel()
+
+
+def same_author_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    return (_shared(facts.authors, qs, cs) > 0).astype(np.float64)
+
+
+def _days_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> tuple:
+    qday, cday = facts.days[qs], facts.days[cs]
+    return ~np.isnan(cday) & ~np.isnan(qday), np.nan_to_num(cday), np.nan_to_num(qday)
+
+
+def date_gap_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    known, cday, qday = _days_pairs(facts, qs, cs)
+    return np.log1p(np.where(known, np.abs(cday - qday), 0.0))
+
+
+def dates_known_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    return _days_pairs(facts, qs, cs)[0]
+
+
+def candidate_older_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    known, cday, qday = _days_pairs(facts, qs, cs)
+    return known & (cday < qday)
+
+
+def path_proximity_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    qlen, clen, common = _common_path(facts, qs, cs)
+    return np.where((qlen > 0) & (clen > 0), common / np.maximum(np.maximum(clen, qlen), 1), 0.0)
+
+
+def path_parent_pairs(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    qlen, clen, common = _common_path(facts, qs, cs)
+    return (qlen > 0) & (clen > 0) & (common == np.minimum(clen, qlen)) & (np.abs(clen - qlen) == 1)
 
 
 def tag_pool(facts: ArticleFeatures, rows: np.ndarray, depth: int) -> list[np.ndarray]:

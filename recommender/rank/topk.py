@@ -32,3 +32,9 @@ def drop_rows(scores: np.ndarray, rows: np.ndarray, excluded: set[int], k: int) 
         if len(out) == k:
             break
     return out
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of a 1-d integer array, without the numpy.ma import that np.unique costs a fresh process."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values

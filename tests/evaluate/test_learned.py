@@ -13,7 +13,8 @@ from recommender.evaluate.training import cross_validate, fit
 from recommender.rank.learned import ALL_SIGNALS, LearnedModel, load_model, save_model
 from recommender.store.manifest import IndexProblem, Manifest, write_manifest
 from recommender.rank.policy import policy_from_dict
-from recommender.rank.signals import SIGNALS, ArticleFeatures, pair_signals, path_segments
+from recommender.rank.signals import ArticleFeatures, path_segments
+from recommender.rank.signaltable import SIGNALS, pair_signals
 
 FEW_LISTS = policy_from_dict({"ranking": {"train_min_lists": 3}})  # the fixture corpus has 11 articles
 

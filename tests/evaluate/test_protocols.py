@@ -10,7 +10,8 @@ import pytest
 
 from recommender.evaluate import protocols, training
 from recommender.evaluate.protocols import FoldView, lists_before, published_columns, published_gold
-from recommender.rank.graph_signals import GRAPH_SIGNALS, LinkGraphs, Pairs
+from recommender.rank.graph_signals import LinkGraphs, Pairs
+from recommender.rank.signaltable import GRAPH_SIGNALS
 from recommender.rank.learned import ALL_SIGNALS, LearnedModel
 
 

@@ -245,7 +245,8 @@ def found_learned(folder, policy, article_id):
 
 def test_mapped_signal_facts_give_the_same_signals(tmp_path):
     from recommender.rank.querydata import MappedCSR
-    from recommender.rank.signals import ArticleFeatures, pair_signals
+    from recommender.rank.signals import ArticleFeatures
+    from recommender.rank.signaltable import pair_signals
 
     corpus = synthetic_feed(tmp_path / "feed.jsonl", 48)
     batch(corpus, tmp_path)

@@ -14,7 +14,8 @@ from recommender.rank import default_model as dm
 from recommender.rank.default_model import (TRANSFER_SIGNALS, DefaultModel, default_model_text,
                                             load_default_model)
 from recommender.rank.policy import policy_from_dict
-from recommender.rank.signals import ArticleFeatures, pair_signals
+from recommender.rank.signals import ArticleFeatures
+from recommender.rank.signaltable import pair_signals
 from recommender.store.manifest import IndexProblem
 
 SITE_ONLY = ("tag_overlap", "same_author", "date_gap", "dates_known", "candidate_older")

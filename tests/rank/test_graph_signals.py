@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.rank.graph_signals import GRAPH_SIGNALS, LinkGraphs
+from recommender.rank.graph_signals import LinkGraphs
+from recommender.rank.signaltable import GRAPH_SIGNALS, graph_columns, graph_columns_many
 
 VECTORS = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0.6, 0.8]], dtype=np.float32)
 # 0 names 1 (weight 2), 2 names 0 (weight 1), 3 names 1 (weight 0.5)
@@ -27,7 +28,7 @@ def col(X, name):
 
 def test_each_graph_signal_against_a_hand_computed_case():
     rows = np.array([1, 2, 3])
-    X = facts().columns(0, rows, Z, VECTORS[rows] @ VECTORS[0])
+    X = graph_columns(facts(), 0, rows, Z, VECTORS[rows] @ VECTORS[0])
     assert col(X, "names_out") == [2, 0, 0] and col(X, "names_in") == [0, 1, 0]
     assert col(X, "named_by") == pytest.approx([math.log(3), 0, 0])  # article 1 is named by 0 and 3
     # lists linking to 1: only 0's own (left out); to 2: 0's own and 3's
@@ -45,16 +46,16 @@ def test_each_graph_signal_against_a_hand_computed_case():
 def test_a_query_with_or_without_its_own_list_gets_the_same_signals():
     rows = np.array([1, 2, 3])
     cosine = VECTORS[rows] @ VECTORS[0]
-    with_own = facts().columns(0, rows, Z, cosine)
-    without = facts({q: r for q, r in LISTS.items() if q != 0}).columns(0, rows, Z, cosine)
+    with_own = graph_columns(facts(), 0, rows, Z, cosine)
+    without = graph_columns(facts({q: r for q, r in LISTS.items() if q != 0}), 0, rows, Z, cosine)
     assert np.array_equal(with_own, without)
     fold = facts().with_lists({3: [2]})  # cross-validation: the training folds' lists only
-    assert col(fold.columns(0, rows, Z, cosine), "curated_back") == [0, 0, 0]
+    assert col(graph_columns(fold, 0, rows, Z, cosine), "curated_back") == [0, 0, 0]
 
 
 def test_new_text_has_only_the_hubness_signal():
     rows = np.array([0, 1])
-    X = facts().columns(-1, rows, {"dense": np.array([1.0, 0.5], np.float32)}, np.array([0.9, 0.1], np.float32))
+    X = graph_columns(facts(), -1, rows, {"dense": np.array([1.0, 0.5], np.float32)}, np.array([0.9, 0.1], np.float32))
     assert not np.delete(X, GRAPH_SIGNALS.index("dense_rz"), axis=1).any()
     assert X[:, GRAPH_SIGNALS.index("dense_rz")].any()
 
@@ -71,6 +72,7 @@ def test_many_queries_at_once_give_each_query_its_own_columns():
         cands[q] = SimpleNamespace(rows=rows, z=z, raw={"dense": VECTORS[rows] @ VECTORS[q]})
     queries = [3, 0, 1, 2]  # any order: the pairs follow it
     for graph in (facts(), facts().with_lists({3: [2], 1: [0]})):
-        together = graph.columns_many(Pairs.of(cands, queries))
-        one_by_one = np.vstack([graph.columns(q, cands[q].rows, cands[q].z, cands[q].raw["dense"]) for q in queries])
+        together = graph_columns_many(graph, Pairs.of(cands, queries))
+        one_by_one = np.vstack([graph_columns(graph, q, cands[q].rows, cands[q].z, cands[q].raw["dense"])
+                                for q in queries])
         assert together.any() and np.allclose(together, one_by_one, atol=1e-6)

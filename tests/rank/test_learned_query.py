@@ -13,6 +13,7 @@ from recommender.evaluate.training import store_model, train
 from recommender.store.manifest import LEARNED_MODEL_FILE as MODEL_FILE
 from recommender.rank.learneddata import PREFIX, STATS_KEY
 from recommender.rank.policy import policy_from_dict
+from recommender.rank.signaltable import graph_columns
 from recommender.store.manifest import read_manifest, write_manifest
 
 from test_cold_query import SMALL_GOLD, batch, related_in_a_fresh_process, synthetic_feed
@@ -144,6 +145,6 @@ def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, coun
         rows = rng.choice(count, 300, replace=False)
         z = {"dense": rng.standard_normal(300).astype(np.float32)}
         cosine = vectors[rows] @ vectors[query]
-        a, b = mapped.columns(int(query), rows, z, cosine), built.columns(int(query), rows, z, cosine)
+        a, b = (graph_columns(graph, int(query), rows, z, cosine) for graph in (mapped, built))
         assert np.array_equal(np.delete(a, 3, axis=1), np.delete(b, 3, axis=1))
         assert np.allclose(a[:, 3], b[:, 3], rtol=0, atol=1e-4)
