@@ -53,7 +53,8 @@ from recommender.evaluate.gold import load_gold_jsonl
 from recommender.evaluate.metrics import gold_in_index
 from recommender.evaluate.objectives import MAX_FIT_ROWS, fit, fit_rows
 from recommender.evaluate.training import collect
-from recommender.evaluate.transfer import Config, CorpusData, collect_corpus, figures, fit_default, score_corpus
+from recommender.evaluate.transfer import (Config, CorpusData, collect_corpus, corpus_data, figures, fit_default,
+                                           score_corpus)
 from recommender.rank.default_model import DefaultModel, query_features, shipped_model
 from recommender.rank.policy import Policy
 from recommender.rank.signals import SIGNALS
@@ -119,16 +120,8 @@ def weak_data(pool: tuple[dict, dict], weak: dict[int, list[int]], name: str) ->
     """The weak queries' candidates and signals with their weak links as labels (transfer.CorpusData, no
     baselines); None when no pooled article has a weak list of this kind."""
     cands, signals = pool
-    queries = [q for q in sorted(cands) if q in weak]
-    if not queries:
-        return None
-    sizes = [len(cands[q].rows) for q in queries]
-    return CorpusData(name=name, X=np.vstack([signals[q] for q in queries]).astype(np.float32),
-                      y=np.concatenate([np.isin(cands[q].rows, weak[q]) for q in queries]),
-                      rows=np.concatenate([cands[q].rows for q in queries]),
-                      fixed=np.concatenate([cands[q].score for q in queries]).astype(np.float32),
-                      starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                      wanted=np.array([len(weak[q]) for q in queries]), baselines={})
+    lists = {q: weak[q] for q in cands if q in weak}
+    return corpus_data(name, cands, signals, lists, {}) if lists else None
 
 
 def qs_of(data: CorpusData) -> np.ndarray:
