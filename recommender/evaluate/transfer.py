@@ -68,14 +68,20 @@ def collect_corpus(index, gold: dict[str, list[str]], name: str, progress: bool 
     kept, _ = gold_in_index(gold, row_of)
     by_row = {row_of[q]: [row_of[r] for r in rel] for q, rel in kept.items()}
     cands, signals = collect(index.ranker(Policy(), learned=False), index.data.article_features(), by_row, progress)
-    queries = sorted(by_row)
+    return corpus_data(name, cands, signals, by_row, baselines)
+
+
+def corpus_data(name: str, cands: dict, signals: dict, lists: dict[int, list[int]], baselines: dict) -> CorpusData:
+    """CorpusData of the queries of `lists` (row -> its linked rows, the labels) from their collected candidates
+    and signals (`training.collect`)."""
+    queries = sorted(lists)
     sizes = [len(cands[q].rows) for q in queries]
     return CorpusData(name=name, X=np.vstack([signals[q] for q in queries]).astype(np.float32),
-                      y=np.concatenate([np.isin(cands[q].rows, by_row[q]) for q in queries]),
+                      y=np.concatenate([np.isin(cands[q].rows, lists[q]) for q in queries]),
                       rows=np.concatenate([cands[q].rows for q in queries]),
                       fixed=np.concatenate([cands[q].score for q in queries]).astype(np.float32),
                       starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                      wanted=np.array([len(by_row[q]) for q in queries]), baselines=baselines)
+                      wanted=np.array([len(lists[q]) for q in queries]), baselines=baselines)
 
 
 def figures(data: CorpusData, score: np.ndarray) -> dict[str, float]:
