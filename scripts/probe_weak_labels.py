@@ -57,7 +57,7 @@ from recommender.evaluate.transfer import (Config, CorpusData, collect_corpus, c
                                            score_corpus)
 from recommender.rank.default_model import DefaultModel, query_features, shipped_model
 from recommender.rank.policy import Policy
-from recommender.rank.signals import SIGNALS
+from recommender.rank.signaltable import SIGNALS
 
 KINDS = ("out", "in", "both", "mutual", "out3", "both3", "out1", "both1")
 MENTION = SIGNALS.index("mention_z")
