@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..rank.corpusstats import PoolBounds
+from .copy_reach import CopyReach, copy_edges, duplicates, state_arrays
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
@@ -54,6 +55,9 @@ class Frozen:
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
     windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
+    copies: tuple | None = None  # the collapse's copy graph (edges a, b; copy_reach), None until known
+    above: dict = field(default_factory=dict)  # row -> its candidates at or above its threshold (copy_reach)
+    duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
 
     def __post_init__(self):
         if self.windows is None:
@@ -139,7 +143,7 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
-                 **frozen.windows.arrays(window_pools))
+                 **frozen.windows.arrays(window_pools), **state_arrays(frozen, n))
 
 
 def load_state(path: Path) -> dict | None:
@@ -188,8 +192,9 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     gone = {x for x in old_ids if x not in current}
     changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
     frozen = Frozen(state["mean"], state["second"], ids)
+    collapse = job.policy.duplicates.threshold < 1.0
     if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
-            "wlast_len" not in state:
+            "wlast_len" not in state or (collapse and "above_ptr" not in state):
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
     from .window_reach import Record
 
@@ -202,6 +207,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         values = np.full(n, np.nan)
         values[same] = state[f"bound_{b}"][prev[same]]
         frozen.bounds[b] = values
+    if collapse:
+        frozen.duplicates = CopyReach(job, frozen, state, prev, same)
     if learned:
         from . import learned_reach
 
@@ -320,22 +327,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
                   for p, w in weights.items()) / norm + bonus
     unknown = np.isnan(thr) | np.isnan(outside) | np.isnan(entered["dense"])
     r5 = (outside >= thr - EPS) | unknown
-    # R4: copies at the collapse threshold, of the article or of one of its links
-    r4 = np.zeros(len(rest), dtype=bool)
-    t = policy.duplicates.threshold
-    if t < 1.0:
-        copies = np.zeros(len(prev) + 1, dtype=bool)  # current numbering; index -1 -> padding
-        known = frozen.bounds["closest"].copy()
-        known[rest] = closest
-        copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
-        codes = getattr(job.facts, "title_codes", None)
-        if codes is not None and len(codes) == len(prev):  # a title shared with another article may be a copy
-            counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
-            copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
-        renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
-        renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-        members = renumber[stored[rest]]
-        r4 = copies[rest] | copies[members].any(axis=1)
+    r4 = duplicates(frozen, rest)  # R4: the collapse (copy_reach)
     for name, hit in (("a changed article reaches its threshold", r3), ("near-duplicates", r4 & ~r3),
                       ("an outsider could reach its threshold", r5 & ~r3 & ~r4)):
         reasons[name] = int(hit.sum())
@@ -353,6 +345,9 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
+    if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph
+        frozen.copies = copy_edges(job.vectors, getattr(job.facts, "title_codes", None),
+                                   job.policy.duplicates.threshold)
     job.use_frozen(frozen)
     rows = np.flatnonzero(decided.recompute)
     computed: dict[int, list] = {}

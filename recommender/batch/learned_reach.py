@@ -42,7 +42,8 @@ import numpy as np
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
-from .window_reach import EPS, WindowSide
+from .copy_reach import duplicates
+from .window_reach import WindowSide
 
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
@@ -205,7 +206,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             if why:
                 ln[start + j] = True
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
-    r4 = _duplicates(job, frozen, prev, stored, rest, closest)
+    r4 = duplicates(frozen, rest)
     for name, hit in (("a changed or displaced article reaches its threshold (learned)", l3),
                       ("its window pool cannot be told without retrieving again (learned)", lw & ~l3),
                       ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw),
@@ -256,22 +257,3 @@ def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows,
     dropped = [v for _, v in merged[RECORDED:]]
     bounds["voter_cut"][q] = max([cut] + dropped)
     return ""
-
-
-def _duplicates(job, frozen, prev, stored, rest, closest) -> np.ndarray:
-    """R4 of incremental.py: the article, or one of its links, has a copy (cosine at the collapse threshold, or a
-    shared title of 3+ words)."""
-    t = job.policy.duplicates.threshold
-    if t >= 1.0:
-        return np.zeros(len(rest), dtype=bool)
-    copies = np.zeros(len(prev) + 1, dtype=bool)  # current numbering; index -1 -> padding
-    known = frozen.bounds["closest"].copy()
-    known[rest] = closest
-    copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
-    codes = getattr(job.facts, "title_codes", None)
-    if codes is not None and len(codes) == len(prev):
-        counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
-        copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
-    renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
-    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-    return copies[rest] | copies[renumber[stored[rest]]].any(axis=1)

@@ -21,6 +21,7 @@ from ..rank.policy import Policy
 from ..common.progress import progress_bar
 from ..rank.index import Related
 from ..rank.ranking import QUERY_BLOCK
+from .copy_reach import above_threshold
 
 
 @dataclass
@@ -105,6 +106,8 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
         ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
                                    limit=job.policy.links.k, standing=standing)
         out.append(choose_links(ordered, job.policy))
+        if job.frozen is not None and cand.query >= 0:  # what the next night's R4 reads (copy_reach)
+            job.frozen.above[int(cand.query)] = above_threshold(cand, out[-1], job.policy)
     return out
 
 
