@@ -10,8 +10,9 @@ lexical index), the score of a pair depends only on the two articles, and a list
 * R2 a changed or removed article is in its stored list (its score or its presence changes);
 * R3 a new or changed article's score in it (an upper bound: before filters and adjustments, plus the topic
   bonus) reaches the list's threshold (its last ranked score when full, else the minimum score);
-* R4 near-duplicates are involved (the article or one of its links has a copy at the collapse threshold, or
-  shares its title with another article; a copy decides which one holds a slot), and anything changed;
+* R4 the near-duplicate collapse can change it: a changed or removed article that had a copy sat at or above its
+  threshold, or a dated article there has a dated copy (copy_reach: the copy graph and each list's candidates at
+  or above its threshold are kept in the state);
 * R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
   by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
   Under the two-stage ranking the window pool is not the top of a row: its bound also holds the outsider bound
@@ -46,13 +47,13 @@ ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each
 class Frozen:
     """The statistics a ranker normalises with (rank.corpusstats.CorpusStats: see ranking.HybridRanker(frozen=...)),
     per article id, and what each computed list leaves behind (its candidates' rank.corpusstats.PoolBounds, handed
-    over by relatedlists.link_rows): pool boundaries and the closest article (for duplicates)."""
+    over by relatedlists.link_rows): pool boundaries, and what copy_reach reads (R4)."""
 
     mean_vector: np.ndarray
     second_moment: np.ndarray
     ids: list[str]  # current row order
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
-    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
     windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
     copies: tuple | None = None  # the collapse's copy graph (edges a, b; copy_reach), None until known
@@ -70,7 +71,7 @@ class Frozen:
         """The statistics a lists state froze (load_state), to rank every row again with them, as the checks of
         incremental runs do; no pool boundary is known."""
         return cls(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
-                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
+                   {b: np.full(len(ids), np.nan) for b in POOL_PARTS})
 
     @classmethod
     def fresh(cls, vectors: np.ndarray, ids: list[str]) -> "Frozen":
@@ -78,7 +79,7 @@ class Frozen:
         n = max(1, len(vectors))
         return cls(vectors.mean(axis=0).astype(np.float32), ((v64.T @ v64) / n).astype(np.float32), ids,
                    {p: np.full((len(ids), 2), np.nan) for p in ROW_PARTS},
-                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")}, from_scratch=True)
+                   {b: np.full(len(ids), np.nan) for b in POOL_PARTS}, from_scratch=True)
 
     def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
         """rank.corpusstats.CorpusStats.row_stats: the kept statistics of each row, else those computed now."""
@@ -94,20 +95,17 @@ class Frozen:
             self.bounds["dense"][row] = found.dense
             self.bounds["lexical"][row] = -np.inf if found.lexical is None else found.lexical
             self.bounds["window"][row] = -np.inf if found.window is None else found.window
-            self.bounds["closest"][row] = found.closest
             self.windows.record(row, *(found.window_record or ("exact", None)))
             self.windows.record_tops(row, found.tops)
             for part, (mean, std) in found.stats.items():  # a row's first statistics are kept from now on
                 if np.isnan(self.stats[part][row, 0]):
                     self.stats[part][row] = mean, std
 
-    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
-                    lasts: list | None = None) -> None:
-        """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
+    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], lasts: list | None = None) -> None:
+        """The pool boundaries of lists kept as they are (`rows`), as the reach found
         them this run (`pools`: POOL_PARTS -> one value per row; `lasts`: their window lasts b_i⁺)."""
         for b in POOL_PARTS:
             self.bounds[b][rows] = pools[b]
-        self.bounds["closest"][rows] = closest
         for row, value in zip(rows, lasts or ()):
             self.windows.lasts[int(row)] = value
 
@@ -203,7 +201,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
         frozen.stats[part] = table
-    for b in (*POOL_PARTS, "closest"):
+    for b in POOL_PARTS:
         values = np.full(n, np.nan)
         values[same] = state[f"bound_{b}"][prev[same]]
         frozen.bounds[b] = values
@@ -295,7 +293,6 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
 
     cols = np.flatnonzero(moved)
     entered = {b: frozen.bounds[b][rest].copy() for b in POOL_PARTS}
-    closest = frozen.bounds["closest"][rest].copy()
     r3 = np.zeros(len(rest), dtype=bool)
     lex = job.lexical
     for start in range(0, len(cols), block):
@@ -310,10 +307,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
         score = sum(w * z(p, raw[p]) for p, w in weights.items()) / norm + bonus
         mine = rest[:, None] == c[None, :]
         r3 |= ((score >= thr[:, None] - EPS) & ~mine).any(axis=1)
-        masked = np.where(mine, -np.inf, raw["dense"])
-        entered["dense"] = np.fmax(entered["dense"], masked.max(axis=1))
-        closest = np.fmax(closest, masked.max(axis=1))
-        for b in ("lexical", "window"):
+        for b in ("dense", "lexical", "window"):
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
     lasts = None
@@ -333,7 +327,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep],
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS},
                        [lasts[j] for j in np.flatnonzero(keep)] if lasts is not None else None)
     return out
 

@@ -151,7 +151,6 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)
     l3, ln = np.zeros(len(rest), dtype=bool), np.zeros(len(rest), dtype=bool)
     voter_reasons: dict[str, int] = {}
-    closest = np.full(len(rest), -1.0)
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf)}
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
@@ -177,8 +176,6 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             sure_out_old &= d
             lw[part] = lost
         self_ = r[:, None] == np.arange(n)[None, :]
-        old_closest = frozen.bounds["closest"][r]  # an upper bound: what came nearer raises it (unknown stays)
-        closest[part] = np.where(np.isnan(old_closest), np.nan, np.fmax(old_closest, tops.closest[part]))
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
@@ -215,7 +212,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
     out[rest] = l3 | ln | r4 | lw
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds})
     return out
 
 
