@@ -97,6 +97,7 @@ class CopyReach:
         a, b = np.concatenate([old_a, new_a]), np.concatenate([old_b, new_b])
         graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(total, total))
         _, self.label = connected_components(graph, directed=False)
+        self.has_copy = (np.bincount(np.concatenate([a, b]), minlength=total) > 0)[:n]  # before or now
         dated = np.zeros(total, dtype=bool)
         dated[:n] = ~np.isnan(np.asarray(job.facts.days, dtype=np.float64)) & same
         self.dated = dated  # an unchanged article with a date (a changed one is in no A_q that stays)

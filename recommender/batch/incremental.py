@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..rank.corpusstats import PoolBounds
+from . import margin_follow
 from .copy_reach import CopyReach, copy_edges, duplicates, state_arrays
 from .window_reach import EPS
 
@@ -59,6 +60,8 @@ class Frozen:
     copies: tuple | None = None  # the collapse's copy graph (edges a, b; copy_reach), None until known
     above: dict = field(default_factory=dict)  # row -> its candidates at or above its threshold (copy_reach)
     duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
+    margins: dict = field(default_factory=dict)  # row -> its ranked entries beyond k (margin_follow)
+    followed: dict = field(default_factory=dict)  # row -> its links made again from its margin this run (R2)
 
     def __post_init__(self):
         if self.windows is None:
@@ -141,7 +144,8 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
-                 **frozen.windows.arrays(window_pools), **state_arrays(frozen, n))
+                 **frozen.windows.arrays(window_pools), **state_arrays(frozen, n),
+                 **margin_follow.state_arrays(frozen, n, k))
 
 
 def load_state(path: Path) -> dict | None:
@@ -232,6 +236,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     old_changed = np.zeros(len(old_ids) + 1, dtype=bool)  # index -1 -> the padding slot
     old_changed[[old_row[x] for x in changed_ids if x in old_row]] = True
     hit = old_changed[stored].any(axis=1)  # R2
+    follow = np.zeros(n, dtype=bool)  # under a learned ranking: made again from its margin, when sure (below)
+    if learned:
+        frozen.margins = margin_follow.load(state, prev, same)
+        follow[list(frozen.margins)] = True
+        follow &= hit & ~recompute
+        hit &= ~follow
     reasons["shows a changed or removed article"] = int((hit & ~recompute).sum())
     recompute |= hit
     if not changed_ids and not reasons["overrides"]:
@@ -240,13 +250,16 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         job.use_frozen(frozen)
         if learned:
             recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
-                                                                recompute, thresholds)
+                                                                recompute, thresholds, follow)
         else:
             recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
     for i in np.flatnonzero(~recompute):
+        if int(i) in frozen.followed:
+            plan.kept[int(i)] = frozen.followed[int(i)]
+            continue
         p = prev[i]
         plan.kept[int(i)] = [Link(int(renumber[r]), float(s), bool(pin)) for r, s, pin in
                              zip(state["rows"][p], state["scores"][p], state["pinned"][p]) if r >= 0]

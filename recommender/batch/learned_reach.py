@@ -42,6 +42,7 @@ import numpy as np
 from ..rank.graph_signals import NEIGHBOURS
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
+from . import margin_follow
 from .copy_reach import duplicates
 from .window_reach import WindowSide
 
@@ -131,9 +132,11 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
 
 
 def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
-                             reasons: dict, recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
+                             reasons: dict, recompute: np.ndarray, thresholds, follow: np.ndarray,
+                             block: int = 256) -> np.ndarray:
     """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
-    `thresholds`: incremental.thresholds (each stored list's entry score)."""
+    `thresholds`: incremental.thresholds (each stored list's entry score); `follow`: rows showing a changed
+    article to be made again from their margins (margin_follow; their threshold is the margin's floor)."""
     policy, ranker = job.policy, job.ranker()
     rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
@@ -156,6 +159,11 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
     tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
+    margins = frozen.margins
+    for q in [q for q, (rows, _, _) in margins.items() if not follow[q] and ((rows < 0) | moved[rows]).any()]:
+        del margins[q]  # a changed article in the margin of a list that shows none: no longer followed
+    floor = np.array([margins[q][2] if q in margins else np.nan for q in rest])
+    entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
@@ -184,7 +192,16 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
         score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
+        at_floor = score + bonus >= floor[start + qi] - LEARNED_EPS  # False without a margin
+        mine_ = follow[r[qi]]
+        unsure = (np.abs(score + bonus - floor[start + qi]) <= LEARNED_EPS) | ~sure_in_new[qi, cols]
+        hit = np.where(mine_, at_floor & (~moved[cols] | unsure), hit)
         np.logical_or.at(l3, start + qi[hit], True)
+        for j, c, value in zip(qi[mine_ & at_floor & ~hit], cols[mine_ & at_floor & ~hit],
+                               score[mine_ & at_floor & ~hit]):
+            entrants.setdefault(int(r[j]), {})[int(c)] = float(value)
+        for q in set(r[qi[~mine_ & at_floor]].tolist()):  # something reached the floor: the margin is unknown
+            margins.pop(q, None)
         entering = ~sure_out_new[qi, cols]
         # most lists' records stand as they are: no recorded candidate changed, left or sits at the boundary, and
         # nothing entered above the record's cut; only the others are looked at one by one
@@ -204,13 +221,25 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
                 ln[start + j] = True
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
     r4 = duplicates(frozen, rest)
-    for name, hit in (("a changed or displaced article reaches its threshold (learned)", l3),
-                      ("its window pool cannot be told without retrieving again (learned)", lw & ~l3),
-                      ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw),
-                      ("near-duplicates", r4 & ~l3 & ~ln & ~lw)):
+    mine = follow[rest]
+    untold = mine & ~(l3 | ln | r4 | lw)  # followed: made again from its margin when that is sure
+    has_copy = frozen.duplicates.has_copy if frozen.duplicates is not None else np.zeros(n, dtype=bool)
+    for j in np.flatnonzero(untold):
+        q = int(rest[j])
+        made = margin_follow.replay(job, q, margins[q], moved, entrants.get(q, {}), has_copy, LEARNED_EPS)
+        if made is not None:
+            untold[j] = False
+            frozen.followed[q], margins[q], frozen.above[q] = made
+    reasons["shows a changed article, made again from its margin (learned)"] = int(len(frozen.followed))
+    fell = mine & (untold | l3 | ln | r4 | lw)
+    for name, hit in (("shows a changed article, its margin cannot tell (learned)", fell),
+                      ("a changed or displaced article reaches its threshold (learned)", l3 & ~mine),
+                      ("its window pool cannot be told without retrieving again (learned)", lw & ~l3 & ~mine),
+                      ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw & ~mine),
+                      ("near-duplicates", r4 & ~l3 & ~ln & ~lw & ~mine)):
         reasons[name] = int(hit.sum())
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
-    out[rest] = l3 | ln | r4 | lw
+    out[rest] = l3 | ln | r4 | lw | untold
     keep = ~out[rest]
     frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds})
     return out
