@@ -1,5 +1,6 @@
 """Which lists a change can reach when a learned ranking (recommender.rank.learned) scores them: the learned
-counterpart of R3 and R5 in `incremental.py` (R1, R2 and R4 are shared).
+counterpart of R3 and R5 in `incremental.py` (R1 and R4 are shared; a list that R2 would rank again is made
+again from its recorded margin when that is sure: margin_follow).
 
 The learned score is linear in standardised signals. With the corpus statistics frozen (the embedding moments,
 also for `dense_rz`; each query's lexical and mention row statistics; the IDF and name weights), every signal of
