@@ -10,8 +10,9 @@ lexical index), the score of a pair depends only on the two articles, and a list
 * R2 a changed or removed article is in its stored list (its score or its presence changes);
 * R3 a new or changed article's score in it (an upper bound: before filters and adjustments, plus the topic
   bonus) reaches the list's threshold (its last ranked score when full, else the minimum score);
-* R4 near-duplicates are involved (the article or one of its links has a copy at the collapse threshold, or
-  shares its title with another article; a copy decides which one holds a slot), and anything changed;
+* R4 the near-duplicate collapse can change it: a changed or removed article that had a copy sat at or above its
+  threshold, or a dated article there has a dated copy (copy_reach: the copy graph and each list's candidates at
+  or above its threshold are kept in the state);
 * R5 an article outside every pool could reach the threshold (the bound from the weakest pool members, raised
   by what entered the pools since), and anything changed: a pool that loses a member takes in an outsider.
   Under the two-stage ranking the window pool is not the top of a row: its bound also holds the outsider bound
@@ -36,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..rank.corpusstats import PoolBounds
+from . import margin_follow
+from .copy_reach import CopyReach, copy_edges, duplicates, state_arrays
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
@@ -48,15 +51,20 @@ ROW_PARTS = ("window", "window_max", "lexical", "mention")  # z-scored with each
 class Frozen:
     """The statistics a ranker normalises with (rank.corpusstats.CorpusStats: see ranking.HybridRanker(frozen=...)),
     per article id, and what each computed list leaves behind (its candidates' rank.corpusstats.PoolBounds, handed
-    over by relatedlists.link_rows): pool boundaries and the closest article (for duplicates)."""
+    over by relatedlists.link_rows): pool boundaries, and what copy_reach reads (R4)."""
 
     mean_vector: np.ndarray
     second_moment: np.ndarray
     ids: list[str]  # current row order
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
-    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS and "closest" -> n
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
     windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
+    copies: tuple | None = None  # the collapse's copy graph (edges a, b; copy_reach), None until known
+    above: dict = field(default_factory=dict)  # row -> its candidates at or above its threshold (copy_reach)
+    duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
+    margins: dict = field(default_factory=dict)  # row -> its ranked entries beyond k (margin_follow)
+    followed: dict = field(default_factory=dict)  # row -> its links made again from its margin this run (R2)
 
     def __post_init__(self):
         if self.windows is None:
@@ -69,7 +77,7 @@ class Frozen:
         """The statistics a lists state froze (load_state), to rank every row again with them, as the checks of
         incremental runs do; no pool boundary is known."""
         return cls(state["mean"], state["second"], ids, {p: state[p].copy() for p in ROW_PARTS},
-                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")})
+                   {b: np.full(len(ids), np.nan) for b in POOL_PARTS})
 
     @classmethod
     def fresh(cls, vectors: np.ndarray, ids: list[str]) -> "Frozen":
@@ -77,7 +85,7 @@ class Frozen:
         n = max(1, len(vectors))
         return cls(vectors.mean(axis=0).astype(np.float32), ((v64.T @ v64) / n).astype(np.float32), ids,
                    {p: np.full((len(ids), 2), np.nan) for p in ROW_PARTS},
-                   {b: np.full(len(ids), np.nan) for b in (*POOL_PARTS, "closest")}, from_scratch=True)
+                   {b: np.full(len(ids), np.nan) for b in POOL_PARTS}, from_scratch=True)
 
     def row_stats(self, part: str, rows: np.ndarray, mean: np.ndarray, std: np.ndarray):
         """rank.corpusstats.CorpusStats.row_stats: the kept statistics of each row, else those computed now."""
@@ -94,20 +102,17 @@ class Frozen:
             self.bounds["lexical"][row] = -np.inf if found.lexical is None else found.lexical
             self.bounds["window"][row] = -np.inf if found.window is None else found.window
             self.bounds["mention"][row] = 0.0 if found.mention is None else found.mention
-            self.bounds["closest"][row] = found.closest
             self.windows.record(row, *(found.window_record or ("exact", None)))
             self.windows.record_tops(row, found.tops)
             for part, (mean, std) in found.stats.items():  # a row's first statistics are kept from now on
                 if np.isnan(self.stats[part][row, 0]):
                     self.stats[part][row] = mean, std
 
-    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], closest: np.ndarray,
-                    lasts: list | None = None) -> None:
-        """The pool boundaries and closest-article scores of lists kept as they are (`rows`), as the reach found
+    def keep_bounds(self, rows: np.ndarray, pools: dict[str, np.ndarray], lasts: list | None = None) -> None:
+        """The pool boundaries of lists kept as they are (`rows`), as the reach found
         them this run (`pools`: POOL_PARTS -> one value per row; `lasts`: their window lasts b_i⁺)."""
         for b in POOL_PARTS:
             self.bounds[b][rows] = pools[b]
-        self.bounds["closest"][rows] = closest
         for row, value in zip(rows, lasts or ()):
             self.windows.lasts[int(row)] = value
 
@@ -143,7 +148,8 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
-                 **frozen.windows.arrays(window_pools))
+                 **frozen.windows.arrays(window_pools), **state_arrays(frozen, n),
+                 **margin_follow.state_arrays(frozen, n, k))
 
 
 def load_state(path: Path) -> dict | None:
@@ -192,8 +198,9 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     gone = {x for x in old_ids if x not in current}
     changed_ids = {ids[i] for i in np.flatnonzero(~same)} | gone
     frozen = Frozen(state["mean"], state["second"], ids)
+    collapse = job.policy.duplicates.threshold < 1.0
     if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
-            "wlast_len" not in state:
+            "wlast_len" not in state or (collapse and "above_ptr" not in state):
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
     from .window_reach import Record
 
@@ -202,10 +209,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
         frozen.stats[part] = table
-    for b in (*POOL_PARTS, "closest"):
+    for b in POOL_PARTS:
         values = np.full(n, np.nan)
         values[same] = state[f"bound_{b}"][prev[same]]
         frozen.bounds[b] = values
+    if collapse:
+        frozen.duplicates = CopyReach(job, frozen, state, prev, same)
     if learned:
         from . import learned_reach
 
@@ -231,6 +240,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     old_changed = np.zeros(len(old_ids) + 1, dtype=bool)  # index -1 -> the padding slot
     old_changed[[old_row[x] for x in changed_ids if x in old_row]] = True
     hit = old_changed[stored].any(axis=1)  # R2
+    follow = np.zeros(n, dtype=bool)  # under a learned ranking: made again from its margin, when sure (below)
+    if learned:
+        frozen.margins = margin_follow.load(state, prev, same)
+        follow[list(frozen.margins)] = True
+        follow &= hit & ~recompute
+        hit &= ~follow
     reasons["shows a changed or removed article"] = int((hit & ~recompute).sum())
     recompute |= hit
     if not changed_ids and not reasons["overrides"]:
@@ -239,13 +254,16 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         job.use_frozen(frozen)
         if learned:
             recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
-                                                                recompute, thresholds)
+                                                                recompute, thresholds, follow)
         else:
             recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
     for i in np.flatnonzero(~recompute):
+        if int(i) in frozen.followed:
+            plan.kept[int(i)] = frozen.followed[int(i)]
+            continue
         p = prev[i]
         plan.kept[int(i)] = [Link(int(renumber[r]), float(s), bool(pin)) for r, s, pin in
                              zip(state["rows"][p], state["scores"][p], state["pinned"][p]) if r >= 0]
@@ -292,7 +310,6 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
 
     cols = np.flatnonzero(moved)
     entered = {b: frozen.bounds[b][rest].copy() for b in POOL_PARTS}
-    closest = frozen.bounds["closest"][rest].copy()
     r3 = np.zeros(len(rest), dtype=bool)
     lex = job.lexical
     for start in range(0, len(cols), block):
@@ -307,10 +324,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
         score = sum(w * z(p, raw[p]) for p, w in weights.items()) / norm + bonus
         mine = rest[:, None] == c[None, :]
         r3 |= ((score >= thr[:, None] - EPS) & ~mine).any(axis=1)
-        masked = np.where(mine, -np.inf, raw["dense"])
-        entered["dense"] = np.fmax(entered["dense"], masked.max(axis=1))
-        closest = np.fmax(closest, masked.max(axis=1))
-        for b in ("lexical", "window", "mention"):  # mention: a new cut is at most the old one or what entered
+        for b in ("dense", "lexical", "window", "mention"):  # mention: a new cut is at most the old one or what entered
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
     lasts = None
@@ -324,28 +338,13 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
                   for p, w in weights.items()) / norm + bonus
     unknown = np.isnan(thr) | np.isnan(outside) | np.isnan(entered["dense"])
     r5 = (outside >= thr - EPS) | unknown
-    # R4: copies at the collapse threshold, of the article or of one of its links
-    r4 = np.zeros(len(rest), dtype=bool)
-    t = policy.duplicates.threshold
-    if t < 1.0:
-        copies = np.zeros(len(prev) + 1, dtype=bool)  # current numbering; index -1 -> padding
-        known = frozen.bounds["closest"].copy()
-        known[rest] = closest
-        copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
-        codes = getattr(job.facts, "title_codes", None)
-        if codes is not None and len(codes) == len(prev):  # a title shared with another article may be a copy
-            counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
-            copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
-        renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
-        renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-        members = renumber[stored[rest]]
-        r4 = copies[rest] | copies[members].any(axis=1)
+    r4 = duplicates(frozen, rest)  # R4: the collapse (copy_reach)
     for name, hit in (("a changed article reaches its threshold", r3), ("near-duplicates", r4 & ~r3),
                       ("an outsider could reach its threshold", r5 & ~r3 & ~r4)):
         reasons[name] = int(hit.sum())
     out[rest] = r3 | r4 | r5
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS}, closest[keep],
+    frozen.keep_bounds(rest[keep], {b: entered[b][keep] for b in POOL_PARTS},
                        [lasts[j] for j in np.flatnonzero(keep)] if lasts is not None else None)
     return out
 
@@ -357,6 +356,9 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
+    if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph
+        frozen.copies = copy_edges(job.vectors, getattr(job.facts, "title_codes", None),
+                                   job.policy.duplicates.threshold)
     job.use_frozen(frozen)
     rows = np.flatnonzero(decided.recompute)
     computed: dict[int, list] = {}

@@ -1,5 +1,6 @@
 """Which lists a change can reach when a learned ranking (recommender.rank.learned) scores them: the learned
-counterpart of R3 and R5 in `incremental.py` (R1, R2 and R4 are shared).
+counterpart of R3 and R5 in `incremental.py` (R1 and R4 are shared; a list that R2 would rank again is made
+again from its recorded margin when that is sure: margin_follow).
 
 The learned score is linear in standardised signals. With the corpus statistics frozen (the embedding moments,
 also for `dense_rz`; each query's lexical and mention row statistics; the IDF and name weights), every signal of
@@ -44,7 +45,9 @@ from ..rank.graph_signals import NEIGHBOURS
 from ..rank.signaltable import full_run_reason
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide
-from .window_reach import EPS, WindowSide
+from . import margin_follow
+from .copy_reach import duplicates
+from .window_reach import WindowSide
 
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
@@ -132,9 +135,11 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
 
 
 def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
-                             reasons: dict, recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
+                             reasons: dict, recompute: np.ndarray, thresholds, follow: np.ndarray,
+                             block: int = 256) -> np.ndarray:
     """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
-    `thresholds`: incremental.thresholds (each stored list's entry score)."""
+    `thresholds`: incremental.thresholds (each stored list's entry score); `follow`: rows showing a changed
+    article to be made again from their margins (margin_follow; their threshold is the margin's floor)."""
     policy, ranker = job.policy, job.ranker()
     rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
@@ -152,13 +157,17 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     n, depth = len(prev), min(len(prev), ranker.ranking.candidates + 1)
     l3, ln = np.zeros(len(rest), dtype=bool), np.zeros(len(rest), dtype=bool)
     voter_reasons: dict[str, int] = {}
-    closest = np.full(len(rest), -1.0)
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf), "mention": np.zeros(len(rest))}
     mention_depth = ranker.ranking.candidates + 1
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
     tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
+    margins = frozen.margins
+    for q in [q for q, (rows, _, _) in margins.items() if not follow[q] and ((rows < 0) | moved[rows]).any()]:
+        del margins[q]  # a changed article in the margin of a list that shows none: no longer followed
+    floor = np.array([margins[q][2] if q in margins else np.nan for q in rest])
+    entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
     for start in range(0, len(rest), block):
         r = rest[start:start + block]
         part = slice(start, start + len(r))
@@ -186,8 +195,6 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             sure_out_old &= d
             lw[part] = lost
         self_ = r[:, None] == np.arange(n)[None, :]
-        old_closest = frozen.bounds["closest"][r]  # an upper bound: what came nearer raises it (unknown stays)
-        closest[part] = np.where(np.isnan(old_closest), np.nan, np.fmax(old_closest, tops.closest[part]))
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
@@ -196,7 +203,16 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
         score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
         hit = score + bonus >= thr[start + qi] - LEARNED_EPS
+        at_floor = score + bonus >= floor[start + qi] - LEARNED_EPS  # False without a margin
+        mine_ = follow[r[qi]]
+        unsure = (np.abs(score + bonus - floor[start + qi]) <= LEARNED_EPS) | ~sure_in_new[qi, cols]
+        hit = np.where(mine_, at_floor & (~moved[cols] | unsure), hit)
         np.logical_or.at(l3, start + qi[hit], True)
+        for j, c, value in zip(qi[mine_ & at_floor & ~hit], cols[mine_ & at_floor & ~hit],
+                               score[mine_ & at_floor & ~hit]):
+            entrants.setdefault(int(r[j]), {})[int(c)] = float(value)
+        for q in set(r[qi[~mine_ & at_floor]].tolist()):  # something reached the floor: the margin is unknown
+            margins.pop(q, None)
         entering = ~sure_out_new[qi, cols]
         # most lists' records stand as they are: no recorded candidate changed, left or sits at the boundary, and
         # nothing entered above the record's cut; only the others are looked at one by one
@@ -215,16 +231,28 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             if why:
                 ln[start + j] = True
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
-    r4 = _duplicates(job, frozen, prev, stored, rest, closest)
-    for name, hit in (("a changed or displaced article reaches its threshold (learned)", l3),
-                      ("its window pool cannot be told without retrieving again (learned)", lw & ~l3),
-                      ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw),
-                      ("near-duplicates", r4 & ~l3 & ~ln & ~lw)):
+    r4 = duplicates(frozen, rest)
+    mine = follow[rest]
+    untold = mine & ~(l3 | ln | r4 | lw)  # followed: made again from its margin when that is sure
+    has_copy = frozen.duplicates.has_copy if frozen.duplicates is not None else np.zeros(n, dtype=bool)
+    for j in np.flatnonzero(untold):
+        q = int(rest[j])
+        made = margin_follow.replay(job, q, margins[q], moved, entrants.get(q, {}), has_copy, LEARNED_EPS)
+        if made is not None:
+            untold[j] = False
+            frozen.followed[q], margins[q], frozen.above[q] = made
+    reasons["shows a changed article, made again from its margin (learned)"] = int(len(frozen.followed))
+    fell = mine & (untold | l3 | ln | r4 | lw)
+    for name, hit in (("shows a changed article, its margin cannot tell (learned)", fell),
+                      ("a changed or displaced article reaches its threshold (learned)", l3 & ~mine),
+                      ("its window pool cannot be told without retrieving again (learned)", lw & ~l3 & ~mine),
+                      ("its strongest candidates' lists changed (learned)", ln & ~l3 & ~lw & ~mine),
+                      ("near-duplicates", r4 & ~l3 & ~ln & ~lw & ~mine)):
         reasons[name] = int(hit.sum())
     reasons.update({f"(learned voters: {k})": v for k, v in sorted(voter_reasons.items())})
-    out[rest] = l3 | ln | r4 | lw
+    out[rest] = l3 | ln | r4 | lw | untold
     keep = ~out[rest]
-    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds}, closest[keep])
+    frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds})
     return out
 
 
@@ -266,22 +294,3 @@ def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows,
     dropped = [v for _, v in merged[RECORDED:]]
     bounds["voter_cut"][q] = max([cut] + dropped)
     return ""
-
-
-def _duplicates(job, frozen, prev, stored, rest, closest) -> np.ndarray:
-    """R4 of incremental.py: the article, or one of its links, has a copy (cosine at the collapse threshold, or a
-    shared title of 3+ words)."""
-    t = job.policy.duplicates.threshold
-    if t >= 1.0:
-        return np.zeros(len(rest), dtype=bool)
-    copies = np.zeros(len(prev) + 1, dtype=bool)  # current numbering; index -1 -> padding
-    known = frozen.bounds["closest"].copy()
-    known[rest] = closest
-    copies[:-1] = np.nan_to_num(known, nan=np.inf) >= t - EPS  # unknown counts as a copy
-    codes = getattr(job.facts, "title_codes", None)
-    if codes is not None and len(codes) == len(prev):
-        counts = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=-1)) + 1)
-        copies[:-1] |= (codes >= 0) & (counts[np.maximum(codes, 0)] > 1)
-    renumber = np.full(int(max(prev.max(initial=-1), stored.max(initial=-1))) + 2, -1, dtype=np.int64)
-    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-    return copies[rest] | copies[renumber[stored[rest]]].any(axis=1)

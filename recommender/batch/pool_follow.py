@@ -56,8 +56,6 @@ class TopSide:
         if lexical:
             tfidf = job.lexical.tfidf
             self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
-        self.closest = np.where(rest[:, None] == self.cols[None, :], -np.inf, self.changed["dense"]).max(
-            axis=1, initial=-np.inf)
         self.rows_computed = 0
 
     def row(self, name: str, q: int) -> np.ndarray:

@@ -21,6 +21,8 @@ from ..rank.policy import Policy
 from ..common.progress import progress_bar
 from ..rank.results import Related
 from ..rank.ranking import QUERY_BLOCK
+from . import margin_follow
+from .copy_reach import above_threshold
 
 
 @dataclass
@@ -102,9 +104,15 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
     for cand in ranker.score_rows(rows):
         if job.frozen is not None and cand.pools is not None:  # for the next night's reach
             job.frozen.pool_bounds(cand.query, cand.pools)
+        margin = margin_follow.wanted(job, cand, standing)  # ranked entries beyond k, for the next night's R2
         ordered = order_candidates(cand, job.facts, ranker.vectors, job.policy, job.overrides, as_of=job.as_of,
-                                   limit=job.policy.links.k, standing=standing)
+                                   limit=job.policy.links.k + (margin_follow.MARGIN_LINKS if margin else 0),
+                                   standing=standing)
         out.append(choose_links(ordered, job.policy))
+        if margin:
+            margin_follow.record(job, cand, ordered)
+        if job.frozen is not None and cand.query >= 0:  # what the next night's R4 reads (copy_reach)
+            job.frozen.above[int(cand.query)] = above_threshold(cand, out[-1], job.policy)
     return out
 
 
