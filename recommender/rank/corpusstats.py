@@ -30,12 +30,11 @@ class CorpusStats(Protocol):
 @dataclass
 class PoolBounds:
     """What a ranking found of one query's candidate pools, for the nightly reach: the weakest member of the dense,
-    lexical and window pools and the mention pool's cut (None: no such part), the closest article's cosine, under the two-stage ranking its
+    lexical and window pools and the mention pool's cut (None: no such part), under the two-stage ranking its
     window retrieval and its dense and lexical pools, and the row statistics it normalised with."""
 
     dense: float
     lexical: float | None
-    closest: float
     window: float | None = None
     # the value no mention-row entry outside the mention pool exceeds (candidates.mention_pool; 0: the whole row is
     # in the pool); None: no mention part

@@ -309,7 +309,6 @@ class HybridRanker:
                 pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                    lexical=bounds.get("lexical"), window=bounds.get("window"),
                                    mention=bounds.get("mention"),
-                                   closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                    window_record=bounds.get("window_record"),
                                    tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
                                    stats=used_stats(z_stats, i))
@@ -387,10 +386,9 @@ class HybridRanker:
                 raw["mention"] = mention[i, cand]
                 z["mention"] = zscore(raw["mention"], men_mean[i], men_std[i])
             pools = None
-            if self.frozen is not None:  # the weakest member of each candidate pool, and the closest article
+            if self.frozen is not None:  # the weakest member of each candidate pool
                 pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
                                    lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None else None,
-                                   closest=float(raw["dense"].max()) if len(cand) else -1.0,
                                    window=float(window[i, win_cands[i]].min()) if window is not None else None,
                                    mention=0.0 if mention is not None else None,  # the whole row is in the pool
                                    stats=used_stats(used, i))

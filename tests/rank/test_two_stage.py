@@ -198,7 +198,8 @@ def test_the_ranking_reads_corpus_stats_and_returns_its_pools(corpus, retrieval)
     kept, fresh = ranker.score_rows(np.array([3, 40]))
     assert set(stats.reads) == {"window", "window_max", "lexical", "mention"}
     for cand in (kept, fresh):
-        assert cand.pools is not None and cand.pools.dense <= cand.pools.closest
+        assert cand.pools is not None and cand.pools.dense <= float(cand.raw["dense"].max())
+        assert cand.pools.mention is not None and cand.pools.mention >= 0  # the mention pool's cut
         assert set(cand.pools.stats) == {"window", "window_max", "lexical", "mention"}
     assert kept.pools.stats["lexical"] == (0.5, 2.0)  # the kept statistics were used
     assert fresh.pools.stats["lexical"] != (0.5, 2.0)  # row 40's own, to keep
