@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ import numpy as np  # noqa: E402
 from probe_finetune import TunedEmbedder, load_model  # noqa: E402
 
 from recommender import Index  # noqa: E402
+from recommender.embed.embedder import packaged_model_path  # noqa: E402
 from recommender.embed.prepare import Preparation, prepare  # noqa: E402
 from recommender.embed.vectorize import vectorize  # noqa: E402
 from recommender.evaluate.evaluation import DenseScorer, PolicyScorer, evaluate_index, rank_system  # noqa: E402
@@ -221,12 +223,16 @@ def run_corpus(name: str, index_dir: str, gold_path: str, args, cache: Path) -> 
                                                     round(float(np.mean(losses[-10:])), 3)]}
             log.info("%s tuned: %s", name, report["tune"])
             model.save(str(model_dir))
+            # sentence-transformers 6 writes the pooling config in a newer form the OpenVINO backend does not read
+            # (it falls back to PyTorch); the pooling is untouched by tuning, so the packaged model's is kept
+            shutil.copy(packaged_model_path() / "1_Pooling" / "config.json", model_dir / "1_Pooling" / "config.json")
             (cache / f"{tag}.tune.json").write_text(json.dumps(report["tune"]) + "\n")
             return model
 
         if args.backend == "openvino":  # embedded as the product would: the saved folder through OpenVINO
             def tuned_embedder():
-                tuned_model()  # tuned and saved unless it already is
+                if not (model_dir / "config.json").exists():
+                    tuned_model()  # tuned and saved
                 from recommender.embed.embedder import get_embedder
 
                 return get_embedder(str(model_dir), backend="openvino")
