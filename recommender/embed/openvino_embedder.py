@@ -57,9 +57,12 @@ def check_supported(path: Path) -> int:
         config = json.loads((path / "sentence_bert_config.json").read_text())
     except (OSError, ValueError, KeyError, StopIteration) as exc:
         raise UnsupportedModel(f"{path}: not a sentence-transformers folder this backend understands ({exc})")
-    mean_only = pool.get("pooling_mode_mean_tokens") and not any(
-        pool.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
-    )
+    if "pooling_mode" in pool:  # the form sentence-transformers 5.x and later save: "mean", or a list of modes
+        mode = pool["pooling_mode"]
+        mean_only = mode == "mean" or mode == ["mean"]
+    else:
+        mean_only = pool.get("pooling_mode_mean_tokens") and not any(pool.get(k) for k in (
+            "pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"))
     if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"} or not mean_only:
         raise UnsupportedModel(f"{path}: modules {kinds} with pooling {pool} are not transformer + mean pooling")
     return int(config.get("max_seq_length", DEFAULT_MAX_TOKENS))

@@ -53,3 +53,30 @@ def test_auto_falls_back_to_pytorch_without_openvino(monkeypatch, caplog):
     assert isinstance(embedder, SentenceTransformerEmbedder)
     assert embedder.backend == ("torch-bf16" if cpu_has_bf16() else "torch-fp32")
     assert "OpenVINO backend unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("pooling,supported", [({"pooling_mode": "mean", "include_prompt": True}, True),
+                                               ({"pooling_mode": ["mean"]}, True),
+                                               ({"pooling_mode": "cls"}, False),
+                                               ({"pooling_mode": ["mean", "max"]}, False)])
+def test_openvino_reads_the_pooling_config_newer_sentence_transformers_save(tmp_path, pooling, supported):
+    """A model folder saved by sentence-transformers 5.x or later (a tuned copy of the packaged model, say) writes its
+    pooling as "pooling_mode": the OpenVINO backend takes mean pooling in that form too, and refuses any other."""
+    import json
+    import shutil
+
+    from recommender.embed.embedder import packaged_model_path
+    from recommender.embed.openvino_embedder import UnsupportedModel, check_supported
+
+    source = packaged_model_path()
+    modules = json.loads((source / "modules.json").read_text())
+    for name in ("modules.json", "sentence_bert_config.json"):
+        shutil.copy(source / name, tmp_path / name)
+    folder = tmp_path / next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"embedding_dimension": 384, **pooling}))
+    if supported:
+        assert check_supported(tmp_path) == 256
+    else:
+        with pytest.raises(UnsupportedModel):
+            check_supported(tmp_path)
