@@ -40,7 +40,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from ..rank.candidates import mention_cuts
+from ..rank.candidates import mention_cuts, mention_depth
 from ..rank.graph_signals import NEIGHBOURS
 from ..rank.signaltable import full_run_reason
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
@@ -159,7 +159,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     voter_reasons: dict[str, int] = {}
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf), "mention": np.zeros(len(rest))}
-    mention_depth = ranker.ranking.candidates + 1
+    mentioned = mention_depth(ranker.ranking.candidates + 1)
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
     tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
@@ -173,7 +173,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         part = slice(start, start + len(r))
         if used["mention"]:  # the mention pool: the row's entries above its cut (an unchanged entry keeps its value)
             weights = job.lexical.mention_rows(r)
-            new_bounds["mention"][part] = new_cut = mention_cuts(weights, mention_depth)
+            new_bounds["mention"][part] = new_cut = mention_cuts(weights, mentioned)
             old_cut = frozen.bounds["mention"][r][:, None]  # NaN: no record, neither side is sure
             sure_in_new, sure_in_old = weights > new_cut[:, None], weights > old_cut
             sure_out_new, sure_out_old = ~sure_in_new, weights <= old_cut

@@ -8,7 +8,7 @@ values and z-statistics on those candidates alone, at a cost that does not follo
   measured on a fixed, seeded sample of rows for the rest (`stratified`).
 * mention: the query's own row of the mention matrix (both directions) is sparse: read from its postings; its mean
   and deviation are exact (sum and sum of squares over n). Its entries above the row's (depth+1)-th largest
-  weight are candidates (`mention_pool`: at most `depth`), so a page every other page names does not bring them
+  weight are candidates (`mention_pool`: at most MENTION_POOL_FACTOR x `depth`), so a page every other page names does not bring them
   all in; the others get their mention value when another pool brings them.
 * window: each query window retrieves its nearest stored windows (exactly up to EXACT_WINDOW_SEARCH stored
   windows, else from the stored IVF index, store.windowann); their articles are scored exactly
@@ -34,6 +34,9 @@ EXACT_WINDOW_SEARCH = 100_000
 WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
 MIN_PER_WINDOW = 32  # at least this many per query window
 MIN_MARGIN = 8  # windows retrieved beyond those a query window keeps, when a margin is asked (the nightly reach)
+# a query's mention pool holds at most this many times a pool's depth (mention_pool): on MDN a quarter of it moved
+# the learned ranking's recall@10 under the `new` protocol by -0.005, this by -0.002 (docs/scale.md)
+MENTION_POOL_FACTOR = 4
 
 
 def sample_rows(n: int, size: int, seed: int = SAMPLE_SEED) -> np.ndarray:
@@ -320,11 +323,17 @@ def _members(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return rows[np.minimum(np.searchsorted(rows, values), len(rows) - 1)] == values
 
 
+def mention_depth(depth: int) -> int:
+    """How many entries of a query's mention row may join its candidates, for pools of `depth`."""
+    return MENTION_POOL_FACTOR * depth
+
+
 def mention_pool(cols: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float]:
     """The entries of a query's mention row that join its candidates, and the value no other entry exceeds: those
     above the row's (depth+1)-th largest value (every entry of a row of at most `depth`, with a cut of 0: an article
-    outside the row has no mention). At most `depth` entries, and which ones depends on the values alone (no tie
-    order), so the nightly reach knows an unchanged entry's side of the cut from the cut and its value."""
+    outside the row has no mention). At most `depth` entries (`mention_depth` of the pools' depth), and which ones
+    depends on the values alone (no tie order), so the nightly reach knows an unchanged entry's side of the cut from
+    the cut and its value."""
     if len(values) <= depth:
         return cols, 0.0
     cut = np.partition(values, len(values) - depth - 1)[len(values) - depth - 1]

@@ -218,7 +218,7 @@ class HybridRanker:
         """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
         lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
         its windows (codes, scales)."""
-        from .candidates import mention_pool, pool_of, stratified
+        from .candidates import mention_depth, mention_pool, pool_of, stratified
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
@@ -247,7 +247,7 @@ class HybridRanker:
                 cols, values = mention[i]
                 order = np.argsort(cols, kind="stable")
                 mention_row = (cols[order], values[order])
-                members, bounds["mention"] = mention_pool(*mention_row, depth)
+                members, bounds["mention"] = mention_pool(*mention_row, mention_depth(depth))
                 pool.append(members)
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None

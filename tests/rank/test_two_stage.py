@@ -230,7 +230,7 @@ def test_the_mention_pool_is_the_row_above_its_cut(corpus):
     lex = ranker.lexical_stage()
     cols, values = lex.mention_row(0)
     assert len(cols) > 100
-    depth = 11
+    depth = stage.mention_depth(11)  # pools of 10 candidates + 1
     cut = np.sort(values)[::-1][depth]
     members, got_cut = stage.mention_pool(cols, values, depth)
     assert got_cut == cut and set(members) == set(cols[values > cut]) and 0 < len(members) <= depth
