@@ -4,8 +4,9 @@ A model reads at most its max sequence length in word pieces (all-MiniLM-L6-v2: 
 longer. Rather than cut them silently, the body is split into overlapping windows of `window_words` words, at most
 `max_chunks` of them spread evenly over the whole body, so the end of a long article counts as much as its start.
 The window length follows the model (`Preparation.for_model`): 150 words per 256 word pieces it reads (about 200
-word pieces with the title in front), overlapping by a fifth; a model that declares no length gets MiniLM's. The article vector is the normalised mix of the head vector (title + excerpt) and the mean of
-the body-chunk vectors, weighted by `head_weight`. Articles without a body (news items, curated related items)
+word pieces with the title in front), overlapping by a fifth; a model that declares no length gets MiniLM's.
+The article vector is the normalised mix of the head vector (title + excerpt) and the mean of the body-chunk
+vectors, weighted by `head_weight`. Articles without a body (news items, curated related items)
 are their head alone.
 
 Every window is also kept on its own (`PreparedText.windows`: the head and *every* body window, not only the

@@ -7,8 +7,8 @@ values and z-statistics on those candidates alone, at a cost that does not follo
   algebra (mean = q·μ, μ the corpus's mean TF-IDF row); its mean square is exact over the query's pool and
   measured on a fixed, seeded sample of rows for the rest (`stratified`).
 * mention: the query's own row of the mention matrix (both directions) is sparse: read from its postings; its mean
-  and deviation are exact (sum and sum of squares over n). Its entries above the row's (depth+1)-th largest
-  weight are candidates (`mention_pool`: at most MENTION_POOL_FACTOR x `depth`), so a page every other page names does not bring them
+  and deviation are exact (sum and sum of squares over n). Only its entries above a cut are candidates
+  (`mention_pool`: at most MENTION_POOL_FACTOR x `depth`), so a page every other page names does not bring them
   all in; the others get their mention value when another pool brings them.
 * window: each query window retrieves its nearest stored windows (exactly up to EXACT_WINDOW_SEARCH stored
   windows, else from the stored IVF index, store.windowann); their articles are scored exactly

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from listcheck import TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs, write_records
+from listcheck import (TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs,
+                       write_records)
 
 from recommender.batch.nightly import run_batch
 from recommender.batch.incremental import STATE_FILE, load_state

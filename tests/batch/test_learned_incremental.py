@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from listcheck import TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs, write_records
+from listcheck import (TOPICS, assert_same_lists, churn_hubs, full_with_frozen, outputs, variant, with_hubs,
+                       write_records)
 
 from recommender.batch.nightly import run_batch
 from recommender.rank.learned import ALL_SIGNALS, load_model, save_model

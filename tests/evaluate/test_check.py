@@ -108,7 +108,8 @@ def test_check_follows_pins_and_blocks(demo_copy):
     curated = [e.id for e in before[article].agreed + before[article].low]
     blocked = curated[0]
     with Index.open(demo_copy) as index:  # a pin to an article that may be linked ([links] targets)
-        linkable = {i for i, hidden in zip(index.data.store.ids(), index.data.rule_columns().unlinkable(Policy())) if not hidden}
+        hidden = index.data.rule_columns().unlinkable(Policy())
+        linkable = {i for i, hide in zip(index.data.store.ids(), hidden) if not hide}
     others = [x for x in ids_of(demo_copy) if x not in curated and x != article and x in linkable]
     pinned = others[-1]
     with Overrides.open(demo_copy) as store:

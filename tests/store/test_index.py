@@ -64,7 +64,8 @@ def test_related_scores_equal_bruteforce_over_stored_vectors(hashing_index, corp
 
 def test_lookup_by_url_variant_and_unknown_id_suggestions(hashing_index):
     with Index.open(hashing_index) as index:
-        by_url = index.data.get("http://www.energy-desk.example.com/2024/05/02/grid-batteries-desert-town/?utm_source=a")
+        url = "http://www.energy-desk.example.com/2024/05/02/grid-batteries-desert-town/?utm_source=a"
+        by_url = index.data.get(url)
         assert by_url.id == "energy-desk.example.com/2024/05/02/grid-batteries-desert-town"
         with pytest.raises(UnknownArticle) as err:
             index.data.get("text/maraton")
