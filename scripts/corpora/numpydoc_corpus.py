@@ -331,12 +331,8 @@ def main() -> None:
     packages = tuple(args.package or PACKAGES)
     articles, gold, counts = build(packages)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "articles.jsonl", "w", encoding="utf-8") as f:
-        for a in articles:
-            f.write(json.dumps(a, ensure_ascii=False) + "\n")
-    with open(args.out / "gold.jsonl", "w", encoding="utf-8") as f:
-        for g in gold:
-            f.write(json.dumps(g) + "\n")
+    for name, rows in (("articles.jsonl", articles), ("gold.jsonl", gold)):
+        (args.out / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     links = sum(len(g["related"]) for g in gold)
     kinds: dict[str, int] = {}
     for a in articles:
