@@ -58,7 +58,10 @@ def _gather(indptr, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LexicalStage:
     """TF-IDF and mention parts from CSR arrays (`csr_arrays()` of a lexical index or its mapped arrays)."""
 
-    def __init__(self, arrays: dict, n: int, vocabulary: int):
+    def __init__(self, arrays: dict, n: int, vocabulary: int, matrix=None):
+        """matrix: the same TF-IDF rows as a SciPy CSR matrix, when the caller has one (the batch's lexical index;
+        a query by id imports no SciPy): `values` and `stats` then gather rows and multiply in SciPy's compiled
+        loops, the same products added in the same order as the NumPy steps."""
         from ..store.lextopk import PostingsTopK
 
         self.n, self.vocabulary = n, vocabulary
@@ -72,6 +75,8 @@ class LexicalStage:
         self._impact = None
         self._mean = arrays.get("tfidf_mean")
         self._sample = None
+        self._matrix = matrix
+        self._sample_matrix = None
 
     def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """A stored article's TF-IDF row: (terms, weights)."""
@@ -110,6 +115,8 @@ class LexicalStage:
             return out
         dense = np.zeros(self.vocabulary, dtype=np.float32)
         dense[terms] = weights
+        if self._matrix is not None:  # each row's products in its term order, a float32 sum from 0 (+0 elsewhere)
+            return np.asarray(self._matrix[np.asarray(rows, dtype=np.int64)] @ dense, dtype=np.float32)
         indptr, indices, data = self.tfidf
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
         q = dense[indices[at]]
@@ -126,11 +133,25 @@ class LexicalStage:
             return 0.0, 0.0
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
         size, starts, owner, values = self._sample_postings()
-        at, lengths = _gather(starts, terms)  # the sample's entries of each query term
-        scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
-                             minlength=size)
+        if self._matrix is not None:  # the same products added term after term into each sample row's sum
+            scores = self.sample_matrix[np.asarray(terms, dtype=np.int64)].T @ np.asarray(weights, np.float64)
+        else:
+            at, lengths = _gather(starts, terms)  # the sample's entries of each query term
+            scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
+                                 minlength=size)
         top_rows, top_scores = top if top is not None else (np.zeros(0, np.int64), np.zeros(0))
         return stratified(self.n, top_rows, top_scores, self._sample_rows, scores, mean)
+
+    @property
+    def sample_matrix(self):
+        """The sample's rows by term as a SciPy CSR matrix (terms x sample rows, float64), made once."""
+        if self._sample_matrix is None:
+            from scipy.sparse import csr_matrix
+
+            size, starts, owner, values = self._sample_postings()
+            self._sample_matrix = csr_matrix((values.astype(np.float64), owner, starts),
+                                             shape=(self.vocabulary, size))
+        return self._sample_matrix
 
     def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(the `depth` best rows, their cosines, the cosine no other row exceeds). Exact top-k from the posting
@@ -199,14 +220,40 @@ class WindowStage:
     def query_windows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return self.scores.windows_of(row)
 
-    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
+    @property
+    def sample_positions(self) -> tuple:
+        """The sample's stored windows as positions (WindowScores.positions), made once."""
+        if getattr(self, "_sample_positions", None) is None:
+            self._sample_positions = self.scores.positions(self.sample)
+        return self._sample_positions
+
+    @property
+    def keeps_products(self) -> bool:
+        """Whether `retrieve(..., products=True)` gives each query's similarities with every stored window (the
+        exact search computes them all anyway)."""
+        return isinstance(self.ann, ExactWindowSearch)
+
+    def query_chunks(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[slice]:
+        """Consecutive runs of queries whose similarities with every stored window fit one product of the exact
+        search (ExactWindowSearch.CELLS): what one `retrieve(..., products=True)` keeps at a time."""
+        most = max(1, ExactWindowSearch.CELLS // max(1, len(self.scores.codes)))
+        chunks, start, size = [], 0, 0
+        for i, (codes, _) in enumerate(queries):
+            if i > start and size + len(codes) > most:
+                chunks.append(slice(start, i))
+                start, size = i, 0
+            size += len(codes)
+        return chunks + [slice(start, len(queries))] if queries else chunks
+
+    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]], products: bool = False) -> list[tuple]:
         """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
         score an article owning none of them cannot exceed, each query window's last found similarity: None
         when every stored window was found; what the nightly batch's reach bounds the next night with, and
         `near`: None, or with a margin asked, each query window's retrieved windows, margin included, as
         (their articles, similarities, count per query window, the similarity no other window exceeds: -inf when
         every one was found)). How many windows each query window retrieves depends on that query alone, so a
-        query gets the same candidates alone or in a batch."""
+        query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
+        also ends with its similarities with every stored window (query windows x stored windows)."""
         out: list = [None] * len(queries)
         groups: dict[int, list[int]] = {}
         for i, (codes, _) in enumerate(queries):
@@ -214,8 +261,10 @@ class WindowStage:
         margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
         for per, members in groups.items():
             extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
-            sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
-                                              np.concatenate([queries[i][1] for i in members]), per + extra)
+            result = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                           np.concatenate([queries[i][1] for i in members]), per + extra,
+                                           **({"products": True} if products else {}))
+            sims, ids = result[:2]
             start = 0
             for i in members:
                 size = len(queries[i][0])
@@ -225,6 +274,8 @@ class WindowStage:
                 near = self._near(ids[start:start + size], sims[start:start + size], per + extra) if margin else None
                 out[i] = (owners, self._outsider_bound(found, last, per),
                           None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)), near)
+                if products:
+                    out[i] += (result[2][start:start + size],)
                 start += size
         return out
 
@@ -266,7 +317,9 @@ class ExactWindowSearch:
         self.count = len(scores.codes)
         self._codes = None
 
-    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int, products: bool = False) -> tuple:
+        """(sims, ids) of each query window's k nearest stored windows; products: also every similarity computed
+        (query windows x stored windows, float32), what WindowScores.pairs_from reads a query's pairs from."""
         if self._codes is None:
             self._codes = self.scores.exact_codes()
         codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
@@ -278,10 +331,12 @@ class ExactWindowSearch:
             sims *= worth[a:b, None]
             return sims
 
-        return self._best(len(codes), k, product)
+        return self._best(len(codes), k, product, products)
 
-    def _best(self, count: int, k: int, product) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities."""
+    def _best(self, count: int, k: int, product, products: bool = False) -> tuple:
+        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities
+        (and with `products`, those similarities)."""
+        kept = []
         k = max(1, min(int(k), self.count))
         sims_out = np.empty((count, k), dtype=np.float32)
         ids_out = np.empty((count, k), dtype=np.int64)
@@ -291,12 +346,18 @@ class ExactWindowSearch:
             if k < self.count:
                 keep = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
                 top = -np.take_along_axis(sims, keep, 1)
+                if products:  # negated back, exactly
+                    np.negative(sims, out=sims)
             else:
                 keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
                 top = np.take_along_axis(sims, keep, 1)
             order = np.lexsort((keep, -top), axis=1)
             sims_out[a:a + step] = np.take_along_axis(top, order, 1)
             ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
+            if products:
+                kept.append(sims)
+        if products:
+            return sims_out, ids_out, kept[0] if len(kept) == 1 else np.concatenate(kept)
         return sims_out, ids_out
 
 

@@ -38,3 +38,20 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique of a 1-d integer array, without the numpy.ma import that np.unique costs a fresh process."""
     values = np.sort(values)
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def top_columns(scores: np.ndarray, k: int, stride: int = 8) -> np.ndarray:
+    """The columns of each row's k largest values, in no order: what np.argpartition(-scores, k - 1)[:, :k] gives
+    (with ties at the k-th value, some of them). The k-th largest of every stride-th column is at most the row's
+    k-th largest, so only the values at or above it (about stride x k of them) are partitioned, not the whole row."""
+    count, n = scores.shape
+    k = min(k, n)
+    if n < 8 * stride * k:  # a short row: the sample would keep too much of it
+        return np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (count, 1))
+    sample = -scores[:, ::stride]
+    floor = -np.partition(sample, k - 1, axis=1)[:, k - 1]
+    out = np.empty((count, k), dtype=np.intp)
+    for i in range(count):
+        cols = np.flatnonzero(scores[i] >= floor[i])
+        out[i] = cols[np.argpartition(-scores[i, cols], k - 1)[:k]]
+    return out

@@ -140,15 +140,22 @@ class WindowScores:
             out[start:start + len(block)] = block * scales[:, None]
         return out
 
-    def gather(self, rows: np.ndarray) -> tuple:
-        """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
-        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the stored windows of `rows`, each row's run contiguous; each run's first place in that list; each
+        run's length)."""
         rows = np.asarray(rows, dtype=np.int64)
         counts = self.counts[rows]
         firsts = np.concatenate(([0], np.cumsum(counts)))
         at = np.repeat(self.starts[rows] - firsts[:-1], counts) + np.arange(int(firsts[-1]))
-        stored = self._copy[at] if self._copy is not None else np.asarray(self.codes[at], dtype=self.exact)
-        return stored, self.scales[at], firsts[:-1], counts
+        return at, firsts[:-1], counts
+
+    def gather(self, rows: np.ndarray) -> tuple:
+        """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
+        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
+        at, firsts, counts = self.positions(rows)
+        # from the 8-bit codes, converted after: a quarter of the memory read of the float copy's rows
+        stored = self.codes[at].astype(self.exact)
+        return stored, self.scales[at], firsts, counts
 
     def pairs(self, codes: np.ndarray, scales: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
         """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
@@ -163,18 +170,35 @@ class WindowScores:
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
-        # query windows x stored windows: a query's windows are whole rows, reduced along them (a maximum over a
-        # short axis costs a call per row)
-        sims = (stacked @ stored.T).astype(np.float32, copy=False)  # whole numbers, exact
+        # stored windows x query windows is the faster product (BLAS reads each stored window once, for every query
+        # window), turned to query windows x stored windows after; whole numbers, exact in any layout
+        sims = np.ascontiguousarray((stored @ stacked.T).T, dtype=np.float32)
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
-        best_all = np.maximum.reduceat(sims, firsts, axis=1)  # query windows x rows: each one's best match there
+        return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
+
+    def pairs_from(self, products: np.ndarray, positions: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """`pairs` of one query from its similarities with every stored window (query windows x stored windows, as
+        ExactWindowSearch computes them: the same numbers as `pairs_many`'s), for the articles whose `positions`
+        are given: no product at all."""
+        at, firsts, counts = positions
+        if not len(counts):
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return self._reduce(products[:, at], [len(products)], firsts, counts)[0]
+
+    @staticmethod
+    def _reduce(sims: np.ndarray, sizes: list[int], firsts: np.ndarray, counts: np.ndarray) -> list[tuple]:
+        """(window scores, max-sim) of each query from its similarities (query windows x the stored windows of
+        some articles, each article's run of `counts` from `firsts`); `sizes`: each query's windows, in order."""
+        # query windows x rows: each one's best match there (a maximum over a short axis costs a call per row, so
+        # a query's windows are whole rows, reduced along them)
+        best_all = np.maximum.reduceat(sims, firsts, axis=1)
         out, a = [], 0
-        for codes, _ in queries:
-            best = best_all[a:a + len(codes)]
-            forward = best.astype(np.float64).sum(axis=0) / len(codes)  # row after row: the same in any group
-            matched = sims[a:a + len(codes)].max(axis=0).astype(np.float64)  # each stored window's best match
-            a += len(codes)
+        for size in sizes:
+            best = best_all[a:a + size]
+            forward = best.astype(np.float64).sum(axis=0) / size  # row after row: the same in any group
+            matched = sims[a:a + size].max(axis=0).astype(np.float64)  # each stored window's best match
+            a += size
             backward = np.add.reduceat(matched, firsts) / counts
             out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=0)))
         return out
