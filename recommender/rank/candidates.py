@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .topk import top_columns
+
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
 SAMPLE_SEED = 20261205
@@ -342,12 +344,10 @@ class ExactWindowSearch:
         ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
         for a in range(0, count, step):
-            sims = product(a, a + step)  # a new array: negated in place, not copied
+            sims = product(a, a + step)
             if k < self.count:
-                keep = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
-                top = -np.take_along_axis(sims, keep, 1)
-                if products:  # negated back, exactly
-                    np.negative(sims, out=sims)
+                keep = top_columns(sims, k)
+                top = np.take_along_axis(sims, keep, 1)
             else:
                 keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
                 top = np.take_along_axis(sims, keep, 1)
