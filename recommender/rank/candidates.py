@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topk import top_columns
+from .topk import sorted_unique, top_columns
 
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
@@ -271,7 +271,7 @@ class WindowStage:
             for i in members:
                 size = len(queries[i][0])
                 found, last = ids[start:start + size, :per], sims[start:start + size, :per][:, -1]
-                owners = np.unique(self._owners(found[found >= 0]))
+                owners = sorted_unique(self._owners(found[found >= 0]))
                 everything = per >= self.ann.count
                 near = self._near(ids[start:start + size], sims[start:start + size], per + extra) if margin else None
                 out[i] = (owners, self._outsider_bound(found, last, per),
