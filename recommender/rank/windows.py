@@ -24,6 +24,7 @@ import numpy as np
 
 BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
 GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
+PAIR_BLOCK = 256  # stored windows converted from their codes at a time for a query's pairs with its candidates
 COPY_LIMIT = 2 << 30  # bytes of a float copy of the stored codes the batch keeps (about 1.4M windows at 384-d)
 
 
@@ -165,17 +166,34 @@ class WindowScores:
 
     def pairs_many(self, queries: list[tuple[np.ndarray, np.ndarray]], rows) -> list[tuple[np.ndarray, np.ndarray]]:
         """`pairs` of several queries against the same articles, with one matrix product."""
-        stored, stored_scales, firsts, counts = rows if isinstance(rows, tuple) else self.gather(rows)
-        if not len(counts):
-            return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
         # stored windows x query windows is the faster product (BLAS reads each stored window once, for every query
         # window), turned to query windows x stored windows after; whole numbers, exact in any layout
-        sims = np.ascontiguousarray((stored @ stacked.T).T, dtype=np.float32)
+        if isinstance(rows, tuple):  # what `gather` made
+            stored, stored_scales, firsts, counts = rows
+            products = stored @ stacked.T
+        else:
+            at, firsts, counts = self.positions(rows)
+            stored_scales, products = self.scales[at], self._products(at, stacked)
+        if not len(counts):
+            return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
+        sims = np.ascontiguousarray(products.T, dtype=np.float32)
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
         return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
+
+    def _products(self, at: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+        """The products of the stored windows `at` (rows) with the query windows `stacked` (columns), the 8-bit codes
+        converted PAIR_BLOCK windows at a time into a block that stays in the cache while BLAS reads it: about
+        half the time of converting them all, then multiplying."""
+        out = np.empty((len(at), len(stacked)), dtype=self.exact)
+        block = np.empty((min(PAIR_BLOCK, len(at)), self.codes.shape[1]), dtype=self.exact)
+        for a in range(0, len(at), PAIR_BLOCK):
+            codes = self.codes[at[a:a + PAIR_BLOCK]]
+            np.copyto(block[:len(codes)], codes)
+            np.matmul(block[:len(codes)], stacked.T, out=out[a:a + len(codes)])
+        return out
 
     def pairs_from(self, products: np.ndarray, positions: tuple) -> tuple[np.ndarray, np.ndarray]:
         """`pairs` of one query from its similarities with every stored window (query windows x stored windows, as

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from recommender.rank import candidates as stage
+from recommender.rank import windows as window_module
 from recommender.rank.candidates import ExactWindowSearch, LexicalStage, WindowStage
 from recommender.rank.topk import top_columns
 
@@ -43,6 +44,16 @@ def test_window_pairs_from_the_search_products_equal_the_gathered_products(corpu
     for q, mine in ((3, products[:first]), (4, products[first:])):
         want = windows.pairs(*windows.windows_of(q), rows)
         got = windows.pairs_from(mine, windows.positions(rows))
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("block", [3, 256])
+def test_window_pairs_converted_by_blocks_equal_one_product_of_the_gathered_windows(corpus, monkeypatch, block):
+    monkeypatch.setattr(window_module, "PAIR_BLOCK", block)
+    _, windows, _ = corpus
+    rows = np.array([299, 0, 5, 77, 120, 3, 4])
+    queries = [windows.windows_of(q) for q in (3, 4, 250)]
+    for got, want in zip(windows.pairs_many(queries, rows), windows.pairs_many(queries, windows.gather(rows))):
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
