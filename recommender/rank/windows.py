@@ -168,17 +168,16 @@ class WindowScores:
         """`pairs` of several queries against the same articles, with one matrix product."""
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
-        # stored windows x query windows is the faster product (BLAS reads each stored window once, for every query
-        # window), turned to query windows x stored windows after; whole numbers, exact in any layout
-        if isinstance(rows, tuple):  # what `gather` made
+        # query windows x stored windows, whole numbers, exact in any layout
+        if isinstance(rows, tuple):  # what `gather` made (the sample's windows: a block's queries at once)
             stored, stored_scales, firsts, counts = rows
-            products = stored @ stacked.T
-        else:
+            sims = (stacked @ stored.T).astype(np.float32, copy=False)
+        else:  # one query's few windows: stored windows x query windows is the faster product, turned after
             at, firsts, counts = self.positions(rows)
-            stored_scales, products = self.scales[at], self._products(at, stacked)
+            stored_scales = self.scales[at]
+            sims = np.ascontiguousarray(self._products(at, stacked).T, dtype=np.float32)
         if not len(counts):
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
-        sims = np.ascontiguousarray(products.T, dtype=np.float32)
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
         return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
