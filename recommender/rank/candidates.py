@@ -256,29 +256,39 @@ class WindowStage:
         every one was found)). How many windows each query window retrieves depends on that query alone, so a
         query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
         also ends with its similarities with every stored window (query windows x stored windows)."""
-        out: list = [None] * len(queries)
-        groups: dict[int, list[int]] = {}
-        for i, (codes, _) in enumerate(queries):
-            groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))), []).append(i)
         margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
-        for per, members in groups.items():
-            extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
-            result = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
-                                           np.concatenate([queries[i][1] for i in members]), per + extra,
-                                           **({"products": True} if products else {}))
-            sims, ids = result[:2]
-            start = 0
-            for i in members:
-                size = len(queries[i][0])
-                found, last = ids[start:start + size, :per], sims[start:start + size, :per][:, -1]
-                owners = sorted_unique(self._owners(found[found >= 0]))
-                everything = per >= self.ann.count
-                near = self._near(ids[start:start + size], sims[start:start + size], per + extra) if margin else None
-                out[i] = (owners, self._outsider_bound(found, last, per),
-                          None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)), near)
-                if products:
-                    out[i] += (result[2][start:start + size],)
-                start += size
+        wanted = [max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))) for codes, _ in queries]
+        extras = [max(MIN_MARGIN, int(per * self.margin)) if margin else 0 for per in wanted]
+        sizes = [len(codes) for codes, _ in queries]
+        found: list = [None] * len(queries)  # each query's (sims, ids) of its windows, and its products
+        if products:  # one product for every query of the run, each query window asking its query's k
+            sims, ids, every = self.ann.search_codes(np.concatenate([codes for codes, _ in queries]),
+                                                     np.concatenate([scales for _, scales in queries]),
+                                                     np.repeat(np.add(wanted, extras), sizes), products=True)
+            starts = np.concatenate(([0], np.cumsum(sizes)))
+            found = [(sims[a:b, :per + extra], ids[a:b, :per + extra], every[a:b])
+                     for a, b, per, extra in zip(starts[:-1], starts[1:], wanted, extras)]
+        else:  # a search for each group of queries asking as many windows
+            groups: dict[int, list[int]] = {}
+            for i, per in enumerate(wanted):
+                groups.setdefault(per, []).append(i)
+            for per, members in groups.items():
+                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                                  np.concatenate([queries[i][1] for i in members]),
+                                                  per + extras[members[0]])
+                start = 0
+                for i in members:
+                    found[i] = (sims[start:start + sizes[i]], ids[start:start + sizes[i]], None)
+                    start += sizes[i]
+        out: list = []
+        for (sims, ids, every), per, extra in zip(found, wanted, extras):
+            within, last = ids[:, :per], sims[:, :per][:, -1]
+            owners = sorted_unique(self._owners(within[within >= 0]))
+            everything = per >= self.ann.count
+            near = self._near(ids, sims, per + extra) if margin else None
+            out.append((owners, self._outsider_bound(within, last, per),
+                        None if everything else np.where(within[:, -1] < 0, np.inf, last.astype(np.float64)), near)
+                       + ((every,) if products else ()))
         return out
 
     def _owners(self, window_ids: np.ndarray) -> np.ndarray:
@@ -319,9 +329,11 @@ class ExactWindowSearch:
         self.count = len(scores.codes)
         self._codes = None
 
-    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int, products: bool = False) -> tuple:
-        """(sims, ids) of each query window's k nearest stored windows; products: also every similarity computed
-        (query windows x stored windows, float32), what WindowScores.pairs_from reads a query's pairs from."""
+    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k, products: bool = False) -> tuple:
+        """(sims, ids) of each query window's k nearest stored windows, best first (ties: the lower stored window
+        first); k: one number, or one per query window (a window asking fewer than the most has ids -1 and sims
+        -inf after its own). products: also every similarity computed (query windows x stored windows, float32),
+        what WindowScores.pairs_from reads a query's pairs from."""
         if self._codes is None:
             self._codes = self.scores.exact_codes()
         codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
@@ -335,25 +347,30 @@ class ExactWindowSearch:
 
         return self._best(len(codes), k, product, products)
 
-    def _best(self, count: int, k: int, product, products: bool = False) -> tuple:
-        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities
-        (and with `products`, those similarities)."""
+    def _best(self, count: int, k, product, products: bool = False) -> tuple:
+        """Each query window's k best of `product(a, b)`, the similarities of query windows a..b-1 (and with
+        `products`, those similarities)."""
+        wanted = np.clip(np.broadcast_to(np.asarray(k, dtype=np.int64), (count,)), 1, max(1, self.count))
+        width = int(np.clip(np.max(k, initial=1), 1, max(1, self.count)))
+        sims_out = np.full((count, width), -np.inf, dtype=np.float32)
+        ids_out = np.full((count, width), -1, dtype=np.int64)
         kept = []
-        k = max(1, min(int(k), self.count))
-        sims_out = np.empty((count, k), dtype=np.float32)
-        ids_out = np.empty((count, k), dtype=np.int64)
         step = max(1, self.CELLS // max(1, self.count))
         for a in range(0, count, step):
             sims = product(a, a + step)
-            if k < self.count:
-                keep = top_columns(sims, k)
-                top = np.take_along_axis(sims, keep, 1)
-            else:
-                keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
-                top = np.take_along_axis(sims, keep, 1)
-            order = np.lexsort((keep, -top), axis=1)
-            sims_out[a:a + step] = np.take_along_axis(top, order, 1)
-            ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
+            here = wanted[a:a + step]
+            for k in sorted_unique(here):
+                rows = np.flatnonzero(here == k)
+                part = sims if len(rows) == len(sims) else sims[rows]
+                if k < self.count:
+                    keep = top_columns(part, k)
+                    top = np.take_along_axis(part, keep, 1)
+                else:
+                    keep = np.broadcast_to(np.arange(self.count), part.shape)
+                    top = part
+                order = np.lexsort((keep, -top), axis=1)
+                sims_out[a + rows, :k] = np.take_along_axis(top, order, 1)
+                ids_out[a + rows, :k] = np.take_along_axis(keep, order, 1)
             if products:
                 kept.append(sims)
         if products:

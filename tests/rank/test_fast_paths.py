@@ -47,6 +47,19 @@ def test_window_pairs_from_the_search_products_equal_the_gathered_products(corpu
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
+def test_an_exact_search_with_a_k_for_each_window_is_each_window_s_own_search(corpus):
+    _, windows, _ = corpus
+    search = ExactWindowSearch(windows)
+    codes, scales = windows.exact_codes()[:7], windows.scales[:7]
+    wanted = np.array([3, 25, 25, 1, 9, 3, 5000])  # 5000: more than there are windows
+    sims, ids = search.search_codes(codes, scales, wanted)
+    for i, k in enumerate(wanted):
+        own_sims, own_ids = search.search_codes(codes[i:i + 1], scales[i:i + 1], int(k))
+        k = min(int(k), search.count)
+        assert np.array_equal(ids[i, :k], own_ids[0]) and np.array_equal(sims[i, :k], own_sims[0])
+        assert (ids[i, k:] == -1).all() and (sims[i, k:] == -np.inf).all()
+
+
 @pytest.mark.parametrize("block", [3, 256])
 def test_window_pairs_converted_by_blocks_equal_one_product_of_the_gathered_windows(corpus, monkeypatch, block):
     monkeypatch.setattr(window_module, "PAIR_BLOCK", block)
