@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topk import sorted_unique, top_columns
+from .topk import sorted_unique
+from .windowsearch import ExactWindowSearch
 
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
@@ -247,6 +248,21 @@ class WindowStage:
             size += len(codes)
         return chunks + [slice(start, len(queries))] if queries else chunks
 
+    def scored(self, queries: list[tuple[np.ndarray, np.ndarray]]):
+        """For each query in order: (what `retrieve` found for it, None when the sample is every row; its (window
+        scores, max-sim) with the sample; a function giving its (window scores, max-sim) with given rows). With the
+        exact search, both from the similarities it computed (the same numbers), a run of queries at a time."""
+        if self.every_row or not self.keeps_products:
+            sampled = self.scores.pairs_many(queries, self.sample_windows)
+            found = [None] * len(queries) if self.every_row else self.retrieve(queries)
+            for query, mine, sample in zip(queries, found, sampled):
+                yield mine, sample, lambda rows, query=query: self.scores.pairs(*query, rows)
+            return
+        for span in self.query_chunks(queries):
+            for *mine, products in self.retrieve(queries[span], products=True):
+                yield (tuple(mine), self.scores.pairs_from(products, self.sample_positions),
+                       lambda rows, products=products: self.scores.pairs_from(products, self.scores.positions(rows)))
+
     def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]], products: bool = False) -> list[tuple]:
         """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
         score an article owning none of them cannot exceed, each query window's last found similarity: None
@@ -312,70 +328,6 @@ class WindowStage:
         if (found[:, -1] < 0).any():
             return np.inf
         return float((last.astype(np.float64).mean() + last.max()) / 2)
-
-
-class ExactWindowSearch:
-    """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
-    with every stored window, then a partial sort (the WindowANN interface: search_codes(codes, scales, k) ->
-    (sims, ids)). Every similarity is computed as WindowScores does, exactly ((code · code) x stored scale x query
-    scale): the same number in any grouping, so the nightly reach can compare the similarities it computes with
-    those a search found (batch/window_reach.py)."""
-
-    approximate = False
-    CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
-
-    def __init__(self, scores):
-        self.scores = scores
-        self.count = len(scores.codes)
-        self._codes = None
-
-    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k, products: bool = False) -> tuple:
-        """(sims, ids) of each query window's k nearest stored windows, best first (ties: the lower stored window
-        first); k: one number, or one per query window (a window asking fewer than the most has ids -1 and sims
-        -inf after its own). products: also every similarity computed (query windows x stored windows, float32),
-        what WindowScores.pairs_from reads a query's pairs from."""
-        if self._codes is None:
-            self._codes = self.scores.exact_codes()
-        codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
-        worth = np.asarray(scales, dtype=np.float32)
-
-        def product(a, b):
-            sims = (codes[a:b] @ self._codes.T).astype(np.float32, copy=False)  # whole numbers, exact
-            sims *= self.scores.scales[None, :]
-            sims *= worth[a:b, None]
-            return sims
-
-        return self._best(len(codes), k, product, products)
-
-    def _best(self, count: int, k, product, products: bool = False) -> tuple:
-        """Each query window's k best of `product(a, b)`, the similarities of query windows a..b-1 (and with
-        `products`, those similarities)."""
-        wanted = np.clip(np.broadcast_to(np.asarray(k, dtype=np.int64), (count,)), 1, max(1, self.count))
-        width = int(np.clip(np.max(k, initial=1), 1, max(1, self.count)))
-        sims_out = np.full((count, width), -np.inf, dtype=np.float32)
-        ids_out = np.full((count, width), -1, dtype=np.int64)
-        kept = []
-        step = max(1, self.CELLS // max(1, self.count))
-        for a in range(0, count, step):
-            sims = product(a, a + step)
-            here = wanted[a:a + step]
-            for k in sorted_unique(here):
-                rows = np.flatnonzero(here == k)
-                part = sims if len(rows) == len(sims) else sims[rows]
-                if k < self.count:
-                    keep = top_columns(part, k)
-                    top = np.take_along_axis(part, keep, 1)
-                else:
-                    keep = np.broadcast_to(np.arange(self.count), part.shape)
-                    top = part
-                order = np.lexsort((keep, -top), axis=1)
-                sims_out[a + rows, :k] = np.take_along_axis(top, order, 1)
-                ids_out[a + rows, :k] = np.take_along_axis(keep, order, 1)
-            if products:
-                kept.append(sims)
-        if products:
-            return sims_out, ids_out, kept[0] if len(kept) == 1 else np.concatenate(kept)
-        return sims_out, ids_out
 
 
 def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows: np.ndarray,

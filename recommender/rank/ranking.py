@@ -225,16 +225,9 @@ class HybridRanker:
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
-        found = sampled = chunks = current = None
         stage = self.window_stage() if window is not None else None
-        if window is not None and not stage.every_row and stage.keeps_products:
-            # the exact window search computes each query's similarities with every stored window: its pairs with
-            # the sample and the candidates are read from them (the same numbers), a run of queries at a time
-            chunks = iter(stage.query_chunks(window))
-        elif window is not None:  # each query's window candidates, and its window scores with the sample
-            sampled = self.windows.pairs_many(window, stage.sample_windows)
-            # a corpus no larger than the sample: its window scores are every article's, the pool the exact top
-            found = None if stage.every_row else stage.retrieve(window)
+        # each query's window candidates, its window scores with the sample, and how to score it with other rows
+        windowed = stage.scored(window) if window is not None else None
         lex = self.lexical_stage() if lexical is not None or mention is not None else None
         stats: dict[str, list] = {}
         per_query = []
@@ -258,26 +251,17 @@ class HybridRanker:
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None
             if window is not None:
-                if chunks is not None:
-                    if current is None or i >= current[0].stop:  # the next run's search (the last one let go)
-                        span = next(chunks)
-                        current = (span, stage.retrieve(window[span], products=True))
-                    owners, outside, lasts, near, products = current[1][i - current[0].start]
-                    sample_score, sample_max = self.windows.pairs_from(products, stage.sample_positions)
-                else:
-                    sample_score, sample_max = sampled[i]
-                if chunks is None and found is None:  # every article scored with the sample: every window "found"
+                found, (sample_score, sample_max), pairs = next(windowed)
+                if found is None:  # a corpus no larger than the sample: every article scored, every window "found"
                     owners, outside, lasts, near = stage.sample, -np.inf, None, None
                     scored = known = (owners, sample_score, sample_max)
                 else:
                     # one product for the window owners and every other candidate: a row's numbers do not depend
                     # on the rows scored with it (WindowScores.pairs)
-                    if chunks is None:
-                        owners, outside, lasts, near = found[i]
+                    owners, outside, lasts, near = found
                     every = sorted_unique(np.concatenate([owners, *pool]))
                     every = every[every >= 0]
-                    known = (every, *(self.windows.pairs_from(products, self.windows.positions(every))
-                                      if chunks is not None else self.windows.pairs(*window[i], every)))
+                    known = (every, *pairs(every))
                     at = np.searchsorted(every, owners)
                     scored = (owners, known[1][at], known[2][at])
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
