@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .topk import sorted_unique
+from .windowsearch import ExactWindowSearch
+
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
 SAMPLE_SEED = 20261205
@@ -58,7 +61,10 @@ def _gather(indptr, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LexicalStage:
     """TF-IDF and mention parts from CSR arrays (`csr_arrays()` of a lexical index or its mapped arrays)."""
 
-    def __init__(self, arrays: dict, n: int, vocabulary: int):
+    def __init__(self, arrays: dict, n: int, vocabulary: int, matrix=None):
+        """matrix: the same TF-IDF rows as a SciPy CSR matrix, when the caller has one (the batch's lexical index;
+        a query by id imports no SciPy): `values` and `stats` then gather rows and multiply in SciPy's compiled
+        loops, the same products added in the same order as the NumPy steps."""
         from ..store.lextopk import PostingsTopK
 
         self.n, self.vocabulary = n, vocabulary
@@ -72,6 +78,8 @@ class LexicalStage:
         self._impact = None
         self._mean = arrays.get("tfidf_mean")
         self._sample = None
+        self._matrix = matrix
+        self._sample_matrix = None
 
     def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """A stored article's TF-IDF row: (terms, weights)."""
@@ -110,6 +118,8 @@ class LexicalStage:
             return out
         dense = np.zeros(self.vocabulary, dtype=np.float32)
         dense[terms] = weights
+        if self._matrix is not None:  # each row's products in its term order, a float32 sum from 0 (+0 elsewhere)
+            return np.asarray(self._matrix[np.asarray(rows, dtype=np.int64)] @ dense, dtype=np.float32)
         indptr, indices, data = self.tfidf
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
         q = dense[indices[at]]
@@ -126,11 +136,25 @@ class LexicalStage:
             return 0.0, 0.0
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
         size, starts, owner, values = self._sample_postings()
-        at, lengths = _gather(starts, terms)  # the sample's entries of each query term
-        scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
-                             minlength=size)
+        if self._matrix is not None:  # the same products added term after term into each sample row's sum
+            scores = self.sample_matrix[np.asarray(terms, dtype=np.int64)].T @ np.asarray(weights, np.float64)
+        else:
+            at, lengths = _gather(starts, terms)  # the sample's entries of each query term
+            scores = np.bincount(owner[at], weights=values[at].astype(np.float64) * np.repeat(weights, lengths),
+                                 minlength=size)
         top_rows, top_scores = top if top is not None else (np.zeros(0, np.int64), np.zeros(0))
         return stratified(self.n, top_rows, top_scores, self._sample_rows, scores, mean)
+
+    @property
+    def sample_matrix(self):
+        """The sample's rows by term as a SciPy CSR matrix (terms x sample rows, float64), made once."""
+        if self._sample_matrix is None:
+            from scipy.sparse import csr_matrix
+
+            size, starts, owner, values = self._sample_postings()
+            self._sample_matrix = csr_matrix((values.astype(np.float64), owner, starts),
+                                             shape=(self.vocabulary, size))
+        return self._sample_matrix
 
     def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(the `depth` best rows, their cosines, the cosine no other row exceeds). Exact top-k from the posting
@@ -199,33 +223,88 @@ class WindowStage:
     def query_windows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return self.scores.windows_of(row)
 
-    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
+    @property
+    def sample_positions(self) -> tuple:
+        """The sample's stored windows as positions (WindowScores.positions), made once."""
+        if getattr(self, "_sample_positions", None) is None:
+            self._sample_positions = self.scores.positions(self.sample)
+        return self._sample_positions
+
+    @property
+    def keeps_products(self) -> bool:
+        """Whether `retrieve(..., products=True)` gives each query's similarities with every stored window (the
+        exact search computes them all anyway)."""
+        return isinstance(self.ann, ExactWindowSearch)
+
+    def query_chunks(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> list[slice]:
+        """Consecutive runs of queries whose similarities with every stored window fit one product of the exact
+        search (ExactWindowSearch.CELLS): what one `retrieve(..., products=True)` keeps at a time."""
+        most = max(1, ExactWindowSearch.CELLS // max(1, len(self.scores.codes)))
+        chunks, start, size = [], 0, 0
+        for i, (codes, _) in enumerate(queries):
+            if i > start and size + len(codes) > most:
+                chunks.append(slice(start, i))
+                start, size = i, 0
+            size += len(codes)
+        return chunks + [slice(start, len(queries))] if queries else chunks
+
+    def scored(self, queries: list[tuple[np.ndarray, np.ndarray]]):
+        """For each query in order: (what `retrieve` found for it, None when the sample is every row; its (window
+        scores, max-sim) with the sample; a function giving its (window scores, max-sim) with given rows). With the
+        exact search, both from the similarities it computed (the same numbers), a run of queries at a time."""
+        if self.every_row or not self.keeps_products:
+            sampled = self.scores.pairs_many(queries, self.sample_windows)
+            found = [None] * len(queries) if self.every_row else self.retrieve(queries)
+            for query, mine, sample in zip(queries, found, sampled):
+                yield mine, sample, lambda rows, query=query: self.scores.pairs(*query, rows)
+            return
+        for span in self.query_chunks(queries):
+            for *mine, products in self.retrieve(queries[span], products=True):
+                yield (tuple(mine), self.scores.pairs_from(products, self.sample_positions),
+                       lambda rows, products=products: self.scores.pairs_from(products, self.scores.positions(rows)))
+
+    def retrieve(self, queries: list[tuple[np.ndarray, np.ndarray]], products: bool = False) -> list[tuple]:
         """For each query's windows (codes, scales): (the articles owning its nearest stored windows, the window
         score an article owning none of them cannot exceed, each query window's last found similarity: None
         when every stored window was found; what the nightly batch's reach bounds the next night with, and
         `near`: None, or with a margin asked, each query window's retrieved windows, margin included, as
         (their articles, similarities, count per query window, the similarity no other window exceeds: -inf when
         every one was found)). How many windows each query window retrieves depends on that query alone, so a
-        query gets the same candidates alone or in a batch."""
-        out: list = [None] * len(queries)
-        groups: dict[int, list[int]] = {}
-        for i, (codes, _) in enumerate(queries):
-            groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))), []).append(i)
+        query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
+        also ends with its similarities with every stored window (query windows x stored windows)."""
         margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
-        for per, members in groups.items():
-            extra = max(MIN_MARGIN, int(per * self.margin)) if margin else 0
-            sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
-                                              np.concatenate([queries[i][1] for i in members]), per + extra)
-            start = 0
-            for i in members:
-                size = len(queries[i][0])
-                found, last = ids[start:start + size, :per], sims[start:start + size, :per][:, -1]
-                owners = np.unique(self._owners(found[found >= 0]))
-                everything = per >= self.ann.count
-                near = self._near(ids[start:start + size], sims[start:start + size], per + extra) if margin else None
-                out[i] = (owners, self._outsider_bound(found, last, per),
-                          None if everything else np.where(found[:, -1] < 0, np.inf, last.astype(np.float64)), near)
-                start += size
+        wanted = [max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))) for codes, _ in queries]
+        extras = [max(MIN_MARGIN, int(per * self.margin)) if margin else 0 for per in wanted]
+        sizes = [len(codes) for codes, _ in queries]
+        found: list = [None] * len(queries)  # each query's (sims, ids) of its windows, and its products
+        if products:  # one product for every query of the run, each query window asking its query's k
+            sims, ids, every = self.ann.search_codes(np.concatenate([codes for codes, _ in queries]),
+                                                     np.concatenate([scales for _, scales in queries]),
+                                                     np.repeat(np.add(wanted, extras), sizes), products=True)
+            starts = np.concatenate(([0], np.cumsum(sizes)))
+            found = [(sims[a:b, :per + extra], ids[a:b, :per + extra], every[a:b])
+                     for a, b, per, extra in zip(starts[:-1], starts[1:], wanted, extras)]
+        else:  # a search for each group of queries asking as many windows
+            groups: dict[int, list[int]] = {}
+            for i, per in enumerate(wanted):
+                groups.setdefault(per, []).append(i)
+            for per, members in groups.items():
+                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                                  np.concatenate([queries[i][1] for i in members]),
+                                                  per + extras[members[0]])
+                start = 0
+                for i in members:
+                    found[i] = (sims[start:start + sizes[i]], ids[start:start + sizes[i]], None)
+                    start += sizes[i]
+        out: list = []
+        for (sims, ids, every), per, extra in zip(found, wanted, extras):
+            within, last = ids[:, :per], sims[:, :per][:, -1]
+            owners = sorted_unique(self._owners(within[within >= 0]))
+            everything = per >= self.ann.count
+            near = self._near(ids, sims, per + extra) if margin else None
+            out.append((owners, self._outsider_bound(within, last, per),
+                        None if everything else np.where(within[:, -1] < 0, np.inf, last.astype(np.float64)), near)
+                       + ((every,) if products else ()))
         return out
 
     def _owners(self, window_ids: np.ndarray) -> np.ndarray:
@@ -249,55 +328,6 @@ class WindowStage:
         if (found[:, -1] < 0).any():
             return np.inf
         return float((last.astype(np.float64).mean() + last.max()) / 2)
-
-
-class ExactWindowSearch:
-    """The k stored windows nearest to each query window, exactly: one matrix product of a group of query windows
-    with every stored window, then a partial sort (the WindowANN interface: search_codes(codes, scales, k) ->
-    (sims, ids)). Every similarity is computed as WindowScores does, exactly ((code · code) x stored scale x query
-    scale): the same number in any grouping, so the nightly reach can compare the similarities it computes with
-    those a search found (batch/window_reach.py)."""
-
-    approximate = False
-    CELLS = 16_000_000  # query windows x stored windows per product (64 MB of float32)
-
-    def __init__(self, scores):
-        self.scores = scores
-        self.count = len(scores.codes)
-        self._codes = None
-
-    def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._codes is None:
-            self._codes = self.scores.exact_codes()
-        codes = np.ascontiguousarray(codes, dtype=self.scores.exact)
-        worth = np.asarray(scales, dtype=np.float32)
-
-        def product(a, b):
-            sims = (codes[a:b] @ self._codes.T).astype(np.float32, copy=False)  # whole numbers, exact
-            sims *= self.scores.scales[None, :]
-            sims *= worth[a:b, None]
-            return sims
-
-        return self._best(len(codes), k, product)
-
-    def _best(self, count: int, k: int, product) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's k best (ties: the lower stored window first) of `product(a, b)`, a group's similarities."""
-        k = max(1, min(int(k), self.count))
-        sims_out = np.empty((count, k), dtype=np.float32)
-        ids_out = np.empty((count, k), dtype=np.int64)
-        step = max(1, self.CELLS // max(1, self.count))
-        for a in range(0, count, step):
-            sims = product(a, a + step)  # a new array: negated in place, not copied
-            if k < self.count:
-                keep = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
-                top = -np.take_along_axis(sims, keep, 1)
-            else:
-                keep = np.broadcast_to(np.arange(self.count), (len(sims), self.count))
-                top = np.take_along_axis(sims, keep, 1)
-            order = np.lexsort((keep, -top), axis=1)
-            sims_out[a:a + step] = np.take_along_axis(top, order, 1)
-            ids_out[a:a + step] = np.take_along_axis(keep, order, 1)
-        return sims_out, ids_out
 
 
 def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows: np.ndarray,

@@ -29,7 +29,7 @@ import numpy as np
 from .corpusstats import CorpusStats, PoolBounds
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
-from .topk import sorted_unique
+from .topk import sorted_unique, top_columns
 
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
     from ..store.lexindex import LexicalIndex
@@ -138,10 +138,7 @@ class HybridRanker:
         depth = min(self.n, depth)
         if self.ann is not None:
             return self.ann.search(queries, depth)[1]
-        scores = queries @ self.vectors.T
-        part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < self.n else np.tile(
-            np.arange(self.n), (len(queries), 1))
-        return part
+        return top_columns(queries @ self.vectors.T, depth)
 
     # --- the two stages' parts -------------------------------------------------------------------------
 
@@ -150,7 +147,11 @@ class HybridRanker:
         if "lexical" not in self._stages:
             from .candidates import LexicalStage
 
-            self._stages["lexical"] = LexicalStage(self.lexical.csr_arrays(), self.n, self.lexical.vocabulary_size)
+            # a loaded lexical index's own SciPy matrix; never asked of a mapped one (a query by id), which would load
+            # the full index for it
+            matrix = vars(self.lexical).get("tfidf")
+            self._stages["lexical"] = LexicalStage(self.lexical.csr_arrays(), self.n, self.lexical.vocabulary_size,
+                                                   matrix=matrix)
         return self._stages["lexical"]
 
     def window_stage(self):
@@ -224,11 +225,9 @@ class HybridRanker:
         dense_mean, dense_std = self.dense_stats(queries)
         dense_cands = self.dense_candidates(queries, depth)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
-        found = sampled = None
-        if window is not None:  # each query's window candidates, and its window scores with the sample
-            sampled = self.windows.pairs_many(window, self.window_stage().sample_windows)
-            # a corpus no larger than the sample: its window scores are every article's, the pool the exact top
-            found = None if self.window_stage().every_row else self.window_stage().retrieve(window)
+        stage = self.window_stage() if window is not None else None
+        # each query's window candidates, its window scores with the sample, and how to score it with other rows
+        windowed = stage.scored(window) if window is not None else None
         lex = self.lexical_stage() if lexical is not None or mention is not None else None
         stats: dict[str, list] = {}
         per_query = []
@@ -252,22 +251,22 @@ class HybridRanker:
                 stats.setdefault("mention", []).append(lex.mention_stats(values))
             scored = None
             if window is not None:
-                sample_score, sample_max = sampled[i]
-                if found is None:  # every article scored with the sample: every stored window "found"
-                    owners, outside, lasts, near = self.window_stage().sample, -np.inf, None, None
+                found, (sample_score, sample_max), pairs = next(windowed)
+                if found is None:  # a corpus no larger than the sample: every article scored, every window "found"
+                    owners, outside, lasts, near = stage.sample, -np.inf, None, None
                     scored = known = (owners, sample_score, sample_max)
                 else:
                     # one product for the window owners and every other candidate: a row's numbers do not depend
                     # on the rows scored with it (WindowScores.pairs)
-                    owners, outside, lasts, near = found[i]
+                    owners, outside, lasts, near = found
                     every = sorted_unique(np.concatenate([owners, *pool]))
                     every = every[every >= 0]
-                    known = (every, *self.windows.pairs(*window[i], every))
+                    known = (every, *pairs(every))
                     at = np.searchsorted(every, owners)
                     scored = (owners, known[1][at], known[2][at])
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
-                sample = self.window_stage().sample  # the pool's values exact, the rest's from the sample
+                sample = stage.sample  # the pool's values exact, the rest's from the sample
                 stats.setdefault("window", []).append(stratified(self.n, rows_pool, scored[1][at], sample,
                                                                  sample_score))
                 stats.setdefault("window_max", []).append(stratified(self.n, rows_pool, scored[2][at], sample,

@@ -38,3 +38,26 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique of a 1-d integer array, without the numpy.ma import that np.unique costs a fresh process."""
     values = np.sort(values)
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def top_columns(scores: np.ndarray, k: int, stride: int = 8) -> np.ndarray:
+    """The columns of each row's k largest values, in no order; of the values tied with the k-th largest, the
+    lowest columns. The k-th largest of every stride-th column is at most the row's k-th largest, so only the values
+    at or above it (about stride x k of them) are partitioned, not the whole row."""
+    count, n = scores.shape
+    if k >= n:
+        return np.tile(np.arange(n), (count, 1))
+    floor = np.full(count, -np.inf, dtype=scores.dtype)
+    if n >= 8 * stride * k:  # else the sample would keep too much of a short row: every column is partitioned
+        floor = -np.partition(-scores[:, ::stride], k - 1, axis=1)[:, k - 1]
+    out = np.empty((count, k), dtype=np.intp)
+    for i in range(count):
+        row = scores[i]
+        cols = np.flatnonzero(row >= floor[i]) if np.isfinite(floor[i]) else np.arange(n)
+        values = row[cols]
+        best = np.argpartition(-values, k - 1)[:k]
+        kth = values[best].min()
+        if np.count_nonzero(values == kth) > np.count_nonzero(values[best] == kth):  # ties left out: lowest first
+            best = np.concatenate([best[values[best] > kth], np.flatnonzero(values == kth)])[:k]
+        out[i] = cols[best]
+    return out

@@ -24,6 +24,7 @@ import numpy as np
 
 BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
 GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
+PAIR_BLOCK = 256  # stored windows converted from their codes at a time for a query's pairs with its candidates
 COPY_LIMIT = 2 << 30  # bytes of a float copy of the stored codes the batch keeps (about 1.4M windows at 384-d)
 
 
@@ -140,15 +141,22 @@ class WindowScores:
             out[start:start + len(block)] = block * scales[:, None]
         return out
 
-    def gather(self, rows: np.ndarray) -> tuple:
-        """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
-        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the stored windows of `rows`, each row's run contiguous; each run's first place in that list; each
+        run's length)."""
         rows = np.asarray(rows, dtype=np.int64)
         counts = self.counts[rows]
         firsts = np.concatenate(([0], np.cumsum(counts)))
         at = np.repeat(self.starts[rows] - firsts[:-1], counts) + np.arange(int(firsts[-1]))
-        stored = self._copy[at] if self._copy is not None else np.asarray(self.codes[at], dtype=self.exact)
-        return stored, self.scales[at], firsts[:-1], counts
+        return at, firsts[:-1], counts
+
+    def gather(self, rows: np.ndarray) -> tuple:
+        """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
+        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
+        at, firsts, counts = self.positions(rows)
+        # from the 8-bit codes, converted after: a quarter of the memory read of the float copy's rows
+        stored = self.codes[at].astype(self.exact)
+        return stored, self.scales[at], firsts, counts
 
     def pairs(self, codes: np.ndarray, scales: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
         """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
@@ -158,23 +166,56 @@ class WindowScores:
 
     def pairs_many(self, queries: list[tuple[np.ndarray, np.ndarray]], rows) -> list[tuple[np.ndarray, np.ndarray]]:
         """`pairs` of several queries against the same articles, with one matrix product."""
-        stored, stored_scales, firsts, counts = rows if isinstance(rows, tuple) else self.gather(rows)
-        if not len(counts):
-            return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
-        # query windows x stored windows: a query's windows are whole rows, reduced along them (a maximum over a
-        # short axis costs a call per row)
-        sims = (stacked @ stored.T).astype(np.float32, copy=False)  # whole numbers, exact
+        # query windows x stored windows, whole numbers, exact in any layout
+        if isinstance(rows, tuple):  # what `gather` made (the sample's windows: a block's queries at once)
+            stored, stored_scales, firsts, counts = rows
+            sims = (stacked @ stored.T).astype(np.float32, copy=False)
+        else:  # one query's few windows: stored windows x query windows is the faster product, turned after
+            at, firsts, counts = self.positions(rows)
+            stored_scales = self.scales[at]
+            sims = np.ascontiguousarray(self._products(at, stacked).T, dtype=np.float32)
+        if not len(counts):
+            return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
-        best_all = np.maximum.reduceat(sims, firsts, axis=1)  # query windows x rows: each one's best match there
+        return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
+
+    def _products(self, at: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+        """The products of the stored windows `at` (rows) with the query windows `stacked` (columns), the 8-bit codes
+        converted PAIR_BLOCK windows at a time into a block that stays in the cache while BLAS reads it: about
+        half the time of converting them all, then multiplying."""
+        out = np.empty((len(at), len(stacked)), dtype=self.exact)
+        block = np.empty((min(PAIR_BLOCK, len(at)), self.codes.shape[1]), dtype=self.exact)
+        for a in range(0, len(at), PAIR_BLOCK):
+            codes = self.codes[at[a:a + PAIR_BLOCK]]
+            np.copyto(block[:len(codes)], codes)
+            np.matmul(block[:len(codes)], stacked.T, out=out[a:a + len(codes)])
+        return out
+
+    def pairs_from(self, products: np.ndarray, positions: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """`pairs` of one query from its similarities with every stored window (query windows x stored windows, as
+        ExactWindowSearch computes them: the same numbers as `pairs_many`'s), for the articles whose `positions`
+        are given: no product at all."""
+        at, firsts, counts = positions
+        if not len(counts):
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return self._reduce(products[:, at], [len(products)], firsts, counts)[0]
+
+    @staticmethod
+    def _reduce(sims: np.ndarray, sizes: list[int], firsts: np.ndarray, counts: np.ndarray) -> list[tuple]:
+        """(window scores, max-sim) of each query from its similarities (query windows x the stored windows of
+        some articles, each article's run of `counts` from `firsts`); `sizes`: each query's windows, in order."""
+        # query windows x rows: each one's best match there (a maximum over a short axis costs a call per row, so
+        # a query's windows are whole rows, reduced along them)
+        best_all = np.maximum.reduceat(sims, firsts, axis=1)
         out, a = [], 0
-        for codes, _ in queries:
-            best = best_all[a:a + len(codes)]
-            forward = best.astype(np.float64).sum(axis=0) / len(codes)  # row after row: the same in any group
-            matched = sims[a:a + len(codes)].max(axis=0).astype(np.float64)  # each stored window's best match
-            a += len(codes)
+        for size in sizes:
+            best = best_all[a:a + size]
+            forward = best.astype(np.float64).sum(axis=0) / size  # row after row: the same in any group
+            matched = sims[a:a + size].max(axis=0).astype(np.float64)  # each stored window's best match
+            a += size
             backward = np.add.reduceat(matched, firsts) / counts
             out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=0)))
         return out
