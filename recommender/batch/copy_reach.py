@@ -205,7 +205,10 @@ class CopyReach:
         old_a, old_b = node[state["copy_a"]], node[state["copy_b"]]
         self.had_copy = np.bincount(np.concatenate([old_a, old_b]), minlength=total) > 0
         kept = ~self.moved[old_a] & ~self.moved[old_b]
-        new_a, new_b = CopyFinder.for_job(job).edges_of(np.flatnonzero(~same))
+        finder = CopyFinder.for_job(job)
+        new_a, new_b = finder.edges_of(np.flatnonzero(~same))
+        log.info("copy graph: %d pairs of %d new or changed articles (%d read their title group, %d against every "
+                 "vector)", len(new_a), int((~same).sum()), finder.group_rows, finder.full_rows)
         frozen.copies = (np.concatenate([old_a[kept], new_a]), np.concatenate([old_b[kept], new_b]))
         a, b = np.concatenate([old_a, new_a]), np.concatenate([old_b, new_b])
         graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(total, total))
