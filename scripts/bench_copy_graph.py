@@ -54,6 +54,12 @@ def from_pools(vectors: np.ndarray, codes: np.ndarray, threshold: float, pools: 
     return edges, time.process_time() - cpu, {"title group": finder.group_rows, "full row": finder.full_rows}
 
 
+def show(vectors: np.ndarray, pairs: set, most: int = 5) -> None:
+    """The cosines of a few pairs one graph has and the other not (float rounding at the cut, or a miss)."""
+    for a, b in sorted(pairs)[:most]:
+        print(f"  pair {a} {b}: cosine {float(vectors[a] @ vectors[b]):.7f}")
+
+
 def main() -> None:
     import faiss
 
@@ -77,6 +83,7 @@ def main() -> None:
     after, seconds, rows = from_pools(vectors, codes, args.threshold, pools)
     print(f"after: copies read from the pools {seconds:.2f} s CPU, {len(after)} edges, rows {rows}; "
           f"equal to before: {after == before} (missing {len(before - after)}, extra {len(after - before)})")
+    show(vectors, before ^ after)
     if args.ivf:
         cpu = time.process_time()
         ivf = IVFIndex.build(vectors)
@@ -85,6 +92,7 @@ def main() -> None:
         approx, seconds, rows = from_pools(vectors, codes, args.threshold, pools)
         print(f"IVF pools: {seconds:.2f} s CPU, {len(approx)} edges, rows {rows}; missing {len(before - approx)} "
               f"of {len(before)}, extra {len(approx - before)}")
+        show(vectors, before - approx)
 
 
 if __name__ == "__main__":

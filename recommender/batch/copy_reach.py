@@ -140,29 +140,32 @@ class CopyRecord:
     for, if any, searched then)."""
 
     def __init__(self, job):
-        self.job, self.finder = job, CopyFinder.for_job(job)
-        self.found: dict[int, np.ndarray] = {}
+        self.finder = CopyFinder.for_job(job)
+        self.seen = np.zeros(len(job.vectors), dtype=bool)
+        self.found: dict[int, np.ndarray] = {}  # rows with copies only (most have none)
         self.seconds = 0.0
 
     def add(self, cand) -> None:
         if cand.query < 0 or cand.pools is None:
             return
         timer = time.perf_counter()
-        self.found[int(cand.query)] = self.finder.copies(int(cand.query), cand.rows, cand.raw["dense"],
-                                                         cand.pools.dense)
+        q = int(cand.query)
+        found = self.finder.copies(q, cand.rows, cand.raw["dense"], cand.pools.dense)
+        self.seen[q] = True
+        if len(found):
+            self.found[q] = found
         self.seconds += time.perf_counter() - timer
 
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """Every edge once (a < b)."""
-        n = len(self.job.vectors)
-        missing = np.array([r for r in range(n) if r not in self.found], dtype=np.int64)
+        missing = np.flatnonzero(~self.seen)
         a, b = self.finder.edges_of(missing) if len(missing) else NO_EDGES
         a = np.concatenate([a, *(np.full(len(f), q, dtype=np.int64) for q, f in self.found.items())])
         b = np.concatenate([b, *self.found.values()]).astype(np.int64)
         pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0) if len(a) else \
             np.zeros((0, 2), np.int64)
         log.info("copy graph: %d pairs from %d lists' candidates in %.2f s (%d rows searched, %d read their title "
-                 "group, %d against every vector)", len(pairs), len(self.found), self.seconds, len(missing),
+                 "group, %d against every vector)", len(pairs), int(self.seen.sum()), self.seconds, len(missing),
                  self.finder.group_rows, self.finder.full_rows)
         return pairs[:, 0], pairs[:, 1]
 
