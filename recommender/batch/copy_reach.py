@@ -164,7 +164,7 @@ class CopyRecord:
         b = np.concatenate([b, *self.found.values()]).astype(np.int64)
         pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0) if len(a) else \
             np.zeros((0, 2), np.int64)
-        log.info("copy graph: %d pairs from %d lists' candidates in %.2f s (%d rows searched, %d read their title "
+        log.debug("copy graph: %d pairs from %d lists' candidates in %.2f s (%d rows searched, %d read their title "
                  "group, %d against every vector)", len(pairs), int(self.seen.sum()), self.seconds, len(missing),
                  self.finder.group_rows, self.finder.full_rows)
         return pairs[:, 0], pairs[:, 1]
@@ -210,7 +210,7 @@ class CopyReach:
         kept = ~self.moved[old_a] & ~self.moved[old_b]
         finder = CopyFinder.for_job(job)
         new_a, new_b = finder.edges_of(np.flatnonzero(~same))
-        log.info("copy graph: %d pairs of %d new or changed articles (%d read their title group, %d against every "
+        log.debug("copy graph: %d pairs of %d new or changed articles (%d read their title group, %d against every "
                  "vector)", len(new_a), int((~same).sum()), finder.group_rows, finder.full_rows)
         frozen.copies = (np.concatenate([old_a[kept], new_a]), np.concatenate([old_b[kept], new_b]))
         a, b = np.concatenate([old_a, new_a]), np.concatenate([old_b, new_b])

@@ -109,7 +109,7 @@ def stored_graph(index_dir, out):
 
 
 def test_full_run_and_nights_keep_the_all_pairs_graph_with_small_pools(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="recommender.batch.copy_reach")
+    caplog.set_level(logging.DEBUG, logger="recommender.batch.copy_reach")
     rng = np.random.default_rng(11)
     vocabulary = [f"w{i}" for i in range(400)]
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
