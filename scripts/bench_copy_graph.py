@@ -3,12 +3,15 @@ all-pairs product a full run made (every row against every vector) against the g
 dense candidate pool (copy_reach.CopyFinder), on a built index, read only.
 
     python scripts/bench_copy_graph.py --index /work/tmp-lead/mdn [--threshold 0.98] [--depth 201] [--ivf]
+    python scripts/bench_copy_graph.py --index /work/tmp-lead/mdn --links 500   # in the links step itself
 
 Printed: the CPU seconds of the all-pairs product; the CPU seconds of the exact dense pools (what the ranking
 retrieves for every list anyway, not a cost of the graph) and of reading the copies from them (the graph's
 own cost in a full run now); the rows that read their title group or needed their full row; both edge sets
 and whether they are equal. --ivf: the same with the pools of an IVF-SQ8 index built over the vectors as the
-batch builds one above 150,000 articles (store.ann.IVFIndex), and how many exact edges it misses. Run it from a
+batch builds one above 150,000 articles (store.ann.IVFIndex), and how many exact edges it misses. --links N
+instead: `link_rows` (default ranking) on N random rows with a CopyRecord attached as in a full run, the CPU ms
+an article of the links and of reading the copies (CopyRecord.seconds, wall). Run it from a
 worktree root with PYTHONPATH set; set OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 to compare on one core.
 """
 
@@ -60,6 +63,33 @@ def show(vectors: np.ndarray, pairs: set, most: int = 5) -> None:
         print(f"  pair {a} {b}: cosine {float(vectors[a] @ vectors[b]):.7f}")
 
 
+def in_links(index_dir: Path, vectors: np.ndarray, count: int) -> None:
+    """The links step over `count` random rows, reading the copies as a full run does."""
+    from dataclasses import replace
+
+    from recommender.batch.copy_reach import CopyRecord
+    from recommender.batch.incremental import Frozen
+    from recommender.batch.relatedlists import job_for_index, link_rows
+    from recommender.rank.index import Index
+    from recommender.rank.policy import Policy
+
+    policy = Policy()
+    policy = replace(policy, ranking=replace(policy.ranking, learned="off"))
+    with Index.open(index_dir) as index:
+        job = job_for_index(index, vectors, policy)
+        frozen = Frozen.fresh(vectors, index.data.store.ids())
+        job.use_frozen(frozen)
+        frozen.copies = record = CopyRecord(job)
+        rows = np.random.default_rng(0).choice(len(vectors), count + 1, replace=False)
+        link_rows(job, rows[:1])  # the first row pays what the ranker builds on first use
+        cpu = time.process_time()
+        link_rows(job, rows[1:])
+        spent = time.process_time() - cpu
+    print(f"links {1000 * spent / count:.2f} ms CPU an article over {count} rows; copies read "
+          f"{1000 * record.seconds / (count + 1):.3f} ms an article; {len(record.found)} rows with copies, "
+          f"{record.finder.group_rows} read their title group, {record.finder.full_rows} against every vector")
+
+
 def main() -> None:
     import faiss
 
@@ -70,10 +100,14 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.98, help="[duplicates] threshold")
     parser.add_argument("--depth", type=int, default=201, help="dense pool depth ([ranking] candidates + 1)")
     parser.add_argument("--ivf", action="store_true", help="also with an IVF-SQ8 index's pools")
+    parser.add_argument("--links", type=int, help="instead: the links step on this many random rows")
     args = parser.parse_args()
     vectors = np.ascontiguousarray(np.load(next(args.index.glob("query-*-vectors.npy"))), dtype=np.float32)
     codes = np.load(next(args.index.glob("query-*-facts_titles.npy")))
     print(f"{len(vectors)} articles, threshold {args.threshold}, pool depth {args.depth}")
+    if args.links:
+        in_links(args.index, vectors, args.links)
+        return
     cpu = time.process_time()
     before = all_pairs(vectors, codes, args.threshold)
     print(f"before: all-pairs product {time.process_time() - cpu:.2f} s CPU, {len(before)} edges")

@@ -75,8 +75,9 @@ def test_copies_from_each_pool_give_the_all_pairs_graph():
 
 def _records(rng, vocabulary):
     """100 articles of random words; a crowd of 8 copies of one text (more than a pool of 5 + 1 holds), dated
-    and undated; a hub with 6 variants (cosine 0.92-0.95: its pool full above the title cosine, below the threshold), and a
-    title copy of the hub (about 0.83) with its own 6 such variants (the hub outside its pool too)."""
+    and undated; a hub with 6 variants (cosine 0.92-0.95: its pool full above the title cosine, below the
+    threshold), and a title copy of the hub (about 0.83) with its own 6 such variants (the hub outside its pool
+    too)."""
     out = []
     for i in range(100):
         out.append({"id": f"doc/{i}", "title": f"Note {i}", "text": " ".join(rng.choice(vocabulary, 40)),
