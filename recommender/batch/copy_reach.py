@@ -25,7 +25,11 @@ it from every list's candidates as the links step ranks them (`CopyRecord`, fed 
 product beyond the ranking's own, a few comparisons per candidate. A night finds the changed articles' edges
 (`CopyFinder.edges_of`) with the ranking's dense search before it ranks anything (R4 needs them to plan), and
 keeps the edges between unchanged articles. On MDN (14,592 articles) and on the 80,000-article recombined
-corpus no pool bound reaches 0.9 (docs/batch.md), so the last case never arises there.
+corpus no pool bound reaches 0.9 (docs/batch.md), so the last case never arises there. Why not only the copies
+among each list's last candidates: the rules below need every copy of an article of A_q, also one that was no
+candidate of q then (a night can bring an unchanged article below the threshold into the collapse's head as the
+pools shift, and a dated one takes a slot), so the graph stays global; each article's own pool gives it for
+the same cost.
 
 With an approximate vector index (IVF, above 150,000 articles) a pool is what the index finds, and a pair at the
 threshold is an edge when either end's search finds the other. A pair both searches miss is missing from the
