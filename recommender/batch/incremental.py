@@ -38,7 +38,7 @@ import numpy as np
 
 from ..rank.corpusstats import PoolBounds
 from . import margin_follow
-from .copy_reach import CopyReach, copy_edges, duplicates, state_arrays
+from .copy_reach import CopyReach, CopyRecord, duplicates, state_arrays
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
@@ -60,7 +60,7 @@ class Frozen:
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
     windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
-    copies: tuple | None = None  # the collapse's copy graph (edges a, b; copy_reach), None until known
+    copies: object = None  # the copy graph (edges a, b; a full run: copy_reach.CopyRecord), None until known
     above: dict = field(default_factory=dict)  # row -> its candidates at or above its threshold (copy_reach)
     duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
     margins: dict = field(default_factory=dict)  # row -> its ranked entries beyond k (margin_follow)
@@ -356,9 +356,8 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
-    if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph
-        frozen.copies = copy_edges(job.vectors, getattr(job.facts, "title_codes", None),
-                                   job.policy.duplicates.threshold)
+    if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph,
+        frozen.copies = CopyRecord(job)  # read from each list's candidates as it is ranked (copy_reach)
     job.use_frozen(frozen)
     rows = np.flatnonzero(decided.recompute)
     computed: dict[int, list] = {}

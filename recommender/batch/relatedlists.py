@@ -22,7 +22,7 @@ from ..common.progress import progress_bar
 from ..rank.results import Related
 from ..rank.ranking import QUERY_BLOCK
 from . import margin_follow
-from .copy_reach import above_threshold
+from .copy_reach import above_threshold, record_copies
 
 
 @dataclass
@@ -113,6 +113,7 @@ def link_rows(job: LinkJob, rows: np.ndarray) -> list[list[Link]]:
             margin_follow.record(job, cand, ordered)
         if job.frozen is not None and cand.query >= 0:  # what the next night's R4 reads (copy_reach)
             job.frozen.above[int(cand.query)] = above_threshold(cand, out[-1], job.policy)
+            record_copies(job.frozen, cand)  # a full run: the copy graph from the list's candidates
     return out
 
 
