@@ -1,12 +1,13 @@
-"""The mention matrix made block by block (store.mentionmatrix) equals the one-piece construction it replaced
-(lists of every entry, one COO -> CSR conversion), array for array, whatever the block size."""
+"""What the index build makes block by block equals the one-piece construction it replaced, array for array,
+whatever the block size: the mention matrix (store.mentionmatrix; before: lists of every entry, one COO -> CSR
+conversion), the impact-ordered postings (store.lextopk.impact_order) and the window codes (windowfiles.quantize)."""
 
 import numpy as np
 import pytest
 from scipy import sparse
 
 from recommender.ingest.reader import read_corpus
-from recommender.store import mentionmatrix
+from recommender.store import lextopk, mentionmatrix, windowfiles
 from recommender.store.lexindex import (LexicalIndex, lexical_document, mention_block, name_counts, name_owners,
                                         name_weights, names_in)
 
@@ -81,3 +82,26 @@ def test_the_build_keeps_its_mentions_and_found_names(corpus, monkeypatch):
     names, matrix = index.found
     assert names == sorted(owners)
     assert [{names[j] for j in matrix.indices[matrix.indptr[r]:matrix.indptr[r + 1]]} for r in range(len(ids))] == found
+
+
+@pytest.mark.parametrize("block", [1, 5, 10**9])
+def test_impact_order_by_blocks_equals_one_sort(corpus, block, monkeypatch):
+    ids, rows, _, _ = corpus
+    postings = LexicalIndex.build(ids, rows).tfidf.T.tocsr()
+    postings.sort_indices()
+    indptr, indices, data = postings.indptr, postings.indices, postings.data
+    term = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.lexsort((indices, -data, term))  # the sort before the blocks
+    monkeypatch.setattr(lextopk, "IMPACT_BLOCK", block)
+    got_indices, got_data = lextopk.impact_order(indptr, indices, data)
+    assert got_indices.dtype == indices.dtype and np.array_equal(got_indices, indices[order])
+    assert np.array_equal(got_data, data[order]) and not np.array_equal(got_data, data)
+
+
+def test_window_codes_by_blocks_equal_one_pass(monkeypatch):
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float16)
+    vectors[3] = 0
+    whole = windowfiles.quantize_block(vectors)  # the one pass over every window, as before
+    monkeypatch.setattr(windowfiles, "QUANTIZE_BLOCK", 7)
+    codes, scales = windowfiles.quantize(vectors)
+    assert codes.dtype == np.int8 and np.array_equal(codes, whole[0]) and np.array_equal(scales, whole[1])
