@@ -243,9 +243,10 @@ def measure_size(args) -> dict:
     seconds = result["seconds"]
 
     log(f"{n}: reading the shards")
-    timer = time.perf_counter()
+    timer, cpu = time.perf_counter(), time.process_time()
     corpus = read_logged(corpus_dir)
     seconds["read"] = time.perf_counter() - timer
+    cpu_seconds = time.process_time() - cpu
     if [a.id for a in corpus.articles] != ids:
         raise SystemExit(f"{corpus_dir}: the reader gave other articles than written ({len(corpus.articles)} read)")
     log(f"{n}: synthetic vectors and windows (not timed as build)")
@@ -254,15 +255,16 @@ def measure_size(args) -> dict:
                                          args.noise, args.seed)
     seconds["synthetic_vectors"] = time.perf_counter() - timer
     log(f"{n}: content hashes")
-    timer = time.perf_counter()
+    timer, cpu = time.perf_counter(), time.process_time()
     preparation = Preparation()
     hashes = content_hashes(corpus.articles, preparation)
     seconds["hash"] = time.perf_counter() - timer
+    cpu_seconds += time.process_time() - cpu
     log(f"{n}: write_index ({len(windows.vectors)} windows)")
     # what the build's input holds (articles, vectors, windows) before it starts, then the build's own peak
     result["build_input_rss_mb"] = status_mb("VmRSS")
     fresh = reset_peak()
-    timer = time.perf_counter()
+    timer, cpu = time.perf_counter(), time.process_time()
     if args.learned_model:  # a stored learned ranking: write_index makes its arrays for the new version
         from recommender.store.manifest import LEARNED_MODEL_FILE
 
@@ -271,11 +273,14 @@ def measure_size(args) -> dict:
     write_index(index_dir, corpus.articles, vectors, hashes, Stub(read_manifest(args.source_index).model),
                 preparation, stats={"problems": len(corpus.problems)}, windows=windows)
     seconds["write_index"] = time.perf_counter() - timer
+    seconds["write_index_cpu"] = time.process_time() - cpu
     seconds["build"] = seconds["read"] + seconds["hash"] + seconds["write_index"]
+    seconds["build_cpu"] = cpu_seconds + seconds["write_index_cpu"]  # all threads (FAISS's training uses several)
     result["build_peak_rss_mb"] = peak_mb()
     result["write_index_peak_rss_mb"] = status_mb("VmHWM") if fresh else None
     del corpus, windows
-    log(f"{n}: built in {seconds['build']:.1f} s, peak RSS {result['build_peak_rss_mb']:.0f} MB (input "
+    log(f"{n}: built in {seconds['build']:.1f} s ({seconds['build_cpu']:.1f} s CPU), peak RSS "
+        f"{result['build_peak_rss_mb']:.0f} MB (input "
         f"{result['build_input_rss_mb'] or 0:.0f} MB before write_index, whose peak was "
         f"{result['write_index_peak_rss_mb'] or 0:.0f} MB)")
 
@@ -445,7 +450,8 @@ def report(results: list[dict]) -> list[str]:
     for r in done:  # the build's memory: what its input held, and its own peak above that
         if r.get("write_index_peak_rss_mb"):
             held, peak = r["build_input_rss_mb"], r["write_index_peak_rss_mb"]
-            lines.append(f"{r['n']:>9}: build peak {r['build_peak_rss_mb']:.0f} MB; before write_index the input "
+            cpu = f"{r['seconds']['build_cpu']:.1f} s CPU, " if "build_cpu" in r["seconds"] else ""
+            lines.append(f"{r['n']:>9}: build {cpu}peak {r['build_peak_rss_mb']:.0f} MB; before write_index the input "
                          f"held {held:.0f} MB (articles, vectors, windows), write_index peaked at {peak:.0f} MB "
                          f"(+{peak - held:.0f}); {r.get('mentions') or 0:,} mentions, {r['windows_stored']:,} windows")
     for label in labels:
