@@ -79,6 +79,28 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def status_mb(key: str) -> float | None:
+    """VmRSS (now) or VmHWM (the peak since the last reset_peak) of this process from /proc, in MB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak() -> bool:
+    """Start VmHWM afresh from the current RSS (Linux: clear_refs 5), so a phase's own peak can be read."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 # --- the recombined corpus ---------------------------------------------------------------------------------
 
 def read_mdn(path: Path) -> list[dict]:
@@ -221,9 +243,10 @@ def measure_size(args) -> dict:
     seconds = result["seconds"]
 
     log(f"{n}: reading the shards")
-    timer = time.perf_counter()
+    timer, cpu = time.perf_counter(), time.process_time()
     corpus = read_logged(corpus_dir)
     seconds["read"] = time.perf_counter() - timer
+    cpu_seconds = time.process_time() - cpu
     if [a.id for a in corpus.articles] != ids:
         raise SystemExit(f"{corpus_dir}: the reader gave other articles than written ({len(corpus.articles)} read)")
     log(f"{n}: synthetic vectors and windows (not timed as build)")
@@ -232,12 +255,16 @@ def measure_size(args) -> dict:
                                          args.noise, args.seed)
     seconds["synthetic_vectors"] = time.perf_counter() - timer
     log(f"{n}: content hashes")
-    timer = time.perf_counter()
+    timer, cpu = time.perf_counter(), time.process_time()
     preparation = Preparation()
     hashes = content_hashes(corpus.articles, preparation)
     seconds["hash"] = time.perf_counter() - timer
+    cpu_seconds += time.process_time() - cpu
     log(f"{n}: write_index ({len(windows.vectors)} windows)")
-    timer = time.perf_counter()
+    # what the build's input holds (articles, vectors, windows) before it starts, then the build's own peak
+    result["build_input_rss_mb"] = status_mb("VmRSS")
+    fresh = reset_peak()
+    timer, cpu = time.perf_counter(), time.process_time()
     if args.learned_model:  # a stored learned ranking: write_index makes its arrays for the new version
         from recommender.store.manifest import LEARNED_MODEL_FILE
 
@@ -246,10 +273,16 @@ def measure_size(args) -> dict:
     write_index(index_dir, corpus.articles, vectors, hashes, Stub(read_manifest(args.source_index).model),
                 preparation, stats={"problems": len(corpus.problems)}, windows=windows)
     seconds["write_index"] = time.perf_counter() - timer
+    seconds["write_index_cpu"] = time.process_time() - cpu
     seconds["build"] = seconds["read"] + seconds["hash"] + seconds["write_index"]
+    seconds["build_cpu"] = cpu_seconds + seconds["write_index_cpu"]  # all threads (FAISS's training uses several)
     result["build_peak_rss_mb"] = peak_mb()
+    result["write_index_peak_rss_mb"] = status_mb("VmHWM") if fresh else None
     del corpus, windows
-    log(f"{n}: built in {seconds['build']:.1f} s, peak RSS {result['build_peak_rss_mb']:.0f} MB")
+    log(f"{n}: built in {seconds['build']:.1f} s ({seconds['build_cpu']:.1f} s CPU), peak RSS "
+        f"{result['build_peak_rss_mb']:.0f} MB (input "
+        f"{result['build_input_rss_mb'] or 0:.0f} MB before write_index, whose peak was "
+        f"{result['write_index_peak_rss_mb'] or 0:.0f} MB)")
 
     rows = sample_rows(args.smallest, args.sample, args.seed)
     with Index.open(index_dir) as index:
@@ -414,6 +447,13 @@ def report(results: list[dict]) -> list[str]:
                          f"{f['warm_ms']:>8.1f} {f['warm_cpu_ms']:>6.1f} {f['cold_s']:>7.3f} {f['cold_cpu_s']:>6.3f} "
                          f"{f['cold_rss_mb']:>8.0f}")
     done = [r for r in results if "failed" not in r]
+    for r in done:  # the build's memory: what its input held, and its own peak above that
+        if r.get("write_index_peak_rss_mb"):
+            held, peak = r["build_input_rss_mb"], r["write_index_peak_rss_mb"]
+            cpu = f"{r['seconds']['build_cpu']:.1f} s CPU, " if "build_cpu" in r["seconds"] else ""
+            lines.append(f"{r['n']:>9}: build {cpu}peak {r['build_peak_rss_mb']:.0f} MB; before write_index the input "
+                         f"held {held:.0f} MB (articles, vectors, windows), write_index peaked at {peak:.0f} MB "
+                         f"(+{peak - held:.0f}); {r.get('mentions') or 0:,} mentions, {r['windows_stored']:,} windows")
     for label in labels:
         lines.append(f"{label}: {done[0]['rankings'][label]['ranking']}")
         for a, b in zip(done, done[1:]):

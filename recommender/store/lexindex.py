@@ -20,12 +20,14 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Sequence
+from array import array
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .lexical import (DEFAULT_LANGUAGE, TOKEN_PATTERN, fit_tfidf, language_of, lexical_document, prepare_text,
                       sparse)  # SciPy on first use
+from .mentionmatrix import column_weights, mention_csr, owner_arrays
 
 WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 4
@@ -118,18 +120,16 @@ def name_weights(df: dict[str, int], n_docs: int, frozen: dict[str, float] | Non
 def mention_block(owners: dict[str, list[int]], found: Sequence[set[str]], weights: dict[str, float],
                   first: int, n: int) -> sparse.csr_matrix:
     """Rows first..first+len(found) of the mention matrix (n columns): the names found in each of those texts."""
-    rows, cols, data = [], [], []
-    for r, names in enumerate(found):
-        a = first + r
-        for name in sorted(names):  # one order whatever order the set was built in: the same float sums
-            weight = weights[name]
-            for b in owners[name]:
-                if b != a and weight > 0:
-                    rows.append(r)
-                    cols.append(b)
-                    data.append(weight)
-    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(found), n))
-    return matrix.tocsr()  # duplicates (two names of b in a) are summed
+    names, matrix = found_arrays(owners, found)
+    return mentions_of(owners, (names, matrix), weights, first, n)
+
+
+def mentions_of(owners: dict[str, list[int]], found: tuple[list[str], sparse.csr_matrix],
+                weights: dict[str, float], first: int, n: int) -> sparse.csr_matrix:
+    """mention_block from the names found as arrays (found_arrays, scan_names), made block by block
+    (store.mentionmatrix): M[a, b] = the weights of b's names found in a's text summed, self excluded."""
+    names, matrix = found
+    return mention_csr(matrix, owner_arrays(names, owners), column_weights(names, weights), first, n)
 
 
 def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tuple[list[str], sparse.csr_matrix]:
@@ -140,19 +140,68 @@ def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tup
     for seen in found:
         indices.extend(sorted(column[name] for name in seen))
         indptr.append(len(indices))
+    return names, found_matrix(np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64), len(names))
+
+
+def found_matrix(indices: np.ndarray, indptr: np.ndarray, names: int) -> sparse.csr_matrix:
     data = np.ones(len(indices), dtype=np.int8)
-    return names, sparse.csr_matrix((data, np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64)),
-                                    shape=(len(found), len(names)))
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, names))
+
+
+def scan_names(documents: Iterable[str], owners: dict[str, list[int]],
+               hashes: np.ndarray | None = None) -> tuple[tuple[list[str], sparse.csr_matrix], dict[str, int]]:
+    """found_arrays(owners, [names_in(d, owners) for d in documents]) and name_counts of the same, one text at a
+    time (no set per text is kept: at 1M articles those sets alone would take tens of GB). hashes: an
+    n x 20 array filled with document_hashes on the way."""
+    names = sorted(owners)
+    column = {name: j for j, name in enumerate(names)}
+    indptr, indices = [0], array("i")
+    df: dict[str, int] = {}
+    for row, document in enumerate(documents):
+        seen = names_in(document, owners)
+        for gram in seen:  # the order name_counts adds them in: the name weights' stored order
+            df[gram] = df.get(gram, 0) + 1
+        indices.extend(sorted(column[name] for name in seen))
+        indptr.append(len(indices))
+        if hashes is not None:
+            hashes[row] = np.frombuffer(document_hash(document), dtype=np.uint8)
+    found = np.frombuffer(indices, dtype=np.int32).copy() if len(indices) else np.zeros(0, dtype=np.int32)
+    return (names, found_matrix(found, np.array(indptr, dtype=np.int64), len(names))), df
 
 
 def document_hashes(documents: Sequence[str]) -> np.ndarray:
     """n x 20 bytes (sha1 of each lexical document): which rows an incremental update may keep."""
-    import hashlib
-
     out = np.zeros((len(documents), 20), dtype=np.uint8)
     for i, doc in enumerate(documents):
-        out[i] = np.frombuffer(hashlib.sha1(doc.encode("utf-8", "surrogatepass")).digest(), dtype=np.uint8)
+        out[i] = np.frombuffer(document_hash(doc), dtype=np.uint8)
     return out
+
+
+def document_hash(document: str) -> bytes:
+    import hashlib
+
+    return hashlib.sha1(document.encode("utf-8", "surrogatepass")).digest()
+
+
+class Documents:
+    """The lexical documents of (title, excerpt, body) rows, made when read: a build passes over them twice
+    (the fit, then names and hashes) without holding a copy of every text."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]], language: str | None = None):
+        self.rows, self.language = rows, language
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        title, excerpt, body = self.rows[i]
+        return lexical_document(title, body or excerpt, self.language)
+
+    def __iter__(self):
+        for title, excerpt, body in self.rows:
+            yield lexical_document(title, body or excerpt, self.language)
 
 
 class LexicalIndex:
@@ -162,12 +211,12 @@ class LexicalIndex:
                  mentions: sparse.csr_matrix, doc_hashes: np.ndarray | None = None,
                  name_weights: dict[str, float] | None = None,
                  found: tuple[list[str], sparse.csr_matrix] | None = None, language: str | None = None):
-        self.tfidf = tfidf.tocsr().astype(np.float32)
+        self.tfidf = _float32_csr(tfidf)  # no copy when it is one already
         language_of(language)  # an unknown language is refused
         self.language = language or DEFAULT_LANGUAGE  # its texts' language (lexical.LANGUAGES)
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
-        self.mentions = mentions.tocsr().astype(np.float32)
+        self.mentions = _float32_csr(mentions)
         self.doc_hashes = doc_hashes
         self.name_weights = name_weights  # mention weight of each name, frozen with the IDF
         self.found = found  # (names, rows x names): the names found in each row's text, which an update reuses
@@ -188,18 +237,21 @@ class LexicalIndex:
     def build(cls, ids: Sequence[str], rows: Sequence[tuple[str, str, str]],
               language: str | None = None) -> "LexicalIndex":
         """From (title, excerpt, body) rows in index order, in a language of lexical.LANGUAGES (None: English)."""
-        documents = [lexical_document(title, body or excerpt, language) for title, excerpt, body in rows]
+        documents = Documents(rows, language)
         try:
             vectorizer, matrix = fit_tfidf(documents, language)
         except ValueError:  # no words at all
             return cls(sparse.csr_matrix((len(documents), 0), dtype=np.float32), [], np.zeros(0),
                        sparse.csr_matrix((len(documents), len(documents)), dtype=np.float32), language=language)
         vocabulary = [str(t) for t in vectorizer.get_feature_names_out()]
+        idf = vectorizer.idf_
+        del vectorizer  # its stop words of the fit (every word cut by min_df/max_df)
         owners = name_owners(ids, [r[0] for r in rows])
-        found = [names_in(document, owners) for document in documents]
-        mentions, names = mentions_from(owners, found)
-        return cls(matrix, vocabulary, vectorizer.idf_, mentions, document_hashes(documents), names,
-                   found_arrays(owners, found), language)
+        hashes = np.zeros((len(documents), 20), dtype=np.uint8)
+        found, df = scan_names(documents, owners, hashes)
+        weights = name_weights(df, len(documents))
+        return cls(matrix, vocabulary, idf, mentions_of(owners, found, weights, 0, len(documents)), hashes,
+                   dict(weights), found, language)
 
     def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
                 rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
@@ -366,6 +418,11 @@ class LexicalIndex:
         product = a.multiply(self.tfidf[row_b]).tocoo()
         best = np.argsort(-product.data)[:n]
         return [self.vocabulary[product.col[i]] for i in best]
+
+
+def _float32_csr(matrix) -> sparse.csr_matrix:
+    matrix = matrix.tocsr()
+    return matrix if matrix.dtype == np.float32 else matrix.astype(np.float32)
 
 
 def _csr_arrays(prefix: str, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]:

@@ -186,13 +186,26 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
+IMPACT_BLOCK = 4_000_000  # postings sorted at a time (whole terms; about 100 MB of work)
+
+
 def impact_order(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The postings of each term reordered by value, largest first (ties: lower document), with the same indptr:
-    what `ImpactTopK` reads the head of. (indices, data)."""
+    what `ImpactTopK` reads the head of. (indices, data). Sorted a run of whole terms at a time (at most
+    IMPACT_BLOCK postings, or one term's), so the work does not grow with the corpus."""
     indptr = np.asarray(indptr, dtype=np.int64)
-    term = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    order = np.lexsort((np.asarray(indices), -np.asarray(data, dtype=np.float32), term))
-    return np.asarray(indices)[order], np.asarray(data)[order]
+    indices, data = np.asarray(indices), np.asarray(data)
+    out_indices, out_data = np.empty_like(indices), np.empty_like(data)
+    terms, start = len(indptr) - 1, 0
+    while start < terms:
+        stop = int(np.searchsorted(indptr, indptr[start] + IMPACT_BLOCK, side="right")) - 1
+        stop = min(terms, max(start + 1, stop))
+        a, b = int(indptr[start]), int(indptr[stop])
+        term = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(indptr[start:stop + 1]))
+        order = np.lexsort((indices[a:b], -np.asarray(data[a:b], dtype=np.float32), term))
+        out_indices[a:b], out_data[a:b] = indices[a:b][order], data[a:b][order]
+        start = stop
+    return out_indices, out_data
 
 
 class ImpactTopK:

@@ -1,0 +1,107 @@
+"""What the index build makes block by block equals the one-piece construction it replaced, array for array,
+whatever the block size: the mention matrix (store.mentionmatrix; before: lists of every entry, one COO -> CSR
+conversion), the impact-ordered postings (store.lextopk.impact_order) and the window codes (windowfiles.quantize)."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from recommender.ingest.reader import read_corpus
+from recommender.store import lextopk, mentionmatrix, windowfiles
+from recommender.store.lexindex import (LexicalIndex, lexical_document, mention_block, name_counts, name_owners,
+                                        name_weights, names_in)
+
+from conftest import DEMO
+
+
+def one_piece(owners, found, weights, first, n):
+    """The construction before the blocks: every entry in Python lists, then one COO -> CSR conversion."""
+    rows, cols, data = [], [], []
+    for r, names in enumerate(found):
+        for name in sorted(names):
+            weight = weights[name]
+            for b in owners[name]:
+                if b != first + r and weight > 0:
+                    rows.append(r)
+                    cols.append(b)
+                    data.append(weight)
+    matrix = sparse.coo_matrix((np.array(data, dtype=np.float32), (rows, cols)), shape=(len(found), n)).tocsr()
+    return matrix, len(data)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """The demo corpus plus pages naming its articles, some twice (title and id: entries summed), one naming
+    itself, and a name found in every text (weight 0: no entry)."""
+    articles = read_corpus(DEMO).articles
+    ids, rows = [a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles]
+    for i, a in enumerate(articles[:40]):
+        other = articles[-1 - i]
+        ids.append(f"notes/{i}")
+        rows.append((f"Notes {i}", "", f"See {a.title} and {other.title}; also {a.id.rsplit('/', 1)[-1]}, "
+                                        f"and Notes {i} itself."))
+    ids += ["topics/gamma-delta", "topics/zeta", "reader"]  # two and three names of one article found in one text
+    rows += [("Gamma Delta — Epsilon", "", "Greek."), ("Eta Theta | Iota", "", "More Greek."),
+             ("Reader", "", "Read Gamma Delta — Epsilon, then Eta Theta | Iota (zeta).")]
+    ids.append("everywhere")
+    rows = [(t, e, (b or e) + " everywhere") for t, e, b in rows] + [("Everywhere", "", "everywhere")]
+    owners = name_owners(ids, [r[0] for r in rows])
+    found = [names_in(lexical_document(t, b or e), owners) for t, e, b in rows]
+    return ids, rows, owners, found
+
+
+def same_csr(a, b):
+    return (a.shape == b.shape and a.dtype == b.dtype and a.indptr.dtype == b.indptr.dtype
+            and a.indices.dtype == b.indices.dtype and np.array_equal(a.indptr, b.indptr)
+            and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data))
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 50, 10**9])
+def test_blocks_equal_the_one_piece_matrix(corpus, block, monkeypatch):
+    ids, rows, owners, found = corpus
+    weights = name_weights(name_counts(found), len(found))
+    assert weights["everywhere"] == 0.0
+    expected, entries = one_piece(owners, found, weights, 0, len(ids))
+    assert expected.nnz > 40 and entries > expected.nnz  # some entries summed (two names of one article)
+    monkeypatch.setattr(mentionmatrix, "MENTION_BLOCK", block)
+    got = mention_block(owners, found, weights, 0, len(ids))
+    assert same_csr(got, expected)
+    assert not got.diagonal().any()  # no article mentions itself
+    first = 45  # a shard's rows (lexshards): the self-mention rule on the global row
+    assert same_csr(mention_block(owners, found[first:], weights, first, len(ids)),
+                    one_piece(owners, found[first:], weights, first, len(ids))[0])
+
+
+def test_the_build_keeps_its_mentions_and_found_names(corpus, monkeypatch):
+    ids, rows, owners, found = corpus
+    monkeypatch.setattr(mentionmatrix, "MENTION_BLOCK", 3)
+    index = LexicalIndex.build(ids, rows)
+    weights = name_weights(name_counts(found), len(found))
+    assert same_csr(index.mentions, one_piece(owners, found, weights, 0, len(ids))[0])
+    assert index.name_weights == weights and list(index.name_weights) == list(weights)
+    names, matrix = index.found
+    assert names == sorted(owners)
+    assert [{names[j] for j in matrix.indices[matrix.indptr[r]:matrix.indptr[r + 1]]} for r in range(len(ids))] == found
+
+
+@pytest.mark.parametrize("block", [1, 5, 10**9])
+def test_impact_order_by_blocks_equals_one_sort(corpus, block, monkeypatch):
+    ids, rows, _, _ = corpus
+    postings = LexicalIndex.build(ids, rows).tfidf.T.tocsr()
+    postings.sort_indices()
+    indptr, indices, data = postings.indptr, postings.indices, postings.data
+    term = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.lexsort((indices, -data, term))  # the sort before the blocks
+    monkeypatch.setattr(lextopk, "IMPACT_BLOCK", block)
+    got_indices, got_data = lextopk.impact_order(indptr, indices, data)
+    assert got_indices.dtype == indices.dtype and np.array_equal(got_indices, indices[order])
+    assert np.array_equal(got_data, data[order]) and not np.array_equal(got_data, data)
+
+
+def test_window_codes_by_blocks_equal_one_pass(monkeypatch):
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float16)
+    vectors[3] = 0
+    whole = windowfiles.quantize_block(vectors)  # the one pass over every window, as before
+    monkeypatch.setattr(windowfiles, "QUANTIZE_BLOCK", 7)
+    codes, scales = windowfiles.quantize(vectors)
+    assert codes.dtype == np.int8 and np.array_equal(codes, whole[0]) and np.array_equal(scales, whole[1])
