@@ -174,7 +174,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     fast = steady.ok & ~follow[rest] if steady is not None else np.zeros(len(rest), dtype=bool)
     if steady is not None:
         settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-               margins)
+               margins, reasons)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
     reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
     slow_at = np.flatnonzero(~fast)
@@ -267,7 +267,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
 
 
 def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-           margins) -> None:
+           margins, reasons) -> None:
     """L3, a margin reached and LN for the kept lists on the fast path (`fast`: positions in steady.rest whose
     pools keep their members): their pairs with their changed members alone, tested as the slow path tests
     them (`voters_change` with the exact pool membership)."""
@@ -278,7 +278,9 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     if steady.side is not None:
         pairs["window"], pairs["window_max"] = steady.side.pair_values(qs, cs)
     score, strength = pair_scores(job, stats, qs, cs, pairs, voters[qs], values[qs])
-    l3[js[score + bonus >= thr[js] - LEARNED_EPS]] = True
+    hit = js[score + bonus >= thr[js] - LEARNED_EPS]
+    l3[hit] = True
+    reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(hit)))
     for q in set(qs[score + bonus >= floor[js] - LEARNED_EPS].tolist()):  # the margin is unknown
         margins.pop(q, None)
     moved, bounds = steady.moved, steady.frozen.bounds

@@ -14,13 +14,15 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 * mention: the cut of q's new mention row (sparse, `sparse_cuts`: the same value `mention_cuts` takes from the
   dense row) equals the stored one. An unchanged article's weight did not change, so it is in the pool (weight
   above the cut) exactly as before; a changed article is in it when its new weight is above the cut.
-* window (two-stage ranking, window_reach): the list has a retrieval record, and the entries of changed articles
-  in it (query window, article, similarity) are exactly the changed articles' windows now above the record's
-  floors (`ChangedWindows.added`; an unchanged window of a changed page has the same similarity). Then every
-  query window retrieves the same windows with the same similarities (its record unchanged, its lasts too), so
-  the pool's owners are the same and their scores too, but the changed members': the pool is P when the changed
-  members stay above its old lowest + eps and the changed articles in the record outside P below it - eps (as
-  `window_reach.follow` takes the pool: the best `depth` owners by window score).
+* window (two-stage ranking, window_reach): the list has a retrieval record (each query window's windows above
+  a floor, best first, its `per`-th strictly above the next and the floor), and each query window's best `per`
+  are the same: the changed articles' windows among them come back with the same similarities (an unchanged
+  window of a changed page: `ChangedWindows.added`), and no other changed window reaches the `per`-th. Then
+  every query window retrieves the same windows (its lasts unchanged), so the pool's owners are the same, and
+  their window scores too but the changed owners': the pool is P when the changed members stay above its old
+  lowest + eps and the changed owners outside P below it - eps (as `window_reach.follow` takes the pool: the
+  best `depth` owners by window score). The record keeps the unchanged articles' windows and takes the changed
+  ones' as they are now (every window above the floors stays known).
 
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
@@ -86,7 +88,8 @@ def _kept_top(old, moved, col_of, changed_row, depth: int, positive: bool):
 
 
 def _kept_windows(side, j: int, q: int, moved, depth: int):
-    """The window pool kept with its owners ((rows, scores, max-sims), bound, changed members), or None."""
+    """The window pool kept with its owners ((rows, scores, max-sims), bound, changed members, lasts, the new
+    retrieval record), or None."""
     record = side.record
     near, pool = record.near.get(q), record.pools.get(q)
     count = int(side.changed.counts[j])
@@ -100,25 +103,24 @@ def _kept_windows(side, j: int, q: int, moved, depth: int):
     if per >= side.total or (counts < per).any():
         return None
     starts = np.concatenate(([0], np.cumsum(counts)))
-    ends = starts[1:]
-    if (np.diff(sims_e)[np.setdiff1d(np.arange(len(sims_e) - 1), ends - 1)] > 0).any():
+    if (np.diff(sims_e)[np.setdiff1d(np.arange(len(sims_e) - 1), starts[1:] - 1)] > 0).any():
         return None  # each query window's best first, as recorded
-    nxt = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
-    if not ((sims_e[starts[:-1] + per - 1] > nxt) & (sims_e[starts[:-1] + per - 1] > floors)).all():
+    lasts = sims_e[starts[:-1] + per - 1]
+    after = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
+    if not ((lasts > after) & (lasts > floors)).all():
         return None  # a tie at a query window's per-th: which of them a search takes is not sure
     window = np.repeat(np.arange(count), counts)
+    top = np.arange(len(rows_e)) - starts[:-1][window] < per
     mine = moved[rows_e]
     at, added_rows, added_sims = side.changed.added(j)
-    if int(mine.sum()) != len(at):
+    reach = added_sims >= lasts[at]
+    # the changed articles' windows among each query window's best `per` come back with the same similarities, and
+    # no other changed window reaches a per-th: every query window retrieves the same windows
+    if sorted(zip(window[top & mine].tolist(), rows_e[top & mine].tolist(), sims_e[top & mine].tolist())) != \
+            sorted(zip(at[reach].tolist(), added_rows[reach].tolist(), added_sims[reach].tolist())):
         return None
-    if len(at):
-        a = np.lexsort((sims_e[mine], rows_e[mine], window[mine]))
-        b = np.lexsort((added_sims, added_rows, at))
-        if not (np.array_equal(window[mine][a], at[b]) and np.array_equal(rows_e[mine][a], added_rows[b])
-                and np.array_equal(sims_e[mine][a], added_sims[b])):
-            return None
-    owners = np.unique(np.concatenate([rows_e[s:s + per] for s in starts[:-1]]))
-    changed = np.unique(rows_e[mine])
+    owners = np.unique(rows_e[top])
+    changed = np.unique(rows_e[top & mine])
     member = np.isin(changed, p_rows)
     col = side.col_of[changed]
     score, best = side.changed_score[col, q], side.changed_best[col, q]
@@ -129,14 +131,18 @@ def _kept_windows(side, j: int, q: int, moved, depth: int):
     elif (~member).any():
         return None
     p_score, p_best = p_score.copy(), p_best.copy()
-    at = np.searchsorted(changed, p_rows)
-    hit = (at < len(changed)) & (changed[np.minimum(at, max(len(changed) - 1, 0))] == p_rows) if len(changed) \
-        else np.zeros(len(p_rows), dtype=bool)
-    p_score[hit], p_best[hit] = score[np.searchsorted(changed, p_rows[hit])], best[np.searchsorted(changed,
-                                                                                                  p_rows[hit])]
-    lasts = sims_e[starts[:-1] + per - 1].astype(np.float64)  # what each query window's per-th is now
+    hit = np.isin(p_rows, changed)
+    where = np.searchsorted(changed, p_rows[hit])
+    p_score[hit], p_best[hit] = score[where], best[where]
+    lasts = lasts.astype(np.float64)
     bound = max(float(p_score.min()), outsider(lasts)) if len(owners) > depth else outsider(lasts)
-    return (p_rows, p_score, p_best), bound, changed[member], lasts
+    # the record: the unchanged articles' windows as they were, the changed ones' as they are now
+    rows = np.concatenate([rows_e[~mine], added_rows]).astype(np.int32)
+    sims = np.concatenate([sims_e[~mine], added_sims]).astype(np.float32)
+    at = np.concatenate([window[~mine], at])
+    order = np.lexsort((-sims, at))
+    near = (rows[order], sims[order], np.bincount(at, minlength=count).astype(np.int32), floors)
+    return (p_rows, p_score, p_best), bound, changed[member], lasts, near
 
 
 class Steady:
@@ -162,6 +168,7 @@ class Steady:
                 ok &= self.cuts == frozen.bounds["mention"][rest]  # NaN: unknown, never equal
         self.both = both
         self.found: dict[int, dict] = {}
+        self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
         pairs_j, pairs_c = [], []
         for j in np.flatnonzero(ok):
             q = int(rest[j])
@@ -170,6 +177,7 @@ class Steady:
                 kept = _kept_top(tops.record.tops[name].get(q), moved, col_of, tops.changed[name][j], depth,
                                  positive=name == "lexical")
                 if kept is None:
+                    self.why[int(j)] = name
                     break
                 found[name] = kept
                 members.append(kept[3])
@@ -178,6 +186,7 @@ class Steady:
                     kept = _kept_windows(side, j, q, moved, depth)
                     if kept is None:
                         ok[j] = False
+                        self.why[int(j)] = "window"
                         continue
                     found["window"] = kept
                     members.append(kept[2])
@@ -217,8 +226,8 @@ class Steady:
                 self.tops.record.tops[name][q] = (rows, values)
                 new_bounds[name][j] = bound
             if "window" in found:
-                pool, bound, _, lasts = found["window"]
-                self.side.record.pools[q], self.side.record.lasts[q] = pool, lasts
+                pool, bound, _, lasts, near = found["window"]
+                self.side.record.pools[q], self.side.record.lasts[q], self.side.record.near[q] = pool, lasts, near
                 new_bounds["window"][j] = bound
             if self.cuts is not None:
                 new_bounds["mention"][j] = self.cuts[j]
