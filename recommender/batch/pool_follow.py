@@ -57,12 +57,15 @@ class TopSide:
             tfidf = job.lexical.tfidf
             self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
         self.rows_computed = 0
+        self.postings = None
 
     def row(self, name: str, q: int) -> np.ndarray:
         self.rows_computed += 1
         if name == "dense":
             return self.job.vectors[q] @ self.job.vectors.T
-        return self.job.lexical.tfidf_rows(np.array([q]))[0]
+        if self.postings is None:  # the transpose as CSR once: a CSC one is converted again in every product
+            self.postings = self.job.lexical.tfidf.T.tocsr()
+        return (self.job.lexical.tfidf[q] @ self.postings).toarray()[0]
 
     def membership(self, at: np.ndarray, r: np.ndarray, old_bounds: dict):
         """For the block r = rest[at]: (sure in new, sure out new, sure in old, sure out old), each len(r) x n,
