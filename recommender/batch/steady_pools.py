@@ -103,17 +103,21 @@ def _kept_windows(side, j: int, q: int, moved, depth: int):
     if per >= side.total or (counts < per).any():
         return None
     starts = np.concatenate(([0], np.cumsum(counts)))
-    if (np.diff(sims_e)[np.setdiff1d(np.arange(len(sims_e) - 1), starts[1:] - 1)] > 0).any():
-        return None  # each query window's best first, as recorded
     lasts = sims_e[starts[:-1] + per - 1]
-    after = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
-    if not ((lasts > after) & (lasts > floors)).all():
-        return None  # a tie at a query window's per-th: which of them a search takes is not sure
     window = np.repeat(np.arange(count), counts)
     top = np.arange(len(rows_e)) - starts[:-1][window] < per
     mine = moved[rows_e]
     at, added_rows, added_sims = side.changed.added(j)
     reach = added_sims >= lasts[at]
+    if int((top & mine).sum()) != int(reach.sum()):
+        return None
+    steps = np.diff(sims_e)
+    steps[starts[1:-1] - 1] = 0  # from one query window's last to the next one's first
+    if (steps > 0).any():
+        return None  # each query window's best first, as recorded
+    after = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
+    if not ((lasts > after) & (lasts > floors)).all():
+        return None  # a tie at a query window's per-th: which of them a search takes is not sure
     # the changed articles' windows among each query window's best `per` come back with the same similarities, and
     # no other changed window reaches a per-th: every query window retrieves the same windows
     if sorted(zip(window[top & mine].tolist(), rows_e[top & mine].tolist(), sims_e[top & mine].tolist())) != \

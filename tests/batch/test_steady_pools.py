@@ -5,8 +5,11 @@ again, and the outputs equal a full recomputation."""
 from dataclasses import replace
 
 import numpy as np
-from listcheck import assert_same_lists, full_with_frozen, outputs, write_records
+from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
 from test_learned_incremental import LEARNED, N, _records
+from test_two_stage_incremental import LEARNED as TWO_STAGE_LEARNED
+from test_two_stage_incremental import _records as sectioned
+from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
 
 from recommender.batch.nightly import run_batch
 from recommender.batch.steady_pools import sparse_cuts
@@ -70,3 +73,29 @@ def test_a_kept_list_a_changed_member_now_reaches_is_ranked_again(tmp_path):
     got = outputs(out)
     assert ids[x] in {y for y, _, _ in got[ids[q]]}  # it entered Q's list: Q had to be ranked again
     assert_same_lists(got, full_with_frozen(index_dir, out, policy, learned=True))
+
+
+def test_window_pools_kept_on_the_fast_path_are_those_a_retrieval_finds(tmp_path, few_windows):
+    """Each query window retrieves a few windows (few_windows), so the window pool is a real subset; pages take in
+    a section at their end (their other windows unchanged) or are rewritten: the lists on the fast path keep
+    window pools equal to a retrieval's now, and every list equals a full recomputation."""
+    policy = replace(TWO_STAGE_LEARNED, ranking=replace(TWO_STAGE_LEARNED.ranking, candidates=12)).with_links(
+        k=5, min_score=None)
+    rng = np.random.default_rng(3)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records, bank = sectioned(rng, 120)
+    write_records(feed, records)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    fast = 0
+    for round_ in range(2):
+        for i in rng.choice(110, 3, replace=False):
+            records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more at its end
+        records[int(rng.integers(110))]["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        fast += record.lists["reasons"][FAST]
+        pools: dict = {}
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
+        assert stored_window_pools(out) == pools
+    assert fast > 0
