@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .window_reach import outsider, per_window
-
-EPS = 1e-4  # slack of the membership tests (the reach's EPS: products blocked differently, float32 scores)
+from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
 
 
 def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
