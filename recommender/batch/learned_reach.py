@@ -18,8 +18,10 @@ every kept list are found again exactly, from what each list stored and the chan
 and lexical pools from the stored pools and the changed articles' values (pool_follow.TopSide; the list's own row
 only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
 retrieval (window_reach.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
-full window row), or the list is ranked again when that cannot be told (LW). A kept list is then ranked again
-only when:
+full window row), or the list is ranked again when that cannot be told (LW). Before that, a kept list
+whose pools provably keep their members takes a fast path (steady_pools: the argument is in its docstring): only
+its pairs with its changed members are scored, under the same L3 and LN tests (`settle`). A kept list is then
+ranked again only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
   learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
