@@ -18,8 +18,10 @@ every kept list are found again exactly, from what each list stored and the chan
 and lexical pools from the stored pools and the changed articles' values (pool_follow.TopSide; the list's own row
 only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
 retrieval (window_reach.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
-full window row), or the list is ranked again when that cannot be told (LW). A kept list is then ranked again
-only when:
+full window row), or the list is ranked again when that cannot be told (LW). Before that, a kept list
+whose pools provably keep their members takes a fast path (steady_pools: the argument is in its docstring): only
+its pairs with its changed members are scored, under the same L3 and LN tests (`settle`). A kept list is then
+ranked again only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
   learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
@@ -48,6 +50,7 @@ from .pool_follow import TopSide
 from . import margin_follow
 from .copy_reach import duplicates
 from .window_reach import WindowSide
+from .steady_pools import Steady
 
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
@@ -168,9 +171,18 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         del margins[q]  # a changed article in the margin of a list that shows none: no longer followed
     floor = np.array([margins[q][2] if q in margins else np.nan for q in rest])
     entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
-    for start in range(0, len(rest), block):
-        r = rest[start:start + block]
-        part = slice(start, start + len(r))
+    # the fast path: the lists whose pools keep their members (steady_pools), their changed pairs alone
+    steady = Steady(job, frozen, rest, moved, depth, mentioned, tops, side, used) if len(tops.cols) else None
+    fast = steady.ok & ~follow[rest] if steady is not None else np.zeros(len(rest), dtype=bool)
+    if steady is not None:
+        settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
+               margins, reasons)
+        steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
+    reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
+    slow_at = np.flatnonzero(~fast)
+    for start in range(0, len(slow_at), block):
+        part = slow_at[start:start + block]
+        r = rest[part]
         if used["mention"]:  # the mention pool: the row's entries above its cut (an unchanged entry keeps its value)
             weights = job.lexical.mention_rows(r)
             new_bounds["mention"][part] = new_cut = mention_cuts(weights, mentioned)
@@ -180,7 +192,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         else:
             sure_in_new, sure_in_old = np.zeros((len(r), n), dtype=bool), np.zeros((len(r), n), dtype=bool)
             sure_out_new, sure_out_old = ~sure_in_new, ~sure_in_old
-        a, b, c, d, found = tops.membership(start, r, {name: frozen.bounds[name][r] for name in tops.names})
+        a, b, c, d, found = tops.membership(part, r, {name: frozen.bounds[name][r] for name in tops.names})
         sure_in_new |= a
         sure_out_new &= b
         sure_in_old |= c
@@ -188,7 +200,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         for name, values_ in found.items():
             new_bounds[name][part] = values_
         if side is not None:
-            a, b, c, d, new_bounds["window"][part], lost = side.membership(start, r, frozen.bounds["window"][r])
+            a, b, c, d, new_bounds["window"][part], lost = side.membership(part, r, frozen.bounds["window"][r])
             sure_in_new |= a
             sure_out_new &= b
             sure_in_old |= c
@@ -202,12 +214,12 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         if side is not None:
             pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
         score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
-        hit = score + bonus >= thr[start + qi] - LEARNED_EPS
-        at_floor = score + bonus >= floor[start + qi] - LEARNED_EPS  # False without a margin
+        hit = score + bonus >= thr[part[qi]] - LEARNED_EPS
+        at_floor = score + bonus >= floor[part[qi]] - LEARNED_EPS  # False without a margin
         mine_ = follow[r[qi]]
-        unsure = (np.abs(score + bonus - floor[start + qi]) <= LEARNED_EPS) | ~sure_in_new[qi, cols]
+        unsure = (np.abs(score + bonus - floor[part[qi]]) <= LEARNED_EPS) | ~sure_in_new[qi, cols]
         hit = np.where(mine_, at_floor & (~moved[cols] | unsure), hit)
-        np.logical_or.at(l3, start + qi[hit], True)
+        np.logical_or.at(l3, part[qi[hit]], True)
         for j, c, value in zip(qi[mine_ & at_floor & ~hit], cols[mine_ & at_floor & ~hit],
                                score[mine_ & at_floor & ~hit]):
             entrants.setdefault(int(r[j]), {})[int(c)] = float(value)
@@ -223,13 +235,13 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         slow = touched.any(axis=1) | np.isnan(cut[r])
         slow[qi[entering & ~(strength <= cut[r][qi])]] = True
         for j, q in enumerate(r):
-            if l3[start + j] or lw[start + j] or not slow[j]:
+            if l3[part[j]] or lw[part[j]] or not slow[j]:
                 continue
             mine = qi == j
             why = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved, owners,
                                 cols[mine & entering], strength[mine & entering], frozen.bounds, q)
             if why:
-                ln[start + j] = True
+                ln[part[j]] = True
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
     r4 = duplicates(frozen, rest)
     mine = follow[rest]
@@ -254,6 +266,44 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     keep = ~out[rest]
     frozen.keep_bounds(rest[keep], {b: new_bounds[b][keep] for b in new_bounds})
     return out
+
+
+def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
+           margins, reasons) -> None:
+    """L3, a margin reached and LN for the kept lists on the fast path (`fast`: positions in steady.rest whose
+    pools keep their members): their pairs with their changed members alone, tested as the slow path tests
+    them (`voters_change` with the exact pool membership)."""
+    keep = fast[steady.pairs_j]
+    js, cs = steady.pairs_j[keep], steady.pairs_c[keep]
+    qs = steady.rest[js]
+    pairs = steady.tops.pair_values(qs, cs)
+    if steady.side is not None:
+        pairs["window"], pairs["window_max"] = steady.side.pair_values(qs, cs)
+    score, strength = pair_scores(job, stats, qs, cs, pairs, voters[qs], values[qs])
+    hit = js[score + bonus >= thr[js] - LEARNED_EPS]
+    l3[hit] = True
+    reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(hit)))
+    for q in set(qs[score + bonus >= floor[js] - LEARNED_EPS].tolist()):  # the margin is unknown
+        margins.pop(q, None)
+    moved, bounds = steady.moved, steady.frozen.bounds
+    strong = np.zeros(len(fast), dtype=bool)
+    strong[js[~(strength <= cut[qs])]] = True
+    order = np.argsort(js, kind="stable")
+    ends = np.searchsorted(js[order], np.arange(len(fast) + 1))
+    for j in np.flatnonzero(fast & ~l3):
+        q = int(steady.rest[j])
+        rec = voters[q]
+        mask = steady.in_pools(int(j))
+        known = rec >= 0
+        if not (strong[j] or np.isnan(cut[q]) or (rec == -2).any() or moved[rec[known]].any() or
+                (~mask[rec[known]]).any()):
+            continue
+        mine = order[ends[j]:ends[j + 1]]
+        why = voters_change(voters[q], values[q], cut[q], ~mask, mask, moved, owners, cs[mine], strength[mine],
+                            bounds, q)
+        if why:
+            ln[j] = True
+            voter_reasons[why] = voter_reasons.get(why, 0) + 1
 
 
 def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows, new_values, bounds, q) -> str:

@@ -57,16 +57,19 @@ class TopSide:
             tfidf = job.lexical.tfidf
             self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
         self.rows_computed = 0
+        self.postings = None
 
     def row(self, name: str, q: int) -> np.ndarray:
         self.rows_computed += 1
         if name == "dense":
             return self.job.vectors[q] @ self.job.vectors.T
-        return self.job.lexical.tfidf_rows(np.array([q]))[0]
+        if self.postings is None:  # the transpose as CSR once: a CSC one is converted again in every product
+            self.postings = self.job.lexical.tfidf.T.tocsr()
+        return (self.job.lexical.tfidf[q] @ self.postings).toarray()[0]
 
-    def membership(self, start: int, r: np.ndarray, old_bounds: dict):
-        """For the block r = rest[start:...]: (sure in new, sure out new, sure in old, sure out old), each
-        len(r) x n, and each pool's new boundary per row."""
+    def membership(self, at: np.ndarray, r: np.ndarray, old_bounds: dict):
+        """For the block r = rest[at]: (sure in new, sure out new, sure in old, sure out old), each len(r) x n,
+        and each pool's new boundary per row."""
         n = len(self.moved)
         in_new, out_new = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
         in_old, out_old = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
@@ -77,7 +80,7 @@ class TopSide:
                 q = int(q)
                 old = stored.get(q)
                 found = None if old is None else follow_top(old, self.moved, self.cols,
-                                                            self.changed[name][start + j], self.depth, self.eps,
+                                                            self.changed[name][at[j]], self.depth, self.eps,
                                                             positive=name == "lexical")
                 if found is not None:
                     rows, values = found

@@ -355,14 +355,14 @@ class WindowSide:
         return isinstance(lasts, int) and (lasts == EXACT or (lasts == EVERYTHING and per_window(
             self.changed.counts[j]) >= self.total))
 
-    def membership(self, start: int, r: np.ndarray, old_bound: np.ndarray):
-        """For the block r = rest[start:start + len(r)]: (sure in new, sure out new, sure in old, sure out old: each
+    def membership(self, at: np.ndarray, r: np.ndarray, old_bound: np.ndarray):
+        """For the block r = rest[at]: (sure in new, sure out new, sure in old, sure out old: each
         len(r) x n), the new window bound of each row and the rows whose new pool cannot be told (ranked again)."""
         n = len(self.moved)
         in_new, out_new = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
         in_old, out_old = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
         bound, lost = np.full(len(r), -np.inf), np.zeros(len(r), dtype=bool)
-        full = np.array([self.full_row(start + j) for j in range(len(r))], dtype=bool)
+        full = np.array([self.full_row(at[j]) for j in range(len(r))], dtype=bool)
         if full.any():  # the pool is the top of the row: as the pools of the dense and lexical rows
             values = self.windows.rows(r[full])
             kth = -np.partition(-values, self.depth - 1, axis=1)[:, self.depth - 1]
@@ -375,7 +375,7 @@ class WindowSide:
             bound[full] = kth
         for j in np.flatnonzero(~full):
             q = int(r[j])
-            found = follow(self.windows, self.record, self.changed, start + j, self.moved,
+            found = follow(self.windows, self.record, self.changed, at[j], self.moved,
                            self.changed_score[:, q], self.changed_best[:, q], self.depth)
             if found is None:
                 lost[j] = True

@@ -1,0 +1,235 @@
+"""The learned reach's fast path (learned_reach.reached_by_learned_score): the kept lists whose candidate pools
+provably keep their members, told from what each list stored and the changed articles' values alone, with no
+work over the n articles per list.
+
+A 1% night touches nearly every list's pools (each article sits in about 200 dense, 200 lexical and 200 window
+pools), but a changed article deep inside a pool stays there and one far outside stays out: only the pairs with
+the changed articles change. For a kept list q, with the statistics frozen (an unchanged pair keeps its value):
+
+* dense, lexical (pool_follow): the stored pool P has no removed row; every changed member's new value is above
+  P's old lowest value + eps and every changed non-member's is below it - eps. The unchanged outsiders are at
+  most the old lowest (and after every member), so the new pool is P, with the changed members' new values
+  (what `pool_follow.follow_top` gives). A lexical pool of fewer than `depth` (every article sharing a term):
+  the changed members stay positive and the changed non-members are not.
+* mention: the cut of q's new mention row (sparse, `sparse_cuts`: the same value `mention_cuts` takes from the
+  dense row) equals the stored one. An unchanged article's weight did not change, so it is in the pool (weight
+  above the cut) exactly as before; a changed article is in it when its new weight is above the cut.
+* window (two-stage ranking, window_reach): the list has a retrieval record (each query window's windows above
+  a floor, best first, its `per`-th strictly above the next and the floor), and each query window's best `per`
+  are the same: the changed articles' windows among them come back with the same similarities (an unchanged
+  window of a changed page: `ChangedWindows.added`), and no other changed window reaches the `per`-th. Then
+  every query window retrieves the same windows (its lasts unchanged), so the pool's owners are the same, and
+  their window scores too but the changed owners': the pool is P when the changed members stay above its old
+  lowest + eps and the changed owners outside P below it - eps (as `window_reach.follow` takes the pool: the
+  best `depth` owners by window score). The record keeps the unchanged articles' windows and takes the changed
+  ones' as they are now (every window above the floors stays known).
+
+Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
+exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
+with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
+`window_reach.WindowSide`), which tells the pools that do change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
+
+
+def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
+    """candidates.mention_cuts of the dense rows `rows` of the mention matrix `both` (SciPy CSR, both directions),
+    from their stored entries: the (depth+1)-th largest of the row, 0 when it has at most depth entries (None
+    when a weight is negative: then the zeros are not the row's smallest)."""
+    n = both.shape[1]
+    if len(both.data) and float(both.data.min()) < 0:
+        return None
+    out = np.zeros(len(rows))
+    if n <= depth:
+        return out
+    indptr, data = both.indptr, both.data
+    sizes = indptr[rows + 1] - indptr[rows]
+    for j in np.flatnonzero(sizes > depth):
+        values = data[indptr[rows[j]]:indptr[rows[j] + 1]]
+        out[j] = float(np.partition(values, len(values) - depth - 1)[len(values) - depth - 1])
+    return out
+
+
+def _kept_top(old, moved, col_of, changed_row, depth: int, positive: bool):
+    """The dense or lexical pool kept with its members (rows, new values, bound, changed members), or None."""
+    if old is None:
+        return None
+    rows, values = old
+    if (rows < 0).any():
+        return None
+    mine = moved[rows]
+    new = changed_row[col_of[rows[mine]]]
+    others = changed_row.copy()
+    others[col_of[rows[mine]]] = -np.inf
+    finite = values[np.isfinite(values)]
+    if len(rows) >= depth:
+        lowest = float(finite.min()) if len(finite) else np.inf
+        if (new <= lowest + EPS).any() or (len(others) and others.max() >= lowest - EPS):
+            return None
+    elif positive:  # every article sharing a term was in it
+        if (new <= EPS).any() or (len(others) and others.max() > 0):
+            return None
+    else:
+        return None
+    values = values.astype(np.float64)
+    values[mine] = new
+    order = np.lexsort((rows, -values))
+    rows, values = rows[order], values[order]
+    finite = values[np.isfinite(values)]
+    bound = float(finite.min()) if len(rows) >= depth and len(finite) else 0.0
+    return rows, values.astype(np.float32), bound, rows[moved[rows]]
+
+
+def _kept_windows(side, j: int, q: int, moved, depth: int):
+    """The window pool kept with its owners ((rows, scores, max-sims), bound, changed members, lasts, the new
+    retrieval record), or None."""
+    record = side.record
+    near, pool = record.near.get(q), record.pools.get(q)
+    count = int(side.changed.counts[j])
+    if side.full_row(j) or near is None or pool is None or len(near[2]) != count:
+        return None
+    rows_e, sims_e, counts, floors = near
+    p_rows, p_score, p_best = pool
+    if (rows_e < 0).any() or (p_rows < 0).any():
+        return None
+    per = per_window(count)
+    if per >= side.total or (counts < per).any():
+        return None
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    lasts = sims_e[starts[:-1] + per - 1]
+    window = np.repeat(np.arange(count), counts)
+    top = np.arange(len(rows_e)) - starts[:-1][window] < per
+    mine = moved[rows_e]
+    at, added_rows, added_sims = side.changed.added(j)
+    reach = added_sims >= lasts[at]
+    if int((top & mine).sum()) != int(reach.sum()):
+        return None
+    steps = np.diff(sims_e)
+    steps[starts[1:-1] - 1] = 0  # from one query window's last to the next one's first
+    if (steps > 0).any():
+        return None  # each query window's best first, as recorded
+    after = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
+    if not ((lasts > after) & (lasts > floors)).all():
+        return None  # a tie at a query window's per-th: which of them a search takes is not sure
+    # the changed articles' windows among each query window's best `per` come back with the same similarities, and
+    # no other changed window reaches a per-th: every query window retrieves the same windows
+    if sorted(zip(window[top & mine].tolist(), rows_e[top & mine].tolist(), sims_e[top & mine].tolist())) != \
+            sorted(zip(at[reach].tolist(), added_rows[reach].tolist(), added_sims[reach].tolist())):
+        return None
+    owners = np.unique(rows_e[top])
+    changed = np.unique(rows_e[top & mine])
+    member = np.isin(changed, p_rows)
+    col = side.col_of[changed]
+    score, best = side.changed_score[col, q], side.changed_best[col, q]
+    lowest = float(p_score.min()) if len(p_score) else np.inf
+    if len(p_rows) >= depth:
+        if (score[member] <= lowest + EPS).any() or (score[~member] >= lowest - EPS).any():
+            return None
+    elif (~member).any():
+        return None
+    p_score, p_best = p_score.copy(), p_best.copy()
+    hit = np.isin(p_rows, changed)
+    where = np.searchsorted(changed, p_rows[hit])
+    p_score[hit], p_best[hit] = score[where], best[where]
+    lasts = lasts.astype(np.float64)
+    bound = max(float(p_score.min()), outsider(lasts)) if len(owners) > depth else outsider(lasts)
+    # the record: the unchanged articles' windows as they were, the changed ones' as they are now
+    rows = np.concatenate([rows_e[~mine], added_rows]).astype(np.int32)
+    sims = np.concatenate([sims_e[~mine], added_sims]).astype(np.float32)
+    at = np.concatenate([window[~mine], at])
+    order = np.lexsort((-sims, at))
+    near = (rows[order], sims[order], np.bincount(at, minlength=count).astype(np.int32), floors)
+    return (p_rows, p_score, p_best), bound, changed[member], lasts, near
+
+
+class Steady:
+    """Which kept rows (positions in `rest`) keep every pool's members, their changed members (the pairs to
+    score), their new pool records (`commit`) and bounds."""
+
+    def __init__(self, job, frozen, rest: np.ndarray, moved: np.ndarray, depth: int, mention_depth: int,
+                 tops, side, used: dict):
+        n = len(moved)
+        self.rest, self.moved, self.frozen, self.tops, self.side = rest, moved, frozen, tops, side
+        col_of = np.full(n, -1, dtype=np.int64)
+        col_of[tops.cols] = np.arange(len(tops.cols))
+        ok = np.ones(len(rest), dtype=bool)
+        self.cuts = None
+        both = None
+        if used["mention"]:
+            m = job.lexical.mentions.tocsr()
+            both = (m + m.T.tocsr()).tocsr()
+            self.cuts = sparse_cuts(both, rest, mention_depth)
+            if self.cuts is None:
+                ok[:] = False
+            else:
+                ok &= self.cuts == frozen.bounds["mention"][rest]  # NaN: unknown, never equal
+        self.both = both
+        self.found: dict[int, dict] = {}
+        self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
+        pairs_j, pairs_c = [], []
+        for j in np.flatnonzero(ok):
+            q = int(rest[j])
+            found, members = {}, []
+            for name in tops.names:
+                kept = _kept_top(tops.record.tops[name].get(q), moved, col_of, tops.changed[name][j], depth,
+                                 positive=name == "lexical")
+                if kept is None:
+                    self.why[int(j)] = name
+                    break
+                found[name] = kept
+                members.append(kept[3])
+            else:
+                if side is not None:
+                    kept = _kept_windows(side, j, q, moved, depth)
+                    if kept is None:
+                        ok[j] = False
+                        self.why[int(j)] = "window"
+                        continue
+                    found["window"] = kept
+                    members.append(kept[2])
+                if both is not None:
+                    a, b = both.indptr[q], both.indptr[q + 1]
+                    cols, weights = both.indices[a:b], both.data[a:b]
+                    members.append(cols[moved[cols] & (weights > self.cuts[j])])
+                mine = np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)
+                self.found[int(j)] = found
+                pairs_j.append(np.full(len(mine), j, dtype=np.int64))
+                pairs_c.append(mine.astype(np.int64))
+                continue
+            ok[j] = False
+        self.ok = ok
+        self.pairs_j = np.concatenate(pairs_j) if pairs_j else np.zeros(0, np.int64)
+        self.pairs_c = np.concatenate(pairs_c) if pairs_c else np.zeros(0, np.int64)
+
+    def in_pools(self, j: int) -> np.ndarray:
+        """Row rest[j]'s new candidates (its pools' members, exactly), as an n-wide mask."""
+        q, found = int(self.rest[j]), self.found[j]
+        mask = np.zeros(len(self.moved), dtype=bool)
+        for name in self.tops.names:
+            mask[found[name][0]] = True
+        if "window" in found:
+            mask[found["window"][0][0]] = True
+        if self.both is not None:
+            a, b = self.both.indptr[q], self.both.indptr[q + 1]
+            mask[self.both.indices[a:b][self.both.data[a:b] > self.cuts[j]]] = True
+        return mask
+
+    def commit(self, positions: np.ndarray, new_bounds: dict) -> None:
+        """The kept pools of rows rest[positions] into the record, their bounds into `new_bounds` (by position)."""
+        for j in positions:
+            q, found = int(self.rest[j]), self.found[int(j)]
+            for name in self.tops.names:
+                rows, values, bound, _ = found[name]
+                self.tops.record.tops[name][q] = (rows, values)
+                new_bounds[name][j] = bound
+            if "window" in found:
+                pool, bound, _, lasts, near = found["window"]
+                self.side.record.pools[q], self.side.record.lasts[q], self.side.record.near[q] = pool, lasts, near
+                new_bounds["window"][j] = bound
+            if self.cuts is not None:
+                new_bounds["mention"][j] = self.cuts[j]

@@ -1,0 +1,101 @@
+"""The learned reach's fast path (recommender.batch.steady_pools): a kept list whose pools keep their members is
+decided from its pairs with the changed articles alone; one such pair that now reaches the list makes it ranked
+again, and the outputs equal a full recomputation."""
+
+from dataclasses import replace
+
+import numpy as np
+from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
+from test_learned_incremental import LEARNED, N, _records
+from test_two_stage_incremental import LEARNED as TWO_STAGE_LEARNED
+from test_two_stage_incremental import _records as sectioned
+from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
+
+from recommender.batch.nightly import run_batch
+from recommender.batch.steady_pools import sparse_cuts
+from recommender.rank.candidates import mention_cuts
+from recommender.rank.index import Index
+from recommender.rank.learned import ALL_SIGNALS, load_model, save_model
+
+FAST = "(learned: pools kept, changed pairs alone)"
+FAST_L3 = "(learned, pools kept: a changed member reaches its threshold)"
+
+
+def test_sparse_cuts_are_the_dense_rows_cuts():
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    matrix = sparse.random(40, 60, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    matrix.data = np.round(matrix.data * 4) / 4  # ties, as weights repeat
+    rows = np.arange(40)
+    for depth in (3, 17, 59, 60, 80):
+        assert np.array_equal(sparse_cuts(matrix, rows, depth), mention_cuts(matrix.toarray(), depth)), depth
+    matrix.data[rng.integers(len(matrix.data))] = -1.0
+    assert sparse_cuts(matrix, rows, 3) is None
+
+
+def test_a_kept_list_a_changed_member_now_reaches_is_ranked_again(tmp_path):
+    """A changed article X inside Q's pools but not in Q's list takes in Q's words: Q's pools keep their members
+    (X only rises), so Q is on the fast path, and X's new pair score must send it to be ranked again."""
+    policy = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12, dense=0.6, window=0.0),
+                     duplicates=replace(LEARNED.duplicates, threshold=1.0)).with_links(k=5, min_score=None)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records = _records(N)
+    write_records(feed, records)
+    first = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert first.ranking == "learned" and first.lists["kind"] == "full"
+    model = load_model(index_dir)  # the dense part decides: a copy of Q's text enters Q's list
+    model.coef[ALL_SIGNALS.index("dense_z")] = 3.0
+    save_model(index_dir, model)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    lists = outputs(out)
+    with Index.open(index_dir) as index:
+        ids = index.data.store.ids()
+        vectors = np.asarray(index.data.vectors.vectors(), dtype=np.float32)
+        tfidf = index.data.lexical.tfidf
+        lexical = (tfidf @ tfidf.T).toarray()
+
+    def pick(q):  # inside both of Q's pools (the best 8 of 13), not in Q's list, Q not in its list
+        dense, words = np.argsort(-(vectors @ vectors[q]))[:8], np.argsort(-lexical[q])[:8]
+        shown = {y for y, _, _ in lists[ids[q]]}
+        return next((int(c) for c in dense if c != q and c in words and ids[c] not in shown and
+                     "related" not in records[c] and ids[q] not in {y for y, _, _ in lists[ids[c]]}), None)
+
+    q, x = next((q, pick(q)) for q in range(20, N) if "related" not in records[q] and len(lists[ids[q]]) == 5
+                and pick(q) is not None)
+    records[x]["text"] = records[q]["text"] + " " + records[x]["text"][:40]
+    write_records(feed, records)
+    record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+    assert record.lists["kind"] == "incremental", record.lists
+    reasons = record.lists["reasons"]
+    assert reasons[FAST_L3] >= 1, reasons
+    assert reasons[FAST] > 0, reasons
+    got = outputs(out)
+    assert ids[x] in {y for y, _, _ in got[ids[q]]}  # it entered Q's list: Q had to be ranked again
+    assert_same_lists(got, full_with_frozen(index_dir, out, policy, learned=True))
+
+
+def test_window_pools_kept_on_the_fast_path_are_those_a_retrieval_finds(tmp_path, few_windows):
+    """Each query window retrieves a few windows (few_windows), so the window pool is a real subset; pages take in
+    a section at their end (their other windows unchanged) or are rewritten: the lists on the fast path keep
+    window pools equal to a retrieval's now, and every list equals a full recomputation."""
+    policy = replace(TWO_STAGE_LEARNED, ranking=replace(TWO_STAGE_LEARNED.ranking, candidates=12)).with_links(
+        k=5, min_score=None)
+    rng = np.random.default_rng(3)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records, bank = sectioned(rng, 120)
+    write_records(feed, records)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    fast = 0
+    for round_ in range(2):
+        for i in rng.choice(110, 3, replace=False):
+            records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more at its end
+        records[int(rng.integers(110))]["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        fast += record.lists["reasons"][FAST]
+        pools: dict = {}
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
+        assert stored_window_pools(out) == pools
+    assert fast > 0
