@@ -279,33 +279,48 @@ class LexicalIndex:
         order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
         tfidf = stacked[order]
         owners = name_owners(ids, [r[0] for r in rows])
-        found = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
-        mentions, names = mentions_from(owners, found, self.name_weights)
-        return (LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, names, found_arrays(owners, found),
-                             self.language), len(fresh))
+        found, df = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
+        weights = name_weights(df, len(documents), self.name_weights)
+        mentions = mentions_of(owners, found, weights, 0, len(documents))
+        weights = {**(self.name_weights or {}), **weights}
+        return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, weights, found, self.language), len(fresh)
 
     def _found_again(self, owners: dict[str, list[int]], documents: Sequence[str],
-                     kept: dict[int, int]) -> list[set[str]]:
-        """The names found in each document: for a document unchanged since this index (kept: its new row ->
-        old row), the names found in it then that still name an article, plus any new name it contains; other
-        documents (and all, when this index has no record of its names or too many names are new) in full."""
+                     kept: dict[int, int]) -> tuple[tuple[list[str], sparse.csr_matrix], dict[str, int]]:
+        """The names found in each document as scan_names gives them (found arrays, and how many texts each name
+        is found in): for a document unchanged since this index (kept: its new row -> old row), the names found
+        in it then that still name an article (its stored row, its columns renumbered in one array step), plus
+        any new name it contains; other documents (and all, when this index has no record of its names or too
+        many names are new) searched in full."""
         new_names = set(owners) - set(self.found[0]) if self.found is not None else set(owners)
         if self.found is None or len(new_names) > NEW_NAMES_SEARCHED:
-            return [names_in(document, owners) for document in documents]
+            return scan_names(documents, owners)
         old_names, old_found = self.found
-        out = []
+        names = sorted(owners)
+        column = {name: j for j, name in enumerate(names)}
+        renumber = np.fromiter((column.get(name, -1) for name in old_names), dtype=np.int64, count=len(old_names))
+        added = sorted(column[name] for name in new_names)  # new names' columns, searched in kept texts
+        old_ptr, old_cols = np.asarray(old_found.indptr, np.int64), np.asarray(old_found.indices, np.int64)
+        indptr, parts = [0], []
         for r, document in enumerate(documents):
             p = kept.get(r)
             if p is None:
-                out.append(names_in(document, owners))
-                continue
-            seen = {old_names[j] for j in old_found.indices[old_found.indptr[p]:old_found.indptr[p + 1]]}
-            seen = {name for name in seen if name in owners}
-            if new_names:
-                lowered = document[:MENTION_TEXT_LIMIT].lower()
-                seen.update(name for name in new_names if occurs(name, lowered))
-            out.append(seen)
-        return out
+                mine = np.array(sorted(column[name] for name in names_in(document, owners)), dtype=np.int64)
+            else:
+                mine = renumber[old_cols[old_ptr[p]:old_ptr[p + 1]]]
+                mine = mine[mine >= 0]  # names that no longer name an article; the renumbering keeps the order
+                if added:
+                    lowered = document[:MENTION_TEXT_LIMIT].lower()
+                    more = [j for j in added if occurs(names[j], lowered)]
+                    if more:
+                        mine = np.sort(np.concatenate([mine, np.array(more, dtype=np.int64)]))
+            parts.append(mine)
+            indptr.append(indptr[-1] + len(mine))
+        columns = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        matrix = found_matrix(columns, np.array(indptr, dtype=np.int64), len(names))
+        counts = np.bincount(columns, minlength=len(names))
+        df = {names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
+        return (names, matrix), df
 
     # --- storage ----------------------------------------------------------------------------------------
 

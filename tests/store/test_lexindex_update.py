@@ -202,3 +202,32 @@ def test_apostrophes_normalised_as_the_lookbehind_first_patterns_did():
         assert normalise_apostrophes(text) == expected, repr(text)
         changed += expected != text
     assert changed > 500
+
+
+def test_update_renumbers_kept_names_and_finds_new_ones_in_kept_texts():
+    """Kept texts keep their stored names (renumbered: a removed article's names drop out, a new one's sort in)
+    and are searched for the new names; the found arrays, counts and mentions equal a full scan's."""
+    from recommender.store.lexindex import name_owners, scan_names
+
+    ids = ["p/asyncio", "p/socket", "p/streams", "p/queue", "p/thread"]
+    titles = ["Asyncio", "Socket", "Streams", "Queue", "Thread"]
+    bodies = ["asyncio uses a socket and streams; see the selector module",
+              "socket basics; asyncio wraps the socket; the selector helps",
+              "streams over a socket with a queue", "a queue between thread and asyncio", "thread and queue"]
+    old = LexicalIndex.build(ids, [(t, "", b) for t, b in zip(titles, bodies)])
+    # "streams" removed (its name no longer names anything), "selector" added (named by two kept texts)
+    new_ids = ["p/asyncio", "p/socket", "p/queue", "p/thread", "p/selector"]
+    new_titles = ["Asyncio", "Socket", "Queue", "Thread", "Selector"]
+    new_bodies = [bodies[0], bodies[1], bodies[3], "thread and queue and selector", "selector for asyncio sockets"]
+    new_rows = [(t, "", b) for t, b in zip(new_titles, new_bodies)]
+    new, transformed = old.updated(ids, new_ids, new_rows)
+    assert transformed == 2  # the changed thread page and the new one
+    documents = [t + " \n" + b for t, b in zip(new_titles, new_bodies)]
+    (names, full), df = scan_names(documents, name_owners(new_ids, new_titles))
+    assert new.found[0] == names and (new.found[1] != full).nnz == 0
+    assert np.array_equal(new.found[1].indices, full.indices) and np.array_equal(new.found[1].indptr, full.indptr)
+    expected, weights = mention_matrix(new_ids, new_titles, documents, old.name_weights)
+    assert (new.mentions != expected).nnz == 0 and new.name_weights == weights
+    assert new.mentions[0, 4] > 0 and new.mentions[1, 4] > 0  # kept texts now name the new page
+    assert "streams" not in [names[j] for j in new.found[1].indices]
+    assert df["selector"] == 4
