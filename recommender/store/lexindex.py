@@ -17,7 +17,6 @@ they are checksummed and swapped atomically.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from array import array
@@ -27,125 +26,11 @@ import numpy as np
 
 from .lexical import (DEFAULT_LANGUAGE, TOKEN_PATTERN, fit_tfidf, language_of, lexical_document, prepare_text,
                       sparse)  # SciPy on first use
-from .mentionmatrix import column_weights, mention_csr, owner_arrays
+from .mentionmatrix import (MENTION_TEXT_LIMIT, found_matrix, mentions_of, name_owners, name_weights, names_in,
+                            occurs)
 
-WORD = re.compile(r"\w+")
-MAX_NAME_WORDS = 4
-MIN_NAME_CHARS = 3
-TITLE_SEPARATORS = (" — ", " – ", " | ")
-MENTION_TEXT_LIMIT = 20000
 NEW_NAMES_SEARCHED = 64  # an update searches unchanged texts for up to this many new names, else scans them all
 SUBLINEAR = True
-
-
-def article_names(article_id: str, title: str) -> set[str]:
-    """The names by which other texts refer to an article, as lowercase word sequences of 1-4 words."""
-    title = (title or "").strip().lower()
-    names = {title}
-    for sep in TITLE_SEPARATORS:
-        if sep in title:
-            names.add(title.split(sep)[0])
-    names.add(article_id.rstrip("/").rsplit("/", 1)[-1].replace("_", " ").replace("-", " ").lower())
-    out = set()
-    for name in names:
-        words = WORD.findall(name)
-        joined = " ".join(words)
-        if 1 <= len(words) <= MAX_NAME_WORDS and len(joined) >= MIN_NAME_CHARS and not joined.isdigit():
-            out.add(joined)
-    return out
-
-
-def name_owners(ids: Sequence[str], titles: Sequence[str]) -> dict[str, list[int]]:
-    """Each name -> the rows (in order) of the articles it names."""
-    owners: dict[str, list[int]] = {}
-    for row, (article_id, title) in enumerate(zip(ids, titles)):
-        for name in article_names(article_id, title):
-            owners.setdefault(name, []).append(row)
-    return owners
-
-
-def names_in(text: str, owners: dict[str, list[int]] | set[str]) -> set[str]:
-    """The names (keys of owners) that occur in a text as whole words, within its first MENTION_TEXT_LIMIT chars."""
-    words = WORD.findall(text[:MENTION_TEXT_LIMIT].lower())
-    seen = set()
-    for n in range(1, MAX_NAME_WORDS + 1):
-        for i in range(len(words) - n + 1):
-            gram = " ".join(words[i:i + n])
-            if gram in owners:
-                seen.add(gram)
-    return seen
-
-
-def occurs(name: str, lowered: str) -> bool:
-    """Whether a name occurs in an already lowercased text as consecutive whole words, as names_in finds it
-    (its words are runs of word characters, so consecutive words are separated by non-word characters only)."""
-    words = name.split(" ")
-    if any(word not in lowered for word in words):
-        return False
-    pattern = r"(?<!\w)" + r"\W+".join(re.escape(word) for word in words) + r"(?!\w)"
-    return re.search(pattern, lowered) is not None
-
-
-def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
-                   frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
-    """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
-    of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
-    owners = name_owners(ids, titles)
-    return mentions_from(owners, [names_in(text, owners) for text in texts], frozen)
-
-
-def mentions_from(owners: dict[str, list[int]], found: Sequence[set[str]],
-                  frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
-    """The mention matrix and name weights from the names found in each row's text (see mention_matrix)."""
-    weights = name_weights(name_counts(found), len(found), frozen)
-    return mention_block(owners, found, weights, 0, len(found)), {**(frozen or {}), **weights}
-
-
-def name_counts(found: Sequence[set[str]]) -> dict[str, int]:
-    """How many texts each name is found in."""
-    df: dict[str, int] = {}
-    for seen in found:
-        for gram in seen:
-            df[gram] = df.get(gram, 0) + 1
-    return df
-
-
-def name_weights(df: dict[str, int], n_docs: int, frozen: dict[str, float] | None = None) -> dict[str, float]:
-    """Each found name's weight: its IDF over n_docs texts, or the weight `frozen` keeps for it."""
-    n_docs = max(1, n_docs)
-    frozen = frozen or {}
-    return {name: frozen[name] if name in frozen else math.log(n_docs / count) for name, count in df.items()}
-
-
-def mention_block(owners: dict[str, list[int]], found: Sequence[set[str]], weights: dict[str, float],
-                  first: int, n: int) -> sparse.csr_matrix:
-    """Rows first..first+len(found) of the mention matrix (n columns): the names found in each of those texts."""
-    names, matrix = found_arrays(owners, found)
-    return mentions_of(owners, (names, matrix), weights, first, n)
-
-
-def mentions_of(owners: dict[str, list[int]], found: tuple[list[str], sparse.csr_matrix],
-                weights: dict[str, float], first: int, n: int) -> sparse.csr_matrix:
-    """mention_block from the names found as arrays (found_arrays, scan_names), made block by block
-    (store.mentionmatrix): M[a, b] = the weights of b's names found in a's text summed, self excluded."""
-    names, matrix = found
-    return mention_csr(matrix, owner_arrays(names, owners), column_weights(names, weights), first, n)
-
-
-def found_arrays(owners: dict[str, list[int]], found: Sequence[set[str]]) -> tuple[list[str], sparse.csr_matrix]:
-    """(every name, sorted; rows x names 0/1 matrix of the names found in each row): what an update reuses."""
-    names = sorted(owners)
-    column = {name: j for j, name in enumerate(names)}
-    indptr, indices = [0], []
-    for seen in found:
-        indices.extend(sorted(column[name] for name in seen))
-        indptr.append(len(indices))
-    return names, found_matrix(np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64), len(names))
-
-
-def found_matrix(indices: np.ndarray, indptr: np.ndarray, names: int) -> sparse.csr_matrix:
-    data = np.ones(len(indices), dtype=np.int8)
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, names))
 
 
 def scan_names(documents: Iterable[str], owners: dict[str, list[int]],

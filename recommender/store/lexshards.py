@@ -30,8 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .lexical import TOKEN_PATTERN, language_of, lexical_document, sparse
-from .lexindex import (LexicalIndex, document_hashes, found_arrays, mention_block, name_counts, name_owners,
-                       name_weights, names_in)
+from .lexindex import LexicalIndex, document_hashes
+from .mentionmatrix import found_arrays, mention_block, name_counts, name_owners, name_weights, names_in
 
 Rows = Sequence[tuple[str, str, str]]  # (title, excerpt, body) in index order
 MapShards = Callable[[Callable, Sequence, object], list]  # (fn, parts, common) -> [fn(common, part) for part]

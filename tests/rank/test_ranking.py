@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from recommender.store.lexindex import LexicalIndex, article_names
+from recommender.store.lexindex import LexicalIndex
+from recommender.store.mentionmatrix import article_names
 from recommender.rank.linking import RuleColumns, choose_links, collapse_duplicates, mmr, order_candidates
 from recommender.rank.overrides import Override, OverrideSet
 from recommender.rank.policy import NO_WINDOWS, Policy, PolicyError, Ranking, load_policy, policy_to_toml

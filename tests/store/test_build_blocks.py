@@ -8,8 +8,8 @@ from scipy import sparse
 
 from recommender.ingest.reader import read_corpus
 from recommender.store import lextopk, mentionmatrix, windowfiles
-from recommender.store.lexindex import (LexicalIndex, lexical_document, mention_block, name_counts, name_owners,
-                                        name_weights, names_in)
+from recommender.store.lexindex import LexicalIndex, lexical_document
+from recommender.store.mentionmatrix import mention_block, name_counts, name_owners, name_weights, names_in
 
 from conftest import DEMO
 

@@ -7,7 +7,8 @@ import numpy as np
 
 from recommender import build_index
 from recommender.batch.build import LEXICAL_DRIFT
-from recommender.store.lexindex import LexicalIndex, mention_matrix
+from recommender.store.lexindex import LexicalIndex
+from recommender.store.mentionmatrix import found_arrays, mention_matrix
 from recommender.store.manifest import read_manifest
 
 WORDS = ("python asyncio event loop coroutine task future socket stream queue lock thread pool process "
@@ -165,7 +166,7 @@ def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_p
         assert (new.mentions != expected).nnz == 0 and np.array_equal(new.mentions.data, expected.data)
         assert new.name_weights == names
         owners = lexindex.name_owners(round_ids, [r[0] for r in round_rows])
-        names_list, found = lexindex.found_arrays(owners, [real_names_in(r[0] + " \n" + r[2], owners)
+        names_list, found = found_arrays(owners, [real_names_in(r[0] + " \n" + r[2], owners)
                                                            for r in round_rows])
         assert new.found[0] == names_list and (new.found[1] != found).nnz == 0
         old, ids = new, list(round_ids)
