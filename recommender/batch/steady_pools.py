@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rank.candidates import mention_cut
 from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
 
 
@@ -50,8 +51,7 @@ def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
     indptr, data = both.indptr, both.data
     sizes = indptr[rows + 1] - indptr[rows]
     for j in np.flatnonzero(sizes > depth):
-        values = data[indptr[rows[j]]:indptr[rows[j] + 1]]
-        out[j] = float(np.partition(values, len(values) - depth - 1)[len(values) - depth - 1])
+        out[j] = mention_cut(data[indptr[rows[j]]:indptr[rows[j] + 1]], depth)
     return out
 
 
@@ -161,8 +161,10 @@ class Steady:
         self.cuts = None
         both = None
         if used["mention"]:
-            m = job.lexical.mentions.tocsr()
-            both = (m + m.T.tocsr()).tocsr()
+            from scipy import sparse
+
+            indptr, indices, data = job.lexical.csr_arrays()["mentions"]  # M + Mᵀ, made once for the ranking
+            both = sparse.csr_matrix((data, indices, indptr), shape=(n, n))
             self.cuts = sparse_cuts(both, rest, mention_depth)
             if self.cuts is None:
                 ok[:] = False

@@ -366,8 +366,15 @@ def mention_pool(cols: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.n
     the cut and its value."""
     if len(values) <= depth:
         return cols, 0.0
-    cut = np.partition(values, len(values) - depth - 1)[len(values) - depth - 1]
-    return cols[values > cut], float(cut)
+    cut = mention_cut(values, depth)
+    return cols[values > cut], cut
+
+
+def mention_cut(values: np.ndarray, depth: int) -> float:
+    """The cut of a mention row's stored values (`mention_pool`): their (depth+1)-th largest, 0 with at most depth."""
+    if len(values) <= depth:
+        return 0.0
+    return float(np.partition(values, len(values) - depth - 1)[len(values) - depth - 1])
 
 
 def mention_cuts(rows: np.ndarray, depth: int) -> np.ndarray:
