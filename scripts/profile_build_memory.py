@@ -28,7 +28,7 @@ import bench_scale  # noqa: E402
 PHASES = [  # (module under recommender., function, class or None)
     ("store.lexindex", "build", "LexicalIndex"), ("store.lexindex", "fit_tfidf", None),
     ("store.lexindex", "scan_names", None), ("store.lexindex", "mentions_of", None),
-    ("store.mentionmatrix", "mentions_from", None), ("store.mentionmatrix", "found_arrays", None),
+    ("store.mentionmatrix", "found_arrays", None),
     ("store.lexindex", "document_hashes", None), ("store.lexindex", "save", "LexicalIndex"),
     ("store.lexindex", "csr_arrays", "LexicalIndex"), ("rank.querydata", "write_query_data", None),
     ("store.lextopk", "impact_order", None), ("batch.build", "write_windows", None),

@@ -17,7 +17,7 @@ Two rounds over the shards, the driver merging between them:
 3. `weigh_shard`: each shard maps its counts to the vocabulary, orders every row's entries as the fit does and
    weighs them with scikit-learn's TfidfTransformer (sublinear TF, IDF, l2 norm), so every float is the fit's.
    Each shard also makes its rows of the mention matrix, with the names' weights from the texts each name is
-   found in, added up by the driver (`mentions_from`'s, shard by shard).
+   found in, added up by the driver (`mention_matrix`'s, shard by shard).
 4. The driver stacks the rows.
 """
 

@@ -89,12 +89,7 @@ def mention_matrix(ids: Sequence[str], titles: Sequence[str], texts: Sequence[st
     """M[a, b] = sum of IDF weights of b's names found in a's text (whole words), self excluded; and the weight
     of each name found. `frozen`: weights kept from an earlier fit (names not in it get their IDF here)."""
     owners = name_owners(ids, titles)
-    return mentions_from(owners, [names_in(text, owners) for text in texts], frozen)
-
-
-def mentions_from(owners: dict[str, list[int]], found: Sequence[set[str]],
-                  frozen: dict[str, float] | None = None) -> tuple[sparse.csr_matrix, dict[str, float]]:
-    """The mention matrix and name weights from the names found in each row's text (see mention_matrix)."""
+    found = [names_in(text, owners) for text in texts]
     weights = name_weights(name_counts(found), len(found), frozen)
     return mention_block(owners, found, weights, 0, len(found)), {**(frozen or {}), **weights}
 
