@@ -125,9 +125,7 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
                         **{name: as_csr(getattr(graph, name), n) for name in ("mentions", "mentions_t", "lists",
                                                                             "lists_t", "co")})
     old = state["bound_voters"]
-    renumber = np.full(len(old) + 1, -2, dtype=np.int64)  # removed rows -> -2; index -1 -> padding
-    renumber[-1] = -1
-    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+    renumber = margin_follow.renumbering(prev, len(old))
     rows, values, cut = np.full((n, RECORDED), -1, np.int64), np.full((n, RECORDED), np.nan), np.full(n, np.nan)
     kept = np.flatnonzero(same)
     rows[kept] = renumber[old[prev[kept]]]

@@ -70,9 +70,7 @@ def load(state: dict, prev: np.ndarray, same: np.ndarray) -> dict:
     """Each unchanged article's margin, renumbered (a removed article -2)."""
     if "margin_floor" not in state:
         return {}
-    renumber = np.full(len(state["ids"]) + 1, -2, dtype=np.int64)
-    renumber[-1] = -1
-    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+    renumber = renumbering(prev, len(state["ids"]))
     out = {}
     for row in np.flatnonzero(same):
         p = prev[row]
@@ -82,6 +80,15 @@ def load(state: dict, prev: np.ndarray, same: np.ndarray) -> dict:
         out[int(row)] = (renumber[state["margin_rows"][p][valid]], state["margin_raw"][p][valid],
                          float(state["margin_floor"][p]))
     return out
+
+
+def renumbering(prev: np.ndarray, n_old: int) -> np.ndarray:
+    """Each stored row's row now (prev: each row's old row, -1 when new), for rows read from the lists state: a
+    removed article -2, and the padding -1 (the last place) stays -1."""
+    renumber = np.full(n_old + 1, -2, dtype=np.int64)
+    renumber[-1] = -1
+    renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+    return renumber
 
 
 def replay(job, q: int, margin: tuple, moved: np.ndarray, entering: dict, has_copy: np.ndarray, slack: float):
