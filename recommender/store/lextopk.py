@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.blocks import runs
+
 MARGIN = 1e-4  # added to every bound, relative and absolute: float32 sums and norms differ far less from exact ones
 ONE_PASS = 4096  # a query whose lists average fewer postings: one pass over them all (Python's cost per term)
 PROBE_COST = 2.0  # a binary-search step costs about this many postings read in a pass (calibrated in the bench)
@@ -196,15 +198,11 @@ def impact_order(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> t
     indptr = np.asarray(indptr, dtype=np.int64)
     indices, data = np.asarray(indices), np.asarray(data)
     out_indices, out_data = np.empty_like(indices), np.empty_like(data)
-    terms, start = len(indptr) - 1, 0
-    while start < terms:
-        stop = int(np.searchsorted(indptr, indptr[start] + IMPACT_BLOCK, side="right")) - 1
-        stop = min(terms, max(start + 1, stop))
+    for start, stop in runs(indptr, IMPACT_BLOCK):
         a, b = int(indptr[start]), int(indptr[stop])
         term = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(indptr[start:stop + 1]))
         order = np.lexsort((indices[a:b], -np.asarray(data[a:b], dtype=np.float32), term))
         out_indices[a:b], out_data[a:b] = indices[a:b][order], data[a:b][order]
-        start = stop
     return out_indices, out_data
 
 

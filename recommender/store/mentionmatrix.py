@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..common.blocks import runs
 from .lexical import sparse
 
 WORD = re.compile(r"\w+")
@@ -173,17 +174,14 @@ def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray
     out_indices = np.empty(upper, dtype=np.int64 if wide else np.int32)
     out_data = np.empty(upper, dtype=np.float32)
     out_indptr = np.zeros(rows + 1, dtype=np.int64)
-    start, nnz = 0, 0
-    while start < rows:
-        stop = int(np.searchsorted(row_before, row_before[start] + block, side="right")) - 1
-        stop = min(rows, max(start + 1, stop))
+    nnz = 0
+    for start, stop in runs(row_before, block):
         part = expand_rows(found_ptr, columns, lengths, before, owner_ptr, owner_rows, values, start, stop, first, n)
         count = part.nnz
         out_indices[nnz:nnz + count] = part.indices
         out_data[nnz:nnz + count] = part.data
         out_indptr[start + 1:stop + 1] = part.indptr[1:] + nnz
         nnz += count
-        start = stop
     return sparse.csr_matrix((out_data[:nnz], out_indices[:nnz], out_indptr), shape=(rows, n))
 
 
