@@ -221,11 +221,11 @@ class CopyReach:
         graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(total, total))
         _, self.label = connected_components(graph, directed=False)
         self.has_copy = (np.bincount(np.concatenate([a, b]), minlength=total) > 0)[:n]  # before or now
-        dated = np.zeros(total, dtype=bool)
-        dated[:n] = ~np.isnan(np.asarray(job.facts.days, dtype=np.float64)) & same
-        self.dated = dated  # an unchanged article with a date (a changed one is in no A_q that stays)
-        self.dated_mates = np.bincount(self.label, weights=np.concatenate([~np.isnan(
-            np.asarray(job.facts.days, dtype=np.float64)), np.zeros(len(removed), dtype=bool)]))
+        has_date = np.zeros(total, dtype=bool)  # a removed article counts as undated, as before
+        has_date[:n] = ~np.isnan(np.asarray(job.facts.days, dtype=np.float64))
+        # an unchanged article with a date (a changed one is in no A_q that stays)
+        self.dated = has_date & np.concatenate([same, np.zeros(len(removed), dtype=bool)])
+        self.dated_mates = np.bincount(self.label, weights=has_date)
         ptr, members = state["above_ptr"], state["above_rows"]
         self.above: dict[int, np.ndarray] = {}
         for row in np.flatnonzero(same):
