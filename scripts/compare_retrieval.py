@@ -43,11 +43,12 @@ def bounded(budget: int | None) -> dict:
     return saved
 
 
-def run(index: Index, gold, retrieval: str, learned: bool, seed: int):
+def run(index: Index, gold, retrieval: str, learned: bool, seed: int, sample: int | None = None):
     base = Policy()
     policy = replace(base, ranking=replace(base.ranking, retrieval=retrieval))
     start = time.perf_counter()
-    result = evaluate_index(index, gold, baselines=(), policy=policy, dense=False, learned=learned, seed=seed)
+    result = evaluate_index(index, gold, baselines=(), policy=policy, dense=False, learned=learned, seed=seed,
+                            sample=sample)
     return result, time.perf_counter() - start
 
 
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--gold", required=True)
     parser.add_argument("--no-learned", action="store_true", help="only the default ranking")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample", type=int, help="a seeded sample of this many queries (default: every one)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--reference", choices=("exact", "two-stage"), default="exact",
                         help="what the two-stage run is compared with (default: the exact ranking)")
@@ -75,11 +77,12 @@ def main() -> None:
     gold = load_gold_jsonl(args.gold)
     rows, seconds = [], {}
     with Index.open(args.index) as index:
-        reference, seconds["reference"] = run(index, gold, args.reference, not args.no_learned, args.seed)
+        reference, seconds["reference"] = run(index, gold, args.reference, not args.no_learned, args.seed,
+                                                  args.sample)
     for budget in args.impact_budget if args.bounded else [None]:
         settings = bounded(budget) if args.bounded else {}
         with Index.open(args.index) as index:  # a fresh index: no ranker or cache shared with the other runs
-            two, two_s = run(index, gold, "two-stage", not args.no_learned, args.seed)
+            two, two_s = run(index, gold, "two-stage", not args.no_learned, args.seed, args.sample)
         compared = f"bounded, impact budget {budget or candidates.IMPACT_BUDGET}" if args.bounded else "two-stage"
         for name, value in settings.items():
             setattr(candidates, name, value)
