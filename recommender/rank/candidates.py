@@ -30,7 +30,7 @@ LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean squ
 WINDOW_SAMPLE = 2048  # rows whose window scores give a window row's mean and mean square (beyond its pool)
 SAMPLE_SEED = 20261205
 EXACT_POSTINGS = 200_000  # a query whose terms' postings total more: lexical candidates from the lists' heads
-IMPACT_BUDGET = 131_072  # postings read then (store.lextopk.ImpactTopK)
+IMPACT_BUDGET = 65_536  # postings read then (store.lextopk.ImpactTopK; shared by squared weight)
 # up to this many stored windows (about 25,000 articles of MDN's shape) the window candidates come from an exact
 # search (a few ms a query): its pools are an exact top-k, which the nightly reach needs to stay incremental
 EXACT_WINDOW_SEARCH = 100_000

@@ -206,16 +206,40 @@ def impact_order(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> t
     return out_indices, out_data
 
 
+DENSE_SUMS = 4  # ImpactTopK sums in an array of the corpus's size up to this many documents per posting read
+
+
 class ImpactTopK:
     """Lexical candidates at a bounded cost, for queries whose posting lists are long: each query term's postings
-    are read from the head of its impact-ordered list (largest values first), at most `budget` postings in all,
-    shared among the terms; the documents are ranked by the partial sums read. Not exact: `top_k` also returns
-    the most an unreturned document can score (the k-th partial sum plus what each term's unread tail can add),
-    which the nightly reach rules use as the pool's boundary."""
+    are read from the head of its impact-ordered list (largest values first), about `budget` postings in all,
+    shared among the terms by their squared weight (each term at least `min_per_term`: a heavy, rare term's short
+    list whole, a light common word's long list only its head); the documents are ranked by the partial sums read,
+    accumulated over the documents read alone (a sort; an array of the corpus's size only while it is at most
+    DENSE_SUMS times the read), so the cost does not follow n. Not exact: `top_k` also returns the most an unreturned document can score (the k-th partial sum plus what
+    the terms' unread tails can add), which the nightly reach rules use as the pool's boundary."""
 
-    def __init__(self, indptr, impact_indices, impact_data, n_docs: int, budget: int, min_per_term: int = 256):
+    def __init__(self, indptr, impact_indices, impact_data, n_docs: int, budget: int, min_per_term: int = 64):
         self.indptr, self.indices, self.data = indptr, impact_indices, impact_data
-        self.n_docs, self.budget, self.min_per_term = int(n_docs), int(budget), int(min_per_term)
+        self.n_docs, self.budget, self.min_per_term = int(n_docs), int(budget), max(1, int(min_per_term))
+
+    def shares(self, weights: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """How many postings of each term are read: every posting when the lists hold at most `budget`; else the
+        budget shared by squared weight (each term at least min_per_term, at most its list), what the lists
+        shorter than their share leave given again to the others (twice)."""
+        if int(lengths.sum()) <= self.budget:
+            return lengths
+        w2 = np.square(weights.astype(np.float64))
+        read = np.zeros(len(lengths), dtype=np.int64)
+        open_ = np.ones(len(lengths), dtype=bool)  # terms whose list is longer than what they read so far
+        for _ in range(3):
+            left = self.budget - int(read[~open_].sum())
+            share = (w2 * (max(left, 0) / max(float(w2[open_].sum()), 1e-300))).astype(np.int64)
+            read = np.where(open_, np.minimum(lengths, np.maximum(self.min_per_term, share)), read)
+            full = open_ & (read >= lengths)
+            if not full.any():
+                break
+            open_ &= ~full
+        return read
 
     def top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(rows int64, partial scores float32, outsider bound), best first (ties: lower row)."""
@@ -223,18 +247,25 @@ class ImpactTopK:
         weights = np.asarray(weights, dtype=np.float32)
         if not len(terms) or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
-        per = max(self.min_per_term, self.budget // len(terms))
         begins = np.asarray(self.indptr[terms], dtype=np.int64)
         lengths = np.asarray(self.indptr[terms + 1], dtype=np.int64) - begins
-        read = np.minimum(lengths, per)
+        read = self.shares(weights, lengths)
         at = np.repeat(begins - np.concatenate(([0], np.cumsum(read)[:-1])), read) + np.arange(int(read.sum()))
         docs = np.asarray(self.indices[at], dtype=np.int64)
         values = np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, read)
-        sums = np.bincount(docs, weights=values, minlength=self.n_docs)  # a dense accumulator: no sort
-        found = np.flatnonzero(sums)
-        partial = sums[found]
-        # what an unread posting can add: each truncated term's last value read (its list is sorted by value)
-        tails = np.where(read < lengths, np.asarray(self.data[np.maximum(begins + read - 1, 0)], np.float64), 0.0)
-        unread = float(np.dot(weights.astype(np.float64), tails))
+        if self.n_docs <= DENSE_SUMS * len(docs):  # a corpus not much larger than the read: an array of its size
+            sums = np.bincount(docs, weights=values, minlength=self.n_docs)
+            found = np.flatnonzero(sums)
+            partial = sums[found]
+        else:  # the same sums (each document's values added in the order read) over the documents read alone
+            found, slot = np.unique(docs, return_inverse=True)
+            partial = np.bincount(slot.ravel(), weights=values, minlength=len(found))
+        # what an unread posting can add: each truncated term's last value read (its list is sorted by value);
+        # with the documents' rows of norm at most 1, also at most the truncated weights' norm (Cauchy-Schwarz)
+        cut = read < lengths
+        tails = np.asarray(self.data[begins[cut] + read[cut] - 1], np.float64)
+        w = weights[cut].astype(np.float64)
+        unread = min(float(np.dot(w, tails)), float(np.sqrt(np.dot(w, w)))) if len(w) else 0.0
         rows, best = _best(found, partial, k)
-        return rows, best, (float(best[-1]) if len(rows) >= k else 0.0) + unread
+        return rows, best, (float(best[-1]) if len(rows) >= k else 0.0) + (unread * (1 + MARGIN) + MARGIN
+                                                                           if len(w) else 0.0)

@@ -252,3 +252,34 @@ def test_impact_heads_prove_their_bound_and_are_exact_when_every_posting_is_read
         assert set(all_rows) == set(want) and np.allclose(np.sort(all_scores), np.sort(want_scores), atol=1e-5)
         assert all_bound == pytest.approx(float(want_scores[-1]), abs=1e-5)
     assert truncated > 0  # the small budget did leave postings unread
+
+
+def test_impact_heads_share_the_budget_by_squared_weight_and_sum_alike_in_both_accumulators(monkeypatch):
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    from recommender.store import lextopk
+    from recommender.store.lextopk import ImpactTopK, impact_order
+
+    matrix = normalize(sparse.random(3000, 200, density=0.08, random_state=5, format="csr",
+                                     dtype=np.float32)).astype(np.float32).tocsr()
+    postings = matrix.T.tocsr()
+    postings.sort_indices()
+    ordered = impact_order(postings.indptr, postings.indices, postings.data)
+    heads = ImpactTopK(postings.indptr, *ordered, 3000, budget=800, min_per_term=8)
+    lengths = np.diff(postings.indptr)[[3, 4, 5]].astype(np.int64)
+    read = ImpactTopK(postings.indptr, *ordered, 3000, budget=200, min_per_term=8).shares(
+        np.array([0.9, 0.3, 0.1], np.float32), lengths)
+    assert read[0] > read[1] > read[2] >= 8 and read.sum() <= 200 + 3 * 8  # the heavier term reads more
+    assert np.array_equal(heads.shares(np.ones(3, np.float32), lengths // 4 + 1), lengths // 4 + 1)  # all fit
+    full = (matrix @ matrix.T).toarray()
+    for q in range(30):
+        terms, weights = matrix[q].indices.astype(np.int64), matrix[q].data
+        monkeypatch.setattr(lextopk, "DENSE_SUMS", 10 ** 6)
+        dense = heads.top_k(terms, weights, 25)
+        monkeypatch.setattr(lextopk, "DENSE_SUMS", 0)
+        sparse_ = heads.top_k(terms, weights, 25)
+        assert np.array_equal(dense[0], sparse_[0]) and np.array_equal(dense[1], sparse_[1])
+        assert dense[2] == sparse_[2]
+        outside = np.setdiff1d(np.arange(3000), dense[0])
+        assert full[q, outside].max() <= dense[2] + 1e-6  # the bound holds
