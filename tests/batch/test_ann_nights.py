@@ -4,9 +4,11 @@ path, with 3 of its lists probed): the index keeps its training and nprobe from 
 keeps each list's pools and retrieval, and every list of an incremental night equals a full ranking of every row
 over the same index with the same frozen statistics (default and learned ranking)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from listcheck import assert_same_lists, full_with_frozen, outputs, write_records
+from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
 from test_two_stage_incremental import DEFAULT, LEARNED, _records
 
 from recommender.batch.nightly import run_batch
@@ -40,8 +42,12 @@ def _night(records, rng, bank, round_):
     del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]  # a removal
 
 
-@pytest.mark.parametrize("policy,learned", [(DEFAULT.with_links(k=5, min_score=None), False),
-                                            (LEARNED.with_links(k=5, min_score=None), True)])
+def _pools_of(policy, size: int = 4):
+    """Pools of `size` (each part's candidates): an article can leave or enter a list's candidates."""
+    return replace(policy, ranking=replace(policy.ranking, candidates=size)).with_links(k=5, min_score=None)
+
+
+@pytest.mark.parametrize("policy,learned", [(_pools_of(DEFAULT), False), (_pools_of(LEARNED), True)])
 def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_windows, policy, learned):
     rng = np.random.default_rng(3)
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
@@ -60,7 +66,10 @@ def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_
         assert record.lists["kind"] == "incremental", record.lists
         assert record.lists["recomputed"] < len(records), record.lists
         assert record.ranking == ("learned" if learned else "default")
-        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned, window_ann=True))
+        pools: dict = {}
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned, window_pools=pools,
+                                                         window_ann=True))
+        assert stored_window_pools(out) == pools  # the pools the reach followed are those a retrieval finds now
 
 
 def test_a_night_whose_window_index_is_trained_anew_is_a_full_run(tmp_path, ivf_windows, monkeypatch):
