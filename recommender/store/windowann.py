@@ -112,7 +112,8 @@ class WindowANN:
             index.nprobe = min(nlist, NPROBES[0])
         ann = cls(index)
         for start in range(0, n, BLOCK):
-            ann.add(window_rows(codes, scales, slice(start, min(n, start + BLOCK))), np.arange(start, min(n, start + BLOCK)))
+            stop = min(n, start + BLOCK)
+            ann.add(window_rows(codes, scales, slice(start, stop)), np.arange(start, stop))
         return ann
 
     @property
