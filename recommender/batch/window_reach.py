@@ -375,7 +375,8 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
     score[is_changed], best[is_changed] = changed_score[col], changed_best[col]
     # the other owners: an article that owned a window before and was not in the pool scores at most the pool's
     # lowest and comes after every member, so it is scored only when the pool may need it; a new owner always
-    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]))
+    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]),
+                     kind="table")  # rows: small whole numbers (a lookup table, not a sort)
     later = ~old & ~is_changed & before if len(old_rows) >= depth else np.zeros(len(owners), dtype=bool)
     new_owner = ~old & ~is_changed & ~later
     if new_owner.any():

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
-from test_two_stage_incremental import DEFAULT, LEARNED, _records
+from test_two_stage_incremental import DEFAULT, LEARNED, _records, night
 
 from recommender.batch.nightly import run_batch
 from recommender.rank import candidates
@@ -31,17 +31,6 @@ def ivf_windows(monkeypatch):
     monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)  # ... so the kept training is never refused for recall
 
 
-def _night(records, rng, bank, round_):
-    for j in range(3):  # new articles made of banked sections: their windows come nearer than others'
-        sections = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
-        records.append({"id": f"new/{round_}/{j}", "title": f"Section page {round_} {j}", "text": sections})
-    records[int(rng.integers(N - 10))]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more
-    moved = records[int(rng.integers(N - 10))]  # one rewritten: its old windows leave the lists they were in
-    moved["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
-    curated = {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
-    del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]  # a removal
-
-
 def _pools_of(policy, size: int = 4):
     """Pools of `size` (each part's candidates): an article can leave or enter a list's candidates."""
     return replace(policy, ranking=replace(policy.ranking, candidates=size)).with_links(k=5, min_score=None)
@@ -60,7 +49,7 @@ def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_
     key = stats["window_ann_key"]
     monkeypatch.setattr(windowann, "NPROBES", (4,))  # what a night that tuned its nprobe again would choose
     for round_ in range(3):
-        _night(records, rng, bank, round_)
+        night(records, rng, bank, round_)
         write_records(feed, records)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
         stats = Index.open(index_dir).data.manifest.stats
@@ -81,7 +70,7 @@ def test_a_night_whose_window_index_is_trained_anew_is_a_full_run(tmp_path, ivf_
     write_records(feed, records)
     policy = DEFAULT.with_links(k=5, min_score=None)
     run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-    _night(records, rng, bank, 0)
+    night(records, rng, bank, 0)
     write_records(feed, records)
     monkeypatch.setattr(windowann, "RECALL_KEEP", 1.01)  # the kept training misses its recall: trained anew
     record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
