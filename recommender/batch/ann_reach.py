@@ -32,10 +32,9 @@ import numpy as np
 from ..rank.candidates import mention_cuts, mention_depth
 from .copy_reach import duplicates
 from .learned_pairs import QueryStats
+from .learned_reach import POOL_EPS  # float slack of the pool membership tests
 from .pool_follow import TopSide
 from .window_reach import EPS, WindowSide
-
-POOL_EPS = 1e-5  # float slack of the pool membership tests (as learned_reach's)
 
 
 def full_run_reason(job) -> str | None:
