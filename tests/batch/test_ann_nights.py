@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
-from test_two_stage_incremental import DEFAULT, LEARNED, _records, night
+from test_two_stage_incremental import DEFAULT, LEARNED, _records, few_windows, night  # noqa: F401 (a fixture)
 
 from recommender.batch.nightly import run_batch
 from recommender.rank import candidates
@@ -20,12 +20,8 @@ N = 120
 
 
 @pytest.fixture
-def ivf_windows(monkeypatch):
+def ivf_windows(few_windows, monkeypatch):
     monkeypatch.setattr(candidates, "EXACT_WINDOW_SEARCH", 0)
-    monkeypatch.setattr(candidates, "WINDOW_NEIGHBOURS", 24)
-    monkeypatch.setattr(candidates, "MIN_PER_WINDOW", 6)
-    monkeypatch.setattr(candidates, "WINDOW_SAMPLE", 40)
-    monkeypatch.setattr(candidates, "LEXICAL_SAMPLE", 50)
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
     monkeypatch.setattr(windowann, "NPROBES", (3,))  # few of its ~15 lists probed: what a search finds matters
     monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)  # ... so the kept training is never refused for recall
