@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..rank.corpusstats import PoolBounds
-from . import margin_follow
+from . import ann_reach, margin_follow, window_reach
 from .copy_reach import CopyReach, CopyRecord, duplicates, state_arrays
 from .window_reach import EPS
 
@@ -186,10 +186,13 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         return full_plan(n, "policy, model or lexical fit changed"), Frozen.fresh(job.vectors, ids)
     if job.policy.diversity.mmr_lambda < 1.0:
         return full_plan(n, "mmr"), Frozen.fresh(job.vectors, ids)
-    ranker = job.ranker()
-    if ranker.windows is not None and ranker.window_stage().ann.approximate:  # its pools are not an exact top-k
-        return full_plan(n, "approximate window search"), Frozen.fresh(job.vectors, ids)
     learned = getattr(job, "learned", None) is not None  # its reach rules: recommender.batch.learned_reach
+    ranker = job.ranker()
+    approximate = window_reach.approximate(ranker)  # its pools are followed (window_reach, ann_reach)
+    why = window_reach.full_run_reason(ranker, state) or (ann_reach.full_run_reason(job) if approximate and
+                                                            not learned else None)
+    if why:
+        return full_plan(n, why), Frozen.fresh(job.vectors, ids)
     old_ids, old_sigs = state["ids"], state["signatures"]
     old_row = {x: r for r, x in enumerate(old_ids)}
     prev = np.array([old_row.get(x, -1) for x in ids], dtype=np.int64)
@@ -255,6 +258,8 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         if learned:
             recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
                                                                 recompute, thresholds, follow)
+        elif approximate:
+            recompute |= ann_reach.reached_by_pools(job, frozen, state, prev, ~same, reasons, recompute, thresholds)
         else:
             recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
     plan = Plan("incremental", recompute, reasons)
@@ -356,6 +361,7 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
+    frozen.windows.key = window_reach.search_key(job.ranker())  # kept with the lists (window_reach.Record)
     if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph,
         frozen.copies = CopyRecord(job)  # read from each list's candidates as it is ranked (copy_reach)
     job.use_frozen(frozen)

@@ -65,6 +65,8 @@ class LinkJob:
                 from .window_reach import MARGIN as margin  # what the learned reach follows windows by
 
                 record = partial(recording, frozen=self.frozen)
+            elif self.frozen is not None and self.window_ann is not None:  # followed too (window_reach, ann_reach)
+                from .window_reach import MARGIN as margin
             self._ranker = build_ranker(self.vectors, self.lexical, self.policy.ranking, ann=self.ann,
                                         windows=self.windows, window_ann=self.window_ann, features=self.site_facts,
                                         model=self.learned, graph=self.graph, frozen=self.frozen,

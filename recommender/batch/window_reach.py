@@ -28,6 +28,32 @@ SLACK = 1e-5  # float slack where numbers of different routines meet (a full win
 EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes): incremental's and learned_reach's
 
 
+def approximate(ranker) -> bool:
+    """Whether the ranker's window candidates come from an approximate index (store.windowann, IVF: a site above
+    candidates.EXACT_WINDOW_SEARCH stored windows) rather than an exact search."""
+    return ranker.windows is not None and getattr(ranker.window_stage().ann, "approximate", False)
+
+
+def search_key(ranker) -> str | None:
+    """The approximate window index's training key (centroids, 8-bit ranges, nprobe), None under exact search."""
+    return ranker.window_stage().ann.training_key if approximate(ranker) else None
+
+
+def full_run_reason(ranker, state: dict) -> str | None:
+    """Why the window pools of the last night cannot be followed to this one under an approximate window index
+    (None: they can, or the search is exact). Its pools are followed only while the index keeps the training and
+    nprobe the lists were ranked with (store.windowann.reusable_training: the windows stay within about
+    0.64-1.56 times those it was trained on, and its recall at the kept nprobe reaches the target; else it is
+    trained anew and every list is ranked again), and from each list's recorded retrieval (its margin)."""
+    if not approximate(ranker):
+        return None
+    if "near_len" not in state or "wann_key" not in state:
+        return "no window pools recorded for the approximate window search"
+    if state["wann_key"].tobytes().decode() != search_key(ranker):
+        return "window index trained anew (windows past its growth range, or its recall below target)"
+    return None
+
+
 def outsider(lasts: np.ndarray) -> float:
     """candidates.WindowStage._outsider_bound from the lasts (+inf when one is unknown)."""
     return float((lasts.mean() + lasts.max()) / 2) if len(lasts) else -np.inf
@@ -59,6 +85,7 @@ class Record:
         # window, floor per query window: no other window is nearer), each query window's best first
         self.near: dict[int, tuple] = {}
         self.n = n
+        self.key: str | None = None  # the approximate window index's training key the lists were ranked with
 
     def record(self, row: int, lasts, pool, near=None) -> None:
         self.lasts[row] = EXACT if isinstance(lasts, str) else (EVERYTHING if lasts is None else
@@ -92,7 +119,8 @@ class Record:
             self.tops[name][row] = (rows, values.astype(np.float32))
 
     def arrays(self, keep_pools: bool) -> dict:
-        """The state's arrays (np.savez): the lasts always, the pools for a learned ranking."""
+        """The state's arrays (np.savez): the lasts always, the pools for a learned ranking or an approximate
+        window search (`key`)."""
         codes = np.full(self.n, UNKNOWN, dtype=np.int64)
         values = []
         for row in range(self.n):
@@ -103,6 +131,9 @@ class Record:
             else:
                 codes[row] = lasts
         out = {"wlast_len": codes, "wlast": np.concatenate(values) if values else np.zeros(0)}
+        if self.key is not None:
+            out["wann_key"] = np.frombuffer(self.key.encode(), dtype=np.uint8)
+        keep_pools = keep_pools or self.key is not None  # an approximate window search: pools are followed
         for name, table in self.tables.items() if keep_pools else ():
             out[f"pool_{name}_len"] = np.array([len(table[r][0]) if r in table else -1 for r in range(self.n)])
             parts = [table[r] for r in range(self.n) if r in table]
@@ -164,7 +195,7 @@ class ChangedWindows:
     and changed rows `cols`) and, with a record (learned ranking), each changed window nearer to a kept window
     than that window's recorded floor (`added`)."""
 
-    def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None):
+    def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None, ann=None):
         self.rest, self.cols = rest, cols
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
@@ -173,7 +204,10 @@ class ChangedWindows:
         self.best = np.full(len(stored), -np.inf)
         floors = self._floors(record) if record is not None else None
         found: list[tuple] = []
-        for a in range(0, len(stored) if len(cols) else 0, BLOCK_WINDOWS):
+        if getattr(ann, "approximate", False):  # the windows an IVF search of the kept windows can find
+            found = self._probed(ann, stored, scales, changed, cscales, floors, record)
+        for a in range(0, len(stored) if len(cols) and not found and not getattr(ann, "approximate", False) else 0,
+                       BLOCK_WINDOWS):
             # as the window search computes them (candidates.ExactWindowSearch.search_codes): exact products,
             # scaled by the stored (changed) window's scale, then the query (kept) window's
             sims = (stored[a:a + BLOCK_WINDOWS] @ theirs).astype(np.float32, copy=False)
@@ -187,6 +221,37 @@ class ChangedWindows:
         self.added_window = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
         self.added_sim = np.concatenate([f[2] for f in found]) if found else np.zeros(0, np.float32)
         self.best += SLACK
+
+    def _probed(self, ann, stored, scales, changed, cscales, floors, record) -> list[tuple]:
+        """Under an approximate window index (its training and nprobe kept from the night the records were made:
+        store.windowann.reusable_training): the changed windows each kept window's search can find, those in the
+        lists it probes, with the similarities the search computes (an index of the changed windows alone with
+        the same training: WindowANN.subset), nearest first, up to as many as the window retrieved with its
+        margin. A kept window that found that many above its floor might not see them all: its row's record is
+        dropped (the list is ranked again)."""
+        vectors = np.asarray(changed, np.float32) * np.asarray(cscales, np.float32)[:, None]
+        theirs = ann.subset(vectors, np.arange(len(vectors)))
+        asked = np.zeros(len(stored), dtype=np.int64)
+        for j, row in enumerate(self.rest):
+            near = record.near.get(int(row)) if record is not None else None
+            if near is not None and len(near[2]) == self.counts[j]:
+                asked[self.firsts[j]:self.firsts[j] + self.counts[j]] = near[2]
+        found, cut = [], np.zeros(len(stored), dtype=bool)
+        for a in range(0, len(stored) if len(vectors) else 0, BLOCK_WINDOWS):
+            mine = np.asarray(stored[a:a + BLOCK_WINDOWS], np.float32) * np.asarray(scales[a:a + BLOCK_WINDOWS],
+                                                                                    np.float32)[:, None]
+            k = int(min(len(vectors), max(1, asked[a:a + len(mine)].max(initial=1))))
+            sims, ids = theirs.search(mine, k)
+            self.best[a:a + len(mine)] = np.where(ids[:, 0] >= 0, sims[:, 0], -np.inf)
+            if floors is None:
+                continue
+            w, c = np.nonzero((ids >= 0) & (sims > floors[a:a + len(mine), None]))
+            found.append((w + a, ids[w, c], sims[w, c]))
+            cut[a:a + len(mine)] = (k < len(vectors)) & (ids[:, -1] >= 0) & (sims[:, -1] > floors[a:a + len(mine)])
+        total = np.concatenate(([0], np.cumsum(cut)))
+        for j in np.flatnonzero(total[self.firsts + self.counts] > total[self.firsts]):
+            record.near.pop(int(self.rest[j]), None)
+        return found
 
     def _floors(self, record: Record) -> np.ndarray:
         """Each kept window's recorded floor (+inf where its row has no record of the right shape)."""
@@ -310,7 +375,8 @@ def follow(windows, record: Record, changed: ChangedWindows, j: int, moved: np.n
     score[is_changed], best[is_changed] = changed_score[col], changed_best[col]
     # the other owners: an article that owned a window before and was not in the pool scores at most the pool's
     # lowest and comes after every member, so it is scored only when the pool may need it; a new owner always
-    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]))
+    before = np.isin(owners, np.concatenate([rows_e[starts[i]:starts[i] + per] for i in range(count)]),
+                     kind="table")  # rows: small whole numbers (a lookup table, not a sort)
     later = ~old & ~is_changed & before if len(old_rows) >= depth else np.zeros(len(owners), dtype=bool)
     new_owner = ~old & ~is_changed & ~later
     if new_owner.any():
@@ -342,7 +408,8 @@ class WindowSide:
         self.windows, self.record, self.depth, self.eps = ranker.windows, frozen.windows, depth, eps
         self.rest, self.moved = rest, moved
         self.cols = np.flatnonzero(moved)
-        self.changed = ChangedWindows(self.windows, rest, self.cols, record=self.record)
+        self.changed = ChangedWindows(self.windows, rest, self.cols, record=self.record,
+                                      ann=ranker.window_stage().ann)
         n = len(moved)
         self.changed_score, self.changed_best = self.windows.rows(self.cols, with_max=True) if len(self.cols) \
             else (np.zeros((0, n), np.float32), np.zeros((0, n), np.float32))

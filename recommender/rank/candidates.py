@@ -272,7 +272,7 @@ class WindowStage:
         every one was found)). How many windows each query window retrieves depends on that query alone, so a
         query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
         also ends with its similarities with every stored window (query windows x stored windows)."""
-        margin = self.margin > 0 and not getattr(self.ann, "approximate", False)
+        margin = self.margin > 0
         wanted = [max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))) for codes, _ in queries]
         extras = [max(MIN_MARGIN, int(per * self.margin)) if margin else 0 for per in wanted]
         sizes = [len(codes) for codes, _ in queries]

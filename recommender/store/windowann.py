@@ -29,6 +29,10 @@ from .ann import nlist_for, trained_ivf_sq8, training_rows
 FLAT_MAX = 4_000
 RECALL_K = 50  # nprobe is tuned on each query window's 50 nearest windows
 RECALL_TARGET = 0.98  # ... to find at least this share of them
+# a kept training (a night's index: reusable_training) and its nprobe stay while their recall is at least this:
+# the target less an allowance for the sampling noise of its 500 query windows (which shift as articles come and
+# go), so that a night does not train anew (and rank every list again) over noise alone
+RECALL_KEEP = 0.97
 RECALL_QUERIES = 500  # stored windows sampled (seeded) as queries for the tuning
 NPROBES = (16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
 SMALL_SEARCH = 32  # query windows up to which a search runs on one thread (1.1 ms against 9 ms on two
@@ -106,9 +110,55 @@ class WindowANN:
             nlist = nlist_for(n)
             index = trained_ivf_sq8(window_rows(codes, scales, training_rows(n, nlist, seed)), nlist)
             index.nprobe = min(nlist, NPROBES[0])
+        ann = cls(index)
         for start in range(0, n, BLOCK):
-            index.add(window_rows(codes, scales, slice(start, min(n, start + BLOCK))))
-        return cls(index)
+            stop = min(n, start + BLOCK)
+            ann.add(window_rows(codes, scales, slice(start, stop)), np.arange(start, stop))
+        return ann
+
+    @property
+    def coarse(self) -> "Coarse":
+        """The IVF's centroids, for exact list assignments and probes (made once)."""
+        if getattr(self, "_coarse", None) is None:
+            self._coarse = Coarse(self.index.quantizer)
+        return self._coarse
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add windows (float32 vectors) with their ids; an IVF assigns each to its exactly nearest list
+        (`Coarse`), so a window lands in the same list whatever the other windows added with it."""
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not self.approximate:
+            self.index.add(vectors)
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        lists = np.ascontiguousarray(self.coarse.best(vectors, 1)[0][:, 0])
+        self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
+
+    def subset(self, vectors: np.ndarray, ids: np.ndarray) -> "WindowANN":
+        """An IVF index with this one's training and nprobe holding only `vectors` (ids given): a search of it
+        finds exactly the windows among these that a search of this index could find, with the same
+        similarities (the nightly reach: which of a night's new windows a kept list's query windows find)."""
+        out = WindowANN(empty_like(self.index))
+        out._coarse = self.coarse
+        out.add(vectors, ids)
+        return out
+
+    @property
+    def training_key(self) -> str | None:
+        """A digest of what decides an IVF search's result besides the windows it holds (centroids, 8-bit ranges,
+        nprobe); None for a flat index. Nights stay incremental while it holds (batch/window_reach.py)."""
+        if not self.approximate:
+            return None
+        import hashlib
+
+        import faiss
+
+        digest = hashlib.sha1(self.coarse.c64.astype(np.float32).tobytes())
+        digest.update(faiss.vector_to_array(self.index.sq.trained).astype(np.float32).tobytes())
+        digest.update(f"{self.index.nlist}/{self.index.nprobe}/{int(self.index.by_residual)}".encode())
+        return digest.hexdigest()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(sims m x k float32, window ids m x k int64, -1 where fewer than k windows exist), best first."""
@@ -116,13 +166,21 @@ class WindowANN:
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), self.count))
+        if self.approximate:  # the lists probed and their similarities exactly (Coarse): the same in any batch
+            lists, coarse = self.coarse.best(queries, self.nprobe)
+
+            def run():
+                return self.index.search_preassigned(queries, k, lists, coarse)
+        else:
+            def run():
+                return self.index.search(queries, k)
         if len(queries) > SMALL_SEARCH:
-            sims, ids = self.index.search(queries, k)
+            sims, ids = run()
         else:  # one article's windows: OpenMP's start-up costs more than the search (the setting is per thread)
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
             try:
-                sims, ids = self.index.search(queries, k)
+                sims, ids = run()
             finally:
                 faiss.omp_set_num_threads(threads)
         return sims, ids.astype(np.int64)
@@ -161,8 +219,11 @@ class WindowANN:
 def reusable_training(path: str | Path, n: int, dim: int):
     """An empty IVF index trained as the saved one at `path` was (its coarse centroids and 8-bit ranges), for
     n windows of dimension dim, or None when that index is flat, unreadable, of another dimension, or has not
-    within 25% of the lists n windows get (nlist_for). Saves a night's k-means (most of an IVF build); the
-    recall is measured again on the new windows all the same (write_window_ann trains afresh below target)."""
+    within 25% of the lists n windows get (nlist_for: the windows within about 0.64-1.56 times those it was
+    trained for). Saves a night's k-means (most of an IVF build) and keeps its nprobe, so that a search of an
+    unchanged window finds what it found before but for windows added or removed (the nightly reach follows
+    window pools by that: batch/window_reach.py); the recall is measured again on the new windows all the same
+    (write_window_ann trains afresh below target)."""
     import faiss
 
     try:
@@ -171,12 +232,52 @@ def reusable_training(path: str | Path, n: int, dim: int):
         return None
     if not hasattr(old, "nprobe") or old.d != dim or not 0.8 <= old.nlist / nlist_for(n) <= 1.25:
         return None
-    index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(old.quantizer), dim, old.nlist,
+    return empty_like(old)
+
+
+def empty_like(old):
+    """An empty IVF-SQ8 index with the training (coarse centroids, 8-bit ranges) and nprobe of `old`."""
+    import faiss
+
+    index = faiss.IndexIVFScalarQuantizer(faiss.clone_index(old.quantizer), old.d, old.nlist,
                                           faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
     index.sq = old.sq
+    index.by_residual = old.by_residual
     index.is_trained = True
-    index.nprobe = min(old.nlist, NPROBES[0])
+    index.nprobe = old.nprobe
     return index
+
+
+COARSE_BLOCK = 1024  # query windows whose lists are found at a time
+
+
+class Coarse:
+    """Each window's `m` best lists of an IVF (by inner product with the centroids, ties: the lower list) and
+    those products, exactly: float64 products (BLAS) rounded once to float32, so the same whatever the batch (a
+    different order of float64 sums moves a product by about 1e-16, below float32's rounding). FAISS's own
+    assignment multiplies in float32 by a route that depends on how many vectors come together (BLAS from 20
+    on), so a window's list or a query's probed similarities could differ in the last bit between a night's
+    search and a full run's. At MDN's 971 lists the float64 product costs 4 ms for 256 query windows, the
+    float32 one 2.4 ms."""
+
+    def __init__(self, quantizer):
+        self.c64 = np.ascontiguousarray(quantizer.reconstruct_n(0, quantizer.ntotal), dtype=np.float64)
+
+    def best(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lists m wide int64, their similarities float32), best first."""
+        nlist = len(self.c64)
+        m = max(1, min(int(m), nlist))
+        lists = np.empty((len(queries), m), dtype=np.int64)
+        sims = np.empty((len(queries), m), dtype=np.float32)
+        for a in range(0, len(queries), COARSE_BLOCK):
+            exact = (np.asarray(queries[a:a + COARSE_BLOCK], dtype=np.float64) @ self.c64.T).astype(np.float32)
+            cand = np.argpartition(-exact, m - 1, axis=1)[:, :m] if m < nlist else \
+                np.broadcast_to(np.arange(nlist), exact.shape)
+            values = np.take_along_axis(exact, cand, 1)
+            order = np.lexsort((cand, -values), axis=1)
+            lists[a:a + len(exact)] = np.take_along_axis(cand, order, 1)
+            sims[a:a + len(exact)] = np.take_along_axis(values, order, 1)
+        return lists, sims
 
 
 def exact_neighbours(codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray,
@@ -225,17 +326,19 @@ class RecallCheck:
 
 
 def tune_nprobe(ann: WindowANN, codes: np.ndarray, scales: np.ndarray | None, k: int = RECALL_K,
-                target: float = RECALL_TARGET, queries: int = RECALL_QUERIES, seed: int = 0) -> dict:
+                target: float = RECALL_TARGET, queries: int = RECALL_QUERIES, seed: int = 0,
+                keep: bool = False) -> dict:
     """Set an IVF index's nprobe to the smallest of NPROBES whose recall@k reaches `target` (else the largest
-    tried); returns the manifest's stats: recall@k, nprobe, lists, queries. A flat index is exact: {}."""
+    tried); returns the manifest's stats: recall@k, nprobe, lists, queries. A flat index is exact: {}. keep:
+    measure the recall at the index's nprobe only (a night that keeps the last version's training and nprobe)."""
     if not ann.approximate:
         return {}
     check = RecallCheck(codes, scales, k, queries, seed)
     nlist = int(ann.index.nlist)
-    for nprobe in [p for p in NPROBES if p < nlist] + [nlist]:
+    for nprobe in [ann.nprobe] if keep else [p for p in NPROBES if p < nlist] + [nlist]:
         ann.nprobe = nprobe
         recall = check.recall(ann)
-        if recall >= target or nprobe >= min(nlist, NPROBES[-1]):
+        if keep or recall >= target or nprobe >= min(nlist, NPROBES[-1]):
             break
     return {f"window_ann_recall@{check.k}": recall, "window_ann_nprobe": ann.nprobe, "window_ann_nlist": nlist,
             "window_ann_recall_queries": int(len(check.rows))}

@@ -82,21 +82,23 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     """Build the nearest-window index over the windows just written (their files named in `entries`, as
     write_windows returns them), choose its nprobe from measured recall, and write it; returns (the manifest
     entry, the stats it records: its backend and, for IVF, recall, nprobe, lists and whether its training was
-    reused). previous: the window index of the version being replaced (same model and preparation), whose
-    training an IVF index reuses when it suits (windowann.reusable_training) and still reaches its recall."""
-    from .windowann import RECALL_TARGET, WindowANN, reusable_training, tune_nprobe
+    reused, and its training key). previous: the window index of the version being replaced (same model and
+    preparation), whose training and nprobe an IVF index keeps when it suits (windowann.reusable_training) and
+    still reaches its recall there."""
+    from .windowann import RECALL_KEEP, WindowANN, reusable_training, tune_nprobe
 
     codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
                      for name in ("codes", "scales"))
     trained = reusable_training(previous, *codes.shape) if previous is not None else None
     ann = WindowANN.from_codes(codes, scales, trained=trained)
-    stats = tune_nprobe(ann, codes, scales)
     reused = trained is not None and ann.approximate
-    if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < RECALL_TARGET:
+    stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
+    if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < RECALL_KEEP:
         ann, reused = WindowANN.from_codes(codes, scales), False  # the old training no longer fits: train again
         stats = tune_nprobe(ann, codes, scales)
     if ann.approximate:
         stats["window_ann_training"] = "reused" if reused else "new"
+        stats["window_ann_key"] = ann.training_key  # what the nightly reach checks (batch/window_reach.py)
     path = Path(folder) / f"windowann-{token}.faiss"
     ann.save(path)
     return {ANN_ROLE: file_entry(path)}, {"window_ann": ann.backend, **stats}

@@ -29,10 +29,12 @@ def outputs(out):
     return {x["id"]: [(r["id"], r["score"], bool(r.get("pinned"))) for r in x["related"]] for x in lines}
 
 
-def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools: dict | None = None):
+def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools: dict | None = None,
+                     window_ann: bool = False):
     """Every list ranked again from scratch with the frozen statistics the incremental run used (and, with
     `learned`, the stored learned model and graph facts made with those statistics). `window_pools`: filled with
-    each list's window pool (rows, sorted) as that ranking retrieved it."""
+    each list's window pool (rows, sorted) as that ranking retrieved it. window_ann: window candidates from the
+    stored approximate window index, as the batch takes them (else an exact search)."""
     state = load_state(out / STATE_FILE)
     with Index.open(index_dir) as index:
         ids = index.data.store.ids()
@@ -47,7 +49,8 @@ def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools
         else:
             ranking = dict(site_facts=index.data.article_features() if index.data.tagged() else None)
         job = LinkJob(vectors=vectors, lexical=index.data.lexical, policy=policy, facts=index.data.rule_columns(),
-                      overrides=index.data.overrides(), frozen=frozen, windows=index.data.window_scores(), **ranking)
+                      overrides=index.data.overrides(), frozen=frozen, windows=index.data.window_scores(),
+                      window_ann=index.data.window_ann(approximate_only=True) if window_ann else None, **ranking)
         links = link_rows(job, np.arange(len(ids)))
         if window_pools is not None:
             window_pools.update({ids[r]: sorted(pool[0].tolist()) for r, pool in frozen.windows.pools.items()})

@@ -35,6 +35,19 @@ def _records(rng, n):
     return out, bank
 
 
+def night(records, rng, bank, round_):
+    """One night's changes: three new articles made of banked sections (their windows come nearer than others'), a
+    section added to one, one rewritten (its old windows leave the lists they were in), one removed."""
+    for j in range(3):
+        sections = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
+        records.append({"id": f"new/{round_}/{j}", "title": f"Section page {round_} {j}", "text": sections})
+    records[int(rng.integers(N - 10))]["text"] += " " + bank[int(rng.integers(len(bank)))]
+    moved = records[int(rng.integers(N - 10))]
+    moved["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
+    curated = {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
+    del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]
+
+
 DEFAULT = Policy().with_section("batch", refit_drift=0.3)
 LEARNED = replace(DEFAULT, ranking=replace(DEFAULT.ranking, learned="on", train_min_lists=20))
 
@@ -56,14 +69,7 @@ def test_window_displacement_is_followed(tmp_path, few_windows, policy, learned)
     write_records(feed, records)
     assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     for round_ in range(3):
-        for j in range(3):  # new articles made of banked sections: their windows come nearer than others'
-            sections = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
-            records.append({"id": f"new/{round_}/{j}", "title": f"Section page {round_} {j}", "text": sections})
-        records[int(rng.integers(N - 10))]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more
-        moved = records[int(rng.integers(N - 10))]  # one rewritten: its old windows leave the lists they were in
-        moved["text"] = " ".join(bank[x] for x in rng.choice(len(bank), 2, replace=False))
-        curated = {r["id"] for r in records if "related" in r} | {x for r in records for x in r.get("related", ())}
-        del records[int(rng.choice([i for i, r in enumerate(records[:-3]) if r["id"] not in curated]))]  # a removal
+        night(records, rng, bank, round_)
         write_records(feed, records)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
         assert record.lists["kind"] == "incremental", record.lists

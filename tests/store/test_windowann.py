@@ -174,16 +174,43 @@ def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, m
     assert reusable_training(tmp_path / "flat.faiss", *changed.shape) is None
 
 
-def test_rebuild_with_ivf_reuses_the_training(tmp_path, monkeypatch, corpus_dir):
+def test_rebuild_with_ivf_reuses_the_training_and_keeps_its_nprobe(tmp_path, monkeypatch, corpus_dir):
     import shutil
 
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
+    monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
-    assert Index.open(tmp_path / "idx").data.manifest.stats["window_ann_training"] == "new"
+    first = Index.open(tmp_path / "idx").data.manifest.stats
+    assert first["window_ann_training"] == "new"
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     with Index.open(tmp_path / "idx") as index:
-        assert index.data.manifest.stats["window_ann_training"] == "reused"
+        stats = index.data.manifest.stats
+        assert stats["window_ann_training"] == "reused" and stats["window_ann_nprobe"] == first["window_ann_nprobe"]
+        assert stats["window_ann_key"] == first["window_ann_key"] == index.data.window_ann().training_key
         assert index.data.window_ann().count == index.data.manifest.stats["windows"]
+
+
+def test_ivf_search_is_the_same_alone_or_in_a_batch_and_a_subset_finds_what_it_would(monkeypatch):
+    """Each window's list and each query's probed lists are exact (windowann.Coarse), so a query finds the same
+    windows with the same similarities alone or among others, and an index of some windows with the same
+    training finds, with the same similarities, exactly those of them the full index's search can find."""
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    vectors = clustered(4000)
+    ann = WindowANN.build(vectors)
+    ann.nprobe = 4
+    queries = clustered(60, seed=9)
+    sims, ids = ann.search(queries, 4000)  # every window in the probed lists
+    for q in range(0, 60, 7):
+        alone = ann.search(queries[q:q + 1], 4000)
+        assert np.array_equal(alone[0], sims[q:q + 1]) and np.array_equal(alone[1], ids[q:q + 1])
+    some = np.arange(3000, 4000)
+    sub_sims, sub_ids = ann.subset(vectors[some], some).search(queries, 1000)
+    assert ann.subset(vectors[some], some).training_key == ann.training_key
+    for q in range(60):
+        found = ids[q] >= 3000
+        got = sub_ids[q] >= 0
+        assert np.array_equal(sub_ids[q][got], ids[q][found]) and np.array_equal(sub_sims[q][got], sims[q][found])
+        assert 0 < got.sum() < len(some)  # the probed lists hold some of them, not all
