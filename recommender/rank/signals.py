@@ -15,8 +15,6 @@ Signals:
 * ``path_proximity``: share of URL-path (or id) segments the two have in common from the start; ``path_parent``:
   one is the other's parent or child
 * ``same_page_type``: 1 when both have the same page type
-* ``same_namespace``: both are API reference pages whose dotted names (`numpy.arctan2`, `numpy.angle`; not
-  `numpy.ma.arctan2`) share their namespace (`qualified_name`)
 * ``window_z``: the hybrid ranker's window-level z-score (see `windows.py`; 0 for an index without windows);
   ``window_max_z``: the z-score of the pair's best single window match (max-sim), over the query's row
 """
@@ -52,23 +50,6 @@ def path_segments(url: str | None, article_id: str) -> tuple[str, ...]:
 
 
 MAX_DEPTH = 8  # URL-path levels compared
-PAGE_SUFFIX = re.compile(r"\.(?:html?|shtml|php|aspx?|jsp|md|txt|xml)$")
-_NAME_PART = re.compile(r"[^\W\d]\w*")  # a part of a dotted name: an identifier (a digit first: a section, a version)
-
-
-def qualified_name(url: str | None, article_id: str) -> tuple[tuple[str, ...], str] | None:
-    """An API reference page's dotted name (the last path segment of its URL, else of its id, without a page
-    suffix), split at its last dot: (the path before it and the name's namespace, its own name), lower-cased.
-    `.../generated/numpy.ma.arctan2.html` -> ((..., 'generated', 'numpy', 'ma'), 'arctan2'). None when the
-    segment is no dotted name of identifiers (`printf.3`: a man page's section; `3.2`: a version)."""
-    path = urlsplit(url).path if url and "://" in url else article_id
-    parts = [p for p in path.lower().split("/") if p]
-    if not parts:
-        return None
-    names = PAGE_SUFFIX.sub("", parts[-1]).split(".")
-    if len(names) < 2 or not all(_NAME_PART.fullmatch(n) for n in names):
-        return None
-    return tuple(parts[:-1]) + tuple(names[:-1]), names[-1]
 
 
 def _binary_matrix(sets: Sequence[frozenset[str]]):
@@ -100,7 +81,6 @@ class ArticleFeatures:
     path_prefix: np.ndarray  # (n x MAX_DEPTH) hash of the first i+1 segments; a unique negative value past the end
     path_len: np.ndarray
     page_types: np.ndarray  # int code, -1 none
-    name_spaces: np.ndarray  # int code of the dotted name's namespace (qualified_name), -1 none
 
     def tag_postings(self) -> tuple:
         """The tag matrix as (data, indices, indptr, tag counts, owner row of each entry, entries in tag order,
@@ -135,16 +115,10 @@ class ArticleFeatures:
             lengths[row] = len(parts)
             for level in range(min(len(parts), MAX_DEPTH)):
                 prefix[row, level] = hash(parts[:level + 1]) & 0x7FFFFFFFFFFFFFFF
-        spaces = np.full(n, -1, dtype=np.int64)
-        space_codes: dict[tuple, int] = {}
-        for row, i in enumerate(infos):
-            name = qualified_name(i.url, i.id)
-            if name is not None:
-                spaces[row] = space_codes.setdefault(name[0], len(space_codes))
         return cls(titles=titles, title_len=np.asarray(titles.sum(axis=1)).ravel(), tags=tags,
                    tag_idf=np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32),
                    authors=authors, days=basic.days, sources=basic.sources, path_prefix=prefix,
-                   path_len=lengths, page_types=page_types, name_spaces=spaces)
+                   path_len=lengths, page_types=page_types)
 
 
 # --- each site signal of a (query, candidates) pair: `name(facts, query, rows)` for one query's candidates (the
@@ -223,12 +197,6 @@ def path_parent(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndar
 def same_page_type(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
     """(both forms)"""
     return (facts.page_types[cs] == facts.page_types[qs]) & (facts.page_types[qs] >= 0)
-
-
-def same_namespace(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
-    """1 when both are API pages of one namespace (`numpy.arctan2` and `numpy.angle`, not `numpy.ma.arctan2`;
-    qualified_name). (both forms)"""
-    return (facts.name_spaces[cs] == facts.name_spaces[qs]) & (facts.name_spaces[qs] >= 0)
 
 
 def _shared(matrix, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:

@@ -87,7 +87,6 @@ TABLE = (
     Signal("same_page_type", SITE, s.same_page_type),
     _score("window_z", "window", True),
     _score("window_max_z", "window_max", False),  # the best single window match: learned only
-    Signal("same_namespace", SITE, s.same_namespace),  # API pages' dotted names (docs/ranking.md, "new" misses)
     Signal("names_out", GRAPH, g.names_out),
     Signal("names_in", GRAPH, g.names_in),
     Signal("named_by", GRAPH, g.named_by, reach="graph"),

@@ -20,9 +20,9 @@ from recommender.batch.learned_reach import RECORDED
 from recommender.evaluate.protocols import SELF_NAMING
 from recommender.rank.graph_signals import LinkGraphs
 from recommender.rank.policy import Ranking
-from recommender.rank.signals import ArticleFeatures, qualified_name
-from recommender.rank.signaltable import (ALL_SIGNALS, GRAPH, LIST_FREE, REACH, SCORE, SIGNALS, SITE, TABLE,
-                                          WEIGHTED_PARTS, graph_columns, pair_columns, pair_signals)
+from recommender.rank.signals import ArticleFeatures
+from recommender.rank.signaltable import (ALL_SIGNALS, GRAPH, REACH, SCORE, SITE, TABLE, WEIGHTED_PARTS,
+                                          graph_columns, pair_columns, pair_signals)
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0, 0.6, 0.8]], dtype=np.float32)
@@ -31,7 +31,7 @@ LISTS = {0: [1, 2], 1: [0], 3: [2]}
 # the names and order learned-ranker.json stores: a model file of this format reads its columns by them
 STORED = ["dense_z", "lexical_z", "mention_z", "title_overlap", "tag_overlap", "same_author", "date_gap",
           "dates_known", "candidate_older", "same_source", "path_proximity", "path_parent", "same_page_type",
-          "window_z", "window_max_z", "same_namespace", "names_out", "names_in", "named_by", "dense_rz", "curated_in", "curated_back",
+          "window_z", "window_max_z", "names_out", "names_in", "named_by", "dense_rz", "curated_in", "curated_back",
           "co_curated", "neighbour_lists"]
 
 
@@ -43,9 +43,8 @@ def info(title, topics=(), authors=(), published=None, source=None, url=None, pa
 def site() -> tuple[ArticleFeatures, LinkGraphs]:
     facts = ArticleFeatures.from_infos([
         info("Cats and dogs", ("pets", "animals"), ("Ann",), "2024-01-11", "S", "https://x.org/pets/cats/", "guide"),
-        info("Dogs at home", ("pets",), ("ann",), "2024-01-01", "s", "https://x.org/pets/cats/pets.dogs.html",
-             "guide"),
-        info("Taxes", ("money",), ("Bo",), None, url="https://x.org/pets/cats/pets.money.html"),  # 1's namespace
+        info("Dogs at home", ("pets",), ("ann",), "2024-01-01", "s", "https://x.org/pets/cats/dogs", "guide"),
+        info("Taxes", ("money",), ("Bo",), None, url="https://x.org/money"),
         info("Cats", ("pets", "animals"), (), "2024-02-10", url="https://x.org/pets/"),
     ])
     return facts, LinkGraphs.build(VECTORS, SimpleNamespace(count=4, mentions=MENTIONS), LISTS)
@@ -53,7 +52,7 @@ def site() -> tuple[ArticleFeatures, LinkGraphs]:
 
 def test_the_table_is_what_each_reader_reads():
     example = ["shorter_title"] if os.environ.get("SIGNAL_EXAMPLE") else []  # the worked example's, run below
-    assert list(ALL_SIGNALS) == STORED[:16] + example + STORED[16:]
+    assert list(ALL_SIGNALS) == STORED[:15] + example + STORED[15:]
     assert len({s.name for s in TABLE}) == len(TABLE) and all(s.reach in REACH for s in TABLE)
     assert all((s.source == SCORE) == (s.part is not None) and (s.column is None) == (s.source == SCORE)
                for s in TABLE)
@@ -113,33 +112,8 @@ def test_the_docs_worked_example_adds_a_signal_with_a_function_and_one_entry(tmp
     out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True,
                          cwd=tmp_path)  # not the checkout, whose package would come first
     where, column, values = out.stdout.split(" ", 2)
-    assert where.startswith(str(tmp_path)) and column == "16"  # after the other site and score signals
+    assert where.startswith(str(tmp_path)) and column == "15"  # after the other site and score signals
     assert values.strip() == "[0.0, 1.0, 1.0]"  # titles of 2 words against 3, 1 and 1
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
                           "not worked_example"], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout[-2000:]
-
-
-def test_api_pages_dotted_names_give_the_namespace_signal():
-    """same_namespace reads an API page's dotted name (its URL's last segment, else its id): the namespace before
-    the last dot; a man page's section or a version is no name."""
-    assert qualified_name("https://numpy.org/doc/generated/numpy.ma.arctan2.html", "x") == \
-        (("doc", "generated", "numpy", "ma"), "arctan2")
-    assert qualified_name(None, "numpy.ndarray.all") == (("numpy", "ndarray"), "all")
-    assert qualified_name("https://docs.python.org/3/library/os.path.html", "library/os.path") == \
-        (("3", "library", "os"), "path")
-    for url, article_id in [("https://man7.org/man3/printf.3.html", "printf.3"), (None, "whatsnew/3.2"),
-                            (None, "c-api/long"), ("https://x.org/pets/", "pets")]:
-        assert qualified_name(url, article_id) is None, article_id
-    ids = ["numpy.angle", "numpy.arctan2", "numpy.ma.arctan2", "numpy.ndarray.all", "numpy.all", "printf.3",
-           "printf.1"]
-    facts = ArticleFeatures.from_infos([info(x, url=None) for x in ids])
-    z = {"dense": np.zeros(6, np.float32)}
-    X = pair_signals(0, np.arange(1, 7), z, facts)
-    assert X[:, SIGNALS.index("same_namespace")].tolist() == [1, 0, 0, 1, 0, 0]  # numpy.*, not numpy.ma.*
-    X = pair_signals(3, np.array([0, 2, 4]), {}, facts)  # numpy.ndarray.all: none of numpy.ndarray's
-    assert X[:, SIGNALS.index("same_namespace")].tolist() == [0, 0, 0]
-    X = pair_signals(5, np.array([6]), {}, facts)  # man pages: one name in two sections is no dotted name
-    assert X[:, SIGNALS.index("same_namespace")].tolist() == [0]
-    signal = next(s for s in TABLE if s.name == "same_namespace")
-    assert signal.lists == LIST_FREE and signal.reach == "pair"  # no list read; the two articles alone
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-2000:]
