@@ -44,7 +44,8 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
-    from ..store.npyfiles import write_npy_files
+    from ..store.mentionmatrix import both_ways_blocks
+    from ..store.npyfiles import write_csr_files, write_npy_files
     from .ranking import dense_moments
     from .signals import ArticleFeatures
 
@@ -60,9 +61,9 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     if lexical is not None:
         from .candidates import LexicalStage
 
-        # the mentions both ways, then the postings, each made, written and dropped in turn (csr_arrays holds
-        # them all: at 1M articles, GBs each); the written mentions are read back mapped
-        entries.update(write_npy_files(folder, stem, PREFIX, csr_files("mentions", lexical.mention_arrays())))
+        # the mentions both ways, made and written by blocks of rows, then the postings (csr_arrays holds them
+        # all: at 1M articles, GBs each); the written mentions are read back mapped
+        entries.update(write_csr_files(folder, stem, PREFIX, "mentions", lambda: both_ways_blocks(lexical.mentions)))
         mentions = tuple(np.load(folder / entries[f"{PREFIX}mentions_{part}"].name, mmap_mode="r")
                          for part in ("indptr", "indices", "data"))
         csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),
