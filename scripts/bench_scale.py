@@ -21,7 +21,9 @@ title, URL and source; a later copy gets a distinguishing word (the c-th of a se
 appended to its title, id, URL and source, so that names stay unique and the mention matrix grows with n, not
 with n times the copies. Its article vector and window vectors are the base's (read from the source index,
 windows dequantised from their int8 codes) plus seeded Gaussian noise of norm `--noise`, re-normalised: no
-model runs. The corpus is written as shards of JSONL under 45 MB each (the reader's cap is 50 MB).
+model runs. The corpus is written as shards of JSONL under 45 MB each (the reader's cap is 50 MB), one article at a
+time; the window vectors are written to a file in --work a block at a time and handed to write_index as rows read
+from it a block at a time (DiskRows), as an embedder's output file would be: at 1M articles they are 3 GB.
 
 Per size, one child process (its own peak RSS, killed after --limit-seconds; larger sizes are then not tried):
   build    read the shards with the project's reader, content hashes, then `recommender.batch.build.write_index`
