@@ -21,7 +21,9 @@ title, URL and source; a later copy gets a distinguishing word (the c-th of a se
 appended to its title, id, URL and source, so that names stay unique and the mention matrix grows with n, not
 with n times the copies. Its article vector and window vectors are the base's (read from the source index,
 windows dequantised from their int8 codes) plus seeded Gaussian noise of norm `--noise`, re-normalised: no
-model runs. The corpus is written as shards of JSONL under 45 MB each (the reader's cap is 50 MB).
+model runs. The corpus is written as shards of JSONL under 45 MB each (the reader's cap is 50 MB), one article at a
+time; the window vectors are written to a file in --work a block at a time and handed to write_index as rows read
+from it a block at a time (DiskRows), as an embedder's output file would be: at 1M articles they are 3 GB.
 
 Per size, one child process (its own peak RSS, killed after --limit-seconds; larger sizes are then not tried):
   build    read the shards with the project's reader, content hashes, then `recommender.batch.build.write_index`
@@ -176,9 +178,32 @@ def jittered(base: np.ndarray, rows: np.ndarray, noise: float, rng) -> np.ndarra
     return (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float32)
 
 
-def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: float, seed: int):
+class DiskRows:
+    """The rows of an n x d array kept in a raw file, read a slice at a time (np.fromfile), never mapped: what
+    write_index reads a block at a time (the windows, quantised block by block) takes no memory while held.
+    At 1M articles the float16 windows alone are 3 GB."""
+
+    def __init__(self, path: Path, shape: tuple[int, int], dtype):
+        self.path, self.shape, self.dtype = path, shape, np.dtype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError("DiskRows reads contiguous slices only")
+        width = self.shape[1]
+        block = np.fromfile(self.path, dtype=self.dtype, count=max(0, stop - start) * width,
+                            offset=start * width * self.dtype.itemsize)
+        return block.reshape(-1, width)
+
+
+def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: float, seed: int,
+                      windows_file: Path | None = None):
     """(article vectors n x d float32, embed.vectorize.Windows) for articles copying `bases` (rows of `ids`,
-    the MDN records' order), from the source index's vectors and stored windows, jittered."""
+    the MDN records' order), from the source index's vectors and stored windows, jittered. windows_file: the
+    window vectors are written there a block at a time and given as DiskRows (else held in memory)."""
     from recommender.embed.vectorize import Windows
     from recommender.rank.index import Index
     from recommender.store.windowfiles import read_windows
@@ -193,7 +218,9 @@ def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: fl
     vectors = np.empty((n, dim), np.float32)
     counts = (stops - starts)[bases]
     out_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    windows = np.empty((int(out_offsets[-1]), dim), np.float16)
+    shape = (int(out_offsets[-1]), dim)
+    windows = np.empty(shape, np.float16) if windows_file is None else None
+    out = open(windows_file, "wb") if windows_file is not None else None
     for b in range(0, n, BLOCK):
         rng = np.random.default_rng([seed, 4, b // BLOCK])
         rows = bases[b:b + BLOCK]
@@ -201,8 +228,14 @@ def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: fl
         source_rows = np.concatenate([np.arange(starts[r], stops[r]) for r in rows])
         real_windows = np.asarray(codes[source_rows], np.float32) * np.asarray(scales[source_rows])[:, None]
         real_windows /= np.linalg.norm(real_windows, axis=1, keepdims=True)
-        windows[out_offsets[b]:out_offsets[b + len(rows)]] = jittered(real_windows, np.arange(len(source_rows)),
-                                                                       noise, rng)
+        block = jittered(real_windows, np.arange(len(source_rows)), noise, rng).astype(np.float16)
+        if out is None:
+            windows[out_offsets[b]:out_offsets[b + len(rows)]] = block
+        else:
+            out.write(block.tobytes())
+    if out is not None:
+        out.close()
+        windows = DiskRows(windows_file, shape, np.float16)
     return vectors, Windows(windows, out_offsets)
 
 
@@ -251,8 +284,8 @@ def measure_size(args) -> dict:
         raise SystemExit(f"{corpus_dir}: the reader gave other articles than written ({len(corpus.articles)} read)")
     log(f"{n}: synthetic vectors and windows (not timed as build)")
     timer = time.perf_counter()
-    vectors, windows = synthetic_vectors(args.source_index, mdn_ids, bases,
-                                         args.noise, args.seed)
+    vectors, windows = synthetic_vectors(args.source_index, mdn_ids, bases, args.noise, args.seed,
+                                         work / f"windows-{n}.f16")
     seconds["synthetic_vectors"] = time.perf_counter() - timer
     log(f"{n}: content hashes")
     timer, cpu = time.perf_counter(), time.process_time()
@@ -279,6 +312,7 @@ def measure_size(args) -> dict:
     result["build_peak_rss_mb"] = peak_mb()
     result["write_index_peak_rss_mb"] = status_mb("VmHWM") if fresh else None
     del corpus, windows
+    (work / f"windows-{n}.f16").unlink(missing_ok=True)
     log(f"{n}: built in {seconds['build']:.1f} s ({seconds['build_cpu']:.1f} s CPU), peak RSS "
         f"{result['build_peak_rss_mb']:.0f} MB (input "
         f"{result['build_input_rss_mb'] or 0:.0f} MB before write_index, whose peak was "

@@ -126,7 +126,7 @@ def main() -> None:
     phases.enter("all")
     corpus = phases.run("read", read_logged, corpus_dir)
     vectors, windows = phases.run("synthetic vectors", bench_scale.synthetic_vectors, bench_scale.SOURCE_INDEX,
-                                  mdn_ids, bases, args.noise, args.seed)
+                                  mdn_ids, bases, args.noise, args.seed, args.work / f"windows-{args.n}.f16")
     preparation = Preparation()
     hashes = phases.run("content hashes", content_hashes, corpus.articles, preparation)
     phases.run("write_index", write_index, index_dir, corpus.articles, vectors, hashes,

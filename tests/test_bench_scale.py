@@ -50,3 +50,18 @@ def test_sample_rows_fixed_and_within_the_smallest_size():
     assert len(set(rows)) == 50 and rows.max() < 1000
     assert np.array_equal(rows, bench_scale.sample_rows(1000, 50, seed=0))
     assert set(bench_scale.sample_rows(1000, 20, seed=0)) <= set(rows)  # a smaller sample is part of a larger one
+
+
+def test_windows_kept_in_a_file_are_quantised_as_in_memory(tmp_path, monkeypatch):
+    """The windows bench_scale hands write_index as rows read from a file a block at a time (DiskRows) give the
+    same window codes as the array itself (windowfiles.quantize reads them a block at a time)."""
+    from recommender.store import windowfiles
+
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float16)
+    (tmp_path / "w.f16").write_bytes(vectors.tobytes())
+    rows = bench_scale.DiskRows(tmp_path / "w.f16", vectors.shape, np.float16)
+    assert len(rows) == 50 and np.array_equal(rows[7:19], vectors[7:19])
+    monkeypatch.setattr(windowfiles, "QUANTIZE_BLOCK", 7)
+    codes, scales = windowfiles.quantize(rows)
+    expected_codes, expected_scales = windowfiles.quantize(vectors)
+    assert np.array_equal(codes, expected_codes) and np.array_equal(scales, expected_scales)

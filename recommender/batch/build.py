@@ -275,6 +275,18 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
         tmp.unlink()
         write_metadata(tmp, articles, hashes)
+    # the windows first, while the build holds no lexical arrays yet: the peaks of the two do not add up
+    window_files = {}
+    if windows is not None:  # every window, and the nearest-window index over them, at every size
+        timer = time.perf_counter()
+        window_files = write_windows(folder, token, windows)
+        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann)
+        window_files.update(ann_files)
+        stats.update(ann_stats, window_ann_seconds=round(time.perf_counter() - timer, 1))
+        for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:
+            log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
+                     ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
+    stats["windows"] = int(len(windows.vectors)) if window_files else 0
     timer = time.perf_counter()
     ids, rows = [a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles]
     if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
@@ -296,21 +308,11 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     log.info("lexical index (%s): %d terms, %d mentions (%.1f s)", stats["lexical_update"],
              len(lexical.vocabulary), lexical.mentions.nnz, time.perf_counter() - timer)
     stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
+    lexical.found = None  # stored for the next update; nothing below reads it (at 1M articles: GBs)
     timer = time.perf_counter()
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
 
     query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
-    window_files = {}
-    if windows is not None:  # every window, and the nearest-window index over them, at every size
-        timer = time.perf_counter()
-        window_files = write_windows(folder, token, windows)
-        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann)
-        window_files.update(ann_files)
-        stats.update(ann_stats, window_ann_seconds=round(time.perf_counter() - timer, 1))
-        for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:
-            log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
-                     ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
-    stats["windows"] = int(len(windows.vectors)) if window_files else 0
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
     from ..rank.ranking import dense_moments
 

@@ -23,7 +23,10 @@ TRACKING_PREFIXES = ("utm_", "wt.", "pk_", "mtm_", "hsa_")
 
 EXCERPT_CHARS = 300  # an excerpt taken from a body: its lead paragraph, cut to this length
 
-_WS = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+")
+_WS_CHARS = r"[ \t\f\v\u00a0\u2000-\u200b\u3000]"
+# a run of those characters that is not one plain space (which would become itself): two or more, or one other;
+# a run is matched from its start, so this replaces what f"{_WS_CHARS}+" did, without a match at every word
+_WS = re.compile(rf" {_WS_CHARS}+|[\t\f\v\u00a0\u2000-\u200b\u3000]{_WS_CHARS}*")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
@@ -88,7 +91,7 @@ def _ftfy(text: str) -> str:
 def collapse_whitespace(text: str, keep_paragraphs: bool = True) -> str:
     """Collapse runs of spaces; keep single blank lines between paragraphs when asked."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
+    lines = [line.strip() for line in _WS.sub(" ", text).split("\n")]  # _WS never spans a "\n": as line by line
     text = "\n".join(lines)
     if keep_paragraphs:
         return _BLANK_LINES.sub("\n\n", text).strip()
@@ -175,13 +178,19 @@ def _entity(match: re.Match) -> str:
     return html.unescape(match.group(0))
 
 
-# strip_markdown's passes, in order: (pattern, replacement) or a function of the text
+# strip_markdown's passes, in order: (pattern, replacement) or a function of the text, each with the strings of
+# which the text must hold one for the pass to change anything (None: always run). A pass whose strings are all
+# absent is skipped: `in` is a memchr, while a pattern anchored at "^" or starting with an alternation is tried
+# at every position (on MDN's texts, skipping halves the clean-up's time; the result is the same text).
 _MARKDOWN_PASSES = (
-    (_HTML_COMMENT, " "), drop_blocks, (_FENCED_CODE, " "), (_IMAGE, " "), (_IMAGE_REF, " "), (_LINK_DEF, " "),
-    (_LINK, r"\1"), (_LINK_REF, r"\1"), (_AUTOLINK, " "), (_HTML_TAG, " "), (_BARE_URL, " "), (_TABLE_RULE, " "),
-    (_HRULE, " "), (_SETEXT, ""), (_HEADING, _heading), (_BLOCKQUOTE, ""), (_LIST_MARK, ""), (_STRIKE, r"\1"),
-    (_EMPHASIS, r"\2"), (_EMPHASIS, r"\2"),  # twice: nested emphasis such as **_word_**
-    (_INLINE_CODE, r"\1"), lambda text: text.replace("|", " "), (_ENTITY, _entity),
+    ((_HTML_COMMENT, " "), ("<!--",)), (drop_blocks, ("<",)), ((_FENCED_CODE, " "), ("```", "~~~")),
+    ((_IMAGE, " "), ("![",)), ((_IMAGE_REF, " "), ("![",)), ((_LINK_DEF, " "), ("]:",)),
+    ((_LINK, r"\1"), ("](",)), ((_LINK_REF, r"\1"), ("][",)), ((_AUTOLINK, " "), ("<http",)),
+    ((_HTML_TAG, " "), ("<",)), ((_BARE_URL, " "), ("http",)), ((_TABLE_RULE, " "), ("---",)),
+    ((_HRULE, " "), ("-", "*", "_")), ((_SETEXT, ""), ("=", "-")), ((_HEADING, _heading), ("#",)),
+    ((_BLOCKQUOTE, ""), (">",)), ((_LIST_MARK, ""), None), ((_STRIKE, r"\1"), ("~~",)),
+    ((_EMPHASIS, r"\2"), ("*", "_")), ((_EMPHASIS, r"\2"), ("*", "_")),  # twice: nested emphasis such as **_word_**
+    ((_INLINE_CODE, r"\1"), ("`",)), (lambda text: text.replace("|", " "), ("|",)), ((_ENTITY, _entity), ("&",)),
 )
 
 
@@ -190,8 +199,10 @@ def strip_markdown(text: str) -> str:
     pass is linear in the text; the read's time budget is checked between them (guard.check_time)."""
     if not text:
         return ""
-    for step in _MARKDOWN_PASSES:
+    for step, needles in _MARKDOWN_PASSES:
         check_time()
+        if needles is not None and not any(needle in text for needle in needles):
+            continue
         text = step[0].sub(step[1], text) if isinstance(step, tuple) else step(text)
     return text
 

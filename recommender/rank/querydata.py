@@ -44,28 +44,39 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
-    from ..store.npyfiles import write_npy_files
+    from ..store.mentionmatrix import both_ways_blocks
+    from ..store.npyfiles import write_csr_files, write_npy_files
     from .ranking import dense_moments
     from .signals import ArticleFeatures
 
     exact = not getattr(ann, "approximate", False)
     matrix = np.ascontiguousarray(vectors if exact else ann.vectors(), dtype=np.float32)
+    stem = f"query-{token}"
     arrays: dict[str, np.ndarray] = {}
     if exact:  # an approximate index's vectors are its decoded codes: the query reads them from FAISS
         arrays["vectors"] = matrix
     arrays["dense_mean"], arrays["dense_second"] = dense_moments(matrix)
+    entries = write_npy_files(folder, stem, PREFIX, arrays)
+    arrays = {}
     if lexical is not None:
         from .candidates import LexicalStage
 
-        csr = lexical.csr_arrays()  # the rows, their postings and the mentions both ways, made once (the batch's)
-        for name in ("tfidf", "postings", "mentions"):
-            indptr, indices, data = csr[name]
-            arrays.update({f"{name}_data": data, f"{name}_indices": indices, f"{name}_indptr": indptr})
+        # the mentions both ways, made and written by blocks of rows, then the postings (csr_arrays holds them
+        # all: at 1M articles, GBs each); the written mentions are read back mapped
+        entries.update(write_csr_files(folder, stem, PREFIX, "mentions", lambda: both_ways_blocks(lexical.mentions)))
+        mentions = tuple(np.load(folder / entries[f"{PREFIX}mentions_{part}"].name, mmap_mode="r")
+                         for part in ("indptr", "indices", "data"))
+        csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),
+               "postings": lexical.postings_arrays(), "mentions": mentions}
+        arrays = {**csr_files("tfidf", csr["tfidf"]), **csr_files("postings", csr["postings"])}
         # the corpus's mean TF-IDF row (a lexical z-score's exact mean), each term's largest posting (MaxScore's
         # bound) and the postings by value (ImpactTopK)
         arrays["tfidf_mean"] = LexicalStage(csr, lexical.count, lexical.vocabulary_size).mean
         arrays["postings_max"] = PostingsTopK(*csr["postings"], lexical.count).term_maxima()
         arrays["impacts_indices"], arrays["impacts_data"] = impact_order(*csr["postings"])
+        entries.update(write_npy_files(folder, stem, PREFIX, arrays))
+        del csr, mentions
+        arrays = {}
     facts = RuleColumns.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
@@ -80,7 +91,13 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
                            f"site_{f.name}.shape": np.array(value.shape, dtype=np.int64)})
         else:
             arrays[f"site_{f.name}"] = np.asarray(value)
-    return write_npy_files(folder, f"query-{token}", PREFIX, arrays)
+    return {**entries, **write_npy_files(folder, stem, PREFIX, arrays)}
+
+
+def csr_files(name: str, csr: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """The files of one CSR matrix given as (indptr, indices, data): {name_data, name_indices, name_indptr}."""
+    indptr, indices, data = csr
+    return {f"{name}_data": data, f"{name}_indices": indices, f"{name}_indptr": indptr}
 
 
 # --- query time -------------------------------------------------------------------------------------------

@@ -262,13 +262,21 @@ class LexicalIndex:
         """The arrays the two-stage ranking reads (recommender.rank.candidates): TF-IDF rows, their postings
         (terms x documents) and the mentions in both directions, each as (indptr, indices, data); made once."""
         if self._arrays is None:
-            postings = self.tfidf.T.tocsr()
-            postings.sort_indices()
-            both = (self.mentions + self.mentions.T.tocsr()).tocsr()
-            both.sort_indices()
-            self._arrays = {name: (m.indptr, m.indices, m.data) for name, m in
-                            (("tfidf", self.tfidf), ("postings", postings), ("mentions", both))}
+            self._arrays = {"tfidf": (self.tfidf.indptr, self.tfidf.indices, self.tfidf.data),
+                            "postings": self.postings_arrays(), "mentions": self.mention_arrays()}
         return self._arrays
+
+    def postings_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """csr_arrays' postings (the TF-IDF matrix by term, sorted), made on each call and not kept."""
+        postings = self.tfidf.T.tocsr()
+        postings.sort_indices()
+        return postings.indptr, postings.indices, postings.data
+
+    def mention_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """csr_arrays' mentions in both directions (M + Mᵀ, sorted), made on each call and not kept."""
+        both = (self.mentions + self.mentions.T.tocsr()).tocsr()
+        both.sort_indices()
+        return both.indptr, both.indices, both.data
 
     def transform(self, document: str) -> sparse.csr_matrix:
         """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""

@@ -35,6 +35,7 @@ TITLE_SEPARATORS = (" — ", " – ", " | ")
 MENTION_TEXT_LIMIT = 20000
 
 MENTION_BLOCK = 4_000_000  # entries expanded at a time (about 120 MB of work)
+BOTH_BLOCK = 16_000_000  # entries of M + Mᵀ made at a time, at most (about 400 MB of work)
 
 
 def article_names(article_id: str, title: str) -> set[str]:
@@ -200,3 +201,18 @@ def expand_rows(found_ptr, columns, lengths, before, owner_ptr, owner_rows, valu
     data = np.repeat(values[names], counts)
     matrix = sparse.coo_matrix((data[keep], (local[keep], cols[keep])), shape=(stop - start, n))
     return matrix.tocsr()  # duplicates (two names of b in a) are summed, as for the whole matrix
+
+
+def both_ways_blocks(mentions: sparse.csr_matrix, block: int | None = None):
+    """M + Mᵀ (n x n: duplicates summed, columns sorted, as `(M + M.T.tocsr()).tocsr()` with sorted indices) as
+    runs of whole rows, each a CSR matrix of at most `block` entries (or one row): rows start..stop are M's rows
+    plus its columns start..stop turned, so neither a transposed copy of M nor the whole sum is ever held (at 1M
+    articles, M alone is GBs)."""
+    block = BOTH_BLOCK if block is None else block
+    n = mentions.shape[0]
+    bound = np.zeros(n + 1, dtype=np.int64)  # each row's entries at most: its own and its column's
+    bound[1:] = np.cumsum(np.diff(mentions.indptr) + np.bincount(mentions.indices, minlength=n)[:n])
+    for start, stop in runs(bound, block):
+        part = (mentions[start:stop] + mentions[:, start:stop].T).tocsr()
+        part.sort_indices()
+        yield part

@@ -4,6 +4,7 @@ entry that names and checksums it, so a reader can memory-map them and the manif
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -20,4 +21,37 @@ def write_npy_files(folder: Path, stem: str, role_prefix: str, arrays: dict[str,
             with open(tmp, "wb") as handle:
                 np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
         entries[role_prefix + name] = file_entry(path)
+    return entries
+
+
+def write_csr_files(folder: Path, stem: str, role_prefix: str, name: str, blocks: Callable[[], Iterable]) -> dict:
+    """The three files write_npy_files writes for a CSR matrix's arrays ({name}_data, _indices, _indptr: the same
+    bytes, index dtype int32 unless the entries or the columns need int64, as SciPy makes it), from its rows in
+    consecutive blocks, never held whole. blocks: makes the blocks afresh (SciPy CSR matrices of all the
+    columns), called twice: to count each row's entries, then to write them."""
+    lengths, columns, dtype = [], 0, np.dtype(np.float32)
+    for part in blocks():
+        lengths.append(np.diff(part.indptr))
+        columns, dtype = part.shape[1], part.dtype
+    counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    nnz = int(counts.sum())
+    wide = max(nnz, columns) > np.iinfo(np.int32).max
+    index = np.dtype(np.int64 if wide else np.int32)
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(index)
+    entries = write_npy_files(folder, stem, role_prefix, {f"{name}_indptr": indptr})
+    paths = {part: Path(folder) / f"{stem}-{name}_{part}.npy" for part in ("data", "indices")}
+    with atomic_path(paths["data"]) as data_tmp, atomic_path(paths["indices"]) as indices_tmp, \
+            open(data_tmp, "wb") as data_out, open(indices_tmp, "wb") as indices_out:
+        for handle, kind in ((data_out, dtype), (indices_out, index)):
+            np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(kind),
+                                                          "fortran_order": False, "shape": (nnz,)})
+        written = 0
+        for part in blocks():
+            data_out.write(np.ascontiguousarray(part.data, dtype=dtype).tobytes())
+            indices_out.write(np.ascontiguousarray(part.indices, dtype=index).tobytes())
+            written += part.nnz
+        if written != nnz:
+            raise RuntimeError(f"{stem}-{name}: the blocks gave {written} entries, then {nnz}")
+    for part, path in paths.items():
+        entries[f"{role_prefix}{name}_{part}"] = file_entry(path)
     return entries

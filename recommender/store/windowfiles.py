@@ -34,7 +34,7 @@ QUANTIZE_BLOCK = 65_536  # windows quantised at a time (100 MB of float32 work a
 def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(int8 codes, float32 scales) of window vectors: codes = round(v / scale), scale = max |v| / 127. Row by
     row, a block at a time: no float copy of every window is made (at 1M articles, 4M windows: 6 GB each)."""
-    if not isinstance(vectors, np.ndarray):
+    if not hasattr(vectors, "shape"):  # anything else sliced by rows (a file read a block at a time) is kept
         vectors = np.asarray(vectors, dtype=np.float32)
     codes = np.empty(vectors.shape, dtype=np.int8)
     scales = np.empty(len(vectors), dtype=np.float32)

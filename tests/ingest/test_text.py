@@ -59,3 +59,20 @@ def test_first_sentence_and_shorten():
     long = "word " * 40
     cut = shorten(long, 30)
     assert len(cut) <= 30 and cut.endswith("…")
+
+
+def test_whitespace_runs_collapse_as_one_space_each():
+    """collapse_whitespace's pattern skips single plain spaces (they stay what they are): every other run of
+    spaces, tabs, no-break and ideographic spaces still becomes one space, as a plain `[...]+` would make it."""
+    import random
+    import re
+
+    from recommender.ingest.text import _WS, _WS_CHARS, collapse_whitespace
+
+    plain = re.compile(_WS_CHARS + "+")
+    rng = random.Random(0)
+    chars = " \t\u00a0\u2001\u3000\u200b\f\vab\n"
+    for _ in range(3000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 24)))
+        assert _WS.sub(" ", text) == plain.sub(" ", text), repr(text)
+    assert collapse_whitespace("a \u00a0 b\t\tc  d\n\n\n e") == "a b c d\n\ne"

@@ -105,3 +105,30 @@ def test_window_codes_by_blocks_equal_one_pass(monkeypatch):
     monkeypatch.setattr(windowfiles, "QUANTIZE_BLOCK", 7)
     codes, scales = windowfiles.quantize(vectors)
     assert codes.dtype == np.int8 and np.array_equal(codes, whole[0]) and np.array_equal(scales, whole[1])
+
+
+@pytest.fixture(scope="module")
+def built_mentions(corpus):
+    ids, rows, _, _ = corpus
+    return LexicalIndex.build(ids, rows).mentions
+
+
+@pytest.mark.parametrize("block", [1, 3, 40, 10**9])
+def test_mentions_both_ways_written_by_blocks_equal_the_whole_sum(built_mentions, block, tmp_path):
+    """The query data's M + Mᵀ files, written from blocks of rows (mentionmatrix.both_ways_blocks, npyfiles.
+    write_csr_files), hold the bytes np.save writes for the whole sum (entries both ways summed, sorted)."""
+    from recommender.store.npyfiles import write_csr_files, write_npy_files
+
+    mentions = built_mentions
+    n = mentions.shape[0]  # and pairs that name each other: the first 20 rows name back who names them
+    back = sparse.vstack([mentions.T.tocsr()[:20] * np.float32(0.5), sparse.csr_matrix((n - 20, n), dtype=np.float32)])
+    mentions = (mentions + back).tocsr()
+    whole = (mentions + mentions.T.tocsr()).tocsr()
+    whole.sort_indices()
+    assert (whole != whole.T).nnz == 0 and whole.nnz < 2 * mentions.nnz  # some pairs name each other
+    expected = write_npy_files(tmp_path, "whole", "q:", {"m_data": whole.data, "m_indices": whole.indices,
+                                                          "m_indptr": whole.indptr})
+    got = write_csr_files(tmp_path, "blocks", "q:", "m", lambda: mentionmatrix.both_ways_blocks(mentions, block))
+    assert sorted(got) == sorted(expected)
+    for role in expected:
+        assert (tmp_path / got[role].name).read_bytes() == (tmp_path / expected[role].name).read_bytes(), role
