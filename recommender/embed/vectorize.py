@@ -12,7 +12,7 @@ from ..ingest.article import Article
 from .embedder import Embedder
 from .prepare import Preparation, PreparedText, combine, prepare
 from ..common.progress import progress_bar
-from .vector_cache import VectorCache
+from .vector_cache import VectorCache, text_key
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class VectorizeStats:
     embedded: int = 0  # articles run through the model
     reused: int = 0  # articles whose vector came from the cache
-    texts: int = 0  # texts (heads + windows) the model read
+    texts: int = 0  # texts (heads + windows) the model read (not those whose vector the cache had)
 
 
 @dataclass
@@ -38,6 +38,30 @@ class Windows:
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         vectors = np.concatenate(blocks).astype(np.float16) if blocks else np.zeros((0, dim), np.float16)
         return cls(np.ascontiguousarray(vectors), offsets)
+
+
+def embed_texts(texts: list[str], embedder: Embedder, cache: VectorCache | None, model_key: str,
+                batch_size: int) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """The vectors of texts (a round's heads and windows), and the (text key, vector) pairs the model made for
+    the cache. Texts whose vector the cache holds (an unchanged window of a changed article) are not read again;
+    with nothing cached (a first build) every text is embedded in one call, exactly as without the cache."""
+    if cache is None:
+        return embedder.encode(texts, batch_size=batch_size), []
+    keys = [text_key(t) for t in texts]
+    known = cache.get_texts(model_key, keys)
+    todo = [j for j, key in enumerate(keys) if key not in known]
+    if len(todo) == len(texts):
+        vectors = embedder.encode(texts, batch_size=batch_size)
+    else:
+        fresh = embedder.encode([texts[j] for j in todo], batch_size=batch_size) if todo else None
+        vectors = np.empty((len(texts), (fresh if fresh is not None else next(iter(known.values()))).shape[-1]),
+                           dtype=np.float32)
+        for j, key in enumerate(keys):
+            if key in known:
+                vectors[j] = known[key]
+        if todo:
+            vectors[todo] = fresh
+    return vectors, [(keys[j], vectors[j]) for j in todo]
 
 
 def content_hashes(articles: Sequence[Article], preparation: Preparation) -> list[str]:
@@ -98,7 +122,7 @@ def vectorize(
             for i in rows:
                 spans.append((len(texts), len(texts) + len(prepared[i].all_texts)))
                 texts.extend(prepared[i].all_texts)
-            vectors = embedder.encode(texts, batch_size=batch_size)
+            vectors, read = embed_texts(texts, embedder, cache, model_key, batch_size)
             done, blocks = [], []
             for i, (a, b) in zip(rows, spans):
                 picked = a + 1 + np.asarray(prepared[i].picked, dtype=np.int64)
@@ -108,9 +132,9 @@ def vectorize(
                 done.append((hashes[i], vec))
                 blocks.append((hashes[i], fresh_windows[hashes[i]]))
             if cache is not None:
-                cache.put_many(model_key, done, blocks)
+                cache.put_many(model_key, done, blocks, read)
             stats.embedded += len(rows)
-            stats.texts += len(texts)
+            stats.texts += len(read) if cache is not None else len(texts)
             bar.update(len(todo[start:start + round_size]))
     known = next(iter(fresh.values()), None)
     if known is None:
