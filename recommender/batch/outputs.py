@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..common.atomic import atomic_path, atomic_write_bytes
+from ..common.jsontext import dumps_indented
 from ..rank.results import Related
 from ..rank.policy import Site
 from .pages import href, page_key
@@ -141,8 +142,7 @@ def _write_jsonl(path: Path, out: Written) -> None:
 
 
 def _write_json_map(path: Path, out: Written) -> None:
-    path.write_text(json.dumps({i.id: [l.id for l in i.related] for i in out.items}, ensure_ascii=False,
-                               indent=1) + "\n", encoding="utf-8")
+    path.write_text(dumps_indented({i.id: [l.id for l in i.related] for i in out.items}) + "\n", encoding="utf-8")
 
 
 def _write_sqlite_sink(path: Path, out: Written) -> None:
@@ -171,7 +171,7 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRe
     if counts["collisions"]:
         log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
                     counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
-    out = Written(items, json.dumps(keyed, ensure_ascii=False, indent=1) + "\n", run_record, folder / SQLITE)
+    out = Written(items, dumps_indented(keyed) + "\n", run_record, folder / SQLITE)  # json.dumps(indent=1)'s text
     with contextlib.ExitStack() as stack:
         if site_data is not None:
             _write_by_path(stack.enter_context(atomic_path(site_data)), out)
