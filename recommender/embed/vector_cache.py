@@ -1,7 +1,8 @@
 """A persistent cache of article vectors, and of each article's window vectors, keyed by model fingerprint and
 content hash; and of the vector of each single text the model read (a head or a window), keyed by the text's
 sha256, so that an article that changed in one place embeds only the windows whose text changed (a 1% night on
-MDN whose pages gained a paragraph: 152 of their 517 texts).
+MDN whose pages gained a paragraph: 152 of their 517 texts); and each article's content hash by a digest of what
+the preparation reads (`source_key`), so that a night does not split every article into windows to hash them.
 
 The index build and the nightly batch look vectors up here before they run the model, and commit new ones in
 small transactions as they go, so a run that is killed keeps what it already embedded and the next run reuses it.
@@ -34,6 +35,10 @@ CREATE TABLE IF NOT EXISTS windows (
     dim INTEGER NOT NULL,
     vectors BLOB NOT NULL,
     PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contents (
+    source TEXT NOT NULL PRIMARY KEY,
+    hash TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS texts (
     model TEXT NOT NULL,
@@ -79,6 +84,16 @@ class VectorCache:
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
             self.db.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)", blocks)
             self.db.executemany("INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?)", singles)
+
+    def get_contents(self, keys: Iterable[str]) -> dict[str, str]:
+        """source_key -> the content hash stored for it."""
+        return dict(select_in(self.db, "SELECT source, hash FROM contents WHERE source IN ({marks})",
+                              list(dict.fromkeys(keys))))
+
+    def put_contents(self, items: Iterable[tuple[str, str]]) -> None:
+        """(source_key, content hash) pairs, committed in one transaction."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO contents VALUES (?, ?)", list(items))
 
     def get_texts(self, model: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """text_key -> float32 vector of the single texts this model embedded before."""

@@ -124,3 +124,31 @@ def test_a_changed_article_embeds_only_the_texts_the_cache_lacks(tmp_path):
     afresh = []
     expected, _, _ = vectorize(after, embedder, cache=None, progress=False, windows=afresh)
     assert np.array_equal(vectors, expected) and np.array_equal(out[0].vectors, afresh[0].vectors)
+
+
+def test_content_hashes_are_looked_up_by_what_the_preparation_reads(tmp_path, monkeypatch):
+    """A second run prepares no unchanged article to hash it; any field prepare reads, or a setting, changes
+    the key, so the hash is made again."""
+    from recommender.embed import vectorize as vectorizing
+    from recommender.embed.embedder import get_embedder
+    from recommender.embed.vector_cache import VectorCache
+
+    embedder = get_embedder("hashing")
+    articles = [Article(id="a", title="A", excerpt="x", body="one two three " * 100), Article(id="b", title="B")]
+    expected = vectorizing.content_hashes(articles, Preparation())
+    with VectorCache(tmp_path / "cache.sqlite") as cache:
+        _, hashes, _ = vectorizing.vectorize(articles, embedder, cache=cache, progress=False, windows=[])
+        assert hashes == expected
+        prepared = []
+        monkeypatch.setattr(vectorizing, "prepare", lambda a, p: prepared.append(a.id) or prepare(a, p))
+        _, again, _ = vectorizing.vectorize(articles, embedder, cache=cache, progress=False, windows=[])
+        assert again == expected and prepared == []
+        changed = [Article(id="a", title="A", excerpt="x", body="one two three " * 99), articles[1]]
+        for other, settings in [(changed, Preparation()), (articles, Preparation(max_windows=3))]:
+            hashes = vectorizing.cached_content_hashes(other, settings, cache)
+            assert hashes == vectorizing.content_hashes(other, settings)
+    keys = [vectorizing.source_keys([a], Preparation())[0] for a in
+            (articles[0], Article(id="a2", title="A", excerpt="x", body=articles[0].body),
+             Article(id="a", title="A", excerpt="", body="x" + articles[0].body),
+             Article(id="a", title="Ax", excerpt="", body=articles[0].body))]
+    assert len(set(keys)) == 4
