@@ -24,7 +24,7 @@ def dumps_indented(obj, indent: int = 1) -> str:
     return "".join(parts)
 
 
-def _scalar(value) -> str | None:
+def scalar_text(value) -> str | None:
     """A scalar's JSON text as json.dumps writes it, or None for a container or an unknown type."""
     if isinstance(value, str):
         return encode_basestring(value)
@@ -47,7 +47,7 @@ def _scalar(value) -> str | None:
     return None
 
 
-def _flat(obj, inner: str) -> str:
+def flat_text(obj, inner: str) -> str:
     """A dict or list of plain scalars on one line, its items separated by "," + inner (a newline and indent)."""
     return "".join(_encoder(inner)(obj, 0))
 
@@ -63,7 +63,7 @@ def _encoder(inner: str):
 
 
 def _emit(obj, level: int, indent: int, parts: list[str]) -> None:
-    text = _scalar(obj)
+    text = scalar_text(obj)
     if text is not None:
         parts.append(text)
         return
@@ -71,7 +71,7 @@ def _emit(obj, level: int, indent: int, parts: list[str]) -> None:
     close = "\n" + " " * (indent * level)
     if isinstance(obj, dict) and obj and all(type(k) is str for k in obj):
         if all(type(v) in _SCALARS for v in obj.values()):  # a link: the C encoder, its separators the indent
-            parts.append("{" + inner + _flat(obj, inner)[1:-1] + close + "}")
+            parts.append("{" + inner + flat_text(obj, inner)[1:-1] + close + "}")
             return
         parts.append("{")
         for number, (key, value) in enumerate(obj.items()):
@@ -81,7 +81,7 @@ def _emit(obj, level: int, indent: int, parts: list[str]) -> None:
         return
     if isinstance(obj, (list, tuple)) and obj:
         if all(type(v) in _SCALARS for v in obj):  # a list of ids
-            parts.append("[" + inner + _flat(obj, inner)[1:-1] + close + "]")
+            parts.append("[" + inner + flat_text(obj, inner)[1:-1] + close + "]")
             return
         parts.append("[")
         for number, value in enumerate(obj):

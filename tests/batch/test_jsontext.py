@@ -26,3 +26,24 @@ def test_the_same_text_as_json_dumps(value, indent):
 def test_what_json_refuses_is_refused():
     with pytest.raises(TypeError):
         dumps_indented({"a": [np.int64(1)]})
+
+
+def test_the_by_path_text_is_json_dumps_of_the_by_path_links():
+    from dataclasses import replace
+
+    from recommender.batch.outputs import ArticleLinks, by_path, by_path_text
+    from recommender.rank.results import Related
+
+    def info(id, url, title):
+        return Related(id=id, score=0.0, title=title, url=url, published="2021-05-01" if url else None,
+                       source=None, kind="news")
+
+    infos = [info("a", "https://x.org/a/", "Ä \"title\"\n"), info("b", None, "B"), info("c", "https://x.org/c", "C")]
+    links = [replace(infos[1], score=0.5), replace(infos[2], score=None, pinned=True), replace(infos[0], score=1e-7)]
+    items = [ArticleLinks(i.id, i.title, i.url, i.published, None, tuple(links[:n])) for n, i in enumerate(infos)]
+    keyed, _ = by_path(items, infos)
+    assert by_path_text(keyed) == json.dumps(keyed, ensure_ascii=False, indent=1)
+    for more in ({"/nan/": [{**keyed["/c"][0], "score": float("nan")}]}, {"/odd/": [{"title": 1, "score": 0.5}]}):
+        odd = {**keyed, **more}
+        assert by_path_text(odd) == json.dumps(odd, ensure_ascii=False, indent=1)
+    assert by_path_text({}) == "{}"
