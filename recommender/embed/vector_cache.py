@@ -21,31 +21,18 @@ import numpy as np
 
 from ..common.sqlitedb import connect, select_in
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS vectors (
+# (model, hash) -> a blob of `dim`-wide vectors: article vectors, each article's windows, single texts' vectors
+SCHEMA = "".join(f"""
+CREATE TABLE IF NOT EXISTS {table} (
     model TEXT NOT NULL,
     hash TEXT NOT NULL,
     dim INTEGER NOT NULL,
-    vector BLOB NOT NULL,
+    {column} BLOB NOT NULL,
     PRIMARY KEY (model, hash)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS windows (
-    model TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    vectors BLOB NOT NULL,
-    PRIMARY KEY (model, hash)
-) WITHOUT ROWID;
+) WITHOUT ROWID;""" for table, column in (("vectors", "vector"), ("windows", "vectors"), ("texts", "vector"))) + """
 CREATE TABLE IF NOT EXISTS contents (
     source TEXT NOT NULL PRIMARY KEY,
     hash TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS texts (
-    model TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 """
 
