@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -234,8 +234,11 @@ def previous_state(folder: Path, manifest: Manifest | None, embedder: Embedder,
 def corpus_digest(articles: Sequence[Article], hashes: Sequence[str]) -> str:
     """sha256 over every article's fields and content hash, in order: equal digests mean an identical index."""
     digest = hashlib.sha256()
+    names = [f.name for f in fields(Article)]
     for article, content in zip(articles, hashes):
-        digest.update(json.dumps([article.to_dict(), content], sort_keys=True, ensure_ascii=False).encode())
+        # the fields as they are (str, lists of str, None, bool): the JSON of asdict's deep copy, without the copy
+        record = {name: getattr(article, name) for name in names}
+        digest.update(json.dumps([record, content], sort_keys=True, ensure_ascii=False).encode())
     return digest.hexdigest()
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..common.atomic import atomic_path, atomic_write_bytes
+from ..common.jsontext import dumps_indented, flat_text, scalar_text
 from ..rank.results import Related
 from ..rank.policy import Site
 from .pages import href, page_key
@@ -108,6 +109,33 @@ def by_path(items: Sequence[ArticleLinks], infos: Sequence, site: Site = Site())
 
 
 MAX_NAMED = 20  # collisions named in the run record
+LINK_FIELDS = ("title", "href", "url", "path", "id", "published")  # a by-path link's fields before its score
+SCORE, PINNED = ',\n   "score": ', ',\n   "pinned": true'
+
+
+def by_path_text(keyed: dict) -> str:
+    """json.dumps(keyed, ensure_ascii=False, indent=1), character for character, for by_path's links: the
+    fields a link takes from its target (all but the score) are encoded once per target (an article is linked
+    from about ten lists), not once per link. Anything of another shape goes through common.jsontext."""
+    fragments: dict[tuple, str] = {}
+    parts = []
+    plain, pinned_names = (*LINK_FIELDS, "score"), (*LINK_FIELDS, "score", "pinned")
+    for key, links in keyed.items():
+        rendered = []
+        for link in links:
+            names = tuple(link)
+            score = link["score"] if names == plain or names == pinned_names else ""
+            if type(score) is not float and score is not None or link.get("pinned", True) is not True:
+                return dumps_indented(keyed)
+            static = (link["title"], link["href"], link["url"], link["path"], link["id"], link["published"])
+            head = fragments.get(static)
+            if head is None:
+                if any(type(value) is not str and value is not None for value in static):
+                    return dumps_indented(keyed)
+                head = fragments[static] = "  {\n   " + flat_text(dict(zip(LINK_FIELDS, static)), "\n   ")[1:-1]
+            rendered.append(head + SCORE + scalar_text(score) + (PINNED if len(names) == 8 else "") + "\n  }")
+        parts.append(scalar_text(key) + (": [\n" + ",\n".join(rendered) + "\n ]" if rendered else ": []"))
+    return "{\n " + ",\n ".join(parts) + "\n}" if parts else "{}"
 
 
 @dataclass
@@ -141,8 +169,7 @@ def _write_jsonl(path: Path, out: Written) -> None:
 
 
 def _write_json_map(path: Path, out: Written) -> None:
-    path.write_text(json.dumps({i.id: [l.id for l in i.related] for i in out.items}, ensure_ascii=False,
-                               indent=1) + "\n", encoding="utf-8")
+    path.write_text(dumps_indented({i.id: [l.id for l in i.related] for i in out.items}) + "\n", encoding="utf-8")
 
 
 def _write_sqlite_sink(path: Path, out: Written) -> None:
@@ -171,7 +198,7 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRe
     if counts["collisions"]:
         log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
                     counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
-    out = Written(items, json.dumps(keyed, ensure_ascii=False, indent=1) + "\n", run_record, folder / SQLITE)
+    out = Written(items, by_path_text(keyed) + "\n", run_record, folder / SQLITE)
     with contextlib.ExitStack() as stack:
         if site_data is not None:
             _write_by_path(stack.enter_context(atomic_path(site_data)), out)

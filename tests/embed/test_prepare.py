@@ -89,3 +89,66 @@ def test_vectorize_stores_every_window_and_reuses_them_from_the_cache(tmp_path):
         vectors2, _, stats2 = vectorize(articles, embedder, cache=cache, progress=False, windows=again)
         assert stats2.reused == 2 and stats2.embedded == 0
         assert np.array_equal(vectors2, vectors) and np.array_equal(again[0].vectors, windows.vectors)
+
+
+def test_a_changed_article_embeds_only_the_texts_the_cache_lacks(tmp_path):
+    """A paragraph added at the end of a long article: only its new last windows go through the model; the
+    vectors are those of embedding it afresh."""
+    from recommender.embed.embedder import get_embedder
+    from recommender.embed.vector_cache import VectorCache
+    from recommender.embed.vectorize import vectorize
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.read = inner, []
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode(self, texts, batch_size=32, progress=False):
+            self.read.extend(texts)
+            return self.inner.encode(texts, batch_size=batch_size)
+
+    body = " ".join(f"w{i}" for i in range(2000))
+    before = [Article(id="long", title="Long", body=body), Article(id="news", title="News", excerpt="A head.")]
+    after = [Article(id="long", title="Long", body=body + " an added closing paragraph"), before[1]]
+    embedder = Counting(get_embedder("hashing"))
+    with VectorCache(tmp_path / "cache.sqlite") as cache:
+        vectorize(before, embedder, cache=cache, progress=False, windows=[])
+        embedder.read.clear()
+        out = []
+        vectors, _, stats = vectorize(after, embedder, cache=cache, progress=False, windows=out)
+    old, new = prepare(before[0]).all_texts, prepare(after[0]).all_texts
+    assert embedder.read == [t for t in new if t not in old] and 0 < len(embedder.read) < len(new) / 4
+    assert stats.embedded == 1 and stats.texts == len(embedder.read)
+    afresh = []
+    expected, _, _ = vectorize(after, embedder, cache=None, progress=False, windows=afresh)
+    assert np.array_equal(vectors, expected) and np.array_equal(out[0].vectors, afresh[0].vectors)
+
+
+def test_content_hashes_are_looked_up_by_what_the_preparation_reads(tmp_path, monkeypatch):
+    """A second run prepares no unchanged article to hash it; any field prepare reads, or a setting, changes
+    the key, so the hash is made again."""
+    from recommender.embed import vectorize as vectorizing
+    from recommender.embed.embedder import get_embedder
+    from recommender.embed.vector_cache import VectorCache
+
+    embedder = get_embedder("hashing")
+    articles = [Article(id="a", title="A", excerpt="x", body="one two three " * 100), Article(id="b", title="B")]
+    expected = vectorizing.content_hashes(articles, Preparation())
+    with VectorCache(tmp_path / "cache.sqlite") as cache:
+        _, hashes, _ = vectorizing.vectorize(articles, embedder, cache=cache, progress=False, windows=[])
+        assert hashes == expected
+        prepared = []
+        monkeypatch.setattr(vectorizing, "prepare", lambda a, p: prepared.append(a.id) or prepare(a, p))
+        _, again, _ = vectorizing.vectorize(articles, embedder, cache=cache, progress=False, windows=[])
+        assert again == expected and prepared == []
+        changed = [Article(id="a", title="A", excerpt="x", body="one two three " * 99), articles[1]]
+        for other, settings in [(changed, Preparation()), (articles, Preparation(max_windows=3))]:
+            hashes = vectorizing.cached_content_hashes(other, settings, cache)
+            assert hashes == vectorizing.content_hashes(other, settings)
+    keys = [vectorizing.source_keys([a], Preparation())[0] for a in
+            (articles[0], Article(id="a2", title="A", excerpt="x", body=articles[0].body),
+             Article(id="a", title="A", excerpt="", body="x" + articles[0].body),
+             Article(id="a", title="Ax", excerpt="", body=articles[0].body))]
+    assert len(set(keys)) == 4

@@ -224,3 +224,23 @@ def test_index_kind_follows_corpus_size():
     vectors = clustered(600)
     assert build_for_size(vectors, flat_max=1000).backend == "faiss-flat-ip"
     assert build_for_size(vectors, flat_max=500).backend == "faiss-ivf-sq8"
+
+
+def test_corpus_digest_is_the_digest_of_each_articles_full_record():
+    """The digest reads the fields without asdict's deep copy: the same sha256 as over asdict's JSON (an index
+    written before stays recognised as unchanged)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from recommender.batch.build import corpus_digest
+    from recommender.ingest.article import Article
+
+    articles = [Article(id="a", title="Tïtle \"q\"", excerpt="e", body="b\nody", url="https://x/a",
+                        published="2020-01-01", source="s", topics=["t1", "t2"], authors=["me"], page_type="guide",
+                        draft=True, kind="jsonl", path="f.jsonl", slug="a", curated=["b"]),
+                Article(id="b", title="B")]
+    expected = hashlib.sha256()
+    for article, content in zip(articles, ["h1", "h2"]):
+        expected.update(json.dumps([asdict(article), content], sort_keys=True, ensure_ascii=False).encode())
+    assert corpus_digest(articles, ["h1", "h2"]) == expected.hexdigest()
+    assert corpus_digest(articles, ["h1", "h3"]) != expected.hexdigest()
