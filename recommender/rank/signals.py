@@ -21,6 +21,7 @@ Signals:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -53,16 +54,24 @@ MAX_DEPTH = 8  # URL-path levels compared
 
 
 def _binary_matrix(sets: Sequence[frozenset[str]]):
-    """Rows of term sets as a sparse 0/1 matrix, and the vocabulary."""
+    """Rows of term sets as a sparse 0/1 matrix, and the vocabulary (numbered in order of first sight, each row's
+    terms in sorted order: the same matrix in every process, whatever its string hashing)."""
     from scipy.sparse import csr_matrix
 
     vocab: dict[str, int] = {}
     indptr, indices = [0], []
     for terms in sets:
-        indices.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+        indices.extend(vocab.setdefault(t, len(vocab)) for t in sorted(terms))
         indptr.append(len(indices))
     data = np.ones(len(indices), dtype=np.float32)
     return csr_matrix((data, indices, indptr), shape=(len(sets), max(1, len(vocab)))), vocab
+
+
+def _prefix_hash(parts: tuple[str, ...]) -> int:
+    """A URL-path prefix as a non-negative 63-bit number, the same in every process (Python's `hash` of strings
+    is salted per process, which made the stored index files differ from build to build)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF
 
 
 @dataclass
@@ -114,7 +123,7 @@ class ArticleFeatures:
             parts = path_segments(i.url, i.id)
             lengths[row] = len(parts)
             for level in range(min(len(parts), MAX_DEPTH)):
-                prefix[row, level] = hash(parts[:level + 1]) & 0x7FFFFFFFFFFFFFFF
+                prefix[row, level] = _prefix_hash(parts[:level + 1])
         return cls(titles=titles, title_len=np.asarray(titles.sum(axis=1)).ravel(), tags=tags,
                    tag_idf=np.where(df > 0, np.log(n / np.maximum(df, 1)), 0.0).astype(np.float32),
                    authors=authors, days=basic.days, sources=basic.sources, path_prefix=prefix,
