@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rank.candidates import mention_cuts, mention_depth
+from ..rank.candidates import mention_depth
 from .copy_reach import duplicates
 from .learned_pairs import QueryStats
 from .learned_reach import POOL_EPS  # float slack of the pool membership tests
-from .pool_follow import TopSide
+from .pool_follow import TopSide, mention_membership
 from .window_reach import EPS, WindowSide
 
 
@@ -82,15 +82,9 @@ def reached_by_pools(job, frozen, state: dict, prev: np.ndarray, moved: np.ndarr
     for start in range(0, len(rest), block):
         part = np.arange(start, min(len(rest), start + block))
         r = rest[part]
-        if used["mention"]:  # the mention pool: the row's entries above its cut (an unchanged entry keeps its value)
-            weights_ = job.lexical.mention_rows(r)
-            new_bounds["mention"][part] = new_cut = mention_cuts(weights_, mentioned)
-            old_cut = frozen.bounds["mention"][r][:, None]  # NaN: no record, neither side is sure
-            in_new, in_old = weights_ > new_cut[:, None], weights_ > old_cut
-            out_new, out_old = ~in_new, weights_ <= old_cut
-        else:
-            in_new, in_old = np.zeros((len(r), n), dtype=bool), np.zeros((len(r), n), dtype=bool)
-            out_new, out_old = ~in_new, ~in_old
+        in_new, out_new, in_old, out_old, new_cut = mention_membership(job, frozen, r, mentioned, n, used["mention"])
+        if new_cut is not None:
+            new_bounds["mention"][part] = new_cut
         sides = [tops.membership(part, r, {name: frozen.bounds[name][r] for name in tops.names})]
         sides.append(side.membership(part, r, frozen.bounds["window"][r]))
         for a, b, c, d, *rest_ in sides:

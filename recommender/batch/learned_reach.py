@@ -42,11 +42,11 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from ..rank.candidates import mention_cuts, mention_depth
+from ..rank.candidates import mention_depth
 from ..rank.graph_signals import NEIGHBOURS
 from ..rank.signaltable import full_run_reason
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
-from .pool_follow import TopSide
+from .pool_follow import TopSide, mention_membership
 from . import margin_follow
 from .copy_reach import duplicates
 from .window_reach import WindowSide
@@ -181,15 +181,10 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     for start in range(0, len(slow_at), block):
         part = slow_at[start:start + block]
         r = rest[part]
-        if used["mention"]:  # the mention pool: the row's entries above its cut (an unchanged entry keeps its value)
-            weights = job.lexical.mention_rows(r)
-            new_bounds["mention"][part] = new_cut = mention_cuts(weights, mentioned)
-            old_cut = frozen.bounds["mention"][r][:, None]  # NaN: no record, neither side is sure
-            sure_in_new, sure_in_old = weights > new_cut[:, None], weights > old_cut
-            sure_out_new, sure_out_old = ~sure_in_new, weights <= old_cut
-        else:
-            sure_in_new, sure_in_old = np.zeros((len(r), n), dtype=bool), np.zeros((len(r), n), dtype=bool)
-            sure_out_new, sure_out_old = ~sure_in_new, ~sure_in_old
+        sure_in_new, sure_out_new, sure_in_old, sure_out_old, new_cut = mention_membership(
+            job, frozen, r, mentioned, n, used["mention"])
+        if new_cut is not None:
+            new_bounds["mention"][part] = new_cut
         a, b, c, d, found = tops.membership(part, r, {name: frozen.bounds[name][r] for name in tops.names})
         sure_in_new |= a
         sure_out_new &= b

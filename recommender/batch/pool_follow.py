@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rank.candidates import mention_cuts
+
 
 def follow_top(old: tuple, moved: np.ndarray, changed_rows: np.ndarray, changed_values: np.ndarray, depth: int,
                eps: float, positive: bool):
@@ -131,3 +133,17 @@ class TopSide:
             out["lexical"] = np.asarray(tfidf[qs].multiply(tfidf[cs]).sum(axis=1), dtype=np.float64).ravel() \
                 if len(qs) else np.zeros(0)
         return out
+
+
+def mention_membership(job, frozen, r: np.ndarray, mentioned: int, n: int, used: bool):
+    """The mention pool of rows r, old and new: the row's entries above its cut (an unchanged entry keeps its
+    value). (sure in new, sure out of new, sure in old, sure out of old, each len(r) x n; the new cuts, or None
+    when the ranking uses no mentions)."""
+    if not used:
+        none = np.zeros((len(r), n), dtype=bool)
+        return none, ~none, none.copy(), ~none, None
+    weights = job.lexical.mention_rows(r)
+    new_cut = mention_cuts(weights, mentioned)
+    old_cut = frozen.bounds["mention"][r][:, None]  # NaN: no record, neither side is sure
+    in_new = weights > new_cut[:, None]
+    return in_new, ~in_new, weights > old_cut, weights <= old_cut, new_cut
