@@ -59,15 +59,14 @@ def pair_scores(job, stats: QueryStats, weights: dict, qs: np.ndarray, cs: np.nd
 
 
 def reached_by_pools(job, frozen, state: dict, prev: np.ndarray, moved: np.ndarray, reasons: dict,
-                     recompute: np.ndarray, thresholds, block: int = 256) -> np.ndarray:
-    """A3, AW and R4 (module docstring) for the rows not already recomputed; the kept rows' new pool bounds and
-    records for the next night. `thresholds`: incremental.thresholds; `moved`: new and changed rows."""
+                     rest: np.ndarray, thr: np.ndarray | None, block: int = 256) -> np.ndarray:
+    """A3, AW and R4 (module docstring) for the rows `rest` (not already recomputed; `thr`: their stored lists'
+    entry scores, incremental.thresholds); the kept rows' new pool bounds and records for the next night.
+    `moved`: new and changed rows."""
     policy, ranker = job.policy, job.ranker()
-    rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
     if not len(rest):
         return out
-    thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
     used = {part: ranker.uses(part) for part in ("lexical", "mention", "window", "window_max")}
     weights = {p: ranker.weights[p] for p in ("dense", *(p for p, u in used.items() if u))}

@@ -255,13 +255,15 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         recompute[:] = False
     elif changed_ids:
         job.use_frozen(frozen)
+        rest = np.flatnonzero(~recompute)  # the rows the reach rules decide, and their stored lists' entry scores
+        thr = thresholds(state, prev[rest], job.policy.links.k, job.policy.links.min_score) if len(rest) else None
         if learned:
             recompute |= learned_reach.reached_by_learned_score(job, frozen, state, prev, stored, ~same, reasons,
-                                                                recompute, thresholds, follow)
+                                                                rest, thr, follow)
         elif approximate:
-            recompute |= ann_reach.reached_by_pools(job, frozen, state, prev, ~same, reasons, recompute, thresholds)
+            recompute |= ann_reach.reached_by_pools(job, frozen, state, prev, ~same, reasons, rest, thr)
         else:
-            recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, recompute)
+            recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, rest, thr)
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
@@ -286,15 +288,15 @@ def thresholds(state: dict, prev: np.ndarray, k: int, min_score: float | None) -
 
 
 def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, stored: np.ndarray,
-                           moved: np.ndarray, reasons: dict, recompute: np.ndarray, block: int = 256) -> np.ndarray:
-    """R3-R5 of the module docstring for the rows not already recomputed; raises their pool bounds by what
-    entered. `moved` marks new and changed rows (current numbering)."""
+                           moved: np.ndarray, reasons: dict, rest: np.ndarray, thr: np.ndarray | None,
+                           block: int = 256) -> np.ndarray:
+    """R3-R5 of the module docstring for the rows `rest` (not already recomputed; `thr`: their stored lists'
+    entry scores, `thresholds`); raises their pool bounds by what entered. `moved` marks new and changed rows
+    (current numbering)."""
     policy, ranker = job.policy, job.ranker()
-    rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
     if not len(rest):
         return out
-    thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     parts = {"dense": True, **{part: ranker.uses(part) for part in ROW_PARTS}}
     weights = {p: ranker.weights[p] for p, used in parts.items() if used}
     norm = sum(weights.values())

@@ -136,13 +136,13 @@ def prepare(job, frozen, state: dict, prev: np.ndarray, same: np.ndarray) -> str
 
 
 def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored: np.ndarray, moved: np.ndarray,
-                             reasons: dict, recompute: np.ndarray, thresholds, follow: np.ndarray,
+                             reasons: dict, rest: np.ndarray, thr: np.ndarray | None, follow: np.ndarray,
                              block: int = 256) -> np.ndarray:
     """L3, LN and R4 for the rows not already recomputed; their exact new pool bounds for the next run.
-    `thresholds`: incremental.thresholds (each stored list's entry score); `follow`: rows showing a changed
-    article to be made again from their margins (margin_follow; their threshold is the margin's floor)."""
+    `rest`: the rows not already recomputed, `thr` their stored lists' entry scores (incremental.thresholds);
+    `follow`: rows showing a changed article to be made again from their margins (margin_follow; their threshold
+    is the margin's floor)."""
     policy, ranker = job.policy, job.ranker()
-    rest = np.flatnonzero(~recompute)
     out = np.zeros(len(prev), dtype=bool)
     voters, values, cut = (frozen.bounds[k] for k in ("voters", "voter_strength", "voter_cut"))
     for k in ("voters", "voter_strength", "voter_cut"):  # removed rows are not kept in the next record
@@ -150,7 +150,6 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     frozen.bounds["voters"][frozen.bounds["voters"] < -1] = -1
     if not len(rest):
         return out
-    thr = thresholds(state, prev[rest], policy.links.k, policy.links.min_score)
     bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
     used = {part: ranker.uses(part) for part in ("lexical", "mention", "window")}
     stats = QueryStats(job, frozen, used)
