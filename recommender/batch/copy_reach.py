@@ -20,6 +20,8 @@ bound the nightly reach keeps, within float error): every article outside it has
 * b >= t - 2 EPS (more than `candidates` articles at the threshold: a site with hundreds of copies of one
   page): the pool may not hold them all; that article's row is the one product with every vector.
 
+Two API pages of different names are no copies (rank.linking.other_names): such a pair is no edge.
+
 An edge is found from either end, so the graph is exactly the one an all-pairs product gives. A full run reads
 it from every list's candidates as the links step ranks them (`CopyRecord`, fed by relatedlists.link_rows): no
 product beyond the ranking's own, a few comparisons per candidate. A night finds the changed articles' edges
@@ -63,7 +65,7 @@ import time
 
 import numpy as np
 
-from ..rank.linking import TITLE_COPY_COSINE
+from ..rank.linking import TITLE_COPY_COSINE, other_names
 from .window_reach import EPS
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,9 @@ class CopyFinder:
     with more copies than the pool holds) its row against every vector."""
 
     def __init__(self, vectors: np.ndarray, codes: np.ndarray | None, threshold: float, search=None,
-                 depth: int = 201):
+                 depth: int = 201, names: np.ndarray | None = None):
         self.vectors, self.codes, self.threshold = vectors, codes, threshold
+        self.names = names  # API name codes (RuleColumns.api_names): two pages of different names are no copies
         self.search, self.depth = search, depth  # search(queries, depth) -> pool rows (HybridRanker.dense_candidates)
         self.by_cosine = threshold - EPS
         self.by_title = min(threshold, TITLE_COPY_COSINE) - EPS
@@ -89,7 +92,7 @@ class CopyFinder:
         """Over a LinkJob's vectors and title codes, searching with its ranker's dense retrieval."""
         return cls(job.vectors, getattr(job.facts, "title_codes", None), job.policy.duplicates.threshold,
                    lambda queries, depth: job.ranker().dense_candidates(queries, depth),
-                   job.policy.ranking.candidates + 1)
+                   job.policy.ranking.candidates + 1, getattr(job.facts, "api_names", None))
 
     def group(self, code: int) -> np.ndarray:
         """The rows of one title code (a hash group: the codes sorted once)."""
@@ -118,7 +121,8 @@ class CopyFinder:
             members = self.group(code)
             members = members[members != q]
             found = np.union1d(found, members[self.vectors[members] @ q_vector >= self.by_title])
-        return np.asarray(found, dtype=np.int64)
+        found = np.asarray(found, dtype=np.int64)
+        return found[~other_names(self.names, found, q)] if self.names is not None else found
 
     def edges_of(self, rows: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """The edges (a, b) with a in `rows`, each row's pool from the dense search."""

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -27,12 +28,14 @@ TITLE_COPY_COSINE = 0.8  # two items with one title (3+ words) and text this clo
 # text file, which no site generator publishes as a page; a curated stub, known only from a related: list.
 WITH_URL, PAGE_AT_ID, NO_PAGE, STUB = 0, 1, 2, 3
 PLAIN_TEXT_SUFFIXES = (".txt", ".text")
+PAGE_SUFFIX = re.compile(r"\.(?:html?|shtml|php|aspx?|jsp|md|txt|xml)$")
+NAME_PART = re.compile(r"[^\W\d]\w*")  # a part of a dotted API name: an identifier (a digit first: a section)
 
 
 @dataclass
 class RuleColumns:
     """Every article's columns the link rules read (id, source, day, topics, draft, title codes, kind of link
-    target, host), in row order."""
+    target, host, API name), in row order."""
 
     ids: list[str]
     sources: np.ndarray  # int code, -1 unknown
@@ -44,6 +47,7 @@ class RuleColumns:
     name_codes: np.ndarray | None = None  # int: one code per distinct normalised title (any length)
     pages: np.ndarray | None = None  # int8: WITH_URL, PAGE_AT_ID, NO_PAGE or STUB (what it is as a link target)
     hosts: Sequence[str | None] | None = None  # each article's URL host (lower case, no www.), None without URL
+    api_names: np.ndarray | None = None  # int: one code per dotted API name (api_name_codes), -1 for other pages
     _kinds: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -57,7 +61,7 @@ class RuleColumns:
                    row_of={x: r for r, x in enumerate(ids)}, drafts=drafts if drafts.any() else None,
                    title_codes=title_codes(titles), name_codes=title_codes(titles, min_words=1),
                    pages=np.array([page_kind(i) for i in infos], dtype=np.int8),
-                   hosts=[url_host(getattr(i, "url", None)) for i in infos])
+                   hosts=[url_host(getattr(i, "url", None)) for i in infos], api_names=api_name_codes(infos))
 
     def held_back(self, policy: Policy) -> int:
         """How many articles the policy keeps out of every list because they are unpublished drafts."""
@@ -260,6 +264,39 @@ def title_codes(titles: Sequence[str], min_words: int = 3) -> np.ndarray:
     return out
 
 
+def api_name(url: str | None, article_id: str) -> str | None:
+    """An API reference page's dotted name: the last segment of its URL's path (else of its id) without a page
+    suffix, when it is two or more identifiers joined by dots, lower-cased (`.../generated/numpy.ma.arctan2.html`
+    -> `numpy.ma.arctan2`). None for other pages (`printf.3`: a man page's section; `3.2`: a version; `post-1`)."""
+    path = urlsplit(url).path if url and "://" in url else article_id
+    parts = [p for p in (path or "").lower().split("/") if p]
+    name = PAGE_SUFFIX.sub("", parts[-1]) if parts else ""
+    dotted = name.split(".")
+    return name if len(dotted) >= 2 and all(NAME_PART.fullmatch(n) for n in dotted) else None
+
+
+def api_name_codes(infos: Sequence) -> np.ndarray:
+    """Equal codes for equal API names (api_name; the folder aside: one page at two URLs keeps its name), -1 for
+    pages without one."""
+    codes: dict[str, int] = {}
+    out = np.full(len(infos), -1, dtype=np.int64)
+    for row, info in enumerate(infos):
+        name = api_name(getattr(info, "url", None), info.id)
+        if name is not None:
+            out[row] = codes.setdefault(name, len(codes))
+    return out
+
+
+def other_names(names: np.ndarray | None, a, b) -> np.ndarray | bool:
+    """Whether pages a and b (rows, broadcast) are API pages of two different names (api_names): aliases or
+    namesakes in two namespaces (`numpy.amax` and `numpy.max`, `numpy.arctan2` and `numpy.ma.arctan2`) document
+    two names with one text, and curated API lists link them, so they are never copies."""
+    if names is None:
+        return False
+    a, b = names[a], names[b]
+    return (a >= 0) & (b >= 0) & (a != b)
+
+
 def choose_links(ordered: list[Link], policy: Policy, *, every: bool = False) -> list[Link]:
     """The links to show: pins always, then ranked links above the minimum score and the minimum reverse z-score
     (where it was computed), k in all (every=True: all of them, however many; the editors' check reads a curated
@@ -277,7 +314,8 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
     syndicated copies of one story often carry different excerpts, so their vectors alone differ.
 
     The copy kept is the earliest published (the original of a syndicated story), else the best ranked.
-    Copies of the query article itself are dropped."""
+    Copies of the query article itself are dropped. Two API pages of different names are never copies
+    (other_names)."""
     if threshold >= 1.0 or len(rows) == 0:
         return rows, score
     vecs = vectors[rows]
@@ -290,6 +328,11 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
     if query_code >= 0:
         of_query = np.where((codes == query_code) & (of_query >= min(threshold, TITLE_COPY_COSINE)),
                             np.maximum(of_query, threshold), of_query)
+    names = getattr(facts, "api_names", None)
+    if names is not None and (names[rows] >= 0).any():
+        sims = np.where(other_names(names, rows[:, None], rows[None, :]), 0.0, sims)
+        if query_row >= 0:
+            of_query = np.where(other_names(names, rows, query_row), 0.0, of_query)
     if not (np.triu(sims, 1) >= threshold).any() and not (of_query >= threshold).any():
         return rows, score  # the common case: no copies at all
     kept: list[int] = []  # positions into rows, one per slot

@@ -82,6 +82,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     arrays["facts_drafts"] = facts.drafts if facts.drafts is not None else np.zeros(len(articles), dtype=bool)
     arrays["facts_titles"] = facts.title_codes
     arrays["facts_names"], arrays["facts_targets"] = facts.name_codes, facts.pages
+    arrays["facts_apinames"] = facts.api_names
     site = ArticleFeatures.from_infos(articles)
     for f in fields(ArticleFeatures):
         value = getattr(site, f.name)
@@ -161,7 +162,7 @@ class QueryData:
         if not self.available or not all(self.has(f"facts_{name}") for name in ("drafts", "titles", "names", "targets")):
             return None  # made before these were kept: the caller builds RuleColumns from the metadata
         from ..ingest.text import url_host
-        from .linking import RuleColumns
+        from .linking import RuleColumns, api_name_codes
 
         ids = RowIds(store)
         drafts = self.array("facts_drafts")
@@ -170,7 +171,10 @@ class QueryData:
                      row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict),
                      drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"),
                      name_codes=self.array("facts_names"), pages=self.array("facts_targets"),
-                     hosts=Lazy(lambda: [url_host(i.url) for i in store.all()]))
+                     hosts=Lazy(lambda: [url_host(i.url) for i in store.all()]),
+                     # an index built before the API names were kept: from the metadata
+                     api_names=self.array("facts_apinames") if self.has("facts_apinames") else
+                     api_name_codes(store.all()))
 
     def site_facts(self):
         """signals.ArticleFeatures from the stored arrays, or None when they are missing or were made for other

@@ -21,11 +21,13 @@ from recommender.rank.policy import Policy
 T = 0.98
 
 
-def all_pairs(vectors, codes, threshold=T) -> set:
-    """The reference: every pair's cosine."""
+def all_pairs(vectors, codes, threshold=T, names=None) -> set:
+    """The reference: every pair's cosine (two API pages of different names: never a pair)."""
     sims = vectors @ vectors.T
     same = (codes[:, None] == codes[None, :]) & (codes[:, None] >= 0)
     near = (sims >= threshold - EPS) | (same & (sims >= min(threshold, TITLE_COPY_COSINE) - EPS))
+    if names is not None:
+        near &= ~((names[:, None] >= 0) & (names[None, :] >= 0) & (names[:, None] != names[None, :]))
     a, b = np.nonzero(np.triu(near, 1))
     return set(zip(a.tolist(), b.tolist()))
 
@@ -71,6 +73,11 @@ def test_copies_from_each_pool_give_the_all_pairs_graph():
     finder = CopyFinder(vectors, codes, T, search, depth=len(vectors))  # one pool holds everything
     assert as_pairs(*finder.edges_of(np.arange(len(vectors)))) == expected
     assert finder.full_rows == finder.group_rows == 0
+    names = np.full(len(vectors), -1, dtype=np.int64)
+    names[[200, 201, 202]] = [0, 1, 0]  # two API names (aliases of one text) and the first's page at two URLs
+    finder = CopyFinder(vectors, codes, T, search, depth=6, names=names)
+    named = as_pairs(*finder.edges_of(np.arange(len(vectors))))
+    assert named == all_pairs(vectors, codes, names=names) == expected - {(200, 201), (201, 202)}
 
 
 def _records(rng, vocabulary):
@@ -95,6 +102,9 @@ def _records(rng, vocabulary):
                 "published": "2024-02-02"})
     for v in range(6):
         out.append({"id": f"retold/{v}", "title": f"Retold {v}", "text": " ".join(told[:74 - 8 - v])})
+    alias = " ".join(rng.choice(vocabulary, 60))  # API pages: two names of one text, one of them at two URLs
+    for page in ("api/pkg.alpha.html", "api/pkg.beta.html", "mirror/pkg.alpha.html"):
+        out.append({"id": page, "title": page, "text": alias})
     return out
 
 
@@ -103,10 +113,10 @@ def stored_graph(index_dir, out):
     state = load_state(out / STATE_FILE)
     with Index.open(index_dir) as index:
         vectors = np.ascontiguousarray(index.data.vectors.vectors(), dtype=np.float32)
-        codes = index.data.rule_columns().title_codes
+        codes, names = index.data.rule_columns().title_codes, index.data.rule_columns().api_names
         ids = index.data.store.ids()
     name = lambda pairs: {tuple(sorted((ids[a], ids[b]))) for a, b in pairs}  # noqa: E731
-    return name(as_pairs(state["copy_a"], state["copy_b"])), name(all_pairs(vectors, codes))
+    return name(as_pairs(state["copy_a"], state["copy_b"])), name(all_pairs(vectors, codes, names=names))
 
 
 def test_full_run_and_nights_keep_the_all_pairs_graph_with_small_pools(tmp_path, caplog):
@@ -121,8 +131,10 @@ def test_full_run_and_nights_keep_the_all_pairs_graph_with_small_pools(tmp_path,
     assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     graph, expected = stored_graph(index_dir, out)
     assert ("hub", "told") in expected and ("crowd/0", "crowd/7") in expected
+    assert ("api/pkg.alpha.html", "mirror/pkg.alpha.html") in expected
+    assert ("api/pkg.alpha.html", "api/pkg.beta.html") not in expected
     assert graph == expected
-    assert re.search(r"copy graph: \d+ pairs from 122 lists' candidates .* \(0 rows searched, [1-9]\d* read their "
+    assert re.search(r"copy graph: \d+ pairs from 125 lists' candidates .* \(0 rows searched, [1-9]\d* read their "
                      r"title group, [1-9]\d* against every vector", caplog.text), caplog.text
     by_id = {r["id"]: r for r in records}
     by_id["crowd/3"]["text"] = " ".join(rng.choice(vocabulary, 60))  # a copy leaves the crowd
@@ -130,6 +142,7 @@ def test_full_run_and_nights_keep_the_all_pairs_graph_with_small_pools(tmp_path,
     records.append({"id": "early", "title": "The one story told twice", "text": " ".join(
         by_id["hub"]["text"].split()[:70]), "published": "2023-01-01"})  # an earlier published title copy
     records.append(dict(by_id["crowd/0"], id="crowd/new", title="Crowd new"))  # one more copy, undated
+    by_id["api/pkg.beta.html"]["text"] += " w1"  # an alias changes: still no copy of the other name
     write_records(feed, records)
     record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert record.lists["kind"] == "incremental", record.lists
@@ -137,6 +150,6 @@ def test_full_run_and_nights_keep_the_all_pairs_graph_with_small_pools(tmp_path,
     graph, expected = stored_graph(index_dir, out)
     assert ("crowd/7", "crowd/new") in expected and ("early", "hub") in expected
     assert graph == expected
-    assert re.search(r"of 4 new or changed articles \([1-9]\d* read their title group, [1-9]\d* against every",
+    assert re.search(r"of 5 new or changed articles \([1-9]\d* read their title group, [1-9]\d* against every",
                      caplog.text), caplog.text
     assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy))

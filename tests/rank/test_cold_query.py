@@ -304,3 +304,31 @@ def test_an_index_without_precomputed_files_answers_the_same_and_a_rebuild_adds_
 
     report = build_index(corpus, folder, model="hashing", progress=False)
     assert report.rewritten and any(r.startswith("query:") for r in read_manifest(folder).files)
+
+
+def test_api_aliases_are_linked_and_an_index_without_their_names_reads_them_from_the_metadata(tmp_path):
+    """Two API pages of one text under two names (an alias) link each other, where the same text at two URLs of
+    one name would be collapsed as the query's copy; the names are kept with the index, and an index built before
+    they were kept reads them from its metadata."""
+    from recommender import build_index
+    from recommender.rank.linking import api_name_codes
+
+    doc = "Return the maximum of an array or maximum along an axis, propagating NaNs."
+    rows = [{"id": page, "title": "Maximum", "text": doc}
+            for page in ("ref/numpy.max", "ref/numpy.amax", "v1/numpy.max")]
+    rows += [{"id": f"ref/numpy.f{i}", "title": f"numpy.f{i}", "text": " ".join(
+        list(TOPICS.values())[i % 4].split()[i:i + 12])} for i in range(12)]
+    (tmp_path / "api.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    folder = tmp_path / "idx"
+    build_index(tmp_path / "api.jsonl", folder, model="hashing", progress=False)
+    for drop in (False, True):
+        if drop:  # as an index built before the names were kept
+            manifest = read_manifest(folder)
+            (folder / manifest.files.pop("query:facts_apinames").name).unlink()
+            write_manifest(folder, manifest)
+        with Index.open(folder) as index:
+            names = index.data.rule_columns().api_names
+            assert names.tolist() == api_name_codes(index.data.store.all()).tolist()
+            assert names[0] == names[2] != names[1]
+            related = [r.id for r in index.related("ref/numpy.max")]
+            assert "ref/numpy.amax" in related and "v1/numpy.max" not in related

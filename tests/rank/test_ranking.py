@@ -8,7 +8,7 @@ import pytest
 
 from recommender.store.lexindex import LexicalIndex
 from recommender.store.mentionmatrix import article_names
-from recommender.rank.linking import RuleColumns, choose_links, collapse_duplicates, mmr, order_candidates
+from recommender.rank.linking import RuleColumns, api_name, choose_links, collapse_duplicates, mmr, order_candidates
 from recommender.rank.overrides import Override, OverrideSet
 from recommender.rank.policy import NO_WINDOWS, Policy, PolicyError, Ranking, load_policy, policy_to_toml
 from recommender.rank.ranking import HybridRanker
@@ -159,6 +159,31 @@ def test_a_copy_of_two_slots_joins_the_first():
     rows, score = collapse_duplicates(np.array([0, 1, 2, 3]), np.array([4.0, 3.0, 2.0, 1.0]), vectors, facts,
                                       0.95, None)
     assert rows.tolist() == [2, 1, 3] and score.tolist() == [4.0, 3.0, 1.0]  # c, the earliest, takes a's slot
+
+
+def test_api_pages_of_different_names_are_no_copies():
+    # one docstring under four pages: the query numpy.max, its alias numpy.amax, numpy.ma.max (another namespace)
+    # and numpy.ma.max again at another URL; a fifth page far off. Curated API lists link aliases and namesakes:
+    # only the same name at two URLs is a copy
+    base = unit(np.array([[1.0, 0, 0], [0.999, 0.04, 0], [0.998, 0.06, 0], [0.998, 0.0, 0.06], [0, 1.0, 0]]))
+    pages = ["ref/numpy.max.html", "ref/numpy.amax.html", "ref/numpy.ma.max.html", "v2/numpy.ma.max.html",
+             "ref/numpy.min.html"]
+    facts = RuleColumns.from_infos([Info(p) for p in pages])
+    rows, _ = collapse_duplicates(np.array([1, 2, 3, 4]), np.array([4.0, 3.0, 2.0, 1.0]), base, facts, 0.95, base[0],
+                                  0)
+    assert rows.tolist() == [1, 2, 4]
+    plain = RuleColumns.from_infos([Info(p.replace(".", "-")) for p in pages])  # no API names: all copies
+    rows, _ = collapse_duplicates(np.array([1, 2, 3, 4]), np.array([4.0, 3.0, 2.0, 1.0]), base, plain, 0.95, base[0],
+                                  0)
+    assert rows.tolist() == [4]
+
+
+def test_api_names():
+    assert api_name("https://numpy.org/doc/reference/generated/numpy.ma.arctan2.html", "x") == "numpy.ma.arctan2"
+    assert api_name(None, "library/os.path") == "os.path"
+    assert api_name(None, "Array.prototype.map") == "array.prototype.map"
+    for page in ("printf.3", "sysexits.h.3head", "docs/3.2", "blog/post-1.html", "notes.md", "index.html", ""):
+        assert api_name(None, page) is None, page
 
 
 def test_mmr_prefers_variety():
