@@ -27,7 +27,7 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
 with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
-`window_reach.WindowSide`), which tells the pools that do change.
+`window_batch.WindowSide`), which tells the pools that do change.
 """
 
 from __future__ import annotations
