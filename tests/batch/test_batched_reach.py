@@ -223,3 +223,31 @@ def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_win
     print(seen)
     assert seen["window batched"] > 20 and seen["window pairs"] > 0, seen
     assert seen["top pools"] > 20 and seen["top"] > seen["top pools"], seen
+
+
+def test_kept_tops_is_kept_top_list_by_list():
+    from recommender.batch.steady_pools import _kept_top, _kept_tops
+
+    rng = np.random.default_rng(7)
+    seen = {"kept": 0, "none": 0}
+    for trial in range(40):
+        n, depth = 60, int(rng.integers(2, 12))
+        moved = rng.random(n) < 0.15
+        cols = np.flatnonzero(moved)
+        col_of = np.full(n, -1)
+        col_of[cols] = np.arange(len(cols))
+        olds = _pools(rng, n, depth, moved, 30)
+        changed = np.round(rng.random((30, len(cols))) * 12) / 8 - 0.25  # the pools' grid: ties
+        changed[1::2] += rng.choice([0.0, 5e-5, -5e-5], changed[1::2].shape)  # within the slack of a boundary
+        for j in range(0, 30, 2):  # clear of the boundaries: members above, others below
+            changed[j] = -0.1
+            if olds[j] is not None:
+                rows = olds[j][0][olds[j][0] >= 0]
+                changed[j, col_of[rows[moved[rows]]]] = 1.5
+        for positive in (False, True):
+            got = _kept_tops(olds, moved, col_of, changed, depth, positive, block=7)
+            for j, old in enumerate(olds):
+                want = _kept_top(old, moved, col_of, changed[j], depth, positive)
+                seen["none" if want is None else "kept"] += 1
+                assert _same(got[j], want), (trial, j, positive)
+    assert seen["kept"] > 100 and seen["none"] > 100, seen
