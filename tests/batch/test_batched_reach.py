@@ -26,28 +26,29 @@ def _pools(rng, n, depth, moved, lists):
     return olds
 
 
+def _top_case(rng, grid: float):
+    """A night's made-up dense or lexical pools of 30 lists: (depth, moved, cols, col_of, olds, changed values)."""
+    n, depth = 60, int(rng.integers(2, 12))
+    moved = rng.random(n) < 0.15
+    cols = np.flatnonzero(moved)
+    col_of = np.full(n, -1)
+    col_of[cols] = np.arange(len(cols))
+    changed = np.round(rng.random((30, len(cols))) * 12) / 8 - grid  # some <= 0, some tie the old values
+    return depth, moved, cols, col_of, _pools(rng, n, depth, moved, 30), changed
+
+
 def test_follow_tops_is_follow_top_list_by_list():
     rng = np.random.default_rng(3)
     seen = {"kept": 0, "none": 0}
     for trial in range(40):
-        n, depth = 60, int(rng.integers(2, 12))
-        moved = rng.random(n) < 0.15
-        cols = np.flatnonzero(moved)
-        olds = _pools(rng, n, depth, moved, 30)
-        changed = np.round(rng.random((30, len(cols))) * 10) / 8 - 0.2  # some <= 0, some tie the old values
+        depth, moved, cols, _, olds, changed = _top_case(rng, 0.2)
         for positive in (False, True):
             for eps in (0.0, 1e-4, 0.2):
                 got = follow_tops(olds, moved, cols, changed, depth, eps, positive)
                 for j, old in enumerate(olds):
                     want = None if old is None else follow_top(old, moved, cols, changed[j], depth, eps, positive)
-                    if want is None:
-                        assert got[j] is None, (trial, j)
-                        seen["none"] += 1
-                        continue
-                    seen["kept"] += 1
-                    assert got[j] is not None, (trial, j)
-                    assert np.array_equal(got[j][0], want[0]) and got[j][0].dtype == want[0].dtype
-                    assert np.array_equal(got[j][1], want[1]) and got[j][1].dtype == want[1].dtype
+                    seen["none" if want is None else "kept"] += 1
+                    assert _same(got[j], want), (trial, j)
     assert seen["kept"] > 500 and seen["none"] > 500, seen
 
 
@@ -231,13 +232,7 @@ def test_kept_tops_is_kept_top_list_by_list():
     rng = np.random.default_rng(7)
     seen = {"kept": 0, "none": 0}
     for trial in range(40):
-        n, depth = 60, int(rng.integers(2, 12))
-        moved = rng.random(n) < 0.15
-        cols = np.flatnonzero(moved)
-        col_of = np.full(n, -1)
-        col_of[cols] = np.arange(len(cols))
-        olds = _pools(rng, n, depth, moved, 30)
-        changed = np.round(rng.random((30, len(cols))) * 12) / 8 - 0.25  # the pools' grid: ties
+        depth, moved, cols, col_of, olds, changed = _top_case(rng, 0.25)  # the pools' grid: ties
         changed[1::2] += rng.choice([0.0, 5e-5, -5e-5], changed[1::2].shape)  # within the slack of a boundary
         for j in range(0, 30, 2):  # clear of the boundaries: members above, others below
             changed[j] = -0.1
