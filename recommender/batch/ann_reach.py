@@ -7,7 +7,7 @@ found windows give. That holds for an exact search, not for an IVF one: a window
 probe, nearer than every window found, is not found. So here no bound stands in for the outsiders; instead
 every pool of a kept list is found again exactly, as under a learned ranking (learned_reach): the dense and
 lexical pools from the stored pools (pool_follow.TopSide), the mention pool from the list's mention row and cut,
-and the window pool from the stored retrieval (window_reach.WindowSide: the IVF keeps its training and nprobe
+and the window pool from the stored retrieval (window_batch.WindowSide: the IVF keeps its training and nprobe
 from night to night, so an unchanged query window finds what it found before but for the windows added or
 removed; which new ones it finds is asked of an index of the new windows alone with the same training). A kept
 list is then ranked again only when:
@@ -34,7 +34,8 @@ from .copy_reach import duplicates
 from .learned_pairs import QueryStats
 from .learned_reach import POOL_EPS  # float slack of the pool membership tests
 from .pool_follow import TopSide, mention_membership
-from .window_reach import EPS, WindowSide
+from .window_batch import WindowSide
+from .window_reach import EPS
 
 
 def full_run_reason(job) -> str | None:

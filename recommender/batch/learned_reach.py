@@ -17,7 +17,7 @@ The learned score has no upper bound outside the pools (free signals), so instea
 every kept list are found again exactly, from what each list stored and the changed articles alone: the dense
 and lexical pools from the stored pools and the changed articles' values (pool_follow.TopSide; the list's own row
 only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
-retrieval (window_reach.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
+retrieval (window_batch.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
 full window row), or the list is ranked again when that cannot be told (LW). Before that, a kept list
 whose pools provably keep their members takes a fast path (steady_pools: the argument is in its docstring): only
 its pairs with its changed members are scored, under the same L3 and LN tests (`settle`). A kept list is then
@@ -49,7 +49,7 @@ from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide, mention_membership
 from . import margin_follow
 from .copy_reach import duplicates
-from .window_reach import WindowSide
+from .window_batch import WindowSide
 from .steady_pools import Steady
 
 RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
@@ -180,8 +180,9 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     for start in range(0, len(slow_at), block):
         part = slow_at[start:start + block]
         r = rest[part]
+        cuts = steady.cuts[part] if steady is not None and steady.cuts is not None else None
         sure_in_new, sure_out_new, sure_in_old, sure_out_old, new_cut = mention_membership(
-            job, frozen, r, mentioned, n, used["mention"])
+            job, frozen, r, mentioned, n, used["mention"], cuts)
         if new_cut is not None:
             new_bounds["mention"][part] = new_cut
         a, b, c, d, found = tops.membership(part, r, {name: frozen.bounds[name][r] for name in tops.names})

@@ -27,7 +27,7 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
 with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
-`window_reach.WindowSide`), which tells the pools that do change.
+`window_batch.WindowSide`), which tells the pools that do change.
 """
 
 from __future__ import annotations
@@ -83,6 +83,51 @@ def _kept_top(old, moved, col_of, changed_row, depth: int, positive: bool):
     finite = values[np.isfinite(values)]
     bound = float(finite.min()) if len(rows) >= depth and len(finite) else 0.0
     return rows, values.astype(np.float32), bound, rows[moved[rows]]
+
+
+def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, positive: bool, block: int = 1024):
+    """`_kept_top` of many lists (olds[j] the stored pool or None, changed[j] the list's values with the changed
+    articles), a block of lists at a time in array operations: the same tests, the same pool order (value, then
+    row), the same results list by list."""
+    out: list = [None] * len(olds)
+    for start in range(0, len(olds), block):
+        part = range(start, min(len(olds), start + block))
+        have = [j for j in part if olds[j] is not None and not (olds[j][0] < 0).any()]  # a removed member: None
+        if not have:
+            continue
+        lens = np.array([len(olds[j][0]) for j in have], dtype=np.int64)
+        width, b = int(lens.max()), len(have)
+        li = np.repeat(np.arange(b), lens)
+        pos = np.arange(len(li)) - np.repeat(np.cumsum(lens) - lens, lens)
+        rows = np.full((b, width), np.iinfo(np.int64).max, dtype=np.int64)
+        values = np.full((b, width), -np.inf)
+        flat_rows = np.concatenate([np.asarray(olds[j][0]) for j in have])
+        flat_values = np.concatenate([np.asarray(olds[j][1]) for j in have]).astype(np.float64)
+        lowest = np.full((b, width), np.inf)
+        finite = np.isfinite(flat_values)
+        lowest[li[finite], pos[finite]] = flat_values[finite]
+        lowest = lowest.min(axis=1)  # +inf: no finite value
+        theirs = np.asarray(changed[have])
+        mine = moved[flat_rows]
+        new = theirs[li[mine], col_of[flat_rows[mine]]]
+        flat_values[mine] = new
+        member = np.zeros(theirs.shape, dtype=bool)
+        member[li[mine], col_of[flat_rows[mine]]] = True
+        others = np.where(member, -np.inf, theirs).max(axis=1) if theirs.shape[1] else np.full(b, -np.inf)
+        new_min = np.full(b, np.inf)
+        np.minimum.at(new_min, li[mine], new)
+        full = lens >= depth
+        ok = np.where(full, (new_min > lowest + EPS) & (others < lowest - EPS),
+                      (new_min > EPS) & ~(others > 0) if positive else False)
+        rows[li, pos], values[li, pos] = flat_rows, flat_values
+        order = np.lexsort((rows, -values), axis=1)
+        rows, values = np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1)
+        for i in np.flatnonzero(ok):
+            r, v = rows[i, :lens[i]].copy(), values[i, :lens[i]]
+            kept = v[np.isfinite(v)]
+            bound = float(kept.min()) if full[i] and len(kept) else 0.0
+            out[have[i]] = r, v.astype(np.float32), bound, r[moved[r]]
+    return out
 
 
 def _kept_windows(side, j: int, q: int, moved, depth: int):
@@ -174,12 +219,16 @@ class Steady:
         self.found: dict[int, dict] = {}
         self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
         pairs_j, pairs_c = [], []
-        for j in np.flatnonzero(ok):
+        at = np.flatnonzero(ok)
+        kept_tops = {name: dict(zip(at.tolist(), _kept_tops([tops.record.tops[name].get(int(q)) for q in rest[at]],
+                                                             moved, col_of, tops.changed[name][at], depth,
+                                                             positive=name == "lexical")))
+                     for name in tops.names}  # each list's _kept_top, a block of lists at a time
+        for j in at:
             q = int(rest[j])
             found, members = {}, []
             for name in tops.names:
-                kept = _kept_top(tops.record.tops[name].get(q), moved, col_of, tops.changed[name][j], depth,
-                                 positive=name == "lexical")
+                kept = kept_tops[name][int(j)]
                 if kept is None:
                     self.why[int(j)] = name
                     break

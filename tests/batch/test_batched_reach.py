@@ -1,0 +1,248 @@
+"""The learned reach's per-list work done for many kept lists at once (pool_follow.follow_tops,
+window_reach.follow_many) gives, list by list, what the one-list functions give (pool_follow.follow_top,
+window_reach.follow), on random pools built to hit their cases: removed and changed members, short lexical
+pools, ties at the boundary, the query itself (+inf)."""
+
+import numpy as np
+from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
+
+from recommender.batch.pool_follow import follow_top, follow_tops
+from recommender.batch.window_batch import _Block, follow_many
+from recommender.batch.window_reach import ChangedWindows, Record, follow, per_window
+
+
+def _pools(rng, n, depth, moved, lists):
+    olds = []
+    for _ in range(lists):
+        size = depth if rng.random() < 0.7 else int(rng.integers(1, depth))
+        rows = rng.choice(n, size, replace=False).astype(np.int64)
+        values = np.round(rng.random(size) * 8) / 8 + 0.25  # coarse: ties
+        values = values.astype(np.float32)
+        if rng.random() < 0.2:
+            rows[rng.integers(size)] = -2  # removed
+        if rng.random() < 0.2:
+            values[rng.integers(size)] = np.inf  # the query itself
+        olds.append(None if rng.random() < 0.05 else (rows, values))
+    return olds
+
+
+def _top_case(rng, grid: float):
+    """A night's made-up dense or lexical pools of 30 lists: (depth, moved, cols, col_of, olds, changed values)."""
+    n, depth = 60, int(rng.integers(2, 12))
+    moved = rng.random(n) < 0.15
+    cols = np.flatnonzero(moved)
+    col_of = np.full(n, -1)
+    col_of[cols] = np.arange(len(cols))
+    changed = np.round(rng.random((30, len(cols))) * 12) / 8 - grid  # some <= 0, some tie the old values
+    return depth, moved, cols, col_of, _pools(rng, n, depth, moved, 30), changed
+
+
+def test_follow_tops_is_follow_top_list_by_list():
+    rng = np.random.default_rng(3)
+    seen = {"kept": 0, "none": 0}
+    for trial in range(40):
+        depth, moved, cols, _, olds, changed = _top_case(rng, 0.2)
+        for positive in (False, True):
+            for eps in (0.0, 1e-4, 0.2):
+                got = follow_tops(olds, moved, cols, changed, depth, eps, positive)
+                for j, old in enumerate(olds):
+                    want = None if old is None else follow_top(old, moved, cols, changed[j], depth, eps, positive)
+                    seen["none" if want is None else "kept"] += 1
+                    assert _same(got[j], want), (trial, j)
+    assert seen["kept"] > 500 and seen["none"] > 500, seen
+
+
+class _Windows:
+    """What follow reads of WindowScores: the number of stored windows and a pair's coarse (tied) scores."""
+
+    codes = np.zeros(10_000)
+
+    def windows_of(self, row):
+        return row, None
+
+    def pairs(self, row, _, rows):
+        rows = np.asarray(rows)
+        return (((row * 7 + rows * 13) % 9) / 8).astype(np.float32), (((row + rows) % 5) / 4).astype(np.float32)
+
+
+class _Changed:
+    """What follow reads of ChangedWindows, made up: the kept rows' windows and the changed windows near them."""
+
+    added = ChangedWindows.added
+
+    def __init__(self, rest, counts, cols, sizes, found):
+        self.rest, self.counts, self.cols = rest, counts, cols
+        self.firsts = np.cumsum(counts) - counts
+        self.cfirsts = np.cumsum(sizes) - sizes
+        self.best = np.zeros(int(counts.sum()))
+        found.sort(key=lambda x: (x[0], x[1]))
+        self.added_at = np.array([f[0] for f in found], np.int64)
+        self.added_window = np.array([f[1] for f in found], np.int64)
+        self.added_sim = np.array([f[2] for f in found], np.float32)
+
+
+def _window_case(rng, n, depth, lists):
+    moved = rng.random(n) < 0.2
+    cols = np.flatnonzero(moved)
+    sizes = rng.integers(1, 4, len(cols))  # windows of each changed article
+    rest = rng.choice(n, lists, replace=False)
+    counts = rng.integers(1, 4, lists)
+    record, found = Record(n), []
+    coarse = lambda size: (np.round(rng.random(size) * 12) / 12).astype(np.float32)  # noqa: E731 (ties)
+    for j, q in enumerate(rest):
+        per = per_window(int(counts[j]))
+        rows, sims, sizes_, floors = [], [], [], []
+        for i in range(counts[j]):
+            size = max(0, per + int(rng.integers(-2, 6)))
+            mine = -np.sort(-coarse(size))
+            if size > 2 and rng.random() < 0.05:
+                mine[[0, -1]] = mine[[-1, 0]]  # not best first: follow sorts it
+            floor = float(mine.min(initial=1.0)) - (0.0 if rng.random() < 0.2 else 0.05)
+            rows.append(np.where(rng.random(size) < 0.05, -2, rng.integers(0, n, size)))
+            sims.append(mine)
+            sizes_.append(size)
+            floors.append(floor)
+            for w in np.flatnonzero(rng.random(int(sizes.sum())) < 0.1):
+                found.append((int(counts[:j].sum()) + i, int(w), max(floor + 0.01, float(coarse(1)[0]))))
+        record.near[int(q)] = (np.concatenate(rows).astype(np.int32), np.concatenate(sims).astype(np.float32),
+                               np.array(sizes_, np.int32), np.array(floors, np.float64))
+        members = rng.choice(n, int(depth if rng.random() < 0.7 else rng.integers(1, depth + 1)), replace=False)
+        record.pools[int(q)] = (members.astype(np.int64), coarse(len(members)), coarse(len(members)))
+    changed = _Changed(rest, counts, cols, sizes, found)
+    score = (np.round(rng.random((len(cols), n)) * 8) / 8).astype(np.float32)
+    return record, changed, moved, score, (score * 0.5).astype(np.float32)
+
+
+def test_follow_many_is_follow_list_by_list(few_windows):
+    """Made-up records with coarse similarities and scores (ties at every step), small pools: follow_many gives
+    every list what window_reach.follow gives it, batched or left to follow, with or without a pool."""
+    rng = np.random.default_rng(11)
+    seen = {"pools": 0, "none": 0, "batched": 0}
+    windows = _Windows()
+    for trial in range(60):
+        n, depth = 50, int(rng.integers(2, 9))
+        record, changed, moved, score, best = _window_case(rng, n, depth, 20)
+        js = np.arange(20)
+        got = follow_many(windows, record, changed, js, moved, score, best, depth)
+        block = _Block(windows, changed, js, [record.near[int(q)] for q in changed.rest],
+                       [record.pools[int(q)] for q in changed.rest], moved, score, best, depth, n)
+        seen["batched"] += int((~block.fallback & ~block.unknown).sum())
+        for j in js:
+            q = int(changed.rest[j])
+            want = follow(windows, record, changed, int(j), moved, score[:, q], best[:, q], depth)
+            assert _same(got[j], want), (trial, j)
+            seen["pools" if want is not None else "none"] += 1
+    print(seen)
+    assert seen["pools"] > 100 and seen["none"] > 100 and seen["batched"] > 100, seen
+
+
+def _same(got, want) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want):
+        if isinstance(a, tuple):
+            if not _same(a, b):
+                return False
+        elif isinstance(a, np.ndarray):
+            if not (isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_windows, monkeypatch):
+    """Nights on the sectioned corpus (shared sections: equal similarities, windows displaced, pages rewritten),
+    learned ranking, pools of 12: every block's follow_many and follow_tops results equal window_reach.follow and
+    pool_follow.follow_top list by list, and every list equals a full recomputation."""
+    from dataclasses import replace
+
+    from listcheck import assert_same_lists, full_with_frozen, outputs, write_records
+    from test_two_stage_incremental import LEARNED
+    from test_two_stage_incremental import _records as sectioned
+    from test_two_stage_incremental import night
+
+    from recommender.batch import pool_follow, window_batch, window_reach
+    from recommender.batch.nightly import run_batch
+
+    seen = {"window": 0, "window pools": 0, "window batched": 0, "window pairs": 0, "top": 0, "top pools": 0}
+    many, tops = window_batch.follow_many, pool_follow.follow_tops
+    pairs = window_batch._Block.__init__
+
+    def checked_many(windows, record, changed, js, moved, score, best, depth):
+        got = many(windows, record, changed, js, moved, score, best, depth)
+        for j, found in zip(js, got):
+            q = int(changed.rest[j])
+            want = window_reach.follow(windows, record, changed, int(j), moved, score[:, q], best[:, q], depth)
+            assert _same(found, want), (q, found, want)
+            seen["window"] += 1
+            seen["window pools"] += want is not None
+        return got
+
+    def checked_tops(olds, moved, cols, changed, depth, eps, positive):
+        got = tops(olds, moved, cols, changed, depth, eps, positive)
+        for j, old in enumerate(olds):
+            want = None if old is None else pool_follow.follow_top(old, moved, cols, changed[j], depth, eps, positive)
+            assert _same(got[j], want), (j, got[j], want)
+            seen["top"] += 1
+            seen["top pools"] += want is not None
+        return got
+
+    def counting(self, windows, *args):  # how often a block asks WindowScores.pairs (new or earlier owners)
+        calls = windows.pairs
+
+        def spy(*a):
+            seen["window pairs"] += 1
+            return calls(*a)
+
+        windows.pairs = spy
+        try:
+            pairs(self, windows, *args)
+        finally:
+            del windows.pairs
+        seen["window batched"] += int((~self.fallback & ~self.unknown).sum())
+
+    monkeypatch.setattr(window_batch, "follow_many", checked_many)
+    monkeypatch.setattr(pool_follow, "follow_tops", checked_tops)
+    monkeypatch.setattr(window_batch._Block, "__init__", counting)
+    policy = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12)).with_links(k=5, min_score=None)
+    rng = np.random.default_rng(5)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records, bank = sectioned(rng, 120)
+    write_records(feed, records)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    for round_ in range(2):
+        night(records, rng, bank, round_)
+        for i in rng.choice(100, 3, replace=False):
+            records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # a section more at its end
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
+    print(seen)
+    assert seen["window batched"] > 20 and seen["window pairs"] > 0, seen
+    assert seen["top pools"] > 20 and seen["top"] > seen["top pools"], seen
+
+
+def test_kept_tops_is_kept_top_list_by_list():
+    from recommender.batch.steady_pools import _kept_top, _kept_tops
+
+    rng = np.random.default_rng(7)
+    seen = {"kept": 0, "none": 0}
+    for trial in range(40):
+        depth, moved, cols, col_of, olds, changed = _top_case(rng, 0.25)  # the pools' grid: ties
+        changed[1::2] += rng.choice([0.0, 5e-5, -5e-5], changed[1::2].shape)  # within the slack of a boundary
+        for j in range(0, 30, 2):  # clear of the boundaries: members above, others below
+            changed[j] = -0.1
+            if olds[j] is not None:
+                rows = olds[j][0][olds[j][0] >= 0]
+                changed[j, col_of[rows[moved[rows]]]] = 1.5
+        for positive in (False, True):
+            got = _kept_tops(olds, moved, col_of, changed, depth, positive, block=7)
+            for j, old in enumerate(olds):
+                want = _kept_top(old, moved, col_of, changed[j], depth, positive)
+                seen["none" if want is None else "kept"] += 1
+                assert _same(got[j], want), (trial, j, positive)
+    assert seen["kept"] > 100 and seen["none"] > 100, seen
