@@ -12,6 +12,13 @@ cosine to its original about 0.89, near the median real nearest neighbour's 0.86
 to codes x scales as the index stores windows. Never writes into the index folder (--work holds the saved files).
 
     python scripts/bench_window_ann.py --index /work/idx/mdn --sizes 0 400000 4000000 --work /tmp/wa
+
+The tuning before and after (--lists): an IVF index is also tuned as it was before 2026-12-06 (the smallest of
+OLD_NPROBES whose recall@50 reaches 0.98) and as it is now (windowann.RECALL_K / RECALL_TARGET over NPROBES); for
+each nprobe (those two and --nprobes), recall@10 and recall@50, and the CPU a list of the batch's window search
+costs: --lists articles' windows in groups of 256 articles, each query window asking max(32, 1,024 / its
+article's windows) windows as candidates.WindowStage.retrieve asks, the before (its nprobe, every centroid product
+in float64: Coarse._exact) and the after (its nprobe, the float32 screen: Coarse.best) taking turns.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from recommender.store.manifest import read_manifest
 from recommender.store.windowfiles import quantize, read_windows
 
 
+OLD_NPROBES = (16, 24, 32, 48, 64, 96, 128, 192, 256)  # the tuning before: recall@50 >= 0.98 over these
 COPY_MAX = 1_500_000  # windows up to which the exact baseline holds a float32 copy (2.3 GB)
 
 
@@ -70,8 +78,71 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
+def cpu_per_call(fn, calls: list) -> float:
+    """CPU seconds (this process) per call over the given argument list."""
+    timer = time.process_time()
+    for args in calls:
+        fn(*args)
+    return (time.process_time() - timer) / len(calls)
+
+
+def list_searches(ann, codes, scales, offsets, owners: np.ndarray, exact_coarse: bool) -> None:
+    """The batch's window search for these articles, 256 at a time, grouped by the windows each query window asks
+    (candidates.WindowStage.retrieve); exact_coarse: every centroid product in float64 (the code before)."""
+    from recommender.rank.candidates import MIN_PER_WINDOW, WINDOW_NEIGHBOURS
+
+    coarse = ann.coarse
+    if exact_coarse:
+        coarse.best = coarse._exact
+    try:
+        for start in range(0, len(owners), 256):
+            groups: dict[int, list] = {}
+            for a in owners[start:start + 256]:
+                q = wa.window_rows(codes, scales, slice(int(offsets[a]), int(offsets[a + 1])))
+                groups.setdefault(max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(q))), []).append(q)
+            for per, qs in groups.items():
+                ann.search(np.concatenate(qs), per)
+    finally:
+        coarse.__dict__.pop("best", None)
+
+
+def compare_tunings(ann, codes, scales, offsets, lists: int, extra: list[int], rounds: int = 3) -> None:
+    """The tuning before and after, and the batch's window search at each (module docstring)."""
+    checks = {k: wa.RecallCheck(codes, scales, k=k) for k in (10, 50)}
+    before = wa.tune_nprobe(ann, codes, scales, k=50, target=0.98, nprobes=OLD_NPROBES, check=checks[50])
+    after = wa.tune_nprobe(ann, codes, scales, check=checks[wa.RECALL_K])
+    old, new = before["window_ann_nprobe"], after["window_ann_nprobe"]
+    print(f"tuning before (recall@50 >= 0.98 over {OLD_NPROBES[0]}..): nprobe {old}; after (recall@{wa.RECALL_K} >= "
+          f"{wa.RECALL_TARGET} over {wa.NPROBES[0]}..): nprobe {new}")
+    owners = np.sort(np.random.default_rng(11).choice(len(offsets) - 1, min(lists, len(offsets) - 1), replace=False))
+    windows = int(sum(offsets[a + 1] - offsets[a] for a in owners))
+    print(f"{'nprobe':>6} {'coarse':>8} {'recall@10':>9} {'recall@50':>9}   CPU ms a list ({len(owners)} lists, "
+          f"{windows / len(owners):.2f} windows each), turns")
+    runs = [(old, True), (new, False)] + [(p, False) for p in extra if p not in (old, new)]
+    spent: dict = {run: [] for run in runs}
+    for _ in range(rounds):
+        for nprobe, exact in runs:
+            ann.nprobe = nprobe
+            spent[(nprobe, exact)].append(cpu_per_call(
+                lambda: list_searches(ann, codes, scales, offsets, owners, exact), [()]) / len(owners) * 1000)
+    for nprobe, exact in runs:
+        ann.nprobe = nprobe
+        recalls = [checks[k].recall(ann) for k in (10, 50)]
+        times = spent[(nprobe, exact)]
+        print(f"{nprobe:>6} {'float64' if exact else 'screened':>8} {recalls[0]:>9.4f} {recalls[1]:>9.4f}   "
+              f"{' '.join(f'{t:.3f}' for t in times)} (median {float(np.median(times)):.3f})"
+              + ("  <- before" if exact else "  <- after" if nprobe == new else ""))
+    queries = wa.window_rows(codes, scales, np.sort(np.random.default_rng(12).choice(len(codes), 1024, replace=False)))
+    for m in sorted({old, new}):
+        full = cpu_per_call(lambda: ann.coarse._exact(queries, m), [()] * rounds) / len(queries) * 1000
+        screened = cpu_per_call(lambda: ann.coarse.best(queries, m), [()] * rounds) / len(queries) * 1000
+        print(f"coarse lists of 1,024 query windows, m={m}: every product in float64 {full:.4f} ms a window, "
+              f"float32 screen {screened:.4f}")
+    ann.nprobe = new
+
+
 def bench(label: str, codes, scales, offsets, work: Path, articles: int, exact_articles: int,
-          flat_max: int | None) -> None:
+          flat_max: int | None, lists: int = 0, nprobes: list[int] = ()) -> None:
     n = len(codes)
     print(f"\n## {label}: {n:,} windows")
     rng = np.random.default_rng(3)
@@ -107,10 +178,12 @@ def bench(label: str, codes, scales, offsets, work: Path, articles: int, exact_a
     stats = wa.tune_nprobe(ann, codes, scales)
     tuned = time.perf_counter() - timer
     grown = rss_mb() - before
+    if lists and ann.approximate:
+        compare_tunings(ann, codes, scales, offsets, lists, list(nprobes))
     path = work / f"windowann-{n}.faiss"
     ann.save(path)
     size = path.stat().st_size
-    recall = {50: stats.get("window_ann_recall@50", 1.0) if ann.approximate else 1.0}
+    recall = {50: wa.RecallCheck(codes, scales, k=50).recall(ann) if ann.approximate else 1.0}
     recall[200] = wa.RecallCheck(codes, scales, k=200, queries=200).recall(ann) if ann.approximate else 1.0
     print(f"index {ann.backend}" + (f" nlist {stats['window_ann_nlist']} nprobe {ann.nprobe}" if ann.approximate else "")
           + f": build {built:.1f} s + nprobe tuning {tuned:.1f} s, {size / 2 ** 20:.0f} MB on disk "
@@ -145,6 +218,9 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=200, help="articles whose windows are searched")
     parser.add_argument("--exact-articles", type=int, default=20, help="of them, searched by the exact product")
     parser.add_argument("--flat-max", type=int, default=None, help="windows up to which the index is flat")
+    parser.add_argument("--lists", type=int, default=0,
+                        help="compare the tuning before and after on this many articles' lists (0: not)")
+    parser.add_argument("--nprobes", type=int, nargs="*", default=[], help="with --lists: more nprobes timed")
     parser.add_argument("--work", type=Path, required=True, help="a folder for the saved index files")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -159,13 +235,14 @@ def main() -> None:
             part = int(offsets[last])
             for label, flat_max in (("flat", part), ("IVF", 0)):
                 bench(f"real windows, {label}", codes[:part], scales[:part], offsets[:last + 1], args.work,
-                      args.articles, args.exact_articles, flat_max)
+                      args.articles, args.exact_articles, flat_max, args.lists, args.nprobes)
         else:  # jittered copies
             timer = time.perf_counter()
             big_codes, big_scales = jittered(codes, scales, size, args.noise)
             print(f"\n(jittered {size:,} windows, noise {args.noise}, in {time.perf_counter() - timer:.1f} s)")
             bench(f"jittered copies, noise {args.noise}", big_codes, big_scales, offsets, args.work,
-                  args.articles, max(3, args.exact_articles // (size // len(codes) or 1)), args.flat_max)
+                  args.articles, max(3, args.exact_articles // (size // len(codes) or 1)), args.flat_max,
+                  args.lists, args.nprobes)
             del big_codes, big_scales
 
 

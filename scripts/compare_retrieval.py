@@ -10,8 +10,11 @@ cross-validation, each protocol) in both modes, their differences, and how often
 candidates from the impact-ordered lists' heads (candidates.EXACT_POSTINGS = 0) and window candidates from the
 stored IVF window index (candidates.EXACT_WINDOW_SEARCH = 0); --impact-budget sets the postings it reads
 (candidates.IMPACT_BUDGET), e.g. scaled down so that a small corpus's lexical pools are as incomplete as a large
-one's. With --reference two-stage the reference is the ranking as the corpus gets it today (two-stage at its
-size's settings), so the figures say what the bounded retrieval changes in the lists. Run the script with another
+one's. --windows-only forces the window search alone (the lexical candidates as the corpus's size gets them);
+--window-nprobe sets the stored IVF window index's nprobe (several: one compared run each), e.g. what another
+tuning (store.windowann.tune_nprobe) would choose for it. With --reference two-stage the reference is the ranking
+as the corpus gets it today (two-stage at its size's settings), so the figures say what the bounded retrieval
+changes in the lists. Run the script with another
 commit's code on PYTHONPATH to measure that code's retrieval the same way.
 
 The issue's target: |difference| <= 0.005 for recall@10 and MRR, overlap@10 >= 0.95. Nothing is written to the
@@ -34,10 +37,12 @@ from recommender.rank.policy import Policy
 METRICS = ("recall@10", "mrr")
 
 
-def bounded(budget: int | None) -> dict:
+def bounded(budget: int | None, windows_only: bool = False) -> dict:
     """Force the bounded retrieval (see the module's docstring); returns the settings it replaced."""
     saved = {name: getattr(candidates, name) for name in ("EXACT_POSTINGS", "EXACT_WINDOW_SEARCH", "IMPACT_BUDGET")}
-    candidates.EXACT_POSTINGS, candidates.EXACT_WINDOW_SEARCH = 0, 0
+    candidates.EXACT_WINDOW_SEARCH = 0
+    if not windows_only:
+        candidates.EXACT_POSTINGS = 0
     if budget:
         candidates.IMPACT_BUDGET = budget
     return saved
@@ -73,17 +78,30 @@ def main() -> None:
                         help="the compared run with the bounded retrieval forced on (module docstring)")
     parser.add_argument("--impact-budget", type=int, nargs="*", default=[None],
                         help="with --bounded: postings the lexical heads read (several: one compared run each)")
+    parser.add_argument("--windows-only", action="store_true",
+                        help="with --bounded: force only the window search (no lexical heads)")
+    parser.add_argument("--window-nprobe", type=int, nargs="*", default=[None],
+                        help="with --bounded: the IVF window index's nprobe (several: one compared run each)")
     args = parser.parse_args()
     gold = load_gold_jsonl(args.gold)
     rows, seconds = [], {}
     with Index.open(args.index) as index:
         reference, seconds["reference"] = run(index, gold, args.reference, not args.no_learned, args.seed,
                                                   args.sample)
-    for budget in args.impact_budget if args.bounded else [None]:
-        settings = bounded(budget) if args.bounded else {}
+    runs = [(b, p) for b in args.impact_budget for p in args.window_nprobe] if args.bounded else [(None, None)]
+    for budget, nprobe in runs:
+        settings = bounded(budget, args.windows_only) if args.bounded else {}
         with Index.open(args.index) as index:  # a fresh index: no ranker or cache shared with the other runs
+            ann = index.data.window_ann(approximate_only=True) if args.bounded else None
+            if nprobe and ann is not None and ann.approximate:
+                ann.nprobe = nprobe
             two, two_s = run(index, gold, "two-stage", not args.no_learned, args.seed, args.sample)
-        compared = f"bounded, impact budget {budget or candidates.IMPACT_BUDGET}" if args.bounded else "two-stage"
+        compared = "two-stage"
+        if args.bounded:
+            compared = "bounded windows" if args.windows_only else \
+                f"bounded, impact budget {budget or candidates.IMPACT_BUDGET}"
+            if ann is not None and ann.approximate:
+                compared += f", window nprobe {ann.nprobe}"
         for name, value in settings.items():
             setattr(candidates, name, value)
         seconds[compared] = two_s

@@ -21,20 +21,27 @@ from pathlib import Path
 import numpy as np
 
 from .ann import nlist_for, trained_ivf_sq8, training_rows
+from .coarse import Coarse
 
 # Exact flat search up to this many windows (about 1,000 articles of MDN's shape). A flat search reads every
 # window (1.5 KB each): for one article's windows it costs about as much as the IVF search at 2,000 windows and
 # 4-5 times more from 5,000 windows on (up to 23 times at MDN's 59,030), while the IVF build stays under 2 s up to
 # 10,000 windows. Measured: docs/scale.md, "Window candidates".
 FLAT_MAX = 4_000
-RECALL_K = 50  # nprobe is tuned on each query window's 50 nearest windows
-RECALL_TARGET = 0.98  # ... to find at least this share of them
+# nprobe is tuned on each query window's 10 nearest windows, to find at least 97.5% of them. The nearest windows are
+# what the articles that rank come in by (a query window retrieves about 256, and an article's window score is its
+# windows' best similarities). Measured on MDN's prose pages with the IVF forced on (docs/scale.md, "Window
+# candidates"): nprobe 16 (recall@10 0.979, recall@50 0.951) keeps every figure within 0.003 of the exact search's,
+# the cross-validated learned ranking for new articles included, as nprobe 48 (0.990 / 0.983: the tuning before,
+# on recall@50 >= 0.98) did; nprobe 8 (0.959 / 0.907) moves that one by -0.005 / +0.007.
+RECALL_K = 10
+RECALL_TARGET = 0.975
 # a kept training (a night's index: reusable_training) and its nprobe stay while their recall is at least this:
 # the target less an allowance for the sampling noise of its 500 query windows (which shift as articles come and
 # go), so that a night does not train anew (and rank every list again) over noise alone
-RECALL_KEEP = 0.97
+RECALL_KEEP = 0.965
 RECALL_QUERIES = 500  # stored windows sampled (seeded) as queries for the tuning
-NPROBES = (16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
+NPROBES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
 SMALL_SEARCH = 32  # query windows up to which a search runs on one thread (1.1 ms against 9 ms on two
 # busy cores for one MDN article's windows at nprobe 16)
 BLOCK = 32_768  # windows dequantised at a time (50 MB of float32 at 384 dimensions)
@@ -248,38 +255,6 @@ def empty_like(old):
     return index
 
 
-COARSE_BLOCK = 1024  # query windows whose lists are found at a time
-
-
-class Coarse:
-    """Each window's `m` best lists of an IVF (by inner product with the centroids, ties: the lower list) and
-    those products, exactly: float64 products (BLAS) rounded once to float32, so the same whatever the batch (a
-    different order of float64 sums moves a product by about 1e-16, below float32's rounding). FAISS's own
-    assignment multiplies in float32 by a route that depends on how many vectors come together (BLAS from 20
-    on), so a window's list or a query's probed similarities could differ in the last bit between a night's
-    search and a full run's. At MDN's 971 lists the float64 product costs 4 ms for 256 query windows, the
-    float32 one 2.4 ms."""
-
-    def __init__(self, quantizer):
-        self.c64 = np.ascontiguousarray(quantizer.reconstruct_n(0, quantizer.ntotal), dtype=np.float64)
-
-    def best(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """(lists m wide int64, their similarities float32), best first."""
-        nlist = len(self.c64)
-        m = max(1, min(int(m), nlist))
-        lists = np.empty((len(queries), m), dtype=np.int64)
-        sims = np.empty((len(queries), m), dtype=np.float32)
-        for a in range(0, len(queries), COARSE_BLOCK):
-            exact = (np.asarray(queries[a:a + COARSE_BLOCK], dtype=np.float64) @ self.c64.T).astype(np.float32)
-            cand = np.argpartition(-exact, m - 1, axis=1)[:, :m] if m < nlist else \
-                np.broadcast_to(np.arange(nlist), exact.shape)
-            values = np.take_along_axis(exact, cand, 1)
-            order = np.lexsort((cand, -values), axis=1)
-            lists[a:a + len(exact)] = np.take_along_axis(cand, order, 1)
-            sims[a:a + len(exact)] = np.take_along_axis(values, order, 1)
-        return lists, sims
-
-
 def exact_neighbours(codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray,
                      k: int) -> tuple[np.ndarray, np.ndarray]:
     """(sims, ids) of each query's k nearest windows by brute force over every window, a block at a time."""
@@ -327,18 +302,20 @@ class RecallCheck:
 
 def tune_nprobe(ann: WindowANN, codes: np.ndarray, scales: np.ndarray | None, k: int = RECALL_K,
                 target: float = RECALL_TARGET, queries: int = RECALL_QUERIES, seed: int = 0,
-                keep: bool = False) -> dict:
-    """Set an IVF index's nprobe to the smallest of NPROBES whose recall@k reaches `target` (else the largest
-    tried); returns the manifest's stats: recall@k, nprobe, lists, queries. A flat index is exact: {}. keep:
-    measure the recall at the index's nprobe only (a night that keeps the last version's training and nprobe)."""
+                keep: bool = False, nprobes: tuple | None = None, check: RecallCheck | None = None) -> dict:
+    """Set an IVF index's nprobe to the smallest of `nprobes` (NPROBES) whose recall@k reaches `target` (else the
+    largest tried); returns the manifest's stats: recall@k, nprobe, lists, queries. A flat index is exact: {}.
+    keep: measure the recall at the index's nprobe only (a night that keeps the last version's training and
+    nprobe). check: a RecallCheck already made (its k, queries and seed)."""
     if not ann.approximate:
         return {}
-    check = RecallCheck(codes, scales, k, queries, seed)
+    check = check or RecallCheck(codes, scales, k, queries, seed)
     nlist = int(ann.index.nlist)
-    for nprobe in [ann.nprobe] if keep else [p for p in NPROBES if p < nlist] + [nlist]:
+    nprobes = NPROBES if nprobes is None else nprobes
+    for nprobe in [ann.nprobe] if keep else [p for p in nprobes if p < nlist] + [nlist]:
         ann.nprobe = nprobe
         recall = check.recall(ann)
-        if keep or recall >= target or nprobe >= min(nlist, NPROBES[-1]):
+        if keep or recall >= target or nprobe >= min(nlist, nprobes[-1]):
             break
     return {f"window_ann_recall@{check.k}": recall, "window_ann_nprobe": ann.nprobe, "window_ann_nlist": nlist,
             "window_ann_recall_queries": int(len(check.rows))}

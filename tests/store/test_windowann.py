@@ -113,7 +113,8 @@ def test_index_built_with_ivf_records_its_recall(tmp_path, monkeypatch, corpus_d
         ann = index.data.window_ann()
         assert ann.approximate and index.data.manifest.stats["window_ann"] == "faiss-ivf-sq8"
         stats = index.data.manifest.stats
-        assert stats[f"window_ann_recall@{stats['windows'] - 1}"] == 1.0  # k clamped to the others; one list
+        k = min(windowann.RECALL_K, stats["windows"] - 1)  # k clamped to the others
+        assert stats[f"window_ann_recall@{k}"] == 1.0  # one list
         assert ann.count == index.data.manifest.stats["windows"]
 
 
@@ -166,7 +167,7 @@ def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, m
     centroids = first.index.quantizer.reconstruct_n(0, first.index.nlist)
     assert np.array_equal(second.index.quantizer.reconstruct_n(0, second.index.nlist), centroids)
     assert second.count == len(changed)
-    assert tune_nprobe(second, changed, None, target=0.98, queries=200)["window_ann_recall@50"] >= 0.98
+    assert tune_nprobe(second, changed, None, k=50, target=0.98, queries=200)["window_ann_recall@50"] >= 0.98
     # what does not suit: another dimension, four times the windows (twice the lists), a flat index
     assert reusable_training(tmp_path / "first.faiss", len(changed), 16) is None
     assert reusable_training(tmp_path / "first.faiss", 16_000, 32) is None
@@ -214,3 +215,56 @@ def test_ivf_search_is_the_same_alone_or_in_a_batch_and_a_subset_finds_what_it_w
         got = sub_ids[q] >= 0
         assert np.array_equal(sub_ids[q][got], ids[q][found]) and np.array_equal(sub_sims[q][got], sims[q][found])
         assert 0 < got.sum() < len(some)  # the probed lists hold some of them, not all
+
+
+def test_default_tuning_takes_the_smallest_nprobe_finding_its_share_of_the_nearest_windows(monkeypatch):
+    """nprobe is tuned on each query window's RECALL_K (10) nearest windows, the ones the articles that rank come
+    in by, to RECALL_TARGET (0.975): the smallest of NPROBES that reaches it, checked here by brute force."""
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    vectors = clustered(4000, centres=150)
+    ann = WindowANN.build(vectors)
+    stats = tune_nprobe(ann, vectors, None, queries=200)
+    chosen = stats["window_ann_nprobe"]
+    assert set(stats) == {"window_ann_recall@10", "window_ann_nprobe", "window_ann_nlist", "window_ann_recall_queries"}
+    assert chosen > windowann.NPROBES[0]  # the smallest tried misses: the choice is a measured one
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), 200, replace=False))  # RecallCheck's queries
+    _, exact = brute_force(vectors[rows], vectors, 11)
+
+    def recall(nprobe):
+        ann.nprobe = nprobe
+        _, found = ann.search(vectors[rows], 11)
+        return sum(len(set(e[e != q][:10]) & set(f[f != q][:10])) for q, e, f in zip(rows, exact, found)) / 2000
+
+    assert recall(chosen) >= 0.975 == windowann.RECALL_TARGET and stats["window_ann_recall@10"] >= 0.975
+    assert recall(windowann.NPROBES[windowann.NPROBES.index(chosen) - 1]) < 0.975  # the one before misses
+
+
+def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_list(monkeypatch):
+    """From SCREEN_LISTS lists on, a query's lists are screened by float32 products and the screened ones
+    multiplied again in float64: the m best by the float64 products rounded to float32, ties to the lower list
+    (also across the screen's edge, where the proof fails and every product is taken in float64), the same
+    whatever the batch a query comes in."""
+    import faiss
+
+    from recommender.store import coarse as coarse_module
+
+    monkeypatch.setattr(coarse_module, "SCREEN_LISTS", 100)
+    rng = np.random.default_rng(3)
+    centroids = unit(rng.normal(size=(600, 64)))
+    centroids[:30] = centroids[30]  # 31 equal lists: more than a screen holds at m = 4 (16)
+    centroids[300:303] = centroids[303]
+    queries = unit(rng.normal(size=(400, 64)))
+    queries[:3] = centroids[30]
+    queries[3:6] = centroids[303] + 0.01 * queries[3:6]
+    quantizer = faiss.IndexFlatIP(64)
+    quantizer.add(centroids)
+    coarse = coarse_module.Coarse(quantizer)
+    exact = (queries.astype(np.float64) @ centroids.astype(np.float64).T).astype(np.float32)
+    for m in (1, 4, 8):
+        lists, sims = coarse.best(queries, m)
+        want = np.argsort(-exact, axis=1, kind="stable")[:, :m]  # the lower list first among equal products
+        assert np.array_equal(lists, want) and np.array_equal(sims, np.take_along_axis(exact, want, 1))
+        for a in (0, 3, 100):
+            alone = coarse.best(queries[a:a + 1], m)
+            assert np.array_equal(alone[0], lists[a:a + 1]) and np.array_equal(alone[1], sims[a:a + 1])
+    assert np.array_equal(coarse.best(queries[:1], 4)[0][0], [0, 1, 2, 3])
