@@ -6,6 +6,7 @@ ranking and (with --learned-model) the learned ranking.
     python scripts/bench_scale.py --work /work/tmp-scalebench --sizes 10000 80000 100000 --out scale.json
         [--learned-model learned-ranker.json] [--source-index /work/idx/mdn] [--corpus MDN/articles.jsonl]
         [--sample 500] [--warm 30] [--cold 5] [--limit-seconds 1200] [--seed 0] [--noise 0.15] [--keep]
+        [--reuse-corpus]
     python scripts/bench_scale.py --work W --report before.json after.json   # the tables of earlier runs again
 
 Run it from a worktree root with PYTHONPATH set to the code to measure (the children inherit it). The learned
@@ -169,7 +170,14 @@ def write_corpus(folder: Path, n: int, records: list[dict], words: list[str], se
         size += len(line)
         total += len(line)
     fh.close()
-    return {"shards": shard + 1, "bytes": total}
+    written = {"n": n, "seed": seed, "shards": shard + 1, "bytes": total}
+    corpus_record(folder).write_text(json.dumps(written), encoding="utf-8")  # the corpus is complete
+    return written
+
+
+def corpus_record(folder: Path) -> Path:
+    """What write_corpus wrote into `folder` (beside it), once complete: --reuse-corpus reads it."""
+    return folder.with_name(folder.name + ".json")
 
 
 def jittered(base: np.ndarray, rows: np.ndarray, noise: float, rng) -> np.ndarray:
@@ -181,10 +189,11 @@ def jittered(base: np.ndarray, rows: np.ndarray, noise: float, rng) -> np.ndarra
 class DiskRows:
     """The rows of an n x d array kept in a raw file, read a slice at a time (np.fromfile), never mapped: what
     write_index reads a block at a time (the windows, quantised block by block) takes no memory while held.
-    At 1M articles the float16 windows alone are 3 GB."""
+    At 1M articles the float16 windows alone are 3 GB. once: the file is deleted when its last rows have been
+    read (the build reads the windows once, in order; at 1M the disk the index takes is what runs short)."""
 
-    def __init__(self, path: Path, shape: tuple[int, int], dtype):
-        self.path, self.shape, self.dtype = path, shape, np.dtype(dtype)
+    def __init__(self, path: Path, shape: tuple[int, int], dtype, once: bool = False):
+        self.path, self.shape, self.dtype, self.once = path, shape, np.dtype(dtype), once
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -196,11 +205,13 @@ class DiskRows:
         width = self.shape[1]
         block = np.fromfile(self.path, dtype=self.dtype, count=max(0, stop - start) * width,
                             offset=start * width * self.dtype.itemsize)
+        if self.once and stop >= len(self):
+            self.path.unlink(missing_ok=True)
         return block.reshape(-1, width)
 
 
 def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: float, seed: int,
-                      windows_file: Path | None = None):
+                      windows_file: Path | None = None, once: bool = False):
     """(article vectors n x d float32, embed.vectorize.Windows) for articles copying `bases` (rows of `ids`,
     the MDN records' order), from the source index's vectors and stored windows, jittered. windows_file: the
     window vectors are written there a block at a time and given as DiskRows (else held in memory)."""
@@ -235,7 +246,7 @@ def synthetic_vectors(source: Path, ids: list[str], bases: np.ndarray, noise: fl
             out.write(block.tobytes())
     if out is not None:
         out.close()
-        windows = DiskRows(windows_file, shape, np.float16)
+        windows = DiskRows(windows_file, shape, np.float16, once)
     return vectors, Windows(windows, out_offsets)
 
 
@@ -282,10 +293,13 @@ def measure_size(args) -> dict:
     cpu_seconds = time.process_time() - cpu
     if [a.id for a in corpus.articles] != ids:
         raise SystemExit(f"{corpus_dir}: the reader gave other articles than written ({len(corpus.articles)} read)")
+    if not args.keep:  # read: its disk is freed for the index (at 1M, GBs)
+        shutil.rmtree(corpus_dir, ignore_errors=True)
+        corpus_record(corpus_dir).unlink(missing_ok=True)
     log(f"{n}: synthetic vectors and windows (not timed as build)")
     timer = time.perf_counter()
     vectors, windows = synthetic_vectors(args.source_index, mdn_ids, bases, args.noise, args.seed,
-                                         work / f"windows-{n}.f16")
+                                         work / f"windows-{n}.f16", once=not args.keep)
     seconds["synthetic_vectors"] = time.perf_counter() - timer
     log(f"{n}: content hashes")
     timer, cpu = time.perf_counter(), time.process_time()
@@ -412,16 +426,23 @@ def cold_queries(index_dir: Path, article: str, runs: int, policy_file: Path) ->
 def run_size(n: int, args, records: list[dict], words: list[str]) -> dict:
     corpus_dir, index_dir = args.work / f"corpus-{n}", args.work / f"index-{n}"
     shutil.rmtree(index_dir, ignore_errors=True)
-    log(f"{n}: writing the corpus")
     timer = time.perf_counter()
-    shutil.rmtree(corpus_dir, ignore_errors=True)
-    written = write_corpus(corpus_dir, n, records, words, args.seed)
+    record = corpus_record(corpus_dir)
+    written = json.loads(record.read_text(encoding="utf-8")) if args.reuse_corpus and record.exists() else None
+    if written is not None and (written.get("n"), written.get("seed")) == (n, args.seed):
+        log(f"{n}: the corpus written before ({written['shards']} shards)")
+    else:
+        log(f"{n}: writing the corpus")
+        record.unlink(missing_ok=True)
+        shutil.rmtree(corpus_dir, ignore_errors=True)
+        written = write_corpus(corpus_dir, n, records, words, args.seed)
     corpus_seconds = time.perf_counter() - timer
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(n), "--work", str(args.work),
                "--smallest", str(min(args.sizes)), "--sample", str(args.sample), "--warm", str(args.warm),
                "--seed", str(args.seed), "--noise", str(args.noise), "--corpus", str(args.corpus),
                "--source-index", str(args.source_index)] + (
-                   ["--learned-model", str(args.learned_model)] if args.learned_model else [])
+                   ["--learned-model", str(args.learned_model)] if args.learned_model else []) + (
+                   ["--keep"] if args.keep else [])
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True)
     try:
         out, _ = child.communicate(timeout=args.limit_seconds)
@@ -446,6 +467,7 @@ def run_size(n: int, args, records: list[dict], words: list[str]) -> dict:
     if not args.keep:
         shutil.rmtree(index_dir, ignore_errors=True)
         shutil.rmtree(corpus_dir, ignore_errors=True)
+        record.unlink(missing_ok=True)
     return result
 
 
@@ -535,7 +557,10 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.15, help="norm of the Gaussian jitter of each vector")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-seconds", type=float, default=1200, help="per size: stop a size that runs longer")
-    parser.add_argument("--keep", action="store_true", help="keep each corpus and index")
+    parser.add_argument("--keep", action="store_true", help="keep each corpus and index (else the corpus is "
+                        "deleted once read, the windows' file once quantised, the index after its size)")
+    parser.add_argument("--reuse-corpus", action="store_true", help="take a size's corpus from --work when a "
+                        "complete one of that size and seed is there (written by an earlier run with --keep)")
     parser.add_argument("--report", type=Path, nargs="+", help="print the tables of these --out files, then stop")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--smallest", type=int, help=argparse.SUPPRESS)

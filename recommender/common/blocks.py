@@ -14,6 +14,25 @@ def blocks(n: int, block: int) -> list[tuple[int, int]]:
     return [(start, min(n, start + block)) for start in range(0, n, block)]
 
 
+GRAM_BLOCK = 65_536  # rows of the float64 copies gram64 makes at a time (at 384 dimensions, 200 MB each)
+
+
+def gram64(vectors: np.ndarray, block: int = GRAM_BLOCK, one_copy: bool = False) -> np.ndarray:
+    """VᵀV in float64, summed over blocks of `block` rows, each multiplied in float64 copies of that block only
+    (at 1M articles a whole float64 copy is 3 GB); up to `block` rows it is the one product it always was:
+    Bᵀ @ B of one copy (one_copy) or of two."""
+    gram = None
+    for start in range(0, max(1, len(vectors)), block):
+        part = vectors[start:start + block]
+        if one_copy:
+            wide = part.astype(np.float64)
+            product = wide.T @ wide
+        else:
+            product = part.T.astype(np.float64) @ part.astype(np.float64)
+        gram = product if gram is None else gram + product
+    return gram
+
+
 def runs(ptr, block: int):
     """(start, stop) of each run of whole rows of a CSR-like pointer array (row i's entries are ptr[i]:ptr[i + 1])
     holding at most `block` entries, or one row when that row alone holds more: how a build's work on a matrix

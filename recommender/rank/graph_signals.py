@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..common.blocks import gram64
 from ..store.lexical import sparse  # SciPy imported on first use: a query without a learned model never needs it
 from .topk import sorted_unique as sorted_rows
 
@@ -135,21 +136,24 @@ class LinkGraphs:
     dense_stats: np.ndarray  # n x 2 (mean, std) of each article's cosines with the corpus; NaN until needed
 
     @classmethod
-    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None) -> "LinkGraphs":
-        """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them)."""
+    def build(cls, vectors: np.ndarray, lexical, lists: dict[int, list[int]], moments=None,
+              turned: bool = True) -> "LinkGraphs":
+        """moments: (mean vector, second moment) of the vectors when already known (a HybridRanker has them).
+        The mentions are the lexical index's matrix itself (not a copy); turned=False: no transposed copy of it
+        (mentions_t None: the build writes it by blocks, learneddata)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(vectors)
-        if moments is None:
-            v64 = vectors.astype(np.float64)
+        if moments is None:  # VᵀV by blocks of rows (at 1M articles a float64 copy is 3 GB)
             moments = (vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32),
-                       ((v64.T @ v64) / max(1, n)).astype(np.float32))
+                       (gram64(vectors, one_copy=True) / max(1, n)).astype(np.float32))
         if lexical is not None and lexical.count == n:
-            mentions = _sorted(lexical.mentions.tocsr().astype(np.float32))
+            mentions = _sorted(lexical.mentions.tocsr().astype(np.float32, copy=False))
         else:
             mentions = sparse.csr_matrix((n, n), dtype=np.float32)
         facts = cls(vectors=vectors, mean_vector=moments[0], second_moment=moments[1], mentions=mentions,
-                    mentions_t=_sorted(mentions.T.tocsr()), named_by=np.log1p(np.bincount(mentions.indices, minlength=n)).astype(
-                        np.float32), lists=None, lists_t=None, in_links=None, co=None,
+                    mentions_t=_sorted(mentions.T.tocsr()) if turned else None,
+                    named_by=np.log1p(np.bincount(mentions.indices, minlength=n)).astype(np.float32),
+                    lists=None, lists_t=None, in_links=None, co=None,
                     dense_stats=np.full((n, 2), np.nan, dtype=np.float32))
         return facts.with_lists(lists)
 

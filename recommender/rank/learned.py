@@ -66,12 +66,13 @@ def signal_matrix(cand, facts: ArticleFeatures, graph: LinkGraphs | None) -> np.
     return np.hstack([X, graph_columns(graph, cand.query, cand.rows, cand.z, cand.raw["dense"])])
 
 
-def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None) -> LinkGraphs:
-    """The graph facts a stored model reads in use: its curated lists, mapped to the current rows."""
+def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=None, turned: bool = True) -> LinkGraphs:
+    """The graph facts a stored model reads in use: its curated lists, mapped to the current rows (turned:
+    LinkGraphs.build's)."""
     row_of = {i: r for r, i in enumerate(ids)}
     lists = {row_of[q]: [row_of[r] for r in related if r in row_of] for q, related in model.lists.items()
              if q in row_of}
-    return LinkGraphs.build(vectors, lexical, lists, moments)
+    return LinkGraphs.build(vectors, lexical, lists, moments, turned)
 
 
 def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None):

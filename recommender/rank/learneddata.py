@@ -38,6 +38,7 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 PATTERN = "learned-*.npy"
+DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at a time
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -49,20 +50,29 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarr
     stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs)."""
     import secrets
 
-    from ..store.npyfiles import write_npy_files
+    from ..store.mentionmatrix import turned_blocks
+    from ..store.npyfiles import write_csr_files, write_npy_files
     from .learned import graph_facts
 
-    graph = graph_facts(vectors, lexical, model, ids, moments)
-    graph.dense_stats_of(np.arange(len(ids)))  # every article's, as a query computes its candidates'
-    arrays = {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)}
+    # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
+    # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time
+    graph = graph_facts(vectors, lexical, model, ids, moments, turned=False)
+    for start in range(0, len(ids), DENSE_STATS_BLOCK):  # every article's, as a query computes its candidates'
+        graph.dense_stats_of(np.arange(start, min(len(ids), start + DENSE_STATS_BLOCK)))
+    stem = f"learned-{secrets.token_hex(4)}"
+    entries = write_npy_files(folder, stem, PREFIX,
+                              {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
     for name in GRAPHS:
+        if name == "mentions_t":
+            turned = write_csr_files(folder, stem, PREFIX, name, lambda: turned_blocks(graph.mentions))
+            entries.update({f"{PREFIX}{name}_{part}": turned[f"{PREFIX}{name}_{part}"]
+                            for part in ("data", "indices", "indptr")})
+            continue
         matrix = getattr(graph, name)
-        arrays.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices,
-                       f"{name}_indptr": matrix.indptr})
-    for name in VECTORS:
-        arrays[name] = getattr(graph, name)
-    token = secrets.token_hex(4)
-    entries = write_npy_files(folder, f"learned-{token}", PREFIX, arrays)
+        entries.update(write_npy_files(folder, stem, PREFIX, {f"{name}_data": matrix.data,
+                                                               f"{name}_indices": matrix.indices,
+                                                               f"{name}_indptr": matrix.indptr}))
+    entries.update(write_npy_files(folder, stem, PREFIX, {name: getattr(graph, name) for name in VECTORS}))
     stats = {"model_sha256": model_sha256, "signals": list(model.signals), "intercept": float(model.intercept),
              "trained_on": int(model.trained_on), "cv": model.cv, "curated": model.curated}
     return entries, stats

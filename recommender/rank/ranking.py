@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..common.blocks import GRAM_BLOCK, gram64
 from .corpusstats import CorpusStats, PoolBounds
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
@@ -69,12 +70,12 @@ def row_stats(dense_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dense_rows.mean(axis=1, keepdims=True), dense_rows.std(axis=1, keepdims=True)
 
 
-def dense_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding's corpus mean vector and second moment VᵀV/n (float32), what the dense z-score needs."""
+def dense_moments(vectors: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding's corpus mean vector and second moment VᵀV/n (float32), what the dense z-score needs; VᵀV
+    summed over blocks of rows (common.blocks.gram64)."""
     n = len(vectors)
     mean = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32)
-    gram = (vectors.T.astype(np.float64) @ vectors.astype(np.float64)) / max(1, n)
-    return mean, gram.astype(np.float32)
+    return mean, (gram64(vectors, block) / max(1, n)).astype(np.float32)
 
 
 def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:

@@ -160,15 +160,20 @@ def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray
                 block: int | None = None):
     """Rows first..first + found.shape[0] of the mention matrix (n columns) as a SciPy CSR matrix, made at most
     `block` expanded entries at a time. found: rows x names CSR with sorted columns; owned: owner_arrays;
-    weights: column_weights."""
+    weights: column_weights. Nothing the size of `found` or of the unsummed entries is made besides the result
+    (at 1M articles the names found are hundreds of millions): each row's entry count is summed a block of rows
+    at a time, and the result's arrays, sized for the entries before duplicates are summed, are cut to its own."""
     block = MENTION_BLOCK if block is None else block
     owner_ptr, owner_rows = owned
     found_ptr = np.asarray(found.indptr, dtype=np.int64)
-    columns = np.asarray(found.indices, dtype=np.int64)
     rows = len(found_ptr) - 1
-    lengths = np.where(weights[columns] > 0, owner_ptr[columns + 1] - owner_ptr[columns], 0)  # entries per name
-    before = np.concatenate(([0], np.cumsum(lengths)))  # entries before each found name
-    row_before = before[found_ptr]  # entries before each row
+    per_name = np.where(weights > 0, np.diff(owner_ptr), 0)  # the entries a found name gives: its owners
+    row_before = np.zeros(rows + 1, dtype=np.int64)  # entries before each row (duplicates not yet summed)
+    for start, stop in runs(found_ptr, block):
+        a = int(found_ptr[start])
+        summed = np.concatenate(([0], np.cumsum(per_name[found.indices[a:int(found_ptr[stop])]])))
+        row_before[start + 1:stop + 1] = summed[found_ptr[start + 1:stop + 1] - a]
+        row_before[start + 1:stop + 1] += row_before[start]
     values = weights.astype(np.float32)  # each weight as the float32 it is stored as
     upper = int(row_before[-1])  # entries before duplicates are summed: the matrix has at most this many
     wide = max(upper, n) > np.iinfo(np.int32).max
@@ -177,25 +182,29 @@ def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray
     out_indptr = np.zeros(rows + 1, dtype=np.int64)
     nnz = 0
     for start, stop in runs(row_before, block):
-        part = expand_rows(found_ptr, columns, lengths, before, owner_ptr, owner_rows, values, start, stop, first, n)
+        part = expand_rows(found_ptr, found.indices, per_name, owner_ptr, owner_rows, values, start, stop, first, n)
         count = part.nnz
         out_indices[nnz:nnz + count] = part.indices
         out_data[nnz:nnz + count] = part.data
         out_indptr[start + 1:stop + 1] = part.indptr[1:] + nnz
         nnz += count
-    return sparse.csr_matrix((out_data[:nnz], out_indices[:nnz], out_indptr), shape=(rows, n))
+    out_indices.resize(nnz, refcheck=False)  # in place (realloc): no copy of the matrix
+    out_data.resize(nnz, refcheck=False)
+    return sparse.csr_matrix((out_data, out_indices, out_indptr), shape=(rows, n))
 
 
-def expand_rows(found_ptr, columns, lengths, before, owner_ptr, owner_rows, values, start: int, stop: int,
+def expand_rows(found_ptr, found_columns, per_name, owner_ptr, owner_rows, values, start: int, stop: int,
                 first: int, n: int):
     """Rows start..stop (of the block's found matrix) as CSR: one entry per (found name, owner), self excluded,
     duplicates summed by SciPy's COO -> CSR conversion."""
     a, b = int(found_ptr[start]), int(found_ptr[stop])
-    names, counts = columns[a:b], lengths[a:b]
-    total = int(before[b] - before[a])
+    names = np.asarray(found_columns[a:b], dtype=np.int64)
+    counts = per_name[names]
+    total = int(counts.sum())
     local = np.repeat(np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(found_ptr[start:stop + 1])), counts)
     # position in owner_rows of each entry: its name's first owner, plus its place among the name's owners
-    at = np.repeat(owner_ptr[names] - (before[a:b] - before[a]), counts) + np.arange(total, dtype=np.int64)
+    before = np.cumsum(counts) - counts  # entries of the block before each found name
+    at = np.repeat(owner_ptr[names] - before, counts) + np.arange(total, dtype=np.int64)
     cols = owner_rows[at]
     keep = cols != local + (first + start)
     data = np.repeat(values[names], counts)
@@ -214,5 +223,19 @@ def both_ways_blocks(mentions: sparse.csr_matrix, block: int | None = None):
     bound[1:] = np.cumsum(np.diff(mentions.indptr) + np.bincount(mentions.indices, minlength=n)[:n])
     for start, stop in runs(bound, block):
         part = (mentions[start:stop] + mentions[:, start:stop].T).tocsr()
+        part.sort_indices()
+        yield part
+
+
+def turned_blocks(mentions: sparse.csr_matrix, block: int | None = None):
+    """Mᵀ (as `M.T.tocsr()` with sorted indices) as runs of whole rows, each a CSR matrix of at most `block`
+    entries (or one row): rows start..stop of Mᵀ are M's columns start..stop turned, so no transposed copy of M
+    is ever held."""
+    block = BOTH_BLOCK if block is None else block
+    n = mentions.shape[1]
+    bound = np.zeros(n + 1, dtype=np.int64)  # row j of Mᵀ: the entries of M's column j
+    bound[1:] = np.cumsum(np.bincount(mentions.indices, minlength=n)[:n])
+    for start, stop in runs(bound, block):
+        part = mentions[:, start:stop].T.tocsr()
         part.sort_indices()
         yield part
