@@ -46,6 +46,27 @@ def follow_top(old: tuple, moved: np.ndarray, changed_rows: np.ndarray, changed_
     return None
 
 
+def flat_pools(pools: list) -> tuple:
+    """Stored pools (rows, values), none of them None, end to end: (each entry's pool, its place in the pool,
+    rows int64, values float64, each pool's length, each pool's lowest finite value: +inf when it has none)."""
+    lens = np.array([len(p[0]) for p in pools], dtype=np.int64)
+    li = np.repeat(np.arange(len(pools)), lens)
+    pos = np.arange(len(li)) - np.repeat(np.cumsum(lens) - lens, lens)
+    rows = np.concatenate([np.asarray(p[0], np.int64) for p in pools])
+    values = np.concatenate([np.asarray(p[1]) for p in pools]).astype(np.float64)
+    finite = np.isfinite(values)
+    lowest = np.full(len(pools), np.inf)
+    np.minimum.at(lowest, li[finite], values[finite])
+    return li, pos, rows, values, lens, lowest
+
+
+def by_value(rows: np.ndarray, values: np.ndarray) -> tuple:
+    """Each row of the (pools x places) matrices in the pools' order, value descending then row ascending:
+    (rows, values, the order taken)."""
+    order = np.lexsort((rows, -values), axis=1)
+    return np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1), order
+
+
 def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.ndarray, depth: int, eps: float,
                 positive: bool) -> list:
     """`follow_top` of many lists at once: olds[j] the stored pool of list j (or None), changed[j] its values with
@@ -56,20 +77,12 @@ def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.nda
     have = [j for j, old in enumerate(olds) if old is not None]
     if not have:
         return out
-    lens = np.array([len(olds[j][0]) for j in have], dtype=np.int64)
+    li, pos, old_rows, old_values, lens, lowest = flat_pools([olds[j] for j in have])
+    lowest[~np.isfinite(lowest)] = -np.inf  # each old pool's lowest finite value (-inf: none)
     width, m, b = int(lens.max(initial=0)), len(cols), len(have)
     big = np.iinfo(np.int64).max
     rows = np.full((b, width + m), big, dtype=np.int64)  # padding: value -inf, after every candidate
     values = np.full((b, width + m), -np.inf)
-    old_rows = np.concatenate([np.asarray(olds[j][0], np.int64) for j in have])
-    old_values = np.concatenate([np.asarray(olds[j][1]) for j in have]).astype(np.float64)
-    li = np.repeat(np.arange(b), lens)
-    pos = np.arange(len(old_rows)) - np.repeat(np.cumsum(lens) - lens, lens)
-    lowest = np.full((b, max(width, 1)), np.inf)  # each old pool's lowest finite value (-inf: none)
-    finite = np.isfinite(old_values)
-    lowest[li[finite], pos[finite]] = old_values[finite]
-    lowest = lowest.min(axis=1)
-    lowest[~np.isfinite(lowest)] = -np.inf
     valid = (old_rows >= 0) & ~moved[np.maximum(old_rows, 0)]
     if positive:
         valid &= old_values > 0
@@ -79,8 +92,7 @@ def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.nda
     rows[:, width:] = np.where(ok, np.asarray(cols, np.int64)[None, :], big)
     values[:, width:] = np.where(ok, theirs, -np.inf)
     count = np.bincount(li[valid], minlength=b) + ok.sum(axis=1)
-    order = np.lexsort((rows, -values), axis=1)
-    rows, values = np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1)
+    rows, values, order = by_value(rows, values)
     short = lens < depth
     keep = np.minimum(count, depth)
     if width + m > depth:

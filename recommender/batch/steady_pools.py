@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.candidates import mention_cut
+from .pool_follow import by_value, flat_pools
 from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
 
 
@@ -95,18 +96,10 @@ def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, posit
         have = [j for j in part if olds[j] is not None and not (olds[j][0] < 0).any()]  # a removed member: None
         if not have:
             continue
-        lens = np.array([len(olds[j][0]) for j in have], dtype=np.int64)
+        li, pos, flat_rows, flat_values, lens, lowest = flat_pools([olds[j] for j in have])  # lowest +inf: none
         width, b = int(lens.max()), len(have)
-        li = np.repeat(np.arange(b), lens)
-        pos = np.arange(len(li)) - np.repeat(np.cumsum(lens) - lens, lens)
         rows = np.full((b, width), np.iinfo(np.int64).max, dtype=np.int64)
         values = np.full((b, width), -np.inf)
-        flat_rows = np.concatenate([np.asarray(olds[j][0]) for j in have])
-        flat_values = np.concatenate([np.asarray(olds[j][1]) for j in have]).astype(np.float64)
-        lowest = np.full((b, width), np.inf)
-        finite = np.isfinite(flat_values)
-        lowest[li[finite], pos[finite]] = flat_values[finite]
-        lowest = lowest.min(axis=1)  # +inf: no finite value
         theirs = np.asarray(changed[have])
         mine = moved[flat_rows]
         new = theirs[li[mine], col_of[flat_rows[mine]]]
@@ -120,8 +113,7 @@ def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, posit
         ok = np.where(full, (new_min > lowest + EPS) & (others < lowest - EPS),
                       (new_min > EPS) & ~(others > 0) if positive else False)
         rows[li, pos], values[li, pos] = flat_rows, flat_values
-        order = np.lexsort((rows, -values), axis=1)
-        rows, values = np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1)
+        rows, values, _ = by_value(rows, values)
         for i in np.flatnonzero(ok):
             r, v = rows[i, :lens[i]].copy(), values[i, :lens[i]]
             kept = v[np.isfinite(v)]
