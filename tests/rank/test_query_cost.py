@@ -46,3 +46,14 @@ def test_a_query_by_id_makes_the_standing_of_the_rows_it_links_only(hashing_inde
         index.related(ids[0], k=3, policy=policy)
         known = index.ranker(policy).standing()._known
         assert 0 < known.sum() < len(ids)
+
+
+def test_the_radix_order_is_a_stable_sorts_permutation():
+    from recommender.rank.topk import stable_order
+
+    rng = np.random.default_rng(5)
+    for high in (1, 300, 1 << 16, 70_000, 1 << 31):  # one pass, two passes, ties within each half
+        keys = rng.integers(0, high, 50_000)
+        assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
+    for keys in (np.array([], np.int64), np.array([3, -1, 3, 0]), np.array([1 << 33, 5, 1 << 33])):
+        assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
