@@ -49,11 +49,14 @@ class Candidates:
     raw: dict[str, np.ndarray]
     z: dict[str, np.ndarray]
     pools: PoolBounds | None = None  # what the ranking found of the query's pools, when asked (the nightly batch)
+    # the learned ranking's signals of these rows, one row each (learned.rescore): what a query's links show as
+    # each signal's part, not computed a second time
+    signals: np.ndarray | None = None
 
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.query, self.rows[order], self.score[order],
                           {k: v[order] for k, v in self.raw.items()}, {k: v[order] for k, v in self.z.items()},
-                          self.pools)
+                          self.pools, None if self.signals is None else self.signals[order])
 
 
 def used_stats(stats: dict[str, tuple[np.ndarray, np.ndarray]], i: int) -> dict[str, tuple[float, float]]:

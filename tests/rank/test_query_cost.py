@@ -57,3 +57,26 @@ def test_the_radix_order_is_a_stable_sorts_permutation():
         assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
     for keys in (np.array([], np.int64), np.array([3, -1, 3, 0]), np.array([1 << 33, 5, 1 << 33])):
         assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
+
+
+def test_a_learned_query_makes_its_signals_once_and_shows_their_parts(tmp_path, monkeypatch):
+    from recommender import Index
+    from recommender.rank import learned
+
+    from test_learned_query import ON, trained
+
+    trained(tmp_path)
+    made = []
+    real = learned.signal_matrix
+    monkeypatch.setattr(learned, "signal_matrix", lambda *args: made.append(1) or real(*args))
+    with Index.open(tmp_path / "idx") as index:
+        article = index.data.store.ids()[5]
+        related = index.related(article, policy=ON)
+        assert len(made) == 1  # by the learned ranking; the parts shown read them (they were made twice)
+        model = index.learned_model(ON)
+        cand = index.ranker(ON).score_rows(np.array([index.data.get(article).row]))[0]
+        signals = real(cand, index.data.article_features(), index.data.link_graphs(model))  # in shown order
+        at = {int(r): i for i, r in enumerate(cand.rows)}
+        rows = {i: r for r, i in enumerate(index.data.store.ids())}
+        assert related and all(item.parts["learned"] == model.contributions(signals[at[rows[item.id]]])
+                               for item in related)
