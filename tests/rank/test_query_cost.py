@@ -2,6 +2,7 @@
 (docs/scale.md, "A query by id: what it still computed over the corpus")."""
 
 import numpy as np
+import pytest
 
 from recommender.rank.corpusstats import Standing
 from recommender.rank.ranking import dense_moments
@@ -80,3 +81,19 @@ def test_a_learned_query_makes_its_signals_once_and_shows_their_parts(tmp_path, 
         rows = {i: r for r, i in enumerate(index.data.store.ids())}
         assert related and all(item.parts["learned"] == model.contributions(signals[at[rows[item.id]]])
                                for item in related)
+
+
+def test_a_verified_index_is_opened_without_counting_its_articles(hashing_index, monkeypatch):
+    from recommender import Index, IndexProblem
+    from recommender.store.metadata import MetadataStore
+
+    counted = []
+    real = MetadataStore.count
+    monkeypatch.setattr(MetadataStore, "count", lambda self: counted.append(1) or real(self))
+    with Index.open(hashing_index) as index:  # its files checked against the manifest: the count is its
+        assert counted == [] and len(index) == real(index.data.store)
+    Index.open(hashing_index, verify=False).close()  # nothing checked: counted, and compared
+    assert counted == [1]
+    monkeypatch.setattr(MetadataStore, "count", lambda self: 1)
+    with pytest.raises(IndexProblem, match="articles, manifest says"):
+        Index.open(hashing_index, verify=False)
