@@ -65,7 +65,7 @@ def main() -> None:
         queries = sorted(gold)
         if args.sample and len(queries) > args.sample:
             queries = sorted(random.Random(0).sample(queries, args.sample))
-        mean, std = index.ranker(policy).standing()
+        mean, std = index.ranker(policy).standing().every()
         row_of = {x: r for r, x in enumerate(index.data.store.ids())}
 
         def links(query: str) -> tuple[list, np.ndarray, np.ndarray]:

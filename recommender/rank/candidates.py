@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topk import sorted_unique
+from .topk import sorted_unique, stable_order
 from .windowsearch import ExactWindowSearch
 
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
@@ -103,7 +103,7 @@ class LexicalStage:
             indptr, indices, data = self.tfidf
             at, lengths = _gather(indptr, rows)
             terms = np.asarray(indices[at], dtype=np.int64)
-            order = np.argsort(terms, kind="stable")
+            order = stable_order(terms)
             owner = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
             starts = np.searchsorted(terms[order], np.arange(self.vocabulary + 1))
             self._sample = (len(rows), starts, owner[order], np.asarray(data[at], dtype=np.float32)[order])

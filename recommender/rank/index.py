@@ -166,10 +166,11 @@ class Index:
                                                    "weight": ranker.weights[name]}
                                             for name in cand.raw if name in WEIGHTED_PARTS}  # not window_max
             if parts is not None and model is not None:  # each signal's part of the learned score
-                if signals is None:
+                if signals is None:  # those the learned ranking scored them by, else made here
                     from .learned import signal_matrix
 
-                    signals = signal_matrix(cand, self.data.article_features(), self.data.link_graphs(model))
+                    signals = cand.signals if cand.signals is not None else signal_matrix(
+                        cand, self.data.article_features(), self.data.link_graphs(model))
                 parts["learned"] = model.contributions(signals[i], signals)
             items.append((link.row, link.score, link.pinned, parts))
         related = self.related_items(items)

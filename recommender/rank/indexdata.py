@@ -78,7 +78,9 @@ class IndexData:
         mapped = QueryData(folder, manifest).vector_shape()  # then FAISS is read only when a query needs it
         try:
             store = MetadataStore(folder / manifest.files["metadata"].name)
-            count = store.count()
+            # verified, the metadata file is the one written with the manifest's count; else counted (SQLite's
+            # COUNT(*) scans an index of every row: 8.5 ms CPU at 80,000 articles, about 0.1 s at 1M)
+            count = manifest.count if verify else store.count()
             vectors = None if mapped else load_index(manifest.backend, folder / manifest.files["vectors"].name)
             shape = mapped or (vectors.count, vectors.dimension)
         except (KeyError, RuntimeError, ValueError, OSError) as exc:

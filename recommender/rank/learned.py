@@ -76,9 +76,10 @@ def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=N
 
 
 def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None):
-    """The candidates re-scored by the learned model, best first (ties by lower row)."""
-    X = signal_matrix(cand, facts, graph)
-    cand.score = model.score(X).astype(np.float32)
+    """The candidates re-scored by the learned model, best first (ties by lower row), with their signals
+    (`signals`, what the links show as each signal's part)."""
+    cand.signals = signal_matrix(cand, facts, graph)
+    cand.score = model.score(cand.signals).astype(np.float32)
     return cand.take(np.lexsort((cand.rows, -cand.score)))
 
 

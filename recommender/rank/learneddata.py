@@ -233,7 +233,8 @@ class LearnedFiles:
 
             path = self.folder / self.names[name]
             try:
-                self._arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+                # a plain view of the mapped file: NumPy's memmap subclass costs a wrapper on every lookup
+                self._arrays[name] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
             except (OSError, ValueError) as exc:
                 raise IndexProblem(f"{path}: cannot read ({exc}); run `recommender train` again") from None
         return self._arrays[name]

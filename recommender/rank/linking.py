@@ -151,10 +151,11 @@ class Link:
 def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, policy: Policy,
                      overrides: OverrideSet | None = None, *, as_of: datetime | None = None,
                      query_vector: np.ndarray | None = None, limit: int | None = None,
-                     standing: tuple[np.ndarray, np.ndarray] | None = None) -> list[Link]:
+                     standing=None) -> list[Link]:
     """Every allowed candidate in final order: pins, then the ranked rest (only the first `limit` ranked ones
-    when given: all the links step needs). With `standing` (HybridRanker.standing) and a [links] min_reverse,
-    each ranked link carries its reverse z-score, which choose_links reads."""
+    when given: all the links step needs). With `standing` (HybridRanker.standing, a corpusstats.Standing; or
+    (mean, deviation) arrays over every row) and a [links] min_reverse, each ranked link carries its reverse
+    z-score, which choose_links reads."""
     links = policy.links
     q = cand.query
     rows, score = cand.rows, cand.score.astype(np.float64).copy()
@@ -232,15 +233,15 @@ def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, 
     return head + [link for link in ranked if link.row not in taken]
 
 
-def set_reverse(ranked: list[Link], cand: Candidates, standing: tuple[np.ndarray, np.ndarray]) -> None:
+def set_reverse(ranked: list[Link], cand: Candidates, standing) -> None:
     """Each link's reverse z-score: its embedding cosine to the query (the candidates' raw dense value) against
     the linked article's own average and spread (an article unlike the rest is below the average of the articles
     it would link to, though it is their best match)."""
     rows = np.array([link.row for link in ranked])
     order = np.argsort(cand.rows, kind="stable")
     at = order[np.searchsorted(cand.rows[order], rows)]
-    mean, std = standing
-    reverse = (cand.raw["dense"][at] - mean[rows]) / std[rows]
+    mean, std = standing.of(rows) if hasattr(standing, "of") else (standing[0][rows], standing[1][rows])
+    reverse = (cand.raw["dense"][at] - mean) / std
     for link, value in zip(ranked, reverse):
         link.reverse = float(value)
 

@@ -126,7 +126,9 @@ class QueryData:
             from ..store.manifest import IndexProblem
 
             try:
-                self._arrays[name] = np.load(self.folder / self.names[name], mmap_mode="r", allow_pickle=False)
+                # a plain view of the mapped file: NumPy's memmap subclass costs a wrapper on every lookup
+                self._arrays[name] = np.asarray(np.load(self.folder / self.names[name], mmap_mode="r",
+                                                        allow_pickle=False))
             except (OSError, ValueError) as exc:
                 raise IndexProblem(f"{self.folder / self.names[name]}: cannot read ({exc}); rebuild the index") \
                     from None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..common.blocks import GRAM_BLOCK, gram64
-from .corpusstats import CorpusStats, PoolBounds
+from .corpusstats import CorpusStats, PoolBounds, Standing
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
 from .topk import sorted_unique, top_columns
@@ -49,11 +49,14 @@ class Candidates:
     raw: dict[str, np.ndarray]
     z: dict[str, np.ndarray]
     pools: PoolBounds | None = None  # what the ranking found of the query's pools, when asked (the nightly batch)
+    # the learned ranking's signals of these rows, one row each (learned.rescore): what a query's links show as
+    # each signal's part, not computed a second time
+    signals: np.ndarray | None = None
 
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.query, self.rows[order], self.score[order],
                           {k: v[order] for k, v in self.raw.items()}, {k: v[order] for k, v in self.z.items()},
-                          self.pools)
+                          self.pools, None if self.signals is None else self.signals[order])
 
 
 def used_stats(stats: dict[str, tuple[np.ndarray, np.ndarray]], i: int) -> dict[str, tuple[float, float]]:
@@ -118,13 +121,12 @@ class HybridRanker:
 
     # --- dense part ------------------------------------------------------------------------------------
 
-    def standing(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every article's own average and standard deviation of its embedding cosine to the corpus (from the same
-        moments as the dense z-score), computed once: what the reverse z-score of a link reads (linking.py)."""
+    def standing(self) -> Standing:
+        """Each article's own average and standard deviation of its embedding cosine to the corpus (from the same
+        moments as the dense z-score), made for the rows a list reads and kept: what the reverse z-score of a link
+        reads (linking.py)."""
         if getattr(self, "_standing", None) is None:
-            mean = self.vectors @ self.mean_vector
-            second = np.einsum("nd,nd->n", self.vectors @ self.second_moment, self.vectors)
-            self._standing = mean, np.sqrt(np.maximum(second - mean ** 2, 1e-12))
+            self._standing = Standing(self.vectors, self.mean_vector, self.second_moment)
         return self._standing
 
     def dense_stats(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,19 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """np.argsort(keys, kind="stable") of non-negative integers below 2^32, by NumPy's radix sort of 16-bit keys
+    (one pass below 2^16, else the low half's order then the high half's): the same permutation in linear time,
+    where a stable sort of wider integers is a merge sort (0.07 s against 0.015 for 0.9M keys)."""
+    keys = np.asarray(keys)
+    if not len(keys) or keys.min() < 0 or keys.max() >= 1 << 32:
+        return np.argsort(keys, kind="stable")
+    if keys.max() < 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    return order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+
+
 def top_columns(scores: np.ndarray, k: int, stride: int = 8) -> np.ndarray:
     """The columns of each row's k largest values, in no order; of the values tied with the k-th largest, the
     lowest columns. The k-th largest of every stride-th column is at most the row's k-th largest, so only the values

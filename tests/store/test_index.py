@@ -1,6 +1,7 @@
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,18 @@ def test_corpus_digest_is_the_digest_of_each_articles_full_record():
         expected.update(json.dumps([asdict(article), content], sort_keys=True, ensure_ascii=False).encode())
     assert corpus_digest(articles, ["h1", "h2"]) == expected.hexdigest()
     assert corpus_digest(articles, ["h1", "h3"]) != expected.hexdigest()
+
+
+def test_a_loaded_ivf_index_is_mapped_and_answers_as_the_one_in_memory(tmp_path):
+    from recommender.store.ann import IVFIndex, load_index
+
+    vectors = clustered(4000)
+    ivf = IVFIndex.build(vectors)
+    ivf.save(tmp_path / "v.faiss")
+    again = load_index("faiss-ivf-sq8", tmp_path / "v.faiss")
+    maps = Path("/proc/self/maps")
+    if maps.exists():  # its lists are read from the file as a search visits them, not copied at open
+        assert str(tmp_path / "v.faiss") in maps.read_text()
+    assert np.array_equal(again.search(vectors[:50], 20)[0], ivf.search(vectors[:50], 20)[0])
+    assert np.array_equal(again.search(vectors[:50], 20)[1], ivf.search(vectors[:50], 20)[1])
+    assert np.array_equal(again.vector(7), ivf.vector(7)) and np.array_equal(again.vectors(), ivf.vectors())
