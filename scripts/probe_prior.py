@@ -22,7 +22,8 @@ are replaced for the run):
   their graph columns at the site's mean (0 once standardised: they move no graph weight); the score is calibrated
   on the site's rows;
 * column set `stack`: the leave-one-corpus-out transferable default's score (the shipped configuration, listwise,
-  standardised per query, penalty 3, fitted on the donors only) as one more column.
+  standardised per query, penalty 3, fitted on the donors only) as one more column; `stacksel` lets the folds
+  choose with it or without it (`pointwise~`, `listwise~`: today's fits, the column held at 0).
 
 Donors: `scripts/measure_transfer.py --cache` files (transfer.CorpusData, one per corpus; at most 2,000 queries of
 each are read, seeded as the transfer samples them). A donor with the evaluated corpus's name is skipped, so the
@@ -69,6 +70,7 @@ VARIANTS = {  # name: (column set, the objectives the nested cross-validation ch
     "r01": ("base", ("pointwise", "listwise", "pwR:0.01")),
     "pool": ("base", ("pointwise", "listwise", "pwB:0.25", "pwB:1", "lwB:0.25", "lwB:1")),
     "b25": ("base", ("pointwise", "listwise", "pwB:0.25")),
+    "stacksel": ("stack", ("pointwise~", "listwise~", "pointwise", "listwise")),  # stacked or not, chosen per fold
 }
 
 
@@ -188,6 +190,10 @@ def fit(X, y, qs, objective="pointwise", negative_rate=1.0, C=1.0) -> LearnedMod
     """training.fit for the run: today's objectives as they are, the prior's and the pooled ones as above."""
     if objective in objectives.OBJECTIVES:
         return ORIGINAL_FIT(X, y, qs, objective, negative_rate=negative_rate, C=C)
+    if objective.endswith("~"):  # today's fit without the stacked column, which follows the pair signals (the
+        X = X.copy()               # fold view's graph columns come after it): held at 0, its weight stays 0
+        X[:, BASE] = 0.0
+        return ORIGINAL_FIT(X, y, qs, objective[:-1], negative_rate=negative_rate, C=C)
     kind, value = objective.split(":")
     value = float(value)
     if len(y) > objectives.MAX_FIT_ROWS:
