@@ -72,6 +72,12 @@ FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.floa
 NEAR_FIELDS = (("rows", np.int32), ("sims", np.float32), ("counts", np.int32), ("floor", np.float64))  # Record.near
 
 
+def _joined(parts: list, kind) -> np.ndarray:
+    """The parts end to end, as `kind`: each cast as `astype` casts it, without a joined copy of their common type
+    first."""
+    return np.concatenate(parts, dtype=kind, casting="unsafe") if parts else np.zeros(0, kind)
+
+
 class Record:
     """Per row: its lasts (an array, or EXACT / UNKNOWN / EVERYTHING) and its pools (`tables`: the window pool's
     rows, window scores and max-sims; the dense and lexical pools' rows and values), as the ranker left them or
@@ -135,17 +141,19 @@ class Record:
             out["wann_key"] = np.frombuffer(self.key.encode(), dtype=np.uint8)
         keep_pools = keep_pools or self.key is not None  # an approximate window search: pools are followed
         for name, table in self.tables.items() if keep_pools else ():
-            out[f"pool_{name}_len"] = np.array([len(table[r][0]) if r in table else -1 for r in range(self.n)])
-            parts = [table[r] for r in range(self.n) if r in table]
+            rows = sorted(table)
+            lengths = np.full(self.n, -1, dtype=np.int64)
+            lengths[rows] = [len(table[r][0]) for r in rows]
+            out[f"pool_{name}_len"] = lengths
             for k, (field, kind) in enumerate(FIELDS[name]):
-                out[f"pool_{name}_{field}"] = np.concatenate([p[k] for p in parts]).astype(kind) if parts else \
-                    np.zeros(0, kind)
+                out[f"pool_{name}_{field}"] = _joined([table[r][k] for r in rows], kind)
         if keep_pools:
-            rows = [r for r in range(self.n) if r in self.near]
-            out["near_len"] = np.array([len(self.near[r][2]) if r in self.near else -1 for r in range(self.n)])
+            rows = sorted(self.near)
+            lengths = np.full(self.n, -1, dtype=np.int64)
+            lengths[rows] = [len(self.near[r][2]) for r in rows]
+            out["near_len"] = lengths
             for k, (field, kind) in enumerate(NEAR_FIELDS):
-                parts = [self.near[r][k] for r in rows]
-                out[f"near_{field}"] = np.concatenate(parts).astype(kind) if parts else np.zeros(0, kind)
+                out[f"near_{field}"] = _joined([self.near[r][k] for r in rows], kind)
         return out
 
     @classmethod
@@ -157,36 +165,37 @@ class Record:
             return out
         codes = state["wlast_len"]
         starts = np.concatenate(([0], np.cumsum(np.maximum(codes, 0))))
-        for row in kept:
-            p = prev[row]
-            out.lasts[int(row)] = state["wlast"][starts[p]:starts[p + 1]].copy() if codes[p] > 0 else int(codes[p])
+        wlast = np.array(state["wlast"], dtype=np.float64)  # one copy; each row's lasts a view of it
+        for row, p in zip(kept.tolist(), prev[kept].tolist()):
+            out.lasts[row] = wlast[starts[p]:starts[p + 1]] if codes[p] > 0 else int(codes[p])
         renumber = np.full(len(codes), -2, dtype=np.int64)
         renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+        # each column converted (and its rows renumbered) once, a row's entries are views of it: the same values
+        # and types as converted row by row
         for name, table in out.tables.items():
             if f"pool_{name}_len" not in state:
                 continue
             sizes = state[f"pool_{name}_len"]
             starts = np.concatenate(([0], np.cumsum(np.maximum(sizes, 0))))
-            columns = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
-            for row in kept:
-                p = prev[row]
+            first, *rest = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
+            columns = [renumber[first.astype(np.int64)], *(c.astype(np.float32) for c in rest)]
+            for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if sizes[p] >= 0:
                     a, b = starts[p], starts[p + 1]
-                    table[int(row)] = (renumber[columns[0][a:b].astype(np.int64)],
-                                       *(c[a:b].astype(np.float32) for c in columns[1:]))
+                    table[row] = tuple(c[a:b] for c in columns)
         if "near_len" in state:
             windows = state["near_len"]
             w_starts = np.concatenate(([0], np.cumsum(np.maximum(windows, 0))))
             counts = state["near_counts"].astype(np.int64)
             e_starts = np.concatenate(([0], np.cumsum(counts)))
-            for row in kept:
-                p = prev[row]
+            rows = renumber[state["near_rows"].astype(np.int64)].astype(np.int32)
+            sims, floors = state["near_sims"].astype(np.float32), state["near_floor"].astype(np.float64)
+            counts32 = counts.astype(np.int32)
+            for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if windows[p] >= 0:
                     a, b = w_starts[p], w_starts[p + 1]
                     e, f = e_starts[a], e_starts[b]
-                    out.near[int(row)] = (renumber[state["near_rows"][e:f].astype(np.int64)].astype(np.int32),
-                                          state["near_sims"][e:f].astype(np.float32), counts[a:b].astype(np.int32),
-                                          state["near_floor"][a:b].astype(np.float64))
+                    out.near[row] = (rows[e:f], sims[e:f], counts32[a:b], floors[a:b])
         return out
 
 
