@@ -170,6 +170,13 @@ class Record:
             out.lasts[row] = wlast[starts[p]:starts[p + 1]] if codes[p] > 0 else int(codes[p])
         renumber = np.full(len(codes), -2, dtype=np.int64)
         renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+        same_rows = bool(np.array_equal(renumber, np.arange(len(codes))))  # nothing added or removed before
+
+        def renumbered(rows: np.ndarray, kind) -> np.ndarray:
+            if same_rows and (not len(rows) or rows.min() >= 0):
+                return rows.astype(kind, copy=False)
+            return renumber[rows.astype(np.int64)].astype(kind)
+
         # each column converted (and its rows renumbered) once, a row's entries are views of it: the same values
         # and types as converted row by row
         for name, table in out.tables.items():
@@ -178,7 +185,7 @@ class Record:
             sizes = state[f"pool_{name}_len"]
             starts = np.concatenate(([0], np.cumsum(np.maximum(sizes, 0))))
             first, *rest = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
-            columns = [renumber[first.astype(np.int64)], *(c.astype(np.float32) for c in rest)]
+            columns = [renumbered(first, np.int64), *(c.astype(np.float32, copy=False) for c in rest)]
             for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if sizes[p] >= 0:
                     a, b = starts[p], starts[p + 1]
@@ -188,9 +195,10 @@ class Record:
             w_starts = np.concatenate(([0], np.cumsum(np.maximum(windows, 0))))
             counts = state["near_counts"].astype(np.int64)
             e_starts = np.concatenate(([0], np.cumsum(counts)))
-            rows = renumber[state["near_rows"].astype(np.int64)].astype(np.int32)
-            sims, floors = state["near_sims"].astype(np.float32), state["near_floor"].astype(np.float64)
-            counts32 = counts.astype(np.int32)
+            rows = renumbered(state["near_rows"], np.int32)
+            sims = state["near_sims"].astype(np.float32, copy=False)
+            floors = state["near_floor"].astype(np.float64, copy=False)
+            counts32 = state["near_counts"].astype(np.int32, copy=False)
             for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if windows[p] >= 0:
                     a, b = w_starts[p], w_starts[p + 1]
