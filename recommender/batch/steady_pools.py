@@ -24,6 +24,10 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
   best `depth` owners by window score). The record keeps the unchanged articles' windows and takes the changed
   ones' as they are now (every window above the floors stays known).
 
+  When that fails (a changed window moved among a query window's best: the last window of an edited page, most
+  often), the window pool is followed exactly instead (window_batch.follow_many, as the slow path follows it):
+  when it holds the same articles as the stored pool, the list stays here (`_same_window_pool`).
+
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
 with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,

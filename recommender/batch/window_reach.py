@@ -72,12 +72,6 @@ FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.floa
 NEAR_FIELDS = (("rows", np.int32), ("sims", np.float32), ("counts", np.int32), ("floor", np.float64))  # Record.near
 
 
-def _joined(parts: list, kind) -> np.ndarray:
-    """The parts end to end, as `kind`: each cast as `astype` casts it, without a joined copy of their common type
-    first."""
-    return np.concatenate(parts, dtype=kind, casting="unsafe") if parts else np.zeros(0, kind)
-
-
 class Record:
     """Per row: its lasts (an array, or EXACT / UNKNOWN / EVERYTHING) and its pools (`tables`: the window pool's
     rows, window scores and max-sims; the dense and lexical pools' rows and values), as the ranker left them or
@@ -146,14 +140,16 @@ class Record:
             lengths[rows] = [len(table[r][0]) for r in rows]
             out[f"pool_{name}_len"] = lengths
             for k, (field, kind) in enumerate(FIELDS[name]):
-                out[f"pool_{name}_{field}"] = _joined([table[r][k] for r in rows], kind)
+                out[f"pool_{name}_{field}"] = np.concatenate([table[r][k] for r in rows], dtype=kind,
+                                                             casting="unsafe") if rows else np.zeros(0, kind)
         if keep_pools:
             rows = sorted(self.near)
             lengths = np.full(self.n, -1, dtype=np.int64)
             lengths[rows] = [len(self.near[r][2]) for r in rows]
             out["near_len"] = lengths
             for k, (field, kind) in enumerate(NEAR_FIELDS):
-                out[f"near_{field}"] = _joined([self.near[r][k] for r in rows], kind)
+                out[f"near_{field}"] = np.concatenate([self.near[r][k] for r in rows], dtype=kind,
+                                                      casting="unsafe") if rows else np.zeros(0, kind)
         return out
 
     @classmethod
