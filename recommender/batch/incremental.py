@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -118,10 +119,16 @@ class Frozen:
 
 
 def signature(article, content_hash: str) -> str:
-    """What of an article can change its own list or its place in others' (curated lists cannot)."""
-    data = article.to_dict()
-    data.pop("curated", None)
+    """What of an article can change its own list or its place in others' (curated lists cannot). The fields as
+    they are (str, lists of str, None, bool): the JSON of `to_dict` (dataclasses.asdict, a deep copy of every
+    field: 1.3 s of a night on MDN), without the copy."""
+    data = {name: getattr(article, name) for name in _signed_fields(type(article))}
     return hashlib.sha1(json.dumps([data, content_hash], sort_keys=True, default=str).encode()).hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _signed_fields(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind) if f.name != "curated")
 
 
 def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:

@@ -72,12 +72,15 @@ def graph_signatures(graph, ids: list[str], signatures: list[str]) -> list[str]:
     """Each article's signature with its graph facts folded in (ids, not rows: a removal renumbers rows)."""
     def ids_of(matrix, row):
         start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        if start == stop:  # most articles: in no curated list
+            return []
         return sorted(zip((ids[c] for c in matrix.indices[start:stop]), matrix.data[start:stop].tolist()))
 
     out = []
-    for row, sig in enumerate(signatures):
-        facts = [sig, float(graph.named_by[row]), float(graph.in_links[row]), ids_of(graph.lists, row),
-                 ids_of(graph.lists_t, row), ids_of(graph.co, row)]
+    matrices = (graph.lists, graph.lists_t, graph.co)
+    for row, sig, named, links in zip(range(len(signatures)), signatures, np.asarray(graph.named_by).tolist(),
+                                      np.asarray(graph.in_links).tolist()):
+        facts = [sig, float(named), float(links), *(ids_of(m, row) for m in matrices)]
         out.append(hashlib.sha1(json.dumps(facts).encode()).hexdigest())
     return out
 

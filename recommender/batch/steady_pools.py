@@ -24,6 +24,10 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
   best `depth` owners by window score). The record keeps the unchanged articles' windows and takes the changed
   ones' as they are now (every window above the floors stays known).
 
+  When that fails (a changed window moved among a query window's best: the last window of an edited page, most
+  often), the window pool is followed exactly instead (window_batch.follow_many, as the slow path follows it):
+  when it holds the same articles as the stored pool, the list stays here (`_same_window_pool`).
+
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
 with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
@@ -36,6 +40,7 @@ import numpy as np
 
 from ..rank.candidates import mention_cut
 from .pool_follow import by_value, flat_pools
+from .window_batch import follow_many
 from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
 
 
@@ -184,6 +189,27 @@ def _kept_windows(side, j: int, q: int, moved, depth: int):
     return (p_rows, p_score, p_best), bound, changed[member], lasts, near
 
 
+FOLLOW_BLOCK = 256  # lists whose window pools follow_many follows at once (as the slow path's blocks)
+
+
+def _same_window_pool(old, result, moved, depth: int):
+    """The window pool a kept list's record follows to (window_batch.follow_many's `result`: rows, window scores,
+    max-sims, lasts, near record, owners) as `_kept_windows` gives it ((rows, scores, max-sims), bound, changed
+    members, lasts, near record), when it holds the same articles as the stored pool `old`; else None. A changed
+    window among a query window's best `per` that moved (the last window of an edited page, most often) changes
+    what the query window retrieves, but when the pool's articles stay the same only the changed members' pairs
+    changed, as on the rest of the fast path (the slow path then finds no unchanged article entering or leaving)."""
+    if old is None or result is None:
+        return None
+    rows, score, best, lasts, near, owners = result
+    old_rows = np.asarray(old[0])
+    if len(old_rows) != len(rows) or (old_rows < 0).any() or \
+            not np.array_equal(np.sort(old_rows), np.sort(np.asarray(rows, np.int64))):
+        return None
+    bound = max(float(score.min()), outsider(lasts)) if owners > depth else outsider(lasts)
+    return (rows, score, best), bound, rows[moved[rows]], lasts, near
+
+
 class Steady:
     """Which kept rows (positions in `rest`) keep every pool's members, their changed members (the pairs to
     score), their new pool records (`commit`) and bounds."""
@@ -210,44 +236,65 @@ class Steady:
         self.both = both
         self.found: dict[int, dict] = {}
         self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
-        pairs_j, pairs_c = [], []
+        pairs: dict[int, np.ndarray] = {}  # position -> its changed members (the pairs to score)
         at = np.flatnonzero(ok)
         kept_tops = {name: dict(zip(at.tolist(), _kept_tops([tops.record.tops[name].get(int(q)) for q in rest[at]],
                                                              moved, col_of, tops.changed[name][at], depth,
                                                              positive=name == "lexical")))
                      for name in tops.names}  # each list's _kept_top, a block of lists at a time
-        for j in at:
+
+        def settled(j: int, found: dict, members: list) -> None:
             q = int(rest[j])
+            if both is not None:
+                a, b = both.indptr[q], both.indptr[q + 1]
+                cols, weights = both.indices[a:b], both.data[a:b]
+                members.append(cols[moved[cols] & (weights > self.cuts[j])])
+            self.found[j] = found
+            pairs[j] = (np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)).astype(np.int64)
+
+        followed: list[tuple[int, dict, list]] = []  # window pools to follow (window_batch.follow_many)
+        for j in at.tolist():
             found, members = {}, []
             for name in tops.names:
-                kept = kept_tops[name][int(j)]
+                kept = kept_tops[name][j]
                 if kept is None:
-                    self.why[int(j)] = name
+                    self.why[j] = name
+                    ok[j] = False
                     break
                 found[name] = kept
                 members.append(kept[3])
             else:
                 if side is not None:
-                    kept = _kept_windows(side, j, q, moved, depth)
+                    kept = _kept_windows(side, j, int(rest[j]), moved, depth)
                     if kept is None:
-                        ok[j] = False
-                        self.why[int(j)] = "window"
+                        if side.full_row(j):  # its pool is the top of the full row (the slow path's)
+                            ok[j] = False
+                            self.why[j] = "window"
+                        else:
+                            followed.append((j, found, members))
                         continue
                     found["window"] = kept
                     members.append(kept[2])
-                if both is not None:
-                    a, b = both.indptr[q], both.indptr[q + 1]
-                    cols, weights = both.indices[a:b], both.data[a:b]
-                    members.append(cols[moved[cols] & (weights > self.cuts[j])])
-                mine = np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)
-                self.found[int(j)] = found
-                pairs_j.append(np.full(len(mine), j, dtype=np.int64))
-                pairs_c.append(mine.astype(np.int64))
-                continue
-            ok[j] = False
+                settled(j, found, members)
+        if followed:  # their window pools followed exactly: kept when they hold the same articles as before
+            js = np.array([j for j, _, _ in followed], dtype=np.int64)
+            results = [result for start in range(0, len(js), FOLLOW_BLOCK) for result in follow_many(
+                side.windows, side.record, side.changed, js[start:start + FOLLOW_BLOCK], moved, side.changed_score,
+                side.changed_best, depth)]
+            for (j, found, members), result in zip(followed, results):
+                kept = _same_window_pool(side.record.pools.get(int(rest[j])), result, moved, depth)
+                if kept is None:
+                    ok[j] = False
+                    self.why[j] = "window"
+                    continue
+                found["window"] = kept
+                members.append(kept[2])
+                settled(j, found, members)
         self.ok = ok
-        self.pairs_j = np.concatenate(pairs_j) if pairs_j else np.zeros(0, np.int64)
-        self.pairs_c = np.concatenate(pairs_c) if pairs_c else np.zeros(0, np.int64)
+        order = sorted(pairs)  # by position, as the lists come
+        self.pairs_j = np.concatenate([np.full(len(pairs[j]), j, dtype=np.int64) for j in order]) if order \
+            else np.zeros(0, np.int64)
+        self.pairs_c = np.concatenate([pairs[j] for j in order]) if order else np.zeros(0, np.int64)
 
     def in_pools(self, j: int) -> np.ndarray:
         """Row rest[j]'s new candidates (its pools' members, exactly), as an n-wide mask."""

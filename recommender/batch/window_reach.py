@@ -135,17 +135,21 @@ class Record:
             out["wann_key"] = np.frombuffer(self.key.encode(), dtype=np.uint8)
         keep_pools = keep_pools or self.key is not None  # an approximate window search: pools are followed
         for name, table in self.tables.items() if keep_pools else ():
-            out[f"pool_{name}_len"] = np.array([len(table[r][0]) if r in table else -1 for r in range(self.n)])
-            parts = [table[r] for r in range(self.n) if r in table]
+            rows = sorted(table)
+            lengths = np.full(self.n, -1, dtype=np.int64)
+            lengths[rows] = [len(table[r][0]) for r in rows]
+            out[f"pool_{name}_len"] = lengths
             for k, (field, kind) in enumerate(FIELDS[name]):
-                out[f"pool_{name}_{field}"] = np.concatenate([p[k] for p in parts]).astype(kind) if parts else \
-                    np.zeros(0, kind)
+                out[f"pool_{name}_{field}"] = np.concatenate([table[r][k] for r in rows], dtype=kind,
+                                                             casting="unsafe") if rows else np.zeros(0, kind)
         if keep_pools:
-            rows = [r for r in range(self.n) if r in self.near]
-            out["near_len"] = np.array([len(self.near[r][2]) if r in self.near else -1 for r in range(self.n)])
+            rows = sorted(self.near)
+            lengths = np.full(self.n, -1, dtype=np.int64)
+            lengths[rows] = [len(self.near[r][2]) for r in rows]
+            out["near_len"] = lengths
             for k, (field, kind) in enumerate(NEAR_FIELDS):
-                parts = [self.near[r][k] for r in rows]
-                out[f"near_{field}"] = np.concatenate(parts).astype(kind) if parts else np.zeros(0, kind)
+                out[f"near_{field}"] = np.concatenate([self.near[r][k] for r in rows], dtype=kind,
+                                                      casting="unsafe") if rows else np.zeros(0, kind)
         return out
 
     @classmethod
@@ -157,36 +161,45 @@ class Record:
             return out
         codes = state["wlast_len"]
         starts = np.concatenate(([0], np.cumsum(np.maximum(codes, 0))))
-        for row in kept:
-            p = prev[row]
-            out.lasts[int(row)] = state["wlast"][starts[p]:starts[p + 1]].copy() if codes[p] > 0 else int(codes[p])
+        wlast = np.array(state["wlast"], dtype=np.float64)  # one copy; each row's lasts a view of it
+        for row, p in zip(kept.tolist(), prev[kept].tolist()):
+            out.lasts[row] = wlast[starts[p]:starts[p + 1]] if codes[p] > 0 else int(codes[p])
         renumber = np.full(len(codes), -2, dtype=np.int64)
         renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
+        same_rows = bool(np.array_equal(renumber, np.arange(len(codes))))  # nothing added or removed before
+
+        def renumbered(rows: np.ndarray, kind) -> np.ndarray:
+            if same_rows and (not len(rows) or rows.min() >= 0):
+                return rows.astype(kind, copy=False)
+            return renumber[rows.astype(np.int64)].astype(kind)
+
+        # each column converted (and its rows renumbered) once, a row's entries are views of it: the same values
+        # and types as converted row by row
         for name, table in out.tables.items():
             if f"pool_{name}_len" not in state:
                 continue
             sizes = state[f"pool_{name}_len"]
             starts = np.concatenate(([0], np.cumsum(np.maximum(sizes, 0))))
-            columns = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
-            for row in kept:
-                p = prev[row]
+            first, *rest = [state[f"pool_{name}_{field}"] for field, _ in FIELDS[name]]
+            columns = [renumbered(first, np.int64), *(c.astype(np.float32, copy=False) for c in rest)]
+            for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if sizes[p] >= 0:
                     a, b = starts[p], starts[p + 1]
-                    table[int(row)] = (renumber[columns[0][a:b].astype(np.int64)],
-                                       *(c[a:b].astype(np.float32) for c in columns[1:]))
+                    table[row] = tuple(c[a:b] for c in columns)
         if "near_len" in state:
             windows = state["near_len"]
             w_starts = np.concatenate(([0], np.cumsum(np.maximum(windows, 0))))
             counts = state["near_counts"].astype(np.int64)
             e_starts = np.concatenate(([0], np.cumsum(counts)))
-            for row in kept:
-                p = prev[row]
+            rows = renumbered(state["near_rows"], np.int32)
+            sims = state["near_sims"].astype(np.float32, copy=False)
+            floors = state["near_floor"].astype(np.float64, copy=False)
+            counts32 = state["near_counts"].astype(np.int32, copy=False)
+            for row, p in zip(kept.tolist(), prev[kept].tolist()):
                 if windows[p] >= 0:
                     a, b = w_starts[p], w_starts[p + 1]
                     e, f = e_starts[a], e_starts[b]
-                    out.near[int(row)] = (renumber[state["near_rows"][e:f].astype(np.int64)].astype(np.int32),
-                                          state["near_sims"][e:f].astype(np.float32), counts[a:b].astype(np.int32),
-                                          state["near_floor"][a:b].astype(np.float64))
+                    out.near[row] = (rows[e:f], sims[e:f], counts32[a:b], floors[a:b])
         return out
 
 

@@ -107,17 +107,24 @@ class HybridRanker:
         # the signal table's weighted parts (signaltable.WEIGHTED_PARTS), each with the policy's weight; every
         # other part in the z-mix (window_max) weighs 0, yet is summed: it sets the sum's float type
         self.weights = {part: weights.get(part, 0.0) for part in WEIGHTED_PARTS}
-        # moments: (mean, second moment) precomputed at build (recommender.rank.querydata), else computed here
-        self.mean_vector, self.second_moment = moments if moments is not None else dense_moments(self.vectors)
+        # moments: (mean, second moment) precomputed at build (recommender.rank.querydata) or the frozen ones, else
+        # computed when first read (`dense_moments`: VᵀV of every vector, 0.3 s at MDN's size)
+        self._moments = moments if frozen is None else (frozen.mean_vector, frozen.second_moment)
         self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.rank.learned)
         self.tag_pool = tag_pool  # optional: (query rows, depth) -> rows sharing a rare tag (signals.tag_pool)
         # the statistics to normalise with (the nightly batch's, kept from its last full rebuild); with them, each
         # query's candidates also carry what the ranking found of its pools (Candidates.pools)
         self.frozen: CorpusStats | None = frozen
-        if frozen is not None:
-            self.mean_vector, self.second_moment = frozen.mean_vector, frozen.second_moment
         self._stages: dict = {}
         self.last_stats: list[dict] = []  # the last block's estimated statistics per query (scripts/measure_sample_stats.py)
+
+    mean_vector = property(lambda self: self._dense_moments()[0])
+    second_moment = property(lambda self: self._dense_moments()[1])
+
+    def _dense_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._moments is None:
+            self._moments = dense_moments(self.vectors)
+        return self._moments
 
     # --- dense part ------------------------------------------------------------------------------------
 

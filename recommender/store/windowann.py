@@ -101,10 +101,11 @@ class WindowANN:
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, scales: np.ndarray | None, flat_max: int | None = None,
-                   seed: int = 1234, trained=None) -> "WindowANN":
+                   seed: int = 1234, trained=None, lists: np.ndarray | None = None) -> "WindowANN":
         """Over stored windows (int8 codes x float32 scales, store.windowfiles; memory-mapped is fine), read a
         block at a time so that no full float32 copy is made; scales None: `codes` are the vectors. trained: an
-        empty IVF index already trained (`reusable_training`), used instead of training one above flat_max."""
+        empty IVF index already trained (`reusable_training`), used instead of training one above flat_max;
+        lists: with it, each window's list where already known (`kept_lists`; -1: found by `Coarse`)."""
         import faiss
 
         n, dim = codes.shape
@@ -118,9 +119,11 @@ class WindowANN:
             index = trained_ivf_sq8(window_rows(codes, scales, training_rows(n, nlist, seed)), nlist)
             index.nprobe = min(nlist, NPROBES[0])
         ann = cls(index)
+        known = lists if trained is not None and ann.approximate else None
         for start in range(0, n, BLOCK):
             stop = min(n, start + BLOCK)
-            ann.add(window_rows(codes, scales, slice(start, stop)), np.arange(start, stop))
+            ann.add(window_rows(codes, scales, slice(start, stop)), np.arange(start, stop),
+                    None if known is None else known[start:stop])
         return ann
 
     @property
@@ -130,9 +133,10 @@ class WindowANN:
             self._coarse = Coarse(self.index.quantizer)
         return self._coarse
 
-    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+    def add(self, vectors: np.ndarray, ids: np.ndarray, known: np.ndarray | None = None) -> None:
         """Add windows (float32 vectors) with their ids; an IVF assigns each to its exactly nearest list
-        (`Coarse`), so a window lands in the same list whatever the other windows added with it."""
+        (`Coarse`), so a window lands in the same list whatever the other windows added with it. known: each
+        window's list where already known (the same vector under the same training: `kept_lists`), -1 where not."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -140,7 +144,13 @@ class WindowANN:
             self.index.add(vectors)
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        lists = np.ascontiguousarray(self.coarse.best(vectors, 1)[0][:, 0])
+        if known is None:
+            lists = np.ascontiguousarray(self.coarse.best(vectors, 1)[0][:, 0])
+        else:
+            lists = np.array(known, dtype=np.int64)
+            todo = np.flatnonzero(lists < 0)
+            if len(todo):
+                lists[todo] = self.coarse.best(vectors[todo], 1)[0][:, 0]
         self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
 
     def subset(self, vectors: np.ndarray, ids: np.ndarray) -> "WindowANN":
@@ -240,6 +250,54 @@ def reusable_training(path: str | Path, n: int, dim: int):
     if not hasattr(old, "nprobe") or old.d != dim or not 0.8 <= old.nlist / nlist_for(n) <= 1.25:
         return None
     return empty_like(old)
+
+
+def kept_lists(old_path: str | Path, old_codes: np.ndarray, old_scales: np.ndarray, codes: np.ndarray,
+               scales: np.ndarray) -> np.ndarray | None:
+    """Each stored window's list in the IVF index at `old_path` (built over the windows old_codes x old_scales)
+    when an equal window (the same codes and scale: the same vector) was in it, else -1; None when that index is
+    not an IVF over those windows. Under the same training (`reusable_training`) a window's list is a function of
+    its vector alone (`Coarse`), so a night finds only its new and changed windows' lists: the others' are read
+    off the old index (the float64 products of every window with every centroid: most of a night's window
+    index). Windows are matched by a hash of their codes and scale, each match then compared in full."""
+    import faiss
+
+    try:
+        old = WindowANN.load(old_path).index
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not hasattr(old, "nprobe") or old.ntotal != len(old_codes) or old.d != codes.shape[1]:
+        return None
+    old_lists = np.full(len(old_codes), -1, dtype=np.int64)
+    invlists = old.invlists
+    for number in range(old.nlist):
+        size = invlists.list_size(number)
+        if size:
+            ids = faiss.rev_swig_ptr(invlists.get_ids(number), size)
+            old_lists[np.asarray(ids, dtype=np.int64)] = number
+    if (old_lists < 0).any():
+        return None
+
+    def keys(c, s):
+        mix = np.random.default_rng(20261206).integers(1, 2 ** 62, c.shape[1], dtype=np.int64)
+        out = np.empty(len(c), dtype=np.int64)
+        for start in range(0, len(c), BLOCK):  # integer products wrap: a hash, checked in full below
+            out[start:start + BLOCK] = np.asarray(c[start:start + BLOCK], np.int64) @ mix
+        return out ^ np.asarray(s, np.float32).view(np.int32).astype(np.int64)
+
+    old_keys, new_keys = keys(old_codes, old_scales), keys(codes, scales)
+    order = np.argsort(old_keys, kind="stable")
+    at = np.minimum(np.searchsorted(old_keys[order], new_keys), len(order) - 1)
+    match = order[at] if len(order) else np.zeros(len(new_keys), np.int64)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    hit = np.flatnonzero((old_keys[match] == new_keys) if len(order) else np.zeros(len(new_keys), bool))
+    for start in range(0, len(hit), BLOCK):
+        rows = hit[start:start + BLOCK]
+        same = (np.asarray(codes[rows]) == np.asarray(old_codes[match[rows]])).all(axis=1)
+        same &= np.asarray(scales[rows], np.float32).view(np.int32) == \
+            np.asarray(old_scales[match[rows]], np.float32).view(np.int32)
+        out[rows[same]] = old_lists[match[rows[same]]]
+    return out
 
 
 def empty_like(old):

@@ -90,7 +90,8 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
                      for name in ("codes", "scales"))
     trained = reusable_training(previous, *codes.shape) if previous is not None else None
-    ann = WindowANN.from_codes(codes, scales, trained=trained)
+    lists = previous_lists(folder, previous, codes, scales) if trained is not None else None
+    ann = WindowANN.from_codes(codes, scales, trained=trained, lists=lists)
     reused = trained is not None and ann.approximate
     stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
     if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < RECALL_KEEP:
@@ -102,6 +103,26 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     path = Path(folder) / f"windowann-{token}.faiss"
     ann.save(path)
     return {ANN_ROLE: file_entry(path)}, {"window_ann": ann.backend, **stats}
+
+
+def previous_lists(folder: Path, previous: Path, codes: np.ndarray, scales: np.ndarray) -> np.ndarray | None:
+    """Each window's list in the replaced version's IVF window index, where an equal window was in it
+    (store.windowann.kept_lists; -1 where not), read with that version's windows; None when they cannot be read
+    (the manifest being replaced names them: it is written last)."""
+    from .manifest import read_manifest
+    from .windowann import kept_lists
+
+    try:
+        manifest = read_manifest(folder)
+        if manifest.files.get(ANN_ROLE) is None or manifest.files[ANN_ROLE].name != Path(previous).name:
+            return None
+        old_codes, old_scales = (np.load(Path(folder) / manifest.files[PREFIX + name].name, mmap_mode="r",
+                                         allow_pickle=False) for name in ("codes", "scales"))
+    except (IndexProblem, OSError, ValueError, KeyError):
+        return None
+    if old_codes.ndim != 2 or len(old_scales) != len(old_codes):
+        return None
+    return kept_lists(previous, old_codes, old_scales, codes, scales)
 
 
 def read_window_ann(folder: Path, manifest):

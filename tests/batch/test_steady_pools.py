@@ -79,13 +79,7 @@ def test_window_pools_kept_on_the_fast_path_are_those_a_retrieval_finds(tmp_path
     """Each query window retrieves a few windows (few_windows), so the window pool is a real subset; pages take in
     a section at their end (their other windows unchanged) or are rewritten: the lists on the fast path keep
     window pools equal to a retrieval's now, and every list equals a full recomputation."""
-    policy = replace(TWO_STAGE_LEARNED, ranking=replace(TWO_STAGE_LEARNED.ranking, candidates=12)).with_links(
-        k=5, min_score=None)
-    rng = np.random.default_rng(3)
-    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
-    records, bank = sectioned(rng, 120)
-    write_records(feed, records)
-    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, 3)
     fast = 0
     for round_ in range(2):
         for i in rng.choice(110, 3, replace=False):
@@ -99,3 +93,45 @@ def test_window_pools_kept_on_the_fast_path_are_those_a_retrieval_finds(tmp_path
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
         assert stored_window_pools(out) == pools
     assert fast > 0
+
+
+def test_window_pools_followed_to_the_same_articles_stay_on_the_fast_path(tmp_path, few_windows, monkeypatch):
+    """A list whose window retrieval changed (a changed page's window moved among a query window's best) but whose
+    window pool, followed exactly (window_batch.follow_many), holds the same articles keeps the fast path: only its
+    changed members' pairs are scored. Every list equals a full recomputation, every stored window pool a
+    retrieval's."""
+    from recommender.batch import steady_pools
+
+    kept = []
+    same_pool = steady_pools._same_window_pool
+
+    def counted(old, result, moved, depth):
+        out = same_pool(old, result, moved, depth)
+        kept.append(out is not None)
+        return out
+
+    monkeypatch.setattr(steady_pools, "_same_window_pool", counted)
+    policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, 5)
+    for round_ in range(2):
+        for i in rng.choice(110, 4, replace=False):
+            records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # its last window moves
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        pools: dict = {}
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
+        assert stored_window_pools(out) == pools
+    assert sum(kept) > 0 and not all(kept), (sum(kept), len(kept))
+
+
+def _sectioned_first_run(tmp_path, seed: int):
+    """The sectioned corpus (few windows per query window) under the learned ranking with pools of 12, after its
+    first (full) run: (policy, rng, feed, index, out, records, section bank)."""
+    policy = replace(TWO_STAGE_LEARNED, ranking=replace(TWO_STAGE_LEARNED.ranking, candidates=12)).with_links(
+        k=5, min_score=None)
+    rng = np.random.default_rng(seed)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records, bank = sectioned(rng, 120)
+    write_records(feed, records)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    return policy, rng, feed, index_dir, out, records, bank

@@ -268,3 +268,32 @@ def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_l
             alone = coarse.best(queries[a:a + 1], m)
             assert np.array_equal(alone[0], lists[a:a + 1]) and np.array_equal(alone[1], sims[a:a + 1])
     assert np.array_equal(coarse.best(queries[:1], 4)[0][0], [0, 1, 2, 3])
+
+
+def test_a_new_version_reads_the_lists_of_its_unchanged_windows_off_the_last_one(tmp_path, monkeypatch):
+    """Under a kept training a window's list depends on its vector alone: the windows the last version held keep
+    theirs (read off its index, kept_lists), the others are assigned; the index is the one assigning every window
+    builds, byte for byte."""
+    import faiss
+
+    from recommender.store.windowann import kept_lists, reusable_training
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 1000)
+    old_codes, old_scales = quantize(clustered(4000))
+    WindowANN.from_codes(old_codes, old_scales).save(tmp_path / "old.faiss")
+    fresh = quantize(clustered(150, seed=6))
+    codes = np.concatenate([old_codes[100:2000], fresh[0], old_codes[2000:]])  # 100 gone, 150 new, rows shifted
+    scales = np.concatenate([old_scales[100:2000], fresh[1], old_scales[2000:]])
+    scales[5] = np.nextafter(scales[5], np.float32(1))  # the same codes at another scale: another vector
+    lists = kept_lists(tmp_path / "old.faiss", old_codes, old_scales, codes, scales)
+    assert lists is not None and (lists[1900:2050] == -1).all() and lists[5] == -1
+    assert (lists[np.r_[0:5, 6:1900, 2050:len(lists)]] >= 0).all()
+    coarse = WindowANN.load(tmp_path / "old.faiss").coarse
+    exact = coarse.best(codes.astype(np.float32) * scales[:, None], 1)[0][:, 0]
+    assert np.array_equal(lists[lists >= 0], exact[lists >= 0])
+    trained = [reusable_training(tmp_path / "old.faiss", *codes.shape) for _ in range(2)]
+    read = WindowANN.from_codes(codes, scales, trained=trained[0], lists=lists)
+    assigned = WindowANN.from_codes(codes, scales, trained=trained[1])
+    assert np.array_equal(faiss.serialize_index(read.index), faiss.serialize_index(assigned.index))
+    # an index over other windows than those given (their count) tells nothing
+    assert kept_lists(tmp_path / "old.faiss", old_codes[1:], old_scales[1:], codes, scales) is None
