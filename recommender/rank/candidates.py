@@ -335,10 +335,20 @@ def stratified(n: int, top_rows: np.ndarray, top_values: np.ndarray, sample_rows
     """(mean, deviation) of a query's row of n values, known exactly for its best rows (`top`, where a row's weight
     sits) and measured on a fixed sample for every other row; `mean` when it is known exactly. On a corpus no
     larger than the sample, exact."""
+    return stratified_rows(n, top_rows, [top_values], sample_rows, [sample_values], mean)[0]
+
+
+def stratified_rows(n: int, top_rows: np.ndarray, top_values: list, sample_rows: np.ndarray, sample_values: list,
+                    mean: float | None = None) -> list[tuple[float, float]]:
+    """`stratified` of several rows of one query whose best rows are the same (the window score and max-sim of
+    its window pool): which sample rows are outside the pool is found once."""
     rest = ~_members(sample_rows, top_rows)
-    values = np.asarray(sample_values, dtype=np.float64)[rest]
-    top = np.asarray(top_values, dtype=np.float64)
     others = n - len(top_rows)
+    return [_stratified(n, others, np.asarray(top, dtype=np.float64), np.asarray(sample, dtype=np.float64)[rest],
+                        mean) for top, sample in zip(top_values, sample_values)]
+
+
+def _stratified(n: int, others: int, top: np.ndarray, values: np.ndarray, mean: float | None) -> tuple[float, float]:
     if mean is None:
         mean = (top.sum() + (others * values.mean() if len(values) else 0.0)) / max(1, n)
     squares = np.square(top).sum() + (others * np.mean(np.square(values)) if len(values) else 0.0)

@@ -7,7 +7,7 @@ reads the first through `CorpusStats` (which the batch's `Frozen` implements) an
 query's candidates (`Candidates.pools`, a `PoolBounds`); it never writes into the batch's objects.
 
 `Standing` is the other statistic a list reads of the corpus: each linked article's own average and spread of its
-embedding cosine to every article (the reverse z-score of linking.set_reverse), made for the rows asked only."""
+embedding cosine to every article (the reverse z-score of linking.reverse_z), made for the rows asked only."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class PoolBounds:
 class Standing:
     """Each article's own average and standard deviation of its embedding cosine to the corpus (from the corpus's
     mean vector and second moment, as the dense z-score), what the reverse z-score of a link reads
-    (linking.set_reverse). Made for the rows asked and kept: a list reads a few dozen rows, and making every row's
+    (linking.reverse_z). Made for the rows asked and kept: a list reads a few dozen rows, and making every row's
     costs n x d² (0.35 s CPU at 80,000 articles, seconds at 1M: a fresh process's first query paid it).
 
     A row's figures are the same numbers whichever rows are asked with it (what a query computes equals what the

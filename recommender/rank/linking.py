@@ -202,24 +202,33 @@ def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, 
                                                 (vectors[q] if q >= 0 else None), q)
     if policy.diversity.mmr_lambda < 1.0:
         head_rows, head_score = mmr(head_rows, head_score, vectors, policy.diversity.mmr_lambda)
-    ranked = [Link(int(r), float(s)) for r, s in zip(head_rows, head_score)]
+    # the ranked links as arrays until the few kept are known: a Link object only for those
     tail = len(rows) if limit is None else 2 * max(pool, limit)  # room for the titles dropped below
-    ranked += [Link(int(r), float(s)) for r, s in zip(rows[pool:tail], score[pool:tail])]
-    if facts.name_codes is not None and ranked:  # one list never shows one title twice: the first one stays
-        first = first_of_each_title(facts.name_codes[np.array([link.row for link in ranked])])
-        if len(first) < len(ranked):
-            ranked = [ranked[i] for i in first]
-    found = {link.row: link.score for link in ranked}
+    ranked_rows = np.concatenate([np.asarray(head_rows, np.int64), rows[pool:tail].astype(np.int64)])
+    ranked_score = np.concatenate([head_score, score[pool:tail]])
+    if facts.name_codes is not None and len(ranked_rows):  # one list never shows one title twice: the first stays
+        first = first_of_each_title(facts.name_codes[ranked_rows])
+        if len(first) < len(ranked_rows):
+            ranked_rows, ranked_score = ranked_rows[first], ranked_score[first]
+    pins = overrides.pinned(query_id) if overrides and query_id else []
+    found = dict(zip(ranked_rows.tolist(), ranked_score.tolist())) if pins else {}
     # the reverse rule was measured on the default ranking: not for a TF-IDF ranking (dense and window weights 0);
     # the callers give no standing for the learned one (its score is its own, calibrated to a logit)
     default = policy.ranking.dense + policy.ranking.window > 0
-    if standing is not None and links.min_reverse is not None and default and "dense" in cand.raw and ranked:
-        set_reverse(ranked, cand, standing)
+    reverse = None
+    if standing is not None and links.min_reverse is not None and default and "dense" in cand.raw and \
+            len(ranked_rows):
+        reverse = reverse_z(ranked_rows, cand, standing).tolist()
         if limit is not None:  # the links step: those below the reverse minimum make room for the next ones
-            ranked = [link for link in ranked if not link.reverse < links.min_reverse]
+            kept = [i for i, value in enumerate(reverse) if not value < links.min_reverse]
+            ranked_rows, ranked_score = ranked_rows[kept], ranked_score[kept]
+            reverse = [reverse[i] for i in kept]
     if limit is not None:
-        ranked = ranked[:limit]
-    pins = overrides.pinned(query_id) if overrides and query_id else []
+        ranked_rows, ranked_score = ranked_rows[:limit], ranked_score[:limit]
+    ranked = [Link(r, s) for r, s in zip(ranked_rows.tolist(), ranked_score.tolist())]
+    if reverse is not None:
+        for link, value in zip(ranked, reverse):
+            link.reverse = value
     if not pins:
         return ranked
     pinned_rows = [facts.row_of[p] for p in pins if p in facts.row_of and p not in blocked and facts.row_of[p] != q
@@ -233,17 +242,14 @@ def order_candidates(cand: Candidates, facts: RuleColumns, vectors: np.ndarray, 
     return head + [link for link in ranked if link.row not in taken]
 
 
-def set_reverse(ranked: list[Link], cand: Candidates, standing) -> None:
-    """Each link's reverse z-score: its embedding cosine to the query (the candidates' raw dense value) against
-    the linked article's own average and spread (an article unlike the rest is below the average of the articles
-    it would link to, though it is their best match)."""
-    rows = np.array([link.row for link in ranked])
+def reverse_z(rows: np.ndarray, cand: Candidates, standing) -> np.ndarray:
+    """The reverse z-score of links to `rows` (candidates of `cand`): their embedding cosine to the query (the
+    candidates' raw dense value) against the linked article's own average and spread (an article unlike the rest
+    is below the average of the articles it would link to, though it is their best match)."""
     order = np.argsort(cand.rows, kind="stable")
     at = order[np.searchsorted(cand.rows[order], rows)]
     mean, std = standing.of(rows) if hasattr(standing, "of") else (standing[0][rows], standing[1][rows])
-    reverse = (cand.raw["dense"][at] - mean) / std
-    for link, value in zip(ranked, reverse):
-        link.reverse = float(value)
+    return (cand.raw["dense"][at] - mean) / std
 
 
 def first_of_each_title(codes: np.ndarray) -> np.ndarray:

@@ -229,7 +229,7 @@ class HybridRanker:
         """The candidates of a block of queries from the retrieval indexes, each part computed on them alone.
         lexical: each query's TF-IDF row (terms, weights); mention: its mention row (columns, values); window:
         its windows (codes, scales)."""
-        from .candidates import mention_depth, mention_pool, pool_of, stratified
+        from .candidates import mention_depth, mention_pool, pool_of, stratified_rows
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
@@ -277,10 +277,10 @@ class HybridRanker:
                 rows_pool, lowest, at = pool_of(owners, scored[1], depth)
                 pool.append(rows_pool)
                 sample = stage.sample  # the pool's values exact, the rest's from the sample
-                stats.setdefault("window", []).append(stratified(self.n, rows_pool, scored[1][at], sample,
-                                                                 sample_score))
-                stats.setdefault("window_max", []).append(stratified(self.n, rows_pool, scored[2][at], sample,
-                                                                     sample_max))
+                window_stats, max_stats = stratified_rows(self.n, rows_pool, [scored[1][at], scored[2][at]],
+                                                          sample, [sample_score, sample_max])
+                stats.setdefault("window", []).append(window_stats)
+                stats.setdefault("window_max", []).append(max_stats)
                 bounds["window"] = max(lowest, outside) if len(owners) > depth else outside
                 bounds["window_record"] = (lasts, (rows_pool, *scored), near)  # for the nightly reach
             cand = sorted_unique(np.concatenate(pool))

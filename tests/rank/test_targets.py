@@ -73,3 +73,38 @@ def test_a_link_below_the_linked_articles_own_average_is_cut():
     assert [round(link.reverse, 2) for link in ordered] == [3.0, 3.0]
     off = policy_from_dict({"links": {"min_reverse": -1000}})
     assert len(choose_links(order_candidates(cand, facts, vectors, off, standing=standing), off)) == 3
+
+
+def test_the_links_step_keeps_the_full_orders_links_above_the_reverse_minimum():
+    # order_candidates with a limit (the batch) builds links only for the few it keeps: the same links, scores and
+    # reverse z-scores (Python numbers) as the full order cut by the reverse minimum, pins first with their scores
+    from recommender.rank.overrides import Override, OverrideSet
+
+    rng = np.random.default_rng(5)
+    n = 300
+    infos = [SimpleNamespace(id=f"a{r}", title=f"story number {r % 170} of the site", url=f"https://s.example/{r}/",
+                             kind="news", path=f"posts/{r}.md", source=None, published=None) for r in range(n)]
+    facts = RuleColumns.from_infos(infos)  # rows r and r + 170 share a title: the better ranked one stays
+    rows = np.sort(rng.choice(np.arange(1, n), 250, replace=False))
+    dense = rng.random(len(rows)).astype(np.float32)
+    cand = Candidates(0, rows, rng.normal(size=len(rows)).astype(np.float32), {"dense": dense}, {})
+    standing = (rng.random(n).astype(np.float32) * 0.6, (0.05 + rng.random(n) * 0.2).astype(np.float32))
+    vectors = np.eye(n, dtype=np.float32)
+    policy = policy_from_dict({"links": {"min_reverse": 0.5}})
+    full = order_candidates(cand, facts, vectors, policy, standing=standing)
+    assert len(full) == len({facts.name_codes[link.row] for link in full}) > 100
+    at = np.searchsorted(rows, [link.row for link in full])
+    assert [link.reverse for link in full] == ((dense[at] - standing[0][[link.row for link in full]])
+                                               / standing[1][[link.row for link in full]]).tolist()
+    above = [link for link in full if not link.reverse < 0.5]
+    assert 20 < len(above) < len(full)
+    for limit in (1, 10, 40):
+        cut = order_candidates(cand, facts, vectors, policy, limit=limit, standing=standing)
+        assert cut == above[:limit]
+        assert all(type(link.row) is int and type(link.score) is float and type(link.reverse) is float
+                   for link in cut)
+    pin = above[3].row  # a ranked link pinned first: its score kept, its title's other links left out
+    pinned = OverrideSet([Override("a0", f"a{pin}", "pin", 0, None, "2026-12-06")])
+    with_pin = order_candidates(cand, facts, vectors, policy, pinned, limit=10, standing=standing)
+    assert with_pin[0].pinned and with_pin[0].row == pin and with_pin[0].score == above[3].score
+    assert with_pin[1:] == [link for link in above[:10] if facts.name_codes[link.row] != facts.name_codes[pin]]

@@ -57,6 +57,27 @@ def test_sample_is_fixed_and_every_row_when_small():
     assert np.array_equal(a, b) and len(np.unique(a)) == 500 and np.all(np.diff(a) > 0)
 
 
+def test_several_rows_with_one_pool_have_each_rows_own_stratified_figures():
+    # the window score and max-sim of one pool share which sample rows are outside it; each row's figures are the
+    # same numbers as alone, and each row's own (not the first row's)
+    rng = np.random.default_rng(3)
+    n, sample = 5_000, sample_rows(5_000, 300)
+    pool = rng.choice(n, 40, replace=False)  # in score order, not sorted; some of them in the sample
+    pool[:5] = sample[[0, 7, 30, 31, 299]]
+    tops = [rng.random(40), rng.random(40) * 3]
+    samples = [rng.random(300).astype(np.float32), (rng.random(300) * 2).astype(np.float32)]
+    both = stage.stratified_rows(n, pool, tops, sample, samples)
+    alone = [stage.stratified(n, pool, top, sample, values) for top, values in zip(tops, samples)]
+    assert both == alone and both[0] != both[1]
+    assert stage.stratified_rows(n, pool, tops, sample, samples, mean=0.5)[1] == \
+        stage.stratified(n, pool, tops[1], sample, samples[1], mean=0.5)
+    rest = ~np.isin(sample, pool)  # the sample rows outside the pool, found once, for each row
+    top, values = tops[1], samples[1][rest].astype(np.float64)
+    mean = (top.sum() + (n - 40) * values.mean()) / n
+    squares = np.square(top).sum() + (n - 40) * np.mean(np.square(values))
+    assert both[1] == pytest.approx((mean, np.sqrt(squares / n - mean * mean)), rel=1e-12)
+
+
 def test_lexical_values_and_statistics_against_the_full_row(corpus):
     _, _, lexical = corpus
     lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
