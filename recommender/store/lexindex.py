@@ -225,6 +225,17 @@ class LexicalIndex:
                                        "language": self.language}),
                            encoding="utf-8")
 
+    def map_mentions(self, matrices: Path) -> None:
+        """M read from the file `save` wrote, memory-mapped, instead of held (at 1M articles M is GBs): what the
+        build reads of it after saving (the query data, the learned arrays) pages in from the file."""
+        from .npyfiles import mapped_npz
+
+        arrays = mapped_npz(matrices, [f"mentions_{part}" for part in ("data", "indices", "indptr", "shape")])
+        shape = tuple(int(x) for x in arrays["mentions_shape"])
+        self.mentions = sparse.csr_matrix((arrays["mentions_data"], arrays["mentions_indices"],
+                                           arrays["mentions_indptr"]), shape=shape, copy=False)
+        self._mentions_t = self._arrays = None
+
     @classmethod
     def load(cls, matrices: Path, lexicon: Path, *, found: bool = False) -> "LexicalIndex":
         """found: also read the names found in each text (only an update needs them; queries do not)."""
