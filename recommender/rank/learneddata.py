@@ -205,9 +205,30 @@ def graph_for(index, model, moments=None, vectors=None):
 
     if not model.lists:  # read from the arrays: the curated lists are in the JSON
         model = load_model(index.folder) or model
+    turned = stored_turned(index)  # Mᵀ does not depend on the vectors: the stored one, mapped, when it stands
     if vectors is not None:
-        return graph_facts(vectors, index.lexical, model, index.store.ids())
-    return graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments)
+        graph = graph_facts(vectors, index.lexical, model, index.store.ids(), turned=turned is None)
+    else:
+        graph = graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments,
+                            turned=turned is None)
+    if turned is not None:
+        graph.mentions_t = turned
+    return graph
+
+
+def stored_turned(index):
+    """Mᵀ as the learned arrays stored it (a SciPy matrix over the mapped files), or None when they do not stand
+    for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
+    if not usable(index.manifest):
+        return None
+    from scipy import sparse
+
+    data = index.learned_files
+    n = index.manifest.count
+    arrays = tuple(np.asarray(data.array(f"mentions_t_{part}")) for part in ("data", "indices", "indptr"))
+    turned = sparse.csr_matrix(arrays, shape=(n, n), copy=False)
+    turned.has_sorted_indices = True  # written sorted (write_learned_data)
+    return turned
 
 
 def write_for_index(index) -> None:

@@ -237,11 +237,21 @@ class LexicalIndex:
         self._mentions_t = self._arrays = None
 
     @classmethod
-    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False) -> "LexicalIndex":
-        """found: also read the names found in each text (only an update needs them; queries do not)."""
+    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False, mapped: bool = False) -> "LexicalIndex":
+        """found: also read the names found in each text (only an update needs them; queries do not); mapped: the
+        TF-IDF and mention matrices memory-mapped from the file (read-only), not read into memory (at 1M articles
+        M is GBs)."""
         with np.load(matrices, allow_pickle=False) as data:
-            tfidf = _csr_from(data, "tfidf")
-            mentions = _csr_from(data, "mentions")
+            if mapped:
+                from .npyfiles import mapped_npz
+
+                arrays = mapped_npz(matrices, [f"{m}_{p}" for m in ("tfidf", "mentions")
+                                               for p in ("data", "indices", "indptr")])
+                tfidf = _csr_from({**arrays, "tfidf_shape": data["tfidf_shape"]}, "tfidf")
+                mentions = _csr_from({**arrays, "mentions_shape": data["mentions_shape"]}, "mentions")
+            else:
+                tfidf = _csr_from(data, "tfidf")
+                mentions = _csr_from(data, "mentions")
             idf = data["idf"]
             doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
             names = None
@@ -354,4 +364,4 @@ def _csr_arrays(prefix: str, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]
 def _csr_from(data, prefix: str) -> sparse.csr_matrix:
     shape = tuple(int(x) for x in data[f"{prefix}_shape"])
     return sparse.csr_matrix((data[f"{prefix}_data"], data[f"{prefix}_indices"], data[f"{prefix}_indptr"]),
-                             shape=shape)
+                             shape=shape, copy=False)

@@ -165,3 +165,32 @@ def test_the_mention_matrix_is_mapped_from_the_saved_file(tmp_path):
     lexical.map_mentions(tmp_path / "lex.npz")
     assert all(mapped(getattr(lexical.mentions, part)) for part in ("data", "indices", "indptr"))
     assert (lexical.mentions != m).nnz == 0 and lexical.mentions.shape == m.shape
+
+
+def test_the_batch_reads_the_stored_lexical_arrays_mapped(demo, tmp_path, monkeypatch):
+    """An opened index's lexical index (what the batch ranks with) maps M and the TF-IDF from the lexical file
+    and takes M + Mᵀ and the postings from the query data (before: read into memory, M + Mᵀ made again: at 1M
+    articles about 20 GB); a learned graph built in process (the batch's vectors over an approximate index) reads
+    the stored Mᵀ. The same arrays as made from the loaded index."""
+    from recommender.rank.index import Index
+    from recommender.rank.learned import graph_facts, load_model
+
+    monkeypatch.setattr(build, "build_for_size", lambda vectors: annmodule.build_for_size(vectors, flat_max=10))
+    write(tmp_path / "index", demo)
+    folder = tmp_path / "index"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    plain = LexicalIndex.load(folder / manifest["files"]["lexical"]["name"],
+                              folder / manifest["files"]["lexicon"]["name"])
+    with Index.open(folder) as index:
+        lexical = index.data.lexical
+        assert all(mapped(getattr(getattr(lexical, m), p)) for m in ("tfidf", "mentions")
+                   for p in ("data", "indices", "indptr"))
+        arrays, made = lexical.csr_arrays(), plain.csr_arrays()
+        for name in ("tfidf", "postings", "mentions"):
+            assert all(mapped(a) and np.array_equal(a, b) for a, b in zip(arrays[name], made[name])), name
+        model = load_model(folder)
+        graph = index.data.link_graphs(model, vectors=demo[1])
+        assert index.data.approximate and mapped(graph.mentions_t.indices)
+        built = graph_facts(demo[1], plain, model, index.data.store.ids())
+        for part in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(graph.mentions_t, part), getattr(built.mentions_t, part))
