@@ -343,7 +343,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
             infos = store.all(texts=False)
         query_files = write_query_data(folder, token, vectors, lexical, infos, ann, moments, turned)
         del infos
-        learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned)
+        learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned, turned_files)
         del turned
     finally:
         for part in ("indptr", "indices", "data"):

@@ -45,12 +45,17 @@ DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at
 
 
 def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical, ids: list[str],
-                       moments, turned=None) -> tuple[dict, dict]:
+                       moments, turned=None, turned_files: Path | None = None) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
     stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs);
     vectors: the n x d array, or a function (start, stop) -> those rows (an approximate index's decoded a block at
-    a time: at 1M articles, 1.5 GB). turned: Mᵀ when the caller has it (mentionmatrix.transpose)."""
+    a time: at 1M articles, 1.5 GB). turned: Mᵀ when the caller has it (mentionmatrix.transpose); turned_files:
+    where that wrote it, when it did: the files are moved into this version's (the same bytes write_csr_files
+    writes)."""
+    import os
     import secrets
+
+    from ..store.manifest import file_entry
 
     from ..common.blocks import blocks
     from ..store.mentionmatrix import row_blocks, transpose
@@ -76,6 +81,13 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
     for name in GRAPHS:
         if name == "mentions_t":
+            files = {part: Path(f"{turned_files}_{part}") for part in ("data", "indices", "indptr")} \
+                if turned_files is not None else {}
+            if files and all(path.exists() for path in files.values()):  # moved, not copied: GBs at 1M articles
+                for part, path in files.items():
+                    os.replace(path, folder / f"{stem}-{name}_{part}.npy")
+                    entries[f"{PREFIX}{name}_{part}"] = file_entry(folder / f"{stem}-{name}_{part}.npy")
+                continue
             turned = transpose(graph.mentions) if turned is None else turned
             written = write_csr_files(folder, stem, PREFIX, name, lambda: row_blocks(turned))
             entries.update({f"{PREFIX}{name}_{part}": written[f"{PREFIX}{name}_{part}"]
@@ -108,11 +120,11 @@ def remove_unnamed(folder: Path, manifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments,
-                    turned=None) -> tuple[dict, dict | None]:
+def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, turned=None,
+                    turned_files: Path | None = None) -> tuple[dict, dict | None]:
     """At build: the stored model's entry and arrays for the index version being written (({}, None) when there
     is no usable model). The model file is kept across versions; its arrays are made again for the new one.
-    vectors, turned: as write_learned_data's."""
+    vectors, turned, turned_files: as write_learned_data's."""
     from ..store.manifest import IndexProblem, file_entry
     from .learned import load_model
 
@@ -124,7 +136,8 @@ def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments,
     if model is None:
         return {}, None
     entry = file_entry(folder / LEARNED_MODEL_FILE)
-    entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments, turned)
+    entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments, turned,
+                                        turned_files)
     return {"learned_ranker": entry, **entries}, stats
 
 
