@@ -579,6 +579,11 @@ def main() -> None:
     parser.add_argument("--smallest", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        import logging  # the library's log lines, and the end of each of write_index's phases, with their times
+
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S",
+                            stream=sys.stderr)
+        logging.getLogger("recommender.batch.build").setLevel(logging.DEBUG)
         print(json.dumps(measure_size(args)))
         return
     if args.report:

@@ -278,12 +278,14 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                  stats["ann_recall@10"], stats["ann_recall@10_rescored"], stats["ann_recall_queries"])
     with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
         ann.save(tmp)
+    log.debug("article index %s written", ann.backend)  # each phase's end (scripts/bench_scale.py logs them)
     metadata = folder / f"articles-{token}.sqlite"
     with atomic_path(metadata) as tmp:
         tmp.unlink()
         write_metadata(tmp, articles, hashes)
     count = len(articles)
     del articles  # from here on read back from the metadata
+    log.debug("metadata written")
     if release is not None:
         release()
     # the windows first, while the build holds no lexical arrays yet: the peaks of the two do not add up
@@ -298,6 +300,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
             log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
                      ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
     stats["windows"] = int(len(windows.vectors)) if window_files else 0
+    log.debug("windows and their index written")
     timer = time.perf_counter()
     with MetadataStore(metadata) as store:
         ids = store.ids()
@@ -327,6 +330,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
     lexical.found = None  # stored for the next update; nothing below reads it (at 1M articles: GBs)
     lexical.map_mentions(matrices)  # M read from its file from here on, not held (at 1M articles: 4.5 GB)
+    log.debug("lexical index written")
     timer = time.perf_counter()
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
@@ -339,10 +343,12 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     turned_files = folder / f".mentions_t-{token}"  # Mᵀ, made once for the query data and the learned arrays
     try:
         turned = transpose(lexical.mentions, turned_files)
+        log.debug("Mᵀ made (%d entries)", turned.nnz)
         with MetadataStore(metadata) as store:
             infos = store.all(texts=False)
         query_files = write_query_data(folder, token, vectors, lexical, infos, ann, moments, turned)
         del infos
+        log.debug("query data written")
         learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned, turned_files)
         del turned
     finally:
@@ -350,6 +356,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
             Path(f"{turned_files}_{part}").unlink(missing_ok=True)
     if learned_stats is not None:
         stats["learned_data"] = learned_stats
+        log.debug("learned arrays written")
     stats["query_data_seconds"] = round(time.perf_counter() - timer, 2)
     max_tokens = declared_max_tokens(embedder)  # what the window length followed (Preparation.for_model)
     manifest = Manifest(
