@@ -163,7 +163,7 @@ class IndexData:
                 raise IndexProblem(f"{self.folder}: cannot read the lexical index ({exc}); rebuild it") from None
             stored = self.query_data.lexical(lambda: self._lexical)
             if stored is not None:
-                self._lexical._arrays = stored.csr_arrays()
+                self._lexical.use_arrays(stored.csr_arrays())
         return self._lexical
 
     def rule_columns(self):

@@ -289,6 +289,10 @@ class LexicalIndex:
                             "postings": self.postings_arrays(), "mentions": self.mention_arrays()}
         return self._arrays
 
+    def use_arrays(self, arrays: dict) -> None:
+        """csr_arrays given instead of made: an index's stored query arrays (mapped), the same arrays."""
+        self._arrays = arrays
+
     def postings_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """csr_arrays' postings (the TF-IDF matrix by term, sorted), made on each call and not kept."""
         postings = self.tfidf.T.tocsr()
