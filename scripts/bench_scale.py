@@ -94,6 +94,17 @@ def status_mb(key: str) -> float | None:
     return None
 
 
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim): the freed articles' text is GBs at
+    1M articles, held by the allocator in pages it does not return by itself."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak() -> bool:
     """Start VmHWM afresh from the current RSS (Linux: clear_refs 5), so a phase's own peak can be read."""
     try:
@@ -317,8 +328,10 @@ def measure_size(args) -> dict:
 
         index_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.learned_model, index_dir / LEARNED_MODEL_FILE)
+    # the articles handed over: write_index reads them back from its metadata once written (at 1M, 5 GB)
     write_index(index_dir, corpus.articles, vectors, hashes, Stub(read_manifest(args.source_index).model),
-                preparation, stats={"problems": len(corpus.problems)}, windows=windows)
+                preparation, stats={"problems": len(corpus.problems)}, windows=windows,
+                release=lambda: (corpus.articles.clear(), trim_heap()))
     seconds["write_index"] = time.perf_counter() - timer
     seconds["write_index_cpu"] = time.process_time() - cpu
     seconds["build"] = seconds["read"] + seconds["hash"] + seconds["write_index"]
@@ -566,6 +579,11 @@ def main() -> None:
     parser.add_argument("--smallest", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        import logging  # the library's log lines, and the end of each of write_index's phases, with their times
+
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S",
+                            stream=sys.stderr)
+        logging.getLogger("recommender.batch.build").setLevel(logging.DEBUG)
         print(json.dumps(measure_size(args)))
         return
     if args.report:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ..rank.indexdata import CACHE_FILE, default_index_dir
 from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
-from ..store.metadata import MetadataStore, write_metadata
+from ..store.metadata import MetadataStore, StoredTexts, write_metadata
 from ..store.windowfiles import write_window_ann, write_windows
 from ..embed.prepare import Preparation
 from ..embed.vector_cache import VectorCache
@@ -260,10 +260,13 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
                 frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None,
-                previous_window_ann: Path | None = None, engine=None) -> Manifest:
+                previous_window_ann: Path | None = None, engine=None,
+                release: Callable[[], object] | None = None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up.
     previous_window_ann: the replaced version's window index (same model), whose IVF training may be reused;
-    engine: fits the lexical index in shards on its workers (the Ray engine), else in this process."""
+    engine: fits the lexical index in shards on its workers (the Ray engine), else in this process.
+    Once the metadata is written, what follows reads the articles back from it (their texts a row at a time), so
+    `release` (called then) lets the caller drop its articles: at 1M articles their text is GBs."""
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     ann = build_for_size(vectors)
@@ -275,9 +278,16 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                  stats["ann_recall@10"], stats["ann_recall@10_rescored"], stats["ann_recall_queries"])
     with atomic_path(folder / f"vectors-{token}.faiss") as tmp:
         ann.save(tmp)
-    with atomic_path(folder / f"articles-{token}.sqlite") as tmp:
+    log.debug("article index %s written", ann.backend)  # each phase's end (scripts/bench_scale.py logs them)
+    metadata = folder / f"articles-{token}.sqlite"
+    with atomic_path(metadata) as tmp:
         tmp.unlink()
         write_metadata(tmp, articles, hashes)
+    count = len(articles)
+    del articles  # from here on read back from the metadata
+    log.debug("metadata written")
+    if release is not None:
+        release()
     # the windows first, while the build holds no lexical arrays yet: the peaks of the two do not add up
     window_files = {}
     if windows is not None:  # every window, and the nearest-window index over them, at every size
@@ -290,39 +300,63 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
             log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
                      ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
     stats["windows"] = int(len(windows.vectors)) if window_files else 0
+    log.debug("windows and their index written")
     timer = time.perf_counter()
-    ids, rows = [a.id for a in articles], [(a.title, a.excerpt, a.body) for a in articles]
-    if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
-        old, old_ids, base = frozen_lexical
-        lexical, transformed = old.updated(old_ids, ids, rows)
-        stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
-    else:
-        if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers
-            from ..store.lexshards import build_sharded, shard_count
-
-            lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()),
-                                    language=declared_language(embedder))
+    with MetadataStore(metadata) as store:
+        ids = store.ids()
+    rows = StoredTexts(metadata)
+    try:
+        if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
+            old, old_ids, base = frozen_lexical
+            lexical, transformed = old.updated(old_ids, ids, rows)
+            stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
         else:
-            lexical = LexicalIndex.build(ids, rows, language=declared_language(embedder))
-        stats.update(lexical_update="full", lexical_transformed=len(ids),
-                     lexical_base={"count": len(ids), "churn": 0})
-    with atomic_path(folder / f"lexical-{token}.npz") as matrices, atomic_path(folder / f"lexicon-{token}.json") as lexicon:
-        lexical.save(matrices, lexicon)
+            if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers
+                from ..store.lexshards import build_sharded, shard_count
+
+                lexical = build_sharded(ids, rows, engine.map_shards, shard_count(len(ids), engine.workers()),
+                                        language=declared_language(embedder))
+            else:
+                lexical = LexicalIndex.build(ids, rows, language=declared_language(embedder))
+            stats.update(lexical_update="full", lexical_transformed=len(ids),
+                         lexical_base={"count": len(ids), "churn": 0})
+    finally:
+        rows.close()
+    matrices = folder / f"lexical-{token}.npz"
+    with atomic_path(matrices) as tmp, atomic_path(folder / f"lexicon-{token}.json") as lexicon:
+        lexical.save(tmp, lexicon)
     log.info("lexical index (%s): %d terms, %d mentions (%.1f s)", stats["lexical_update"],
              len(lexical.vocabulary), lexical.mentions.nnz, time.perf_counter() - timer)
     stats.update(lexical_terms=len(lexical.vocabulary), mentions=int(lexical.mentions.nnz))
     lexical.found = None  # stored for the next update; nothing below reads it (at 1M articles: GBs)
+    lexical.map_mentions(matrices)  # M read from its file from here on, not held (at 1M articles: 4.5 GB)
+    log.debug("lexical index written")
     timer = time.perf_counter()
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
-
-    query_files = write_query_data(folder, token, vectors, lexical, articles, ann)
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
-    from ..rank.ranking import dense_moments
+    from ..rank.ranking import dense_moments_of
+    from ..store.mentionmatrix import transpose
 
-    matrix = np.ascontiguousarray(ann.vectors() if getattr(ann, "approximate", False) else vectors, np.float32)
-    learned_files, learned_stats = for_new_version(folder, matrix, lexical, ids, dense_moments(matrix))
+    # the corpus moments from the index's vectors (an approximate index's decoded a block at a time), once
+    rows_of = ann.rows if getattr(ann, "approximate", False) else (lambda start, stop: vectors[start:stop])
+    moments = dense_moments_of(rows_of, count, int(vectors.shape[1]))
+    turned_files = folder / f".mentions_t-{token}"  # Mᵀ, made once for the query data and the learned arrays
+    try:
+        turned = transpose(lexical.mentions, turned_files)
+        log.debug("Mᵀ made (%d entries)", turned.nnz)
+        with MetadataStore(metadata) as store:
+            infos = store.all(texts=False)
+        query_files = write_query_data(folder, token, vectors, lexical, infos, ann, moments, turned)
+        del infos
+        log.debug("query data written")
+        learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned, turned_files)
+        del turned
+    finally:
+        for part in ("indptr", "indices", "data"):
+            Path(f"{turned_files}_{part}").unlink(missing_ok=True)
     if learned_stats is not None:
         stats["learned_data"] = learned_stats
+        log.debug("learned arrays written")
     stats["query_data_seconds"] = round(time.perf_counter() - timer, 2)
     max_tokens = declared_max_tokens(embedder)  # what the window length followed (Preparation.for_model)
     manifest = Manifest(
@@ -330,7 +364,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                "fingerprint": embedder.fingerprint, "backend": getattr(embedder, "backend", "unknown"),
                **({"max_tokens": max_tokens} if max_tokens else {})},
         preparation=preparation.to_dict(),
-        count=len(articles),
+        count=count,
         dimension=int(vectors.shape[1]),
         built_at=utc_now(),
         backend=ann.backend,
@@ -350,7 +384,7 @@ def remove_stale_files(folder: Path, manifest: Manifest) -> None:
     """Delete data files of older index versions (and temporaries of killed runs) once the manifest moved on."""
     live = {entry.name for entry in manifest.files.values()}
     patterns = ("vectors-*.faiss", "articles-*.sqlite", "lexical-*.npz", "lexicon-*.json", "query-*.npy",
-                "learned-*.npy", "windows-*.npy", "windowann-*.faiss", ".*.tmp")
+                "learned-*.npy", "windows-*.npy", "windowann-*.faiss", ".*.tmp", ".mentions_t-*")
     for path in [p for pattern in patterns for p in folder.glob(pattern)]:
         if path.name not in live:
             path.unlink(missing_ok=True)

@@ -179,12 +179,14 @@ class LinkGraphs:
         if len(missing) > len(self.vectors) // 4:  # most rows wanted (a small corpus): all of them at once
             missing = np.flatnonzero(np.isnan(self.dense_stats[:, 0]))
         if len(missing):
-            v = self.vectors[missing]
-            mean = v @ self.mean_vector
-            second = np.einsum("qd,qd->q", v @ self.second_moment, v)
-            self.dense_stats[missing, 0] = mean
-            self.dense_stats[missing, 1] = np.sqrt(np.maximum(second - mean ** 2, 0.0))
+            self.dense_stats[missing, 0], self.dense_stats[missing, 1] = self.cosine_stats(self.vectors[missing])
         return self.dense_stats[rows]
+
+    def cosine_stats(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, deviation) of the cosines of each of these vectors with the corpus, from its moments."""
+        mean = v @ self.mean_vector
+        second = np.einsum("qd,qd->q", v @ self.second_moment, v)
+        return mean, np.sqrt(np.maximum(second - mean ** 2, 0.0))
 
 
 # --- the graph signals' views: what a signal reads of the pairs it is computed for ------------------------

@@ -157,10 +157,15 @@ class IndexData:
             from ..store.lexindex import LexicalIndex
 
             try:
+                # mapped, not read: at 1M articles the mention matrix is GBs (so are M + Mᵀ and the postings,
+                # whose stored arrays stand for csr_arrays: the same arrays, not made again)
                 self._lexical = LexicalIndex.load(self.folder / self.manifest.files["lexical"].name,
-                                                  self.folder / self.manifest.files["lexicon"].name)
+                                                  self.folder / self.manifest.files["lexicon"].name, mapped=True)
             except (OSError, ValueError, KeyError) as exc:
                 raise IndexProblem(f"{self.folder}: cannot read the lexical index ({exc}); rebuild it") from None
+            stored = self.query_data.lexical(lambda: self._lexical)
+            if stored is not None:
+                self._lexical.use_arrays(stored.csr_arrays())
         return self._lexical
 
     def rule_columns(self):

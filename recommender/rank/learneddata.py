@@ -44,28 +44,53 @@ DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at
 # --- when a model is stored, or an index version written --------------------------------------------------
 
 
-def write_learned_data(folder: Path, model, model_sha256: str, vectors: np.ndarray, lexical, ids: list[str],
-                       moments) -> tuple[dict, dict]:
+def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical, ids: list[str],
+                       moments, turned=None, turned_files: Path | None = None) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
-    stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs)."""
+    stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs);
+    vectors: the n x d array, or a function (start, stop) -> those rows (an approximate index's decoded a block at
+    a time: at 1M articles, 1.5 GB). turned: Mᵀ when the caller has it (mentionmatrix.transpose); turned_files:
+    where that wrote it, when it did: the files are moved into this version's (the same bytes write_csr_files
+    writes)."""
+    import os
     import secrets
 
-    from ..store.mentionmatrix import turned_blocks
+    from ..store.manifest import file_entry
+
+    from ..common.blocks import blocks
+    from ..store.mentionmatrix import row_blocks, transpose
     from ..store.npyfiles import write_csr_files, write_npy_files
     from .learned import graph_facts
 
+    n = len(ids)
+    rows_of = vectors if callable(vectors) else (lambda start, stop: vectors[start:stop])
+    if moments is None:  # an array given (a function of rows comes with its moments)
+        from .ranking import dense_moments
+
+        moments = dense_moments(np.asarray(vectors, dtype=np.float32))
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
-    # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time
-    graph = graph_facts(vectors, lexical, model, ids, moments, turned=False)
-    for start in range(0, len(ids), DENSE_STATS_BLOCK):  # every article's, as a query computes its candidates'
-        graph.dense_stats_of(np.arange(start, min(len(ids), start + DENSE_STATS_BLOCK)))
+    # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time, every article's as a query
+    # computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
+    graph = graph_facts(np.zeros((n, 0), np.float32), lexical, model, ids, moments, turned=False)
+    spans = [(0, n)] if min(n, DENSE_STATS_BLOCK) > n // 4 else blocks(n, DENSE_STATS_BLOCK)
+    for start, stop in spans:
+        graph.dense_stats[start:stop, 0], graph.dense_stats[start:stop, 1] = graph.cosine_stats(
+            np.ascontiguousarray(rows_of(start, stop), dtype=np.float32))
     stem = f"learned-{secrets.token_hex(4)}"
     entries = write_npy_files(folder, stem, PREFIX,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
     for name in GRAPHS:
         if name == "mentions_t":
-            turned = write_csr_files(folder, stem, PREFIX, name, lambda: turned_blocks(graph.mentions))
-            entries.update({f"{PREFIX}{name}_{part}": turned[f"{PREFIX}{name}_{part}"]
+            files = {part: Path(f"{turned_files}_{part}") for part in ("data", "indices", "indptr")} \
+                if turned_files is not None else {}
+            if files and all(path.exists() for path in files.values()):  # moved, not copied: GBs at 1M articles
+                for part, path in files.items():
+                    os.replace(path, folder / f"{stem}-{name}_{part}.npy")
+                    entries[f"{PREFIX}{name}_{part}"] = file_entry(folder / f"{stem}-{name}_{part}.npy")
+                continue
+            turned = transpose(graph.mentions) if turned is None else turned
+            written = write_csr_files(folder, stem, PREFIX, name, lambda: row_blocks(turned))
+            entries.update({f"{PREFIX}{name}_{part}": written[f"{PREFIX}{name}_{part}"]
                             for part in ("data", "indices", "indptr")})
             continue
         matrix = getattr(graph, name)
@@ -95,9 +120,11 @@ def remove_unnamed(folder: Path, manifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def for_new_version(folder: Path, vectors: np.ndarray, lexical, ids: list[str], moments) -> tuple[dict, dict | None]:
+def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, turned=None,
+                    turned_files: Path | None = None) -> tuple[dict, dict | None]:
     """At build: the stored model's entry and arrays for the index version being written (({}, None) when there
-    is no usable model). The model file is kept across versions; its arrays are made again for the new one."""
+    is no usable model). The model file is kept across versions; its arrays are made again for the new one.
+    vectors, turned, turned_files: as write_learned_data's."""
     from ..store.manifest import IndexProblem, file_entry
     from .learned import load_model
 
@@ -109,7 +136,8 @@ def for_new_version(folder: Path, vectors: np.ndarray, lexical, ids: list[str], 
     if model is None:
         return {}, None
     entry = file_entry(folder / LEARNED_MODEL_FILE)
-    entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments)
+    entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments, turned,
+                                        turned_files)
     return {"learned_ranker": entry, **entries}, stats
 
 
@@ -190,9 +218,30 @@ def graph_for(index, model, moments=None, vectors=None):
 
     if not model.lists:  # read from the arrays: the curated lists are in the JSON
         model = load_model(index.folder) or model
+    turned = stored_turned(index)  # Mᵀ does not depend on the vectors: the stored one, mapped, when it stands
     if vectors is not None:
-        return graph_facts(vectors, index.lexical, model, index.store.ids())
-    return graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments)
+        graph = graph_facts(vectors, index.lexical, model, index.store.ids(), turned=turned is None)
+    else:
+        graph = graph_facts(index.vectors.vectors(), index.lexical, model, index.store.ids(), moments,
+                            turned=turned is None)
+    if turned is not None:
+        graph.mentions_t = turned
+    return graph
+
+
+def stored_turned(index):
+    """Mᵀ as the learned arrays stored it (a SciPy matrix over the mapped files), or None when they do not stand
+    for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
+    if not usable(index.manifest):
+        return None
+    from scipy import sparse
+
+    data = index.learned_files
+    n = index.manifest.count
+    arrays = tuple(np.asarray(data.array(f"mentions_t_{part}")) for part in ("data", "indices", "indptr"))
+    turned = sparse.csr_matrix(arrays, shape=(n, n), copy=False)
+    turned.has_sorted_indices = True  # written sorted (write_learned_data)
+    return turned
 
 
 def write_for_index(index) -> None:

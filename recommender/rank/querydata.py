@@ -40,22 +40,26 @@ LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings", "mentions") for p in (
 
 
 def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, articles: Sequence,
-                     ann) -> dict:
-    """Write the arrays of one index version; returns the manifest entries {role: FileEntry}."""
+                     ann, moments: tuple[np.ndarray, np.ndarray] | None = None, turned=None) -> dict:
+    """Write the arrays of one index version; returns the manifest entries {role: FileEntry}. articles: the
+    articles or their metadata (store.metadata.ArticleInfo); moments: the corpus moments when the caller has them
+    (ranking.dense_moments of the index's vectors, decoded for an approximate index); turned: Mᵀ when the caller
+    has it (mentionmatrix.transpose)."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
-    from ..store.mentionmatrix import both_ways_blocks
+    from ..store.mentionmatrix import both_ways_blocks, transpose
     from ..store.npyfiles import write_csr_files, write_npy_files
     from .ranking import dense_moments
     from .signals import ArticleFeatures
 
     exact = not getattr(ann, "approximate", False)
-    matrix = np.ascontiguousarray(vectors if exact else ann.vectors(), dtype=np.float32)
     stem = f"query-{token}"
     arrays: dict[str, np.ndarray] = {}
     if exact:  # an approximate index's vectors are its decoded codes: the query reads them from FAISS
-        arrays["vectors"] = matrix
-    arrays["dense_mean"], arrays["dense_second"] = dense_moments(matrix)
+        arrays["vectors"] = np.ascontiguousarray(vectors, dtype=np.float32)
+    if moments is None:
+        moments = dense_moments(np.ascontiguousarray(vectors if exact else ann.vectors(), dtype=np.float32))
+    arrays["dense_mean"], arrays["dense_second"] = moments
     entries = write_npy_files(folder, stem, PREFIX, arrays)
     arrays = {}
     if lexical is not None:
@@ -63,7 +67,9 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
 
         # the mentions both ways, made and written by blocks of rows, then the postings (csr_arrays holds them
         # all: at 1M articles, GBs each); the written mentions are read back mapped
-        entries.update(write_csr_files(folder, stem, PREFIX, "mentions", lambda: both_ways_blocks(lexical.mentions)))
+        turned = transpose(lexical.mentions) if turned is None else turned  # made once, read twice
+        entries.update(write_csr_files(folder, stem, PREFIX, "mentions",
+                                       lambda: both_ways_blocks(lexical.mentions, turned)))
         mentions = tuple(np.load(folder / entries[f"{PREFIX}mentions_{part}"].name, mmap_mode="r")
                          for part in ("indptr", "indices", "data"))
         csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),

@@ -56,6 +56,10 @@ class FaissIndex:
     def vectors(self) -> np.ndarray:
         return self.index.reconstruct_n(0, self.count)
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """The (decoded) vectors of rows start..stop: `vectors()[start:stop]`, decoding those rows only."""
+        return self.index.reconstruct_n(int(start), max(0, int(stop) - int(start)))
+
     def save(self, path: Path) -> None:
         import faiss
 

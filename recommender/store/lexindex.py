@@ -225,12 +225,33 @@ class LexicalIndex:
                                        "language": self.language}),
                            encoding="utf-8")
 
+    def map_mentions(self, matrices: Path) -> None:
+        """M read from the file `save` wrote, memory-mapped, instead of held (at 1M articles M is GBs): what the
+        build reads of it after saving (the query data, the learned arrays) pages in from the file."""
+        from .npyfiles import mapped_npz
+
+        arrays = mapped_npz(matrices, [f"mentions_{part}" for part in ("data", "indices", "indptr", "shape")])
+        shape = tuple(int(x) for x in arrays["mentions_shape"])
+        self.mentions = sparse.csr_matrix((arrays["mentions_data"], arrays["mentions_indices"],
+                                           arrays["mentions_indptr"]), shape=shape, copy=False)
+        self._mentions_t = self._arrays = None
+
     @classmethod
-    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False) -> "LexicalIndex":
-        """found: also read the names found in each text (only an update needs them; queries do not)."""
+    def load(cls, matrices: Path, lexicon: Path, *, found: bool = False, mapped: bool = False) -> "LexicalIndex":
+        """found: also read the names found in each text (only an update needs them; queries do not); mapped: the
+        TF-IDF and mention matrices memory-mapped from the file (read-only), not read into memory (at 1M articles
+        M is GBs)."""
         with np.load(matrices, allow_pickle=False) as data:
-            tfidf = _csr_from(data, "tfidf")
-            mentions = _csr_from(data, "mentions")
+            if mapped:
+                from .npyfiles import mapped_npz
+
+                arrays = mapped_npz(matrices, [f"{m}_{p}" for m in ("tfidf", "mentions")
+                                               for p in ("data", "indices", "indptr")])
+                tfidf = _csr_from({**arrays, "tfidf_shape": data["tfidf_shape"]}, "tfidf")
+                mentions = _csr_from({**arrays, "mentions_shape": data["mentions_shape"]}, "mentions")
+            else:
+                tfidf = _csr_from(data, "tfidf")
+                mentions = _csr_from(data, "mentions")
             idf = data["idf"]
             doc_hashes = data["doc_hashes"] if "doc_hashes" in data.files else None
             names = None
@@ -267,6 +288,10 @@ class LexicalIndex:
             self._arrays = {"tfidf": (self.tfidf.indptr, self.tfidf.indices, self.tfidf.data),
                             "postings": self.postings_arrays(), "mentions": self.mention_arrays()}
         return self._arrays
+
+    def use_arrays(self, arrays: dict) -> None:
+        """csr_arrays given instead of made: an index's stored query arrays (mapped), the same arrays."""
+        self._arrays = arrays
 
     def postings_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """csr_arrays' postings (the TF-IDF matrix by term, sorted), made on each call and not kept."""
@@ -343,4 +368,4 @@ def _csr_arrays(prefix: str, matrix: sparse.csr_matrix) -> dict[str, np.ndarray]
 def _csr_from(data, prefix: str) -> sparse.csr_matrix:
     shape = tuple(int(x) for x in data[f"{prefix}_shape"])
     return sparse.csr_matrix((data[f"{prefix}_data"], data[f"{prefix}_indices"], data[f"{prefix}_indptr"]),
-                             shape=shape)
+                             shape=shape, copy=False)

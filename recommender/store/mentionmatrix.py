@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from itertools import chain
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -212,30 +213,77 @@ def expand_rows(found_ptr, found_columns, per_name, owner_ptr, owner_rows, value
     return matrix.tocsr()  # duplicates (two names of b in a) are summed, as for the whole matrix
 
 
-def both_ways_blocks(mentions: sparse.csr_matrix, block: int | None = None):
+def both_ways_blocks(mentions: sparse.csr_matrix, turned: sparse.csr_matrix | None = None,
+                     block: int | None = None):
     """M + Mᵀ (n x n: duplicates summed, columns sorted, as `(M + M.T.tocsr()).tocsr()` with sorted indices) as
     runs of whole rows, each a CSR matrix of at most `block` entries (or one row): rows start..stop are M's rows
-    plus its columns start..stop turned, so neither a transposed copy of M nor the whole sum is ever held (at 1M
-    articles, M alone is GBs)."""
+    plus Mᵀ's (`turned`, made by `transpose` when not given), so the whole sum is never held (at 1M articles, M
+    alone is GBs) and M is read by rows only."""
     block = BOTH_BLOCK if block is None else block
-    n = mentions.shape[0]
-    bound = np.zeros(n + 1, dtype=np.int64)  # each row's entries at most: its own and its column's
-    bound[1:] = np.cumsum(np.diff(mentions.indptr) + np.bincount(mentions.indices, minlength=n)[:n])
+    turned = transpose(mentions) if turned is None else turned
+    # each row's entries at most: its own and its column's
+    bound = np.asarray(mentions.indptr, dtype=np.int64) + np.asarray(turned.indptr, dtype=np.int64)
     for start, stop in runs(bound, block):
-        part = (mentions[start:stop] + mentions[:, start:stop].T).tocsr()
+        part = (mentions[start:stop] + turned[start:stop]).tocsr()
         part.sort_indices()
         yield part
 
 
-def turned_blocks(mentions: sparse.csr_matrix, block: int | None = None):
-    """Mᵀ (as `M.T.tocsr()` with sorted indices) as runs of whole rows, each a CSR matrix of at most `block`
-    entries (or one row): rows start..stop of Mᵀ are M's columns start..stop turned, so no transposed copy of M
-    is ever held."""
+def row_blocks(matrix: sparse.csr_matrix, block: int | None = None):
+    """A CSR matrix as runs of whole rows of at most `block` entries (or one row) each."""
     block = BOTH_BLOCK if block is None else block
-    n = mentions.shape[1]
-    bound = np.zeros(n + 1, dtype=np.int64)  # row j of Mᵀ: the entries of M's column j
-    bound[1:] = np.cumsum(np.bincount(mentions.indices, minlength=n)[:n])
-    for start, stop in runs(bound, block):
-        part = mentions[:, start:stop].T.tocsr()
-        part.sort_indices()
-        yield part
+    for start, stop in runs(matrix.indptr, block):
+        yield matrix[start:stop]
+
+
+TURN_BLOCK = 4_000_000  # entries of M placed at a time by `transpose` (about 250 MB of work)
+
+
+def transpose(mentions: sparse.csr_matrix, files: Path | None = None, block: int | None = None) -> sparse.csr_matrix:
+    """Mᵀ, as `M.T.tocsr()` with sorted indices, made in one pass over M's rows (a counting sort: each column's
+    count first, then each block of at most `block` entries placed in its columns' rows, in row order), so M is
+    read by rows, never sliced by columns, and one block's work is held besides the result. files: the result's
+    arrays written to `{files}_indptr`, `_indices`, `_data` (.npy) and read back mapped (at 1M articles Mᵀ is
+    GBs); else in memory. Index arrays int32 unless the entries or M's rows need int64, as SciPy makes them."""
+    block = TURN_BLOCK if block is None else block
+    rows, columns = mentions.shape
+    ptr = np.asarray(mentions.indptr, dtype=np.int64)
+    spans = list(runs(ptr, block))
+    counts = np.zeros(columns, dtype=np.int64)
+    for start, stop in spans:
+        counts += np.bincount(mentions.indices[ptr[start]:ptr[stop]], minlength=columns)
+    nnz = int(counts.sum())
+    index = np.dtype(np.int64 if max(nnz, rows) > np.iinfo(np.int32).max else np.int32)
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(index)
+    dtype = np.dtype(mentions.dtype)
+    if files is None or nnz == 0:
+        indices, data = np.empty(nnz, dtype=index), np.empty(nnz, dtype=dtype)
+    else:
+        paths = {part: Path(f"{files}_{part}") for part in ("indptr", "indices", "data")}
+        with open(paths["indptr"], "wb") as handle:
+            np.save(handle, indptr, allow_pickle=False)
+        indices = np.lib.format.open_memmap(paths["indices"], mode="w+", dtype=index, shape=(nnz,))
+        data = np.lib.format.open_memmap(paths["data"], mode="w+", dtype=dtype, shape=(nnz,))
+    fill = indptr[:-1].astype(np.int64)  # the next free place of each column's row of Mᵀ
+    for start, stop in spans:
+        a, b = int(ptr[start]), int(ptr[stop])
+        if a == b:
+            continue
+        cols = np.asarray(mentions.indices[a:b])
+        order = np.argsort(cols, kind="stable")  # by column; within a column, M's rows in order
+        by_column = cols[order]
+        starts = np.flatnonzero(np.concatenate(([True], by_column[1:] != by_column[:-1])))
+        rank = np.arange(b - a, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, b - a)))
+        place = fill[by_column] + rank
+        owners = np.repeat(np.arange(start, stop, dtype=index), np.diff(ptr[start:stop + 1]))
+        indices[place] = owners[order]
+        data[place] = np.asarray(mentions.data[a:b])[order]
+        fill += np.bincount(cols, minlength=columns)
+    if files is not None and nnz:
+        indices.flush()
+        data.flush()
+        del indices, data
+        indices, data = (np.load(paths[part], mmap_mode="r", allow_pickle=False) for part in ("indices", "data"))
+    turned = sparse.csr_matrix((data, indices, indptr), shape=(columns, rows), copy=False)
+    turned.has_sorted_indices = True
+    return turned

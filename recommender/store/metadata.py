@@ -82,18 +82,17 @@ def write_metadata(path: Path, articles: Sequence[Article], hashes: Sequence[str
     db = sqlite3.connect(path)
     try:
         db.executescript(SCHEMA)
+        # the rows made as they are inserted (a list of them all stayed in the process: 2 GB at 1M articles)
         db.executemany(
             "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
-                 json.dumps(a.topics, ensure_ascii=False), h, a.body, json.dumps(a.authors, ensure_ascii=False),
-                 a.page_type, a.canonical, int(a.draft), a.slug)
-                for row, (a, h) in enumerate(zip(articles, hashes))
-            ],
+            ((row, a.id, a.title, a.excerpt, a.url, a.published, a.source, a.kind, a.path,
+              json.dumps(a.topics, ensure_ascii=False), h, a.body, json.dumps(a.authors, ensure_ascii=False),
+              a.page_type, a.canonical, int(a.draft), a.slug)
+             for row, (a, h) in enumerate(zip(articles, hashes))),
         )
         db.executemany(
             "INSERT INTO curated VALUES (?,?,?)",
-            [(a.id, pos, rid) for a in articles for pos, rid in enumerate(a.curated)],
+            ((a.id, pos, rid) for a in articles for pos, rid in enumerate(a.curated)),
         )
         db.commit()
     finally:
@@ -145,8 +144,10 @@ class MetadataStore:
                 found[row[0]] = ArticleInfo.from_row(row)
         return found
 
-    def all(self) -> list[ArticleInfo]:
-        return [ArticleInfo.from_row(r) for r in self.db.execute(f"SELECT {self.columns} FROM articles ORDER BY row")]
+    def all(self, *, texts: bool = True) -> list[ArticleInfo]:
+        """Every article's info in row order; texts=False: without the excerpt and the hash (empty: less memory)."""
+        columns = self.columns if texts else self.columns.replace("excerpt", "''").replace("hash", "''")
+        return [ArticleInfo.from_row(r) for r in self.db.execute(f"SELECT {columns} FROM articles ORDER BY row")]
 
     def topics(self) -> list[list[str]]:
         """Each article's topics (tags, categories) in row order."""
@@ -187,3 +188,36 @@ class MetadataStore:
         ):
             out.setdefault(article_id, []).append(related_id)
         return out
+
+
+class StoredTexts:
+    """(title, excerpt, body) of each article of a metadata database, in row order, read from it when wanted (a
+    sequence: len, iteration, an item or a slice): what a build reads back once it has written the metadata,
+    instead of holding every article's text (at 1M articles, GBs)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        self.count = int(self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        yield from self.db.execute("SELECT title, excerpt, body FROM articles ORDER BY row")
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            start, stop, step = item.indices(self.count)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return list(self.db.execute("SELECT title, excerpt, body FROM articles WHERE row >= ? AND row < ? "
+                                        "ORDER BY row", [start, stop]))
+        row = item + self.count if item < 0 else item
+        found = self.db.execute("SELECT title, excerpt, body FROM articles WHERE row = ?", [int(row)]).fetchone()
+        if found is None:
+            raise IndexError(item)
+        return found

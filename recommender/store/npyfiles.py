@@ -55,3 +55,35 @@ def write_csr_files(folder: Path, stem: str, role_prefix: str, name: str, blocks
     for part, path in paths.items():
         entries[f"{role_prefix}{name}_{part}"] = file_entry(path)
     return entries
+
+
+def mapped_npz(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """Arrays of an uncompressed .npz (what np.savez writes) memory-mapped read-only, not read into memory: each
+    member is a .npy file stored as it is, at an offset of the zip file (its local header says where)."""
+    import struct
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for name in names:
+            info = archive.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: {name} is compressed; it cannot be mapped")
+            handle.seek(info.header_offset)
+            local = handle.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: {name}: not a zip member header")
+            name_length, extra_length = struct.unpack("<HH", local[26:30])
+            handle.seek(info.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            if dtype.hasobject:
+                raise ValueError(f"{path}: {name} holds objects")
+            if int(np.prod(shape)) == 0:
+                out[name] = np.zeros(shape, dtype=dtype)
+                continue
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape,
+                                  order="F" if fortran else "C")
+    return out

@@ -128,7 +128,7 @@ def test_mentions_both_ways_written_by_blocks_equal_the_whole_sum(built_mentions
     assert (whole != whole.T).nnz == 0 and whole.nnz < 2 * mentions.nnz  # some pairs name each other
     expected = write_npy_files(tmp_path, "whole", "q:", {"m_data": whole.data, "m_indices": whole.indices,
                                                           "m_indptr": whole.indptr})
-    got = write_csr_files(tmp_path, "blocks", "q:", "m", lambda: mentionmatrix.both_ways_blocks(mentions, block))
+    got = write_csr_files(tmp_path, "blocks", "q:", "m", lambda: mentionmatrix.both_ways_blocks(mentions, block=block))
     assert sorted(got) == sorted(expected)
     for role in expected:
         assert (tmp_path / got[role].name).read_bytes() == (tmp_path / expected[role].name).read_bytes(), role
