@@ -334,7 +334,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     timer = time.perf_counter()
     from ..rank.querydata import write_query_data  # what a query by id maps instead of rebuilding
     from ..rank.learneddata import for_new_version  # a stored learned ranking's arrays, made again for it
-    from ..rank.ranking import dense_moments_of
+    from ..rank.corpusstats import dense_moments_of
     from ..store.mentionmatrix import transpose
 
     # the corpus moments from the index's vectors (an approximate index's decoded a block at a time), once

@@ -65,7 +65,7 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     n = len(ids)
     rows_of = vectors if callable(vectors) else (lambda start, stop: vectors[start:stop])
     if moments is None:  # an array given (a function of rows comes with its moments)
-        from .ranking import dense_moments
+        from .corpusstats import dense_moments
 
         moments = dense_moments(np.asarray(vectors, dtype=np.float32))
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
@@ -248,7 +248,7 @@ def write_for_index(index) -> None:
     """After a model was stored in an opened index's folder: its arrays over that index version, named in the
     manifest with the model file (recommender.evaluate.training.store_model opens the index and calls this)."""
     from ..store.manifest import read_manifest, write_manifest
-    from .ranking import dense_moments
+    from .corpusstats import dense_moments
 
     data = index.query_data
     vectors = np.asarray(data.array("vectors")) if data.has("vectors") else index.vectors.vectors()

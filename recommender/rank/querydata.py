@@ -3,7 +3,7 @@ memory-mapped by a query (`.npy` files, `np.load(mmap_mode="r")`, never pickle),
 without importing SciPy or FAISS and without a pass over every article.
 
     query-TOKEN-vectors.npy                     n x d float32: the flat index's vectors (exact indexes only)
-    query-TOKEN-dense_mean.npy, -dense_second.npy    the embedding's corpus moments (ranking.dense_moments)
+    query-TOKEN-dense_mean.npy, -dense_second.npy    the embedding's corpus moments (corpusstats.dense_moments)
     query-TOKEN-tfidf_{data,indices,indptr}.npy      TF-IDF rows (CSR, as in the lexical index)
     query-TOKEN-postings_{data,indices,indptr}.npy   the same matrix by term (CSR of its transpose)
     query-TOKEN-postings_max.npy                     each term's largest posting (store.lextopk's MaxScore bound)
@@ -43,13 +43,13 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
                      ann, moments: tuple[np.ndarray, np.ndarray] | None = None, turned=None) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}. articles: the
     articles or their metadata (store.metadata.ArticleInfo); moments: the corpus moments when the caller has them
-    (ranking.dense_moments of the index's vectors, decoded for an approximate index); turned: Mᵀ when the caller
+    (corpusstats.dense_moments of the index's vectors, decoded for an approximate index); turned: Mᵀ when the caller
     has it (mentionmatrix.transpose)."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
     from ..store.mentionmatrix import both_ways_blocks, transpose
     from ..store.npyfiles import write_csr_files, write_npy_files
-    from .ranking import dense_moments
+    from .corpusstats import dense_moments
     from .signals import ArticleFeatures
 
     exact = not getattr(ann, "approximate", False)

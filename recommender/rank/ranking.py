@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..common.blocks import GRAM_BLOCK, gram64
-from .corpusstats import CorpusStats, PoolBounds, Standing
+from .corpusstats import CorpusStats, PoolBounds, Standing, dense_moments
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
 from .topk import sorted_unique, top_columns
@@ -71,29 +70,6 @@ def zscore(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 def row_stats(dense_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of each row (one query's scores over the corpus)."""
     return dense_rows.mean(axis=1, keepdims=True), dense_rows.std(axis=1, keepdims=True)
-
-
-def dense_moments(vectors: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """The embedding's corpus mean vector and second moment VᵀV/n (float32), what the dense z-score needs; VᵀV
-    summed over blocks of rows (common.blocks.gram64)."""
-    n = len(vectors)
-    mean = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32)
-    return mean, (gram64(vectors, block) / max(1, n)).astype(np.float32)
-
-
-def dense_moments_of(rows, n: int, dimension: int, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """dense_moments of n vectors given as a function (start, stop) -> those rows (float32), read `block` rows at
-    a time (an approximate index's vectors decoded a block at a time: at 1M articles they are 1.5 GB): the same
-    numbers, the mean's float32 sum added row after row as NumPy's mean adds them, divided as it divides."""
-    total, gram = np.zeros(dimension, np.float32), np.zeros((dimension, dimension), np.float64)
-    for start in range(0, n, block):
-        part = np.ascontiguousarray(rows(start, min(n, start + block)), dtype=np.float32)
-        total = np.add.reduce(part if start == 0 else np.concatenate([total[None], part]), axis=0)
-        product = part.T.astype(np.float64) @ part.astype(np.float64)
-        gram = product if start == 0 else gram + product
-    if n:
-        np.true_divide(total, np.intp(n), out=total, casting="unsafe")
-    return total, (gram / max(1, n)).astype(np.float32)
 
 
 def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:

@@ -68,7 +68,7 @@ def query_ranker(data, ranking, model=None):
     graph = None
     if model is not None:  # the graphs are made with the ranker's corpus moments (learneddata.graph_for)
         if moments is None:
-            from .ranking import dense_moments
+            from .corpusstats import dense_moments
 
             moments = dense_moments(matrix)  # what the ranker would compute
         graph = data.link_graphs(model, moments)

@@ -16,7 +16,7 @@ from recommender.batch import build
 from recommender.embed.embedder import get_embedder, preparation_for
 from recommender.ingest.article import Article
 from recommender.ingest.reader import read_corpus
-from recommender.rank import querydata, ranking
+from recommender.rank import corpusstats, querydata
 from recommender.rank.learned import LearnedModel, signed_text
 from recommender.rank.signaltable import ALL_SIGNALS
 from recommender.store import ann as annmodule
@@ -107,7 +107,7 @@ def test_an_approximate_index_is_decoded_a_block_at_a_time(demo, tmp_path, monke
     manifest = json.loads((folder / "manifest.json").read_text())
     ivf = annmodule.IVFIndex.load(folder / manifest["files"]["vectors"]["name"])
     decoded = ivf.vectors()
-    mean, second = ranking.dense_moments(decoded)
+    mean, second = corpusstats.dense_moments(decoded)
     assert np.array_equal(np.load(folder / manifest["files"]["query:dense_mean"]["name"]), mean)
     assert np.array_equal(np.load(folder / manifest["files"]["query:dense_second"]["name"]), second)
 
@@ -115,9 +115,9 @@ def test_an_approximate_index_is_decoded_a_block_at_a_time(demo, tmp_path, monke
         raise AssertionError("the approximate index's vectors decoded whole")
 
     monkeypatch.setattr(annmodule.FaissIndex, "vectors", whole)
-    monkeypatch.setattr(ranking, "GRAM_BLOCK", 7)
+    monkeypatch.setattr(corpusstats, "GRAM_BLOCK", 7)  # the build decodes 7 rows at a time
     for block in (1, 7, 100):  # dense_moments_of: the same numbers whatever the block
-        assert all(np.array_equal(x, y) for x, y in zip(ranking.dense_moments_of(ivf.rows, len(decoded), 16, block),
+        assert all(np.array_equal(x, y) for x, y in zip(corpusstats.dense_moments_of(ivf.rows, len(decoded), 16, block),
                                                          (mean, second)))
     write(tmp_path / "blocks", demo)
     assert same_files(tmp_path / "whole", tmp_path / "blocks") == []

@@ -3,7 +3,7 @@ lexical index's own matrix, not a copy; their transpose written by blocks of row
 of rows) hold the bytes the one-piece construction wrote: the graph facts built in full (a copied M, M.T.tocsr()),
 every row's statistics at once, each array saved with np.save (the statistics to float32 rounding when a block
 holds under a quarter of the rows; up to 262,144 articles they are all computed at once, as before). And the
-corpus moments summed over blocks of rows (ranking.dense_moments) equal the one float64 product up to float64
+corpus moments summed over blocks of rows (corpusstats.dense_moments) equal the one float64 product up to float64
 rounding, and are that product up to a block."""
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 
 from recommender.common.blocks import gram64
 from recommender.ingest.reader import read_corpus
-from recommender.rank import learneddata, ranking
+from recommender.rank import corpusstats, learneddata
 from recommender.rank.learned import LearnedModel, graph_facts
 from recommender.store import mentionmatrix
 from recommender.store.lexindex import LexicalIndex
@@ -45,7 +45,7 @@ def demo():
     vectors = np.random.default_rng(0).normal(size=(len(ids), 16)).astype(np.float32)
     lists = {ids[i]: [ids[(i + 3) % len(ids)], ids[(i + 7) % len(ids)]] for i in range(0, len(ids), 2)}
     model = LearnedModel(signals=["cosine"], mean=[0.0], scale=[1.0], coef=[1.0], intercept=0.0, lists=lists)
-    return model, vectors, lexical, ids, ranking.dense_moments(vectors)
+    return model, vectors, lexical, ids, corpusstats.dense_moments(vectors)
 
 
 @pytest.mark.parametrize("block", [1, 5, 10**9])
@@ -68,14 +68,14 @@ def test_learned_arrays_by_blocks_hold_the_one_piece_bytes(demo, tmp_path, block
 
 def test_dense_moments_by_blocks():
     vectors = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
-    mean, second = ranking.dense_moments(vectors)
+    mean, second = corpusstats.dense_moments(vectors)
     whole = (vectors.T.astype(np.float64) @ vectors.astype(np.float64)) / 50  # the one product, as before
     assert np.array_equal(second, whole.astype(np.float32)) and np.array_equal(mean, vectors.mean(axis=0))
     wide = vectors.astype(np.float64)  # the graph facts' product: one float64 copy, as before
     assert np.array_equal(gram64(vectors, one_copy=True), wide.T @ wide)
     for block in (1, 7, 49):
-        _, blocked = ranking.dense_moments(vectors, block)
+        _, blocked = corpusstats.dense_moments(vectors, block)
         assert np.allclose(blocked, second, rtol=1e-6, atol=1e-7)
         assert np.allclose(gram64(vectors, block, one_copy=True), wide.T @ wide, rtol=1e-12)
-    _, empty = ranking.dense_moments(np.zeros((0, 16), np.float32))
+    _, empty = corpusstats.dense_moments(np.zeros((0, 16), np.float32))
     assert empty.shape == (16, 16) and not empty.any()

@@ -121,7 +121,7 @@ def test_mapped_graph_columns_equal_built_ones_on_a_larger_corpus(tmp_path, coun
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((count, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    from recommender.rank.ranking import dense_moments
+    from recommender.rank.corpusstats import dense_moments
     from scipy import sparse
 
     mentions = sparse.random(count, count, density=0.002, random_state=2, dtype=np.float32, format="csr")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from recommender.rank.corpusstats import Standing
-from recommender.rank.ranking import dense_moments
+from recommender.rank.corpusstats import dense_moments
 
 
 def unit(x):
