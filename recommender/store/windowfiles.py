@@ -85,7 +85,7 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     reused, and its training key). previous: the window index of the version being replaced (same model and
     preparation), whose training and nprobe an IVF index keeps when it suits (windowann.reusable_training) and
     still reaches its recall there."""
-    from .windowann import RECALL_KEEP, WindowANN, reusable_training, tune_nprobe
+    from .windowann import WindowANN, keep_floor, reusable_training, tune_nprobe
 
     codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
                      for name in ("codes", "scales"))
@@ -94,7 +94,7 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     ann = WindowANN.from_codes(codes, scales, trained=trained, lists=lists)
     reused = trained is not None and ann.approximate
     stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
-    if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < RECALL_KEEP:
+    if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < keep_floor(stats):
         ann, reused = WindowANN.from_codes(codes, scales), False  # the old training no longer fits: train again
         stats = tune_nprobe(ann, codes, scales)
     if ann.approximate:
