@@ -297,3 +297,42 @@ def test_a_new_version_reads_the_lists_of_its_unchanged_windows_off_the_last_one
     assert np.array_equal(faiss.serialize_index(read.index), faiss.serialize_index(assigned.index))
     # an index over other windows than those given (their count) tells nothing
     assert kept_lists(tmp_path / "old.faiss", old_codes[1:], old_scales[1:], codes, scales) is None
+
+
+def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reach_the_drift(tmp_path, monkeypatch,
+                                                                                            corpus_dir):
+    """A rebuild keeping the IVF's training and nprobe does not measure its recall again (the exact neighbours of
+    500 windows: most of a night's window index) while few windows changed since the last measure: the recall is
+    the last version's, the churn counted, the index file the same as a measured one's; past the drift it is
+    measured again (churn back to 0)."""
+    import shutil
+
+    monkeypatch.setattr(windowann, "FLAT_MAX", 0)
+    monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    first = Index.open(tmp_path / "idx").data.manifest.stats
+    assert first["window_ann_recall_churn"] == 0
+    shutil.copytree(tmp_path / "idx", tmp_path / "measured")
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.25)
+    measures = []
+    monkeypatch.setattr(windowann, "tune_nprobe", lambda *a, **k: measures.append(1) or tune_nprobe(*a, **k))
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    assert measures == []  # carried, not measured
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.0)
+    build_index(corpus, tmp_path / "measured", model="hashing", progress=False)
+    assert measures == [1]
+    carried = Index.open(tmp_path / "idx").data.manifest.stats
+    measured = Index.open(tmp_path / "measured").data.manifest.stats
+    added = carried["windows"] - first["windows"]
+    assert added > 0 and carried["window_ann_recall_churn"] == added and measured["window_ann_recall_churn"] == 0
+    assert carried["window_ann_training"] == "reused" == measured["window_ann_training"]
+    assert {k: v for k, v in carried.items() if k.startswith("window_ann_") and k != "window_ann_recall_churn"} == \
+        {k: v for k, v in first.items() if k.startswith("window_ann_") and k not in ("window_ann_recall_churn",
+                                                                                       "window_ann_training")} | \
+        {"window_ann_training": "reused"}
+    files = [json.loads((tmp_path / name / MANIFEST_NAME).read_text())["files"]["window_ann"]["name"]
+             for name in ("idx", "measured")]
+    assert (tmp_path / "idx" / files[0]).read_bytes() == (tmp_path / "measured" / files[1]).read_bytes()
