@@ -117,7 +117,7 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
     vectors (`Coarse`), so a sampled query finds an unchanged window exactly when it did at the measure: the figure
     moves only by pairs with a window changed since (about that share times the misses, 0.05 x 0.03 at most)."""
     from .manifest import read_manifest
-    from .windowann import RECALL_DRIFT
+    from .windowann import RECALL_DRIFT, RECALL_K
 
     if lists is None:
         return None
@@ -125,8 +125,8 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
         old = read_manifest(folder).stats
     except (IndexProblem, OSError, ValueError):
         return None
-    recalls = {key: value for key, value in old.items() if key.startswith("window_ann_recall@")}
-    if not recalls or old.get("window_ann_nprobe") != ann.nprobe \
+    recall = f"window_ann_recall@{RECALL_K}"  # a version measured otherwise (recall@50 before 2026-12-06): again
+    if recall not in old or old.get("window_ann_nprobe") != ann.nprobe \
             or old.get("window_ann_nlist") != int(ann.index.nlist) or "windows" not in old:
         return None
     matched = int((lists >= 0).sum())
@@ -134,7 +134,7 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
     churn = int(old.get("window_ann_recall_churn", 0)) + (len(lists) - matched) + max(0, int(old["windows"]) - matched)
     if churn > RECALL_DRIFT * len(lists):
         return None
-    return {**recalls, "window_ann_nprobe": ann.nprobe, "window_ann_nlist": int(ann.index.nlist),
+    return {recall: old[recall], "window_ann_nprobe": ann.nprobe, "window_ann_nlist": int(ann.index.nlist),
             "window_ann_recall_queries": old.get("window_ann_recall_queries"), "window_ann_recall_churn": churn}
 
 

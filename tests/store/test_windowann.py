@@ -330,6 +330,7 @@ def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reac
     added = carried["windows"] - first["windows"]
     assert added > 0 and carried["window_ann_recall_churn"] == added and measured["window_ann_recall_churn"] == 0
     assert carried["window_ann_training"] == "reused" == measured["window_ann_training"]
+
     def recall(stats):  # the window index's figures but its timing and the churn
         return {k: v for k, v in stats.items() if k.startswith("window_ann_") and k not in (
             "window_ann_seconds", "window_ann_recall_churn", "window_ann_training")}
@@ -338,3 +339,11 @@ def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reac
     files = [json.loads((tmp_path / name / MANIFEST_NAME).read_text())["files"]["window_ann"]["name"]
              for name in ("idx", "measured")]
     assert (tmp_path / "idx" / files[0]).read_bytes() == (tmp_path / "measured" / files[1]).read_bytes()
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())  # a recall of another k: measured
+    manifest["stats"]["window_ann_recall@50"] = manifest["stats"].pop("window_ann_recall@10")
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.25)
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nSea stars and anemones live in tide pools.\n")
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    stats = Index.open(tmp_path / "idx").data.manifest.stats
+    assert measures == [1, 1] and stats["window_ann_recall_churn"] == 0 and "window_ann_recall@50" not in stats
