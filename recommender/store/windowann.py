@@ -49,6 +49,10 @@ RECALL_QUERIES = 500  # stored windows sampled (seeded) as queries for the tunin
 # less CEILING_MARGIN: what MDN's tuning asks (nprobe 16: 0.979 against a ceiling of 0.996; 12: 0.972 misses).
 CEILING_FROM = 16
 CEILING_MARGIN = 0.01
+# a kept training's recall is carried from its last measure while the windows new, changed or removed since then
+# are at most this share of the windows (store.windowfiles.carried_recall): with the same training, nprobe and
+# lists, a query finds an unchanged window exactly when it did, so only pairs with a new window move the figure
+RECALL_DRIFT = 0.05
 NPROBES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
 SMALL_SEARCH = 32  # query windows up to which a search runs on one thread (1.1 ms against 9 ms on two
 # busy cores for one MDN article's windows at nprobe 16)

@@ -93,16 +93,51 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     lists = previous_lists(folder, previous, codes, scales) if trained is not None else None
     ann = WindowANN.from_codes(codes, scales, trained=trained, lists=lists)
     reused = trained is not None and ann.approximate
-    stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
+    stats = carried_recall(folder, ann, lists) if reused else None
+    if stats is None:
+        stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
+        stats["window_ann_recall_churn"] = 0 if ann.approximate else None
     if reused and min(v for k, v in stats.items() if k.startswith("window_ann_recall@")) < keep_floor(stats):
         ann, reused = WindowANN.from_codes(codes, scales), False  # the old training no longer fits: train again
-        stats = tune_nprobe(ann, codes, scales)
+        stats = {**tune_nprobe(ann, codes, scales), "window_ann_recall_churn": 0}
+    stats = {key: value for key, value in stats.items() if value is not None}
     if ann.approximate:
         stats["window_ann_training"] = "reused" if reused else "new"
         stats["window_ann_key"] = ann.training_key  # what the nightly reach checks (batch/window_reach.py)
     path = Path(folder) / f"windowann-{token}.faiss"
     ann.save(path)
     return {ANN_ROLE: file_entry(path)}, {"window_ann": ann.backend, **stats}
+
+
+def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
+    """The recall stats of the replaced version (its manifest, not yet replaced) for an IVF index that keeps its
+    training and nprobe, when the windows new, changed or removed since that recall was measured (counted with
+    `lists`: -1 for a window not in the replaced index) are at most RECALL_DRIFT of the windows; else None (measure
+    again). Under the same training and nprobe a window's list and a query's probed lists are functions of their
+    vectors (`Coarse`), so a sampled query finds an unchanged window exactly when it did at the measure: the figure
+    moves only by pairs with a window changed since (about that share times the misses, 0.05 x 0.03 at most)."""
+    from .manifest import read_manifest
+    from .windowann import RECALL_DRIFT, RECALL_K
+
+    if lists is None:
+        return None
+    try:
+        old = read_manifest(folder).stats
+    except (IndexProblem, OSError, ValueError):
+        return None
+    recall = f"window_ann_recall@{RECALL_K}"  # a version measured otherwise (recall@50 before 2026-12-06): again
+    if recall not in old or old.get("window_ann_nprobe") != ann.nprobe \
+            or old.get("window_ann_nlist") != int(ann.index.nlist) or "windows" not in old:
+        return None
+    matched = int((lists >= 0).sum())
+    # a version from before this count measured its recall on its own windows (every write did): 0 since
+    churn = int(old.get("window_ann_recall_churn", 0)) + (len(lists) - matched) + max(0, int(old["windows"]) - matched)
+    if churn > RECALL_DRIFT * len(lists):
+        return None
+    return {recall: old[recall], "window_ann_nprobe": ann.nprobe, "window_ann_nlist": int(ann.index.nlist),
+            "window_ann_recall_queries": old.get("window_ann_recall_queries"), "window_ann_recall_churn": churn,
+            # the ceiling measured with it (windowann.keep_floor reads it), carried the same way
+            "window_ann_recall_ceiling": old.get("window_ann_recall_ceiling")}
 
 
 def previous_lists(folder: Path, previous: Path, codes: np.ndarray, scales: np.ndarray) -> np.ndarray | None:

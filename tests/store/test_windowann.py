@@ -175,7 +175,9 @@ def test_a_new_version_reuses_the_training_of_the_last_when_it_suits(tmp_path, m
     assert reusable_training(tmp_path / "flat.faiss", *changed.shape) is None
 
 
-def test_rebuild_with_ivf_reuses_the_training_and_keeps_its_nprobe(tmp_path, monkeypatch, corpus_dir):
+def _ivf_index(tmp_path, monkeypatch, corpus_dir):
+    """(a copy of the corpus, the stats of an index built from it at tmp_path/idx) with the window index an IVF
+    whose kept training is never refused for recall."""
     import shutil
 
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
@@ -183,7 +185,11 @@ def test_rebuild_with_ivf_reuses_the_training_and_keeps_its_nprobe(tmp_path, mon
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
-    first = Index.open(tmp_path / "idx").data.manifest.stats
+    return corpus, Index.open(tmp_path / "idx").data.manifest.stats
+
+
+def test_rebuild_with_ivf_reuses_the_training_and_keeps_its_nprobe(tmp_path, monkeypatch, corpus_dir):
+    corpus, first = _ivf_index(tmp_path, monkeypatch, corpus_dir)
     assert first["window_ann_training"] == "new"
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
@@ -329,3 +335,62 @@ def test_a_new_version_reads_the_lists_of_its_unchanged_windows_off_the_last_one
     assert np.array_equal(faiss.serialize_index(read.index), faiss.serialize_index(assigned.index))
     # an index over other windows than those given (their count) tells nothing
     assert kept_lists(tmp_path / "old.faiss", old_codes[1:], old_scales[1:], codes, scales) is None
+
+
+def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reach_the_drift(tmp_path, monkeypatch,
+                                                                                            corpus_dir):
+    """A rebuild keeping the IVF's training and nprobe does not measure its recall again (the exact neighbours of
+    500 windows: most of a night's window index) while few windows changed since the last measure: the recall is
+    the last version's, the churn counted, the index file the same as a measured one's; past the drift it is
+    measured again (churn back to 0)."""
+    corpus, first = _ivf_index(tmp_path, monkeypatch, corpus_dir)
+    assert first["window_ann_recall_churn"] == 0
+    import shutil
+
+    shutil.copytree(tmp_path / "idx", tmp_path / "measured")
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.25)
+    measures = []
+    monkeypatch.setattr(windowann, "tune_nprobe", lambda *a, **k: measures.append(1) or tune_nprobe(*a, **k))
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    assert measures == []  # carried, not measured
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.0)
+    build_index(corpus, tmp_path / "measured", model="hashing", progress=False)
+    assert measures == [1]
+    carried = Index.open(tmp_path / "idx").data.manifest.stats
+    measured = Index.open(tmp_path / "measured").data.manifest.stats
+    added = carried["windows"] - first["windows"]
+    assert added > 0 and carried["window_ann_recall_churn"] == added and measured["window_ann_recall_churn"] == 0
+    assert carried["window_ann_training"] == "reused" == measured["window_ann_training"]
+
+    def recall(stats):  # the window index's figures but its timing and the churn
+        return {k: v for k, v in stats.items() if k.startswith("window_ann_") and k not in (
+            "window_ann_seconds", "window_ann_recall_churn", "window_ann_training")}
+
+    assert recall(carried) == recall(first) and recall(first)["window_ann_recall@10"] > 0
+    files = [json.loads((tmp_path / name / MANIFEST_NAME).read_text())["files"]["window_ann"]["name"]
+             for name in ("idx", "measured")]
+    assert (tmp_path / "idx" / files[0]).read_bytes() == (tmp_path / "measured" / files[1]).read_bytes()
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())  # a recall of another k: measured
+    manifest["stats"]["window_ann_recall@50"] = manifest["stats"].pop("window_ann_recall@10")
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 10.0)  # any churn would carry a recall@10
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nSea stars and anemones live in tide pools.\n")
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    stats = Index.open(tmp_path / "idx").data.manifest.stats
+    assert measures == [1, 1] and stats["window_ann_recall_churn"] == 0 and "window_ann_recall@50" not in stats
+
+
+def test_a_carried_recall_keeps_the_ceiling_measured_with_it(tmp_path, monkeypatch, corpus_dir):
+    """The recall ceiling measured with a figure (windowann.keep_floor reads it) is carried with the figure: without
+    it, a kept training whose recall is under RECALL_KEEP but at its ceiling (near-copies) would be refused on the
+    next measure and trained anew."""
+    corpus, _ = _ivf_index(tmp_path, monkeypatch, corpus_dir)
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())
+    manifest["stats"]["window_ann_recall_ceiling"] = 0.5
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setattr(windowann, "RECALL_DRIFT", 10.0)  # carried
+    (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    stats = Index.open(tmp_path / "idx").data.manifest.stats
+    assert stats["window_ann_training"] == "reused" and stats["window_ann_recall_ceiling"] == 0.5
