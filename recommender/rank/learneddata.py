@@ -278,12 +278,7 @@ class LearnedFiles:
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            from ..store.manifest import IndexProblem
+            from ..store.npyfiles import mapped_npy
 
-            path = self.folder / self.names[name]
-            try:
-                # a plain view of the mapped file: NumPy's memmap subclass costs a wrapper on every lookup
-                self._arrays[name] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
-            except (OSError, ValueError) as exc:
-                raise IndexProblem(f"{path}: cannot read ({exc}); run `recommender train` again") from None
+            self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
         return self._arrays[name]

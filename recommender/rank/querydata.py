@@ -129,15 +129,9 @@ class QueryData:
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            from ..store.manifest import IndexProblem
+            from ..store.npyfiles import mapped_npy
 
-            try:
-                # a plain view of the mapped file: NumPy's memmap subclass costs a wrapper on every lookup
-                self._arrays[name] = np.asarray(np.load(self.folder / self.names[name], mmap_mode="r",
-                                                        allow_pickle=False))
-            except (OSError, ValueError) as exc:
-                raise IndexProblem(f"{self.folder / self.names[name]}: cannot read ({exc}); rebuild the index") \
-                    from None
+            self._arrays[name] = mapped_npy(self.folder / self.names[name], "rebuild the index")
         return self._arrays[name]
 
     def vector_shape(self) -> tuple[int, ...] | None:

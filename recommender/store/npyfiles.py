@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..common.atomic import atomic_path
-from .manifest import file_entry
+from .manifest import IndexProblem, file_entry
 
 
 def write_npy_files(folder: Path, stem: str, role_prefix: str, arrays: dict[str, np.ndarray]) -> dict:
@@ -55,6 +55,15 @@ def write_csr_files(folder: Path, stem: str, role_prefix: str, name: str, blocks
     for part, path in paths.items():
         entries[f"{role_prefix}{name}_{part}"] = file_entry(path)
     return entries
+
+
+def mapped_npy(path: Path, remedy: str) -> np.ndarray:
+    """A .npy file memory-mapped read-only as a plain view (NumPy's memmap subclass costs a Python wrapper on every
+    lookup); IndexProblem naming the file and `remedy` when it cannot be read."""
+    try:
+        return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise IndexProblem(f"{path}: cannot read ({exc}); {remedy}") from None
 
 
 def mapped_npz(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:

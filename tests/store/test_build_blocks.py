@@ -155,3 +155,18 @@ def test_the_mention_matrix_holds_no_array_the_size_of_the_names_found():
     assert same_csr(got, expected) and found.nnz > 900_000
     result = got.data.nbytes + got.indices.nbytes + got.indptr.nbytes
     assert peak < result + 8 * 2**20, (peak, result)  # before: result + 3 x 8 bytes a name found (+ 24 MB)
+
+
+def test_a_mapped_array_is_a_plain_view_and_a_broken_file_names_itself_and_the_remedy(tmp_path):
+    """npyfiles.mapped_npy (the query data's and the learned arrays' reader): a plain ndarray over the mapped file
+    (no memmap wrapper per lookup); a truncated file is an IndexProblem naming the file and what to run."""
+    from recommender.store.manifest import IndexProblem
+    from recommender.store.npyfiles import mapped_npy
+
+    path = tmp_path / "a.npy"
+    np.save(path, np.arange(10, dtype=np.int32), allow_pickle=False)
+    array = mapped_npy(path, "rebuild the index")
+    assert type(array) is np.ndarray and not array.flags.owndata and array.tolist() == list(range(10))
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(IndexProblem, match=r"a\.npy: cannot read .*; rebuild the index"):
+        mapped_npy(path, "rebuild the index")
