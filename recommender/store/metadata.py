@@ -107,8 +107,9 @@ class MetadataStore:
         # read-only and immutable: a server shares it between its threads (sqlite3 serialises each call)
         self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         names = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
-        self.columns = ", ".join(name if name in names or default is None else default
-                                 for name, default in _COLUMNS.items())
+        self.column_list = [name if name in names or default is None else default
+                            for name, default in _COLUMNS.items()]
+        self.columns = ", ".join(self.column_list)
         # an index built before canonical URLs were stored kept the canonical form in `url`
         self.url_column = "canonical_url" if "canonical_url" in names else "url"
 
@@ -146,7 +147,8 @@ class MetadataStore:
 
     def all(self, *, texts: bool = True) -> list[ArticleInfo]:
         """Every article's info in row order; texts=False: without the excerpt and the hash (empty: less memory)."""
-        columns = self.columns if texts else self.columns.replace("excerpt", "''").replace("hash", "''")
+        columns = self.columns if texts else ", ".join("''" if column in ("excerpt", "hash") else column
+                                                        for column in self.column_list)
         return [ArticleInfo.from_row(r) for r in self.db.execute(f"SELECT {columns} FROM articles ORDER BY row")]
 
     def topics(self) -> list[list[str]]:
