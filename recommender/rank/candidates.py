@@ -36,6 +36,9 @@ IMPACT_BUDGET = 65_536  # postings read then (store.lextopk.ImpactTopK; shared b
 EXACT_WINDOW_SEARCH = 100_000
 WINDOW_NEIGHBOURS = 1024  # stored windows retrieved per query (shared among its windows)
 MIN_PER_WINDOW = 32  # at least this many per query window
+# up to this many query windows in a block (a query by id), their products with the window sample convert the
+# sample's 8-bit codes a block at a time (WindowScores.pairs_many); more (the batch's blocks) multiply its float copy
+FEW_QUERY_WINDOWS = 64
 MIN_MARGIN = 8  # windows retrieved beyond those a query window keeps, when a margin is asked (the nightly reach)
 # a query's mention pool holds at most this many times a pool's depth (mention_pool): on MDN a quarter of it moved
 # the learned ranking's recall@10 under the `new` protocol by -0.005, this by -0.002 (docs/scale.md)
@@ -253,7 +256,8 @@ class WindowStage:
         scores, max-sim) with the sample; a function giving its (window scores, max-sim) with given rows). With the
         exact search, both from the similarities it computed (the same numbers), a run of queries at a time."""
         if self.every_row or not self.keeps_products:
-            sampled = self.scores.pairs_many(queries, self.sample_windows)
+            few = sum(len(codes) for codes, _ in queries) <= FEW_QUERY_WINDOWS  # a query by id: no float copy
+            sampled = self.scores.pairs_many(queries, self.sample_positions if few else self.sample_windows)
             found = [None] * len(queries) if self.every_row else self.retrieve(queries)
             for query, mine, sample in zip(queries, found, sampled):
                 yield mine, sample, lambda rows, query=query: self.scores.pairs(*query, rows)

@@ -165,15 +165,17 @@ class WindowScores:
         return self.pairs_many([(codes, scales)], rows)[0]
 
     def pairs_many(self, queries: list[tuple[np.ndarray, np.ndarray]], rows) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`pairs` of several queries against the same articles, with one matrix product."""
+        """`pairs` of several queries against the same articles, with one matrix product. rows: the articles,
+        what `gather` made of them (many queries: one product with their converted windows) or what `positions`
+        made of them (a few queries: their 8-bit codes converted a block at a time, a quarter of the memory read)."""
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
         # query windows x stored windows, whole numbers, exact in any layout
-        if isinstance(rows, tuple):  # what `gather` made (the sample's windows: a block's queries at once)
+        if isinstance(rows, tuple) and len(rows) == 4:  # what `gather` made (a block's queries at once)
             stored, stored_scales, firsts, counts = rows
             sims = (stacked @ stored.T).astype(np.float32, copy=False)
         else:  # one query's few windows: stored windows x query windows is the faster product, turned after
-            at, firsts, counts = self.positions(rows)
+            at, firsts, counts = rows if isinstance(rows, tuple) else self.positions(rows)
             stored_scales = self.scales[at]
             sims = np.ascontiguousarray(self._products(at, stacked).T, dtype=np.float32)
         if not len(counts):

@@ -106,3 +106,37 @@ def test_the_dense_pool_is_the_exact_top(corpus):
     _, two = rankers(corpus, candidates=3)
     found = two.dense_candidates(vectors[:50], 4)
     assert [set(row) for row in found] == lowest_first(vectors[:50] @ vectors.T, 4)
+
+
+@pytest.mark.parametrize("block", [3, 256])
+def test_window_pairs_from_the_codes_positions_equal_the_gathered_products(corpus, monkeypatch, block):
+    monkeypatch.setattr(window_module, "PAIR_BLOCK", block)
+    _, windows, _ = corpus
+    rows = np.array([299, 0, 5, 77, 120, 3, 4])
+    queries = [windows.windows_of(q) for q in (3, 4, 250)]
+    got_all = windows.pairs_many(queries, windows.positions(rows))
+    for got, want in zip(got_all, windows.pairs_many(queries, windows.gather(rows))):
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_a_query_by_id_scores_the_window_sample_from_its_codes_with_the_batchs_numbers(corpus, monkeypatch):
+    # a few query windows (a query by id) multiply the sample's 8-bit codes a block at a time, not a float copy of
+    # every sample window gathered for it (12 MB read a query at 2,048 sample articles); the batch's blocks still
+    # multiply the float copy once; each query's candidates the same numbers either way
+    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(stage, "MIN_PER_WINDOW", 12)
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(WindowStage, "keeps_products", property(lambda self: False))  # the IVF path's pairs
+    rows = np.arange(0, 300, 7)
+    _, batch = rankers(corpus, candidates=20)
+    monkeypatch.setattr(stage, "FEW_QUERY_WINDOWS", 0)  # every block multiplies the float copy
+    whole = batch.score_rows(rows)
+    assert batch.window_stage()._sample_windows is not None
+    monkeypatch.setattr(stage, "FEW_QUERY_WINDOWS", 64)
+    _, single = rankers(corpus, candidates=20)
+    for row, b in zip(rows, whole):
+        a = single.score_rows(np.array([row]))[0]
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.score, b.score)
+        for part in b.raw:
+            assert np.array_equal(a.raw[part], b.raw[part]) and np.array_equal(a.z[part], b.z[part])
+    assert single.window_stage()._sample_windows is None  # no float copy made
