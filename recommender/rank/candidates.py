@@ -125,10 +125,12 @@ class LexicalStage:
             return np.asarray(self._matrix[np.asarray(rows, dtype=np.int64)] @ dense, dtype=np.float32)
         indptr, indices, data = self.tfidf
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
-        q = dense[indices[at]]
-        shared = np.flatnonzero(q)
-        owner = np.repeat(np.arange(len(rows)), lengths)[shared]
-        np.add.at(out, owner, np.asarray(data[at[shared]], dtype=np.float32) * q[shared])
+        listed = indices[at]
+        mine = np.zeros(self.vocabulary, dtype=bool)
+        mine[terms] = weights != 0
+        shared = np.flatnonzero(mine[listed])  # the query's terms among the rows' entries: a byte gathered each
+        owner = np.searchsorted(np.cumsum(lengths), shared, side="right")  # each shared entry's row
+        np.add.at(out, owner, np.asarray(data[at[shared]], dtype=np.float32) * dense[listed[shared]])
         return out
 
     def stats(self, terms: np.ndarray, weights: np.ndarray, top: tuple | None = None) -> tuple[float, float]:
