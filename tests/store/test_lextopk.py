@@ -283,3 +283,20 @@ def test_impact_heads_share_the_budget_by_squared_weight_and_sum_alike_in_both_a
         assert dense[2] == sparse_[2]
         outside = np.setdiff1d(np.arange(3000), dense[0])
         assert full[q, outside].max() <= dense[2] + 1e-6  # the bound holds
+
+
+def test_distinct_documents_are_np_uniques_whatever_the_scratch_array_holds():
+    # the scratch array is never cleared: a query reads only what it wrote, whatever earlier queries (of this or
+    # a larger corpus) left there
+    from recommender.store.lextopk import distinct
+
+    rng = np.random.default_rng(11)
+    for n, size in ((50, 400), (5000, 3000), (1_000, 1), (70_000, 65_536), (50, 0), (300, 300)):
+        docs = rng.integers(0, n, size).astype(np.int64)
+        found, slot = distinct(docs, n)
+        want, inverse = np.unique(docs, return_inverse=True)
+        assert np.array_equal(np.sort(found), want) and np.array_equal(found[slot], docs)
+        values = rng.random(size)  # the sums in the read order, as np.unique's slots give them
+        order = np.argsort(found)
+        assert np.array_equal(np.bincount(slot, weights=values, minlength=len(found))[order],
+                              np.bincount(inverse.ravel(), weights=values, minlength=len(want)))
