@@ -66,8 +66,10 @@ def test_window_pairs_converted_by_blocks_equal_one_product_of_the_gathered_wind
     _, windows, _ = corpus
     rows = np.array([299, 0, 5, 77, 120, 3, 4])
     queries = [windows.windows_of(q) for q in (3, 4, 250)]
-    for got, want in zip(windows.pairs_many(queries, rows), windows.pairs_many(queries, windows.gather(rows))):
-        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    want_all = windows.pairs_many(queries, windows.gather(rows))
+    for given in (rows, windows.positions(rows)):  # the rows, or their windows' positions (a query by id's sample)
+        for got, want in zip(windows.pairs_many(queries, given), want_all):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def test_lexical_values_and_statistics_in_scipy_equal_the_numpy_steps(corpus, monkeypatch):
@@ -106,17 +108,6 @@ def test_the_dense_pool_is_the_exact_top(corpus):
     _, two = rankers(corpus, candidates=3)
     found = two.dense_candidates(vectors[:50], 4)
     assert [set(row) for row in found] == lowest_first(vectors[:50] @ vectors.T, 4)
-
-
-@pytest.mark.parametrize("block", [3, 256])
-def test_window_pairs_from_the_codes_positions_equal_the_gathered_products(corpus, monkeypatch, block):
-    monkeypatch.setattr(window_module, "PAIR_BLOCK", block)
-    _, windows, _ = corpus
-    rows = np.array([299, 0, 5, 77, 120, 3, 4])
-    queries = [windows.windows_of(q) for q in (3, 4, 250)]
-    got_all = windows.pairs_many(queries, windows.positions(rows))
-    for got, want in zip(got_all, windows.pairs_many(queries, windows.gather(rows))):
-        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def test_a_query_by_id_scores_the_window_sample_from_its_codes_with_the_batchs_numbers(corpus, monkeypatch):
