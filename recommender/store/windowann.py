@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import nlist_for, trained_ivf_sq8, training_rows
+from .ann import nlist_for, no_prefetch, trained_ivf_sq8, training_rows
 from .coarse import Coarse
 
 # Exact flat search up to this many windows (about 1,000 articles of MDN's shape). A flat search reads every
@@ -242,7 +242,7 @@ class WindowANN:
         index = faiss.read_index(str(path), flags)
         if not isinstance(index, (faiss.IndexFlatIP, faiss.IndexIVFScalarQuantizer)):
             raise ValueError(f"{path}: not a window index ({type(index).__name__})")
-        return cls(index)
+        return cls(no_prefetch(index) if isinstance(index, faiss.IndexIVFScalarQuantizer) else index)
 
 
 def reusable_training(path: str | Path, n: int, dim: int):

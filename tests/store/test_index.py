@@ -260,3 +260,23 @@ def test_a_loaded_ivf_index_is_mapped_and_answers_as_the_one_in_memory(tmp_path)
     assert np.array_equal(again.search(vectors[:50], 20)[0], ivf.search(vectors[:50], 20)[0])
     assert np.array_equal(again.search(vectors[:50], 20)[1], ivf.search(vectors[:50], 20)[1])
     assert np.array_equal(again.vector(7), ivf.vector(7)) and np.array_equal(again.vectors(), ivf.vectors())
+
+
+def test_a_loaded_ivf_index_starts_no_prefetch_threads_at_each_search(tmp_path):
+    # FAISS's mapped lists start 32 read-ahead threads at every search by default: at 300,000 articles two thirds of
+    # a query by id's dense pool (system time and page faults), for pages the search reads anyway
+    import faiss
+
+    from recommender.store.ann import IVFIndex, load_index
+    from recommender.store.windowann import WindowANN
+
+    vectors = clustered(4000)
+    ivf = IVFIndex.build(vectors)
+    ivf.save(tmp_path / "v.faiss")
+    again = load_index("faiss-ivf-sq8", tmp_path / "v.faiss")
+    assert faiss.downcast_InvertedLists(again.index.invlists).prefetch_nthread == 0
+    for got, want in zip(again.search(vectors[:50], 20), ivf.search(vectors[:50], 20)):
+        assert np.array_equal(got, want)
+    windows = WindowANN.build(vectors, flat_max=1000)
+    windows.save(tmp_path / "w.faiss")
+    assert faiss.downcast_InvertedLists(WindowANN.load(tmp_path / "w.faiss").index.invlists).prefetch_nthread == 0
