@@ -13,6 +13,7 @@ import numpy as np
 
 COARSE_BLOCK = 1024  # query windows whose lists are found at a time
 SCREEN_LISTS = 4_000  # lists from which the products are screened in float32 (Coarse: below, no faster)
+FEW_QUERIES = 32  # up to this many query windows, the screen's product is laid out centroids x queries
 SCREEN_CELLS = 262_144  # float64 centroid numbers gathered at a time for the screened lists' exact products (2 MB)
 
 
@@ -81,7 +82,10 @@ class Coarse:
     def _screened(self, queries: np.ndarray, m: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(the best `width` lists of each query by float32 products, their float64 products rounded to float32,
         the queries whose screen cannot be proved to hold their m best lists: class docstring)."""
-        screen = queries @ self.c32.T
+        # a few queries (a query by id's windows): the centroids times the queries, turned after, is one pass over the
+        # centroids' rows (0.27 against 0.44 ms a query window at 8,000 lists); any order of the float32 sums stays
+        # within the bound the screen is proved with, so the lists found are the same
+        screen = np.ascontiguousarray((self.c32 @ queries.T).T) if len(queries) <= FEW_QUERIES else queries @ self.c32.T
         part = np.argpartition(-screen, width, axis=1)[:, :width + 1]
         outside = np.take_along_axis(screen, part[:, width:], 1)[:, 0].astype(np.float64)  # best unscreened
         cand = part[:, :width]
