@@ -14,7 +14,7 @@ to codes x scales as the index stores windows. Never writes into the index folde
     python scripts/bench_window_ann.py --index /work/idx/mdn --sizes 0 400000 4000000 --work /tmp/wa
 
 The tuning before and after (--lists): an IVF index is also tuned as it was before 2026-12-06 (the smallest of
-OLD_NPROBES whose recall@50 reaches 0.98) and as it is now (windowann.RECALL_K / RECALL_TARGET over NPROBES); for
+OLD_NPROBES whose recall@50 reaches 0.98) and as it is now (windowrecall.RECALL_K / RECALL_TARGET over NPROBES); for
 each nprobe (those two and --nprobes), recall@10 and recall@50, and the CPU a list of the batch's window search
 costs: --lists articles' windows in groups of 256 articles, each query window asking max(32, 1,024 / its
 article's windows) windows as candidates.WindowStage.retrieve asks, the before (its nprobe, every centroid product
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.store import windowann as wa
+from recommender.store import windowrecall as wr
 from recommender.store.manifest import read_manifest
 from recommender.store.windowfiles import quantize, read_windows
 
@@ -108,12 +109,12 @@ def list_searches(ann, codes, scales, offsets, owners: np.ndarray, exact_coarse:
 
 def compare_tunings(ann, codes, scales, offsets, lists: int, extra: list[int], rounds: int = 3) -> None:
     """The tuning before and after, and the batch's window search at each (module docstring)."""
-    checks = {k: wa.RecallCheck(codes, scales, k=k) for k in (10, 50)}
-    before = wa.tune_nprobe(ann, codes, scales, k=50, target=0.98, nprobes=OLD_NPROBES, check=checks[50])
-    after = wa.tune_nprobe(ann, codes, scales, check=checks[wa.RECALL_K])
+    checks = {k: wr.RecallCheck(codes, scales, k=k) for k in (10, 50)}
+    before = wr.tune_nprobe(ann, codes, scales, k=50, target=0.98, nprobes=OLD_NPROBES, check=checks[50])
+    after = wr.tune_nprobe(ann, codes, scales, check=checks[wr.RECALL_K])
     old, new = before["window_ann_nprobe"], after["window_ann_nprobe"]
-    print(f"tuning before (recall@50 >= 0.98 over {OLD_NPROBES[0]}..): nprobe {old}; after (recall@{wa.RECALL_K} >= "
-          f"{wa.RECALL_TARGET} over {wa.NPROBES[0]}..): nprobe {new}")
+    print(f"tuning before (recall@50 >= 0.98 over {OLD_NPROBES[0]}..): nprobe {old}; after (recall@{wr.RECALL_K} >= "
+          f"{wr.RECALL_TARGET} over {wr.NPROBES[0]}..): nprobe {new}")
     owners = np.sort(np.random.default_rng(11).choice(len(offsets) - 1, min(lists, len(offsets) - 1), replace=False))
     windows = int(sum(offsets[a + 1] - offsets[a] for a in owners))
     print(f"{'nprobe':>6} {'coarse':>8} {'recall@10':>9} {'recall@50':>9}   CPU ms a list ({len(owners)} lists, "
@@ -164,7 +165,7 @@ def bench(label: str, codes, scales, offsets, work: Path, articles: int, exact_a
         baseline = "float32 copy in memory"
     else:
         def exact_search(q, k):
-            return wa.exact_neighbours(codes, scales, q, k)
+            return wr.exact_neighbours(codes, scales, q, k)
         baseline = "dequantised block by block"
     exact = {k: per_call(lambda q, k=k: exact_search(q, k), [(c,) for c in calls[:exact_articles]]) for k in (50, 200)}
     exact_group = per_call(lambda q: exact_search(q, 50), [(group,)])
@@ -175,7 +176,7 @@ def bench(label: str, codes, scales, offsets, work: Path, articles: int, exact_a
     ann = wa.WindowANN.from_codes(codes, scales, flat_max)
     built = time.perf_counter() - timer
     timer = time.perf_counter()
-    stats = wa.tune_nprobe(ann, codes, scales)
+    stats = wr.tune_nprobe(ann, codes, scales)
     tuned = time.perf_counter() - timer
     grown = rss_mb() - before
     if lists and ann.approximate:
@@ -183,8 +184,8 @@ def bench(label: str, codes, scales, offsets, work: Path, articles: int, exact_a
     path = work / f"windowann-{n}.faiss"
     ann.save(path)
     size = path.stat().st_size
-    recall = {50: wa.RecallCheck(codes, scales, k=50).recall(ann) if ann.approximate else 1.0}
-    recall[200] = wa.RecallCheck(codes, scales, k=200, queries=200).recall(ann) if ann.approximate else 1.0
+    recall = {50: wr.RecallCheck(codes, scales, k=50).recall(ann) if ann.approximate else 1.0}
+    recall[200] = wr.RecallCheck(codes, scales, k=200, queries=200).recall(ann) if ann.approximate else 1.0
     print(f"index {ann.backend}" + (f" nlist {stats['window_ann_nlist']} nprobe {ann.nprobe}" if ann.approximate else "")
           + f": build {built:.1f} s + nprobe tuning {tuned:.1f} s, {size / 2 ** 20:.0f} MB on disk "
           f"({size / n:.0f} B a window), RSS +{grown:.0f} MB")
@@ -226,7 +227,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     codes, scales, offsets = read_windows(args.index, read_manifest(args.index))
     print(f"{args.index}: {len(offsets) - 1:,} articles, {len(codes):,} windows; FLAT_MAX {wa.FLAT_MAX:,}, "
-          f"target recall@{wa.RECALL_K} {wa.RECALL_TARGET}; faiss threads {__import__('faiss').omp_get_max_threads()}")
+          f"target recall@{wr.RECALL_K} {wr.RECALL_TARGET}; faiss threads {__import__('faiss').omp_get_max_threads()}")
     for size in args.sizes:
         if size == 0:
             size = len(codes)

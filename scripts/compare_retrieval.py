@@ -12,7 +12,7 @@ stored IVF window index (candidates.EXACT_WINDOW_SEARCH = 0); --impact-budget se
 (candidates.IMPACT_BUDGET), e.g. scaled down so that a small corpus's lexical pools are as incomplete as a large
 one's. --windows-only forces the window search alone (the lexical candidates as the corpus's size gets them);
 --window-nprobe sets the stored IVF window index's nprobe (several: one compared run each), e.g. what another
-tuning (store.windowann.tune_nprobe) would choose for it. With --reference two-stage the reference is the ranking
+tuning (store.windowrecall.tune_nprobe) would choose for it. With --reference two-stage the reference is the ranking
 as the corpus gets it today (two-stage at its size's settings), so the figures say what the bounded retrieval
 changes in the lists. Run the script with another
 commit's code on PYTHONPATH to measure that code's retrieval the same way.

@@ -85,7 +85,8 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     reused, and its training key). previous: the window index of the version being replaced (same model and
     preparation), whose training and nprobe an IVF index keeps when it suits (windowann.reusable_training) and
     still reaches its recall there."""
-    from .windowann import WindowANN, keep_floor, reusable_training, tune_nprobe
+    from .windowann import WindowANN, reusable_training
+    from .windowrecall import keep_floor, tune_nprobe
 
     codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
                      for name in ("codes", "scales"))
@@ -117,7 +118,7 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
     vectors (`Coarse`), so a sampled query finds an unchanged window exactly when it did at the measure: the figure
     moves only by pairs with a window changed since (about that share times the misses, 0.05 x 0.03 at most)."""
     from .manifest import read_manifest
-    from .windowann import RECALL_DRIFT, RECALL_K
+    from .windowrecall import RECALL_DRIFT, RECALL_K
 
     if lists is None:
         return None
@@ -136,7 +137,7 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
         return None
     return {recall: old[recall], "window_ann_nprobe": ann.nprobe, "window_ann_nlist": int(ann.index.nlist),
             "window_ann_recall_queries": old.get("window_ann_recall_queries"), "window_ann_recall_churn": churn,
-            # the ceiling measured with it (windowann.keep_floor reads it), carried the same way
+            # the ceiling measured with it (windowrecall.keep_floor reads it), carried the same way
             "window_ann_recall_ceiling": old.get("window_ann_recall_ceiling")}
 
 

@@ -14,7 +14,7 @@ from test_two_stage_incremental import DEFAULT, LEARNED, _records, few_windows, 
 from recommender.batch.nightly import run_batch
 from recommender.rank import candidates
 from recommender.rank.index import Index
-from recommender.store import windowann
+from recommender.store import windowann, windowrecall
 
 N = 120
 
@@ -23,8 +23,8 @@ N = 120
 def ivf_windows(few_windows, monkeypatch):
     monkeypatch.setattr(candidates, "EXACT_WINDOW_SEARCH", 0)
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
-    monkeypatch.setattr(windowann, "NPROBES", (3,))  # few of its ~15 lists probed: what a search finds matters
-    monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)  # ... so the kept training is never refused for recall
+    monkeypatch.setattr(windowrecall, "NPROBES", (3,))  # few of its ~15 lists probed: what a search finds matters
+    monkeypatch.setattr(windowrecall, "RECALL_KEEP", 0.0)  # ... so the kept training is never refused for recall
 
 
 def _pools_of(policy, size: int = 4):
@@ -43,7 +43,7 @@ def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_
     stats = Index.open(index_dir).data.manifest.stats
     assert stats["window_ann"] == windowann.IVF and stats["window_ann_nprobe"] == 3 < stats["window_ann_nlist"]
     key = stats["window_ann_key"]
-    monkeypatch.setattr(windowann, "NPROBES", (4,))  # what a night that tuned its nprobe again would choose
+    monkeypatch.setattr(windowrecall, "NPROBES", (4,))  # what a night that tuned its nprobe again would choose
     for round_ in range(3):
         night(records, rng, bank, round_)
         write_records(feed, records)
@@ -68,7 +68,7 @@ def test_a_night_whose_window_index_is_trained_anew_is_a_full_run(tmp_path, ivf_
     run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     night(records, rng, bank, 0)
     write_records(feed, records)
-    monkeypatch.setattr(windowann, "RECALL_KEEP", 1.01)  # the kept training misses its recall: trained anew
+    monkeypatch.setattr(windowrecall, "RECALL_KEEP", 1.01)  # the kept training misses its recall: trained anew
     record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
     assert Index.open(index_dir).data.manifest.stats["window_ann_training"] == "new"
     assert record.lists["kind"] == "full"

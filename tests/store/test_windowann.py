@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from recommender import Index, IndexProblem, build_index
-from recommender.store import windowann
+from recommender.store import windowann, windowrecall
 from recommender.store.manifest import MANIFEST_NAME
-from recommender.store.windowann import RecallCheck, WindowANN, exact_neighbours, tune_nprobe
+from recommender.store.windowann import WindowANN
+from recommender.store.windowrecall import RecallCheck, exact_neighbours, tune_nprobe
 from recommender.store.windowfiles import quantize, read_windows
 
 
@@ -113,7 +114,7 @@ def test_index_built_with_ivf_records_its_recall(tmp_path, monkeypatch, corpus_d
         ann = index.data.window_ann()
         assert ann.approximate and index.data.manifest.stats["window_ann"] == "faiss-ivf-sq8"
         stats = index.data.manifest.stats
-        k = min(windowann.RECALL_K, stats["windows"] - 1)  # k clamped to the others
+        k = min(windowrecall.RECALL_K, stats["windows"] - 1)  # k clamped to the others
         assert stats[f"window_ann_recall@{k}"] == 1.0  # one list
         assert ann.count == index.data.manifest.stats["windows"]
 
@@ -181,7 +182,7 @@ def _ivf_index(tmp_path, monkeypatch, corpus_dir):
     import shutil
 
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
-    monkeypatch.setattr(windowann, "RECALL_KEEP", 0.0)
+    monkeypatch.setattr(windowrecall, "RECALL_KEEP", 0.0)
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
@@ -234,8 +235,8 @@ def test_default_tuning_takes_the_smallest_nprobe_finding_its_share_of_the_neare
     assert set(stats) - {"window_ann_recall_ceiling"} == {"window_ann_recall@10", "window_ann_nprobe",
                                                           "window_ann_nlist", "window_ann_recall_queries"}
     # missed from CEILING_FROM on, the search of every list was measured: the target is at most that less the margin
-    goal = min(windowann.RECALL_TARGET, stats.get("window_ann_recall_ceiling", 1.0) - windowann.CEILING_MARGIN)
-    assert chosen > windowann.NPROBES[0]  # the smallest tried misses: the choice is a measured one
+    goal = min(windowrecall.RECALL_TARGET, stats.get("window_ann_recall_ceiling", 1.0) - windowrecall.CEILING_MARGIN)
+    assert chosen > windowrecall.NPROBES[0]  # the smallest tried misses: the choice is a measured one
     rows = np.sort(np.random.default_rng(0).choice(len(vectors), 200, replace=False))  # RecallCheck's queries
     _, exact = brute_force(vectors[rows], vectors, 11)
 
@@ -244,8 +245,8 @@ def test_default_tuning_takes_the_smallest_nprobe_finding_its_share_of_the_neare
         _, found = ann.search(vectors[rows], 11)
         return sum(len(set(e[e != q][:10]) & set(f[f != q][:10])) for q, e, f in zip(rows, exact, found)) / 2000
 
-    assert recall(chosen) >= goal and stats["window_ann_recall@10"] >= goal and 0.975 == windowann.RECALL_TARGET
-    assert recall(windowann.NPROBES[windowann.NPROBES.index(chosen) - 1]) < goal  # the one before misses
+    assert recall(chosen) >= goal and stats["window_ann_recall@10"] >= goal and 0.975 == windowrecall.RECALL_TARGET
+    assert recall(windowrecall.NPROBES[windowrecall.NPROBES.index(chosen) - 1]) < goal  # the one before misses
 
 
 def test_near_copies_the_codes_cannot_tell_apart_do_not_drive_nprobe_to_its_largest(tmp_path, monkeypatch):
@@ -268,10 +269,10 @@ def test_near_copies_the_codes_cannot_tell_apart_do_not_drive_nprobe_to_its_larg
     for nprobe in (4, 16, first["window_ann_nlist"]):
         ann.nprobe = nprobe
         recalls[nprobe] = check.recall(ann)
-    assert max(recalls.values()) < windowann.RECALL_KEEP  # more lists find no more: the codes miss, not the lists
-    assert first["window_ann_nprobe"] == windowann.NPROBES[0] and first["window_ann_recall@10"] == recalls[4]
+    assert max(recalls.values()) < windowrecall.RECALL_KEEP  # more lists find no more: the codes miss, not the lists
+    assert first["window_ann_nprobe"] == windowrecall.NPROBES[0] and first["window_ann_recall@10"] == recalls[4]
     _, night = write_window_ann(tmp_path, "b", entries, previous=tmp_path / "windowann-a.faiss")
-    assert night["window_ann_training"] == "reused" and night["window_ann_nprobe"] == windowann.NPROBES[0]
+    assert night["window_ann_training"] == "reused" and night["window_ann_nprobe"] == windowrecall.NPROBES[0]
     assert night["window_ann_key"] == first["window_ann_key"]
     ceiling = recalls[first["window_ann_nlist"]]
     assert first["window_ann_recall_ceiling"] == night["window_ann_recall_ceiling"] == ceiling
@@ -349,12 +350,12 @@ def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reac
 
     shutil.copytree(tmp_path / "idx", tmp_path / "measured")
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
-    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.25)
+    monkeypatch.setattr(windowrecall, "RECALL_DRIFT", 0.25)
     measures = []
-    monkeypatch.setattr(windowann, "tune_nprobe", lambda *a, **k: measures.append(1) or tune_nprobe(*a, **k))
+    monkeypatch.setattr(windowrecall, "tune_nprobe", lambda *a, **k: measures.append(1) or tune_nprobe(*a, **k))
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     assert measures == []  # carried, not measured
-    monkeypatch.setattr(windowann, "RECALL_DRIFT", 0.0)
+    monkeypatch.setattr(windowrecall, "RECALL_DRIFT", 0.0)
     build_index(corpus, tmp_path / "measured", model="hashing", progress=False)
     assert measures == [1]
     carried = Index.open(tmp_path / "idx").data.manifest.stats
@@ -374,7 +375,7 @@ def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reac
     manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())  # a recall of another k: measured
     manifest["stats"]["window_ann_recall@50"] = manifest["stats"].pop("window_ann_recall@10")
     (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
-    monkeypatch.setattr(windowann, "RECALL_DRIFT", 10.0)  # any churn would carry a recall@10
+    monkeypatch.setattr(windowrecall, "RECALL_DRIFT", 10.0)  # any churn would carry a recall@10
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nSea stars and anemones live in tide pools.\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     stats = Index.open(tmp_path / "idx").data.manifest.stats
@@ -382,14 +383,14 @@ def test_a_kept_training_carries_its_recall_until_the_windows_changed_since_reac
 
 
 def test_a_carried_recall_keeps_the_ceiling_measured_with_it(tmp_path, monkeypatch, corpus_dir):
-    """The recall ceiling measured with a figure (windowann.keep_floor reads it) is carried with the figure: without
+    """The recall ceiling measured with a figure (windowrecall.keep_floor reads it) is carried with the figure: without
     it, a kept training whose recall is under RECALL_KEEP but at its ceiling (near-copies) would be refused on the
     next measure and trained anew."""
     corpus, _ = _ivf_index(tmp_path, monkeypatch, corpus_dir)
     manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())
     manifest["stats"]["window_ann_recall_ceiling"] = 0.5
     (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
-    monkeypatch.setattr(windowann, "RECALL_DRIFT", 10.0)  # carried
+    monkeypatch.setattr(windowrecall, "RECALL_DRIFT", 10.0)  # carried
     (corpus / "text" / "extra.txt").write_text("Tide pools\n\nStarfish and anemones live in tide pools.\n")
     build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
     stats = Index.open(tmp_path / "idx").data.manifest.stats
