@@ -124,6 +124,22 @@ def test_window_pools_followed_to_the_same_articles_stay_on_the_fast_path(tmp_pa
     assert sum(kept) > 0 and not all(kept), (sum(kept), len(kept))
 
 
+def test_a_window_pool_followed_to_other_articles_leaves_the_fast_path(tmp_path, few_windows):
+    """Pages take a section at their end for two nights (the sectioned corpus, seed 3): some kept lists' dense,
+    lexical and mention pools keep their members while their window pool, followed exactly, now holds other
+    articles. Those lists must go the slow path (which scores the unchanged articles entering or leaving a pool):
+    every list equals a full recomputation. Without `_same_window_pool`'s test that the followed pool holds the
+    stored pool's articles, doc/33 differs."""
+    policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, 3)
+    for round_ in range(2):
+        for i in rng.choice(110, 4, replace=False):
+            records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # its last window moves
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
+
+
 def _sectioned_first_run(tmp_path, seed: int):
     """The sectioned corpus (few windows per query window) under the learned ranking with pools of 12, after its
     first (full) run: (policy, rng, feed, index, out, records, section bank)."""
