@@ -14,19 +14,11 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 * mention: the cut of q's new mention row (sparse, `sparse_cuts`: the same value `mention_cuts` takes from the
   dense row) equals the stored one. An unchanged article's weight did not change, so it is in the pool (weight
   above the cut) exactly as before; a changed article is in it when its new weight is above the cut.
-* window (two-stage ranking, window_reach): the list has a retrieval record (each query window's windows above
-  a floor, best first, its `per`-th strictly above the next and the floor), and each query window's best `per`
-  are the same: the changed articles' windows among them come back with the same similarities (an unchanged
-  window of a changed page: `ChangedWindows.added`), and no other changed window reaches the `per`-th. Then
-  every query window retrieves the same windows (its lasts unchanged), so the pool's owners are the same, and
-  their window scores too but the changed owners': the pool is P when the changed members stay above its old
-  lowest + eps and the changed owners outside P below it - eps (as `window_reach.follow` takes the pool: the
-  best `depth` owners by window score). The record keeps the unchanged articles' windows and takes the changed
-  ones' as they are now (every window above the floors stays known).
-
-  When that fails (a changed window moved among a query window's best: the last window of an edited page, most
-  often), the window pool is followed exactly instead (window_batch.follow_many, as the slow path follows it):
-  when it holds the same articles as the stored pool, the list stays here (`_same_window_pool`).
+* window (two-stage ranking, window_reach): the window pool is followed exactly from the list's retrieval
+  record (window_batch.follow_many, blocks of lists in array operations, as the slow path follows it); when it
+  holds the same articles as the stored pool, the list stays here (`_same_window_pool`): only its changed members'
+  window scores moved. (A per-list test that the best `per` windows of every query window come back unchanged
+  came first until 2026-12-06; it let about one list in eight skip the follow and cost more than it saved.)
 
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
@@ -41,7 +33,7 @@ import numpy as np
 from ..rank.candidates import mention_cut
 from .pool_follow import by_value, flat_pools
 from .window_batch import follow_many
-from .window_reach import EPS, outsider, per_window  # EPS: the slack of the membership tests
+from .window_reach import EPS, outsider  # EPS: the slack of the membership tests
 
 
 def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
@@ -127,74 +119,12 @@ def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, posit
     return out
 
 
-def _kept_windows(side, j: int, q: int, moved, depth: int):
-    """The window pool kept with its owners ((rows, scores, max-sims), bound, changed members, lasts, the new
-    retrieval record), or None."""
-    record = side.record
-    near, pool = record.near.get(q), record.pools.get(q)
-    count = int(side.changed.counts[j])
-    if side.full_row(j) or near is None or pool is None or len(near[2]) != count:
-        return None
-    rows_e, sims_e, counts, floors = near
-    p_rows, p_score, p_best = pool
-    if (rows_e < 0).any() or (p_rows < 0).any():
-        return None
-    per = per_window(count)
-    if per >= side.total or (counts < per).any():
-        return None
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    lasts = sims_e[starts[:-1] + per - 1]
-    window = np.repeat(np.arange(count), counts)
-    top = np.arange(len(rows_e)) - starts[:-1][window] < per
-    mine = moved[rows_e]
-    at, added_rows, added_sims = side.changed.added(j)
-    reach = added_sims >= lasts[at]
-    if int((top & mine).sum()) != int(reach.sum()):
-        return None
-    steps = np.diff(sims_e)
-    steps[starts[1:-1] - 1] = 0  # from one query window's last to the next one's first
-    if (steps > 0).any():
-        return None  # each query window's best first, as recorded
-    after = np.where(counts > per, sims_e[np.minimum(starts[:-1] + per, len(sims_e) - 1)], floors)
-    if not ((lasts > after) & (lasts > floors)).all():
-        return None  # a tie at a query window's per-th: which of them a search takes is not sure
-    # the changed articles' windows among each query window's best `per` come back with the same similarities, and
-    # no other changed window reaches a per-th: every query window retrieves the same windows
-    if sorted(zip(window[top & mine].tolist(), rows_e[top & mine].tolist(), sims_e[top & mine].tolist())) != \
-            sorted(zip(at[reach].tolist(), added_rows[reach].tolist(), added_sims[reach].tolist())):
-        return None
-    owners = np.unique(rows_e[top])
-    changed = np.unique(rows_e[top & mine])
-    member = np.isin(changed, p_rows)
-    col = side.col_of[changed]
-    score, best = side.changed_score[col, q], side.changed_best[col, q]
-    lowest = float(p_score.min()) if len(p_score) else np.inf
-    if len(p_rows) >= depth:
-        if (score[member] <= lowest + EPS).any() or (score[~member] >= lowest - EPS).any():
-            return None
-    elif (~member).any():
-        return None
-    p_score, p_best = p_score.copy(), p_best.copy()
-    hit = np.isin(p_rows, changed)
-    where = np.searchsorted(changed, p_rows[hit])
-    p_score[hit], p_best[hit] = score[where], best[where]
-    lasts = lasts.astype(np.float64)
-    bound = max(float(p_score.min()), outsider(lasts)) if len(owners) > depth else outsider(lasts)
-    # the record: the unchanged articles' windows as they were, the changed ones' as they are now
-    rows = np.concatenate([rows_e[~mine], added_rows]).astype(np.int32)
-    sims = np.concatenate([sims_e[~mine], added_sims]).astype(np.float32)
-    at = np.concatenate([window[~mine], at])
-    order = np.lexsort((-sims, at))
-    near = (rows[order], sims[order], np.bincount(at, minlength=count).astype(np.int32), floors)
-    return (p_rows, p_score, p_best), bound, changed[member], lasts, near
-
-
 FOLLOW_BLOCK = 256  # lists whose window pools follow_many follows at once (as the slow path's blocks)
 
 
 def _same_window_pool(old, result, moved, depth: int):
     """The window pool a kept list's record follows to (window_batch.follow_many's `result`: rows, window scores,
-    max-sims, lasts, near record, owners) as `_kept_windows` gives it ((rows, scores, max-sims), bound, changed
+    max-sims, lasts, near record, owners) as the fast path keeps it ((rows, scores, max-sims), bound, changed
     members, lasts, near record), when it holds the same articles as the stored pool `old`; else None. A changed
     window among a query window's best `per` that moved (the last window of an edited page, most often) changes
     what the query window retrieves, but when the pool's articles stay the same only the changed members' pairs
@@ -265,16 +195,12 @@ class Steady:
                 members.append(kept[3])
             else:
                 if side is not None:
-                    kept = _kept_windows(side, j, int(rest[j]), moved, depth)
-                    if kept is None:
-                        if side.full_row(j):  # its pool is the top of the full row (the slow path's)
-                            ok[j] = False
-                            self.why[j] = "window"
-                        else:
-                            followed.append((j, found, members))
-                        continue
-                    found["window"] = kept
-                    members.append(kept[2])
+                    if side.full_row(j):  # its pool is the top of the full row (the slow path's)
+                        ok[j] = False
+                        self.why[j] = "window"
+                    else:
+                        followed.append((j, found, members))
+                    continue
                 settled(j, found, members)
         if followed:  # their window pools followed exactly: kept when they hold the same articles as before
             js = np.array([j for j, _, _ in followed], dtype=np.int64)

@@ -122,7 +122,7 @@ class _Block:
         size = len(s_seg) + len(a_seg)
         m_seg, m_rows, m_sims = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.float32)
         a_pos = ins + np.arange(len(a_seg))
-        s_pos = np.arange(len(s_seg)) + np.searchsorted(ins, np.arange(len(s_seg)), side="right")
+        s_pos = np.arange(len(s_seg)) + np.cumsum(np.bincount(ins, minlength=len(s_seg) + 1))[:len(s_seg)]  # ins <= i
         for target, s_part, a_part in ((m_seg, s_seg, a_seg), (m_rows, s_rows, a_rows), (m_sims, s_sims, a_sims)):
             target[s_pos], target[a_pos] = s_part, a_part
         m_count = np.bincount(m_seg, minlength=len(sizes))
@@ -190,7 +190,10 @@ class _Block:
                     score[waiting], best[waiting] = windows.pairs(*windows.windows_of(row), o_rows[waiting])
                     later[waiting] = False
         scored = np.flatnonzero(~later)
-        order = scored[np.lexsort((o_rows[scored], -score[scored], o_list[scored]))]
+        if np.isnan(score[scored]).any():
+            order = scored[np.lexsort((o_rows[scored], -score[scored], o_list[scored]))]
+        else:  # `keys` are sorted by (list, row): a stable sort by (list, score desc) keeps the rows in order
+            order = scored[np.argsort(_descending_keys(o_list[scored], score[scored]), kind="stable")]
         s_list = o_list[order]
         s_count = np.bincount(s_list, minlength=e_count)
         s_first = np.cumsum(s_count) - s_count

@@ -111,7 +111,23 @@ def test_window_pools_followed_to_the_same_articles_stay_on_the_fast_path(tmp_pa
         return out
 
     monkeypatch.setattr(steady_pools, "_same_window_pool", counted)
-    policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, 5)
+    _sections_at_their_end(tmp_path, 5)
+    assert sum(kept) > 0 and not all(kept), (sum(kept), len(kept))
+
+
+def test_a_window_pool_followed_to_other_articles_leaves_the_fast_path(tmp_path, few_windows):
+    """Pages take a section at their end for two nights (the sectioned corpus, seed 3): some kept lists' dense,
+    lexical and mention pools keep their members while their window pool, followed exactly, now holds other
+    articles. Those lists must go the slow path (which scores the unchanged articles entering or leaving a pool):
+    every list equals a full recomputation. Without `_same_window_pool`'s test that the followed pool holds the
+    stored pool's articles, doc/33 differs."""
+    _sections_at_their_end(tmp_path, 3)
+
+
+def _sections_at_their_end(tmp_path, seed: int) -> None:
+    """Two nights of four pages taking a section at their end (the last window of each moves) on the sectioned
+    corpus: every list equals a full recomputation, every stored window pool a retrieval's."""
+    policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, seed)
     for round_ in range(2):
         for i in rng.choice(110, 4, replace=False):
             records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # its last window moves
@@ -121,7 +137,6 @@ def test_window_pools_followed_to_the_same_articles_stay_on_the_fast_path(tmp_pa
         pools: dict = {}
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
         assert stored_window_pools(out) == pools
-    assert sum(kept) > 0 and not all(kept), (sum(kept), len(kept))
 
 
 def _sectioned_first_run(tmp_path, seed: int):
