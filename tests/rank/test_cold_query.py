@@ -339,3 +339,33 @@ def test_api_aliases_are_linked_and_an_index_without_their_names_reads_them_from
             assert names[0] == names[2] != names[1]
             related = [r.id for r in index.related("ref/numpy.max")]
             assert "ref/numpy.amax" in related and "v1/numpy.max" not in related
+
+
+def test_a_query_on_an_approximate_index_decodes_only_the_rows_it_reads(tmp_path, monkeypatch):
+    """An IVF article index has no mapped copy of its vectors: a query by id decodes the rows it scores (store.ann
+    .DecodedRows), never every vector (n x d: 1.5 GB at 1M articles), and answers as with the whole matrix."""
+    from recommender.batch import build
+    from recommender.store.ann import DecodedRows, FaissIndex, IVFIndex
+
+    monkeypatch.setattr(build, "build_for_size", IVFIndex.build)
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 240)
+    batch(corpus, tmp_path)
+    policies = (Policy(), SMALL_GOLD)
+    with Index.open(tmp_path / "idx") as index:
+        assert index.data.approximate
+        whole = index.data.vectors.vectors()
+        rows = np.array([3, 0, 239, -1, 3])
+        assert np.array_equal(index.data.vectors.decoded()[rows], whole[rows])
+        assert np.array_equal(index.data.vectors.decoded()[10:20], whole[10:20])
+    decoded = {}
+    monkeypatch.setattr(FaissIndex, "vectors", lambda self: pytest.fail("every vector decoded"))
+    with Index.open(tmp_path / "idx") as index:
+        assert isinstance(index.ranker(Policy()).vectors, DecodedRows)
+        for policy in policies:
+            decoded[policy] = [[r.to_dict() for r in index.related(f"feed/{i}", policy=policy)] for i in (0, 7, 41)]
+    monkeypatch.undo()
+    with Index.open(tmp_path / "idx") as index:  # the whole matrix decoded, as before
+        monkeypatch.setattr(type(index.data.vectors), "decoded", lambda self: self.vectors())
+        for policy in policies:
+            whole = [[r.to_dict() for r in index.related(f"feed/{i}", policy=policy)] for i in (0, 7, 41)]
+            assert whole == decoded[policy] and all(whole)
