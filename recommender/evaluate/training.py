@@ -196,7 +196,7 @@ class TrainingSet:
         self.X = np.vstack([base[q] for q in queries])
         self.y = np.concatenate([np.isin(self.cands[q].rows, gold[q]) for q in queries])
         self.qs = np.concatenate([np.full(len(self.cands[q].rows), q) for q in queries])
-        self.graph = LinkGraphs.build(ranker.vectors, index.data.lexical, gold,
+        self.graph = LinkGraphs.build(np.asarray(ranker.vectors), index.data.lexical, gold,  # every row decoded
                                       (ranker.mean_vector, ranker.second_moment))
         self.pairs = Pairs.of(self.cands, queries)
 

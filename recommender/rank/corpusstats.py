@@ -97,7 +97,9 @@ STANDING_BLOCK = 65_536  # rows made at a time (a float32 block of 100 MB at 384
 
 def dense_moments(vectors: np.ndarray, block: int = GRAM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """The embedding's corpus mean vector and second moment VᵀV/n (float32), what the dense z-score needs; VᵀV
-    summed over blocks of rows (common.blocks.gram64)."""
+    summed over blocks of rows (common.blocks.gram64); rows decoded when read (store.ann.DecodedRows) are decoded
+    whole here."""
+    vectors = np.asarray(vectors)
     n = len(vectors)
     mean = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32)
     return mean, (gram64(vectors, block) / max(1, n)).astype(np.float32)

@@ -9,6 +9,7 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-postings_max.npy                     each term's largest posting (store.lextopk's MaxScore bound)
     query-TOKEN-impacts_{indices,data}.npy           the postings by value, largest first (store.lextopk.ImpactTopK)
     query-TOKEN-tfidf_mean.npy                       the corpus's mean TF-IDF row (a lexical z-score's mean)
+    query-TOKEN-lexical_sample_{starts,owner,values}.npy  the lexical sample's rows by term (candidates.lexical_sample)
     query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
     query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.RuleColumns)
     query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.ArticleFeatures)
@@ -63,7 +64,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     entries = write_npy_files(folder, stem, PREFIX, arrays)
     arrays = {}
     if lexical is not None:
-        from .candidates import LexicalStage
+        from .candidates import LexicalStage, lexical_sample
 
         # the mentions both ways, made and written by blocks of rows, then the postings (csr_arrays holds them
         # all: at 1M articles, GBs each); the written mentions are read back mapped
@@ -80,6 +81,9 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         arrays["tfidf_mean"] = LexicalStage(csr, lexical.count, lexical.vocabulary_size).mean
         arrays["postings_max"] = PostingsTopK(*csr["postings"], lexical.count).term_maxima()
         arrays["impacts_indices"], arrays["impacts_data"] = impact_order(*csr["postings"])
+        # the lexical sample's rows by term (a z-score's mean square): a query reads its terms' entries alone
+        _, arrays["lexical_sample_starts"], arrays["lexical_sample_owner"], arrays["lexical_sample_values"] = \
+            lexical_sample(csr["tfidf"], lexical.count, lexical.vocabulary_size)
         entries.update(write_npy_files(folder, stem, PREFIX, arrays))
         del csr, mentions
         arrays = {}
@@ -221,6 +225,8 @@ class MappedLexical:
                 out[name] = a(name)
         if self.data.has("impacts_indices"):
             out["impacts"] = (a("impacts_indices"), a("impacts_data"))
+        if all(self.data.has(f"lexical_sample_{p}") for p in ("starts", "owner", "values")):
+            out["lexical_sample"] = tuple(a(f"lexical_sample_{p}") for p in ("starts", "owner", "values"))
         return out
 
     @property

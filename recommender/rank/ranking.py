@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..store.ann import DecodedRows
 from .corpusstats import CorpusStats, PoolBounds, Standing, dense_moments
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
@@ -82,11 +83,14 @@ class HybridRanker:
     def __init__(self, vectors: np.ndarray, lexical: LexicalIndex | None, ranking: Ranking = Ranking(),
                  ann=None, frozen=None, rescorer=None, moments=None, tag_pool=None, windows=None, window_ann=None,
                  window_margin: float = 0.0):
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.exact = ranking.retrieval == "exact"
+        # rows decoded when read (store.ann.DecodedRows: a query on an approximate index reads a few hundred rows)
+        # stay so, unless a product with every row is made (the exact reference, or no approximate index)
+        rows_only = isinstance(vectors, DecodedRows) and not self.exact and ann is not None
+        self.vectors = vectors if rows_only else np.ascontiguousarray(vectors, dtype=np.float32)
         self.n = len(self.vectors)
         self.lexical = lexical
         self.ranking = ranking
-        self.exact = ranking.retrieval == "exact"
         self.ann = ann  # optional: anything with search(queries, depth); else exact dense candidates
         # optional: recommender.rank.windows.WindowScores over the same rows
         self.windows = windows if windows is not None and windows.count == self.n else None

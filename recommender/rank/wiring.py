@@ -60,8 +60,13 @@ def query_ranker(data, ranking, model=None):
     lexical = None
     if "lexical" in data.manifest.files:
         lexical = arrays.lexical(lambda: data.lexical) or data.lexical
-    matrix = np.ascontiguousarray(arrays.array("vectors") if arrays.has("vectors") else data.vectors.vectors(),
-                                  dtype=np.float32)
+    # an approximate index's vectors decoded by row as read (store.ann.DecodedRows), never all of them for one
+    # query; an exact one's mapped (or read from FAISS, for an index built before the mapped copy)
+    if ann is not None and not arrays.has("vectors"):
+        matrix = ann.decoded()
+    else:
+        matrix = np.ascontiguousarray(arrays.array("vectors") if arrays.has("vectors") else data.vectors.vectors(),
+                                      dtype=np.float32)
     moments = arrays.moments()
     tagged = data.tagged()
     features = data.article_features() if tagged or model is not None else None

@@ -339,3 +339,61 @@ def test_api_aliases_are_linked_and_an_index_without_their_names_reads_them_from
             assert names[0] == names[2] != names[1]
             related = [r.id for r in index.related("ref/numpy.max")]
             assert "ref/numpy.amax" in related and "v1/numpy.max" not in related
+
+
+def test_a_query_on_an_approximate_index_decodes_only_the_rows_it_reads(tmp_path, monkeypatch):
+    """An IVF article index has no mapped copy of its vectors: a query by id decodes the rows it scores (store.ann
+    .DecodedRows), never every vector (n x d: 1.5 GB at 1M articles), and answers as with the whole matrix."""
+    from recommender.batch import build
+    from recommender.store.ann import DecodedRows, FaissIndex, IVFIndex
+
+    monkeypatch.setattr(build, "build_for_size", IVFIndex.build)
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 240)
+    batch(corpus, tmp_path)
+    policies = (Policy(), SMALL_GOLD)
+    with Index.open(tmp_path / "idx") as index:
+        assert index.data.approximate
+        whole = index.data.vectors.vectors()
+        rows = np.array([3, 0, 239, -1, 3])
+        assert np.array_equal(index.data.vectors.decoded()[rows], whole[rows])
+        assert np.array_equal(index.data.vectors.decoded()[10:20], whole[10:20])
+    decoded = {}
+    monkeypatch.setattr(FaissIndex, "vectors", lambda self: pytest.fail("every vector decoded"))
+    with Index.open(tmp_path / "idx") as index:
+        assert isinstance(index.ranker(Policy()).vectors, DecodedRows)
+        for policy in policies:
+            decoded[policy] = [[r.to_dict() for r in index.related(f"feed/{i}", policy=policy)] for i in (0, 7, 41)]
+    monkeypatch.undo()
+    with Index.open(tmp_path / "idx") as index:  # the whole matrix decoded, as before
+        monkeypatch.setattr(type(index.data.vectors), "decoded", lambda self: self.vectors())
+        for policy in policies:
+            whole = [[r.to_dict() for r in index.related(f"feed/{i}", policy=policy)] for i in (0, 7, 41)]
+            assert whole == decoded[policy] and all(whole)
+
+
+def test_the_lexical_sample_by_term_is_stored_and_read_mapped_with_the_same_answers(tmp_path, monkeypatch):
+    """The lexical sample's rows by term (a z-score's mean square) are written with the query arrays; a query maps
+    them (reading its terms' entries alone) instead of gathering and sorting the sample's rows of the TF-IDF file,
+    and answers exactly as when it makes them."""
+    from recommender.rank import candidates
+
+    corpus = synthetic_feed(tmp_path / "feed.jsonl", 60)
+    batch(corpus, tmp_path)
+    manifest = read_manifest(tmp_path / "idx")
+    assert {f"query:lexical_sample_{p}" for p in ("starts", "owner", "values")} <= set(manifest.files)
+
+    def related_all(index):
+        return [[r.to_dict() for r in index.related(f"feed/{i}")] for i in range(0, 60, 7)]
+
+    with Index.open(tmp_path / "idx") as index:
+        stored = related_all(index)
+        stage = index.ranker(Policy()).lexical_stage()
+        size, starts, owner, values = stage._sample_postings()
+        assert all(mapped_file(a) for a in (starts, owner, values))
+        made = candidates.lexical_sample(stage.tfidf, stage.n, stage.vocabulary)
+        assert size == made[0] and all(np.array_equal(a, b) for a, b in zip((starts, owner, values), made[1:]))
+        assert not candidates.stored_sample_fits((starts, owner, values), stage.n, stage.vocabulary + 1)
+    monkeypatch.setattr(candidates, "stored_sample_fits", lambda *a: False)  # made in the query process
+    with Index.open(tmp_path / "idx") as index:
+        assert not mapped_file(index.ranker(Policy()).lexical_stage()._sample_postings()[1])
+        assert related_all(index) == stored and any(stored)
