@@ -28,6 +28,7 @@ from .coarse import Coarse
 # 4-5 times more from 5,000 windows on (up to 23 times at MDN's 59,030), while the IVF build stays under 2 s up to
 # 10,000 windows. Measured: docs/scale.md, "Window candidates".
 FLAT_MAX = 4_000
+FIRST_NPROBE = 4  # an IVF index's nprobe until tuned (store.windowrecall.tune_nprobe tries NPROBES from it)
 SMALL_SEARCH = 32  # query windows up to which a search runs on one thread (1.1 ms against 9 ms on two
 # busy cores for one MDN article's windows at nprobe 16)
 BLOCK = 32_768  # windows dequantised at a time (50 MB of float32 at 384 dimensions)
@@ -103,9 +104,7 @@ class WindowANN:
         else:
             nlist = nlist_for(n)
             index = trained_ivf_sq8(window_rows(codes, scales, training_rows(n, nlist, seed)), nlist)
-            from .windowrecall import NPROBES
-
-            index.nprobe = min(nlist, NPROBES[0])
+            index.nprobe = min(nlist, FIRST_NPROBE)
         ann = cls(index)
         known = lists if trained is not None and ann.approximate else None
         for start in range(0, n, BLOCK):

@@ -47,7 +47,7 @@ CEILING_MARGIN = 0.01
 # are at most this share of the windows (store.windowfiles.carried_recall): with the same training, nprobe and
 # lists, a query finds an unchanged window exactly when it did, so only pairs with a new window move the figure
 RECALL_DRIFT = 0.05
-NPROBES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
+NPROBES = (windowann.FIRST_NPROBE, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # tried in this order
 
 
 def exact_neighbours(codes: np.ndarray, scales: np.ndarray | None, queries: np.ndarray,
