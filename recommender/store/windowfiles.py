@@ -91,10 +91,11 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     codes, scales = (np.load(Path(folder) / entries[PREFIX + name].name, mmap_mode="r", allow_pickle=False)
                      for name in ("codes", "scales"))
     trained = reusable_training(previous, *codes.shape) if previous is not None else None
-    lists = previous_lists(folder, previous, codes, scales) if trained is not None else None
+    replaced = replaced_manifest(folder) if trained is not None else None
+    lists = previous_lists(folder, replaced, previous, codes, scales) if replaced is not None else None
     ann = WindowANN.from_codes(codes, scales, trained=trained, lists=lists)
     reused = trained is not None and ann.approximate
-    stats = carried_recall(folder, ann, lists) if reused else None
+    stats = carried_recall(replaced, ann, lists) if reused else None
     if stats is None:
         stats = tune_nprobe(ann, codes, scales, keep=reused)  # a kept training keeps its nprobe too
         stats["window_ann_recall_churn"] = 0 if ann.approximate else None
@@ -110,22 +111,29 @@ def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | N
     return {ANN_ROLE: file_entry(path)}, {"window_ann": ann.backend, **stats}
 
 
-def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
-    """The recall stats of the replaced version (its manifest, not yet replaced) for an IVF index that keeps its
+def replaced_manifest(folder: Path):
+    """The manifest of the version being replaced (not yet replaced: a new version's manifest is written last), or
+    None when it cannot be read."""
+    from .manifest import read_manifest
+
+    try:
+        return read_manifest(folder)
+    except (IndexProblem, OSError, ValueError):
+        return None
+
+
+def carried_recall(replaced, ann, lists: np.ndarray | None) -> dict | None:
+    """The recall stats of the replaced version (`replaced`: its manifest) for an IVF index that keeps its
     training and nprobe, when the windows new, changed or removed since that recall was measured (counted with
     `lists`: -1 for a window not in the replaced index) are at most RECALL_DRIFT of the windows; else None (measure
     again). Under the same training and nprobe a window's list and a query's probed lists are functions of their
     vectors (`Coarse`), so a sampled query finds an unchanged window exactly when it did at the measure: the figure
     moves only by pairs with a window changed since (about that share times the misses, 0.05 x 0.03 at most)."""
-    from .manifest import read_manifest
     from .windowrecall import RECALL_DRIFT, RECALL_K
 
-    if lists is None:
+    if lists is None or replaced is None:
         return None
-    try:
-        old = read_manifest(folder).stats
-    except (IndexProblem, OSError, ValueError):
-        return None
+    old = replaced.stats
     recall = f"window_ann_recall@{RECALL_K}"  # a version measured otherwise (recall@50 before 2026-12-06): again
     if recall not in old or old.get("window_ann_nprobe") != ann.nprobe \
             or old.get("window_ann_nlist") != int(ann.index.nlist) or "windows" not in old:
@@ -141,24 +149,20 @@ def carried_recall(folder: Path, ann, lists: np.ndarray | None) -> dict | None:
             "window_ann_recall_ceiling": old.get("window_ann_recall_ceiling")}
 
 
-def previous_lists(folder: Path, previous: Path, codes: np.ndarray, scales: np.ndarray) -> np.ndarray | None:
+def previous_lists(folder: Path, replaced, previous: Path, codes: np.ndarray,
+                   scales: np.ndarray) -> np.ndarray | None:
     """Each window's list in the replaced version's IVF window index, where an equal window was in it
-    (store.windowann.kept_lists; -1 where not), read with that version's windows; None when they cannot be read
-    (the manifest being replaced names them: it is written last)."""
-    from .manifest import read_manifest
+    (store.windowann.kept_lists; -1 where not), read with that version's windows (`replaced`: its manifest,
+    which names them); None when they cannot be read."""
     from .windowann import kept_lists
 
+    if replaced.files.get(ANN_ROLE) is None or replaced.files[ANN_ROLE].name != Path(previous).name:
+        return None
     try:
-        manifest = read_manifest(folder)
-        if manifest.files.get(ANN_ROLE) is None or manifest.files[ANN_ROLE].name != Path(previous).name:
-            return None
-        old_codes, old_scales = (np.load(Path(folder) / manifest.files[PREFIX + name].name, mmap_mode="r",
-                                         allow_pickle=False) for name in ("codes", "scales"))
-    except (IndexProblem, OSError, ValueError, KeyError):
+        stored = read_windows(folder, replaced)
+    except IndexProblem:
         return None
-    if old_codes.ndim != 2 or len(old_scales) != len(old_codes):
-        return None
-    return kept_lists(previous, old_codes, old_scales, codes, scales)
+    return None if stored is None else kept_lists(previous, stored[0], stored[1], codes, scales)
 
 
 def read_window_ann(folder: Path, manifest):
