@@ -229,6 +229,7 @@ class WindowStage:
         self.sample = sample_rows(scores.n, WINDOW_SAMPLE)
         self.every_row = len(self.sample) == scores.n  # the sample's scores are the whole row
         self._sample_windows = None
+        self._sample_codes = None
 
     @property
     def sample_windows(self) -> tuple:
@@ -258,6 +259,15 @@ class WindowStage:
         return self._sample_positions
 
     @property
+    def sample_codes(self) -> tuple:
+        """The sample's stored windows gathered once with their 8-bit codes (WindowScores.gather, convert=False: a
+        quarter of the float copy's memory): what a query by id's few windows are multiplied with, without
+        gathering the sample's windows from the mapped file at every query (0.3 ms a query at 1M articles)."""
+        if self._sample_codes is None:
+            self._sample_codes = self.scores.gather(self.sample, convert=False)
+        return self._sample_codes
+
+    @property
     def keeps_products(self) -> bool:
         """Whether `retrieve(..., products=True)` gives each query's similarities with every stored window (the
         exact search computes them all anyway)."""
@@ -281,7 +291,7 @@ class WindowStage:
         exact search, both from the similarities it computed (the same numbers), a run of queries at a time."""
         if self.every_row or not self.keeps_products:
             few = sum(len(codes) for codes, _ in queries) <= FEW_QUERY_WINDOWS  # a query by id: no float copy
-            sampled = self.scores.pairs_many(queries, self.sample_positions if few else self.sample_windows)
+            sampled = self.scores.pairs_many(queries, self.sample_codes if few else self.sample_windows)
             found = [None] * len(queries) if self.every_row else self.retrieve(queries)
             for query, mine, sample in zip(queries, found, sampled):
                 yield mine, sample, lambda rows, query=query: self.scores.pairs(*query, rows)
@@ -327,7 +337,9 @@ class WindowStage:
         out: list = []
         for (sims, ids, every), per, extra in zip(found, wanted, extras):
             within, last = ids[:, :per], sims[:, :per][:, -1]
-            owners = sorted_unique(self._owners(within[within >= 0]))
+            # window ids in order: each binary search in `offsets` starts where the last one ended (a quarter of
+            # the time of unordered ids at 1M articles)
+            owners = sorted_unique(self._owners(np.sort(within[within >= 0])))
             everything = per >= self.ann.count
             near = self._near(ids, sims, per + extra) if margin else None
             out.append((owners, self._outsider_bound(within, last, per),

@@ -67,7 +67,8 @@ def test_window_pairs_converted_by_blocks_equal_one_product_of_the_gathered_wind
     rows = np.array([299, 0, 5, 77, 120, 3, 4])
     queries = [windows.windows_of(q) for q in (3, 4, 250)]
     want_all = windows.pairs_many(queries, windows.gather(rows))
-    for given in (rows, windows.positions(rows)):  # the rows, or their windows' positions (a query by id's sample)
+    # the rows, their windows' positions, or their 8-bit codes gathered (a query by id's sample)
+    for given in (rows, windows.positions(rows), windows.gather(rows, convert=False)):
         for got, want in zip(windows.pairs_many(queries, given), want_all):
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
@@ -131,3 +132,4 @@ def test_a_query_by_id_scores_the_window_sample_from_its_codes_with_the_batchs_n
         for part in b.raw:
             assert np.array_equal(a.raw[part], b.raw[part]) and np.array_equal(a.z[part], b.z[part])
     assert single.window_stage()._sample_windows is None  # no float copy made
+    assert single.window_stage()._sample_codes is not None  # its 8-bit codes gathered once
