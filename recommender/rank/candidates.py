@@ -151,7 +151,7 @@ class LexicalStage:
         mine = np.zeros(self.vocabulary, dtype=bool)
         mine[terms] = weights != 0
         shared = np.flatnonzero(mine[listed])  # the query's terms among the rows' entries: a byte gathered each
-        owner = np.searchsorted(np.cumsum(lengths), shared, side="right")  # each shared entry's row
+        owner = np.repeat(np.arange(len(rows)), lengths)[shared]  # each shared entry's row
         np.add.at(out, owner, np.asarray(data[at[shared]], dtype=np.float32) * dense[listed[shared]])
         return out
 
