@@ -135,9 +135,21 @@ class LexicalStage:
             self._sample_rows = sample_rows(self.n, LEXICAL_SAMPLE)
         return self._sample
 
-    def values(self, terms: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def values(self, terms: np.ndarray, weights: np.ndarray, rows: np.ndarray,
+               known: tuple | None = None) -> np.ndarray:
         """Exact TF-IDF cosines of the query row with `rows`: float32 products of shared terms added in term
-        order, as SciPy's sparse product adds them."""
+        order, as SciPy's sparse product adds them. known: (rows, their cosines) this method gave already (a row's
+        cosine does not depend on the rows computed with it): those are not computed again."""
+        if known is not None and len(known[0]) and len(rows):
+            rows = np.asarray(rows, dtype=np.int64)
+            order = np.argsort(known[0], kind="stable")
+            done, cosines = np.asarray(known[0], np.int64)[order], np.asarray(known[1], np.float32)[order]
+            at = np.minimum(np.searchsorted(done, rows), len(done) - 1)
+            hit = done[at] == rows
+            out = np.empty(len(rows), dtype=np.float32)
+            out[hit] = cosines[at[hit]]
+            out[~hit] = self.values(terms, weights, rows[~hit])
+            return out
         out = np.zeros(len(rows), dtype=np.float32)
         if not len(terms) or not len(rows):
             return out
@@ -186,14 +198,19 @@ class LexicalStage:
     def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(the `depth` best rows, their cosines, the cosine no other row exceeds). Exact top-k from the posting
         lists (MaxScore) while the query's lists hold at most EXACT_POSTINGS postings; beyond, candidates from the
-        lists' heads (ImpactTopK: a bounded read, not exact) with the bound it proves."""
-        indptr = self.topk.indptr
-        if int(np.sum(np.asarray(indptr[terms + 1], np.int64) - np.asarray(indptr[terms], np.int64))) > \
-                EXACT_POSTINGS:
+        lists' heads (ImpactTopK: a bounded read, not exact) with the bound it proves; their cosines are then
+        `values`' (`exact_pool` False), which a later `values` of the same query may be given (`known`)."""
+        if not self.exact_pool(terms):
             rows, _, bound = self.impact.top_k(terms, weights, depth)
             return rows, self.values(terms, weights, rows), bound
         rows, scores = self.topk.top_k(terms, weights, depth)
         return rows, scores, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
+
+    def exact_pool(self, terms: np.ndarray) -> bool:
+        """Whether `pool` takes the exact top-k from the posting lists (their postings at most EXACT_POSTINGS)."""
+        indptr = self.topk.indptr
+        return int(np.sum(np.asarray(indptr[terms + 1], np.int64) - np.asarray(indptr[terms], np.int64))) <= \
+            EXACT_POSTINGS
 
     @property
     def impact(self):

@@ -86,6 +86,39 @@ def test_lexical_values_and_statistics_in_scipy_equal_the_numpy_steps(corpus, mo
         assert fast.stats(terms, weights, top) == plain.stats(terms, weights, top)
 
 
+def test_lexical_values_given_known_cosines_compute_only_the_others(corpus):
+    _, _, lexical = corpus
+    lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
+    rows = np.array([299, 0, 5, 17, 120, 121, 3])
+    for q in range(0, 300, 23):
+        terms, weights = lex.row(q)
+        known = np.array([121, 5, 250]), np.array([7.0, 8.0, 9.0], np.float32)  # marked: not cosines
+        got, want = lex.values(terms, weights, rows, known=known), lex.values(terms, weights, rows)
+        assert list(got[[2, 5]]) == [8.0, 7.0]  # the known ones as given
+        keep = np.ones(len(rows), bool)
+        keep[[2, 5]] = False
+        assert np.array_equal(got[keep], want[keep])  # the others computed
+
+
+def test_candidates_from_the_lists_heads_reuse_the_pools_cosines_with_the_same_numbers(corpus, monkeypatch):
+    # the lists' heads' pool (ImpactTopK) has its cosines from `values`; a query's candidates' values are given them
+    # instead of computing them again: every candidate's numbers the same as computed afresh
+    monkeypatch.setattr(stage, "EXACT_POSTINGS", 0)  # every query's lexical pool from the lists' heads
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    rows = np.arange(0, 300, 7)
+    _, two = rankers(corpus, candidates=20)
+    reused = two.score_rows(rows)
+    plain_values = LexicalStage.values
+    monkeypatch.setattr(LexicalStage, "values", lambda self, terms, weights, rows, known=None:
+                        plain_values(self, terms, weights, rows))
+    _, plain = rankers(corpus, candidates=20)
+    assert not plain.lexical_stage().exact_pool(plain.lexical_stage().row(0)[0])
+    for a, b in zip(reused, plain.score_rows(rows)):
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.score, b.score)
+        for part in b.raw:
+            assert np.array_equal(a.raw[part], b.raw[part]) and np.array_equal(a.z[part], b.z[part])
+
+
 @pytest.mark.parametrize("cells", [ExactWindowSearch.CELLS, 40])
 def test_the_ranking_from_the_search_products_is_the_ranking_without_them(corpus, monkeypatch, cells):
     monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)  # window pools real subsets, statistics from samples
