@@ -245,6 +245,8 @@ class HybridRanker:
                 terms, weights = lexical[i]
                 rows, scores, bounds["lexical"] = lex.pool(terms, weights, depth)
                 bounds["lexical_pool"] = rows
+                # the lists' heads' pool has its cosines from `values`: not computed again for the candidates
+                lex_known = None if lex.exact_pool(terms) else (rows, scores)
                 pool.append(rows)
                 stats.setdefault("lexical", []).append(lex.stats(terms, weights, (rows, scores)))
             if mention is not None:
@@ -286,7 +288,7 @@ class HybridRanker:
                 at = np.searchsorted(rows, cand)
                 raw["window"], raw["window_max"] = score[at], best[at]
             if lexical is not None:
-                raw["lexical"] = lex.values(*lexical[i], cand)
+                raw["lexical"] = lex.values(*lexical[i], cand, known=lex_known)
             if mention is not None:
                 cols, values = mention_row
                 raw["mention"] = np.zeros(len(cand), np.float32)

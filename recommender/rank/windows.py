@@ -150,13 +150,14 @@ class WindowScores:
         at = np.repeat(self.starts[rows] - firsts[:-1], counts) + np.arange(int(firsts[-1]))
         return at, firsts[:-1], counts
 
-    def gather(self, rows: np.ndarray) -> tuple:
+    def gather(self, rows: np.ndarray, convert: bool = True) -> tuple:
         """The stored windows of `rows`, contiguous (codes as numbers of the products' type, scales, each row's
-        first window and count): what `pairs` scores a query against (the ranker keeps its sample's)."""
+        first window and count): what `pairs` scores a query against (the ranker keeps its sample's). convert
+        False: the codes stay 8-bit (a quarter of the memory; `pairs_many` converts them a block at a time)."""
         at, firsts, counts = self.positions(rows)
         # from the 8-bit codes, converted after: a quarter of the memory read of the float copy's rows
-        stored = self.codes[at].astype(self.exact)
-        return stored, self.scales[at], firsts, counts
+        stored = self.codes[at]
+        return stored.astype(self.exact) if convert else stored, self.scales[at], firsts, counts
 
     def pairs(self, codes: np.ndarray, scales: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
         """(window scores, max-sim) of one query's windows (codes as numbers of the products' type, scales) with
@@ -166,32 +167,37 @@ class WindowScores:
 
     def pairs_many(self, queries: list[tuple[np.ndarray, np.ndarray]], rows) -> list[tuple[np.ndarray, np.ndarray]]:
         """`pairs` of several queries against the same articles, with one matrix product. rows: the articles,
-        what `gather` made of them (many queries: one product with their converted windows) or what `positions`
-        made of them (a few queries: their 8-bit codes converted a block at a time, a quarter of the memory read)."""
+        what `gather` made of them (many queries: one product with their converted windows; a few queries, with
+        convert=False: their 8-bit codes converted a block at a time, a quarter of the memory read: a query by id's
+        sample, gathered once) or what `positions` made of them (a few queries: their 8-bit codes gathered, then
+        converted a block at a time)."""
         stacked = np.ascontiguousarray(np.concatenate([codes for codes, _ in queries]), dtype=self.exact)
         worth = np.concatenate([scales for _, scales in queries]).astype(np.float32)
         # query windows x stored windows, whole numbers, exact in any layout
-        if isinstance(rows, tuple) and len(rows) == 4:  # what `gather` made (a block's queries at once)
+        if isinstance(rows, tuple) and len(rows) == 4:  # what `gather` made
             stored, stored_scales, firsts, counts = rows
-            sims = (stacked @ stored.T).astype(np.float32, copy=False)
-        else:  # one query's few windows: stored windows x query windows is the faster product, turned after
+            if stored.dtype == self.exact:  # converted (a block's queries at once)
+                sims = (stacked @ stored.T).astype(np.float32, copy=False)
+            else:  # 8-bit: stored windows x query windows is the faster product, turned after
+                sims = np.ascontiguousarray(self._products(stored, stacked).T, dtype=np.float32)
+        else:  # one query's few windows: as above, from the stored windows' codes gathered here
             at, firsts, counts = rows if isinstance(rows, tuple) else self.positions(rows)
             stored_scales = self.scales[at]
-            sims = np.ascontiguousarray(self._products(at, stacked).T, dtype=np.float32)
+            sims = np.ascontiguousarray(self._products(self.codes[at], stacked).T, dtype=np.float32)
         if not len(counts):
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
         return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
 
-    def _products(self, at: np.ndarray, stacked: np.ndarray) -> np.ndarray:
-        """The products of the stored windows `at` (rows) with the query windows `stacked` (columns), the 8-bit codes
-        converted PAIR_BLOCK windows at a time into a block that stays in the cache while BLAS reads it: about
-        half the time of converting them all, then multiplying."""
-        out = np.empty((len(at), len(stacked)), dtype=self.exact)
-        block = np.empty((min(PAIR_BLOCK, len(at)), self.codes.shape[1]), dtype=self.exact)
-        for a in range(0, len(at), PAIR_BLOCK):
-            codes = self.codes[at[a:a + PAIR_BLOCK]]
+    def _products(self, stored: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+        """The products of stored windows given by their 8-bit codes (rows) with the query windows `stacked`
+        (columns), the codes converted PAIR_BLOCK windows at a time into a block that stays in the cache while BLAS
+        reads it: about half the time of converting them all, then multiplying."""
+        out = np.empty((len(stored), len(stacked)), dtype=self.exact)
+        block = np.empty((min(PAIR_BLOCK, len(stored)), self.codes.shape[1]), dtype=self.exact)
+        for a in range(0, len(stored), PAIR_BLOCK):
+            codes = stored[a:a + PAIR_BLOCK]
             np.copyto(block[:len(codes)], codes)
             np.matmul(block[:len(codes)], stacked.T, out=out[a:a + len(codes)])
         return out

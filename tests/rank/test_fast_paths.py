@@ -67,7 +67,8 @@ def test_window_pairs_converted_by_blocks_equal_one_product_of_the_gathered_wind
     rows = np.array([299, 0, 5, 77, 120, 3, 4])
     queries = [windows.windows_of(q) for q in (3, 4, 250)]
     want_all = windows.pairs_many(queries, windows.gather(rows))
-    for given in (rows, windows.positions(rows)):  # the rows, or their windows' positions (a query by id's sample)
+    # the rows, their windows' positions, or their 8-bit codes gathered (a query by id's sample)
+    for given in (rows, windows.positions(rows), windows.gather(rows, convert=False)):
         for got, want in zip(windows.pairs_many(queries, given), want_all):
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
@@ -83,6 +84,39 @@ def test_lexical_values_and_statistics_in_scipy_equal_the_numpy_steps(corpus, mo
         top = plain.pool(terms, weights, 20)[:2]
         assert np.array_equal(fast.values(terms, weights, rows), plain.values(terms, weights, rows))
         assert fast.stats(terms, weights, top) == plain.stats(terms, weights, top)
+
+
+def test_lexical_values_given_known_cosines_compute_only_the_others(corpus):
+    _, _, lexical = corpus
+    lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
+    rows = np.array([299, 0, 5, 17, 120, 121, 3])
+    for q in range(0, 300, 23):
+        terms, weights = lex.row(q)
+        known = np.array([121, 5, 250]), np.array([7.0, 8.0, 9.0], np.float32)  # marked: not cosines
+        got, want = lex.values(terms, weights, rows, known=known), lex.values(terms, weights, rows)
+        assert list(got[[2, 5]]) == [8.0, 7.0]  # the known ones as given
+        keep = np.ones(len(rows), bool)
+        keep[[2, 5]] = False
+        assert np.array_equal(got[keep], want[keep])  # the others computed
+
+
+def test_candidates_from_the_lists_heads_reuse_the_pools_cosines_with_the_same_numbers(corpus, monkeypatch):
+    # the lists' heads' pool (ImpactTopK) has its cosines from `values`; a query's candidates' values are given them
+    # instead of computing them again: every candidate's numbers the same as computed afresh
+    monkeypatch.setattr(stage, "EXACT_POSTINGS", 0)  # every query's lexical pool from the lists' heads
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    rows = np.arange(0, 300, 7)
+    _, two = rankers(corpus, candidates=20)
+    reused = two.score_rows(rows)
+    plain_values = LexicalStage.values
+    monkeypatch.setattr(LexicalStage, "values", lambda self, terms, weights, rows, known=None:
+                        plain_values(self, terms, weights, rows))
+    _, plain = rankers(corpus, candidates=20)
+    assert not plain.lexical_stage().exact_pool(plain.lexical_stage().row(0)[0])
+    for a, b in zip(reused, plain.score_rows(rows)):
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.score, b.score)
+        for part in b.raw:
+            assert np.array_equal(a.raw[part], b.raw[part]) and np.array_equal(a.z[part], b.z[part])
 
 
 @pytest.mark.parametrize("cells", [ExactWindowSearch.CELLS, 40])
@@ -131,3 +165,4 @@ def test_a_query_by_id_scores_the_window_sample_from_its_codes_with_the_batchs_n
         for part in b.raw:
             assert np.array_equal(a.raw[part], b.raw[part]) and np.array_equal(a.z[part], b.z[part])
     assert single.window_stage()._sample_windows is None  # no float copy made
+    assert single.window_stage()._sample_codes is not None  # its 8-bit codes gathered once
