@@ -44,12 +44,12 @@ from recommender import Index
 from recommender.evaluate import training
 from recommender.evaluate.gold import load_gold_jsonl
 from recommender.evaluate.metrics import gold_in_index
-from recommender.evaluate.training import TrainingSet, nested_scores, ranks_in, rows_by_query, summarise
+from recommender.evaluate.training import TrainingSet, nested_scores
 from recommender.rank import default_model
-from recommender.rank.linking import order_candidates
 from recommender.rank.policy import TARGETS, Policy
-from recommender.rank.ranking import Candidates
 from recommender.rank.signaltable import SIGNALS
+
+from probe_prior import Figures, MemoView  # scripts/ (the running script's folder is on the path)
 
 KNN = 10
 RESTART, STEPS = 0.3, 6
@@ -214,41 +214,17 @@ def learned(args, kinds: list[str]) -> None:
         print(f"  {kind}: mean z of curated pairs {values[data.y].mean():+.3f}, of the others "
               f"{values[~data.y].mean():+.3f}", flush=True)
     qs = data.qs
-    by_query = rows_by_query(qs)
-    default_rows = {q: c.rows for q, c in data.cands.items()}
-    facts, vectors = index.data.rule_columns(), index.ranker(policy, learned=False).vectors
-
-    def after_policy(scores):
-        ranks = {}
-        for q, w in by_query.items():
-            rows, s = default_rows[q], scores[w].astype(np.float64)
-            o = np.lexsort((rows, -s))
-            ordered = order_candidates(Candidates(int(q), rows[o], s[o], {}, {}), facts, vectors, policy)
-            position = {link.row: i + 1 for i, link in enumerate(ordered)}
-            ranks[q] = [float(position.get(g, np.inf)) for g in gold[q]]
-        return summarise(ranks, gold)
-
-    def within(scores):
-        return summarise({q: ranks_in(default_rows[q], scores[w], gold[q]) for q, w in by_query.items()}, gold)
-
+    figures = Figures(index, data, gold, policy)
     variants = {"base": data.X}
     variants.update({k: np.hstack([data.X, v[:, None]]) for k, v in extra.items()})
     if len(kinds) > 1:
         variants["all"] = np.hstack([data.X] + [v[:, None] for v in extra.values()])
     training.OBJECTIVES = ("pointwise", "listwise")
     for protocol in args.protocols.split(","):
-        view = data.view(protocol)
-        memo = {}
-
-        def cached(held):
-            key = frozenset(int(q) for q in held)
-            if key not in memo:
-                memo[key] = view(held)
-            return memo[key]
-
+        view = MemoView(data.view(protocol))
         for variant, X in variants.items():
-            scores, _, chosen, _ = nested_scores(X, data.y, qs, default_rows, gold, 5, args.seed, cached)
-            f, w = after_policy(scores), within(scores)
+            scores, _, chosen, _ = nested_scores(X, data.y, qs, figures.default_rows, gold, 5, args.seed, view)
+            f, w = figures.after_policy(scores), figures.within(scores)
             print(f"{name} seed {args.seed} {protocol:8s} {variant:9s} recall@10 / MRR {f['recall@10']:.4f} / "
                   f"{f['mrr']:.4f} (within the candidates {w['recall@10']:.4f}); folds chose {chosen} "
                   f"({time.time() - timer:.0f} s)", flush=True)
