@@ -20,6 +20,8 @@ Signals (each a z-score over the query's full row, every other article of the si
   expanded by the terms that occur with them across the site), the j = q and j = c terms left out;
 * `profile_lex`: the cosine of the two articles' TF-IDF similarity profiles (their rows of cosines to every
   article, the diagonal left out);
+* `heads`: TF-IDF cosine of the two articles' titles and short lines (headings, API names: at most 8 words, not
+  ending in a full stop), shared rare heading terms weighing most;
 * `cocite`: co-citation in the site's mention graph: the cosine of the two articles' in-mention vectors (who names
   them), each naming article weighed by log((1 + n) / (1 + the number of articles it names)).
 
@@ -54,6 +56,7 @@ from probe_prior import Figures, MemoView  # scripts/ (the running script's fold
 KNN = 10
 RESTART, STEPS = 0.3, 6
 BLOCK = 1024
+HEAD_WORDS = 8
 
 
 def _normalised(A: np.ndarray) -> np.ndarray:
@@ -96,6 +99,20 @@ def _ppr(P: sparse.csr_matrix, queries: np.ndarray) -> np.ndarray:
     return np.log1p(n * R)
 
 
+def _heading_space(texts: list[tuple[str, str, str]]) -> sparse.csr_matrix:
+    """Each article's title and short lines (headings, API names: at most HEAD_WORDS words, no closing full stop)
+    as L2-normalised TF-IDF rows (sublinear term frequency; terms in at least two articles)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = []
+    for title, _, body in texts:
+        lines = [line.strip() for line in body.splitlines()]
+        heads = [line for line in lines if line and len(line.split()) <= HEAD_WORDS and not line.endswith(".")]
+        docs.append("\n".join([title] + heads))
+    vectoriser = TfidfVectorizer(sublinear_tf=True, min_df=2, token_pattern=r"(?u)\b[A-Za-z_][A-Za-z0-9_]+\b")
+    return vectoriser.fit_transform(docs).tocsr()
+
+
 class Structure:
     """A site's corpus-level structure: the matrices each signal's full rows are read from."""
 
@@ -132,6 +149,8 @@ class Structure:
                 from sklearn.decomposition import NMF
                 self.spaces[kind] = _normalised(NMF(int(kind[3:]), init="nndsvda", random_state=0,
                                                     max_iter=300).fit_transform(self.T))
+            elif kind == "heads":
+                self.heads = _heading_space(index.data.store.texts())
             elif kind.startswith("ppr_"):
                 self.graphs[kind] = _knn_graph(self._sim(kind[4:]), self.n)
             print(f"  {kind}: {time.time() - timer:.1f} s", file=sys.stderr, flush=True)
@@ -156,6 +175,8 @@ class Structure:
             return np.mean([_z(U[queries] @ U.T, queries) for U in self.ensemble], axis=0)
         if kind == "profile_lex":
             return self.profile[queries] @ self.profile.T
+        if kind == "heads":
+            return (self.heads[queries] @ self.heads.T).toarray()
         if kind == "cocite":
             if not hasattr(self, "cited"):
                 M = sparse.csr_matrix(self.mentions, dtype=np.float64)
