@@ -42,6 +42,7 @@ FEW_QUERY_WINDOWS = 64
 # queries retrieved at once (a block: the batch, evaluation) from which their windows' articles come from a map of
 # every stored window's article (WindowStage._owners), made once, rather than a binary search of the offsets each
 OWNER_MAP = 16
+PROBE_WINDOWS = 128  # query windows whose IVF lists WindowStage._probes finds at a time
 MIN_MARGIN = 8  # windows retrieved beyond those a query window keeps, when a margin is asked (the nightly reach)
 # a query's mention pool holds at most this many times a pool's depth (mention_pool): on MDN a quarter of it moved
 # the learned ranking's recall@10 under the `new` protocol by -0.005, this by -0.002 (docs/scale.md)
@@ -358,7 +359,10 @@ class WindowStage:
 
         vectors = code_vectors(np.concatenate([codes for codes, _ in queries]),
                                np.concatenate([scales for _, scales in queries]))
-        lists, coarse = self.ann.probes(vectors)
+        # PROBE_WINDOWS at a time: a block's thousand windows at once make products with every list (and their
+        # order) of about 100 MB, which the allocator maps and returns on each call (page faults: 0.7 ms a list)
+        found = [self.ann.probes(vectors[a:a + PROBE_WINDOWS]) for a in range(0, len(vectors), PROBE_WINDOWS)]
+        lists, coarse = (np.concatenate(part) for part in zip(*found))
         return vectors, lists, coarse, np.concatenate(([0], np.cumsum([len(codes) for codes, _ in queries])))
 
     def _owners(self, window_ids: np.ndarray) -> np.ndarray:
