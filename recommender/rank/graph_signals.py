@@ -183,13 +183,13 @@ class LinkGraphs:
             self.dense_stats[missing, 0], self.dense_stats[missing, 1] = self.cosine_stats(self.vectors[missing])
         return self.dense_stats[rows]
 
-    def fill_dense_stats(self, rows_of=None, block: int = DENSE_STATS_BLOCK) -> None:
-        """Every article's `dense_stats`, `block` rows at a time (all at once when a block holds more than a quarter
-        of them, as dense_stats_of): what the build stores (rank.learneddata) and what a batch that ranks every
-        list reads of nearly every row, computed in products of many rows instead of each list's few hundred
-        candidates (at 1M articles, about 3 s). rows_of: (start, stop) -> those rows' vectors (default: the
-        graph's own)."""
-        n = len(self.dense_stats)
+    def fill_dense_stats(self, rows_of=None, block: int | None = None) -> None:
+        """Every article's `dense_stats`, `block` (default DENSE_STATS_BLOCK) rows at a time (all at once when a
+        block holds more than a quarter of them, as dense_stats_of): what the build stores (rank.learneddata) and
+        what a batch that ranks every list reads of nearly every row, computed in products of many rows instead of
+        each list's few hundred candidates (at 1M articles, about 3 s). rows_of: (start, stop) -> those rows'
+        vectors (default: the graph's own)."""
+        n, block = len(self.dense_stats), block or DENSE_STATS_BLOCK
         rows_of = rows_of or (lambda start, stop: self.vectors[start:stop])
         for start, stop in [(0, n)] if min(n, block) > n // 4 else blocks(n, block):
             self.dense_stats[start:stop, 0], self.dense_stats[start:stop, 1] = self.cosine_stats(
