@@ -38,7 +38,6 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 PATTERN = "learned-*.npy"
-DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at a time
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -57,7 +56,6 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
 
     from ..store.manifest import file_entry
 
-    from ..common.blocks import blocks
     from ..store.mentionmatrix import row_blocks, transpose
     from ..store.npyfiles import write_csr_files, write_npy_files
     from .learned import graph_facts
@@ -69,13 +67,10 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
 
         moments = dense_moments(np.asarray(vectors, dtype=np.float32))
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
-    # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time, every article's as a query
-    # computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
+    # each is GBs), the cosine statistics made graph_signals.DENSE_STATS_BLOCK rows at a time, every article's as a
+    # query computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
     graph = graph_facts(np.zeros((n, 0), np.float32), lexical, model, ids, moments, turned=False)
-    spans = [(0, n)] if min(n, DENSE_STATS_BLOCK) > n // 4 else blocks(n, DENSE_STATS_BLOCK)
-    for start, stop in spans:
-        graph.dense_stats[start:stop, 0], graph.dense_stats[start:stop, 1] = graph.cosine_stats(
-            np.ascontiguousarray(rows_of(start, stop), dtype=np.float32))
+    graph.fill_dense_stats(rows_of)
     stem = f"learned-{secrets.token_hex(4)}"
     entries = write_npy_files(folder, stem, PREFIX,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
