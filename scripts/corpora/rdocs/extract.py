@@ -56,7 +56,7 @@ def body_text(page: dict) -> tuple[str, str | None]:
                      or lines[0].strip() == page["title"].strip()):
         lines = lines[1:]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in lines)).strip()
-    match = re.search(r"^Description:\s*\n\s*\n?(.+?)(?:\n\s*\n|$)", text, flags=re.S | re.M)
+    match = re.search(r"^Description:\s*\n\s*\n?(.+?)(?:\n\s*\n|\Z)", text, flags=re.S | re.M)
     excerpt = " ".join(match.group(1).split()) if match else None
     return text, excerpt
 
