@@ -79,7 +79,8 @@ def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int,
     if positive:
         values = np.where(values > 0, values, -np.inf)
     b = len(qs)
-    kth = -np.partition(-values, depth - 1, axis=1)[:, depth - 1] if b else np.zeros(0)
+    width = values.shape[1]  # the depth-th largest is the (width - depth)-th smallest: no negated copy
+    kth = np.partition(values, width - depth, axis=1)[:, width - depth] if b else np.zeros(0)
     finite_kth = np.isfinite(kth)
     with np.errstate(invalid="ignore"):  # -inf - -inf: never near
         above = values > kth[:, None] + eps
