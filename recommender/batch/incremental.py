@@ -274,13 +274,17 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     plan = Plan("incremental", recompute, reasons)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
-    for i in np.flatnonzero(~recompute):
-        if int(i) in frozen.followed:
-            plan.kept[int(i)] = frozen.followed[int(i)]
-            continue
-        p = prev[i]
-        plan.kept[int(i)] = [Link(int(renumber[r]), float(s), bool(pin)) for r, s, pin in
-                             zip(state["rows"][p], state["scores"][p], state["pinned"][p]) if r >= 0]
+    kept = np.flatnonzero(~recompute)
+    stored = kept[[int(i) not in frozen.followed for i in kept]] if len(kept) else kept
+    old_rows = state["rows"][prev[stored]]  # each stored list's links, taken from the arrays all at once
+    links = {}
+    for i, rows, new_rows, scores, pins in zip(stored.tolist(), (old_rows >= 0).tolist(),
+                                               renumber[np.maximum(old_rows, 0)].tolist(),
+                                               state["scores"][prev[stored]].tolist(),
+                                               state["pinned"][prev[stored]].tolist()):
+        links[i] = [Link(r, s, pin) for valid, r, s, pin in zip(rows, new_rows, scores, pins) if valid]
+    for i in kept.tolist():  # in row order, as the lists come
+        plan.kept[i] = frozen.followed[i] if i in frozen.followed else links[i]
     return plan, frozen
 
 

@@ -16,6 +16,9 @@ import numpy as np
 
 from ..rank.candidates import mention_cuts
 
+ROW_VALUES = 1 << 22  # values of full rows held at once by TopSide._own_rows (float64: 32 MB)
+PAIR_BLOCK = 4096  # pairs whose vectors TopSide.pair_values gathers at once
+
 
 def follow_top(old: tuple, moved: np.ndarray, changed_rows: np.ndarray, changed_values: np.ndarray, depth: int,
                eps: float, positive: bool):
@@ -65,6 +68,45 @@ def by_value(rows: np.ndarray, values: np.ndarray) -> tuple:
     (rows, values, the order taken)."""
     order = np.lexsort((rows, -values), axis=1)
     return np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1), order
+
+
+def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int, eps: float, positive: bool):
+    """The pools of full rows (`values`: len(qs) x n; query qs[i] owns row i; positive: the lexical rows, where a
+    document sharing no term is in no pool) against their stored boundaries `bound` (NaN: none), all rows at
+    once: (each row's depth-th value, 0 when it has fewer values; sure in the new pool; sure out of it; in the old
+    pool; sure out of the old one; each pool as the ranker makes it, its depth best by value then row, or None
+    on a tie at its boundary)."""
+    if positive:
+        values = np.where(values > 0, values, -np.inf)
+    b = len(qs)
+    width = values.shape[1]  # the depth-th largest is the (width - depth)-th smallest: no negated copy
+    kth = np.partition(values, width - depth, axis=1)[:, width - depth] if b else np.zeros(0)
+    finite_kth = np.isfinite(kth)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: never near
+        above = values > kth[:, None] + eps
+        near = np.abs(values - kth[:, None]) <= eps
+    tie_free = (above.sum(axis=1) + near.sum(axis=1) == depth) | ~finite_kth
+    finite = np.isfinite(values)
+    mine = np.where(finite_kth[:, None], above | (near & tie_free[:, None]), finite)  # fewer than depth: all in
+    sure_out = np.where(finite_kth[:, None], values < kth[:, None] - eps, ~finite)
+    kth = np.where(finite_kth, kth, 0.0)
+    was = values > np.where(np.isnan(bound), np.inf, bound)[:, None] + eps
+    gone = values < np.where(np.isnan(bound), -np.inf, bound)[:, None] - eps
+    # the pools for the next night: with depth of them, exactly depth reach kth (tie_free); else every finite one
+    li, cols = np.nonzero(np.where(finite_kth[:, None], values >= kth[:, None], finite) & tie_free[:, None])
+    vals = values[li, cols]
+    order = np.lexsort((cols, -vals, li))
+    li, cols, vals = li[order], cols[order], vals[order]
+    first = np.searchsorted(li, np.arange(b + 1))
+    pools: list = []
+    for i in range(b):
+        if not tie_free[i]:
+            pools.append(None)
+            continue
+        stop = min(first[i] + depth, first[i + 1])
+        top, v = cols[first[i]:stop], vals[first[i]:stop]
+        pools.append((top, np.where(top == qs[i], np.inf, v).astype(np.float32)))
+    return kth, mine, sure_out, was, gone, pools
 
 
 def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.ndarray, depth: int, eps: float,
@@ -122,18 +164,21 @@ class TopSide:
         self.rows_computed = 0
         self.postings = None
 
-    def row(self, name: str, q: int) -> np.ndarray:
-        self.rows_computed += 1
+    def rows(self, name: str, qs: np.ndarray) -> np.ndarray:
+        """The full rows of the queries qs (len(qs) x n, float64) in one product: the lexical rows exactly as one
+        at a time (a sparse product sums each row on its own), the dense ones a matrix product whose sums are
+        blocked unlike one row's (within about 1e-6 of it on MDN, far inside the pools' slack `eps`)."""
+        self.rows_computed += len(qs)
         if name == "dense":
-            return self.job.vectors[q] @ self.job.vectors.T
+            return (self.job.vectors[qs] @ self.job.vectors.T).astype(np.float64)
         if self.postings is None:  # the transpose as CSR once: a CSC one is converted again in every product
             self.postings = self.job.lexical.tfidf.T.tocsr()
-        return (self.job.lexical.tfidf[q] @ self.postings).toarray()[0]
+        return (self.job.lexical.tfidf[qs] @ self.postings).toarray().astype(np.float64)
 
     def membership(self, at: np.ndarray, r: np.ndarray, old_bounds: dict):
         """For the block r = rest[at]: (sure in new, sure out new, sure in old, sure out old), each len(r) x n,
         and each pool's new boundary per row. The stored pools are followed for the whole block at once
-        (`follow_tops`); a list whose pool an outsider may enter gets its own row (`_own_row`)."""
+        (`follow_tops`); a list whose pool an outsider may enter gets its own row (`_own_rows`, many at once)."""
         n = len(self.moved)
         in_new, out_new = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
         in_old, out_old = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
@@ -158,47 +203,45 @@ class TopSide:
                 finite = values[np.isfinite(values)]
                 bounds[name][j] = float(finite.min()) if len(rows) >= self.depth and len(finite) else 0.0
                 stored[int(r[j])] = (rows, values.astype(np.float32))
-            for j in (j for j, f in enumerate(found) if f is None):
-                bounds[name][j] = self._own_row(name, int(r[j]), old_bounds[name][j], j, in_new, out_new, in_old,
-                                                out_old)
+            missing = np.array([j for j, f in enumerate(found) if f is None], dtype=np.int64)
+            step = max(1, ROW_VALUES // max(n, 1))
+            for start in range(0, len(missing), step):
+                js = missing[start:start + step]
+                bounds[name][js] = self._own_rows(name, r[js], old_bounds[name][js], js, in_new, out_new, in_old,
+                                                  out_old)
         return in_new, out_new, in_old, out_old, bounds
 
-    def _own_row(self, name: str, q: int, bound: float, j: int, in_new, out_new, in_old, out_old) -> float:
-        """The pool `name` of row q from its own row, as the pools of the full-row reach: its membership into
-        row j of the masks, the pool as the ranker makes it into the record; its new boundary."""
-        n, stored = len(self.moved), self.record.tops[name]
-        values = self.row(name, q).astype(np.float64)
-        if name == "lexical":  # a document sharing no term is in no lexical pool
-            values = np.where(values > 0, values, -np.inf)
-        kth = -np.partition(-values, self.depth - 1)[self.depth - 1]
-        if np.isfinite(kth):
-            above, near = values > kth + self.eps, np.abs(values - kth) <= self.eps
-            tie_free = above.sum() + near.sum() == self.depth
-            mine, sure_out = above | (near & tie_free), values < kth - self.eps
-        else:  # fewer than depth with a value: every one is in
-            tie_free, mine, kth = True, np.isfinite(values), 0.0
-            sure_out = ~mine
-        was = values > (np.inf if np.isnan(bound) else bound) + self.eps
-        out_new[j] &= sure_out
-        out_old[j] &= values < (-np.inf if np.isnan(bound) else bound) - self.eps
-        if tie_free:  # the pool as the ranker makes it, for the next night: its depth best (value, then row)
-            finite = np.isfinite(values)  # with depth of them, exactly depth reach kth (tie_free)
-            top = np.flatnonzero(values >= kth) if finite.sum() >= self.depth else np.flatnonzero(finite)
-            top = top[np.lexsort((top, -values[top]))][:self.depth]
-            top = top[np.isfinite(values[top])]
-            stored[q] = (top, np.where(top == q, np.inf, values[top]).astype(np.float32))
-        else:
-            stored.pop(q, None)
-        in_new[j] |= mine
-        in_old[j] |= was
+    def _own_rows(self, name: str, qs: np.ndarray, bound: np.ndarray, js: np.ndarray, in_new, out_new, in_old,
+                  out_old) -> np.ndarray:
+        """The pool `name` of rows qs from their own rows (`rows`), as the pools of the full-row reach: their
+        membership into rows js of the masks, each pool as the ranker makes it into the record; their new
+        boundaries."""
+        values = self.rows(name, qs)
+        kth, mine, sure_out, was, gone, pools = own_pools(values, qs, bound, self.depth, self.eps,
+                                                          name == "lexical")
+        stored = self.record.tops[name]
+        for q, pool in zip(qs.tolist(), pools):
+            if pool is None:
+                stored.pop(q, None)
+            else:
+                stored[q] = pool
+        out_new[js] &= sure_out
+        out_old[js] &= gone
+        in_new[js] |= mine
+        in_old[js] |= was
         return kth
 
     def pair_values(self, qs: np.ndarray, cs: np.ndarray) -> dict:
-        """Dense and lexical values of each pair (qs[i], cs[i])."""
-        out = {"dense": np.einsum("id,id->i", self.job.vectors[qs], self.job.vectors[cs])}
+        """Dense and lexical values of each pair (qs[i], cs[i]), PAIR_BLOCK pairs at a time: each pair's sum is
+        taken on its own, so the values are those of one product of all the pairs, bit for bit, without gathering
+        every pair's vectors at once (a night's fast path scores tens of thousands of pairs)."""
+        vectors = self.job.vectors
+        parts = [slice(start, start + PAIR_BLOCK) for start in range(0, len(qs), PAIR_BLOCK)] or [slice(0, 0)]
+        out = {"dense": np.concatenate([np.einsum("id,id->i", vectors[qs[p]], vectors[cs[p]]) for p in parts])}
         if "lexical" in self.names:
             tfidf = self.job.lexical.tfidf
-            out["lexical"] = np.asarray(tfidf[qs].multiply(tfidf[cs]).sum(axis=1), dtype=np.float64).ravel() \
+            out["lexical"] = np.concatenate([np.asarray(tfidf[qs[p]].multiply(tfidf[cs[p]]).sum(axis=1),
+                                                        dtype=np.float64).ravel() for p in parts]) \
                 if len(qs) else np.zeros(0)
         return out
 

@@ -33,8 +33,17 @@ def _descending_keys(segments: np.ndarray, sims: np.ndarray) -> np.ndarray:
     return (segments.astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - ascending)
 
 
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """The distinct keys, sorted (np.unique, which is slower here: a sort and a step)."""
+TABLE_SPAN = 32  # _distinct marks keys in a table when its span is at most this many times the number of keys
+
+
+def _distinct(keys: np.ndarray, span: int | None = None) -> np.ndarray:
+    """The distinct keys, sorted (np.unique, which is slower here: a sort and a step). With `span` (every key in
+    [0, span)) small beside the number of keys, they are marked in a table of span places and read back in order,
+    which costs less than the sort (a block's (list, row) keys on MDN: about 4x less)."""
+    if span is not None and span <= TABLE_SPAN * len(keys):
+        table = np.zeros(span, dtype=bool)
+        table[keys] = True
+        return np.flatnonzero(table)
     keys = np.sort(keys)
     return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
 
@@ -95,7 +104,7 @@ class _Block:
         # the old best `per` of each segment (their owners: "before" in follow)
         place_e = np.arange(len(seg_e)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         before = place_e < per[seg_e]
-        self.before = _distinct(seg_list[seg_e[before]] * (n + 2) + rows_e[before] + 2)
+        self.before = _distinct(seg_list[seg_e[before]] * (n + 2) + rows_e[before] + 2, e_count * (n + 2))
         stay = (rows_e >= 0) & ~moved[np.maximum(rows_e, 0)]
         stay &= sims_e > floors[seg_e]
         # the changed windows above each segment's floor (ChangedWindows.added: by the kept window they are near)
@@ -144,7 +153,7 @@ class _Block:
         # the owners of each segment's best `per`, per list (sorted rows)
         place = np.arange(size) - m_first[m_seg]
         top = place < per[m_seg]
-        keys = _distinct(seg_list[m_seg[top]] * (n + 2) + m_rows[top] + 2)
+        keys = _distinct(seg_list[m_seg[top]] * (n + 2) + m_rows[top] + 2, e_count * (n + 2))
         o_list, o_rows = keys // (n + 2), keys % (n + 2) - 2
         live = ~(fallback | unknown)[o_list]
         o_list, o_rows, keys = o_list[live], o_rows[live], keys[live]
@@ -176,7 +185,7 @@ class _Block:
         new_owner = ~old & ~is_changed & ~later
         # what follow asks WindowScores.pairs for: the new owners, then the earlier ones when the pool may need them
         o_first = np.searchsorted(o_list, np.arange(e_count + 1))
-        for e in _distinct(o_list[new_owner | later]):
+        for e in _distinct(o_list[new_owner | later], e_count):
             a, b = o_first[e], o_first[e + 1]
             row = int(changed.rest[js[e]])
             mine = np.flatnonzero(new_owner[a:b]) + a

@@ -246,3 +246,97 @@ def test_kept_tops_is_kept_top_list_by_list():
                 seen["none" if want is None else "kept"] += 1
                 assert _same(got[j], want), (trial, j, positive)
     assert seen["kept"] > 100 and seen["none"] > 100, seen
+
+
+def _own_row(values, q, bound, depth, eps, positive):
+    """One list's pool from its own row, as TopSide took it one row at a time until 2026-12-06 (the reference)."""
+    values = values.astype(np.float64)
+    if positive:
+        values = np.where(values > 0, values, -np.inf)
+    kth = -np.partition(-values, depth - 1)[depth - 1]
+    if np.isfinite(kth):
+        above, near = values > kth + eps, np.abs(values - kth) <= eps
+        tie_free = above.sum() + near.sum() == depth
+        mine, sure_out = above | (near & tie_free), values < kth - eps
+    else:
+        tie_free, mine, kth = True, np.isfinite(values), 0.0
+        sure_out = ~mine
+    was = values > (np.inf if np.isnan(bound) else bound) + eps
+    gone = values < (-np.inf if np.isnan(bound) else bound) - eps
+    pool = None
+    if tie_free:
+        finite = np.isfinite(values)
+        top = np.flatnonzero(values >= kth) if finite.sum() >= depth else np.flatnonzero(finite)
+        top = top[np.lexsort((top, -values[top]))][:depth]
+        top = top[np.isfinite(values[top])]
+        pool = (top, np.where(top == q, np.inf, values[top]).astype(np.float32))
+    return kth, mine, sure_out, was, gone, pool
+
+
+def test_own_pools_are_the_one_row_pools_row_by_row():
+    """pool_follow.own_pools (many full rows at once) gives each row what one row at a time gave: the boundary,
+    the four memberships and the pool recorded, on rows with ties at the boundary, rows with fewer positive
+    values than the depth (lexical), values within the slack of the boundary and stored bounds unknown (NaN)."""
+    from recommender.batch.pool_follow import own_pools
+
+    rng = np.random.default_rng(11)
+    seen = {"pool": 0, "tie": 0, "short": 0}
+    for trial in range(60):
+        n = int(rng.integers(5, 80))
+        depth = int(rng.integers(1, n + 1))
+        b = int(rng.integers(1, 9))
+        values = np.round(rng.random((b, n)) * 10) / 10 - 0.3  # coarse: ties; some <= 0
+        values[rng.random((b, n)) < 0.05] += 3e-6  # within the slack of a tie
+        values[0, rng.random(n) < 0.7] = 0.0  # few positive values: a short lexical row
+        qs = rng.integers(0, n, b)
+        bound = np.where(rng.random(b) < 0.2, np.nan, rng.random(b) - 0.3)
+        for positive in (False, True):
+            for eps in (0.0, 1e-5, 0.15):
+                kth, mine, sure_out, was, gone, pools = own_pools(values, qs, bound, depth, eps, positive)
+                for i in range(b):
+                    want = _own_row(values[i], int(qs[i]), bound[i], depth, eps, positive)
+                    assert kth[i] == want[0], (trial, i)
+                    for got, expected in zip((mine[i], sure_out[i], was[i], gone[i]), want[1:5]):
+                        assert np.array_equal(got, expected), (trial, i)
+                    assert _same(pools[i], want[5]), (trial, i)
+                    seen["pool" if want[5] is not None else "tie"] += 1
+                    seen["short"] += int(positive and (values[i] > 0).sum() < depth)
+    assert min(seen.values()) > 50, seen
+
+
+def test_distinct_keys_from_the_table_or_the_sort_are_np_unique():
+    from recommender.batch.window_batch import TABLE_SPAN, _distinct
+
+    rng = np.random.default_rng(13)
+    for size, span in ((0, 10), (1, 1), (50, 40), (500, 100_000), (20_000, 30_000), (3, 10 ** 12)):
+        keys = rng.integers(0, span, size).astype(np.int64)
+        want = np.unique(keys)
+        for got in (_distinct(keys), _distinct(keys, span)):
+            assert got.dtype == want.dtype and np.array_equal(got, want), (size, span)
+    assert 100_000 > TABLE_SPAN * 500 and 30_000 <= TABLE_SPAN * 20_000  # both ways taken above
+
+
+def test_pair_values_in_blocks_are_those_of_one_product(monkeypatch):
+    """TopSide.pair_values gathers PAIR_BLOCK pairs at a time: every value, dense and lexical, equals bit for bit
+    the value of one product over all the pairs."""
+    from types import SimpleNamespace
+
+    from scipy import sparse
+
+    from recommender.batch import pool_follow
+
+    rng = np.random.default_rng(17)
+    vectors = rng.standard_normal((300, 48)).astype(np.float32)
+    tfidf = sparse.random(300, 500, density=0.05, random_state=2, format="csr", dtype=np.float32)
+    side = object.__new__(pool_follow.TopSide)
+    side.job, side.names = SimpleNamespace(vectors=vectors, lexical=SimpleNamespace(tfidf=tfidf)), ["dense", "lexical"]
+    qs, cs = rng.integers(0, 300, 1000), rng.integers(0, 300, 1000)
+    whole = {"dense": np.einsum("id,id->i", vectors[qs], vectors[cs]),
+             "lexical": np.asarray(tfidf[qs].multiply(tfidf[cs]).sum(axis=1), dtype=np.float64).ravel()}
+    for block in (7, 256, 4096):
+        monkeypatch.setattr(pool_follow, "PAIR_BLOCK", block)
+        got = side.pair_values(qs, cs)
+        for name in whole:
+            assert got[name].dtype == whole[name].dtype and np.array_equal(got[name], whole[name]), (block, name)
+    empty = side.pair_values(qs[:0], cs[:0])
+    assert len(empty["dense"]) == 0 and len(empty["lexical"]) == 0
