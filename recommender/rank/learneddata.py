@@ -3,9 +3,13 @@ facts its signals read (graph_signals.LinkGraphs), written when the model is sto
 batch's training) and again with each new index version, as memory-mapped `.npy` files (never pickle).
 
     learned-TOKEN-params.npy                        3 x signals float64: the model's mean, scale and coefficients
-    learned-TOKEN-{mentions,mentions_t,lists,lists_t,co}_{data,indices,indptr}.npy   the graphs (CSR arrays)
+    learned-TOKEN-{mentions_t,lists,lists_t,co}_{data,indices,indptr}.npy   the graphs (CSR arrays)
     learned-TOKEN-named_by.npy, -in_links.npy       per-article in-degrees
     learned-TOKEN-dense_stats.npy                   n x 2: each article's cosine mean and deviation over the corpus
+
+The mentions M (a names b) are not written again: they are the lexical index's own matrix, byte for byte, read
+mapped from the version's lexical file (`lexical-TOKEN.npz`, its `mentions_*` members; at 1M articles 4.8 GB
+saved). An index written before this names its own `learned:mentions_*` files, and they are read as before.
 
 Without them a query in a fresh process parses the model's JSON (its curated lists: 2 MB on MDN), builds the graph
 facts from the lexical index (importing SciPy) and reads the vectors through FAISS: seconds instead of
@@ -37,6 +41,7 @@ STATS_KEY = "learned_data"
 GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
+SHARED = ("mentions_data", "mentions_indices", "mentions_indptr")  # M: the lexical file's, unless named here
 PATTERN = "learned-*.npy"
 DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at a time
 
@@ -71,7 +76,10 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
     # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time, every article's as a query
     # computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
+    # M sorted already: graph_facts takes the lexical index's matrix as it is (no copy), the lexical file's bytes
+    sorted_before = lexical is not None and bool(lexical.mentions.has_sorted_indices)
     graph = graph_facts(np.zeros((n, 0), np.float32), lexical, model, ids, moments, turned=False)
+    shared = sorted_before and graph.mentions is lexical.mentions  # M is the lexical file's: not written again
     spans = [(0, n)] if min(n, DENSE_STATS_BLOCK) > n // 4 else blocks(n, DENSE_STATS_BLOCK)
     for start, stop in spans:
         graph.dense_stats[start:stop, 0], graph.dense_stats[start:stop, 1] = graph.cosine_stats(
@@ -92,6 +100,8 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
             written = write_csr_files(folder, stem, PREFIX, name, lambda: row_blocks(turned))
             entries.update({f"{PREFIX}{name}_{part}": written[f"{PREFIX}{name}_{part}"]
                             for part in ("data", "indices", "indptr")})
+            continue
+        if name == "mentions" and shared:
             continue
         matrix = getattr(graph, name)
         entries.update(write_npy_files(folder, stem, PREFIX, {f"{name}_data": matrix.data,
@@ -155,7 +165,8 @@ def usable(manifest) -> bool:
     """Whether the manifest names learned arrays made from the model file it names."""
     stats, entry = manifest.stats.get(STATS_KEY), manifest.files.get("learned_ranker")
     return (isinstance(stats, dict) and entry is not None and stats.get("model_sha256") == entry.sha256
-            and all(PREFIX + name in manifest.files for name in NAMES))
+            and all(PREFIX + name in manifest.files for name in NAMES if name not in SHARED)
+            and (all(PREFIX + name in manifest.files for name in SHARED) or "lexical" in manifest.files))
 
 
 def stored_model(manifest, data):
@@ -278,7 +289,24 @@ class LearnedFiles:
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            from ..store.npyfiles import mapped_npy
+            if name in SHARED and name not in self.names:  # M: the lexical file's own arrays
+                self._arrays.update(self.shared())
+            else:
+                from ..store.npyfiles import mapped_npy
 
-            self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
+                self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
         return self._arrays[name]
+
+    def shared(self) -> dict[str, np.ndarray]:
+        """M's arrays (SHARED) mapped from the lexical file's `mentions_*` members (plain views, no copy)."""
+        import zipfile
+
+        from ..store.manifest import IndexProblem
+        from ..store.npyfiles import mapped_npz
+
+        path = self.folder / self.manifest.files["lexical"].name
+        try:
+            arrays = mapped_npz(path, SHARED)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise IndexProblem(f"{path}: cannot read the mentions ({exc}); rebuild the index") from None
+        return {name: np.asarray(array) for name, array in arrays.items()}
