@@ -8,8 +8,9 @@ batch's training) and again with each new index version, as memory-mapped `.npy`
     learned-TOKEN-dense_stats.npy                   n x 2: each article's cosine mean and deviation over the corpus
 
 The mentions M (a names b) are not written again: they are the lexical index's own matrix, byte for byte, read
-mapped from the version's lexical file (`lexical-TOKEN.npz`, its `mentions_*` members; at 1M articles 4.8 GB
-saved). An index written before this names its own `learned:mentions_*` files, and they are read as before.
+mapped from the version's lexical file (`lexical-TOKEN.npz`, its `mentions_*` members), and their transpose Mᵀ
+is the query data's (`query-TOKEN-mentions_t_*`, rank.querydata): at 1M articles 4.8 GB each not stored again.
+An index written before this names its own `learned:mentions_*` / `learned:mentions_t_*` files, read as before.
 
 Without them a query in a fresh process parses the model's JSON (its curated lists: 2 MB on MDN), builds the graph
 facts from the lexical index (importing SciPy) and reads the vectors through FAISS: seconds instead of
@@ -42,6 +43,7 @@ GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
 SHARED = ("mentions_data", "mentions_indices", "mentions_indptr")  # M: the lexical file's, unless named here
+TURNED = ("mentions_t_data", "mentions_t_indices", "mentions_t_indptr")  # Mᵀ: the query data's, unless named here
 PATTERN = "learned-*.npy"
 DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at a time
 
@@ -50,13 +52,15 @@ DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at
 
 
 def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical, ids: list[str],
-                       moments, turned=None, turned_files: Path | None = None) -> tuple[dict, dict]:
+                       moments, turned=None, turned_files: Path | None = None,
+                       query_turned: bool = False) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
     stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs);
     vectors: the n x d array, or a function (start, stop) -> those rows (an approximate index's decoded a block at
     a time: at 1M articles, 1.5 GB). turned: Mᵀ when the caller has it (mentionmatrix.transpose); turned_files:
     where that wrote it, when it did: the files are moved into this version's (the same bytes write_csr_files
-    writes)."""
+    writes). M is not written when it is the lexical file's matrix, nor Mᵀ when, besides, the version's query
+    data holds it (query_turned: its `query:mentions_t_*` files, the same bytes)."""
     import os
     import secrets
 
@@ -88,6 +92,8 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     entries = write_npy_files(folder, stem, PREFIX,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
     for name in GRAPHS:
+        if name == "mentions_t" and shared and query_turned:
+            continue
         if name == "mentions_t":
             files = {part: Path(f"{turned_files}_{part}") for part in ("data", "indices", "indptr")} \
                 if turned_files is not None else {}
@@ -131,10 +137,10 @@ def remove_unnamed(folder: Path, manifest) -> None:
 
 
 def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, turned=None,
-                    turned_files: Path | None = None) -> tuple[dict, dict | None]:
+                    turned_files: Path | None = None, query_turned: bool = False) -> tuple[dict, dict | None]:
     """At build: the stored model's entry and arrays for the index version being written (({}, None) when there
     is no usable model). The model file is kept across versions; its arrays are made again for the new one.
-    vectors, turned, turned_files: as write_learned_data's."""
+    vectors, turned, turned_files, query_turned: as write_learned_data's."""
     from ..store.manifest import IndexProblem, file_entry
     from .learned import load_model
 
@@ -147,7 +153,7 @@ def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, tur
         return {}, None
     entry = file_entry(folder / LEARNED_MODEL_FILE)
     entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments, turned,
-                                        turned_files)
+                                        turned_files, query_turned)
     return {"learned_ranker": entry, **entries}, stats
 
 
@@ -165,8 +171,9 @@ def usable(manifest) -> bool:
     """Whether the manifest names learned arrays made from the model file it names."""
     stats, entry = manifest.stats.get(STATS_KEY), manifest.files.get("learned_ranker")
     return (isinstance(stats, dict) and entry is not None and stats.get("model_sha256") == entry.sha256
-            and all(PREFIX + name in manifest.files for name in NAMES if name not in SHARED)
-            and (all(PREFIX + name in manifest.files for name in SHARED) or "lexical" in manifest.files))
+            and all(PREFIX + name in manifest.files for name in NAMES if name not in SHARED + TURNED)
+            and (all(PREFIX + name in manifest.files for name in SHARED) or "lexical" in manifest.files)
+            and all(PREFIX + name in manifest.files or "query:" + name in manifest.files for name in TURNED))
 
 
 def stored_model(manifest, data):
@@ -241,15 +248,18 @@ def graph_for(index, model, moments=None, vectors=None):
 
 
 def stored_turned(index):
-    """Mᵀ as the learned arrays stored it (a SciPy matrix over the mapped files), or None when they do not stand
-    for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
-    if not usable(index.manifest):
+    """Mᵀ as the learned arrays or the query data stored it (a SciPy matrix over the mapped files), or None when
+    neither stands for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
+    if usable(index.manifest):
+        arrays = tuple(np.asarray(index.learned_files.array(f"mentions_t_{part}"))
+                       for part in ("data", "indices", "indptr"))
+    elif index.query_data.turned() is not None:  # the query data's (indptr, indices, data)
+        arrays = tuple(reversed(index.query_data.turned()))
+    else:
         return None
     from scipy import sparse
 
-    data = index.learned_files
     n = index.manifest.count
-    arrays = tuple(np.asarray(data.array(f"mentions_t_{part}")) for part in ("data", "indices", "indptr"))
     turned = sparse.csr_matrix(arrays, shape=(n, n), copy=False)
     turned.has_sorted_indices = True  # written sorted (write_learned_data)
     return turned
@@ -264,7 +274,8 @@ def write_for_index(index) -> None:
     data = index.query_data
     vectors = np.asarray(data.array("vectors")) if data.has("vectors") else index.vectors.vectors()
     moments = data.moments() or dense_moments(vectors)
-    entries, stats = for_new_version(index.folder, vectors, index.lexical, index.store.ids(), moments)
+    entries, stats = for_new_version(index.folder, vectors, index.lexical, index.store.ids(), moments,
+                                     query_turned=data.turned() is not None)
     manifest = read_manifest(index.folder)
     write_manifest(index.folder, with_learned_data(manifest, entries, stats))
     remove_unnamed(index.folder, manifest)
@@ -290,23 +301,19 @@ class LearnedFiles:
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
             if name in SHARED and name not in self.names:  # M: the lexical file's own arrays
-                self._arrays.update(self.shared())
+                from .querydata import lexical_mentions
+
+                path = self.folder / self.manifest.files["lexical"].name
+                self._arrays.update(zip(("mentions_indptr", "mentions_indices", "mentions_data"),
+                                        lexical_mentions(path)))
+            elif name in TURNED and name not in self.names:  # Mᵀ: the query data's
+                from ..store.npyfiles import mapped_npy
+
+                self._arrays[name] = mapped_npy(self.folder / self.manifest.files[f"query:{name}"].name,
+                                                "rebuild the index")
             else:
                 from ..store.npyfiles import mapped_npy
 
                 self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
         return self._arrays[name]
 
-    def shared(self) -> dict[str, np.ndarray]:
-        """M's arrays (SHARED) mapped from the lexical file's `mentions_*` members (plain views, no copy)."""
-        import zipfile
-
-        from ..store.manifest import IndexProblem
-        from ..store.npyfiles import mapped_npz
-
-        path = self.folder / self.manifest.files["lexical"].name
-        try:
-            arrays = mapped_npz(path, SHARED)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise IndexProblem(f"{path}: cannot read the mentions ({exc}); rebuild the index") from None
-        return {name: np.asarray(array) for name, array in arrays.items()}
