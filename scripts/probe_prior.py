@@ -232,6 +232,32 @@ def fit(X, y, qs, objective="pointwise", negative_rate=1.0, C=1.0) -> LearnedMod
                         coef=np.asarray(coef, dtype=float).tolist(), intercept=float(intercept), objective=objective)
 
 
+class Figures:
+    """A TrainingSet's scores as `evaluate` counts them: within the default ranking's candidates, and ordered by
+    the link policy (`linking.order_candidates`, as the learned rows are)."""
+
+    def __init__(self, index, data: TrainingSet, gold: dict, policy: Policy):
+        self.gold, self.policy = gold, policy
+        self.by_query = rows_by_query(data.qs)
+        self.default_rows = {q: c.rows for q, c in data.cands.items()}
+        self.facts, self.vectors = index.data.rule_columns(), index.ranker(policy, learned=False).vectors
+
+    def within(self, scores: np.ndarray) -> dict:
+        return summarise({q: ranks_in(self.default_rows[q], scores[w], self.gold[q])
+                          for q, w in self.by_query.items()}, self.gold)
+
+    def after_policy(self, scores: np.ndarray) -> dict:
+        ranks = {}
+        for q, w in self.by_query.items():
+            rows, s = self.default_rows[q], scores[w].astype(np.float64)
+            o = np.lexsort((rows, -s))
+            ordered = order_candidates(Candidates(int(q), rows[o], s[o], {}, {}), self.facts, self.vectors,
+                                       self.policy)
+            position = {link.row: i + 1 for i, link in enumerate(ordered)}
+            ranks[q] = [float(position.get(g, np.inf)) for g in self.gold[q]]
+        return summarise(ranks, self.gold)
+
+
 class MemoView:
     """A fold view that computes each held-out set's graph columns once for every variant of the run."""
 
@@ -282,23 +308,8 @@ def main() -> None:
     loco = DONORS.loco_model()
     stacked = (query_features(data.X, loco.signals, loco.normalise, starts) @ np.asarray(loco.coef)).astype(np.float32)
     columns = {"base": data.X, "stack": np.hstack([data.X, stacked[:, None]])}
-    by_query = rows_by_query(qs)
-    default_rows = {q: c.rows for q, c in data.cands.items()}
-    facts, vectors = index.data.rule_columns(), index.ranker(policy, learned=False).vectors
-
-    def within(scores):
-        return summarise({q: ranks_in(default_rows[q], scores[w], gold[q]) for q, w in by_query.items()}, gold)
-
-    def after_policy(scores):
-        ranks = {}
-        for q, w in by_query.items():
-            rows, s = default_rows[q], scores[w].astype(np.float64)
-            o = np.lexsort((rows, -s))
-            ordered = order_candidates(Candidates(int(q), rows[o], s[o], {}, {}), facts, vectors, policy)
-            position = {link.row: i + 1 for i, link in enumerate(ordered)}
-            ranks[q] = [float(position.get(g, np.inf)) for g in gold[q]]
-        return summarise(ranks, gold)
-
+    figures = Figures(index, data, gold, policy)
+    default_rows, within, after_policy = figures.default_rows, figures.within, figures.after_policy
     loco_figures = within(stacked)
     print(f"{name}: {len(gold)} queries, {len(data.y)} pairs ({time.time() - timer:.0f} s); LOCO transferable "
           f"default within the candidates {loco_figures['recall@10']:.4f} / {loco_figures['mrr']:.4f}", flush=True)

@@ -39,6 +39,10 @@ MIN_PER_WINDOW = 32  # at least this many per query window
 # up to this many query windows in a block (a query by id), their products with the window sample convert the
 # sample's 8-bit codes a block at a time (WindowScores.pairs_many); more (the batch's blocks) multiply its float copy
 FEW_QUERY_WINDOWS = 64
+# queries retrieved at once (a block: the batch, evaluation) from which their windows' articles come from a map of
+# every stored window's article (WindowStage._owners), made once, rather than a binary search of the offsets each
+OWNER_MAP = 16
+PROBE_WINDOWS = 128  # query windows whose IVF lists WindowStage._probes finds at a time
 MIN_MARGIN = 8  # windows retrieved beyond those a query window keeps, when a margin is asked (the nightly reach)
 # a query's mention pool holds at most this many times a pool's depth (mention_pool): on MDN a quarter of it moved
 # the learned ranking's recall@10 under the `new` protocol by -0.005, this by -0.002 (docs/scale.md)
@@ -245,6 +249,7 @@ class WindowStage:
         self.every_row = len(self.sample) == scores.n  # the sample's scores are the whole row
         self._sample_windows = None
         self._sample_codes = None
+        self._owner_map = None  # each stored window's article (`_owners`), once a block asks
 
     @property
     def sample_windows(self) -> tuple:
@@ -326,6 +331,8 @@ class WindowStage:
         query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
         also ends with its similarities with every stored window (query windows x stored windows)."""
         margin = self.margin > 0
+        if self._owner_map is None and len(queries) >= OWNER_MAP:
+            self._owner_map = np.repeat(np.arange(self.scores.n, dtype=np.int32), self.scores.counts)
         wanted = [max(MIN_PER_WINDOW, WINDOW_NEIGHBOURS // max(1, len(codes))) for codes, _ in queries]
         extras = [max(MIN_MARGIN, int(per * self.margin)) if margin else 0 for per in wanted]
         sizes = [len(codes) for codes, _ in queries]
@@ -341,10 +348,16 @@ class WindowStage:
             groups: dict[int, list[int]] = {}
             for i, per in enumerate(wanted):
                 groups.setdefault(per, []).append(i)
+            probed = self._probes(queries) if len(groups) > 1 else None
             for per, members in groups.items():
-                sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
-                                                  np.concatenate([queries[i][1] for i in members]),
-                                                  per + extras[members[0]])
+                if probed is not None:  # the group's rows of the block's query windows and lists probed
+                    vectors, lists, coarse, starts = probed
+                    at = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members])
+                    sims, ids = self.ann.search(vectors[at], per + extras[members[0]], probes=(lists[at], coarse[at]))
+                else:
+                    sims, ids = self.ann.search_codes(np.concatenate([queries[i][0] for i in members]),
+                                                      np.concatenate([queries[i][1] for i in members]),
+                                                      per + extras[members[0]])
                 start = 0
                 for i in members:
                     found[i] = (sims[start:start + sizes[i]], ids[start:start + sizes[i]], None)
@@ -362,7 +375,28 @@ class WindowStage:
                        + ((every,) if products else ()))
         return out
 
+    def _probes(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple | None:
+        """For a block of queries on an IVF index: (their windows as float32 vectors, the lists each probes and
+        their similarities, where each query's windows start): found in one pass for every group that `retrieve`
+        then searches (the coarse lists are each window's own, whatever it is found with: the same search); None
+        for any other index."""
+        if not getattr(self.ann, "approximate", False) or not hasattr(self.ann, "probes"):
+            return None
+        from ..store.windowann import code_vectors
+
+        vectors = code_vectors(np.concatenate([codes for codes, _ in queries]),
+                               np.concatenate([scales for _, scales in queries]))
+        # PROBE_WINDOWS at a time: a block's thousand windows at once make products with every list (and their
+        # order) of about 100 MB, which the allocator maps and returns on each call (page faults: 0.7 ms a list)
+        found = [self.ann.probes(vectors[a:a + PROBE_WINDOWS]) for a in range(0, len(vectors), PROBE_WINDOWS)]
+        lists, coarse = (np.concatenate(part) for part in zip(*found))
+        return vectors, lists, coarse, np.concatenate(([0], np.cumsum([len(codes) for codes, _ in queries])))
+
     def _owners(self, window_ids: np.ndarray) -> np.ndarray:
+        """Each stored window's article: a binary search of the offsets, or once a block of queries was retrieved
+        (`retrieve`, OWNER_MAP queries or more) a map of every window's article, made once (4 bytes a window)."""
+        if self._owner_map is not None:
+            return self._owner_map[window_ids].astype(np.int64)
         return np.searchsorted(self.scores.offsets, window_ids, side="right") - 1
 
     def _near(self, ids: np.ndarray, sims: np.ndarray, asked: int) -> tuple:

@@ -29,11 +29,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..common.blocks import gram64
+from ..common.blocks import blocks, gram64
 from ..store.lexical import sparse  # SciPy imported on first use: a query without a learned model never needs it
 from .topk import sorted_unique as sorted_rows
 
 NEIGHBOURS = 20  # strongest candidates whose curated lists vote
+DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics `fill_dense_stats` computes at a time
 
 
 def _row_values(matrix: sparse.csr_matrix, row: int, cols: np.ndarray) -> np.ndarray:
@@ -181,6 +182,18 @@ class LinkGraphs:
         if len(missing):
             self.dense_stats[missing, 0], self.dense_stats[missing, 1] = self.cosine_stats(self.vectors[missing])
         return self.dense_stats[rows]
+
+    def fill_dense_stats(self, rows_of=None, block: int | None = None) -> None:
+        """Every article's `dense_stats`, `block` (default DENSE_STATS_BLOCK) rows at a time (all at once when a
+        block holds more than a quarter of them, as dense_stats_of): what the build stores (rank.learneddata) and
+        what a batch that ranks every list reads of nearly every row, computed in products of many rows instead of
+        each list's few hundred candidates (at 1M articles, about 3 s). rows_of: (start, stop) -> those rows'
+        vectors (default: the graph's own)."""
+        n, block = len(self.dense_stats), block or DENSE_STATS_BLOCK
+        rows_of = rows_of or (lambda start, stop: self.vectors[start:stop])
+        for start, stop in [(0, n)] if min(n, block) > n // 4 else blocks(n, block):
+            self.dense_stats[start:stop, 0], self.dense_stats[start:stop, 1] = self.cosine_stats(
+                np.ascontiguousarray(rows_of(start, stop), dtype=np.float32))
 
     def cosine_stats(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, deviation) of the cosines of each of these vectors with the corpus, from its moments."""

@@ -45,7 +45,6 @@ NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indice
 SHARED = ("mentions_data", "mentions_indices", "mentions_indptr")  # M: the lexical file's, unless named here
 TURNED = ("mentions_t_data", "mentions_t_indices", "mentions_t_indptr")  # Mᵀ: the query data's, unless named here
 PATTERN = "learned-*.npy"
-DENSE_STATS_BLOCK = 65_536  # rows whose cosine statistics the build computes at a time
 
 
 # --- when a model is stored, or an index version written --------------------------------------------------
@@ -66,7 +65,6 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
 
     from ..store.manifest import file_entry
 
-    from ..common.blocks import blocks
     from ..store.mentionmatrix import row_blocks, transpose
     from ..store.npyfiles import write_csr_files, write_npy_files
     from .learned import graph_facts
@@ -78,16 +76,13 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
 
         moments = dense_moments(np.asarray(vectors, dtype=np.float32))
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
-    # each is GBs), the cosine statistics made DENSE_STATS_BLOCK rows at a time, every article's as a query
-    # computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
+    # each is GBs), the cosine statistics made graph_signals.DENSE_STATS_BLOCK rows at a time, every article's as a
+    # query computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
     # M sorted already: graph_facts takes the lexical index's matrix as it is (no copy), the lexical file's bytes
     sorted_before = lexical is not None and bool(lexical.mentions.has_sorted_indices)
     graph = graph_facts(np.zeros((n, 0), np.float32), lexical, model, ids, moments, turned=False)
     shared = sorted_before and graph.mentions is lexical.mentions  # M is the lexical file's: not written again
-    spans = [(0, n)] if min(n, DENSE_STATS_BLOCK) > n // 4 else blocks(n, DENSE_STATS_BLOCK)
-    for start, stop in spans:
-        graph.dense_stats[start:stop, 0], graph.dense_stats[start:stop, 1] = graph.cosine_stats(
-            np.ascontiguousarray(rows_of(start, stop), dtype=np.float32))
+    graph.fill_dense_stats(rows_of)
     stem = f"learned-{secrets.token_hex(4)}"
     entries = write_npy_files(folder, stem, PREFIX,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})

@@ -42,6 +42,12 @@ def window_rows(codes: np.ndarray, scales: np.ndarray | None, rows) -> np.ndarra
     return np.ascontiguousarray(block if scales is None else block * np.asarray(scales[rows], np.float32)[:, None])
 
 
+def code_vectors(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Query windows given as codes (numbers) and scales as the float32 vectors a search reads (row by row: the
+    same numbers whatever the rows converted with them)."""
+    return np.asarray(codes, np.float32) * np.asarray(scales, np.float32)[:, None]
+
+
 class WindowANN:
     """A FAISS index over window vectors: IndexFlatIP (exact) or IndexIVFScalarQuantizer (approximate)."""
 
@@ -164,14 +170,21 @@ class WindowANN:
         digest.update(f"{self.index.nlist}/{self.index.nprobe}/{int(self.index.by_residual)}".encode())
         return digest.hexdigest()
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sims m x k float32, window ids m x k int64, -1 where fewer than k windows exist), best first."""
+    def probes(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lists an IVF search of these query windows (float32) visits and their similarities (Coarse): each
+        window's the same in any batch, so a block's are found at once and handed to `search` group by group."""
+        return self.coarse.best(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32), self.nprobe)
+
+    def search(self, queries: np.ndarray, k: int, probes: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(sims m x k float32, window ids m x k int64, -1 where fewer than k windows exist), best first. probes:
+        `probes(queries)` when the caller found them already (an IVF index)."""
         import faiss
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), self.count))
         if self.approximate:  # the lists probed and their similarities exactly (Coarse): the same in any batch
-            lists, coarse = self.coarse.best(queries, self.nprobe)
+            lists, coarse = self.probes(queries) if probes is None else \
+                (np.ascontiguousarray(probes[0]), np.ascontiguousarray(probes[1]))
 
             def run():
                 return self.index.search_preassigned(queries, k, lists, coarse)
@@ -192,7 +205,7 @@ class WindowANN:
     def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """`search` for query windows given as codes (numbers) and scales, as rank.windows.WindowScores stores
         them (candidates.ExactWindowSearch has the same method)."""
-        return self.search(np.asarray(codes, np.float32) * np.asarray(scales, np.float32)[:, None], k)
+        return self.search(code_vectors(codes, scales), k)
 
     def save(self, path: str | Path) -> None:
         """FAISS's own format, written to a temporary file and renamed over `path`."""

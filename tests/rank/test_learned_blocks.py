@@ -11,7 +11,7 @@ import pytest
 
 from recommender.common.blocks import gram64
 from recommender.ingest.reader import read_corpus
-from recommender.rank import corpusstats, learneddata
+from recommender.rank import corpusstats, graph_signals, learneddata
 from recommender.rank.learned import LearnedModel, graph_facts
 from recommender.store import mentionmatrix
 from recommender.store.lexindex import LexicalIndex
@@ -54,7 +54,7 @@ def test_learned_arrays_by_blocks_hold_the_one_piece_bytes(demo, tmp_path, block
     assert lexical.mentions.nnz > 10 and (lexical.mentions != lexical.mentions.T).nnz  # not symmetric
     expected = one_piece(tmp_path, model, vectors, lexical, ids, moments)
     monkeypatch.setattr(mentionmatrix, "BOTH_BLOCK", block)
-    monkeypatch.setattr(learneddata, "DENSE_STATS_BLOCK", block)
+    monkeypatch.setattr(graph_signals, "DENSE_STATS_BLOCK", block)
     got, _ = learneddata.write_learned_data(tmp_path, model, "x", vectors, lexical, ids, moments)
     shared = {learneddata.PREFIX + name: name for name in learneddata.SHARED}  # M: the lexical index's own
     assert list(got) == [role for role in expected if role not in shared]  # the same roles, in the same order

@@ -189,6 +189,37 @@ def test_above_the_exact_search_size_the_window_candidates_come_from_the_stored_
     assert np.mean(overlap) >= 0.95
 
 
+def test_on_the_ivf_window_index_a_block_retrieves_what_each_query_alone_does(corpus, monkeypatch):
+    """A block's lists probed in one pass and its windows' articles read from the map of every window's (the
+    batch) give each query the same windows, bounds and candidates as its own search does (a query by id)."""
+    from recommender.store.windowann import WindowANN
+
+    vectors, windows, lexical = corpus
+    ann = WindowANN.build(windows.dequantised(), flat_max=100)
+    ann.nprobe = 2  # few lists probed: what each window finds depends on its own lists
+    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(stage, "EXACT_WINDOW_SEARCH", 100)
+    ranking = Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, candidates=30)
+    ranker = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
+    queries = [windows.windows_of(r) for r in range(64)]
+    assert len({len(codes) for codes, _ in queries}) > 1  # several groups of queries asking as many windows
+    block_stage = stage.WindowStage(windows, ann, margin=0.5)
+    block = block_stage.retrieve(queries)
+    assert block_stage._owner_map is not None
+    for q in range(64):
+        alone_stage = stage.WindowStage(windows, ann, margin=0.5)
+        alone = alone_stage.retrieve([queries[q]])[0]
+        assert alone_stage._owner_map is None
+        for a, b in zip(alone, block[q]):
+            for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+                assert np.array_equal(np.asarray(x), np.asarray(y))
+    lists = ranker.score_rows(np.arange(64))
+    for q in (0, 17, 63):
+        alone = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann).score_rows(np.array([q]))[0]
+        assert np.array_equal(alone.rows, lists[q].rows) and np.array_equal(alone.score, lists[q].score)
+
+
 class ReadOnlyStats:
     """A CorpusStats with nothing but the protocol (rank.corpusstats): kept statistics for rows 0-9 only; any
     attribute set on it after construction fails, so the ranking cannot write into it."""

@@ -1,0 +1,121 @@
+"""The links phase per list on a kept index, in the blocks the batch ranks (issue 25): the job the nightly batch
+builds (`relatedlists.job_for_index` over the article vectors, decoded from the index here) and `link_rows` over
+blocks of consecutive rows, as `incremental.compute_links` and `all_links` hand them to it (256 rows a call, one
+`score_rows` block each). Two passes over different blocks in the same process: the first pays what a process
+reads and fills on first use (mapped pages, the window map), which a full batch pays once for a million lists;
+the second is nearer what each list costs in the full phase.
+
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/bench_link_blocks.py INDEX \\
+        [--policy default|learned] [--rows blocks|sample] [--blocks 6] [--dump OUT.npz] [--profile OUT.prof]
+
+--rows sample: bench_scale's 200 sample rows instead (drawn from the first 10,000 rows; one block of 199 after a
+first row), what `bench_scale.py` times. --dump writes every list's links (rows, scores) for comparing two codes'
+outputs (`--compare A.npz B.npz`). Printed on stderr: the set-up, then per pass wall and CPU ms a list (user and
+system apart: page faults show as system time). Compare CPU figures of two codes measured in turns, under the same
+load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCRIPTS = Path(__file__).resolve().parent
+
+
+def bench_scale():
+    spec = importlib.util.spec_from_file_location("bench_scale", SCRIPTS / "bench_scale.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(a_path: str, b_path: str) -> None:
+    """How many lists of two dumps differ in their links, and in their scores alone."""
+    a, b = np.load(a_path), np.load(b_path)
+    if not np.array_equal(a["rows"], b["rows"]):
+        sys.exit("the dumps are of different rows")
+    ends_a, ends_b = np.cumsum(a["lens"]), np.cumsum(b["lens"])
+    links = scores = 0
+    worst = 0.0
+    for i in range(len(a["lens"])):
+        sa, sb = slice(ends_a[i] - a["lens"][i], ends_a[i]), slice(ends_b[i] - b["lens"][i], ends_b[i])
+        if not np.array_equal(a["links"][sa], b["links"][sb]):
+            links += 1
+        elif not np.array_equal(a["scores"][sa], b["scores"][sb], equal_nan=True):
+            scores += 1
+            worst = max(worst, float(np.nanmax(np.abs(a["scores"][sa] - b["scores"][sb]))))
+    print(f"{len(a['lens'])} lists: {links} differ in their links, {scores} more in scores alone "
+          f"(largest difference {worst:.3g})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("index", nargs="?")
+    parser.add_argument("--policy", choices=("default", "learned"), default="learned")
+    parser.add_argument("--rows", choices=("blocks", "sample"), default="blocks")
+    parser.add_argument("--blocks", type=int, default=6, help="blocks of 256 rows, half in each pass")
+    parser.add_argument("--dump", help="write every list's links to this .npz")
+    parser.add_argument("--profile", help="cProfile the last pass into this file")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two dumps and exit")
+    args = parser.parse_args()
+    if args.compare:
+        return compare(*args.compare)
+    from recommender.batch.relatedlists import job_for_index, link_rows
+    from recommender.rank.index import Index
+    from recommender.rank.ranking import QUERY_BLOCK
+
+    scale = bench_scale()
+    policy = scale.rankings(True)[args.policy]
+    timer, clock = time.perf_counter(), time.process_time()
+    with Index.open(Path(args.index)) as index:
+        ann, n = index.data.vectors, index.data.vectors.count
+        vectors = np.vstack([ann.rows(s, min(s + 100_000, n)) for s in range(0, n, 100_000)])
+    sample = scale.sample_rows(n, 200, 0)
+    if args.rows == "sample":
+        passes = [[sample[1:]]]
+    else:
+        starts = np.sort(np.random.default_rng(7).choice(n // QUERY_BLOCK, size=args.blocks, replace=False))
+        blocks = [np.arange(s, s + QUERY_BLOCK) for s in starts * QUERY_BLOCK]
+        passes = [blocks[:len(blocks) // 2], blocks[len(blocks) // 2:]]
+    out, done = [], []
+    with Index.open(Path(args.index)) as index:
+        job = job_for_index(index, vectors, policy, learned=index.learned_model(policy))
+        link_rows(job, sample[:1])  # the ranker, and what it builds on first use
+        print(f"set-up {time.perf_counter() - timer:.1f} s wall, {time.process_time() - clock:.1f} s CPU",
+              file=sys.stderr)
+        for number, blocks in enumerate(passes, 1):
+            profile = None
+            if args.profile and number == len(passes):
+                import cProfile
+
+                profile = cProfile.Profile()
+                profile.enable()
+            timer, before = time.perf_counter(), os.times()
+            for rows in blocks:
+                out += link_rows(job, rows)
+                done.append(rows)
+            after, wall = os.times(), time.perf_counter() - timer
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(args.profile)
+            count = sum(len(rows) for rows in blocks)
+            user, system = (after.user - before.user) / count * 1000, (after.system - before.system) / count * 1000
+            print(f"pass {number}, {args.policy}, {args.rows}: {wall / count * 1000:.2f} ms wall, "
+                  f"{user + system:.2f} ms CPU ({user:.2f} user, {system:.2f} system) a list over {count} lists",
+                  file=sys.stderr)
+    if args.dump:
+        flat = [link for chosen in out for link in chosen]
+        np.savez(args.dump, rows=np.concatenate(done), lens=np.array([len(chosen) for chosen in out]),
+                 links=np.array([link.row for link in flat], np.int64),
+                 scores=np.array([link.score for link in flat], np.float64))
+
+
+if __name__ == "__main__":
+    main()
