@@ -46,8 +46,9 @@ def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
     out = np.zeros(len(rows))
     if n <= depth:
         return out
-    for j, row in enumerate(rows):
-        _, data = both.row(int(row))
+    rows = np.asarray(rows, dtype=np.int64)
+    for j in np.flatnonzero(both.most(rows) > depth):  # rows with at most depth entries: 0
+        _, data = both.row(int(rows[j]))
         if len(data) > depth:
             out[j] = mention_cut(data, depth)
     return out

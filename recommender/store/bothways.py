@@ -48,6 +48,11 @@ class BothWays:
             cols, values = cols[keep], values[keep]
         return cols, values
 
+    def most(self, rows: np.ndarray) -> np.ndarray:
+        """At most how many entries each of `rows` has (M's row and Mᵀ's: fewer where both have a column)."""
+        m, t = self.mentions[0], self.turned[0]
+        return (np.asarray(m[rows + 1], np.int64) - m[rows]) + (np.asarray(t[rows + 1], np.int64) - t[rows])
+
     def negative(self) -> bool:
         """Whether a stored value may be negative (one of M's is: the sum's zeros may then not be its smallest)."""
         data = self.mentions[2]
@@ -64,3 +69,7 @@ class Summed(BothWays):
 
     def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return _row(self.mentions, row)
+
+    def most(self, rows: np.ndarray) -> np.ndarray:
+        indptr = self.mentions[0]
+        return np.asarray(indptr[rows + 1], np.int64) - indptr[rows]

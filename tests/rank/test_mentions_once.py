@@ -63,7 +63,8 @@ def test_a_new_index_stores_the_mentions_once_and_an_old_index_answers_the_same(
         assert f"{QUERY}mentions_t_{part}" in roles
         assert not {f"{QUERY}mentions_{part}", f"{LEARNED}mentions_{part}", f"{LEARNED}mentions_t_{part}"} & roles
     assert not list(folder.glob("*-mentions_data.npy")) and len(list(folder.glob("*mentions_t_data.npy"))) == 1
-    mentions = LexicalIndex.load(folder / manifest.files["lexical"].name, folder / manifest.files["lexicon"].name).mentions
+    files = {role: folder / manifest.files[role].name for role in ("lexical", "lexicon")}
+    mentions = LexicalIndex.load(files["lexical"], files["lexicon"]).mentions
     turned = transpose(mentions)
     for part in ("data", "indices", "indptr"):  # the query data's Mᵀ: the transpose of the lexical file's M
         stored = np.load(folder / manifest.files[f"{QUERY}mentions_t_{part}"].name)
