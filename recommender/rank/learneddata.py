@@ -296,7 +296,7 @@ class LearnedFiles:
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
             if name in SHARED and name not in self.names:  # M: the lexical file's own arrays
-                from .querydata import lexical_mentions
+                from ..store.bothways import lexical_mentions
 
                 path = self.folder / self.manifest.files["lexical"].name
                 self._arrays.update(zip(("mentions_indptr", "mentions_indices", "mentions_data"),

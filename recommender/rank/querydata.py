@@ -38,7 +38,6 @@ ROW_BLOCK = 8  # more query rows than this at once: the lexical index's sparse p
 REQUIRED = ("dense_mean", "dense_second", "facts_sources", "facts_days")
 LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings") for p in ("data", "indices", "indptr"))
 PARTS = ("data", "indices", "indptr")
-MENTIONS = ("mentions_data", "mentions_indices", "mentions_indptr")  # M, in the lexical file (its members)
 
 
 # --- build time -------------------------------------------------------------------------------------------
@@ -54,6 +53,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     this version's (the same bytes write_csr_files writes). M itself is the lexical file's (written before)."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
+    from ..store.bothways import write_turned
     from ..store.npyfiles import write_npy_files
     from .corpusstats import dense_moments
     from .signals import ArticleFeatures
@@ -73,7 +73,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
 
         # Mᵀ (moved in, or written by blocks of rows), then the postings (csr_arrays holds them all: at 1M
         # articles, GBs each)
-        entries.update(write_turned(folder, stem, lexical, turned, turned_files))
+        entries.update(write_turned(folder, stem, PREFIX, lexical, turned, turned_files))
         csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),
                "postings": lexical.postings_arrays(), "mentions": None}  # the mean reads the TF-IDF rows alone
         arrays = {**csr_files("tfidf", csr["tfidf"]), **csr_files("postings", csr["postings"])}
@@ -106,26 +106,6 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     return {**entries, **write_npy_files(folder, stem, PREFIX, arrays)}
 
 
-def write_turned(folder: Path, stem: str, lexical, turned=None, turned_files: Path | None = None) -> dict:
-    """Mᵀ as `{stem}-mentions_t_{data,indices,indptr}.npy`: turned_files moved in when they stand (GBs at 1M
-    articles: not copied), else `turned` (or M turned here) written by blocks of rows."""
-    import os
-
-    from ..store.manifest import file_entry
-    from ..store.mentionmatrix import row_blocks, transpose
-    from ..store.npyfiles import write_csr_files
-
-    files = {part: Path(f"{turned_files}_{part}") for part in PARTS} if turned_files is not None else {}
-    if files and all(path.exists() for path in files.values()):
-        entries = {}
-        for part, path in files.items():
-            os.replace(path, folder / f"{stem}-mentions_t_{part}.npy")
-            entries[f"{PREFIX}mentions_t_{part}"] = file_entry(folder / f"{stem}-mentions_t_{part}.npy")
-        return entries
-    turned = transpose(lexical.mentions) if turned is None else turned
-    return write_csr_files(folder, stem, PREFIX, "mentions_t", lambda: row_blocks(turned))
-
-
 def csr_files(name: str, csr: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """The files of one CSR matrix given as (indptr, indices, data): {name_data, name_indices, name_indptr}."""
     indptr, indices, data = csr
@@ -145,7 +125,7 @@ class QueryData:
         self._arrays: dict[str, np.ndarray] = {}
         self.count = manifest.count
         self.lexical_file = manifest.files["lexical"].name if "lexical" in manifest.files else None
-        self._mentions = None  # M's arrays, mapped from the lexical file on first use
+        self._both = None  # the mentions both ways (both_ways), mapped on first use
 
     @property
     def available(self) -> bool:
@@ -172,19 +152,16 @@ class QueryData:
             return None
         return tuple(self.array(f"mentions_t_{p}") for p in ("indptr", "indices", "data"))
 
-    def mentions(self):
-        """M's mapped arrays (indptr, indices, data): the lexical file's own members (no SciPy, no copy)."""
-        if self._mentions is None:
-            self._mentions = lexical_mentions(self.folder / self.lexical_file)
-        return self._mentions
-
     def both_ways(self):
-        """The mentions both ways (store.bothways): M (the lexical file's) and Mᵀ, or M + Mᵀ as stored before."""
-        from ..store.bothways import BothWays, Summed
+        """The mentions both ways (store.bothways): M (the lexical file's) and Mᵀ, or M + Mᵀ as stored before;
+        mapped once."""
+        from ..store.bothways import BothWays, Summed, lexical_mentions
 
-        if all(self.has(f"mentions_{p}") for p in PARTS):  # written before: M + Mᵀ stored
-            return Summed(tuple(self.array(f"mentions_{p}") for p in ("indptr", "indices", "data")), self.count)
-        return BothWays(self.mentions(), self.turned(), self.count)
+        if self._both is None and all(self.has(f"mentions_{p}") for p in PARTS):  # written before: M + Mᵀ stored
+            self._both = Summed(tuple(self.array(f"mentions_{p}") for p in ("indptr", "indices", "data")), self.count)
+        elif self._both is None:
+            self._both = BothWays(lexical_mentions(self.folder / self.lexical_file), self.turned(), self.count)
+        return self._both
 
     def vector_shape(self) -> tuple[int, ...] | None:
         return tuple(self.array("vectors").shape) if self.has("vectors") else None
@@ -247,21 +224,6 @@ class QueryData:
             else:
                 return None
         return ArticleFeatures(**values)
-
-
-def lexical_mentions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """M's arrays (indptr, indices, data) mapped from a lexical file's `mentions_*` members: plain views, no copy,
-    no SciPy; IndexProblem naming the file when they cannot be read."""
-    import zipfile
-
-    from ..store.manifest import IndexProblem
-    from ..store.npyfiles import mapped_npz
-
-    try:
-        arrays = mapped_npz(path, MENTIONS)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise IndexProblem(f"{path}: cannot read the mentions ({exc}); rebuild the index") from None
-    return tuple(np.asarray(arrays[f"mentions_{p}"]) for p in ("indptr", "indices", "data"))
 
 
 class MappedLexical:

@@ -8,11 +8,18 @@ entries are positive weights: no sum is 0, none dropped). NumPy alone: a query b
     cols, values = both.row(r)          # sorted columns (int64) and float32 values of row r of M + Mᵀ
 
 `Summed` reads an index written before, which stored M + Mᵀ itself (`query:mentions_*`), through the same calls.
+Stored: M in the lexical file (its `mentions_*` members, read mapped by `lexical_mentions`), Mᵀ as an index
+version's `.npy` files (`write_turned`, at build; rank.querydata names them).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+PARTS = ("data", "indices", "indptr")
+MENTIONS = ("mentions_data", "mentions_indices", "mentions_indptr")  # M, in the lexical file (its members)
 
 
 def _row(csr, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,3 +80,38 @@ class Summed(BothWays):
     def most(self, rows: np.ndarray) -> np.ndarray:
         indptr = self.mentions[0]
         return np.asarray(indptr[rows + 1], np.int64) - indptr[rows]
+
+
+def lexical_mentions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """M's arrays (indptr, indices, data) mapped from a lexical file's `mentions_*` members: plain views, no copy,
+    no SciPy; IndexProblem naming the file when they cannot be read."""
+    import zipfile
+
+    from .manifest import IndexProblem
+    from .npyfiles import mapped_npz
+
+    try:
+        arrays = mapped_npz(path, MENTIONS)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise IndexProblem(f"{path}: cannot read the mentions ({exc}); rebuild the index") from None
+    return tuple(np.asarray(arrays[f"mentions_{p}"]) for p in ("indptr", "indices", "data"))
+
+
+def write_turned(folder: Path, stem: str, prefix: str, lexical, turned=None, turned_files: Path | None = None) -> dict:
+    """Mᵀ as `{stem}-mentions_t_{data,indices,indptr}.npy`: turned_files moved in when they stand (GBs at 1M
+    articles: not copied), else `turned` (or M turned here) written by blocks of rows."""
+    import os
+
+    from .manifest import file_entry
+    from .mentionmatrix import row_blocks, transpose
+    from .npyfiles import write_csr_files
+
+    files = {part: Path(f"{turned_files}_{part}") for part in PARTS} if turned_files is not None else {}
+    if files and all(path.exists() for path in files.values()):
+        entries = {}
+        for part, path in files.items():
+            os.replace(path, folder / f"{stem}-mentions_t_{part}.npy")
+            entries[f"{prefix}mentions_t_{part}"] = file_entry(folder / f"{stem}-mentions_t_{part}.npy")
+        return entries
+    turned = transpose(lexical.mentions) if turned is None else turned
+    return write_csr_files(folder, stem, prefix, "mentions_t", lambda: row_blocks(turned))
