@@ -31,13 +31,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..store.bothways import PARTS  # the mention files' parts
+
 log = logging.getLogger(__name__)
 
 PREFIX = "query:"
 ROW_BLOCK = 8  # more query rows than this at once: the lexical index's sparse product (same numbers, faster)
 REQUIRED = ("dense_mean", "dense_second", "facts_sources", "facts_days")
 LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings") for p in ("data", "indices", "indptr"))
-PARTS = ("data", "indices", "indptr")
 
 
 # --- build time -------------------------------------------------------------------------------------------
