@@ -22,12 +22,19 @@ ON = policy_from_dict({"ranking": {"learned": "on"}})
 TOLERANCE = 1e-5  # learned scores: the cosine statistics of the arrays are summed over all rows at once
 
 
+def every_third_names_one(lines):
+    """Every third article names another by its title: a mention graph."""
+    for i, line in enumerate(lines[::3]):
+        line["text"] += " as told in " + lines[(3 * i + 7) % len(lines)]["title"]
+
+
 def trained(tmp_path, count=48, naming=False):
+    """A batch's index with a learned model and its arrays; naming: True (every_third_names_one) or a function
+    adding names to the articles' records (a list of dicts) in place."""
     corpus = synthetic_feed(tmp_path / "feed.jsonl", count)
-    if naming:  # every third article names another by its title: a mention graph
+    if naming:
         lines = [json.loads(line) for line in corpus.read_text().splitlines()]
-        for i, line in enumerate(lines[::3]):
-            line["text"] += " as told in " + lines[(3 * i + 7) % count]["title"]
+        (every_third_names_one if naming is True else naming)(lines)
         corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
     batch(corpus, tmp_path)
     with Index.open(tmp_path / "idx") as index:

@@ -3,8 +3,6 @@ the lexical file, Mᵀ in the query data; neither the query data's M + Mᵀ nor 
 written. An index written before, with M + Mᵀ in its query data and M / Mᵀ in its learned arrays, still opens
 and answers the same lists with the same scores, under the default and the learned ranking."""
 
-import json
-
 import numpy as np
 
 from recommender import Index
@@ -13,30 +11,18 @@ from recommender.rank.policy import policy_from_dict
 from recommender.rank.querydata import PREFIX as QUERY
 from recommender.store.manifest import read_manifest, write_manifest
 
-from test_cold_query import SMALL_GOLD, batch, synthetic_feed
-from test_learned_query import ON
+from test_learned_query import ON, trained
 
 OFF = policy_from_dict({"ranking": {"learned": "off"}})  # the default ranking, a learned model stored or not
 NAMED = policy_from_dict({"ranking": {"learned": "off", "mention": 1.0}})  # the mentions weigh as much as the rest
 
 
-def indexed(tmp_path, count=48):
-    """A batch's index over articles naming others by their titles (some twice, some pairs both ways), with a
-    learned model and its arrays."""
-    from recommender.evaluate.training import store_model, train
-
-    corpus = synthetic_feed(tmp_path / "feed.jsonl", count)
-    lines = [json.loads(line) for line in corpus.read_text().splitlines()]
+def naming(lines):
+    """Articles naming others by their titles, some twice, some pairs both ways."""
+    count = len(lines)
     for i, line in enumerate(lines):
         named = [(i + 1) % count, (i + 7) % count, (3 * i + 2) % count][: 1 + i % 3]
         line["text"] += " " + " ".join(f"as told in {lines[j]['title']}" * (1 + (i + j) % 2) for j in named)
-    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    batch(corpus, tmp_path)
-    with Index.open(tmp_path / "idx") as index:
-        ids = index.data.store.ids()
-        gold = {ids[i]: [ids[(i + 4) % len(ids)], ids[(i + 8) % len(ids)]] for i in range(len(ids))}
-        model, _ = train(index, SMALL_GOLD, folds=3, gold=gold)
-    store_model(tmp_path / "idx", model)
 
 
 def answers(folder, policy):
@@ -55,7 +41,7 @@ def test_a_new_index_stores_the_mentions_once_and_an_old_index_answers_the_same(
     from recommender.store.mentionmatrix import transpose
     from recommender.store.npyfiles import write_npy_files
 
-    indexed(tmp_path)
+    trained(tmp_path, naming=naming)
     folder = tmp_path / "idx"
     manifest = read_manifest(folder)
     roles = set(manifest.files)
