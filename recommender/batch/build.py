@@ -346,10 +346,11 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         log.debug("Mᵀ made (%d entries)", turned.nnz)
         with MetadataStore(metadata) as store:
             infos = store.all(texts=False)
-        query_files = write_query_data(folder, token, vectors, lexical, infos, ann, moments, turned)
+        query_files = write_query_data(folder, token, vectors, lexical, infos, ann, moments, turned, turned_files)
         del infos
         log.debug("query data written")
-        learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned, turned_files)
+        learned_files, learned_stats = for_new_version(folder, rows_of, lexical, ids, moments, turned, turned_files,
+                                                       query_turned="query:mentions_t_data" in query_files)
         del turned
     finally:
         for part in ("indptr", "indices", "data"):

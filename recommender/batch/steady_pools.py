@@ -37,19 +37,20 @@ from .window_reach import EPS, outsider  # EPS: the slack of the membership test
 
 
 def sparse_cuts(both, rows: np.ndarray, depth: int) -> np.ndarray | None:
-    """candidates.mention_cuts of the dense rows `rows` of the mention matrix `both` (SciPy CSR, both directions),
+    """candidates.mention_cuts of the dense rows `rows` of the mention matrix `both` (store.bothways: M + Mᵀ by rows),
     from their stored entries: the (depth+1)-th largest of the row, 0 when it has at most depth entries (None
     when a weight is negative: then the zeros are not the row's smallest)."""
     n = both.shape[1]
-    if len(both.data) and float(both.data.min()) < 0:
+    if both.negative():
         return None
     out = np.zeros(len(rows))
     if n <= depth:
         return out
-    indptr, data = both.indptr, both.data
-    sizes = indptr[rows + 1] - indptr[rows]
-    for j in np.flatnonzero(sizes > depth):
-        out[j] = mention_cut(data[indptr[rows[j]]:indptr[rows[j] + 1]], depth)
+    rows = np.asarray(rows, dtype=np.int64)
+    for j in np.flatnonzero(both.most(rows) > depth):  # rows with at most depth entries: 0
+        _, data = both.row(int(rows[j]))
+        if len(data) > depth:
+            out[j] = mention_cut(data, depth)
     return out
 
 
@@ -154,10 +155,7 @@ class Steady:
         self.cuts = None
         both = None
         if used["mention"]:
-            from scipy import sparse
-
-            indptr, indices, data = job.lexical.csr_arrays()["mentions"]  # M + Mᵀ, made once for the ranking
-            both = sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+            both = job.lexical.csr_arrays()["mentions"]  # M + Mᵀ by rows (store.bothways), as the ranking reads it
             self.cuts = sparse_cuts(both, rest, mention_depth)
             if self.cuts is None:
                 ok[:] = False
@@ -176,8 +174,7 @@ class Steady:
         def settled(j: int, found: dict, members: list) -> None:
             q = int(rest[j])
             if both is not None:
-                a, b = both.indptr[q], both.indptr[q + 1]
-                cols, weights = both.indices[a:b], both.data[a:b]
+                cols, weights = both.row(q)
                 members.append(cols[moved[cols] & (weights > self.cuts[j])])
             self.found[j] = found
             pairs[j] = (np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)).astype(np.int64)
@@ -231,8 +228,8 @@ class Steady:
         if "window" in found:
             mask[found["window"][0][0]] = True
         if self.both is not None:
-            a, b = self.both.indptr[q], self.both.indptr[q + 1]
-            mask[self.both.indices[a:b][self.both.data[a:b] > self.cuts[j]]] = True
+            cols, weights = self.both.row(q)
+            mask[cols[weights > self.cuts[j]]] = True
         return mask
 
     def commit(self, positions: np.ndarray, new_bounds: dict) -> None:

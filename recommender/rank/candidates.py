@@ -100,10 +100,10 @@ class LexicalStage:
 
         self.n, self.vocabulary = n, vocabulary
         # plain array views of mapped files (no copy): NumPy's memmap subclass costs a wrapper on every lookup
-        arrays = {name: tuple(np.asarray(a) for a in value) if isinstance(value, tuple) else np.asarray(value)
-                  for name, value in arrays.items()}
+        arrays = {name: tuple(np.asarray(a) for a in value) if isinstance(value, tuple) else
+                  value if name == "mentions" else np.asarray(value) for name, value in arrays.items()}
         self.tfidf = arrays["tfidf"]  # (indptr, indices, data) docs x terms
-        self.mentions = arrays["mentions"]  # both directions (M + Mᵀ)
+        self.mentions = arrays["mentions"]  # both directions (store.bothways: M + Mᵀ by rows)
         self.topk = PostingsTopK(*arrays["postings"], n, arrays.get("postings_max"))
         self._arrays = arrays
         self._impact = None
@@ -228,9 +228,7 @@ class LexicalStage:
         return self._impact
 
     def mention_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        indptr, indices, data = self.mentions
-        a, b = int(indptr[row]), int(indptr[row + 1])
-        return np.asarray(indices[a:b], dtype=np.int64), np.asarray(data[a:b], dtype=np.float32)
+        return self.mentions.row(row)
 
     def mention_stats(self, values: np.ndarray) -> tuple[float, float]:
         v = values.astype(np.float64)

@@ -3,9 +3,14 @@ facts its signals read (graph_signals.LinkGraphs), written when the model is sto
 batch's training) and again with each new index version, as memory-mapped `.npy` files (never pickle).
 
     learned-TOKEN-params.npy                        3 x signals float64: the model's mean, scale and coefficients
-    learned-TOKEN-{mentions,mentions_t,lists,lists_t,co}_{data,indices,indptr}.npy   the graphs (CSR arrays)
+    learned-TOKEN-{mentions_t,lists,lists_t,co}_{data,indices,indptr}.npy   the graphs (CSR arrays)
     learned-TOKEN-named_by.npy, -in_links.npy       per-article in-degrees
     learned-TOKEN-dense_stats.npy                   n x 2: each article's cosine mean and deviation over the corpus
+
+The mentions M (a names b) are not written again: they are the lexical index's own matrix, byte for byte, read
+mapped from the version's lexical file (`lexical-TOKEN.npz`, its `mentions_*` members), and their transpose Mᵀ
+is the query data's (`query-TOKEN-mentions_t_*`, rank.querydata): at 1M articles 4.8 GB each not stored again.
+An index written before this names its own `learned:mentions_*` / `learned:mentions_t_*` files, read as before.
 
 Without them a query in a fresh process parses the model's JSON (its curated lists: 2 MB on MDN), builds the graph
 facts from the lexical index (importing SciPy) and reads the vectors through FAISS: seconds instead of
@@ -37,6 +42,8 @@ STATS_KEY = "learned_data"
 GRAPHS = ("mentions", "mentions_t", "lists", "lists_t", "co")
 VECTORS = ("named_by", "in_links", "dense_stats")
 NAMES = ("params",) + tuple(f"{g}_{p}" for g in GRAPHS for p in ("data", "indices", "indptr")) + VECTORS
+SHARED = ("mentions_data", "mentions_indices", "mentions_indptr")  # M: the lexical file's, unless named here
+TURNED = ("mentions_t_data", "mentions_t_indices", "mentions_t_indptr")  # Mᵀ: the query data's, unless named here
 PATTERN = "learned-*.npy"
 
 
@@ -44,13 +51,15 @@ PATTERN = "learned-*.npy"
 
 
 def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical, ids: list[str],
-                       moments, turned=None, turned_files: Path | None = None) -> tuple[dict, dict]:
+                       moments, turned=None, turned_files: Path | None = None,
+                       query_turned: bool = False) -> tuple[dict, dict]:
     """Write the arrays for `model` over this index version; returns (manifest entries {role: FileEntry}, the
     stats record). vectors, lexical, ids, moments: what the query process would read (IndexData.link_graphs);
     vectors: the n x d array, or a function (start, stop) -> those rows (an approximate index's decoded a block at
     a time: at 1M articles, 1.5 GB). turned: Mᵀ when the caller has it (mentionmatrix.transpose); turned_files:
     where that wrote it, when it did: the files are moved into this version's (the same bytes write_csr_files
-    writes)."""
+    writes). M is not written when it is the lexical file's matrix, nor Mᵀ when, besides, the version's query
+    data holds it (query_turned: its `query:mentions_t_*` files, the same bytes)."""
     import os
     import secrets
 
@@ -69,12 +78,17 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     # the mentions are the lexical index's own matrix, their transpose written by blocks of rows (at 1M articles
     # each is GBs), the cosine statistics made graph_signals.DENSE_STATS_BLOCK rows at a time, every article's as a
     # query computes its candidates' (all at once when a block holds more than a quarter of them, as dense_stats_of)
+    # M sorted already: graph_facts takes the lexical index's matrix as it is (no copy), the lexical file's bytes
+    sorted_before = lexical is not None and bool(lexical.mentions.has_sorted_indices)
     graph = graph_facts(np.zeros((n, 0), np.float32), lexical, model, ids, moments, turned=False)
+    shared = sorted_before and graph.mentions is lexical.mentions  # M is the lexical file's: not written again
     graph.fill_dense_stats(rows_of)
     stem = f"learned-{secrets.token_hex(4)}"
     entries = write_npy_files(folder, stem, PREFIX,
                               {"params": np.array([model.mean, model.scale, model.coef], dtype=np.float64)})
     for name in GRAPHS:
+        if name == "mentions_t" and shared and query_turned:
+            continue
         if name == "mentions_t":
             files = {part: Path(f"{turned_files}_{part}") for part in ("data", "indices", "indptr")} \
                 if turned_files is not None else {}
@@ -87,6 +101,8 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
             written = write_csr_files(folder, stem, PREFIX, name, lambda: row_blocks(turned))
             entries.update({f"{PREFIX}{name}_{part}": written[f"{PREFIX}{name}_{part}"]
                             for part in ("data", "indices", "indptr")})
+            continue
+        if name == "mentions" and shared:
             continue
         matrix = getattr(graph, name)
         entries.update(write_npy_files(folder, stem, PREFIX, {f"{name}_data": matrix.data,
@@ -116,10 +132,10 @@ def remove_unnamed(folder: Path, manifest) -> None:
 
 
 def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, turned=None,
-                    turned_files: Path | None = None) -> tuple[dict, dict | None]:
+                    turned_files: Path | None = None, query_turned: bool = False) -> tuple[dict, dict | None]:
     """At build: the stored model's entry and arrays for the index version being written (({}, None) when there
     is no usable model). The model file is kept across versions; its arrays are made again for the new one.
-    vectors, turned, turned_files: as write_learned_data's."""
+    vectors, turned, turned_files, query_turned: as write_learned_data's."""
     from ..store.manifest import IndexProblem, file_entry
     from .learned import load_model
 
@@ -132,7 +148,7 @@ def for_new_version(folder: Path, vectors, lexical, ids: list[str], moments, tur
         return {}, None
     entry = file_entry(folder / LEARNED_MODEL_FILE)
     entries, stats = write_learned_data(folder, model, entry.sha256, vectors, lexical, ids, moments, turned,
-                                        turned_files)
+                                        turned_files, query_turned)
     return {"learned_ranker": entry, **entries}, stats
 
 
@@ -150,7 +166,9 @@ def usable(manifest) -> bool:
     """Whether the manifest names learned arrays made from the model file it names."""
     stats, entry = manifest.stats.get(STATS_KEY), manifest.files.get("learned_ranker")
     return (isinstance(stats, dict) and entry is not None and stats.get("model_sha256") == entry.sha256
-            and all(PREFIX + name in manifest.files for name in NAMES))
+            and all(PREFIX + name in manifest.files for name in NAMES if name not in SHARED + TURNED)
+            and (all(PREFIX + name in manifest.files for name in SHARED) or "lexical" in manifest.files)
+            and all(PREFIX + name in manifest.files or "query:" + name in manifest.files for name in TURNED))
 
 
 def stored_model(manifest, data):
@@ -225,15 +243,18 @@ def graph_for(index, model, moments=None, vectors=None):
 
 
 def stored_turned(index):
-    """Mᵀ as the learned arrays stored it (a SciPy matrix over the mapped files), or None when they do not stand
-    for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
-    if not usable(index.manifest):
+    """Mᵀ as the learned arrays or the query data stored it (a SciPy matrix over the mapped files), or None when
+    neither stands for this version: what a graph built in process reads instead of turning M again (at 1M articles, GBs)."""
+    if usable(index.manifest):
+        arrays = tuple(np.asarray(index.learned_files.array(f"mentions_t_{part}"))
+                       for part in ("data", "indices", "indptr"))
+    elif index.query_data.turned() is not None:  # the query data's (indptr, indices, data)
+        arrays = tuple(reversed(index.query_data.turned()))
+    else:
         return None
     from scipy import sparse
 
-    data = index.learned_files
     n = index.manifest.count
-    arrays = tuple(np.asarray(data.array(f"mentions_t_{part}")) for part in ("data", "indices", "indptr"))
     turned = sparse.csr_matrix(arrays, shape=(n, n), copy=False)
     turned.has_sorted_indices = True  # written sorted (write_learned_data)
     return turned
@@ -248,7 +269,8 @@ def write_for_index(index) -> None:
     data = index.query_data
     vectors = np.asarray(data.array("vectors")) if data.has("vectors") else index.vectors.vectors()
     moments = data.moments() or dense_moments(vectors)
-    entries, stats = for_new_version(index.folder, vectors, index.lexical, index.store.ids(), moments)
+    entries, stats = for_new_version(index.folder, vectors, index.lexical, index.store.ids(), moments,
+                                     query_turned=data.turned() is not None)
     manifest = read_manifest(index.folder)
     write_manifest(index.folder, with_learned_data(manifest, entries, stats))
     remove_unnamed(index.folder, manifest)
@@ -273,7 +295,20 @@ class LearnedFiles:
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            from ..store.npyfiles import mapped_npy
+            if name in SHARED and name not in self.names:  # M: the lexical file's own arrays
+                from ..store.bothways import lexical_mentions
 
-            self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
+                path = self.folder / self.manifest.files["lexical"].name
+                self._arrays.update(zip(("mentions_indptr", "mentions_indices", "mentions_data"),
+                                        lexical_mentions(path)))
+            elif name in TURNED and name not in self.names:  # Mᵀ: the query data's
+                from ..store.npyfiles import mapped_npy
+
+                self._arrays[name] = mapped_npy(self.folder / self.manifest.files[f"query:{name}"].name,
+                                                "rebuild the index")
+            else:
+                from ..store.npyfiles import mapped_npy
+
+                self._arrays[name] = mapped_npy(self.folder / self.names[name], "run `recommender train` again")
         return self._arrays[name]
+

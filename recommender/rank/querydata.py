@@ -10,7 +10,9 @@ without importing SciPy or FAISS and without a pass over every article.
     query-TOKEN-impacts_{indices,data}.npy           the postings by value, largest first (store.lextopk.ImpactTopK)
     query-TOKEN-tfidf_mean.npy                       the corpus's mean TF-IDF row (a lexical z-score's mean)
     query-TOKEN-lexical_sample_{starts,owner,values}.npy  the lexical sample's rows by term (candidates.lexical_sample)
-    query-TOKEN-mentions_{data,indices,indptr}.npy   mentions in both directions (M + Mᵀ, CSR)
+    query-TOKEN-mentions_t_{data,indices,indptr}.npy Mᵀ (CSR): with M, the lexical file's own, the mentions in
+                                                     both directions (store.bothways; an index written before
+                                                     stored M + Mᵀ as query-TOKEN-mentions_*, read as it is)
     query-TOKEN-facts_{sources,days,drafts,titles,names,targets}.npy  what the link rules read (linking.RuleColumns)
     query-TOKEN-site_*.npy                           what the learned ranking's signals read (signals.ArticleFeatures)
 
@@ -29,27 +31,31 @@ from typing import Sequence
 
 import numpy as np
 
+from ..store.bothways import PARTS  # the mention files' parts
+
 log = logging.getLogger(__name__)
 
 PREFIX = "query:"
 ROW_BLOCK = 8  # more query rows than this at once: the lexical index's sparse product (same numbers, faster)
 REQUIRED = ("dense_mean", "dense_second", "facts_sources", "facts_days")
-LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings", "mentions") for p in ("data", "indices", "indptr"))
+LEXICAL = tuple(f"{m}_{p}" for m in ("tfidf", "postings") for p in ("data", "indices", "indptr"))
 
 
 # --- build time -------------------------------------------------------------------------------------------
 
 
 def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, articles: Sequence,
-                     ann, moments: tuple[np.ndarray, np.ndarray] | None = None, turned=None) -> dict:
+                     ann, moments: tuple[np.ndarray, np.ndarray] | None = None, turned=None,
+                     turned_files: Path | None = None) -> dict:
     """Write the arrays of one index version; returns the manifest entries {role: FileEntry}. articles: the
     articles or their metadata (store.metadata.ArticleInfo); moments: the corpus moments when the caller has them
     (corpusstats.dense_moments of the index's vectors, decoded for an approximate index); turned: Mᵀ when the caller
-    has it (mentionmatrix.transpose)."""
+    has it (mentionmatrix.transpose); turned_files: where that wrote it, when it did: the files are moved into
+    this version's (the same bytes write_csr_files writes). M itself is the lexical file's (written before)."""
     from .linking import RuleColumns
     from ..store.lextopk import PostingsTopK, impact_order
-    from ..store.mentionmatrix import both_ways_blocks, transpose
-    from ..store.npyfiles import write_csr_files, write_npy_files
+    from ..store.bothways import write_turned
+    from ..store.npyfiles import write_npy_files
     from .corpusstats import dense_moments
     from .signals import ArticleFeatures
 
@@ -66,15 +72,11 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
     if lexical is not None:
         from .candidates import LexicalStage, lexical_sample
 
-        # the mentions both ways, made and written by blocks of rows, then the postings (csr_arrays holds them
-        # all: at 1M articles, GBs each); the written mentions are read back mapped
-        turned = transpose(lexical.mentions) if turned is None else turned  # made once, read twice
-        entries.update(write_csr_files(folder, stem, PREFIX, "mentions",
-                                       lambda: both_ways_blocks(lexical.mentions, turned)))
-        mentions = tuple(np.load(folder / entries[f"{PREFIX}mentions_{part}"].name, mmap_mode="r")
-                         for part in ("indptr", "indices", "data"))
+        # Mᵀ (moved in, or written by blocks of rows), then the postings (csr_arrays holds them all: at 1M
+        # articles, GBs each)
+        entries.update(write_turned(folder, stem, PREFIX, lexical, turned, turned_files))
         csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),
-               "postings": lexical.postings_arrays(), "mentions": mentions}
+               "postings": lexical.postings_arrays(), "mentions": None}  # the mean reads the TF-IDF rows alone
         arrays = {**csr_files("tfidf", csr["tfidf"]), **csr_files("postings", csr["postings"])}
         # the corpus's mean TF-IDF row (a lexical z-score's exact mean), each term's largest posting (MaxScore's
         # bound) and the postings by value (ImpactTopK)
@@ -85,7 +87,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
         _, arrays["lexical_sample_starts"], arrays["lexical_sample_owner"], arrays["lexical_sample_values"] = \
             lexical_sample(csr["tfidf"], lexical.count, lexical.vocabulary_size)
         entries.update(write_npy_files(folder, stem, PREFIX, arrays))
-        del csr, mentions
+        del csr
         arrays = {}
     facts = RuleColumns.from_infos(articles, [a.topics for a in articles])
     arrays["facts_sources"], arrays["facts_days"] = facts.sources, facts.days
@@ -123,6 +125,8 @@ class QueryData:
                       if role.startswith(PREFIX)}
         self._arrays: dict[str, np.ndarray] = {}
         self.count = manifest.count
+        self.lexical_file = manifest.files["lexical"].name if "lexical" in manifest.files else None
+        self._both = None  # the mentions both ways (both_ways), mapped on first use
 
     @property
     def available(self) -> bool:
@@ -138,6 +142,28 @@ class QueryData:
             self._arrays[name] = mapped_npy(self.folder / self.names[name], "rebuild the index")
         return self._arrays[name]
 
+    def has_mentions(self) -> bool:
+        """Whether the mentions both ways can be read: Mᵀ with the lexical file's M, or M + Mᵀ stored (before)."""
+        return all(self.has(f"mentions_{p}") for p in PARTS) or (
+            self.lexical_file is not None and all(self.has(f"mentions_t_{p}") for p in PARTS))
+
+    def turned(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Mᵀ's mapped arrays (indptr, indices, data), or None for an index written before they were stored."""
+        if not all(self.has(f"mentions_t_{p}") for p in PARTS):
+            return None
+        return tuple(self.array(f"mentions_t_{p}") for p in ("indptr", "indices", "data"))
+
+    def both_ways(self):
+        """The mentions both ways (store.bothways): M (the lexical file's) and Mᵀ, or M + Mᵀ as stored before;
+        mapped once."""
+        from ..store.bothways import BothWays, Summed, lexical_mentions
+
+        if self._both is None and all(self.has(f"mentions_{p}") for p in PARTS):  # written before: M + Mᵀ stored
+            self._both = Summed(tuple(self.array(f"mentions_{p}") for p in ("indptr", "indices", "data")), self.count)
+        elif self._both is None:
+            self._both = BothWays(lexical_mentions(self.folder / self.lexical_file), self.turned(), self.count)
+        return self._both
+
     def vector_shape(self) -> tuple[int, ...] | None:
         return tuple(self.array("vectors").shape) if self.has("vectors") else None
 
@@ -148,7 +174,7 @@ class QueryData:
 
     def lexical(self, full):
         """A lexical scorer over the mapped arrays; `full` () -> the LexicalIndex, for everything else."""
-        if not all(self.has(name) for name in LEXICAL):
+        if not all(self.has(name) for name in LEXICAL) or not self.has_mentions():
             return None
         return MappedLexical(self, full)
 
@@ -218,8 +244,8 @@ class MappedLexical:
         """The mapped arrays the two-stage ranking reads (lexindex.LexicalIndex.csr_arrays), with the corpus's
         mean TF-IDF row when it was stored."""
         a = self.data.array
-        out = {name: (a(f"{name}_indptr"), a(f"{name}_indices"), a(f"{name}_data"))
-               for name in ("tfidf", "postings", "mentions")}
+        out = {name: (a(f"{name}_indptr"), a(f"{name}_indices"), a(f"{name}_data")) for name in ("tfidf", "postings")}
+        out["mentions"] = self.data.both_ways()
         for name in ("tfidf_mean", "postings_max"):
             if self.data.has(name):
                 out[name] = a(name)
@@ -262,12 +288,11 @@ class MappedLexical:
         rows = np.asarray(rows)
         if len(rows) > ROW_BLOCK:
             return self._full().mention_rows(rows)
-        a = self.data.array
-        indptr, indices, data = a("mentions_indptr"), a("mentions_indices"), a("mentions_data")
+        both = self.data.both_ways()
         out = np.zeros((len(rows), self.count), dtype=np.float32)
         for i, row in enumerate(rows):
-            start, stop = int(indptr[row]), int(indptr[row + 1])
-            out[i, np.asarray(indices[start:stop], dtype=np.int64)] = data[start:stop]
+            cols, values = both.row(int(row))
+            out[i, cols] = values
         return out
 
 

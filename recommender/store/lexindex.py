@@ -282,8 +282,9 @@ class LexicalIndex:
         return (self.mentions[rows] + self._mentions_t[rows]).toarray()
 
     def csr_arrays(self) -> dict:
-        """The arrays the two-stage ranking reads (recommender.rank.candidates): TF-IDF rows, their postings
-        (terms x documents) and the mentions in both directions, each as (indptr, indices, data); made once."""
+        """The arrays the two-stage ranking reads (recommender.rank.candidates): TF-IDF rows and their postings
+        (terms x documents), each as (indptr, indices, data), and the mentions in both directions (BothWays); made
+        once."""
         if self._arrays is None:
             self._arrays = {"tfidf": (self.tfidf.indptr, self.tfidf.indices, self.tfidf.data),
                             "postings": self.postings_arrays(), "mentions": self.mention_arrays()}
@@ -299,11 +300,18 @@ class LexicalIndex:
         postings.sort_indices()
         return postings.indptr, postings.indices, postings.data
 
-    def mention_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """csr_arrays' mentions in both directions (M + Mᵀ, sorted), made on each call and not kept."""
-        both = (self.mentions + self.mentions.T.tocsr()).tocsr()
-        both.sort_indices()
-        return both.indptr, both.indices, both.data
+    def mention_arrays(self):
+        """csr_arrays' mentions in both directions (store.bothways.BothWays over M and Mᵀ: M + Mᵀ by rows, never
+        made), Mᵀ made on each call and not kept."""
+        from .bothways import BothWays
+        from .mentionmatrix import transpose
+
+        mentions = self.mentions
+        if not mentions.has_sorted_indices:
+            mentions = mentions.sorted_indices()
+        turned = transpose(mentions)
+        return BothWays((mentions.indptr, mentions.indices, mentions.data),
+                        (turned.indptr, turned.indices, turned.data), mentions.shape[0])
 
     def transform(self, document: str) -> sparse.csr_matrix:
         """A new text as a TF-IDF row in this index's vocabulary (as the corpus rows were made)."""

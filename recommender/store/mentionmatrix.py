@@ -36,7 +36,7 @@ TITLE_SEPARATORS = (" — ", " – ", " | ")
 MENTION_TEXT_LIMIT = 20000
 
 MENTION_BLOCK = 4_000_000  # entries expanded at a time (about 120 MB of work)
-BOTH_BLOCK = 16_000_000  # entries of M + Mᵀ made at a time, at most (about 400 MB of work)
+BOTH_BLOCK = 16_000_000  # entries of a matrix written at a time by row_blocks, at most (about 400 MB of work)
 
 
 def article_names(article_id: str, title: str) -> set[str]:
@@ -211,22 +211,6 @@ def expand_rows(found_ptr, found_columns, per_name, owner_ptr, owner_rows, value
     data = np.repeat(values[names], counts)
     matrix = sparse.coo_matrix((data[keep], (local[keep], cols[keep])), shape=(stop - start, n))
     return matrix.tocsr()  # duplicates (two names of b in a) are summed, as for the whole matrix
-
-
-def both_ways_blocks(mentions: sparse.csr_matrix, turned: sparse.csr_matrix | None = None,
-                     block: int | None = None):
-    """M + Mᵀ (n x n: duplicates summed, columns sorted, as `(M + M.T.tocsr()).tocsr()` with sorted indices) as
-    runs of whole rows, each a CSR matrix of at most `block` entries (or one row): rows start..stop are M's rows
-    plus Mᵀ's (`turned`, made by `transpose` when not given), so the whole sum is never held (at 1M articles, M
-    alone is GBs) and M is read by rows only."""
-    block = BOTH_BLOCK if block is None else block
-    turned = transpose(mentions) if turned is None else turned
-    # each row's entries at most: its own and its column's
-    bound = np.asarray(mentions.indptr, dtype=np.int64) + np.asarray(turned.indptr, dtype=np.int64)
-    for start, stop in runs(bound, block):
-        part = (mentions[start:stop] + turned[start:stop]).tocsr()
-        part.sort_indices()
-        yield part
 
 
 def row_blocks(matrix: sparse.csr_matrix, block: int | None = None):

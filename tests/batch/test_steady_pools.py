@@ -22,16 +22,34 @@ FAST_L3 = "(learned, pools kept: a changed member reaches its threshold)"
 
 
 def test_sparse_cuts_are_the_dense_rows_cuts():
+    """The cuts from the stored entries of M + Mᵀ, read by rows from M and Mᵀ (BothWays) or from the sum stored by
+    an index written before (Summed), are the dense rows' cuts."""
     from scipy import sparse
 
+    from recommender.store.bothways import BothWays, Summed
+    from recommender.store.mentionmatrix import transpose
+
     rng = np.random.default_rng(0)
-    matrix = sparse.random(40, 60, density=0.3, random_state=1, format="csr", dtype=np.float32)
-    matrix.data = np.round(matrix.data * 4) / 4  # ties, as weights repeat
+    n = 60
+    matrix = sparse.random(n, n, density=0.15, random_state=1, format="csr", dtype=np.float32)
+    matrix.data = np.round(matrix.data * 4) / 4 + np.float32(0.25)  # ties, as weights repeat; none 0
+    matrix.sort_indices()
+    whole = (matrix + matrix.T.tocsr()).tocsr()
+    whole.sort_indices()
     rows = np.arange(40)
-    for depth in (3, 17, 59, 60, 80):
-        assert np.array_equal(sparse_cuts(matrix, rows, depth), mention_cuts(matrix.toarray(), depth)), depth
+
+    def ways(m):
+        t = transpose(m)
+        s = (m + m.T.tocsr()).tocsr()
+        s.sort_indices()
+        return (BothWays((m.indptr, m.indices, m.data), (t.indptr, t.indices, t.data), n),
+                Summed((s.indptr, s.indices, s.data), n))
+
+    for both in ways(matrix):
+        for depth in (3, 17, 59, 60, 80):
+            assert np.array_equal(sparse_cuts(both, rows, depth), mention_cuts(whole.toarray()[rows], depth)), depth
     matrix.data[rng.integers(len(matrix.data))] = -1.0
-    assert sparse_cuts(matrix, rows, 3) is None
+    assert all(sparse_cuts(both, rows, 3) is None for both in ways(matrix))
 
 
 def test_a_kept_list_a_changed_member_now_reaches_is_ranked_again(tmp_path):

@@ -16,14 +16,26 @@ from recommender.rank.policy import policy_from_dict
 from recommender.rank.signaltable import graph_columns
 from recommender.store.manifest import read_manifest, write_manifest
 
-from test_cold_query import SMALL_GOLD, batch, related_in_a_fresh_process, synthetic_feed
+from test_cold_query import SMALL_GOLD, batch, mapped_file, related_in_a_fresh_process, synthetic_feed
 
 ON = policy_from_dict({"ranking": {"learned": "on"}})
 TOLERANCE = 1e-5  # learned scores: the cosine statistics of the arrays are summed over all rows at once
 
 
-def trained(tmp_path, count=48):
+def every_third_names_one(lines):
+    """Every third article names another by its title: a mention graph."""
+    for i, line in enumerate(lines[::3]):
+        line["text"] += " as told in " + lines[(3 * i + 7) % len(lines)]["title"]
+
+
+def trained(tmp_path, count=48, naming=False):
+    """A batch's index with a learned model and its arrays; naming: True (every_third_names_one) or a function
+    adding names to the articles' records (a list of dicts) in place."""
     corpus = synthetic_feed(tmp_path / "feed.jsonl", count)
+    if naming:
+        lines = [json.loads(line) for line in corpus.read_text().splitlines()]
+        (every_third_names_one if naming is True else naming)(lines)
+        corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
     batch(corpus, tmp_path)
     with Index.open(tmp_path / "idx") as index:
         ids = index.data.store.ids()
@@ -57,7 +69,7 @@ def test_a_learned_query_reads_the_arrays_and_answers_as_before(tmp_path):
     folder = tmp_path / "idx"
     manifest = read_manifest(folder)
     roles = [r for r in manifest.files if r.startswith(PREFIX)]
-    assert len(roles) == 19 and manifest.stats[STATS_KEY]["model_sha256"] == manifest.files["learned_ranker"].sha256
+    assert len(roles) == 13 and manifest.stats[STATS_KEY]["model_sha256"] == manifest.files["learned_ranker"].sha256
     for role in roles:  # plain arrays, never pickled objects
         assert np.load(folder / manifest.files[role].name, allow_pickle=False).dtype != object
     with Index.open(folder) as index:
@@ -82,7 +94,7 @@ def test_every_new_index_version_gets_the_arrays_again(tmp_path):
     after = read_manifest(folder)
     assert after.files["metadata"].name != before.files["metadata"].name  # a new index version
     names = {after.files[r].name for r in after.files if r.startswith(PREFIX)}
-    assert len(names) == 19 and not names & {before.files[r].name for r in before.files if r.startswith(PREFIX)}
+    assert len(names) == 13 and not names & {before.files[r].name for r in before.files if r.startswith(PREFIX)}
     assert {p.name for p in folder.glob("learned-*.npy")} == names  # the old version's arrays removed
     for article_id in ("feed/5", "feed/20"):
         assert_same(mapped_in_process(folder, article_id), built_in_process(folder, article_id))
@@ -109,6 +121,40 @@ def test_a_model_stored_without_its_arrays_is_read_from_its_json(tmp_path):
         model = index.learned_model(ON)
         assert model.lists and model.coef == doc["model"]["coef"]  # the JSON, not the stale arrays
         assert index.data.link_graphs(model).mentions.__class__.__name__ == "csr_matrix"
+
+
+def test_the_mentions_are_the_lexical_and_query_files_and_an_index_with_its_own_copy_answers_the_same(tmp_path):
+    """M and Mᵀ are not written again with the learned arrays: M read from the lexical file, Mᵀ from the query
+    data, the same bytes; an index written before (its own learned:mentions_* and mentions_t_* files, named in
+    the manifest) reads those and answers the same."""
+    from recommender.rank.learneddata import SHARED, TURNED
+    from recommender.store.manifest import file_entry
+    from recommender.store.mentionmatrix import transpose
+    from recommender.store.npyfiles import write_npy_files
+
+    trained(tmp_path, naming=True)
+    folder = tmp_path / "idx"
+    manifest = read_manifest(folder)
+    assert not any(PREFIX + name in manifest.files for name in SHARED + TURNED)
+    with Index.open(folder) as index:
+        mentions = index.data.lexical.mentions
+        turned = transpose(mentions)
+        own = {f"{name}_{part}": getattr(matrix, part) for name, matrix in (("mentions", mentions),
+               ("mentions_t", turned)) for part in ("data", "indices", "indptr")}
+        stored = {name: index.data.learned_files.array(name) for name in SHARED + TURNED}
+        graph = index.data.link_graphs(index.learned_model(ON))
+        assert mentions.nnz and mapped_file(graph.mentions.data) and mapped_file(graph.mentions_t.data)
+    for name in SHARED + TURNED:  # the lexical file's and the query data's bytes: what the learned arrays held
+        assert stored[name].dtype == own[name].dtype and np.array_equal(stored[name], own[name])
+    answers = {a: mapped_in_process(folder, a) for a in ("feed/0", "feed/9", "feed/31")}
+    manifest.files.update(write_npy_files(folder, "learned-old", PREFIX, own))  # as the code before wrote them
+    (folder / manifest.files["lexical"].name).rename(folder / "lexical-moved.npz")  # not read for M now
+    manifest.files["lexical"] = file_entry(folder / "lexical-moved.npz")
+    write_manifest(folder, manifest)
+    with Index.open(folder) as index:
+        assert index.data.learned_files.names["mentions_t_data"] == "learned-old-mentions_t_data.npy"
+    for article_id, answer in answers.items():
+        assert mapped_in_process(folder, article_id) == answer
 
 
 @pytest.mark.parametrize("count", [2000])

@@ -113,25 +113,31 @@ def built_mentions(corpus):
     return LexicalIndex.build(ids, rows).mentions
 
 
-@pytest.mark.parametrize("block", [1, 3, 40, 10**9])
-def test_mentions_both_ways_written_by_blocks_equal_the_whole_sum(built_mentions, block, tmp_path):
-    """The query data's M + Mᵀ files, written from blocks of rows (mentionmatrix.both_ways_blocks, npyfiles.
-    write_csr_files), hold the bytes np.save writes for the whole sum (entries both ways summed, sorted)."""
-    from recommender.store.npyfiles import write_csr_files, write_npy_files
+def test_mentions_both_ways_read_by_rows_from_m_and_its_transpose_equal_the_whole_sum(built_mentions):
+    """M + Mᵀ is not stored: its rows are read from M and Mᵀ (store.bothways.BothWays), the very columns and float32
+    values of SciPy's whole sum (entries both ways added, sorted); an index written before, with the sum stored,
+    reads the same rows (Summed)."""
+    from recommender.store.bothways import BothWays, Summed
 
     mentions = built_mentions
     n = mentions.shape[0]  # and pairs that name each other: the first 20 rows name back who names them
     back = sparse.vstack([mentions.T.tocsr()[:20] * np.float32(0.5), sparse.csr_matrix((n - 20, n), dtype=np.float32)])
     mentions = (mentions + back).tocsr()
+    mentions.sort_indices()
     whole = (mentions + mentions.T.tocsr()).tocsr()
     whole.sort_indices()
     assert (whole != whole.T).nnz == 0 and whole.nnz < 2 * mentions.nnz  # some pairs name each other
-    expected = write_npy_files(tmp_path, "whole", "q:", {"m_data": whole.data, "m_indices": whole.indices,
-                                                          "m_indptr": whole.indptr})
-    got = write_csr_files(tmp_path, "blocks", "q:", "m", lambda: mentionmatrix.both_ways_blocks(mentions, block=block))
-    assert sorted(got) == sorted(expected)
-    for role in expected:
-        assert (tmp_path / got[role].name).read_bytes() == (tmp_path / expected[role].name).read_bytes(), role
+    turned = mentionmatrix.transpose(mentions)
+    both = BothWays((mentions.indptr, mentions.indices, mentions.data), (turned.indptr, turned.indices, turned.data), n)
+    stored = Summed((whole.indptr, whole.indices, whole.data), n)
+    twice = 0
+    for row in range(n):
+        a, b = whole.indptr[row], whole.indptr[row + 1]
+        for cols, values in (both.row(row), stored.row(row)):
+            assert cols.dtype == np.int64 and values.dtype == np.float32
+            assert np.array_equal(cols, whole.indices[a:b]) and np.array_equal(values, whole.data[a:b]), row
+        twice += len(mentions[row].indices) + len(turned[row].indices) - (b - a)
+    assert twice and not both.negative() and not stored.negative()
 
 
 def test_the_mention_matrix_holds_no_array_the_size_of_the_names_found():
