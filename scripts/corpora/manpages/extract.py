@@ -128,21 +128,28 @@ def main() -> None:
                 related.append(target)
         if related:
             gold.append({"id": key, "related": related})
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "articles.jsonl", "w", encoding="utf-8") as f:
+    write_corpus(args.out, articles, gold, PACKAGES, {"see_also_entries": entries, "entries_outside_corpus": dropped})
+
+
+def write_corpus(out: Path, articles: list[dict], gold: list[dict], packages, counts: dict) -> dict:
+    """OUT/articles.jsonl, OUT/gold.jsonl and OUT/stats.json (counts, the Debian packages' versions, the TF-IDF
+    baseline), the stats printed; shared with scripts/corpora/rdocs/extract.py."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "articles.jsonl", "w", encoding="utf-8") as f:
         for a in articles:
             f.write(json.dumps(a, ensure_ascii=False) + "\n")
-    with open(args.out / "gold.jsonl", "w", encoding="utf-8") as f:
+    with open(out / "gold.jsonl", "w", encoding="utf-8") as f:
         for g in gold:
             f.write(json.dumps(g) + "\n")
     links = sum(len(g["related"]) for g in gold)
-    versions = subprocess.run(["dpkg-query", "-W", *PACKAGES], capture_output=True, text=True).stdout.split("\n")
+    versions = subprocess.run(["dpkg-query", "-W", *packages], capture_output=True, text=True).stdout.split("\n")
     stats = {"articles": len(articles), "queries": len(gold), "gold_links": links,
-             "mean_gold_per_query": round(links / max(1, len(gold)), 2), "see_also_entries": entries,
-             "entries_outside_corpus": dropped, "packages": [v for v in versions if v]}
+             "mean_gold_per_query": round(links / max(1, len(gold)), 2), **counts,
+             "packages": [v for v in versions if v]}
     stats["tfidf"] = tfidf_baseline(articles, gold)
-    (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(json.dumps(stats, indent=2))
+    return stats
 
 
 def tfidf_baseline(articles: list[dict], gold: list[dict]) -> dict:

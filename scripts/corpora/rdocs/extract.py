@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -111,11 +110,12 @@ def gold_lists(pages: list[dict], resolve: Resolver) -> tuple[list[dict], dict]:
                   "most_linked": dict(counts.most_common(10))}
 
 
-def tfidf_baseline(articles: list[dict], gold: list[dict]) -> dict:
+def manpages_extract():
+    """scripts/corpora/manpages/extract.py, whose corpus writer (files, stats, TF-IDF baseline) this corpus shares."""
     spec = importlib.util.spec_from_file_location("manpages_extract", HERE.parent / "manpages" / "extract.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.tfidf_baseline(articles, gold)
+    return module
 
 
 def main() -> None:
@@ -134,21 +134,7 @@ def main() -> None:
                          "url": f"https://stat.ethz.ch/R-manual/R-patched/library/{p['package']}/html/{p['file']}.html",
                          "source": f"r:{p['package']}/man/{p['file']}.Rd", "page_type": p["package"]})
     gold, counts = gold_lists(pages, Resolver(pages))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "articles.jsonl", "w", encoding="utf-8") as f:
-        for a in articles:
-            f.write(json.dumps(a, ensure_ascii=False) + "\n")
-    with open(args.out / "gold.jsonl", "w", encoding="utf-8") as f:
-        for g in gold:
-            f.write(json.dumps(g) + "\n")
-    links = sum(len(g["related"]) for g in gold)
-    versions = subprocess.run(["dpkg-query", "-W", *PACKAGES], capture_output=True, text=True).stdout.split("\n")
-    stats = {"articles": len(articles), "queries": len(gold), "gold_links": links,
-             "mean_gold_per_query": round(links / max(1, len(gold)), 2), **counts,
-             "packages": [v for v in versions if v]}
-    stats["tfidf"] = tfidf_baseline(articles, gold)
-    (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    print(json.dumps(stats, indent=2))
+    manpages_extract().write_corpus(args.out, articles, gold, PACKAGES, counts)
 
 
 if __name__ == "__main__":
