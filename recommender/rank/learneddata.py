@@ -60,13 +60,10 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     where that wrote it, when it did: the files are moved into this version's (the same bytes write_csr_files
     writes). M is not written when it is the lexical file's matrix, nor Mᵀ when, besides, the version's query
     data holds it (query_turned: its `query:mentions_t_*` files, the same bytes)."""
-    import os
     import secrets
 
-    from ..store.manifest import file_entry
-
-    from ..store.mentionmatrix import row_blocks, transpose
-    from ..store.npyfiles import write_csr_files, write_npy_files
+    from ..store.bothways import write_turned
+    from ..store.npyfiles import write_npy_files
     from .learned import graph_facts
 
     n = len(ids)
@@ -89,16 +86,8 @@ def write_learned_data(folder: Path, model, model_sha256: str, vectors, lexical,
     for name in GRAPHS:
         if name == "mentions_t" and shared and query_turned:
             continue
-        if name == "mentions_t":
-            files = {part: Path(f"{turned_files}_{part}") for part in ("data", "indices", "indptr")} \
-                if turned_files is not None else {}
-            if files and all(path.exists() for path in files.values()):  # moved, not copied: GBs at 1M articles
-                for part, path in files.items():
-                    os.replace(path, folder / f"{stem}-{name}_{part}.npy")
-                    entries[f"{PREFIX}{name}_{part}"] = file_entry(folder / f"{stem}-{name}_{part}.npy")
-                continue
-            turned = transpose(graph.mentions) if turned is None else turned
-            written = write_csr_files(folder, stem, PREFIX, name, lambda: row_blocks(turned))
+        if name == "mentions_t":  # moved in when the build wrote it (GBs at 1M articles), else written by rows
+            written = write_turned(folder, stem, PREFIX, graph.mentions, turned, turned_files)
             entries.update({f"{PREFIX}{name}_{part}": written[f"{PREFIX}{name}_{part}"]
                             for part in ("data", "indices", "indptr")})
             continue

@@ -74,7 +74,7 @@ def write_query_data(folder: Path, token: str, vectors: np.ndarray, lexical, art
 
         # Mᵀ (moved in, or written by blocks of rows), then the postings (csr_arrays holds them all: at 1M
         # articles, GBs each)
-        entries.update(write_turned(folder, stem, PREFIX, lexical, turned, turned_files))
+        entries.update(write_turned(folder, stem, PREFIX, lexical.mentions, turned, turned_files))
         csr = {"tfidf": (lexical.tfidf.indptr, lexical.tfidf.indices, lexical.tfidf.data),
                "postings": lexical.postings_arrays(), "mentions": None}  # the mean reads the TF-IDF rows alone
         arrays = {**csr_files("tfidf", csr["tfidf"]), **csr_files("postings", csr["postings"])}

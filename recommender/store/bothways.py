@@ -97,9 +97,10 @@ def lexical_mentions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.asarray(arrays[f"mentions_{p}"]) for p in ("indptr", "indices", "data"))
 
 
-def write_turned(folder: Path, stem: str, prefix: str, lexical, turned=None, turned_files: Path | None = None) -> dict:
-    """Mᵀ as `{stem}-mentions_t_{data,indices,indptr}.npy`: turned_files moved in when they stand (GBs at 1M
-    articles: not copied), else `turned` (or M turned here) written by blocks of rows."""
+def write_turned(folder: Path, stem: str, prefix: str, mentions, turned=None, turned_files: Path | None = None) -> dict:
+    """Mᵀ of `mentions` (M, SciPy CSR) as `{stem}-mentions_t_{data,indices,indptr}.npy`: turned_files moved in
+    when they stand (GBs at 1M articles: not copied), else `turned` (or M turned here) written by blocks of rows.
+    The query data's Mᵀ (rank.querydata) and, for an index whose learned arrays keep their own, theirs."""
     import os
 
     from .manifest import file_entry
@@ -113,5 +114,5 @@ def write_turned(folder: Path, stem: str, prefix: str, lexical, turned=None, tur
             os.replace(path, folder / f"{stem}-mentions_t_{part}.npy")
             entries[f"{prefix}mentions_t_{part}"] = file_entry(folder / f"{stem}-mentions_t_{part}.npy")
         return entries
-    turned = transpose(lexical.mentions) if turned is None else turned
+    turned = transpose(mentions) if turned is None else turned
     return write_csr_files(folder, stem, prefix, "mentions_t", lambda: row_blocks(turned))
