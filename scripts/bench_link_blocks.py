@@ -7,10 +7,13 @@ the second is nearer what each list costs in the full phase.
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/bench_link_blocks.py INDEX \\
         [--policy default|learned] [--rows blocks|sample] [--blocks 6] [--dump OUT.npz] [--profile OUT.prof]
+    ... INDEX --rows all --part I/N [--log-every 20000]    # the full links phase, N processes (one per core)
 
 --rows sample: bench_scale's 200 sample rows instead (drawn from the first 10,000 rows; one block of 199 after a
-first row), what `bench_scale.py` times. --dump writes every list's links (rows, scores) for comparing two codes'
-outputs (`--compare A.npz B.npz`). Printed on stderr: the set-up, then per pass wall and CPU ms a list (user and
+first row), what `bench_scale.py` times. --rows all: every row, in blocks of 256; with --part I/N this process takes
+every N-th block from the I-th (run N of them at once, one per core, as the Ray engine's tasks share the phase:
+the phase's wall is the slowest part's set-up plus its pass), printing progress lines as it goes. --dump writes
+every list's links (rows, scores) for comparing two codes' outputs (`--compare A.npz B.npz`). Printed on stderr: the set-up, then per pass wall and CPU ms a list (user and
 system apart: page faults show as system time). Compare CPU figures of two codes measured in turns, under the same
 load.
 """
@@ -59,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("index", nargs="?")
     parser.add_argument("--policy", choices=("default", "learned"), default="learned")
-    parser.add_argument("--rows", choices=("blocks", "sample"), default="blocks")
+    parser.add_argument("--rows", choices=("blocks", "sample", "all"), default="blocks")
+    parser.add_argument("--part", default="1/1", help="--rows all: this process's share, I/N (blocks I-1, I-1+N, ...)")
+    parser.add_argument("--log-every", type=int, default=20_000, help="--rows all: lists between progress lines")
     parser.add_argument("--blocks", type=int, default=6, help="blocks of 256 rows, half in each pass")
     parser.add_argument("--dump", help="write every list's links to this .npz")
     parser.add_argument("--profile", help="cProfile the last pass into this file")
@@ -80,6 +85,10 @@ def main() -> None:
     sample = scale.sample_rows(n, 200, 0)
     if args.rows == "sample":
         passes = [[sample[1:]]]
+    elif args.rows == "all":  # the full phase, or one of N processes' interleaved share of its blocks
+        part, parts = (int(x) for x in args.part.split("/"))
+        passes = [[np.arange(s, min(s + QUERY_BLOCK, n)) for s in range((part - 1) * QUERY_BLOCK, n,
+                                                                         parts * QUERY_BLOCK)]]
     else:
         starts = np.sort(np.random.default_rng(7).choice(n // QUERY_BLOCK, size=args.blocks, replace=False))
         blocks = [np.arange(s, s + QUERY_BLOCK) for s in starts * QUERY_BLOCK]
@@ -98,9 +107,18 @@ def main() -> None:
                 profile = cProfile.Profile()
                 profile.enable()
             timer, before = time.perf_counter(), os.times()
+            logged = 0
             for rows in blocks:
-                out += link_rows(job, rows)
-                done.append(rows)
+                lists = link_rows(job, rows)
+                if args.dump:
+                    out += lists
+                    done.append(rows)
+                logged += len(rows)
+                if args.rows == "all" and logged % args.log_every < len(rows):
+                    now = os.times()
+                    print(f"{time.strftime('%H:%M:%S')} {logged} lists: {time.perf_counter() - timer:.0f} s wall, "
+                          f"{(now.user + now.system - before.user - before.system) / logged * 1000:.2f} ms CPU a "
+                          f"list", file=sys.stderr, flush=True)
             after, wall = os.times(), time.perf_counter() - timer
             if profile is not None:
                 profile.disable()
