@@ -108,7 +108,7 @@ def best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def exhaustive_row(topk: PostingsTopK, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """A query by id before PostingsTopK (rank/querydata.py, MappedLexical.tfidf_rows): every posting of the
+    """A query by id before PostingsTopK (rank/mappedarrays.py, MappedLexical.tfidf_rows): every posting of the
     query's terms added into a full row."""
     begins = np.asarray(topk.indptr[terms], dtype=np.int64)
     lengths = np.asarray(topk.indptr[terms + 1], dtype=np.int64) - begins

@@ -17,7 +17,7 @@ The tuning before and after (--lists): an IVF index is also tuned as it was befo
 OLD_NPROBES whose recall@50 reaches 0.98) and as it is now (windowrecall.RECALL_K / RECALL_TARGET over NPROBES); for
 each nprobe (those two and --nprobes), recall@10 and recall@50, and the CPU a list of the batch's window search
 costs: --lists articles' windows in groups of 256 articles, each query window asking max(32, 1,024 / its
-article's windows) windows as candidates.WindowStage.retrieve asks, the before (its nprobe, every centroid product
+article's windows) windows as windowstage.WindowStage.retrieve asks, the before (its nprobe, every centroid product
 in float64: Coarse._exact) and the after (its nprobe, the float32 screen: Coarse.best) taking turns.
 """
 
@@ -89,8 +89,8 @@ def cpu_per_call(fn, calls: list) -> float:
 
 def list_searches(ann, codes, scales, offsets, owners: np.ndarray, exact_coarse: bool) -> None:
     """The batch's window search for these articles, 256 at a time, grouped by the windows each query window asks
-    (candidates.WindowStage.retrieve); exact_coarse: every centroid product in float64 (the code before)."""
-    from recommender.rank.candidates import MIN_PER_WINDOW, WINDOW_NEIGHBOURS
+    (windowstage.WindowStage.retrieve); exact_coarse: every centroid product in float64 (the code before)."""
+    from recommender.rank.windowstage import MIN_PER_WINDOW, WINDOW_NEIGHBOURS
 
     coarse = ann.coarse
     if exact_coarse:

@@ -8,7 +8,7 @@ cross-validation, each protocol) in both modes, their differences, and how often
 
 --bounded: the compared run takes the retrieval a large site gets, forced on whatever the corpus's size: lexical
 candidates from the impact-ordered lists' heads (candidates.EXACT_POSTINGS = 0) and window candidates from the
-stored IVF window index (candidates.EXACT_WINDOW_SEARCH = 0); --impact-budget sets the postings it reads
+stored IVF window index (windowstage.EXACT_WINDOW_SEARCH = 0); --impact-budget sets the postings it reads
 (candidates.IMPACT_BUDGET), e.g. scaled down so that a small corpus's lexical pools are as incomplete as a large
 one's. --windows-only forces the window search alone (the lexical candidates as the corpus's size gets them);
 --window-nprobe sets the stored IVF window index's nprobe (several: one compared run each), e.g. what another
@@ -30,7 +30,7 @@ from dataclasses import replace
 
 from recommender import Index
 from recommender.evaluate.evaluation import evaluate_index
-from recommender.rank import candidates
+from recommender.rank import candidates, windowstage
 from recommender.evaluate.gold import load_gold_jsonl
 from recommender.rank.policy import Policy
 
@@ -38,9 +38,11 @@ METRICS = ("recall@10", "mrr")
 
 
 def bounded(budget: int | None, windows_only: bool = False) -> dict:
-    """Force the bounded retrieval (see the module's docstring); returns the settings it replaced."""
-    saved = {name: getattr(candidates, name) for name in ("EXACT_POSTINGS", "EXACT_WINDOW_SEARCH", "IMPACT_BUDGET")}
-    candidates.EXACT_WINDOW_SEARCH = 0
+    """Force the bounded retrieval (see the module's docstring); returns the settings it replaced, as
+    {(module, name): value}."""
+    saved = {(module, name): getattr(module, name) for module, name in
+             ((candidates, "EXACT_POSTINGS"), (candidates, "IMPACT_BUDGET"), (windowstage, "EXACT_WINDOW_SEARCH"))}
+    windowstage.EXACT_WINDOW_SEARCH = 0
     if not windows_only:
         candidates.EXACT_POSTINGS = 0
     if budget:
@@ -102,8 +104,8 @@ def main() -> None:
                 f"bounded, impact budget {budget or candidates.IMPACT_BUDGET}"
             if ann is not None and ann.approximate:
                 compared += f", window nprobe {ann.nprobe}"
-        for name, value in settings.items():
-            setattr(candidates, name, value)
+        for (module, name), value in settings.items():
+            setattr(module, name, value)
         seconds[compared] = two_s
         print(f"{args.index}: {reference.queries} queries; evaluation took {seconds['reference']:.1f} s "
               f"{args.reference}, {two_s:.1f} s {compared}")

@@ -14,7 +14,8 @@ import argparse
 import numpy as np
 
 from recommender import Index
-from recommender.rank.candidates import LEXICAL_SAMPLE, WINDOW_SAMPLE
+from recommender.rank.candidates import LEXICAL_SAMPLE
+from recommender.rank.windowstage import WINDOW_SAMPLE
 from recommender.rank.ranking import row_stats
 
 

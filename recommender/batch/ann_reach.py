@@ -1,5 +1,5 @@
 """Which lists a change can reach under the default ranking when the window candidates come from an approximate
-index (store.windowann, IVF: a site above candidates.EXACT_WINDOW_SEARCH stored windows).
+index (store.windowann, IVF: a site above windowstage.EXACT_WINDOW_SEARCH stored windows).
 
 R5 of `incremental.py` bounds an article outside every pool by the pools' boundaries, the window part by the
 outsider bound of the list's retrieval: an article owning no window a search found scores at most what the last

@@ -1,4 +1,4 @@
-"""The window pool in the nightly reach under the two-stage ranking (recommender.rank.candidates).
+"""The window pool in the nightly reach under the two-stage ranking (recommender.rank.candidates, windowstage).
 
 There the window pool of a query is not the top of a full row: each query window retrieves its `per` nearest stored
 windows; the owners of those windows are scored, and the best `depth` of them form the pool. An article owning
@@ -30,7 +30,7 @@ EPS = 1e-4  # float slack of the reach tests (scores are float32 z-mixes): incre
 
 def approximate(ranker) -> bool:
     """Whether the ranker's window candidates come from an approximate index (store.windowann, IVF: a site above
-    candidates.EXACT_WINDOW_SEARCH stored windows) rather than an exact search."""
+    windowstage.EXACT_WINDOW_SEARCH stored windows) rather than an exact search."""
     return ranker.windows is not None and getattr(ranker.window_stage().ann, "approximate", False)
 
 
@@ -55,17 +55,17 @@ def full_run_reason(ranker, state: dict) -> str | None:
 
 
 def outsider(lasts: np.ndarray) -> float:
-    """candidates.WindowStage._outsider_bound from the lasts (+inf when one is unknown)."""
+    """windowstage.WindowStage._outsider_bound from the lasts (+inf when one is unknown)."""
     return float((lasts.mean() + lasts.max()) / 2) if len(lasts) else -np.inf
 
 
 def per_window(count: int) -> int:
-    from ..rank import candidates
+    from ..rank import windowstage
 
-    return max(candidates.MIN_PER_WINDOW, candidates.WINDOW_NEIGHBOURS // max(1, count))
+    return max(windowstage.MIN_PER_WINDOW, windowstage.WINDOW_NEIGHBOURS // max(1, count))
 
 
-MARGIN = 0.25  # windows retrieved beyond a query window's own, as a share of them (candidates.WindowStage(margin=))
+MARGIN = 0.25  # windows retrieved beyond a query window's own, as a share of them (windowstage.WindowStage(margin=))
 FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.float32)),  # window pool
           "dense": (("rows", np.int32), ("values", np.float32)),  # dense and lexical pools (pool_follow)
           "lexical": (("rows", np.int32), ("values", np.float32))}
@@ -221,7 +221,7 @@ class ChangedWindows:
             found = self._probed(ann, stored, scales, changed, cscales, floors, record)
         for a in range(0, len(stored) if len(cols) and not found and not getattr(ann, "approximate", False) else 0,
                        BLOCK_WINDOWS):
-            # as the window search computes them (candidates.ExactWindowSearch.search_codes): exact products,
+            # as the window search computes them (windowsearch.ExactWindowSearch.search_codes): exact products,
             # scaled by the stored (changed) window's scale, then the query (kept) window's
             sims = (stored[a:a + BLOCK_WINDOWS] @ theirs).astype(np.float32, copy=False)
             sims *= cscales[None, :]

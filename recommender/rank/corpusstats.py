@@ -46,7 +46,7 @@ class PoolBounds:
     # in the pool); None: no mention part
     mention: float | None = None
     # (each query window's last similarity, (pool rows, owners, window scores, max-sims), the recorded margin:
-    # candidates.WindowStage.retrieve); None: the window pool is the top of a full row, or no window part
+    # windowstage.WindowStage.retrieve); None: the window pool is the top of a full row, or no window part
     window_record: tuple | None = None
     tops: tuple | None = None  # (candidates, their raw values, {"dense": pool rows, "lexical": pool rows})
     stats: dict[str, tuple[float, float]] = field(default_factory=dict)  # part -> (mean, deviation) it used

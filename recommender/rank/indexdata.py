@@ -226,11 +226,11 @@ class IndexData:
     def window_ann(self, approximate_only: bool = False):
         """The stored nearest-window index (store.windowann.WindowANN, memory-mapped), or None for an index
         built before it. approximate_only: only the index the ranker searches with, an approximate one above
-        candidates.EXACT_WINDOW_SEARCH stored windows; else None, the ranker searching the stored windows exactly
+        windowstage.EXACT_WINDOW_SEARCH stored windows; else None, the ranker searching the stored windows exactly
         (a query by id on such a site then reads no FAISS file)."""
         if approximate_only:
             from ..store.windowann import IVF
-            from .candidates import EXACT_WINDOW_SEARCH
+            from .windowstage import EXACT_WINDOW_SEARCH
 
             stats = self.manifest.stats
             if stats.get("window_ann") != IVF or (stats.get("windows") or 0) <= EXACT_WINDOW_SEARCH:

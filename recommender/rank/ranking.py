@@ -95,7 +95,7 @@ class HybridRanker:
         # optional: recommender.rank.windows.WindowScores over the same rows
         self.windows = windows if windows is not None and windows.count == self.n else None
         self.window_ann = window_ann  # optional: the stored window index (store.windowann); else built in memory
-        self.window_margin = window_margin  # candidates.WindowStage(margin=): windows recorded for the nightly reach
+        self.window_margin = window_margin  # windowstage.WindowStage(margin=): windows recorded for the nightly reach
         weights = ranking.weights(windows=self.windows is not None)  # an index built without stored windows
         if lexical is None:
             weights = {"dense": 1.0}
@@ -161,7 +161,7 @@ class HybridRanker:
 
     def window_stage(self):
         if "window" not in self._stages:
-            from .candidates import WindowStage
+            from .windowstage import WindowStage
 
             self._stages["window"] = WindowStage(self.windows, self.window_ann, self.window_margin)
         return self._stages["window"]

@@ -209,7 +209,7 @@ def same_page_type(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
 
 
 def _shared(matrix, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
-    matrix = matrix.tocsr()  # querydata.MappedCSR (a query's mapped arrays) as SciPy's; SciPy's own as it is
+    matrix = matrix.tocsr()  # mappedarrays.MappedCSR (a query's mapped arrays) as SciPy's; SciPy's own as it is
     return np.asarray(matrix[qs].multiply(matrix[cs]).sum(axis=1), dtype=np.float64).ravel()
 
 

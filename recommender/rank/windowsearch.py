@@ -1,5 +1,5 @@
 """The exact window search: the k stored windows nearest to each query window by one matrix product with every
-stored window (what the two-stage ranking's window candidates come from up to candidates.EXACT_WINDOW_SEARCH
+stored window (what the two-stage ranking's window candidates come from up to windowstage.EXACT_WINDOW_SEARCH
 stored windows, where it costs a few ms a query), with the same interface as the stored IVF window index
 (store.windowann.WindowANN.search_codes)."""
 

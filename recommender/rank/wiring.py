@@ -32,7 +32,7 @@ def build_ranker(vectors: np.ndarray, lexical, ranking, *, ann=None, moments=Non
     ann: an approximate vector index for the dense candidates; moments: the corpus's dense moments when they
     were precomputed; windows, window_ann: the stored windows and their approximate index; frozen: the batch's
     kept corpus statistics (rank.corpusstats.CorpusStats); wrap_rescorer: rescorer -> rescorer (the batch's voter
-    recording); window_margin: candidates.WindowStage's margin (the batch's learned reach)."""
+    recording); window_margin: windowstage.WindowStage's margin (the batch's learned reach)."""
     from .ranking import HybridRanker
 
     rescorer = None

@@ -204,7 +204,7 @@ class WindowANN:
 
     def search_codes(self, codes: np.ndarray, scales: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """`search` for query windows given as codes (numbers) and scales, as rank.windows.WindowScores stores
-        them (candidates.ExactWindowSearch has the same method)."""
+        them (windowsearch.ExactWindowSearch has the same method)."""
         return self.search(code_vectors(codes, scales), k)
 
     def save(self, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Incremental nights above candidates.EXACT_WINDOW_SEARCH stored windows, where the window candidates come from the
+"""Incremental nights above windowstage.EXACT_WINDOW_SEARCH stored windows, where the window candidates come from the
 stored IVF window index (the threshold and the index's flat limit lowered so that a few hundred windows take that
 path, with 3 of its lists probed): the index keeps its training and nprobe from night to night, the lists state
 keeps each list's pools and retrieval, and every list of an incremental night equals a full ranking of every row
@@ -12,7 +12,7 @@ from listcheck import assert_same_lists, full_with_frozen, outputs, stored_windo
 from test_two_stage_incremental import DEFAULT, LEARNED, _records, few_windows, night  # noqa: F401 (a fixture)
 
 from recommender.batch.nightly import run_batch
-from recommender.rank import candidates
+from recommender.rank import windowstage
 from recommender.rank.index import Index
 from recommender.store import windowann, windowrecall
 
@@ -21,7 +21,7 @@ N = 120
 
 @pytest.fixture
 def ivf_windows(few_windows, monkeypatch):
-    monkeypatch.setattr(candidates, "EXACT_WINDOW_SEARCH", 0)
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 0)
     monkeypatch.setattr(windowann, "FLAT_MAX", 0)
     monkeypatch.setattr(windowrecall, "NPROBES", (3,))  # few of its ~15 lists probed: what a search finds matters
     monkeypatch.setattr(windowrecall, "RECALL_KEEP", 0.0)  # ... so the kept training is never refused for recall

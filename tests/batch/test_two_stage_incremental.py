@@ -1,5 +1,5 @@
 """Incremental related lists under the two-stage ranking where the window pool is a real subset: each query window
-retrieves only a few nearest stored windows (candidates.WINDOW_NEIGHBOURS and MIN_PER_WINDOW patched down), so a
+retrieves only a few nearest stored windows (windowstage.WINDOW_NEIGHBOURS and MIN_PER_WINDOW patched down), so a
 new article's window that comes nearer displaces an unchanged article's window from a query's list, and that
 article can leave the query's window pool although its score did not change; a rewritten article's windows leave
 the lists they were in, and the next windows take their places. After every round, every list of
@@ -12,7 +12,7 @@ import pytest
 from listcheck import TOPICS, assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
 
 from recommender.batch.nightly import run_batch
-from recommender.rank import candidates
+from recommender.rank import candidates, windowstage
 from recommender.rank.policy import Policy
 
 N = 120
@@ -54,9 +54,9 @@ LEARNED = replace(DEFAULT, ranking=replace(DEFAULT.ranking, learned="on", train_
 
 @pytest.fixture
 def few_windows(monkeypatch):
-    monkeypatch.setattr(candidates, "WINDOW_NEIGHBOURS", 24)
-    monkeypatch.setattr(candidates, "MIN_PER_WINDOW", 6)
-    monkeypatch.setattr(candidates, "WINDOW_SAMPLE", 40)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 24)
+    monkeypatch.setattr(windowstage, "MIN_PER_WINDOW", 6)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 40)
     monkeypatch.setattr(candidates, "LEXICAL_SAMPLE", 50)
 
 

@@ -6,8 +6,9 @@ article's own window score) does not."""
 import numpy as np
 
 from recommender.batch.window_reach import ChangedWindows, Record, outsider
-from recommender.rank import candidates
-from recommender.rank.candidates import WindowStage
+from recommender.rank import windowstage
+from recommender.rank.windowsearch import ExactWindowSearch
+from recommender.rank.windowstage import WindowStage
 from recommender.rank.windows import WindowScores
 
 
@@ -16,8 +17,8 @@ def _unit(x):
 
 
 def test_the_raised_bound_holds_after_a_window_came_nearer(monkeypatch):
-    monkeypatch.setattr(candidates, "WINDOW_NEIGHBOURS", 12)
-    monkeypatch.setattr(candidates, "MIN_PER_WINDOW", 4)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 12)
+    monkeypatch.setattr(windowstage, "MIN_PER_WINDOW", 4)
     rng = np.random.default_rng(7)
     vectors = _unit(rng.normal(size=(200 * 3, 32)))
     offsets = np.arange(0, 200 * 3 + 1, 3)
@@ -72,7 +73,7 @@ def test_window_similarities_are_the_same_numbers_in_any_grouping():
     rng = np.random.default_rng(11)
     vectors = _unit(rng.normal(size=(300, 48)))
     windows = WindowScores.from_vectors(vectors, np.arange(0, 301, 3))
-    search = candidates.ExactWindowSearch(windows)
+    search = ExactWindowSearch(windows)
     codes, scales = windows.windows_of(5)
     alone = [search.search_codes(codes[i:i + 1], scales[i:i + 1], 40) for i in range(len(codes))]
     together = search.search_codes(np.vstack([windows.windows_of(r)[0] for r in (4, 5, 6)]),

@@ -17,7 +17,7 @@ from recommender.evaluate.training import store_model
 from recommender.store.manifest import read_manifest, write_manifest
 from recommender.rank.overrides import Overrides
 from recommender.rank.policy import Policy, policy_from_dict
-from recommender.rank.querydata import MappedLexical
+from recommender.rank.mappedarrays import MappedLexical
 from recommender.rank.storedlists import HEADER
 
 HEAVY = ("scipy", "sklearn", "torch", "sentence_transformers", "transformers", "faiss")
@@ -251,7 +251,7 @@ def found_learned(folder, policy, article_id):
 
 
 def test_mapped_signal_facts_give_the_same_signals(tmp_path):
-    from recommender.rank.querydata import MappedCSR
+    from recommender.rank.mappedarrays import MappedCSR
     from recommender.rank.signals import ArticleFeatures
     from recommender.rank.signaltable import pair_signals
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from recommender.rank import candidates as stage
+from recommender.rank import windowstage
 from recommender.rank import windows as window_module
-from recommender.rank.candidates import ExactWindowSearch, LexicalStage, WindowStage
+from recommender.rank.candidates import LexicalStage
+from recommender.rank.windowsearch import ExactWindowSearch
+from recommender.rank.windowstage import WindowStage
 from recommender.rank.topk import top_columns
 
 from test_two_stage import corpus, rankers  # noqa: F401  (the fixture corpus of the two-stage tests)
@@ -104,7 +107,7 @@ def test_candidates_from_the_lists_heads_reuse_the_pools_cosines_with_the_same_n
     # the lists' heads' pool (ImpactTopK) has its cosines from `values`; a query's candidates' values are given them
     # instead of computing them again: every candidate's numbers the same as computed afresh
     monkeypatch.setattr(stage, "EXACT_POSTINGS", 0)  # every query's lexical pool from the lists' heads
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
     rows = np.arange(0, 300, 7)
     _, two = rankers(corpus, candidates=20)
     reused = two.score_rows(rows)
@@ -121,9 +124,9 @@ def test_candidates_from_the_lists_heads_reuse_the_pools_cosines_with_the_same_n
 
 @pytest.mark.parametrize("cells", [ExactWindowSearch.CELLS, 40])
 def test_the_ranking_from_the_search_products_is_the_ranking_without_them(corpus, monkeypatch, cells):
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)  # window pools real subsets, statistics from samples
-    monkeypatch.setattr(stage, "MIN_PER_WINDOW", 12)
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)  # window pools real subsets, statistics from samples
+    monkeypatch.setattr(windowstage, "MIN_PER_WINDOW", 12)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
     monkeypatch.setattr(ExactWindowSearch, "CELLS", cells)  # 40: a run of queries at a time, a query per product
     rows = np.arange(0, 300, 7)
     _, two = rankers(corpus, candidates=20)
@@ -148,16 +151,16 @@ def test_a_query_by_id_scores_the_window_sample_from_its_codes_with_the_batchs_n
     # a few query windows (a query by id) multiply the sample's 8-bit codes a block at a time, not a float copy of
     # every sample window gathered for it (12 MB read a query at 2,048 sample articles); the batch's blocks still
     # multiply the float copy once; each query's candidates the same numbers either way
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
-    monkeypatch.setattr(stage, "MIN_PER_WINDOW", 12)
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(windowstage, "MIN_PER_WINDOW", 12)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
     monkeypatch.setattr(WindowStage, "keeps_products", property(lambda self: False))  # the IVF path's pairs
     rows = np.arange(0, 300, 7)
     _, batch = rankers(corpus, candidates=20)
-    monkeypatch.setattr(stage, "FEW_QUERY_WINDOWS", 0)  # every block multiplies the float copy
+    monkeypatch.setattr(windowstage, "FEW_QUERY_WINDOWS", 0)  # every block multiplies the float copy
     whole = batch.score_rows(rows)
     assert batch.window_stage()._sample_windows is not None
-    monkeypatch.setattr(stage, "FEW_QUERY_WINDOWS", 64)
+    monkeypatch.setattr(windowstage, "FEW_QUERY_WINDOWS", 64)
     _, single = rankers(corpus, candidates=20)
     for row, b in zip(rows, whole):
         a = single.score_rows(np.array([row]))[0]

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from recommender.rank import candidates as stage
-from recommender.rank.candidates import ExactWindowSearch, LexicalStage, sample_rows
+from recommender.rank import windowstage
+from recommender.rank.candidates import LexicalStage, sample_rows
 from recommender.rank.policy import Ranking
 from recommender.rank.ranking import HybridRanker, row_stats
 from recommender.rank.windows import WindowScores
+from recommender.rank.windowsearch import ExactWindowSearch
 from recommender.store.lexindex import LexicalIndex
 
 WORDS = ("fetch request response grid flexbox layout worker cache network offline header cookie storage "
@@ -145,9 +147,9 @@ def test_two_stage_equals_exact_when_the_pools_hold_everything(corpus):
 
 
 def test_two_stage_lists_agree_with_exact_when_the_pools_are_subsets(corpus, monkeypatch):
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
-    monkeypatch.setattr(stage, "MIN_PER_WINDOW", 12)
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(windowstage, "MIN_PER_WINDOW", 12)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
     monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 120)
     exact, two = rankers(corpus, candidates=30)
     rows = np.arange(300)
@@ -160,7 +162,7 @@ def test_two_stage_lists_agree_with_exact_when_the_pools_are_subsets(corpus, mon
 
 
 def test_a_query_gets_the_same_candidates_alone_or_in_a_block(corpus, monkeypatch):
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)
     _, two = rankers(corpus, candidates=30)
     block = two.score_rows(np.arange(64))
     for q in (0, 13, 63):
@@ -175,12 +177,12 @@ def test_above_the_exact_search_size_the_window_candidates_come_from_the_stored_
     ann = WindowANN.build(windows.dequantised(), flat_max=100)
     assert ann.approximate
     ann.nprobe = ann.index.nlist  # every list probed: the nearest windows as an exact search finds them
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
     ranking = Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, candidates=30)
     exact_search = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
     assert isinstance(exact_search.window_stage().ann, ExactWindowSearch)  # below EXACT_WINDOW_SEARCH
-    monkeypatch.setattr(stage, "EXACT_WINDOW_SEARCH", 100)
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 100)
     stored = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
     assert stored.window_stage().ann is ann
     rows = np.arange(0, 300, 7)
@@ -197,18 +199,18 @@ def test_on_the_ivf_window_index_a_block_retrieves_what_each_query_alone_does(co
     vectors, windows, lexical = corpus
     ann = WindowANN.build(windows.dequantised(), flat_max=100)
     ann.nprobe = 2  # few lists probed: what each window finds depends on its own lists
-    monkeypatch.setattr(stage, "WINDOW_NEIGHBOURS", 60)
-    monkeypatch.setattr(stage, "WINDOW_SAMPLE", 120)
-    monkeypatch.setattr(stage, "EXACT_WINDOW_SEARCH", 100)
+    monkeypatch.setattr(windowstage, "WINDOW_NEIGHBOURS", 60)
+    monkeypatch.setattr(windowstage, "WINDOW_SAMPLE", 120)
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 100)
     ranking = Ranking(dense=0.2, window=0.4, lexical=0.3, mention=0.1, candidates=30)
     ranker = HybridRanker(vectors, lexical, ranking, windows=windows, window_ann=ann)
     queries = [windows.windows_of(r) for r in range(64)]
     assert len({len(codes) for codes, _ in queries}) > 1  # several groups of queries asking as many windows
-    block_stage = stage.WindowStage(windows, ann, margin=0.5)
+    block_stage = windowstage.WindowStage(windows, ann, margin=0.5)
     block = block_stage.retrieve(queries)
     assert block_stage._owner_map is not None
     for q in range(64):
-        alone_stage = stage.WindowStage(windows, ann, margin=0.5)
+        alone_stage = windowstage.WindowStage(windows, ann, margin=0.5)
         alone = alone_stage.retrieve([queries[q]])[0]
         assert alone_stage._owner_map is None
         for a, b in zip(alone, block[q]):
