@@ -22,6 +22,10 @@ Signals (each a z-score over the query's full row, every other article of the si
   article, the diagonal left out);
 * `heads`: TF-IDF cosine of the two articles' titles and short lines (headings, API names: at most 8 words, not
   ending in a full stop), shared rare heading terms weighing most;
+* `title_win`, `win_title`, `title_title`, `title_vec`: the titles embedded alone by the packaged model (the
+  default embedder) against the stored windows: the query's best window against the candidate's title, the
+  candidate's best window against the query's title, title against title, and the query's article vector against
+  the candidate's title ("does one article discuss the other's subject somewhere"; 2026-12-06, later);
 * `cocite`: co-citation in the site's mention graph: the cosine of the two articles' in-mention vectors (who names
   them), each naming article weighed by log((1 + n) / (1 + the number of articles it names)).
 
@@ -151,6 +155,15 @@ class Structure:
                                                     max_iter=300).fit_transform(self.T))
             elif kind == "heads":
                 self.heads = _heading_space(index.data.store.texts())
+            elif kind in ("title_win", "win_title", "title_title", "title_vec"):
+                if not hasattr(self, "titles"):
+                    from recommender.embed.embedder import get_embedder
+                    titles = [t or "" for t, _, _ in index.data.store.texts()]
+                    self.titles = np.asarray(get_embedder().encode(titles), dtype=np.float32)
+                    ws = index.data.window_scores(keep_copy=True)
+                    self.W = ws.dequantised()
+                    self.W /= np.maximum(np.linalg.norm(self.W, axis=1, keepdims=True), 1e-12)
+                    self.offsets = ws.offsets
             elif kind.startswith("ppr_"):
                 self.graphs[kind] = _knn_graph(self._sim(kind[4:]), self.n)
             print(f"  {kind}: {time.time() - timer:.1f} s", file=sys.stderr, flush=True)
@@ -177,6 +190,18 @@ class Structure:
             return self.profile[queries] @ self.profile.T
         if kind == "heads":
             return (self.heads[queries] @ self.heads.T).toarray()
+        if kind == "title_win":  # the query's best passage against each candidate's title
+            out = np.empty((len(queries), self.n), dtype=np.float64)
+            for i, q in enumerate(queries):
+                out[i] = (self.W[self.offsets[q]:self.offsets[q + 1]] @ self.titles.T).max(axis=0)
+            return out
+        if kind == "win_title":  # each candidate's best passage against the query's title
+            sims = self.titles[queries] @ self.W.T  # queries x windows
+            return np.maximum.reduceat(sims, self.offsets[:-1], axis=1)
+        if kind == "title_title":
+            return self.titles[queries] @ self.titles.T
+        if kind == "title_vec":  # the query's article vector against each candidate's title
+            return self.V[queries] @ self.titles.T
         if kind == "cocite":
             if not hasattr(self, "cited"):
                 M = sparse.csr_matrix(self.mentions, dtype=np.float64)
