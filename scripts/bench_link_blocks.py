@@ -8,6 +8,7 @@ the second is nearer what each list costs in the full phase.
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/bench_link_blocks.py INDEX \\
         [--policy default|learned] [--rows blocks|sample] [--blocks 6] [--dump OUT.npz] [--profile OUT.prof]
     ... INDEX --rows all --part I/N [--log-every 20000]    # the full links phase, N processes (one per core)
+    ... INDEX --candidates 100                             # each pool's depth ([ranking] candidates) changed
 
 --rows sample: bench_scale's 200 sample rows instead (drawn from the first 10,000 rows; one block of 199 after a
 first row), what `bench_scale.py` times. --rows all: every row, in blocks of 256; with --part I/N this process takes
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6, help="blocks of 256 rows, half in each pass")
     parser.add_argument("--dump", help="write every list's links to this .npz")
     parser.add_argument("--profile", help="cProfile the last pass into this file")
+    parser.add_argument("--candidates", type=int, help="each pool's depth ([ranking] candidates; default the policy's)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two dumps and exit")
     args = parser.parse_args()
     if args.compare:
@@ -78,6 +80,10 @@ def main() -> None:
 
     scale = bench_scale()
     policy = scale.rankings(True)[args.policy]
+    if args.candidates:
+        from dataclasses import replace
+
+        policy = replace(policy, ranking=replace(policy.ranking, candidates=args.candidates))
     timer, clock = time.perf_counter(), time.process_time()
     with Index.open(Path(args.index)) as index:
         ann, n = index.data.vectors, index.data.vectors.count
