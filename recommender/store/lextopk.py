@@ -126,7 +126,7 @@ class PostingsTopK:
             budget *= 2
             seen = np.flatnonzero(acc)
             if len(seen) >= k:
-                threshold = float(kth_largest(acc[seen], k))
+                threshold = float(np.partition(acc[seen], len(seen) - k)[len(seen) - k])
         if i == n_terms:
             return _best(seen, acc[seen], k)
         # phase 2: the documents seen are the only candidates; add the remaining terms to them, dropping any
@@ -147,7 +147,7 @@ class PostingsTopK:
                 self._probe(scores, cands, begin, length, w[j])
                 acc[cands] = scores
             if len(cands) > k:
-                threshold = max(threshold, float(kth_largest(acc[cands], k)))
+                threshold = max(threshold, float(np.partition(acc[cands], len(cands) - k)[len(cands) - k]))
         return _best(cands, acc[cands], k)
 
     def _one_pass(self, begins: np.ndarray, lengths: np.ndarray, weights: np.ndarray, k: int):
@@ -179,24 +179,11 @@ def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
     positive = scores > 0
     rows, scores = rows[positive], scores[positive]
     if len(rows) > k:
-        top = scores >= kth_largest(scores, k)
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        top = scores >= kth
         rows, scores = rows[top], scores[top]
     order = np.lexsort((rows, -scores))[:k]
     return rows[order].astype(np.int64), scores[order].astype(np.float32)
-
-
-KTH_STRIDE = 8  # kth_largest's sample: every this-many-th value
-
-
-def kth_largest(values: np.ndarray, k: int):
-    """The k-th largest of `values` (1 <= k <= len), exactly np.partition's, with most of the values passed over
-    once by a comparison rather than partitioned: the k-th largest of every KTH_STRIDE-th value cannot exceed the
-    whole array's (at least k values reach it), so the values below it are dropped before the partition (a
-    query's 65,536 postings read at 1M articles hold some 40,000 documents, of which about KTH_STRIDE x k remain)."""
-    sample = values[::KTH_STRIDE]
-    if len(values) > 4 * KTH_STRIDE * k and len(sample) >= k:
-        values = values[values >= np.partition(sample, len(sample) - k)[len(sample) - k]]
-    return np.partition(values, len(values) - k)[len(values) - k]
 
 
 _SCRATCH = threading.local()  # each thread's scratch array for `distinct` (a service answers in several threads)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.store.lextopk import PostingsTopK, kth_largest
+from recommender.store.lextopk import PostingsTopK
 
 
 def normalised(matrix: np.ndarray) -> np.ndarray:
@@ -300,16 +300,3 @@ def test_distinct_documents_are_np_uniques_whatever_the_scratch_array_holds():
         order = np.argsort(found)
         assert np.array_equal(np.bincount(slot, weights=values, minlength=len(found))[order],
                               np.bincount(inverse.ravel(), weights=values, minlength=len(want)))
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_kth_largest_equals_a_partition_of_every_value_ties_included(seed):
-    # the sampled cut drops values before the partition only when the array is long enough; ties (a few distinct
-    # values) and a k-th value shared with values below the sample's cut must still give np.partition's k-th
-    rng = np.random.default_rng(seed)
-    for values in (rng.random(40_000, dtype=np.float32),
-                   rng.integers(0, 5, 40_000).astype(np.float32),  # mostly ties
-                   np.sort(rng.random(9_000)).astype(np.float32),  # sorted: the sample's stride aligns with rank
-                   rng.random(50, dtype=np.float32)):  # too short for the sample: one partition
-        for k in sorted({min(len(values), k) for k in (1, 7, 201, 1_000)}):
-            assert kth_largest(values, k) == np.partition(values, len(values) - k)[len(values) - k]
