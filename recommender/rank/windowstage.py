@@ -1,9 +1,9 @@
 """The two-stage ranking's window part (recommender.rank.candidates has the lexical and mention parts): each
 query window retrieves its nearest stored windows (exactly up to EXACT_WINDOW_SEARCH stored windows, else from
-the stored IVF index, store.windowann); their articles are scored exactly (recommender.rank.windows.WindowScores
-.pairs) and the best `depth` form the pool; the window score's and max-sim's statistics beyond the pool come from
-a fixed, seeded sample of WINDOW_SAMPLE articles (candidates.sample_rows). Errors of the estimates on MDN:
-docs/scale.md, "Two-stage ranking"."""
+the stored IVF index, store.windowann); their articles are scored exactly (`WindowScores.pairs`, in
+recommender.rank.windows) and the best `depth` form the pool; the window score's and max-sim's statistics beyond
+the pool come from a fixed, seeded sample of WINDOW_SAMPLE articles (candidates.sample_rows). Errors of the
+estimates on MDN: docs/scale.md, "Two-stage ranking"."""
 
 from __future__ import annotations
 
