@@ -14,9 +14,9 @@ the second is nearer what each list costs in the full phase.
 first row), what `bench_scale.py` times. --rows all: every row, in blocks of 256; with --part I/N this process takes
 every N-th block from the I-th (run N of them at once, one per core, as the Ray engine's tasks share the phase:
 the phase's wall is the slowest part's set-up plus its pass), printing progress lines as it goes. --dump writes
-every list's links (rows, scores) for comparing two codes' outputs (`--compare A.npz B.npz`). Printed on stderr: the set-up, then per pass wall and CPU ms a list (user and
-system apart: page faults show as system time). Compare CPU figures of two codes measured in turns, under the same
-load.
+every list's links (rows, scores) for comparing two codes' outputs (`--compare A.npz B.npz`). Printed on stderr:
+the set-up, then per pass wall and CPU ms a list (user and system apart: page faults show as system time).
+Compare CPU figures of two codes measured in turns, under the same load.
 """
 
 from __future__ import annotations
