@@ -15,8 +15,8 @@ import numpy as np
 
 from recommender import Index
 from recommender.rank.candidates import LEXICAL_SAMPLE
+from recommender.rank.exactranking import row_stats
 from recommender.rank.windowstage import WINDOW_SAMPLE
-from recommender.rank.ranking import row_stats
 
 
 def summary(name: str, exact_mean, exact_std, mean, std) -> None:

@@ -21,7 +21,7 @@ list is then ranked again only when:
 
 An article in no pool before or after is not a candidate either time: it cannot change the list. R1 and R2 are
 `incremental.plan`'s. Pools need their stored records (the lists state keeps them under an approximate window
-search: window_reach.Record.key); a dense pool from an approximate vector index is not an exact top and gets a
+search: window_record.Record.key); a dense pool from an approximate vector index is not an exact top and gets a
 full run (`full_run_reason`).
 """
 

@@ -60,7 +60,7 @@ class Frozen:
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # ROW_PARTS -> n x 2 (mean, std); NaN new
     bounds: dict[str, np.ndarray] = field(default_factory=dict)  # POOL_PARTS -> n
     from_scratch: bool = False  # every statistic is this corpus's own (lists ranked as a query ranks them)
-    windows: object = None  # window_reach.Record: each list's window retrieval (two-stage ranking)
+    windows: object = None  # window_record.Record: each list's window retrieval (two-stage ranking)
     copies: object = None  # the copy graph (edges a, b; a full run: copy_reach.CopyRecord), None until known
     above: dict = field(default_factory=dict)  # row -> its candidates at or above its threshold (copy_reach)
     duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
@@ -69,7 +69,7 @@ class Frozen:
 
     def __post_init__(self):
         if self.windows is None:
-            from .window_reach import Record
+            from .window_record import Record
 
             self.windows = Record(len(self.ids))
 
@@ -212,7 +212,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
             "wlast_len" not in state or (collapse and "above_ptr" not in state):
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
-    from .window_reach import Record
+    from .window_record import Record
 
     frozen.windows = Record.load(state, prev, same)
     for part in ROW_PARTS:
@@ -374,7 +374,7 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from .relatedlists import link_rows
 
     decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
-    frozen.windows.key = window_reach.search_key(job.ranker())  # kept with the lists (window_reach.Record)
+    frozen.windows.key = window_reach.search_key(job.ranker())  # kept with the lists (window_record.Record)
     if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph,
         frozen.copies = CopyRecord(job)  # read from each list's candidates as it is ranked (copy_reach)
     job.use_frozen(frozen)

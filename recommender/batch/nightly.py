@@ -30,6 +30,7 @@ from ..common.clock import utc_now
 from ..store.lock import exclusive_lock
 from ..rank.policy import Policy, PolicyError
 from ..embed.prepare import Preparation
+from .lastrun import last_ok_run, links_key, outputs_exist
 from .runrecord import RunRecord
 
 if TYPE_CHECKING:
@@ -334,50 +335,6 @@ def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> 
             f"{corpus}: this run would remove {removed} of the {len(previous)} indexed articles "
             f"({removed / len(previous):.0%}, more than [batch] max_shrink = {max_share:.0%}); the previous "
             f"index and outputs are kept. Is the content folder complete? --allow-shrink removes them on purpose")
-
-
-def links_key(index: Index, policy: Policy, overrides, as_of: datetime | None,
-              gold_path: str | Path | None = None) -> str:
-    """A digest of everything the related links (and the run's evaluation) depend on: the index version (its
-    manifest's checksums), the policy, the overrides, the gold file, the day when an age or recency rule
-    makes the links depend on the date, and this package's code (after an upgrade the lists are ranked again,
-    and stored for queries)."""
-    import hashlib
-    import json
-
-    from ..common.source import code_digest
-
-    day = None
-    if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
-        day = (as_of or datetime.now(timezone.utc)).date().isoformat()
-    blob = json.dumps({"files": {k: e.sha256 for k, e in index.data.manifest.files.items()},
-                       "policy": policy.to_dict(), "overrides": [o.to_dict() for o in overrides.items],
-                       "day": day, "gold": gold_stamp(gold_path), "code": code_digest()},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def gold_stamp(gold_path: str | Path | None) -> list | None:
-    if not gold_path:
-        return None
-    stat = Path(gold_path).stat()
-    return [str(Path(gold_path).resolve()), stat.st_size, stat.st_mtime_ns]
-
-
-def last_ok_run(out_dir: Path) -> dict | None:
-    from .outputs import read_runs
-
-    try:
-        runs = [r for r in read_runs(out_dir) if r.get("status") == "ok"]
-    except Exception:  # noqa: BLE001 - an unreadable run log only means nothing can be reused
-        return None
-    return runs[-1] if runs else None
-
-
-def outputs_exist(out_dir: Path) -> bool:
-    from .outputs import output_names
-
-    return all((out_dir / name).exists() for name in output_names())
 
 
 def evaluate_curated(index: Index, gold_path: str | Path | None, policy: Policy = Policy()) -> dict | None:

@@ -51,7 +51,7 @@ class RunRecord:
     training: dict | None = None  # evaluate.training.train_if_due's report
     lexical_update: str | None = None  # "full" (IDF fitted) or "incremental" (frozen)
     lexical_drift: dict | None = None
-    links_key: str | None = None  # digest of everything the links depend on (nightly.links_key)
+    links_key: str | None = None  # digest of everything the links depend on (lastrun.links_key)
     # the related lists
     ranking: str | None = None  # "default", or the learned model's kind
     drafts_held_back: int | None = None

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .window_reach import EVERYTHING, EXACT, SLACK, UNKNOWN, ChangedWindows, follow, outsider, per_window
+from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
+from .window_record import EVERYTHING, EXACT, UNKNOWN
 
 
 def _descending_keys(segments: np.ndarray, sims: np.ndarray) -> np.ndarray:

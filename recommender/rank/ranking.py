@@ -28,6 +28,7 @@ import numpy as np
 
 from ..store.ann import DecodedRows
 from .corpusstats import CorpusStats, PoolBounds, Standing, dense_moments
+from .exactranking import score_exact, used_stats, zscore
 from .policy import Ranking
 from .signaltable import WEIGHTED_PARTS
 from .topk import sorted_unique, top_columns
@@ -57,20 +58,6 @@ class Candidates:
         return Candidates(self.query, self.rows[order], self.score[order],
                           {k: v[order] for k, v in self.raw.items()}, {k: v[order] for k, v in self.z.items()},
                           self.pools, None if self.signals is None else self.signals[order])
-
-
-def used_stats(stats: dict[str, tuple[np.ndarray, np.ndarray]], i: int) -> dict[str, tuple[float, float]]:
-    """Query i's (mean, deviation) of each part, from a block's (rows x 1) arrays (PoolBounds.stats)."""
-    return {part: (float(mean[i, 0]), float(std[i, 0])) for part, (mean, std) in stats.items()}
-
-
-def zscore(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return (values - mean) / np.where(std > 1e-12, std, 1.0)
-
-
-def row_stats(dense_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each row (one query's scores over the corpus)."""
-    return dense_rows.mean(axis=1, keepdims=True), dense_rows.std(axis=1, keepdims=True)
 
 
 def block_size(n: int, wanted: int = QUERY_BLOCK) -> int:
@@ -185,7 +172,7 @@ class HybridRanker:
             lexical = self.lexical.tfidf_rows(block) if self.uses("lexical") else None
             mention = self.lexical.mention_rows(block) if self.uses("mention") else None
             window = self.windows.rows(block, with_max=True) if self.uses("window") else None
-            out.extend(self._score(self.vectors[block], block, lexical, mention, window))
+            out.extend(score_exact(self, self.vectors[block], block, lexical, mention, window))
         return out
 
     def score_text(self, vector: np.ndarray, document: str | None, exclude: set[int] = frozenset(),
@@ -198,7 +185,7 @@ class HybridRanker:
         if self.exact:
             lexical = self.lexical.tfidf_for_text(document)[None, :] if use_lexical else None
             window = self.windows.text_rows(windows) if use_window else None
-            cand = self._score(query, np.array([-1]), lexical, None, window)[0]
+            cand = score_exact(self, query, np.array([-1]), lexical, None, window)[0]
         else:
             lexical = window = None
             if use_lexical:
@@ -318,10 +305,10 @@ class HybridRanker:
                                    window_record=bounds.get("window_record"),
                                    tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
                                    stats=used_stats(z_stats, i))
-            results.append(self._finish(q, cand, raw, z, pools))
+            results.append(self.finish(q, cand, raw, z, pools))
         return results
 
-    def _finish(self, q: int, cand: np.ndarray, raw: dict, z: dict, pools: PoolBounds | None = None) -> Candidates:
+    def finish(self, q: int, cand: np.ndarray, raw: dict, z: dict, pools: PoolBounds | None = None) -> Candidates:
         """The weighted z-mix of one query's candidates, best first (ties: lower row), re-scored by the learned
         ranking when there is one."""
         total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
@@ -330,73 +317,3 @@ class HybridRanker:
         order = np.lexsort((cand, -score))
         result = Candidates(int(q), cand, score, raw, z, pools).take(order)
         return self.rescorer(result) if self.rescorer is not None else result
-
-    def _score(self, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
-               mention: np.ndarray | None, window: tuple | None = None) -> list[Candidates]:
-        """The exact reference: every part's full row. `window`: (window score rows, max-sim rows) when the window
-        part is used."""
-        depth = self.ranking.candidates + 1
-        dense_mean, dense_std = self.dense_stats(queries)
-        dense_cands = self.dense_candidates(queries, depth)
-        if lexical is not None:
-            lex_mean, lex_std = row_stats(lexical)
-            lex_depth = min(self.n, depth)
-            lex_cands = np.argpartition(-lexical, lex_depth - 1, axis=1)[:, :lex_depth]
-            if self.frozen is not None:
-                lex_mean, lex_std = self.frozen.row_stats("lexical", query_rows, lex_mean, lex_std)
-        if mention is not None:
-            men_mean, men_std = row_stats(mention)
-            if self.frozen is not None:
-                men_mean, men_std = self.frozen.row_stats("mention", query_rows, men_mean, men_std)
-        if window is not None:
-            window, window_max = window
-            win_mean, win_std = row_stats(window)
-            max_mean, max_std = row_stats(window_max)
-            win_depth = min(self.n, depth)
-            win_cands = np.argpartition(-window, win_depth - 1, axis=1)[:, :win_depth]
-            if self.frozen is not None:
-                win_mean, win_std = self.frozen.row_stats("window", query_rows, win_mean, win_std)
-                max_mean, max_std = self.frozen.row_stats("window_max", query_rows, max_mean, max_std)
-        used = {}  # part -> the (mean, deviation) rows each query was normalised with
-        if lexical is not None:
-            used["lexical"] = (lex_mean, lex_std)
-        if mention is not None:
-            used["mention"] = (men_mean, men_std)
-        if window is not None:
-            used["window"], used["window_max"] = (win_mean, win_std), (max_mean, max_std)
-        tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
-        results = []
-        for i, q in enumerate(query_rows):
-            pool = [dense_cands[i]]
-            if tagged is not None:
-                pool.append(tagged[i])
-            if lexical is not None:
-                pool.append(lex_cands[i])
-            if window is not None:
-                pool.append(win_cands[i])
-            if mention is not None:
-                pool.append(np.flatnonzero(mention[i]))
-            cand = sorted_unique(np.concatenate(pool))
-            cand = cand[(cand >= 0) & (cand != q)]
-            raw = {"dense": self.vectors[cand] @ queries[i]}
-            z = {"dense": zscore(raw["dense"], dense_mean[i], dense_std[i])}
-            if window is not None:
-                raw["window"] = window[i, cand]
-                z["window"] = zscore(raw["window"], win_mean[i], win_std[i])
-                raw["window_max"] = window_max[i, cand]  # a signal of the learned ranking, not a weighted part
-                z["window_max"] = zscore(raw["window_max"], max_mean[i], max_std[i])
-            if lexical is not None:
-                raw["lexical"] = lexical[i, cand]
-                z["lexical"] = zscore(raw["lexical"], lex_mean[i], lex_std[i])
-            if mention is not None:
-                raw["mention"] = mention[i, cand]
-                z["mention"] = zscore(raw["mention"], men_mean[i], men_std[i])
-            pools = None
-            if self.frozen is not None:  # the weakest member of each candidate pool
-                pools = PoolBounds(dense=float((self.vectors[dense_cands[i]] @ queries[i]).min()),
-                                   lexical=float(lexical[i, lex_cands[i]].min()) if lexical is not None else None,
-                                   window=float(window[i, win_cands[i]].min()) if window is not None else None,
-                                   mention=0.0 if mention is not None else None,  # the whole row is in the pool
-                                   stats=used_stats(used, i))
-            results.append(self._finish(q, cand, raw, z, pools))
-        return results

@@ -60,7 +60,7 @@ def full_with_frozen(index_dir, out, policy, learned: bool = False, window_pools
 
 def stored_window_pools(out) -> dict:
     """Each list's window pool (rows, sorted) as the lists state of the last run keeps it."""
-    from recommender.batch.window_reach import Record
+    from recommender.batch.window_record import Record
 
     state = load_state(out / STATE_FILE)
     n = len(state["ids"])

@@ -8,7 +8,8 @@ from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
 
 from recommender.batch.pool_follow import follow_top, follow_tops
 from recommender.batch.window_batch import _Block, follow_many
-from recommender.batch.window_reach import ChangedWindows, Record, follow, per_window
+from recommender.batch.window_reach import ChangedWindows, follow, per_window
+from recommender.batch.window_record import Record
 
 
 def _pools(rng, n, depth, moved, lists):

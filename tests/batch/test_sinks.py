@@ -4,7 +4,7 @@ telling whether a folder has them all read it, so a new output format is a write
 import csv
 
 from recommender.batch import outputs
-from recommender.batch.nightly import outputs_exist
+from recommender.batch.lastrun import outputs_exist
 from recommender.batch.outputs import ArticleLinks, Sink, write_outputs
 from recommender.batch.runrecord import RunRecord
 from recommender.rank.results import Related

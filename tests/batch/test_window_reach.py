@@ -5,7 +5,8 @@ article's own window score) does not."""
 
 import numpy as np
 
-from recommender.batch.window_reach import ChangedWindows, Record, outsider
+from recommender.batch.window_reach import ChangedWindows, outsider
+from recommender.batch.window_record import Record
 from recommender.rank import windowstage
 from recommender.rank.windowsearch import ExactWindowSearch
 from recommender.rank.windowstage import WindowStage

@@ -10,8 +10,9 @@ import pytest
 from recommender.rank import candidates as stage
 from recommender.rank import windowstage
 from recommender.rank.candidates import LexicalStage, sample_rows
+from recommender.rank.exactranking import row_stats
 from recommender.rank.policy import Ranking
-from recommender.rank.ranking import HybridRanker, row_stats
+from recommender.rank.ranking import HybridRanker
 from recommender.rank.windows import WindowScores
 from recommender.rank.windowsearch import ExactWindowSearch
 from recommender.store.lexindex import LexicalIndex
