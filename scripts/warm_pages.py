@@ -11,6 +11,8 @@ phase after its links phase: its warm-up query, then each query once; the pages 
 mapped by it: a fault each), then `again` passes of the same queries (nothing left to map: the query's own
 computing). `--dump` writes each query's links (ids, scores, parts) and a digest of its every candidate's numbers
 (rows, score, each part's value and z-score), to compare two codes' answers with `cmp`. Linux only (smaps).
+`--numpy`: the lexical heads' top-k in NumPy, as a one-shot query computes it (by default compiled,
+store/compiledtopk.py, as the service and bench_scale's process rank: the same numbers).
 """
 
 from __future__ import annotations
@@ -81,10 +83,16 @@ def main() -> None:
     parser.add_argument("--again", type=int, default=2)
     parser.add_argument("--files", type=int, default=8, help="the files that gained most pages, per pass")
     parser.add_argument("--dump", type=Path)
+    parser.add_argument("--numpy", action="store_true",
+                        help="keep the lexical heads in NumPy, as a one-shot query does (default: compiled, as the "
+                             "service and bench_scale's process after its links phase rank them)")
     args = parser.parse_args()
     from bench_scale import rankings, sample_rows
 
     from recommender.rank.index import Index
+    from recommender.store.lextopk import use_compiled
+
+    print(f"lexical heads compiled: {use_compiled(not args.numpy)}", file=sys.stderr)
 
     policy = rankings(True)[args.ranking]
     passes, answers = [], {}

@@ -99,8 +99,10 @@ def static_file(path: Path):
 def create_app(folder: str | Path, *, editor: bool = False, token: str | None = None, policy=None) -> Starlette:
     """The ASGI app serving the index in `folder` (opened now; a broken index raises IndexProblem here), under
     the link policy `policy` (recommender.rank.policy.Policy; None: the defaults), as the batch and the CLI rank."""
+    from ..store.lextopk import use_compiled
     from .editor_api import EDITOR_ROUTES
 
+    use_compiled()  # a serving process ranks many queries: the lexical heads' top-k compiled (the same numbers)
     answering = Answering(folder, policy)
     follower = Follower(folder, prepare=answering.prepare)
     routes = [Route(path, endpoint(handler), methods=methods) for path, handler, methods in ROUTES]

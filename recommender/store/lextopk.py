@@ -237,8 +237,9 @@ class ImpactTopK:
     are read from the head of its impact-ordered list (largest values first), about `budget` postings in all,
     shared among the terms by their squared weight (each term at least `min_per_term`: a heavy, rare term's short
     list whole, a light common word's long list only its head); the documents are ranked by the partial sums read,
-    accumulated over the documents read alone (`distinct`; an array of sums of the corpus's size only while it is at most
-    DENSE_SUMS times the read), so the cost does not follow n. Not exact: `top_k` also returns the most an
+    accumulated over the documents read alone (`distinct`; an array of sums of the corpus's size only while it is at
+    most DENSE_SUMS times the read), so the cost does not follow n; in a process that asked `use_compiled` (the
+    batch, the service), the same sums and top-k in one compiled loop (store.compiledtopk). Not exact: `top_k` also returns the most an
     unreturned document can score (the k-th partial sum plus what the terms' unread tails can add), which the
     nightly reach rules use as the pool's boundary."""
 
@@ -274,6 +275,25 @@ class ImpactTopK:
         begins = np.asarray(self.indptr[terms], dtype=np.int64)
         lengths = np.asarray(self.indptr[terms + 1], dtype=np.int64) - begins
         read = self.shares(weights, lengths)
+        kernel = _KERNELS["head_top"]
+        if kernel is not None:  # the same sums and top-k in one compiled loop (store.compiledtopk)
+            from .compiledtopk import head_top_k
+
+            rows, best = head_top_k(kernel, self.indices, self.data, begins, read, weights, self.n_docs, k)
+        else:
+            rows, best = self._head_top_k(begins, read, weights, k)
+        # what an unread posting can add: each truncated term's last value read (its list is sorted by value);
+        # with the documents' rows of norm at most 1, also at most the truncated weights' norm (Cauchy-Schwarz)
+        cut = read < lengths
+        tails = np.asarray(self.data[begins[cut] + read[cut] - 1], np.float64)
+        w = weights[cut].astype(np.float64)
+        unread = min(float(np.dot(w, tails)), float(np.sqrt(np.dot(w, w)))) if len(w) else 0.0
+        return rows, best, (float(best[-1]) if len(rows) >= k else 0.0) + (unread * (1 + MARGIN) + MARGIN
+                                                                           if len(w) else 0.0)
+
+    def _head_top_k(self, begins: np.ndarray, read: np.ndarray, weights: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best documents by the sums of the postings read, in NumPy (`top_k`'s rows and partial scores)."""
         at = np.repeat(begins - np.concatenate(([0], np.cumsum(read)[:-1])), read) + np.arange(int(read.sum()))
         docs = np.asarray(self.indices[at], dtype=np.int64)
         values = np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, read)
@@ -284,12 +304,20 @@ class ImpactTopK:
         else:  # the same sums (each document's values added in the order read) over the documents read alone
             found, slot = distinct(docs, self.n_docs)
             partial = np.bincount(slot, weights=values, minlength=len(found))
-        # what an unread posting can add: each truncated term's last value read (its list is sorted by value);
-        # with the documents' rows of norm at most 1, also at most the truncated weights' norm (Cauchy-Schwarz)
-        cut = read < lengths
-        tails = np.asarray(self.data[begins[cut] + read[cut] - 1], np.float64)
-        w = weights[cut].astype(np.float64)
-        unread = min(float(np.dot(w, tails)), float(np.sqrt(np.dot(w, w)))) if len(w) else 0.0
-        rows, best = _best(found, partial, k)
-        return rows, best, (float(best[-1]) if len(rows) >= k else 0.0) + (unread * (1 + MARGIN) + MARGIN
-                                                                           if len(w) else 0.0)
+        return _best(found, partial, k)
+
+
+_KERNELS: dict = {"head_top": None}  # ImpactTopK's compiled loop once `use_compiled` loaded it
+
+
+def use_compiled(on: bool = True) -> bool:
+    """Whether ImpactTopK sums the lexical heads in a compiled loop (store.compiledtopk: the same numbers) in this
+    process from now on: asked by processes that rank many lists (the nightly batch, the service), not by a
+    one-shot query (numba's import costs about 0.35 s). False when numba is not installed."""
+    if on:
+        from .compiledtopk import head_sums_kernel
+
+        _KERNELS["head_top"] = head_sums_kernel()
+    else:
+        _KERNELS["head_top"] = None
+    return _KERNELS["head_top"] is not None

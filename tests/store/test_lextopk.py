@@ -300,3 +300,39 @@ def test_distinct_documents_are_np_uniques_whatever_the_scratch_array_holds():
         order = np.argsort(found)
         assert np.array_equal(np.bincount(slot, weights=values, minlength=len(found))[order],
                               np.bincount(inverse.ravel(), weights=values, minlength=len(want)))
+
+
+def test_the_compiled_heads_give_the_numpy_heads_numbers_with_ties_and_reused_scratch(monkeypatch):
+    # store.compiledtopk: the same rows, float32 sums and bound as the NumPy steps, bit for bit, on coarse values
+    # (many equal sums: ties go to the lower row), zero and negative sums (left out), and scratch arrays reused
+    # from query to query and from a larger corpus (what a query leaves there is cleared)
+    pytest.importorskip("numba")
+    from scipy import sparse
+
+    from recommender.store import lextopk
+    from recommender.store.lextopk import ImpactTopK, impact_order
+
+    rng = np.random.default_rng(21)
+    for n, terms_n, density, budget, k in ((4000, 150, 0.05, 700, 40), (600, 40, 0.3, 10 ** 6, 600),
+                                           (2500, 90, 0.1, 300, 1), (3000, 60, 0.08, 900, 3000)):
+        matrix = sparse.random(n, terms_n, density=density, random_state=rng.integers(1 << 30), format="csr",
+                               dtype=np.float32)
+        matrix.data = np.round(matrix.data * 4) / 4  # coarse: equal sums
+        matrix.data[rng.random(len(matrix.data)) < 0.05] = 0.0
+        postings = matrix.T.tocsr()
+        postings.sort_indices()
+        heads = ImpactTopK(postings.indptr, *impact_order(postings.indptr, postings.indices, postings.data), n,
+                           budget=budget, min_per_term=8)
+        for q in range(25):
+            terms = np.sort(rng.choice(terms_n, size=int(rng.integers(1, 12)), replace=False)).astype(np.int64)
+            weights = (np.round(rng.random(len(terms)) * 3) / 3).astype(np.float32)
+            if q % 5 == 0:
+                weights[0] = -weights[0]  # negative sums are never candidates, in either loop
+            monkeypatch.setitem(lextopk._KERNELS, "head_top", None)
+            want = heads.top_k(terms, weights, k)
+            assert lextopk.use_compiled()
+            got = heads.top_k(terms, weights, k)
+            assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
+            assert np.array_equal(got[1], want[1]) and got[1].dtype == np.float32
+            assert got[2] == want[2]
+    assert not lextopk.use_compiled(False)

@@ -1,0 +1,142 @@
+"""The lexical heads' top-k (store.lextopk.ImpactTopK) as one compiled loop (numba), for the processes that rank
+many lists: the nightly batch's links phase and the service. The same numbers as ImpactTopK's NumPy steps: each
+read posting's float32 product (value x weight) added to its document's float64 sum in the order read (what
+`np.bincount` does), the documents with a positive sum ranked by (sum descending, row ascending), the k best kept.
+
+NumPy gathers the postings read, finds the distinct documents among them through a scratch array of the corpus's
+size (`lextopk.distinct`), sums, then partitions every sum: several passes over some 65,000 postings and 50,000
+documents a query at 1M articles, each reading or writing at random in an array of the corpus's size. Here one
+pass adds each posting into an open-addressing table of about four times the postings read (3 MB at 1M articles,
+whatever the corpus: it stays in the caches), noting each document the first time it is seen; a second pass over
+those documents reads each sum back, frees its slot, and keeps the k best in a heap. At 1M articles (the kept 1M
+index, 1,025 lists of its links phase): 2.45 -> 1.5 ms a list (docs/scale.md, "The lexical heads compiled").
+
+Loaded on demand (`head_sums_kernel()`): importing numba costs about 0.35 s, which a one-shot query by id does not pay
+(it keeps the NumPy steps), and compiling costs about a second the first time (then numba's cache on disk).
+None when numba is not installed: the NumPy steps, the same numbers.
+
+    kernel = head_sums_kernel()   # None without numba
+    rows, sums = head_top_k(kernel, indices, data, begins, read, weights, n_docs, k)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+_COMPILED: dict = {}
+
+
+def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_scores, heap_rows):
+    """The sums of the postings read (term t: `read[t]` postings from `begins[t]`, times `weights[t]`) and their k
+    best documents in a heap (heap_scores, heap_rows; the worst at 0); returns how many the heap holds. The sums
+    are kept in an open-addressing table (`keys`: its documents, -1 where free; `sums`; a power of two of at
+    least twice the postings read, all free on entry and left so; `slots`: room for the postings read)."""
+    bits = 0
+    while (1 << bits) < len(keys):
+        bits += 1
+    mask = len(keys) - 1
+    m = 0
+    for t in range(len(begins)):
+        w = weights[t]
+        for j in range(begins[t], begins[t] + read[t]):
+            d = indices[j]
+            # Fibonacci hashing: the top bits of the document times 2^64 / golden ratio, then the next free slot
+            i = np.int64((np.uint64(d) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits)) if bits else 0
+            while True:
+                if keys[i] == d:
+                    break
+                if keys[i] == -1:
+                    keys[i] = d
+                    slots[m] = i
+                    m += 1
+                    break
+                i = (i + 1) & mask
+            sums[i] += np.float64(np.float32(data[j]) * w)
+    size = 0
+    for x in range(m):  # each document once, in the order first read; its slot freed
+        i = slots[x]
+        d = np.int64(keys[i])
+        s = sums[i]
+        keys[i] = -1
+        sums[i] = 0.0
+        if not s > 0:
+            continue
+        if size < k:  # a place left: sift the new entry up from the end
+            c = size
+            size += 1
+            while c > 0:
+                p = (c - 1) // 2
+                # (s, d) worse than the parent: lower sum, or the same sum and a higher row
+                if s < heap_scores[p] or (s == heap_scores[p] and d > heap_rows[p]):
+                    heap_scores[c] = heap_scores[p]
+                    heap_rows[c] = heap_rows[p]
+                    c = p
+                else:
+                    break
+            heap_scores[c] = s
+            heap_rows[c] = d
+        elif heap_scores[0] < s or (heap_scores[0] == s and heap_rows[0] > d):  # better than the worst kept
+            c = 0
+            while True:
+                left = 2 * c + 1
+                if left >= size:
+                    break
+                worse = left
+                right = left + 1
+                if right < size and (heap_scores[right] < heap_scores[left] or
+                                     (heap_scores[right] == heap_scores[left] and heap_rows[right] > heap_rows[left])):
+                    worse = right
+                if heap_scores[worse] < s or (heap_scores[worse] == s and heap_rows[worse] > d):
+                    heap_scores[c] = heap_scores[worse]
+                    heap_rows[c] = heap_rows[worse]
+                    c = worse
+                else:
+                    break
+            heap_scores[c] = s
+            heap_rows[c] = d
+    return size
+
+
+def head_sums_kernel():
+    """`_head_top` compiled (numba, cached on disk), or None when numba cannot be imported."""
+    with _LOCK:
+        if "head_top" not in _COMPILED:
+            try:
+                import numba
+            except ImportError:
+                log.debug("numba not installed: the lexical heads' top-k stays in NumPy")
+                _COMPILED["head_top"] = None
+            else:
+                _COMPILED["head_top"] = numba.njit(cache=True, nogil=True, boundscheck=False)(_head_top)
+        return _COMPILED["head_top"]
+
+
+_SCRATCH = threading.local()  # each thread's table, slots and heap (the service answers in several threads)
+
+
+def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weights: np.ndarray, n_docs: int,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows int64, sums float32) of the k best documents, best first (ties: lower row), through `kernel`
+    (head_sums_kernel()) over the thread's scratch arrays."""
+    total = int(read.sum())
+    size = 1 << max(10, (2 * total - 1).bit_length())  # at least twice the postings read: short probe runs
+    kind = np.int32 if n_docs < 2 ** 31 else np.int64
+    table = getattr(_SCRATCH, "table", None)
+    if table is None or len(table[0]) < size or table[0].dtype != kind:
+        table = _SCRATCH.table = (np.full(size, -1, dtype=kind), np.zeros(size, dtype=np.float64),
+                                  np.empty(size, dtype=np.int64))
+    heap = getattr(_SCRATCH, "heap", None)
+    if heap is None or len(heap[0]) < k:
+        heap = _SCRATCH.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
+    keys, sums, slots = table
+    count = kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, keys[:size], sums[:size],
+                   slots, *heap)
+    rows, best = heap[1][:count], heap[0][:count]
+    order = np.lexsort((rows, -best))
+    return rows[order].astype(np.int64), best[order].astype(np.float32)
