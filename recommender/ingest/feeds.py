@@ -16,7 +16,8 @@ and its position, and skipped; a bad date is reported and dropped, the item kept
 from __future__ import annotations
 
 import io
-from datetime import datetime
+import re
+from datetime import date, datetime
 
 from .article import Article, Problem
 from .fields import tag_list
@@ -106,7 +107,27 @@ def _entry_date(entry) -> tuple[str | None, str | None]:
     for key in ("published", "updated"):
         # dict.get: feedparser's own get maps a missing `updated` to `published`, with a deprecation warning
         raw, parsed = dict.get(entry, key), dict.get(entry, f"{key}_parsed")
-        if parsed is not None:
-            return datetime(*parsed[:6]).isoformat(timespec="seconds") + "Z", None
+        value = _item_date(raw, parsed)
+        if value is not None:
+            return value, None
         bad = bad or (str(raw) if raw else None)
     return None, bad
+
+
+# the day of an ISO 8601 date (2024-02-30, 20240230, 10000-01-01): feedparser rolls a day that does not exist over
+# to another (2024-02-30 is 1 March, 10000-01-01 is 2010-12-01), so the day is checked here first
+_ISO_DAY = re.compile(r"\s*([+-]?\d{4,})-?(\d\d)-?(\d\d)")
+
+
+def _item_date(raw: object, parsed) -> str | None:
+    """feedparser's reading of a date (`parsed`, a UTC time tuple) as ISO 8601, or None: no reading, an ISO day
+    that does not exist, or a year datetime cannot hold (0000-01-01, 9999-12-31T23:59:59-05:00 in UTC)."""
+    if parsed is None:
+        return None
+    day = _ISO_DAY.match(raw) if isinstance(raw, str) else None
+    try:
+        if day:
+            date(*(int(part) for part in day.groups()))
+        return datetime(*parsed[:6]).isoformat(timespec="seconds") + "Z"
+    except (ValueError, OverflowError):
+        return None
