@@ -60,11 +60,12 @@ def item_article(*, rel: str, kind: str, title: str | None, link: str | None, gu
                    page_type=page_type, draft=draft, kind=kind, path=rel)
 
 
-def item_problem(rel: str, position: int, title: object, reason: str) -> Problem:
-    """A problem with one item: its position in the file (and its title when it has one)."""
+def item_problem(rel: str, position: int, title: object, reason: str, kept: bool = False) -> Problem:
+    """A problem with one item: its position in the file (and its title when it has one). kept: the item was read
+    all the same, one value left out (a bad date): a warning, not a skipped input."""
     name = clean_field(title)
     named = f" ({name[:60]!r})" if name else ""
-    return Problem(rel, f"item {position}{named}: {reason}")
+    return Problem(rel, f"item {position}{named}: {reason}", kept=kept)
 
 
 def read_feed(data: bytes, rel: str) -> tuple[list[Article], list[Problem]]:
@@ -78,7 +79,8 @@ def read_feed(data: bytes, rel: str) -> tuple[list[Article], list[Problem]]:
     for position, entry in enumerate(parsed.entries, start=1):
         published, bad_date = _entry_date(entry)
         if bad_date:
-            problems.append(item_problem(rel, position, entry.get("title"), f"bad date {bad_date!r}; date dropped"))
+            problems.append(item_problem(rel, position, entry.get("title"), f"bad date {bad_date!r}; date dropped",
+                                         kept=True))
         content = "\n\n".join(c.get("value") or "" for c in entry.get("content") or [])
         summary = entry.get("summary") or ""
         if summary == content:  # feedparser copies the content into an item without a description

@@ -171,3 +171,12 @@ def test_an_atom_date_out_of_range_or_impossible_costs_that_date_only(tmp_path, 
     assert [(a.id, a.published) for a in corpus.articles] == [("ex.com/e1", None),
                                                               ("ex.com/e2", "2024-01-01T08:00:00Z")]
     assert [str(p) for p in corpus.problems] == [f"a.atom: item 1 ('Entry 1'): bad date {date!r}; date dropped"]
+
+
+def test_a_bad_item_date_is_a_warning_and_a_skipped_item_is_not(corpus):
+    # the item is read without its date (like a bad date in front matter or JSONL): not counted as skipped input
+    kinds = {str(p): p.kept for p in corpus.problems if "item" in p.reason}
+    assert kinds["newsroom.rss: item 4 ('Regatta moved to September'): bad date 'last Thursday'; date dropped"]
+    assert kinds["wordpress-export.xml: item 10 ('Seed swap in June'): bad date '2025-02-30 10:00:00'; date dropped"]
+    assert not kinds["newsroom.rss: item 3: no title and no text; item skipped"]
+    assert sum(kinds.values()) == 2 and len(kinds) > 2
