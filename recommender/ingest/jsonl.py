@@ -83,7 +83,7 @@ def read_jsonl_part(data: bytes, rel: str, cache=None, first_line: int = 1,
 
 def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> Article:
     """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``.
-    dates: receives a warning for each date field that holds no date."""
+    dates: receives a warning for each date field that holds no date, and each related item that is no id."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -105,7 +105,7 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         excerpt = lead_paragraph(body)
     if not title and not body:
         raise IngestError(f"article {raw_id!r} has no title and no text")
-    related = [str(r) for r in as_list(record.get("related")) if str(r).strip()]
+    related = related_ids(record.get("related"), dates)
     return Article(
         id=str(raw_id).strip(),
         title=title,
@@ -123,3 +123,16 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         slug=str(record.get("slug") or "").strip().strip("/") or None,
         curated=related,
     )
+
+
+def related_ids(value: object, warnings: list[str] | None = None) -> list[str]:
+    """The ids (or URLs) a line's `related` names: strings and whole numbers (one alone is a list of one). Any
+    other item (null, a mapping, a list) is left out and, when `warnings` is given, named there."""
+    ids = []
+    for position, item in enumerate(as_list(value), start=1):
+        if isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool)):
+            if str(item).strip():
+                ids.append(str(item))
+        elif warnings is not None:
+            warnings.append(f"related item {position}: {str(item)[:80]} is not an id or URL; ignored")
+    return ids

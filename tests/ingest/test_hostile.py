@@ -110,6 +110,22 @@ def test_jsonl_is_judged_per_line_and_utf16_is_decoded(tmp_path):
         "nobom.txt: UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8"]
 
 
+def test_a_jsonl_related_item_that_is_not_an_id_is_named_and_left_out(tmp_path):
+    lines = ['{"id": "a", "title": "A", "text": "aaa"}', '{"id": "b", "title": "B", "text": "bbb"}',
+             '{"id": "c", "title": "C", "text": "ccc", "related": ["a", null, {"id": "b"}, 7, true, [1], "b"]}',
+             '{"id": "d", "title": "D", "text": "ddd", "related": "a"}',
+             '{"id": "e", "title": "E", "text": "eee", "related": {"id": "a"}}']
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(lines) + "\n"})
+    ids = corpus.by_id()
+    assert ids["c"].curated == ["a", "7", "b"] and ids["d"].curated == ["a"] and ids["e"].curated == []
+    assert [(str(p), p.kept) for p in corpus.problems] == [
+        ("feed.jsonl:3: related item 2: None is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 3: {'id': 'b'} is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 5: True is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 6: [1] is not an id or URL; ignored", True),
+        ("feed.jsonl:5: related item 1: {'id': 'a'} is not an id or URL; ignored", True)]
+
+
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
     words = [f"w{i}" for i in range(150 + 120 * 999)]  # 1,000 windows
     prepared = prepare(Article(id="a", title="T", body=" ".join(words)))
