@@ -12,6 +12,8 @@ from .filebytes import BOMS, decode_text, read_bytes
 from .guard import IngestError, per_input
 from .text import canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, url_to_id
 
+MAX_ID_CHARS = 2048  # a longer id is refused: every list linking to the article would carry it
+
 
 def jsonl_lines(data: bytes, rel: str, problems: list[Problem], first_line: int = 1,
                 at_start: bool = True) -> list[tuple[int, str]]:
@@ -98,6 +100,8 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         if not url or not canonical_url(url):
             raise IngestError("no id and no url")
         raw_id = url_to_id(id_url(record) or url)
+    if len(str(raw_id)) > MAX_ID_CHARS:
+        raise IngestError(f"id longer than {MAX_ID_CHARS:,} characters")
     body = clean_body(str(record.get("text") or record.get("body") or ""))
     title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
     excerpt = clean_field(record.get("excerpt") or record.get("description"))

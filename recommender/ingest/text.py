@@ -21,6 +21,7 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "wt.", "pk_", "mtm_", "hsa_")
 
+MAX_URL_CHARS = 8192  # a longer "URL" is not one a page has (browsers and servers stop well before)
 EXCERPT_CHARS = 300  # an excerpt taken from a body: its lead paragraph, cut to this length
 
 _WS_CHARS = r"[ \t\f\v\u00a0\u2000-\u200b\u3000]"
@@ -247,11 +248,13 @@ def canonical_url(url: str | None) -> str | None:
 
     https and http fold to https; host lower-cased, ``www.`` and default ports dropped; fragment and tracking
     parameters (utm_*, fbclid, WT.mc_id, ...) dropped; other parameters sorted; trailing slash dropped.
-    Returns None for anything that is not an absolute http(s) URL.
+    Returns None for anything that is not an absolute http(s) URL, or is longer than MAX_URL_CHARS.
     """
     if not url:
         return None
     url = str(url).strip()
+    if len(url) > MAX_URL_CHARS:
+        return None
     try:
         parts = urlsplit(url)
     except ValueError:

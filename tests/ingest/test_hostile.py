@@ -1,6 +1,8 @@
 """Hostile and broken input (issue 24): every failure is one file's (or one JSONL line's), named with the reason,
 and the read goes on; a bad value costs only that value; work per file is bounded."""
 
+import json
+
 import pytest
 
 from recommender.embed.prepare import Preparation, prepare
@@ -124,6 +126,19 @@ def test_a_jsonl_related_item_that_is_not_an_id_is_named_and_left_out(tmp_path):
         ("feed.jsonl:3: related item 5: True is not an id or URL; ignored", True),
         ("feed.jsonl:3: related item 6: [1] is not an id or URL; ignored", True),
         ("feed.jsonl:5: related item 1: {'id': 'a'} is not an id or URL; ignored", True)]
+
+
+def test_a_huge_title_source_url_or_id_is_not_copied_into_every_list(tmp_path):
+    # a body exported as the title (or the URL, or the id) would be copied into each list linking to the article
+    huge = " ".join(["compost"] * 40_000)
+    lines = [{"id": "t", "title": huge, "text": "soil", "source": huge}, {"id": "u", "title": "U", "text": "soil",
+             "url": "https://ex.com/" + "a" * 40_000}, {"id": "i" * 40_000, "title": "I", "text": "soil"}]
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(json.dumps(line) for line in lines) + "\n"})
+    ids = corpus.by_id()
+    assert sorted(ids) == ["t", "u"]
+    assert len(ids["t"].title) <= 1000 and ids["t"].title.endswith("compost…") and len(ids["t"].source) <= 1000
+    assert ids["u"].url is None  # not a usable URL, like one that is not http(s)
+    assert [str(p) for p in corpus.problems] == ["feed.jsonl:3: id longer than 2,048 characters"]
 
 
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
