@@ -336,11 +336,14 @@ def looks_like_title(line: str) -> bool:
 
 
 def relative_path(path: Path, base: Path) -> str:
-    """`path` as a POSIX path relative to `base` (the name problems and ids use), else the whole path."""
+    """`path` as a POSIX path relative to `base` (the name problems and ids use), else the whole path. Bytes of
+    the name that are not UTF-8 (a Latin-1 ``caf\\xe9.md``) are written as ``\\xe9``: the name is then text that
+    every output (JSON, SQLite) can hold."""
     try:
-        return path.relative_to(base).as_posix()
+        rel = path.relative_to(base).as_posix()
     except ValueError:
-        return path.as_posix()
+        rel = path.as_posix()
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _path_id(rel: str) -> str:

@@ -2,14 +2,19 @@
 and the read goes on; a bad value costs only that value; work per file is bounded."""
 
 import json
+import os
 
 import pytest
 
+from recommender.batch.nightly import run_batch
+from recommender.embed.embedder import get_embedder
 from recommender.embed.prepare import Preparation, prepare
 from recommender.ingest.article import Article
 from recommender.ingest.reader import read_corpus
 from recommender.ingest.safeyaml import load_front_matter
 from recommender.ingest.text import clean_body, strip_markdown
+
+from conftest import LEXICAL_POLICY
 
 GOOD = "---\ntitle: A good post about gardens\nslug: good\n---\nGardens need water and light.\n"
 NEWS = """---
@@ -139,6 +144,26 @@ def test_a_huge_title_source_url_or_id_is_not_copied_into_every_list(tmp_path):
     assert len(ids["t"].title) <= 1000 and ids["t"].title.endswith("compost…") and len(ids["t"].source) <= 1000
     assert ids["u"].url is None  # not a usable URL, like one that is not http(s)
     assert [str(p) for p in corpus.problems] == ["feed.jsonl:3: id longer than 2,048 characters"]
+
+
+def test_a_file_name_that_is_not_utf8_or_holds_a_line_end_stops_nothing(tmp_path):
+    # a Latin-1 name (b"caf\xe9.md") once failed the whole night (UnicodeEncodeError writing the prepared-article
+    # cache); a line end in a name made a problem two lines, the second one a forged "skipped" line
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text(GOOD)
+    for name, text in ((b"caf\xe9.md", "---\ntitle: Cafe garden\n---\nGardens need water.\n"), (b"x\nskipped y.md: z.md", "---\nt: [\n---\n")):
+        with open(os.path.join(os.fsencode(corpus), name), "w") as fh:
+            fh.write(text)
+    policy = tmp_path / "recommender.toml"
+    policy.write_text(LEXICAL_POLICY)
+    record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, embedder=get_embedder("hashing"),
+                       progress=False)
+    assert record.status == "ok" and record.skipped == 1
+    [reason] = record.skipped_reasons
+    assert reason.startswith("x\\nskipped y.md: z.md: front matter is not valid YAML") and "\n" not in reason
+    lines = [json.loads(line) for line in (tmp_path / "out" / "related.jsonl").read_text().splitlines()]
+    assert sorted(line["id"] for line in lines) == ["caf\\xe9", "good"]
 
 
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
