@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from pathlib import Path
 
 from .article import Article, Problem
 from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, published_date, tag_list
 from .filebytes import BOMS, decode_text, read_bytes
 from .guard import IngestError, per_input
-from .text import canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, url_to_id
+from .text import (canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, no_lone_surrogates,
+                   url_to_id)
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line that may hold a lone surrogate (most hold none)
 MAX_ID_CHARS = 2048  # a longer id is refused: every list linking to the article would carry it
 
 
@@ -94,6 +97,8 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         raise IngestError("JSON nested too deeply to read") from None
     if not isinstance(record, dict):
         raise IngestError("line is not a JSON object")
+    if _SURROGATE_ESCAPE.search(line):
+        record = no_lone_surrogates(record)
     url = own_url(record)
     raw_id = record.get("id")
     if raw_id is None or str(raw_id).strip() == "":

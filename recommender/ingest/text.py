@@ -99,6 +99,22 @@ def collapse_whitespace(text: str, keep_paragraphs: bool = True) -> str:
     return " ".join(text.split())
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_lone_surrogates(value):
+    """What JSON or YAML loaded (mappings, lists, strings), each lone surrogate in its strings (a ``\\ud800``
+    escape that pairs with nothing: no character, and no UTF-8 output can hold it) made U+FFFD, as a decoder
+    makes a byte that is not UTF-8."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [no_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {no_lone_surrogates(k): no_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def clean_field(value: object) -> str:
     """A short metadata field (title, excerpt): repaired, markup removed, one line."""
     if value is None:

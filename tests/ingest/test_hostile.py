@@ -152,7 +152,8 @@ def test_a_file_name_that_is_not_utf8_or_holds_a_line_end_stops_nothing(tmp_path
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "good.md").write_text(GOOD)
-    for name, text in ((b"caf\xe9.md", "---\ntitle: Cafe garden\n---\nGardens need water.\n"), (b"x\nskipped y.md: z.md", "---\nt: [\n---\n")):
+    for name, text in ((b"caf\xe9.md", "---\ntitle: Cafe garden\n---\nGardens need water.\n"),
+                       (b"x\nskipped y.md: z.md", "---\nt: [\n---\n")):
         with open(os.path.join(os.fsencode(corpus), name), "w") as fh:
             fh.write(text)
     policy = tmp_path / "recommender.toml"
@@ -164,6 +165,27 @@ def test_a_file_name_that_is_not_utf8_or_holds_a_line_end_stops_nothing(tmp_path
     assert reason.startswith("x\\nskipped y.md: z.md: front matter is not valid YAML") and "\n" not in reason
     lines = [json.loads(line) for line in (tmp_path / "out" / "related.jsonl").read_text().splitlines()]
     assert sorted(line["id"] for line in lines) == ["caf\\xe9", "good"]
+
+
+def test_a_lone_surrogate_escape_in_json_or_yaml_stops_nothing(tmp_path):
+    # "\ud800" is valid JSON and YAML but no character: once kept in an id or URL, it failed the night when the
+    # first output (the prepared-article cache, SQLite, JSON) was written; it is read as U+FFFD, like a bad byte
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text(GOOD)
+    (corpus / "feed.jsonl").write_text('{"id": "s\\ud800", "title": "T", "text": "soil", "url": "https://ex.com/'
+                                       'a\\udfff", "slug": "x\\ud800"}\n')
+    (corpus / "y.md").write_text('---\ntitle: Y\nwebUrl: "https://ex.com/y\\ud800"\nrelated:\n  - title: R\n'
+                                 '    webUrl: "https://ex.com/r\\U0000dfff"\n---\nGardens need water.\n')
+    policy = tmp_path / "recommender.toml"
+    policy.write_text(LEXICAL_POLICY)
+    record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, embedder=get_embedder("hashing"),
+                       progress=False)
+    assert record.status == "ok" and record.skipped == 0
+    lines = [json.loads(line) for line in (tmp_path / "out" / "related.jsonl").read_text().splitlines()]
+    assert {line["id"]: line["url"] for line in lines} == {
+        "good": None, "s\ufffd": "https://ex.com/a\ufffd", "ex.com/y\ufffd": "https://ex.com/y\ufffd",
+        "ex.com/r\ufffd": "https://ex.com/r\ufffd"}
 
 
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
