@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
 from .text import canonical_url, shorten
@@ -10,8 +9,6 @@ from .text import canonical_url, shorten
 # A title or source longer than this is cut (at a word, with an ellipsis): a body exported as the title would
 # otherwise be copied into every list that links to the article (a 5 MB title, 20 lists: 100 MB of site data).
 MAX_TITLE_CHARS = 1000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ESCAPED = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}  # a line end in a file name as \\n
 
 
 @dataclass
@@ -71,8 +68,7 @@ class Problem:
     kept: bool = False
 
     def __str__(self) -> str:
-        path = self.path.translate(_ESCAPED) if _CONTROL.search(self.path) else self.path  # one line, whatever its name
-        where = f"{path}:{self.line}" if self.line else path
+        where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.reason}"
 
 

@@ -11,8 +11,8 @@ from .article import Article, Problem
 from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, published_date, tag_list
 from .filebytes import BOMS, decode_text, read_bytes
 from .guard import IngestError, per_input
-from .text import (canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, no_lone_surrogates,
-                   url_to_id)
+from .text import (CONTROL_CHARS, canonical_url, clean_body, clean_field, first_sentence, lead_paragraph,
+                   no_lone_surrogates, url_to_id)
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line that may hold a lone surrogate (most hold none)
 MAX_ID_CHARS = 2048  # a longer id is refused: every list linking to the article would carry it
@@ -107,6 +107,8 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         raw_id = url_to_id(id_url(record) or url)
     if len(str(raw_id)) > MAX_ID_CHARS:
         raise IngestError(f"id longer than {MAX_ID_CHARS:,} characters")
+    if CONTROL_CHARS.search(str(raw_id).strip()):  # a line end or an escape sequence: no listing could show it
+        raise IngestError(f"id {str(raw_id).strip()[:80]!r} holds a control character")
     body = clean_body(str(record.get("text") or record.get("body") or ""))
     title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
     excerpt = clean_field(record.get("excerpt") or record.get("description"))

@@ -35,6 +35,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # always dare to undo on its own. Real text almost never holds that private-use character.
 _MAC_ROMAN_EMOJI = re.compile("\uf8ff[^\x00-\x7f]{3}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # tab and line end too
 
 
 def _undo_mac_roman(match: re.Match) -> str:
@@ -269,7 +270,7 @@ def canonical_url(url: str | None) -> str | None:
     if not url:
         return None
     url = str(url).strip()
-    if len(url) > MAX_URL_CHARS:
+    if len(url) > MAX_URL_CHARS or CONTROL_CHARS.search(url):  # urlsplit would drop a line end without a word
         return None
     try:
         parts = urlsplit(url)

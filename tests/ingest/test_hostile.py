@@ -188,6 +188,17 @@ def test_a_lone_surrogate_escape_in_json_or_yaml_stops_nothing(tmp_path):
         "ex.com/r\ufffd": "https://ex.com/r\ufffd"}
 
 
+def test_an_id_or_url_holding_a_control_character_is_not_used(tmp_path):
+    # `list` printed "line\nbreak" as two rows and an escape sequence as it came; a URL with a NUL reached the site data
+    lines = [{"id": "line\nbreak", "title": "A", "text": "aaa"}, {"id": "esc\u001b[31m", "title": "B", "text": "b"},
+             {"id": "n", "title": "N", "text": "nnn", "url": "https://ex.com/a\u0000b"}, {"id": "ok ", "title": "O",
+             "text": "ooo", "url": "https://ex.com/o\nk"}]
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(json.dumps(line) for line in lines) + "\n"})
+    assert {a.id: a.url for a in corpus.articles} == {"n": None, "ok": None}
+    assert [str(p) for p in corpus.problems] == ["feed.jsonl:1: id 'line\\nbreak' holds a control character",
+                                                 "feed.jsonl:2: id 'esc\\x1b[31m' holds a control character"]
+
+
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
     words = [f"w{i}" for i in range(150 + 120 * 999)]  # 1,000 windows
     prepared = prepare(Article(id="a", title="T", body=" ".join(words)))
