@@ -3,6 +3,7 @@ and the read goes on; a bad value costs only that value; work per file is bounde
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -197,6 +198,32 @@ def test_an_id_or_url_holding_a_control_character_is_not_used(tmp_path):
     assert {a.id: a.url for a in corpus.articles} == {"n": None, "ok": None}
     assert [str(p) for p in corpus.problems] == ["feed.jsonl:1: id 'line\\nbreak' holds a control character",
                                                  "feed.jsonl:2: id 'esc\\x1b[31m' holds a control character"]
+
+
+@pytest.mark.parametrize("shards", [False, True])
+def test_a_fifo_named_like_an_article_is_refused_not_waited_on(tmp_path, shards):
+    # reading a FIFO blocks until something writes to it: the night waited forever (a device such as /dev/zero,
+    # behind a symbolic link, would be read until memory ran out)
+    (tmp_path / "good.md").write_text(GOOD)
+    for name in ("pipe.md", "pipe.rss", "pipe.xml"):
+        os.mkfifo(tmp_path / name)
+    done = {}
+
+    def run():
+        if shards:
+            from recommender.ingest.shards import assemble, corpus_shards, read_shard
+            ignored = []
+            done["corpus"] = assemble([read_shard(None, s) for s in corpus_shards(tmp_path, ignored)], ignored)
+        else:
+            done["corpus"] = read_corpus(tmp_path)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert "corpus" in done, "the read is blocked on the FIFO"
+    assert list(done["corpus"].by_id()) == ["good"]
+    assert [str(p) for p in done["corpus"].problems] == [
+        f"pipe.{kind}: cannot read: not a regular file (a FIFO, a device or a socket)" for kind in ("md", "rss", "xml")]
 
 
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
