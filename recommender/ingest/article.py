@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .text import canonical_url
+from .text import canonical_url, shorten
+
+# A title or source longer than this is cut (at a word, with an ellipsis): a body exported as the title would
+# otherwise be copied into every list that links to the article (a 5 MB title, 20 lists: 100 MB of site data).
+MAX_TITLE_CHARS = 1000
 
 
 @dataclass
@@ -32,6 +36,12 @@ class Article:
     path: str = ""  # the file it was read from, relative to the corpus folder (a stub: the file that lists it)
     slug: str | None = None  # the `slug` the article gave (front matter, JSONL), what a site's permalink may use
     curated: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if len(self.title) > MAX_TITLE_CHARS:
+            self.title = shorten(self.title, MAX_TITLE_CHARS)
+        if self.source and len(self.source) > MAX_TITLE_CHARS:
+            self.source = shorten(self.source, MAX_TITLE_CHARS)
 
     @property
     def canonical(self) -> str | None:

@@ -16,7 +16,8 @@ and its position, and skipped; a bad date is reported and dropped, the item kept
 from __future__ import annotations
 
 import io
-from datetime import datetime
+import re
+from datetime import date, datetime
 
 from .article import Article, Problem
 from .fields import tag_list
@@ -59,11 +60,12 @@ def item_article(*, rel: str, kind: str, title: str | None, link: str | None, gu
                    page_type=page_type, draft=draft, kind=kind, path=rel)
 
 
-def item_problem(rel: str, position: int, title: object, reason: str) -> Problem:
-    """A problem with one item: its position in the file (and its title when it has one)."""
+def item_problem(rel: str, position: int, title: object, reason: str, kept: bool = False) -> Problem:
+    """A problem with one item: its position in the file (and its title when it has one). kept: the item was read
+    all the same, one value left out (a bad date): a warning, not a skipped input."""
     name = clean_field(title)
     named = f" ({name[:60]!r})" if name else ""
-    return Problem(rel, f"item {position}{named}: {reason}")
+    return Problem(rel, f"item {position}{named}: {reason}", kept=kept)
 
 
 def read_feed(data: bytes, rel: str) -> tuple[list[Article], list[Problem]]:
@@ -77,7 +79,8 @@ def read_feed(data: bytes, rel: str) -> tuple[list[Article], list[Problem]]:
     for position, entry in enumerate(parsed.entries, start=1):
         published, bad_date = _entry_date(entry)
         if bad_date:
-            problems.append(item_problem(rel, position, entry.get("title"), f"bad date {bad_date!r}; date dropped"))
+            problems.append(item_problem(rel, position, entry.get("title"), f"bad date {bad_date!r}; date dropped",
+                                         kept=True))
         content = "\n\n".join(c.get("value") or "" for c in entry.get("content") or [])
         summary = entry.get("summary") or ""
         if summary == content:  # feedparser copies the content into an item without a description
@@ -106,7 +109,27 @@ def _entry_date(entry) -> tuple[str | None, str | None]:
     for key in ("published", "updated"):
         # dict.get: feedparser's own get maps a missing `updated` to `published`, with a deprecation warning
         raw, parsed = dict.get(entry, key), dict.get(entry, f"{key}_parsed")
-        if parsed is not None:
-            return datetime(*parsed[:6]).isoformat(timespec="seconds") + "Z", None
+        value = _item_date(raw, parsed)
+        if value is not None:
+            return value, None
         bad = bad or (str(raw) if raw else None)
     return None, bad
+
+
+# the day of an ISO 8601 date (2024-02-30, 20240230, 10000-01-01): feedparser rolls a day that does not exist over
+# to another (2024-02-30 is 1 March, 10000-01-01 is 2010-12-01), so the day is checked here first
+_ISO_DAY = re.compile(r"\s*([+-]?\d{4,})-?(\d\d)-?(\d\d)")
+
+
+def _item_date(raw: object, parsed) -> str | None:
+    """feedparser's reading of a date (`parsed`, a UTC time tuple) as ISO 8601, or None: no reading, an ISO day
+    that does not exist, or a year datetime cannot hold (0000-01-01, 9999-12-31T23:59:59-05:00 in UTC)."""
+    if parsed is None:
+        return None
+    day = _ISO_DAY.match(raw) if isinstance(raw, str) else None
+    try:
+        if day:
+            date(*(int(part) for part in day.groups()))
+        return datetime(*parsed[:6]).isoformat(timespec="seconds") + "Z"
+    except (ValueError, OverflowError):
+        return None

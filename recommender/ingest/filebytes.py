@@ -4,6 +4,8 @@ byte-order mark, UTF-16/UTF-32 with one; anything else is refused with the reaso
 from __future__ import annotations
 
 import codecs
+import errno
+import stat
 from pathlib import Path
 
 from .guard import IngestError
@@ -14,9 +16,19 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codec
         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+def regular_size(path: Path) -> int:
+    """The size of a regular file (its target's, for a symbolic link); OSError for anything else a corpus may hold
+    under an article's name: a FIFO, whose read waits for a writer forever, a device (/dev/zero never ends)."""
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a socket)", str(path))
+    return status.st_size
+
+
 def read_bytes(path: Path) -> bytes:
-    """File contents; raise IngestError for empty or oversized files (OSError when unreadable)."""
-    size = path.stat().st_size
+    """File contents; raise IngestError for empty or oversized files (OSError when unreadable or not a regular
+    file)."""
+    size = regular_size(path)
     if size > MAX_FILE_BYTES:
         raise IngestError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
     data = path.read_bytes()

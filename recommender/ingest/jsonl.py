@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from pathlib import Path
 
 from .article import Article, Problem
 from .fields import as_list, author_list, id_url, is_draft, own_url, page_type, published_date, tag_list
 from .filebytes import BOMS, decode_text, read_bytes
 from .guard import IngestError, per_input
-from .text import canonical_url, clean_body, clean_field, first_sentence, lead_paragraph, url_to_id
+from .text import (CONTROL_CHARS, canonical_url, clean_body, clean_field, first_sentence, lead_paragraph,
+                   no_lone_surrogates, url_to_id)
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line that may hold a lone surrogate (most hold none)
+MAX_ID_CHARS = 2048  # a longer id is refused: every list linking to the article would carry it
 
 
 def jsonl_lines(data: bytes, rel: str, problems: list[Problem], first_line: int = 1,
@@ -83,7 +88,7 @@ def read_jsonl_part(data: bytes, rel: str, cache=None, first_line: int = 1,
 
 def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> Article:
     """One JSONL line: ``{"id", "title", "text", "excerpt"?, "url"?, "published"?, "source"?, "related"?}``.
-    dates: receives a warning for each date field that holds no date."""
+    dates: receives a warning for each date field that holds no date, and each related item that is no id."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -92,12 +97,18 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         raise IngestError("JSON nested too deeply to read") from None
     if not isinstance(record, dict):
         raise IngestError("line is not a JSON object")
+    if _SURROGATE_ESCAPE.search(line):
+        record = no_lone_surrogates(record)
     url = own_url(record)
     raw_id = record.get("id")
     if raw_id is None or str(raw_id).strip() == "":
         if not url or not canonical_url(url):
             raise IngestError("no id and no url")
         raw_id = url_to_id(id_url(record) or url)
+    if len(str(raw_id)) > MAX_ID_CHARS:
+        raise IngestError(f"id longer than {MAX_ID_CHARS:,} characters")
+    if CONTROL_CHARS.search(str(raw_id).strip()):  # a line end or an escape sequence: no listing could show it
+        raise IngestError(f"id {str(raw_id).strip()[:80]!r} holds a control character")
     body = clean_body(str(record.get("text") or record.get("body") or ""))
     title = clean_field(record.get("title")) or first_sentence(body, max_chars=90)
     excerpt = clean_field(record.get("excerpt") or record.get("description"))
@@ -105,7 +116,7 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         excerpt = lead_paragraph(body)
     if not title and not body:
         raise IngestError(f"article {raw_id!r} has no title and no text")
-    related = [str(r) for r in as_list(record.get("related")) if str(r).strip()]
+    related = related_ids(record.get("related"), dates)
     return Article(
         id=str(raw_id).strip(),
         title=title,
@@ -123,3 +134,16 @@ def parse_jsonl_record(line: str, rel: str, dates: list[str] | None = None) -> A
         slug=str(record.get("slug") or "").strip().strip("/") or None,
         curated=related,
     )
+
+
+def related_ids(value: object, warnings: list[str] | None = None) -> list[str]:
+    """The ids (or URLs) a line's `related` names: strings and whole numbers (one alone is a list of one). Any
+    other item (null, a mapping, a list) is left out and, when `warnings` is given, named there."""
+    ids = []
+    for position, item in enumerate(as_list(value), start=1):
+        if isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool)):
+            if str(item).strip():
+                ids.append(str(item))
+        elif warnings is not None:
+            warnings.append(f"related item {position}: {str(item)[:80]} is not an id or URL; ignored")
+    return ids

@@ -336,11 +336,17 @@ def looks_like_title(line: str) -> bool:
 
 
 def relative_path(path: Path, base: Path) -> str:
-    """`path` as a POSIX path relative to `base` (the name problems and ids use), else the whole path."""
+    """`path` as a POSIX path relative to `base` (the name problems and ids use), else the whole path. Bytes of
+    the name that are not UTF-8 (a Latin-1 ``caf\\xe9.md``) are written as ``\\xe9``, control characters as
+    ``\\n`` or ``\\x1b``: the name is text every output (JSON, SQLite) can hold, and a problem naming it one line."""
     try:
-        return path.relative_to(base).as_posix()
+        rel = path.relative_to(base).as_posix()
     except ValueError:
-        return path.as_posix()
+        rel = path.as_posix()
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_ESCAPED)
+
+
+_ESCAPED = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}  # "\n", "\x1b"
 
 
 def _path_id(rel: str) -> str:

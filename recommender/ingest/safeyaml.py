@@ -17,6 +17,7 @@ import yaml
 
 from .budget import check_time
 from .guard import IngestError
+from .text import no_lone_surrogates
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -67,7 +68,7 @@ def load_front_matter(text: str) -> tuple[object, list[str]]:
     """(the YAML document, warnings); raise IngestError or yaml.YAMLError for what cannot be read."""
     loader = BoundedLoader(text)
     try:
-        return loader.get_single_data(), loader.warnings
+        return no_lone_surrogates(loader.get_single_data()), loader.warnings
     finally:
         loader.dispose()
 

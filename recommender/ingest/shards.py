@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .article import Article, Corpus, Problem
-from .filebytes import BOMS, MAX_FILE_BYTES
+from .filebytes import BOMS, MAX_FILE_BYTES, regular_size
 from .jsonl import NO_ARTICLES, read_jsonl_part
 from .merge import merge_articles
 from .prepared_cache import ShardCache
@@ -47,7 +48,7 @@ class ShippedFile:
     def stat(self) -> os.stat_result:
         if self.error is not None:
             raise OSError(*self.error)
-        return os.stat_result((0, 0, 0, 0, 0, 0, self.size, 0, 0, 0))
+        return os.stat_result((stat.S_IFREG, 0, 0, 0, 0, 0, self.size, 0, 0, 0))
 
     def read_bytes(self) -> bytes:
         if self.error is not None or self.data is None:
@@ -91,7 +92,7 @@ def ship(path: Path) -> ShippedFile:
     """A file's bytes as the driver reads them (its size alone above the reader's limit)."""
     suffix = path.suffix
     try:
-        size = path.stat().st_size
+        size = regular_size(path)
         if size > MAX_FILE_BYTES:
             return ShippedFile(suffix, size)
         return ShippedFile(suffix, size, path.read_bytes())

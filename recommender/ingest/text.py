@@ -21,6 +21,7 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "wt.", "pk_", "mtm_", "hsa_")
 
+MAX_URL_CHARS = 8192  # a longer "URL" is not one a page has (browsers and servers stop well before)
 EXCERPT_CHARS = 300  # an excerpt taken from a body: its lead paragraph, cut to this length
 
 _WS_CHARS = r"[ \t\f\v\u00a0\u2000-\u200b\u3000]"
@@ -34,6 +35,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 # always dare to undo on its own. Real text almost never holds that private-use character.
 _MAC_ROMAN_EMOJI = re.compile("\uf8ff[^\x00-\x7f]{3}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # tab and line end too
 
 
 def _undo_mac_roman(match: re.Match) -> str:
@@ -96,6 +98,22 @@ def collapse_whitespace(text: str, keep_paragraphs: bool = True) -> str:
     if keep_paragraphs:
         return _BLANK_LINES.sub("\n\n", text).strip()
     return " ".join(text.split())
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_lone_surrogates(value):
+    """What JSON or YAML loaded (mappings, lists, strings), each lone surrogate in its strings (a ``\\ud800``
+    escape that pairs with nothing: no character, and no UTF-8 output can hold it) made U+FFFD, as a decoder
+    makes a byte that is not UTF-8."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [no_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {no_lone_surrogates(k): no_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def clean_field(value: object) -> str:
@@ -247,11 +265,13 @@ def canonical_url(url: str | None) -> str | None:
 
     https and http fold to https; host lower-cased, ``www.`` and default ports dropped; fragment and tracking
     parameters (utm_*, fbclid, WT.mc_id, ...) dropped; other parameters sorted; trailing slash dropped.
-    Returns None for anything that is not an absolute http(s) URL.
+    Returns None for anything that is not an absolute http(s) URL, or is longer than MAX_URL_CHARS.
     """
     if not url:
         return None
     url = str(url).strip()
+    if len(url) > MAX_URL_CHARS or CONTROL_CHARS.search(url):  # urlsplit would drop a line end without a word
+        return None
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -51,7 +51,8 @@ def read_wxr(root, rel: str) -> tuple[list[Article], list[Problem]]:
             continue
         published, bad_date = _post_date(fields)
         if bad_date:
-            problems.append(item_problem(rel, position, fields.get("title"), f"bad date {bad_date!r}; date dropped"))
+            problems.append(item_problem(rel, position, fields.get("title"), f"bad date {bad_date!r}; date dropped",
+                                         kept=True))
         status = fields.get("wp:status", "publish").strip().lower() or "publish"
         login = fields.get("dc:creator", "").strip()
         post_id = fields.get("wp:post_id", "").strip()

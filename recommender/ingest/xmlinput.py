@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .article import Article, Problem
 from .feeds import read_feed
+from .filebytes import regular_size
 from .wxr import is_wxr, read_wxr
 
 XML_SUFFIXES = {".xml", ".rss", ".atom"}
@@ -39,6 +40,7 @@ def is_feed_file(path: Path) -> bool:
     if suffix != ".xml":
         return suffix in XML_SUFFIXES
     try:
+        regular_size(path)  # a FIFO would block the open
         with open(path, "rb") as fh:
             return root_name(fh.read(SNIFF_BYTES)) in FEED_ROOTS
     except OSError:
@@ -48,7 +50,7 @@ def is_feed_file(path: Path) -> bool:
 def read_xml_file(path: Path, rel: str, max_bytes: int) -> tuple[list[Article], list[Problem]]:
     """The articles of one WXR export, RSS or Atom feed, and its problems (the file's own, or one per item)."""
     try:
-        size = path.stat().st_size
+        size = regular_size(path)
         if size > max_bytes:
             return [], [Problem(rel, f"file too large ({size} bytes, limit {max_bytes})")]
         data = path.read_bytes()

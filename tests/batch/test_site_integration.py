@@ -92,6 +92,14 @@ def test_documented_key_path_is_the_file_the_schedule_writes(tmp_path, corpus_di
     assert "/rover-delta" in data and data["/text/match-report/"]  # a URL's path; /ID/ for an article without URL
 
 
+def test_the_jekyll_snippet_escapes_what_it_prints():
+    # Liquid prints a value as it is (Hugo's templates escape by themselves): a title such as
+    # `<img src=x onerror=alert(1);//` (an unclosed tag, which the ingest's markup stripping keeps) or a URL with a
+    # `"` in it would run script on the site's pages
+    printed = re.findall(r"{{(.*?)}}", doc_block("liquid"))
+    assert len(printed) == 2 and all(re.fullmatch(r"\s*link\.\w+\s*\|\s*escape\s*", p) for p in printed), printed
+
+
 @pytest.mark.skipif(shutil.which("hugo") is None, reason="hugo is not installed: scripts/install-test-tools installs it (needs root apt-get)")
 def test_hugo_renders_the_documented_partial(tmp_path, corpus_dir):
     site = tmp_path / "site"

@@ -152,3 +152,31 @@ def test_an_html_entity_in_a_feed_is_reported_where_it_is(tmp_path):
     feed.write_text('<rss version="2.0"><channel>\n<item><title>Caf&eacute; opens</title></item>\n</channel></rss>\n')
     assert [str(p) for p in read_corpus(feed).problems] == [
         "news.rss: not well-formed XML: undefined entity: line 2, column 16 near '&eacute; opens</'"]
+
+
+ATOM_ENTRY = ("<entry><title>Entry {i}</title><id>urn:e{i}</id><link href='https://ex.com/e{i}'/>"
+              "<published>{date}</published><summary>Compost and soil, entry {i}.</summary></entry>")
+
+
+@pytest.mark.parametrize("date", ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00",
+                                  "2024-02-30T00:00:00Z", "10000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z",
+                                  "99999999999"])
+def test_an_atom_date_out_of_range_or_impossible_costs_that_date_only(tmp_path, date):
+    # feedparser reads these as year 0 or 10000 (which datetime refuses) or rolls them over to another day
+    # (2024-02-30 as 1 March, 10000-01-01 as 2010-12-01): each is that item's bad date, the feed still read
+    entries = ATOM_ENTRY.format(i=1, date=date) + ATOM_ENTRY.format(i=2, date="2024-01-01T10:00:00+02:00")
+    (tmp_path / "a.atom").write_text("<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/"
+                                     f"Atom'><title>T</title><id>urn:f</id>{entries}</feed>")
+    corpus = read_corpus(tmp_path)
+    assert [(a.id, a.published) for a in corpus.articles] == [("ex.com/e1", None),
+                                                              ("ex.com/e2", "2024-01-01T08:00:00Z")]
+    assert [str(p) for p in corpus.problems] == [f"a.atom: item 1 ('Entry 1'): bad date {date!r}; date dropped"]
+
+
+def test_a_bad_item_date_is_a_warning_and_a_skipped_item_is_not(corpus):
+    # the item is read without its date (like a bad date in front matter or JSONL): not counted as skipped input
+    kinds = {str(p): p.kept for p in corpus.problems if "item" in p.reason}
+    assert kinds["newsroom.rss: item 4 ('Regatta moved to September'): bad date 'last Thursday'; date dropped"]
+    assert kinds["wordpress-export.xml: item 10 ('Seed swap in June'): bad date '2025-02-30 10:00:00'; date dropped"]
+    assert not kinds["newsroom.rss: item 3: no title and no text; item skipped"]
+    assert sum(kinds.values()) == 2 and len(kinds) > 2

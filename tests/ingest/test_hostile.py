@@ -1,13 +1,21 @@
 """Hostile and broken input (issue 24): every failure is one file's (or one JSONL line's), named with the reason,
 and the read goes on; a bad value costs only that value; work per file is bounded."""
 
+import json
+import os
+import threading
+
 import pytest
 
+from recommender.batch.nightly import run_batch
+from recommender.embed.embedder import get_embedder
 from recommender.embed.prepare import Preparation, prepare
 from recommender.ingest.article import Article
 from recommender.ingest.reader import read_corpus
 from recommender.ingest.safeyaml import load_front_matter
 from recommender.ingest.text import clean_body, strip_markdown
+
+from conftest import LEXICAL_POLICY
 
 GOOD = "---\ntitle: A good post about gardens\nslug: good\n---\nGardens need water and light.\n"
 NEWS = """---
@@ -108,6 +116,114 @@ def test_jsonl_is_judged_per_line_and_utf16_is_decoded(tmp_path):
         "feed.jsonl:2: NUL bytes in the line (binary data); line skipped",
         "feed.jsonl:4: not valid UTF-8 (byte 0xe9 at column 23)",
         "nobom.txt: UTF-16 (or UTF-32) text without a byte-order mark; save it as UTF-8"]
+
+
+def test_a_jsonl_related_item_that_is_not_an_id_is_named_and_left_out(tmp_path):
+    lines = ['{"id": "a", "title": "A", "text": "aaa"}', '{"id": "b", "title": "B", "text": "bbb"}',
+             '{"id": "c", "title": "C", "text": "ccc", "related": ["a", null, {"id": "b"}, 7, true, [1], "b"]}',
+             '{"id": "d", "title": "D", "text": "ddd", "related": "a"}',
+             '{"id": "e", "title": "E", "text": "eee", "related": {"id": "a"}}']
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(lines) + "\n"})
+    ids = corpus.by_id()
+    assert ids["c"].curated == ["a", "7", "b"] and ids["d"].curated == ["a"] and ids["e"].curated == []
+    assert [(str(p), p.kept) for p in corpus.problems] == [
+        ("feed.jsonl:3: related item 2: None is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 3: {'id': 'b'} is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 5: True is not an id or URL; ignored", True),
+        ("feed.jsonl:3: related item 6: [1] is not an id or URL; ignored", True),
+        ("feed.jsonl:5: related item 1: {'id': 'a'} is not an id or URL; ignored", True)]
+
+
+def test_a_huge_title_source_url_or_id_is_not_copied_into_every_list(tmp_path):
+    # a body exported as the title (or the URL, or the id) would be copied into each list linking to the article
+    huge = " ".join(["compost"] * 40_000)
+    lines = [{"id": "t", "title": huge, "text": "soil", "source": huge}, {"id": "u", "title": "U", "text": "soil",
+             "url": "https://ex.com/" + "a" * 40_000}, {"id": "i" * 40_000, "title": "I", "text": "soil"}]
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(json.dumps(line) for line in lines) + "\n"})
+    ids = corpus.by_id()
+    assert sorted(ids) == ["t", "u"]
+    assert len(ids["t"].title) <= 1000 and ids["t"].title.endswith("compost…") and len(ids["t"].source) <= 1000
+    assert ids["u"].url is None  # not a usable URL, like one that is not http(s)
+    assert [str(p) for p in corpus.problems] == ["feed.jsonl:3: id longer than 2,048 characters"]
+
+
+def test_a_file_name_that_is_not_utf8_or_holds_a_line_end_stops_nothing(tmp_path):
+    # a Latin-1 name (b"caf\xe9.md") once failed the whole night (UnicodeEncodeError writing the prepared-article
+    # cache); a line end in a name made a problem two lines, the second one a forged "skipped" line
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text(GOOD)
+    for name, text in ((b"caf\xe9.md", "---\ntitle: Cafe garden\n---\nGardens need water.\n"),
+                       (b"x\nskipped y.md: z.md", "---\nt: [\n---\n")):
+        with open(os.path.join(os.fsencode(corpus), name), "w") as fh:
+            fh.write(text)
+    policy = tmp_path / "recommender.toml"
+    policy.write_text(LEXICAL_POLICY)
+    record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, embedder=get_embedder("hashing"),
+                       progress=False)
+    assert record.status == "ok" and record.skipped == 1
+    [reason] = record.skipped_reasons
+    assert reason.startswith("x\\nskipped y.md: z.md: front matter is not valid YAML") and "\n" not in reason
+    lines = [json.loads(line) for line in (tmp_path / "out" / "related.jsonl").read_text().splitlines()]
+    assert sorted(line["id"] for line in lines) == ["caf\\xe9", "good"]
+
+
+def test_a_lone_surrogate_escape_in_json_or_yaml_stops_nothing(tmp_path):
+    # "\ud800" is valid JSON and YAML but no character: once kept in an id or URL, it failed the night when the
+    # first output (the prepared-article cache, SQLite, JSON) was written; it is read as U+FFFD, like a bad byte
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text(GOOD)
+    (corpus / "feed.jsonl").write_text('{"id": "s\\ud800", "title": "T", "text": "soil", "url": "https://ex.com/'
+                                       'a\\udfff", "slug": "x\\ud800"}\n')
+    (corpus / "y.md").write_text('---\ntitle: Y\nwebUrl: "https://ex.com/y\\ud800"\nrelated:\n  - title: R\n'
+                                 '    webUrl: "https://ex.com/r\\U0000dfff"\n---\nGardens need water.\n')
+    policy = tmp_path / "recommender.toml"
+    policy.write_text(LEXICAL_POLICY)
+    record = run_batch(corpus, tmp_path / "idx", tmp_path / "out", policy, embedder=get_embedder("hashing"),
+                       progress=False)
+    assert record.status == "ok" and record.skipped == 0
+    lines = [json.loads(line) for line in (tmp_path / "out" / "related.jsonl").read_text().splitlines()]
+    assert {line["id"]: line["url"] for line in lines} == {
+        "good": None, "s\ufffd": "https://ex.com/a\ufffd", "ex.com/y\ufffd": "https://ex.com/y\ufffd",
+        "ex.com/r\ufffd": "https://ex.com/r\ufffd"}
+
+
+def test_an_id_or_url_holding_a_control_character_is_not_used(tmp_path):
+    # `list` printed "line\nbreak" as two rows and an escape sequence as it came; a URL with a NUL reached the site data
+    lines = [{"id": "line\nbreak", "title": "A", "text": "aaa"}, {"id": "esc\u001b[31m", "title": "B", "text": "b"},
+             {"id": "n", "title": "N", "text": "nnn", "url": "https://ex.com/a\u0000b"}, {"id": "ok ", "title": "O",
+             "text": "ooo", "url": "https://ex.com/o\nk"}]
+    corpus = read(tmp_path, {"feed.jsonl": "\n".join(json.dumps(line) for line in lines) + "\n"})
+    assert {a.id: a.url for a in corpus.articles} == {"n": None, "ok": None}
+    assert [str(p) for p in corpus.problems] == ["feed.jsonl:1: id 'line\\nbreak' holds a control character",
+                                                 "feed.jsonl:2: id 'esc\\x1b[31m' holds a control character"]
+
+
+@pytest.mark.parametrize("shards", [False, True])
+def test_a_fifo_named_like_an_article_is_refused_not_waited_on(tmp_path, shards):
+    # reading a FIFO blocks until something writes to it: the night waited forever (a device such as /dev/zero,
+    # behind a symbolic link, would be read until memory ran out)
+    (tmp_path / "good.md").write_text(GOOD)
+    for name in ("pipe.md", "pipe.rss", "pipe.xml"):
+        os.mkfifo(tmp_path / name)
+    done = {}
+
+    def run():
+        if shards:
+            from recommender.ingest.shards import assemble, corpus_shards, read_shard
+            ignored = []
+            done["corpus"] = assemble([read_shard(None, s) for s in corpus_shards(tmp_path, ignored)], ignored)
+        else:
+            done["corpus"] = read_corpus(tmp_path)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert "corpus" in done, "the read is blocked on the FIFO"
+    assert list(done["corpus"].by_id()) == ["good"]
+    assert [str(p) for p in done["corpus"].problems] == [
+        f"pipe.{kind}: cannot read: not a regular file (a FIFO, a device or a socket)" for kind in ("md", "rss", "xml")]
 
 
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
