@@ -7,15 +7,10 @@ it), and the z-score helpers both rankings share.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .corpusstats import PoolBounds
 from .topk import sorted_unique
-
-if TYPE_CHECKING:
-    from .ranking import Candidates, HybridRanker
 
 
 def used_stats(stats: dict[str, tuple[np.ndarray, np.ndarray]], i: int) -> dict[str, tuple[float, float]]:
@@ -32,10 +27,10 @@ def row_stats(dense_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dense_rows.mean(axis=1, keepdims=True), dense_rows.std(axis=1, keepdims=True)
 
 
-def score_exact(ranker: HybridRanker, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
-                mention: np.ndarray | None, window: tuple | None = None) -> list[Candidates]:
-    """The exact reference: every part's full row. `window`: (window score rows, max-sim rows) when the window
-    part is used."""
+def score_exact(ranker, queries: np.ndarray, query_rows: np.ndarray, lexical: np.ndarray | None,
+                mention: np.ndarray | None, window: tuple | None = None) -> list:
+    """The exact reference for a ranking.HybridRanker (a ranking.Candidates per query): every part's full row.
+    `window`: (window score rows, max-sim rows) when the window part is used."""
     depth = ranker.ranking.candidates + 1
     dense_mean, dense_std = ranker.dense_stats(queries)
     dense_cands = ranker.dense_candidates(queries, depth)

@@ -117,7 +117,7 @@ def head_sums_kernel():
         return _COMPILED["head_top"]
 
 
-_SCRATCH = threading.local()  # each thread's table, slots and heap (the service answers in several threads)
+_THREAD_TABLES = threading.local()  # each thread's table, slots and heap (the service answers in several threads)
 
 
 def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weights: np.ndarray, n_docs: int,
@@ -127,13 +127,13 @@ def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weig
     total = int(read.sum())
     size = 1 << max(10, (2 * total - 1).bit_length())  # at least twice the postings read: short probe runs
     kind = np.int32 if n_docs < 2 ** 31 else np.int64
-    table = getattr(_SCRATCH, "table", None)
+    table = getattr(_THREAD_TABLES, "table", None)
     if table is None or len(table[0]) < size or table[0].dtype != kind:
-        table = _SCRATCH.table = (np.full(size, -1, dtype=kind), np.zeros(size, dtype=np.float64),
+        table = _THREAD_TABLES.table = (np.full(size, -1, dtype=kind), np.zeros(size, dtype=np.float64),
                                   np.empty(size, dtype=np.int64))
-    heap = getattr(_SCRATCH, "heap", None)
+    heap = getattr(_THREAD_TABLES, "heap", None)
     if heap is None or len(heap[0]) < k:
-        heap = _SCRATCH.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
+        heap = _THREAD_TABLES.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
     keys, sums, slots = table
     count = kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, keys[:size], sums[:size],
                    slots, *heap)
