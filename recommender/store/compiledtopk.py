@@ -6,14 +6,15 @@ read posting's float32 product (value x weight) added to its document's float64 
 NumPy gathers the postings read, finds the distinct documents among them through a scratch array of the corpus's
 size (`lextopk.distinct`), sums, then partitions every sum: several passes over some 65,000 postings and 50,000
 documents a query at 1M articles, each reading or writing at random in an array of the corpus's size. Here one
-pass adds each posting into an open-addressing table of about four times the postings read (3 MB at 1M articles,
-whatever the corpus: it stays in the caches), noting each document the first time it is seen; a second pass over
-those documents reads each sum back, frees its slot, and keeps the k best in a heap. At 1M articles (the kept 1M
-index, 1,025 lists of its links phase): 2.45 -> 1.5 ms a list (docs/scale.md, "The lexical heads compiled").
+pass adds each posting into an open-addressing table of two to four times the postings read (about 5 MB at the
+65,536-posting budget, whatever the corpus's size), noting each document the first time it is seen; a second pass
+over those documents reads each sum back, frees its slot, and keeps the k best in a heap. At 1M articles (the kept
+1M index, the lists of its links phase): 2.3-2.6 -> 1.8-2.1 ms a call (docs/scale.md, "The lexical heads
+compiled").
 
-Loaded on demand (`head_sums_kernel()`): importing numba costs about 0.35 s, which a one-shot query by id does not pay
-(it keeps the NumPy steps), and compiling costs about a second the first time (then numba's cache on disk).
-None when numba is not installed: the NumPy steps, the same numbers.
+Loaded on demand (`head_sums_kernel()`): importing numba costs 0.2-0.35 s and the first call about 0.4 s more
+(numba's cache on disk; about 1 s to compile where there is none), which a one-shot query by id does not pay: it
+keeps the NumPy steps. None when numba is not installed: the NumPy steps, the same numbers.
 
     kernel = head_sums_kernel()   # None without numba
     rows, sums = head_top_k(kernel, indices, data, begins, read, weights, n_docs, k)
