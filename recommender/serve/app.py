@@ -23,7 +23,7 @@ from starlette.routing import Route
 from ..common.errors import InputError
 from ..store.manifest import IndexProblem
 from .answers import Answering, FastAnswers, related_by_id, related_by_url
-from .headers import SecurityHeaders
+from .headers import SecurityHeaders, internal_error
 from .offload import run_ranking, tune_interpreter
 from .protocol import MAX_K, TOKEN_ENV, ApiError, json_body, parse_k
 from .versions import Follower, Served
@@ -115,7 +115,7 @@ def create_app(folder: str | Path, *, editor: bool = False, token: str | None = 
         yield
         follower.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error})
     app.add_middleware(FastAnswers)  # kept stored answers, before routing (middleware added later wraps it)
     app.add_middleware(SecurityHeaders)  # on every response, kept answers too
     app.state.follower = follower

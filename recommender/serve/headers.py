@@ -32,3 +32,12 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def internal_error(request, exc):
+    """The 500 of an error no route handled. Starlette's outermost middleware (ServerErrorMiddleware) makes it, outside
+    SecurityHeaders, so it carries the headers itself; the error is still logged and raised by Starlette."""
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse("Internal Server Error", status_code=500,
+                             headers={name.decode(): value.decode() for name, value in HEADERS.items()})

@@ -123,3 +123,18 @@ def test_every_response_has_the_security_headers(client):
     page = client.get("/").text
     assert "<script>" not in page and "<style>" not in page and " on" not in page.split("<body>")[1]
     assert client.get("/editor.js").headers["content-type"].startswith(("text/javascript", "application/javascript"))
+
+
+def test_an_unhandled_error_answers_500_with_the_security_headers(index_copy, monkeypatch):
+    # Starlette's error page comes from its outermost middleware, outside SecurityHeaders: it must carry them too
+    from recommender.serve import app as app_module
+
+    async def broken(request, served):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app_module, "ROUTES", [("/info", broken, ["GET"])])
+    with TestClient(create_app(index_copy), raise_server_exceptions=False) as c:
+        response = c.get("/info")
+    assert response.status_code == 500 and response.text == "Internal Server Error"
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
