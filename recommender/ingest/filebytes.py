@@ -25,6 +25,22 @@ def regular_size(path: Path) -> int:
     return status.st_size
 
 
+def link_outside(path: Path, root: Path) -> str | None:
+    """Why `path`, found under the corpus folder `root`, is not read, or None: a symbolic link whose target lies
+    outside the folder. A link committed into a content folder would otherwise publish any file the batch can read
+    (/etc/passwd, a key) as an article; a link to a file inside the folder is read as usual, a broken one reports
+    itself when read (os.walk does not follow links to folders)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken, or a loop: reading it says so
+        return None
+    if target.is_relative_to(root.resolve()):
+        return None
+    return f"a symbolic link to a file outside the corpus folder ({target}); not read"
+
+
 def read_bytes(path: Path) -> bytes:
     """File contents; raise IngestError for empty or oversized files (OSError when unreadable or not a regular
     file)."""

@@ -35,7 +35,7 @@ from .article import Article, Corpus, Problem
 from .guard import IngestError, per_input
 from .safeyaml import load_front_matter
 from .fields import author_list, id_url, is_draft, own_url, page_type, provider, published_date, tag_list
-from .filebytes import MAX_FILE_BYTES, decode_text, read_bytes, read_text  # noqa: F401 - importable from here
+from .filebytes import MAX_FILE_BYTES, decode_text, link_outside, read_bytes, read_text  # noqa: F401
 from .jsonl import parse_jsonl_record, read_jsonl  # noqa: F401 - importable from here
 from .merge import merge_articles
 from .text import canonical_url, clean_body, clean_field, first_sentence, fix_text, lead_paragraph, url_to_id
@@ -131,6 +131,10 @@ def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
         files = [root]
         base = root.parent
     for file in files:
+        outside = link_outside(file, base) if root.is_dir() else None
+        if outside:
+            problems.append(Problem(relative_path(file, base), f"cannot read: {outside}"))
+            continue
         found, file_problems = read_file(file, base, cache)
         articles.extend(found)
         problems.extend(file_problems)

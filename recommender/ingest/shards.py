@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .article import Article, Corpus, Problem
-from .filebytes import BOMS, MAX_FILE_BYTES, regular_size
+from .filebytes import BOMS, MAX_FILE_BYTES, link_outside, regular_size
 from .jsonl import NO_ARTICLES, read_jsonl_part
 from .merge import merge_articles
 from .prepared_cache import ShardCache
@@ -130,10 +130,14 @@ def corpus_shards(path: str | os.PathLike, ignored: list[str], size: int = SHARD
                   files_per_shard: int = SHARD_FILES) -> Iterator[list[Input]]:
     """The corpus as shards (lists of inputs) in reading order, each read from disk only when it is asked for."""
     files, base = corpus_files(path, ignored)
+    walked = Path(path).is_dir()
     shard: list[Input] = []
     held = 0
     for file in files:
-        for item in split_input(file, relative_path(file, base), size):
+        outside = link_outside(file, base) if walked else None
+        inputs = [Input(relative_path(file, base), ShippedFile(file.suffix, error=(errno.EPERM, outside, "")))] \
+            if outside else split_input(file, relative_path(file, base), size)
+        for item in inputs:
             if shard and (item.part is not None or held + item.file.size > size or len(shard) >= files_per_shard):
                 yield shard
                 shard, held = [], 0

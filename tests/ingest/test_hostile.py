@@ -226,6 +226,34 @@ def test_a_fifo_named_like_an_article_is_refused_not_waited_on(tmp_path, shards)
         f"pipe.{kind}: cannot read: not a regular file (a FIFO, a device or a socket)" for kind in ("md", "rss", "xml")]
 
 
+@pytest.mark.parametrize("shards", [False, True])
+def test_a_symbolic_link_out_of_the_corpus_folder_is_not_read(tmp_path, shards):
+    # a link committed into a content folder would publish whatever the batch can read (/etc/passwd, a key) as an
+    # article; a link to a file inside the folder is read as usual
+    corpus, outside = tmp_path / "content", tmp_path / "private"
+    (corpus / "notes").mkdir(parents=True)
+    outside.mkdir()
+    (corpus / "good.md").write_text(GOOD)
+    (corpus / "notes" / "real.md").write_text(GOOD.replace("good", "real"))
+    (outside / "secret.md").write_text("---\ntitle: Secret\nslug: secret\n---\nTOP SECRET KEY MATERIAL\n")
+    (corpus / "secret.md").symlink_to(outside / "secret.md")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "alias.md").symlink_to(corpus / "notes" / "real.md")
+    if shards:
+        from recommender.ingest.shards import assemble, corpus_shards, read_shard
+        ignored = []
+        read = assemble([read_shard(None, s) for s in corpus_shards(corpus, ignored)], ignored)
+    else:
+        read = read_corpus(corpus)
+    texts = " ".join(a.body for a in read.articles)
+    assert "TOP SECRET" not in texts and "root:" not in texts
+    assert sorted(read.by_id()) == ["good", "real"]  # alias.md is read (real.md then reported as a duplicate id)
+    assert [str(p) for p in read.problems if "outside" in str(p)] == [
+        "passwd.txt: cannot read: a symbolic link to a file outside the corpus folder (/etc/passwd); not read",
+        f"secret.md: cannot read: a symbolic link to a file outside the corpus folder ({outside / 'secret.md'}); "
+        "not read"]
+
+
 def test_windows_per_article_are_capped_without_changing_the_preparation_key():
     words = [f"w{i}" for i in range(150 + 120 * 999)]  # 1,000 windows
     prepared = prepare(Article(id="a", title="T", body=" ".join(words)))
