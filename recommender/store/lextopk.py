@@ -239,9 +239,9 @@ class ImpactTopK:
     list whole, a light common word's long list only its head); the documents are ranked by the partial sums read,
     accumulated over the documents read alone (`distinct`; an array of sums of the corpus's size only while it is at
     most DENSE_SUMS times the read), so the cost does not follow n; in a process that asked `use_compiled` (the
-    batch, the service), the same sums and top-k in one compiled loop (store.compiledtopk). Not exact: `top_k` also returns the most an
-    unreturned document can score (the k-th partial sum plus what the terms' unread tails can add), which the
-    nightly reach rules use as the pool's boundary."""
+    batch, the service), the same sums and top-k in one compiled loop (store.compiledtopk). Not exact: `top_k`
+    also returns the most an unreturned document can score (the k-th partial sum plus what the terms' unread tails
+    can add), which the nightly reach rules use as the pool's boundary."""
 
     def __init__(self, indptr, impact_indices, impact_data, n_docs: int, budget: int, min_per_term: int = 64):
         self.indptr, self.indices, self.data = indptr, impact_indices, impact_data
