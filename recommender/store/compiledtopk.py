@@ -105,17 +105,34 @@ def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_s
 
 
 def head_sums_kernel():
-    """`_head_top` compiled (numba, cached on disk), or None when numba cannot be imported."""
+    """`_head_top` compiled (numba, cached on disk where numba finds a writable place) and tried once on a small
+    input, or None when numba cannot be imported or cannot compile it here (logged: the NumPy steps run)."""
     with _LOCK:
         if "head_top" not in _COMPILED:
-            try:
-                import numba
-            except ImportError:
-                log.debug("numba not installed: the lexical heads' top-k stays in NumPy")
-                _COMPILED["head_top"] = None
-            else:
-                _COMPILED["head_top"] = numba.njit(cache=True, nogil=True, boundscheck=False)(_head_top)
+            _COMPILED["head_top"] = _compiled()
         return _COMPILED["head_top"]
+
+
+def _compiled():
+    try:
+        import numba
+    except ImportError:
+        log.debug("numba not installed: the lexical heads' top-k stays in NumPy")
+        return None
+    try:
+        try:
+            kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(_head_top)
+        except RuntimeError:  # no writable cache folder (a read-only install without a home): compiled each run
+            kernel = numba.njit(nogil=True, boundscheck=False)(_head_top)
+        rows, sums = head_top_k(kernel, np.array([3, 1, 3], np.int32), np.array([0.5, 0.25, 0.5], np.float32),
+                                np.array([0], np.int64), np.array([3], np.int64), np.ones(1, np.float32), 4, 2)
+        if rows.tolist() != [3, 1] or sums.tolist() != [1.0, 0.25]:
+            raise ValueError(f"a wrong answer on the first try: {rows.tolist()}, {sums.tolist()}")
+    except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same numbers: never fail a run over this
+        log.warning("the lexical heads' compiled top-k is not used (%s: %s); NumPy computes it", type(exc).__name__,
+                    exc)
+        return None
+    return kernel
 
 
 _THREAD_TABLES = threading.local()  # each thread's table, slots and heap (the service answers in several threads)

@@ -336,3 +336,35 @@ def test_the_compiled_heads_give_the_numpy_heads_numbers_with_ties_and_reused_sc
             assert np.array_equal(got[1], want[1]) and got[1].dtype == np.float32
             assert got[2] == want[2]
     assert not lextopk.use_compiled(False)
+
+
+def test_a_kernel_numba_cannot_build_leaves_the_numpy_heads(monkeypatch, caplog):
+    # numba installed but unable to compile here (or to cache, then compiled each run): never a failed night
+    numba = pytest.importorskip("numba")
+    from recommender.store import compiledtopk, lextopk
+
+    real = numba.njit
+
+    def broken(*args, **kwargs):
+        raise numba.core.errors.NumbaError("no code for this machine")
+
+    monkeypatch.setattr(compiledtopk, "_COMPILED", {})
+    monkeypatch.setattr(numba, "njit", broken)
+    with caplog.at_level("WARNING", logger="recommender.store.compiledtopk"):
+        assert not lextopk.use_compiled()
+    assert "compiled top-k is not used (NumbaError: no code for this machine)" in caplog.text
+    assert lextopk._KERNELS["head_top"] is None
+    monkeypatch.undo()
+    calls = []
+
+    def uncached(*args, **kwargs):  # no writable cache folder: numba refuses cache=True at decoration
+        calls.append(kwargs.get("cache", False))
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_head_top': no locator available")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compiledtopk, "_COMPILED", {})
+    monkeypatch.setattr(numba, "njit", uncached)
+    assert lextopk.use_compiled() and calls == [True, False]
+    monkeypatch.undo()
+    lextopk.use_compiled(False)
