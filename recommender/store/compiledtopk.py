@@ -9,8 +9,8 @@ documents a query at 1M articles, each reading or writing at random in an array 
 pass adds each posting into an open-addressing table of two to four times the postings read (about 5 MB at the
 65,536-posting budget, whatever the corpus's size), noting each document the first time it is seen; a second pass
 over those documents reads each sum back, frees its slot, and keeps the k best in a heap. At 1M articles (the kept
-1M index, the lists of its links phase): 2.3-2.6 -> 1.8-2.1 ms a call (docs/scale.md, "The lexical heads
-compiled").
+1M index, the lists of its links phase): 2.3-2.6 -> 1.8-2.1 ms a call, and 10.59 -> 9.65 ms CPU a whole list
+(docs/scale.md, "The lexical heads compiled").
 
 Loaded on demand (`head_sums_kernel()`): importing numba costs 0.2-0.35 s and the first call about 0.4 s more
 (numba's cache on disk; about 1 s to compile where there is none), which a one-shot query by id does not pay: it
