@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compiledtopk import ACTIVE
+
 COARSE_BLOCK = 1024  # query windows whose lists are found at a time
 SCREEN_LISTS = 4_000  # lists from which the products are screened in float32 (Coarse: below, no faster)
 FEW_QUERIES = 32  # up to this many query windows, the screen's product is laid out centroids x queries
@@ -86,9 +88,15 @@ class Coarse:
         # centroids' rows (0.27 against 0.44 ms a query window at 8,000 lists); any order of the float32 sums stays
         # within the bound the screen is proved with, so the lists found are the same
         screen = np.ascontiguousarray((self.c32 @ queries.T).T) if len(queries) <= FEW_QUERIES else queries @ self.c32.T
-        part = np.argpartition(-screen, width, axis=1)[:, :width + 1]
-        outside = np.take_along_axis(screen, part[:, width:], 1)[:, 0].astype(np.float64)  # best unscreened
-        cand = part[:, :width]
+        kernel = ACTIVE["rows_top"]
+        if kernel is not None:  # one pass a row in a compiled loop (store.compiledtopk): the same lists
+            cand, best_out = np.empty((len(screen), width), np.int64), np.empty(len(screen), np.float32)
+            kernel(np.ascontiguousarray(screen, dtype=np.float32), width, cand, best_out)
+            outside = best_out.astype(np.float64)
+        else:
+            part = np.argpartition(-screen, width, axis=1)[:, :width + 1]
+            outside = np.take_along_axis(screen, part[:, width:], 1)[:, 0].astype(np.float64)  # best unscreened
+            cand = part[:, :width]
         values = np.empty(cand.shape, dtype=np.float32)
         q64 = np.asarray(queries, dtype=np.float64)
         step = max(1, SCREEN_CELLS // (width * self.c64.shape[1]))

@@ -1,7 +1,8 @@
-"""The lexical heads' top-k (store.lextopk.ImpactTopK) as one compiled loop (numba), for the processes that rank
-many lists: the nightly batch's links phase and the service. The same numbers as ImpactTopK's NumPy steps: each
-read posting's float32 product (value x weight) added to its document's float64 sum in the order read (what
-`np.bincount` does), the documents with a positive sum ranked by (sum descending, row ascending), the k best kept.
+"""The lexical heads' top-k (store.lextopk.ImpactTopK) as one compiled loop (numba), and the coarse lists' screen
+(store.coarse), for the processes that rank many lists: the nightly batch's links phase and the service. The
+heads give the same numbers as ImpactTopK's NumPy steps: each read posting's float32 product (value x weight) added
+to its document's float64 sum in the order read (what `np.bincount` does), the documents with a positive sum ranked
+by (sum descending, row ascending), the k best kept.
 
 NumPy gathers the postings read, finds the distinct documents among them through a scratch array of the corpus's
 size (`lextopk.distinct`), sums, then partitions every sum: several passes over some 65,000 postings and 50,000
@@ -12,9 +13,15 @@ over those documents reads each sum back, frees its slot, and keeps the k best i
 1M index, the lists of its links phase): 2.3-2.6 -> 1.8-2.1 ms a call, and 10.59 -> 9.65 ms CPU a whole list
 (docs/scale.md, "The lexical heads compiled").
 
-Loaded on demand (`head_sums_kernel()`): importing numba costs 0.2-0.35 s and the first call about 0.4 s more
-(numba's cache on disk; about 1 s to compile where there is none), which a one-shot query by id does not pay: it
-keeps the NumPy steps. None when numba is not installed: the NumPy steps, the same numbers.
+A second loop, `_rows_top`, is the coarse lists' screen (store.coarse.Coarse): each query window's best 2m + 8
+lists of the IVF's 8,044 at 1M, and the next one's value, from its float32 products with every centroid, by one
+pass with a small heap where `np.argpartition` took about 80 us a row (about 14 us here); the lists found are the
+same (the screen's proof needs only the values at its edge; tests/store/test_windowann.py checks the lists).
+
+Both are switched on for a process by `use_compiled()` (the batch's link job, the service) and read from `ACTIVE`,
+loaded on demand (`head_sums_kernel()`, `rows_top_kernel()`): importing numba costs 0.2-0.35 s and the first call
+about 0.4 s more (numba's cache on disk; about 1 s to compile where there is none), which a one-shot query by id
+does not pay: it keeps the NumPy steps. None when numba is not installed: the NumPy steps, the same results.
 
     kernel = head_sums_kernel()   # None without numba
     rows, sums = head_top_k(kernel, indices, data, begins, read, weights, n_docs, k)
@@ -104,35 +111,126 @@ def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_s
     return size
 
 
+def _rows_top(values, width, cand, outside):
+    """For each row of `values` (float32, more than width + 1 columns): the columns of its `width` largest values,
+    in no order (`cand`), and its (width + 1)-th largest value (`outside`): what `np.argpartition` gives
+    store.coarse's screen, ties at the edge taken either way (the screen's proof needs only the value). A min-heap of
+    width + 1 entries over one pass of the row."""
+    n_rows, n = values.shape
+    k = width + 1
+    heap_values = np.empty(k, np.float32)
+    heap_columns = np.empty(k, np.int64)
+    for r in range(n_rows):
+        for j in range(k):
+            heap_values[j] = values[r, j]
+            heap_columns[j] = j
+        for top in range(k // 2 - 1, -1, -1):  # heapify; then each later value that beats the root replaces it
+            value, column = heap_values[top], heap_columns[top]
+            c = top
+            while True:
+                child = 2 * c + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap_values[child + 1] < heap_values[child]:
+                    child += 1
+                if heap_values[child] < value:
+                    heap_values[c] = heap_values[child]
+                    heap_columns[c] = heap_columns[child]
+                    c = child
+                else:
+                    break
+            heap_values[c] = value
+            heap_columns[c] = column
+        for j in range(k, n):
+            value = values[r, j]
+            if not value > heap_values[0]:
+                continue
+            c = 0
+            while True:
+                child = 2 * c + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap_values[child + 1] < heap_values[child]:
+                    child += 1
+                if heap_values[child] < value:
+                    heap_values[c] = heap_values[child]
+                    heap_columns[c] = heap_columns[child]
+                    c = child
+                else:
+                    break
+            heap_values[c] = value
+            heap_columns[c] = j
+        outside[r] = heap_values[0]
+        for j in range(1, k):
+            cand[r, j - 1] = heap_columns[j]
+
+
+ACTIVE: dict = {"head_top": None, "rows_top": None}  # the loops in use in this process (`use_compiled`)
+
+
+def use_compiled(on: bool = True) -> bool:
+    """Whether this process runs the store's compiled loops from now on (the lexical heads' top-k in
+    lextopk.ImpactTopK, the coarse lists' screen in coarse.Coarse; the same results as their NumPy steps): asked by
+    processes that rank many lists (the nightly batch, the service), not by a one-shot query (numba's import costs
+    0.2-0.35 s). False when numba is not installed or cannot build them here."""
+    for name in ACTIVE:
+        ACTIVE[name] = _kernel(name) if on else None
+    return on and all(kernel is not None for kernel in ACTIVE.values())
+
+
 def head_sums_kernel():
     """`_head_top` compiled (numba, cached on disk where numba finds a writable place) and tried once on a small
     input, or None when numba cannot be imported or cannot compile it here (logged: the NumPy steps run)."""
+    return _kernel("head_top")
+
+
+def rows_top_kernel():
+    """`_rows_top` compiled and tried once, or None (store.coarse's screen then partitions in NumPy)."""
+    return _kernel("rows_top")
+
+
+def _kernel(name: str):
     with _LOCK:
-        if "head_top" not in _COMPILED:
-            _COMPILED["head_top"] = _compiled()
-        return _COMPILED["head_top"]
+        if name not in _COMPILED:
+            _COMPILED[name] = _compiled(name)
+        return _COMPILED[name]
 
 
-def _compiled():
+def _compiled(name: str):
     try:
         import numba
     except ImportError:
-        log.debug("numba not installed: the lexical heads' top-k stays in NumPy")
+        log.debug("numba not installed: the store's compiled loops stay in NumPy")
         return None
+    function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
     try:
         try:
-            kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(_head_top)
+            kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(function)
         except RuntimeError:  # no writable cache folder (a read-only install without a home): compiled each run
-            kernel = numba.njit(nogil=True, boundscheck=False)(_head_top)
-        rows, sums = head_top_k(kernel, np.array([3, 1, 3], np.int32), np.array([0.5, 0.25, 0.5], np.float32),
-                                np.array([0], np.int64), np.array([3], np.int64), np.ones(1, np.float32), 4, 2)
-        if rows.tolist() != [3, 1] or sums.tolist() != [1.0, 0.25]:
-            raise ValueError(f"a wrong answer on the first try: {rows.tolist()}, {sums.tolist()}")
-    except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same numbers: never fail a run over this
-        log.warning("the lexical heads' compiled top-k is not used (%s: %s); NumPy computes it", type(exc).__name__,
-                    exc)
+            kernel = numba.njit(nogil=True, boundscheck=False)(function)
+        check(kernel)
+    except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
+        log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES[name], type(exc).__name__, exc)
         return None
     return kernel
+
+
+_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen"}
+
+
+def _check_head_top(kernel) -> None:
+    rows, sums = head_top_k(kernel, np.array([3, 1, 3], np.int32), np.array([0.5, 0.25, 0.5], np.float32),
+                            np.array([0], np.int64), np.array([3], np.int64), np.ones(1, np.float32), 4, 2)
+    if rows.tolist() != [3, 1] or sums.tolist() != [1.0, 0.25]:
+        raise ValueError(f"a wrong answer on the first try: {rows.tolist()}, {sums.tolist()}")
+
+
+def _check_rows_top(kernel) -> None:
+    values = np.array([[0.5, 3.0, 1.0, 2.0, -1.0]], np.float32)
+    cand, outside = np.empty((1, 2), np.int64), np.empty(1, np.float32)
+    kernel(values, 2, cand, outside)
+    if sorted(cand[0].tolist()) != [1, 3] or outside[0] != 1.0:
+        raise ValueError(f"a wrong answer on the first try: {cand.tolist()}, {outside.tolist()}")
 
 
 _THREAD_TABLES = threading.local()  # each thread's table, slots and heap (the service answers in several threads)

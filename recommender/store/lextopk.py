@@ -29,6 +29,8 @@ import threading
 import numpy as np
 
 from ..common.blocks import runs
+from .compiledtopk import ACTIVE
+from .compiledtopk import use_compiled as compiled_loops
 
 MARGIN = 1e-4  # added to every bound, relative and absolute: float32 sums and norms differ far less from exact ones
 ONE_PASS = 4096  # a query whose lists average fewer postings: one pass over them all (Python's cost per term)
@@ -307,17 +309,10 @@ class ImpactTopK:
         return _best(found, partial, k)
 
 
-_KERNELS: dict = {"head_top": None}  # ImpactTopK's compiled loop once `use_compiled` loaded it
+_KERNELS = ACTIVE  # the compiled loops this process uses (store.compiledtopk.use_compiled)
 
 
 def use_compiled(on: bool = True) -> bool:
-    """Whether ImpactTopK sums the lexical heads in a compiled loop (store.compiledtopk: the same numbers) in this
-    process from now on: asked by processes that rank many lists (the nightly batch, the service), not by a
-    one-shot query (numba's import costs about 0.35 s). False when numba is not installed."""
-    if on:
-        from .compiledtopk import head_sums_kernel
-
-        _KERNELS["head_top"] = head_sums_kernel()
-    else:
-        _KERNELS["head_top"] = None
-    return _KERNELS["head_top"] is not None
+    """store.compiledtopk.use_compiled: ImpactTopK's heads (and the coarse lists' screen) in compiled loops, the
+    same numbers, from now on in this process."""
+    return compiled_loops(on)

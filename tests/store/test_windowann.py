@@ -278,15 +278,22 @@ def test_near_copies_the_codes_cannot_tell_apart_do_not_drive_nprobe_to_its_larg
     assert first["window_ann_recall_ceiling"] == night["window_ann_recall_ceiling"] == ceiling
 
 
-def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_list(monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_list(monkeypatch, compiled):
     """From SCREEN_LISTS lists on, a query's lists are screened by float32 products and the screened ones
     multiplied again in float64: the m best by the float64 products rounded to float32, ties to the lower list
     (also across the screen's edge, where the proof fails and every product is taken in float64), the same
-    whatever the batch a query comes in."""
+    whatever the batch a query comes in; the same with the screen's selection in a compiled loop
+    (store.compiledtopk, which takes ties at the edge its own way)."""
     import faiss
 
     from recommender.store import coarse as coarse_module
+    from recommender.store import compiledtopk
 
+    if compiled:
+        pytest.importorskip("numba")
+        assert compiledtopk.rows_top_kernel() is not None
+    monkeypatch.setitem(compiledtopk.ACTIVE, "rows_top", compiledtopk.rows_top_kernel() if compiled else None)
     monkeypatch.setattr(coarse_module, "SCREEN_LISTS", 100)
     rng = np.random.default_rng(3)
     centroids = unit(rng.normal(size=(600, 64)))
