@@ -15,7 +15,7 @@ over those documents reads each sum back, frees its slot, and keeps the k best i
 
 A second loop, `_rows_top`, is the coarse lists' screen (store.coarse.Coarse): each query window's best 2m + 8
 lists of the IVF's 8,044 at 1M, and the next one's value, from its float32 products with every centroid, by one
-pass with a small heap where `np.argpartition` took about 80 us a row (about 14 us here); the lists found are the
+pass with a small heap where `np.argpartition` took about 80 us a row (about 17 us here); the lists found are the
 same (the screen's proof needs only the values at its edge; tests/store/test_windowann.py checks the lists).
 
 Both are switched on for a process by `use_compiled()` (the batch's link job, the service) and read from `ACTIVE`,
@@ -112,40 +112,22 @@ def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_s
 
 
 def _rows_top(values, width, cand, outside):
-    """For each row of `values` (float32, more than width + 1 columns): the columns of its `width` largest values,
-    in no order (`cand`), and its (width + 1)-th largest value (`outside`): what `np.argpartition` gives
-    store.coarse's screen, ties at the edge taken either way (the screen's proof needs only the value). A min-heap of
-    width + 1 entries over one pass of the row."""
+    """For each row of `values` (finite float32 numbers, more than width + 1 columns): the columns of its `width`
+    largest values, in no order (`cand`), and its (width + 1)-th largest value (`outside`): what `np.argpartition`
+    gives store.coarse's screen, ties at the edge taken either way (the screen's proof needs only the value). One
+    pass of the row through a min-heap of width + 1 entries, which starts full of -inf."""
     n_rows, n = values.shape
     k = width + 1
     heap_values = np.empty(k, np.float32)
     heap_columns = np.empty(k, np.int64)
     for r in range(n_rows):
-        for j in range(k):
-            heap_values[j] = values[r, j]
-            heap_columns[j] = j
-        for top in range(k // 2 - 1, -1, -1):  # heapify; then each later value that beats the root replaces it
-            value, column = heap_values[top], heap_columns[top]
-            c = top
-            while True:
-                child = 2 * c + 1
-                if child >= k:
-                    break
-                if child + 1 < k and heap_values[child + 1] < heap_values[child]:
-                    child += 1
-                if heap_values[child] < value:
-                    heap_values[c] = heap_values[child]
-                    heap_columns[c] = heap_columns[child]
-                    c = child
-                else:
-                    break
-            heap_values[c] = value
-            heap_columns[c] = column
-        for j in range(k, n):
+        heap_values[:] = -np.inf
+        heap_columns[:] = -1
+        for j in range(n):
             value = values[r, j]
             if not value > heap_values[0]:
                 continue
-            c = 0
+            c = 0  # the root (the smallest kept) goes; the new value sinks to its place
             while True:
                 child = 2 * c + 1
                 if child >= k:
