@@ -228,7 +228,7 @@ def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weig
     table = getattr(_THREAD_TABLES, "table", None)
     if table is None or len(table[0]) < size or table[0].dtype != kind:
         table = _THREAD_TABLES.table = (np.full(size, -1, dtype=kind), np.zeros(size, dtype=np.float64),
-                                  np.empty(size, dtype=np.int64))
+                                        np.empty(size, dtype=np.int64))
     heap = getattr(_THREAD_TABLES, "heap", None)
     if heap is None or len(heap[0]) < k:
         heap = _THREAD_TABLES.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
