@@ -90,7 +90,7 @@ def main() -> None:
     from bench_scale import rankings, sample_rows
 
     from recommender.rank.index import Index
-    from recommender.store.lextopk import use_compiled
+    from recommender.store.compiledtopk import use_compiled
 
     print(f"lexical heads compiled: {use_compiled(not args.numpy)}", file=sys.stderr)
 

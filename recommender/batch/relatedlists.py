@@ -56,7 +56,7 @@ class LinkJob:
         the batch's frozen statistics; a learned ranking's voters are recorded for the next incremental run."""
         if self._ranker is None:
             from ..rank.wiring import build_ranker
-            from ..store.lextopk import use_compiled
+            from ..store.compiledtopk import use_compiled
 
             use_compiled()  # the lexical heads' top-k compiled, where numba is installed (the same numbers)
 

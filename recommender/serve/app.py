@@ -99,7 +99,7 @@ def static_file(path: Path):
 def create_app(folder: str | Path, *, editor: bool = False, token: str | None = None, policy=None) -> Starlette:
     """The ASGI app serving the index in `folder` (opened now; a broken index raises IndexProblem here), under
     the link policy `policy` (recommender.rank.policy.Policy; None: the defaults), as the batch and the CLI rank."""
-    from ..store.lextopk import use_compiled
+    from ..store.compiledtopk import use_compiled
     from .editor_api import EDITOR_ROUTES
 
     use_compiled()  # a serving process ranks many queries: the lexical heads' top-k compiled (the same numbers)

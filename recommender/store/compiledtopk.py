@@ -42,9 +42,10 @@ _COMPILED: dict = {}
 
 def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_scores, heap_rows):
     """The sums of the postings read (term t: `read[t]` postings from `begins[t]`, times `weights[t]`) and their k
-    best documents in a heap (heap_scores, heap_rows; the worst at 0); returns how many the heap holds. The sums
-    are kept in an open-addressing table (`keys`: its documents, -1 where free; `sums`; a power of two of at
-    least twice the postings read, all free on entry and left so; `slots`: room for the postings read)."""
+    best documents in a heap (heap_scores, heap_rows, its first k places; the worst at 0; row -1 where fewer than k
+    documents have a positive sum). The sums are kept in an open-addressing table (`keys`: its documents, -1 where
+    free; `sums`; a power of two of at least twice the postings read, all free on entry and left so; `slots`: room
+    for the postings read)."""
     bits = 0
     while (1 << bits) < len(keys):
         bits += 1
@@ -66,49 +67,35 @@ def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_s
                     break
                 i = (i + 1) & mask
             sums[i] += np.float64(np.float32(data[j]) * w)
-    size = 0
+    heap_scores[:k] = -np.inf  # k places held by nothing (-inf, row -1), each document better than them
+    heap_rows[:k] = -1
     for x in range(m):  # each document once, in the order first read; its slot freed
         i = slots[x]
         d = np.int64(keys[i])
         s = sums[i]
         keys[i] = -1
         sums[i] = 0.0
-        if not s > 0:
+        # kept when positive and better than the worst kept (a higher sum, or the same sum and a lower row): it
+        # takes the root's place and sinks below every child worse than it
+        if not s > 0 or heap_scores[0] > s or (heap_scores[0] == s and heap_rows[0] <= d):
             continue
-        if size < k:  # a place left: sift the new entry up from the end
-            c = size
-            size += 1
-            while c > 0:
-                p = (c - 1) // 2
-                # (s, d) worse than the parent: lower sum, or the same sum and a higher row
-                if s < heap_scores[p] or (s == heap_scores[p] and d > heap_rows[p]):
-                    heap_scores[c] = heap_scores[p]
-                    heap_rows[c] = heap_rows[p]
-                    c = p
-                else:
-                    break
-            heap_scores[c] = s
-            heap_rows[c] = d
-        elif heap_scores[0] < s or (heap_scores[0] == s and heap_rows[0] > d):  # better than the worst kept
-            c = 0
-            while True:
-                left = 2 * c + 1
-                if left >= size:
-                    break
-                worse = left
-                right = left + 1
-                if right < size and (heap_scores[right] < heap_scores[left] or
-                                     (heap_scores[right] == heap_scores[left] and heap_rows[right] > heap_rows[left])):
-                    worse = right
-                if heap_scores[worse] < s or (heap_scores[worse] == s and heap_rows[worse] > d):
-                    heap_scores[c] = heap_scores[worse]
-                    heap_rows[c] = heap_rows[worse]
-                    c = worse
-                else:
-                    break
-            heap_scores[c] = s
-            heap_rows[c] = d
-    return size
+        c = 0
+        while True:
+            child = 2 * c + 1
+            if child >= k:
+                break
+            if child + 1 < k and (heap_scores[child + 1] < heap_scores[child] or
+                                  (heap_scores[child + 1] == heap_scores[child] and
+                                   heap_rows[child + 1] > heap_rows[child])):
+                child += 1
+            if heap_scores[child] < s or (heap_scores[child] == s and heap_rows[child] > d):
+                heap_scores[c] = heap_scores[child]
+                heap_rows[c] = heap_rows[child]
+                c = child
+            else:
+                break
+        heap_scores[c] = s
+        heap_rows[c] = d
 
 
 def _rows_top(values, width, cand, outside):
@@ -233,8 +220,8 @@ def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weig
     if heap is None or len(heap[0]) < k:
         heap = _THREAD_TABLES.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
     keys, sums, slots = table
-    count = kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, keys[:size], sums[:size],
-                   slots, *heap)
-    rows, best = heap[1][:count], heap[0][:count]
+    kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, keys[:size], sums[:size], slots, *heap)
+    held = heap[1][:k] >= 0
+    rows, best = heap[1][:k][held], heap[0][:k][held]
     order = np.lexsort((rows, -best))
     return rows[order].astype(np.int64), best[order].astype(np.float32)

@@ -29,8 +29,7 @@ import threading
 import numpy as np
 
 from ..common.blocks import runs
-from .compiledtopk import ACTIVE
-from .compiledtopk import use_compiled as compiled_loops
+from .compiledtopk import ACTIVE, head_top_k
 
 MARGIN = 1e-4  # added to every bound, relative and absolute: float32 sums and norms differ far less from exact ones
 ONE_PASS = 4096  # a query whose lists average fewer postings: one pass over them all (Python's cost per term)
@@ -240,10 +239,10 @@ class ImpactTopK:
     shared among the terms by their squared weight (each term at least `min_per_term`: a heavy, rare term's short
     list whole, a light common word's long list only its head); the documents are ranked by the partial sums read,
     accumulated over the documents read alone (`distinct`; an array of sums of the corpus's size only while it is at
-    most DENSE_SUMS times the read), so the cost does not follow n; in a process that asked `use_compiled` (the
-    batch, the service), the same sums and top-k in one compiled loop (store.compiledtopk). Not exact: `top_k`
-    also returns the most an unreturned document can score (the k-th partial sum plus what the terms' unread tails
-    can add), which the nightly reach rules use as the pool's boundary."""
+    most DENSE_SUMS times the read), so the cost does not follow n; in a process that asked
+    `compiledtopk.use_compiled` (the batch, the service), the same sums and top-k in one compiled loop. Not exact:
+    `top_k` also returns the most an unreturned document can score (the k-th partial sum plus what the terms'
+    unread tails can add), which the nightly reach rules use as the pool's boundary."""
 
     def __init__(self, indptr, impact_indices, impact_data, n_docs: int, budget: int, min_per_term: int = 64):
         self.indptr, self.indices, self.data = indptr, impact_indices, impact_data
@@ -277,10 +276,8 @@ class ImpactTopK:
         begins = np.asarray(self.indptr[terms], dtype=np.int64)
         lengths = np.asarray(self.indptr[terms + 1], dtype=np.int64) - begins
         read = self.shares(weights, lengths)
-        kernel = _KERNELS["head_top"]
+        kernel = ACTIVE["head_top"]
         if kernel is not None:  # the same sums and top-k in one compiled loop (store.compiledtopk)
-            from .compiledtopk import head_top_k
-
             rows, best = head_top_k(kernel, self.indices, self.data, begins, read, weights, self.n_docs, k)
         else:
             rows, best = self._head_top_k(begins, read, weights, k)
@@ -307,12 +304,3 @@ class ImpactTopK:
             found, slot = distinct(docs, self.n_docs)
             partial = np.bincount(slot, weights=values, minlength=len(found))
         return _best(found, partial, k)
-
-
-_KERNELS = ACTIVE  # the compiled loops this process uses (store.compiledtopk.use_compiled)
-
-
-def use_compiled(on: bool = True) -> bool:
-    """store.compiledtopk.use_compiled: ImpactTopK's heads (and the coarse lists' screen) in compiled loops, the
-    same numbers, from now on in this process."""
-    return compiled_loops(on)

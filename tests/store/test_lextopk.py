@@ -309,7 +309,7 @@ def test_the_compiled_heads_give_the_numpy_heads_numbers_with_ties_and_reused_sc
     pytest.importorskip("numba")
     from scipy import sparse
 
-    from recommender.store import lextopk
+    from recommender.store import compiledtopk
     from recommender.store.lextopk import ImpactTopK, impact_order
 
     rng = np.random.default_rng(21)
@@ -328,20 +328,20 @@ def test_the_compiled_heads_give_the_numpy_heads_numbers_with_ties_and_reused_sc
             weights = (np.round(rng.random(len(terms)) * 3) / 3).astype(np.float32)
             if q % 5 == 0:
                 weights[0] = -weights[0]  # negative sums are never candidates, in either loop
-            monkeypatch.setitem(lextopk._KERNELS, "head_top", None)
+            monkeypatch.setitem(compiledtopk.ACTIVE, "head_top", None)
             want = heads.top_k(terms, weights, k)
-            assert lextopk.use_compiled()
+            assert compiledtopk.use_compiled()
             got = heads.top_k(terms, weights, k)
             assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
             assert np.array_equal(got[1], want[1]) and got[1].dtype == np.float32
             assert got[2] == want[2]
-    assert not lextopk.use_compiled(False)
+    assert not compiledtopk.use_compiled(False)
 
 
 def test_a_kernel_numba_cannot_build_leaves_the_numpy_heads(monkeypatch, caplog):
     # numba installed but unable to compile here (or to cache, then compiled each run): never a failed night
     numba = pytest.importorskip("numba")
-    from recommender.store import compiledtopk, lextopk
+    from recommender.store import compiledtopk
 
     real = numba.njit
 
@@ -351,9 +351,9 @@ def test_a_kernel_numba_cannot_build_leaves_the_numpy_heads(monkeypatch, caplog)
     monkeypatch.setattr(compiledtopk, "_COMPILED", {})
     monkeypatch.setattr(numba, "njit", broken)
     with caplog.at_level("WARNING", logger="recommender.store.compiledtopk"):
-        assert not lextopk.use_compiled()
+        assert not compiledtopk.use_compiled()
     assert "compiled lexical heads' top-k is not used (NumbaError: no code for this machine)" in caplog.text
-    assert lextopk._KERNELS["head_top"] is None
+    assert compiledtopk.ACTIVE["head_top"] is None
     monkeypatch.undo()
     calls = []
 
@@ -365,6 +365,6 @@ def test_a_kernel_numba_cannot_build_leaves_the_numpy_heads(monkeypatch, caplog)
 
     monkeypatch.setattr(compiledtopk, "_COMPILED", {})
     monkeypatch.setattr(numba, "njit", uncached)
-    assert lextopk.use_compiled() and calls == [True, False, True, False]
+    assert compiledtopk.use_compiled() and calls == [True, False, True, False]
     monkeypatch.undo()
-    lextopk.use_compiled(False)
+    compiledtopk.use_compiled(False)
