@@ -124,14 +124,15 @@ def read_corpus(path: str | os.PathLike, cache=None) -> Corpus:
     articles: list[Article] = []
     problems: list[Problem] = []
     ignored: list[str] = []
-    if root.is_dir():
+    walked = root.is_dir()  # a folder's files (a file named on its own is read wherever it links to)
+    if walked:
         files = list(iter_corpus_files(root, ignored))
         base = root
     else:
         files = [root]
         base = root.parent
     for file in files:
-        outside = link_outside(file, base) if root.is_dir() else None
+        outside = link_outside(file, base) if walked else None
         if outside:
             problems.append(Problem(relative_path(file, base), f"cannot read: {outside}"))
             continue
