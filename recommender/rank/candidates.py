@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..store.compiledtopk import ACTIVE
 from .topk import stable_order
 
 LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean square (beyond its pool)
@@ -163,7 +164,11 @@ class LexicalStage:
             return 0.0, 0.0
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
         size, starts, owner, values = self._sample_postings()
-        if self._matrix is not None:  # the same products added term after term into each sample row's sum
+        kernel = ACTIVE["sample_sums"]
+        if kernel is not None:  # the same sums in the same order, no rows copied out (rank.compiledscores)
+            scores = np.zeros(size)
+            kernel(starts, owner, values, np.asarray(terms, dtype=np.int64), weights, scores)
+        elif self._matrix is not None:  # the same products added term after term into each sample row's sum
             scores = self.sample_matrix[np.asarray(terms, dtype=np.int64)].T @ np.asarray(weights, np.float64)
         else:
             at, lengths = _gather(starts, terms)  # the sample's entries of each query term

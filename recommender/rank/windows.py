@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..store.compiledtopk import ACTIVE
+from .compiledscores import stored_products
+
 BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
 GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
 PAIR_BLOCK = 256  # stored windows converted from their codes at a time for a query's pairs with its candidates
@@ -179,16 +182,26 @@ class WindowScores:
             if stored.dtype == self.exact:  # converted (a block's queries at once)
                 sims = (stacked @ stored.T).astype(np.float32, copy=False)
             else:  # 8-bit: stored windows x query windows is the faster product, turned after
-                sims = np.ascontiguousarray(self._products(stored, stacked).T, dtype=np.float32)
+                sims = self._stored_products(stored, None, stacked)
         else:  # one query's few windows: as above, from the stored windows' codes gathered here
             at, firsts, counts = rows if isinstance(rows, tuple) else self.positions(rows)
             stored_scales = self.scales[at]
-            sims = np.ascontiguousarray(self._products(self.codes[at], stacked).T, dtype=np.float32)
+            sims = self._stored_products(self.codes, at, stacked)
         if not len(counts):
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
         return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
+
+    def _stored_products(self, codes: np.ndarray, at: np.ndarray | None, stacked: np.ndarray) -> np.ndarray:
+        """(query windows x stored windows) float32 products of the query windows `stacked` with the 8-bit `codes`
+        at `at` (None: every row of `codes`): in the compiled loop where the process runs it (rank.compiledscores:
+        read where they lie, no copy), else gathered, converted by blocks and multiplied in NumPy. The same
+        whole numbers either way."""
+        kernel = ACTIVE["window_products"]
+        if kernel is not None and self.exact is np.float32:
+            return stored_products(kernel, codes, at, stacked)
+        return np.ascontiguousarray(self._products(codes if at is None else codes[at], stacked).T, dtype=np.float32)
 
     def _products(self, stored: np.ndarray, stacked: np.ndarray) -> np.ndarray:
         """The products of stored windows given by their 8-bit codes (rows) with the query windows `stacked`

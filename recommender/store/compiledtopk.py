@@ -134,12 +134,14 @@ def _rows_top(values, width, cand, outside):
             cand[r, j - 1] = heap_columns[j]
 
 
-ACTIVE: dict = {"head_top": None, "rows_top": None}  # the loops in use in this process (`use_compiled`)
+# the loops in use in this process (`use_compiled`)
+ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "sample_sums": None}
 
 
 def use_compiled(on: bool = True) -> bool:
-    """Whether this process runs the store's compiled loops from now on (the lexical heads' top-k in
-    lextopk.ImpactTopK, the coarse lists' screen in coarse.Coarse; the same results as their NumPy steps): asked by
+    """Whether this process runs the compiled loops from now on (the lexical heads' top-k in lextopk.ImpactTopK,
+    the coarse lists' screen in coarse.Coarse, the second stage's loops in rank.compiledscores; the same results
+    as their NumPy steps): asked by
     processes that rank many lists (the nightly batch, the service), not by a one-shot query (numba's import costs
     0.2-0.35 s). False when numba is not installed or cannot build them here."""
     for name in ACTIVE:
@@ -171,12 +173,19 @@ def _compiled(name: str):
     except ImportError:
         log.debug("numba not installed: the store's compiled loops stay in NumPy")
         return None
-    function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
+    fastmath: set | bool = False
+    if name in _SCORES:
+        from ..rank import compiledscores
+
+        function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
+        fastmath = compiledscores.FASTMATH if name == "window_products" else False
+    else:
+        function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
     try:
         try:
-            kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(function)
+            kernel = numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=fastmath)(function)
         except RuntimeError:  # no writable cache folder (a read-only install without a home): compiled each run
-            kernel = numba.njit(nogil=True, boundscheck=False)(function)
+            kernel = numba.njit(nogil=True, boundscheck=False, fastmath=fastmath)(function)
         check(kernel)
     except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
         log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES[name], type(exc).__name__, exc)
@@ -184,7 +193,9 @@ def _compiled(name: str):
     return kernel
 
 
-_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen"}
+_SCORES = ("window_products", "sample_sums")  # rank.compiledscores: `_name`, `check_name`
+_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen",
+          "window_products": "window pairs' products", "sample_sums": "lexical sample's sums"}
 
 
 def _check_head_top(kernel) -> None:

@@ -109,6 +109,28 @@ def test_lexical_deviation_from_a_sample_is_close(corpus, monkeypatch):
     assert np.mean(better) < np.mean(errors)  # the best rows' squares exact, the rest from the sample
 
 
+def test_the_lexical_sample_sums_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
+    # three ways to the same float64 sums (rank.compiledscores: term after term, entries in sample order), on rows
+    # that share most of their terms with each query, so that another order of the additions shows
+    from recommender.store import compiledtopk
+
+    if compiledtopk._kernel("sample_sums") is None:
+        pytest.skip("numba cannot build the loop here")
+    rng = np.random.default_rng(11)
+    texts = [("", "", " ".join(w for w in WORDS for _ in range(int(rng.integers(0, 9))))) for _ in range(200)]
+    lexical = LexicalIndex.build([f"a/{i}" for i in range(200)], texts)
+    monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 150)  # a real sample: the row's rest is estimated from it
+    figures = []
+    for way in ("numpy", "scipy", "compiled"):
+        monkeypatch.setitem(compiledtopk.ACTIVE, "sample_sums",
+                            compiledtopk._kernel("sample_sums") if way == "compiled" else None)
+        lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size,
+                           matrix=lexical.tfidf if way == "scipy" else None)
+        figures.append([lex.stats(*lex.row(q), lex.pool(*lex.row(q), 20)[:2]) for q in range(0, 200, 5)])
+    assert figures[0] == figures[1] == figures[2]
+    assert len({s for _, s in figures[0]}) > 30  # the rows differ: a sum that ignored the query would not pass
+
+
 def test_mention_statistics_are_the_full_rows(corpus):
     _, _, lexical = corpus
     lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)

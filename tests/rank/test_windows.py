@@ -70,6 +70,37 @@ def test_a_row_is_the_same_bits_alone_or_in_any_group(monkeypatch):
     np.testing.assert_allclose(grouped_max, grouped_max.T, atol=1e-6)
 
 
+@pytest.mark.parametrize("dim", [384, 12])
+def test_the_compiled_window_products_give_the_numpy_pairs_bit_for_bit(monkeypatch, dim):
+    # rank.compiledscores adds in its own order (fast-math): exact only because every partial sum is a whole
+    # number; the pairs (window scores, max-sim) must be NumPy's, from the candidates' positions and from 8-bit
+    # codes gathered once (a query by id's sample)
+    from recommender.store import compiledtopk
+
+    if compiledtopk._kernel("window_products") is None:
+        pytest.skip("numba cannot build the loop here")
+    vectors, offsets = random_windows(seed=5, n=300, dim=dim)
+    scores = WindowScores.from_vectors(vectors, offsets)
+    scores.codes[:7] = 127  # the largest products (127 x 127 x dim) and a long run of equal ones
+    scores.codes[7:9] = -127
+    answers = {}
+    for compiled in (False, True):
+        rng = np.random.default_rng(6)  # the same candidates both ways
+        monkeypatch.setitem(compiledtopk.ACTIVE, "window_products",
+                            compiledtopk._kernel("window_products") if compiled else None)
+        got = []
+        for q in (0, 3, 77, 299):
+            query = scores.windows_of(q)
+            rows = np.sort(rng.choice(300, 40, replace=False)) if q else np.arange(300)
+            got.append(scores.pairs(*query, rows))
+            got.append(scores.pairs(*query, scores.gather(rows, convert=False)))
+            got.append(scores.pairs_many([query, scores.windows_of(q + 1 if q < 299 else 1)], rows)[1])
+        answers[compiled] = got
+    for (numpy_score, numpy_max), (score, best) in zip(answers[False], answers[True]):
+        assert np.array_equal(numpy_score, score) and np.array_equal(numpy_max, best)
+        assert numpy_score.dtype == score.dtype == np.float32
+
+
 def test_an_article_without_windows_is_refused():
     with pytest.raises(ValueError, match="at least one window"):
         WindowScores.from_vectors(np.ones((2, 4), np.float16), np.array([0, 2, 2]))

@@ -1,0 +1,88 @@
+"""The second stage's per-candidate loops compiled (numba), for the processes that rank many lists (the nightly
+batch's links phase, the service; switched on with the store's loops by `store.compiledtopk.use_compiled`): the
+products of a query's windows with its candidates' stored windows (rank.windows.WindowScores.pairs_many) and
+the lexical sample's sums (rank.candidates.LexicalStage.stats). Each reads the stored arrays where they lie, where
+NumPy and SciPy first copy the rows out.
+
+**Window products.** NumPy gathers the candidates' 8-bit codes from the mapped file (some 4,000 windows of 384 bytes a list at 1M
+articles, each read at random), converts them to float32 a block at a time, multiplies them with the query's few
+windows and turns the result: three copies of the candidates' windows before the product. Here each stored window's
+codes are read once where they lie, converted in a small buffer and multiplied with every query window. At 1M
+articles (the links phase's lists on the kept index, about 4,000 candidate windows a list): 1.37 -> 1.0 ms a list,
+most of what is left being the reads themselves (the same loop over windows already in the cache: 0.29 ms).
+
+The numbers are NumPy's: a product of two code vectors is a whole number below 2^24 (384 x 127 x 127), which a
+float32 sum holds exactly in any order, so the loop may add in whatever order is fastest (numba's `reassoc`
+fast-math flag, this loop only: the scaling and the reductions that follow stay in NumPy, in its order).
+tests/rank/test_windows.py checks the pairs bit for bit against the NumPy steps.
+
+**The lexical sample's sums.** Each query term's entries in the sample (by term), its float64 value times the
+weight added into the sample row's float64 sum, term after term: SciPy's product with the transposed sample
+(`csc_matvec`); 0.40 -> 0.20-0.30 ms a query at 1M articles. tests/rank/test_two_stage.py checks them bit for
+bit against SciPy and the NumPy steps. (The candidates' TF-IDF cosines were tried the same way: no faster than
+SciPy's gather and product, 0.26 against 0.21-0.27 ms for 445 rows: each row's float32 sum is one chain of
+dependent additions either way.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FASTMATH = {"reassoc", "nsz", "contract"}  # exact here: every partial sum is a whole number below 2^24
+
+
+def _window_products(codes, at, query, out):
+    """out[j, k] = query[j] . codes[at[k]] for the query windows `query` (float32 whole numbers, Q x dim) and the
+    stored windows at positions `at` of `codes` (int8, windows x dim; often memory-mapped)."""
+    n_query, dim = query.shape
+    row = np.empty(dim, np.float32)
+    for k in range(len(at)):
+        codes_k = codes[at[k]]
+        for t in range(dim):
+            row[t] = np.float32(codes_k[t])
+        for j in range(n_query):
+            total = np.float32(0.0)
+            query_j = query[j]
+            for t in range(dim):
+                total += row[t] * query_j[t]
+            out[j, k] = total
+
+
+def _sample_sums(starts, owner, values, terms, weights, out):
+    """out[owner] += value x weight (float64) over each query term's sample entries, term after term (out zeroed
+    by the caller)."""
+    for i in range(len(terms)):
+        t = terms[i]
+        w = np.float64(weights[i])
+        for e in range(starts[t], starts[t + 1]):
+            out[owner[e]] += np.float64(values[e]) * w
+
+
+def check_window_products(kernel) -> None:
+    """Raise if the compiled loop gives another product than NumPy on a small input (run once when compiled)."""
+    rng = np.random.default_rng(0)
+    codes = rng.integers(-127, 128, (6, 384)).astype(np.int8)
+    query = rng.integers(-127, 128, (2, 384)).astype(np.float32)
+    at = np.array([4, 0, 5], np.int64)
+    out = np.empty((2, 3), np.float32)
+    kernel(codes, at, query, out)
+    if not np.array_equal(out, query @ codes[at].astype(np.float32).T):
+        raise ValueError("a wrong product on the first try")
+
+
+def check_sample_sums(kernel) -> None:
+    out = np.zeros(2)
+    kernel(np.array([0, 1, 3], np.int64), np.array([1, 0, 1], np.int64), np.array([0.5, 2.0, 0.25], np.float32),
+           np.array([1, 0], np.int64), np.array([2.0, 4.0], np.float32), out)
+    if out.tolist() != [4.0, 2.5]:
+        raise ValueError(f"a wrong answer on the first try: {out.tolist()}")
+
+
+def stored_products(kernel, codes: np.ndarray, at: np.ndarray | None, query: np.ndarray) -> np.ndarray:
+    """(query windows x stored windows) float32 products of `query` (float32 whole numbers) with the windows at
+    `at` of `codes` (int8; at None: every row of `codes`, in order), through `kernel` (the compiled loop)."""
+    at = np.arange(len(codes), dtype=np.int64) if at is None else np.asarray(at, dtype=np.int64)
+    out = np.empty((len(query), len(at)), dtype=np.float32)
+    if len(at) and len(query):
+        kernel(codes, at, np.ascontiguousarray(query, dtype=np.float32), out)
+    return out
