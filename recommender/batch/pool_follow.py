@@ -80,7 +80,10 @@ def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int,
         values = np.where(values > 0, values, -np.inf)
     b = len(qs)
     width = values.shape[1]  # the depth-th largest is the (width - depth)-th smallest: no negated copy
-    kth = np.partition(values, width - depth, axis=1)[:, width - depth] if b else np.zeros(0)
+    # the lexical rows are mostly -inf (no shared term), on which np.partition's selection degrades: sorted
+    # (256 rows of 14,592, nine in ten -inf: 15 against 314 ms; the dense rows' values are all distinct: partitioned)
+    kth = (np.sort(values, axis=1) if positive else np.partition(values, width - depth, axis=1))[:, width - depth] \
+        if b else np.zeros(0)
     finite_kth = np.isfinite(kth)
     with np.errstate(invalid="ignore"):  # -inf - -inf: never near
         above = values > kth[:, None] + eps

@@ -279,7 +279,14 @@ def mention_cut(values: np.ndarray, depth: int) -> float:
     """The cut of a mention row's stored values (`mention_pool`): their (depth+1)-th largest, 0 with at most depth."""
     if len(values) <= depth:
         return 0.0
-    return float(np.partition(values, len(values) - depth - 1)[len(values) - depth - 1])
+    kernel = ACTIVE["rows_top"]
+    if kernel is not None and values.dtype == np.float32:  # one pass through a heap (store.compiledtopk)
+        cand, cut = np.empty((1, depth), np.int64), np.empty(1, np.float32)
+        kernel(np.ascontiguousarray(values)[None, :], depth, cand, cut)
+        return float(cut[0])
+    # a sort, not np.partition: a mention row holds few distinct values, on which the partition's selection
+    # degrades (105,293 values of 31 distinct at 1M articles: 8.4 ms, against 0.5 sorted and 0.07 in the heap)
+    return float(np.sort(values)[len(values) - depth - 1])
 
 
 def mention_cuts(rows: np.ndarray, depth: int) -> np.ndarray:
@@ -287,7 +294,9 @@ def mention_cuts(rows: np.ndarray, depth: int) -> np.ndarray:
     n = rows.shape[1]
     if n <= depth:
         return np.zeros(len(rows))
-    return np.partition(rows, n - depth - 1, axis=1)[:, n - depth - 1].astype(np.float64)
+    # sorted (mention_cut): a dense mention row is mostly zeros, on which np.partition's selection degrades (256 rows
+    # of 14,592: 343 ms, against 19 ms sorted)
+    return np.sort(rows, axis=1)[:, n - depth - 1].astype(np.float64)
 
 
 def pool_of(rows: np.ndarray, values: np.ndarray, depth: int) -> tuple[np.ndarray, float, np.ndarray]:

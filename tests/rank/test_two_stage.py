@@ -283,11 +283,33 @@ def test_the_ranking_reads_corpus_stats_and_returns_its_pools(corpus, retrieval)
     assert HybridRanker(vectors, lexical, Ranking(), windows=windows).score_rows(np.array([3]))[0].pools is None
 
 
-def test_the_mention_pool_is_the_row_above_its_cut(corpus):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_mention_rows_cut_is_its_depth_plus_first_largest_value_with_or_without_ties(compiled, monkeypatch):
+    from recommender.store import compiledtopk
+
+    if compiled and compiledtopk.rows_top_kernel() is None:
+        pytest.skip("numba cannot build the loop here")
+    monkeypatch.setitem(compiledtopk.ACTIVE, "rows_top", compiledtopk.rows_top_kernel() if compiled else None)
+    rng = np.random.default_rng(5)
+    distinct = rng.permutation(np.arange(1, 3001)).astype(np.float32) / 7
+    few = rng.choice(np.float32([0.5, 1.0, 1.5, 2.25]), 3000)  # a real row's few distinct weights
+    for values in (distinct, few):
+        for depth in (1, 10, 2998, 2999):
+            assert stage.mention_cut(values, depth) == np.sort(values)[::-1][depth]
+    assert stage.mention_cut(distinct, 3000) == 0.0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_mention_pool_is_the_row_above_its_cut(corpus, compiled, monkeypatch):
     """A hub that half the corpus names, naming 30 back: its mention row is longer than the candidate pools, and
     only the entries above the row's (depth+1)-th largest weight join its candidates (rank.candidates.mention_pool),
     so how many candidates a query has does not follow how often it is named. The nightly reach's dense-block cut
-    (mention_cuts) is the same number."""
+    (mention_cuts) is the same number. The cut sorted (a one-shot query) or through the compiled heap."""
+    from recommender.store import compiledtopk
+
+    if compiled and compiledtopk.rows_top_kernel() is None:
+        pytest.skip("numba cannot build the loop here")
+    monkeypatch.setitem(compiledtopk.ACTIVE, "rows_top", compiledtopk.rows_top_kernel() if compiled else None)
     vectors, windows, _ = corpus
     n = len(vectors)
     rng = np.random.default_rng(3)
