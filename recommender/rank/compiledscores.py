@@ -48,6 +48,34 @@ def _window_products(codes, at, query, out):
             out[j, k] = total
 
 
+def _window_maxima(sims, scales, worth, starts, firsts, counts, best, matched):
+    """The maxima of rank.windows.WindowScores._reduce, in one pass each: sims (query windows x stored windows,
+    the products; several queries' windows stacked, query q's rows starts[q]:starts[q + 1]) are scaled in place
+    as NumPy scales them ((product x the stored window's scale) x the query window's, float32), then best[j, r] =
+    the largest of row j over run r (firsts[r], counts[r] stored windows: an article's) and matched[q, k] = the
+    largest of column k over query q's rows. No fast-math: every rounding is NumPy's."""
+    n_query, width = sims.shape
+    for j in range(n_query):
+        w = worth[j]
+        for k in range(width):
+            sims[j, k] = (sims[j, k] * scales[k]) * w
+    for q in range(len(starts) - 1):
+        for k in range(width):
+            m = sims[starts[q], k]
+            for j in range(starts[q] + 1, starts[q + 1]):
+                if sims[j, k] > m:
+                    m = sims[j, k]
+            matched[q, k] = m
+    for j in range(n_query):
+        for r in range(len(firsts)):
+            a = firsts[r]
+            m = sims[j, a]
+            for k in range(a + 1, a + counts[r]):
+                if sims[j, k] > m:
+                    m = sims[j, k]
+            best[j, r] = m
+
+
 def _sample_sums(starts, owner, values, terms, weights, out):
     """out[owner] += value x weight (float64) over each query term's sample entries, term after term (out zeroed
     by the caller)."""
@@ -68,6 +96,15 @@ def check_window_products(kernel) -> None:
     kernel(codes, at, query, out)
     if not np.array_equal(out, query @ codes[at].astype(np.float32).T):
         raise ValueError("a wrong product on the first try")
+
+
+def check_window_maxima(kernel) -> None:
+    sims = np.array([[1.0, 4.0, 2.0], [3.0, 0.5, 1.0]], np.float32)
+    best, matched = np.empty((2, 2), np.float32), np.empty((1, 3), np.float32)
+    kernel(sims, np.array([1.0, 0.5, 2.0], np.float32), np.array([1.0, 2.0], np.float32), np.array([0, 2], np.int64),
+           np.array([0, 1], np.int64), np.array([1, 2], np.int64), best, matched)
+    if best.tolist() != [[1.0, 4.0], [6.0, 4.0]] or matched.tolist() != [[6.0, 2.0, 4.0]]:
+        raise ValueError(f"a wrong answer on the first try: {best.tolist()}, {matched.tolist()}")
 
 
 def check_sample_sums(kernel) -> None:

@@ -189,9 +189,18 @@ class WindowScores:
             sims = self._stored_products(self.codes, at, stacked)
         if not len(counts):
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
+        sizes = [len(codes) for codes, _ in queries]
+        kernel = ACTIVE["window_maxima"]
+        if kernel is not None:  # scaled and reduced to their maxima in one compiled pass (rank.compiledscores)
+            best_all = np.empty((len(sims), len(counts)), dtype=np.float32)
+            matched = np.empty((len(sizes), sims.shape[1]), dtype=np.float32)
+            kernel(sims, np.ascontiguousarray(stored_scales, dtype=np.float32), worth,
+                   np.concatenate(([0], np.cumsum(sizes))).astype(np.int64), np.asarray(firsts, np.int64),
+                   np.asarray(counts, np.int64), best_all, matched)
+            return self._combine(best_all, list(matched), sizes, firsts, counts)
         sims *= stored_scales[None, :]
         sims *= worth[:, None]
-        return self._reduce(sims, [len(codes) for codes, _ in queries], firsts, counts)
+        return self._reduce(sims, sizes, firsts, counts)
 
     def _stored_products(self, codes: np.ndarray, at: np.ndarray | None, stacked: np.ndarray) -> np.ndarray:
         """(query windows x stored windows) float32 products of the query windows `stacked` with the 8-bit `codes`
@@ -231,13 +240,22 @@ class WindowScores:
         # query windows x rows: each one's best match there (a maximum over a short axis costs a call per row, so
         # a query's windows are whole rows, reduced along them)
         best_all = np.maximum.reduceat(sims, firsts, axis=1)
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        # each stored window's best match among each query's windows
+        matched = [sims[a:b].max(axis=0) for a, b in zip(starts[:-1], starts[1:])]
+        return WindowScores._combine(best_all, matched, sizes, firsts, counts)
+
+    @staticmethod
+    def _combine(best_all: np.ndarray, matched: list, sizes: list[int], firsts: np.ndarray,
+                 counts: np.ndarray) -> list[tuple]:
+        """`_reduce`'s figures from its maxima: each query window's best match in each article (best_all: query
+        windows x articles) and each stored window's best match among each query's windows (`matched`)."""
         out, a = [], 0
-        for size in sizes:
+        for size, best_match in zip(sizes, matched):
             best = best_all[a:a + size]
             forward = best.astype(np.float64).sum(axis=0) / size  # row after row: the same in any group
-            matched = sims[a:a + size].max(axis=0).astype(np.float64)  # each stored window's best match
             a += size
-            backward = np.add.reduceat(matched, firsts) / counts
+            backward = np.add.reduceat(best_match.astype(np.float64), firsts) / counts
             out.append((((forward + backward) / 2).astype(np.float32), best.max(axis=0)))
         return out
 

@@ -135,7 +135,8 @@ def _rows_top(values, width, cand, outside):
 
 
 # the loops in use in this process (`use_compiled`)
-ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "sample_sums": None}
+ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "window_maxima": None,
+                "sample_sums": None}
 
 
 def use_compiled(on: bool = True) -> bool:
@@ -193,9 +194,10 @@ def _compiled(name: str):
     return kernel
 
 
-_SCORES = ("window_products", "sample_sums")  # rank.compiledscores: `_name`, `check_name`
+_SCORES = ("window_products", "window_maxima", "sample_sums")  # rank.compiledscores: `_name`, `check_name`
 _NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen",
-          "window_products": "window pairs' products", "sample_sums": "lexical sample's sums"}
+          "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
+          "sample_sums": "lexical sample's sums"}
 
 
 def _check_head_top(kernel) -> None:

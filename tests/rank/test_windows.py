@@ -73,12 +73,14 @@ def test_a_row_is_the_same_bits_alone_or_in_any_group(monkeypatch):
 @pytest.mark.parametrize("dim", [384, 12])
 def test_the_compiled_window_products_give_the_numpy_pairs_bit_for_bit(monkeypatch, dim):
     # rank.compiledscores adds in its own order (fast-math): exact only because every partial sum is a whole
-    # number; the pairs (window scores, max-sim) must be NumPy's, from the candidates' positions and from 8-bit
-    # codes gathered once (a query by id's sample)
+    # number, then scales and takes the maxima in NumPy's roundings; the pairs (window scores, max-sim) must be
+    # NumPy's, from the candidates' positions, from 8-bit codes gathered once (a query by id's sample) and for two
+    # queries at once
     from recommender.store import compiledtopk
 
-    if compiledtopk._kernel("window_products") is None:
-        pytest.skip("numba cannot build the loop here")
+    loops = ("window_products", "window_maxima")
+    if any(compiledtopk._kernel(name) is None for name in loops):
+        pytest.skip("numba cannot build the loops here")
     vectors, offsets = random_windows(seed=5, n=300, dim=dim)
     scores = WindowScores.from_vectors(vectors, offsets)
     scores.codes[:7] = 127  # the largest products (127 x 127 x dim) and a long run of equal ones
@@ -86,15 +88,15 @@ def test_the_compiled_window_products_give_the_numpy_pairs_bit_for_bit(monkeypat
     answers = {}
     for compiled in (False, True):
         rng = np.random.default_rng(6)  # the same candidates both ways
-        monkeypatch.setitem(compiledtopk.ACTIVE, "window_products",
-                            compiledtopk._kernel("window_products") if compiled else None)
+        for name in loops:
+            monkeypatch.setitem(compiledtopk.ACTIVE, name, compiledtopk._kernel(name) if compiled else None)
         got = []
         for q in (0, 3, 77, 299):
             query = scores.windows_of(q)
             rows = np.sort(rng.choice(300, 40, replace=False)) if q else np.arange(300)
             got.append(scores.pairs(*query, rows))
             got.append(scores.pairs(*query, scores.gather(rows, convert=False)))
-            got.append(scores.pairs_many([query, scores.windows_of(q + 1 if q < 299 else 1)], rows)[1])
+            got.extend(scores.pairs_many([query, scores.windows_of(q + 1 if q < 299 else 1)], rows))
         answers[compiled] = got
     for (numpy_score, numpy_max), (score, best) in zip(answers[False], answers[True]):
         assert np.array_equal(numpy_score, score) and np.array_equal(numpy_max, best)
