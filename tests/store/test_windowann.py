@@ -278,13 +278,14 @@ def test_near_copies_the_codes_cannot_tell_apart_do_not_drive_nprobe_to_its_larg
     assert first["window_ann_recall_ceiling"] == night["window_ann_recall_ceiling"] == ceiling
 
 
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", ["", "heap", "heap, 8-bit screen"])
 def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_list(monkeypatch, compiled):
     """From SCREEN_LISTS lists on, a query's lists are screened by float32 products and the screened ones
     multiplied again in float64: the m best by the float64 products rounded to float32, ties to the lower list
     (also across the screen's edge, where the proof fails and every product is taken in float64), the same
     whatever the batch a query comes in; the same with the screen's selection in a compiled loop
-    (store.compiledtopk, which takes ties at the edge its own way)."""
+    (store.compiledtopk, which takes ties at the edge its own way), and with a few queries screened against 8-bit
+    centroids (its wider bound)."""
     import faiss
 
     from recommender.store import coarse as coarse_module
@@ -292,16 +293,21 @@ def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_l
 
     if compiled:
         pytest.importorskip("numba")
-        assert compiledtopk.rows_top_kernel() is not None
+        assert compiledtopk.rows_top_kernel() is not None and compiledtopk._kernel("screen8") is not None
     monkeypatch.setitem(compiledtopk.ACTIVE, "rows_top", compiledtopk.rows_top_kernel() if compiled else None)
+    monkeypatch.setitem(compiledtopk.ACTIVE, "screen8", compiledtopk._kernel("screen8") if "8-bit" in compiled
+                        else None)
     monkeypatch.setattr(coarse_module, "SCREEN_LISTS", 100)
     rng = np.random.default_rng(3)
     centroids = unit(rng.normal(size=(600, 64)))
     centroids[:30] = centroids[30]  # 31 equal lists: more than a screen holds at m = 4 (16)
     centroids[300:303] = centroids[303]
     queries = unit(rng.normal(size=(400, 64)))
+    centroids[100:140] = unit(centroids[140] + 0.003 * rng.normal(size=(40, 64)))  # 41 near ties: more than a
+    # screen holds, closer than the 8-bit centroids' error, so that screen's order among them is noise
     queries[:3] = centroids[30]
     queries[3:6] = centroids[303] + 0.01 * queries[3:6]
+    queries[6:12] = unit(centroids[140] + 0.001 * rng.normal(size=(6, 64)))
     quantizer = faiss.IndexFlatIP(64)
     quantizer.add(centroids)
     coarse = coarse_module.Coarse(quantizer)
@@ -310,10 +316,22 @@ def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_l
         lists, sims = coarse.best(queries, m)
         want = np.argsort(-exact, axis=1, kind="stable")[:, :m]  # the lower list first among equal products
         assert np.array_equal(lists, want) and np.array_equal(sims, np.take_along_axis(exact, want, 1))
-        for a in (0, 3, 100):
+        for a in (0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 100):
             alone = coarse.best(queries[a:a + 1], m)
             assert np.array_equal(alone[0], lists[a:a + 1]) and np.array_equal(alone[1], sims[a:a + 1])
+        few = coarse.best(queries[:coarse_module.FEW_QUERIES], m)  # a query by id's few windows
+        assert np.array_equal(few[0], lists[:coarse_module.FEW_QUERIES])
     assert np.array_equal(coarse.best(queries[:1], 4)[0][0], [0, 1, 2, 3])
+    if "8-bit" in compiled:  # the bound holds for every list: the screen is within it of the exact product
+        codes, scales, on_l2, on_l1 = coarse.eight
+        few = queries[:coarse_module.FEW_QUERIES]
+        screen = np.empty((len(few), len(codes)), np.float32)
+        compiledtopk.ACTIVE["screen8"](codes, scales, few, screen)
+        exact = few.astype(np.float64) @ centroids.astype(np.float64).T
+        q64 = few.astype(np.float64)
+        room = on_l2 * np.linalg.norm(q64, axis=1) + on_l1 * np.abs(q64).sum(axis=1)
+        assert (np.abs(screen - exact) <= room[:, None]).all()
+        assert (np.abs(screen - exact).max(axis=1) > room / 20).all()  # and it is not loose by far
 
 
 def test_a_new_version_reads_the_lists_of_its_unchanged_windows_off_the_last_one(tmp_path, monkeypatch):
