@@ -165,7 +165,7 @@ class LexicalStage:
         mean = float(np.dot(weights.astype(np.float64), self.mean[terms]))
         size, starts, owner, values = self._sample_postings()
         kernel = ACTIVE["sample_sums"]
-        if kernel is not None:  # the same sums in the same order, no rows copied out (rank.compiledscores)
+        if kernel is not None:  # the same sums in the same order, no rows copied out (store.compiledscores)
             scores = np.zeros(size)
             kernel(starts, owner, values, np.asarray(terms, dtype=np.int64), weights, scores)
         elif self._matrix is not None:  # the same products added term after term into each sample row's sum

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..store.compiledtopk import ACTIVE
-from .compiledscores import stored_products
+from ..store.compiledscores import stored_products
 
 BLOCK_WINDOWS = 8_192  # corpus windows per product (a float32 block of 12.6 MB at 384 dimensions)
 GROUP_WINDOWS = 256  # query windows per product in the batch (rows of one matrix product)
@@ -191,7 +191,7 @@ class WindowScores:
             return [(np.zeros(0, np.float32), np.zeros(0, np.float32)) for _ in queries]
         sizes = [len(codes) for codes, _ in queries]
         kernel = ACTIVE["window_maxima"]
-        if kernel is not None:  # scaled and reduced to their maxima in one compiled pass (rank.compiledscores)
+        if kernel is not None:  # scaled and reduced to their maxima in one compiled pass (store.compiledscores)
             best_all = np.empty((len(sims), len(counts)), dtype=np.float32)
             matched = np.empty((len(sizes), sims.shape[1]), dtype=np.float32)
             kernel(sims, np.ascontiguousarray(stored_scales, dtype=np.float32), worth,
@@ -204,7 +204,7 @@ class WindowScores:
 
     def _stored_products(self, codes: np.ndarray, at: np.ndarray | None, stacked: np.ndarray) -> np.ndarray:
         """(query windows x stored windows) float32 products of the query windows `stacked` with the 8-bit `codes`
-        at `at` (None: every row of `codes`): in the compiled loop where the process runs it (rank.compiledscores:
+        at `at` (None: every row of `codes`): in the compiled loop where the process runs it (store.compiledscores:
         read where they lie, no copy), else gathered, converted by blocks and multiplied in NumPy. The same
         whole numbers either way."""
         kernel = ACTIVE["window_products"]

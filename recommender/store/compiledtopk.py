@@ -158,7 +158,7 @@ ACTIVE: dict = {"head_top": None, "rows_top": None, "screen8": None, "window_pro
 
 def use_compiled(on: bool = True) -> bool:
     """Whether this process runs the compiled loops from now on (the lexical heads' top-k in lextopk.ImpactTopK,
-    the coarse lists' screen in coarse.Coarse, the second stage's loops in rank.compiledscores; the same results
+    the coarse lists' screen in coarse.Coarse, the second stage's loops in store.compiledscores; the same results
     as their NumPy steps): asked by
     processes that rank many lists (the nightly batch, the service), not by a one-shot query (numba's import costs
     0.2-0.35 s). False when numba is not installed or cannot build them here."""
@@ -193,7 +193,7 @@ def _compiled(name: str):
         return None
     fastmath: set | bool = False
     if name in _SCORES:
-        from ..rank import compiledscores
+        from . import compiledscores
 
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
         fastmath = compiledscores.FASTMATH if name == "window_products" else False
@@ -213,7 +213,7 @@ def _compiled(name: str):
     return kernel
 
 
-_SCORES = ("window_products", "window_maxima", "sample_sums")  # rank.compiledscores: `_name`, `check_name`
+_SCORES = ("window_products", "window_maxima", "sample_sums")  # store.compiledscores: `_name`, `check_name`
 _NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen", "screen8": "8-bit coarse screen",
           "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
           "sample_sums": "lexical sample's sums"}

@@ -110,7 +110,7 @@ def test_lexical_deviation_from_a_sample_is_close(corpus, monkeypatch):
 
 
 def test_the_lexical_sample_sums_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
-    # three ways to the same float64 sums (rank.compiledscores: term after term, entries in sample order), on rows
+    # three ways to the same float64 sums (store.compiledscores: term after term, entries in sample order), on rows
     # that share most of their terms with each query, so that another order of the additions shows
     from recommender.store import compiledtopk
 

@@ -72,7 +72,7 @@ def test_a_row_is_the_same_bits_alone_or_in_any_group(monkeypatch):
 
 @pytest.mark.parametrize("dim", [384, 12])
 def test_the_compiled_window_products_give_the_numpy_pairs_bit_for_bit(monkeypatch, dim):
-    # rank.compiledscores adds in its own order (fast-math): exact only because every partial sum is a whole
+    # store.compiledscores adds in its own order (fast-math): exact only because every partial sum is a whole
     # number, then scales and takes the maxima in NumPy's roundings; the pairs (window scores, max-sim) must be
     # NumPy's, from the candidates' positions, from 8-bit codes gathered once (a query by id's sample) and for two
     # queries at once

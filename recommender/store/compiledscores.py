@@ -1,15 +1,16 @@
 """The second stage's per-candidate loops compiled (numba), for the processes that rank many lists (the nightly
-batch's links phase, the service; switched on with the store's loops by `store.compiledtopk.use_compiled`): the
+batch's links phase, the service; switched on with the other loops by `store.compiledtopk.use_compiled`): the
 products of a query's windows with its candidates' stored windows (rank.windows.WindowScores.pairs_many) and
 the lexical sample's sums (rank.candidates.LexicalStage.stats). Each reads the stored arrays where they lie, where
 NumPy and SciPy first copy the rows out.
 
-**Window products.** NumPy gathers the candidates' 8-bit codes from the mapped file (some 4,000 windows of 384 bytes a list at 1M
-articles, each read at random), converts them to float32 a block at a time, multiplies them with the query's few
-windows and turns the result: three copies of the candidates' windows before the product. Here each stored window's
-codes are read once where they lie, converted in a small buffer and multiplied with every query window. At 1M
-articles (the links phase's lists on the kept index, about 4,000 candidate windows a list): 1.37 -> 1.0 ms a list,
-most of what is left being the reads themselves (the same loop over windows already in the cache: 0.29 ms).
+**Window products.** NumPy gathers the candidates' 8-bit codes from the mapped file (some 4,000 windows of 384
+bytes a list at 1M articles, each read at random), converts them to float32 a block at a time, multiplies them with
+the query's few windows and turns the result: three copies of the candidates' windows before the product. Here
+each stored window's codes are read once where they lie, converted in a small buffer and multiplied with every
+query window. At 1M articles (the links phase's lists on the kept index, about 4,000 candidate windows a list):
+1.37 -> 1.0 ms a list, most of what is left being the reads themselves (the same loop over windows already in the
+cache: 0.29 ms).
 
 The numbers are NumPy's: a product of two code vectors is a whole number below 2^24 (384 x 127 x 127), which a
 float32 sum holds exactly in any order, so the loop may add in whatever order is fastest (numba's `reassoc`
