@@ -16,9 +16,15 @@ over those documents reads each sum back, frees its slot, and keeps the k best i
 A second loop, `_rows_top`, is the coarse lists' screen (store.coarse.Coarse): each query window's best 2m + 8
 lists of the IVF's 8,044 at 1M, and the next one's value, from its float32 products with every centroid, by one
 pass with a small heap where `np.argpartition` took about 80 us a row (about 17 us here); the lists found are the
-same (the screen's proof needs only the values at its edge; tests/store/test_windowann.py checks the lists).
+same (the screen's proof needs only the values at its edge; tests/store/test_windowann.py checks the lists). It
+also gives a mention row's cut (rank.candidates.mention_cut: the (depth+1)-th largest of few distinct values, on
+which np.partition degrades).
 
-Both are switched on for a process by `use_compiled()` (the batch's link job, the service) and read from `ACTIVE`,
+A third, `_screen8`, screens a few query windows (a query by id's) against 8-bit copies of the centroids: a quarter
+of the bytes read, with a bound widened by the copies' error (store.coarse.Coarse.eight), so the same lists. The
+second stage's loops (window pairs, the lexical sample's sums) are in store.compiledscores.
+
+All are switched on for a process by `use_compiled()` (the batch's link job, the service) and read from `ACTIVE`,
 loaded on demand (`head_sums_kernel()`, `rows_top_kernel()`): importing numba costs 0.2-0.35 s and the first call
 about 0.4 s more (numba's cache on disk; about 1 s to compile where there is none), which a one-shot query by id
 does not pay: it keeps the NumPy steps. None when numba is not installed: the NumPy steps, the same results.
@@ -158,10 +164,9 @@ ACTIVE: dict = {"head_top": None, "rows_top": None, "screen8": None, "window_pro
 
 def use_compiled(on: bool = True) -> bool:
     """Whether this process runs the compiled loops from now on (the lexical heads' top-k in lextopk.ImpactTopK,
-    the coarse lists' screen in coarse.Coarse, the second stage's loops in store.compiledscores; the same results
-    as their NumPy steps): asked by
-    processes that rank many lists (the nightly batch, the service), not by a one-shot query (numba's import costs
-    0.2-0.35 s). False when numba is not installed or cannot build them here."""
+    the coarse lists' screens in coarse.Coarse, the second stage's loops in store.compiledscores; the same results
+    as their NumPy steps): asked by processes that rank many lists (the nightly batch, the service), not by a
+    one-shot query (numba's import costs 0.2-0.35 s). False when numba is not installed or cannot build them here."""
     for name in ACTIVE:
         ACTIVE[name] = _kernel(name) if on else None
     return on and all(kernel is not None for kernel in ACTIVE.values())
