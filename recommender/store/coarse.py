@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compiledscores import stored_products
 from .compiledtopk import ACTIVE
 
 COARSE_BLOCK = 1024  # query windows whose lists are found at a time
@@ -46,7 +47,7 @@ class Coarse:
 
     @property
     def eight(self) -> tuple:
-        """The centroids in 8 bits for the screen of a few queries in the compiled loop (compiledtopk._screen8): (codes
+        """The centroids in 8 bits for the screen of a few queries in the compiled loop (the window pairs' loop, compiledscores._window_products): (codes
         int8, each centroid's scale float32, the bound's two factors: A for |q|_2, B for |q|_1), made once.
 
         The screen's value of list l is fl(P x s_l), P a float32 sum (any order) of the products q_i x code_i, and
@@ -112,12 +113,12 @@ class Coarse:
         # within the bound the screen is proved with, so the lists found are the same
         q64 = np.asarray(queries, dtype=np.float64)
         norms = np.sqrt((q64 * q64).sum(axis=1))
-        eight = ACTIVE["screen8"] if len(queries) <= FEW_QUERIES else None
+        eight = ACTIVE["window_products"] if len(queries) <= FEW_QUERIES else None
         if eight is not None:  # a quarter of the centroids' bytes read, by a compiled loop: the same lists found,
             # with a wider bound (`eight`); at 1M articles, caches cold: 2.0 -> 0.6 ms a query by id's windows
             codes, scales, on_l2, on_l1 = self.eight
-            screen = np.empty((len(queries), len(codes)), dtype=np.float32)
-            eight(codes, scales, np.ascontiguousarray(queries, dtype=np.float32), screen)
+            screen = stored_products(eight, codes, None, queries)
+            screen *= scales
             extra = on_l2 * norms + on_l1 * np.abs(q64).sum(axis=1)
         else:
             screen = np.ascontiguousarray((self.c32 @ queries.T).T) if len(queries) <= FEW_QUERIES else \

@@ -20,9 +20,9 @@ same (the screen's proof needs only the values at its edge; tests/store/test_win
 also gives a mention row's cut (rank.candidates.mention_cut: the (depth+1)-th largest of few distinct values, on
 which np.partition degrades).
 
-A third, `_screen8`, screens a few query windows (a query by id's) against 8-bit copies of the centroids: a quarter
-of the bytes read, with a bound widened by the copies' error (store.coarse.Coarse.eight), so the same lists. The
-second stage's loops (window pairs, the lexical sample's sums) are in store.compiledscores.
+The second stage's loops (window pairs, the lexical sample's sums) are in store.compiledscores; the window pairs'
+loop also screens a few query windows (a query by id's) against 8-bit copies of the centroids: a quarter of the
+bytes read, with a bound widened by the copies' error (store.coarse.Coarse.eight), so the same lists.
 
 All are switched on for a process by `use_compiled()` (the batch's link job, the service) and read from `ACTIVE`,
 loaded on demand (`head_sums_kernel()`, `rows_top_kernel()`): importing numba costs 0.2-0.35 s and the first call
@@ -140,26 +140,9 @@ def _rows_top(values, width, cand, outside):
             cand[r, j - 1] = heap_columns[j]
 
 
-def _screen8(codes, scales, queries, out):
-    """out[j, l] = (queries[j] . codes[l]) x scales[l]: a few query windows (float32) against every coarse list's
-    8-bit centroid, the sums in any order (fast-math): store.coarse bounds the error of every order."""
-    n_query, dim = queries.shape
-    row = np.empty(dim, np.float32)
-    for l in range(codes.shape[0]):
-        codes_l = codes[l]
-        for t in range(dim):
-            row[t] = np.float32(codes_l[t])
-        for j in range(n_query):
-            query_j = queries[j]
-            total = np.float32(0.0)
-            for t in range(dim):
-                total += row[t] * query_j[t]
-            out[j, l] = total * scales[l]
-
-
 # the loops in use in this process (`use_compiled`)
-ACTIVE: dict = {"head_top": None, "rows_top": None, "screen8": None, "window_products": None,
-                "window_maxima": None, "sample_sums": None}
+ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "window_maxima": None,
+                "sample_sums": None}
 
 
 def use_compiled(on: bool = True) -> bool:
@@ -203,9 +186,7 @@ def _compiled(name: str):
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
         fastmath = compiledscores.FASTMATH if name == "window_products" else False
     else:
-        function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top),
-                           "screen8": (_screen8, _check_screen8)}[name]
-        fastmath = {"reassoc", "nsz", "contract"} if name == "screen8" else False
+        function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
     try:
         try:
             kernel = numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=fastmath)(function)
@@ -219,8 +200,7 @@ def _compiled(name: str):
 
 
 _SCORES = ("window_products", "window_maxima", "sample_sums")  # store.compiledscores: `_name`, `check_name`
-_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen", "screen8": "8-bit coarse screen",
-          "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
+_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen", "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
           "sample_sums": "lexical sample's sums"}
 
 
@@ -237,14 +217,6 @@ def _check_rows_top(kernel) -> None:
     kernel(values, 2, cand, outside)
     if sorted(cand[0].tolist()) != [1, 3] or outside[0] != 1.0:
         raise ValueError(f"a wrong answer on the first try: {cand.tolist()}, {outside.tolist()}")
-
-
-def _check_screen8(kernel) -> None:
-    out = np.empty((1, 2), np.float32)
-    kernel(np.array([[1, -2], [3, 4]], np.int8), np.array([0.5, 0.25], np.float32), np.array([[2.0, 1.0]], np.float32),
-           out)
-    if out.tolist() != [[0.0, 2.5]]:
-        raise ValueError(f"a wrong answer on the first try: {out.tolist()}")
 
 
 _THREAD_TABLES = threading.local()  # each thread's table, slots and heap (the service answers in several threads)

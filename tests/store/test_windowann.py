@@ -6,6 +6,7 @@ import pytest
 from recommender import Index, IndexProblem, build_index
 from recommender.store import windowann, windowrecall
 from recommender.store.manifest import MANIFEST_NAME
+from recommender.store.compiledscores import stored_products
 from recommender.store.windowann import WindowANN
 from recommender.store.windowrecall import RecallCheck, exact_neighbours, tune_nprobe
 from recommender.store.windowfiles import quantize, read_windows
@@ -293,10 +294,10 @@ def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_l
 
     if compiled:
         pytest.importorskip("numba")
-        assert compiledtopk.rows_top_kernel() is not None and compiledtopk._kernel("screen8") is not None
+        assert compiledtopk.rows_top_kernel() is not None and compiledtopk._kernel("window_products") is not None
     monkeypatch.setitem(compiledtopk.ACTIVE, "rows_top", compiledtopk.rows_top_kernel() if compiled else None)
-    monkeypatch.setitem(compiledtopk.ACTIVE, "screen8", compiledtopk._kernel("screen8") if "8-bit" in compiled
-                        else None)
+    monkeypatch.setitem(compiledtopk.ACTIVE, "window_products", compiledtopk._kernel("window_products")
+                        if "8-bit" in compiled else None)
     monkeypatch.setattr(coarse_module, "SCREEN_LISTS", 100)
     rng = np.random.default_rng(3)
     centroids = unit(rng.normal(size=(600, 64)))
@@ -325,8 +326,7 @@ def test_coarse_lists_screened_in_float32_are_the_exact_ones_ties_to_the_lower_l
     if "8-bit" in compiled:  # the bound holds for every list: the screen is within it of the exact product
         codes, scales, on_l2, on_l1 = coarse.eight
         few = queries[:coarse_module.FEW_QUERIES]
-        screen = np.empty((len(few), len(codes)), np.float32)
-        compiledtopk.ACTIVE["screen8"](codes, scales, few, screen)
+        screen = stored_products(compiledtopk.ACTIVE["window_products"], codes, None, few) * scales
         exact = few.astype(np.float64) @ centroids.astype(np.float64).T
         q64 = few.astype(np.float64)
         room = on_l2 * np.linalg.norm(q64, axis=1) + on_l1 * np.abs(q64).sum(axis=1)
