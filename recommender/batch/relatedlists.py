@@ -57,8 +57,10 @@ class LinkJob:
         if self._ranker is None:
             from ..rank.wiring import build_ranker
             from ..store.compiledtopk import use_compiled
+            from ..store.resident import hold_in_memory
 
             use_compiled()  # the lexical heads' top-k compiled, where numba is installed (the same numbers)
+            hold_in_memory()  # the arrays every list reads at random, in memory while they fit (store.resident)
 
             record, margin = None, 0.0
             if self.frozen is not None and self.learned is not None:  # each list's voters, for the next run
@@ -84,6 +86,9 @@ def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: Over
     the stored windows (kept in memory) and their approximate index when there is one, the facts the learned
     ranking or the shared-tag pool read. learned: the model in use (None: the default ranking); graph: its graph
     facts when the caller made them (else the index's, on these vectors)."""
+    from ..store.resident import hold_in_memory
+
+    hold_in_memory()  # this process ranks many lists: what each reads at random in memory while it fits
     data = index.data
     ann = data.vectors if getattr(data.vectors, "approximate", False) else None
     if learned is not None and graph is None:

@@ -82,11 +82,20 @@ class LexicalStage:
         a query by id imports no SciPy): `values` and `stats` then gather rows and multiply in SciPy's compiled
         loops, the same products added in the same order as the NumPy steps."""
         from ..store.lextopk import PostingsTopK
+        from ..store.resident import held, is_mapped
 
         self.n, self.vocabulary = n, vocabulary
         # plain array views of mapped files (no copy): NumPy's memmap subclass costs a wrapper on every lookup
         arrays = {name: tuple(np.asarray(a) for a in value) if isinstance(value, tuple) else
                   value if name == "mentions" else np.asarray(value) for name, value in arrays.items()}
+        # read at random by every list: held in memory by a process that ranks many (store.resident; else as given)
+        for name in ("tfidf", "postings", "impacts"):
+            if name in arrays:
+                arrays[name] = tuple(held(a) for a in arrays[name])
+        if matrix is not None and is_mapped(matrix.indices) and not is_mapped(arrays["tfidf"][1]):
+            from scipy.sparse import csr_matrix  # the same rows over the held arrays
+
+            matrix = csr_matrix(arrays["tfidf"][::-1], shape=matrix.shape, copy=False)
         self.tfidf = arrays["tfidf"]  # (indptr, indices, data) docs x terms
         self.mentions = arrays["mentions"]  # both directions (store.bothways: M + Mᵀ by rows)
         self.topk = PostingsTopK(*arrays["postings"], n, arrays.get("postings_max"))

@@ -50,6 +50,10 @@ class WindowScores:
         self._copy = None
         if keep_copy and codes.size * 4 <= COPY_LIMIT:  # the batch: one copy instead of a conversion per group
             self._copy = np.asarray(codes, dtype=self.exact)
+        elif keep_copy:  # too large for a float copy: the 8-bit codes held in memory while the budget lasts
+            from ..store.resident import held
+
+            self.codes = held(self.codes)
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, offsets: np.ndarray, **kwargs) -> "WindowScores":

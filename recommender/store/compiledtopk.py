@@ -183,6 +183,12 @@ def _compiled(name: str):
     if name in _SCORES:
         from . import compiledscores
 
+        try:  # the loops' prefetch hint; without it they are compiled with the plain function (no hint)
+            from .prefetch import prefetch_row
+
+            compiledscores.prefetch_row = prefetch_row
+        except Exception as exc:  # noqa: BLE001 - a hint: never fail a run over it
+            log.debug("no prefetch hint in the compiled loops (%s: %s)", type(exc).__name__, exc)
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
         fastmath = compiledscores.FASTMATH if name == "window_products" else False
     else:
