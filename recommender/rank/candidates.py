@@ -153,9 +153,13 @@ class LexicalStage:
             return out
         dense = np.zeros(self.vocabulary, dtype=np.float32)
         dense[terms] = weights
+        indptr, indices, data = self.tfidf
+        kernel = ACTIVE["tfidf_values"]
+        if kernel is not None and data.dtype == np.float32:  # the same sums, the rows read where they lie
+            kernel(indptr, indices, data, np.asarray(rows, dtype=np.int64), dense, out)
+            return out
         if self._matrix is not None:  # each row's products in its term order, a float32 sum from 0 (+0 elsewhere)
             return np.asarray(self._matrix[np.asarray(rows, dtype=np.int64)] @ dense, dtype=np.float32)
-        indptr, indices, data = self.tfidf
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))
         listed = indices[at]
         mine = np.zeros(self.vocabulary, dtype=bool)

@@ -35,9 +35,16 @@ FASTMATH = {"reassoc", "nsz", "contract"}  # exact here: every partial sum is a 
 AHEAD = 8  # stored windows prefetched ahead of the one multiplied (store.prefetch)
 
 
+ROWS_AHEAD = 4  # TF-IDF rows prefetched ahead of the one summed
+
+
 def prefetch_row(array, row):
     """A hint, nothing else: compiledtopk puts store.prefetch's compiled prefetch here before compiling the loops
     (a loop compiled without it gives the same numbers)."""
+
+
+def prefetch_span(array, start, count):
+    """A hint, as prefetch_row (store.prefetch.prefetch_span)."""
 
 
 def _window_products(codes, at, query, out):
@@ -99,6 +106,38 @@ def _sample_sums(starts, owner, values, terms, weights, out):
         w = np.float64(weights[i])
         for e in range(starts[t], starts[t + 1]):
             out[owner[e]] += np.float64(values[e]) * w
+
+
+def _tfidf_values(indptr, indices, data, rows, dense, out):
+    """out[k] = the float32 sum, from 0 in stored order, of data[j] x dense[indices[j]] over row rows[k]'s entries
+    (SciPy's csr_matvec on the gathered rows), the row ROWS_AHEAD places on already asked for."""
+    n = len(rows)
+    for k in range(min(ROWS_AHEAD, n)):
+        a = indptr[rows[k]]
+        count = indptr[rows[k] + 1] - a
+        if count > 0:
+            prefetch_span(indices, a, count)
+            prefetch_span(data, a, count)
+    for k in range(n):
+        if k + ROWS_AHEAD < n:
+            a = indptr[rows[k + ROWS_AHEAD]]
+            count = indptr[rows[k + ROWS_AHEAD] + 1] - a
+            if count > 0:
+                prefetch_span(indices, a, count)
+                prefetch_span(data, a, count)
+        r = rows[k]
+        total = np.float32(0.0)
+        for j in range(indptr[r], indptr[r + 1]):
+            total += data[j] * dense[indices[j]]
+        out[k] = total
+
+
+def check_tfidf_values(kernel) -> None:
+    out = np.empty(3, np.float32)
+    kernel(np.array([0, 2, 2, 3], np.int64), np.array([1, 0, 1], np.int32), np.array([0.5, 2.0, 4.0], np.float32),
+           np.array([2, 1, 0], np.int64), np.array([3.0, 0.25], np.float32), out)
+    if out.tolist() != [1.0, 0.0, 6.125]:
+        raise ValueError(f"a wrong answer on the first try: {out.tolist()}")
 
 
 def check_window_products(kernel) -> None:

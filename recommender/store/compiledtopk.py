@@ -142,7 +142,7 @@ def _rows_top(values, width, cand, outside):
 
 # the loops in use in this process (`use_compiled`)
 ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "window_maxima": None,
-                "sample_sums": None}
+                "sample_sums": None, "tfidf_values": None}
 
 
 def use_compiled(on: bool = True) -> bool:
@@ -184,9 +184,9 @@ def _compiled(name: str):
         from . import compiledscores
 
         try:  # the loops' prefetch hint; without it they are compiled with the plain function (no hint)
-            from .prefetch import prefetch_row
+            from .prefetch import prefetch_row, prefetch_span
 
-            compiledscores.prefetch_row = prefetch_row
+            compiledscores.prefetch_row, compiledscores.prefetch_span = prefetch_row, prefetch_span
         except Exception as exc:  # noqa: BLE001 - a hint: never fail a run over it
             log.debug("no prefetch hint in the compiled loops (%s: %s)", type(exc).__name__, exc)
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
@@ -205,9 +205,9 @@ def _compiled(name: str):
     return kernel
 
 
-_SCORES = ("window_products", "window_maxima", "sample_sums")  # store.compiledscores: `_name`, `check_name`
+_SCORES = ("window_products", "window_maxima", "sample_sums", "tfidf_values")  # store.compiledscores: `_name`, `check_name`
 _NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen", "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
-          "sample_sums": "lexical sample's sums"}
+          "sample_sums": "lexical sample's sums", "tfidf_values": "candidates' TF-IDF cosines"}
 
 
 def _check_head_top(kernel) -> None:

@@ -131,6 +131,41 @@ def test_the_lexical_sample_sums_are_the_same_bits_in_numpy_scipy_and_the_compil
     assert len({s for _, s in figures[0]}) > 30  # the rows differ: a sum that ignored the query would not pass
 
 
+def test_the_candidates_tfidf_cosines_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
+    # float32 sums from 0 in each row's stored term order (SciPy's csr_matvec), on rows that share most terms with
+    # the queries, so that another order of the additions shows
+    from recommender.store import compiledtopk
+
+    if compiledtopk._kernel("tfidf_values") is None:
+        pytest.skip("numba cannot build the loop here")
+    rng = np.random.default_rng(12)
+    texts = [("", "", " ".join(w for w in WORDS for _ in range(int(rng.integers(0, 9))))) for _ in range(200)]
+    lexical = LexicalIndex.build([f"a/{i}" for i in range(200)], texts)
+    rows = rng.permutation(200)[:150]
+    figures = []
+    for way in ("numpy", "scipy", "compiled"):
+        monkeypatch.setitem(compiledtopk.ACTIVE, "tfidf_values",
+                            compiledtopk._kernel("tfidf_values") if way == "compiled" else None)
+        lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size,
+                           matrix=lexical.tfidf if way == "scipy" else None)
+        figures.append(np.stack([lex.values(*lex.row(q), rows) for q in range(0, 200, 5)]))
+    assert np.array_equal(figures[0], figures[1]) and np.array_equal(figures[0], figures[2])
+    indptr, indices, data = lex.tfidf
+    backwards = []  # the same products added last term first
+    for q in range(0, 200, 5):
+        dense = np.zeros(lexical.vocabulary_size, np.float32)
+        terms, weights = lex.row(q)
+        dense[terms] = weights
+        sums = []
+        for r in rows:
+            total = np.float32(0)
+            for j in range(indptr[r + 1] - 1, indptr[r] - 1, -1):
+                total = np.float32(total + data[j] * dense[indices[j]])
+            sums.append(total)
+        backwards.append(sums)
+    assert not np.array_equal(figures[0], np.array(backwards, np.float32))
+
+
 def test_mention_statistics_are_the_full_rows(corpus):
     _, _, lexical = corpus
     lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size)
