@@ -95,12 +95,31 @@ def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: Over
         graph = data.link_graphs(learned, vectors=vectors)
     if learned is not None and graph is not None:
         fill_dense_stats(graph)
-    return LinkJob(vectors=vectors, lexical=data.lexical, policy=policy, facts=data.rule_columns(),
+    return LinkJob(vectors=vectors, lexical=data.lexical, policy=policy, facts=held_columns(data.rule_columns()),
                    overrides=overrides if overrides is not None else data.overrides(), as_of=as_of, ann=ann,
                    frozen=frozen, learned=learned,
-                   site_facts=data.article_features() if learned is not None or data.tagged() else None,
+                   site_facts=held_columns(data.article_features()) if learned is not None or data.tagged() else None,
                    graph=graph if learned is not None else None, windows=data.window_scores(keep_copy=True),
                    window_ann=data.window_ann(approximate_only=True))
+
+
+def held_columns(columns):
+    """The per-article columns a list reads (linking.RuleColumns, signals.ArticleFeatures: a dataclass of arrays
+    and sparse matrices), each mapped one held in memory while the process's budget lasts (store.resident): a list
+    reads a few hundred candidates' values in each, at random. A new object; the index's own is left as it is."""
+    from dataclasses import fields, replace
+
+    from ..rank.mappedarrays import MappedCSR
+    from ..store.resident import held
+
+    changes = {}
+    for f in fields(columns):
+        value = getattr(columns, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = held(value)
+        elif isinstance(value, MappedCSR):
+            changes[f.name] = MappedCSR(held(value.data), held(value.indices), held(value.indptr), value.shape)
+    return replace(columns, **changes) if any(changes[k] is not getattr(columns, k) for k in changes) else columns
 
 
 def fill_dense_stats(graph) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -183,10 +184,19 @@ def same_source(facts: ArticleFeatures, qs, cs: np.ndarray) -> np.ndarray:
     return (facts.sources[cs] == facts.sources[qs]) & (facts.sources[qs] >= 0)
 
 
+_LAST_PATHS = threading.local()  # each thread's last _common_path: path_proximity and path_parent read the same
+
+
 def _common_path(facts: ArticleFeatures, qs, cs: np.ndarray) -> tuple:
-    """(the query's path length, the candidates', their common leading segments)."""
+    """(the query's path length, the candidates', their common leading segments). The thread's last answer is
+    kept for the same facts, queries and candidates (both path signals of a list ask for the same)."""
+    last = getattr(_LAST_PATHS, "value", None)
+    if last is not None and last[0] is facts and np.array_equal(last[1], cs) and np.array_equal(last[2], qs):
+        return last[3]
     qlen, clen = facts.path_len[qs], facts.path_len[cs]
-    return qlen, clen, np.cumprod(facts.path_prefix[cs] == facts.path_prefix[qs], axis=1).sum(axis=1)
+    found = qlen, clen, np.cumprod(facts.path_prefix[cs] == facts.path_prefix[qs], axis=1).sum(axis=1)
+    _LAST_PATHS.value = (facts, np.array(cs), np.array(qs), found)
+    return found
 
 
 def path_proximity(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
