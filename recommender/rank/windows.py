@@ -53,7 +53,9 @@ class WindowScores:
         elif keep_copy:  # too large for a float copy: the 8-bit codes held in memory while the budget lasts
             from ..store.resident import held
 
-            self.codes = held(self.codes)
+            self.codes, self.scales = held(self.codes), held(self.scales)
+            self.offsets = held(self.offsets)
+            self.starts = self.offsets[:-1]
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, offsets: np.ndarray, **kwargs) -> "WindowScores":

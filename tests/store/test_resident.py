@@ -57,7 +57,7 @@ def test_a_link_job_holds_what_every_list_reads_and_gives_the_mapped_lists(hashi
             job = job_for_index(index, vectors, Policy())
             links = link_rows(job, np.arange(job.count))
             stage = job.ranker().lexical_stage()
-            arrays = [*stage.tfidf[1:], *stage._arrays["postings"][1:], job.windows.codes, job.facts.sources]
+            arrays = [*stage.tfidf[1:], *stage._arrays["postings"][1:], job.windows.codes, job.windows.scales, job.facts.sources]
             return [[(link.row, link.score) for link in chosen] for chosen in links], arrays
 
     mapped_lists, mapped = lists(0)
