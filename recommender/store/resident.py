@@ -5,8 +5,9 @@ every list, some 4,000 stored windows' codes, a few hundred TF-IDF rows and some
 each at random in arrays of 0.45-1.6 GB. In a mapped file every new page touched costs an address translation
 from 4 KB pages (a TLB miss, then a page-table walk that itself misses the caches); held in memory, NumPy asks the
 kernel for transparent huge pages (2 MB) for every array above 4 MB, and the same reads cost less. At 1M articles
-(the kept 1M index, 8,192 of its links phase's lists, both codes side by side on the same rows): 0.6 ms a list
-less, about 7% (docs/scale.md, "Hot arrays held in memory").
+the window pairs' loop alone went from 1.03 to 0.81 ms a list (0.78 to 0.56 with its prefetch), and the held arrays,
+the prefetch and the compiled TF-IDF cosines together took 10-14% off a list's CPU (docs/scale.md, "Hot arrays held
+in memory").
 
 `held` copies only arrays that are mapped from a file, only while the process's budget lasts (by default the
 memory available when the job starts, divided by twice the machine's cores: every worker may hold its own; a copy
