@@ -109,51 +109,42 @@ def test_lexical_deviation_from_a_sample_is_close(corpus, monkeypatch):
     assert np.mean(better) < np.mean(errors)  # the best rows' squares exact, the rest from the sample
 
 
-def test_the_lexical_sample_sums_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
-    # three ways to the same float64 sums (store.compiledscores: term after term, entries in sample order), on rows
-    # that share most of their terms with each query, so that another order of the additions shows
+def three_ways(monkeypatch, kernel: str, seed: int):
+    """The same lexical stage three ways: NumPy's steps, SciPy's, and the compiled loop `kernel`, over 200 rows
+    that share most of their terms with each other, so that another order of additions shows."""
     from recommender.store import compiledtopk
 
-    if compiledtopk._kernel("sample_sums") is None:
+    if compiledtopk._kernel(kernel) is None:
         pytest.skip("numba cannot build the loop here")
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(seed)
     texts = [("", "", " ".join(w for w in WORDS for _ in range(int(rng.integers(0, 9))))) for _ in range(200)]
     lexical = LexicalIndex.build([f"a/{i}" for i in range(200)], texts)
-    monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 150)  # a real sample: the row's rest is estimated from it
-    figures = []
     for way in ("numpy", "scipy", "compiled"):
-        monkeypatch.setitem(compiledtopk.ACTIVE, "sample_sums",
-                            compiledtopk._kernel("sample_sums") if way == "compiled" else None)
-        lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size,
+        monkeypatch.setitem(compiledtopk.ACTIVE, kernel, compiledtopk._kernel(kernel) if way == "compiled" else None)
+        yield LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size,
                            matrix=lexical.tfidf if way == "scipy" else None)
-        figures.append([lex.stats(*lex.row(q), lex.pool(*lex.row(q), 20)[:2]) for q in range(0, 200, 5)])
+
+
+def test_the_lexical_sample_sums_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
+    # float64 sums term after term, entries in sample order (store.compiledscores)
+    monkeypatch.setattr(stage, "LEXICAL_SAMPLE", 150)  # a real sample: the row's rest is estimated from it
+    figures = [[lex.stats(*lex.row(q), lex.pool(*lex.row(q), 20)[:2]) for q in range(0, 200, 5)]
+               for lex in three_ways(monkeypatch, "sample_sums", 11)]
     assert figures[0] == figures[1] == figures[2]
     assert len({s for _, s in figures[0]}) > 30  # the rows differ: a sum that ignored the query would not pass
 
 
 def test_the_candidates_tfidf_cosines_are_the_same_bits_in_numpy_scipy_and_the_compiled_loop(monkeypatch):
-    # float32 sums from 0 in each row's stored term order (SciPy's csr_matvec), on rows that share most terms with
-    # the queries, so that another order of the additions shows
-    from recommender.store import compiledtopk
-
-    if compiledtopk._kernel("tfidf_values") is None:
-        pytest.skip("numba cannot build the loop here")
-    rng = np.random.default_rng(12)
-    texts = [("", "", " ".join(w for w in WORDS for _ in range(int(rng.integers(0, 9))))) for _ in range(200)]
-    lexical = LexicalIndex.build([f"a/{i}" for i in range(200)], texts)
-    rows = rng.permutation(200)[:150]
+    # float32 sums from 0 in each row's stored term order (SciPy's csr_matvec)
+    rows = np.random.default_rng(12).permutation(200)[:150]
     figures = []
-    for way in ("numpy", "scipy", "compiled"):
-        monkeypatch.setitem(compiledtopk.ACTIVE, "tfidf_values",
-                            compiledtopk._kernel("tfidf_values") if way == "compiled" else None)
-        lex = LexicalStage(lexical.csr_arrays(), lexical.count, lexical.vocabulary_size,
-                           matrix=lexical.tfidf if way == "scipy" else None)
+    for lex in three_ways(monkeypatch, "tfidf_values", 12):
         figures.append(np.stack([lex.values(*lex.row(q), rows) for q in range(0, 200, 5)]))
     assert np.array_equal(figures[0], figures[1]) and np.array_equal(figures[0], figures[2])
     indptr, indices, data = lex.tfidf
     backwards = []  # the same products added last term first
     for q in range(0, 200, 5):
-        dense = np.zeros(lexical.vocabulary_size, np.float32)
+        dense = np.zeros(lex.vocabulary, np.float32)
         terms, weights = lex.row(q)
         dense[terms] = weights
         sums = []
