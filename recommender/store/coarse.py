@@ -47,8 +47,9 @@ class Coarse:
 
     @property
     def eight(self) -> tuple:
-        """The centroids in 8 bits for the screen of a few queries in the compiled loop (the window pairs' loop, compiledscores._window_products): (codes
-        int8, each centroid's scale float32, the bound's two factors: A for |q|_2, B for |q|_1), made once.
+        """The centroids in 8 bits for the screen of a few queries in a compiled loop (the window pairs' loop,
+        compiledscores._window_products, then the scales in NumPy): (codes int8, each centroid's scale float32, the
+        bound's two factors: A for |q|_2, B for |q|_1), made once.
 
         The screen's value of list l is fl(P x s_l), P a float32 sum (any order) of the products q_i x code_i, and
         the centroid it stands for is c~ = s_l x code. Its distance from the exact product q.c is at most

@@ -33,8 +33,6 @@ FASTMATH = {"reassoc", "nsz", "contract"}  # exact here: every partial sum is a 
 
 
 AHEAD = 8  # stored windows prefetched ahead of the one multiplied (store.prefetch)
-
-
 ROWS_AHEAD = 4  # TF-IDF rows prefetched ahead of the one summed
 
 
@@ -45,6 +43,9 @@ def prefetch_row(array, row):
 
 def prefetch_span(array, start, count):
     """A hint, as prefetch_row (store.prefetch.prefetch_span)."""
+
+
+PLAIN = (prefetch_row, prefetch_span)  # no hint: compiled as such by compiledtopk where LLVM does not take it
 
 
 def _window_products(codes, at, query, out):

@@ -180,6 +180,7 @@ def _compiled(name: str):
         log.debug("numba not installed: the store's compiled loops stay in NumPy")
         return None
     fastmath: set | bool = False
+    hinted = False
     if name in _SCORES:
         from . import compiledscores
 
@@ -187,6 +188,7 @@ def _compiled(name: str):
             from .prefetch import prefetch_row, prefetch_span
 
             compiledscores.prefetch_row, compiledscores.prefetch_span = prefetch_row, prefetch_span
+            hinted = True
         except Exception as exc:  # noqa: BLE001 - a hint: never fail a run over it
             log.debug("no prefetch hint in the compiled loops (%s: %s)", type(exc).__name__, exc)
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
@@ -194,19 +196,34 @@ def _compiled(name: str):
     else:
         function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
     try:
-        try:
-            kernel = numba.njit(cache=True, nogil=True, boundscheck=False, fastmath=fastmath)(function)
-        except RuntimeError:  # no writable cache folder (a read-only install without a home): compiled each run
-            kernel = numba.njit(nogil=True, boundscheck=False, fastmath=fastmath)(function)
-        check(kernel)
+        return _built(numba, function, check, fastmath)
     except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
+        if hinted:  # an LLVM that does not take the hint as written: the loop without it (not cached on disk,
+            # where a later process would read it back for the hinted loop)
+            compiledscores.prefetch_row, compiledscores.prefetch_span = (
+                numba.njit(inline="always")(plain) for plain in compiledscores.PLAIN)
+            try:
+                return _built(numba, function, check, fastmath, cache=False)
+            except Exception:  # noqa: BLE001
+                pass
         log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES[name], type(exc).__name__, exc)
         return None
+
+
+def _built(numba, function, check, fastmath, cache: bool = True):
+    """`function` compiled (cached on disk where numba can write) and tried once on a small input by `check`."""
+    try:
+        kernel = numba.njit(cache=cache, nogil=True, boundscheck=False, fastmath=fastmath)(function)
+    except RuntimeError:  # no writable cache folder (a read-only install without a home): compiled each run
+        kernel = numba.njit(nogil=True, boundscheck=False, fastmath=fastmath)(function)
+    check(kernel)
     return kernel
 
 
-_SCORES = ("window_products", "window_maxima", "sample_sums", "tfidf_values")  # store.compiledscores: `_name`, `check_name`
-_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen", "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
+# store.compiledscores' loops: `_name`, checked by `check_name`
+_SCORES = ("window_products", "window_maxima", "sample_sums", "tfidf_values")
+_NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen",
+          "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
           "sample_sums": "lexical sample's sums", "tfidf_values": "candidates' TF-IDF cosines"}
 
 
