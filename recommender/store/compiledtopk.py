@@ -200,9 +200,9 @@ def _compiled(name: str):
     except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
         if hinted:  # an LLVM that does not take the hint as written: the loop without it (not cached on disk,
             # where a later process would read it back for the hinted loop)
-            compiledscores.prefetch_row, compiledscores.prefetch_span = (
-                numba.njit(inline="always")(plain) for plain in compiledscores.PLAIN)
             try:
+                compiledscores.prefetch_row, compiledscores.prefetch_span = (
+                    numba.njit(inline="always")(plain) for plain in compiledscores.PLAIN)
                 return _built(numba, function, check, fastmath, cache=False)
             except Exception:  # noqa: BLE001
                 pass
