@@ -154,7 +154,7 @@ class LexicalStage:
         dense = np.zeros(self.vocabulary, dtype=np.float32)
         dense[terms] = weights
         indptr, indices, data = self.tfidf
-        kernel = ACTIVE["tfidf_values"]
+        kernel = ACTIVE["row_dots"]
         if kernel is not None and data.dtype == np.float32:  # the same sums, the rows read where they lie
             kernel(indptr, indices, data, np.asarray(rows, dtype=np.int64), dense, out)
             return out

@@ -109,9 +109,10 @@ def _sample_sums(starts, owner, values, terms, weights, out):
             out[owner[e]] += np.float64(values[e]) * w
 
 
-def _tfidf_values(indptr, indices, data, rows, dense, out):
+def _row_dots(indptr, indices, data, rows, dense, out):
     """out[k] = the float32 sum, from 0 in stored order, of data[j] x dense[indices[j]] over row rows[k]'s entries
-    (SciPy's csr_matvec on the gathered rows), the row ROWS_AHEAD places on already asked for."""
+    (SciPy's csr_matvec on the gathered rows), the row ROWS_AHEAD places on already asked for: the candidates'
+    TF-IDF cosines (rank.candidates.LexicalStage.values) and their shared title words (rank.signals.title_overlap)."""
     n = len(rows)
     for k in range(min(ROWS_AHEAD, n)):
         a = indptr[rows[k]]
@@ -133,7 +134,7 @@ def _tfidf_values(indptr, indices, data, rows, dense, out):
         out[k] = total
 
 
-def check_tfidf_values(kernel) -> None:
+def check_row_dots(kernel) -> None:
     out = np.empty(3, np.float32)
     kernel(np.array([0, 2, 2, 3], np.int64), np.array([1, 0, 1], np.int32), np.array([0.5, 2.0, 4.0], np.float32),
            np.array([2, 1, 0], np.int64), np.array([3.0, 0.25], np.float32), out)

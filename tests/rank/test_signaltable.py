@@ -115,6 +115,29 @@ def test_the_docs_worked_example_adds_a_signal_with_a_function_and_one_entry(tmp
     assert where.startswith(str(tmp_path)) and column == "15"  # after the other site and score signals
     assert values.strip() == "[0.0, 1.0, 1.0]"  # titles of 2 words against 3, 1 and 1
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
-                          "not worked_example"], env=env, capture_output=True, text=True, cwd=tmp_path)
+                          "table_is_what or same_for_a_query"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-2000:]
 
+
+def test_title_overlap_is_the_same_through_the_compiled_rows_loop(hashing_index, monkeypatch):
+    """The shared title words, from a sparse product or from the compiled rows loop (store.compiledscores._row_dots,
+    which the batch and the service run): the same float32 numbers, in memory and from an index's mapped arrays."""
+    import pytest
+
+    from recommender.rank.index import Index
+    from recommender.rank.signals import title_overlap
+    from recommender.store import compiledtopk
+
+    kernel = compiledtopk._kernel("row_dots")
+    if kernel is None:
+        pytest.skip("numba cannot build the loop here")
+    with Index.open(hashing_index) as index:
+        for facts in (site()[0], index.data.article_features()):
+            n = facts.title_len.shape[0]
+            ways = []
+            for loop in (None, kernel):
+                monkeypatch.setitem(compiledtopk.ACTIVE, "row_dots", loop)
+                ways.append([title_overlap(facts, q, np.array([r for r in range(n) if r != q][::-1]))
+                             for q in range(n)])
+            assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(*ways))
+            assert sum(int((a > 0).sum()) for a in ways[0]) >= 2  # titles that share words

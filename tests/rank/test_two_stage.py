@@ -138,7 +138,7 @@ def test_the_candidates_tfidf_cosines_are_the_same_bits_in_numpy_scipy_and_the_c
     # float32 sums from 0 in each row's stored term order (SciPy's csr_matvec)
     rows = np.random.default_rng(12).permutation(200)[:150]
     figures = []
-    for lex in three_ways(monkeypatch, "tfidf_values", 12):
+    for lex in three_ways(monkeypatch, "row_dots", 12):
         figures.append(np.stack([lex.values(*lex.row(q), rows) for q in range(0, 200, 5)]))
     assert np.array_equal(figures[0], figures[1]) and np.array_equal(figures[0], figures[2])
     indptr, indices, data = lex.tfidf

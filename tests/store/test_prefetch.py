@@ -12,7 +12,7 @@ from recommender.store import compiledscores, compiledtopk  # noqa: E402
 def test_the_hinted_loops_read_rows_at_every_place_of_an_array():
     # rows at the array's two ends and repeated, spans of every length including none: the hint never faults and
     # the numbers are NumPy's
-    kernel = compiledtopk._kernel("tfidf_values")
+    kernel = compiledtopk._kernel("row_dots")
     assert kernel is not None and compiledscores.prefetch_span is not compiledscores.PLAIN[1]
     rng = np.random.default_rng(5)
     lengths = rng.integers(0, 40, 300)
