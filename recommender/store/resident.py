@@ -30,7 +30,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_LOCK = threading.Lock()
+_BUDGET_LOCK = threading.Lock()
 _STATE = {"left": 0}  # bytes this process may still hold
 
 
@@ -56,7 +56,7 @@ def default_budget() -> int:
 def hold_in_memory(budget: int | None = None) -> int:
     """From now on `held` copies mapped arrays into memory, up to `budget` bytes in all for this process (None:
     default_budget(), taken once: a later call does not add to it). Returns the bytes that may still be held."""
-    with _LOCK:
+    with _BUDGET_LOCK:
         if budget is not None:
             _STATE["left"] = max(0, int(budget))
         elif "asked" not in _STATE:
@@ -67,7 +67,7 @@ def hold_in_memory(budget: int | None = None) -> int:
 
 def stop_holding() -> None:
     """`held` gives arrays as they are from now on (copies already made stay with whoever holds them)."""
-    with _LOCK:
+    with _BUDGET_LOCK:
         _STATE.clear()
         _STATE["left"] = 0
 
@@ -88,7 +88,7 @@ def held(array):
     if not isinstance(array, np.ndarray) or not array.size or not is_mapped(array):
         return array
     size = int(array.nbytes)
-    with _LOCK:
+    with _BUDGET_LOCK:
         if size > _STATE["left"]:
             if _STATE.get("asked") and not _STATE.get("told"):
                 _STATE["told"] = True
@@ -102,6 +102,6 @@ def held(array):
 
 
 def _give_back(size: int) -> None:
-    with _LOCK:
+    with _BUDGET_LOCK:
         if _STATE.get("asked"):
             _STATE["left"] += size
