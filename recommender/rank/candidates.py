@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..store.compiledscores import row_dots
 from ..store.compiledtopk import ACTIVE
 from .topk import stable_order
 
@@ -156,8 +157,7 @@ class LexicalStage:
         indptr, indices, data = self.tfidf
         kernel = ACTIVE["row_dots"]
         if kernel is not None and data.dtype == np.float32:  # the same sums, the rows read where they lie
-            kernel(indptr, indices, data, np.asarray(rows, dtype=np.int64), dense, out)
-            return out
+            return row_dots(kernel, self.tfidf, rows, dense)
         if self._matrix is not None:  # each row's products in its term order, a float32 sum from 0 (+0 elsewhere)
             return np.asarray(self._matrix[np.asarray(rows, dtype=np.int64)] @ dense, dtype=np.float32)
         at, lengths = _gather(indptr, np.asarray(rows, dtype=np.int64))

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..store.compiledscores import row_dots
 from ..store.compiledtopk import ACTIVE
 from .allpairs import SourceDays
 
@@ -153,13 +154,11 @@ def _shared_words(matrix, query: int, rows: np.ndarray) -> np.ndarray:
     data = getattr(matrix, "data", None)
     if kernel is None or data is None or np.asarray(data).dtype != np.float32:
         return np.asarray((matrix[rows] @ matrix[query].T).todense()).ravel()
-    indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+    csr = np.asarray(matrix.indptr), np.asarray(matrix.indices), np.asarray(data)
     dense = np.zeros(matrix.shape[1], np.float32)
-    a, b = int(indptr[query]), int(indptr[query + 1])
-    dense[indices[a:b]] = data[a:b]
-    out = np.empty(len(rows), np.float32)
-    kernel(indptr, indices, np.asarray(data), np.asarray(rows, dtype=np.int64), dense, out)
-    return out
+    a, b = int(csr[0][query]), int(csr[0][query + 1])
+    dense[csr[1][a:b]] = csr[2][a:b]
+    return row_dots(kernel, csr, rows, dense)
 
 
 def tag_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:

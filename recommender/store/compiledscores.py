@@ -55,11 +55,12 @@ def _window_products(codes, at, query, out):
     n_query, dim = query.shape
     row = np.empty(dim, np.float32)
     n = len(at)
-    for k in range(min(AHEAD, n)):
-        prefetch_row(codes, at[k])
-    for k in range(n):
-        if k + AHEAD < n:
-            prefetch_row(codes, at[k + AHEAD])
+    for ask in range(n + AHEAD):  # window `ask` asked for, window k = ask - AHEAD multiplied
+        if ask < n:
+            prefetch_row(codes, at[ask])
+        k = ask - AHEAD
+        if k < 0:
+            continue
         codes_k = codes[at[k]]
         for t in range(dim):
             row[t] = np.float32(codes_k[t])
@@ -114,19 +115,16 @@ def _row_dots(indptr, indices, data, rows, dense, out):
     (SciPy's csr_matvec on the gathered rows), the row ROWS_AHEAD places on already asked for: the candidates'
     TF-IDF cosines (rank.candidates.LexicalStage.values) and their shared title words (rank.signals.title_overlap)."""
     n = len(rows)
-    for k in range(min(ROWS_AHEAD, n)):
-        a = indptr[rows[k]]
-        count = indptr[rows[k] + 1] - a
-        if count > 0:
-            prefetch_span(indices, a, count)
-            prefetch_span(data, a, count)
-    for k in range(n):
-        if k + ROWS_AHEAD < n:
-            a = indptr[rows[k + ROWS_AHEAD]]
-            count = indptr[rows[k + ROWS_AHEAD] + 1] - a
+    for ask in range(n + ROWS_AHEAD):  # row `ask` asked for, row k = ask - ROWS_AHEAD summed
+        if ask < n:
+            a = indptr[rows[ask]]
+            count = indptr[rows[ask] + 1] - a
             if count > 0:
                 prefetch_span(indices, a, count)
                 prefetch_span(data, a, count)
+        k = ask - ROWS_AHEAD
+        if k < 0:
+            continue
         r = rows[k]
         total = np.float32(0.0)
         for j in range(indptr[r], indptr[r + 1]):
@@ -178,4 +176,14 @@ def stored_products(kernel, codes: np.ndarray, at: np.ndarray | None, query: np.
     out = np.empty((len(query), len(at)), dtype=np.float32)
     if len(at) and len(query):
         kernel(codes, at, np.ascontiguousarray(query, dtype=np.float32), out)
+    return out
+
+
+def row_dots(kernel, csr: tuple, rows: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """float32 products of the rows `rows` of a sparse matrix (`csr`: indptr, indices, float32 data) with the
+    dense float32 vector `dense`, each summed from 0 in stored order (SciPy's), through `kernel` (the compiled
+    loop `_row_dots`)."""
+    indptr, indices, data = csr
+    out = np.empty(len(rows), dtype=np.float32)
+    kernel(indptr, indices, data, np.asarray(rows, dtype=np.int64), dense, out)
     return out
