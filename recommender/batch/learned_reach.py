@@ -89,7 +89,7 @@ def recording(rescorer, frozen):
     """The rescorer, also recording each query's RECORDED strongest candidates (rows and strengths, in the order
     `neighbour_lists` ranks them) and an upper bound of the other candidates' strength (-inf: none)."""
 
-    def rescore(cand):
+    def record(cand):
         q = int(cand.query)
         if q >= 0:
             n = len(frozen.ids)
@@ -102,8 +102,18 @@ def recording(rescorer, frozen):
             rows[q, :min(RECORDED, len(top))] = cand.rows[top[:RECORDED]]
             values[q, :min(RECORDED, len(top))] = strength[top[:RECORDED]]
             cut[q] = float(strength[top[RECORDED]]) if len(top) > RECORDED else -np.inf
+
+    def rescore(cand):
+        record(cand)
         return rescorer(cand)
 
+    def many(cands):
+        for cand in cands:
+            record(cand)
+        return rescorer.many(cands)
+
+    if hasattr(rescorer, "many"):
+        rescore.many = many
     return rescore
 
 

@@ -25,7 +25,7 @@ from ..common.atomic import atomic_write_text
 from ..store.manifest import LEARNED_MODEL_FILE, IndexProblem
 from .graph_signals import LinkGraphs
 from .signals import ArticleFeatures
-from .signaltable import ALL_SIGNALS, GRAPH_SIGNALS, graph_columns, pair_signals
+from .signaltable import ALL_SIGNALS, GRAPH_SIGNALS, block_signals, graph_columns, pair_signals
 
 FORMAT = 1
 
@@ -81,6 +81,35 @@ def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs
     cand.signals = signal_matrix(cand, facts, graph)
     cand.score = model.score(cand.signals).astype(np.float32)
     return cand.take(np.lexsort((cand.rows, -cand.score)))
+
+
+def rescore_many(cands: list, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None) -> list:
+    """`rescore` of a block of stored queries' candidates (every query row >= 0), the same numbers: the signals of
+    the whole block in a few calls (signaltable.block_signals), then each query's scores and order as `rescore`."""
+    X = block_signals(cands, facts, graph)
+    out, start = [], 0
+    for cand in cands:
+        stop = start + len(cand.rows)
+        cand.signals = X[start:stop]
+        cand.score = model.score(cand.signals).astype(np.float32)
+        out.append(cand.take(np.lexsort((cand.rows, -cand.score))))
+        start = stop
+    return out
+
+
+class Rescorer:
+    """A learned ranking's rescorer (the model over these article features and link graphs, graph None for a model
+    that reads none): rescorer(cand) re-scores one query's candidates (`rescore`), rescorer.many(cands) a block
+    of stored queries' (`rescore_many`)."""
+
+    def __init__(self, model: LearnedModel, facts: ArticleFeatures, graph: LinkGraphs | None):
+        self.model, self.facts, self.graph = model, facts, graph
+
+    def __call__(self, cand):
+        return rescore(cand, self.facts, self.model, self.graph)
+
+    def many(self, cands: list) -> list:
+        return rescore_many(cands, self.facts, self.model, self.graph)
 
 
 # --- storage --------------------------------------------------------------------------------------------

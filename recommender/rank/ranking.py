@@ -305,15 +305,20 @@ class HybridRanker:
                                    window_record=bounds.get("window_record"),
                                    tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
                                    stats=used_stats(z_stats, i))
-            results.append(self.finish(q, cand, raw, z, pools))
-        return results
+            results.append(self.finish(q, cand, raw, z, pools, rescore=False))
+        if self.rescorer is None:
+            return results
+        if query_rows[0] >= 0 and hasattr(self.rescorer, "many"):  # stored articles: the block's signals at once
+            return self.rescorer.many(results)
+        return [self.rescorer(result) for result in results]
 
-    def finish(self, q: int, cand: np.ndarray, raw: dict, z: dict, pools: PoolBounds | None = None) -> Candidates:
+    def finish(self, q: int, cand: np.ndarray, raw: dict, z: dict, pools: PoolBounds | None = None,
+               rescore: bool = True) -> Candidates:
         """The weighted z-mix of one query's candidates, best first (ties: lower row), re-scored by the learned
-        ranking when there is one."""
+        ranking when there is one (and `rescore`)."""
         total = sum(self.weights.get(name, 0.0) * z[name] for name in z)
         norm = sum(self.weights.get(name, 0.0) for name in z)
         score = (total / norm).astype(np.float32)
         order = np.lexsort((cand, -score))
         result = Candidates(int(q), cand, score, raw, z, pools).take(order)
-        return self.rescorer(result) if self.rescorer is not None else result
+        return self.rescorer(result) if self.rescorer is not None and rescore else result

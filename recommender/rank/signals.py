@@ -146,19 +146,60 @@ def title_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.nd
     return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
 
 
-def _shared_words(matrix, query: int, rows: np.ndarray) -> np.ndarray:
+def _shared_words(matrix, query: int, rows: np.ndarray, dense: np.ndarray | None = None) -> np.ndarray:
     """Each row's product with the query's row of a sparse 0/1 matrix (the words they share), float32: in the
     compiled loop where the process has it (store.compiledscores._row_dots: whole numbers, the same in any order),
-    else a sparse product."""
+    else a sparse product. dense: a float32 buffer of the matrix's width, all 0, to use (left all 0)."""
     kernel = ACTIVE["row_dots"]
     data = getattr(matrix, "data", None)
     if kernel is None or data is None or np.asarray(data).dtype != np.float32:
         return np.asarray((matrix[rows] @ matrix[query].T).todense()).ravel()
     csr = np.asarray(matrix.indptr), np.asarray(matrix.indices), np.asarray(data)
-    dense = np.zeros(matrix.shape[1], np.float32)
+    dense = np.zeros(matrix.shape[1], np.float32) if dense is None else dense
     a, b = int(csr[0][query]), int(csr[0][query + 1])
     dense[csr[1][a:b]] = csr[2][a:b]
-    return row_dots(kernel, csr, rows, dense)
+    out = row_dots(kernel, csr, rows, dense)
+    dense[csr[1][a:b]] = 0.0
+    return out
+
+
+# --- the block forms: `name_block(facts, qs, cs, starts)`, a block of queries' candidates (the pairs qs[i], cs[i];
+# query k's pairs starts[k]:starts[k + 1]), the column form's values bit for bit, query by query (what the batch
+# computes: signaltable.block_signals). A signal whose `pairs` form gives the column's values needs none.
+
+
+def _segments(qs: np.ndarray, starts: np.ndarray):
+    return ((int(qs[a]), a, b) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()) if b > a)
+
+
+def title_overlap_block(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    shared = np.zeros(len(cs), np.float32)
+    dense = np.zeros(facts.titles.shape[1], np.float32)  # one buffer for the block's queries
+    for q, a, b in _segments(qs, starts):
+        if facts.title_len[q]:
+            shared[a:b] = _shared_words(facts.titles, q, cs[a:b], dense)
+    query_len = facts.title_len[qs]
+    union = facts.title_len[cs] + query_len - shared
+    return np.where((query_len > 0) & (union > 0), shared / np.maximum(union, 1), 0.0)
+
+
+def _queries_with(matrix, column, facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray,
+                  starts: np.ndarray) -> np.ndarray:
+    """`column` of the queries that have an entry in `matrix` (the others' values are 0)."""
+    out = np.zeros(len(cs), np.float32)
+    indptr = np.asarray(matrix.indptr)
+    for q, a, b in _segments(qs, starts):
+        if indptr[q + 1] > indptr[q]:
+            out[a:b] = column(facts, q, cs[a:b])
+    return out
+
+
+def tag_overlap_block(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return _queries_with(facts.tags, tag_overlap, facts, qs, cs, starts)
+
+
+def same_author_block(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return _queries_with(facts.authors, same_author, facts, qs, cs, starts)
 
 
 def tag_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:

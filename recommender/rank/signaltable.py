@@ -55,7 +55,10 @@ class Signal:
     name: str
     source: str  # SCORE, SITE or GRAPH
     column: Callable | None = None  # SITE: (facts, query, rows) -> values; GRAPH: (graph, view) -> values
-    pairs: Callable | None = None  # SITE: (facts, qs, cs) -> values pair by pair, float64 (None: column serves)
+    pairs: Callable | None = None  # SITE: (facts, qs, cs) -> values pair by pair, float64, whose float32 values
+    # are the column's (None: the column serves pair by pair, its query broadcast)
+    block: Callable | None = None  # SITE: (facts, qs, cs, starts) -> a block of queries' column values, bit for
+    # bit (block_signals; None: `pairs` gives them, else the column query by query)
     part: str | None = None  # SCORE: the hybrid ranker's part whose z-score it is
     weighted: bool = False  # SCORE: a part of the fixed-weight score (its weight: the policy's [ranking] `part`)
     lists: str = LIST_FREE
@@ -73,18 +76,18 @@ TABLE = (
     _score("dense_z", "dense", True, reach="moments"),
     _score("lexical_z", "lexical", True),
     _score("mention_z", "mention", True),
-    Signal("title_overlap", SITE, s.title_overlap, s.title_overlap_pairs),
-    Signal("tag_overlap", SITE, s.tag_overlap, s.tag_overlap_pairs, reach="unfrozen",
+    Signal("title_overlap", SITE, s.title_overlap, s.title_overlap_pairs, s.title_overlap_block),
+    Signal("tag_overlap", SITE, s.tag_overlap, s.tag_overlap_pairs, s.tag_overlap_block, reach="unfrozen",
            full_run=lambda facts: bool(getattr(facts.tags, "nnz", 0)),
            full_run_reason="learned ranking with tags (the tag IDF is not frozen)"),
-    Signal("same_author", SITE, s.same_author, s.same_author_pairs),
+    Signal("same_author", SITE, s.same_author, s.same_author_pairs, s.same_author_block),
     Signal("date_gap", SITE, s.date_gap, s.date_gap_pairs),
     Signal("dates_known", SITE, s.dates_known, s.dates_known_pairs),
     Signal("candidate_older", SITE, s.candidate_older, s.candidate_older_pairs),
-    Signal("same_source", SITE, s.same_source),
+    Signal("same_source", SITE, s.same_source, s.same_source),
     Signal("path_proximity", SITE, s.path_proximity, s.path_proximity_pairs),
     Signal("path_parent", SITE, s.path_parent, s.path_parent_pairs),
-    Signal("same_page_type", SITE, s.same_page_type),
+    Signal("same_page_type", SITE, s.same_page_type, s.same_page_type),
     _score("window_z", "window", True),
     _score("window_max_z", "window_max", False),  # the best single window match: learned only
     Signal("names_out", GRAPH, g.names_out),
@@ -122,6 +125,34 @@ def pair_signals(query: int, rows: np.ndarray, z: dict[str, np.ndarray],
     for col, signal in enumerate(FIRST):
         if signal.source == SITE:
             out[:, col] = signal.column(facts, query, rows)
+    return out
+
+
+def block_signals(cands: list, facts: s.ArticleFeatures, graph: g.LinkGraphs | None) -> np.ndarray:
+    """ALL_SIGNALS of a block of stored queries' candidates (each query row >= 0; Candidates with .query, .rows,
+    .z and .raw["dense"]), one matrix, the queries' rows one after another: bit for bit what `pair_signals` and
+    `graph_columns` give query by query, in a few calls for the block (the batch's links phase)."""
+    queries = [int(c.query) for c in cands]
+    pairs = g.Pairs.of(dict(enumerate(cands)), range(len(cands)))
+    pairs.query = np.repeat(np.array(queries, dtype=np.int64), np.diff(pairs.starts))
+    qs, cs = pairs.query, pairs.rows
+    spans = list(zip(queries, pairs.starts[:-1].tolist(), pairs.starts[1:].tolist(), cands))
+    out = np.zeros((len(cs), len(ALL_SIGNALS)), dtype=np.float32)
+    for col, signal in enumerate(FIRST):
+        if signal.source == SCORE:
+            for _, a, b, cand in spans:
+                if signal.part in cand.z:
+                    out[a:b, col] = cand.z[signal.part]
+        elif signal.block is not None:
+            out[:, col] = signal.block(facts, qs, cs, pairs.starts)
+        elif signal.pairs is not None:
+            out[:, col] = signal.pairs(facts, qs, cs)
+        else:  # a column for one query only
+            for q, a, b, _ in spans:
+                if b > a:
+                    out[a:b, col] = signal.column(facts, q, cs[a:b])
+    if graph is not None:
+        out[:, len(FIRST):] = _graph_matrix(graph, g.QueryBlock(graph, pairs), len(cs), True)
     return out
 
 

@@ -85,9 +85,9 @@ def query_ranker(data, ranking, model=None):
 def learned_rescorer(model, features, graph):
     """The rescorer of a learned ranking (learned.rescore): the model over these article features
     (signals.ArticleFeatures) and link graphs (graph_signals.LinkGraphs, or None for a model that reads none)."""
-    from .learned import rescore
+    from .learned import Rescorer
 
-    return partial(rescore, facts=features, model=model, graph=graph)
+    return Rescorer(model, features, graph)
 
 
 def shared_tag_pool(features, tagged: bool | None = None):

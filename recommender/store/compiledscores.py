@@ -132,6 +132,30 @@ def _row_dots(indptr, indices, data, rows, dense, out):
         out[k] = total
 
 
+def _pair_values(indptr, indices, data, qs, cs, out):
+    """out[i] = the stored value at (qs[i], cs[i]) of a CSR matrix whose rows' indices are sorted, 0 where none (a
+    binary search in row qs[i]): many queries' candidates looked up at once (graph_signals.QueryBlock)."""
+    for i in range(len(qs)):
+        lo, hi = indptr[qs[i]], indptr[qs[i] + 1]
+        end = hi
+        c = cs[i]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if indices[mid] < c:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = data[lo] if lo < end and indices[lo] == c else 0.0
+
+
+def check_pair_values(kernel) -> None:
+    out = np.empty(4, np.float32)
+    kernel(np.array([0, 2, 2, 3], np.int64), np.array([1, 3, 0], np.int32), np.array([0.5, 2.0, 4.0], np.float32),
+           np.array([0, 0, 1, 2], np.int64), np.array([3, 2, 1, 0], np.int64), out)
+    if out.tolist() != [2.0, 0.0, 0.0, 4.0]:
+        raise ValueError(f"a wrong answer on the first try: {out.tolist()}")
+
+
 def check_row_dots(kernel) -> None:
     out = np.empty(3, np.float32)
     kernel(np.array([0, 2, 2, 3], np.int64), np.array([1, 0, 1], np.int32), np.array([0.5, 2.0, 4.0], np.float32),
@@ -186,4 +210,13 @@ def row_dots(kernel, csr: tuple, rows: np.ndarray, dense: np.ndarray) -> np.ndar
     indptr, indices, data = csr
     out = np.empty(len(rows), dtype=np.float32)
     kernel(indptr, indices, data, np.asarray(rows, dtype=np.int64), dense, out)
+    return out
+
+
+def pair_values(kernel, csr: tuple, qs: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    """float32 values at (qs[i], cs[i]) of a sparse matrix (`csr`: indptr, indices sorted in each row, data), 0
+    where it has none, through `kernel` (the compiled loop `_pair_values`)."""
+    indptr, indices, data = csr
+    out = np.empty(len(qs), dtype=np.float32)
+    kernel(indptr, indices, data, np.asarray(qs, dtype=np.int64), np.asarray(cs, dtype=np.int64), out)
     return out

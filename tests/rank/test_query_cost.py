@@ -68,8 +68,9 @@ def test_a_learned_query_makes_its_signals_once_and_shows_their_parts(tmp_path, 
 
     trained(tmp_path)
     made = []
-    real = learned.signal_matrix
+    real, block = learned.signal_matrix, learned.block_signals  # one query's, or a block of stored queries'
     monkeypatch.setattr(learned, "signal_matrix", lambda *args: made.append(1) or real(*args))
+    monkeypatch.setattr(learned, "block_signals", lambda *args: made.append(1) or block(*args))
     with Index.open(tmp_path / "idx") as index:
         article = index.data.store.ids()[5]
         related = index.related(article, policy=ON)

@@ -141,3 +141,65 @@ def test_title_overlap_is_the_same_through_the_compiled_rows_loop(hashing_index,
                              for q in range(n)])
             assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(*ways))
             assert sum(int((a > 0).sum()) for a in ways[0]) >= 2  # titles that share words
+
+
+def random_site(n: int = 90, seed: int = 3):
+    """A site of n articles with titles, tags, authors, dates (some missing), nested URL paths, page types, text
+    mentions and curated lists, drawn at random."""
+    rng = np.random.default_rng(seed)
+    words = ["cats", "dogs", "taxes", "home", "garden", "river", "stone", "light", "music", "train", "paper"]
+    infos = []
+    for i in range(n):
+        path = "/".join(rng.choice(["pets", "money", "home", "news", "a", "b"], size=int(rng.integers(0, 4))))
+        infos.append(info(" ".join(rng.choice(words, size=int(rng.integers(0, 5)))) or "",
+                          tuple(rng.choice(["t1", "t2", "t3", "t4", "t5"], size=int(rng.integers(0, 3)), replace=False)),
+                          tuple(rng.choice(["ann", "bo", "cy"], size=int(rng.integers(0, 2)))),
+                          None if rng.random() < 0.2 else f"2024-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+                          str(rng.choice(["S", "T"])) if rng.random() < 0.7 else None,
+                          f"https://x.org/{path}/" + (f"p{i}" if rng.random() < 0.7 else ""), str(rng.choice(["guide", "ref"])) if rng.random() < 0.8 else None))
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    mentions = sparse.random(n, n, density=0.05, format="csr", dtype=np.float32, random_state=seed)
+    lists = {int(q): [int(r) for r in rng.choice(n, size=4, replace=False) if r != q]
+             for q in rng.choice(n, size=n // 2, replace=False)}
+    return (ArticleFeatures.from_infos(infos), LinkGraphs.build(vectors, SimpleNamespace(count=n, mentions=mentions),
+                                                                 lists), vectors, rng)
+
+
+def test_a_block_of_queries_gets_each_querys_signals_and_scores_bit_for_bit(monkeypatch):
+    """The batch computes the signals of a block of queries at once (block_signals, learned.rescore_many): the same
+    float32 values as each query's own (pair_signals and graph_columns), with the compiled loops and without."""
+    import pytest
+
+    from recommender.rank.learned import LearnedModel, rescore, rescore_many
+    from recommender.rank.ranking import Candidates
+    from recommender.rank.signaltable import block_signals
+    from recommender.store import compiledtopk
+
+    facts, graph, vectors, rng = random_site()
+    n = len(vectors)
+    parts = ("dense", "lexical", "mention", "window", "window_max")
+    cands = []
+    for k, q in enumerate(rng.permutation(n)[:40].tolist()):  # the second query: no candidates
+        rows = np.sort(rng.choice([r for r in range(n) if r != q], size=int(rng.integers(1, 60)) if k != 1 else 0,
+                                  replace=False))
+        z = {part: rng.normal(size=len(rows)).astype(np.float32) for part in parts}
+        cands.append(Candidates(q, rows, z["dense"], {"dense": vectors[rows] @ vectors[q]}, z))
+    model = LearnedModel(list(ALL_SIGNALS), rng.normal(size=len(ALL_SIGNALS)).tolist(),
+                         rng.uniform(0.5, 2, size=len(ALL_SIGNALS)).tolist(), rng.normal(size=len(ALL_SIGNALS)).tolist(),
+                         0.1)
+    kernels = {name: compiledtopk._kernel(name) for name in ("row_dots", "pair_values")}
+    if None in kernels.values():
+        pytest.skip("numba cannot build the loops here")
+    for compiled in (False, True):
+        for name, kernel in kernels.items():
+            monkeypatch.setitem(compiledtopk.ACTIVE, name, kernel if compiled else None)
+        one = [np.hstack([pair_signals(c.query, c.rows, c.z, facts),
+                          graph_columns(graph, c.query, c.rows, c.z, c.raw["dense"])]) for c in cands]
+        block = block_signals(cands, facts, graph)
+        assert block.dtype == np.float32 and np.array_equal(block, np.vstack(one)), compiled
+        assert block.any(axis=0).all(), [s for s, x in zip(ALL_SIGNALS, block.any(axis=0)) if not x]
+        each = [rescore(c, facts, model, graph) for c in cands]
+        many = rescore_many(cands, facts, model, graph)
+        assert all(np.array_equal(a.rows, b.rows) and np.array_equal(a.score, b.score)
+                   and np.array_equal(a.signals, b.signals) for a, b in zip(each, many))
