@@ -46,41 +46,43 @@ _LOCK = threading.Lock()
 _COMPILED: dict = {}
 
 
-def _head_top(indices, data, begins, read, weights, k, keys, sums, slots, heap_scores, heap_rows):
+def _head_top(indices, data, begins, read, weights, k, table, slots, heap_scores, heap_rows):
     """The sums of the postings read (term t: `read[t]` postings from `begins[t]`, times `weights[t]`) and their k
     best documents in a heap (heap_scores, heap_rows, its first k places; the worst at 0; row -1 where fewer than k
-    documents have a positive sum). The sums are kept in an open-addressing table (`keys`: its documents, -1 where
-    free; `sums`; a power of two of at least twice the postings read, all free on entry and left so; `slots`: room
-    for the postings read)."""
+    documents have a positive sum). The sums are kept in an open-addressing table, each slot a document and its sum
+    side by side (`table[i, 0]`, the document as a float64, -1 where free; `table[i, 1]`, its sum: one cache line
+    read a posting, where two arrays cost two), a power of two of at least twice the postings read, all free on
+    entry and left so; `slots`: room for the postings read)."""
     bits = 0
-    while (1 << bits) < len(keys):
+    while (1 << bits) < len(table):
         bits += 1
-    mask = len(keys) - 1
+    mask = len(table) - 1
     m = 0
     for t in range(len(begins)):
         w = weights[t]
         for j in range(begins[t], begins[t] + read[t]):
             d = indices[j]
+            key = np.float64(d)
             # Fibonacci hashing: the top bits of the document times 2^64 / golden ratio, then the next free slot
             i = np.int64((np.uint64(d) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits)) if bits else 0
             while True:
-                if keys[i] == d:
+                if table[i, 0] == key:
                     break
-                if keys[i] == -1:
-                    keys[i] = d
+                if table[i, 0] == -1.0:
+                    table[i, 0] = key
                     slots[m] = i
                     m += 1
                     break
                 i = (i + 1) & mask
-            sums[i] += np.float64(np.float32(data[j]) * w)
+            table[i, 1] += np.float64(np.float32(data[j]) * w)
     heap_scores[:k] = -np.inf  # k places held by nothing (-inf, row -1), each document better than them
     heap_rows[:k] = -1
     for x in range(m):  # each document once, in the order first read; its slot freed
         i = slots[x]
-        d = np.int64(keys[i])
-        s = sums[i]
-        keys[i] = -1
-        sums[i] = 0.0
+        d = np.int64(table[i, 0])
+        s = table[i, 1]
+        table[i, 0] = -1.0
+        table[i, 1] = 0.0
         # kept when positive and better than the worst kept (a higher sum, or the same sum and a lower row): it
         # takes the root's place and sinks below every child worse than it
         if not s > 0 or heap_scores[0] > s or (heap_scores[0] == s and heap_rows[0] <= d):
@@ -250,19 +252,21 @@ _THREAD_TABLES = threading.local()  # each thread's table, slots and heap (the s
 def head_top_k(kernel, indices, data, begins: np.ndarray, read: np.ndarray, weights: np.ndarray, n_docs: int,
                k: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows int64, sums float32) of the k best documents, best first (ties: lower row), through `kernel`
-    (head_sums_kernel()) over the thread's scratch arrays."""
+    (head_sums_kernel()) over the thread's scratch arrays (n_docs: the documents' count; a row is exact in the
+    table's float64 below 2^53)."""
+    if n_docs >= 2 ** 53:
+        raise ValueError(f"{n_docs} documents: more than the heads' table holds exactly")
     total = int(read.sum())
     size = 1 << max(10, (2 * total - 1).bit_length())  # at least twice the postings read: short probe runs
-    kind = np.int32 if n_docs < 2 ** 31 else np.int64
     table = getattr(_THREAD_TABLES, "table", None)
-    if table is None or len(table[0]) < size or table[0].dtype != kind:
-        table = _THREAD_TABLES.table = (np.full(size, -1, dtype=kind), np.zeros(size, dtype=np.float64),
-                                        np.empty(size, dtype=np.int64))
+    if table is None or len(table[0]) < size:
+        table = _THREAD_TABLES.table = (np.zeros((size, 2), dtype=np.float64), np.empty(size, dtype=np.int64))
+        table[0][:, 0] = -1.0
     heap = getattr(_THREAD_TABLES, "heap", None)
     if heap is None or len(heap[0]) < k:
         heap = _THREAD_TABLES.heap = (np.empty(max(k, 256), dtype=np.float64), np.empty(max(k, 256), dtype=np.int64))
-    keys, sums, slots = table
-    kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, keys[:size], sums[:size], slots, *heap)
+    cells, slots = table
+    kernel(np.asarray(indices), np.asarray(data), begins, read, weights, k, cells[:size], slots, *heap)
     held = heap[1][:k] >= 0
     rows, best = heap[1][:k][held], heap[0][:k][held]
     order = np.lexsort((rows, -best))
