@@ -46,6 +46,16 @@ _LOCK = threading.Lock()
 _COMPILED: dict = {}
 
 
+HEAD_AHEAD = 16  # postings ahead whose table slot the heads' loop asks for (store.prefetch)
+
+
+def prefetch_row(array, row):
+    """A hint, nothing else (as compiledscores.prefetch_row): store.prefetch's before compiling `_head_top`."""
+
+
+_PLAIN_ROW = prefetch_row  # what `prefetch_row` is without the hint
+
+
 def _head_top(indices, data, begins, read, weights, k, table, slots, heap_scores, heap_rows):
     """The sums of the postings read (term t: `read[t]` postings from `begins[t]`, times `weights[t]`) and their k
     best documents in a heap (heap_scores, heap_rows, its first k places; the worst at 0; row -1 where fewer than k
@@ -60,7 +70,12 @@ def _head_top(indices, data, begins, read, weights, k, table, slots, heap_scores
     m = 0
     for t in range(len(begins)):
         w = weights[t]
-        for j in range(begins[t], begins[t] + read[t]):
+        stop = begins[t] + read[t]
+        for j in range(begins[t], stop):
+            if j + HEAD_AHEAD < stop:  # the slot of the posting HEAD_AHEAD on, asked for (a hint)
+                ahead = indices[j + HEAD_AHEAD]
+                prefetch_row(table, np.int64((np.uint64(ahead) * np.uint64(11400714819323198485))
+                                             >> np.uint64(64 - bits)) if bits else 0)
             d = indices[j]
             key = np.float64(d)
             # Fibonacci hashing: the top bits of the document times 2^64 / golden ratio, then the next free slot
@@ -182,34 +197,41 @@ def _compiled(name: str):
         log.debug("numba not installed: the store's compiled loops stay in NumPy")
         return None
     fastmath: set | bool = False
-    hinted = False
     if name in _SCORES:
         from . import compiledscores
 
-        try:  # the loops' prefetch hint; without it they are compiled with the plain function (no hint)
-            from .prefetch import prefetch_row, prefetch_span
-
-            compiledscores.prefetch_row, compiledscores.prefetch_span = prefetch_row, prefetch_span
-            hinted = True
-        except Exception as exc:  # noqa: BLE001 - a hint: never fail a run over it
-            log.debug("no prefetch hint in the compiled loops (%s: %s)", type(exc).__name__, exc)
+        space, plain = vars(compiledscores), dict(zip(("prefetch_row", "prefetch_span"), compiledscores.PLAIN))
         function, check = getattr(compiledscores, "_" + name), getattr(compiledscores, "check_" + name)
         fastmath = compiledscores.FASTMATH if name == "window_products" else False
     else:
         function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
+        space, plain = globals(), {"prefetch_row": _PLAIN_ROW}
+    hinted = _hinted(space, plain)
     try:
         return _built(numba, function, check, fastmath)
     except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
         if hinted:  # an LLVM that does not take the hint as written: the loop without it (not cached on disk,
             # where a later process would read it back for the hinted loop)
             try:
-                compiledscores.prefetch_row, compiledscores.prefetch_span = (
-                    numba.njit(inline="always")(plain) for plain in compiledscores.PLAIN)
+                space.update({hint: numba.njit(inline="always")(f) for hint, f in plain.items()})
                 return _built(numba, function, check, fastmath, cache=False)
             except Exception:  # noqa: BLE001
                 pass
         log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES[name], type(exc).__name__, exc)
         return None
+
+
+def _hinted(space: dict, plain: dict) -> bool:
+    """The prefetch hints (store.prefetch) put in the loops' module (`space`) in place of the plain functions
+    (`plain`: name -> function) before compiling; False where they cannot be made (the plain ones stay)."""
+    try:
+        from . import prefetch
+
+        space.update({hint: getattr(prefetch, hint) for hint in plain})
+        return True
+    except Exception as exc:  # noqa: BLE001 - a hint: never fail a run over it
+        log.debug("no prefetch hint in the compiled loops (%s: %s)", type(exc).__name__, exc)
+        return False
 
 
 def _built(numba, function, check, fastmath, cache: bool = True):
