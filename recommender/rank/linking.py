@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..ingest.text import url_host
+from ..store.compiledtopk import ACTIVE
 from .allpairs import SourceDays
 from .overrides import OverrideSet
 from .policy import TARGETS, Policy
@@ -342,9 +343,15 @@ def collapse_duplicates(rows: np.ndarray, score: np.ndarray, vectors: np.ndarray
             of_query = np.where(other_names(names, rows, query_row), 0.0, of_query)
     if not (np.triu(sims, 1) >= threshold).any() and not (of_query >= threshold).any():
         return rows, score  # the common case: no copies at all
+    copies = sims >= threshold
+    kernel = ACTIVE["copy_slots"]
+    if kernel is not None:  # the same walk, compiled (store.compiledscores._copy_slots)
+        kept_at, first_at = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
+        count = kernel(np.ascontiguousarray(copies), np.asarray(of_query >= threshold),
+                       np.asarray(facts.days[rows], dtype=np.float64), kept_at, first_at)
+        return rows[kept_at[:count]], np.asarray(score[first_at[:count]], dtype=score.dtype)
     kept: list[int] = []  # positions into rows, one per slot
     slot_scores: list[float] = []
-    copies = sims >= threshold
     slot_of = np.full(len(rows), len(rows), dtype=np.int64)  # each earlier position's slot (len: none, dropped)
     for i in range(len(rows)):
         if of_query[i] >= threshold:

@@ -156,6 +156,41 @@ def check_pair_values(kernel) -> None:
         raise ValueError(f"a wrong answer on the first try: {out.tolist()}")
 
 
+def _copy_slots(copies, skip, days, kept, first):
+    """rank.linking.collapse_duplicates' walk down a ranked list: position i (not `skip`ped: a copy of the query)
+    joins the first slot holding a copy of it (copies[i, j], j < i), else opens a slot; a slot keeps its earliest
+    published member (days; NaN never earlier) and is placed where its first member ranks. kept[s], first[s]: slot
+    s's kept and first positions; returns the number of slots."""
+    n = copies.shape[0]
+    slot_of = np.full(n, n, np.int64)
+    m = 0
+    for i in range(n):
+        if skip[i]:
+            continue
+        dup = n
+        for j in range(i):
+            if copies[i, j] and slot_of[j] < dup:
+                dup = slot_of[j]
+        if dup == n:
+            slot_of[i] = m
+            kept[m] = i
+            first[m] = i
+            m += 1
+        else:
+            slot_of[i] = dup
+            if days[i] < days[kept[dup]]:
+                kept[dup] = i
+    return m
+
+
+def check_copy_slots(kernel) -> None:
+    copies = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]], dtype=np.bool_)
+    kept, first = np.empty(4, np.int64), np.empty(4, np.int64)
+    m = kernel(copies, np.array([0, 0, 0, 0], np.bool_), np.array([5.0, 3.0, np.nan, 1.0]), kept, first)
+    if m != 2 or kept[:m].tolist() != [3, 2] or first[:m].tolist() != [0, 2]:
+        raise ValueError(f"a wrong answer on the first try: {m}, {kept[:m].tolist()}, {first[:m].tolist()}")
+
+
 def check_row_dots(kernel) -> None:
     out = np.empty(3, np.float32)
     kernel(np.array([0, 2, 2, 3], np.int64), np.array([1, 0, 1], np.int32), np.array([0.5, 2.0, 4.0], np.float32),

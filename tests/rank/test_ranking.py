@@ -237,3 +237,27 @@ def test_links_from_an_approximate_index_match_exact_links():
     # the scores of links both found are the exact ones (re-scored on the full vectors)
     same = [(a, e) for a, e in zip(approx, exact) if [l.row for l in a] == [l.row for l in e]]
     assert same and all(np.allclose([l.score for l in a], [l.score for l in e], atol=1e-4) for a, e in same)
+
+
+def test_the_copies_walk_is_the_same_compiled(monkeypatch):
+    """collapse_duplicates' walk down the list, in Python and in the compiled loop (store.compiledscores._copy_slots,
+    which the batch and the service run): the same rows and slot scores, on lists full of copies."""
+    from recommender.store import compiledtopk
+
+    kernel = compiledtopk._kernel("copy_slots")
+    if kernel is None:
+        pytest.skip("numba cannot build the loop here")
+    rng = np.random.default_rng(4)
+    stories = unit(rng.normal(size=(12, 16)))
+    vectors = unit(np.repeat(stories, 5, axis=0) + rng.normal(scale=0.02, size=(60, 16)))  # 5 near-copies each
+    days = [None, "2024-03-01", "2024-03-02", "2024-03-03"]  # copies of one day (and undated): the first kept
+    facts = RuleColumns.from_infos([Info(f"p{i}", published=days[rng.integers(0, 4)]) for i in range(60)])
+    trials = [(rng.permutation(60)[:40], np.sort(rng.random(40))[::-1], t) for t in range(30)]
+    ways = []
+    for loop in (None, kernel):
+        monkeypatch.setitem(compiledtopk.ACTIVE, "copy_slots", loop)
+        ways.append([collapse_duplicates(rows, score, vectors, facts, 0.95, vectors[q] if q % 3 else None, q)
+                     for rows, score, q in trials])
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[1].dtype == b[1].dtype
+               for a, b in zip(*ways))
+    assert sum(len(rows) < 30 for rows, _ in ways[0]) > 20  # copies collapsed in most lists
