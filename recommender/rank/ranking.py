@@ -92,7 +92,9 @@ class HybridRanker:
         # moments: (mean, second moment) precomputed at build (recommender.rank.querydata) or the frozen ones, else
         # computed when first read (`dense_moments`: VᵀV of every vector, 0.3 s at MDN's size)
         self._moments = moments if frozen is None else (frozen.mean_vector, frozen.second_moment)
-        self.rescorer = rescorer  # optional: Candidates -> Candidates (the learned ranking, recommender.rank.learned)
+        # optional: Candidates -> Candidates (the learned ranking, recommender.rank.learned.Rescorer), with
+        # `many` (a list of stored queries' Candidates -> the same re-scored) when it has a block form
+        self.rescorer = rescorer
         self.tag_pool = tag_pool  # optional: (query rows, depth) -> rows sharing a rare tag (signals.tag_pool)
         # the statistics to normalise with (the nightly batch's, kept from its last full rebuild); with them, each
         # query's candidates also carry what the ranking found of its pools (Candidates.pools)

@@ -7,7 +7,8 @@ one, whether it reads curated lists, and what the nightly reach needs of it. Eve
   with the policy's `[ranking]` key of the same name;
 * the learned ranking's columns (`ALL_SIGNALS`, the names `learned-ranker.json` stores, in order): `pair_signals`
   (score and site signals) and `graph_columns` / `graph_columns_many` (graph signals), for a query, for training
-  and for `explain` (`Index._links` shows the weighted parts, `learned.signal_matrix` the learned ones);
+  and for `explain` (`Index._links` shows the weighted parts, `learned.signal_matrix` the learned ones); and
+  `block_signals`, the same values bit for bit for a block of stored queries at once (the batch's links phase);
 * the nightly reach under a learned ranking (recommender.batch.learned_pairs): `pair_columns`, every signal pair
   by pair; `full_run_reason` for a signal whose corpus statistic the batch does not freeze;
 * the evaluation protocols (`SELF_NAMING`: the signals that read lists naming the query itself).
