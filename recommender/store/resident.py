@@ -66,10 +66,12 @@ def hold_in_memory(budget: int | None = None) -> int:
 
 
 def stop_holding() -> None:
-    """`held` gives arrays as they are from now on (copies already made stay with whoever holds them)."""
+    """`held` gives arrays as they are from now on (copies already made stay with whoever holds them, and their
+    bytes do not go back to a later budget)."""
     with _BUDGET_LOCK:
+        generation = _STATE.get("generation", 0) + 1
         _STATE.clear()
-        _STATE["left"] = 0
+        _STATE.update(left=0, generation=generation)
 
 
 def is_mapped(array) -> bool:
@@ -95,13 +97,15 @@ def held(array):
                 log.info("%.2f GB of mapped arrays stay mapped: over what this process may hold in memory", size / 1e9)
             return array
         _STATE["left"] -= size
+        generation = _STATE.get("generation", 0)
     copy = np.array(array, order="C")  # NumPy: transparent huge pages above 4 MB where the kernel offers them
     copy.flags.writeable = False
-    weakref.finalize(copy, _give_back, size)
+    weakref.finalize(copy, _give_back, size, generation)
     return copy
 
 
-def _give_back(size: int) -> None:
+def _give_back(size: int, generation: int) -> None:
+    """A copy's bytes back to the budget it was taken from (not to one set after a stop_holding)."""
     with _BUDGET_LOCK:
-        if _STATE.get("asked"):
+        if _STATE.get("asked") and _STATE.get("generation", 0) == generation:
             _STATE["left"] += size

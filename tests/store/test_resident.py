@@ -40,6 +40,12 @@ def test_only_mapped_arrays_are_copied_within_the_budget_and_given_back(tmp_path
     del copy, small
     gc.collect()
     assert holding.hold_in_memory() == 6000  # the copies let go: their bytes back
+    kept = resident.held(mapped)
+    holding.stop_holding()
+    assert holding.hold_in_memory(1000) == 1000
+    del kept
+    gc.collect()
+    assert holding.hold_in_memory() == 1000  # a copy of an earlier budget gives nothing to this one
 
 
 def test_a_link_job_holds_what_every_list_reads_and_gives_the_mapped_lists(hashing_index, holding, monkeypatch):
