@@ -110,6 +110,14 @@ class Pairs:
                    starts=np.concatenate([[0], np.cumsum(sizes)]))
 
 
+def block_pairs(cands: list) -> Pairs:
+    """Pairs of a list of Candidates, in its order, each block's query its own `.query` (a batch's block of stored
+    queries: block_signals)."""
+    pairs = Pairs.of(dict(enumerate(cands)), range(len(cands)))
+    pairs.query = np.repeat(np.array([int(c.query) for c in cands], dtype=np.int64), np.diff(pairs.starts))
+    return pairs
+
+
 def _lists_matrix(lists: dict[int, list[int]], n: int) -> sparse.csr_matrix:
     rows = [q for q, related in lists.items() for _ in related]
     cols = [r for related in lists.values() for r in related]
@@ -228,7 +236,7 @@ class OneQuery:
 
 
 class QueryBlock:
-    """A block of stored queries' candidates in use (every query row >= 0; `pairs`: Pairs.of their Candidates):
+    """A block of stored queries' candidates in use (every query row >= 0; `pairs`: block_pairs of their Candidates):
     the values OneQuery gives query by query, bit for bit, in fewer calls (the lookups of every pair at once where
     the process has the compiled loop, store.compiledscores._pair_values; the votes query by query, in
     OneQuery's order of addition)."""

@@ -134,8 +134,7 @@ def block_signals(cands: list, facts: s.ArticleFeatures, graph: g.LinkGraphs | N
     .z and .raw["dense"]), one matrix, the queries' rows one after another: bit for bit what `pair_signals` and
     `graph_columns` give query by query, in a few calls for the block (the batch's links phase)."""
     queries = [int(c.query) for c in cands]
-    pairs = g.Pairs.of(dict(enumerate(cands)), range(len(cands)))
-    pairs.query = np.repeat(np.array(queries, dtype=np.int64), np.diff(pairs.starts))
+    pairs = g.block_pairs(cands)
     qs, cs = pairs.query, pairs.rows
     spans = list(zip(queries, pairs.starts[:-1].tolist(), pairs.starts[1:].tolist(), cands))
     out = np.zeros((len(cs), len(ALL_SIGNALS)), dtype=np.float32)
