@@ -151,12 +151,14 @@ def random_site(n: int = 90, seed: int = 3):
     infos = []
     for i in range(n):
         path = "/".join(rng.choice(["pets", "money", "home", "news", "a", "b"], size=int(rng.integers(0, 4))))
-        infos.append(info(" ".join(rng.choice(words, size=int(rng.integers(0, 5)))) or "",
-                          tuple(rng.choice(["t1", "t2", "t3", "t4", "t5"], size=int(rng.integers(0, 3)), replace=False)),
-                          tuple(rng.choice(["ann", "bo", "cy"], size=int(rng.integers(0, 2)))),
-                          None if rng.random() < 0.2 else f"2024-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
-                          str(rng.choice(["S", "T"])) if rng.random() < 0.7 else None,
-                          f"https://x.org/{path}/" + (f"p{i}" if rng.random() < 0.7 else ""), str(rng.choice(["guide", "ref"])) if rng.random() < 0.8 else None))
+        title = " ".join(rng.choice(words, size=int(rng.integers(0, 5))))
+        tags = tuple(rng.choice(["t1", "t2", "t3", "t4", "t5"], size=int(rng.integers(0, 3)), replace=False))
+        authors = tuple(rng.choice(["ann", "bo", "cy"], size=int(rng.integers(0, 2))))
+        day = None if rng.random() < 0.2 else f"2024-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"
+        source = str(rng.choice(["S", "T"])) if rng.random() < 0.7 else None
+        url = f"https://x.org/{path}/" + (f"p{i}" if rng.random() < 0.7 else "")  # some a parent of others
+        page_type = str(rng.choice(["guide", "ref"])) if rng.random() < 0.8 else None
+        infos.append(info(title, tags, authors, day, source, url, page_type))
     vectors = rng.normal(size=(n, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     mentions = sparse.random(n, n, density=0.05, format="csr", dtype=np.float32, random_state=seed)
@@ -185,9 +187,9 @@ def test_a_block_of_queries_gets_each_querys_signals_and_scores_bit_for_bit(monk
                                   replace=False))
         z = {part: rng.normal(size=len(rows)).astype(np.float32) for part in parts}
         cands.append(Candidates(q, rows, z["dense"], {"dense": vectors[rows] @ vectors[q]}, z))
-    model = LearnedModel(list(ALL_SIGNALS), rng.normal(size=len(ALL_SIGNALS)).tolist(),
-                         rng.uniform(0.5, 2, size=len(ALL_SIGNALS)).tolist(), rng.normal(size=len(ALL_SIGNALS)).tolist(),
-                         0.1)
+    width = len(ALL_SIGNALS)
+    model = LearnedModel(list(ALL_SIGNALS), rng.normal(size=width).tolist(), rng.uniform(0.5, 2, size=width).tolist(),
+                         rng.normal(size=width).tolist(), 0.1)
     kernels = {name: compiledtopk._kernel(name) for name in ("row_dots", "pair_values")}
     if None in kernels.values():
         pytest.skip("numba cannot build the loops here")
