@@ -33,6 +33,12 @@ def gram64(vectors: np.ndarray, block: int = GRAM_BLOCK, one_copy: bool = False)
     return gram
 
 
+def spans(owners: np.ndarray, starts: np.ndarray):
+    """(owner, start, stop) of each non-empty span of a concatenation (span k: entries starts[k]:starts[k + 1],
+    all of one owner, owners[start]): a block of queries' candidates, query by query."""
+    return ((int(owners[a]), a, b) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()) if b > a)
+
+
 def runs(ptr, block: int):
     """(start, stop) of each run of whole rows of a CSR-like pointer array (row i's entries are ptr[i]:ptr[i + 1])
     holding at most `block` entries, or one row when that row alone holds more: how a build's work on a matrix

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..common.blocks import blocks, gram64
+from ..common.blocks import blocks, gram64, spans
 from ..store.compiledscores import pair_values
 from ..store.compiledtopk import ACTIVE
 from ..store.lexical import sparse  # SciPy imported on first use: a query without a learned model never needs it
@@ -244,17 +244,13 @@ class QueryBlock:
     def __init__(self, graph: LinkGraphs, pairs: Pairs):
         self.graph, self.pairs, self.rows, self.cosine = graph, pairs, pairs.rows, pairs.cosine
 
-    def _segments(self):
-        starts = self.pairs.starts
-        return ((int(self.pairs.query[a]), a, b) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()) if b > a)
-
     def look(self, matrix) -> np.ndarray:
         kernel = ACTIVE["pair_values"]
         if kernel is not None and all(hasattr(matrix, name) for name in ("indptr", "indices", "data")):
             return pair_values(kernel, (np.asarray(matrix.indptr), np.asarray(matrix.indices),
                                         np.asarray(matrix.data)), self.pairs.query, self.rows)
         out = np.zeros(len(self.rows), dtype=np.float32)
-        for q, a, b in self._segments():
+        for q, a, b in spans(self.pairs.query, self.pairs.starts):
             out[a:b] = _row_values(matrix, q, self.rows[a:b])
         return out
 
@@ -263,14 +259,14 @@ class QueryBlock:
         if not np.isnan(stats[self.rows, 0]).any():  # every candidate's computed (the batch fills them first)
             return stats[self.rows]
         out = np.empty((len(self.rows), 2), dtype=stats.dtype)  # computed as a query at a time computes them
-        for _, a, b in self._segments():
+        for _, a, b in spans(self.pairs.query, self.pairs.starts):
             out[a:b] = self.graph.dense_stats_of(self.rows[a:b])
         return out
 
     def votes(self) -> np.ndarray:
         out = np.zeros(len(self.rows), dtype=np.float32)
         lists, strength = self.graph.lists, self.pairs.strength
-        for _, a, b in self._segments():
+        for _, a, b in spans(self.pairs.query, self.pairs.starts):
             rows = self.rows[a:b]
             top = np.argsort(-strength[a:b], kind="stable")[:NEIGHBOURS]
             out[a:b] = _votes(lists, rows[top], strength[a:b][top].astype(np.float32), rows)

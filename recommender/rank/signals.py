@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..common.blocks import spans
 from ..store.compiledscores import row_dots
 from ..store.compiledtopk import ACTIVE
 from .allpairs import SourceDays
@@ -141,9 +142,8 @@ class ArticleFeatures:
 def title_overlap(facts: ArticleFeatures, query: int, rows: np.ndarray) -> np.ndarray:
     if not facts.title_len[query]:
         return np.zeros(len(rows), np.float32)
-    shared = _shared_words(facts.titles, query, rows)
-    union = facts.title_len[rows] + facts.title_len[query] - shared
-    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+    rows = np.asarray(rows, dtype=np.int64)
+    return title_overlap_block(facts, np.full(len(rows), query, dtype=np.int64), rows, np.array([0, len(rows)]))
 
 
 def _shared_words(matrix, query: int, rows: np.ndarray, dense: np.ndarray | None = None) -> np.ndarray:
@@ -168,14 +168,10 @@ def _shared_words(matrix, query: int, rows: np.ndarray, dense: np.ndarray | None
 # computes: signaltable.block_signals). A signal whose `pairs` form gives the column's values needs none.
 
 
-def _segments(qs: np.ndarray, starts: np.ndarray):
-    return ((int(qs[a]), a, b) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()) if b > a)
-
-
 def title_overlap_block(facts: ArticleFeatures, qs: np.ndarray, cs: np.ndarray, starts: np.ndarray) -> np.ndarray:
     shared = np.zeros(len(cs), np.float32)
     dense = np.zeros(facts.titles.shape[1], np.float32)  # one buffer for the block's queries
-    for q, a, b in _segments(qs, starts):
+    for q, a, b in spans(qs, starts):
         if facts.title_len[q]:
             shared[a:b] = _shared_words(facts.titles, q, cs[a:b], dense)
     query_len = facts.title_len[qs]
@@ -188,7 +184,7 @@ def _queries_with(matrix, column, facts: ArticleFeatures, qs: np.ndarray, cs: np
     """`column` of the queries that have an entry in `matrix` (the others' values are 0)."""
     out = np.zeros(len(cs), np.float32)
     indptr = np.asarray(matrix.indptr)
-    for q, a, b in _segments(qs, starts):
+    for q, a, b in spans(qs, starts):
         if indptr[q + 1] > indptr[q]:
             out[a:b] = column(facts, q, cs[a:b])
     return out

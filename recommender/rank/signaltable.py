@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..common.blocks import spans
 from . import graph_signals as g
 from . import signals as s
 
@@ -133,14 +134,12 @@ def block_signals(cands: list, facts: s.ArticleFeatures, graph: g.LinkGraphs | N
     """ALL_SIGNALS of a block of stored queries' candidates (each query row >= 0; Candidates with .query, .rows,
     .z and .raw["dense"]), one matrix, the queries' rows one after another: bit for bit what `pair_signals` and
     `graph_columns` give query by query, in a few calls for the block (the batch's links phase)."""
-    queries = [int(c.query) for c in cands]
     pairs = g.block_pairs(cands)
     qs, cs = pairs.query, pairs.rows
-    spans = list(zip(queries, pairs.starts[:-1].tolist(), pairs.starts[1:].tolist(), cands))
     out = np.zeros((len(cs), len(ALL_SIGNALS)), dtype=np.float32)
     for col, signal in enumerate(FIRST):
         if signal.source == SCORE:
-            for _, a, b, cand in spans:
+            for cand, a, b in zip(cands, pairs.starts[:-1].tolist(), pairs.starts[1:].tolist()):
                 if signal.part in cand.z:
                     out[a:b, col] = cand.z[signal.part]
         elif signal.block is not None:
@@ -148,9 +147,8 @@ def block_signals(cands: list, facts: s.ArticleFeatures, graph: g.LinkGraphs | N
         elif signal.pairs is not None:
             out[:, col] = signal.pairs(facts, qs, cs)
         else:  # a column for one query only
-            for q, a, b, _ in spans:
-                if b > a:
-                    out[a:b, col] = signal.column(facts, q, cs[a:b])
+            for q, a, b in spans(qs, pairs.starts):
+                out[a:b, col] = signal.column(facts, q, cs[a:b])
     if graph is not None:
         out[:, len(FIRST):] = _graph_matrix(graph, g.QueryBlock(graph, pairs), len(cs), True)
     return out
