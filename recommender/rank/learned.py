@@ -78,8 +78,13 @@ def graph_facts(vectors, lexical, model: LearnedModel, ids: list[str], moments=N
 def rescore(cand, facts: ArticleFeatures, model: LearnedModel, graph: LinkGraphs | None = None):
     """The candidates re-scored by the learned model, best first (ties by lower row), with their signals
     (`signals`, what the links show as each signal's part)."""
-    cand.signals = signal_matrix(cand, facts, graph)
-    cand.score = model.score(cand.signals).astype(np.float32)
+    return _ranked(cand, signal_matrix(cand, facts, graph), model)
+
+
+def _ranked(cand, signals: np.ndarray, model: LearnedModel):
+    """The candidates with these signals, scored by the model, best first (ties by lower row)."""
+    cand.signals = signals
+    cand.score = model.score(signals).astype(np.float32)
     return cand.take(np.lexsort((cand.rows, -cand.score)))
 
 
@@ -87,14 +92,8 @@ def rescore_many(cands: list, facts: ArticleFeatures, model: LearnedModel, graph
     """`rescore` of a block of stored queries' candidates (every query row >= 0), the same numbers: the signals of
     the whole block in a few calls (signaltable.block_signals), then each query's scores and order as `rescore`."""
     X = block_signals(cands, facts, graph)
-    out, start = [], 0
-    for cand in cands:
-        stop = start + len(cand.rows)
-        cand.signals = X[start:stop]
-        cand.score = model.score(cand.signals).astype(np.float32)
-        out.append(cand.take(np.lexsort((cand.rows, -cand.score))))
-        start = stop
-    return out
+    starts = np.concatenate([[0], np.cumsum([len(cand.rows) for cand in cands], dtype=np.int64)])
+    return [_ranked(cand, X[a:b], model) for cand, a, b in zip(cands, starts[:-1], starts[1:])]
 
 
 class Rescorer:
