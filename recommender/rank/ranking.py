@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..store.ann import DecodedRows
+from ..store.compiledscores import gather_rows
+from ..store.compiledtopk import ACTIVE
 from .corpusstats import CorpusStats, PoolBounds, Standing, dense_moments
 from .exactranking import score_exact, used_stats, zscore
 from .policy import Ranking
@@ -271,7 +273,7 @@ class HybridRanker:
                 bounds["window_record"] = (lasts, (rows_pool, *scored), near)  # for the nightly reach
             cand = sorted_unique(np.concatenate(pool))
             cand = cand[(cand >= 0) & (cand != q)]
-            raw = {"dense": self.vectors[cand] @ queries[i]}
+            raw = {"dense": gather_rows(ACTIVE["gather_rows"], self.vectors, cand) @ queries[i]}
             if window is not None:  # every candidate scored already (with the owners, or in the sample)
                 rows, score, best = known
                 at = np.searchsorted(rows, cand)

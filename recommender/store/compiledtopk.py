@@ -160,7 +160,7 @@ def _rows_top(values, width, cand, outside):
 # the loops in use in this process (`use_compiled`)
 ACTIVE: dict = {"head_top": None, "rows_top": None, "window_products": None, "window_maxima": None,
                 "sample_sums": None, "row_dots": None, "pair_values": None,
-                "copy_slots": None}
+                "copy_slots": None, "gather_rows": None}
 
 
 def use_compiled(on: bool = True) -> bool:
@@ -246,13 +246,13 @@ def _built(numba, function, check, fastmath, cache: bool = True):
 
 
 # store.compiledscores' loops: `_name`, checked by `check_name`
-_SCORES = ("window_products", "window_maxima", "sample_sums", "row_dots", "pair_values", "copy_slots")
+_SCORES = ("window_products", "window_maxima", "sample_sums", "row_dots", "pair_values", "copy_slots", "gather_rows")
 _NAMES = {"head_top": "lexical heads' top-k", "rows_top": "coarse lists' screen",
           "window_products": "window pairs' products", "window_maxima": "window pairs' maxima",
           "sample_sums": "lexical sample's sums",
           "row_dots": "sparse rows' products (TF-IDF cosines, title overlaps)",
           "pair_values": "sparse lookups of many pairs (link graph signals)",
-          "copy_slots": "copies' slots in a ranked list"}
+          "copy_slots": "copies' slots in a ranked list", "gather_rows": "candidates' vectors copied out"}
 
 
 def _check_head_top(kernel) -> None:

@@ -29,6 +29,33 @@ def test_the_hinted_loops_read_rows_at_every_place_of_an_array():
     assert np.array_equal(out, np.array(want, np.float32))
 
 
+def test_the_candidates_vectors_are_copied_out_as_numpy_copies_them(tmp_path):
+    # rows at both ends, repeated, fewer than the rows prefetched ahead and none; a memmap, a view that is not
+    # C-ordered and a row reader (no ndarray) take NumPy's or their own indexing; the product after is the same
+    kernel = compiledtopk._kernel("gather_rows")
+    assert kernel is not None
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((500, 384)).astype(np.float32)
+    query = rng.standard_normal(384).astype(np.float32)
+    for rows in ([499, 0, 7, 7, 499, *rng.integers(0, 500, 700)], [3, 2], [], list(range(500))):
+        rows = np.array(rows, np.int64)
+        got = compiledscores.gather_rows(kernel, vectors, rows)
+        assert got.dtype == np.float32 and got.shape == (len(rows), 384) and got.flags.c_contiguous
+        assert np.array_equal(got, vectors[rows]) and np.array_equal(got @ query, vectors[rows] @ query)
+    rows = np.array([5, 1, 5], np.int64)
+    np.save(tmp_path / "vectors.npy", vectors)
+    mapped = np.load(tmp_path / "vectors.npy", mmap_mode="r")
+    assert np.array_equal(compiledscores.gather_rows(kernel, mapped, rows), vectors[rows])
+    strided = vectors[:, ::2]
+    assert np.array_equal(compiledscores.gather_rows(kernel, strided, rows), strided[rows])
+
+    class Reader:
+        def __getitem__(self, rows):
+            return vectors[rows] * 2
+
+    assert np.array_equal(compiledscores.gather_rows(kernel, Reader(), rows), vectors[rows] * 2)
+
+
 def test_a_loop_is_compiled_without_the_hint_when_it_cannot_take_it(monkeypatch):
     built = compiledtopk._built
     tries = []
