@@ -8,12 +8,16 @@ the second is nearer what each list costs in the full phase.
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/bench_link_blocks.py INDEX \\
         [--policy default|learned] [--rows blocks|sample] [--blocks 6] [--dump OUT.npz] [--profile OUT.prof]
     ... INDEX --rows all --part I/N [--log-every 20000]    # the full links phase, N processes (one per core)
+    ... INDEX --rows all --claim FILE                      # the same, blocks claimed from a counter in FILE
     ... INDEX --candidates 100                             # each pool's depth ([ranking] candidates) changed
 
 --rows sample: bench_scale's 200 sample rows instead (drawn from the first 10,000 rows; one block of 199 after a
 first row), what `bench_scale.py` times. --rows all: every row, in blocks of 256; with --part I/N this process takes
 every N-th block from the I-th (run N of them at once, one per core, as the Ray engine's tasks share the phase:
-the phase's wall is the slowest part's set-up plus its pass), printing progress lines as it goes. --dump writes
+the phase's wall is the slowest part's set-up plus its pass), printing progress lines as it goes. --claim FILE (with --rows all, instead of --part): each
+process takes the next block nobody has taken from a counter in FILE (absent or empty at the start), as the Ray
+engine hands its block tasks to whichever worker is free: the processes end within a block of each other, where a
+fixed share waits on the slower process. --dump writes
 every list's links (rows, scores) for comparing two codes' outputs (`--compare A.npz B.npz`). Printed on stderr:
 the set-up, then per pass wall and CPU ms a list (user and system apart: page faults show as system time).
 Compare CPU figures of two codes measured in turns, under the same load.
@@ -22,6 +26,7 @@ Compare CPU figures of two codes measured in turns, under the same load.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.util
 import os
 import sys
@@ -40,11 +45,51 @@ def bench_scale():
     return module
 
 
+def claimed(path: str, n: int, block: int):
+    """Blocks of consecutive rows, each the next one no process has taken: a counter in the file at `path`,
+    read and moved on under an exclusive lock."""
+    with open(path, "a+") as handle:
+        while True:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.seek(0)
+                start = int(handle.read().strip() or 0)
+                if start < n:
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(str(start + block))
+                    handle.flush()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            if start >= n:
+                return
+            yield np.arange(start, min(start + block, n))
+
+
+def read_dump(paths: str) -> dict:
+    """A dump, or several (comma-separated: the parts of one phase) as one, its lists in row order."""
+    parts = []
+    for path in paths.split(","):
+        with np.load(path) as handle:
+            parts.append(dict(handle))
+    if len(parts) == 1:
+        return parts[0]
+    rows, lens, links, scores = (np.concatenate([part[key] for part in parts]) for key in
+                                 ("rows", "lens", "links", "scores"))
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))  # each list's first link, as concatenated
+    order = np.argsort(rows, kind="stable")
+    ordered = lens[order]
+    # each link's place, the lists taken in row order: its list's start, then its place within the list
+    at = np.repeat(starts[order], ordered) + np.arange(int(ordered.sum())) - np.repeat(
+        np.concatenate(([0], np.cumsum(ordered)[:-1])), ordered)
+    return {"rows": rows[order], "lens": ordered, "links": links[at], "scores": scores[at]}
+
+
 def compare(a_path: str, b_path: str) -> None:
     """How many lists of two dumps differ in their links, and in their scores alone (each array read once: an
-    .npz member read in the loop was read again for every list)."""
-    with np.load(a_path) as a_file, np.load(b_path) as b_file:
-        a, b = dict(a_file), dict(b_file)
+    .npz member read in the loop was read again for every list). Each side may be several dumps, comma-separated
+    (the parts of one phase): their lists are compared row by row."""
+    a, b = read_dump(a_path), read_dump(b_path)
     if not np.array_equal(a["rows"], b["rows"]):
         sys.exit("the dumps are of different rows")
     owner_a = np.repeat(np.arange(len(a["lens"])), a["lens"])
@@ -74,12 +119,14 @@ def main() -> None:
     parser.add_argument("--policy", choices=("default", "learned"), default="learned")
     parser.add_argument("--rows", choices=("blocks", "sample", "all"), default="blocks")
     parser.add_argument("--part", default="1/1", help="--rows all: this process's share, I/N (blocks I-1, I-1+N, ...)")
+    parser.add_argument("--claim", help="--rows all: claim blocks from a counter in this file (instead of --part)")
     parser.add_argument("--log-every", type=int, default=20_000, help="--rows all: lists between progress lines")
     parser.add_argument("--blocks", type=int, default=6, help="blocks of 256 rows, half in each pass")
     parser.add_argument("--dump", help="write every list's links to this .npz")
     parser.add_argument("--profile", help="cProfile the last pass into this file")
     parser.add_argument("--candidates", type=int, help="each pool's depth ([ranking] candidates; default the policy's)")
-    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two dumps and exit")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                        help="compare two dumps (each may be several, comma-separated) and exit")
     args = parser.parse_args()
     if args.compare:
         return compare(*args.compare)
@@ -100,6 +147,8 @@ def main() -> None:
     sample = scale.sample_rows(n, 200, 0)
     if args.rows == "sample":
         passes = [[sample[1:]]]
+    elif args.rows == "all" and args.claim:  # the full phase, blocks claimed as this process gets to them
+        passes = [claimed(args.claim, n, QUERY_BLOCK)]
     elif args.rows == "all":  # the full phase, or one of N processes' interleaved share of its blocks
         part, parts = (int(x) for x in args.part.split("/"))
         passes = [[np.arange(s, min(s + QUERY_BLOCK, n)) for s in range((part - 1) * QUERY_BLOCK, n,
@@ -138,7 +187,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
                 profile.dump_stats(args.profile)
-            count = sum(len(rows) for rows in blocks)
+            count = logged
             user, system = (after.user - before.user) / count * 1000, (after.system - before.system) / count * 1000
             print(f"pass {number}, {args.policy}, {args.rows}: {wall / count * 1000:.2f} ms wall, "
                   f"{user + system:.2f} ms CPU ({user:.2f} user, {system:.2f} system) a list over {count} lists",
