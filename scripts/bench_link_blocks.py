@@ -13,14 +13,14 @@ the second is nearer what each list costs in the full phase.
 
 --rows sample: bench_scale's 200 sample rows instead (drawn from the first 10,000 rows; one block of 199 after a
 first row), what `bench_scale.py` times. --rows all: every row, in blocks of 256; with --part I/N this process takes
-every N-th block from the I-th (run N of them at once, one per core, as the Ray engine's tasks share the phase:
-the phase's wall is the slowest part's set-up plus its pass), printing progress lines as it goes. --claim FILE (with --rows all, instead of --part): each
-process takes the next block nobody has taken from a counter in FILE (absent or empty at the start), as the Ray
-engine hands its block tasks to whichever worker is free: the processes end within a block of each other, where a
-fixed share waits on the slower process. --dump writes
-every list's links (rows, scores) for comparing two codes' outputs (`--compare A.npz B.npz`). Printed on stderr:
-the set-up, then per pass wall and CPU ms a list (user and system apart: page faults show as system time).
-Compare CPU figures of two codes measured in turns, under the same load.
+every N-th block from the I-th (run N of them at once, one per core: the phase's wall is the slowest part's set-up
+plus its pass), printing progress lines as it goes. --claim FILE (with --rows all, instead of --part): each process
+takes the next block nobody has taken from a counter in FILE (absent or empty at the start), as the Ray engine
+hands its block tasks to whichever worker is free: the processes end within a block of each other, where a fixed
+share waits on the slower process. --dump writes every list's links (rows, scores) for comparing two codes'
+outputs (`--compare A.npz B.npz`; each side may be a phase's parts, comma-separated). Printed on stderr: the
+set-up, then per pass wall and CPU ms a list (user and system apart: page faults show as system time). Compare CPU
+figures of two codes measured in turns, under the same load.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def claimed(path: str, n: int, block: int):
             try:
                 handle.seek(0)
                 start = int(handle.read().strip() or 0)
-                if start < n:
+                if start < n:  # emptied, then written ("a+" writes at the end, which is now its start)
                     handle.seek(0)
                     handle.truncate()
                     handle.write(str(start + block))
@@ -187,7 +187,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
                 profile.dump_stats(args.profile)
-            count = logged
+            count = max(1, logged)  # a process that found every block taken ranks none
             user, system = (after.user - before.user) / count * 1000, (after.system - before.system) / count * 1000
             print(f"pass {number}, {args.policy}, {args.rows}: {wall / count * 1000:.2f} ms wall, "
                   f"{user + system:.2f} ms CPU ({user:.2f} user, {system:.2f} system) a list over {count} lists",
