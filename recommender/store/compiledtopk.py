@@ -47,6 +47,7 @@ _COMPILED: dict = {}
 
 
 HEAD_AHEAD = 16  # postings ahead whose table slot the heads' loop asks for (store.prefetch)
+FIBONACCI = 11400714819323198485  # 2^64 / the golden ratio: the heads' table's hash multiplier
 
 
 def prefetch_row(array, row):
@@ -74,12 +75,12 @@ def _head_top(indices, data, begins, read, weights, k, table, slots, heap_scores
         for j in range(begins[t], stop):
             if j + HEAD_AHEAD < stop:  # the slot of the posting HEAD_AHEAD on, asked for (a hint)
                 ahead = indices[j + HEAD_AHEAD]
-                prefetch_row(table, np.int64((np.uint64(ahead) * np.uint64(11400714819323198485))
-                                             >> np.uint64(64 - bits)) if bits else 0)
+                prefetch_row(table, np.int64((np.uint64(ahead) * np.uint64(FIBONACCI)) >> np.uint64(64 - bits))
+                             if bits else 0)
             d = indices[j]
             key = np.float64(d)
             # Fibonacci hashing: the top bits of the document times 2^64 / golden ratio, then the next free slot
-            i = np.int64((np.uint64(d) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits)) if bits else 0
+            i = np.int64((np.uint64(d) * np.uint64(FIBONACCI)) >> np.uint64(64 - bits)) if bits else 0
             while True:
                 if table[i, 0] == key:
                     break
