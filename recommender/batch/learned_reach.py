@@ -183,10 +183,10 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
     # the fast path: the lists whose pools keep their members (steady_pools), their changed pairs alone
     steady = Steady(job, frozen, rest, moved, depth, mentioned, tops, side, used) if len(tops.cols) else None
-    fast = steady.ok & ~follow[rest] if steady is not None else np.zeros(len(rest), dtype=bool)
+    fast = steady.ok.copy() if steady is not None else np.zeros(len(rest), dtype=bool)
     if steady is not None:
         settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-               margins, reasons)
+               margins, reasons, follow[rest], entrants)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
     reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
     slow_at = np.flatnonzero(~fast)
@@ -275,10 +275,12 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
 
 
 def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-           margins, reasons) -> None:
+           margins, reasons, mine, entrants) -> None:
     """L3, a margin reached and LN for the kept lists on the fast path (`fast`: positions in steady.rest whose
     pools keep their members): their pairs with their changed members alone, tested as the slow path tests
-    them (`voters_change` with the exact pool membership)."""
+    them (`voters_change` with the exact pool membership). A list made again from its margin (`mine`, by
+    position) is tested against its floor instead: a changed member at the floor, within the slack, ranks it
+    again; one above it is an entrant of its replay (`entrants`: row -> {changed article: its new score})."""
     keep = fast[steady.pairs_j]
     js, cs = steady.pairs_j[keep], steady.pairs_c[keep]
     qs = steady.rest[js]
@@ -286,10 +288,15 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     if steady.side is not None:
         pairs["window"], pairs["window_max"] = steady.side.pair_values(qs, cs)
     score, strength = pair_scores(job, stats, qs, cs, pairs, voters[qs], values[qs])
-    hit = js[score + bonus >= thr[js] - LEARNED_EPS]
-    l3[hit] = True
-    reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(hit)))
-    for q in set(qs[score + bonus >= floor[js] - LEARNED_EPS].tolist()):  # the margin is unknown
+    total, followed = score + bonus, mine[js]
+    at_floor = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
+    hit = np.where(followed, at_floor & (np.abs(total - floor[js]) <= LEARNED_EPS), total >= thr[js] - LEARNED_EPS)
+    l3[js[hit]] = True
+    reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
+    for q, c, value in zip(qs[followed & at_floor & ~hit], cs[followed & at_floor & ~hit],
+                           score[followed & at_floor & ~hit]):
+        entrants.setdefault(int(q), {})[int(c)] = float(value)
+    for q in set(qs[~followed & at_floor].tolist()):  # the margin is unknown
         margins.pop(q, None)
     moved, bounds = steady.moved, steady.frozen.bounds
     strong = np.zeros(len(fast), dtype=bool)

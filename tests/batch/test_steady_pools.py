@@ -168,3 +168,45 @@ def _sectioned_first_run(tmp_path, seed: int):
     write_records(feed, records)
     assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     return policy, rng, feed, index_dir, out, records, bank
+
+
+def test_lists_made_from_their_margins_on_the_fast_path(tmp_path, monkeypatch):
+    """A kept list that shows a changed article, whose pools keep their members, is decided on the fast path
+    against its margin's floor: its changed members above the floor enter the margin's replay at their new
+    scores. Nights of small edits to shown articles: such lists are made again from their margins with changed
+    members entering, and every list equals a full recomputation."""
+    from recommender.batch import learned_reach, margin_follow
+
+    policy = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12, dense=0.6, window=0.0),
+                     duplicates=replace(LEARNED.duplicates, threshold=1.0)).with_links(k=5, min_score=None)
+    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
+    records = _records(N)
+    write_records(feed, records)
+    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
+    on_fast, entered = set(), set()
+    settle, replay = learned_reach.settle, margin_follow.replay
+
+    def watched_settle(job, stats, steady, fast, *args):
+        mine = args[-2]
+        on_fast.update(int(q) for q in steady.rest[fast & mine])
+        return settle(job, stats, steady, fast, *args)
+
+    def watched_replay(job, q, margin, moved, entering, has_copy, slack):
+        made = replay(job, q, margin, moved, entering, has_copy, slack)
+        if made is not None and entering:
+            entered.add(int(q))
+        return made
+
+    monkeypatch.setattr(learned_reach, "settle", watched_settle)
+    monkeypatch.setattr(margin_follow, "replay", watched_replay)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        shown = sorted({y for links in outputs(out).values() for y, _, _ in links})
+        for article in rng.choice(shown, 4, replace=False):
+            record = next(r for r in records if r["id"] == article)
+            record["text"] += " " + " ".join(record["text"].split()[:3])  # a little more of itself
+        write_records(feed, records)
+        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
+        assert record.lists["kind"] == "incremental", record.lists
+        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
+    assert on_fast & entered, (len(on_fast), len(entered))
