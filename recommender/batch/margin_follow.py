@@ -128,7 +128,8 @@ def replay(job, q: int, margin: tuple, moved: np.ndarray, entering: dict, has_co
         return None  # an entry at the floor: unknown articles below it may come first
     raw_of = dict(zip(new_rows.tolist(), new_raw.tolist()))
     shown = [link.row for link in ordered]
-    out_rows = np.array(shown + [r for r in new_rows.tolist() if r not in set(shown)], dtype=np.int64)
+    taken = set(shown)
+    out_rows = np.array(shown + [r for r in new_rows.tolist() if r not in taken], dtype=np.int64)
     chosen = choose_links(ordered, job.policy)
     above = above_threshold(Candidates(q, new_rows, new_raw.astype(np.float32), {}, {}), chosen, job.policy)
     return chosen, (out_rows, np.array([raw_of[r] for r in out_rows]), floor), above
