@@ -269,15 +269,23 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     update_last_run(o.out_dir, record)  # the stored record gets the write time and the true end
 
 
+# An approximate vector index (IVF, above store.ann.FLAT_MAX articles) finds dense pools that are not the exact top
+# of a row, so no night can follow them (incremental.plan would rank every list again): its runs keep no lists
+# state, whose pool records would cost about 17 KB a list (17 GB at 1M articles) for nothing.
+NO_STATE_APPROXIMATE = "approximate vector index (its dense pools are not exact tops): every list, no lists state"
+
+
 def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: RunRecord, *, as_of,
                   progress: bool, engine: Engine) -> list:
     """Every article's links: with the local engine only the lists a change can reach are ranked again
-    (recommender.batch.incremental; the state is kept in the output folder); with another engine all of them."""
+    (recommender.batch.incremental; the state is kept in the output folder); with another engine, or over an
+    approximate vector index, all of them."""
     from . import incremental
     from .relatedlists import all_links
 
-    if engine.name != "local":
-        record.lists = {"kind": "full", "recomputed": job.count, "reasons": {f"engine {engine.name}": job.count},
+    if engine.name != "local" or job.ann is not None:
+        why = f"engine {engine.name}" if engine.name != "local" else NO_STATE_APPROXIMATE
+        record.lists = {"kind": "full", "recomputed": job.count, "reasons": {why: job.count},
                         "fresh_statistics": True}
         (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
         return all_links(job, progress=progress, engine=engine)
