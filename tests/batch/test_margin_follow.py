@@ -108,3 +108,31 @@ def test_margins_hold_what_the_title_rule_and_the_collapse_hid(tmp_path, monkeyp
         assert not any(copy for _, copy in replayed)
     else:
         assert any(title for title, _ in replayed) and any(copy for _, copy in replayed)
+
+
+def test_a_replayed_entry_the_decay_puts_under_the_floor_is_not_trusted():
+    """An entry kept beyond the list (here hidden by the title rule, its title-mate now changed) whose score the
+    recency decay puts under the floor may sit below a candidate the margin never recorded: the replay must not
+    choose it. With every other entry changed, too few trusted entries remain, so the list is ranked again."""
+    from types import SimpleNamespace
+
+    from recommender.rank.linking import RuleColumns
+
+    n, k = 16, 2
+    infos = [SimpleNamespace(id=f"doc/{i}", source=None, title="Value" if i in (1, 14) else f"Page {i}",
+                             url=f"https://example.org/doc/{i}/", published="2024-06-01" if i != 14 else "2020-01-01",
+                             draft=False, kind="article") for i in range(n)]
+    policy = Policy().with_links(k=k, min_score=None).with_section("recency", half_life_days=30)
+    job = SimpleNamespace(policy=policy, facts=RuleColumns.from_infos(infos), overrides=None, as_of=None,
+                          vectors=np.eye(n, dtype=np.float32))
+    entries = np.arange(1, 13)  # k + 10 entries, best first, same day as the query: no decay
+    raw = np.linspace(3.0, 1.9, len(entries))
+    margin = (np.concatenate([entries, [14]]), np.concatenate([raw, [2.5]]), float(raw[-1]))  # 14: hidden, old
+    moved = np.zeros(n, dtype=bool)
+    moved[1:12] = True  # all but the last entry changed, and none scores at the floor now
+    made = margin_follow.replay(job, 0, margin, moved, {}, np.zeros(n, dtype=bool), 1e-3)
+    assert made is None
+    moved[1:11] = True  # a sure list: two entries at or above the floor remain
+    moved[11] = False
+    made = margin_follow.replay(job, 0, margin, moved, {}, np.zeros(n, dtype=bool), 1e-3)
+    assert made is not None and [link.row for link in made[0]] == [11, 12]
