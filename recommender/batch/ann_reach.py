@@ -68,7 +68,7 @@ def reached_by_pools(job, frozen, state: dict, prev: np.ndarray, moved: np.ndarr
     out = np.zeros(len(prev), dtype=bool)
     if not len(rest):
         return out
-    bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
+    bonus = policy.links.bonus_bound
     used = {part: ranker.uses(part) for part in ("lexical", "mention", "window", "window_max")}
     weights = {p: ranker.weights[p] for p in ("dense", *(p for p, u in used.items() if u))}
     stats = QueryStats(job, frozen, used)

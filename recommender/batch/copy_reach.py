@@ -193,7 +193,7 @@ def above_threshold(cand, chosen: list, policy) -> np.ndarray:
         thr = min(ranked) if ranked else np.inf
     else:
         thr = -np.inf if links.min_score is None else links.min_score
-    bonus = links.topic_bonus if links.same_topic == "prefer" else 0.0
+    bonus = links.bonus_bound
     return np.sort(cand.rows[cand.score.astype(np.float64) + bonus >= thr - EPS]).astype(np.int64)
 
 

@@ -311,7 +311,7 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
     parts = {"dense": True, **{part: ranker.uses(part) for part in ROW_PARTS}}
     weights = {p: ranker.weights[p] for p, used in parts.items() if used}
     norm = sum(weights.values())
-    bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
+    bonus = policy.links.bonus_bound
     vr = job.vectors[rest]
     mean = vr @ frozen.mean_vector
     std = np.sqrt(np.maximum(np.einsum("qd,qd->q", vr @ frozen.second_moment, vr) - mean ** 2, 0.0))

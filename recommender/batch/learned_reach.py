@@ -163,7 +163,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     frozen.bounds["voters"][frozen.bounds["voters"] < -1] = -1
     if not len(rest):
         return out
-    bonus = policy.links.topic_bonus if policy.links.same_topic == "prefer" else 0.0
+    bonus = policy.links.bonus_bound
     used = {part: ranker.uses(part) for part in ("lexical", "mention", "window")}
     stats = QueryStats(job, frozen, used)
     owners = np.diff(job.graph.lists.indptr) > 0
@@ -293,8 +293,8 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     hit = np.where(followed, at_floor & (np.abs(total - floor[js]) <= LEARNED_EPS), total >= thr[js] - LEARNED_EPS)
     l3[js[hit]] = True
     reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
-    for q, c, value in zip(qs[followed & at_floor & ~hit], cs[followed & at_floor & ~hit],
-                           score[followed & at_floor & ~hit]):
+    enter = followed & at_floor & ~hit
+    for q, c, value in zip(qs[enter], cs[enter], score[enter]):
         entrants.setdefault(int(q), {})[int(c)] = float(value)
     for q in set(qs[~followed & at_floor].tolist()):  # the margin is unknown
         margins.pop(q, None)

@@ -50,17 +50,12 @@ def record(job, cand, ordered: list) -> None:
     floor = ordered[-1].score
     rows = np.array([link.row for link in ordered], dtype=np.int64)
     raw = cand.score.astype(np.float64)
-    others = cand.rows[(raw + _bonus(job.policy) >= floor - EPS) & ~np.isin(cand.rows, rows)]
+    others = cand.rows[(raw + job.policy.links.bonus_bound >= floor - EPS) & ~np.isin(cand.rows, rows)]
     if len(others) > MARGIN_EXTRA:
         return
     rows = np.concatenate([rows, np.sort(others).astype(np.int64)])
     order = np.argsort(cand.rows, kind="stable")
     margins[q] = (rows, raw[order[np.searchsorted(cand.rows[order], rows)]], float(floor))
-
-
-def _bonus(policy) -> float:
-    links = policy.links
-    return links.topic_bonus if links.same_topic == "prefer" else 0.0
 
 
 def state_arrays(frozen, n: int, k: int) -> dict:

@@ -141,6 +141,12 @@ class Links:
     # on the site) nor articles without a URL or page of their own (rank/linking.py: target_kinds)
     targets: tuple[str, ...] = ("site", "other-domains")
 
+    @property
+    def bonus_bound(self) -> float:
+        """The most the topic bonus adds to a candidate's score: what the nightly reach adds to a score before the
+        policy's adjustments to bound the adjusted one."""
+        return self.topic_bonus if self.same_topic == "prefer" else 0.0
+
 
 @dataclass(frozen=True)
 class Site:
