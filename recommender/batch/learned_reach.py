@@ -27,7 +27,9 @@ ranked again only when:
   learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
 * LW: its new window pool cannot be told from what it stored (window_reach.follow);
 * LN: the curated-list owners among its 20 strongest candidates (with a positive strength) change, or one of
-  them changed, or the new top 20 cannot be told from the record (ties, or too many left).
+  them was removed, or the new top 20 cannot be told from the record (ties, or too many left). When the owners
+  are the same but a changed one among them votes with a new strength, the candidates its list holds are scored
+  again and the list is made again from its margin, if that is sure (voter_reach); else LN.
 
 Tags: the tag IDF (and which tags are rare enough to pool on) follows the corpus size and is not frozen, so a site
 with tags gets a full run under a learned ranking (`prepare`); so does an approximate vector index (the dense pool
@@ -43,7 +45,6 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from ..rank.candidates import mention_depth
-from ..rank.graph_signals import NEIGHBOURS
 from ..rank.signaltable import full_run_reason
 from .learned_pairs import QueryStats, as_csr, pair_scores, voter_strength
 from .pool_follow import TopSide, mention_membership
@@ -51,10 +52,9 @@ from . import margin_follow
 from .copy_reach import duplicates
 from .window_batch import WindowSide
 from .steady_pools import Steady
+from .voter_reach import RECORDED, REWEIGHED, reweighed_scores, voters_change
 
-RECORDED = NEIGHBOURS + 10  # strongest candidates recorded per list
 LEARNED_EPS = 1e-3  # float slack of the learned score tests (float32 signals standardised and weighted)
-STRENGTH_EPS = 1e-5  # float slack of the strength comparisons (a mean of two float32 z-scores)
 POOL_EPS = 1e-5  # float slack of the pool membership tests (the same products, blocked differently)
 
 
@@ -176,17 +176,20 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
     tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
+    raw_pairs = pair_values(tops, side)
     margins = frozen.margins
-    for q in [q for q, (rows, _, _) in margins.items() if not follow[q] and ((rows < 0) | moved[rows]).any()]:
-        del margins[q]  # a changed article in the margin of a list that shows none: no longer followed
+    # margins dropped at the end unless made again: a changed article in the margin of a list that shows none (no
+    # longer followed), or one at the floor of such a list (the margin is unknown)
+    unknown = {q for q, (rows, _, _) in margins.items() if not follow[q] and ((rows < 0) | moved[rows]).any()}
     floor = np.array([margins[q][2] if q in margins else np.nan for q in rest])
     entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
+    reweigh: dict[int, tuple] = {}  # position -> what voter_reach.reweighed_scores needs (voters_change REWEIGHED)
     # the fast path: the lists whose pools keep their members (steady_pools), their changed pairs alone
     steady = Steady(job, frozen, rest, moved, depth, mentioned, tops, side, used) if len(tops.cols) else None
     fast = steady.ok.copy() if steady is not None else np.zeros(len(rest), dtype=bool)
     if steady is not None:
         settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-               margins, reasons, follow[rest], entrants)
+               unknown, reasons, follow[rest], entrants, reweigh)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
     reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
     slow_at = np.flatnonzero(~fast)
@@ -216,10 +219,8 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         unmoved_change = ~((sure_in_new & sure_in_old) | (sure_out_new & sure_out_old)) & ~moved[None, :]
         moved_in = moved[None, :] & ~sure_out_new
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
-        pairs = tops.pair_values(r[qi], cols)
-        if side is not None:
-            pairs["window"], pairs["window_max"] = side.pair_values(r[qi], cols)
-        score, strength = pair_scores(job, stats, r[qi], cols, pairs, voters[r[qi]], values[r[qi]])
+        score, strength = pair_scores(job, stats, r[qi], cols, raw_pairs(r[qi], cols), voters[r[qi]],
+                                      values[r[qi]])
         hit = score + bonus >= thr[part[qi]] - LEARNED_EPS
         at_floor = score + bonus >= floor[part[qi]] - LEARNED_EPS  # False without a margin
         mine_ = follow[r[qi]]
@@ -229,8 +230,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         for j, c, value in zip(qi[mine_ & at_floor & ~hit], cols[mine_ & at_floor & ~hit],
                                score[mine_ & at_floor & ~hit]):
             entrants.setdefault(int(r[j]), {})[int(c)] = float(value)
-        for q in set(r[qi[~mine_ & at_floor]].tolist()):  # something reached the floor: the margin is unknown
-            margins.pop(q, None)
+        unknown.update(r[qi[~mine_ & at_floor]].tolist())  # something reached the floor: the margin is unknown
         entering = ~sure_out_new[qi, cols]
         # most lists' records stand as they are: no recorded candidate changed, left or sits at the boundary, and
         # nothing entered above the record's cut; only the others are looked at one by one
@@ -246,20 +246,37 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
             mine = qi == j
             why = voters_change(voters[q], values[q], cut[q], sure_out_new[j], sure_in_new[j], moved, owners,
                                 cols[mine & entering], strength[mine & entering], frozen.bounds, q)
-            if why:
+            if why == REWEIGHED:
+                reweigh[int(part[j])] = cols[mine], sure_in_new[j].copy(), sure_out_new[j].copy()
+            elif why:
                 ln[part[j]] = True
                 voter_reasons[why] = voter_reasons.get(why, 0) + 1
+    moved_for = reweighed_voters(job, stats, raw_pairs, rest, reweigh, moved, floor, bonus, margins, l3, ln, lw,
+                                 entrants, voter_reasons, frozen.bounds)
     r4 = duplicates(frozen, rest)
     mine = follow[rest]
-    untold = mine & ~(l3 | ln | r4 | lw)  # followed: made again from its margin when that is sure
+    voted = np.zeros(len(rest), dtype=bool)
+    voted[[j for j in reweigh if int(rest[j]) in moved_for]] = True
+    untold = (mine | voted) & ~(l3 | ln | r4 | lw)  # made again from its margin when that is sure
     has_copy = frozen.duplicates.has_copy if frozen.duplicates is not None else np.zeros(n, dtype=bool)
     for j in np.flatnonzero(untold):
         q = int(rest[j])
-        made = margin_follow.replay(job, q, margins[q], moved, entrants.get(q, {}), has_copy, LEARNED_EPS)
+        made = margin_follow.replay(job, q, margins[q], moved_for.get(q, moved), entrants.get(q, {}), has_copy,
+                                    LEARNED_EPS)
         if made is not None:
             untold[j] = False
             frozen.followed[q], margins[q], frozen.above[q] = made
-    reasons["shows a changed article, made again from its margin (learned)"] = int(len(frozen.followed))
+            unknown.discard(q)
+    for q in unknown:
+        margins.pop(q, None)
+    remade = np.array([int(q) in frozen.followed for q in rest], dtype=bool)
+    reasons["shows a changed article, made again from its margin (learned)"] = int((remade & mine).sum())
+    reasons["its strongest candidates' strength changed, made again from its margin (learned)"] = \
+        int((remade & ~mine).sum())
+    refused = voted & untold & ~mine
+    if refused.any():
+        voter_reasons[f"{REWEIGHED}, its replay refused"] = int(refused.sum())
+    ln |= refused
     fell = mine & (untold | l3 | ln | r4 | lw)
     for name, hit in (("shows a changed article, its margin cannot tell (learned)", fell),
                       ("a changed or displaced article reaches its threshold (learned)", l3 & ~mine),
@@ -275,7 +292,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
 
 
 def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-           margins, reasons, mine, entrants) -> None:
+           unknown, reasons, mine, entrants, reweigh) -> None:
     """L3, a margin reached and LN for the kept lists on the fast path (`fast`: positions in steady.rest whose
     pools keep their members): their pairs with their changed members alone, tested as the slow path tests
     them (`voters_change` with the exact pool membership). A list made again from its margin (`mine`, by
@@ -284,10 +301,8 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     keep = fast[steady.pairs_j]
     js, cs = steady.pairs_j[keep], steady.pairs_c[keep]
     qs = steady.rest[js]
-    pairs = steady.tops.pair_values(qs, cs)
-    if steady.side is not None:
-        pairs["window"], pairs["window_max"] = steady.side.pair_values(qs, cs)
-    score, strength = pair_scores(job, stats, qs, cs, pairs, voters[qs], values[qs])
+    score, strength = pair_scores(job, stats, qs, cs, pair_values(steady.tops, steady.side)(qs, cs), voters[qs],
+                                  values[qs])
     total, followed = score + bonus, mine[js]
     at_floor = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
     hit = np.where(followed, at_floor & (np.abs(total - floor[js]) <= LEARNED_EPS), total >= thr[js] - LEARNED_EPS)
@@ -296,8 +311,7 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     enter = followed & at_floor & ~hit
     for q, c, value in zip(qs[enter], cs[enter], score[enter]):
         entrants.setdefault(int(q), {})[int(c)] = float(value)
-    for q in set(qs[~followed & at_floor].tolist()):  # the margin is unknown
-        margins.pop(q, None)
+    unknown.update(qs[~followed & at_floor].tolist())  # the margin is unknown
     moved, bounds = steady.moved, steady.frozen.bounds
     strong = np.zeros(len(fast), dtype=bool)
     strong[js[~(strength <= cut[qs])]] = True
@@ -314,46 +328,49 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
         mine = order[ends[j]:ends[j + 1]]
         why = voters_change(voters[q], values[q], cut[q], ~mask, mask, moved, owners, cs[mine], strength[mine],
                             bounds, q)
-        if why:
+        if why == REWEIGHED:
+            reweigh[int(j)] = cs[mine], mask, ~mask
+        elif why:
             ln[j] = True
             voter_reasons[why] = voter_reasons.get(why, 0) + 1
 
 
-def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows, new_values, bounds, q) -> str:
-    """LN for one kept list: why the owners among its 20 strongest candidates (positive strength) can differ now
-    ("" when they cannot: its record is then brought up to date in `bounds`)."""
-    if np.isnan(cut):
-        return "no record"
-    valid = rows != -1
-    old_top = [(r, v) for r, v in zip(rows[valid][:NEIGHBOURS], values[valid][:NEIGHBOURS]) if v > 0]
-    if any(r == -2 or (moved[r] and owners[r]) for r, _ in old_top):  # a list that votes changed, or unknown
-        return "a voter changed or was removed"
-    merged = []
-    for r, v in zip(rows[valid], values[valid]):
-        if r < 0 or moved[r] or sure_out[r]:
-            continue
-        if not sure_in[r] and v > 0:
-            return "a voter at the pool boundary"  # a candidate or not, cannot tell
-        merged.append((r, v))
-    have = {r for r, _ in merged}
-    merged += [(int(r), float(v)) for r, v in zip(new_rows, new_values) if r not in have]
-    merged.sort(key=lambda x: -x[1])
-    strengths = [v for _, v in merged]
-    if cut > 0 and (len(merged) < NEIGHBOURS or strengths[NEIGHBOURS - 1] <= cut + STRENGTH_EPS):
-        return "the new 20th not recorded"
-    if len(merged) > NEIGHBOURS and strengths[NEIGHBOURS - 1] > 0:
-        tied = [owners[r] for r, v in merged if abs(v - strengths[NEIGHBOURS - 1]) <= STRENGTH_EPS]
-        if len(tied) > 1 and any(tied) and strengths[NEIGHBOURS] >= strengths[NEIGHBOURS - 1] - STRENGTH_EPS:
-            return "a tie at the 20th"  # an owner among candidates the order of the pool decides
-    new_top = merged[:NEIGHBOURS]
-    if {r for r, v in old_top if owners[r]} != {r for r, v in new_top if v > 0 and owners[r]}:
-        return "other voters"
-    if any(moved[r] for r, v in new_top if v > 0 and owners[r]):
-        return "a voter changed or was removed"
-    kept = merged[:RECORDED]
-    bounds["voters"][q], bounds["voter_strength"][q] = -1, np.nan
-    bounds["voters"][q, :len(kept)] = [r for r, _ in kept]
-    bounds["voter_strength"][q, :len(kept)] = [v for _, v in kept]
-    dropped = [v for _, v in merged[RECORDED:]]
-    bounds["voter_cut"][q] = max([cut] + dropped)
-    return ""
+def pair_values(tops, side):
+    """The raw part values of pairs (qs, cs), as the learned score reads them: dense and lexical (TopSide), window
+    (WindowSide, when the ranking uses it)."""
+    def values(qs: np.ndarray, cs: np.ndarray) -> dict:
+        pairs = tops.pair_values(qs, cs)
+        if side is not None:
+            pairs["window"], pairs["window_max"] = side.pair_values(qs, cs)
+        return pairs
+
+    return values
+
+
+def reweighed_voters(job, stats, raw_pairs, rest, reweigh: dict, moved, floor, bonus, margins, l3, ln, lw, entrants,
+                     voter_reasons, bounds) -> dict:
+    """The kept lists whose voters_change was REWEIGHED (`reweigh`: position -> its scored pairs' candidates and
+    its sure-in and sure-out masks): each made again from its margin (returned: row -> the articles its replay
+    counts as changed, `entrants` replaced by its pairs at the floor under the new record) when that is sure, as a
+    followed list's: no candidate at the floor within the slack, none whose membership changed or is unsure at or
+    above it. Else LN."""
+    out = {}
+    for j, (cols, sure_in, sure_out) in reweigh.items():
+        q = int(rest[j])
+        got = None if l3[j] or lw[j] or q not in margins else \
+            reweighed_scores(job, stats, raw_pairs, q, cols, sure_in, sure_out, moved, bounds)
+        if got is not None:
+            affected, cs, score = got
+            total = score + bonus
+            at = total >= floor[j] - LEARNED_EPS
+            unsure = (np.abs(total - floor[j]) <= LEARNED_EPS) | (at & ~moved[cs] & np.isin(cs, cols)) | \
+                (at & ~sure_in[cs])
+            if not unsure.any():
+                entrants[q] = {int(c): float(value) for c, value in zip(cs[at], score[at])}
+                out[q] = moved.copy()
+                out[q][affected] = True
+                continue
+        ln[j] = True
+        why = f"{REWEIGHED}, its margin cannot tell"
+        voter_reasons[why] = voter_reasons.get(why, 0) + 1
+    return out

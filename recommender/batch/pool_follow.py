@@ -70,6 +70,13 @@ def by_value(rows: np.ndarray, values: np.ndarray) -> tuple:
     return np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1), order
 
 
+def _kth_largest(values: np.ndarray, depth: int) -> float:
+    """The depth-th largest of `values` (-inf when there are fewer)."""
+    if len(values) < depth:
+        return -np.inf
+    return float(np.partition(values, len(values) - depth)[len(values) - depth])
+
+
 def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int, eps: float, positive: bool):
     """The pools of full rows (`values`: len(qs) x n; query qs[i] owns row i; positive: the lexical rows, where a
     document sharing no term is in no pool) against their stored boundaries `bound` (NaN: none), all rows at
@@ -80,10 +87,10 @@ def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int,
         values = np.where(values > 0, values, -np.inf)
     b = len(qs)
     width = values.shape[1]  # the depth-th largest is the (width - depth)-th smallest: no negated copy
-    # the lexical rows are mostly -inf (no shared term), on which np.partition's selection degrades: sorted
-    # (256 rows of 14,592, nine in ten -inf: 15 against 314 ms; the dense rows' values are all distinct: partitioned)
-    kth = (np.sort(values, axis=1) if positive else np.partition(values, width - depth, axis=1))[:, width - depth] \
-        if b else np.zeros(0)
+    if positive:  # mostly -inf (no shared term), on which np.partition degrades: each row's positive values alone
+        kth = np.array([_kth_largest(row[row > -np.inf], depth) for row in values]) if b else np.zeros(0)
+    else:
+        kth = np.partition(values, width - depth, axis=1)[:, width - depth] if b else np.zeros(0)
     finite_kth = np.isfinite(kth)
     with np.errstate(invalid="ignore"):  # -inf - -inf: never near
         above = values > kth[:, None] + eps

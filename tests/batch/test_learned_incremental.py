@@ -2,7 +2,9 @@
 removals, pins and blocks, every list of an incremental run equals a full recomputation with the same frozen
 statistics (the same ids in the same order, the same pinned flags, scores within 1e-5), and fewer lists than all
 are ranked again. Three models have one weight raised (neighbour_lists, named_by, window_max_z) so that the voter
-rule, the graph facts in the signatures and the window pool decide lists: turning any off makes its case fail."""
+rule, the graph facts in the signatures and the window pool decide lists: turning any off makes its case fail.
+With a heavy neighbour_lists, lists whose voters changed only their strength are made again from their margins
+(voter_reach): counting a voter's list members as changed, or scoring them again, is what keeps them equal."""
 
 from dataclasses import replace
 
@@ -17,6 +19,7 @@ from recommender.rank.overrides import Overrides
 from recommender.rank.policy import Policy
 
 N = 160
+REWEIGHED_REMADE = "its strongest candidates' strength changed, made again from its margin (learned)"
 
 
 def _records(n, sections=False):
@@ -78,7 +81,7 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     curated = _curated_ids(records)
     rng = np.random.default_rng(1)
-    recomputed = []
+    recomputed, reweighed = [], 0
     for round_ in range(3):  # 15 articles churned: under the refit_drift of LEARNED
         free = [i for i, r in enumerate(records) if r["id"] not in curated]  # a removal there would retrain
         picks = rng.choice(len(records), 3, replace=False)
@@ -107,7 +110,10 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         assert record.ranking == "learned" and not record.training["trained"], record.training
         assert record.lists["kind"] == "incremental", record.lists
         recomputed.append(record.lists["recomputed"] / len(records))
+        reweighed += record.lists["reasons"][REWEIGHED_REMADE]
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
+    if emphasis == "neighbour_lists":  # lists whose voters' strength changed, made again from their margins
+        assert reweighed > 0
     if emphasis is None:  # with a heavy named_by, the article the additions name is in every list: all change
         assert max(recomputed) < 1, recomputed
     got = outputs(out)

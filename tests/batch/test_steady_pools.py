@@ -187,7 +187,7 @@ def test_lists_made_from_their_margins_on_the_fast_path(tmp_path, monkeypatch):
     settle, replay = learned_reach.settle, margin_follow.replay
 
     def watched_settle(job, stats, steady, fast, *args):
-        mine = args[-2]
+        mine = args[-3]
         on_fast.update(int(q) for q in steady.rest[fast & mine])
         return settle(job, stats, steady, fast, *args)
 
