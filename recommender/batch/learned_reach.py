@@ -353,14 +353,14 @@ def reweighed_voters(job, stats, raw_pairs, rest, reweigh: dict, moved, floor, b
     its sure-in and sure-out masks): each made again from its margin (returned: row -> the articles its replay
     counts as changed, `entrants` replaced by its pairs at the floor under the new record) when that is sure, as a
     followed list's: no candidate at the floor within the slack, none whose membership changed or is unsure at or
-    above it. Else LN."""
+    above it. Else LN. Every pair scored again counts as changed, so one that left the pools leaves the margin."""
     out = {}
     for j, (cols, sure_in, sure_out) in reweigh.items():
         q = int(rest[j])
         got = None if l3[j] or lw[j] or q not in margins else \
             reweighed_scores(job, stats, raw_pairs, q, cols, sure_in, sure_out, moved, bounds)
         if got is not None:
-            affected, cs, score = got
+            cs, score = got
             total = score + bonus
             at = total >= floor[j] - LEARNED_EPS
             unsure = (np.abs(total - floor[j]) <= LEARNED_EPS) | (at & ~moved[cs] & np.isin(cs, cols)) | \
@@ -368,7 +368,7 @@ def reweighed_voters(job, stats, raw_pairs, rest, reweigh: dict, moved, floor, b
             if not unsure.any():
                 entrants[q] = {int(c): float(value) for c, value in zip(cs[at], score[at])}
                 out[q] = moved.copy()
-                out[q][affected] = True
+                out[q][cs] = True  # scored again: the replay takes each from `entrants` or not at all
                 continue
         ln[j] = True
         why = f"{REWEIGHED}, its margin cannot tell"

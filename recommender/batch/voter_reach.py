@@ -34,7 +34,7 @@ def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows,
     valid = rows != -1
     old_top = [(r, v) for r, v in zip(rows[valid][:NEIGHBOURS], values[valid][:NEIGHBOURS]) if v > 0]
     if any(r == -2 for r, _ in old_top):  # a voter removed: its list is gone from the graph
-        return "a voter changed or was removed"
+        return "a voter was removed"
     merged = []
     for r, v in zip(rows[valid], values[valid]):
         if r < 0 or moved[r] or sure_out[r]:
@@ -66,24 +66,24 @@ def voters_change(rows, values, cut, sure_out, sure_in, moved, owners, new_rows,
 
 def reweighed_scores(job, stats, pair_values, q: int, cols: np.ndarray, sure_in: np.ndarray,
                      sure_out: np.ndarray, moved: np.ndarray, bounds: dict):
-    """For list q whose voters_change was REWEIGHED (its new record in `bounds`): (the candidates whose votes
-    moved: the lists of its changed voters, among its candidates; the pairs scored: those and `cols`, the list's
-    pairs the reach scored with the old record; their learned scores under the new record), or None when one of
-    those candidates' membership cannot be told. pair_values(qs, cs): the raw part values of pairs (the reach's
-    TopSide and WindowSide)."""
+    """For list q whose voters_change was REWEIGHED (its new record in `bounds`): (the pairs scored: the
+    candidates whose votes moved, those its changed voters' lists hold, and `cols`, the list's pairs the reach
+    scored with the old record; their learned scores under the new record), or None when the membership of one of
+    those candidates cannot be told. pair_values(qs, cs): the raw part values of pairs (the reach's TopSide and
+    WindowSide)."""
     voters = bounds["voters"][q]
     values = bounds["voter_strength"][q]
     lists = job.graph.lists
     top = voters[:NEIGHBOURS]
     changed = top[(top >= 0) & (np.nan_to_num(values[:NEIGHBOURS]) > 0)]
     changed = changed[moved[changed]]
-    members = np.unique(np.concatenate([lists.indices[lists.indptr[o]:lists.indptr[o + 1]] for o in changed]))
+    members = np.unique(np.concatenate([lists.indices[lists.indptr[o]:lists.indptr[o + 1]] for o in changed] +
+                                       [np.zeros(0, np.int64)]))
     members = members[members != q].astype(np.int64)
     if (~sure_in[members] & ~sure_out[members]).any():
         return None  # a candidate or not, cannot tell
-    affected = members[sure_in[members]]
-    cs = np.unique(np.concatenate([np.asarray(cols, np.int64), affected]))
+    cs = np.unique(np.concatenate([np.asarray(cols, np.int64), members[sure_in[members]]]))
     qs = np.full(len(cs), q, dtype=np.int64)
     score, _ = pair_scores(job, stats, qs, cs, pair_values(qs, cs), np.repeat(voters[None, :], len(cs), 0),
                            np.repeat(values[None, :], len(cs), 0))
-    return affected, cs, score
+    return cs, score
