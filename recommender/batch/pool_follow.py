@@ -8,6 +8,11 @@ articles with their new values, and the outsiders, each at most the old pool's l
 member). `follow_top` gives it exactly when no outsider can come in: when the new pool's last is above the old
 lowest, or is an old member itself; else (a member removed or changed and not replaced above the old boundary)
 the list's own row is computed, as before (`TopSide.membership`).
+
+The ranking also records the POOL_MORE rows that follow each pool (window_record's `more`), and a followed or own
+row keeps what follows its new pool: those count as old members in `follow_tops`, so a pool that loses a member
+to a change takes the next recorded row instead of its own row being computed, while they last (each follow
+keeps only the rows sure to be ahead of every outsider).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.candidates import mention_cuts
+from ..rank.ranking import POOL_MORE
 
 ROW_VALUES = 1 << 22  # values of full rows held at once by TopSide._own_rows (float64: 32 MB)
 PAIR_BLOCK = 4096  # pairs whose vectors TopSide.pair_values gathers at once
@@ -119,19 +125,48 @@ def own_pools(values: np.ndarray, qs: np.ndarray, bound: np.ndarray, depth: int,
     return kth, mine, sure_out, was, gone, pools
 
 
+def next_best(values: np.ndarray, pools: list, mine: np.ndarray, depth: int, more: int, positive: bool) -> list:
+    """What follows each own row's pool (own_pools' `pools` and `mine`; `values`: the rows as computed): its next
+    `more` rows with values (positive ones, for the lexical rows), best first, ties to the lower row, as (rows,
+    values); None for a row without a pool or with fewer than `depth` in it (nothing follows)."""
+    out: list = []
+    for i, pool in enumerate(pools):
+        if pool is None or len(pool[0]) < depth:
+            out.append(None)
+            continue
+        row = values[i]
+        cand = np.flatnonzero(~mine[i] & (row > 0 if positive else np.isfinite(row)))
+        v = row[cand]
+        if len(cand) > more:
+            kth = np.partition(v, len(v) - more)[len(v) - more]
+            cand, v = cand[v >= kth], v[v >= kth]
+        order = np.lexsort((cand, -v))[:more]
+        out.append((cand[order].astype(np.int64), v[order].astype(np.float32)))
+    return out
+
+
 def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.ndarray, depth: int, eps: float,
-                positive: bool) -> list:
+                positive: bool, mores: list | None = None) -> list:
     """`follow_top` of many lists at once: olds[j] the stored pool of list j (or None), changed[j] its values with
-    the changed articles `cols`. Each list's new pool (rows, values) as follow_top gives it, or None (no stored
-    pool, or follow_top's None). The same candidates, the same total order (value, then row: rows are distinct),
-    the same tests, for a block of lists in a few array operations instead of a loop."""
+    the changed articles `cols`. Each list's new pool as follow_top gives it, with the rows that follow it, as
+    (rows, values, more), or None (no stored pool, or follow_top's None). The same candidates, the same total
+    order (value, then row: rows are distinct), the same tests, for a block of lists in a few array operations
+    instead of a loop.
+
+    mores[j]: the rows recorded after list j's pool (rows, values: window_record's `dense_more`, `lexical_more`;
+    None: none), every other row after them. They count as old members: an outsider is now after every unchanged
+    one of them and at most the lowest of them, so a pool that loses a member is still followed while they last.
+    `more` is then what follows the new pool and is sure to be ahead of every outsider (before the last unchanged
+    recorded row, or above the lowest recorded value): at most as many as mores[j] held; None without mores."""
     out: list = [None] * len(olds)
     have = [j for j, old in enumerate(olds) if old is not None]
     if not have:
         return out
-    li, pos, old_rows, old_values, lens, lowest = flat_pools([olds[j] for j in have])
-    lowest[~np.isfinite(lowest)] = -np.inf  # each old pool's lowest finite value (-inf: none)
-    width, m, b = int(lens.max(initial=0)), len(cols), len(have)
+    extra = [mores[j] if mores is not None and mores[j] is not None else _NONE for j in have]
+    lens = np.array([len(olds[j][0]) for j in have], dtype=np.int64)  # the pools' own lengths
+    li, pos, old_rows, old_values, known, lowest = flat_pools([_joined(olds[j], more) for j, more in zip(have, extra)])
+    lowest[~np.isfinite(lowest)] = -np.inf  # each list's lowest finite recorded value (-inf: none)
+    width, m, b = int(known.max(initial=0)), len(cols), len(have)
     big = np.iinfo(np.int64).max
     rows = np.full((b, width + m), big, dtype=np.int64)  # padding: value -inf, after every candidate
     values = np.full((b, width + m), -np.inf)
@@ -154,9 +189,33 @@ def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.nda
     last = values[:, min(depth, width + m) - 1]
     last_old = order[:, min(depth, width + m) - 1] < width
     full = ~short & (count >= depth) & ~tied & ((last > lowest + eps) | last_old)
+    # how many of each merged row are sure to be ahead of every outsider: up to its last recorded unchanged row,
+    # or above its lowest recorded value
+    recorded = np.where((order < width) & (values > -np.inf), np.arange(width + m)[None, :] + 1, 0).max(axis=1)
+    sure = np.maximum(recorded, (values > lowest[:, None] + eps).sum(axis=1))
     for i in np.flatnonzero((short & positive) | full):
-        out[have[i]] = (rows[i, :keep[i]].copy(), values[i, :keep[i]].copy())
+        more = None
+        if mores is not None and not short[i]:
+            stop = min(int(sure[i]), int(count[i]), depth + len(extra[i][0]))
+            more = (rows[i, depth:stop].copy(), values[i, depth:stop].astype(np.float32))
+        out[have[i]] = (rows[i, :keep[i]].copy(), values[i, :keep[i]].copy(), more)
     return out
+
+
+_NONE = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+def keep_more(table: dict, q: int, more) -> None:
+    """Record `more` (rows, values) as what follows list q's pool, or nothing (None or empty)."""
+    if more is None or not len(more[0]):
+        table.pop(q, None)
+    else:
+        table[q] = (np.asarray(more[0], np.int64), np.asarray(more[1], np.float32))
+
+
+def _joined(pool: tuple, more: tuple) -> tuple:
+    return np.concatenate([np.asarray(pool[0], np.int64), np.asarray(more[0], np.int64)]), \
+        np.concatenate([np.asarray(pool[1], np.float32), np.asarray(more[1], np.float32)])
 
 
 class TopSide:
@@ -194,10 +253,10 @@ class TopSide:
         in_old, out_old = np.zeros((len(r), n), bool), np.ones((len(r), n), bool)
         bounds = {name: np.full(len(r), -np.inf) for name in self.names}
         for name in self.names:
-            stored = self.record.tops[name]
+            stored, following = self.record.tops[name], self.record.more[name]
             olds = [stored.get(int(q)) for q in r]
             found = follow_tops(olds, self.moved, self.cols, self.changed[name][at], self.depth, self.eps,
-                                positive=name == "lexical")
+                                positive=name == "lexical", mores=[following.get(int(q)) for q in r])
             done = [j for j, f in enumerate(found) if f is not None]
             if done:
                 new_rows = [found[j][0] for j in done]
@@ -209,10 +268,11 @@ class TopSide:
                 cs = np.concatenate(old_rows)
                 in_old[js, cs], out_old[js, cs] = True, False
             for j in done:
-                rows, values = found[j]
+                rows, values, more = found[j]
                 finite = values[np.isfinite(values)]
                 bounds[name][j] = float(finite.min()) if len(rows) >= self.depth and len(finite) else 0.0
                 stored[int(r[j])] = (rows, values.astype(np.float32))
+                keep_more(following, int(r[j]), more)
             missing = np.array([j for j, f in enumerate(found) if f is None], dtype=np.int64)
             step = max(1, ROW_VALUES // max(n, 1))
             for start in range(0, len(missing), step):
@@ -229,12 +289,14 @@ class TopSide:
         values = self.rows(name, qs)
         kth, mine, sure_out, was, gone, pools = own_pools(values, qs, bound, self.depth, self.eps,
                                                           name == "lexical")
-        stored = self.record.tops[name]
-        for q, pool in zip(qs.tolist(), pools):
+        stored, following = self.record.tops[name], self.record.more[name]
+        mores = next_best(values, pools, mine, self.depth, POOL_MORE, name == "lexical")
+        for q, pool, more in zip(qs.tolist(), pools, mores):
             if pool is None:
                 stored.pop(q, None)
             else:
                 stored[q] = pool
+            keep_more(following, q, more)
         out_new[js] &= sure_out
         out_old[js] &= gone
         in_new[js] |= mine

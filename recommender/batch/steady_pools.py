@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.candidates import mention_cut
-from .pool_follow import by_value, flat_pools
+from .pool_follow import by_value, flat_pools, follow_tops, keep_more
 from .window_batch import follow_many
 from .window_reach import EPS, outsider  # EPS: the slack of the membership tests
 
@@ -219,6 +219,30 @@ class Steady:
             else np.zeros(0, np.int64)
         self.pairs_c = np.concatenate([pairs[j] for j in order]) if order else np.zeros(0, np.int64)
 
+    def _follow_more(self, name: str, positions: np.ndarray, block: int = 1024) -> None:
+        """The rows recorded after the kept pools of rows rest[positions] (window_record's `more`): as they are when
+        no row of them changed and no changed article outside the pool reaches their lowest value; else followed
+        as the slow path follows them (pool_follow.follow_tops: the same pool, what follows it), or dropped."""
+        record = self.tops.record
+        following = record.more[name]
+        js = np.array([j for j in positions.tolist() if int(self.rest[j]) in following], dtype=np.int64)
+        if not len(js):
+            return
+        mores = [following[int(q)] for q in self.rest[js]]
+        lowest = np.array([float(v.min()) for _, v in mores])
+        moved = np.array([bool((r < 0).any() or self.moved[np.maximum(r, 0)].any()) for r, _ in mores])
+        reach = (np.asarray(self.tops.changed[name][js]) >= lowest[:, None] - EPS).sum(axis=1)
+        inside = np.array([len(self.found[int(j)][name][3]) for j in js])  # changed members: all above it
+        touched = js[moved | (reach > inside)]
+        for start in range(0, len(touched), block):
+            part = touched[start:start + block]
+            qs = self.rest[part]
+            found = follow_tops([record.tops[name].get(int(q)) for q in qs], self.moved, self.tops.cols,
+                                self.tops.changed[name][part], self.tops.depth, EPS, positive=name == "lexical",
+                                mores=[following.get(int(q)) for q in qs])
+            for q, got in zip(qs.tolist(), found):
+                keep_more(following, q, got[2] if got is not None else None)
+
     def in_pools(self, j: int) -> np.ndarray:
         """Row rest[j]'s new candidates (its pools' members, exactly), as an n-wide mask."""
         q, found = int(self.rest[j]), self.found[j]
@@ -233,7 +257,10 @@ class Steady:
         return mask
 
     def commit(self, positions: np.ndarray, new_bounds: dict) -> None:
-        """The kept pools of rows rest[positions] into the record, their bounds into `new_bounds` (by position)."""
+        """The kept pools of rows rest[positions] into the record, their bounds into `new_bounds` (by position), and
+        what follows each pool brought up to date (`_follow_more`)."""
+        for name in self.tops.names:
+            self._follow_more(name, np.asarray(positions, dtype=np.int64))
         for j in positions:
             q, found = int(self.rest[j]), self.found[int(j)]
             for name in self.tops.names:

@@ -11,7 +11,11 @@ EXACT, UNKNOWN, EVERYTHING = -2, -1, 0  # lasts codes: a full row's top (retriev
 
 FIELDS = {"window": (("rows", np.int32), ("score", np.float32), ("best", np.float32)),  # window pool
           "dense": (("rows", np.int32), ("values", np.float32)),  # dense and lexical pools (pool_follow)
-          "lexical": (("rows", np.int32), ("values", np.float32))}
+          "lexical": (("rows", np.int32), ("values", np.float32)),
+          # the rows after each dense and lexical pool, best first, as the ranking (ranking.POOL_MORE) or a
+          # followed pool (pool_follow) left them: every row outside the pool and these is after them
+          "dense_more": (("rows", np.int32), ("values", np.float32)),
+          "lexical_more": (("rows", np.int32), ("values", np.float32))}
 NEAR_FIELDS = (("rows", np.int32), ("sims", np.float32), ("counts", np.int32), ("floor", np.float64))  # Record.near
 
 
@@ -24,6 +28,7 @@ class Record:
         self.lasts: dict[int, object] = {}
         self.tables: dict[str, dict[int, tuple]] = {name: {} for name in FIELDS}
         self.pools, self.tops = self.tables["window"], {k: self.tables[k] for k in ("dense", "lexical")}
+        self.more = {k: self.tables[f"{k}_more"] for k in ("dense", "lexical")}
         # per row, what its query windows retrieved with the margin: (articles, similarities, count per query
         # window, floor per query window: no other window is nearer), each query window's best first
         self.near: dict[int, tuple] = {}
@@ -46,11 +51,11 @@ class Record:
 
     def record_tops(self, row: int, tops) -> None:
         """The dense and lexical pools of a list the two-stage ranking ranked (None: not known)."""
-        for mine in self.tops.values():
+        for mine in (*self.tops.values(), *self.more.values()):
             mine.pop(row, None)
         if tops is None:
             return
-        cand, raw, pools = tops
+        cand, raw, pools, more = tops
         for name, rows in pools.items():
             if rows is None or name not in raw:
                 continue
@@ -60,6 +65,8 @@ class Record:
             found = (cand[at] == rows) if len(cand) else np.zeros(len(rows), dtype=bool)
             values = np.where(found, raw[name][at] if len(cand) else 0.0, np.inf)  # the query itself: first
             self.tops[name][row] = (rows, values.astype(np.float32))
+            if more.get(name) is not None:
+                self.more[name][row] = (np.asarray(more[name][0], np.int64), np.asarray(more[name][1], np.float32))
 
     def arrays(self, keep_pools: bool) -> dict:
         """The state's arrays (np.savez): the lasts always, the pools for a learned ranking or an approximate

@@ -201,16 +201,20 @@ class LexicalStage:
                                              shape=(self.vocabulary, size))
         return self._sample_matrix
 
-    def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(the `depth` best rows, their cosines, the cosine no other row exceeds). Exact top-k from the posting
-        lists (MaxScore) while the query's lists hold at most EXACT_POSTINGS postings; beyond, candidates from the
-        lists' heads (ImpactTopK: a bounded read, not exact) with the bound it proves; their cosines are then
-        `values`' (`exact_pool` False), which a later `values` of the same query may be given (`known`)."""
+    def pool(self, terms: np.ndarray, weights: np.ndarray, depth: int, more: int = 0) -> tuple:
+        """(the `depth` best rows, their cosines, the cosine no other row exceeds, the next `more` best rows with
+        their cosines or None). Exact top-k from the posting lists (MaxScore) while the query's lists hold at most
+        EXACT_POSTINGS postings; beyond, candidates from the lists' heads (ImpactTopK: a bounded read, not exact)
+        with the bound it proves, and nothing more; their cosines are then `values`' (`exact_pool` False), which a
+        later `values` of the same query may be given (`known`). A document's cosine is summed in the same order
+        whatever k, and ties go to the lower row, so the `depth` best of `depth + more` are the `depth` best."""
         if not self.exact_pool(terms):
             rows, _, bound = self.impact.top_k(terms, weights, depth)
-            return rows, self.values(terms, weights, rows), bound
-        rows, scores = self.topk.top_k(terms, weights, depth)
-        return rows, scores, float(scores[-1]) if len(rows) >= depth else 0.0  # an outsider shares no term: 0
+            return rows, self.values(terms, weights, rows), bound, None
+        rows, scores = self.topk.top_k(terms, weights, depth + more)
+        extra = (rows[depth:], scores[depth:]) if more else None
+        rows, scores = rows[:depth], scores[:depth]
+        return rows, scores, float(scores[-1]) if len(rows) >= depth else 0.0, extra  # an outsider shares no term
 
     def exact_pool(self, terms: np.ndarray) -> bool:
         """Whether `pool` takes the exact top-k from the posting lists (their postings at most EXACT_POSTINGS)."""

@@ -38,6 +38,7 @@ from .topk import sorted_unique, top_columns
 if TYPE_CHECKING:  # a query by id scores over mapped arrays (querydata) and never imports SciPy
     from ..store.lexindex import LexicalIndex
 
+POOL_MORE = 20  # rows a frozen ranking records past each dense and lexical pool (the nightly reach follows them)
 QUERY_BLOCK = 256  # query rows ranked at a time (score_rows; the batch, evaluation and the editors' check)
 MAX_BLOCK_CELLS = 40_000_000  # query rows x corpus size per block of dense score rows (about 160 MB)
 
@@ -136,6 +137,22 @@ class HybridRanker:
             return self.ann.search(queries, depth)[1]
         return top_columns(queries @ self.vectors.T, depth)
 
+    def dense_pools(self, queries: np.ndarray, depth: int, more: int) -> tuple:
+        """(dense_candidates, and each query's next `more` rows of its row after them with their cosines, best first
+        (ties: lower row), as (rows, values); None each without `more`). top_columns takes the lowest columns of
+        the values tied at its k-th, so the `depth` best of its `depth + more` are its `depth`."""
+        if not more or self.ann is not None or self.n <= depth:
+            return self.dense_candidates(queries, depth), [None] * len(queries)
+        scores = queries @ self.vectors.T
+        wide = top_columns(scores, min(self.n, depth + more))
+        pools, extra = [], []
+        for i in range(len(queries)):
+            values = scores[i, wide[i]]
+            order = np.lexsort((wide[i], -values))
+            pools.append(wide[i][order[:depth]])
+            extra.append((wide[i][order[depth:]].astype(np.int64), values[order[depth:]].astype(np.float32)))
+        return np.array(pools), extra
+
     # --- the two stages' parts -------------------------------------------------------------------------
 
     def lexical_stage(self):
@@ -219,7 +236,9 @@ class HybridRanker:
 
         depth = self.ranking.candidates + 1
         dense_mean, dense_std = self.dense_stats(queries)
-        dense_cands = self.dense_candidates(queries, depth)
+        # the nightly reach (a frozen ranking) also records the next POOL_MORE of the dense and lexical rows
+        more = POOL_MORE if self.frozen is not None and self.ann is None else 0
+        dense_cands, dense_more = self.dense_pools(queries, depth, more)
         tagged = self.tag_pool(query_rows, depth) if self.tag_pool is not None and query_rows[0] >= 0 else None
         stage = self.window_stage() if window is not None else None
         # each query's window candidates, its window scores with the sample, and how to score it with other rows
@@ -234,7 +253,7 @@ class HybridRanker:
             bounds = {}
             if lexical is not None:
                 terms, weights = lexical[i]
-                rows, scores, bounds["lexical"] = lex.pool(terms, weights, depth)
+                rows, scores, bounds["lexical"], bounds["lexical_more"] = lex.pool(terms, weights, depth, more)
                 bounds["lexical_pool"] = rows
                 # the lists' heads' pool has its cosines from `values`: not computed again for the candidates
                 lex_known = None if lex.exact_pool(terms) else (rows, scores)
@@ -307,7 +326,8 @@ class HybridRanker:
                                    lexical=bounds.get("lexical"), window=bounds.get("window"),
                                    mention=bounds.get("mention"),
                                    window_record=bounds.get("window_record"),
-                                   tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")}),
+                                   tops=(cand, raw, {"dense": dense_cands[i], "lexical": bounds.get("lexical_pool")},
+                                         {"dense": dense_more[i], "lexical": bounds.get("lexical_more")}),
                                    stats=used_stats(z_stats, i))
             results.append(self.finish(q, cand, raw, z, pools, rescore=False))
         if self.rescorer is None:

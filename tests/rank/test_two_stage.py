@@ -90,12 +90,20 @@ def test_lexical_values_and_statistics_against_the_full_row(corpus):
         terms, weights = lex.row(q)
         cand = np.array([0, 3, 17, 120, 299])
         np.testing.assert_allclose(lex.values(terms, weights, cand), full[q, cand], atol=1e-6)
-        rows, scores, bound = lex.pool(terms, weights, 20)
+        rows, scores, bound, more = lex.pool(terms, weights, 20)
+        assert more is None
         for top in (None, (rows, scores)):  # the sample is every row here: the full row's figures
             m, s = lex.stats(terms, weights, top)
             assert m == pytest.approx(mean[q, 0], abs=1e-6) and s == pytest.approx(std[q, 0], abs=1e-5)
         top = np.lexsort((np.arange(lexical.count), -full[q]))[:20]
         assert set(rows) == set(top) and bound == pytest.approx(full[q, top[-1]], abs=1e-6)
+        # the next 15 as well (the nightly reach's record): the same 20 first, then the row's next 15 in order
+        wide = lex.pool(terms, weights, 20, more=15)
+        assert np.array_equal(wide[0], rows) and np.array_equal(wide[1], scores) and wide[2] == bound
+        following = np.lexsort((np.arange(lexical.count), -full[q]))[20:35]
+        following = following[full[q, following] > 0]
+        assert np.array_equal(wide[3][0], following)
+        np.testing.assert_allclose(wide[3][1], full[q, following], atol=1e-6)
 
 
 def test_lexical_deviation_from_a_sample_is_close(corpus, monkeypatch):
