@@ -22,7 +22,11 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
-with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
+with the exact pool membership). A dense or lexical pool that lost or gained members (a changed article left it
+or came in) is followed here too when `pool_follow.follow_tops` can tell it from the stored pool and the rows
+recorded after it (`_follow_lost`): the unchanged articles that thereby stop or start being q's candidates (in
+no other pool, before or after) are scored with the changed members and tested as the slow path tests an
+unchanged article whose membership changed. Every other list goes the slow path (`pool_follow.TopSide`,
 `window_batch.WindowSide`), which tells the pools that do change.
 """
 
