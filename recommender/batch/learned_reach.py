@@ -305,9 +305,7 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
                                   values[qs])
     total, followed = score + bonus, mine[js]
     at_floor = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
-    # an unchanged pair here left the pools (steady_pools: a pool followed): at the floor, the margin cannot tell
-    hit = np.where(followed, at_floor & ((np.abs(total - floor[js]) <= LEARNED_EPS) | ~steady.moved[cs]),
-                   total >= thr[js] - LEARNED_EPS)
+    hit = np.where(followed, at_floor & (np.abs(total - floor[js]) <= LEARNED_EPS), total >= thr[js] - LEARNED_EPS)
     l3[js[hit]] = True
     reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
     enter = followed & at_floor & ~hit
@@ -327,12 +325,11 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
         if not (strong[j] or np.isnan(cut[q]) or (rec == -2).any() or moved[rec[known]].any() or
                 (~mask[rec[known]]).any()):
             continue
-        scored = order[ends[j]:ends[j + 1]]
-        mine = scored[mask[cs[scored]]]  # candidates still (not those that left its pools)
+        mine = order[ends[j]:ends[j + 1]]
         why = voters_change(voters[q], values[q], cut[q], ~mask, mask, moved, owners, cs[mine], strength[mine],
                             bounds, q)
         if why == REWEIGHED:
-            reweigh[int(j)] = cs[scored], mask, ~mask
+            reweigh[int(j)] = cs[mine], mask, ~mask
         elif why:
             ln[j] = True
             voter_reasons[why] = voter_reasons.get(why, 0) + 1

@@ -22,11 +22,7 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
 
 Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
 exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
-with the exact pool membership). A dense or lexical pool that lost or gained members (a changed article left it
-or came in) is followed here too when `pool_follow.follow_tops` can tell it from the stored pool and the rows
-recorded after it (`_follow_lost`): the unchanged articles that thereby stop or start being q's candidates (in
-no other pool, before or after) are scored with the changed members and tested as the slow path tests an
-unchanged article whose membership changed. Every other list goes the slow path (`pool_follow.TopSide`,
+with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
 `window_batch.WindowSide`), which tells the pools that do change.
 """
 
@@ -174,25 +170,12 @@ class Steady:
                                                              moved, col_of, tops.changed[name][at], depth,
                                                              positive=name == "lexical")))
                      for name in tops.names}  # each list's _kept_top, a block of lists at a time
-        self.more_found: dict[str, dict] = {name: {} for name in tops.names}  # position -> what follows its pool
-        departed: dict[int, list] = {}  # position -> the unchanged rows that left or joined a pool followed here
-        for name in tops.names:
-            self._follow_lost(name, at, kept_tops[name], departed, depth)
 
         def settled(j: int, found: dict, members: list) -> None:
             q = int(rest[j])
-            inside = None
             if both is not None:
                 cols, weights = both.row(q)
                 members.append(cols[moved[cols] & (weights > self.cuts[j])])
-                inside = cols[weights > self.cuts[j]]
-            if j in departed:  # unchanged rows that are candidates no more, or newly: their pairs are tested
-                gone, came = (np.concatenate(part) for part in zip(*departed[j]))
-                same = ([found["window"][0][0]] if "window" in found else []) + ([inside] if inside is not None
-                                                                                  else [])
-                new = np.concatenate([found[name][0] for name in tops.names] + same)
-                old = np.concatenate([tops.record.tops[name][q][0] for name in tops.names] + same)
-                members += [gone[~np.isin(gone, new)], came[~np.isin(came, old)]]
             self.found[j] = found
             pairs[j] = (np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)).astype(np.int64)
 
@@ -236,42 +219,13 @@ class Steady:
             else np.zeros(0, np.int64)
         self.pairs_c = np.concatenate([pairs[j] for j in order]) if order else np.zeros(0, np.int64)
 
-    def _follow_lost(self, name: str, at: np.ndarray, kept: dict, departed: dict, depth: int,
-                     block: int = 1024) -> None:
-        """The pools `name` of the lists at positions `at` that _kept_tops did not keep (a member left, or a changed
-        article came in), followed as the slow path follows them (pool_follow.follow_tops, with the rows recorded
-        after them): the new pool into `kept` (as _kept_top gives it), what follows it into `more_found`, its
-        unchanged rows that left it into `departed`. A list whose pool cannot be followed stays None."""
-        stored, following = self.tops.record.tops[name], self.tops.record.more[name]
-        lost = np.array([j for j in at.tolist() if kept[j] is None and int(self.rest[j]) in stored], dtype=np.int64)
-        for start in range(0, len(lost), block):
-            js = lost[start:start + block]
-            olds = [stored[int(q)] for q in self.rest[js]]
-            found = follow_tops(olds, self.moved, self.tops.cols, self.tops.changed[name][js], depth, EPS,
-                                positive=name == "lexical", mores=[following.get(int(q)) for q in self.rest[js]])
-            for j, old, got in zip(js.tolist(), olds, found):
-                if got is None:
-                    continue
-                rows, values, more = got
-                finite = values[np.isfinite(values)]
-                bound = float(finite.min()) if len(rows) >= depth and len(finite) else 0.0
-                kept[j] = rows, values.astype(np.float32), bound, rows[self.moved[rows]]
-                self.more_found[name][j] = more
-                gone = old[0][old[0] >= 0]
-                departed.setdefault(j, []).append((gone[~self.moved[gone] & ~np.isin(gone, rows)],
-                                                   rows[~self.moved[rows] & ~np.isin(rows, gone)]))
-
     def _follow_more(self, name: str, positions: np.ndarray, block: int = 1024) -> None:
         """The rows recorded after the kept pools of rows rest[positions] (window_record's `more`): as they are when
         no row of them changed and no changed article outside the pool reaches their lowest value; else followed
         as the slow path follows them (pool_follow.follow_tops: the same pool, what follows it), or dropped."""
         record = self.tops.record
-        following, mine = record.more[name], self.more_found[name]
-        for j in positions.tolist():
-            if j in mine:  # its pool followed here: what follows it too
-                keep_more(following, int(self.rest[j]), mine[j])
-        js = np.array([j for j in positions.tolist() if j not in mine and int(self.rest[j]) in following],
-                      dtype=np.int64)
+        following = record.more[name]
+        js = np.array([j for j in positions.tolist() if int(self.rest[j]) in following], dtype=np.int64)
         if not len(js):
             return
         mores = [following[int(q)] for q in self.rest[js]]

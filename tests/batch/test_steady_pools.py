@@ -5,7 +5,7 @@ again, and the outputs equal a full recomputation."""
 from dataclasses import replace
 
 import numpy as np
-from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, variant, write_records
+from listcheck import assert_same_lists, full_with_frozen, outputs, stored_window_pools, write_records
 from test_learned_incremental import LEARNED, N, _records
 from test_two_stage_incremental import LEARNED as TWO_STAGE_LEARNED
 from test_two_stage_incremental import _records as sectioned
@@ -210,39 +210,3 @@ def test_lists_made_from_their_margins_on_the_fast_path(tmp_path, monkeypatch):
         assert record.lists["kind"] == "incremental", record.lists
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
     assert on_fast & entered, (len(on_fast), len(entered))
-
-
-def test_pools_that_lose_or_gain_members_are_followed_on_the_fast_path(tmp_path, monkeypatch):
-    """Rewritten articles leave some lists' dense and lexical pools and enter others: such a pool is followed on the
-    fast path from the stored pool and the rows recorded after it (Steady._follow_lost), the unchanged articles
-    that thereby stop or start being candidates are tested, and every list equals a full recomputation. (Here no
-    list depends on those tests; in this file's window cases they do: not testing the articles that left fails
-    2 of them, not testing those that joined fails 4.)"""
-    from recommender.batch.steady_pools import Steady
-
-    policy = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12)).with_links(k=5, min_score=None)
-    feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
-    records = _records(N)
-    write_records(feed, records)
-    assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
-    followed = {"pools": 0, "left": 0, "joined": 0}
-    follow_lost = Steady._follow_lost
-
-    def counted(self, name, at, kept, departed, depth, *args):
-        before = {j for j in at.tolist() if kept[j] is None}
-        follow_lost(self, name, at, kept, departed, depth, *args)
-        now = [j for j in before if kept[j] is not None]
-        followed["pools"] += len(now)
-        followed["left"] += sum(len(departed[j][-1][0]) for j in now)
-        followed["joined"] += sum(len(departed[j][-1][1]) for j in now)
-
-    monkeypatch.setattr(Steady, "_follow_lost", counted)
-    rng = np.random.default_rng(4)
-    for round_ in range(3):
-        for i, j in rng.choice(N, (4, 2), replace=False):  # now like another article
-            records[int(i)]["text"] = variant(records[int(j)], rng, ["alpha", "beta", "gamma"])
-        write_records(feed, records)
-        record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
-        assert record.lists["kind"] == "incremental", record.lists
-        assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
-    assert min(followed.values()) > 0, followed
