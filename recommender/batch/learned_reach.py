@@ -24,7 +24,9 @@ its pairs with its changed members are scored, under the same L3 and LN tests (`
 ranked again only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
-  learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold;
+  learned score (computed for those pairs only, vectorised: learned_pairs) that reaches the list's threshold,
+  unless the list has a margin that can tell it (every such pair at its floor a changed article sure to be in the
+  pools, none within the slack of the floor): then it is made again from its margin (`floor_tests`);
 * LW: its new window pool cannot be told from what it stored (window_reach.follow);
 * LN: the curated-list owners among its 20 strongest candidates (with a positive strength) change, or one of
   them was removed, or the new top 20 cannot be told from the record (ties, or too many left). When the owners
@@ -184,12 +186,13 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     floor = np.array([margins[q][2] if q in margins else np.nan for q in rest])
     entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
     reweigh: dict[int, tuple] = {}  # position -> what voter_reach.reweighed_scores needs (voters_change REWEIGHED)
+    entered = np.zeros(len(rest), dtype=bool)  # a changed article reaches it: made again from its margin (floor_tests)
     # the fast path: the lists whose pools keep their members (steady_pools), their changed pairs alone
     steady = Steady(job, frozen, rest, moved, depth, mentioned, tops, side, used) if len(tops.cols) else None
     fast = steady.ok.copy() if steady is not None else np.zeros(len(rest), dtype=bool)
     if steady is not None:
         settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-               unknown, reasons, follow[rest], entrants, reweigh)
+               unknown, reasons, follow[rest], entrants, reweigh, entered)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
     reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
     slow_at = np.flatnonzero(~fast)
@@ -221,16 +224,13 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         qi, cols = np.nonzero((unmoved_change | moved_in) & ~self_ & ~lw[part][:, None])
         score, strength = pair_scores(job, stats, r[qi], cols, raw_pairs(r[qi], cols), voters[r[qi]],
                                       values[r[qi]])
-        hit = score + bonus >= thr[part[qi]] - LEARNED_EPS
-        at_floor = score + bonus >= floor[part[qi]] - LEARNED_EPS  # False without a margin
-        mine_ = follow[r[qi]]
-        unsure = (np.abs(score + bonus - floor[part[qi]]) <= LEARNED_EPS) | ~sure_in_new[qi, cols]
-        hit = np.where(mine_, at_floor & (~moved[cols] | unsure), hit)
+        hit, at_floor = floor_tests(part[qi], score + bonus, thr, floor, follow[r[qi]],
+                                    moved[cols] & sure_in_new[qi, cols], entered)
         np.logical_or.at(l3, part[qi[hit]], True)
-        for j, c, value in zip(qi[mine_ & at_floor & ~hit], cols[mine_ & at_floor & ~hit],
-                               score[mine_ & at_floor & ~hit]):
+        take = at_floor & ~hit & (follow[r[qi]] | entered[part[qi]])
+        for j, c, value in zip(qi[take], cols[take], score[take]):
             entrants.setdefault(int(r[j]), {})[int(c)] = float(value)
-        unknown.update(r[qi[~mine_ & at_floor]].tolist())  # something reached the floor: the margin is unknown
+        unknown.update(r[qi[~follow[r[qi]] & at_floor]].tolist())  # the margin is unknown, unless made again
         entering = ~sure_out_new[qi, cols]
         # most lists' records stand as they are: no recorded candidate changed, left or sits at the boundary, and
         # nothing entered above the record's cut; only the others are looked at one by one
@@ -257,7 +257,7 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     mine = follow[rest]
     voted = np.zeros(len(rest), dtype=bool)
     voted[[j for j in reweigh if int(rest[j]) in moved_for]] = True
-    untold = (mine | voted) & ~(l3 | ln | r4 | lw)  # made again from its margin when that is sure
+    untold = (mine | voted | entered) & ~(l3 | ln | r4 | lw)  # made again from its margin when that is sure
     has_copy = frozen.duplicates.has_copy if frozen.duplicates is not None else np.zeros(n, dtype=bool)
     for j in np.flatnonzero(untold):
         q = int(rest[j])
@@ -271,12 +271,15 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
         margins.pop(q, None)
     remade = np.array([int(q) in frozen.followed for q in rest], dtype=bool)
     reasons["shows a changed article, made again from its margin (learned)"] = int((remade & mine).sum())
+    reasons["a changed article reaches it, made again from its margin (learned)"] = \
+        int((remade & entered & ~mine).sum())
     reasons["its strongest candidates' strength changed, made again from its margin (learned)"] = \
-        int((remade & ~mine).sum())
-    refused = voted & untold & ~mine
+        int((remade & ~entered & ~mine).sum())
+    refused = voted & untold & ~mine & ~entered
     if refused.any():
         voter_reasons[f"{REWEIGHED}, its replay refused"] = int(refused.sum())
     ln |= refused
+    l3 |= entered & untold & ~mine  # its replay refused: ranked again, as L3 would have
     fell = mine & (untold | l3 | ln | r4 | lw)
     for name, hit in (("shows a changed article, its margin cannot tell (learned)", fell),
                       ("a changed or displaced article reaches its threshold (learned)", l3 & ~mine),
@@ -291,8 +294,27 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     return out
 
 
+def floor_tests(js: np.ndarray, total: np.ndarray, thr: np.ndarray, floor: np.ndarray, followed: np.ndarray,
+                good: np.ndarray, entered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tests of the pairs (list at position js[i], a candidate whose score changed or that joined or left its
+    pools; total: its new score with the topic bonus bound; good: a changed article sure to be in the pools, which
+    a replay can take): (L3 per pair, at or above the list's floor per pair). A list made again from its margin
+    (`followed`) is ranked again for a pair at its floor that is not good or sits within the slack of it. Another
+    list is ranked again for a pair that reaches its threshold, unless it has a margin and none of its pairs at the
+    floor is like that: then it is made again from its margin too (`entered`, by position, set here)."""
+    at = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
+    bad = at & ((np.abs(total - floor[js]) <= LEARNED_EPS) | ~good)
+    reach = ~followed & (total >= thr[js] - LEARNED_EPS)
+    spoilt = np.zeros(len(entered), dtype=bool)
+    spoilt[js[bad | (reach & ~at)]] = True  # (a threshold under the floor: the margin holds no such entry)
+    lists = np.unique(js[reach])
+    lists = lists[~spoilt[lists] & ~np.isnan(floor[lists])]
+    entered[lists] = True
+    return np.where(followed | entered[js], bad, reach), at
+
+
 def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
-           unknown, reasons, mine, entrants, reweigh) -> None:
+           unknown, reasons, mine, entrants, reweigh, entered) -> None:
     """L3, a margin reached and LN for the kept lists on the fast path (`fast`: positions in steady.rest whose
     pools keep their members): their pairs with their changed members alone, tested as the slow path tests
     them (`voters_change` with the exact pool membership). A list made again from its margin (`mine`, by
@@ -303,15 +325,14 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     qs = steady.rest[js]
     score, strength = pair_scores(job, stats, qs, cs, pair_values(steady.tops, steady.side)(qs, cs), voters[qs],
                                   values[qs])
-    total, followed = score + bonus, mine[js]
-    at_floor = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
-    hit = np.where(followed, at_floor & (np.abs(total - floor[js]) <= LEARNED_EPS), total >= thr[js] - LEARNED_EPS)
+    followed = mine[js]
+    hit, at_floor = floor_tests(js, score + bonus, thr, floor, followed, np.ones(len(js), dtype=bool), entered)
     l3[js[hit]] = True
     reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
-    enter = followed & at_floor & ~hit
+    enter = at_floor & ~hit & (followed | entered[js])
     for q, c, value in zip(qs[enter], cs[enter], score[enter]):
         entrants.setdefault(int(q), {})[int(c)] = float(value)
-    unknown.update(qs[~followed & at_floor].tolist())  # the margin is unknown
+    unknown.update(qs[~followed & at_floor].tolist())  # the margin is unknown, unless made again
     moved, bounds = steady.moved, steady.frozen.bounds
     strong = np.zeros(len(fast), dtype=bool)
     strong[js[~(strength <= cut[qs])]] = True

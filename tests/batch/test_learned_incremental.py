@@ -20,6 +20,7 @@ from recommender.rank.policy import Policy
 
 N = 160
 REWEIGHED_REMADE = "its strongest candidates' strength changed, made again from its margin (learned)"
+ENTERED = "a changed article reaches it, made again from its margin (learned)"
 
 
 def _records(n, sections=False):
@@ -81,7 +82,7 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         assert run_batch(feed, index_dir, out, policy, model="hashing", progress=False).lists["kind"] == "full"
     curated = _curated_ids(records)
     rng = np.random.default_rng(1)
-    recomputed, reweighed = [], 0
+    recomputed, reweighed, entered = [], 0, 0
     for round_ in range(3):  # 15 articles churned: under the refit_drift of LEARNED
         free = [i for i, r in enumerate(records) if r["id"] not in curated]  # a removal there would retrain
         picks = rng.choice(len(records), 3, replace=False)
@@ -111,9 +112,12 @@ def test_learned_incremental_lists_equal_a_full_recomputation(tmp_path, policy, 
         assert record.lists["kind"] == "incremental", record.lists
         recomputed.append(record.lists["recomputed"] / len(records))
         reweighed += record.lists["reasons"][REWEIGHED_REMADE]
+        entered += record.lists["reasons"][ENTERED]
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
     if emphasis == "neighbour_lists":  # lists whose voters' strength changed, made again from their margins
         assert reweighed > 0
+    if emphasis is None:  # lists a changed article enters, made again from their margins (floor_tests)
+        assert entered > 0
     if emphasis is None:  # with a heavy named_by, the article the additions name is in every list: all change
         assert max(recomputed) < 1, recomputed
     got = outputs(out)
