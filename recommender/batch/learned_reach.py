@@ -294,6 +294,13 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     return out
 
 
+def at_floor(total: np.ndarray, floor, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each pair at or above its list's floor, within the slack (False without a margin: NaN); of those, the ones
+    a replay cannot take: not `good`, or within the slack of the floor)."""
+    at = total >= floor - LEARNED_EPS
+    return at, at & ((np.abs(total - floor) <= LEARNED_EPS) | ~good)
+
+
 def floor_tests(js: np.ndarray, total: np.ndarray, thr: np.ndarray, floor: np.ndarray, followed: np.ndarray,
                 good: np.ndarray, entered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The tests of the pairs (list at position js[i], a candidate whose score changed or that joined or left its
@@ -302,8 +309,7 @@ def floor_tests(js: np.ndarray, total: np.ndarray, thr: np.ndarray, floor: np.nd
     (`followed`) is ranked again for a pair at its floor that is not good or sits within the slack of it. Another
     list is ranked again for a pair that reaches its threshold, unless it has a margin and none of its pairs at the
     floor is like that: then it is made again from its margin too (`entered`, by position, set here)."""
-    at = total >= floor[js] - LEARNED_EPS  # False without a margin (NaN)
-    bad = at & ((np.abs(total - floor[js]) <= LEARNED_EPS) | ~good)
+    at, bad = at_floor(total, floor[js], good)
     reach = ~followed & (total >= thr[js] - LEARNED_EPS)
     spoilt = np.zeros(len(entered), dtype=bool)
     spoilt[js[bad | (reach & ~at)]] = True  # (a threshold under the floor: the margin holds no such entry)
@@ -382,10 +388,7 @@ def reweighed_voters(job, stats, raw_pairs, rest, reweigh: dict, moved, floor, b
             reweighed_scores(job, stats, raw_pairs, q, cols, sure_in, sure_out, moved, bounds)
         if got is not None:
             cs, score = got
-            total = score + bonus
-            at = total >= floor[j] - LEARNED_EPS
-            unsure = (np.abs(total - floor[j]) <= LEARNED_EPS) | (at & ~moved[cs] & np.isin(cs, cols)) | \
-                (at & ~sure_in[cs])
+            at, unsure = at_floor(score + bonus, floor[j], sure_in[cs] & (moved[cs] | ~np.isin(cs, cols)))
             if not unsure.any():
                 entrants[q] = {int(c): float(value) for c, value in zip(cs[at], score[at])}
                 out[q] = moved.copy()
