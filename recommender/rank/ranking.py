@@ -145,13 +145,11 @@ class HybridRanker:
             return self.dense_candidates(queries, depth), [None] * len(queries)
         scores = queries @ self.vectors.T
         wide = top_columns(scores, min(self.n, depth + more))
-        pools, extra = [], []
-        for i in range(len(queries)):
-            values = scores[i, wide[i]]
-            order = np.lexsort((wide[i], -values))
-            pools.append(wide[i][order[:depth]])
-            extra.append((wide[i][order[depth:]].astype(np.int64), values[order[depth:]].astype(np.float32)))
-        return np.array(pools), extra
+        values = np.take_along_axis(scores, wide, axis=1)
+        order = np.lexsort((wide, -values))  # each row by value, then column
+        wide, values = np.take_along_axis(wide, order, axis=1), np.take_along_axis(values, order, axis=1)
+        return wide[:, :depth], [(rows.astype(np.int64), vals.astype(np.float32))
+                                 for rows, vals in zip(wide[:, depth:], values[:, depth:])]
 
     # --- the two stages' parts -------------------------------------------------------------------------
 
