@@ -32,7 +32,7 @@ from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
 from ..store.metadata import MetadataStore, StoredTexts, write_metadata
-from ..store.windowfiles import write_window_ann, write_windows
+from ..store.windowfiles import carried_from, write_window_ann, write_windows
 from ..embed.prepare import Preparation
 from ..embed.vector_cache import VectorCache
 from ..embed.vectorize import VectorizeStats, vectorize
@@ -140,16 +140,18 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
     preparation for the embedder's model (windows as long as it reads: embed.embedder.preparation_for)."""
     preparation = preparation or preparation_for(embedder)
     seconds: dict[str, float] = {}
-    with VectorCache(folder / CACHE_FILE) as cache:
-        timer = time.perf_counter()
-        windows: list = []
-        vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
-                                           batch_size=batch_size, round_size=round_size, progress=progress,
-                                           windows=windows, hashes=hashes)
-        seconds["embed"] = time.perf_counter() - timer
     timer = time.perf_counter()
     manifest = current_manifest(folder)
     previous = previous_state(folder, manifest, embedder, preparation)
+    # what the replaced version holds for unchanged content: its vectors and window codes, not read from the cache
+    carried = carried_from(folder, manifest, [content for _, content in previous] if previous else None)
+    with VectorCache(folder / CACHE_FILE) as cache:
+        windows: list = []
+        vectors, hashes, stats = vectorize(corpus.articles, embedder, preparation, cache,
+                                           batch_size=batch_size, round_size=round_size, progress=progress,
+                                           windows=windows, hashes=hashes, carried=carried)
+        seconds["embed"] = time.perf_counter() - timer
+    timer = time.perf_counter()
     changes = compare(previous, corpus.articles, hashes)
     digest = corpus_digest(corpus.articles, hashes)
     rewritten = (previous is None or manifest.stats.get("corpus_digest") != digest
@@ -299,7 +301,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:
             log.info("window index %s: %s %.4f at nprobe %d on %d queries", ann_stats["window_ann"], key[11:],
                      ann_stats[key], ann_stats["window_ann_nprobe"], ann_stats["window_ann_recall_queries"])
-    stats["windows"] = int(len(windows.vectors)) if window_files else 0
+    stats["windows"] = int(windows.offsets[-1]) if window_files else 0
     log.debug("windows and their index written")
     timer = time.perf_counter()
     with MetadataStore(metadata) as store:

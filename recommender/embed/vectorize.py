@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..ingest.article import Article
+from .carried import Carried
 from .embedder import Embedder
 from .prepare import Preparation, PreparedText, combine, prepare
 from ..common.progress import progress_bar
@@ -34,6 +35,10 @@ class Windows:
 
     vectors: np.ndarray
     offsets: np.ndarray
+
+    def codes(self, quantize) -> tuple[np.ndarray, np.ndarray]:
+        """(int8 codes, float32 scales) of every window (store.windowfiles.quantize; as carried.CarriedWindows)."""
+        return quantize(self.vectors)
 
     @classmethod
     def stack(cls, blocks: Sequence[np.ndarray], dim: int) -> "Windows":
@@ -115,6 +120,7 @@ def vectorize(
     progress: bool = True,
     windows: list | None = None,
     hashes: Sequence[str] | None = None,
+    carried: Carried | None = None,
 ) -> tuple[np.ndarray, list[str], VectorizeStats]:
     """Unit-length vectors (n x dim, float32) for the articles, their content hashes, and counts. When `windows`
     is a list, it receives a `Windows` of every article's window vectors.
@@ -123,7 +129,9 @@ def vectorize(
     with the mean of its spread windows (`prepare.combine`). Articles are embedded in rounds of `round_size`;
     each round is committed to the cache before the next starts, so an interrupted run loses at most one round.
     hashes: the articles' content hashes under `preparation` when they are known (computed where the corpus was
-    read); only the articles to embed are then prepared here.
+    read); only the articles to embed are then prepared here. carried: the index version being replaced (same
+    model and preparation), whose vectors and window codes its content keeps (not read from the cache; `windows`
+    then receives a carried.CarriedWindows).
     """
     if hashes is None and cache is None:
         prepared: dict[int, PreparedText] | list[PreparedText] = [prepare(a, preparation) for a in articles]
@@ -132,11 +140,13 @@ def vectorize(
         hashes = list(hashes) if hashes is not None else cached_content_hashes(articles, preparation, cache)
         prepared = {}
     model_key = embedder.fingerprint
-    cached = cache.get_many(model_key, hashes) if cache is not None else {}
-    cached_windows = cache.get_windows(model_key, hashes) if cache is not None else {}
+    old_rows = carried.rows_of(hashes) if carried is not None else np.full(len(hashes), -1, dtype=np.int64)
+    looked_up = [h for h, row in zip(hashes, old_rows.tolist()) if row < 0]
+    cached = cache.get_many(model_key, looked_up) if cache is not None else {}
+    cached_windows = cache.get_windows(model_key, looked_up) if cache is not None else {}
     cached = {h: v for h, v in cached.items() if h in cached_windows}
-    stats = VectorizeStats(reused=sum(1 for h in hashes if h in cached))
-    todo = [i for i, h in enumerate(hashes) if h not in cached]
+    stats = VectorizeStats(reused=int((old_rows >= 0).sum()) + sum(1 for h in looked_up if h in cached))
+    todo = [i for i, (h, row) in enumerate(zip(hashes, old_rows.tolist())) if row < 0 and h not in cached]
     if isinstance(prepared, dict):
         prepared.update((i, prepare(articles[i], preparation)) for i in todo)
     fresh: dict[str, np.ndarray] = {}
@@ -174,10 +184,17 @@ def vectorize(
     known = next(iter(fresh.values()), None)
     if known is None:
         known = next(iter(cached.values()), None)
+    held = old_rows >= 0
+    if known is None and held.any():
+        known = carried.vectors[0]
     dim = known.shape[0] if known is not None else embedder.dimension  # no model load when all is cached
     matrix = np.zeros((len(articles), dim), dtype=np.float32)
-    for row, h in enumerate(hashes):
-        matrix[row] = cached[h] if h in cached else fresh[h]
+    if held.any():
+        matrix[held] = carried.vectors[old_rows[held]]
+    for row in np.flatnonzero(~held).tolist():
+        matrix[row] = cached[hashes[row]] if hashes[row] in cached else fresh[hashes[row]]
     if windows is not None:
-        windows.append(Windows.stack([cached_windows[h] if h in cached else fresh_windows[h] for h in hashes], dim))
+        blocks = [cached_windows[h] if h in cached else fresh_windows[h]
+                  for h, row in zip(hashes, old_rows.tolist()) if row < 0]
+        windows.append(carried.windows(old_rows, blocks, dim) if carried is not None else Windows.stack(blocks, dim))
     return matrix, hashes, stats

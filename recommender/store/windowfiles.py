@@ -16,12 +16,16 @@ memory-mapped by a reader, never pickled.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .manifest import IndexProblem, file_entry
 from .npyfiles import write_npy_files
+
+log = logging.getLogger(__name__)
 
 PREFIX = "windows:"
 ROLES = (PREFIX + "codes", PREFIX + "scales", PREFIX + "offsets")
@@ -53,8 +57,9 @@ def quantize_block(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_windows(folder: Path, token: str, windows) -> dict:
-    """Write one index version's windows (an embed.vectorize.Windows); returns the manifest entries."""
-    codes, scales = quantize(windows.vectors)
+    """Write one index version's windows (an embed.vectorize.Windows or embed.carried.CarriedWindows); returns the
+    manifest entries."""
+    codes, scales = windows.codes(quantize)
     return write_npy_files(folder, f"windows-{token}", PREFIX, {"codes": codes, "scales": scales,
                                                                  "offsets": windows.offsets})
 
@@ -76,6 +81,30 @@ def read_windows(folder: Path, manifest) -> tuple[np.ndarray, np.ndarray, np.nda
         raise IndexProblem(f"{folder}: stored windows do not fit the index ({len(offsets) - 1} articles, "
                            f"{len(codes)} windows); rebuild the index")
     return codes, scales, offsets
+
+
+def carried_from(folder: Path, manifest, hashes) -> "Carried | None":
+    """The version `manifest` names as embed.carried.Carried (its content hashes `hashes`, in row order: the
+    caller checked it was made with the same model and preparation), or None when it stores no exact vectors
+    (an approximate vector index keeps only its codes) or no windows, or when they are damaged (checked as a
+    query checks its files: manifest.verify_files). The new version is then made from the vector cache alone."""
+    from ..embed.carried import Carried
+    from .manifest import verify_files
+
+    roles = ("query:vectors", *ROLES)
+    if manifest is None or hashes is None or not all(role in manifest.files for role in roles):
+        return None
+    try:
+        verify_files(folder, replace(manifest, files={role: manifest.files[role] for role in roles}))
+        vectors = np.load(Path(folder) / manifest.files["query:vectors"].name, mmap_mode="r", allow_pickle=False)
+        codes, scales, offsets = read_windows(folder, manifest)
+    except (IndexProblem, OSError, ValueError) as exc:
+        log.warning("%s: the replaced version's vectors are not reused (%s)", folder, exc)
+        return None
+    if vectors.shape != (manifest.count, manifest.dimension) or vectors.dtype != np.float32 \
+            or len(hashes) != manifest.count:
+        return None
+    return Carried.of(hashes, vectors, codes, scales, offsets)
 
 
 def write_window_ann(folder: Path, token: str, entries: dict, previous: Path | None = None) -> tuple[dict, dict]:
