@@ -204,7 +204,7 @@ class QueryData:
                      row_of=Lazy(lambda: {x: r for r, x in enumerate(ids)}, dict),
                      drafts=drafts if drafts.any() else None, title_codes=self.array("facts_titles"),
                      name_codes=self.array("facts_names"), pages=self.array("facts_targets"),
-                     hosts=Lazy(lambda: [url_host(i.url) for i in store.all()]),
+                     hosts=Lazy(lambda: [url_host(url) for url in store.urls()]),
                      # an index built before the API names were kept: from the metadata
                      api_names=self.array("facts_apinames") if self.has("facts_apinames") else
                      api_name_codes(store.all()))

@@ -151,6 +151,10 @@ class MetadataStore:
                                                         for column in self.column_list)
         return [ArticleInfo.from_row(r) for r in self.db.execute(f"SELECT {columns} FROM articles ORDER BY row")]
 
+    def urls(self) -> list[str | None]:
+        """Each article's URL as it gave it, in row order."""
+        return [r[0] for r in self.db.execute("SELECT url FROM articles ORDER BY row")]
+
     def topics(self) -> list[list[str]]:
         """Each article's topics (tags, categories) in row order."""
         return [json.loads(r[0] or "[]") for r in self.db.execute("SELECT topics FROM articles ORDER BY row")]
