@@ -32,7 +32,7 @@ from ..store.lexindex import LexicalIndex
 from ..store.lock import exclusive_lock
 from ..store.manifest import IndexProblem, Manifest, file_entry, read_manifest, write_manifest
 from ..store.metadata import MetadataStore, StoredTexts, write_metadata
-from ..store.windowfiles import carried_from, write_window_ann, write_windows
+from ..store.windowfiles import SEARCHED_EXACTLY, carried_from, write_window_ann, write_windows
 from ..embed.prepare import Preparation
 from ..embed.vector_cache import VectorCache
 from ..embed.vectorize import VectorizeStats, vectorize
@@ -158,7 +158,7 @@ def update_index(folder: Path, corpus: Corpus, embedder: Embedder, *, preparatio
                  or "lexical" not in manifest.files  # an index from before the hybrid ranking
                  or "query:dense_mean" not in manifest.files  # or before the precomputed query data
                  or "windows" not in manifest.stats  # or before the stored windows
-                 or "window_ann" not in manifest.files)  # or before the nearest-window index
+                 or "window_ann" not in manifest.stats)  # or before the nearest-window index
     if rewritten:
         frozen = frozen_lexical(folder, manifest, previous, changes,
                                 LEXICAL_DRIFT if refit_drift is None else refit_drift)
@@ -292,10 +292,13 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
         release()
     # the windows first, while the build holds no lexical arrays yet: the peaks of the two do not add up
     window_files = {}
-    if windows is not None:  # every window, and the nearest-window index over them, at every size
+    if windows is not None:  # every window, and the nearest-window index over them when a search reads it
+        from ..rank import windowstage
+
         timer = time.perf_counter()
         window_files = write_windows(folder, token, windows)
-        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann)
+        ann_files, ann_stats = write_window_ann(folder, token, window_files, previous_window_ann) \
+            if int(windows.offsets[-1]) > windowstage.EXACT_WINDOW_SEARCH else ({}, {"window_ann": SEARCHED_EXACTLY})
         window_files.update(ann_files)
         stats.update(ann_stats, window_ann_seconds=round(time.perf_counter() - timer, 1))
         for key in [key for key in ann_stats if key.startswith("window_ann_recall@")]:

@@ -11,7 +11,10 @@ Named and checksummed in the manifest (roles "windows:codes", "windows:scales", 
 memory-mapped by a reader, never pickled.
 
     windowann-TOKEN.faiss       the nearest-window index over those windows (store.windowann: flat or IVF-SQ8,
-                                FAISS's format), built from the stored codes x scales; role "window_ann"
+                                FAISS's format), built from the stored codes x scales; role "window_ann".
+                                Only above rank.windowstage.EXACT_WINDOW_SEARCH windows: below, every search
+                                reads the stored windows exactly, and no index is built (stats "window_ann":
+                                SEARCHED_EXACTLY)
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 PREFIX = "windows:"
 ROLES = (PREFIX + "codes", PREFIX + "scales", PREFIX + "offsets")
 ANN_ROLE = "window_ann"
+# the manifest's stats["window_ann"] of a version with no nearest-window index: up to
+# rank.windowstage.EXACT_WINDOW_SEARCH windows every search reads the stored windows themselves, never the index
+SEARCHED_EXACTLY = "exact"
 
 
 QUANTIZE_BLOCK = 65_536  # windows quantised at a time (100 MB of float32 work at 384 dimensions)

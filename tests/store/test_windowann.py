@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from recommender import Index, IndexProblem, build_index
+from recommender.rank import windowstage
 from recommender.store import windowann, windowrecall
 from recommender.store.manifest import MANIFEST_NAME
 from recommender.store.compiledscores import stored_products
 from recommender.store.windowann import WindowANN
 from recommender.store.windowrecall import RecallCheck, exact_neighbours, tune_nprobe
-from recommender.store.windowfiles import quantize, read_windows
+from recommender.store.windowfiles import SEARCHED_EXACTLY, quantize, read_windows
+from recommender.rank.windowsearch import ExactWindowSearch
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -21,6 +23,20 @@ def clustered(n: int, dim: int = 32, centres: int = 40, seed: int = 5) -> np.nda
     rng = np.random.default_rng(seed)
     middle = unit(rng.normal(size=(centres, dim)))
     return unit(middle[rng.integers(0, centres, n)] + rng.normal(0, 0.35, (n, dim)))
+
+
+@pytest.fixture(autouse=True)
+def window_index_built(monkeypatch):
+    """The fixture corpus has a few dozen windows, searched exactly (no window index is built up to
+    windowstage.EXACT_WINDOW_SEARCH): here the threshold is lowered so that every build makes one."""
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 0)
+
+
+@pytest.fixture
+def ann_index(tmp_path, corpus_dir):
+    """An index of the fixture corpus with its window index (the threshold lowered), that a test may change."""
+    build_index(corpus_dir, tmp_path / "ann-index", model="hashing", progress=False)
+    return tmp_path / "ann-index"
 
 
 def brute_force(queries: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,12 +110,42 @@ def test_load_refuses_another_faiss_index(tmp_path):
         WindowANN.load(tmp_path / "l2.faiss")
 
 
-def test_built_index_stores_the_window_index_of_its_stored_windows(hashing_index):
-    with Index.open(hashing_index) as index:
+def test_up_to_the_exact_search_threshold_no_window_index_is_built(tmp_path, monkeypatch, corpus_dir):
+    """Every search of a site with at most EXACT_WINDOW_SEARCH windows reads the stored windows (WindowStage.ann):
+    no window index is built, and a rebuild does not count its absence as an index from before it."""
+    import shutil
+
+    built = []
+    monkeypatch.setattr(windowann.WindowANN, "from_codes", lambda *a, **k: built.append(1) or None)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 10_000)
+    build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    with Index.open(tmp_path / "idx") as index:
+        manifest = index.data.manifest
+        assert "window_ann" not in manifest.files and manifest.stats["window_ann"] == SEARCHED_EXACTLY
+        assert 0 < manifest.stats["windows"] <= 10_000 and built == []
+        assert index.data.window_ann() is None and index.data.window_ann(approximate_only=True) is None
+        assert isinstance(index.ranker().window_stage().ann, ExactWindowSearch)
+        lists = {i: [(r.id, r.score) for r in index.related(i, k=3)] for i in index.data.store.ids()}
+    monkeypatch.undo()  # the same corpus with a (flat) window index, really built
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 0)
+    build_index(corpus, tmp_path / "with-ann", model="hashing", progress=False)
+    with Index.open(tmp_path / "with-ann") as index:
+        assert "window_ann" in index.data.manifest.files
+        assert lists == {i: [(r.id, r.score) for r in index.related(i, k=3)] for i in index.data.store.ids()}
+    assert any(lists.values())
+    monkeypatch.setattr(windowstage, "EXACT_WINDOW_SEARCH", 10_000)
+    report = build_index(corpus, tmp_path / "idx", model="hashing", progress=False)
+    assert not report.rewritten and not list((tmp_path / "idx").glob("windowann-*"))
+
+
+def test_built_index_stores_the_window_index_of_its_stored_windows(ann_index):
+    with Index.open(ann_index) as index:
         manifest = index.data.manifest
         assert "window_ann" in manifest.files and manifest.stats["window_ann"] == "faiss-flat-ip"
         ann = index.data.window_ann()
-        codes, scales, offsets = read_windows(hashing_index, manifest)
+        codes, scales, offsets = read_windows(ann_index, manifest)
         assert ann.count == len(codes) == manifest.stats["windows"] > 0
         stored = codes.astype(np.float32) * scales[:, None]
         sims, ids = ann.search(stored, 5)
@@ -120,7 +166,8 @@ def test_index_built_with_ivf_records_its_recall(tmp_path, monkeypatch, corpus_d
         assert ann.count == index.data.manifest.stats["windows"]
 
 
-def test_damaged_missing_or_absent_window_index(index_copy):
+def test_damaged_missing_or_absent_window_index(ann_index):
+    index_copy = ann_index
     manifest = json.loads((index_copy / MANIFEST_NAME).read_text())
     path = index_copy / manifest["files"]["window_ann"]["name"]
     data = path.read_bytes()
@@ -141,9 +188,10 @@ def test_damaged_missing_or_absent_window_index(index_copy):
         assert index.data.window_ann() is None
 
 
-def test_rebuild_replaces_the_window_index_and_removes_the_old_one(index_copy, tmp_path, corpus_dir):
+def test_rebuild_replaces_the_window_index_and_removes_the_old_one(ann_index, tmp_path, corpus_dir):
     import shutil
 
+    index_copy = ann_index
     old = json.loads((index_copy / MANIFEST_NAME).read_text())["files"]["window_ann"]["name"]
     corpus = tmp_path / "corpus"
     shutil.copytree(corpus_dir, corpus)
