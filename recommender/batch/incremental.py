@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.heap import keep_alive
 from ..rank.corpusstats import PoolBounds
 from . import ann_reach, margin_follow, window_reach
 from .copy_reach import CopyReach, CopyRecord, duplicates, state_arrays
@@ -256,6 +257,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
         follow[list(frozen.margins)] = True
         follow &= hit & ~recompute
         hit &= ~follow
+    keep_alive()  # the records just loaded live to the end of the run: out of later full collections
     reasons["shows a changed or removed article"] = int((hit & ~recompute).sum())
     recompute |= hit
     if not changed_ids and not reasons["overrides"]:

@@ -27,6 +27,7 @@ from ..embed.embedder import Embedder, get_embedder, preparation_for
 from ..rank.index import Index
 from ..common.atomic import atomic_path
 from ..common.clock import utc_now
+from ..common.heap import batch_heap, keep_alive
 from ..store.lock import exclusive_lock
 from ..rank.policy import Policy, PolicyError
 from ..embed.prepare import Preparation
@@ -130,7 +131,8 @@ def run_batch(
             locks.enter_context(exclusive_lock(index_dir, what="index or batch"))
             if out_dir.resolve() != index_dir.resolve():
                 locks.enter_context(exclusive_lock(out_dir, what="batch"))
-            _run(record, options)
+            with batch_heap():  # what lives to the end kept out of full garbage collections (common.heap)
+                _run(record, options)
     except Exception as exc:
         fail(record, exc, out_dir)
     finally:
@@ -184,6 +186,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     # the Ray engine reads, prepares and hashes in shards on its workers (recommender.batch.shardread)
     articles, hashes = read_with(engine, o.corpus, o.index_dir / PREPARED_CACHE, preparation)
     seconds["read"] = time.perf_counter() - timer
+    keep_alive()
     # skipped: files, JSONL lines and related: items not read; warnings: articles read without one value
     record.skipped = sum(not p.kept for p in articles.problems)
     record.warnings = sum(p.kept for p in articles.problems)
@@ -204,6 +207,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     record.index_rewritten = built.rewritten
     record.model, record.model_fingerprint = embedder.name, embedder.fingerprint
     record.backend = getattr(embedder, "backend", "unknown")
+    keep_alive()
 
     timer = time.perf_counter()
     from ..evaluate.training import train_if_due
@@ -239,6 +243,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         # an approximate index (large corpora) gives the dense candidates, re-scored exactly on these vectors
         learned = index.learned_model(policy)
         job = job_for_index(index, built.matrix, policy, overrides=overrides, as_of=o.as_of, learned=learned)
+        keep_alive()
         record.ranking = "default" if learned is None else getattr(learned, "kind", "learned")
         record.drafts_held_back = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)
@@ -246,10 +251,12 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         links = related_lists(job, articles.articles, built, index, o.out_dir, record, as_of=o.as_of,
                               progress=o.progress, engine=engine)
         seconds["related"] = time.perf_counter() - timer
+        keep_alive()  # every list's links
         from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
 
         record.stored_lists = keep_lists(index.data, policy, overrides, links, fresh=record.lists["fresh_statistics"])
         items = items_from_links(links, infos)
+        keep_alive()  # their output records
         record.links = sum(len(chosen) for chosen in links)
         record.pinned_links = sum(link.pinned for chosen in links for link in chosen)
         record.articles_without_links = sum(1 for chosen in links if not chosen)
