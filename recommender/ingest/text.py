@@ -270,13 +270,19 @@ def canonical_url(url: str | None) -> str | None:
     """
     if not url:
         return None
-    return _canonical(str(url))
+    url = str(url).strip()
+    if len(url) > MAX_URL_CHARS:
+        return None
+    # remembered when of a usual length (hostile input's long ones would fill memory: at most 32 MB of them)
+    return _canonical(url) if len(url) <= CACHED_URL_CHARS else _canonical.__wrapped__(url)
+
+
+CACHED_URL_CHARS = 512
 
 
 @lru_cache(maxsize=1 << 16)  # a run asks for each article's twice (deduplication, then the metadata): 30 us each
 def _canonical(url: str) -> str | None:
-    url = url.strip()
-    if len(url) > MAX_URL_CHARS or CONTROL_CHARS.search(url):  # urlsplit would drop a line end without a word
+    if CONTROL_CHARS.search(url):  # urlsplit would drop a line end without a word
         return None
     try:
         parts = urlsplit(url)
