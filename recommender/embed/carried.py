@@ -43,15 +43,14 @@ class Carried:
         """The windows of articles whose replaced-version row is old_rows[i] (-1: not held there; their float16
         window blocks are `fresh`, in row order)."""
         held = old_rows >= 0
+        old_offsets = np.asarray(self.offsets, dtype=np.int64)
         counts = np.empty(len(old_rows), dtype=np.int64)
-        old_counts = np.diff(np.asarray(self.offsets, dtype=np.int64))
-        counts[held] = old_counts[old_rows[held]]
+        counts[held] = np.diff(old_offsets)[old_rows[held]]
         counts[~held] = [len(block) for block in fresh]
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         article = np.repeat(np.arange(len(old_rows)), counts)
         within = np.arange(int(offsets[-1]), dtype=np.int64) - offsets[article]
-        source = np.where(held[article], np.asarray(self.offsets, np.int64)[np.maximum(old_rows, 0)][article] + within,
-                          -1)
+        source = np.where(held[article], old_offsets[np.maximum(old_rows, 0)][article] + within, -1)
         vectors = np.concatenate(fresh).astype(np.float16) if len(fresh) else np.zeros((0, dim), np.float16)
         return CarriedWindows(np.ascontiguousarray(vectors), offsets, source, self.codes, self.scales)
 

@@ -141,12 +141,13 @@ def vectorize(
         prepared = {}
     model_key = embedder.fingerprint
     old_rows = carried.rows_of(hashes) if carried is not None else np.full(len(hashes), -1, dtype=np.int64)
-    looked_up = [h for h, row in zip(hashes, old_rows.tolist()) if row < 0]
+    new_content = (old_rows < 0).tolist()  # per article: not held by the replaced version
+    looked_up = [h for h, new in zip(hashes, new_content) if new]
     cached = cache.get_many(model_key, looked_up) if cache is not None else {}
     cached_windows = cache.get_windows(model_key, looked_up) if cache is not None else {}
     cached = {h: v for h, v in cached.items() if h in cached_windows}
     stats = VectorizeStats(reused=int((old_rows >= 0).sum()) + sum(1 for h in looked_up if h in cached))
-    todo = [i for i, (h, row) in enumerate(zip(hashes, old_rows.tolist())) if row < 0 and h not in cached]
+    todo = [i for i, (h, new) in enumerate(zip(hashes, new_content)) if new and h not in cached]
     if isinstance(prepared, dict):
         prepared.update((i, prepare(articles[i], preparation)) for i in todo)
     fresh: dict[str, np.ndarray] = {}
@@ -194,7 +195,6 @@ def vectorize(
     for row in np.flatnonzero(~held).tolist():
         matrix[row] = cached[hashes[row]] if hashes[row] in cached else fresh[hashes[row]]
     if windows is not None:
-        blocks = [cached_windows[h] if h in cached else fresh_windows[h]
-                  for h, row in zip(hashes, old_rows.tolist()) if row < 0]
+        blocks = [cached_windows[h] if h in cached else fresh_windows[h] for h, new in zip(hashes, new_content) if new]
         windows.append(carried.windows(old_rows, blocks, dim) if carried is not None else Windows.stack(blocks, dim))
     return matrix, hashes, stats

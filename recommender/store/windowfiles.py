@@ -95,20 +95,21 @@ def carried_from(folder: Path, manifest, hashes) -> "Carried | None":
     (an approximate vector index keeps only its codes) or no windows, or when they are damaged (checked as a
     query checks its files: manifest.verify_files). The new version is then made from the vector cache alone."""
     from ..embed.carried import Carried
-    from .manifest import verify_files
+    from .manifest import check_vectors, verify_files
 
     roles = ("query:vectors", *ROLES)
     if manifest is None or hashes is None or not all(role in manifest.files for role in roles):
         return None
     try:
         verify_files(folder, replace(manifest, files={role: manifest.files[role] for role in roles}))
-        vectors = np.load(Path(folder) / manifest.files["query:vectors"].name, mmap_mode="r", allow_pickle=False)
+        path = Path(folder) / manifest.files["query:vectors"].name
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        if vectors.ndim != 2 or vectors.dtype != np.float32:
+            raise IndexProblem(f"{path}: not a matrix of float32 vectors")
+        check_vectors(folder, manifest, vectors.shape, len(hashes))  # the counts and dimension a query checks
         codes, scales, offsets = read_windows(folder, manifest)
     except (IndexProblem, OSError, ValueError) as exc:
         log.warning("%s: the replaced version's vectors are not reused (%s)", folder, exc)
-        return None
-    if vectors.shape != (manifest.count, manifest.dimension) or vectors.dtype != np.float32 \
-            or len(hashes) != manifest.count:
         return None
     return Carried.of(hashes, vectors, codes, scales, offsets)
 
