@@ -182,10 +182,10 @@ LEXICAL_DRIFT = 0.05  # refit the TF-IDF (new vocabulary and IDF) once this shar
 
 
 def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple[str, str]] | None,
-                   changes: Changes, refit_drift: float = LEXICAL_DRIFT) -> tuple[LexicalIndex, list[str], dict] | None:
-    """(previous lexical index, its ids, drift record) when the lexical index can be updated with its IDF
-    frozen: a usable previous index, and added + changed + removed articles since its last full fit not above
-    refit_drift of the corpus it was fitted on. None means a full fit."""
+                   changes: Changes, refit_drift: float = LEXICAL_DRIFT) -> tuple | None:
+    """(previous lexical index, its ids, drift record, its titles or None) when the lexical index can be updated
+    with its IDF frozen: a usable previous index, and added + changed + removed articles since its last full fit
+    not above refit_drift of the corpus it was fitted on. None means a full fit."""
     if manifest is None or previous is None or "lexical" not in manifest.files or "lexicon" not in manifest.files:
         return None
     base = dict(manifest.stats.get("lexical_base") or {"count": manifest.count, "churn": 0})
@@ -202,7 +202,12 @@ def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple
         return None
     if old.doc_hashes is None or old.name_weights is None or not old.vocabulary or old.count != len(previous):
         return None
-    return old, [article_id for article_id, _ in previous], base
+    try:  # the mention rows of texts that cannot have changed are then copied (store.mentionreuse)
+        with MetadataStore(folder / manifest.files["metadata"].name) as store:
+            titles = store.titles()
+    except Exception:  # noqa: BLE001 - without them every mention row is made again
+        titles = None
+    return old, [article_id for article_id, _ in previous], base, titles if len(titles or ()) == old.count else None
 
 
 def current_manifest(folder: Path) -> Manifest | None:
@@ -261,7 +266,7 @@ def compare(previous: list[tuple[str, str]] | None, articles: Sequence[Article],
 def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, hashes: Sequence[str],
                 embedder: Embedder, preparation: Preparation, *, model_spec: str | None = None,
                 stats: dict | None = None,
-                frozen_lexical: tuple[LexicalIndex, list[str], dict] | None = None, windows=None,
+                frozen_lexical: tuple | None = None, windows=None,
                 previous_window_ann: Path | None = None, engine=None,
                 release: Callable[[], object] | None = None) -> Manifest:
     """Write data files under fresh names, then the manifest that names them (the commit), then tidy up.
@@ -312,8 +317,8 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     rows = StoredTexts(metadata)
     try:
         if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
-            old, old_ids, base = frozen_lexical
-            lexical, transformed = old.updated(old_ids, ids, rows)
+            old, old_ids, base, old_titles = frozen_lexical
+            lexical, transformed = old.updated(old_ids, ids, rows, old_titles)
             stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
         else:
             if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers

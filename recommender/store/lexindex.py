@@ -140,13 +140,14 @@ class LexicalIndex:
         return cls(matrix, vocabulary, idf, mentions_of(owners, found, weights, 0, len(documents)), hashes,
                    dict(weights), found, language)
 
-    def updated(self, previous_ids: Sequence[str], ids: Sequence[str],
-                rows: Sequence[tuple[str, str, str]]) -> tuple["LexicalIndex", int]:
+    def updated(self, previous_ids: Sequence[str], ids: Sequence[str], rows: Sequence[tuple[str, str, str]],
+                previous_titles: Sequence[str] | None = None) -> tuple["LexicalIndex", int]:
         """A new index for the corpus `ids`/`rows` with this index's vocabulary and IDF frozen (no refit):
         rows whose document is unchanged are copied, new and changed documents are transformed with the frozen
         weights, and the mention matrix is recomputed: unchanged documents keep the names found in them last
         time, and are searched only for names that are new (new or renamed articles); new and changed documents
-        are searched in full. Returns (index, rows transformed). Words that are not in the frozen vocabulary
+        are searched in full. With the previous titles, the mention rows that cannot have changed are copied
+        (store.mentionreuse). Returns (index, rows transformed). Words that are not in the frozen vocabulary
         count for nothing until the next full build."""
         documents = [lexical_document(title, body or excerpt, self.language) for title, excerpt, body in rows]
         hashes = document_hashes(documents)
@@ -165,10 +166,19 @@ class LexicalIndex:
         stacked = sparse.vstack(parts).tocsr()
         order = np.argsort(np.array(keep_dst + fresh, dtype=np.int64), kind="stable")
         tfidf = stacked[order]
-        owners = name_owners(ids, [r[0] for r in rows])
-        found, df = self._found_again(owners, documents, dict(zip(keep_dst, keep_src)))
+        titles = [r[0] for r in rows]
+        owners = name_owners(ids, titles)
+        kept = dict(zip(keep_dst, keep_src))
+        found, df = self._found_again(owners, documents, kept)
         weights = name_weights(df, len(documents), self.name_weights)
-        mentions = mentions_of(owners, found, weights, 0, len(documents))
+        mentions = None
+        if previous_titles is not None and self.found is not None:
+            from .mentionreuse import reused_mentions
+
+            mentions = reused_mentions(self.mentions, self.found, previous_ids, previous_titles, self.name_weights,
+                                       ids, titles, owners, found, weights, kept)
+        if mentions is None:
+            mentions = mentions_of(owners, found, weights, 0, len(documents))
         weights = {**(self.name_weights or {}), **weights}
         return LexicalIndex(tfidf, self.vocabulary, self.idf, mentions, hashes, weights, found, self.language), len(fresh)
 

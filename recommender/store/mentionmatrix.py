@@ -158,12 +158,14 @@ def column_weights(names: Sequence[str], weights: dict[str, float]) -> np.ndarra
 
 
 def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray, first: int, n: int,
-                block: int | None = None):
+                block: int | None = None, selves: np.ndarray | None = None):
     """Rows first..first + found.shape[0] of the mention matrix (n columns) as a SciPy CSR matrix, made at most
     `block` expanded entries at a time. found: rows x names CSR with sorted columns; owned: owner_arrays;
-    weights: column_weights. Nothing the size of `found` or of the unsummed entries is made besides the result
-    (at 1M articles the names found are hundreds of millions): each row's entry count is summed a block of rows
-    at a time, and the result's arrays, sized for the entries before duplicates are summed, are cut to its own."""
+    weights: column_weights; selves: each found row's own row of the matrix (its self-mention dropped), when the
+    rows are not first, first + 1, ... (store.mentionreuse makes some rows only). Nothing the size of `found` or
+    of the unsummed entries is made besides the result (at 1M articles the names found are hundreds of
+    millions): each row's entry count is summed a block of rows at a time, and the result's arrays, sized for
+    the entries before duplicates are summed, are cut to its own."""
     block = MENTION_BLOCK if block is None else block
     owner_ptr, owner_rows = owned
     found_ptr = np.asarray(found.indptr, dtype=np.int64)
@@ -183,7 +185,8 @@ def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray
     out_indptr = np.zeros(rows + 1, dtype=np.int64)
     nnz = 0
     for start, stop in runs(row_before, block):
-        part = expand_rows(found_ptr, found.indices, per_name, owner_ptr, owner_rows, values, start, stop, first, n)
+        part = expand_rows(found_ptr, found.indices, per_name, owner_ptr, owner_rows, values, start, stop, first, n,
+                           selves)
         count = part.nnz
         out_indices[nnz:nnz + count] = part.indices
         out_data[nnz:nnz + count] = part.data
@@ -195,9 +198,9 @@ def mention_csr(found, owned: tuple[np.ndarray, np.ndarray], weights: np.ndarray
 
 
 def expand_rows(found_ptr, found_columns, per_name, owner_ptr, owner_rows, values, start: int, stop: int,
-                first: int, n: int):
-    """Rows start..stop (of the block's found matrix) as CSR: one entry per (found name, owner), self excluded,
-    duplicates summed by SciPy's COO -> CSR conversion."""
+                first: int, n: int, selves: np.ndarray | None = None):
+    """Rows start..stop (of the block's found matrix) as CSR: one entry per (found name, owner), self excluded
+    (row first + i, or selves[i]), duplicates summed by SciPy's COO -> CSR conversion."""
     a, b = int(found_ptr[start]), int(found_ptr[stop])
     names = np.asarray(found_columns[a:b], dtype=np.int64)
     counts = per_name[names]
@@ -207,7 +210,7 @@ def expand_rows(found_ptr, found_columns, per_name, owner_ptr, owner_rows, value
     before = np.cumsum(counts) - counts  # entries of the block before each found name
     at = np.repeat(owner_ptr[names] - before, counts) + np.arange(total, dtype=np.int64)
     cols = owner_rows[at]
-    keep = cols != local + (first + start)
+    keep = cols != (local + (first + start) if selves is None else np.asarray(selves, np.int64)[local + start])
     data = np.repeat(values[names], counts)
     matrix = sparse.coo_matrix((data[keep], (local[keep], cols[keep])), shape=(stop - start, n))
     return matrix.tocsr()  # duplicates (two names of b in a) are summed, as for the whole matrix

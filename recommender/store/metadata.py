@@ -170,6 +170,9 @@ class MetadataStore:
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
 
+    def titles(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT title FROM articles ORDER BY row")]
+
     def hashes(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article in row order: what an incremental rebuild compares against."""
         return [tuple(r) for r in self.db.execute("SELECT id, hash FROM articles ORDER BY row")]

@@ -4,6 +4,7 @@ frozen weights exactly as a fit would have made them, and a full refit once the 
 import json
 
 import numpy as np
+import pytest
 
 from recommender import build_index
 from recommender.batch.build import LEXICAL_DRIFT
@@ -133,8 +134,13 @@ def _full(index_ids, rows, frozen):
     return mention_matrix(index_ids, [r[0] for r in rows], [r[0] + " \n" + r[2] for r in rows], frozen)
 
 
-def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_path, monkeypatch):
+@pytest.mark.parametrize("with_titles", [False, True])
+def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_path, monkeypatch, with_titles):
+    """Without the previous titles every mention row is made from the names found; with them (what the batch
+    passes) the rows that cannot have changed are copied from the last build's matrix (store.mentionreuse), and
+    only the others are made: the same matrix either way."""
     import recommender.store.lexindex as lexindex
+    import recommender.store.mentionreuse as mentionreuse
 
     ids, rows = _mention_rows(60, seed=1)
     old = LexicalIndex.build(ids, rows)
@@ -152,15 +158,39 @@ def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_p
     del new_ids[7], new_rows[7]  # removed
     new_ids.append("docs/json_decoder")  # added: "json decoder" is a new name, which unchanged texts may hold
     new_rows.append(("Socket", "", "about sockets"))
+    new_ids.append("docs/extra")  # added: a second owner of "event signal", which kept texts name
+    new_rows.append((rows[2][0], "", "signals and events"))
     rounds = [(new_ids, new_rows)]
     later = list(new_rows)
     later[0] = (later[0][0], "", later[0][2] + " mentions Cookie Jar")  # a second update, from the first's record
     rounds.append((new_ids, later))
+    made = []  # the rows store.mentionreuse made rather than copied
+    real_csr = mentionreuse.mention_csr
+    monkeypatch.setattr(mentionreuse, "mention_csr",
+                        lambda found, *a, **k: made.append(k["selves"].tolist()) or real_csr(found, *a, **k))
+    previous_rows, rows_by_id = rows, dict(zip(ids, rows))
     for count, (round_ids, round_rows) in enumerate(rounds):
         scanned.clear()
-        new, _ = old.updated(ids, round_ids, round_rows)
-        # only new and changed documents were scanned word by word (2, 5, 9 and the added one; then 0)
-        assert len(scanned) == (4 if count == 0 else 1)
+        made.clear()
+        new, _ = old.updated(ids, round_ids, round_rows, [r[0] for r in previous_rows] if with_titles else None)
+        if with_titles:  # made: the new and changed texts, those whose names found changed, those holding a
+            # name whose owners changed ("event signal" gains one); copied: every other
+            old_names = {x: {old.found[0][c] for c in old.found[1][p].indices} for p, x in enumerate(ids)}
+            new_names = [{new.found[0][c] for c in new.found[1][r].indices} for r in range(len(round_ids))]
+            old_owners, new_owners = ({name: [these[r] for r in rows_] for name, rows_ in
+                                       lexindex.name_owners(these, [r[0] for r in texts]).items()}
+                                      for these, texts in ((ids, previous_rows), (round_ids, round_rows)))
+            changed = {x for x, r in zip(round_ids, round_rows) if x not in old_names or r != rows_by_id[x]}
+            expected = {r for r, x in enumerate(round_ids) if x in changed or new_names[r] != old_names[x] or
+                        any(old_owners.get(name) != new_owners[name] for name in new_names[r])}
+            assert sorted(expected) == made[0] and 0 < len(expected) < len(round_ids)
+            assert any(x not in changed and new_names[r] == old_names[x] for r, x in enumerate(round_ids)
+                       if r in expected) == (count == 0)  # rows made only because an owner changed
+        else:
+            assert not made
+        rows_by_id = dict(zip(round_ids, round_rows))
+        # only new and changed documents were scanned word by word (2, 5, 9 and the two added; then 0)
+        assert len(scanned) == (5 if count == 0 else 1)
         expected, names = _full(round_ids, round_rows, old.name_weights)
         assert expected.nnz > 100
         assert (new.mentions != expected).nnz == 0 and np.array_equal(new.mentions.data, expected.data)
@@ -169,7 +199,7 @@ def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_p
         names_list, found = found_arrays(owners, [real_names_in(r[0] + " \n" + r[2], owners)
                                                            for r in round_rows])
         assert new.found[0] == names_list and (new.found[1] != found).nnz == 0
-        old, ids = new, list(round_ids)
+        old, ids, previous_rows = new, list(round_ids), round_rows
 
 
 def test_too_many_new_names_scan_every_text_and_still_equal_a_full_scan(monkeypatch):
@@ -221,7 +251,7 @@ def test_update_renumbers_kept_names_and_finds_new_ones_in_kept_texts():
     new_titles = ["Asyncio", "Socket", "Queue", "Thread", "Selector"]
     new_bodies = [bodies[0], bodies[1], bodies[3], "thread and queue and selector", "selector for asyncio sockets"]
     new_rows = [(t, "", b) for t, b in zip(new_titles, new_bodies)]
-    new, transformed = old.updated(ids, new_ids, new_rows)
+    new, transformed = old.updated(ids, new_ids, new_rows, titles)
     assert transformed == 2  # the changed thread page and the new one
     documents = [t + " \n" + b for t, b in zip(new_titles, new_bodies)]
     (names, full), df = scan_names(documents, name_owners(new_ids, new_titles))
@@ -232,3 +262,20 @@ def test_update_renumbers_kept_names_and_finds_new_ones_in_kept_texts():
     assert new.mentions[0, 4] > 0 and new.mentions[1, 4] > 0  # kept texts now name the new page
     assert "streams" not in [names[j] for j in new.found[1].indices]
     assert df["selector"] == 4
+
+
+def test_mention_rows_reused_only_while_the_articles_keep_their_order():
+    """Copied rows keep their columns' order only when the surviving articles keep theirs: a reordered corpus
+    makes M in full (store.mentionreuse returns None), and the matrix still equals a full scan's."""
+    from recommender.store.mentionreuse import reused_mentions
+
+    ids, rows = _mention_rows(30, seed=3)
+    old = LexicalIndex.build(ids, rows)
+    order = list(range(30))
+    order[4], order[20] = order[20], order[4]
+    new_ids, new_rows = [ids[i] for i in order], [rows[i] for i in order]
+    new, _ = old.updated(ids, new_ids, new_rows, [r[0] for r in rows])
+    expected, _ = _full(new_ids, new_rows, old.name_weights)
+    assert (new.mentions != expected).nnz == 0 and np.array_equal(new.mentions.data, expected.data)
+    assert reused_mentions(old.mentions, old.found, ids, [r[0] for r in rows], old.name_weights, new_ids,
+                           [r[0] for r in new_rows], {}, new.found, {}, {}) is None
