@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ from ..common.heap import keep_alive
 from ..rank.corpusstats import PoolBounds
 from . import ann_reach, margin_follow, window_reach
 from .copy_reach import CopyReach, CopyRecord, duplicates, state_arrays
+from .output_reuse import link_arrays, unchanged_rows
 from .window_reach import EPS
 
 STATE_FILE = "lists-state.npz"
@@ -142,22 +144,22 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
 
 
 def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links,
-               overrides: list[dict], k: int, window_pools: bool = False) -> None:
-    """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it."""
+               overrides: list[dict], k: int, window_pools: bool = False) -> str:
+    """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it.
+    Returns the state's token: the run record that holds it says these outputs were written with this state
+    (batch/output_reuse.py)."""
     n = len(ids)
-    rows = np.full((n, k), -1, dtype=np.int32)
-    scores = np.full((n, k), np.nan)
-    pinned = np.zeros((n, k), dtype=bool)
-    for i, chosen in enumerate(links):
-        for j, link in enumerate(chosen[:k]):
-            rows[i, j], scores[i, j], pinned[i, j] = link.row, link.score, link.pinned
-    meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides}).encode()
+    rows, scores, pinned = link_arrays(links, n, k)
+    token = secrets.token_hex(8)
+    meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides,
+                       "token": token}).encode()
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
                  **frozen.windows.arrays(window_pools), **state_arrays(frozen, n),
                  **margin_follow.state_arrays(frozen, n, k))
+    return token
 
 
 def load_state(path: Path) -> dict | None:
@@ -176,6 +178,11 @@ class Plan:
     recompute: np.ndarray  # bool per row
     reasons: dict[str, int] = field(default_factory=dict)
     kept: dict[int, list] = field(default_factory=dict)  # row -> stored links (rows renumbered)
+    # what the outputs may take from the last run's (batch/output_reuse.Reuse.of)
+    state_token: str | None = None
+    previous_rows: np.ndarray | None = None
+    unchanged: np.ndarray | None = None
+    previous_count: int = 0
 
 
 def full_plan(n: int, why: str) -> Plan:
@@ -375,7 +382,8 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
     from ..common.progress import progress_bar
     from .relatedlists import link_rows
 
-    decided, frozen = plan(job, ids, signatures, load_state(state_path), key, overrides)
+    state = load_state(state_path)
+    decided, frozen = plan(job, ids, signatures, state, key, overrides)
     frozen.windows.key = window_reach.search_key(job.ranker())  # kept with the lists (window_record.Record)
     if frozen.copies is None and job.policy.duplicates.threshold < 1.0:  # a full run: the whole copy graph,
         frozen.copies = CopyRecord(job)  # read from each list's candidates as it is ranked (copy_reach)
@@ -388,4 +396,7 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
             computed.update(zip(part.tolist(), link_rows(job, part)))
             bar.update(len(part))
     links = [computed[i] if i in computed else decided.kept[i] for i in range(len(ids))]
+    if decided.kind == "incremental" and state.get("token"):
+        decided.previous_rows, decided.unchanged = unchanged_rows(state, ids, signatures, links, job.policy.links.k)
+        decided.state_token, decided.previous_count = state["token"], len(state["ids"])
     return links, decided, frozen

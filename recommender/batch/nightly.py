@@ -177,6 +177,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
     from .shardread import read_with
     from .outputs import append_run, copy_site_data, update_last_run, write_outputs
     from .relatedlists import items_from_links, job_for_index
+    from .output_reuse import Reuse
 
     o, policy, engine = options, options.policy, options.engine
     seconds = record.seconds
@@ -226,7 +227,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         if previous and previous.get("links_key") == record.links_key and outputs_exist(o.out_dir):
             # nothing that decides a link changed since the last good run: its outputs stand as they are
             for key in ("links", "pinned_links", "articles_without_links", "overrides", "evaluation", "by_path",
-                        "drafts_held_back", "targets_left_out"):
+                        "drafts_held_back", "targets_left_out", "lists_state"):
                 setattr(record, key, previous.get(key))
             record.outputs_reused = True
             if o.site_data is not None:
@@ -248,8 +249,9 @@ def _run(record: RunRecord, options: RunOptions) -> None:
         record.drafts_held_back = job.facts.held_back(policy)
         # articles of each kind the [links] targets keep out of every list (curated stubs, no URL, other domains)
         record.targets_left_out = job.facts.left_out(policy)
-        links = related_lists(job, articles.articles, built, index, o.out_dir, record, as_of=o.as_of,
-                              progress=o.progress, engine=engine)
+        links, plan = related_lists(job, articles.articles, built, index, o.out_dir, record, as_of=o.as_of,
+                                    progress=o.progress, engine=engine)
+        reuse = Reuse.of(plan, previous, o.out_dir)  # what the outputs may copy from the last run's
         seconds["related"] = time.perf_counter() - timer
         keep_alive()  # every list's links
         from ..rank.storedlists import keep_lists  # what a query by id then reads (recommender.rank.storedlists)
@@ -268,7 +270,7 @@ def _run(record: RunRecord, options: RunOptions) -> None:
 
     timer = time.perf_counter()
     record.status, record.ended = "ok", utc_now()
-    write_outputs(o.out_dir, items, record, site_data=o.site_data, infos=infos, site=policy.site)
+    write_outputs(o.out_dir, items, record, site_data=o.site_data, infos=infos, site=policy.site, reuse=reuse)
     seconds["write"] = time.perf_counter() - timer
     for name, value in seconds.items():
         seconds[name] = round(value, 3)
@@ -283,8 +285,9 @@ NO_STATE_APPROXIMATE = "approximate vector index (its dense pools are not exact 
 
 
 def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, record: RunRecord, *, as_of,
-                  progress: bool, engine: Engine) -> list:
-    """Every article's links: with the local engine only the lists a change can reach are ranked again
+                  progress: bool, engine: Engine) -> tuple[list, object]:
+    """Every article's links, and the incremental plan (None for a full run without a state): with the local
+    engine only the lists a change can reach are ranked again
     (recommender.batch.incremental; the state is kept in the output folder); with another engine, or over an
     approximate vector index, all of them."""
     from . import incremental
@@ -295,7 +298,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
         record.lists = {"kind": "full", "recomputed": job.count, "reasons": {why: job.count},
                         "fresh_statistics": True}
         (out_dir / incremental.STATE_FILE).unlink(missing_ok=True)  # its lists would no longer match
-        return all_links(job, progress=progress, engine=engine)
+        return all_links(job, progress=progress, engine=engine), None
     policy = job.policy
     day = None
     if policy.links.max_age_days is not None or policy.recency.half_life_days > 0:
@@ -322,9 +325,10 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     log.info("related lists (%s): %d of %d ranked again", plan.kind, record.lists["recomputed"], len(ids))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
-        incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen, links=links,
-                               overrides=overrides, k=policy.links.k, window_pools=job.learned is not None)
-    return links
+        record.lists_state = incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen,
+                                                    links=links, overrides=overrides, k=policy.links.k,
+                                                    window_pools=job.learned is not None)
+    return links, plan
 
 
 def refuse_shrink(index_dir: Path, articles, max_share: float, corpus: Path) -> None:

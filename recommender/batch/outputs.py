@@ -31,6 +31,7 @@ from ..common.atomic import atomic_path, atomic_write_bytes
 from ..common.jsontext import dumps_indented, flat_text, scalar_text
 from ..rank.results import Related
 from ..rank.policy import Site
+from .output_reuse import Reuse, patch_sqlite, write_jsonl
 from .pages import href, page_key
 from .runrecord import RunRecord
 
@@ -147,6 +148,7 @@ class Written:
     by_path_text: str
     run_record: RunRecord
     previous: Path
+    reuse: Reuse | None = None  # what may be copied from the last run's files (batch/output_reuse.py)
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,7 @@ def _write_by_path(path: Path, out: Written) -> None:
 
 
 def _write_jsonl(path: Path, out: Written) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for item in out.items:
-            fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+    write_jsonl(path, out.items, out.reuse, JSONL)
 
 
 def _write_json_map(path: Path, out: Written) -> None:
@@ -174,6 +174,15 @@ def _write_json_map(path: Path, out: Written) -> None:
 
 def _write_sqlite_sink(path: Path, out: Written) -> None:
     path.unlink()
+    if patch_sqlite(path, out.items, out.reuse, out.previous, _insert_items):
+        db = sqlite3.connect(path)
+        try:
+            _insert_run(db, out.run_record)
+            db.commit()
+        finally:
+            db.close()
+        return
+    path.unlink(missing_ok=True)
     _write_sqlite(path, out.items, previous=out.previous, run_record=out.run_record)
 
 
@@ -187,10 +196,12 @@ def output_names() -> tuple[str, ...]:
 
 
 def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRecord,
-                  site_data: Path | None = None, infos: Sequence | None = None, site: Site = Site()) -> None:
+                  site_data: Path | None = None, infos: Sequence | None = None, site: Site = Site(),
+                  reuse: Reuse | None = None) -> None:
     """Write every output of SINKS (and append the run record to the SQLite one), all or nothing; with site_data,
     also the by-path form there, renamed into place with the others. `infos`: the index's articles (for the
-    page keys); None: the items themselves."""
+    page keys); None: the items themselves. reuse: the records that are the last run's, copied from its files
+    (batch/output_reuse.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     remove_leftovers(folder)
     keyed, counts = by_path(items, infos if infos is not None else items, site)
@@ -198,7 +209,7 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRe
     if counts["collisions"]:
         log.warning("%d of the articles have the page key (%s) of an earlier article: left out of %s, e.g. %s",
                     counts["collisions"], site.key, BY_PATH, "; ".join(counts["collided"][:3]))
-    out = Written(items, by_path_text(keyed) + "\n", run_record, folder / SQLITE)
+    out = Written(items, by_path_text(keyed) + "\n", run_record, folder / SQLITE, reuse)
     with contextlib.ExitStack() as stack:
         if site_data is not None:
             _write_by_path(stack.enter_context(atomic_path(site_data)), out)
@@ -226,11 +237,7 @@ def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run
     db = sqlite3.connect(path)
     try:
         db.executescript(SCHEMA)
-        db.executemany("INSERT INTO articles VALUES (?,?,?,?,?)",
-                       [(i.id, i.title, i.url, i.published, i.source) for i in items])
-        db.executemany("INSERT INTO related VALUES (?,?,?,?,?)",
-                       [(i.id, rank, l.id, l.score, int(l.pinned)) for i in items
-                        for rank, l in enumerate(i.related, 1)])
+        _insert_items(db, items)
         if previous.exists():
             with contextlib.suppress(sqlite3.DatabaseError):
                 db.execute("ATTACH DATABASE ? AS old", [str(previous)])
@@ -241,6 +248,13 @@ def _write_sqlite(path: Path, items: Sequence[ArticleLinks], previous: Path, run
         db.commit()
     finally:
         db.close()
+
+
+def _insert_items(db: sqlite3.Connection, items: Sequence[ArticleLinks]) -> None:
+    db.executemany("INSERT INTO articles VALUES (?,?,?,?,?)", [(i.id, i.title, i.url, i.published, i.source)
+                                                               for i in items])
+    db.executemany("INSERT INTO related VALUES (?,?,?,?,?)", [(i.id, rank, l.id, l.score, int(l.pinned))
+                                                              for i in items for rank, l in enumerate(i.related, 1)])
 
 
 def update_last_run(folder: Path, run_record: RunRecord) -> None:

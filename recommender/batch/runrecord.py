@@ -57,6 +57,7 @@ class RunRecord:
     drafts_held_back: int | None = None
     targets_left_out: dict | None = None  # per kind of target [links] targets keeps out of every list
     lists: dict | None = None  # kind (full / incremental), recomputed, reasons, fresh_statistics
+    lists_state: str | None = None  # the token of the lists state these outputs were written with (output_reuse)
     stored_lists: object = None  # what rank/storedlists.py kept for queries by id (or why not)
     links: int | None = None
     pinned_links: int | None = None

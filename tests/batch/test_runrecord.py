@@ -10,11 +10,11 @@ COMPUTED = ["started", "status", "corpus", "index", "out", "engine", "seconds", 
             "warnings", "skipped_reasons", "ignored", "added", "changed", "unchanged", "removed", "articles",
             "embedded", "reused", "index_rewritten", "model", "model_fingerprint", "backend", "training",
             "lexical_update", "lexical_drift", "links_key", "ranking", "drafts_held_back", "targets_left_out",
-            "lists", "stored_lists", "links", "pinned_links", "articles_without_links", "overrides", "evaluation",
+            "lists", "lists_state", "stored_lists", "links", "pinned_links", "articles_without_links", "overrides", "evaluation",
             "ended", "by_path"]
 REUSED = COMPUTED[:COMPUTED.index("ranking")] + ["links", "pinned_links", "articles_without_links", "overrides",
                                                   "evaluation", "by_path", "drafts_held_back", "targets_left_out",
-                                                  "outputs_reused", "ended"]
+                                                  "lists_state", "outputs_reused", "ended"]
 
 
 def test_the_record_has_the_fields_set_in_the_order_they_were_set():
