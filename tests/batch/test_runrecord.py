@@ -10,8 +10,8 @@ COMPUTED = ["started", "status", "corpus", "index", "out", "engine", "seconds", 
             "warnings", "skipped_reasons", "ignored", "added", "changed", "unchanged", "removed", "articles",
             "embedded", "reused", "index_rewritten", "model", "model_fingerprint", "backend", "training",
             "lexical_update", "lexical_drift", "links_key", "ranking", "drafts_held_back", "targets_left_out",
-            "lists", "lists_state", "stored_lists", "links", "pinned_links", "articles_without_links", "overrides", "evaluation",
-            "ended", "by_path"]
+            "lists", "lists_state", "stored_lists", "links", "pinned_links", "articles_without_links", "overrides",
+            "evaluation", "ended", "by_path"]
 REUSED = COMPUTED[:COMPUTED.index("ranking")] + ["links", "pinned_links", "articles_without_links", "overrides",
                                                   "evaluation", "by_path", "drafts_held_back", "targets_left_out",
                                                   "lists_state", "outputs_reused", "ended"]

@@ -157,7 +157,7 @@ def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_p
     new_rows[9] = (rows[9][0], "", rows[9][2] + " uses the JSON-decoder and a cookie jar")  # changed
     del new_ids[7], new_rows[7]  # removed
     new_ids.append("docs/json_decoder")  # added: "json decoder" is a new name, which unchanged texts may hold
-    new_rows.append(("Socket", "", "about sockets"))
+    new_rows.append(("Sockets Hub", "", "about sockets"))
     new_ids.append("docs/extra")  # added: a second owner of "event signal", which kept texts name
     new_rows.append((rows[2][0], "", "signals and events"))
     rounds = [(new_ids, new_rows)]
@@ -165,6 +165,7 @@ def test_mentions_updated_from_the_names_found_last_time_equal_a_full_scan(tmp_p
     later[0] = (later[0][0], "", later[0][2] + " mentions Cookie Jar")  # a second update, from the first's record
     rounds.append((new_ids, later))
     made = []  # the rows store.mentionreuse made rather than copied
+    monkeypatch.setattr(mentionreuse, "BLOCK", 7)  # its work split in many blocks of rows
     real_csr = mentionreuse.mention_csr
     monkeypatch.setattr(mentionreuse, "mention_csr",
                         lambda found, *a, **k: made.append(k["selves"].tolist()) or real_csr(found, *a, **k))
