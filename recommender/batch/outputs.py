@@ -213,8 +213,11 @@ def write_outputs(folder: Path, items: Sequence[ArticleLinks], run_record: RunRe
     with contextlib.ExitStack() as stack:
         if site_data is not None:
             _write_by_path(stack.enter_context(atomic_path(site_data)), out)
+        # entered last to first, so that leaving the stack renames them first to last: the SQLite file, which holds
+        # the run record and its lists state's token, after every file written with that state (output_reuse)
+        paths = {sink.name: stack.enter_context(atomic_path(folder / sink.name)) for sink in reversed(SINKS)}
         for sink in SINKS:
-            sink.write(stack.enter_context(atomic_path(folder / sink.name)), out)
+            sink.write(paths[sink.name], out)
         # leaving the stack renames the files over the old ones, one after another, only now that all are
         # complete
 

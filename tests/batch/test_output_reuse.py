@@ -112,3 +112,22 @@ def test_outputs_not_written_with_the_state_are_not_copied(tmp_path, monkeypatch
             assert len(encoded) == len(everything)
         else:  # copied up to the swapped line (unless a changed record comes first), then written in full
             assert len(everything) - 12 <= len(encoded) < len(everything), len(encoded)
+
+
+def test_the_file_holding_the_state_token_is_renamed_after_the_others(tmp_path, monkeypatch):
+    """related.sqlite holds the run record with its lists state's token: renamed into place after every other
+    output, so a run killed between renames leaves the last good record naming the old state (nothing copied)."""
+    import os
+
+    import recommender.common.atomic as atomic
+
+    renamed = []
+    real = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: renamed.append(os.path.basename(dst)) or real(src, dst))
+    feed = _first(tmp_path)
+    renamed.clear()
+    assert run_batch(feed, tmp_path / "index", tmp_path / "out", POLICY, model="hashing",
+                     progress=False).lists["kind"] == "incremental"
+    outputs_renamed = [name for name in renamed if name in outputs.output_names()]
+    assert sorted(outputs_renamed) == sorted(outputs.output_names())
+    assert outputs_renamed[-1] == "related.sqlite", outputs_renamed
