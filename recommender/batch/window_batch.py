@@ -23,15 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.sortkeys import descending_keys
 from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
 from .window_record import EVERYTHING, EXACT, UNKNOWN
-
-
-def _descending_keys(segments: np.ndarray, sims: np.ndarray) -> np.ndarray:
-    """uint64 keys ordering (segment ascending, similarity descending) exactly as float32 compares (-0.0 == 0.0)."""
-    bits = (np.asarray(sims, np.float32) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
-    ascending = np.where(bits >= 0x80000000, 0xFFFFFFFF - bits, bits + 0x80000000)
-    return (segments.astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - ascending)
 
 
 TABLE_SPAN = 32  # _distinct marks keys in a table when its span is at most this many times the number of keys
@@ -128,7 +122,7 @@ class _Block:
         good = ~fallback[seg_list[a_seg]]
         a_seg, a_rows, a_sims = a_seg[good], a_rows[good], a_sims[good]
         # merge: a changed window after every recorded one of its segment at least as near (stable)
-        ins = np.searchsorted(_descending_keys(s_seg, s_sims), _descending_keys(a_seg, a_sims), side="right")
+        ins = np.searchsorted(descending_keys(s_seg, s_sims), descending_keys(a_seg, a_sims), side="right")
         size = len(s_seg) + len(a_seg)
         m_seg, m_rows, m_sims = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.float32)
         a_pos = ins + np.arange(len(a_seg))
@@ -203,7 +197,7 @@ class _Block:
         if np.isnan(score[scored]).any():
             order = scored[np.lexsort((o_rows[scored], -score[scored], o_list[scored]))]
         else:  # `keys` are sorted by (list, row): a stable sort by (list, score desc) keeps the rows in order
-            order = scored[np.argsort(_descending_keys(o_list[scored], score[scored]), kind="stable")]
+            order = scored[np.argsort(descending_keys(o_list[scored], score[scored]), kind="stable")]
         s_list = o_list[order]
         s_count = np.bincount(s_list, minlength=e_count)
         s_first = np.cumsum(s_count) - s_count

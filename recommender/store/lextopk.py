@@ -29,6 +29,7 @@ import threading
 import numpy as np
 
 from ..common.blocks import runs
+from ..common.sortkeys import descending_keys
 from .compiledtopk import ACTIVE, head_top_k
 
 MARGIN = 1e-4  # added to every bound, relative and absolute: float32 sums and norms differ far less from exact ones
@@ -225,7 +226,13 @@ def impact_order(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> t
     for start, stop in runs(indptr, IMPACT_BLOCK):
         a, b = int(indptr[start]), int(indptr[stop])
         term = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(indptr[start:stop + 1]))
-        order = np.lexsort((indices[a:b], -np.asarray(data[a:b], dtype=np.float32), term))
+        values = np.asarray(data[a:b], dtype=np.float32)
+        if bool((np.diff(indices[a:b].astype(np.int64)) > 0)[np.diff(term) == 0].all()):
+            # each term's documents ascending (a sorted CSR): one stable sort by (term, value desc) keeps them in
+            # order among equal values, as the lexsort below does (about 5x faster)
+            order = np.argsort(descending_keys(term, values), kind="stable")
+        else:
+            order = np.lexsort((indices[a:b], -values, term))
         out_indices[a:b], out_data[a:b] = indices[a:b][order], data[a:b][order]
     return out_indices, out_data
 

@@ -84,12 +84,19 @@ def test_the_build_keeps_its_mentions_and_found_names(corpus, monkeypatch):
     assert [{names[j] for j in matrix.indices[matrix.indptr[r]:matrix.indptr[r + 1]]} for r in range(len(ids))] == found
 
 
-@pytest.mark.parametrize("block", [1, 5, 10**9])
-def test_impact_order_by_blocks_equals_one_sort(corpus, block, monkeypatch):
+@pytest.mark.parametrize("block,shuffled", [(1, False), (5, False), (10**9, False), (10**9, True)])
+def test_impact_order_by_blocks_equals_one_sort(corpus, block, shuffled, monkeypatch):
+    """By blocks of terms, and by one stable sort on (term, value) keys where each term's documents ascend (a
+    sorted CSR), else the lexsort: the same order, ties to the lower document."""
     ids, rows, _, _ = corpus
     postings = LexicalIndex.build(ids, rows).tfidf.T.tocsr()
     postings.sort_indices()
     indptr, indices, data = postings.indptr, postings.indices, postings.data
+    data = np.round(data, 1).astype(data.dtype)  # many equal values within a term: ties decided by the document
+    if shuffled:  # each term's postings in another order
+        rng = np.random.default_rng(0)
+        order = np.concatenate([a + rng.permutation(b - a) for a, b in zip(indptr[:-1], indptr[1:])])
+        indices, data = indices[order], data[order]
     term = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     order = np.lexsort((indices, -data, term))  # the sort before the blocks
     monkeypatch.setattr(lextopk, "IMPACT_BLOCK", block)
