@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.sortkeys import value_then_row_keys
 from ..rank.candidates import mention_cuts
 from ..rank.ranking import POOL_MORE
 
@@ -69,10 +70,27 @@ def flat_pools(pools: list) -> tuple:
     return li, pos, rows, values, lens, lowest
 
 
+PADDING = np.iinfo(np.int64).max  # a place with no candidate (value -inf), after every candidate
+
+
 def by_value(rows: np.ndarray, values: np.ndarray) -> tuple:
-    """Each row of the (pools x places) matrices in the pools' order, value descending then row ascending:
-    (rows, values, the order taken)."""
-    order = np.lexsort((rows, -values), axis=1)
+    """Each row of the (pools x places) matrices in the pools' order, value descending then row ascending, the
+    padding places (PADDING, -inf) last in their order: (rows, values, the order taken). The values are float32
+    ones (scores and stored pools): one sort of packed keys (common.sortkeys), each place's key distinct (a padding
+    place's row is taken as 2^32 - 1 - its distance from the end), so the order is the stable lexsort's, which
+    runs instead for anything else (about 2.5x slower)."""
+    width = rows.shape[1] if rows.ndim == 2 else 0
+    real = rows != PADDING
+    if width and not np.isnan(values).any() and bool((rows[real] >= 0).all()) and \
+            bool((rows[real] < 2**32 - 1 - width).all()) and \
+            np.array_equal(values.astype(np.float32).astype(np.float64), values):
+        places = np.arange(width, dtype=np.int64)[None, :]
+        keys = value_then_row_keys(values, np.where(real, rows, 2**32 - 1 - width + places))
+        order = np.argsort(keys, axis=1)
+        if (np.diff(np.take_along_axis(keys, order, 1), axis=1) == 0).any():  # a row twice: the stable order
+            order = np.lexsort((rows, -values), axis=1)
+    else:
+        order = np.lexsort((rows, -values), axis=1)
     return np.take_along_axis(rows, order, 1), np.take_along_axis(values, order, 1), order
 
 
@@ -167,7 +185,7 @@ def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.nda
     li, pos, old_rows, old_values, known, lowest = flat_pools([_joined(olds[j], more) for j, more in zip(have, extra)])
     lowest[~np.isfinite(lowest)] = -np.inf  # each list's lowest finite recorded value (-inf: none)
     width, m, b = int(known.max(initial=0)), len(cols), len(have)
-    big = np.iinfo(np.int64).max
+    big = PADDING
     rows = np.full((b, width + m), big, dtype=np.int64)  # padding: value -inf, after every candidate
     values = np.full((b, width + m), -np.inf)
     valid = (old_rows >= 0) & ~moved[np.maximum(old_rows, 0)]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.candidates import mention_cut
-from .pool_follow import by_value, flat_pools, follow_tops, keep_more
+from .pool_follow import PADDING, by_value, flat_pools, follow_tops, keep_more
 from .window_batch import follow_many
 from .window_reach import EPS, outsider  # EPS: the slack of the membership tests
 
@@ -96,7 +96,7 @@ def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, posit
             continue
         li, pos, flat_rows, flat_values, lens, lowest = flat_pools([olds[j] for j in have])  # lowest +inf: none
         width, b = int(lens.max()), len(have)
-        rows = np.full((b, width), np.iinfo(np.int64).max, dtype=np.int64)
+        rows = np.full((b, width), PADDING, dtype=np.int64)
         values = np.full((b, width), -np.inf)
         theirs = np.asarray(changed[have])
         mine = moved[flat_rows]

@@ -389,3 +389,33 @@ def test_pair_values_in_blocks_are_those_of_one_product(monkeypatch):
             assert got[name].dtype == whole[name].dtype and np.array_equal(got[name], whole[name]), (block, name)
     empty = side.pair_values(qs[:0], cs[:0])
     assert len(empty["dense"]) == 0 and len(empty["lexical"]) == 0
+
+
+def test_by_value_orders_as_the_stable_lexsort(monkeypatch):
+    """pool_follow.by_value: one sort of packed keys where the values are float32 ones, the rows distinct and in
+    range, else the lexsort: always the lexsort's order (value descending, row ascending, padding last in place)."""
+    import recommender.batch.pool_follow as pool_follow
+    from recommender.batch.pool_follow import PADDING, by_value
+
+    lexsort, sorted_by_lexsort = np.lexsort, []
+    monkeypatch.setattr(pool_follow.np, "lexsort", lambda *a, **k: sorted_by_lexsort.append(1) or lexsort(*a, **k))
+    rng = np.random.default_rng(3)
+    for case in range(40):
+        b, w = int(rng.integers(1, 30)), int(rng.integers(1, 60))
+        values = rng.choice([0.5, 0.25, -0.0, 0.0, 1.0, np.inf, -np.inf], size=(b, w)) if case % 2 else \
+            np.round(rng.normal(size=(b, w)), 2).astype(np.float32).astype(np.float64)
+        rows = np.stack([rng.permutation(5000)[:w] for _ in range(b)])
+        pad = rng.random((b, w)) < 0.2
+        rows[pad], values[pad] = PADDING, -np.inf
+        if case % 5 == 0:
+            rows[:, 1] = rows[:, 0]  # a row twice
+            values[:, 1] = values[:, 0]
+        if case % 7 == 0:
+            values[0, 0] = 0.1  # not a float32 value
+        order = lexsort((rows, -values), axis=1)
+        sorted_by_lexsort.clear()
+        got_rows, got_values, got_order = by_value(rows, values)
+        assert np.array_equal(got_order, order), case
+        assert bool(sorted_by_lexsort) == (case % 5 == 0 or case % 7 == 0), case  # the packed keys otherwise
+        assert np.array_equal(got_rows, np.take_along_axis(rows, order, 1))
+        assert np.array_equal(got_values, np.take_along_axis(values, order, 1), equal_nan=True)
