@@ -143,13 +143,13 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
                                    default=str).encode()).hexdigest()
 
 
-def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links,
+def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links: tuple,
                overrides: list[dict], k: int, window_pools: bool = False) -> str:
-    """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes. Caller renames it.
-    Returns the state's token: the run record that holds it says these outputs were written with this state
-    (batch/output_reuse.py)."""
+    """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes; links: the lists as
+    output_reuse.link_arrays gives them (Plan.link_arrays). Caller renames it. Returns the state's token: the run
+    record that holds it says these outputs were written with this state (batch/output_reuse.py)."""
     n = len(ids)
-    rows, scores, pinned = link_arrays(links, n, k)
+    rows, scores, pinned = links
     token = secrets.token_hex(8)
     meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides,
                        "token": token}).encode()
@@ -178,9 +178,11 @@ class Plan:
     recompute: np.ndarray  # bool per row
     reasons: dict[str, int] = field(default_factory=dict)
     kept: dict[int, list] = field(default_factory=dict)  # row -> stored links (rows renumbered)
+    previous_rows: np.ndarray | None = None  # incremental: each row's row in the state (-1: new)
+    same: np.ndarray | None = None  # incremental: each row's signature is the state's
+    link_arrays: tuple | None = None  # the lists as output_reuse.link_arrays gives them (compute_links)
     # what the outputs may take from the last run's (batch/output_reuse.Reuse.of)
     state_token: str | None = None
-    previous_rows: np.ndarray | None = None
     unchanged: np.ndarray | None = None
     previous_count: int = 0
 
@@ -280,7 +282,7 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
             recompute |= ann_reach.reached_by_pools(job, frozen, state, prev, ~same, reasons, rest, thr)
         else:
             recompute |= reached_by_fixed_score(job, frozen, state, prev, stored, ~same, reasons, rest, thr)
-    plan = Plan("incremental", recompute, reasons)
+    plan = Plan("incremental", recompute, reasons, previous_rows=prev, same=same)
     renumber = np.full(len(old_ids) + 1, -1, dtype=np.int64)
     renumber[prev[prev >= 0]] = np.flatnonzero(prev >= 0)
     kept = np.flatnonzero(~recompute)
@@ -396,7 +398,8 @@ def compute_links(job, ids: list[str], signatures: list[str], state_path: Path, 
             computed.update(zip(part.tolist(), link_rows(job, part)))
             bar.update(len(part))
     links = [computed[i] if i in computed else decided.kept[i] for i in range(len(ids))]
+    decided.link_arrays = link_arrays(links, len(ids), job.policy.links.k)  # kept in the state, compared here
     if decided.kind == "incremental" and state.get("token"):
-        decided.previous_rows, decided.unchanged = unchanged_rows(state, ids, signatures, links, job.policy.links.k)
+        decided.unchanged = unchanged_rows(state, decided.previous_rows, decided.same, decided.link_arrays, links)
         decided.state_token, decided.previous_count = state["token"], len(state["ids"])
     return links, decided, frozen

@@ -326,7 +326,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
         record.lists_state = incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen,
-                                                    links=links, overrides=overrides, k=policy.links.k,
+                                                    links=plan.link_arrays, overrides=overrides, k=policy.links.k,
                                                     window_pools=job.learned is not None)
     return links, plan
 

@@ -53,15 +53,12 @@ class Reuse:
         return cls(plan.previous_rows, plan.unchanged, folder, plan.previous_count)
 
 
-def unchanged_rows(state: dict, ids: list[str], signatures: list[str], links: list, k: int) -> tuple:
-    """(prev, unchanged) of the module docstring: each row's row in the state (-1: new) and whether its list and
-    the signatures of it and its targets are the state's."""
-    old_row = {article_id: r for r, article_id in enumerate(state["ids"])}
-    prev = np.fromiter((old_row.get(article_id, -1) for article_id in ids), dtype=np.int64, count=len(ids))
-    old_sigs = state["signatures"]
-    same = np.fromiter((p >= 0 and old_sigs[p] == s for p, s in zip(prev.tolist(), signatures)), dtype=bool,
-                       count=len(ids))
-    rows, scores, pinned = link_arrays(links, len(ids), k)
+def unchanged_rows(state: dict, prev: np.ndarray, same: np.ndarray, arrays: tuple, links: list) -> np.ndarray:
+    """Per row (the module docstring): whether its list (`arrays`: link_arrays of `links`) is the state's and the
+    signatures of it and its targets are too; prev: each row's row in the state (-1: new), same: its signature is
+    the state's (incremental.plan made both)."""
+    rows, scores, pinned = arrays
+    k = rows.shape[1]
     known = prev >= 0
     at = np.where(known, prev, 0)
     old_rows = state["rows"][at].astype(np.int64)
@@ -74,7 +71,7 @@ def unchanged_rows(state: dict, ids: list[str], signatures: list[str], links: li
     equal &= (state["pinned"][at] == pinned).all(axis=1)
     targets_same = np.where(rows >= 0, same[np.maximum(rows, 0)], True).all(axis=1)
     longer = np.fromiter((len(chosen) > k for chosen in links), dtype=bool, count=len(links))
-    return prev, known & same & equal & targets_same & ~longer
+    return known & same & equal & targets_same & ~longer
 
 
 def link_arrays(links, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

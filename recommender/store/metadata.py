@@ -153,7 +153,11 @@ class MetadataStore:
 
     def urls(self) -> list[str | None]:
         """Each article's URL as it gave it, in row order."""
-        return [r[0] for r in self.db.execute("SELECT url FROM articles ORDER BY row")]
+        return self._column("url")
+
+    def _column(self, name: str) -> list:
+        """One column of every article, in row order (name: a column of the schema, never input)."""
+        return [r[0] for r in self.db.execute(f"SELECT {name} FROM articles ORDER BY row")]
 
     def topics(self) -> list[list[str]]:
         """Each article's topics (tags, categories) in row order."""
@@ -168,10 +172,10 @@ class MetadataStore:
         return counts
 
     def ids(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY row")]
+        return self._column("id")
 
     def titles(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT title FROM articles ORDER BY row")]
+        return self._column("title")
 
     def hashes(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article in row order: what an incremental rebuild compares against."""
