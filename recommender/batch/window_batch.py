@@ -21,9 +21,12 @@ So every list gets exactly what `follow` gives it (tests/batch/test_batched_reac
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..common.sortkeys import descending_keys
+from .follow_compiled import CompiledBlock, kernels
 from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
 from .window_record import EVERYTHING, EXACT, UNKNOWN
 
@@ -67,7 +70,9 @@ def follow_many(windows, record, changed, js: np.ndarray, moved: np.ndarray, cha
         pools.append(pool)
     if not lists:
         return out
-    one = _Block(windows, changed, js[lists], nears, pools, moved, changed_score, changed_best, depth, n)
+    compiled = kernels()  # the compiled loops where the process runs them (the batch), else the NumPy steps
+    block = _Block if compiled is None else partial(CompiledBlock, compiled)
+    one = block(windows, changed, js[lists], nears, pools, moved, changed_score, changed_best, depth, n)
     for e, k in enumerate(lists):
         if one.fallback[e]:
             out[k] = follow(windows, record, changed, int(js[k]), moved, changed_score[:, int(changed.rest[js[k]])],

@@ -174,6 +174,31 @@ def use_compiled(on: bool = True) -> bool:
     return on and all(kernel is not None for kernel in ACTIVE.values())
 
 
+def kernel_for(name: str, function, check):
+    """`function` (a loop of another stage, e.g. batch.follow_compiled's) compiled as the store's loops are (numba,
+    cached on disk, tried once on a small input by `check`), for a process that runs the compiled loops
+    (`use_compiled`); None where it does not, or where numba cannot build it here (logged: the caller's NumPy steps
+    run, with the same results)."""
+    if all(kernel is None for kernel in ACTIVE.values()):
+        return None
+    with _LOCK:
+        if name not in _COMPILED:
+            _COMPILED[name] = _compiled_loop(name, function, check)
+        return _COMPILED[name]
+
+
+def _compiled_loop(name: str, function, check):
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        return _built(numba, function, check, False)
+    except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
+        log.warning("the compiled %s is not used (%s: %s); NumPy computes it", name, type(exc).__name__, exc)
+        return None
+
+
 def head_sums_kernel():
     """`_head_top` compiled (numba, cached on disk where numba finds a writable place) and tried once on a small
     input, or None when numba cannot be imported or cannot compile it here (logged: the NumPy steps run)."""

@@ -4,6 +4,7 @@ window_reach.follow), on random pools built to hit their cases: removed and chan
 pools, ties at the boundary, the query itself (+inf)."""
 
 import numpy as np
+import pytest
 from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
 
 from recommender.batch.pool_follow import follow_top, follow_tops
@@ -159,9 +160,43 @@ def _window_case(rng, n, depth, lists):
     return record, changed, moved, score, (score * 0.5).astype(np.float32)
 
 
-def test_follow_many_is_follow_list_by_list(few_windows):
+def _compiled_kernels():
+    """follow_compiled's loops compiled here, whether or not this process runs the compiled loops."""
+    import numba
+
+    from recommender.batch import follow_compiled
+
+    segments, pools = numba.njit(follow_compiled._segments), numba.njit(follow_compiled._pools)
+    follow_compiled.check_segments(segments)
+    follow_compiled.check_pools(pools)
+    return segments, pools
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def block_kind(request, monkeypatch):
+    """follow_many's block by window_batch._Block's NumPy steps, or by follow_compiled's compiled loops."""
+    from recommender.batch import window_batch
+
+    kernels = _compiled_kernels() if request.param == "compiled" else None
+    monkeypatch.setattr(window_batch, "kernels", lambda: kernels)
+    return kernels
+
+
+def _block(kernels, *args):
+    """The block follow_many makes, and how many of its lists it decided itself (pools or None)."""
+    from recommender.batch.follow_compiled import POOL, CompiledBlock
+
+    if kernels is None:
+        block = _Block(*args)
+        return block, int((~block.fallback & ~block.unknown).sum())
+    block = CompiledBlock(kernels, *args)
+    return block, int((block.status == POOL).sum())
+
+
+def test_follow_many_is_follow_list_by_list(few_windows, block_kind):
     """Made-up records with coarse similarities and scores (ties at every step), small pools: follow_many gives
-    every list what window_reach.follow gives it, batched or left to follow, with or without a pool."""
+    every list what window_reach.follow gives it, batched or left to follow, with or without a pool; by the NumPy
+    steps and by the compiled loops."""
     rng = np.random.default_rng(11)
     seen = {"pools": 0, "none": 0, "batched": 0}
     windows = _Windows()
@@ -170,9 +205,9 @@ def test_follow_many_is_follow_list_by_list(few_windows):
         record, changed, moved, score, best = _window_case(rng, n, depth, 20)
         js = np.arange(20)
         got = follow_many(windows, record, changed, js, moved, score, best, depth)
-        block = _Block(windows, changed, js, [record.near[int(q)] for q in changed.rest],
-                       [record.pools[int(q)] for q in changed.rest], moved, score, best, depth, n)
-        seen["batched"] += int((~block.fallback & ~block.unknown).sum())
+        _, batched = _block(block_kind, windows, changed, js, [record.near[int(q)] for q in changed.rest],
+                            [record.pools[int(q)] for q in changed.rest], moved, score, best, depth, n)
+        seen["batched"] += batched
         for j in js:
             q = int(changed.rest[j])
             want = follow(windows, record, changed, int(j), moved, score[:, q], best[:, q], depth)
@@ -199,7 +234,7 @@ def _same(got, want) -> bool:
     return True
 
 
-def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_windows, monkeypatch):
+def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_windows, monkeypatch, block_kind):
     """Nights on the sectioned corpus (shared sections: equal similarities, windows displaced, pages rewritten),
     learned ranking, pools of 12: every block's follow_many and follow_tops results equal window_reach.follow and
     pool_follow.follow_top list by list, and every list equals a full recomputation."""
@@ -214,8 +249,11 @@ def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_win
     from recommender.batch.nightly import run_batch
 
     seen = {"window": 0, "window pools": 0, "window batched": 0, "window pairs": 0, "top": 0, "top pools": 0}
+    from recommender.batch.follow_compiled import POOL, CompiledBlock
+
     many, tops = window_batch.follow_many, pool_follow.follow_tops
-    pairs = window_batch._Block.__init__
+    kind = window_batch._Block if block_kind is None else CompiledBlock
+    pairs = kind.__init__
 
     def checked_many(windows, record, changed, js, moved, score, best, depth):
         got = many(windows, record, changed, js, moved, score, best, depth)
@@ -239,7 +277,8 @@ def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_win
             seen["top pools"] += want is not None
         return got
 
-    def counting(self, windows, *args):  # how often a block asks WindowScores.pairs (new or earlier owners)
+    def counting(self, *args):  # how often a block asks WindowScores.pairs (new or earlier owners)
+        windows = args[0] if block_kind is None else args[1]
         calls = windows.pairs
 
         def spy(*a):
@@ -248,14 +287,15 @@ def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_win
 
         windows.pairs = spy
         try:
-            pairs(self, windows, *args)
+            pairs(self, *args)
         finally:
             del windows.pairs
-        seen["window batched"] += int((~self.fallback & ~self.unknown).sum())
+        decided = ~self.fallback & ~self.unknown if block_kind is None else self.status == POOL
+        seen["window batched"] += int(decided.sum())
 
     monkeypatch.setattr(window_batch, "follow_many", checked_many)
     monkeypatch.setattr(pool_follow, "follow_tops", checked_tops)
-    monkeypatch.setattr(window_batch._Block, "__init__", counting)
+    monkeypatch.setattr(kind, "__init__", counting)
     policy = replace(LEARNED, ranking=replace(LEARNED.ranking, candidates=12)).with_links(k=5, min_score=None)
     rng = np.random.default_rng(5)
     feed, index_dir, out = tmp_path / "feed.jsonl", tmp_path / "index", tmp_path / "out"
