@@ -7,9 +7,9 @@ window_batch._Block does it for 256 lists at a time in some forty NumPy passes o
 
 * `_segments`: each query window's recorded windows of unchanged articles above its floor merged with the changed
   articles' windows above it (recorded first at equal similarity, as follow's stable sort), the new near record,
-  the lasts, and the owners of each query window's best `per` (sorted rows), each owner's score where it is known
-  (the stored pool's for an unchanged member, the changed articles' rows for a changed one) and its kind: an
-  earlier owner outside the pool (`LATER`: scored only when the pool may need it) or a new one (`NEW`);
+  the lasts, and the owners of each query window's best `per` (in the order first met), each owner's score where
+  it is known (the stored pool's for an unchanged member, the changed articles' rows for a changed one) and its
+  kind: an earlier owner outside the pool (`LATER`: scored only when the pool may need it) or a new one (`NEW`);
 * between the two, `WindowScores.pairs` for the owners to score (CompiledBlock, in Python: the windows' products);
 * `_pools`: the best `depth` owners by (score descending, row), refused on a tie at the pool's boundary.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.sortkeys import value_then_row_keys
 from .window_reach import SLACK, per_window
 
 POOL, NO_POOL, BY_FOLLOW = 0, 1, 2  # a list's status: its pool here, None, or follow's own
@@ -30,9 +31,9 @@ OLD, CHANGED, LATER, NEW = 0, 1, 2, 3  # an owner: a kept pool member, a changed
 
 def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, a_sims, moved, p_off, p_rows,
               p_score, p_best, col_of, q_of, changed_score, changed_best, depth, m_off, m_rows, m_sims, lasts,
-              o_off, o_rows, o_score, o_best, o_kind, status, in_pool, before):
+              o_off, o_rows, o_score, o_best, o_kind, status, in_pool, top, before):
     """Per list e: the merged records (segment s's at m_off[s]:m_off[s+1]), lasts, owners (o_off[e]:o_off[e+1]),
-    their known scores and kinds, and the status. `in_pool`, `before`: scratch of n zeros, left zero."""
+    their known scores and kinds, and the status. `in_pool` (left zero), `top`, `before`: scratch of n zeros."""
     m = 0
     o = 0
     for e in range(len(per_l)):
@@ -78,17 +79,13 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
             status[e] = BY_FOLLOW
             continue
         status[e] = POOL
-        k = 0
+        owners = 0  # the distinct owners of the best `per` of each query window (`top` stamped e + 1)
         for s in range(seg_off[e], seg_off[e + 1]):
             for t in range(m_off[s], m_off[s] + per):
-                o_rows[o + k] = m_rows[t]
-                k += 1
-        tops = np.sort(o_rows[o:o + k])
-        owners = 0
-        for t in range(k):
-            if t == 0 or tops[t] != tops[t - 1]:
-                o_rows[o + owners] = tops[t]
-                owners += 1
+                if top[m_rows[t]] != e + 1:
+                    top[m_rows[t]] = e + 1
+                    o_rows[o + owners] = m_rows[t]
+                    owners += 1
         p0, p1 = p_off[e], p_off[e + 1]
         for i in range(p1 - 1, p0 - 1, -1):  # the first of equal rows wins, as follow's stable sort finds it
             if p_rows[i] >= 0:
@@ -96,7 +93,7 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
         for s in range(seg_off[e], seg_off[e + 1]):
             for r in range(rec_off[s], min(rec_off[s] + per, rec_off[s + 1])):
                 if rows_e[r] >= 0:
-                    before[rows_e[r]] = True
+                    before[rows_e[r]] = e + 1
         q = q_of[e]
         for t in range(o, o + owners):
             row = o_rows[t]
@@ -107,23 +104,20 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
                 o_kind[t] = OLD
                 o_score[t], o_best[t] = p_score[in_pool[row] - 1], p_best[in_pool[row] - 1]
             else:
-                o_kind[t] = LATER if before[row] and p1 - p0 >= depth else NEW
+                o_kind[t] = LATER if before[row] == e + 1 and p1 - p0 >= depth else NEW
                 o_score[t], o_best[t] = 0.0, 0.0
         for i in range(p0, p1):
             if p_rows[i] >= 0:
                 in_pool[p_rows[i]] = 0
-        for s in range(seg_off[e], seg_off[e + 1]):
-            for r in range(rec_off[s], min(rec_off[s] + per, rec_off[s + 1])):
-                if rows_e[r] >= 0:
-                    before[rows_e[r]] = False
         o += owners
     o_off[len(per_l)] = o
 
 
-def _pools(o_off, o_rows, o_score, o_kind, status, depth, slack, pool_off, pool):
+def _pools(o_off, o_keys, o_score, o_kind, status, depth, slack, pool_off, pool):
     """Per list with status POOL: its pool, the best `depth` owners scored (kind not LATER) by (score descending,
     row), as positions among the owners, at pool[pool_off[e]:pool_off[e + 1]]; NO_POOL on a tie at the pool's
-    boundary (float32 slack, as follow compares), BY_FOLLOW on a NaN score."""
+    boundary (float32 slack, as follow compares), BY_FOLLOW on a NaN score. o_keys: each owner's (score
+    descending, row) key (common.sortkeys.value_then_row_keys; distinct within a list)."""
     at = 0
     for e in range(len(status)):
         pool_off[e] = at
@@ -142,8 +136,8 @@ def _pools(o_off, o_rows, o_score, o_kind, status, depth, slack, pool_off, pool)
         if nan:
             status[e] = BY_FOLLOW
             continue
-        scored = scored[:ns]  # by row, ascending: a stable sort by score descending breaks ties by row
-        order = scored[np.argsort(-o_score[scored], kind="mergesort")]
+        scored = scored[:ns]
+        order = scored[np.argsort(o_keys[scored])]
         if ns > depth and o_score[order[depth - 1]] <= o_score[order[depth]] + slack:
             status[e] = NO_POOL
             continue
@@ -154,13 +148,14 @@ def _pools(o_off, o_rows, o_score, o_kind, status, depth, slack, pool_off, pool)
 
 
 def check_segments(kernel) -> None:
-    """One list, one query window, per 2: a recorded window of a changed article dropped, a changed window merged."""
+    """One list, one query window, per 2: a recorded window of a changed article dropped, a changed window merged;
+    the owners in the order first met."""
     i64, f32 = np.int64, np.float32
     out = _run_segments(kernel, per=2, rows_e=np.array([4, 1, 2], i64), sims_e=np.array([0.9, 0.8, 0.5], f32),
                         floor=0.4, a_rows=np.array([3], i64), a_sims=np.array([0.7], f32),
                         moved=np.array([0, 1, 0, 1, 0], np.bool_), pool=np.array([4, 2], i64))
     m_rows, status, owners, kinds = out
-    if m_rows.tolist() != [4, 3, 2] or status != POOL or owners.tolist() != [3, 4] or kinds.tolist() != [CHANGED, OLD]:
+    if m_rows.tolist() != [4, 3, 2] or status != POOL or owners.tolist() != [4, 3] or kinds.tolist() != [OLD, CHANGED]:
         raise ValueError(f"a wrong answer on the first try: {m_rows.tolist()}, {status}, {owners.tolist()}")
 
 
@@ -178,7 +173,7 @@ def _run_segments(kernel, per, rows_e, sims_e, floor, a_rows, a_sims, moved, poo
            sims_e, np.array([0, len(a_rows)], i64), a_rows, a_sims, moved, np.array([0, len(pool)], i64), pool,
            np.ones(len(pool), f32), np.ones(len(pool), f32), col_of, np.array([0], i64), np.ones((len(cols), n), f32),
            np.ones((len(cols), n), f32), 2, m_off, m_rows, m_sims, np.empty(1), o_off, o_rows, o_score,
-           o_best, o_kind, status, np.zeros(n, i64), np.zeros(n, np.bool_))
+           o_best, o_kind, status, np.zeros(n, i64), np.zeros(n, i64), np.zeros(n, i64))
     return m_rows[:m_off[1]], int(status[0]), o_rows[o_off[0]:o_off[1]], o_kind[o_off[0]:o_off[1]]
 
 
@@ -186,9 +181,10 @@ def check_pools(kernel) -> None:
     """Three owners, the lower row first at equal scores, pools of 2."""
     i64 = np.int64
     pool_off, pool, status = np.empty(2, i64), np.empty(3, i64), np.zeros(1, np.int8)
-    kernel(np.array([0, 3], i64), np.array([1, 2, 3], i64), np.array([0.5, 0.9, 0.9], np.float32),
+    scores = np.array([0.5, 0.9, 0.9], np.float32)
+    kernel(np.array([0, 3], i64), value_then_row_keys(scores, np.array([3, 2, 1], i64)), scores,
            np.array([NEW, OLD, OLD], np.int8), status, 2, np.float32(SLACK), pool_off, pool)
-    if status[0] != POOL or pool[:pool_off[1]].tolist() != [1, 2]:
+    if status[0] != POOL or pool[:pool_off[1]].tolist() != [2, 1]:
         raise ValueError(f"a wrong answer on the first try: {status[0]}, {pool[:pool_off[1]].tolist()}")
 
 
@@ -239,11 +235,13 @@ class CompiledBlock:
                  np.ascontiguousarray(moved, np.bool_), p_off, p_rows, p_score, p_best, col_of, q_of,
                  np.ascontiguousarray(changed_score, np.float32), np.ascontiguousarray(changed_best, np.float32),
                  depth, m_off, m_rows, m_sims, lasts, o_off, o_rows, o_score, o_best, o_kind, status,
-                 np.zeros(n, i64), np.zeros(n, np.bool_))
+                 np.zeros(n, i64), np.zeros(n, i64), np.zeros(n, i64))
         self._score_owners(windows, changed, js, o_off, o_rows, o_score, o_best, o_kind, status, p_off, p_score,
                            depth)
         pool_off, pool = np.empty(e_count + 1, i64), np.empty(max(1, depth * e_count), i64)
-        pick(o_off, o_rows, o_score, o_kind, status, depth, np.float32(SLACK), pool_off, pool)
+        owners = o_off[-1]
+        keys = value_then_row_keys(np.nan_to_num(o_score[:owners]), o_rows[:owners])  # NaN: left to follow
+        pick(o_off, keys, o_score, o_kind, status, depth, np.float32(SLACK), pool_off, pool)
         self.fallback = status == BY_FOLLOW
         self.status, self.nears, self.seg_off, self.m_off = status, nears, seg_off, m_off
         self.m_rows, self.m_sims, self.lasts = m_rows, m_sims, lasts
