@@ -87,7 +87,7 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
                     o_rows[o + owners] = m_rows[t]
                     owners += 1
         p0, p1 = p_off[e], p_off[e + 1]
-        for i in range(p1 - 1, p0 - 1, -1):  # the first of equal rows wins, as follow's stable sort finds it
+        for i in range(p0, p1):  # a pool's rows are distinct (candidates.pool_of)
             if p_rows[i] >= 0:
                 in_pool[p_rows[i]] = i + 1
         for s in range(seg_off[e], seg_off[e + 1]):
