@@ -214,7 +214,7 @@ class CompiledBlock:
         rec_off = np.concatenate(([0], np.cumsum(sizes))).astype(i64)
         rows_e = np.concatenate([near[0] for near in nears]).astype(i64)
         sims_e = np.concatenate([near[1] for near in nears]).astype(np.float32)
-        a_seg, a_rows, a_sims = _added(changed, js, counts, seg_off, floors)
+        a_seg, a_rows, a_sims = added_windows(changed, js, counts, seg_off[:-1], floors)
         add_off = np.searchsorted(a_seg, np.arange(len(sizes) + 1)).astype(i64)
         p_sizes = np.array([len(p[0]) for p in pools], dtype=i64)
         p_off = np.concatenate(([0], np.cumsum(p_sizes))).astype(i64)
@@ -240,7 +240,7 @@ class CompiledBlock:
                            depth)
         pool_off, pool = np.empty(e_count + 1, i64), np.empty(max(1, depth * e_count), i64)
         owners = o_off[-1]
-        keys = value_then_row_keys(np.nan_to_num(o_score[:owners]), o_rows[:owners])  # NaN: left to follow
+        keys = value_then_row_keys(o_score[:owners], o_rows[:owners])  # (a list with a NaN score: follow's)
         pick(o_off, keys, o_score, o_kind, status, depth, np.float32(SLACK), pool_off, pool)
         self.fallback = status == BY_FOLLOW
         self.status, self.nears, self.seg_off, self.m_off = status, nears, seg_off, m_off
@@ -283,12 +283,13 @@ class CompiledBlock:
                 int(self.o_off[e + 1] - self.o_off[e]))
 
 
-def _added(changed, js, counts, seg_off, floors):
-    """The changed windows above each segment's floor (ChangedWindows.added), by segment, nearest first (stable:
-    equal similarities in their order): (segment, the changed article's row, similarity)."""
+def added_windows(changed, js, counts, seg_first, floors):
+    """The changed windows above the floors of the block's segments (its lists' query windows, `counts` a list,
+    each list's first at `seg_first`; ChangedWindows.added: by the kept window they are near), by segment, nearest
+    first (stable: equal similarities in their order): (segment, the changed article's row, similarity)."""
     global_first = np.repeat(changed.firsts[js].astype(np.int64), counts)  # segment -> its stored window
     lookup = np.full(len(changed.best), -1, np.int64)
-    lookup[global_first + np.arange(len(floors)) - np.repeat(seg_off[:-1], counts)] = np.arange(len(floors))
+    lookup[global_first + np.arange(len(floors)) - np.repeat(seg_first, counts)] = np.arange(len(floors))
     at = changed.added_at.astype(np.int64)
     pick = np.flatnonzero(lookup[at] >= 0)
     a_seg = lookup[at[pick]]

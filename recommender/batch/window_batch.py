@@ -26,7 +26,7 @@ from functools import partial
 import numpy as np
 
 from ..common.sortkeys import descending_keys
-from .follow_compiled import CompiledBlock, kernels
+from .follow_compiled import CompiledBlock, added_windows, kernels
 from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
 from .window_record import EVERYTHING, EXACT, UNKNOWN
 
@@ -107,20 +107,7 @@ class _Block:
         self.before = _distinct(seg_list[seg_e[before]] * (n + 2) + rows_e[before] + 2, e_count * (n + 2))
         stay = (rows_e >= 0) & ~moved[np.maximum(rows_e, 0)]
         stay &= sims_e > floors[seg_e]
-        # the changed windows above each segment's floor (ChangedWindows.added: by the kept window they are near)
-        global_first = np.repeat(changed.firsts[js].astype(np.int64), counts)  # segment -> its stored window
-        lookup = np.full(len(changed.best), -1, np.int64)
-        lookup[global_first + np.arange(len(sizes)) - np.repeat(seg_first, counts)] = np.arange(len(sizes))
-        at = changed.added_at.astype(np.int64)
-        pick = np.flatnonzero(lookup[at] >= 0)
-        a_seg = lookup[at[pick]]
-        article = np.searchsorted(changed.cfirsts, changed.added_window[pick], side="right") - 1
-        a_rows = np.asarray(changed.cols, np.int64)[article]
-        a_sims = np.asarray(changed.added_sim[pick], np.float32)
-        keep = a_sims > floors[a_seg]
-        a_seg, a_rows, a_sims = a_seg[keep], a_rows[keep], a_sims[keep]
-        order = np.lexsort((-a_sims, a_seg))  # stable: equal similarities in their order
-        a_seg, a_rows, a_sims = a_seg[order], a_rows[order], a_sims[order]
+        a_seg, a_rows, a_sims = added_windows(changed, js, counts, seg_first, floors)
         s_seg, s_rows, s_sims = seg_e[stay], rows_e[stay], sims_e[stay]
         good = ~fallback[seg_list[s_seg]]
         s_seg, s_rows, s_sims = s_seg[good], s_rows[good], s_sims[good]
