@@ -3,6 +3,8 @@ window_reach.follow_many) gives, list by list, what the one-list functions give 
 window_reach.follow), on random pools built to hit their cases: removed and changed members, short lexical
 pools, ties at the boundary, the query itself (+inf)."""
 
+import functools
+
 import numpy as np
 import pytest
 from test_two_stage_incremental import few_windows  # noqa: F401 (a fixture)
@@ -160,8 +162,9 @@ def _window_case(rng, n, depth, lists):
     return record, changed, moved, score, (score * 0.5).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
 def _compiled_kernels():
-    """follow_compiled's loops compiled here, whether or not this process runs the compiled loops."""
+    """follow_compiled's loops compiled here (once), whether or not this process runs the compiled loops."""
     import numba
 
     from recommender.batch import follow_compiled
