@@ -164,8 +164,7 @@ class Steady:
         self.both = both
         self.found: dict[int, dict] = {}
         self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
-        pair_js: list[int] = []  # the changed members of each settled list (the pairs to score), one array a pool
-        pair_cs: list[np.ndarray] = []
+        pairs: dict[int, np.ndarray] = {}  # position -> its changed members (the pairs to score)
         at = np.flatnonzero(ok)
         kept_tops = {name: dict(zip(at.tolist(), _kept_tops([tops.record.tops[name].get(int(q)) for q in rest[at]],
                                                              moved, col_of, tops.changed[name][at], depth,
@@ -178,8 +177,7 @@ class Steady:
                 cols, weights = both.row(q)
                 members.append(cols[moved[cols] & (weights > self.cuts[j])])
             self.found[j] = found
-            pair_js.extend([j] * len(members))
-            pair_cs.extend(members)
+            pairs[j] = (np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)).astype(np.int64)
 
         followed: list[tuple[int, dict, list]] = []  # window pools to follow (window_batch.follow_many)
         for j in at.tolist():
@@ -216,10 +214,10 @@ class Steady:
                 members.append(kept[2])
                 settled(j, found, members)
         self.ok = ok
-        # each list's distinct changed members, the lists by position and each list's members ascending
-        cs = np.concatenate(pair_cs).astype(np.int64) if pair_cs else np.zeros(0, np.int64)
-        keys = np.unique(np.repeat(np.array(pair_js, dtype=np.int64), [len(c) for c in pair_cs]) * n + cs)
-        self.pairs_j, self.pairs_c = keys // n, keys % n
+        order = sorted(pairs)  # by position, as the lists come
+        self.pairs_j = np.concatenate([np.full(len(pairs[j]), j, dtype=np.int64) for j in order]) if order \
+            else np.zeros(0, np.int64)
+        self.pairs_c = np.concatenate([pairs[j] for j in order]) if order else np.zeros(0, np.int64)
 
     def _follow_more(self, name: str, positions: np.ndarray, block: int = 1024) -> None:
         """The rows recorded after the kept pools of rows rest[positions] (window_record's `more`): as they are when
