@@ -30,10 +30,11 @@ OLD, CHANGED, LATER, NEW = 0, 1, 2, 3  # an owner: a kept pool member, a changed
 
 
 def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, a_sims, moved, p_off, p_rows,
-              p_score, p_best, col_of, q_of, changed_score, changed_best, depth, m_off, m_rows, m_sims, lasts,
+              p_score, p_best, cols, q_of, changed_score, changed_best, depth, m_off, m_rows, m_sims, lasts,
               o_off, o_rows, o_score, o_best, o_kind, status, in_pool, top, before):
     """Per list e: the merged records (segment s's at m_off[s]:m_off[s+1]), lasts, owners (o_off[e]:o_off[e+1]),
-    their known scores and kinds, and the status. `in_pool` (left zero), `top`, `before`: scratch of n zeros."""
+    their known scores and kinds, and the status. cols: the changed articles (sorted; changed_score's rows).
+    `in_pool` (left zero), `top`, `before`: scratch of n zeros."""
     m = 0
     o = 0
     for e in range(len(per_l)):
@@ -99,7 +100,8 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
             row = o_rows[t]
             if moved[row]:
                 o_kind[t] = CHANGED
-                o_score[t], o_best[t] = changed_score[col_of[row], q], changed_best[col_of[row], q]
+                c = np.searchsorted(cols, row)
+                o_score[t], o_best[t] = changed_score[c, q], changed_best[c, q]
             elif in_pool[row] > 0:
                 o_kind[t] = OLD
                 o_score[t], o_best[t] = p_score[in_pool[row] - 1], p_best[in_pool[row] - 1]
@@ -162,16 +164,14 @@ def check_segments(kernel) -> None:
 def _run_segments(kernel, per, rows_e, sims_e, floor, a_rows, a_sims, moved, pool):
     n = len(moved)
     i64, f32 = np.int64, np.float32
-    cols = np.flatnonzero(moved)
-    col_of = np.full(n, -1, i64)
-    col_of[cols] = np.arange(len(cols))
+    cols = np.flatnonzero(moved).astype(i64)
     size = len(rows_e) + len(a_rows)
     m_rows, m_sims, o_rows = np.empty(size, i64), np.empty(size, f32), np.empty(size, i64)
     o_score, o_best, o_kind = np.empty(size, f32), np.empty(size, f32), np.empty(size, np.int8)
     m_off, o_off, status = np.empty(2, i64), np.empty(2, i64), np.empty(1, np.int8)
     kernel(np.array([0, 1], i64), np.array([per], i64), np.array([floor]), np.array([0, len(rows_e)], i64), rows_e,
            sims_e, np.array([0, len(a_rows)], i64), a_rows, a_sims, moved, np.array([0, len(pool)], i64), pool,
-           np.ones(len(pool), f32), np.ones(len(pool), f32), col_of, np.array([0], i64), np.ones((len(cols), n), f32),
+           np.ones(len(pool), f32), np.ones(len(pool), f32), cols, np.array([0], i64), np.ones((len(cols), n), f32),
            np.ones((len(cols), n), f32), 2, m_off, m_rows, m_sims, np.empty(1), o_off, o_rows, o_score,
            o_best, o_kind, status, np.zeros(n, i64), np.zeros(n, i64), np.zeros(n, i64))
     return m_rows[:m_off[1]], int(status[0]), o_rows[o_off[0]:o_off[1]], o_kind[o_off[0]:o_off[1]]
@@ -206,23 +206,13 @@ class CompiledBlock:
         segments, pick = kernels
         i64 = np.int64
         e_count = len(js)
-        counts = np.array([len(near[2]) for near in nears], dtype=i64)
+        counts, floors, sizes, rows_e, sims_e, p_sizes, p_rows, p_score, p_best = laid_end_to_end(nears, pools)
         seg_off = np.concatenate(([0], np.cumsum(counts))).astype(i64)
         per_l = np.array([per_window(int(c)) for c in counts], dtype=i64)
-        floors = np.concatenate([near[3] for near in nears]).astype(np.float64)
-        sizes = np.concatenate([near[2] for near in nears]).astype(i64)
         rec_off = np.concatenate(([0], np.cumsum(sizes))).astype(i64)
-        rows_e = np.concatenate([near[0] for near in nears]).astype(i64)
-        sims_e = np.concatenate([near[1] for near in nears]).astype(np.float32)
         a_seg, a_rows, a_sims = added_windows(changed, js, counts, seg_off[:-1], floors)
         add_off = np.searchsorted(a_seg, np.arange(len(sizes) + 1)).astype(i64)
-        p_sizes = np.array([len(p[0]) for p in pools], dtype=i64)
         p_off = np.concatenate(([0], np.cumsum(p_sizes))).astype(i64)
-        p_rows = np.concatenate([np.asarray(p[0], i64) for p in pools])
-        p_score = np.concatenate([np.asarray(p[1], np.float32) for p in pools])
-        p_best = np.concatenate([np.asarray(p[2], np.float32) for p in pools])
-        col_of = np.full(n, -1, dtype=i64)
-        col_of[np.asarray(changed.cols, i64)] = np.arange(len(changed.cols))
         q_of = np.asarray(changed.rest, i64)[js]
         size = len(rows_e) + len(a_rows)
         m_off, lasts = np.empty(len(sizes) + 1, i64), np.zeros(len(sizes))
@@ -232,7 +222,8 @@ class CompiledBlock:
         o_score, o_best, o_kind = np.empty(tops, np.float32), np.empty(tops, np.float32), np.empty(tops, np.int8)
         status = np.empty(e_count, np.int8)
         segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, a_sims,
-                 np.ascontiguousarray(moved, np.bool_), p_off, p_rows, p_score, p_best, col_of, q_of,
+                 np.ascontiguousarray(moved, np.bool_), p_off, p_rows, p_score, p_best,
+                 np.asarray(changed.cols, i64), q_of,
                  np.ascontiguousarray(changed_score, np.float32), np.ascontiguousarray(changed_best, np.float32),
                  depth, m_off, m_rows, m_sims, lasts, o_off, o_rows, o_score, o_best, o_kind, status,
                  np.zeros(n, i64), np.zeros(n, i64), np.zeros(n, i64))
@@ -281,6 +272,22 @@ class CompiledBlock:
                 np.diff(self.m_off[s0:s1 + 1]).astype(np.int32), self.nears[e][3])
         return (self.o_rows[pick], self.o_score[pick], self.o_best[pick], self.lasts[s0:s1].copy(), near,
                 int(self.o_off[e + 1] - self.o_off[e]))
+
+
+def laid_end_to_end(nears, pools) -> tuple:
+    """A block's retrieval records and stored window pools laid end to end: (query windows a list, each segment's
+    floor, its recorded windows' count, their rows, their similarities; each pool's size, rows, window scores,
+    max-sims)."""
+    counts = np.array([len(near[2]) for near in nears], dtype=np.int64)
+    floors = np.concatenate([near[3] for near in nears]).astype(np.float64)
+    sizes = np.concatenate([near[2] for near in nears]).astype(np.int64)
+    rows_e = np.concatenate([near[0] for near in nears]).astype(np.int64)
+    sims_e = np.concatenate([near[1] for near in nears]).astype(np.float32)
+    p_sizes = np.array([len(p[0]) for p in pools], dtype=np.int64)
+    p_rows = np.concatenate([np.asarray(p[0], np.int64) for p in pools])
+    p_score = np.concatenate([np.asarray(p[1], np.float32) for p in pools])
+    p_best = np.concatenate([np.asarray(p[2], np.float32) for p in pools])
+    return counts, floors, sizes, rows_e, sims_e, p_sizes, p_rows, p_score, p_best
 
 
 def added_windows(changed, js, counts, seg_first, floors):

@@ -26,7 +26,7 @@ from functools import partial
 import numpy as np
 
 from ..common.sortkeys import descending_keys
-from .follow_compiled import CompiledBlock, added_windows, kernels
+from .follow_compiled import CompiledBlock, added_windows, kernels, laid_end_to_end
 from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
 from .window_record import EVERYTHING, EXACT, UNKNOWN
 
@@ -88,14 +88,10 @@ class _Block:
     def __init__(self, windows, changed, js, nears, pools, moved, changed_score, changed_best, depth, n):
         e_count = len(js)
         self.depth = depth
-        counts = np.array([len(near[2]) for near in nears], dtype=np.int64)  # query windows per list
+        counts, floors, sizes, rows_e, sims_e, p_sizes, p_rows, p_score, p_best = laid_end_to_end(nears, pools)
         seg_list = np.repeat(np.arange(e_count), counts)  # segment -> list
         seg_first = np.cumsum(counts) - counts
         per = np.array([per_window(int(c)) for c in counts], dtype=np.int64)[seg_list]
-        floors = np.concatenate([near[3] for near in nears]).astype(np.float64)
-        sizes = np.concatenate([near[2] for near in nears]).astype(np.int64)  # recorded windows per segment
-        rows_e = np.concatenate([near[0] for near in nears]).astype(np.int64)
-        sims_e = np.concatenate([near[1] for near in nears]).astype(np.float32)
         seg_e = np.repeat(np.arange(len(sizes)), sizes)
         fallback = np.zeros(e_count, dtype=bool)
         # the recorded windows best first in each segment (else follow's own sort decides)
@@ -147,11 +143,7 @@ class _Block:
         self.o_total = np.bincount(o_list, minlength=e_count)
         score, best = np.zeros(len(keys), np.float32), np.zeros(len(keys), np.float32)
         # the stored pool's members
-        p_sizes = np.array([len(p[0]) for p in pools], dtype=np.int64)
         p_list = np.repeat(np.arange(e_count), p_sizes)
-        p_rows = np.concatenate([np.asarray(p[0], np.int64) for p in pools])
-        p_score = np.concatenate([np.asarray(p[1], np.float32) for p in pools])
-        p_best = np.concatenate([np.asarray(p[2], np.float32) for p in pools])
         p_keys = p_list * (n + 2) + p_rows + 2
         valid = p_rows >= 0
         by = np.flatnonzero(valid)[np.argsort(p_keys[valid], kind="stable")]

@@ -181,22 +181,7 @@ def kernel_for(name: str, function, check):
     run, with the same results)."""
     if all(kernel is None for kernel in ACTIVE.values()):
         return None
-    with _LOCK:
-        if name not in _COMPILED:
-            _COMPILED[name] = _compiled_loop(name, function, check)
-        return _COMPILED[name]
-
-
-def _compiled_loop(name: str, function, check):
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return _built(numba, function, check, False)
-    except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
-        log.warning("the compiled %s is not used (%s: %s); NumPy computes it", name, type(exc).__name__, exc)
-        return None
+    return _kernel(name, (function, check))
 
 
 def head_sums_kernel():
@@ -210,21 +195,26 @@ def rows_top_kernel():
     return _kernel("rows_top")
 
 
-def _kernel(name: str):
+def _kernel(name: str, loop: tuple | None = None):
     with _LOCK:
         if name not in _COMPILED:
-            _COMPILED[name] = _compiled(name)
+            _COMPILED[name] = _compiled(name, loop)
         return _COMPILED[name]
 
 
-def _compiled(name: str):
+def _compiled(name: str, loop: tuple | None = None):
+    """The loop `name` compiled, or None (logged); loop: (function, check) of another stage's loop (kernel_for),
+    compiled without the prefetch hints."""
     try:
         import numba
     except ImportError:
         log.debug("numba not installed: the store's compiled loops stay in NumPy")
         return None
     fastmath: set | bool = False
-    if name in _SCORES:
+    space, plain = None, {}
+    if loop is not None:
+        function, check = loop
+    elif name in _SCORES:
         from . import compiledscores
 
         space, plain = vars(compiledscores), dict(zip(("prefetch_row", "prefetch_span"), compiledscores.PLAIN))
@@ -233,7 +223,7 @@ def _compiled(name: str):
     else:
         function, check = {"head_top": (_head_top, _check_head_top), "rows_top": (_rows_top, _check_rows_top)}[name]
         space, plain = globals(), {"prefetch_row": _PLAIN_ROW}
-    hinted = _hinted(space, plain)
+    hinted = space is not None and _hinted(space, plain)
     try:
         return _built(numba, function, check, fastmath)
     except Exception as exc:  # noqa: BLE001 - the NumPy steps give the same result: never fail a run over this
@@ -244,7 +234,8 @@ def _compiled(name: str):
                 return _built(numba, function, check, fastmath, cache=False)
             except Exception:  # noqa: BLE001
                 pass
-        log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES[name], type(exc).__name__, exc)
+        log.warning("the compiled %s is not used (%s: %s); NumPy computes it", _NAMES.get(name, name),
+                    type(exc).__name__, exc)
         return None
 
 
