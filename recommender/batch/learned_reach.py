@@ -195,6 +195,9 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
                unknown, reasons, follow[rest], entrants, reweigh, entered)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
     reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
+    if steady is not None:  # of them, lists whose pools were followed to other members (their displaced pairs too)
+        reasons["(learned: pools kept, of them followed to other members)"] = \
+            int(fast[np.fromiter(steady.shifted, dtype=np.int64, count=len(steady.shifted))].sum())
     slow_at = np.flatnonzero(~fast)
     for start in range(0, len(slow_at), block):
         part = slow_at[start:start + block]
@@ -327,12 +330,14 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     position) is tested against its floor instead: a changed member at the floor, within the slack, ranks it
     again; one above it is an entrant of its replay (`entrants`: row -> {changed article: its new score})."""
     keep = fast[steady.pairs_j]
-    js, cs = steady.pairs_j[keep], steady.pairs_c[keep]
+    js, cs, inside = steady.pairs_j[keep], steady.pairs_c[keep], steady.pairs_in[keep]
     qs = steady.rest[js]
     score, strength = pair_scores(job, stats, qs, cs, pair_values(steady.tops, steady.side)(qs, cs), voters[qs],
                                   values[qs])
     followed = mine[js]
-    hit, at_floor = floor_tests(js, score + bonus, thr, floor, followed, np.ones(len(js), dtype=bool), entered)
+    # a changed article among the new candidates is sure to be in the pools (a replay can take it); an unchanged one
+    # entering or leaving them is not (as the slow path's `good`)
+    hit, at_floor = floor_tests(js, score + bonus, thr, floor, followed, inside & steady.moved[cs], entered)
     l3[js[hit]] = True
     reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
     enter = at_floor & ~hit & (followed | entered[js])
@@ -341,7 +346,7 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     unknown.update(qs[~followed & at_floor].tolist())  # the margin is unknown, unless made again
     moved, bounds = steady.moved, steady.frozen.bounds
     strong = np.zeros(len(fast), dtype=bool)
-    strong[js[~(strength <= cut[qs])]] = True
+    strong[js[inside & ~(strength <= cut[qs])]] = True
     order = np.argsort(js, kind="stable")
     ends = np.searchsorted(js[order], np.arange(len(fast) + 1))
     for j in np.flatnonzero(fast & ~l3):
@@ -353,7 +358,8 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
                 (~mask[rec[known]]).any()):
             continue
         mine = order[ends[j]:ends[j + 1]]
-        why = voters_change(voters[q], values[q], cut[q], ~mask, mask, moved, owners, cs[mine], strength[mine],
+        now = mine[inside[mine]]  # its pairs among its new candidates
+        why = voters_change(voters[q], values[q], cut[q], ~mask, mask, moved, owners, cs[now], strength[now],
                             bounds, q)
         if why == REWEIGHED:
             reweigh[int(j)] = cs[mine], mask, ~mask

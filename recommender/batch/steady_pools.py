@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rank.candidates import mention_cut
+from . import pool_follow
 from .pool_follow import PADDING, by_value, flat_pools, follow_tops, keep_more
 from .window_batch import follow_many
 from .window_reach import EPS, outsider  # EPS: the slack of the membership tests
@@ -137,8 +138,53 @@ def _same_window_pool(old, result, moved, depth: int):
     if len(old_rows) != len(rows) or (old_rows < 0).any() or \
             not np.array_equal(np.sort(old_rows), np.sort(np.asarray(rows, np.int64))):
         return None
+    return _window_pool(result, moved, depth)
+
+
+def _window_pool(result, moved, depth: int):
+    """follow_many's `result` for a list as the fast path keeps it: ((rows, scores, max-sims), bound, changed
+    members, lasts, near record); the bound as window_batch.WindowSide.membership takes it."""
+    rows, score, best, lasts, near, owners = result
     bound = max(float(score.min()), outsider(lasts)) if owners > depth else outsider(lasts)
     return (rows, score, best), bound, rows[moved[rows]], lasts, near
+
+
+def _followed_tops(tops, name: str, rest: np.ndarray, positions: list, moved: np.ndarray,
+                   block: int = 1024) -> dict:
+    """The dense or lexical pools of rows rest[positions] whose members may change, followed from their records
+    and what follows them (pool_follow.follow_tops, as TopSide.membership follows them, the same slack):
+    position -> (the pool as `_kept_top` gives it, what follows it), for the pools that tells."""
+    out: dict = {}
+    stored, following = tops.record.tops[name], tops.record.more[name]
+    for start in range(0, len(positions), block):
+        js = positions[start:start + block]
+        qs = [int(q) for q in rest[js]]
+        found = pool_follow.follow_tops([stored.get(q) for q in qs], moved, tops.cols, tops.changed[name][js], tops.depth,
+                            tops.eps, positive=name == "lexical", mores=[following.get(q) for q in qs])
+        for j, got in zip(js, found):
+            if got is not None:
+                rows, values, more = got
+                finite = values[np.isfinite(values)]
+                bound = float(finite.min()) if len(rows) >= tops.depth and len(finite) else 0.0
+                out[j] = (rows, values.astype(np.float32), bound, rows[moved[rows]]), more
+    return out
+
+
+def _with_displaced(j: int, q: int, pairs: np.ndarray, old_rows: np.ndarray, found: dict, mentions: np.ndarray,
+                    moved: np.ndarray, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A list whose pools changed members (at position j): its pairs (the changed articles among its new
+    candidates) with the unchanged articles entering or leaving its candidates (the union of its pools, as the
+    slow path's membership masks), and which of them are among its new candidates. stamps: two rows of n, -1 or
+    the position of the list that last marked an article there (its old, its new candidates): no work over n."""
+    new_rows = np.concatenate([np.asarray(found[name][0], np.int64) for name in found if name != "window"] +
+                              ([np.asarray(found["window"][0][0], np.int64)] if "window" in found else []) +
+                              [mentions])
+    old_rows = np.concatenate([old_rows, mentions])
+    stamps[0, old_rows], stamps[1, new_rows] = j, j
+    either = np.concatenate([old_rows, new_rows])
+    displaced = either[((stamps[0, either] == j) != (stamps[1, either] == j)) & ~moved[either] & (either != q)]
+    out = np.unique(np.concatenate([pairs, displaced])).astype(np.int64)
+    return out, stamps[1, out] == j
 
 
 class Steady:
@@ -165,6 +211,8 @@ class Steady:
         self.found: dict[int, dict] = {}
         self.why = {int(j): "mention" for j in np.flatnonzero(~ok)}  # position -> the pool that may change
         pairs: dict[int, np.ndarray] = {}  # position -> its changed members (the pairs to score)
+        inside: dict[int, np.ndarray] = {}  # position -> which of its pairs are among its new candidates (else all)
+        stamps = np.full((2, n), -1, dtype=np.int64)  # _with_displaced's marks
         at = np.flatnonzero(ok)
         kept_tops = {name: dict(zip(at.tolist(), _kept_tops([tops.record.tops[name].get(int(q)) for q in rest[at]],
                                                              moved, col_of, tops.changed[name][at], depth,
@@ -173,21 +221,34 @@ class Steady:
 
         def settled(j: int, found: dict, members: list) -> None:
             q = int(rest[j])
+            mentions = np.zeros(0, np.int64)
             if both is not None:
                 cols, weights = both.row(q)
-                members.append(cols[moved[cols] & (weights > self.cuts[j])])
+                mentions = cols[weights > self.cuts[j]].astype(np.int64)
+                members.append(mentions[moved[mentions]])
             self.found[j] = found
             pairs[j] = (np.unique(np.concatenate(members)) if members else np.zeros(0, np.int64)).astype(np.int64)
+            if j in self.shifted:  # and the unchanged articles entering or leaving its candidates
+                pairs[j], inside[j] = _with_displaced(j, q, pairs[j], self._old_rows(q, found), found, mentions, moved,
+                                                      stamps)
 
+        # a pool whose members may change: followed from its record and what follows it (pool_follow.follow_tops),
+        # as the slow path follows it; its list stays here when that tells the new pool
+        moving = {name: _followed_tops(tops, name, rest, [j for j in at.tolist() if kept_tops[name][j] is None],
+                                       moved) for name in tops.names}
+        self.shifted: dict[int, dict] = {}  # position -> {pool name: what follows its new pool} (members changed)
         followed: list[tuple[int, dict, list]] = []  # window pools to follow (window_batch.follow_many)
         for j in at.tolist():
             found, members = {}, []
             for name in tops.names:
                 kept = kept_tops[name][j]
                 if kept is None:
-                    self.why[j] = name
-                    ok[j] = False
-                    break
+                    kept, more = moving[name].get(j, (None, None))
+                    if kept is None:
+                        self.why[j] = name
+                        ok[j] = False
+                        break
+                    self.shifted.setdefault(j, {})[name] = more
                 found[name] = kept
                 members.append(kept[3])
             else:
@@ -205,11 +266,15 @@ class Steady:
                 side.windows, side.record, side.changed, js[start:start + FOLLOW_BLOCK], moved, side.changed_score,
                 side.changed_best, depth)]
             for (j, found, members), result in zip(followed, results):
-                kept = _same_window_pool(side.record.pools.get(int(rest[j])), result, moved, depth)
-                if kept is None:
-                    ok[j] = False
-                    self.why[j] = "window"
-                    continue
+                old = side.record.pools.get(int(rest[j]))
+                kept = _same_window_pool(old, result, moved, depth)
+                if kept is None:  # other articles: its pairs with those entering or leaving are scored too
+                    kept = _window_pool(result, moved, depth) if old is not None and result is not None else None
+                    if kept is None:
+                        ok[j] = False
+                        self.why[j] = "window"
+                        continue
+                    self.shifted.setdefault(j, {})["window"] = None
                 found["window"] = kept
                 members.append(kept[2])
                 settled(j, found, members)
@@ -218,6 +283,8 @@ class Steady:
         self.pairs_j = np.concatenate([np.full(len(pairs[j]), j, dtype=np.int64) for j in order]) if order \
             else np.zeros(0, np.int64)
         self.pairs_c = np.concatenate([pairs[j] for j in order]) if order else np.zeros(0, np.int64)
+        self.pairs_in = np.concatenate([inside[j] if j in inside else np.ones(len(pairs[j]), dtype=bool)
+                                        for j in order]) if order else np.zeros(0, dtype=bool)
 
     def _follow_more(self, name: str, positions: np.ndarray, block: int = 1024) -> None:
         """The rows recorded after the kept pools of rows rest[positions] (window_record's `more`): as they are when
@@ -243,6 +310,15 @@ class Steady:
             for q, got in zip(qs.tolist(), found):
                 keep_more(following, q, got[2] if got is not None else None)
 
+    def _old_rows(self, q: int, found: dict) -> np.ndarray:
+        """Row q's candidates before the night (its stored pools' members, those not removed), of the pools in
+        `found` (the mention pool, whose members stay, aside)."""
+        parts = [np.asarray(self.tops.record.tops[name][q][0], np.int64) for name in self.tops.names]
+        if "window" in found:
+            parts.append(np.asarray(self.side.record.pools[q][0], np.int64))
+        rows = np.concatenate(parts)
+        return rows[rows >= 0]
+
     def in_pools(self, j: int) -> np.ndarray:
         """Row rest[j]'s new candidates (its pools' members, exactly), as an n-wide mask."""
         q, found = int(self.rest[j]), self.found[j]
@@ -259,8 +335,12 @@ class Steady:
     def commit(self, positions: np.ndarray, new_bounds: dict) -> None:
         """The kept pools of rows rest[positions] into the record, their bounds into `new_bounds` (by position), and
         what follows each pool brought up to date (`_follow_more`)."""
-        for name in self.tops.names:
-            self._follow_more(name, np.asarray(positions, dtype=np.int64))
+        positions = np.asarray(positions, dtype=np.int64)
+        for name in self.tops.names:  # a followed pool's own `more` came with it (follow_tops)
+            moving = np.array([name in self.shifted.get(int(j), ()) for j in positions], dtype=bool)
+            self._follow_more(name, positions[~moving])
+            for j in positions[moving]:
+                keep_more(self.tops.record.more[name], int(self.rest[j]), self.shifted[int(j)][name])
         for j in positions:
             q, found = int(self.rest[j]), self.found[int(j)]
             for name in self.tops.names:
