@@ -19,8 +19,9 @@ and lexical pools from the stored pools and the changed articles' values (pool_f
 only when an outsider may come in), the window pool of the two-stage ranking from the stored window pool and
 retrieval (window_batch.WindowSide: one product of the kept lists' windows with the changed articles' windows, no
 full window row), or the list is ranked again when that cannot be told (LW). Before that, a kept list
-whose pools provably keep their members takes a fast path (steady_pools: the argument is in its docstring): only
-its pairs with its changed members are scored, under the same L3 and LN tests (`settle`). A kept list is then
+whose pools are told exactly from its records takes a fast path (steady_pools: the argument is in its docstring):
+only its pairs with its changed candidates and with the unchanged articles entering or leaving its candidates are
+scored, under the same L3 and LN tests (`settle`). A kept list is then
 ranked again only when:
 
 * L3: a new or changed article in its new pools, or an unchanged article entering or leaving them, has an exact
@@ -187,16 +188,16 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     entrants: dict[int, dict] = {}  # followed row -> {changed article in its pools: its new score}
     reweigh: dict[int, tuple] = {}  # position -> what voter_reach.reweighed_scores needs (voters_change REWEIGHED)
     entered = np.zeros(len(rest), dtype=bool)  # a changed article reaches it: made again from its margin (floor_tests)
-    # the fast path: the lists whose pools keep their members (steady_pools), their changed pairs alone
+    # the fast path: the lists whose pools are told exactly (steady_pools), their changed and displaced pairs alone
     steady = Steady(job, frozen, rest, moved, depth, mentioned, tops, side, used) if len(tops.cols) else None
     fast = steady.ok.copy() if steady is not None else np.zeros(len(rest), dtype=bool)
     if steady is not None:
         settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, owners, l3, ln, voter_reasons,
                unknown, reasons, follow[rest], entrants, reweigh, entered)
         steady.commit(np.flatnonzero(fast & ~l3 & ~ln), new_bounds)
-    reasons["(learned: pools kept, changed pairs alone)"] = int(fast.sum())
+    reasons["(learned: pools followed, changed and displaced pairs alone)"] = int(fast.sum())
     if steady is not None:  # of them, lists whose pools were followed to other members (their displaced pairs too)
-        reasons["(learned: pools kept, of them followed to other members)"] = \
+        reasons["(learned: pools followed, of them with other members)"] = \
             int(fast[np.fromiter(steady.shifted, dtype=np.int64, count=len(steady.shifted))].sum())
     slow_at = np.flatnonzero(~fast)
     for start in range(0, len(slow_at), block):
@@ -339,7 +340,8 @@ def settle(job, stats, steady, fast, thr, floor, bonus, voters, values, cut, own
     # entering or leaving them is not (as the slow path's `good`)
     hit, at_floor = floor_tests(js, score + bonus, thr, floor, followed, inside & steady.moved[cs], entered)
     l3[js[hit]] = True
-    reasons["(learned, pools kept: a changed member reaches its threshold)"] = int(len(np.unique(js[hit & ~followed])))
+    reasons["(learned, pools followed: a changed or displaced member reaches its threshold)"] = \
+        int(len(np.unique(js[hit & ~followed])))
     enter = at_floor & ~hit & (followed | entered[js])
     for q, c, value in zip(qs[enter], cs[enter], score[enter]):
         entrants.setdefault(int(q), {})[int(c)] = float(value)

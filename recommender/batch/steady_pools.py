@@ -1,6 +1,6 @@
 """The learned reach's fast path (learned_reach.reached_by_learned_score): the kept lists whose candidate pools
-provably keep their members, told from what each list stored and the changed articles' values alone, with no
-work over the n articles per list.
+are told exactly from what each list stored and the changed articles' values alone, with no work over the n
+articles per list.
 
 A 1% night touches nearly every list's pools (each article sits in about 200 dense, 200 lexical and 200 window
 pools), but a changed article deep inside a pool stays there and one far outside stays out: only the pairs with
@@ -10,20 +10,25 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
   P's old lowest value + eps and every changed non-member's is below it - eps. The unchanged outsiders are at
   most the old lowest (and after every member), so the new pool is P, with the changed members' new values
   (what `pool_follow.follow_top` gives). A lexical pool of fewer than `depth` (every article sharing a term):
-  the changed members stay positive and the changed non-members are not.
+  the changed members stay positive and the changed non-members are not. Else the pool is followed from its
+  record and the rows recorded after it (`pool_follow.follow_tops`, as the slow path follows it): the list stays
+  here when that tells the new pool, whose members may now differ (`_followed_tops`).
 * mention: the cut of q's new mention row (sparse, `sparse_cuts`: the same value `mention_cuts` takes from the
   dense row) equals the stored one. An unchanged article's weight did not change, so it is in the pool (weight
   above the cut) exactly as before; a changed article is in it when its new weight is above the cut.
 * window (two-stage ranking, window_reach): the window pool is followed exactly from the list's retrieval
-  record (window_batch.follow_many, blocks of lists in array operations, as the slow path follows it); when it
-  holds the same articles as the stored pool, the list stays here (`_same_window_pool`): only its changed members'
-  window scores moved. (A per-list test that the best `per` windows of every query window come back unchanged
-  came first until 2026-12-06; it let about one list in eight skip the follow and cost more than it saved.)
+  record (window_batch.follow_many, blocks of lists in array operations, as the slow path follows it): the same
+  articles as the stored pool (`_same_window_pool`) or others (`_window_pool`). (A per-list test that the best
+  `per` windows of every query window come back unchanged came first until 2026-12-06; it let about one list in
+  eight skip the follow and cost more than it saved.)
 
-Then q's candidates are the same articles, and only its pairs with the changed members changed: they are scored
-exactly (learned_pairs) and tested as the slow path tests them (L3; a margin reached; LN through `voters_change`
-with the exact pool membership). Every other list goes the slow path (`pool_follow.TopSide`,
-`window_batch.WindowSide`), which tells the pools that do change.
+Then q's new candidates (the union of its pools) are known exactly. Its pairs with the changed articles among them
+changed, and so did its pairs with the unchanged articles that entered or left the union (`_with_displaced`,
+when a pool's members changed): those are scored exactly (learned_pairs) and tested as the slow path tests them
+(L3; a margin reached; LN through `voters_change` with the exact pool membership). Every other list (a pool that
+cannot be told without its own row, a changed mention cut, a window pool lost) goes the slow path
+(`pool_follow.TopSide`, `window_batch.WindowSide`). Until 2026-12-07 a list whose pools changed members went the
+slow path, whose n-wide membership masks cost about 0.5 ms a list on MDN and more as n grows (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -159,8 +164,9 @@ def _followed_tops(tops, name: str, rest: np.ndarray, positions: list, moved: np
     for start in range(0, len(positions), block):
         js = positions[start:start + block]
         qs = [int(q) for q in rest[js]]
-        found = pool_follow.follow_tops([stored.get(q) for q in qs], moved, tops.cols, tops.changed[name][js], tops.depth,
-                            tops.eps, positive=name == "lexical", mores=[following.get(q) for q in qs])
+        found = pool_follow.follow_tops([stored.get(q) for q in qs], moved, tops.cols, tops.changed[name][js],
+                                        tops.depth, tops.eps, positive=name == "lexical",
+                                        mores=[following.get(q) for q in qs])
         for j, got in zip(js, found):
             if got is not None:
                 rows, values, more = got

@@ -17,8 +17,9 @@ from recommender.rank.candidates import mention_cuts
 from recommender.rank.index import Index
 from recommender.rank.learned import ALL_SIGNALS, load_model, save_model
 
-FAST = "(learned: pools kept, changed pairs alone)"
-FAST_L3 = "(learned, pools kept: a changed member reaches its threshold)"
+FAST = "(learned: pools followed, changed and displaced pairs alone)"
+FAST_L3 = "(learned, pools followed: a changed or displaced member reaches its threshold)"
+SHIFTED = "(learned: pools followed, of them with other members)"
 ENTERED = "a changed article reaches it, made again from its margin (learned)"
 
 
@@ -135,28 +136,32 @@ def test_window_pools_followed_to_the_same_articles_stay_on_the_fast_path(tmp_pa
     assert sum(kept) > 0 and not all(kept), (sum(kept), len(kept))
 
 
-def test_a_window_pool_followed_to_other_articles_leaves_the_fast_path(tmp_path, few_windows):
-    """Pages take a section at their end for two nights (the sectioned corpus, seed 3): some kept lists' dense,
-    lexical and mention pools keep their members while their window pool, followed exactly, now holds other
-    articles. Those lists must go the slow path (which scores the unchanged articles entering or leaving a pool):
-    every list equals a full recomputation. Without `_same_window_pool`'s test that the followed pool holds the
-    stored pool's articles, doc/33 differs."""
-    _sections_at_their_end(tmp_path, 3)
+def test_pools_followed_to_other_articles_score_their_displaced_pairs(tmp_path, few_windows):
+    """Pages take a section at their end for two nights (the sectioned corpus, seed 3): some kept lists' pools,
+    followed exactly, now hold other articles (a window pool's other articles, a dense or lexical pool's next
+    recorded row). Those lists stay on the fast path only with their pairs with the unchanged articles entering or
+    leaving their candidates scored too, as the slow path scores them: every list equals a full recomputation.
+    Without those displaced pairs (`_with_displaced`), doc/30 differs."""
+    assert _sections_at_their_end(tmp_path, 3) > 0
 
 
-def _sections_at_their_end(tmp_path, seed: int) -> None:
+def _sections_at_their_end(tmp_path, seed: int) -> int:
     """Two nights of four pages taking a section at their end (the last window of each moves) on the sectioned
-    corpus: every list equals a full recomputation, every stored window pool a retrieval's."""
+    corpus: every list equals a full recomputation, every stored window pool a retrieval's. Returns how many kept
+    lists the nights followed to pools of other members on the fast path."""
     policy, rng, feed, index_dir, out, records, bank = _sectioned_first_run(tmp_path, seed)
+    shifted = 0
     for round_ in range(2):
         for i in rng.choice(110, 4, replace=False):
             records[int(i)]["text"] += " " + bank[int(rng.integers(len(bank)))]  # its last window moves
         write_records(feed, records)
         record = run_batch(feed, index_dir, out, policy, model="hashing", progress=False)
         assert record.lists["kind"] == "incremental", record.lists
+        shifted += record.lists["reasons"][SHIFTED]
         pools: dict = {}
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True, window_pools=pools))
         assert stored_window_pools(out) == pools
+    return shifted
 
 
 def _sectioned_first_run(tmp_path, seed: int):
@@ -212,3 +217,30 @@ def test_lists_made_from_their_margins_on_the_fast_path(tmp_path, monkeypatch):
         assert record.lists["kind"] == "incremental", record.lists
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=True))
     assert on_fast & entered, (len(on_fast), len(entered))
+
+
+def test_with_displaced_is_the_union_masks_difference():
+    """A list whose pools changed members: its pairs are its changed candidates and every unchanged article that
+    entered or left the union of its pools (the query aside), each flagged as among the new candidates or not,
+    as the slow path's n-wide masks give them; the stamps of earlier lists do not leak into a later one."""
+    from recommender.batch.steady_pools import _with_displaced
+
+    rng = np.random.default_rng(0)
+    n = 80
+    stamps = np.full((2, n), -1, dtype=np.int64)
+    for j in range(30):
+        q = int(rng.integers(n))
+        moved = rng.random(n) < 0.1
+        old = rng.choice(n, 12, replace=False)
+        found = {"dense": (rng.choice(n, 12, replace=False),), "lexical": (rng.choice(n, 9, replace=False),),
+                 "window": ((rng.choice(n, 10, replace=False), None, None),)}
+        mentions = rng.choice(n, int(rng.integers(0, 4)), replace=False)
+        new = np.concatenate([found["dense"][0], found["lexical"][0], found["window"][0][0], mentions])
+        members = np.unique(new[moved[new]])
+        got, inside = _with_displaced(j, q, members, old, found, mentions, moved, stamps)
+        old_mask, new_mask = np.zeros(n, bool), np.zeros(n, bool)
+        old_mask[np.concatenate([old, mentions])], new_mask[new] = True, True
+        want = (new_mask & moved) | ((old_mask ^ new_mask) & ~moved)
+        want[q] = want[q] and moved[q]  # the query's own row: only as a changed member, never displaced
+        assert got.tolist() == np.flatnonzero(want).tolist(), j
+        assert inside.tolist() == new_mask[got].tolist(), j
