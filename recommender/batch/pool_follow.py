@@ -223,6 +223,13 @@ def follow_tops(olds: list, moved: np.ndarray, cols: np.ndarray, changed: np.nda
 _NONE = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
+def pool_bound(values: np.ndarray, full: bool) -> float:
+    """A pool's boundary for the next night: its lowest finite value when it holds `depth` rows (`full`), else 0
+    (every article with a value was in it)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.min()) if full and len(finite) else 0.0
+
+
 def keep_more(table: dict, q: int, more) -> None:
     """Record `more` (rows, values) as what follows list q's pool, or nothing (None or empty)."""
     if more is None or not len(more[0]):
@@ -287,8 +294,7 @@ class TopSide:
                 in_old[js, cs], out_old[js, cs] = True, False
             for j in done:
                 rows, values, more = found[j]
-                finite = values[np.isfinite(values)]
-                bounds[name][j] = float(finite.min()) if len(rows) >= self.depth and len(finite) else 0.0
+                bounds[name][j] = pool_bound(values, len(rows) >= self.depth)
                 stored[int(r[j])] = (rows, values.astype(np.float32))
                 keep_more(following, int(r[j]), more)
             missing = np.array([j for j, f in enumerate(found) if f is None], dtype=np.int64)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..rank.candidates import mention_cut
 from . import pool_follow
-from .pool_follow import PADDING, by_value, flat_pools, follow_tops, keep_more
+from .pool_follow import PADDING, by_value, flat_pools, keep_more, pool_bound
 from .window_batch import follow_many
 from .window_reach import EPS, outsider  # EPS: the slack of the membership tests
 
@@ -85,9 +85,7 @@ def _kept_top(old, moved, col_of, changed_row, depth: int, positive: bool):
     values[mine] = new
     order = np.lexsort((rows, -values))
     rows, values = rows[order], values[order]
-    finite = values[np.isfinite(values)]
-    bound = float(finite.min()) if len(rows) >= depth and len(finite) else 0.0
-    return rows, values.astype(np.float32), bound, rows[moved[rows]]
+    return rows, values.astype(np.float32), pool_bound(values, len(rows) >= depth), rows[moved[rows]]
 
 
 def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, positive: bool, block: int = 1024):
@@ -120,9 +118,7 @@ def _kept_tops(olds: list, moved, col_of, changed: np.ndarray, depth: int, posit
         rows, values, _ = by_value(rows, values)
         for i in np.flatnonzero(ok):
             r, v = rows[i, :lens[i]].copy(), values[i, :lens[i]]
-            kept = v[np.isfinite(v)]
-            bound = float(kept.min()) if full[i] and len(kept) else 0.0
-            out[have[i]] = r, v.astype(np.float32), bound, r[moved[r]]
+            out[have[i]] = r, v.astype(np.float32), pool_bound(v, bool(full[i])), r[moved[r]]
     return out
 
 
@@ -170,10 +166,15 @@ def _followed_tops(tops, name: str, rest: np.ndarray, positions: list, moved: np
         for j, got in zip(js, found):
             if got is not None:
                 rows, values, more = got
-                finite = values[np.isfinite(values)]
-                bound = float(finite.min()) if len(rows) >= tops.depth and len(finite) else 0.0
-                out[j] = (rows, values.astype(np.float32), bound, rows[moved[rows]]), more
+                out[j] = (rows, values.astype(np.float32), pool_bound(values, len(rows) >= tops.depth),
+                          rows[moved[rows]]), more
     return out
+
+
+def _pool_rows(found: dict) -> np.ndarray:
+    """The members of a list's new pools as the fast path keeps them (`found`: dense, lexical, window), end to end."""
+    return np.concatenate([np.asarray(found[name][0], np.int64) for name in found if name != "window"] +
+                          ([np.asarray(found["window"][0][0], np.int64)] if "window" in found else []))
 
 
 def _with_displaced(j: int, q: int, pairs: np.ndarray, old_rows: np.ndarray, found: dict, mentions: np.ndarray,
@@ -182,9 +183,7 @@ def _with_displaced(j: int, q: int, pairs: np.ndarray, old_rows: np.ndarray, fou
     candidates) with the unchanged articles entering or leaving its candidates (the union of its pools, as the
     slow path's membership masks), and which of them are among its new candidates. stamps: two rows of n, -1 or
     the position of the list that last marked an article there (its old, its new candidates): no work over n."""
-    new_rows = np.concatenate([np.asarray(found[name][0], np.int64) for name in found if name != "window"] +
-                              ([np.asarray(found["window"][0][0], np.int64)] if "window" in found else []) +
-                              [mentions])
+    new_rows = np.concatenate([_pool_rows(found), mentions])
     old_rows = np.concatenate([old_rows, mentions])
     stamps[0, old_rows], stamps[1, new_rows] = j, j
     either = np.concatenate([old_rows, new_rows])
@@ -240,8 +239,12 @@ class Steady:
 
         # a pool whose members may change: followed from its record and what follows it (pool_follow.follow_tops),
         # as the slow path follows it; its list stays here when that tells the new pool
-        moving = {name: _followed_tops(tops, name, rest, [j for j in at.tolist() if kept_tops[name][j] is None],
-                                       moved) for name in tops.names}
+        moving: dict[str, dict] = {}
+        lost: set[int] = set()  # lists with a pool not told: their later pools are not followed
+        for name in tops.names:
+            wanted = [j for j in at.tolist() if kept_tops[name][j] is None and j not in lost]
+            moving[name] = _followed_tops(tops, name, rest, wanted, moved)
+            lost.update(j for j in wanted if j not in moving[name])
         self.shifted: dict[int, dict] = {}  # position -> {pool name: what follows its new pool} (members changed)
         followed: list[tuple[int, dict, list]] = []  # window pools to follow (window_batch.follow_many)
         for j in at.tolist():
@@ -310,7 +313,7 @@ class Steady:
         for start in range(0, len(touched), block):
             part = touched[start:start + block]
             qs = self.rest[part]
-            found = follow_tops([record.tops[name].get(int(q)) for q in qs], self.moved, self.tops.cols,
+            found = pool_follow.follow_tops([record.tops[name].get(int(q)) for q in qs], self.moved, self.tops.cols,
                                 self.tops.changed[name][part], self.tops.depth, EPS, positive=name == "lexical",
                                 mores=[following.get(int(q)) for q in qs])
             for q, got in zip(qs.tolist(), found):
@@ -329,10 +332,7 @@ class Steady:
         """Row rest[j]'s new candidates (its pools' members, exactly), as an n-wide mask."""
         q, found = int(self.rest[j]), self.found[j]
         mask = np.zeros(len(self.moved), dtype=bool)
-        for name in self.tops.names:
-            mask[found[name][0]] = True
-        if "window" in found:
-            mask[found["window"][0][0]] = True
+        mask[_pool_rows(found)] = True
         if self.both is not None:
             cols, weights = self.both.row(q)
             mask[cols[weights > self.cuts[j]]] = True
