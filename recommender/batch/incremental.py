@@ -40,7 +40,7 @@ import numpy as np
 
 from ..common.heap import keep_alive
 from ..rank.corpusstats import PoolBounds
-from . import ann_reach, margin_follow, window_reach
+from . import ann_reach, head_pools, margin_follow, window_reach
 from .copy_reach import CopyReach, CopyRecord, duplicates, state_arrays
 from .output_reuse import link_arrays, unchanged_rows
 from .window_reach import EPS
@@ -69,6 +69,7 @@ class Frozen:
     duplicates: object = None  # copy_reach.CopyReach of an incremental run (R4)
     margins: dict = field(default_factory=dict)  # row -> its ranked entries beyond k (margin_follow)
     followed: dict = field(default_factory=dict)  # row -> its links made again from its margin this run (R2)
+    lexical_heads: np.ndarray | None = None  # per row: its stored lexical pool came from the heads (head_pools)
 
     def __post_init__(self):
         if self.windows is None:
@@ -144,10 +145,11 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
 
 
 def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links: tuple,
-               overrides: list[dict], k: int, window_pools: bool = False) -> str:
+               overrides: list[dict], k: int, lexical_heads: np.ndarray, window_pools: bool = False) -> str:
     """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes; links: the lists as
-    output_reuse.link_arrays gives them (Plan.link_arrays). Caller renames it. Returns the state's token: the run
-    record that holds it says these outputs were written with this state (batch/output_reuse.py)."""
+    output_reuse.link_arrays gives them (Plan.link_arrays); lexical_heads: whether each row's lexical pool came
+    from the posting lists' heads (head_pools.current_heads). Caller renames it. Returns the state's token: the
+    run record that holds it says these outputs were written with this state (batch/output_reuse.py)."""
     n = len(ids)
     rows, scores, pinned = links
     token = secrets.token_hex(8)
@@ -157,6 +159,7 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
                  **{f"bound_{b}": v for b, v in frozen.bounds.items()}, rows=rows, scores=scores, pinned=pinned,
+                 lexical_heads=np.asarray(lexical_heads, dtype=bool),
                  **frozen.windows.arrays(window_pools), **state_arrays(frozen, n),
                  **margin_follow.state_arrays(frozen, n, k))
     return token
@@ -220,11 +223,12 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
     frozen = Frozen(state["mean"], state["second"], ids)
     collapse = job.policy.duplicates.threshold < 1.0
     if any(part not in state for part in ROW_PARTS) or any(f"bound_{b}" not in state for b in POOL_PARTS) or \
-            "wlast_len" not in state or (collapse and "above_ptr" not in state):
+            "wlast_len" not in state or (collapse and "above_ptr" not in state) or "lexical_heads" not in state:
         return full_plan(n, "state from an older version"), Frozen.fresh(job.vectors, ids)
     from .window_record import Record
 
     frozen.windows = Record.load(state, prev, same)
+    frozen.lexical_heads = head_pools.stored_heads(state, prev, same)
     for part in ROW_PARTS:
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
@@ -356,6 +360,10 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
         for b in ("dense", "lexical", "window", "mention"):  # mention: a new cut is at most the old one or what entered
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
+    if parts["lexical"]:  # a pool from the lists' heads: its outsiders are those of the new retrieval (head_pools)
+        heads = head_pools.HeadPools(job, frozen, rest)
+        for j, (_, _, bound, _) in heads.of(np.flatnonzero(heads.direct)).items():
+            entered["lexical"][j] = max(entered["lexical"][j], bound)
     lasts = None
     if parts["window"]:  # two-stage: the window outsider bound rises with what came nearer (window_reach)
         from .window_reach import ChangedWindows

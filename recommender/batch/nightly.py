@@ -290,7 +290,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     engine only the lists a change can reach are ranked again
     (recommender.batch.incremental; the state is kept in the output folder); with another engine, or over an
     approximate vector index, all of them."""
-    from . import incremental
+    from . import head_pools, incremental
     from .relatedlists import all_links
 
     if engine.name != "local" or job.ann is not None:
@@ -327,6 +327,7 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
     with atomic_path(out_dir / incremental.STATE_FILE) as tmp:
         record.lists_state = incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen,
                                                     links=plan.link_arrays, overrides=overrides, k=policy.links.k,
+                                                    lexical_heads=head_pools.current_heads(job),
                                                     window_pools=job.learned is not None)
     return links, plan
 

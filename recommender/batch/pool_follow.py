@@ -22,6 +22,7 @@ import numpy as np
 from ..common.sortkeys import value_then_row_keys
 from ..rank.candidates import mention_cuts
 from ..rank.ranking import POOL_MORE
+from .head_pools import HeadPools
 
 ROW_VALUES = 1 << 22  # values of full rows held at once by TopSide._own_rows (float64: 32 MB)
 PAIR_BLOCK = 4096  # pairs whose vectors TopSide.pair_values gathers at once
@@ -257,6 +258,8 @@ class TopSide:
             self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
         self.rows_computed = 0
         self.postings = None
+        # lexical pools from the posting lists' heads, now or when stored: made again as the ranking makes them
+        self.heads = HeadPools(job, frozen, rest) if lexical else None
 
     def rows(self, name: str, qs: np.ndarray) -> np.ndarray:
         """The full rows of the queries qs (len(qs) x n, float64) in one product: the lexical rows exactly as one
@@ -280,12 +283,19 @@ class TopSide:
         for name in self.names:
             stored, following = self.record.tops[name], self.record.more[name]
             olds = [stored.get(int(q)) for q in r]
-            found = follow_tops(olds, self.moved, self.cols, self.changed[name][at], self.depth, self.eps,
-                                positive=name == "lexical", mores=[following.get(int(q)) for q in r])
+            made = self.heads.of(at) if name == "lexical" else {}  # by position in rest
+            made = {j: made[int(p)] for j, p in enumerate(at) if int(p) in made}
+            found = follow_tops([None if j in made else old for j, old in enumerate(olds)], self.moved, self.cols,
+                                self.changed[name][at], self.depth, self.eps, positive=name == "lexical",
+                                mores=[following.get(int(q)) for q in r])
+            for j, (rows, values, _, more) in made.items():
+                found[j] = (rows, values, more)
+            for j in [j for j in made if olds[j] is None]:  # no stored pool: every article may have left it
+                out_old[j] = False
             done = [j for j, f in enumerate(found) if f is not None]
             if done:
                 new_rows = [found[j][0] for j in done]
-                old_rows = [olds[j][0][olds[j][0] >= 0] for j in done]
+                old_rows = [olds[j][0][olds[j][0] >= 0] if olds[j] is not None else _NONE[0] for j in done]
                 js = np.repeat(done, [len(x) for x in new_rows])
                 cs = np.concatenate(new_rows)
                 in_new[js, cs], out_new[js, cs] = True, False
@@ -294,7 +304,7 @@ class TopSide:
                 in_old[js, cs], out_old[js, cs] = True, False
             for j in done:
                 rows, values, more = found[j]
-                bounds[name][j] = pool_bound(values, len(rows) >= self.depth)
+                bounds[name][j] = made[j][2] if j in made else pool_bound(values, len(rows) >= self.depth)
                 stored[int(r[j])] = (rows, values.astype(np.float32))
                 keep_more(following, int(r[j]), more)
             missing = np.array([j for j, f in enumerate(found) if f is None], dtype=np.int64)

@@ -171,6 +171,19 @@ def _followed_tops(tops, name: str, rest: np.ndarray, positions: list, moved: np
     return out
 
 
+def _made_tops(tops, rest: np.ndarray, positions: set, heads: dict, moved: np.ndarray) -> dict:
+    """The lexical pools of rows rest[positions] made again from the heads (head_pools.HeadPools), as
+    `_followed_tops` gives a followed one: position -> (rows, values, bound, changed members), what follows it;
+    a row with no stored pool is left out (its old members are not known here)."""
+    stored = tops.record.tops["lexical"]
+    out: dict = {}
+    for j in positions:
+        if int(rest[j]) in stored:
+            rows, values, bound, more = heads[j]
+            out[j] = (rows, values, bound, rows[moved[rows]]), more
+    return out
+
+
 def _pool_rows(found: dict) -> np.ndarray:
     """The members of a list's new pools as the fast path keeps them (`found`: dense, lexical, window), end to end."""
     return np.concatenate([np.asarray(found[name][0], np.int64) for name in found if name != "window"] +
@@ -241,9 +254,14 @@ class Steady:
         # as the slow path follows it; its list stays here when that tells the new pool
         moving: dict[str, dict] = {}
         lost: set[int] = set()  # lists with a pool not told: their later pools are not followed
+        heads = tops.heads.of(at) if tops.heads is not None else {}  # made again as the ranking makes them
+        for j in heads:
+            kept_tops["lexical"][j] = None
         for name in tops.names:
             wanted = [j for j in at.tolist() if kept_tops[name][j] is None and j not in lost]
-            moving[name] = _followed_tops(tops, name, rest, wanted, moved)
+            mine = {j for j in wanted if name == "lexical" and j in heads}
+            moving[name] = _followed_tops(tops, name, rest, [j for j in wanted if j not in mine], moved)
+            moving[name].update(_made_tops(tops, rest, mine, heads, moved))
             lost.update(j for j in wanted if j not in moving[name])
         self.shifted: dict[int, dict] = {}  # position -> {pool name: what follows its new pool} (members changed)
         followed: list[tuple[int, dict, list]] = []  # window pools to follow (window_batch.follow_many)

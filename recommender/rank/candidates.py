@@ -30,6 +30,7 @@ LEXICAL_SAMPLE = 8192  # rows whose TF-IDF cosines give a lexical row's mean squ
 SAMPLE_SEED = 20261205
 EXACT_POSTINGS = 200_000  # a query whose terms' postings total more: lexical candidates from the lists' heads
 IMPACT_BUDGET = 65_536  # postings read then (store.lextopk.ImpactTopK; shared by squared weight)
+IMPACT_MIN_PER_TERM = 64  # postings read at least of each term then (its whole list when shorter)
 # a query's mention pool holds at most this many times a pool's depth (mention_pool): on MDN a quarter of it moved
 # the learned ranking's recall@10 under the `new` protocol by -0.005, this by -0.002 (docs/scale.md)
 MENTION_POOL_FACTOR = 4
@@ -222,6 +223,28 @@ class LexicalStage:
         return int(np.sum(np.asarray(indptr[terms + 1], np.int64) - np.asarray(indptr[terms], np.int64))) <= \
             EXACT_POSTINGS
 
+    def heads_made(self, rows: np.ndarray | None = None, block: int = 1 << 22) -> np.ndarray:
+        """Whether each stored article's lexical pool (of `rows`, else of every row) comes from the lists' heads
+        (`exact_pool` False for its terms), for every row at once: its terms' postings summed, at most about
+        `block` entries at a time."""
+        lengths = np.diff(np.asarray(self.topk.indptr, dtype=np.int64))
+        indptr, indices, _ = self.tfidf
+        rows = np.arange(self.n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        starts, stops = np.asarray(indptr, np.int64)[rows], np.asarray(indptr, np.int64)[rows + 1]
+        sizes = stops - starts
+        ends = np.cumsum(sizes)
+        sums = np.zeros(len(rows), dtype=np.int64)
+        first = 0
+        while first < len(rows):
+            last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + block, "right")))
+            size = sizes[first:last]
+            at = np.repeat(starts[first:last] - np.concatenate(([0], np.cumsum(size)[:-1])), size) + \
+                np.arange(int(size.sum()))
+            sums[first:last] = np.bincount(np.repeat(np.arange(last - first), size),
+                                           weights=lengths[np.asarray(indices)[at]], minlength=last - first)
+            first = last
+        return sums > EXACT_POSTINGS
+
     @property
     def impact(self):
         """store.lextopk.ImpactTopK over the postings ordered by value (stored with the index, else made once)."""
@@ -230,7 +253,7 @@ class LexicalStage:
 
             indptr = self._arrays["postings"][0]
             ordered = self._arrays.get("impacts") or impact_order(*self._arrays["postings"])
-            self._impact = ImpactTopK(indptr, *ordered, self.n, IMPACT_BUDGET)
+            self._impact = ImpactTopK(indptr, *ordered, self.n, IMPACT_BUDGET, IMPACT_MIN_PER_TERM)
         return self._impact
 
     def mention_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
