@@ -5,7 +5,7 @@ impact-ordered posting lists (store.lextopk.ImpactTopK): the best documents by t
 the exact top of its row. The reach's follow of a stored pool (pool_follow: the new pool is the top of the old
 members, the changed articles and outsiders no better than the old lowest) holds for an exact top only: a head
 pool's outsiders may score above its lowest member, and a changed article's postings entering a head change which
-postings the read takes. Until 2026-12-08 the reach followed head pools as exact tops, and at 60,000 articles (96%
+postings the read takes. Until 2026-12-07 the reach followed head pools as exact tops, and at 60,000 articles (96%
 of queries over heads) a 1% night differed from a full recomputation in 15 lists (docs/scale.md).
 
 So the lexical pool of a kept list whose pool comes from heads now, or came from heads when it was stored (the
@@ -105,9 +105,6 @@ class HeadPools:
             self.same[both] = self._unchanged(rest[both], frozen.head_changes, moved)
         self.retrieve = self.direct & ~self.same
         self._made: dict[int, tuple] = {}
-
-    def __contains__(self, position: int) -> bool:
-        return bool(self.direct[position])
 
     def of(self, positions) -> dict:
         """The pools of those of `positions` whose pools come from heads (made once)."""

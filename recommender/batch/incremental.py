@@ -151,8 +151,9 @@ def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], f
     """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes; links: the lists as
     output_reuse.link_arrays gives them (Plan.link_arrays); lexical_heads: whether each row's lexical pool came
     from the posting lists' heads (head_pools.current_heads); lexical_sha256: the checksum of the lexical index
-    file they were ranked over (an update's head_pools.lexical_changes apply to it). Caller renames it. Returns the state's token: the
-    run record that holds it says these outputs were written with this state (batch/output_reuse.py)."""
+    file they were ranked over (an update's head_pools.lexical_changes apply to it). Caller renames it. Returns
+    the state's token: the run record that holds it says these outputs were written with this state
+    (batch/output_reuse.py)."""
     n = len(ids)
     rows, scores, pinned = links
     token = secrets.token_hex(8)

@@ -64,6 +64,9 @@ def test_kept_lists_bound_their_head_pools_outsiders(tmp_path, short_heads):
             stage, depth = ranker.lexical_stage(), ranker.ranking.candidates + 1
             heads = stage.heads_made()
             assert heads.any() and not heads.all()
+            each = np.array([not stage.exact_pool(stage.row(q)[0]) for q in range(stage.n)])
+            assert np.array_equal(heads, each) and np.array_equal(stage.heads_made(block=37), each)
+            assert np.array_equal(stage.heads_made(np.array([9, 2, 2])), each[[9, 2, 2]])
             assert np.array_equal(state["lexical_heads"], heads)
             for q in range(stage.n):
                 terms, weights = stage.row(q)
