@@ -183,8 +183,7 @@ LEXICAL_DRIFT = 0.05  # refit the TF-IDF (new vocabulary and IDF) once this shar
 
 def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple[str, str]] | None,
                    changes: Changes, refit_drift: float = LEXICAL_DRIFT) -> tuple | None:
-    """(previous lexical index, its ids, drift record, its titles or None, its file's checksum) when the lexical
-    index can be updated
+    """(previous lexical index, its ids, drift record, its titles or None) when the lexical index can be updated
     with its IDF frozen: a usable previous index, and added + changed + removed articles since its last full fit
     not above refit_drift of the corpus it was fitted on. None means a full fit."""
     if manifest is None or previous is None or "lexical" not in manifest.files or "lexicon" not in manifest.files:
@@ -208,8 +207,7 @@ def frozen_lexical(folder: Path, manifest: Manifest | None, previous: list[tuple
             titles = store.titles()
     except Exception:  # noqa: BLE001 - without them every mention row is made again
         titles = None
-    return old, [article_id for article_id, _ in previous], base, titles if len(titles or ()) == old.count else None, \
-        manifest.files["lexical"].sha256
+    return old, [article_id for article_id, _ in previous], base, titles if len(titles or ()) == old.count else None
 
 
 def current_manifest(folder: Path) -> Manifest | None:
@@ -317,19 +315,11 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
     with MetadataStore(metadata) as store:
         ids = store.ids()
     rows = StoredTexts(metadata)
-    changes_file = None
     try:
         if frozen_lexical is not None:  # IDF and vocabulary of the last fit; only new and changed rows transformed
-            old, old_ids, base, old_titles, old_checksum = frozen_lexical
+            old, old_ids, base, old_titles = frozen_lexical
             lexical, transformed = old.updated(old_ids, ids, rows, old_titles)
             stats.update(lexical_update="incremental", lexical_transformed=transformed, lexical_base=base)
-            # what a night needs of the replaced index for its lexical pools from the posting lists' heads
-            from .head_pools import CHANGES_FILE, lexical_changes
-
-            changes_file = folder / CHANGES_FILE.format(token=token)
-            with atomic_path(changes_file) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, **lexical_changes(old, old_ids, lexical, ids))
-            stats["lexical_changes_from"] = old_checksum
         else:
             if engine is not None and engine.name != "local":  # the same index, fitted in shards on its workers
                 from ..store.lexshards import build_sharded, shard_count
@@ -393,7 +383,7 @@ def write_index(folder: Path, articles: Sequence[Article], vectors: np.ndarray, 
                "metadata": file_entry(folder / f"articles-{token}.sqlite"),
                "lexical": file_entry(folder / f"lexical-{token}.npz"),
                "lexicon": file_entry(folder / f"lexicon-{token}.json"), **query_files, **learned_files,
-               **window_files, **({"lexical_changes": file_entry(changes_file)} if changes_file else {})},
+               **window_files},
         stats=stats,
     )
     write_manifest(folder, manifest)

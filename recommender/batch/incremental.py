@@ -70,7 +70,6 @@ class Frozen:
     margins: dict = field(default_factory=dict)  # row -> its ranked entries beyond k (margin_follow)
     followed: dict = field(default_factory=dict)  # row -> its links made again from its margin this run (R2)
     lexical_heads: np.ndarray | None = None  # per row: its stored lexical pool came from the heads (head_pools)
-    head_changes: dict | None = None  # the index update's head_pools.lexical_changes, when they apply to the state
 
     def __post_init__(self):
         if self.windows is None:
@@ -146,19 +145,16 @@ def settings_key(policy, model: str, lexical, as_of_day: str | None) -> str:
 
 
 def save_state(path: Path, *, key: str, ids: list[str], signatures: list[str], frozen: Frozen, links: tuple,
-               overrides: list[dict], k: int, lexical_heads: np.ndarray, lexical_sha256: str | None = None,
-               window_pools: bool = False) -> str:
+               overrides: list[dict], k: int, lexical_heads: np.ndarray, window_pools: bool = False) -> str:
     """Arrays only (np.savez, no pickle); ids, signatures and overrides as JSON bytes; links: the lists as
     output_reuse.link_arrays gives them (Plan.link_arrays); lexical_heads: whether each row's lexical pool came
-    from the posting lists' heads (head_pools.current_heads); lexical_sha256: the checksum of the lexical index
-    file they were ranked over (an update's head_pools.lexical_changes apply to it). Caller renames it. Returns
-    the state's token: the run record that holds it says these outputs were written with this state
-    (batch/output_reuse.py)."""
+    from the posting lists' heads (head_pools.current_heads). Caller renames it. Returns the state's token: the
+    run record that holds it says these outputs were written with this state (batch/output_reuse.py)."""
     n = len(ids)
     rows, scores, pinned = links
     token = secrets.token_hex(8)
     meta = json.dumps({"key": key, "ids": ids, "signatures": signatures, "overrides": overrides,
-                       "token": token, "lexical_sha256": lexical_sha256}).encode()
+                       "token": token}).encode()
     with open(path, "wb") as handle:
         np.savez(handle, meta=np.frombuffer(meta, dtype=np.uint8), mean=frozen.mean_vector,
                  second=frozen.second_moment, **{part: frozen.stats[part] for part in ROW_PARTS},
@@ -233,10 +229,6 @@ def plan(job, ids: list[str], signatures: list[str], state: dict | None, key: st
 
     frozen.windows = Record.load(state, prev, same)
     frozen.lexical_heads = head_pools.stored_heads(state, prev, same)
-    changes = getattr(job, "lexical_changes", None)  # made by the update from the lexical index the state used
-    kept_rows = prev[prev >= 0]
-    if changes is not None and changes[0] == state.get("lexical_sha256") and bool((np.diff(kept_rows) > 0).all()):
-        frozen.head_changes = changes[1]
     for part in ROW_PARTS:
         table = np.full((n, 2), np.nan)
         table[same] = state[part][prev[same]]
@@ -369,8 +361,8 @@ def reached_by_fixed_score(job, frozen: Frozen, state: dict, prev: np.ndarray, s
             if raw.get(b) is not None:
                 entered[b] = np.fmax(entered[b], np.where(mine, -np.inf, raw[b]).max(axis=1))
     if parts["lexical"]:  # a pool from the lists' heads: its outsiders are those of the new retrieval (head_pools)
-        heads = head_pools.HeadPools(job, frozen, rest, moved)  # those the night cannot have changed keep theirs
-        for j, (_, _, bound, _) in heads.of(np.flatnonzero(heads.retrieve)).items():
+        heads = head_pools.HeadPools(job, frozen, rest)
+        for j, (_, _, bound, _) in heads.of(np.flatnonzero(heads.direct)).items():
             entered["lexical"][j] = max(entered["lexical"][j], bound)
     lasts = None
     if parts["window"]:  # two-stage: the window outsider bound rises with what came nearer (window_reach)

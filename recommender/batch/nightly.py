@@ -328,7 +328,6 @@ def related_lists(job: LinkJob, articles, built, index: Index, out_dir: Path, re
         record.lists_state = incremental.save_state(tmp, key=key, ids=ids, signatures=signatures, frozen=frozen,
                                                     links=plan.link_arrays, overrides=overrides, k=policy.links.k,
                                                     lexical_heads=head_pools.current_heads(job),
-                                                    lexical_sha256=head_pools.lexical_checksum(index.data),
                                                     window_pools=job.learned is not None)
     return links, plan
 

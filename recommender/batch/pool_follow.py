@@ -259,7 +259,7 @@ class TopSide:
         self.rows_computed = 0
         self.postings = None
         # lexical pools from the posting lists' heads, now or when stored: made again as the ranking makes them
-        self.heads = HeadPools(job, frozen, rest, moved) if lexical else None
+        self.heads = HeadPools(job, frozen, rest) if lexical else None
 
     def rows(self, name: str, qs: np.ndarray) -> np.ndarray:
         """The full rows of the queries qs (len(qs) x n, float64) in one product: the lexical rows exactly as one

@@ -40,7 +40,6 @@ class LinkJob:
     graph: object = None  # recommender.rank.graph_signals.LinkGraphs, with learned
     windows: object = None  # recommender.rank.windows.WindowScores over the stored windows; None = no window part
     window_ann: object = None  # recommender.store.windowann.WindowANN (approximate); None = exact window search
-    lexical_changes: tuple | None = None  # what the index update replaced (batch.head_pools.changes_of), if known
     _ranker: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -88,7 +87,6 @@ def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: Over
     ranking or the shared-tag pool read. learned: the model in use (None: the default ranking); graph: its graph
     facts when the caller made them (else the index's, on these vectors)."""
     from ..store.resident import hold_in_memory
-    from .head_pools import changes_of
 
     hold_in_memory()  # this process ranks many lists: what each reads at random in memory while it fits
     data = index.data
@@ -102,7 +100,7 @@ def job_for_index(index, vectors: np.ndarray, policy: Policy, *, overrides: Over
                    frozen=frozen, learned=learned,
                    site_facts=held_columns(data.article_features()) if learned is not None or data.tagged() else None,
                    graph=graph if learned is not None else None, windows=data.window_scores(keep_copy=True),
-                   window_ann=data.window_ann(approximate_only=True), lexical_changes=changes_of(data))
+                   window_ann=data.window_ann(approximate_only=True))
 
 
 def held_columns(columns):

@@ -76,32 +76,3 @@ def test_kept_lists_bound_their_head_pools_outsiders(tmp_path, short_heads):
                 assert values.max(initial=0) <= state["bound_lexical"][q] + 1e-6, (q, bool(heads[q]))
     assert kept > 0
 
-
-def test_head_pools_a_night_cannot_change_are_kept_as_stored(tmp_path, short_heads, monkeypatch):
-    """A head pool whose read takes the same postings (head_pools.HeadPools.same: the same shares, every changed
-    posting below the last value read) is not retrieved again: for each such pool, retrieving it anyway gives
-    its stored rows, values and bound exactly; and the nights keep some and retrieve others (reads of a few
-    postings a term, so that some miss every changed posting)."""
-    from recommender.batch import head_pools
-
-    monkeypatch.setattr(candidates, "IMPACT_BUDGET", 40)
-    monkeypatch.setattr(candidates, "IMPACT_MIN_PER_TERM", 1)
-
-    seen = {"same": 0, "retrieved": 0}
-    unchanged = head_pools.HeadPools._unchanged
-
-    def checked(self, qs, changes, moved):
-        out = unchanged(self, qs, changes, moved)
-        tops, bounds = self.frozen.windows.tops["lexical"], self.frozen.bounds["lexical"]
-        for q in qs[out].tolist():
-            rows, values, bound, more = self._make(q)
-            stored = tops[q]
-            assert np.array_equal(rows, stored[0]) and np.array_equal(values, stored[1]), q
-            assert bound == bounds[q] and more is None, q
-        seen["same"] += int(out.sum())
-        seen["retrieved"] += int((~out).sum())
-        return out
-
-    monkeypatch.setattr(head_pools.HeadPools, "_unchanged", checked)
-    learned_nights(tmp_path, SMALL_POOLS.with_links(k=5, min_score=None), None, False)
-    assert seen["same"] > 0 and seen["retrieved"] > 0, seen
