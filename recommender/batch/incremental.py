@@ -20,7 +20,8 @@ lexical index), the score of a pair depends only on the two articles, and a list
   than the last one it retrieved (window_reach.ChangedWindows). So an unchanged article pushed out of the window
   pool, whose score did not change, is an outsider R5 bounds. The mention pool holds the entries of the query's
   mention row above a cut (rank.candidates.mention_pool): an outsider's mention is at most the cut, and a new
-  cut is at most the old one or a changed article's mention.
+  cut is at most the old one or a changed article's mention. A lexical pool from the posting lists' heads is not
+  the top of its row: its outsiders are bounded by the bound of its retrieval over the new index (head_pools).
 
 Each pool is one entry of POOL_PARTS (its boundary, and the part of the score it bounds), so a new candidate
 pool (shared tags, say) is one more entry and one more bound in `outsider_bound`. MMR (`mmr_lambda < 1`), the

@@ -13,6 +13,9 @@ The ranking also records the POOL_MORE rows that follow each pool (window_record
 row keeps what follows its new pool: those count as old members in `follow_tops`, so a pool that loses a member
 to a change takes the next recorded row instead of its own row being computed, while they last (each follow
 keeps only the rows sure to be ahead of every outsider).
+
+A lexical pool the ranking takes from the posting lists' heads (rank.candidates.EXACT_POSTINGS passed) is not the
+top of its row: it is never followed, but retrieved again as the ranking retrieves it (head_pools.HeadPools).
 """
 
 from __future__ import annotations

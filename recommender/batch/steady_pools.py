@@ -12,7 +12,8 @@ the changed articles change. For a kept list q, with the statistics frozen (an u
   (what `pool_follow.follow_top` gives). A lexical pool of fewer than `depth` (every article sharing a term):
   the changed members stay positive and the changed non-members are not. Else the pool is followed from its
   record and the rows recorded after it (`pool_follow.follow_tops`, as the slow path follows it): the list stays
-  here when that tells the new pool, whose members may now differ (`_followed_tops`).
+  here when that tells the new pool, whose members may now differ (`_followed_tops`). A lexical pool from the
+  posting lists' heads (not an exact top) is retrieved again instead (head_pools.HeadPools, `_made_tops`).
 * mention: the cut of q's new mention row (sparse, `sparse_cuts`: the same value `mention_cuts` takes from the
   dense row) equals the stored one. An unchanged article's weight did not change, so it is in the pool (weight
   above the cut) exactly as before; a changed article is in it when its new weight is above the cut.
