@@ -233,9 +233,15 @@ class Steady:
         inside: dict[int, np.ndarray] = {}  # position -> which of its pairs are among its new candidates (else all)
         stamps = np.full((2, n), -1, dtype=np.int64)  # _with_displaced's marks
         at = np.flatnonzero(ok)
-        kept_tops = {name: dict(zip(at.tolist(), _kept_tops([tops.record.tops[name].get(int(q)) for q in rest[at]],
-                                                             moved, col_of, tops.changed[name][at], depth,
-                                                             positive=name == "lexical")))
+        heads = tops.heads.of(at) if tops.heads is not None else {}  # lexical pools made again from the heads
+
+        def stored(name: str) -> list:  # the pools `_kept_tops` may keep (not those made again from the heads)
+            table = tops.record.tops[name]
+            return [None if name == "lexical" and j in heads else table.get(q)
+                    for j, q in zip(at.tolist(), rest[at].tolist())]
+
+        kept_tops = {name: dict(zip(at.tolist(), _kept_tops(stored(name), moved, col_of, tops.changed[name][at],
+                                                             depth, positive=name == "lexical")))
                      for name in tops.names}  # each list's _kept_top, a block of lists at a time
 
         def settled(j: int, found: dict, members: list) -> None:
@@ -255,9 +261,6 @@ class Steady:
         # as the slow path follows it; its list stays here when that tells the new pool
         moving: dict[str, dict] = {}
         lost: set[int] = set()  # lists with a pool not told: their later pools are not followed
-        heads = tops.heads.of(at) if tops.heads is not None else {}  # made again as the ranking makes them
-        for j in heads:
-            kept_tops["lexical"][j] = None
         for name in tops.names:
             wanted = [j for j in at.tolist() if kept_tops[name][j] is None and j not in lost]
             mine = {j for j in wanted if name == "lexical" and j in heads}

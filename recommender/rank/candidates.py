@@ -225,24 +225,19 @@ class LexicalStage:
 
     def heads_made(self, rows: np.ndarray | None = None, block: int = 1 << 22) -> np.ndarray:
         """Whether each stored article's lexical pool (of `rows`, else of every row) comes from the lists' heads
-        (`exact_pool` False for its terms), for every row at once: its terms' postings summed, at most about
-        `block` entries at a time."""
+        (`exact_pool` False for its terms), for every row at once: its terms' postings summed, runs of rows of at
+        most about `block` entries at a time (common.blocks.runs)."""
+        from ..common.blocks import runs
+
         lengths = np.diff(np.asarray(self.topk.indptr, dtype=np.int64))
         indptr, indices, _ = self.tfidf
         rows = np.arange(self.n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-        starts, stops = np.asarray(indptr, np.int64)[rows], np.asarray(indptr, np.int64)[rows + 1]
-        sizes = stops - starts
-        ends = np.cumsum(sizes)
+        sizes = np.asarray(indptr[rows + 1], np.int64) - np.asarray(indptr[rows], np.int64)
         sums = np.zeros(len(rows), dtype=np.int64)
-        first = 0
-        while first < len(rows):
-            last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + block, "right")))
-            size = sizes[first:last]
-            at = np.repeat(starts[first:last] - np.concatenate(([0], np.cumsum(size)[:-1])), size) + \
-                np.arange(int(size.sum()))
-            sums[first:last] = np.bincount(np.repeat(np.arange(last - first), size),
-                                           weights=lengths[np.asarray(indices)[at]], minlength=last - first)
-            first = last
+        for start, stop in runs(np.concatenate(([0], np.cumsum(sizes))), block):
+            at, size = _gather(indptr, rows[start:stop])
+            sums[start:stop] = np.bincount(np.repeat(np.arange(stop - start), size),
+                                           weights=lengths[np.asarray(indices)[at]], minlength=stop - start)
         return sums > EXACT_POSTINGS
 
     @property
