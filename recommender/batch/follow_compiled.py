@@ -33,7 +33,8 @@ def _segments(seg_off, per_l, floors, rec_off, rows_e, sims_e, add_off, a_rows, 
               p_score, p_best, cols, q_of, changed_score, changed_best, depth, m_off, m_rows, m_sims, lasts,
               o_off, o_rows, o_score, o_best, o_kind, status, in_pool, top, before):
     """Per list e: the merged records (segment s's at m_off[s]:m_off[s+1]), lasts, owners (o_off[e]:o_off[e+1]),
-    their known scores and kinds, and the status. cols: the changed articles (sorted; changed_score's rows).
+    their known scores and kinds, and the status. cols: the changed articles (sorted; changed_score's rows;
+    its column q_of[e] is list e's).
     `in_pool` (left zero), `top`, `before`: scratch of n zeros."""
     m = 0
     o = 0
@@ -213,7 +214,7 @@ class CompiledBlock:
         a_seg, a_rows, a_sims = added_windows(changed, js, counts, seg_off[:-1], floors)
         add_off = np.searchsorted(a_seg, np.arange(len(sizes) + 1)).astype(i64)
         p_off = np.concatenate(([0], np.cumsum(p_sizes))).astype(i64)
-        q_of = np.asarray(changed.rest, i64)[js]
+        q_of = np.arange(e_count, dtype=i64)  # changed_score's column of each list
         size = len(rows_e) + len(a_rows)
         m_off, lasts = np.empty(len(sizes) + 1, i64), np.zeros(len(sizes))
         m_rows, m_sims = np.empty(size, i64), np.empty(size, np.float32)

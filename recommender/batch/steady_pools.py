@@ -294,8 +294,8 @@ class Steady:
         if followed:  # their window pools followed exactly: kept when they hold the same articles as before
             js = np.array([j for j, _, _ in followed], dtype=np.int64)
             results = [result for start in range(0, len(js), FOLLOW_BLOCK) for result in follow_many(
-                side.windows, side.record, side.changed, js[start:start + FOLLOW_BLOCK], moved, side.changed_score,
-                side.changed_best, depth)]
+                side.windows, side.record, side.changed, js[start:start + FOLLOW_BLOCK], moved, side.changed_pairs,
+                depth)]
             for (j, found, members), result in zip(followed, results):
                 old = side.record.pools.get(int(rest[j]))
                 kept = _same_window_pool(old, result, moved, depth)

@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 
 from ..common.sortkeys import descending_keys
+from .changed_pairs import ChangedPairs
 from .follow_compiled import CompiledBlock, added_windows, kernels, laid_end_to_end
 from .window_reach import SLACK, ChangedWindows, follow, outsider, per_window
 from .window_record import EVERYTHING, EXACT, UNKNOWN
@@ -53,10 +54,10 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)] == keys
 
 
-def follow_many(windows, record, changed, js: np.ndarray, moved: np.ndarray, changed_score: np.ndarray,
-                changed_best: np.ndarray, depth: int) -> list:
-    """follow(windows, record, changed, j, moved, changed_score[:, q], changed_best[:, q], depth) for each j of
-    `js` (q = changed.rest[j]), in that order."""
+def follow_many(windows, record, changed, js: np.ndarray, moved: np.ndarray, pairs, depth: int) -> list:
+    """follow(windows, record, changed, j, moved, score[:, e], best[:, e], depth) for each j of `js` (q =
+    changed.rest[j]), in that order; `pairs` (changed_pairs.ChangedPairs) gives the window values of the changed
+    articles with a block's rows (`block`: one column e per row, those its added windows bring)."""
     out: list = [None] * len(js)
     total, n = len(windows.codes), len(moved)
     lists, nears, pools = [], [], []
@@ -72,11 +73,11 @@ def follow_many(windows, record, changed, js: np.ndarray, moved: np.ndarray, cha
         return out
     compiled = kernels()  # the compiled loops where the process runs them (the batch), else the NumPy steps
     block = _Block if compiled is None else partial(CompiledBlock, compiled)
-    one = block(windows, changed, js[lists], nears, pools, moved, changed_score, changed_best, depth, n)
+    score, best = pairs.block(np.asarray(changed.rest, np.int64)[js[lists]])  # column e: list e's
+    one = block(windows, changed, js[lists], nears, pools, moved, score, best, depth, n)
     for e, k in enumerate(lists):
         if one.fallback[e]:
-            out[k] = follow(windows, record, changed, int(js[k]), moved, changed_score[:, int(changed.rest[js[k]])],
-                            changed_best[:, int(changed.rest[js[k]])], depth)
+            out[k] = follow(windows, record, changed, int(js[k]), moved, score[:, e], best[:, e], depth)
         else:
             out[k] = one.result(e)
     return out
@@ -86,6 +87,7 @@ class _Block:
     """The merged records of a block of lists (e: position among them) and what follow gives each."""
 
     def __init__(self, windows, changed, js, nears, pools, moved, changed_score, changed_best, depth, n):
+        """changed_score, changed_best: the changed articles' window values with list e in column e."""
         e_count = len(js)
         self.depth = depth
         counts, floors, sizes, rows_e, sims_e, p_sizes, p_rows, p_score, p_best = laid_end_to_end(nears, pools)
@@ -153,9 +155,8 @@ class _Block:
         old = in_old & ~is_changed
         score[old], best[old] = p_score[by[where[old]]], p_best[by[where[old]]]
         col = np.searchsorted(changed.cols, o_rows[is_changed])
-        q_of = np.asarray(changed.rest, np.int64)[js[o_list]]
-        score[is_changed] = changed_score[col, q_of[is_changed]]
-        best[is_changed] = changed_best[col, q_of[is_changed]]
+        score[is_changed] = changed_score[col, o_list[is_changed]]
+        best[is_changed] = changed_best[col, o_list[is_changed]]
         was_top = _member(keys, self.before)
         p_lowest = np.full(e_count, np.inf, np.float32)
         np.minimum.at(p_lowest, p_list, p_score)
@@ -221,8 +222,7 @@ class WindowSide:
         self.changed = ChangedWindows(self.windows, rest, self.cols, record=self.record,
                                       ann=ranker.window_stage().ann)
         n = len(moved)
-        self.changed_score, self.changed_best = self.windows.rows(self.cols, with_max=True) if len(self.cols) \
-            else (np.zeros((0, n), np.float32), np.zeros((0, n), np.float32))
+        self.changed_pairs = ChangedPairs(self.windows, self.cols, self.changed)
         self.col_of = np.full(n, -1, dtype=np.int64)
         self.col_of[self.cols] = np.arange(len(self.cols))
         self.total = len(self.windows.codes)
@@ -251,8 +251,8 @@ class WindowSide:
             out_old[full] = values < np.nan_to_num(old, nan=-np.inf) - self.eps
             bound[full] = kth
         todo = np.flatnonzero(~full)
-        results = follow_many(self.windows, self.record, self.changed, at[todo], self.moved, self.changed_score,
-                              self.changed_best, self.depth)
+        results = follow_many(self.windows, self.record, self.changed, at[todo], self.moved, self.changed_pairs,
+                              self.depth)
         for j, found in zip(todo, results):
             q = int(r[j])
             if found is None:
@@ -269,12 +269,11 @@ class WindowSide:
         return in_new, out_new, in_old, out_old, bound, lost
 
     def pair_values(self, qs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(window score, max-sim) of each pair (qs[i], cs[i]): a changed candidate's from its own row, an
-        unchanged one's as the ranker computes it (WindowScores.pairs)."""
+        """(window score, max-sim) of each pair (qs[i], cs[i]): a changed candidate's with it as the query, as its
+        row has them (changed_pairs), an unchanged one's as the ranker computes it (WindowScores.pairs)."""
         score, best = np.zeros(len(qs), np.float32), np.zeros(len(qs), np.float32)
         changed = self.col_of[cs] >= 0
-        score[changed] = self.changed_score[self.col_of[cs[changed]], qs[changed]]
-        best[changed] = self.changed_best[self.col_of[cs[changed]], qs[changed]]
+        score[changed], best[changed] = self.changed_pairs.values(qs[changed], self.col_of[cs[changed]])
         others = np.flatnonzero(~changed)
         order = others[np.argsort(qs[others], kind="stable")]
         cuts = np.flatnonzero(np.diff(qs[order])) + 1

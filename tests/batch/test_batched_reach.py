@@ -130,6 +130,19 @@ class _Changed:
         self.added_sim = np.array([f[2] for f in found], np.float32)
 
 
+class DenseChanged:
+    """changed_pairs.ChangedPairs' interface over full arrays (changed articles x n)."""
+
+    def __init__(self, score: np.ndarray, best: np.ndarray):
+        self.score, self.best = score, best
+
+    def values(self, qs: np.ndarray, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.score[cs, qs], self.best[cs, qs]
+
+    def block(self, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.score[:, qs], self.best[:, qs]
+
+
 def _window_case(rng, n, depth, lists):
     moved = rng.random(n) < 0.2
     cols = np.flatnonzero(moved)
@@ -207,9 +220,10 @@ def test_follow_many_is_follow_list_by_list(few_windows, block_kind):
         n, depth = 50, int(rng.integers(2, 9))
         record, changed, moved, score, best = _window_case(rng, n, depth, 20)
         js = np.arange(20)
-        got = follow_many(windows, record, changed, js, moved, score, best, depth)
+        got = follow_many(windows, record, changed, js, moved, DenseChanged(score, best), depth)
+        qs = np.asarray(changed.rest)[js]
         _, batched = _block(block_kind, windows, changed, js, [record.near[int(q)] for q in changed.rest],
-                            [record.pools[int(q)] for q in changed.rest], moved, score, best, depth, n)
+                            [record.pools[int(q)] for q in changed.rest], moved, score[:, qs], best[:, qs], depth, n)
         seen["batched"] += batched
         for j in js:
             q = int(changed.rest[j])
@@ -258,8 +272,11 @@ def test_the_nights_batched_follows_equal_the_one_list_follows(tmp_path, few_win
     kind = window_batch._Block if block_kind is None else CompiledBlock
     pairs = kind.__init__
 
-    def checked_many(windows, record, changed, js, moved, score, best, depth):
-        got = many(windows, record, changed, js, moved, score, best, depth)
+    def checked_many(windows, record, changed, js, moved, pairs, depth):
+        got = many(windows, record, changed, js, moved, pairs, depth)
+        # every changed article's values with each list, as its full row has them (what follow read before)
+        score, best = windows.rows(changed.cols, with_max=True) if len(changed.cols) else \
+            (np.zeros((0, len(moved)), np.float32),) * 2
         for j, found in zip(js, got):
             q = int(changed.rest[j])
             want = window_reach.follow(windows, record, changed, int(j), moved, score[:, q], best[:, q], depth)
