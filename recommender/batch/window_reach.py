@@ -75,6 +75,7 @@ class ChangedWindows:
 
     def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None, ann=None):
         self.rest, self.cols = rest, cols
+        self.recorded = 0  # kept rows whose windows' recorded probes an IVF search took (`_recorded_probes`)
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
         changed, cscales, self.cfirsts, _ = windows.gather(cols)
@@ -109,6 +110,7 @@ class ChangedWindows:
         dropped (the list is ranked again)."""
         vectors = np.asarray(changed, np.float32) * np.asarray(cscales, np.float32)[:, None]
         theirs = ann.subset(vectors, np.arange(len(vectors)))
+        probes = self._recorded_probes(record, len(stored), ann.nprobe)
         asked = np.zeros(len(stored), dtype=np.int64)
         for j, row in enumerate(self.rest):
             near = record.near.get(int(row)) if record is not None else None
@@ -119,7 +121,7 @@ class ChangedWindows:
             mine = np.asarray(stored[a:a + BLOCK_WINDOWS], np.float32) * np.asarray(scales[a:a + BLOCK_WINDOWS],
                                                                                     np.float32)[:, None]
             k = int(min(len(vectors), max(1, asked[a:a + len(mine)].max(initial=1))))
-            sims, ids = theirs.search(mine, k)
+            sims, ids = theirs.search(mine, k, probes=self._probes_of(ann, mine, probes, a))
             self.best[a:a + len(mine)] = np.where(ids[:, 0] >= 0, sims[:, 0], -np.inf)
             if floors is None:
                 continue
@@ -130,6 +132,32 @@ class ChangedWindows:
         for j in np.flatnonzero(total[self.firsts + self.counts] > total[self.firsts]):
             record.near.pop(int(self.rest[j]), None)
         return found
+
+    def _recorded_probes(self, record: Record | None, total: int, nprobe: int) -> tuple | None:
+        """The recorded probes of the kept windows (`Record.probes`: lists and similarities, total x nprobe; a
+        window whose row recorded none: list -1), or None when no row recorded any."""
+        mine = [] if record is None else [(j, record.probes.get(int(row))) for j, row in enumerate(self.rest)]
+        mine = [(j, p) for j, p in mine if p is not None and p[0].shape == (self.counts[j], nprobe)]
+        if not mine:
+            return None
+        lists, sims = np.full((total, nprobe), -1, np.int64), np.zeros((total, nprobe), np.float32)
+        for j, (rows, values) in mine:
+            lists[self.firsts[j]:self.firsts[j] + self.counts[j]] = rows
+            sims[self.firsts[j]:self.firsts[j] + self.counts[j]] = values
+        self.recorded = len(mine)
+        return lists, sims
+
+    @staticmethod
+    def _probes_of(ann, mine: np.ndarray, probes: tuple | None, a: int) -> tuple | None:
+        """The probes of the block of kept windows from `a` (`mine`: their vectors): recorded, and found where not
+        (WindowANN.probes, what a search finds itself); None when none is recorded (the search finds them)."""
+        if probes is None:
+            return None
+        lists, sims = probes[0][a:a + len(mine)].copy(), probes[1][a:a + len(mine)].copy()
+        todo = np.flatnonzero(lists[:, 0] < 0)
+        if len(todo):
+            lists[todo], sims[todo] = ann.probes(mine[todo])
+        return lists, sims
 
     def _floors(self, record: Record) -> np.ndarray:
         """Each kept window's recorded floor (+inf where its row has no record of the right shape)."""

@@ -32,6 +32,10 @@ class Record:
         # per row, what its query windows retrieved with the margin: (articles, similarities, count per query
         # window, floor per query window: no other window is nearer), each query window's best first
         self.near: dict[int, tuple] = {}
+        # per row on an IVF window index, the lists each of its query windows probed and their similarities (each
+        # a function of the window's vector under the index's training, which a night keeps: window_reach.
+        # ChangedWindows searches a kept list's windows again with them, not with every list's centroid)
+        self.probes: dict[int, tuple] = {}
         self.n = n
         self.key: str | None = None  # the approximate window index's training key the lists were ranked with
 
@@ -41,7 +45,11 @@ class Record:
         if near is None:
             self.near.pop(row, None)
         else:
-            self.near[row] = near
+            self.near[row] = near[:4]
+        if near is not None and len(near) > 4:
+            self.probes[row] = near[4]
+        else:
+            self.probes.pop(row, None)
         if pool is None:
             self.pools.pop(row, None)
         else:
@@ -100,7 +108,22 @@ class Record:
             for k, (field, kind) in enumerate(NEAR_FIELDS):
                 out[f"near_{field}"] = np.concatenate([self.near[r][k] for r in rows], dtype=kind,
                                                       casting="unsafe") if rows else np.zeros(0, kind)
+            out.update(self._probe_arrays())
         return out
+
+    def _probe_arrays(self) -> dict:
+        """`probes` as arrays: per row its query windows (-1: none recorded), then every window's lists and
+        similarities, one row of nprobe each (the widest recorded; a narrower row, from an index with fewer lists
+        probed, is not kept)."""
+        width = max((len(lists[0]) for lists, _ in self.probes.values() if len(lists)), default=0)
+        rows = [r for r in sorted(self.probes) if self.probes[r][0].shape[1:] == (width,)]
+        lengths = np.full(self.n, -1, dtype=np.int64)
+        lengths[rows] = [len(self.probes[r][0]) for r in rows]
+        lists = np.concatenate([self.probes[r][0] for r in rows]).astype(np.int32) if rows else \
+            np.zeros((0, width), np.int32)
+        sims = np.concatenate([self.probes[r][1] for r in rows]).astype(np.float32) if rows else \
+            np.zeros((0, width), np.float32)
+        return {"probe_len": lengths, "probe_lists": lists, "probe_sims": sims}
 
     @classmethod
     def load(cls, state: dict, prev: np.ndarray, same: np.ndarray) -> "Record":
@@ -150,4 +173,11 @@ class Record:
                     a, b = w_starts[p], w_starts[p + 1]
                     e, f = e_starts[a], e_starts[b]
                     out.near[row] = (rows[e:f], sims[e:f], counts32[a:b], floors[a:b])
+        if "probe_len" in state:
+            windows = state["probe_len"]
+            starts = np.concatenate(([0], np.cumsum(np.maximum(windows, 0))))
+            lists, sims = state["probe_lists"], state["probe_sims"]
+            for row, p in zip(kept.tolist(), prev[kept].tolist()):
+                if windows[p] >= 0:
+                    out.probes[row] = (lists[starts[p]:starts[p + 1]], sims[starts[p]:starts[p + 1]])
         return out

@@ -120,7 +120,8 @@ class WindowStage:
         when every stored window was found; what the nightly batch's reach bounds the next night with, and
         `near`: None, or with a margin asked, each query window's retrieved windows, margin included, as
         (their articles, similarities, count per query window, the similarity no other window exceeds: -inf when
-        every one was found)). How many windows each query window retrieves depends on that query alone, so a
+        every one was found), on an IVF index followed by the lists each query window probed and their
+        similarities (`probes`: what the nightly reach searches a kept list's windows with again)). How many windows each query window retrieves depends on that query alone, so a
         query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
         also ends with its similarities with every stored window (query windows x stored windows)."""
         margin = self.margin > 0
@@ -130,6 +131,7 @@ class WindowStage:
         extras = [max(MIN_MARGIN, int(per * self.margin)) if margin else 0 for per in wanted]
         sizes = [len(codes) for codes, _ in queries]
         found: list = [None] * len(queries)  # each query's (sims, ids) of its windows, and its products
+        probed = None
         if products:  # one product for every query of the run, each query window asking its query's k
             sims, ids, every = self.ann.search_codes(np.concatenate([codes for codes, _ in queries]),
                                                      np.concatenate([scales for _, scales in queries]),
@@ -141,7 +143,7 @@ class WindowStage:
             groups: dict[int, list[int]] = {}
             for i, per in enumerate(wanted):
                 groups.setdefault(per, []).append(i)
-            probed = self._probes(queries) if len(groups) > 1 else None
+            probed = self._probes(queries) if len(groups) > 1 or margin else None
             for per, members in groups.items():
                 if probed is not None:  # the group's rows of the block's query windows and lists probed
                     vectors, lists, coarse, starts = probed
@@ -156,13 +158,16 @@ class WindowStage:
                     found[i] = (sims[start:start + sizes[i]], ids[start:start + sizes[i]], None)
                     start += sizes[i]
         out: list = []
-        for (sims, ids, every), per, extra in zip(found, wanted, extras):
+        for i, ((sims, ids, every), per, extra) in enumerate(zip(found, wanted, extras)):
             within, last = ids[:, :per], sims[:, :per][:, -1]
             # window ids in order: each binary search in `offsets` starts where the last one ended (a quarter of
             # the time of unordered ids at 1M articles)
             owners = sorted_unique(self._owners(np.sort(within[within >= 0])))
             everything = per >= self.ann.count
             near = self._near(ids, sims, per + extra) if margin else None
+            if near is not None and probed is not None:  # the lists its windows probed (an IVF index)
+                _, lists, coarse, starts = probed
+                near += ((lists[starts[i]:starts[i + 1]].astype(np.int32), coarse[starts[i]:starts[i + 1]]),)
             out.append((owners, self._outsider_bound(within, last, per),
                         None if everything else np.where(within[:, -1] < 0, np.inf, last.astype(np.float64)), near)
                        + ((every,) if products else ()))

@@ -44,6 +44,7 @@ def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_
     assert stats["window_ann"] == windowann.IVF and stats["window_ann_nprobe"] == 3 < stats["window_ann_nlist"]
     key = stats["window_ann_key"]
     monkeypatch.setattr(windowrecall, "NPROBES", (4,))  # what a night that tuned its nprobe again would choose
+    recorded = _checked_probes(monkeypatch)
     for round_ in range(3):
         night(records, rng, bank, round_)
         write_records(feed, records)
@@ -57,6 +58,29 @@ def test_nights_above_the_exact_search_stay_incremental_and_exact(tmp_path, ivf_
         assert_same_lists(outputs(out), full_with_frozen(index_dir, out, policy, learned=learned, window_pools=pools,
                                                          window_ann=True))
         assert stored_window_pools(out) == pools  # the pools the reach followed are those a retrieval finds now
+    # the reach searched kept windows with the probes their lists recorded, each equal to a search's own
+    assert recorded["windows"] > 100, recorded
+
+
+def _checked_probes(monkeypatch) -> dict:
+    """Count the kept windows the learned reach searches with the probes their lists recorded, and check each
+    against the lists and similarities the index's own search finds for it (WindowANN.probes)."""
+    from recommender.batch import window_reach
+
+    taken = window_reach.ChangedWindows._probes_of
+    recorded = {"windows": 0}
+
+    def checked(ann, mine, probes, a):
+        got = taken(ann, mine, probes, a)
+        if probes is not None:
+            had = np.flatnonzero(probes[0][a:a + len(mine), 0] >= 0)
+            lists, sims = ann.probes(mine[had])
+            assert np.array_equal(got[0][had], lists) and np.array_equal(got[1][had], sims)
+            recorded["windows"] += len(had)
+        return got
+
+    monkeypatch.setattr(window_reach.ChangedWindows, "_probes_of", staticmethod(checked))
+    return recorded
 
 
 def test_a_night_whose_window_index_is_trained_anew_is_a_full_run(tmp_path, ivf_windows, monkeypatch):
