@@ -8,7 +8,7 @@ window_batch._Block does it for 256 lists at a time in some forty NumPy passes o
 * `_segments`: each query window's recorded windows of unchanged articles above its floor merged with the changed
   articles' windows above it (recorded first at equal similarity, as follow's stable sort), the new near record,
   the lasts, and the owners of each query window's best `per` (in the order first met), each owner's score where
-  it is known (the stored pool's for an unchanged member, the changed articles' rows for a changed one) and its
+  it is known (the stored pool's for an unchanged member, changed_pairs' values for a changed one) and its
   kind: an earlier owner outside the pool (`LATER`: scored only when the pool may need it) or a new one (`NEW`);
 * between the two, `WindowScores.pairs` for the owners to score (CompiledBlock, in Python: the windows' products);
 * `_pools`: the best `depth` owners by (score descending, row), refused on a tie at the pool's boundary.

@@ -13,8 +13,8 @@ laid end to end, one segment per query window, and every step of `follow` is don
   `per`-th is not strictly above the next window (or the floor) is left to `follow` itself (its tie rule,
   `_top_owners`), and so is a list whose recorded windows are not best first;
 * the owners of each segment's best `per`, scored as `follow` scores them (the stored pool's score of an unchanged
-  member, the changed articles' row, `WindowScores.pairs` for the others when `follow` would), and the pool the
-  best `depth` by (score desc, row), refused on a tie at its boundary.
+  member, changed_pairs' values for a changed one, `WindowScores.pairs` for the others when `follow` would), and
+  the pool the best `depth` by (score desc, row), refused on a tie at its boundary.
 
 So every list gets exactly what `follow` gives it (tests/batch/test_batched_reach.py compares them list by list).
 """
