@@ -75,7 +75,6 @@ class ChangedWindows:
 
     def __init__(self, windows, rest: np.ndarray, cols: np.ndarray, record: Record | None = None, ann=None):
         self.rest, self.cols = rest, cols
-        self.recorded = 0  # kept rows whose windows' recorded probes an IVF search took (`_recorded_probes`)
         stored, scales, firsts, counts = windows.gather(rest)
         self.firsts, self.counts = firsts, counts
         changed, cscales, self.cfirsts, _ = windows.gather(cols)
@@ -144,7 +143,6 @@ class ChangedWindows:
         for j, (rows, values) in mine:
             lists[self.firsts[j]:self.firsts[j] + self.counts[j]] = rows
             sims[self.firsts[j]:self.firsts[j] + self.counts[j]] = values
-        self.recorded = len(mine)
         return lists, sims
 
     @staticmethod

@@ -121,8 +121,9 @@ class WindowStage:
         `near`: None, or with a margin asked, each query window's retrieved windows, margin included, as
         (their articles, similarities, count per query window, the similarity no other window exceeds: -inf when
         every one was found), on an IVF index followed by the lists each query window probed and their
-        similarities (`probes`: what the nightly reach searches a kept list's windows with again)). How many windows each query window retrieves depends on that query alone, so a
-        query gets the same candidates alone or in a batch. products (with `keeps_products`): each query's tuple
+        similarities (what the nightly reach searches a kept list's windows with again)). How many windows each
+        query window retrieves depends on that query alone, so a query gets the same candidates alone or in a
+        batch. products (with `keeps_products`): each query's tuple
         also ends with its similarities with every stored window (query windows x stored windows)."""
         margin = self.margin > 0
         if self._owner_map is None and len(queries) >= OWNER_MAP:
