@@ -54,7 +54,7 @@ class HeadPools:
     ranking makes them: `of(positions)`, position -> (rows int64, values float32, bound, what follows it or None),
     each the record the ranking would keep (the query itself at +inf)."""
 
-    def __init__(self, job, frozen, rest: np.ndarray):
+    def __init__(self, job, frozen, rest: np.ndarray, ahead: bool = False):
         ranker = job.ranker()
         self.stage = ranker.lexical_stage()
         self.depth = ranker.ranking.candidates + 1  # the ranking's own depth (not capped at n)
@@ -63,10 +63,27 @@ class HeadPools:
         before = frozen.lexical_heads[rest] if frozen.lexical_heads is not None else np.ones(len(rest), dtype=bool)
         self.direct = before | self.stage.heads_made(rest)
         self._made: dict[int, tuple] = {}
+        self._ahead: list = []  # (chunk, future) retrieved in the background (`ahead`)
+        if ahead and RETRIEVERS > 1:
+            self._start(np.flatnonzero(self.direct).tolist())
+
+    def _start(self, positions: list[int]) -> None:
+        """Retrieve the pools of `positions` on RETRIEVERS threads in the background, while the reach's other
+        parts run (`of` collects them): the compiled read releases the GIL, so they overlap the caller's work."""
+        chunks = [positions[start:start + CHUNK] for start in range(0, len(positions), CHUNK)]
+        if not chunks:
+            return
+        self.stage.impact  # noqa: B018 - the heads' reader made once, before the threads share it
+        pool = ThreadPoolExecutor(max_workers=RETRIEVERS, thread_name_prefix="recommender-heads")
+        self._ahead = [(chunk, pool.submit(self._make_many, chunk)) for chunk in chunks]
+        pool.shutdown(wait=False)  # its threads end once the chunks are done
 
     def of(self, positions) -> dict:
         """The pools of those of `positions` whose pools come from heads (made once, on RETRIEVERS threads)."""
         wanted = [int(j) for j in positions if self.direct[int(j)]]
+        for chunk, future in self._ahead:  # the background retrieval, all of it (an error surfaces here)
+            self._made.update(zip(chunk, future.result()))
+        self._ahead = []
         missing = [j for j in wanted if j not in self._made]
         chunks = [missing[start:start + CHUNK] for start in range(0, len(missing), CHUNK)]
         if len(chunks) > 1 and RETRIEVERS > 1:

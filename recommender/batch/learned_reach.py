@@ -176,8 +176,8 @@ def reached_by_learned_score(job, frozen, state: dict, prev: np.ndarray, stored:
     new_bounds = {"dense": np.full(len(rest), np.nan), "lexical": np.full(len(rest), -np.inf),
                   "window": np.full(len(rest), -np.inf), "mention": np.zeros(len(rest))}
     mentioned = mention_depth(ranker.ranking.candidates + 1)
+    tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])  # its head pools start retrieving
     side = WindowSide(ranker, frozen, rest, moved, depth, POOL_EPS) if used["window"] else None
-    tops = TopSide(job, frozen, rest, moved, depth, POOL_EPS, used["lexical"])
     lw = np.zeros(len(rest), dtype=bool)  # window pool not followed: ranked again
     raw_pairs = pair_values(tops, side)
     margins = frozen.margins

@@ -254,6 +254,9 @@ class TopSide:
     def __init__(self, job, frozen, rest: np.ndarray, moved: np.ndarray, depth: int, eps: float, lexical: bool):
         self.job, self.record, self.depth, self.eps = job, frozen.windows, depth, eps
         self.moved, self.cols = moved, np.flatnonzero(moved)
+        # lexical pools from the posting lists' heads, now or when stored: made again as the ranking makes them,
+        # in the background from here on (the reach asks for them once its other records are read)
+        self.heads = HeadPools(job, frozen, rest, ahead=len(self.cols) > 0) if lexical else None
         self.names = ["dense"] + (["lexical"] if lexical else [])
         self.changed = {"dense": job.vectors[rest] @ job.vectors[self.cols].T}
         if lexical:
@@ -261,8 +264,6 @@ class TopSide:
             self.changed["lexical"] = (tfidf[rest] @ tfidf[self.cols].T).toarray()
         self.rows_computed = 0
         self.postings = None
-        # lexical pools from the posting lists' heads, now or when stored: made again as the ranking makes them
-        self.heads = HeadPools(job, frozen, rest) if lexical else None
 
     def rows(self, name: str, qs: np.ndarray) -> np.ndarray:
         """The full rows of the queries qs (len(qs) x n, float64) in one product: the lexical rows exactly as one
