@@ -16,9 +16,10 @@ then that list's new pool, exactly; its old one is the stored record.
 A pool retrieved again costs about 1 ms at 60,000 articles (the heads' read, 65,536 postings), so the pools are
 retrieved on every core (`RETRIEVERS` threads: the compiled read releases the GIL, its scratch arrays are each
 thread's own), and under the learned reach in the background from the start of its pool records (`ahead`), while
-the main thread reads the window side's. Telling which head pools a night cannot have changed was tried (2026-12-07): a pool keeps its read
-only when no changed posting, old or new, sits in the heads it reads; with 1% of 60,000 articles changed, a read
-of 65,536 postings holds about 650 of theirs, and not one of 56,783 head pools qualified.
+the main thread reads the window side's. Telling which head pools a night cannot have changed was tried
+(2026-12-07): a pool keeps its read only when no changed posting, old or new, sits in the heads it reads; with 1%
+of 60,000 articles changed, a read of 65,536 postings holds about 650 of theirs, and not one of 56,783 head pools
+qualified.
 """
 
 from __future__ import annotations
