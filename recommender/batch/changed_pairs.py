@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.blocks import ranges
+
 
 class ChangedPairs:
     """Window values of (kept row q, changed article cols[c]) pairs: those of the changed articles that own an
@@ -72,7 +74,7 @@ class ChangedPairs:
         lo = np.searchsorted(self.keys, qs * self.width)
         hi = np.searchsorted(self.keys, (qs + 1) * self.width)
         e = np.repeat(np.arange(len(qs)), hi - lo)
-        at = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo) + np.arange(int((hi - lo).sum()))
+        at = ranges(lo, hi - lo)  # each row's computed pairs
         cs = self.keys[at] % self.width
         score[cs, e], best[cs, e] = self.score[at], self.best[at]
         return score, best

@@ -65,38 +65,36 @@ class HeadPools:
         before = frozen.lexical_heads[rest] if frozen.lexical_heads is not None else np.ones(len(rest), dtype=bool)
         self.direct = before | self.stage.heads_made(rest)
         self._made: dict[int, tuple] = {}
-        self._ahead: list = []  # (chunk, future) retrieved in the background (`ahead`)
-        if ahead and RETRIEVERS > 1:
+        self._started: list = []  # (chunk, future) being retrieved on threads (`_start`), collected by `of`
+        if ahead and RETRIEVERS > 1:  # in the background, while the reach's other parts run
             self._start(np.flatnonzero(self.direct).tolist())
 
     def _start(self, positions: list[int]) -> None:
-        """Retrieve the pools of `positions` on RETRIEVERS threads in the background, while the reach's other
-        parts run (`of` collects them): the compiled read releases the GIL, so they overlap the caller's work."""
+        """Retrieve the pools of `positions` on RETRIEVERS threads (the compiled read releases the GIL, so they
+        overlap the caller's work until `of` collects them), or here when they are one chunk or one core."""
         chunks = [positions[start:start + CHUNK] for start in range(0, len(positions), CHUNK)]
-        if not chunks:
-            return
-        self.stage.impact  # noqa: B018 - the heads' reader made once, before the threads share it
-        pool = ThreadPoolExecutor(max_workers=RETRIEVERS, thread_name_prefix="recommender-heads")
-        self._ahead = [(chunk, pool.submit(self._make_many, chunk)) for chunk in chunks]
-        pool.shutdown(wait=False)  # its threads end once the chunks are done
+        if len(chunks) > 1 and RETRIEVERS > 1:
+            self.stage.impact  # noqa: B018 - the heads' reader made once, before the threads share it
+            pool = ThreadPoolExecutor(max_workers=RETRIEVERS, thread_name_prefix="recommender-heads")
+            self._started += [(chunk, pool.submit(self._make_many, chunk)) for chunk in chunks]
+            pool.shutdown(wait=False)  # its threads end once the chunks are done
+        else:
+            for chunk in chunks:
+                self._made.update(zip(chunk, self._make_many(chunk)))
 
     def of(self, positions) -> dict:
         """The pools of those of `positions` whose pools come from heads (made once, on RETRIEVERS threads)."""
         wanted = [int(j) for j in positions if self.direct[int(j)]]
-        for chunk, future in self._ahead:  # the background retrieval, all of it (an error surfaces here)
-            self._made.update(zip(chunk, future.result()))
-        self._ahead = []
-        missing = [j for j in wanted if j not in self._made]
-        chunks = [missing[start:start + CHUNK] for start in range(0, len(missing), CHUNK)]
-        if len(chunks) > 1 and RETRIEVERS > 1:
-            self.stage.impact  # noqa: B018 - the heads' reader made once, before the threads share it
-            with ThreadPoolExecutor(max_workers=RETRIEVERS, thread_name_prefix="recommender-heads") as pool:
-                made = list(pool.map(self._make_many, chunks))
-        else:
-            made = [self._make_many(chunk) for chunk in chunks]
-        for chunk, pools in zip(chunks, made):
-            self._made.update(zip(chunk, pools))
+        self._collect()  # what started ahead, all of it
+        self._start([j for j in wanted if j not in self._made])
+        self._collect()
         return {j: self._made[j] for j in wanted}
+
+    def _collect(self) -> None:
+        """Wait for the pools being retrieved on threads (an error of theirs surfaces here)."""
+        for chunk, future in self._started:
+            self._made.update(zip(chunk, future.result()))
+        self._started = []
 
     def _make_many(self, positions: list[int]) -> list[tuple]:
         return [self._make(int(self.rest[j])) for j in positions]

@@ -39,6 +39,14 @@ def spans(owners: np.ndarray, starts: np.ndarray):
     return ((int(owners[a]), a, b) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()) if b > a)
 
 
+def ranges(begins: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions begins[k] .. begins[k] + lengths[k] - 1 of every range k, laid end to end (int64): the entries
+    of some rows of a CSR-like array, in one gather."""
+    begins, lengths = np.asarray(begins, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    return np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
+        int(lengths.sum()), dtype=np.int64)
+
+
 def runs(ptr, block: int):
     """(start, stop) of each run of whole rows of a CSR-like pointer array (row i's entries are ptr[i]:ptr[i + 1])
     holding at most `block` entries, or one row when that row alone holds more: how a build's work on a matrix

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.blocks import ranges, runs
 from ..store.compiledscores import row_dots
 from ..store.compiledtopk import ACTIVE
 from .topk import stable_order
@@ -47,9 +48,7 @@ def _gather(indptr, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(positions of every stored entry of `rows` in CSR order, the length of each row)."""
     begins = np.asarray(indptr[rows], dtype=np.int64)
     lengths = np.asarray(indptr[rows + 1], dtype=np.int64) - begins
-    at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
-        int(lengths.sum()), dtype=np.int64)
-    return at, lengths
+    return ranges(begins, lengths), lengths
 
 
 def lexical_sample(tfidf: tuple, n: int, vocabulary: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -227,7 +226,6 @@ class LexicalStage:
         """Whether each stored article's lexical pool (of `rows`, else of every row) comes from the lists' heads
         (`exact_pool` False for its terms), for every row at once: its terms' postings summed, runs of rows of at
         most about `block` entries at a time (common.blocks.runs)."""
-        from ..common.blocks import runs
 
         lengths = np.diff(np.asarray(self.topk.indptr, dtype=np.int64))
         indptr, indices, _ = self.tfidf

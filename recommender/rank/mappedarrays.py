@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.blocks import ranges
+
 ROW_BLOCK = 8  # more query rows than this at once: the lexical index's sparse product (same numbers, faster)
 
 
@@ -60,8 +62,7 @@ class MappedLexical:
                 continue
             begins, ends = p_indptr[terms].astype(np.int64), p_indptr[terms + 1].astype(np.int64)
             lengths = ends - begins
-            at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
-                lengths.sum())
+            at = ranges(begins, lengths)
             products = np.asarray(p_data[at], dtype=np.float32) * np.repeat(weights, lengths)
             np.add.at(out[i], np.asarray(p_indices[at], dtype=np.int64), products)
         return out

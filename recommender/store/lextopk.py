@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from ..common.blocks import runs
+from ..common.blocks import ranges, runs
 from ..common.sortkeys import descending_keys
 from .compiledtopk import ACTIVE, head_top_k
 
@@ -154,7 +154,7 @@ class PostingsTopK:
 
     def _one_pass(self, begins: np.ndarray, lengths: np.ndarray, weights: np.ndarray, k: int):
         """Every posting of every term, in one vectorised pass (what a sparse product does)."""
-        at = np.repeat(begins - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        at = ranges(begins, lengths)
         docs = np.asarray(self.indices[at], dtype=np.int64)
         acc = np.zeros(self.n_docs, dtype=np.float32)
         np.add.at(acc, docs, np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, lengths))
@@ -300,7 +300,7 @@ class ImpactTopK:
     def _head_top_k(self, begins: np.ndarray, read: np.ndarray, weights: np.ndarray,
                     k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best documents by the sums of the postings read, in NumPy (`top_k`'s rows and partial scores)."""
-        at = np.repeat(begins - np.concatenate(([0], np.cumsum(read)[:-1])), read) + np.arange(int(read.sum()))
+        at = ranges(begins, read)
         docs = np.asarray(self.indices[at], dtype=np.int64)
         values = np.asarray(self.data[at], dtype=np.float32) * np.repeat(weights, read)
         if self.n_docs <= DENSE_SUMS * len(docs):  # a corpus not much larger than the read: an array of its size

@@ -12,7 +12,7 @@ from recommender.store.ann import FlatIndex
 from recommender.batch.nightly import BatchError, run_batch
 from recommender.cli import cli
 from recommender.batch.engines import RAY_EXTRA_MISSING, EngineError, LocalEngine, get_engine
-from recommender.common.blocks import blocks
+from recommender.common.blocks import blocks, ranges
 
 
 def test_blocks_cover_the_range_once():
@@ -20,6 +20,15 @@ def test_blocks_cover_the_range_once():
     assert blocks(0, 4) == []
     with pytest.raises(ValueError):
         blocks(5, 0)
+
+
+def test_ranges_are_the_positions_of_each_range_end_to_end():
+    rng = np.random.default_rng(2)
+    begins, lengths = rng.integers(0, 1000, 50), rng.integers(0, 6, 50)
+    want = [p for b, n in zip(begins, lengths) for p in range(b, b + n)]
+    got = ranges(begins, lengths)
+    assert got.dtype == np.int64 and got.tolist() == want
+    assert ranges(np.zeros(0), np.zeros(0)).tolist() == []
 
 
 def test_local_engine_maps_blocks_in_order():
